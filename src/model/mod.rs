@@ -1,0 +1,366 @@
+//! Domain types of the federation and the rules that make them valid.
+//!
+//! Nothing here does I/O. Every value that enters the node — from an agency
+//! client, a peer, the roster or the config — is turned into one of these
+//! types through a constructor that checks it, so the code above can rely on
+//! an id being well formed or an alert being within its bounds. Validation
+//! failures name the field and the rule ([`FieldError`]).
+
+pub mod wire;
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// Longest alert summary, in characters.
+pub const MAX_SUMMARY_CHARS: usize = 1000;
+/// Most named recipients in one distribution.
+pub const MAX_RECIPIENTS: usize = 64;
+
+/// One violated rule: which field, and what the rule is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Dotted path of the field, e.g. `alert.summary`.
+    pub field: String,
+    /// The rule that was broken, in words.
+    pub rule: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, rule: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            rule: rule.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.rule)
+    }
+}
+
+/// Every rule a value broke, reported together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ValidationErrors(pub Vec<FieldError>);
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&parts.join("; "))
+    }
+}
+
+impl ValidationErrors {
+    /// `Ok(())` when no error was collected.
+    pub fn into_result(self) -> Result<(), ValidationErrors> {
+        if self.0.is_empty() { Ok(()) } else { Err(self) }
+    }
+}
+
+/// A member's node id: `gt`, `hn`, `gt-mp`, ...
+///
+/// 1 to 32 characters of lower-case ASCII letters, digits and `-`, starting
+/// with a letter and not ending with `-`. It appears in SPIFFE ids, store
+/// keys and record ids, so the alphabet is deliberately small.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeId(String);
+
+impl NodeId {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.is_empty() || s.len() > 32 {
+            return Err(format!(
+                "node id {s:?} must be 1 to 32 characters long"
+            ));
+        }
+        if !s.starts_with(|c: char| c.is_ascii_lowercase()) || s.ends_with('-') {
+            return Err(format!(
+                "node id {s:?} must start with a lower-case letter and not end with '-'"
+            ));
+        }
+        if !s
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(format!(
+                "node id {s:?} may contain only a-z, 0-9 and '-'"
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who may receive a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Distribution {
+    /// Every member of the federation.
+    AllMembers,
+    /// Only these members (never empty).
+    Named(BTreeSet<NodeId>),
+}
+
+impl Distribution {
+    /// Whether `node` may receive a record with this distribution.
+    pub fn includes(&self, node: &NodeId) -> bool {
+        match self {
+            Distribution::AllMembers => true,
+            Distribution::Named(members) => members.contains(node),
+        }
+    }
+
+    /// Builds a distribution from a list of recipient ids; empty means all.
+    pub fn from_recipients<S: AsRef<str>>(
+        field: &str,
+        to: &[S],
+    ) -> Result<Self, ValidationErrors> {
+        if to.is_empty() {
+            return Ok(Distribution::AllMembers);
+        }
+        let mut errors = Vec::new();
+        let mut members = BTreeSet::new();
+        if to.len() > MAX_RECIPIENTS {
+            errors.push(FieldError::new(
+                field,
+                format!("at most {MAX_RECIPIENTS} recipients"),
+            ));
+        }
+        for (i, id) in to.iter().enumerate() {
+            match NodeId::parse(id.as_ref()) {
+                Ok(id) => {
+                    if !members.insert(id.clone()) {
+                        errors.push(FieldError::new(
+                            format!("{field}[{i}]"),
+                            format!("recipient {id} is listed twice"),
+                        ));
+                    }
+                }
+                Err(rule) => errors.push(FieldError::new(format!("{field}[{i}]"), rule)),
+            }
+        }
+        ValidationErrors(errors).into_result()?;
+        Ok(Distribution::Named(members))
+    }
+
+    /// Recipient ids as strings, empty for all members.
+    pub fn recipients(&self) -> Vec<String> {
+        match self {
+            Distribution::AllMembers => Vec::new(),
+            Distribution::Named(m) => m.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+/// A minimal alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alert {
+    /// Short free text; no personal identifier in clear text.
+    pub summary: String,
+    /// BCP 47 language tag of the summary.
+    pub language: String,
+}
+
+impl Alert {
+    /// Checks every rule of an alert and reports all that fail.
+    pub fn validate(&self, field: &str) -> Result<(), ValidationErrors> {
+        let mut errors = Vec::new();
+        let summary = self.summary.trim();
+        if summary.is_empty() {
+            errors.push(FieldError::new(
+                format!("{field}.summary"),
+                "must not be empty",
+            ));
+        }
+        let chars = self.summary.chars().count();
+        if chars > MAX_SUMMARY_CHARS {
+            errors.push(FieldError::new(
+                format!("{field}.summary"),
+                format!("must be at most {MAX_SUMMARY_CHARS} characters (got {chars})"),
+            ));
+        }
+        if self
+            .summary
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            errors.push(FieldError::new(
+                format!("{field}.summary"),
+                "must not contain control characters other than newline and tab",
+            ));
+        }
+        if let Err(rule) = check_language_tag(&self.language) {
+            errors.push(FieldError::new(format!("{field}.language"), rule));
+        }
+        ValidationErrors(errors).into_result()
+    }
+}
+
+/// A simplified BCP 47 check: a 2–3 letter primary language subtag,
+/// optionally followed by `-` and alphanumeric subtags of 1–8 characters.
+fn check_language_tag(tag: &str) -> Result<(), String> {
+    let mut parts = tag.split('-');
+    let primary = parts.next().unwrap_or_default();
+    let primary_ok =
+        (2..=3).contains(&primary.len()) && primary.chars().all(|c| c.is_ascii_alphabetic());
+    let rest_ok = parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
+    if primary_ok && rest_ok && tag.len() <= 35 {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be a BCP 47 language tag such as \"es\" or \"en-US\" (got {tag:?})"
+        ))
+    }
+}
+
+/// What a record is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordKind {
+    Alert(Alert),
+}
+
+impl RecordKind {
+    /// Short machine name of the kind, as printed by the CLI.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RecordKind::Alert(_) => "alert",
+        }
+    }
+}
+
+/// The signed content of a shared record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordBody {
+    pub origin: NodeId,
+    pub seq: u64,
+    pub record_id: String,
+    pub created_at_ms: i64,
+    pub distribution: Distribution,
+    pub kind: RecordKind,
+}
+
+impl RecordBody {
+    /// The rules every record must satisfy, whoever made it.
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errors = Vec::new();
+        if self.seq == 0 {
+            errors.push(FieldError::new("seq", "must be at least 1"));
+        }
+        if let Err(rule) = check_record_id(&self.record_id, &self.origin) {
+            errors.push(FieldError::new("record_id", rule));
+        }
+        if let Distribution::Named(m) = &self.distribution {
+            if m.is_empty() {
+                errors.push(FieldError::new(
+                    "distribution.named.members",
+                    "must name at least one member",
+                ));
+            }
+            if m.len() > MAX_RECIPIENTS {
+                errors.push(FieldError::new(
+                    "distribution.named.members",
+                    format!("at most {MAX_RECIPIENTS} recipients"),
+                ));
+            }
+        }
+        match &self.kind {
+            RecordKind::Alert(alert) => {
+                if let Err(e) = alert.validate("alert") {
+                    errors.extend(e.0);
+                }
+            }
+        }
+        ValidationErrors(errors).into_result()
+    }
+}
+
+/// Makes a new record id for `origin` from 8 random bytes.
+pub fn new_record_id(origin: &NodeId, random: [u8; 8]) -> String {
+    format!("{origin}-{:016x}", u64::from_be_bytes(random))
+}
+
+fn check_record_id(id: &str, origin: &NodeId) -> Result<(), String> {
+    let ok = id
+        .strip_prefix(origin.as_str())
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|hex| {
+            hex.len() == 16 && hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be \"{origin}-\" followed by 16 lower-case hex digits (got {id:?})"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_ids_follow_the_rules() {
+        for ok in ["gt", "gt-mp", "a1", "iom"] {
+            assert!(NodeId::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "GT", "1gt", "gt-", "g_t", "gt mp", &"a".repeat(33)] {
+            assert!(NodeId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn alert_validation_names_each_field_and_rule() {
+        let alert = Alert {
+            summary: "  ".into(),
+            language: "spanish".into(),
+        };
+        let errors = alert.validate("alert").unwrap_err().0;
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["alert.summary", "alert.language"]);
+
+        let long = Alert {
+            summary: "x".repeat(MAX_SUMMARY_CHARS + 1),
+            language: "es".into(),
+        };
+        let errors = long.validate("alert").unwrap_err();
+        assert!(errors.to_string().contains("at most 1000 characters"), "{errors}");
+
+        let ok = Alert {
+            summary: "Posible víctima".into(),
+            language: "es-GT".into(),
+        };
+        ok.validate("alert").unwrap();
+    }
+
+    #[test]
+    fn distribution_from_recipients() {
+        assert_eq!(
+            Distribution::from_recipients::<&str>("to", &[]).unwrap(),
+            Distribution::AllMembers
+        );
+        let d = Distribution::from_recipients("to", &["hn", "sv"]).unwrap();
+        assert!(d.includes(&NodeId::parse("hn").unwrap()));
+        assert!(!d.includes(&NodeId::parse("gt").unwrap()));
+        let err = Distribution::from_recipients("to", &["hn", "hn", "X"]).unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+    }
+
+    #[test]
+    fn record_ids_carry_their_origin() {
+        let gt = NodeId::parse("gt").unwrap();
+        let id = new_record_id(&gt, [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(id, "gt-0102030405060708");
+        assert!(check_record_id(&id, &gt).is_ok());
+        assert!(check_record_id(&id, &NodeId::parse("hn").unwrap()).is_err());
+        assert!(check_record_id("gt-XYZ", &gt).is_err());
+    }
+}

@@ -1,0 +1,204 @@
+//! Issuing CAs and certificates in the enlace certificate profile.
+//!
+//! The profile (documented in the README so an agency's own PKI can follow
+//! it with openssl or a national CA):
+//! - keys: ECDSA P-256, signatures ECDSA with SHA-256 — the algorithm every
+//!   gRPC stack and HSM supports;
+//! - CA: `basicConstraints CA:TRUE` (critical), key usage `keyCertSign,
+//!   cRLSign`;
+//! - node certificate: `CA:FALSE`, key usage `digitalSignature`, extended
+//!   key usage `serverAuth, clientAuth` (a node is server and client of its
+//!   peers), SAN `URI:spiffe://<federation>/node/<id>` exactly once, plus a
+//!   DNS name or IP address for each host name the node is reached at;
+//! - agency-client certificate: `CA:FALSE`, key usage `digitalSignature`,
+//!   extended key usage `clientAuth`, subject CN = the client's name, which
+//!   is the actor recorded for its actions.
+//!
+//! Validity starts one hour in the past to absorb clock skew between the
+//! issuing machine and the nodes.
+
+use std::net::IpAddr;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+};
+use time::{Duration, OffsetDateTime};
+
+use crate::crypto;
+use crate::model::NodeId;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    #[error("certificate generation failed: {0}")]
+    Rcgen(#[from] rcgen::Error),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Crypto(#[from] crypto::CryptoError),
+}
+
+/// A certificate and its fresh private key, both PEM.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// What a certificate is for.
+#[derive(Debug, Clone)]
+pub enum Profile {
+    /// A node: peer listener, agency listener and outgoing peer connections.
+    Node {
+        federation: String,
+        node_id: NodeId,
+        dns_names: Vec<String>,
+        ip_addresses: Vec<IpAddr>,
+    },
+    /// An agency client of one node (a case-management system, the CLI).
+    Client { name: String },
+}
+
+fn validity(params: &mut CertificateParams, days: u32) {
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - Duration::hours(1);
+    params.not_after = now + Duration::days(i64::from(days));
+}
+
+fn serial() -> Result<SerialNumber, PkiError> {
+    let mut bytes: [u8; 16] = crypto::random_bytes()?;
+    bytes[0] &= 0x7f; // positive INTEGER
+    bytes[0] |= 0x01; // and never shorter than 16 bytes
+    Ok(SerialNumber::from_slice(&bytes))
+}
+
+fn new_key() -> Result<KeyPair, PkiError> {
+    Ok(KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?)
+}
+
+/// Makes a self-signed CA.
+pub fn new_ca(common_name: &str, organization: Option<&str>, days: u32) -> Result<Issued, PkiError> {
+    if common_name.trim().is_empty() {
+        return Err(PkiError::Invalid("CA common name must not be empty".into()));
+    }
+    let key = new_key()?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    if let Some(o) = organization {
+        dn.push(DnType::OrganizationName, o);
+    }
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.serial_number = Some(serial()?);
+    validity(&mut params, days);
+    let cert = params.self_signed(&key)?;
+    Ok(Issued {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+/// Issues a certificate under the CA given as PEM certificate and key.
+pub fn issue(ca_cert_pem: &str, ca_key_pem: &str, profile: &Profile, days: u32) -> Result<Issued, PkiError> {
+    let ca_key = KeyPair::from_pem(ca_key_pem)?;
+    let issuer = Issuer::from_ca_cert_pem(ca_cert_pem, ca_key)?;
+    let key = new_key()?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.use_authority_key_identifier_extension = true;
+    params.serial_number = Some(serial()?);
+    validity(&mut params, days);
+    match profile {
+        Profile::Node {
+            federation,
+            node_id,
+            dns_names,
+            ip_addresses,
+        } => {
+            dn.push(DnType::CommonName, node_id.as_str());
+            params.extended_key_usages = vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ];
+            let uri = format!("spiffe://{federation}/node/{node_id}");
+            params.subject_alt_names.push(SanType::URI(uri.try_into()?));
+            for d in dns_names {
+                params.subject_alt_names.push(SanType::DnsName(d.clone().try_into()?));
+            }
+            for ip in ip_addresses {
+                params.subject_alt_names.push(SanType::IpAddress(*ip));
+            }
+            if dns_names.is_empty() && ip_addresses.is_empty() {
+                return Err(PkiError::Invalid(
+                    "a node certificate needs at least one DNS name or IP address (--dns or --ip) so that clients can verify it".into(),
+                ));
+            }
+        }
+        Profile::Client { name } => {
+            if name.trim().is_empty() {
+                return Err(PkiError::Invalid("client name must not be empty".into()));
+            }
+            dn.push(DnType::CommonName, name.as_str());
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        }
+    }
+    params.distinguished_name = dn;
+    let cert = params.signed_by(&key, &issuer)?;
+    Ok(Issued {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+
+    #[test]
+    fn node_certificates_carry_the_spiffe_id_and_addresses() {
+        let ca = new_ca("GT federation CA", Some("MP"), 30).unwrap();
+        let node = issue(
+            &ca.cert_pem,
+            &ca.key_pem,
+            &Profile::Node {
+                federation: "fed".into(),
+                node_id: NodeId::parse("gt").unwrap(),
+                dns_names: vec!["localhost".into()],
+                ip_addresses: vec!["127.0.0.1".parse().unwrap()],
+            },
+            30,
+        )
+        .unwrap();
+        let der = CertificateDer::from_pem_slice(node.cert_pem.as_bytes()).unwrap();
+        assert_eq!(crate::tls::node_id_from_cert(&der, "fed").unwrap().as_str(), "gt");
+        assert!(crate::tls::node_id_from_cert(&der, "other").is_err());
+        let (_, parsed) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let eku = parsed.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.server_auth && eku.client_auth);
+        assert!(!parsed.is_ca());
+    }
+
+    #[test]
+    fn a_node_certificate_needs_an_address() {
+        let ca = new_ca("CA", None, 30).unwrap();
+        let err = issue(
+            &ca.cert_pem,
+            &ca.key_pem,
+            &Profile::Node {
+                federation: "fed".into(),
+                node_id: NodeId::parse("gt").unwrap(),
+                dns_names: vec![],
+                ip_addresses: vec![],
+            },
+            30,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("--dns or --ip"), "{err}");
+    }
+}

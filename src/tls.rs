@@ -1,0 +1,516 @@
+//! TLS for both listeners and for outgoing peer connections.
+//!
+//! Security choices, each deliberate:
+//! - one `CryptoProvider`, *ring*, passed explicitly everywhere (no process
+//!   default, so no other provider can sneak in);
+//! - TLS 1.3 only: no renegotiation, no static-RSA or CBC suites, encrypted
+//!   certificates;
+//! - ALPN `h2` only, since every connection carries gRPC;
+//! - client certificates are mandatory on both listeners. On the peer
+//!   listener a client is accepted only when its certificate names a roster
+//!   member (`spiffe://<federation>/node/<id>` URI SAN) **and** its chain
+//!   ends at a CA the roster allows for that member: a valid certificate
+//!   from another member's CA is refused. Outgoing connections check the
+//!   server the same way, plus its DNS name or IP address.
+//! - on the agency listener, clients need a certificate from the node's local
+//!   agency CA, which is a different CA from any in the roster.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::WebPkiClientVerifier;
+use rustls::client::WebPkiServerVerifier;
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_rustls::TlsAcceptor;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::crypto;
+use crate::model::NodeId;
+use crate::roster::{self, Roster};
+
+/// How long a TLS handshake may take before the connection is dropped.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshakes in progress at once per listener; more wait in the backlog.
+const MAX_CONCURRENT_HANDSHAKES: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{0}")]
+    File(String),
+    #[error("private key {path}: {reason}")]
+    Key { path: String, reason: String },
+    #[error(transparent)]
+    Permissions(#[from] crypto::CryptoError),
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("TLS verifier: {0}")]
+    Verifier(String),
+    #[error("certificate does not parse: {0}")]
+    BadCertificate(String),
+    #[error("certificate carries no SPIFFE id of federation {federation:?} (expected a URI SAN spiffe://{federation}/node/<id>)")]
+    NoSpiffeId { federation: String },
+    #[error("certificate names node {0:?}, which is not a member of the roster")]
+    NotAMember(String),
+    #[error("certificate names node {found}, but {expected} was expected")]
+    WrongMember { expected: NodeId, found: NodeId },
+    #[error("certificate has no subject common name to identify the agency client")]
+    NoClientName,
+}
+
+/// The one crypto provider enlace uses.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A certificate chain and its private key, loaded from PEM files.
+#[derive(Debug)]
+pub struct TlsIdentity {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+}
+
+impl Clone for TlsIdentity {
+    fn clone(&self) -> Self {
+        Self {
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+        }
+    }
+}
+
+impl TlsIdentity {
+    /// Loads `cert` (leaf first, then any intermediates) and `key`, refusing
+    /// a key file that others can read.
+    pub fn load(cert: &Path, key: &Path) -> Result<Self, TlsError> {
+        let chain = roster::load_certs(cert).map_err(TlsError::File)?;
+        crypto::check_private_permissions(key)?;
+        let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
+            path: key.display().to_string(),
+            reason: format!("not a PEM private key: {e}"),
+        })?;
+        Ok(Self { chain, key })
+    }
+}
+
+/// Who is on the other end of an accepted connection, as its verified
+/// certificate says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// A federation peer.
+    Peer(NodeId),
+    /// An agency client, by its certificate's common name.
+    Client(String),
+}
+
+/// Connection facts that tonic hands to every request on the connection
+/// (`request.extensions().get::<ConnInfo>()`).
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub remote: SocketAddr,
+    pub identity: Identity,
+}
+
+/// The node id in a certificate's `spiffe://<federation>/node/<id>` URI SAN.
+pub fn node_id_from_cert(cert: &CertificateDer<'_>, federation: &str) -> Result<NodeId, TlsError> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert)
+        .map_err(|e| TlsError::BadCertificate(e.to_string()))?;
+    let prefix = format!("spiffe://{federation}/node/");
+    let mut found = Vec::new();
+    if let Ok(Some(san)) = parsed.subject_alternative_name() {
+        for name in &san.value.general_names {
+            if let x509_parser::extensions::GeneralName::URI(uri) = name
+                && let Some(id) = uri.strip_prefix(&prefix)
+            {
+                found.push(id.to_owned());
+            }
+        }
+    }
+    // Exactly one node identity per certificate: two would make the
+    // roster check ambiguous.
+    match found.as_slice() {
+        [one] => NodeId::parse(one).map_err(|_| TlsError::NotAMember(one.clone())),
+        _ => Err(TlsError::NoSpiffeId {
+            federation: federation.to_owned(),
+        }),
+    }
+}
+
+/// The subject common name of an agency client certificate.
+pub fn client_name_from_cert(cert: &CertificateDer<'_>) -> Result<String, TlsError> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert)
+        .map_err(|e| TlsError::BadCertificate(e.to_string()))?;
+    parsed
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_owned)
+        .filter(|s| !s.is_empty())
+        .ok_or(TlsError::NoClientName)
+}
+
+fn roots(certs: &[CertificateDer<'static>]) -> Result<Arc<RootCertStore>, TlsError> {
+    let mut store = RootCertStore::empty();
+    for c in certs {
+        store
+            .add(c.clone())
+            .map_err(|e| TlsError::Verifier(format!("CA certificate not usable as a trust anchor: {e}")))?;
+    }
+    Ok(Arc::new(store))
+}
+
+fn app_error(e: TlsError) -> rustls::Error {
+    rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(e))))
+}
+
+/// Peer-listener client verifier: the chain must end at one of the CAs the
+/// roster allows for the node id that the certificate itself names.
+#[derive(Debug)]
+pub struct RosterClientVerifier {
+    federation: String,
+    per_member: HashMap<NodeId, Arc<dyn ClientCertVerifier>>,
+    hints: Vec<DistinguishedName>,
+    any: Arc<dyn ClientCertVerifier>,
+}
+
+impl RosterClientVerifier {
+    pub fn new(roster: &Roster, provider: &Arc<CryptoProvider>) -> Result<Self, TlsError> {
+        let mut per_member = HashMap::new();
+        let mut all = Vec::new();
+        for m in roster.members() {
+            let v = WebPkiClientVerifier::builder_with_provider(roots(&m.ca_certs)?, provider.clone())
+                .build()
+                .map_err(|e| TlsError::Verifier(e.to_string()))?;
+            per_member.insert(m.id.clone(), v);
+            all.extend(m.ca_certs.iter().cloned());
+        }
+        let any = WebPkiClientVerifier::builder_with_provider(roots(&all)?, provider.clone())
+            .build()
+            .map_err(|e| TlsError::Verifier(e.to_string()))?;
+        Ok(Self {
+            federation: roster.federation.clone(),
+            hints: any.root_hint_subjects().to_vec(),
+            per_member,
+            any,
+        })
+    }
+}
+
+impl ClientCertVerifier for RosterClientVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &self.hints
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let id = node_id_from_cert(end_entity, &self.federation).map_err(app_error)?;
+        let verifier = self
+            .per_member
+            .get(&id)
+            .ok_or_else(|| app_error(TlsError::NotAMember(id.to_string())))?;
+        verifier.verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.any.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.any.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.any.supported_verify_schemes()
+    }
+}
+
+/// Outgoing-connection verifier: the server must present the SPIFFE id of
+/// the peer we meant to reach, chained to a CA the roster allows for it,
+/// and valid for the host name or IP address we dialled.
+#[derive(Debug)]
+pub struct RosterServerVerifier {
+    federation: String,
+    expected: NodeId,
+    inner: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for RosterServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let found = node_id_from_cert(end_entity, &self.federation).map_err(app_error)?;
+        if found != self.expected {
+            return Err(app_error(TlsError::WrongMember {
+                expected: self.expected.clone(),
+                found,
+            }));
+        }
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+const H2: &[u8] = b"h2";
+
+/// Server config of the peer listener.
+pub fn peer_server_config(
+    roster: &Roster,
+    identity: &TlsIdentity,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let provider = provider();
+    let verifier = Arc::new(RosterClientVerifier::new(roster, &provider)?);
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(identity.chain.clone(), identity.key.clone_key())?;
+    cfg.alpn_protocols = vec![H2.to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// Server config of the agency listener: clients of the local agency CA.
+pub fn agency_server_config(
+    agency_ca: &[CertificateDer<'static>],
+    identity: &TlsIdentity,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let provider = provider();
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots(agency_ca)?, provider.clone())
+        .build()
+        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(identity.chain.clone(), identity.key.clone_key())?;
+    cfg.alpn_protocols = vec![H2.to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// Client config for dialling one peer.
+pub fn peer_client_config(
+    roster: &Roster,
+    identity: &TlsIdentity,
+    peer: &NodeId,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let member = roster
+        .member(peer)
+        .ok_or_else(|| TlsError::NotAMember(peer.to_string()))?;
+    let provider = provider();
+    let inner = WebPkiServerVerifier::builder_with_provider(roots(&member.ca_certs)?, provider.clone())
+        .build()
+        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let verifier = Arc::new(RosterServerVerifier {
+        federation: roster.federation.clone(),
+        expected: peer.clone(),
+        inner,
+    });
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous() // NOTE: not dangerous here: the custom verifier runs full WebPKI path validation and adds the roster check.
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())?;
+    cfg.alpn_protocols = vec![H2.to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// Client config for an agency client: ordinary WebPKI server verification
+/// against the CA that issued the node's certificate.
+pub fn agency_client_config(
+    ca: &[CertificateDer<'static>],
+    identity: &TlsIdentity,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots(ca)?)
+        .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())?;
+    cfg.alpn_protocols = vec![H2.to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// The server name to verify when dialling `host`.
+pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsError> {
+    ServerName::try_from(host.to_owned())
+        .map_err(|e| TlsError::Verifier(format!("{host:?} is not a valid DNS name or IP address: {e}")))
+}
+
+/// How an accepted connection's identity is read from its verified leaf.
+pub type Identify = Arc<dyn Fn(&CertificateDer<'_>) -> Result<Identity, TlsError> + Send + Sync>;
+
+/// An accepted, handshaken TLS connection with its verified identity.
+pub struct TlsConn {
+    stream: tokio_rustls::server::TlsStream<TcpStream>,
+    info: ConnInfo,
+}
+
+impl tonic::transport::server::Connected for TlsConn {
+    type ConnectInfo = ConnInfo;
+
+    fn connect_info(&self) -> ConnInfo {
+        self.info.clone()
+    }
+}
+
+impl AsyncRead for TlsConn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsConn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+/// Accepts TCP connections, runs each TLS handshake in its own task (so a
+/// slow or hostile client cannot hold up the others), and yields the
+/// connections whose certificates passed. Ends when `shutdown` turns true.
+pub fn incoming(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    identify: Identify,
+    listener_name: &'static str,
+    mut shutdown: watch::Receiver<bool>,
+) -> ReceiverStream<Result<TlsConn, std::io::Error>> {
+    let (tx, rx) = mpsc::channel(64);
+    let acceptor = TlsAcceptor::from(config);
+    let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_HANDSHAKES));
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = shutdown.wait_for(|s| *s) => break,
+            };
+            let (tcp, remote) = match accepted {
+                Ok(a) => a,
+                Err(error) => {
+                    // Typically EMFILE: back off briefly rather than spin.
+                    tracing::warn!(listener = listener_name, %error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let Ok(permit) = permits.clone().acquire_owned().await else { break };
+            let acceptor = acceptor.clone();
+            let identify = identify.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(error)) => {
+                        tracing::warn!(listener = listener_name, %remote, %error, "TLS handshake refused");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::warn!(listener = listener_name, %remote, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                let identity = {
+                    let (_, conn) = stream.get_ref();
+                    match conn.peer_certificates().and_then(|c| c.first()) {
+                        Some(leaf) => identify(leaf),
+                        None => Err(TlsError::NoClientName),
+                    }
+                };
+                match identity {
+                    Ok(identity) => {
+                        tracing::debug!(listener = listener_name, %remote, ?identity, "connection accepted");
+                        let _ = tx
+                            .send(Ok(TlsConn {
+                                stream,
+                                info: ConnInfo { remote, identity },
+                            }))
+                            .await;
+                    }
+                    Err(error) => {
+                        tracing::warn!(listener = listener_name, %remote, %error, "verified certificate carries no usable identity");
+                    }
+                }
+            });
+        }
+    });
+    ReceiverStream::new(rx)
+}

@@ -60,7 +60,10 @@ impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SigningKey")
             .field("key_id", &self.key_id)
-            .field("public_key", &crate::crypto::encode_public_key(self.public_key()))
+            .field(
+                "public_key",
+                &crate::crypto::encode_public_key(self.public_key()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -77,11 +80,9 @@ impl SigningKey {
             path: path.to_owned(),
             reason: e.to_string(),
         })?;
-        Self::from_pkcs8(der.secret_pkcs8_der(), key_id).map_err(|reason| {
-            CryptoError::NotEd25519 {
-                path: path.to_owned(),
-                reason,
-            }
+        Self::from_pkcs8(der.secret_pkcs8_der(), key_id).map_err(|reason| CryptoError::NotEd25519 {
+            path: path.to_owned(),
+            reason,
         })
     }
 
@@ -202,7 +203,11 @@ pub fn check_private_permissions(path: &Path) -> Result<(), CryptoError> {
 /// Writes a file that only its owner may read (mode 0600 from creation, so
 /// the secret is never briefly readable by others). Refuses to overwrite an
 /// existing file unless `overwrite` is set.
-pub fn write_private_file(path: &Path, contents: &[u8], overwrite: bool) -> Result<(), CryptoError> {
+pub fn write_private_file(
+    path: &Path,
+    contents: &[u8],
+    overwrite: bool,
+) -> Result<(), CryptoError> {
     let err = |source| CryptoError::Write {
         path: path.to_owned(),
         source,
@@ -273,7 +278,10 @@ mod tests {
         write_private_file(&path, pem.as_bytes(), false).unwrap();
         let loaded = SigningKey::load(&path, "gt-1").unwrap();
         assert_eq!(loaded.public_key(), key.public_key());
-        assert!(write_private_file(&path, b"x", false).is_err(), "no silent overwrite");
+        assert!(
+            write_private_file(&path, b"x", false).is_err(),
+            "no silent overwrite"
+        );
 
         #[cfg(unix)]
         {

@@ -18,8 +18,10 @@
 //! | [`tls`] | rustls configurations and the roster-bound certificate verifiers |
 //! | [`pki`] | issuing CAs and certificates that follow the enlace certificate profile |
 //! | [`store`] | the durable store (sled behind one facade) |
+//! | [`verify`] | the gate every shared record passes: roster key, signature, body rules, origin |
 //! | [`sync`] | per-peer replication: pull from the cursor, follow live, back off |
 //! | [`service`] | the tonic services (peer-facing and agency-facing); the one place errors become `Status` |
+//! | [`sandbox`] | a throwaway federation on this machine, for `enlace demo` and the integration tests |
 //! | [`node`] | wires everything together; [`node::Node::run`] takes bound listeners |
 //! | [`client`] | the agency client: `client.toml` and an mTLS channel to the agency API |
 //! | [`cli`] | the `enlace` command tree, including `enlace demo` |
@@ -28,16 +30,18 @@
 
 #![forbid(unsafe_code)]
 
-// pub mod cli;
-// pub mod client;
-// pub mod config;
+pub mod cli;
+pub mod client;
+pub mod config;
 pub mod crypto;
 pub mod model;
-// pub mod node;
+pub mod node;
 pub mod pb;
 pub mod pki;
 pub mod roster;
-// pub mod service;
-// pub mod store;
-// pub mod sync;
+pub mod sandbox;
+pub mod service;
+pub mod store;
+pub mod sync;
 pub mod tls;
+pub mod verify;

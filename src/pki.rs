@@ -77,7 +77,11 @@ fn new_key() -> Result<KeyPair, PkiError> {
 }
 
 /// Makes a self-signed CA.
-pub fn new_ca(common_name: &str, organization: Option<&str>, days: u32) -> Result<Issued, PkiError> {
+pub fn new_ca(
+    common_name: &str,
+    organization: Option<&str>,
+    days: u32,
+) -> Result<Issued, PkiError> {
     if common_name.trim().is_empty() {
         return Err(PkiError::Invalid("CA common name must not be empty".into()));
     }
@@ -101,7 +105,12 @@ pub fn new_ca(common_name: &str, organization: Option<&str>, days: u32) -> Resul
 }
 
 /// Issues a certificate under the CA given as PEM certificate and key.
-pub fn issue(ca_cert_pem: &str, ca_key_pem: &str, profile: &Profile, days: u32) -> Result<Issued, PkiError> {
+pub fn issue(
+    ca_cert_pem: &str,
+    ca_key_pem: &str,
+    profile: &Profile,
+    days: u32,
+) -> Result<Issued, PkiError> {
     let ca_key = KeyPair::from_pem(ca_key_pem)?;
     let issuer = Issuer::from_ca_cert_pem(ca_cert_pem, ca_key)?;
     let key = new_key()?;
@@ -127,7 +136,9 @@ pub fn issue(ca_cert_pem: &str, ca_key_pem: &str, profile: &Profile, days: u32) 
             let uri = format!("spiffe://{federation}/node/{node_id}");
             params.subject_alt_names.push(SanType::URI(uri.try_into()?));
             for d in dns_names {
-                params.subject_alt_names.push(SanType::DnsName(d.clone().try_into()?));
+                params
+                    .subject_alt_names
+                    .push(SanType::DnsName(d.clone().try_into()?));
             }
             for ip in ip_addresses {
                 params.subject_alt_names.push(SanType::IpAddress(*ip));
@@ -176,7 +187,10 @@ mod tests {
         )
         .unwrap();
         let der = CertificateDer::from_pem_slice(node.cert_pem.as_bytes()).unwrap();
-        assert_eq!(crate::tls::node_id_from_cert(&der, "fed").unwrap().as_str(), "gt");
+        assert_eq!(
+            crate::tls::node_id_from_cert(&der, "fed").unwrap().as_str(),
+            "gt"
+        );
         assert!(crate::tls::node_id_from_cert(&der, "other").is_err());
         let (_, parsed) = x509_parser::parse_x509_certificate(&der).unwrap();
         let eku = parsed.extended_key_usage().unwrap().unwrap().value;

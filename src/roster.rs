@@ -207,7 +207,10 @@ impl Roster {
                 f
             }
             None => {
-                problems.push("federation: is required (the SPIFFE trust domain, e.g. \"enlace-demo\")".into());
+                problems.push(
+                    "federation: is required (the SPIFFE trust domain, e.g. \"enlace-demo\")"
+                        .into(),
+                );
                 String::new()
             }
         };
@@ -294,8 +297,16 @@ impl Roster {
                         None
                     }
                 };
-                let valid_from_ms = parse_time(k.valid_from.as_deref(), &format!("{kat}.valid_from"), &mut problems);
-                let valid_until_ms = parse_time(k.valid_until.as_deref(), &format!("{kat}.valid_until"), &mut problems);
+                let valid_from_ms = parse_time(
+                    k.valid_from.as_deref(),
+                    &format!("{kat}.valid_from"),
+                    &mut problems,
+                );
+                let valid_until_ms = parse_time(
+                    k.valid_until.as_deref(),
+                    &format!("{kat}.valid_until"),
+                    &mut problems,
+                );
                 if let (Some(a), Some(b)) = (valid_from_ms, valid_until_ms)
                     && a > b
                 {
@@ -441,10 +452,16 @@ mod tests {
     fn endpoints_parse() {
         assert_eq!(
             Endpoint::parse("127.0.0.1:7101").unwrap(),
-            Endpoint { host: "127.0.0.1".into(), port: 7101 }
+            Endpoint {
+                host: "127.0.0.1".into(),
+                port: 7101
+            }
         );
         assert_eq!(Endpoint::parse("[::1]:80").unwrap().host, "::1");
-        assert_eq!(Endpoint::parse("https://node.gt.example:443").unwrap().port, 443);
+        assert_eq!(
+            Endpoint::parse("https://node.gt.example:443").unwrap().port,
+            443
+        );
         for bad in ["nohost", ":80", "host:0", "host:99999"] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
@@ -476,13 +493,17 @@ mod tests {
             ".key_id:",
             ".public_key:",
         ] {
-            assert!(joined.contains(expected), "missing {expected:?} in:\n{joined}");
+            assert!(
+                joined.contains(expected),
+                "missing {expected:?} in:\n{joined}"
+            );
         }
     }
 
     #[test]
     fn unknown_fields_are_refused() {
-        let err = Roster::from_toml("federation = \"x\"\nmembrs = []\n", Path::new(".")).unwrap_err();
+        let err =
+            Roster::from_toml("federation = \"x\"\nmembrs = []\n", Path::new(".")).unwrap_err();
         assert!(err.to_string().contains("membrs"), "{err}");
     }
 }

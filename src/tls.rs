@@ -23,12 +23,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
-use rustls::client::WebPkiServerVerifier;
-use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme,
+};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -60,7 +62,9 @@ pub enum TlsError {
     Verifier(String),
     #[error("certificate does not parse: {0}")]
     BadCertificate(String),
-    #[error("certificate carries no SPIFFE id of federation {federation:?} (expected a URI SAN spiffe://{federation}/node/<id>)")]
+    #[error(
+        "certificate carries no SPIFFE id of federation {federation:?} (expected a URI SAN spiffe://{federation}/node/<id>)"
+    )]
     NoSpiffeId { federation: String },
     #[error("certificate names node {0:?}, which is not a member of the roster")]
     NotAMember(String),
@@ -165,9 +169,9 @@ pub fn client_name_from_cert(cert: &CertificateDer<'_>) -> Result<String, TlsErr
 fn roots(certs: &[CertificateDer<'static>]) -> Result<Arc<RootCertStore>, TlsError> {
     let mut store = RootCertStore::empty();
     for c in certs {
-        store
-            .add(c.clone())
-            .map_err(|e| TlsError::Verifier(format!("CA certificate not usable as a trust anchor: {e}")))?;
+        store.add(c.clone()).map_err(|e| {
+            TlsError::Verifier(format!("CA certificate not usable as a trust anchor: {e}"))
+        })?;
     }
     Ok(Arc::new(store))
 }
@@ -191,9 +195,10 @@ impl RosterClientVerifier {
         let mut per_member = HashMap::new();
         let mut all = Vec::new();
         for m in roster.members() {
-            let v = WebPkiClientVerifier::builder_with_provider(roots(&m.ca_certs)?, provider.clone())
-                .build()
-                .map_err(|e| TlsError::Verifier(e.to_string()))?;
+            let v =
+                WebPkiClientVerifier::builder_with_provider(roots(&m.ca_certs)?, provider.clone())
+                    .build()
+                    .map_err(|e| TlsError::Verifier(e.to_string()))?;
             per_member.insert(m.id.clone(), v);
             all.extend(m.ca_certs.iter().cloned());
         }
@@ -348,9 +353,10 @@ pub fn peer_client_config(
         .member(peer)
         .ok_or_else(|| TlsError::NotAMember(peer.to_string()))?;
     let provider = provider();
-    let inner = WebPkiServerVerifier::builder_with_provider(roots(&member.ca_certs)?, provider.clone())
-        .build()
-        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let inner =
+        WebPkiServerVerifier::builder_with_provider(roots(&member.ca_certs)?, provider.clone())
+            .build()
+            .map_err(|e| TlsError::Verifier(e.to_string()))?;
     let verifier = Arc::new(RosterServerVerifier {
         federation: roster.federation.clone(),
         expected: peer.clone(),
@@ -381,8 +387,11 @@ pub fn agency_client_config(
 
 /// The server name to verify when dialling `host`.
 pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsError> {
-    ServerName::try_from(host.to_owned())
-        .map_err(|e| TlsError::Verifier(format!("{host:?} is not a valid DNS name or IP address: {e}")))
+    ServerName::try_from(host.to_owned()).map_err(|e| {
+        TlsError::Verifier(format!(
+            "{host:?} is not a valid DNS name or IP address: {e}"
+        ))
+    })
 }
 
 /// How an accepted connection's identity is read from its verified leaf.
@@ -471,13 +480,17 @@ pub fn incoming(
                 }
             };
             let _ = tcp.set_nodelay(true);
-            let Ok(permit) = permits.clone().acquire_owned().await else { break };
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
             let acceptor = acceptor.clone();
             let identify = identify.clone();
             let tx = tx.clone();
             tokio::spawn(async move {
                 let _permit = permit;
-                let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
+                    .await
+                {
                     Ok(Ok(s)) => s,
                     Ok(Err(error)) => {
                         tracing::warn!(listener = listener_name, %remote, %error, "TLS handshake refused");
@@ -513,4 +526,34 @@ pub fn incoming(
         }
     });
     ReceiverStream::new(rx)
+}
+
+/// A connector for tonic channels that dials `host:port` over TCP and runs
+/// the TLS handshake with `config`, verifying `server_name`. Every channel
+/// enlace opens goes through it, so there is no plaintext path.
+pub fn connector(
+    config: Arc<rustls::ClientConfig>,
+    host: String,
+    port: u16,
+    server_name: ServerName<'static>,
+) -> impl tower::Service<
+    tonic::transport::Uri,
+    Response = hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<TcpStream>>,
+    Error = std::io::Error,
+    Future: Send,
+> + Clone
++ Send
++ 'static {
+    let connector = tokio_rustls::TlsConnector::from(config);
+    tower::service_fn(move |_: tonic::transport::Uri| {
+        let connector = connector.clone();
+        let server_name = server_name.clone();
+        let host = host.clone();
+        async move {
+            let tcp = TcpStream::connect((host.as_str(), port)).await?;
+            tcp.set_nodelay(true)?;
+            let stream = connector.connect(server_name, tcp).await?;
+            Ok(hyper_util::rt::TokioIo::new(stream))
+        }
+    })
 }

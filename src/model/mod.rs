@@ -69,9 +69,7 @@ pub struct NodeId(String);
 impl NodeId {
     pub fn parse(s: &str) -> Result<Self, String> {
         if s.is_empty() || s.len() > 32 {
-            return Err(format!(
-                "node id {s:?} must be 1 to 32 characters long"
-            ));
+            return Err(format!("node id {s:?} must be 1 to 32 characters long"));
         }
         if !s.starts_with(|c: char| c.is_ascii_lowercase()) || s.ends_with('-') {
             return Err(format!(
@@ -82,9 +80,7 @@ impl NodeId {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         {
-            return Err(format!(
-                "node id {s:?} may contain only a-z, 0-9 and '-'"
-            ));
+            return Err(format!("node id {s:?} may contain only a-z, 0-9 and '-'"));
         }
         Ok(Self(s.to_owned()))
     }
@@ -119,10 +115,7 @@ impl Distribution {
     }
 
     /// Builds a distribution from a list of recipient ids; empty means all.
-    pub fn from_recipients<S: AsRef<str>>(
-        field: &str,
-        to: &[S],
-    ) -> Result<Self, ValidationErrors> {
+    pub fn from_recipients<S: AsRef<str>>(field: &str, to: &[S]) -> Result<Self, ValidationErrors> {
         if to.is_empty() {
             return Ok(Distribution::AllMembers);
         }
@@ -211,7 +204,8 @@ fn check_language_tag(tag: &str) -> Result<(), String> {
     let primary = parts.next().unwrap_or_default();
     let primary_ok =
         (2..=3).contains(&primary.len()) && primary.chars().all(|c| c.is_ascii_alphabetic());
-    let rest_ok = parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
+    let rest_ok =
+        parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
     if primary_ok && rest_ok && tag.len() <= 35 {
         Ok(())
     } else {
@@ -292,7 +286,10 @@ fn check_record_id(id: &str, origin: &NodeId) -> Result<(), String> {
         .strip_prefix(origin.as_str())
         .and_then(|rest| rest.strip_prefix('-'))
         .is_some_and(|hex| {
-            hex.len() == 16 && hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+            hex.len() == 16
+                && hex
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
         });
     if ok {
         Ok(())
@@ -332,7 +329,10 @@ mod tests {
             language: "es".into(),
         };
         let errors = long.validate("alert").unwrap_err();
-        assert!(errors.to_string().contains("at most 1000 characters"), "{errors}");
+        assert!(
+            errors.to_string().contains("at most 1000 characters"),
+            "{errors}"
+        );
 
         let ok = Alert {
             summary: "Posible víctima".into(),

@@ -94,7 +94,10 @@ pub fn decode_body(bytes: &[u8]) -> Result<RecordBody, WireError> {
     let kind = match pb.kind {
         Some(pb::record_body::Kind::Alert(a)) => Some(RecordKind::Alert(alert_from_pb(a))),
         None => {
-            errors.push(FieldError::new("kind", "is required (unknown or missing record kind)"));
+            errors.push(FieldError::new(
+                "kind",
+                "is required (unknown or missing record kind)",
+            ));
             None
         }
     };
@@ -175,9 +178,7 @@ mod tests {
             origin: gt,
             seq: 7,
             created_at_ms: 1_700_000_000_000,
-            distribution: Distribution::Named(
-                [NodeId::parse("hn").unwrap()].into_iter().collect(),
-            ),
+            distribution: Distribution::Named([NodeId::parse("hn").unwrap()].into_iter().collect()),
             kind: RecordKind::Alert(Alert {
                 summary: "Ruta por Tecún Umán".into(),
                 language: "es".into(),
@@ -196,7 +197,10 @@ mod tests {
         let mut pb = pb::RecordBody::decode(encode_body(&body()).as_slice()).unwrap();
         pb.distribution = None;
         let err = decode_body(&pb.encode_to_vec()).unwrap_err();
-        assert!(err.to_string().contains("distribution: is required"), "{err}");
+        assert!(
+            err.to_string().contains("distribution: is required"),
+            "{err}"
+        );
     }
 
     #[test]

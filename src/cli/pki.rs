@@ -1,0 +1,226 @@
+//! `enlace ca`, `enlace cert`, `enlace keys`: making the keys and
+//! certificates a member needs, in the enlace certificate profile
+//! ([`crate::pki`]). Private keys are written with mode 0600 and never
+//! overwritten without `--force`.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::crypto::{self, SigningKey};
+use crate::model::NodeId;
+use crate::pki::{self, Profile};
+
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Create a self-signed CA (ECDSA P-256): a member's federation CA, or
+    /// a node's local agency CA.
+    Init {
+        /// Subject common name, e.g. "GT federation CA".
+        #[arg(long)]
+        name: String,
+        /// Subject organisation.
+        #[arg(long)]
+        org: Option<String>,
+        /// Where to write the CA certificate (PEM).
+        #[arg(long)]
+        cert: PathBuf,
+        /// Where to write the CA private key (PEM, mode 0600).
+        #[arg(long)]
+        key: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 3650)]
+        days: u32,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CertKind {
+    /// A node certificate: serverAuth + clientAuth, SPIFFE id, DNS/IP SANs.
+    Node,
+    /// An agency-client certificate: clientAuth, CN = client name.
+    Client,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Issue a certificate under a CA.
+    Issue(IssueArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// What the certificate is for.
+    #[arg(long, value_enum)]
+    kind: CertKind,
+    /// Issuing CA certificate (PEM).
+    #[arg(long)]
+    ca_cert: PathBuf,
+    /// Issuing CA private key (PEM).
+    #[arg(long)]
+    ca_key: PathBuf,
+    /// Where to write the certificate (PEM).
+    #[arg(long)]
+    cert: PathBuf,
+    /// Where to write the private key (PEM, mode 0600).
+    #[arg(long)]
+    key: PathBuf,
+    /// Node certificates: the federation (SPIFFE trust domain).
+    #[arg(long, required_if_eq("kind", "node"))]
+    federation: Option<String>,
+    /// Node certificates: the node id.
+    #[arg(long, required_if_eq("kind", "node"))]
+    node_id: Option<String>,
+    /// Node certificates: a DNS name the node is reached at (repeatable).
+    #[arg(long = "dns")]
+    dns: Vec<String>,
+    /// Node certificates: an IP address the node is reached at (repeatable).
+    #[arg(long = "ip")]
+    ip: Vec<IpAddr>,
+    /// Client certificates: the client's name (subject CN), the actor in logs.
+    #[arg(long, required_if_eq("kind", "client"))]
+    name: Option<String>,
+    /// Validity in days.
+    #[arg(long, default_value_t = 397)]
+    days: u32,
+    /// Overwrite existing files.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Generate an Ed25519 record-signing key (PKCS#8 PEM, mode 0600) and
+    /// print the roster entry for its public key.
+    Generate {
+        /// Key id to list in the roster, e.g. "gt-2026".
+        #[arg(long)]
+        key_id: String,
+        /// Where to write the private key.
+        #[arg(long)]
+        out: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the roster entry for an existing signing key.
+    Show {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long)]
+        key: PathBuf,
+    },
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+fn write_pair(cert: &Path, key: &Path, issued: &pki::Issued, force: bool) -> Result<(), String> {
+    for p in [cert, key] {
+        if p.exists() && !force {
+            return Err(format!(
+                "{} exists; pass --force to overwrite it",
+                p.display()
+            ));
+        }
+    }
+    crypto::write_private_file(key, issued.key_pem.as_bytes(), force).map_err(|e| e.to_string())?;
+    crypto::write_public_file(cert, issued.cert_pem.as_bytes(), force)
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+pub fn ca(cmd: CaCommand) -> Result<(), String> {
+    match cmd {
+        CaCommand::Init {
+            name,
+            org,
+            cert,
+            key,
+            days,
+            force,
+        } => {
+            let issued = pki::new_ca(&name, org.as_deref(), days).map_err(|e| e.to_string())?;
+            write_pair(&cert, &key, &issued, force)?;
+            println!(
+                "wrote CA certificate {} and key {}",
+                cert.display(),
+                key.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+pub fn cert(cmd: CertCommand) -> Result<(), String> {
+    let CertCommand::Issue(a) = cmd;
+    let profile = match a.kind {
+        CertKind::Node => {
+            let federation = a.federation.unwrap_or_default();
+            let node_id = NodeId::parse(&a.node_id.unwrap_or_default())
+                .map_err(|e| format!("--node-id: {e}"))?;
+            if a.name.is_some() {
+                return Err(
+                    "--name is for client certificates; a node certificate is named by --node-id"
+                        .into(),
+                );
+            }
+            Profile::Node {
+                federation,
+                node_id,
+                dns_names: a.dns,
+                ip_addresses: a.ip,
+            }
+        }
+        CertKind::Client => {
+            if a.node_id.is_some() || !a.dns.is_empty() || !a.ip.is_empty() {
+                return Err("--node-id, --dns and --ip are for node certificates".into());
+            }
+            Profile::Client {
+                name: a.name.unwrap_or_default(),
+            }
+        }
+    };
+    let ca_cert = read(&a.ca_cert)?;
+    let ca_key = read(&a.ca_key)?;
+    let issued = pki::issue(&ca_cert, &ca_key, &profile, a.days).map_err(|e| e.to_string())?;
+    write_pair(&a.cert, &a.key, &issued, a.force)?;
+    println!(
+        "wrote certificate {} and key {}",
+        a.cert.display(),
+        a.key.display()
+    );
+    Ok(())
+}
+
+pub fn keys(cmd: KeysCommand) -> Result<(), String> {
+    let (key, key_id) = match cmd {
+        KeysCommand::Generate { key_id, out, force } => {
+            let (key, pem) = SigningKey::generate(&key_id).map_err(|e| e.to_string())?;
+            crypto::write_private_file(&out, pem.as_bytes(), force).map_err(|e| match e {
+                crypto::CryptoError::Write { source, .. }
+                    if source.kind() == std::io::ErrorKind::AlreadyExists =>
+                {
+                    format!("{} exists; pass --force to overwrite it", out.display())
+                }
+                e => e.to_string(),
+            })?;
+            eprintln!("wrote signing key {}", out.display());
+            (key, key_id)
+        }
+        KeysCommand::Show { key_id, key } => (
+            SigningKey::load(&key, &key_id).map_err(|e| e.to_string())?,
+            key_id,
+        ),
+    };
+    println!(
+        "[[members.signing_keys]]\nkey_id = \"{key_id}\"\npublic_key = \"{}\"",
+        crypto::encode_public_key(key.public_key())
+    );
+    Ok(())
+}

@@ -1,0 +1,478 @@
+//! The node's configuration: one TOML file plus environment overrides,
+//! validated whole before anything binds.
+//!
+//! Every key can be overridden from the environment as
+//! `ENLACE__<SECTION>__<KEY>` (e.g. `ENLACE__LISTEN__PEER=0.0.0.0:7101`).
+//! Relative paths resolve against the directory holding the config file.
+//! Secrets (TLS and signing keys) are always files named here, never inline
+//! values, so they can be kept with mode 0600 or mounted from a secret store.
+//!
+//! Validation loads everything the node will need — the roster, the TLS
+//! certificate and key, the agency CA, the signing key — and reports every
+//! problem at once ([`ConfigError`]). The CLI exits with code 64 on it.
+//!
+//! ```toml
+//! [node]
+//! id = "gt"
+//! # data_dir = "/var/lib/enlace"   # default: ./data/<id> in the working directory
+//!
+//! [federation]
+//! roster = "../federation.toml"
+//!
+//! [listen]
+//! peer = "127.0.0.1:7101"      # federation peers (mTLS, roster CAs)
+//! agency = "127.0.0.1:7201"    # agency clients (mTLS, local agency CA)
+//!
+//! [tls]
+//! cert = "node.crt"            # leaf first, then intermediates
+//! key = "node.key"             # mode 0600
+//! agency_client_ca = "agency-ca.crt"
+//!
+//! [signing]
+//! key = "signing.key"          # Ed25519 PKCS#8 PEM, mode 0600
+//! key_id = "gt-2026"           # as listed for this node in the roster
+//!
+//! [sync]                       # optional
+//! batch_size = 256
+//! backoff_min_ms = 200
+//! backoff_max_ms = 30000
+//!
+//! [log]                        # optional
+//! format = "text"              # or "json"
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls_pki_types::CertificateDer;
+use serde::Deserialize;
+
+use crate::crypto::SigningKey;
+use crate::model::NodeId;
+use crate::roster::{self, Roster};
+use crate::tls::{self, TlsIdentity};
+
+/// Every problem found in a configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration {path} is invalid:\n  - {}", .problems.join("\n  - "))]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub problems: Vec<String>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    node: RawNode,
+    #[serde(default)]
+    federation: RawFederation,
+    #[serde(default)]
+    listen: RawListen,
+    #[serde(default)]
+    tls: RawTls,
+    #[serde(default)]
+    signing: RawSigning,
+    #[serde(default)]
+    sync: RawSync,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    /// This node's id in the roster.
+    id: Option<String>,
+    /// Where the store lives. Default: `data/<id>` in the working directory.
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFederation {
+    /// The federation file.
+    roster: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListen {
+    /// Address of the peer listener.
+    peer: Option<String>,
+    /// Address of the agency listener.
+    agency: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    agency_client_ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSigning {
+    key: Option<PathBuf>,
+    key_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSync {
+    batch_size: Option<u32>,
+    backoff_min_ms: Option<u64>,
+    backoff_max_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<LogFormat>,
+}
+
+/// Replication tuning.
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    /// Most records per pull batch (1..=4096). Default 256.
+    pub batch_size: u32,
+    /// First reconnect delay. Default 200 ms.
+    pub backoff_min: Duration,
+    /// Longest reconnect delay. Default 30 s.
+    pub backoff_max: Duration,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 256,
+            backoff_min: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A validated configuration with everything it names loaded.
+#[derive(Debug)]
+pub struct Settings {
+    pub node_id: NodeId,
+    pub data_dir: PathBuf,
+    pub peer_listen: SocketAddr,
+    pub agency_listen: SocketAddr,
+    pub roster: Arc<Roster>,
+    pub tls: TlsIdentity,
+    pub agency_ca: Vec<CertificateDer<'static>>,
+    pub signing: Arc<SigningKey>,
+    pub sync: SyncConfig,
+    pub log_format: LogFormat,
+    /// The file it came from.
+    pub path: PathBuf,
+}
+
+/// Reads `path` and the environment, validates, and loads what it names.
+/// `data_dir` (from `--data-dir`) overrides the file.
+pub fn load(path: &Path, data_dir: Option<&Path>) -> Result<Settings, ConfigError> {
+    let fail = |problem: String| ConfigError {
+        path: path.to_owned(),
+        problems: vec![problem],
+    };
+    if !path.is_file() {
+        return Err(fail(format!(
+            "{} does not exist or is not a file",
+            path.display()
+        )));
+    }
+    let built = config::Config::builder()
+        .add_source(config::File::from(path).format(config::FileFormat::Toml))
+        .add_source(
+            config::Environment::with_prefix("ENLACE")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        )
+        .build()
+        .map_err(|e| fail(format!("cannot read: {e}")))?;
+    let raw: RawConfig = built.try_deserialize().map_err(|e| fail(format!("{e}")))?;
+    let base = path.parent().unwrap_or(Path::new(".")).to_owned();
+    validate(raw, &base, path, data_dir)
+}
+
+fn validate(
+    raw: RawConfig,
+    base: &Path,
+    path: &Path,
+    data_dir_override: Option<&Path>,
+) -> Result<Settings, ConfigError> {
+    let mut problems: Vec<String> = Vec::new();
+    let resolve = |p: &Path| {
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            base.join(p)
+        }
+    };
+    let required =
+        |field: &str, v: &Option<PathBuf>, problems: &mut Vec<String>| -> Option<PathBuf> {
+            match v {
+                Some(p) if !p.as_os_str().is_empty() => Some(resolve(p)),
+                _ => {
+                    problems.push(format!("{field}: is required"));
+                    None
+                }
+            }
+        };
+
+    let node_id = match raw.node.id.as_deref().map(NodeId::parse) {
+        Some(Ok(id)) => Some(id),
+        Some(Err(e)) => {
+            problems.push(format!("node.id: {e}"));
+            None
+        }
+        None => {
+            problems.push("node.id: is required".into());
+            None
+        }
+    };
+
+    let roster_path = required("federation.roster", &raw.federation.roster, &mut problems);
+    let roster = roster_path.and_then(|p| match Roster::load(&p) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            for problem in e.problems {
+                problems.push(format!("federation.roster ({}): {problem}", p.display()));
+            }
+            None
+        }
+    });
+    if let (Some(roster), Some(id)) = (&roster, &node_id)
+        && roster.member(id).is_none()
+    {
+        problems.push(format!(
+            "node.id: {id} is not a member of the roster {}",
+            roster.path.display()
+        ));
+    }
+
+    let addr =
+        |field: &str, v: &Option<String>, problems: &mut Vec<String>| -> Option<SocketAddr> {
+            match v.as_deref().map(str::parse::<SocketAddr>) {
+                Some(Ok(a)) => Some(a),
+                Some(Err(_)) => {
+                    problems.push(format!(
+                        "{field}: {:?} is not an IP address and port such as 127.0.0.1:7101",
+                        v.as_deref().unwrap_or_default()
+                    ));
+                    None
+                }
+                None => {
+                    problems.push(format!("{field}: is required"));
+                    None
+                }
+            }
+        };
+    let peer_listen = addr("listen.peer", &raw.listen.peer, &mut problems);
+    let agency_listen = addr("listen.agency", &raw.listen.agency, &mut problems);
+    if let (Some(p), Some(a)) = (peer_listen, agency_listen)
+        && p == a
+        && p.port() != 0
+    {
+        problems.push(format!(
+            "listen.agency: must differ from listen.peer (both are {p}); the two listeners trust different CAs"
+        ));
+    }
+
+    let cert = required("tls.cert", &raw.tls.cert, &mut problems);
+    let key = required("tls.key", &raw.tls.key, &mut problems);
+    let tls = match (cert, key) {
+        (Some(c), Some(k)) => match TlsIdentity::load(&c, &k) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                problems.push(format!("tls: {e}"));
+                None
+            }
+        },
+        _ => None,
+    };
+    if let (Some(tls), Some(roster), Some(id)) = (&tls, &roster, &node_id)
+        && roster.member(id).is_some()
+    {
+        check_own_certificate(tls, roster, id, &mut problems);
+    }
+
+    let agency_ca = required(
+        "tls.agency_client_ca",
+        &raw.tls.agency_client_ca,
+        &mut problems,
+    )
+    .and_then(|p| match roster::load_ca_certs(&p) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            problems.push(format!("tls.agency_client_ca: {e}"));
+            None
+        }
+    });
+    if let (Some(agency), Some(roster)) = (&agency_ca, &roster)
+        && roster
+            .members()
+            .any(|m| m.ca_certs.iter().any(|c| agency.contains(c)))
+    {
+        problems.push(
+            "tls.agency_client_ca: must be a local CA of its own, not one of the federation CAs in the roster; otherwise any peer node could act as an agency client".into(),
+        );
+    }
+
+    let key_id = raw.signing.key_id.clone().unwrap_or_default();
+    if key_id.is_empty() {
+        problems.push("signing.key_id: is required".into());
+    }
+    let signing =
+        required("signing.key", &raw.signing.key, &mut problems).and_then(
+            |p| match SigningKey::load(&p, &key_id) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    problems.push(format!("signing.key: {e}"));
+                    None
+                }
+            },
+        );
+    if let (Some(signing), Some(roster), Some(id)) = (&signing, &roster, &node_id)
+        && !key_id.is_empty()
+    {
+        match roster.signing_key(&key_id) {
+            None => problems.push(format!(
+                "signing.key_id: {key_id:?} is not listed in the roster"
+            )),
+            Some((member, _)) if member.id != *id => problems.push(format!(
+                "signing.key_id: {key_id:?} belongs to member {}, not to {id}",
+                member.id
+            )),
+            Some((_, k)) if k.public_key.as_slice() != signing.public_key() => problems.push(
+                format!("signing.key: its public key does not match the roster's key {key_id:?}"),
+            ),
+            Some(_) => {}
+        }
+    }
+
+    let mut sync = SyncConfig::default();
+    if let Some(b) = raw.sync.batch_size {
+        if (1..=4096).contains(&b) {
+            sync.batch_size = b;
+        } else {
+            problems.push(format!(
+                "sync.batch_size: must be between 1 and 4096 (got {b})"
+            ));
+        }
+    }
+    if let Some(ms) = raw.sync.backoff_min_ms {
+        sync.backoff_min = Duration::from_millis(ms);
+    }
+    if let Some(ms) = raw.sync.backoff_max_ms {
+        sync.backoff_max = Duration::from_millis(ms);
+    }
+    if sync.backoff_min.is_zero() || sync.backoff_min > sync.backoff_max {
+        problems.push(format!(
+            "sync.backoff_min_ms: must be at least 1 and at most sync.backoff_max_ms ({} > {})",
+            sync.backoff_min.as_millis(),
+            sync.backoff_max.as_millis()
+        ));
+    }
+
+    let data_dir = match (data_dir_override, &raw.node.data_dir, &node_id) {
+        (Some(d), _, _) => Some(d.to_owned()),
+        (None, Some(d), _) => Some(resolve(d)),
+        (None, None, Some(id)) => Some(PathBuf::from("data").join(id.as_str())),
+        (None, None, None) => None,
+    };
+
+    if !problems.is_empty() {
+        return Err(ConfigError {
+            path: path.to_owned(),
+            problems,
+        });
+    }
+    match (
+        node_id,
+        data_dir,
+        peer_listen,
+        agency_listen,
+        roster,
+        tls,
+        agency_ca,
+        signing,
+    ) {
+        (
+            Some(node_id),
+            Some(data_dir),
+            Some(peer_listen),
+            Some(agency_listen),
+            Some(roster),
+            Some(tls),
+            Some(agency_ca),
+            Some(signing),
+        ) => Ok(Settings {
+            node_id,
+            data_dir,
+            peer_listen,
+            agency_listen,
+            roster: Arc::new(roster),
+            tls,
+            agency_ca,
+            signing: Arc::new(signing),
+            sync,
+            log_format: raw.log.format.unwrap_or_default(),
+            path: path.to_owned(),
+        }),
+        _ => Err(ConfigError {
+            path: path.to_owned(),
+            problems: vec!["incomplete configuration".into()],
+        }),
+    }
+}
+
+/// The node's own certificate must name it and chain to its roster CA, or
+/// every peer will refuse it: better to say so before binding.
+fn check_own_certificate(
+    tls: &TlsIdentity,
+    roster: &Roster,
+    id: &NodeId,
+    problems: &mut Vec<String>,
+) {
+    let Some(leaf) = tls.chain.first() else {
+        return;
+    };
+    match tls::node_id_from_cert(leaf, &roster.federation) {
+        Ok(found) if found == *id => {}
+        Ok(found) => problems.push(format!(
+            "tls.cert: names node {found}, but this node is {id}"
+        )),
+        Err(e) => problems.push(format!("tls.cert: {e}")),
+    }
+    match tls::RosterClientVerifier::new(roster, &tls::provider()) {
+        Ok(v) => {
+            use rustls::server::danger::ClientCertVerifier;
+            let now = rustls_pki_types::UnixTime::now();
+            if let Err(e) = v.verify_client_cert(leaf, &tls.chain[1..], now) {
+                problems.push(format!(
+                    "tls.cert: is not accepted under the roster's CAs for {id}: {e}"
+                ));
+            }
+        }
+        Err(e) => problems.push(format!("federation.roster: {e}")),
+    }
+    if let Err(e) = tls::peer_server_config(roster, tls) {
+        problems.push(format!("tls.key: does not fit tls.cert: {e}"));
+    }
+}

@@ -1,0 +1,178 @@
+//! The peer-facing `Federation` service.
+//!
+//! `Pull` streams this node's own log to a peer, filtered by each record's
+//! distribution: a record is never sent to a member it is not addressed to.
+//! Only durable records are served (see [`crate::store`]). A bounded channel
+//! between the producer and the stream gives backpressure: a slow peer
+//! holds at most a few batches in memory.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::{IntoStatus, identity};
+use crate::model::NodeId;
+use crate::model::wire::{self, Envelope};
+use crate::node::NodeState;
+use crate::pb::v1 as pb;
+use crate::pb::v1::federation_server::Federation;
+use crate::tls::Identity;
+
+/// Records per batch when the caller does not say.
+const DEFAULT_BATCH: u32 = 256;
+/// Most records per batch whatever the caller asks.
+const MAX_BATCH: u32 = 1024;
+/// A batch is closed once its records exceed this many bytes.
+const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
+/// Batches buffered per stream before the producer waits for the peer.
+const STREAM_BUFFER: usize = 4;
+
+pub struct FederationService {
+    state: Arc<NodeState>,
+    stop: watch::Receiver<bool>,
+}
+
+impl FederationService {
+    pub fn new(state: Arc<NodeState>, stop: watch::Receiver<bool>) -> Self {
+        Self { state, stop }
+    }
+}
+
+type PullStream = Pin<Box<dyn Stream<Item = Result<pb::PullBatch, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Federation for FederationService {
+    type PullStream = PullStream;
+
+    #[tracing::instrument(skip_all, fields(node = %self.state.id, peer))]
+    async fn pull(
+        &self,
+        request: Request<pb::PullRequest>,
+    ) -> Result<Response<PullStream>, Status> {
+        let caller = match identity(&request)? {
+            Identity::Peer(id) => id,
+            Identity::Client(_) => {
+                return Err(Status::permission_denied("Pull is for federation peers"));
+            }
+        };
+        tracing::Span::current().record("peer", tracing::field::display(&caller));
+        let req = request.into_inner();
+        if !req.origin.is_empty() && req.origin != self.state.id.as_str() {
+            return Err(Status::invalid_argument(format!(
+                "origin: this node serves only its own log ({}); pull {:?} from that member",
+                self.state.id, req.origin
+            )));
+        }
+        let max_batch = match req.max_batch {
+            0 => DEFAULT_BATCH,
+            n => n.min(MAX_BATCH),
+        } as usize;
+        let own_seq = self.state.store.watermark().own_seq;
+        if req.after_seq > own_seq {
+            // The peer holds more of our log than we do: our store was lost
+            // or restored from an old backup. Do not reuse those numbers
+            // silently; say so loudly.
+            tracing::warn!(
+                peer_cursor = req.after_seq,
+                own_seq,
+                "peer is ahead of this node's own log"
+            );
+        }
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let producer = Producer {
+            state: self.state.clone(),
+            caller,
+            after: req.after_seq,
+            follow: req.follow,
+            max_batch,
+            stop: self.stop.clone(),
+        };
+        tokio::spawn(producer.run(tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+struct Producer {
+    state: Arc<NodeState>,
+    caller: NodeId,
+    after: u64,
+    follow: bool,
+    max_batch: usize,
+    stop: watch::Receiver<bool>,
+}
+
+impl Producer {
+    async fn run(mut self, tx: mpsc::Sender<Result<pb::PullBatch, Status>>) {
+        let mut changes = self.state.store.subscribe();
+        loop {
+            let durable = changes.borrow_and_update().own_seq;
+            while self.after < durable {
+                let batch = match self.next_batch(durable) {
+                    Ok(b) => b,
+                    Err(status) => {
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                };
+                self.after = batch.high_water;
+                if tx.send(Ok(batch)).await.is_err() {
+                    return; // the peer went away
+                }
+            }
+            if !self.follow {
+                return;
+            }
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { return },
+                _ = self.stop.wait_for(|s| *s) => return,
+                _ = tx.closed() => return,
+            }
+        }
+    }
+
+    fn next_batch(&self, durable: u64) -> Result<pb::PullBatch, Status> {
+        let stored = self
+            .state
+            .store
+            .records_after(&self.state.id, self.after, durable, self.max_batch)
+            .map_err(IntoStatus::into_status)?;
+        let mut high_water = self.after;
+        let mut bytes = 0;
+        let mut records = Vec::new();
+        let mut exhausted = stored.len() < self.max_batch;
+        for r in stored {
+            let envelope = Envelope::decode(&r.envelope).map_err(|e| {
+                tracing::error!(seq = r.seq, error = %e, "own record does not decode");
+                Status::internal("this node's store holds an undecodable record")
+            })?;
+            let body = wire::decode_body(&envelope.body).map_err(|e| {
+                tracing::error!(seq = r.seq, error = %e, "own record body does not decode");
+                Status::internal("this node's store holds an undecodable record")
+            })?;
+            high_water = r.seq;
+            // NOTE: the distribution check is the disclosure rule. A record
+            // the caller is not entitled to is not sent, not even as a
+            // placeholder; high_water lets the caller's cursor pass it.
+            if body.distribution.includes(&self.caller) {
+                bytes += r.envelope.len();
+                records.push(envelope.to_pb());
+            }
+            if bytes >= MAX_BATCH_BYTES {
+                exhausted = false;
+                break;
+            }
+        }
+        if exhausted {
+            // Nothing else is durable up to `durable`: let the cursor reach it.
+            high_water = durable;
+        }
+        Ok(pb::PullBatch {
+            records,
+            high_water,
+        })
+    }
+}

@@ -1,0 +1,138 @@
+//! The gRPC services and the servers that carry them.
+//!
+//! Two listeners, two trust domains: the peer listener serves
+//! [`FederationService`] to roster members; the agency listener serves
+//! [`AgencyService`] to clients of the local agency CA, plus gRPC
+//! reflection. Both serve the standard health service.
+//!
+//! This module is the only place where errors become `tonic::Status`
+//! ([`status`]): internal details are logged, and callers get a precise
+//! message about their own input.
+
+mod agency;
+mod federation;
+
+pub use agency::AgencyService;
+pub use federation::FederationService;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::transport::Server;
+use tonic::{Request, Status};
+
+use crate::node::{NodeError, NodeState, PublishError};
+use crate::pb::v1::agency_server::AgencyServer;
+use crate::pb::v1::federation_server::FederationServer;
+use crate::store::StoreError;
+use crate::tls::{self, ConnInfo, Identity};
+
+/// Largest request an agency client may send.
+pub const MAX_AGENCY_REQUEST: usize = 1024 * 1024;
+/// Largest response message either listener sends.
+pub const MAX_RESPONSE: usize = 8 * 1024 * 1024;
+
+type HealthService<H> = tonic_health::pb::health_server::HealthServer<H>;
+
+/// Maps the errors of the layers below to gRPC statuses.
+pub(crate) trait IntoStatus {
+    fn into_status(self) -> Status;
+}
+
+impl IntoStatus for StoreError {
+    fn into_status(self) -> Status {
+        tracing::error!(error = %self, "store failure");
+        Status::unavailable("the node's store failed; the request was not applied")
+    }
+}
+
+impl IntoStatus for PublishError {
+    fn into_status(self) -> Status {
+        match self {
+            PublishError::Invalid(e) => Status::invalid_argument(e.to_string()),
+            PublishError::Store(e) => e.into_status(),
+            PublishError::Crypto(e) => {
+                tracing::error!(error = %e, "signing failure");
+                Status::internal("the node could not sign the record")
+            }
+        }
+    }
+}
+
+/// Maps any error of the layers below to a status.
+pub(crate) fn status(e: impl IntoStatus) -> Status {
+    e.into_status()
+}
+
+/// The verified identity of the connection a request came on.
+pub(crate) fn identity<T>(req: &Request<T>) -> Result<Identity, Status> {
+    req.extensions()
+        .get::<ConnInfo>()
+        .map(|c| c.identity.clone())
+        .ok_or_else(|| Status::unauthenticated("no verified client certificate on this connection"))
+}
+
+fn shutdown_signal(mut stop: watch::Receiver<bool>) -> impl Future<Output = ()> {
+    async move {
+        let _ = stop.wait_for(|s| *s).await;
+    }
+}
+
+fn server() -> Server {
+    Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(15)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        // Bounds the memory one connection can tie up with open streams.
+        .max_concurrent_streams(Some(256))
+}
+
+/// The peer listener: Federation + health, mTLS against the roster.
+pub fn peer_server<H: tonic_health::pb::health_server::Health>(
+    state: Arc<NodeState>,
+    listener: TcpListener,
+    health: HealthService<H>,
+    stop: watch::Receiver<bool>,
+) -> Result<impl Future<Output = Result<(), tonic::transport::Error>>, NodeError> {
+    let config = tls::peer_server_config(&state.roster, &state.tls)?;
+    let federation = state.roster.federation.clone();
+    let identify: tls::Identify =
+        Arc::new(move |cert| tls::node_id_from_cert(cert, &federation).map(Identity::Peer));
+    let incoming = tls::incoming(listener, config, identify, "peer", stop.clone());
+    let svc = FederationServer::new(FederationService::new(state, stop.clone()))
+        .max_decoding_message_size(64 * 1024)
+        .max_encoding_message_size(MAX_RESPONSE);
+    Ok(server()
+        .add_service(health)
+        .add_service(svc)
+        .serve_with_incoming_shutdown(incoming, shutdown_signal(stop)))
+}
+
+/// The agency listener: Agency + health + reflection, mTLS against the
+/// local agency CA.
+pub fn agency_server<H: tonic_health::pb::health_server::Health>(
+    state: Arc<NodeState>,
+    listener: TcpListener,
+    health: HealthService<H>,
+    stop: watch::Receiver<bool>,
+) -> Result<impl Future<Output = Result<(), tonic::transport::Error>>, NodeError> {
+    let config = tls::agency_server_config(&state.agency_ca, &state.tls)?;
+    let identify: tls::Identify =
+        Arc::new(|cert| tls::client_name_from_cert(cert).map(Identity::Client));
+    let incoming = tls::incoming(listener, config, identify, "agency", stop.clone());
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| NodeError::Server(format!("reflection: {e}")))?;
+    let svc = AgencyServer::new(AgencyService::new(state, stop.clone()))
+        .max_decoding_message_size(MAX_AGENCY_REQUEST)
+        .max_encoding_message_size(MAX_RESPONSE);
+    Ok(server()
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(svc)
+        .serve_with_incoming_shutdown(incoming, shutdown_signal(stop)))
+}

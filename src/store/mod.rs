@@ -1,0 +1,571 @@
+//! The node's durable store: sled behind one facade.
+//!
+//! Nothing above this module names sled, so the engine can be replaced
+//! without touching the rest (garage had to drop sled; see
+//! `docs/decisions/0001-store.md`).
+//!
+//! Durability rule: a write is acknowledged only after `flush` returns, and
+//! everything a write changes (a record, its id index, its arrival entry,
+//! the origin's cursor) goes in one sled transaction, so after a crash either
+//! all of it is there or none of it is.
+//!
+//! Visibility rule: readers see only what is durable. The store keeps a
+//! [`Watermark`] of the highest arrival position and own sequence number
+//! known to be flushed; pull streams and watches never look past it. Without
+//! it, a peer could receive a record that the origin then loses in a crash,
+//! and the origin would later reuse that sequence number for another record.
+//!
+//! Writers are serialised by one lock held only for the in-memory
+//! transaction; the flush happens outside it, so concurrent writers share
+//! flushes (group commit).
+
+mod keys;
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use tokio::sync::watch;
+
+use crate::model::NodeId;
+
+/// Version of the on-disk format written by this build.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store I/O failed: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("store at {path} has schema version {found}; this enlace reads version {expected}")]
+    Schema {
+        path: String,
+        found: u32,
+        expected: u32,
+    },
+    #[error("store at {path} belongs to node {found}, not {expected}")]
+    WrongNode {
+        path: String,
+        found: String,
+        expected: String,
+    },
+    #[error("store is corrupt: {0}")]
+    Corrupt(String),
+    #[error("record id {0} is already used by another record")]
+    DuplicateRecordId(String),
+    #[error("a writer panicked while holding the store lock")]
+    Poisoned,
+}
+
+/// Highest durable positions; only these are visible to readers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Watermark {
+    /// Highest arrival position that is durable.
+    pub arrival: u64,
+    /// Highest sequence number of this node's own log that is durable.
+    pub own_seq: u64,
+}
+
+/// A record as held by this node.
+#[derive(Debug, Clone)]
+pub struct StoredRecord {
+    pub origin: NodeId,
+    pub seq: u64,
+    /// Arrival position: the order in which records were stored here.
+    pub position: u64,
+    /// The `SignedRecord` bytes, exactly as signed and received.
+    pub envelope: Vec<u8>,
+}
+
+/// A verified record ready to be stored.
+#[derive(Debug, Clone)]
+pub struct NewRecord {
+    pub seq: u64,
+    pub record_id: String,
+    pub envelope: Vec<u8>,
+}
+
+/// What [`Store::apply_received`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// Newly stored.
+    pub stored: usize,
+    /// Already held with identical bytes (harmless re-delivery).
+    pub duplicates: usize,
+    /// Sequence numbers already held with *different* bytes, or whose
+    /// record id is taken: the origin signed two records for one slot.
+    pub conflicts: Vec<u64>,
+}
+
+struct WriterState {
+    own_seq: u64,
+    next_arrival: u64,
+}
+
+/// The store facade.
+pub struct Store {
+    db: sled::Db,
+    records: sled::Tree,
+    record_ids: sled::Tree,
+    arrivals: sled::Tree,
+    cursors: sled::Tree,
+    own: NodeId,
+    writer: Mutex<WriterState>,
+    durable: watch::Sender<Watermark>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("own", &self.own)
+            .field("durable", &*self.durable.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+fn tx_error(e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Sled(e),
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store of node `own` in `dir`.
+    pub fn open(dir: &Path, own: &NodeId) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Sled(e.into()))?;
+        #[cfg(unix)]
+        {
+            // The store holds other members' records: owner only.
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        let meta = db.open_tree("meta")?;
+        let path = dir.display().to_string();
+        match meta.get("schema_version")? {
+            Some(v) => {
+                let found = u32::from_be_bytes(v.as_ref().try_into().map_err(|_| {
+                    StoreError::Corrupt("meta.schema_version is not 4 bytes".into())
+                })?);
+                if found != SCHEMA_VERSION {
+                    return Err(StoreError::Schema {
+                        path,
+                        found,
+                        expected: SCHEMA_VERSION,
+                    });
+                }
+            }
+            None => {
+                meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
+            }
+        }
+        match meta.get("node_id")? {
+            Some(v) if v.as_ref() != own.as_str().as_bytes() => {
+                return Err(StoreError::WrongNode {
+                    path,
+                    found: String::from_utf8_lossy(&v).into_owned(),
+                    expected: own.to_string(),
+                });
+            }
+            Some(_) => {}
+            None => {
+                meta.insert("node_id", own.as_str())?;
+            }
+        }
+        db.flush()?;
+        let records = db.open_tree("records")?;
+        let record_ids = db.open_tree("record_ids")?;
+        let arrivals = db.open_tree("arrivals")?;
+        let cursors = db.open_tree("cursors")?;
+
+        let own_seq = match records
+            .scan_prefix(keys::origin_prefix(own.as_str()))
+            .next_back()
+        {
+            Some(kv) => {
+                let (k, _) = kv?;
+                keys::parse_record_key(&k)
+                    .ok_or_else(|| StoreError::Corrupt("bad key in records".into()))?
+                    .1
+            }
+            None => 0,
+        };
+        let last_arrival = match arrivals.last()? {
+            Some((k, _)) => keys::read_u64(&k)
+                .ok_or_else(|| StoreError::Corrupt("bad key in arrivals".into()))?,
+            None => 0,
+        };
+        // Everything on disk at open is durable.
+        let (durable, _) = watch::channel(Watermark {
+            arrival: last_arrival,
+            own_seq,
+        });
+        Ok(Self {
+            db,
+            records,
+            record_ids,
+            arrivals,
+            cursors,
+            own: own.clone(),
+            writer: Mutex::new(WriterState {
+                own_seq,
+                next_arrival: last_arrival + 1,
+            }),
+            durable,
+        })
+    }
+
+    /// This node's id, as recorded in the store.
+    pub fn own(&self) -> &NodeId {
+        &self.own
+    }
+
+    /// Appends a record to this node's own log. `make` receives the next
+    /// gapless sequence number and returns the record id and signed
+    /// envelope; it runs under the writer lock, so keep it to signing.
+    /// Returns once the record is durable.
+    pub async fn append_own<E>(
+        &self,
+        make: impl FnOnce(u64) -> Result<(String, Vec<u8>), E>,
+    ) -> Result<Result<StoredRecord, E>, StoreError> {
+        let stored = {
+            let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+            let seq = w.own_seq + 1;
+            let (record_id, envelope) = match make(seq) {
+                Ok(v) => v,
+                Err(e) => return Ok(Err(e)),
+            };
+            if self.record_ids.contains_key(record_id.as_bytes())? {
+                return Err(StoreError::DuplicateRecordId(record_id));
+            }
+            let position = w.next_arrival;
+            let key = keys::record_key(self.own.as_str(), seq);
+            let mut value = Vec::with_capacity(8 + envelope.len());
+            value.extend_from_slice(&keys::u64_be(position));
+            value.extend_from_slice(&envelope);
+            (&self.records, &self.record_ids, &self.arrivals)
+                .transaction(|(records, ids, arrivals)| -> TxResult<()> {
+                    records.insert(key.as_slice(), value.as_slice())?;
+                    ids.insert(record_id.as_bytes(), key.as_slice())?;
+                    arrivals.insert(&keys::u64_be(position), key.as_slice())?;
+                    Ok(())
+                })
+                .map_err(tx_error)?;
+            w.own_seq = seq;
+            w.next_arrival += 1;
+            StoredRecord {
+                origin: self.own.clone(),
+                seq,
+                position,
+                envelope,
+            }
+        };
+        self.flush_and_publish(stored.position, stored.seq).await?;
+        Ok(Ok(stored))
+    }
+
+    /// Stores verified records received from `origin` and advances its
+    /// cursor to `cursor` (never backwards), in one atomic, durable step.
+    pub async fn apply_received(
+        &self,
+        origin: &NodeId,
+        records: &[NewRecord],
+        cursor: u64,
+    ) -> Result<Applied, StoreError> {
+        let mut applied = Applied::default();
+        let last_position = {
+            let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+            let mut writes: Vec<(Vec<u8>, Vec<u8>, &str, u64)> = Vec::new();
+            let mut position = w.next_arrival;
+            for r in records {
+                let key = keys::record_key(origin.as_str(), r.seq);
+                if let Some(existing) = self.records.get(&key)? {
+                    if existing.get(8..) == Some(r.envelope.as_slice()) {
+                        applied.duplicates += 1;
+                    } else {
+                        applied.conflicts.push(r.seq);
+                    }
+                    continue;
+                }
+                if self.record_ids.contains_key(r.record_id.as_bytes())?
+                    || writes.iter().any(|(_, _, id, _)| *id == r.record_id)
+                {
+                    applied.conflicts.push(r.seq);
+                    continue;
+                }
+                let mut value = Vec::with_capacity(8 + r.envelope.len());
+                value.extend_from_slice(&keys::u64_be(position));
+                value.extend_from_slice(&r.envelope);
+                writes.push((key, value, &r.record_id, position));
+                position += 1;
+            }
+            let old_cursor = self.cursor(origin)?;
+            let new_cursor = cursor.max(old_cursor);
+            if writes.is_empty() && new_cursor == old_cursor {
+                return Ok(applied);
+            }
+            (
+                &self.records,
+                &self.record_ids,
+                &self.arrivals,
+                &self.cursors,
+            )
+                .transaction(|(rec, ids, arr, cur)| -> TxResult<()> {
+                    for (key, value, record_id, pos) in &writes {
+                        rec.insert(key.as_slice(), value.as_slice())?;
+                        ids.insert(record_id.as_bytes(), key.as_slice())?;
+                        arr.insert(&keys::u64_be(*pos), key.as_slice())?;
+                    }
+                    cur.insert(origin.as_str().as_bytes(), &keys::u64_be(new_cursor))?;
+                    Ok(())
+                })
+                .map_err(tx_error)?;
+            applied.stored = writes.len();
+            w.next_arrival = position;
+            position - 1
+        };
+        let own_seq = self.durable.borrow().own_seq;
+        self.flush_and_publish(last_position, own_seq).await?;
+        Ok(applied)
+    }
+
+    async fn flush_and_publish(&self, arrival: u64, own_seq: u64) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        self.durable.send_if_modified(|w| {
+            let before = *w;
+            w.arrival = w.arrival.max(arrival);
+            w.own_seq = w.own_seq.max(own_seq);
+            *w != before
+        });
+        Ok(())
+    }
+
+    /// The durable watermark now.
+    pub fn watermark(&self) -> Watermark {
+        *self.durable.borrow()
+    }
+
+    /// Notified whenever the durable watermark moves.
+    pub fn subscribe(&self) -> watch::Receiver<Watermark> {
+        self.durable.subscribe()
+    }
+
+    /// Highest resolved sequence number of `origin`'s log (0: none).
+    pub fn cursor(&self, origin: &NodeId) -> Result<u64, StoreError> {
+        Ok(match self.cursors.get(origin.as_str().as_bytes())? {
+            Some(v) => {
+                keys::read_u64(&v).ok_or_else(|| StoreError::Corrupt("bad cursor value".into()))?
+            }
+            None => 0,
+        })
+    }
+
+    /// Records of `origin` with `after < seq <= up_to`, ascending, at most `limit`.
+    pub fn records_after(
+        &self,
+        origin: &NodeId,
+        after: u64,
+        up_to: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        if after >= up_to {
+            return Ok(Vec::new());
+        }
+        let start = keys::record_key(origin.as_str(), after.saturating_add(1));
+        let end = keys::record_key(origin.as_str(), up_to);
+        let mut out = Vec::new();
+        for kv in self.records.range(start..=end).take(limit) {
+            let (k, v) = kv?;
+            out.push(self.decode_stored(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// Highest sequence number held for `origin` (0: none).
+    pub fn last_seq(&self, origin: &NodeId) -> Result<u64, StoreError> {
+        match self
+            .records
+            .scan_prefix(keys::origin_prefix(origin.as_str()))
+            .next_back()
+        {
+            Some(kv) => {
+                let (k, _) = kv?;
+                Ok(keys::parse_record_key(&k)
+                    .ok_or_else(|| StoreError::Corrupt("bad key in records".into()))?
+                    .1)
+            }
+            None => Ok(0),
+        }
+    }
+
+    /// Number of records held for `origin`.
+    pub fn count(&self, origin: &NodeId) -> usize {
+        self.records
+            .scan_prefix(keys::origin_prefix(origin.as_str()))
+            .count()
+    }
+
+    /// One record by its id, if held and durable.
+    pub fn get_by_id(&self, record_id: &str) -> Result<Option<StoredRecord>, StoreError> {
+        let Some(key) = self.record_ids.get(record_id.as_bytes())? else {
+            return Ok(None);
+        };
+        let Some(value) = self.records.get(&key)? else {
+            return Err(StoreError::Corrupt(format!(
+                "record id {record_id} points at a missing record"
+            )));
+        };
+        let r = self.decode_stored(&key, &value)?;
+        Ok((r.position <= self.watermark().arrival).then_some(r))
+    }
+
+    /// Durable records in arrival order after `after_position`, at most
+    /// `limit` examined; optionally only those of one origin.
+    /// Returns the records and the last position examined.
+    pub fn list(
+        &self,
+        after_position: u64,
+        limit: usize,
+        origin: Option<&NodeId>,
+    ) -> Result<(Vec<StoredRecord>, u64), StoreError> {
+        let durable = self.watermark().arrival;
+        let mut out = Vec::new();
+        let mut last = after_position;
+        if after_position >= durable {
+            return Ok((out, last));
+        }
+        let start = keys::u64_be(after_position + 1);
+        let end = keys::u64_be(durable);
+        for kv in self.arrivals.range(start..=end).take(limit) {
+            let (pos, key) = kv?;
+            last = keys::read_u64(&pos)
+                .ok_or_else(|| StoreError::Corrupt("bad arrival key".into()))?;
+            let (o, _) = keys::parse_record_key(&key)
+                .ok_or_else(|| StoreError::Corrupt("bad record key in arrivals".into()))?;
+            if origin.is_some_and(|want| *want != o) {
+                continue;
+            }
+            let value = self
+                .records
+                .get(&key)?
+                .ok_or_else(|| StoreError::Corrupt("arrival points at a missing record".into()))?;
+            out.push(self.decode_stored(&key, &value)?);
+        }
+        Ok((out, last))
+    }
+
+    /// Total number of records held.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Flushes everything; used at shutdown.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    fn decode_stored(&self, key: &[u8], value: &[u8]) -> Result<StoredRecord, StoreError> {
+        let (origin, seq) = keys::parse_record_key(key)
+            .ok_or_else(|| StoreError::Corrupt("bad key in records".into()))?;
+        let position = keys::read_u64(value)
+            .ok_or_else(|| StoreError::Corrupt("short value in records".into()))?;
+        Ok(StoredRecord {
+            origin,
+            seq,
+            position,
+            envelope: value[8..].to_vec(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> NodeId {
+        NodeId::parse(s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn own_log_is_gapless_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), &id("gt")).unwrap();
+            for i in 1..=3u64 {
+                let r = store
+                    .append_own(|seq| Ok::<_, ()>((format!("gt-{seq:016x}"), vec![i as u8])))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(r.seq, i);
+            }
+            assert_eq!(
+                store.watermark(),
+                Watermark {
+                    arrival: 3,
+                    own_seq: 3
+                }
+            );
+        }
+        let store = Store::open(dir.path(), &id("gt")).unwrap();
+        assert_eq!(store.watermark().own_seq, 3);
+        let r = store
+            .append_own(|seq| Ok::<_, ()>((format!("gt-{seq:016x}"), vec![4])))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((r.seq, r.position), (4, 4));
+        let got = store.get_by_id("gt-0000000000000002").unwrap().unwrap();
+        assert_eq!(got.envelope, vec![2]);
+    }
+
+    #[tokio::test]
+    async fn a_store_refuses_another_node() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path(), &id("gt")).unwrap());
+        let err = Store::open(dir.path(), &id("hn")).unwrap_err();
+        assert!(err.to_string().contains("belongs to node gt"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn received_records_are_idempotent_and_conflicts_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &id("hn")).unwrap();
+        let gt = id("gt");
+        let recs: Vec<NewRecord> = (1..=3)
+            .map(|s| NewRecord {
+                seq: s,
+                record_id: format!("gt-{s:016x}"),
+                envelope: vec![s as u8; 4],
+            })
+            .collect();
+        let a = store.apply_received(&gt, &recs, 5).await.unwrap();
+        assert_eq!(a.stored, 3);
+        assert_eq!(store.cursor(&gt).unwrap(), 5);
+        let again = store.apply_received(&gt, &recs, 2).await.unwrap();
+        assert_eq!((again.stored, again.duplicates), (0, 3));
+        assert_eq!(store.cursor(&gt).unwrap(), 5, "cursor never moves back");
+        let forged = NewRecord {
+            seq: 2,
+            record_id: "gt-ffffffffffffffff".into(),
+            envelope: vec![9],
+        };
+        let c = store.apply_received(&gt, &[forged], 5).await.unwrap();
+        assert_eq!(c.conflicts, vec![2]);
+        let (listed, last) = store.list(0, 100, None).unwrap();
+        assert_eq!(listed.len(), 3);
+        assert_eq!(last, 3);
+        assert_eq!(store.records_after(&gt, 1, 3, 10).unwrap().len(), 2);
+    }
+}

@@ -1,0 +1,317 @@
+//! Replication from one peer: pull that peer's log from our cursor, then
+//! follow it live on the same stream; on any failure, back off with jitter
+//! and resume from the durable cursor.
+//!
+//! Exactly-once comes from the store, not from the network: verified
+//! records and the cursor move together in one atomic, durable step, and
+//! re-delivered records are recognised byte for byte. A record that fails
+//! verification is not stored and pins the cursor just before it, so it is
+//! asked for again after the next reconnect rather than skipped for ever;
+//! the records after it are still stored.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tonic::transport::{Channel, Endpoint};
+use tracing::Instrument;
+
+use crate::model::NodeId;
+use crate::model::wire::Envelope;
+use crate::node::{NodeError, NodeState, now_ms};
+use crate::pb::v1 as pb;
+use crate::pb::v1::federation_client::FederationClient;
+use crate::store::NewRecord;
+use crate::tls;
+use crate::verify::{self, Rejection};
+
+/// Largest gRPC message a node accepts from a peer.
+pub const MAX_PEER_MESSAGE: usize = 8 * 1024 * 1024;
+
+/// Builds a lazily connecting mTLS channel to a peer. The connector does
+/// TLS itself, with the roster-bound verifier for that peer; no plaintext
+/// path exists.
+pub fn peer_channel(
+    tls_config: Arc<rustls::ClientConfig>,
+    host: &str,
+    port: u16,
+) -> Result<Channel, tls::TlsError> {
+    let server_name = tls::server_name(host)?;
+    let authority = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let endpoint = Endpoint::from_shared(format!("https://{authority}"))
+        .map_err(|e| tls::TlsError::Verifier(format!("bad endpoint {authority}: {e}")))?
+        .connect_timeout(Duration::from_secs(5))
+        .http2_keep_alive_interval(Duration::from_secs(15))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(true);
+    Ok(endpoint.connect_with_connector_lazy(tls::connector(
+        tls_config,
+        host.to_owned(),
+        port,
+        server_name,
+    )))
+}
+
+/// Replicates one peer's log into this node.
+pub struct PeerReplicator {
+    state: Arc<NodeState>,
+    peer: NodeId,
+    client: FederationClient<Channel>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// How a refused record affects the cursor.
+enum Refused {
+    /// Authentic record at this seq that must not be stored; move past it.
+    Skip(u64, Rejection),
+    /// Untrustworthy record: keep the cursor before it.
+    Pin(Rejection),
+}
+
+enum SessionEnd {
+    Shutdown,
+    Failed(String),
+}
+
+impl PeerReplicator {
+    pub fn new(
+        state: Arc<NodeState>,
+        peer: NodeId,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Self, NodeError> {
+        let member = state
+            .roster
+            .member(&peer)
+            .ok_or_else(|| NodeError::Server(format!("{peer} is not in the roster")))?;
+        let endpoint = member
+            .endpoint
+            .clone()
+            .ok_or_else(|| NodeError::Server(format!("{peer} has no endpoint")))?;
+        let config = tls::peer_client_config(&state.roster, &state.tls, &peer)?;
+        let channel = peer_channel(config, &endpoint.host, endpoint.port)?;
+        let client = FederationClient::new(channel)
+            .max_decoding_message_size(MAX_PEER_MESSAGE)
+            .max_encoding_message_size(64 * 1024);
+        Ok(Self {
+            state,
+            peer,
+            client,
+            shutdown,
+        })
+    }
+
+    /// Runs until shutdown.
+    pub async fn run(mut self) {
+        let span = tracing::info_span!("replicator", node = %self.state.id, peer = %self.peer);
+        async move {
+            let mut failures: u32 = 0;
+            loop {
+                match self.session().await {
+                    SessionEnd::Shutdown => break,
+                    SessionEnd::Failed(error) => {
+                        failures = failures.saturating_add(1);
+                        self.state.update_peer(&self.peer, |p| {
+                            p.connected = false;
+                            p.last_error = Some(error.clone());
+                        });
+                        let delay = backoff(&self.state.sync, failures);
+                        tracing::debug!(%error, retry_in_ms = delay.as_millis() as u64, "pull stream failed");
+                        if failures == 1 || failures % 10 == 0 {
+                            tracing::warn!(%error, failures, "pull stream failed; retrying with backoff");
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = self.shutdown.wait_for(|s| *s) => break,
+                        }
+                    }
+                }
+                // A session that got as far as a batch resets the backoff.
+                if self.state.peer_states().get(&self.peer).is_some_and(|p| p.connected) {
+                    failures = 0;
+                }
+            }
+            self.state.update_peer(&self.peer, |p| p.connected = false);
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn session(&mut self) -> SessionEnd {
+        let cursor = match self.state.store.cursor(&self.peer) {
+            Ok(c) => c,
+            Err(e) => return SessionEnd::Failed(format!("store: {e}")),
+        };
+        let request = pb::PullRequest {
+            origin: self.peer.to_string(),
+            after_seq: cursor,
+            follow: true,
+            max_batch: self.state.sync.batch_size,
+        };
+        let mut stream = tokio::select! {
+            r = self.client.pull(request) => match r {
+                Ok(s) => s.into_inner(),
+                Err(status) => return SessionEnd::Failed(format!("{}: {}", status.code(), status.message())),
+            },
+            _ = self.shutdown.wait_for(|s| *s) => return SessionEnd::Shutdown,
+        };
+        self.state.update_peer(&self.peer, |p| {
+            p.connected = true;
+            p.last_error = None;
+            p.last_contact_ms = Some(now_ms());
+        });
+        tracing::info!(from_seq = cursor, "following peer log");
+        // Highest seq seen on this stream, and where the cursor is pinned
+        // after a rejected record.
+        let mut last_seq = cursor;
+        let mut pinned: Option<u64> = None;
+        loop {
+            let batch = tokio::select! {
+                m = stream.message() => m,
+                _ = self.shutdown.wait_for(|s| *s) => return SessionEnd::Shutdown,
+            };
+            let batch = match batch {
+                Ok(Some(b)) => b,
+                Ok(None) => return SessionEnd::Failed("peer closed the stream".into()),
+                Err(status) => {
+                    return SessionEnd::Failed(format!("{}: {}", status.code(), status.message()));
+                }
+            };
+            if let Err(e) = self.apply(batch, &mut last_seq, &mut pinned).await {
+                return SessionEnd::Failed(e);
+            }
+        }
+    }
+
+    async fn apply(
+        &self,
+        batch: pb::PullBatch,
+        last_seq: &mut u64,
+        pinned: &mut Option<u64>,
+    ) -> Result<(), String> {
+        let high_water = batch.high_water;
+        if high_water < *last_seq {
+            return Err(format!(
+                "peer sent high_water {high_water} below {last_seq}"
+            ));
+        }
+        let mut accepted = Vec::with_capacity(batch.records.len());
+        let mut rejected = 0u64;
+        for signed in batch.records {
+            let envelope = Envelope::from_pb(signed);
+            match self.check(&envelope, *last_seq, high_water) {
+                Ok(v) => {
+                    *last_seq = v.body.seq;
+                    accepted.push(NewRecord {
+                        seq: v.body.seq,
+                        record_id: v.body.record_id,
+                        envelope: v.envelope,
+                    });
+                }
+                Err(Refused::Skip(seq, rejection)) => {
+                    // Authentic, but not for us: nothing to ask for again.
+                    rejected += 1;
+                    tracing::warn!(security_event = true, reason = rejection.label(), %rejection, seq, "record rejected");
+                    *last_seq = seq;
+                }
+                Err(Refused::Pin(rejection)) => {
+                    // Not authentic or not well formed: its slot stays open
+                    // so the record is asked for again after a reconnect.
+                    rejected += 1;
+                    tracing::warn!(security_event = true, reason = rejection.label(), %rejection, "record rejected");
+                    pinned.get_or_insert(*last_seq);
+                }
+            }
+        }
+        let cursor = match pinned {
+            Some(p) => (*p).min(high_water),
+            None => high_water,
+        };
+        let applied = self
+            .state
+            .store
+            .apply_received(&self.peer, &accepted, cursor)
+            .await
+            .map_err(|e| format!("store: {e}"))?;
+        for seq in &applied.conflicts {
+            rejected += 1;
+            let rejection = Rejection::Conflict(*seq);
+            tracing::warn!(security_event = true, reason = rejection.label(), %rejection, "record rejected");
+        }
+        if applied.stored > 0 {
+            tracing::debug!(stored = applied.stored, cursor, "batch applied");
+        }
+        self.state.update_peer(&self.peer, |p| {
+            p.last_contact_ms = Some(now_ms());
+            p.records_received += applied.stored as u64;
+            p.records_rejected += rejected;
+        });
+        Ok(())
+    }
+
+    /// Verifies one record of the stream.
+    fn check(
+        &self,
+        envelope: &Envelope,
+        after: u64,
+        high_water: u64,
+    ) -> Result<verify::VerifiedRecord, Refused> {
+        let v = verify::verify(&self.state.roster, envelope).map_err(Refused::Pin)?;
+        let seq = v.body.seq;
+        if v.body.origin != self.peer {
+            return Err(Refused::Pin(Rejection::UnexpectedOrigin {
+                expected: self.peer.clone(),
+                found: v.body.origin,
+            }));
+        }
+        if seq <= after || seq > high_water {
+            return Err(Refused::Pin(Rejection::OutOfOrder {
+                seq,
+                after,
+                high_water,
+            }));
+        }
+        if !v.body.distribution.includes(&self.state.id) {
+            return Err(Refused::Skip(
+                seq,
+                Rejection::NotEntitled(self.state.id.clone()),
+            ));
+        }
+        Ok(v)
+    }
+}
+
+/// Exponential backoff with jitter: between half and all of
+/// `min * 2^(failures-1)`, capped at `max`. The jitter keeps a federation
+/// whose hub just restarted from reconnecting in lock step.
+fn backoff(cfg: &crate::config::SyncConfig, failures: u32) -> Duration {
+    let exp = failures.saturating_sub(1).min(16);
+    let base = cfg
+        .backoff_min
+        .saturating_mul(1u32 << exp)
+        .min(cfg.backoff_max);
+    let r: [u8; 4] = crate::crypto::random_bytes().unwrap_or([0; 4]);
+    let frac = f64::from(u32::from_be_bytes(r)) / f64::from(u32::MAX);
+    base.mul_f64(0.5 + 0.5 * frac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let cfg = crate::config::SyncConfig {
+            batch_size: 1,
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(2),
+        };
+        let first = backoff(&cfg, 1);
+        assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+        let later = backoff(&cfg, 30);
+        assert!(later >= Duration::from_secs(1) && later <= Duration::from_secs(2));
+    }
+}

@@ -112,6 +112,10 @@ pub struct NodeState {
     pub tls: TlsIdentity,
     pub agency_ca: Vec<rustls_pki_types::CertificateDer<'static>>,
     pub sync: SyncConfig,
+    /// TLS handshakes on the peer listener.
+    pub peer_handshakes: Arc<tls::HandshakeStats>,
+    /// TLS handshakes on the agency listener.
+    pub agency_handshakes: Arc<tls::HandshakeStats>,
     peers: Mutex<BTreeMap<NodeId, PeerState>>,
 }
 
@@ -166,6 +170,8 @@ impl Node {
                 tls: settings.tls,
                 agency_ca: settings.agency_ca,
                 sync: settings.sync,
+                peer_handshakes: Arc::default(),
+                agency_handshakes: Arc::default(),
                 peers: Mutex::new(peers),
             }),
         })
@@ -352,4 +358,9 @@ impl NodeState {
             f(p);
         }
     }
+}
+
+/// Resolves once `stop` is true (or its sender is gone).
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }

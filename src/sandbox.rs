@@ -256,6 +256,14 @@ impl Sandbox {
         })
     }
 
+    /// Takes the listeners bound for member `id` at creation, to serve
+    /// something else on its addresses (a test's stand-in peer), or to free
+    /// the ports for a node run as a separate process.
+    pub fn take_listeners(&mut self, id: &str) -> Option<Listeners> {
+        let id = NodeId::parse(id).ok()?;
+        self.members.get_mut(&id)?.listeners.take()
+    }
+
     /// An agency client of member `id`.
     pub async fn client(
         &self,

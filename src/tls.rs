@@ -48,7 +48,7 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshakes in progress at once per listener; more wait in the backlog.
 const MAX_CONCURRENT_HANDSHAKES: usize = 256;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum TlsError {
     #[error("{0}")]
     File(String),
@@ -72,6 +72,32 @@ pub enum TlsError {
     WrongMember { expected: NodeId, found: NodeId },
     #[error("certificate has no subject common name to identify the agency client")]
     NoClientName,
+}
+
+// NOTE: rustls reports verifier errors with `{:?}`, and operators read
+// those in logs and client errors: make Debug say what Display says.
+impl std::fmt::Debug for TlsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+/// Counts of TLS handshakes on one listener.
+#[derive(Debug, Default)]
+pub struct HandshakeStats {
+    /// Handshakes completed with a verified, usable identity.
+    pub accepted: std::sync::atomic::AtomicU64,
+    /// Handshakes refused (bad or missing certificate, wrong identity, timeout).
+    pub refused: std::sync::atomic::AtomicU64,
+}
+
+impl HandshakeStats {
+    fn count_refused(&self) {
+        self.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn count_accepted(&self) {
+        self.accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// The one crypto provider enlace uses.
@@ -459,6 +485,7 @@ pub fn incoming(
     config: Arc<rustls::ServerConfig>,
     identify: Identify,
     listener_name: &'static str,
+    stats: Arc<HandshakeStats>,
     mut shutdown: watch::Receiver<bool>,
 ) -> ReceiverStream<Result<TlsConn, std::io::Error>> {
     let (tx, rx) = mpsc::channel(64);
@@ -486,6 +513,7 @@ pub fn incoming(
             let acceptor = acceptor.clone();
             let identify = identify.clone();
             let tx = tx.clone();
+            let stats = stats.clone();
             tokio::spawn(async move {
                 let _permit = permit;
                 let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
@@ -493,10 +521,12 @@ pub fn incoming(
                 {
                     Ok(Ok(s)) => s,
                     Ok(Err(error)) => {
+                        stats.count_refused();
                         tracing::warn!(listener = listener_name, %remote, %error, "TLS handshake refused");
                         return;
                     }
                     Err(_) => {
+                        stats.count_refused();
                         tracing::warn!(listener = listener_name, %remote, "TLS handshake timed out");
                         return;
                     }
@@ -510,6 +540,7 @@ pub fn incoming(
                 };
                 match identity {
                     Ok(identity) => {
+                        stats.count_accepted();
                         tracing::debug!(listener = listener_name, %remote, ?identity, "connection accepted");
                         let _ = tx
                             .send(Ok(TlsConn {
@@ -519,6 +550,7 @@ pub fn incoming(
                             .await;
                     }
                     Err(error) => {
+                        stats.count_refused();
                         tracing::warn!(listener = listener_name, %remote, %error, "verified certificate carries no usable identity");
                     }
                 }

@@ -204,9 +204,14 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
         Err(s) => return Err(super::records::status_message(&s)),
     }
 
+    // All at once, as an operator stopping the federation would.
+    let mut stopping = tokio::task::JoinSet::new();
     for node in nodes {
-        let id = node.id.clone();
-        node.stop().await.map_err(|e| e.to_string())?;
+        stopping.spawn(async move { (node.id.clone(), node.stop().await) });
+    }
+    while let Some(done) = stopping.join_next().await {
+        let (id, result) = done.map_err(|e| e.to_string())?;
+        result.map_err(|e| e.to_string())?;
         clock.say(format!("stopped {id}: connections drained, store flushed"));
     }
     if let Some(dir) = &args.dir {

@@ -213,7 +213,10 @@ impl Agency for AgencyService {
                 }
                 tokio::select! {
                     changed = changes.changed() => if changed.is_err() { return },
-                    _ = stop.wait_for(|s| *s) => return,
+                    _ = crate::node::stopped(&mut stop) => {
+                        let _ = tx.send(Err(Status::unavailable(format!("node {} is shutting down", state.id)))).await;
+                        return;
+                    }
                     _ = tx.closed() => return,
                 }
             }

@@ -128,7 +128,10 @@ impl Producer {
             }
             tokio::select! {
                 changed = changes.changed() => if changed.is_err() { return },
-                _ = self.stop.wait_for(|s| *s) => return,
+                _ = crate::node::stopped(&mut self.stop) => {
+                    let _ = tx.send(Err(Status::unavailable(format!("node {} is shutting down", self.state.id)))).await;
+                    return;
+                }
                 _ = tx.closed() => return,
             }
         }

@@ -1,0 +1,87 @@
+//! Shared harness for the integration tests: real nodes (in-process, on
+//! `127.0.0.1:0`), real mTLS, real sled in temporary directories. Waits are
+//! for conditions with deadlines, never fixed sleeps, so the suite holds up
+//! on a loaded two-core machine.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use enlace::pb::v1 as pb;
+use enlace::pb::v1::agency_client::AgencyClient;
+use tonic::transport::Channel;
+
+/// Generous: a loaded CI machine can be slow, and a passing run never waits this long.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Polls `cond` until it yields `Some`, or panics with `what` after [`DEADLINE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut cond: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if let Some(v) = cond().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {DEADLINE:?} waiting for: {what}");
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// Every record a node's agency API lists, in arrival order.
+pub async fn list_all(client: &mut AgencyClient<Channel>) -> Vec<pb::RecordView> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = client
+            .list_records(pb::ListRecordsRequest {
+                after_position: after,
+                limit: 0,
+                origin: String::new(),
+            })
+            .await
+            .expect("list records")
+            .into_inner();
+        out.extend(page.records);
+        if page.last_position == after {
+            return out;
+        }
+        after = page.last_position;
+    }
+}
+
+/// Publishes an alert and returns the response.
+pub async fn publish(client: &mut AgencyClient<Channel>, summary: &str, to: &[&str]) -> pb::PublishResponse {
+    client
+        .publish_alert(pb::PublishAlertRequest {
+            alert: Some(pb::Alert {
+                summary: summary.into(),
+                language: "es".into(),
+            }),
+            to: to.iter().map(|s| s.to_string()).collect(),
+        })
+        .await
+        .expect("publish")
+        .into_inner()
+}
+
+/// The cursor node `at` holds for `peer`.
+pub async fn cursor(client: &mut AgencyClient<Channel>, peer: &str) -> u64 {
+    let peers = client.list_peers(pb::ListPeersRequest {}).await.expect("list peers").into_inner();
+    peers.peers.iter().find(|p| p.node_id == peer).map(|p| p.cursor).unwrap_or(0)
+}
+
+/// Tracing output for failing tests (`RUST_LOG=enlace=debug cargo test`).
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}

@@ -1,0 +1,184 @@
+//! Identity checks at the TLS handshake, on both listeners and on
+//! outgoing connections. Every connection here is a real TLS 1.3
+//! handshake against a real node.
+
+mod common;
+
+use enlace::model::NodeId;
+use enlace::pb::v1 as pb;
+use enlace::pb::v1::agency_client::AgencyClient;
+use enlace::pb::v1::federation_client::FederationClient;
+use enlace::pki::{self, Profile};
+use enlace::roster::{Endpoint, Roster};
+use enlace::sandbox::Sandbox;
+use enlace::tls::{self, TlsIdentity};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+fn refused(stats: &tls::HandshakeStats) -> u64 {
+    stats.refused.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn identity(issued: &pki::Issued) -> TlsIdentity {
+    TlsIdentity {
+        chain: vec![CertificateDer::from_pem_slice(issued.cert_pem.as_bytes()).unwrap()],
+        key: PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes()).unwrap(),
+    }
+}
+
+fn node_cert(ca: &pki::Issued, federation: &str, id: &str) -> pki::Issued {
+    pki::issue(
+        &ca.cert_pem,
+        &ca.key_pem,
+        &Profile::Node {
+            federation: federation.into(),
+            node_id: NodeId::parse(id).unwrap(),
+            dns_names: vec!["localhost".into()],
+            ip_addresses: vec!["127.0.0.1".parse().unwrap()],
+        },
+        1,
+    )
+    .unwrap()
+}
+
+fn read_issued(dir: &std::path::Path, cert: &str, key: &str) -> pki::Issued {
+    pki::Issued {
+        cert_pem: std::fs::read_to_string(dir.join(cert)).unwrap(),
+        key_pem: std::fs::read_to_string(dir.join(key)).unwrap(),
+    }
+}
+
+/// Calls `Pull` on the peer listener at `port` as `who`, expecting to talk
+/// to member `expected`. Returns the error chain on failure.
+async fn pull_as(roster: &Roster, who: &TlsIdentity, expected: &str, port: u16) -> Result<(), String> {
+    let config = tls::peer_client_config(roster, who, &NodeId::parse(expected).unwrap()).unwrap();
+    let channel = enlace::sync::peer_channel(config, "127.0.0.1", port).unwrap();
+    let mut client = FederationClient::new(channel);
+    let request = pb::PullRequest {
+        origin: expected.into(),
+        after_seq: 0,
+        follow: false,
+        max_batch: 0,
+    };
+    match client.pull(request).await {
+        Ok(stream) => {
+            let mut stream = stream.into_inner();
+            // Drain: a refused client can also fail on the first read.
+            loop {
+                match stream.message().await {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => return Ok(()),
+                    Err(s) => return Err(enlace::client::error_chain(&s)),
+                }
+            }
+        }
+        Err(s) => Err(enlace::client::error_chain(&s)),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_are_accepted_only_with_a_certificate_from_their_own_roster_ca() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn", "sv"]).await.unwrap();
+    let gt = fed.start("gt").await.unwrap();
+    let roster = Roster::load(&fed.dir.join("federation.toml")).unwrap();
+    let port = fed.member("gt").unwrap().peer_addr.port();
+    let hn_dir = fed.member("hn").unwrap().dir.clone();
+    let hn_ca = read_issued(&hn_dir, "ca.crt", "ca.key");
+
+    // Control: hn's real node certificate is accepted.
+    let real = read_issued(&hn_dir, "node.crt", "node.key");
+    pull_as(&roster, &identity(&real), "gt", port).await.expect("hn's own certificate works");
+
+    // A certificate naming hn from a CA the roster does not list.
+    let rogue_ca = pki::new_ca("rogue CA", None, 1).unwrap();
+    let rogue = node_cert(&rogue_ca, "test-fed", "hn");
+    // A certificate from hn's (allowed) CA that names another member, sv:
+    // hn's CA may issue only hn's certificates.
+    let impostor = node_cert(&hn_ca, "test-fed", "sv");
+    // A certificate from hn's CA naming a node that is not a member.
+    let stranger = node_cert(&hn_ca, "test-fed", "mx");
+    // A certificate of another federation's trust domain.
+    let foreign = node_cert(&hn_ca, "other-fed", "hn");
+    for (what, cert) in [("rogue CA", &rogue), ("impostor", &impostor), ("stranger", &stranger), ("foreign", &foreign)] {
+        let refused_before = refused(&gt.state.peer_handshakes);
+        let err = pull_as(&roster, &identity(cert), "gt", port).await;
+        assert!(err.is_err(), "{what}: must be refused");
+        common::eventually(&format!("{what}: refused at the handshake"), || async {
+            (refused(&gt.state.peer_handshakes) == refused_before + 1).then_some(())
+        })
+        .await;
+    }
+
+    // gt is unharmed and still serves hn.
+    pull_as(&roster, &identity(&real), "gt", port).await.expect("still serving");
+    gt.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outgoing_connections_refuse_a_server_with_another_members_identity() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn", "sv"]).await.unwrap();
+    let roster = Roster::load(&fed.dir.join("federation.toml")).unwrap();
+    // sv's node runs where hn dials, expecting gt.
+    let sv = fed.start("sv").await.unwrap();
+    let sv_port = fed.member("sv").unwrap().peer_addr.port();
+    let hn_dir = fed.member("hn").unwrap().dir.clone();
+    let hn = identity(&read_issued(&hn_dir, "node.crt", "node.key"));
+    let err = pull_as(&roster, &hn, "gt", sv_port).await.unwrap_err();
+    assert!(err.contains("certificate names node sv, but gt was expected"), "{err}");
+    // Control: the same connection expecting sv succeeds.
+    pull_as(&roster, &hn, "sv", sv_port).await.expect("sv is sv");
+    sv.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agency_clients_need_a_certificate_from_the_local_agency_ca() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["gt"]).await.unwrap();
+    let gt = fed.start("gt").await.unwrap();
+    let dir = fed.member("gt").unwrap().dir.clone();
+    let agency_addr = fed.member("gt").unwrap().agency_addr;
+    let server_ca = vec![CertificateDer::from_pem_slice(std::fs::read(dir.join("ca.crt")).unwrap().as_slice()).unwrap()];
+
+    async fn list(ca: &[CertificateDer<'static>], who: &TlsIdentity, addr: std::net::SocketAddr) -> Result<(), String> {
+        let config = tls::agency_client_config(ca, who).unwrap();
+        let endpoint = Endpoint { host: "127.0.0.1".into(), port: addr.port() };
+        let connector = tls::connector(config, endpoint.host.clone(), endpoint.port, tls::server_name("127.0.0.1").unwrap());
+        let channel = tonic::transport::Endpoint::from_shared(format!("https://{endpoint}"))
+            .unwrap()
+            .connect_with_connector(connector)
+            .await
+            .map_err(|e| enlace::client::error_chain(&e))?;
+        AgencyClient::new(channel)
+            .list_records(pb::ListRecordsRequest::default())
+            .await
+            .map(|_| ())
+            .map_err(|s| enlace::client::error_chain(&s))
+    }
+
+    let good = identity(&read_issued(&dir, "client.crt", "client.key"));
+    list(&server_ca, &good, agency_addr).await.expect("the agency CA's client is served");
+
+    // A client certificate issued by the federation CA: valid in the
+    // federation, but not an agency client of this node.
+    let fed_ca = read_issued(&dir, "ca.crt", "ca.key");
+    let wrong = pki::issue(&fed_ca.cert_pem, &fed_ca.key_pem, &Profile::Client { name: "intruder".into() }, 1).unwrap();
+    // A peer node certificate is not an agency client either.
+    let node = read_issued(&dir, "node.crt", "node.key");
+    for (what, cert) in [("federation-CA client", &wrong), ("node certificate", &node)] {
+        let before = refused(&gt.state.agency_handshakes);
+        assert!(list(&server_ca, &identity(cert), agency_addr).await.is_err(), "{what}");
+        common::eventually(&format!("{what}: refused at the handshake"), || async {
+            (refused(&gt.state.agency_handshakes) == before + 1).then_some(())
+        })
+        .await;
+    }
+
+    // And the server is verified too: a client trusting another CA refuses the node.
+    let other_ca = pki::new_ca("other", None, 1).unwrap();
+    let other_roots = vec![CertificateDer::from_pem_slice(other_ca.cert_pem.as_bytes()).unwrap()];
+    assert!(list(&other_roots, &good, agency_addr).await.is_err());
+
+    gt.stop().await.unwrap();
+}

@@ -105,7 +105,7 @@ async fn peers_are_accepted_only_with_a_certificate_from_their_own_roster_ca() {
         let err = pull_as(&roster, &identity(cert), "gt", port).await;
         assert!(err.is_err(), "{what}: must be refused");
         common::eventually(&format!("{what}: refused at the handshake"), || async {
-            (refused(&gt.state.peer_handshakes) == refused_before + 1).then_some(())
+            (refused(&gt.state.peer_handshakes) > refused_before).then_some(())
         })
         .await;
     }
@@ -170,7 +170,7 @@ async fn agency_clients_need_a_certificate_from_the_local_agency_ca() {
         let before = refused(&gt.state.agency_handshakes);
         assert!(list(&server_ca, &identity(cert), agency_addr).await.is_err(), "{what}");
         common::eventually(&format!("{what}: refused at the handshake"), || async {
-            (refused(&gt.state.agency_handshakes) == before + 1).then_some(())
+            (refused(&gt.state.agency_handshakes) > before).then_some(())
         })
         .await;
     }

@@ -93,10 +93,12 @@ pub struct HandshakeStats {
 
 impl HandshakeStats {
     fn count_refused(&self) {
-        self.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     fn count_accepted(&self) {
-        self.accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.accepted
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

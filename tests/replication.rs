@@ -26,7 +26,12 @@ async fn an_alert_published_at_one_node_arrives_verified_at_the_other() {
     let seen = eventually("the alert at hn", || {
         let mut c = hn_client.clone();
         let id = published.record_id.clone();
-        async move { list_all(&mut c).await.into_iter().find(|r| r.record_id == id) }
+        async move {
+            list_all(&mut c)
+                .await
+                .into_iter()
+                .find(|r| r.record_id == id)
+        }
     })
     .await;
     assert_eq!(seen.origin, "gt");
@@ -37,14 +42,28 @@ async fn an_alert_published_at_one_node_arrives_verified_at_the_other() {
     // under the public key the roster lists for gt, and the body is the
     // one gt signed.
     let roster = Roster::load(&fed.dir.join("federation.toml")).unwrap();
-    let stored = hn.state.store.get_by_id(&published.record_id).unwrap().expect("stored at hn");
+    let stored = hn
+        .state
+        .store
+        .get_by_id(&published.record_id)
+        .unwrap()
+        .expect("stored at hn");
     let envelope = Envelope::decode(&stored.envelope).unwrap();
     let (member, key) = roster.signing_key(&envelope.key_id).unwrap();
     assert_eq!(member.id.as_str(), "gt");
-    crypto::verify_record(&key.public_key, &key.key_id, &envelope.body, &envelope.signature).unwrap();
+    crypto::verify_record(
+        &key.public_key,
+        &key.key_id,
+        &envelope.body,
+        &envelope.signature,
+    )
+    .unwrap();
     let mut tampered = envelope.body.clone();
     *tampered.last_mut().unwrap() ^= 1;
-    assert!(crypto::verify_record(&key.public_key, &key.key_id, &tampered, &envelope.signature).is_err());
+    assert!(
+        crypto::verify_record(&key.public_key, &key.key_id, &tampered, &envelope.signature)
+            .is_err()
+    );
 
     hn.stop().await.unwrap();
     gt.stop().await.unwrap();
@@ -106,8 +125,14 @@ async fn a_restarted_node_resumes_from_its_cursor_without_loss_or_duplicates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_for_named_members_is_not_disclosed_to_others() {
     common::init_tracing();
-    let mut fed = Sandbox::create("test-fed", &["gt", "hn", "sv"]).await.unwrap();
-    let nodes = vec![fed.start("gt").await.unwrap(), fed.start("hn").await.unwrap(), fed.start("sv").await.unwrap()];
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn", "sv"])
+        .await
+        .unwrap();
+    let nodes = vec![
+        fed.start("gt").await.unwrap(),
+        fed.start("hn").await.unwrap(),
+        fed.start("sv").await.unwrap(),
+    ];
     let mut gt = fed.client("gt").await.unwrap();
     let private = publish(&mut gt, "solo para hn", &["hn"]).await;
     let public = publish(&mut gt, "para todos", &[]).await;
@@ -124,9 +149,20 @@ async fn a_record_for_named_members_is_not_disclosed_to_others() {
     })
     .await;
     let mut c = sv.clone();
-    let at_sv: Vec<String> = list_all(&mut c).await.into_iter().map(|r| r.record_id).collect();
+    let at_sv: Vec<String> = list_all(&mut c)
+        .await
+        .into_iter()
+        .map(|r| r.record_id)
+        .collect();
     assert_eq!(at_sv, vec![public.record_id.clone()]);
-    assert!(nodes[2].state.store.get_by_id(&private.record_id).unwrap().is_none());
+    assert!(
+        nodes[2]
+            .state
+            .store
+            .get_by_id(&private.record_id)
+            .unwrap()
+            .is_none()
+    );
     for n in nodes {
         n.stop().await.unwrap();
     }

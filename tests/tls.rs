@@ -50,7 +50,12 @@ fn read_issued(dir: &std::path::Path, cert: &str, key: &str) -> pki::Issued {
 
 /// Calls `Pull` on the peer listener at `port` as `who`, expecting to talk
 /// to member `expected`. Returns the error chain on failure.
-async fn pull_as(roster: &Roster, who: &TlsIdentity, expected: &str, port: u16) -> Result<(), String> {
+async fn pull_as(
+    roster: &Roster,
+    who: &TlsIdentity,
+    expected: &str,
+    port: u16,
+) -> Result<(), String> {
     let config = tls::peer_client_config(roster, who, &NodeId::parse(expected).unwrap()).unwrap();
     let channel = enlace::sync::peer_channel(config, "127.0.0.1", port).unwrap();
     let mut client = FederationClient::new(channel);
@@ -79,7 +84,9 @@ async fn pull_as(roster: &Roster, who: &TlsIdentity, expected: &str, port: u16) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_are_accepted_only_with_a_certificate_from_their_own_roster_ca() {
     common::init_tracing();
-    let mut fed = Sandbox::create("test-fed", &["gt", "hn", "sv"]).await.unwrap();
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn", "sv"])
+        .await
+        .unwrap();
     let gt = fed.start("gt").await.unwrap();
     let roster = Roster::load(&fed.dir.join("federation.toml")).unwrap();
     let port = fed.member("gt").unwrap().peer_addr.port();
@@ -88,7 +95,9 @@ async fn peers_are_accepted_only_with_a_certificate_from_their_own_roster_ca() {
 
     // Control: hn's real node certificate is accepted.
     let real = read_issued(&hn_dir, "node.crt", "node.key");
-    pull_as(&roster, &identity(&real), "gt", port).await.expect("hn's own certificate works");
+    pull_as(&roster, &identity(&real), "gt", port)
+        .await
+        .expect("hn's own certificate works");
 
     // A certificate naming hn from a CA the roster does not list.
     let rogue_ca = pki::new_ca("rogue CA", None, 1).unwrap();
@@ -100,7 +109,12 @@ async fn peers_are_accepted_only_with_a_certificate_from_their_own_roster_ca() {
     let stranger = node_cert(&hn_ca, "test-fed", "mx");
     // A certificate of another federation's trust domain.
     let foreign = node_cert(&hn_ca, "other-fed", "hn");
-    for (what, cert) in [("rogue CA", &rogue), ("impostor", &impostor), ("stranger", &stranger), ("foreign", &foreign)] {
+    for (what, cert) in [
+        ("rogue CA", &rogue),
+        ("impostor", &impostor),
+        ("stranger", &stranger),
+        ("foreign", &foreign),
+    ] {
         let refused_before = refused(&gt.state.peer_handshakes);
         let err = pull_as(&roster, &identity(cert), "gt", port).await;
         assert!(err.is_err(), "{what}: must be refused");
@@ -111,14 +125,18 @@ async fn peers_are_accepted_only_with_a_certificate_from_their_own_roster_ca() {
     }
 
     // gt is unharmed and still serves hn.
-    pull_as(&roster, &identity(&real), "gt", port).await.expect("still serving");
+    pull_as(&roster, &identity(&real), "gt", port)
+        .await
+        .expect("still serving");
     gt.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outgoing_connections_refuse_a_server_with_another_members_identity() {
     common::init_tracing();
-    let mut fed = Sandbox::create("test-fed", &["gt", "hn", "sv"]).await.unwrap();
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn", "sv"])
+        .await
+        .unwrap();
     let roster = Roster::load(&fed.dir.join("federation.toml")).unwrap();
     // sv's node runs where hn dials, expecting gt.
     let sv = fed.start("sv").await.unwrap();
@@ -126,9 +144,14 @@ async fn outgoing_connections_refuse_a_server_with_another_members_identity() {
     let hn_dir = fed.member("hn").unwrap().dir.clone();
     let hn = identity(&read_issued(&hn_dir, "node.crt", "node.key"));
     let err = pull_as(&roster, &hn, "gt", sv_port).await.unwrap_err();
-    assert!(err.contains("certificate names node sv, but gt was expected"), "{err}");
+    assert!(
+        err.contains("certificate names node sv, but gt was expected"),
+        "{err}"
+    );
     // Control: the same connection expecting sv succeeds.
-    pull_as(&roster, &hn, "sv", sv_port).await.expect("sv is sv");
+    pull_as(&roster, &hn, "sv", sv_port)
+        .await
+        .expect("sv is sv");
     sv.stop().await.unwrap();
 }
 
@@ -139,12 +162,27 @@ async fn agency_clients_need_a_certificate_from_the_local_agency_ca() {
     let gt = fed.start("gt").await.unwrap();
     let dir = fed.member("gt").unwrap().dir.clone();
     let agency_addr = fed.member("gt").unwrap().agency_addr;
-    let server_ca = vec![CertificateDer::from_pem_slice(std::fs::read(dir.join("ca.crt")).unwrap().as_slice()).unwrap()];
+    let server_ca = vec![
+        CertificateDer::from_pem_slice(std::fs::read(dir.join("ca.crt")).unwrap().as_slice())
+            .unwrap(),
+    ];
 
-    async fn list(ca: &[CertificateDer<'static>], who: &TlsIdentity, addr: std::net::SocketAddr) -> Result<(), String> {
+    async fn list(
+        ca: &[CertificateDer<'static>],
+        who: &TlsIdentity,
+        addr: std::net::SocketAddr,
+    ) -> Result<(), String> {
         let config = tls::agency_client_config(ca, who).unwrap();
-        let endpoint = Endpoint { host: "127.0.0.1".into(), port: addr.port() };
-        let connector = tls::connector(config, endpoint.host.clone(), endpoint.port, tls::server_name("127.0.0.1").unwrap());
+        let endpoint = Endpoint {
+            host: "127.0.0.1".into(),
+            port: addr.port(),
+        };
+        let connector = tls::connector(
+            config,
+            endpoint.host.clone(),
+            endpoint.port,
+            tls::server_name("127.0.0.1").unwrap(),
+        );
         let channel = tonic::transport::Endpoint::from_shared(format!("https://{endpoint}"))
             .unwrap()
             .connect_with_connector(connector)
@@ -158,17 +196,35 @@ async fn agency_clients_need_a_certificate_from_the_local_agency_ca() {
     }
 
     let good = identity(&read_issued(&dir, "client.crt", "client.key"));
-    list(&server_ca, &good, agency_addr).await.expect("the agency CA's client is served");
+    list(&server_ca, &good, agency_addr)
+        .await
+        .expect("the agency CA's client is served");
 
     // A client certificate issued by the federation CA: valid in the
     // federation, but not an agency client of this node.
     let fed_ca = read_issued(&dir, "ca.crt", "ca.key");
-    let wrong = pki::issue(&fed_ca.cert_pem, &fed_ca.key_pem, &Profile::Client { name: "intruder".into() }, 1).unwrap();
+    let wrong = pki::issue(
+        &fed_ca.cert_pem,
+        &fed_ca.key_pem,
+        &Profile::Client {
+            name: "intruder".into(),
+        },
+        1,
+    )
+    .unwrap();
     // A peer node certificate is not an agency client either.
     let node = read_issued(&dir, "node.crt", "node.key");
-    for (what, cert) in [("federation-CA client", &wrong), ("node certificate", &node)] {
+    for (what, cert) in [
+        ("federation-CA client", &wrong),
+        ("node certificate", &node),
+    ] {
         let before = refused(&gt.state.agency_handshakes);
-        assert!(list(&server_ca, &identity(cert), agency_addr).await.is_err(), "{what}");
+        assert!(
+            list(&server_ca, &identity(cert), agency_addr)
+                .await
+                .is_err(),
+            "{what}"
+        );
         common::eventually(&format!("{what}: refused at the handshake"), || async {
             (refused(&gt.state.agency_handshakes) > before).then_some(())
         })

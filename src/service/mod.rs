@@ -100,7 +100,14 @@ pub fn peer_server<H: tonic_health::pb::health_server::Health>(
     let federation = state.roster.federation.clone();
     let identify: tls::Identify =
         Arc::new(move |cert| tls::node_id_from_cert(cert, &federation).map(Identity::Peer));
-    let incoming = tls::incoming(listener, config, identify, "peer", state.peer_handshakes.clone(), stop.clone());
+    let incoming = tls::incoming(
+        listener,
+        config,
+        identify,
+        "peer",
+        state.peer_handshakes.clone(),
+        stop.clone(),
+    );
     let svc = FederationServer::new(FederationService::new(state, stop.clone()))
         .max_decoding_message_size(64 * 1024)
         .max_encoding_message_size(MAX_RESPONSE);
@@ -121,7 +128,14 @@ pub fn agency_server<H: tonic_health::pb::health_server::Health>(
     let config = tls::agency_server_config(&state.agency_ca, &state.tls)?;
     let identify: tls::Identify =
         Arc::new(|cert| tls::client_name_from_cert(cert).map(Identity::Client));
-    let incoming = tls::incoming(listener, config, identify, "agency", state.agency_handshakes.clone(), stop.clone());
+    let incoming = tls::incoming(
+        listener,
+        config,
+        identify,
+        "agency",
+        state.agency_handshakes.clone(),
+        stop.clone(),
+    );
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

@@ -58,7 +58,11 @@ pub async fn list_all(client: &mut AgencyClient<Channel>) -> Vec<pb::RecordView>
 }
 
 /// Publishes an alert and returns the response.
-pub async fn publish(client: &mut AgencyClient<Channel>, summary: &str, to: &[&str]) -> pb::PublishResponse {
+pub async fn publish(
+    client: &mut AgencyClient<Channel>,
+    summary: &str,
+    to: &[&str],
+) -> pb::PublishResponse {
     client
         .publish_alert(pb::PublishAlertRequest {
             alert: Some(pb::Alert {
@@ -74,8 +78,17 @@ pub async fn publish(client: &mut AgencyClient<Channel>, summary: &str, to: &[&s
 
 /// The cursor node `at` holds for `peer`.
 pub async fn cursor(client: &mut AgencyClient<Channel>, peer: &str) -> u64 {
-    let peers = client.list_peers(pb::ListPeersRequest {}).await.expect("list peers").into_inner();
-    peers.peers.iter().find(|p| p.node_id == peer).map(|p| p.cursor).unwrap_or(0)
+    let peers = client
+        .list_peers(pb::ListPeersRequest {})
+        .await
+        .expect("list peers")
+        .into_inner();
+    peers
+        .peers
+        .iter()
+        .find(|p| p.node_id == peer)
+        .map(|p| p.cursor)
+        .unwrap_or(0)
 }
 
 /// Tracing output for failing tests (`RUST_LOG=enlace=debug cargo test`).

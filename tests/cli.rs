@@ -1,0 +1,324 @@
+//! Black-box tests of the built `enlace` binary: configuration errors,
+//! key and certificate commands, and two nodes run as separate processes
+//! exchanging an alert published with the CLI.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use common::eventually;
+use enlace::sandbox::Sandbox;
+
+fn enlace() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_enlace"));
+    c.env_remove("RUST_LOG");
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    enlace().args(args).output().expect("run enlace")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A node process that is killed if the test fails before stopping it.
+struct NodeProcess(Child);
+
+impl NodeProcess {
+    fn start(config: &Path) -> Self {
+        let child = enlace()
+            .args(["node", "run", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start node");
+        Self(child)
+    }
+
+    /// SIGTERM, then the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.0.id().to_string();
+        let ok = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -TERM {pid}");
+        self.0.wait().expect("wait")
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn an_invalid_config_lists_every_problem_and_exits_64() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("node.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+[node]
+id = "Not An Id"
+
+[federation]
+roster = "missing-federation.toml"
+
+[listen]
+peer = "not-an-address"
+agency = "127.0.0.1:99999"
+
+[tls]
+cert = "missing.crt"
+key = "missing.key"
+
+[signing]
+key = "missing-signing.key"
+
+[sync]
+batch_size = 0
+"#,
+    )
+    .unwrap();
+    let out = run(&["node", "run", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(64), "stderr: {}", text(&out.stderr));
+    let err = text(&out.stderr);
+    for field in [
+        "node.id:",
+        "federation.roster",
+        "listen.peer:",
+        "listen.agency:",
+        "tls:",
+        "tls.agency_client_ca: is required",
+        "signing.key_id: is required",
+        "signing.key:",
+        "sync.batch_size:",
+    ] {
+        assert!(err.contains(field), "missing {field:?} in:\n{err}");
+    }
+    // Nothing was created: the default data directory does not exist.
+    assert!(!dir.path().join("data").exists());
+
+    // An unknown key is named too.
+    std::fs::write(&cfg, "[node]\nid = \"gt\"\ncolour = \"blue\"\n").unwrap();
+    let out = run(&["node", "check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        text(&out.stderr).contains("colour"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A missing file is a config error too.
+    let out = run(&["node", "run", "--config", "/nonexistent/node.toml"]);
+    assert_eq!(out.status.code(), Some(64));
+}
+
+#[test]
+fn keys_and_certificates_are_written_private_and_never_overwritten_silently() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_owned();
+    let out = run(&[
+        "ca",
+        "init",
+        "--name",
+        "GT federation CA",
+        "--cert",
+        &p("ca.crt"),
+        "--key",
+        &p("ca.key"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(&[
+        "cert",
+        "issue",
+        "--kind",
+        "node",
+        "--ca-cert",
+        &p("ca.crt"),
+        "--ca-key",
+        &p("ca.key"),
+        "--federation",
+        "fed",
+        "--node-id",
+        "gt",
+        "--dns",
+        "enlace.gt.example",
+        "--ip",
+        "127.0.0.1",
+        "--cert",
+        &p("node.crt"),
+        "--key",
+        &p("node.key"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(&[
+        "keys",
+        "generate",
+        "--key-id",
+        "gt-1",
+        "--out",
+        &p("signing.key"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("key_id = \"gt-1\""),
+        "prints the roster entry"
+    );
+    for key in ["ca.key", "node.key", "signing.key"] {
+        let mode = std::fs::metadata(dir.path().join(key))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{key}");
+    }
+    let before = std::fs::read(dir.path().join("signing.key")).unwrap();
+    let out = run(&[
+        "keys",
+        "generate",
+        "--key-id",
+        "gt-1",
+        "--out",
+        &p("signing.key"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--force"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("signing.key")).unwrap(),
+        before,
+        "unchanged"
+    );
+
+    // A node certificate needs a node id: clap says which flag is missing.
+    let out = run(&[
+        "cert",
+        "issue",
+        "--kind",
+        "node",
+        "--ca-cert",
+        &p("ca.crt"),
+        "--ca-key",
+        &p("ca.key"),
+        "--federation",
+        "fed",
+        "--cert",
+        &p("x.crt"),
+        "--key",
+        &p("x.key"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--node-id"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_node_processes_exchange_an_alert_published_with_the_cli() {
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
+    // Free the ports the sandbox reserved, for the processes to bind.
+    drop(fed.take_listeners("gt"));
+    drop(fed.take_listeners("hn"));
+    let gt_dir = fed.member("gt").unwrap().dir.clone();
+    let hn_dir = fed.member("hn").unwrap().dir.clone();
+    let gt = NodeProcess::start(&gt_dir.join("node.toml"));
+    let hn = NodeProcess::start(&hn_dir.join("node.toml"));
+    let gt_client = gt_dir.join("client.toml");
+    let hn_client = hn_dir.join("client.toml");
+
+    let record_id = eventually("publish at gt", || {
+        let out = run(&[
+            "alert",
+            "publish",
+            "--client",
+            gt_client.to_str().unwrap(),
+            "--summary",
+            "Alerta desde la CLI",
+            "--to",
+            "hn",
+        ]);
+        async move {
+            out.status.success().then(|| {
+                text(&out.stdout)
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+        }
+    })
+    .await;
+    assert!(record_id.starts_with("gt-"), "{record_id}");
+
+    let line = eventually("the alert listed at hn", || {
+        let out = run(&[
+            "alert",
+            "list",
+            "--client",
+            hn_client.to_str().unwrap(),
+            "--json",
+        ]);
+        let id = record_id.clone();
+        async move {
+            text(&out.stdout)
+                .lines()
+                .find(|l| l.contains(&id))
+                .map(str::to_owned)
+        }
+    })
+    .await;
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["record_id"], record_id);
+    assert_eq!(v["origin"], "gt");
+    assert_eq!(v["seq"], 1);
+    assert_eq!(v["kind"], "alert");
+    assert_eq!(v["summary"], "Alerta desde la CLI");
+    assert_eq!(v["distribution"], serde_json::json!(["hn"]));
+
+    // Bad input from the CLI: a precise error, nothing published.
+    let out = run(&[
+        "alert",
+        "publish",
+        "--client",
+        gt_client.to_str().unwrap(),
+        "--summary",
+        " ",
+        "--to",
+        "zz",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("alert.summary: must not be empty"), "{err}");
+    assert!(err.contains("zz is not a member"), "{err}");
+    let out = run(&[
+        "alert",
+        "list",
+        "--client",
+        gt_client.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        1,
+        "nothing stored on failure"
+    );
+
+    // SIGTERM is a clean shutdown.
+    assert!(hn.terminate().success());
+    assert!(gt.terminate().success());
+}

@@ -120,7 +120,7 @@ impl PeerReplicator {
                         });
                         let delay = backoff(&self.state.sync, failures);
                         tracing::debug!(%error, retry_in_ms = delay.as_millis() as u64, "pull stream failed");
-                        if failures == 1 || failures % 10 == 0 {
+                        if failures == 1 || failures.is_multiple_of(10) {
                             tracing::warn!(%error, failures, "pull stream failed; retrying with backoff");
                         }
                         tokio::select! {
@@ -154,7 +154,7 @@ impl PeerReplicator {
         let mut stream = tokio::select! {
             r = self.client.pull(request) => match r {
                 Ok(s) => s.into_inner(),
-                Err(status) => return SessionEnd::Failed(format!("{}: {}", status.code(), status.message())),
+                Err(status) => return SessionEnd::Failed(format!("{:?}: {}", status.code(), status.message())),
             },
             _ = self.shutdown.wait_for(|s| *s) => return SessionEnd::Shutdown,
         };
@@ -177,7 +177,7 @@ impl PeerReplicator {
                 Ok(Some(b)) => b,
                 Ok(None) => return SessionEnd::Failed("peer closed the stream".into()),
                 Err(status) => {
-                    return SessionEnd::Failed(format!("{}: {}", status.code(), status.message()));
+                    return SessionEnd::Failed(format!("{:?}: {}", status.code(), status.message()));
                 }
             };
             if let Err(e) = self.apply(batch, &mut last_seq, &mut pinned).await {

@@ -322,3 +322,117 @@ async fn two_node_processes_exchange_an_alert_published_with_the_cli() {
     assert!(hn.terminate().success());
     assert!(gt.terminate().success());
 }
+
+/// Copies `certs-example/` so a test can tighten its key permissions
+/// (git checks files out 0644; a node refuses private keys others can read).
+fn example_federation() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("certs-example");
+    let dst = tempfile::tempdir().unwrap();
+    let root = dst.path().join("certs-example");
+    for entry in walk(&src) {
+        let rel = entry.strip_prefix(&src).unwrap();
+        let to = root.join(rel);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, &to).unwrap();
+        let mode = if to.extension().is_some_and(|e| e == "key") {
+            0o600
+        } else {
+            0o644
+        };
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    dst
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p))
+        } else {
+            out.push(p)
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_federation_runs_from_its_own_files() {
+    let root = example_federation();
+    let cwd = root.path();
+    let in_root = |args: &[&str]| enlace().current_dir(cwd).args(args).output().unwrap();
+    for id in ["gt", "hn", "sv"] {
+        let out = in_root(&[
+            "node",
+            "check",
+            "--config",
+            &format!("certs-example/{id}/node.toml"),
+        ]);
+        assert!(out.status.success(), "{id}: {}", text(&out.stderr));
+    }
+    // A key that others can read is refused, and the message says how to fix it.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key = cwd.join("certs-example/sv/node.key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let out = in_root(&["node", "check", "--config", "certs-example/sv/node.toml"]);
+        assert_eq!(out.status.code(), Some(64));
+        assert!(
+            text(&out.stderr).contains("chmod 600"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+
+    let start = |id: &str| {
+        let child = enlace()
+            .current_dir(cwd)
+            .args([
+                "node",
+                "run",
+                "--config",
+                &format!("certs-example/{id}/node.toml"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        NodeProcess(child)
+    };
+    let gt = start("gt");
+    let hn = start("hn");
+    let record_id = eventually("publish at gt", || {
+        let out = in_root(&[
+            "alert",
+            "publish",
+            "--client",
+            "certs-example/gt/client.toml",
+            "--summary",
+            "Ejemplo",
+        ]);
+        async move {
+            out.status
+                .success()
+                .then(|| text(&out.stdout).trim().to_owned())
+        }
+    })
+    .await;
+    eventually("the alert at hn", || {
+        let out = in_root(&[
+            "alert",
+            "list",
+            "--client",
+            "certs-example/hn/client.toml",
+            "--json",
+        ]);
+        let id = record_id.clone();
+        async move { text(&out.stdout).contains(&id).then_some(()) }
+    })
+    .await;
+    // The default data directories are ./data/<id> in the working directory.
+    assert!(cwd.join("data/gt").is_dir() && cwd.join("data/hn").is_dir());
+    assert!(hn.terminate().success());
+    assert!(gt.terminate().success());
+}

@@ -105,10 +105,10 @@ pub fn status_message(s: &Status) -> String {
         _ => "request failed",
     };
     let mut msg = format!("{what}: {}", s.message());
-    if s.code() == tonic::Code::Unknown || s.code() == tonic::Code::Unavailable {
-        if let Some(src) = std::error::Error::source(s) {
-            msg.push_str(&format!(" ({})", crate::client::error_chain(src)));
-        }
+    if matches!(s.code(), tonic::Code::Unknown | tonic::Code::Unavailable)
+        && let Some(src) = std::error::Error::source(s)
+    {
+        msg.push_str(&format!(" ({})", crate::client::error_chain(src)));
     }
     msg
 }

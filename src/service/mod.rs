@@ -75,10 +75,8 @@ pub(crate) fn identity<T>(req: &Request<T>) -> Result<Identity, Status> {
         .ok_or_else(|| Status::unauthenticated("no verified client certificate on this connection"))
 }
 
-fn shutdown_signal(mut stop: watch::Receiver<bool>) -> impl Future<Output = ()> {
-    async move {
-        let _ = stop.wait_for(|s| *s).await;
-    }
+async fn shutdown_signal(mut stop: watch::Receiver<bool>) {
+    crate::node::stopped(&mut stop).await;
 }
 
 fn server() -> Server {

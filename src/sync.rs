@@ -177,7 +177,11 @@ impl PeerReplicator {
                 Ok(Some(b)) => b,
                 Ok(None) => return SessionEnd::Failed("peer closed the stream".into()),
                 Err(status) => {
-                    return SessionEnd::Failed(format!("{:?}: {}", status.code(), status.message()));
+                    return SessionEnd::Failed(format!(
+                        "{:?}: {}",
+                        status.code(),
+                        status.message()
+                    ));
                 }
             };
             if let Err(e) = self.apply(batch, &mut last_seq, &mut pinned).await {

@@ -238,3 +238,70 @@ async fn agency_clients_need_a_certificate_from_the_local_agency_ca() {
 
     gt.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_listeners_serve_grpc_health_and_the_agency_listener_serves_reflection() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
+    let gt = fed.start("gt").await.unwrap();
+    let roster = Roster::load(&fed.dir.join("federation.toml")).unwrap();
+    let hn_dir = fed.member("hn").unwrap().dir.clone();
+    let hn = identity(&read_issued(&hn_dir, "node.crt", "node.key"));
+
+    // Peer listener, as peer hn.
+    let config = tls::peer_client_config(&roster, &hn, &NodeId::parse("gt").unwrap()).unwrap();
+    let port = fed.member("gt").unwrap().peer_addr.port();
+    let mut health =
+        HealthClient::new(enlace::sync::peer_channel(config, "127.0.0.1", port).unwrap());
+    for service in ["enlace.v1.Federation", "enlace.v1.Agency"] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(
+            status,
+            ServingStatus::Serving as i32,
+            "{service} on the peer listener"
+        );
+    }
+
+    // Agency listener, as gt's agency client.
+    let client =
+        enlace::client::ClientConfig::load(&fed.member("gt").unwrap().client_path()).unwrap();
+    let mut agency = client.connect().await.unwrap();
+    agency.list_peers(pb::ListPeersRequest {}).await.unwrap();
+    let mut reflection =
+        tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(
+            tonic::transport::Endpoint::from_shared(format!("https://{}", client.endpoint))
+                .unwrap()
+                .connect_with_connector(tls::connector(
+                    tls::agency_client_config(&client.ca, &client.identity).unwrap(),
+                    client.endpoint.host.clone(),
+                    client.endpoint.port,
+                    tls::server_name(&client.server_name).unwrap(),
+                ))
+                .await
+                .unwrap(),
+        );
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_request::MessageRequest,
+    };
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = responses.message().await.unwrap().unwrap();
+    let listed = format!("{:?}", response.message_response);
+    assert!(listed.contains("enlace.v1.Agency"), "{listed}");
+    gt.stop().await.unwrap();
+}

@@ -39,6 +39,25 @@
 //!
 //! [log]                        # optional
 //! format = "text"              # or "json"
+//!
+//! [matching]                   # needed to hash selectors
+//! key = "matching.key"         # the federation's matching key, mode 0600
+//! epoch = 1
+//!
+//! [records]                    # optional
+//! default_validity_days = 365  # expires_at when a publisher gives none
+//! max_validity_days = 1825
+//! expiry_check_ms = 60000      # how often expired content is purged
+//!
+//! [agency]                     # who may do what on the agency API
+//! default_role = "reader"      # reader | publisher | admin
+//! [[agency.clients]]
+//! name = "gt-operator"         # the client certificate's CN
+//! role = "publisher"
+//! [agency.contact]             # default contact point of published records
+//! unit = "Unidad de Cooperación Internacional"
+//! email = "cooperacion@mp.gob.gt"
+//! phone = "+502 2411 9191"
 //! ```
 
 use std::net::SocketAddr;
@@ -50,8 +69,9 @@ use rustls_pki_types::CertificateDer;
 use serde::Deserialize;
 
 use crate::crypto::SigningKey;
-use crate::model::NodeId;
+use crate::model::{ContactPoint, Errors, NodeId};
 use crate::roster::{self, Roster};
+use crate::selector::MatchingKey;
 use crate::tls::{self, TlsIdentity};
 
 /// Every problem found in a configuration.
@@ -88,6 +108,132 @@ struct RawConfig {
     sync: RawSync,
     #[serde(default)]
     log: RawLog,
+    matching: Option<RawMatching>,
+    #[serde(default)]
+    records: RawRecords,
+    #[serde(default)]
+    agency: RawAgency,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMatching {
+    key: Option<PathBuf>,
+    epoch: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecords {
+    default_validity_days: Option<u32>,
+    max_validity_days: Option<u32>,
+    expiry_check_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgency {
+    default_role: Option<String>,
+    #[serde(default)]
+    clients: Vec<RawClientRole>,
+    contact: Option<RawContact>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClientRole {
+    name: String,
+    role: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContact {
+    unit: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    phone: String,
+}
+
+/// What an agency client may do on the agency API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ClientRole {
+    /// List, get and watch records.
+    Reader,
+    /// Also publish, update, withdraw and import.
+    Publisher,
+    /// Also administer the node (audit export and verification).
+    Admin,
+}
+
+impl ClientRole {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "reader" => Ok(Self::Reader),
+            "publisher" => Ok(Self::Publisher),
+            "admin" => Ok(Self::Admin),
+            _ => Err(format!(
+                "unknown role {s:?}; one of: reader, publisher, admin"
+            )),
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Reader => "reader",
+            Self::Publisher => "publisher",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// Agency clients' roles and the default contact point.
+#[derive(Debug, Clone)]
+pub struct AgencyConfig {
+    /// Role of a client not listed in `clients`.
+    pub default_role: ClientRole,
+    /// Role per client name (certificate CN).
+    pub clients: std::collections::BTreeMap<String, ClientRole>,
+    /// Contact point set on published records that name none.
+    pub contact: Option<ContactPoint>,
+}
+
+impl Default for AgencyConfig {
+    fn default() -> Self {
+        Self {
+            default_role: ClientRole::Reader,
+            clients: Default::default(),
+            contact: None,
+        }
+    }
+}
+
+impl AgencyConfig {
+    pub fn role_of(&self, client: &str) -> ClientRole {
+        self.clients
+            .get(client)
+            .copied()
+            .unwrap_or(self.default_role)
+    }
+}
+
+/// Record validity rules.
+#[derive(Debug, Clone)]
+pub struct RecordsConfig {
+    pub default_validity: Duration,
+    pub max_validity: Duration,
+    pub expiry_check: Duration,
+}
+
+impl Default for RecordsConfig {
+    fn default() -> Self {
+        Self {
+            default_validity: Duration::from_secs(365 * 86_400),
+            max_validity: Duration::from_secs(1825 * 86_400),
+            expiry_check: Duration::from_secs(60),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -178,6 +324,10 @@ pub struct Settings {
     pub signing: Arc<SigningKey>,
     pub sync: SyncConfig,
     pub log_format: LogFormat,
+    /// The federation's matching key, if configured.
+    pub matching: Option<Arc<MatchingKey>>,
+    pub records: RecordsConfig,
+    pub agency: AgencyConfig,
     /// The file it came from.
     pub path: PathBuf,
 }
@@ -390,6 +540,75 @@ fn validate(
         ));
     }
 
+    let matching = raw.matching.as_ref().and_then(|m| {
+        let epoch = m.epoch.unwrap_or(1);
+        if epoch == 0 {
+            problems.push("matching.epoch: must be at least 1".into());
+            return None;
+        }
+        let path = required("matching.key", &m.key, &mut problems)?;
+        match MatchingKey::load(&path, epoch) {
+            Ok(k) => Some(Arc::new(k)),
+            Err(e) => {
+                problems.push(format!("matching.key: {e}"));
+                None
+            }
+        }
+    });
+
+    let mut records = RecordsConfig::default();
+    if let Some(d) = raw.records.default_validity_days {
+        records.default_validity = Duration::from_secs(u64::from(d) * 86_400);
+    }
+    if let Some(d) = raw.records.max_validity_days {
+        records.max_validity = Duration::from_secs(u64::from(d) * 86_400);
+    }
+    if let Some(ms) = raw.records.expiry_check_ms {
+        records.expiry_check = Duration::from_millis(ms);
+    }
+    if records.default_validity.is_zero() || records.default_validity > records.max_validity {
+        problems.push(
+            "records.default_validity_days: must be at least 1 and at most records.max_validity_days".into(),
+        );
+    }
+    if records.expiry_check < Duration::from_millis(10) {
+        problems.push("records.expiry_check_ms: must be at least 10".into());
+    }
+
+    let mut agency = AgencyConfig::default();
+    if let Some(r) = &raw.agency.default_role {
+        match ClientRole::parse(r) {
+            Ok(role) => agency.default_role = role,
+            Err(e) => problems.push(format!("agency.default_role: {e}")),
+        }
+    }
+    for (i, c) in raw.agency.clients.iter().enumerate() {
+        match ClientRole::parse(&c.role) {
+            Ok(role) => {
+                if agency.clients.insert(c.name.clone(), role).is_some() {
+                    problems.push(format!(
+                        "agency.clients[{i}].name: {:?} is listed twice",
+                        c.name
+                    ));
+                }
+            }
+            Err(e) => problems.push(format!("agency.clients[{i}].role: {e}")),
+        }
+    }
+    if let Some(c) = &raw.agency.contact {
+        let contact = ContactPoint {
+            unit: c.unit.clone(),
+            email: c.email.clone(),
+            phone: c.phone.clone(),
+        };
+        let mut errors = Errors::default();
+        crate::model::check_contact(&mut errors, "agency", &contact);
+        for e in errors.0 {
+            problems.push(e.to_string());
+        }
+        agency.contact = Some(contact);
+    }
+
     let data_dir = match (data_dir_override, &raw.node.data_dir, &node_id) {
         (Some(d), _, _) => Some(d.to_owned()),
         (None, Some(d), _) => Some(resolve(d)),
@@ -433,6 +652,9 @@ fn validate(
             signing: Arc::new(signing),
             sync,
             log_format: raw.log.format.unwrap_or_default(),
+            matching,
+            records,
+            agency,
             path: path.to_owned(),
         }),
         _ => Err(ConfigError {

@@ -10,7 +10,11 @@
 //!
 //! | module | concern |
 //! |---|---|
-//! | [`model`] | domain types (node ids, records, alerts, distribution) and their validation; no I/O |
+//! | [`vocabulary`] | the federation's codes (alert types, offences, forms of exploitation, TLP, …) with Spanish and English labels; ISO 3166 countries |
+//! | [`model`] | domain types (records, alerts, case references, distribution) and the rules that make them valid; no I/O |
+//! | [`selector`] | normalising and hashing personal identifiers into selectors; the matching key |
+//! | [`lifecycle`] | record series: versions, withdrawals, expiry and tombstones |
+//! | [`publish`] | the origin's side: an agency's request becomes a signed, durable record |
 //! | [`pb`] | generated protobuf and gRPC code; converted to [`model`] types at the edges only |
 //! | [`crypto`] | Ed25519 record signatures, signing-key files, private-file permissions |
 //! | [`roster`] | the federation file: members, their trust roots and signing keys |
@@ -34,14 +38,18 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod crypto;
+pub mod lifecycle;
 pub mod model;
 pub mod node;
 pub mod pb;
 pub mod pki;
+pub mod publish;
 pub mod roster;
 pub mod sandbox;
+pub mod selector;
 pub mod service;
 pub mod store;
 pub mod sync;
 pub mod tls;
 pub mod verify;
+pub mod vocabulary;

@@ -17,16 +17,15 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::config::{Settings, SyncConfig};
+use crate::config::{AgencyConfig, RecordsConfig, Settings, SyncConfig};
 use crate::crypto::{self, SigningKey};
-use crate::model::wire::{self, Envelope};
-use crate::model::{
-    self, Distribution, FieldError, NodeId, RecordBody, RecordKind, ValidationErrors,
-};
+use crate::lifecycle::{self, SeriesState};
+use crate::model::wire::{self, Envelope, WireError};
+use crate::model::{NodeId, RecordBody, ValidationErrors};
 use crate::roster::Roster;
+use crate::selector::MatchingKey;
 use crate::store::{Store, StoreError, StoredRecord};
 use crate::tls::{self, TlsIdentity};
-use crate::verify::{self, Rejection, VerifiedRecord};
 use crate::{service, sync};
 
 /// How long shutdown waits for connections and replicators to finish.
@@ -55,6 +54,8 @@ pub enum NodeError {
 pub enum PublishError {
     #[error("invalid request: {0}")]
     Invalid(#[from] ValidationErrors),
+    #[error("not found: {0}")]
+    NotFound(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -112,6 +113,9 @@ pub struct NodeState {
     pub tls: TlsIdentity,
     pub agency_ca: Vec<rustls_pki_types::CertificateDer<'static>>,
     pub sync: SyncConfig,
+    pub records: RecordsConfig,
+    pub agency: AgencyConfig,
+    pub matching: Option<Arc<MatchingKey>>,
     /// TLS handshakes on the peer listener.
     pub peer_handshakes: Arc<tls::HandshakeStats>,
     /// TLS handshakes on the agency listener.
@@ -170,6 +174,9 @@ impl Node {
                 tls: settings.tls,
                 agency_ca: settings.agency_ca,
                 sync: settings.sync,
+                records: settings.records,
+                agency: settings.agency,
+                matching: settings.matching,
                 peer_handshakes: Arc::default(),
                 agency_handshakes: Arc::default(),
                 peers: Mutex::new(peers),
@@ -222,6 +229,24 @@ impl Node {
             .await;
 
         let mut replicators = JoinSet::new();
+        {
+            let state = state.clone();
+            let mut stop = stop_rx.clone();
+            replicators.spawn(async move {
+                let mut tick = tokio::time::interval(state.records.expiry_check);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {
+                            if let Err(error) = state.purge_expired().await {
+                                tracing::error!(%error, "expiry purge failed");
+                            }
+                        }
+                        _ = stopped(&mut stop) => break,
+                    }
+                }
+            });
+        }
         for member in state.roster.members() {
             if member.id == state.id || member.endpoint.is_none() {
                 continue;
@@ -275,74 +300,62 @@ impl Node {
 }
 
 impl NodeState {
-    /// Validates, signs and durably stores a new record of this node.
-    pub async fn publish(
+    /// Decodes a stored record's body. Records are verified before they are
+    /// stored, and the store is local, so this does not verify again.
+    /// `None` for a tombstone.
+    pub fn open_stored(
         &self,
-        kind: RecordKind,
-        recipients: &[String],
-    ) -> Result<StoredRecord, PublishError> {
-        let mut errors = Vec::new();
-        let distribution = match Distribution::from_recipients("to", recipients) {
-            Ok(d) => Some(d),
-            Err(e) => {
-                errors.extend(e.0);
-                None
-            }
+        record: &StoredRecord,
+    ) -> Result<Option<(Envelope, RecordBody)>, WireError> {
+        let Some(bytes) = record.content.envelope() else {
+            return Ok(None);
         };
-        if let Some(Distribution::Named(members)) = &distribution {
-            for m in members {
-                if self.roster.member(m).is_none() {
-                    errors.push(FieldError::new(
-                        "to",
-                        format!("{m} is not a member of the federation"),
-                    ));
-                }
-            }
-        }
-        match &kind {
-            RecordKind::Alert(a) => {
-                if let Err(e) = a.validate("alert") {
-                    errors.extend(e.0);
-                }
-            }
-        }
-        ValidationErrors(errors).into_result()?;
-        let distribution = distribution.unwrap_or(Distribution::AllMembers);
-        let random: [u8; 8] = crypto::random_bytes()?;
-        let record_id = model::new_record_id(&self.id, random);
-        let created_at_ms = now_ms();
-        let stored = self
-            .store
-            .append_own(|seq| {
-                let body = RecordBody {
-                    origin: self.id.clone(),
-                    seq,
-                    record_id: record_id.clone(),
-                    created_at_ms,
-                    distribution,
-                    kind,
-                };
-                body.validate()?;
-                let body_bytes = wire::encode_body(&body);
-                let signature = self.signing.sign_record(&body_bytes);
-                let envelope = Envelope {
-                    body: body_bytes,
-                    key_id: self.signing.key_id().to_owned(),
-                    signature,
-                };
-                Ok::<_, ValidationErrors>((record_id.clone(), envelope.encode()))
-            })
-            .await??;
-        tracing::info!(node = %self.id, record_id = %record_id, seq = stored.seq, "record published");
-        Ok(stored)
+        let envelope = Envelope::decode(bytes)?;
+        let body = wire::decode_body(&envelope.body)?;
+        Ok(Some((envelope, body)))
     }
 
-    /// Verifies a stored record's envelope again (for display: the view
-    /// shows only what still verifies under the current roster).
-    pub fn open_stored(&self, record: &StoredRecord) -> Result<VerifiedRecord, Rejection> {
-        let envelope =
-            Envelope::decode(&record.envelope).map_err(|e| Rejection::BadBody(e.to_string()))?;
-        verify::verify(&self.roster, &envelope)
+    /// The stored state of a series.
+    pub fn series_state(&self, series_id: &str) -> Result<Option<SeriesState>, StoreError> {
+        Ok(self
+            .store
+            .series(series_id)?
+            .and_then(|b| SeriesState::decode(&b)))
+    }
+
+    /// Replaces the content of every record whose validity has ended with a
+    /// tombstone. Returns how many were purged.
+    pub async fn purge_expired(&self) -> Result<usize, StoreError> {
+        let now = now_ms();
+        let mut purged = 0;
+        loop {
+            let due = self.store.expired(now, 256)?;
+            if due.is_empty() {
+                return Ok(purged);
+            }
+            for record in due {
+                let (tombstone, expires_at) = match self.open_stored(&record) {
+                    Ok(Some((envelope, body))) => {
+                        let expires_at = lifecycle::expires_at(&body).unwrap_or(now);
+                        let t =
+                            lifecycle::Tombstone::of(&body, &envelope.encode(), expires_at, now);
+                        (t, expires_at)
+                    }
+                    _ => {
+                        tracing::error!(origin = %record.origin, seq = record.seq, "expired record does not decode");
+                        return Err(StoreError::Corrupt(format!(
+                            "expired record {}#{} does not decode",
+                            record.origin, record.seq
+                        )));
+                    }
+                };
+                self.store
+                    .purge(&record.origin, record.seq, expires_at, tombstone.encode())
+                    .await?;
+                tracing::info!(origin = %record.origin, seq = record.seq, record_id = %tombstone.record_id, "record content purged at expiry");
+                purged += 1;
+            }
+        }
     }
 
     /// A snapshot of every peer's replication status.

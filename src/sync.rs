@@ -21,7 +21,10 @@ use crate::model::wire::Envelope;
 use crate::node::{NodeError, NodeState, now_ms};
 use crate::pb::v1 as pb;
 use crate::pb::v1::federation_client::FederationClient;
-use crate::store::NewRecord;
+use std::collections::HashMap;
+
+use crate::lifecycle::{self, Mode, SeriesState};
+use crate::store::{self, NewRecord, SeriesWrite};
 use crate::tls;
 use crate::verify::{self, Rejection};
 
@@ -70,6 +73,8 @@ enum Refused {
     Skip(u64, Rejection),
     /// Untrustworthy record: keep the cursor before it.
     Pin(Rejection),
+    /// The store failed: end the session, retry later.
+    Store(crate::store::StoreError),
 }
 
 enum SessionEnd {
@@ -204,16 +209,18 @@ impl PeerReplicator {
         }
         let mut accepted = Vec::with_capacity(batch.records.len());
         let mut rejected = 0u64;
+        // Series states changed by earlier records of this batch.
+        let mut series: HashMap<String, SeriesState> = HashMap::new();
+        let now = now_ms();
         for signed in batch.records {
             let envelope = Envelope::from_pb(signed);
-            match self.check(&envelope, *last_seq, high_water) {
-                Ok(v) => {
-                    *last_seq = v.body.seq;
-                    accepted.push(NewRecord {
-                        seq: v.body.seq,
-                        record_id: v.body.record_id,
-                        envelope: v.envelope,
-                    });
+            let checked = self
+                .check(&envelope, *last_seq, high_water)
+                .and_then(|v| self.prepare(v, &mut series, now));
+            match checked {
+                Ok(record) => {
+                    *last_seq = record.seq;
+                    accepted.push(record);
                 }
                 Err(Refused::Skip(seq, rejection)) => {
                     // Authentic, but not for us: nothing to ask for again.
@@ -228,6 +235,7 @@ impl PeerReplicator {
                     tracing::warn!(security_event = true, reason = rejection.label(), %rejection, "record rejected");
                     pinned.get_or_insert(*last_seq);
                 }
+                Err(Refused::Store(e)) => return Err(format!("store: {e}")),
             }
         }
         let cursor = match pinned {
@@ -254,6 +262,57 @@ impl PeerReplicator {
             p.records_rejected += rejected;
         });
         Ok(())
+    }
+
+    /// Turns a verified record into what the store writes: its series
+    /// state, and a tombstone instead of content that has already expired.
+    fn prepare(
+        &self,
+        v: verify::VerifiedRecord,
+        series: &mut HashMap<String, SeriesState>,
+        now: i64,
+    ) -> Result<NewRecord, Refused> {
+        let seq = v.body.seq;
+        let expires_at = lifecycle::expires_at(&v.body);
+        let mut record = NewRecord {
+            seq,
+            record_id: v.body.record_id.clone(),
+            content: store::Content::Envelope(v.envelope),
+            expires_at_ms: expires_at,
+            series: None,
+        };
+        if self
+            .state
+            .store
+            .contains(&self.peer, seq)
+            .map_err(Refused::Store)?
+        {
+            // Re-delivery: the store compares bytes; the series is unchanged.
+            return Ok(record);
+        }
+        let series_id = v.body.series_id().to_owned();
+        let before = match series.get(&series_id) {
+            Some(s) => Some(s.clone()),
+            None => self
+                .state
+                .series_state(&series_id)
+                .map_err(Refused::Store)?,
+        };
+        let after = lifecycle::next(before.as_ref(), &v.body, Mode::Recipient)
+            .map_err(|e| Refused::Skip(seq, Rejection::Series(e.to_string())))?;
+        record.series = Some(SeriesWrite {
+            series_id: series_id.clone(),
+            state: after.encode(),
+        });
+        series.insert(series_id, after);
+        if let (Some(at), store::Content::Envelope(bytes)) = (expires_at, &record.content)
+            && at <= now
+        {
+            let tombstone = lifecycle::Tombstone::of(&v.body, bytes, at, now);
+            record.content = store::Content::Tombstone(tombstone.encode());
+            record.expires_at_ms = None;
+        }
+        Ok(record)
     }
 
     /// Verifies one record of the stream.

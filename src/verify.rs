@@ -43,6 +43,8 @@ pub enum Rejection {
         "seq {0} is already held with different content: the origin signed two records for one slot"
     )]
     Conflict(u64),
+    #[error("record breaks the series rules: {0}")]
+    Series(String),
 }
 
 impl Rejection {
@@ -59,6 +61,7 @@ impl Rejection {
             Rejection::OutOfOrder { .. } => "out_of_order",
             Rejection::NotEntitled(_) => "not_entitled",
             Rejection::Conflict(_) => "conflict",
+            Rejection::Series(_) => "series",
         }
     }
 }

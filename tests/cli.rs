@@ -33,7 +33,8 @@ impl NodeProcess {
             .args(["node", "run", "--config"])
             .arg(config)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            // NOTE: not piped: nobody reads it, and a full pipe would block the node.
+            .stderr(Stdio::null())
             .spawn()
             .expect("start node");
         Self(child)
@@ -57,6 +58,32 @@ impl Drop for NodeProcess {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Publishes with `publish` (a CLI run), retrying only while the node is
+/// not up yet; any other failure fails the test at once with its message.
+async fn publish_when_up(mut publish: impl FnMut() -> Output) -> String {
+    eventually("the node to accept the publish", || {
+        let out = publish();
+        let err = text(&out.stderr);
+        if !out.status.success()
+            && !err.contains("cannot reach")
+            && !err.contains("node unavailable")
+        {
+            panic!("publish failed: {err}");
+        }
+        async move {
+            out.status.success().then(|| {
+                text(&out.stdout)
+                    .trim()
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+        }
+    })
+    .await
 }
 
 #[test]
@@ -241,26 +268,33 @@ async fn two_node_processes_exchange_an_alert_published_with_the_cli() {
     let gt_client = gt_dir.join("client.toml");
     let hn_client = hn_dir.join("client.toml");
 
-    let record_id = eventually("publish at gt", || {
-        let out = run(&[
+    let record_id = publish_when_up(|| {
+        run(&[
             "alert",
             "publish",
             "--client",
             gt_client.to_str().unwrap(),
+            "--type",
+            "possible-victim",
+            "--offence",
+            "trafficking",
+            "--exploitation",
+            "sexual",
+            "--origin-country",
+            "HN",
+            "--destination-country",
+            "GT",
+            "--tlp",
+            "amber",
+            "--handling",
+            "H1",
             "--summary",
             "Alerta desde la CLI",
+            "--selector",
+            "passport=X1234567",
             "--to",
             "hn",
-        ]);
-        async move {
-            out.status.success().then(|| {
-                text(&out.stdout)
-                    .lines()
-                    .last()
-                    .unwrap_or_default()
-                    .to_owned()
-            })
-        }
+        ])
     })
     .await;
     assert!(record_id.starts_with("gt-"), "{record_id}");
@@ -290,12 +324,33 @@ async fn two_node_processes_exchange_an_alert_published_with_the_cli() {
     assert_eq!(v["summary"], "Alerta desde la CLI");
     assert_eq!(v["distribution"], serde_json::json!(["hn"]));
 
-    // Bad input from the CLI: a precise error, nothing published.
+    assert_eq!(v["type"], "possible_victim");
+    assert_eq!(v["offence"], "trafficking");
+    assert_eq!(v["status"], "active");
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["subject_category"], "victim", "derived from the type");
+    assert_eq!(v["selectors"][0]["kind"], "passport");
+    assert!(
+        !line.contains("X1234567"),
+        "no clear identifier in what hn holds"
+    );
+
+    // Bad input from the CLI: a precise error for every rule, nothing published.
     let out = run(&[
         "alert",
         "publish",
         "--client",
         gt_client.to_str().unwrap(),
+        "--type",
+        "possible-victim",
+        "--offence",
+        "smuggling",
+        "--exploitation",
+        "sexual",
+        "--tlp",
+        "green",
+        "--handling",
+        "H3",
         "--summary",
         " ",
         "--to",
@@ -303,8 +358,38 @@ async fn two_node_processes_exchange_an_alert_published_with_the_cli() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains("alert.summary: must not be empty"), "{err}");
-    assert!(err.contains("zz is not a member"), "{err}");
+    for expected in [
+        "alert.summary: must not be empty",
+        "alert.trafficking: trafficking elements go only with offence trafficking or undetermined",
+        "alert.tlp: an alert about a victim is never TLP:CLEAR or TLP:GREEN",
+        "alert.handling.condition: H3 requires its condition",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in {err}");
+    }
+    let out = run(&[
+        "alert",
+        "publish",
+        "--client",
+        gt_client.to_str().unwrap(),
+        "--type",
+        "warning",
+        "--offence",
+        "smuggling",
+        "--tlp",
+        "amber",
+        "--handling",
+        "H1",
+        "--summary",
+        "x",
+        "--to",
+        "zz",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("to: zz is not a member of the federation"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = run(&[
         "alert",
         "list",
@@ -403,20 +488,23 @@ async fn the_example_federation_runs_from_its_own_files() {
     };
     let gt = start("gt");
     let hn = start("hn");
-    let record_id = eventually("publish at gt", || {
-        let out = in_root(&[
+    let record_id = publish_when_up(|| {
+        in_root(&[
             "alert",
             "publish",
             "--client",
             "certs-example/gt/client.toml",
+            "--type",
+            "modus-operandi",
+            "--offence",
+            "smuggling",
+            "--tlp",
+            "green",
+            "--handling",
+            "H0",
             "--summary",
             "Ejemplo",
-        ]);
-        async move {
-            out.status
-                .success()
-                .then(|| text(&out.stdout).trim().to_owned())
-        }
+        ])
     })
     .await;
     eventually("the alert at hn", || {

@@ -48,7 +48,7 @@ async fn an_alert_published_at_one_node_arrives_verified_at_the_other() {
         .get_by_id(&published.record_id)
         .unwrap()
         .expect("stored at hn");
-    let envelope = Envelope::decode(&stored.envelope).unwrap();
+    let envelope = Envelope::decode(stored.content.envelope().unwrap()).unwrap();
     let (member, key) = roster.signing_key(&envelope.key_id).unwrap();
     assert_eq!(member.id.as_str(), "gt");
     crypto::verify_record(

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use common::{eventually, list_all};
 use enlace::model::wire::{self, Envelope};
-use enlace::model::{Alert, Distribution, NodeId, RecordBody, RecordKind};
+use enlace::model::{Distribution, Errors, NodeId, RecordBody, RecordKind};
 use enlace::pb::v1 as pb;
 use enlace::pb::v1::federation_server::{Federation, FederationServer};
 use enlace::sandbox::Sandbox;
@@ -47,16 +47,19 @@ impl Federation for DoctoredPeer {
 
 fn record(settings: &enlace::config::Settings, seq: u64) -> Envelope {
     let origin = NodeId::parse("gt").unwrap();
+    let mut alert = enlace::sandbox::sample_alert(&format!("alerta número {seq}"));
+    alert.urgency = enlace::vocabulary::Urgency::Routine.wire();
+    alert.subject_category = enlace::vocabulary::SubjectCategory::Victim.wire();
+    alert.expires_at_ms = enlace::node::now_ms() + 86_400_000;
+    let mut errors = Errors::default();
+    let alert = wire::alert_from_pb(alert, "alert", &mut errors).unwrap();
     let body = RecordBody {
         record_id: enlace::model::new_record_id(&origin, seq.to_be_bytes()),
         origin,
         seq,
         created_at_ms: enlace::node::now_ms(),
         distribution: Distribution::AllMembers,
-        kind: RecordKind::Alert(Alert {
-            summary: format!("alerta número {seq}"),
-            language: "es".into(),
-        }),
+        kind: RecordKind::Alert(alert),
     };
     let body = wire::encode_body(&body);
     Envelope {

@@ -27,6 +27,31 @@ pub struct DemoArgs {
     dir: Option<PathBuf>,
 }
 
+/// A TLP:RED alert about a smuggling suspect, for named recipients only.
+fn smuggling_alert() -> pb::Alert {
+    use crate::vocabulary::{AlertType, HandlingCode, Offence, Tlp, Urgency};
+    pb::Alert {
+        summary: "Sospechoso de tráfico ilícito de migrantes; cruce por El Carmen".into(),
+        language: "es".into(),
+        r#type: AlertType::Wanted.wire(),
+        offence: Offence::Smuggling.wire(),
+        smuggling: Some(pb::SmugglingElements {
+            material_benefit: true,
+            life_endangered: true,
+            inhuman_treatment: false,
+        }),
+        origin_countries: vec!["GT".into()],
+        destination_countries: vec!["US".into()],
+        handling: Some(pb::Handling {
+            code: HandlingCode::H2.wire(),
+            condition: String::new(),
+        }),
+        tlp: Tlp::Red.wire(),
+        urgency: Urgency::Urgent.wire(),
+        ..Default::default()
+    }
+}
+
 struct Clock(Instant);
 
 impl Clock {
@@ -103,17 +128,20 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
         "Posible red de trata con fines de explotación sexual; ruta Tecún Umán – Tapachula";
     let first = gt
         .publish_alert(pb::PublishAlertRequest {
-            alert: Some(pb::Alert {
-                summary: summary.into(),
-                language: "es".into(),
-            }),
+            alert: Some(crate::sandbox::sample_alert(summary)),
             to: vec![],
+            // The passport number stops at gt's node: only its keyed hash travels.
+            selector_values: vec![pb::SelectorValue {
+                kind: crate::vocabulary::SelectorKind::Passport.wire(),
+                value: "X1234567".into(),
+            }],
+            validate_only: false,
         })
         .await
         .map_err(|s| super::records::status_message(&s))?
         .into_inner();
     clock.say(format!(
-        "gt published alert {} (seq {}) to all members — durable at gt before the call returned",
+        "gt published alert {} (seq {}): posible víctima de trata / possible trafficking victim, TLP:AMBER, with one passport selector — durable at gt before the call returned",
         first.record_id, first.seq
     ));
 
@@ -140,11 +168,10 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
 
     let second = gt
         .publish_alert(pb::PublishAlertRequest {
-            alert: Some(pb::Alert {
-                summary: "Solicitud de contacto: caso de tráfico ilícito de migrantes".into(),
-                language: "es".into(),
-            }),
+            alert: Some(smuggling_alert()),
             to: vec!["hn".into()],
+            selector_values: vec![],
+            validate_only: false,
         })
         .await
         .map_err(|s| super::records::status_message(&s))?

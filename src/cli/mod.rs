@@ -5,6 +5,8 @@
 //! binds.
 
 mod demo;
+mod input;
+mod output;
 mod pki;
 mod records;
 
@@ -44,14 +46,46 @@ pub enum Command {
     /// Record-signing keys.
     #[command(subcommand)]
     Keys(pki::KeysCommand),
-    /// Publish, list and watch alerts through a node's agency API.
+    /// Publish, update, withdraw, list, watch and import alerts through a
+    /// node's agency API.
     #[command(subcommand)]
     Alert(records::AlertCommand),
+    /// Publish, update, withdraw and list case references.
+    #[command(subcommand, name = "case-ref")]
+    CaseRef(records::CaseCommand),
+    /// Show what an identifier becomes: its normalised form and its token.
+    #[command(subcommand)]
+    Selector(SelectorCommand),
     /// Replication status of the node's peers.
     Peers(records::PeersArgs),
     /// Start a three-member federation on this machine and show an alert
     /// travelling between members.
     Demo(demo::DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SelectorCommand {
+    /// Normalise and hash one identifier, e.g. `enlace selector hash
+    /// passport X1234567 --config node.toml`. Shows the operator what the
+    /// node stores and sends instead of the clear value.
+    Hash {
+        /// passport, national-id, name-dob, phone, email, vehicle-plate,
+        /// bank-account, imei.
+        kind: String,
+        /// The identifier; for name-dob "NAME|YYYY-MM-DD".
+        value: String,
+        /// Take the matching key from this node configuration.
+        #[arg(long, conflicts_with = "key")]
+        config: Option<PathBuf>,
+        /// Or from this matching key file.
+        #[arg(long, required_unless_present = "config")]
+        key: Option<PathBuf>,
+        /// The key's epoch (with --key).
+        #[arg(long, default_value_t = 1)]
+        epoch: u32,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +160,11 @@ pub fn run(cli: Cli) -> ExitCode {
                 init_tracing(LogFormat::Text, "warn");
                 report(records::alert(c).await)
             }
+            Command::CaseRef(c) => {
+                init_tracing(LogFormat::Text, "warn");
+                report(records::case_ref(c).await)
+            }
+            Command::Selector(c) => report(selector(c)),
             Command::Peers(a) => {
                 init_tracing(LogFormat::Text, "warn");
                 report(records::peers(a).await)
@@ -133,6 +172,42 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Demo(a) => report(demo::run(a).await),
         }
     })
+}
+
+fn selector(cmd: SelectorCommand) -> Result<(), String> {
+    let SelectorCommand::Hash {
+        kind,
+        value,
+        config,
+        key,
+        epoch,
+        json,
+    } = cmd;
+    let kind = crate::vocabulary::SelectorKind::parse(&kind)?;
+    let matching = match (config, key) {
+        (Some(config), _) => crate::config::load(&config, None)
+            .map_err(|e| e.to_string())?
+            .matching
+            .ok_or_else(|| format!("{} has no [matching] key", config.display()))?,
+        (None, Some(key)) => std::sync::Arc::new(
+            crate::selector::MatchingKey::load(&key, epoch).map_err(|e| e.to_string())?,
+        ),
+        (None, None) => return Err("give --config or --key".into()),
+    };
+    let normalised = crate::selector::normalise(kind, &value).map_err(|e| e.to_string())?;
+    let token = matching.token(kind, &normalised);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"kind": kind.code(), "normalised": normalised, "epoch": token.epoch, "token": token.hex()})
+        );
+    } else {
+        println!("kind        {}", kind.code());
+        println!("normalised  {normalised}");
+        println!("epoch       {}", token.epoch);
+        println!("token       {}", token.hex());
+    }
+    Ok(())
 }
 
 fn report(result: Result<(), String>) -> ExitCode {

@@ -107,6 +107,15 @@ pub enum KeysCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Generate the federation's matching key (32 random bytes, base64,
+    /// mode 0600). One member generates it; every member's operator
+    /// receives it through a secure channel and names it in [matching].
+    GenerateMatching {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        force: bool,
+    },
     /// Print the roster entry for an existing signing key.
     Show {
         #[arg(long)]
@@ -200,6 +209,20 @@ pub fn cert(cmd: CertCommand) -> Result<(), String> {
 
 pub fn keys(cmd: KeysCommand) -> Result<(), String> {
     let (key, key_id) = match cmd {
+        KeysCommand::GenerateMatching { out, force } => {
+            let (_, contents) =
+                crate::selector::MatchingKey::generate().map_err(|e| e.to_string())?;
+            crypto::write_private_file(&out, contents.as_bytes(), force).map_err(|e| match e {
+                crypto::CryptoError::Write { source, .. }
+                    if source.kind() == std::io::ErrorKind::AlreadyExists =>
+                {
+                    format!("{} exists; pass --force to overwrite it", out.display())
+                }
+                e => e.to_string(),
+            })?;
+            eprintln!("wrote matching key {} (epoch 1)", out.display());
+            return Ok(());
+        }
         KeysCommand::Generate { key_id, out, force } => {
             let (key, pem) = SigningKey::generate(&key_id).map_err(|e| e.to_string())?;
             crypto::write_private_file(&out, pem.as_bytes(), force).map_err(|e| match e {

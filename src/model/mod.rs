@@ -6,12 +6,18 @@
 //! an id being well formed or an alert being within its bounds. Validation
 //! failures name the field and the rule ([`FieldError`]).
 
+mod content;
 pub mod wire;
 
 use std::collections::BTreeSet;
 use std::fmt;
 
-/// Longest alert summary, in characters.
+pub use content::{
+    Alert, CaseReference, ContactPoint, Content, ContentRef, Evaluation, Handling,
+    SmugglingElements, TraffickingElements, check_contact, check_text,
+};
+
+/// Longest summary, in characters.
 pub const MAX_SUMMARY_CHARS: usize = 1000;
 /// Most named recipients in one distribution.
 pub const MAX_RECIPIENTS: usize = 64;
@@ -153,53 +159,10 @@ impl Distribution {
     }
 }
 
-/// A minimal alert.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Alert {
-    /// Short free text; no personal identifier in clear text.
-    pub summary: String,
-    /// BCP 47 language tag of the summary.
-    pub language: String,
-}
-
-impl Alert {
-    /// Checks every rule of an alert and reports all that fail.
-    pub fn validate(&self, field: &str) -> Result<(), ValidationErrors> {
-        let mut errors = Vec::new();
-        let summary = self.summary.trim();
-        if summary.is_empty() {
-            errors.push(FieldError::new(
-                format!("{field}.summary"),
-                "must not be empty",
-            ));
-        }
-        let chars = self.summary.chars().count();
-        if chars > MAX_SUMMARY_CHARS {
-            errors.push(FieldError::new(
-                format!("{field}.summary"),
-                format!("must be at most {MAX_SUMMARY_CHARS} characters (got {chars})"),
-            ));
-        }
-        if self
-            .summary
-            .chars()
-            .any(|c| c.is_control() && c != '\n' && c != '\t')
-        {
-            errors.push(FieldError::new(
-                format!("{field}.summary"),
-                "must not contain control characters other than newline and tab",
-            ));
-        }
-        if let Err(rule) = check_language_tag(&self.language) {
-            errors.push(FieldError::new(format!("{field}.language"), rule));
-        }
-        ValidationErrors(errors).into_result()
-    }
-}
-
-/// A simplified BCP 47 check: a 2–3 letter primary language subtag,
-/// optionally followed by `-` and alphanumeric subtags of 1–8 characters.
-fn check_language_tag(tag: &str) -> Result<(), String> {
+/// Checks a BCP 47 language tag (simplified): a 2–3 letter primary
+/// language subtag, optionally followed by `-` and alphanumeric subtags of
+/// 1–8 characters.
+pub fn check_language_tag(tag: &str) -> Result<(), String> {
     let mut parts = tag.split('-');
     let primary = parts.next().unwrap_or_default();
     let primary_ok =
@@ -215,10 +178,62 @@ fn check_language_tag(tag: &str) -> Result<(), String> {
     }
 }
 
+/// Collects rule violations; reports them all at once.
+#[derive(Debug, Default)]
+pub struct Errors(pub Vec<FieldError>);
+
+impl Errors {
+    pub fn push(&mut self, field: impl Into<String>, rule: impl Into<String>) {
+        self.0.push(FieldError::new(field, rule));
+    }
+
+    /// Records `rule` for `field` unless `ok`.
+    pub fn check(&mut self, ok: bool, field: impl Into<String>, rule: impl Into<String>) {
+        if !ok {
+            self.push(field, rule);
+        }
+    }
+
+    pub fn extend(&mut self, other: ValidationErrors) {
+        self.0.extend(other.0);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn finish(self) -> Result<(), ValidationErrors> {
+        ValidationErrors(self.0).into_result()
+    }
+}
+
+/// A new version of an earlier record of the same origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    /// Record id of the first record of the series.
+    pub target: String,
+    /// 2, 3, ...
+    pub version: u32,
+    pub content: Content,
+}
+
+/// Withdraws a series.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Withdrawal {
+    pub target: String,
+    pub reason: String,
+}
+
+/// Longest withdrawal reason, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
+
 /// What a record is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordKind {
     Alert(Alert),
+    CaseReference(CaseReference),
+    Update(Update),
+    Withdrawal(Withdrawal),
 }
 
 impl RecordKind {
@@ -226,6 +241,53 @@ impl RecordKind {
     pub fn name(&self) -> &'static str {
         match self {
             RecordKind::Alert(_) => "alert",
+            RecordKind::CaseReference(_) => "case_reference",
+            RecordKind::Update(_) => "update",
+            RecordKind::Withdrawal(_) => "withdrawal",
+        }
+    }
+
+    /// The content a record carries (an alert or case reference, first or
+    /// updated); `None` for a withdrawal.
+    pub fn content(&self) -> Option<ContentRef<'_>> {
+        match self {
+            RecordKind::Alert(a) => Some(ContentRef::Alert(a)),
+            RecordKind::CaseReference(c) => Some(ContentRef::CaseReference(c)),
+            RecordKind::Update(u) => Some(u.content.as_ref()),
+            RecordKind::Withdrawal(_) => None,
+        }
+    }
+
+    fn validate(&self, errors: &mut Errors) {
+        match self {
+            RecordKind::Alert(a) => a.check("alert", errors),
+            RecordKind::CaseReference(c) => c.check("case_reference", errors),
+            RecordKind::Update(u) => {
+                if let Err(rule) = check_record_id_format(&u.target) {
+                    errors.push("update.target_record_id", rule);
+                }
+                errors.check(
+                    u.version >= 2,
+                    "update.version",
+                    "must be at least 2 (the first record is version 1)",
+                );
+                match &u.content {
+                    Content::Alert(a) => a.check("update.alert", errors),
+                    Content::CaseReference(c) => c.check("update.case_reference", errors),
+                }
+            }
+            RecordKind::Withdrawal(w) => {
+                if let Err(rule) = check_record_id_format(&w.target) {
+                    errors.push("withdrawal.target_record_id", rule);
+                }
+                check_text(
+                    errors,
+                    "withdrawal.reason",
+                    &w.reason,
+                    MAX_REASON_CHARS,
+                    true,
+                );
+            }
         }
     }
 }
@@ -242,43 +304,81 @@ pub struct RecordBody {
 }
 
 impl RecordBody {
-    /// The rules every record must satisfy, whoever made it.
+    /// The rules every record must satisfy, whoever made it. Rules that
+    /// depend on the clock or on earlier records live with the publisher
+    /// (`node`) and the series logic (`lifecycle`).
     pub fn validate(&self) -> Result<(), ValidationErrors> {
-        let mut errors = Vec::new();
-        if self.seq == 0 {
-            errors.push(FieldError::new("seq", "must be at least 1"));
-        }
+        let mut errors = Errors::default();
+        errors.check(self.seq >= 1, "seq", "must be at least 1");
         if let Err(rule) = check_record_id(&self.record_id, &self.origin) {
-            errors.push(FieldError::new("record_id", rule));
+            errors.push("record_id", rule);
         }
         if let Distribution::Named(m) = &self.distribution {
-            if m.is_empty() {
-                errors.push(FieldError::new(
-                    "distribution.named.members",
-                    "must name at least one member",
-                ));
-            }
-            if m.len() > MAX_RECIPIENTS {
-                errors.push(FieldError::new(
-                    "distribution.named.members",
-                    format!("at most {MAX_RECIPIENTS} recipients"),
-                ));
+            errors.check(
+                !m.is_empty(),
+                "distribution.named.members",
+                "must name at least one member",
+            );
+            errors.check(
+                m.len() <= MAX_RECIPIENTS,
+                "distribution.named.members",
+                format!("at most {MAX_RECIPIENTS} recipients"),
+            );
+        }
+        self.kind.validate(&mut errors);
+        if let Some(content) = self.kind.content() {
+            let tlp = content.tlp();
+            if tlp.requires_named_recipients() && self.distribution == Distribution::AllMembers {
+                errors.push(
+                    "to",
+                    format!(
+                        "{} requires named recipients: name them (e.g. --to hn,sv) instead of sending to all members",
+                        tlp.tlp_name()
+                    ),
+                );
             }
         }
+        errors.finish()
+    }
+
+    /// The id of the series this record belongs to: its own id for a first
+    /// record, the target's for an update or withdrawal.
+    pub fn series_id(&self) -> &str {
         match &self.kind {
-            RecordKind::Alert(alert) => {
-                if let Err(e) = alert.validate("alert") {
-                    errors.extend(e.0);
-                }
-            }
+            RecordKind::Update(u) => &u.target,
+            RecordKind::Withdrawal(w) => &w.target,
+            _ => &self.record_id,
         }
-        ValidationErrors(errors).into_result()
+    }
+
+    /// Version within the series (1 for a first record; a withdrawal has none).
+    pub fn version(&self) -> u32 {
+        match &self.kind {
+            RecordKind::Update(u) => u.version,
+            RecordKind::Withdrawal(_) => 0,
+            _ => 1,
+        }
     }
 }
 
 /// Makes a new record id for `origin` from 8 random bytes.
 pub fn new_record_id(origin: &NodeId, random: [u8; 8]) -> String {
     format!("{origin}-{:016x}", u64::from_be_bytes(random))
+}
+
+/// Checks the form of a record id of any origin: `<node id>-<16 hex>`.
+pub fn check_record_id_format(id: &str) -> Result<(), String> {
+    match id.rsplit_once('-') {
+        Some((origin, _)) => match NodeId::parse(origin) {
+            Ok(origin) => check_record_id(id, &origin),
+            Err(_) => Err(format!(
+                "{id:?} is not a record id (\"<origin>-<16 hex digits>\")"
+            )),
+        },
+        None => Err(format!(
+            "{id:?} is not a record id (\"<origin>-<16 hex digits>\")"
+        )),
+    }
 }
 
 fn check_record_id(id: &str, origin: &NodeId) -> Result<(), String> {
@@ -315,33 +415,6 @@ mod tests {
     }
 
     #[test]
-    fn alert_validation_names_each_field_and_rule() {
-        let alert = Alert {
-            summary: "  ".into(),
-            language: "spanish".into(),
-        };
-        let errors = alert.validate("alert").unwrap_err().0;
-        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["alert.summary", "alert.language"]);
-
-        let long = Alert {
-            summary: "x".repeat(MAX_SUMMARY_CHARS + 1),
-            language: "es".into(),
-        };
-        let errors = long.validate("alert").unwrap_err();
-        assert!(
-            errors.to_string().contains("at most 1000 characters"),
-            "{errors}"
-        );
-
-        let ok = Alert {
-            summary: "Posible víctima".into(),
-            language: "es-GT".into(),
-        };
-        ok.validate("alert").unwrap();
-    }
-
-    #[test]
     fn distribution_from_recipients() {
         assert_eq!(
             Distribution::from_recipients::<&str>("to", &[]).unwrap(),
@@ -362,5 +435,8 @@ mod tests {
         assert!(check_record_id(&id, &gt).is_ok());
         assert!(check_record_id(&id, &NodeId::parse("hn").unwrap()).is_err());
         assert!(check_record_id("gt-XYZ", &gt).is_err());
+        assert!(check_record_id_format(&id).is_ok());
+        assert!(check_record_id_format("gt-mp-0102030405060708").is_ok());
+        assert!(check_record_id_format("nope").is_err());
     }
 }

@@ -2,7 +2,10 @@
 //! system or the CLI uses to publish and read records.
 //!
 //! Every request carries the client's verified identity (its certificate's
-//! common name); it is the actor written to the logs.
+//! common name): it decides the client's role (reader, publisher, admin) and
+//! is the actor written to the logs. Identifiers arrive in clear text only
+//! here, from the agency's own systems; they are hashed into selectors
+//! before anything is stored and never logged.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -13,18 +16,28 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{IntoStatus, identity, status};
+use crate::config::ClientRole;
+use crate::lifecycle::{self, Status as RecordStatus, Tombstone};
 use crate::model::wire;
-use crate::model::{FieldError, NodeId, RecordKind, ValidationErrors};
-use crate::node::NodeState;
+use crate::model::{
+    Alert, CaseReference, Content, Errors, FieldError, NodeId, RecordKind, ValidationErrors,
+};
+use crate::node::{NodeState, now_ms};
 use crate::pb::v1 as pb;
 use crate::pb::v1::agency_server::Agency;
-use crate::store::StoredRecord;
+use crate::publish::{Change, Published};
+use crate::store::{Content as Stored, StoredRecord};
 use crate::tls::Identity;
+use crate::vocabulary::{
+    AlertType, Offence, SelectorKind, SubjectCategory, Urgency, parse_country,
+};
 
 /// Records per list page when the client does not say.
 const DEFAULT_LIST_LIMIT: u32 = 1000;
 /// Most records per list page.
 const MAX_LIST_LIMIT: u32 = 10_000;
+/// Most records examined by one list call, whatever the filters.
+const MAX_EXAMINED: usize = 100_000;
 /// Records read from the store per step of a watch.
 const WATCH_STEP: usize = 256;
 
@@ -37,19 +50,150 @@ impl AgencyService {
     pub fn new(state: Arc<NodeState>, stop: watch::Receiver<bool>) -> Self {
         Self { state, stop }
     }
-}
 
-fn client<T>(req: &Request<T>) -> Result<String, Status> {
-    match identity(req)? {
-        Identity::Client(name) => Ok(name),
-        Identity::Peer(_) => Err(Status::permission_denied(
-            "the agency API is for agency clients",
-        )),
+    /// The client's name, if its role is at least `needed`.
+    fn authorize<T>(&self, req: &Request<T>, needed: ClientRole) -> Result<String, Status> {
+        let name = match identity(req)? {
+            Identity::Client(name) => name,
+            Identity::Peer(_) => {
+                return Err(Status::permission_denied(
+                    "the agency API is for agency clients",
+                ));
+            }
+        };
+        let role = self.state.agency.role_of(&name);
+        if role < needed {
+            return Err(Status::permission_denied(format!(
+                "client {name:?} has the {} role; this needs {}",
+                role.code(),
+                needed.code()
+            )));
+        }
+        Ok(name)
+    }
+
+    async fn change(
+        &self,
+        actor: &str,
+        change: Change,
+        dry_run: bool,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
+        match self
+            .state
+            .apply_change(change, dry_run)
+            .await
+            .map_err(status)?
+        {
+            None => Ok(Response::new(pb::PublishResponse {
+                origin: self.state.id.to_string(),
+                validated_only: true,
+                ..Default::default()
+            })),
+            Some(Published { stored, body }) => {
+                tracing::info!(actor, record_id = %body.record_id, kind = body.kind.name(), "record published by agency client");
+                Ok(Response::new(pb::PublishResponse {
+                    record_id: body.record_id.clone(),
+                    origin: stored.origin.to_string(),
+                    seq: stored.seq,
+                    series_id: body.series_id().to_owned(),
+                    version: body.version(),
+                    validated_only: false,
+                }))
+            }
+        }
+    }
+
+    /// Applies the node's defaults to a wire alert, hashes the clear
+    /// identifiers into selectors, converts and checks it.
+    fn alert(
+        &self,
+        mut a: pb::Alert,
+        values: Vec<pb::SelectorValue>,
+        at: &str,
+    ) -> Result<Alert, Status> {
+        if a.urgency == 0 {
+            a.urgency = Urgency::Routine.wire();
+        }
+        if a.expires_at_ms == 0 {
+            let validity =
+                i64::try_from(self.state.records.default_validity.as_millis()).unwrap_or(i64::MAX);
+            a.expires_at_ms = now_ms().saturating_add(validity);
+        }
+        if a.subject_category == 0 {
+            a.subject_category = match AlertType::from_wire(a.r#type) {
+                Some(AlertType::PossibleVictim) => SubjectCategory::Victim.wire(),
+                Some(AlertType::Wanted) => SubjectCategory::Suspect.wire(),
+                _ => 0,
+            };
+        }
+        if a.contact.is_none()
+            && let Some(c) = &self.state.agency.contact
+        {
+            a.contact = Some(pb::ContactPoint {
+                unit: c.unit.clone(),
+                email: c.email.clone(),
+                phone: c.phone.clone(),
+            });
+        }
+        let mut errors = Errors::default();
+        for (i, v) in values.into_iter().enumerate() {
+            let field = format!("selector_values[{i}]");
+            let Some(kind) = SelectorKind::from_wire(v.kind) else {
+                errors.push(format!("{field}.kind"), "is required: a selector kind");
+                continue;
+            };
+            let Some(key) = &self.state.matching else {
+                errors.push(field, "this node has no matching key ([matching] in its configuration), so it cannot hash identifiers");
+                continue;
+            };
+            // NOTE: the clear value stops here. Only the token goes on.
+            match key.hash(kind, &v.value) {
+                Ok(token) => a.selectors.push(wire::selector_to_pb(&token)),
+                Err(e) => errors.push(field, e.to_string()),
+            }
+        }
+        let alert = wire::alert_from_pb(a, at, &mut errors);
+        if let Some(alert) = &alert {
+            alert.check(at, &mut errors);
+        }
+        errors.finish().map_err(invalid_all)?;
+        alert.ok_or_else(|| invalid(at, "is invalid"))
+    }
+
+    fn case_reference(&self, mut c: pb::CaseReference, at: &str) -> Result<CaseReference, Status> {
+        if c.expires_at_ms == 0 {
+            let validity =
+                i64::try_from(self.state.records.default_validity.as_millis()).unwrap_or(i64::MAX);
+            c.expires_at_ms = now_ms().saturating_add(validity);
+        }
+        if c.mla_status == 0 {
+            c.mla_status = crate::vocabulary::MlaStatus::NoRequest.wire();
+        }
+        if c.contact.is_none()
+            && let Some(contact) = &self.state.agency.contact
+        {
+            c.contact = Some(pb::ContactPoint {
+                unit: contact.unit.clone(),
+                email: contact.email.clone(),
+                phone: contact.phone.clone(),
+            });
+        }
+        let mut errors = Errors::default();
+        let case = wire::case_ref_from_pb(c, at, &mut errors);
+        if let Some(case) = &case {
+            case.check(at, &mut errors);
+        }
+        errors.finish().map_err(invalid_all)?;
+        case.ok_or_else(|| invalid(at, "is invalid"))
     }
 }
 
 fn invalid(field: &str, rule: impl Into<String>) -> Status {
-    Status::invalid_argument(ValidationErrors(vec![FieldError::new(field, rule)]).to_string())
+    invalid_all(ValidationErrors(vec![FieldError::new(field, rule)]))
+}
+
+fn invalid_all(e: ValidationErrors) -> Status {
+    Status::invalid_argument(e.to_string())
 }
 
 fn parse_origin(origin: &str) -> Result<Option<NodeId>, Status> {
@@ -61,72 +205,341 @@ fn parse_origin(origin: &str) -> Result<Option<NodeId>, Status> {
         .map_err(|rule| invalid("origin", rule))
 }
 
-/// The view of a stored record, re-verified under the current roster.
-/// A record that no longer verifies (e.g. its key was removed from the
-/// roster) is not shown.
-pub(crate) fn view(state: &NodeState, record: &StoredRecord) -> Option<pb::RecordView> {
-    let verified = match state.open_stored(record) {
-        Ok(v) => v,
-        Err(rejection) => {
-            tracing::warn!(origin = %record.origin, seq = record.seq, %rejection, "stored record no longer verifies; hidden");
-            return None;
-        }
-    };
-    let body = verified.body;
-    let kind = match body.kind {
-        RecordKind::Alert(a) => pb::record_view::Kind::Alert(wire::alert_to_pb(&a)),
-    };
-    Some(pb::RecordView {
-        record_id: body.record_id,
-        origin: body.origin.to_string(),
-        seq: body.seq,
-        created_at_ms: body.created_at_ms,
-        key_id: verified.key_id,
+/// A record as a view shows it, with what the filters need.
+pub(crate) struct View {
+    pub view: pb::RecordView,
+    pub alert_type: Option<AlertType>,
+    pub offence: Option<Offence>,
+    pub countries: Vec<String>,
+    pub status: RecordStatus,
+}
+
+fn status_to_pb(s: RecordStatus) -> pb::RecordStatus {
+    match s {
+        RecordStatus::Active => pb::RecordStatus::Active,
+        RecordStatus::Superseded => pb::RecordStatus::Superseded,
+        RecordStatus::Withdrawn => pb::RecordStatus::Withdrawn,
+        RecordStatus::Expired => pb::RecordStatus::Expired,
+    }
+}
+
+/// The view of a stored record: its content (unless expired), its series
+/// and version, and its status now.
+pub(crate) fn view(state: &NodeState, record: &StoredRecord, now: i64) -> Result<View, Status> {
+    let base = pb::RecordView {
+        origin: record.origin.to_string(),
+        seq: record.seq,
         position: record.position,
-        distribution: Some(wire::distribution_to_pb(&body.distribution)),
-        kind: Some(kind),
-    })
+        ..Default::default()
+    };
+    match &record.content {
+        Stored::Tombstone(bytes) => {
+            let t = Tombstone::decode(bytes).unwrap_or_else(|| Tombstone {
+                record_id: String::new(),
+                series_id: String::new(),
+                version: 0,
+                kind: String::new(),
+                created_at_ms: 0,
+                expired_at_ms: 0,
+                purged_at_ms: 0,
+                digest: String::new(),
+            });
+            let series = state.series_state(&t.series_id).map_err(status)?;
+            Ok(View {
+                view: pb::RecordView {
+                    record_id: t.record_id,
+                    created_at_ms: t.created_at_ms,
+                    kind_name: t.kind,
+                    series_id: t.series_id,
+                    version: t.version,
+                    status: pb::RecordStatus::Expired as i32,
+                    withdrawal_reason: series
+                        .and_then(|s| s.withdrawn)
+                        .map(|w| w.reason)
+                        .unwrap_or_default(),
+                    expired_at_ms: t.expired_at_ms,
+                    ..base
+                },
+                alert_type: None,
+                offence: None,
+                countries: Vec::new(),
+                status: RecordStatus::Expired,
+            })
+        }
+        Stored::Envelope(_) => {
+            let (envelope, body) = state
+                .open_stored(record)
+                .map_err(|e| {
+                    tracing::error!(origin = %record.origin, seq = record.seq, error = %e, "stored record does not decode");
+                    Status::internal("this node's store holds an undecodable record")
+                })?
+                .ok_or_else(|| Status::internal("record content vanished"))?;
+            let series = state.series_state(body.series_id()).map_err(status)?;
+            let expires_at = lifecycle::expires_at(&body);
+            let version = body.version();
+            let st = match &body.kind {
+                RecordKind::Withdrawal(_) => {
+                    if series.as_ref().is_some_and(|s| s.withdrawn.is_some()) {
+                        RecordStatus::Withdrawn
+                    } else {
+                        RecordStatus::Active
+                    }
+                }
+                _ => lifecycle::status(series.as_ref(), version, expires_at, false, now),
+            };
+            let content = body.kind.content();
+            let (alert_type, offence, countries) = match content {
+                Some(crate::model::ContentRef::Alert(a)) => (
+                    Some(a.alert_type),
+                    Some(a.offence),
+                    content
+                        .map(|c| c.countries().iter().map(|s| s.to_string()).collect())
+                        .unwrap_or_default(),
+                ),
+                Some(c) => (None, Some(c.offence()), Vec::new()),
+                None => (None, None, Vec::new()),
+            };
+            let kind = if st == RecordStatus::Expired {
+                None
+            } else {
+                match &body.kind {
+                    RecordKind::Alert(a) => {
+                        Some(pb::record_view::Kind::Alert(wire::alert_to_pb(a)))
+                    }
+                    RecordKind::CaseReference(c) => Some(pb::record_view::Kind::CaseReference(
+                        wire::case_ref_to_pb(c),
+                    )),
+                    RecordKind::Update(u) => Some(match &u.content {
+                        Content::Alert(a) => pb::record_view::Kind::Alert(wire::alert_to_pb(a)),
+                        Content::CaseReference(c) => {
+                            pb::record_view::Kind::CaseReference(wire::case_ref_to_pb(c))
+                        }
+                    }),
+                    RecordKind::Withdrawal(w) => {
+                        Some(pb::record_view::Kind::Withdrawal(pb::Withdrawal {
+                            target_record_id: w.target.clone(),
+                            reason: w.reason.clone(),
+                        }))
+                    }
+                }
+            };
+            let kind_name = content.map(|c| c.kind_name()).unwrap_or("withdrawal");
+            Ok(View {
+                view: pb::RecordView {
+                    record_id: body.record_id.clone(),
+                    created_at_ms: body.created_at_ms,
+                    key_id: envelope.key_id,
+                    distribution: Some(wire::distribution_to_pb(&body.distribution)),
+                    kind,
+                    kind_name: kind_name.into(),
+                    series_id: body.series_id().to_owned(),
+                    version,
+                    status: status_to_pb(st) as i32,
+                    withdrawal_reason: series
+                        .and_then(|s| s.withdrawn)
+                        .map(|w| w.reason)
+                        .unwrap_or_default(),
+                    expired_at_ms: if st == RecordStatus::Expired {
+                        expires_at.unwrap_or(0)
+                    } else {
+                        0
+                    },
+                    ..base
+                },
+                alert_type,
+                offence,
+                countries,
+                status: st,
+            })
+        }
+    }
+}
+
+/// The filters of a list request, checked.
+struct Filter {
+    origin: Option<NodeId>,
+    alert_type: Option<AlertType>,
+    offence: Option<Offence>,
+    country: Option<String>,
+    status: Option<RecordStatus>,
+    since_ms: i64,
+    all_versions: bool,
+    kind: Option<String>,
+}
+
+impl Filter {
+    fn from_request(r: &pb::ListRecordsRequest) -> Result<Self, Status> {
+        let mut errors = Errors::default();
+        let alert_type = if r.r#type == 0 {
+            None
+        } else {
+            AlertType::from_wire(r.r#type).or_else(|| {
+                errors.push("type", format!("unknown value {}", r.r#type));
+                None
+            })
+        };
+        let offence = if r.offence == 0 {
+            None
+        } else {
+            Offence::from_wire(r.offence).or_else(|| {
+                errors.push("offence", format!("unknown value {}", r.offence));
+                None
+            })
+        };
+        let country = if r.country.is_empty() {
+            None
+        } else {
+            parse_country(&r.country)
+                .map(str::to_owned)
+                .map_err(|e| errors.push("country", e))
+                .ok()
+        };
+        let status = match pb::RecordStatus::try_from(r.status) {
+            Ok(pb::RecordStatus::Unspecified) => None,
+            Ok(pb::RecordStatus::Active) => Some(RecordStatus::Active),
+            Ok(pb::RecordStatus::Superseded) => Some(RecordStatus::Superseded),
+            Ok(pb::RecordStatus::Withdrawn) => Some(RecordStatus::Withdrawn),
+            Ok(pb::RecordStatus::Expired) => Some(RecordStatus::Expired),
+            Err(_) => {
+                errors.push("status", format!("unknown value {}", r.status));
+                None
+            }
+        };
+        let kind = match r.kind.as_str() {
+            "" => None,
+            k @ ("alert" | "case_reference" | "withdrawal") => Some(k.to_owned()),
+            other => {
+                errors.push(
+                    "kind",
+                    format!("unknown kind {other:?}; one of: alert, case_reference, withdrawal"),
+                );
+                None
+            }
+        };
+        let origin = parse_origin(&r.origin)?;
+        errors.finish().map_err(invalid_all)?;
+        Ok(Self {
+            origin,
+            alert_type,
+            offence,
+            country,
+            status,
+            since_ms: r.since_ms,
+            // Asking for superseded records implies all versions.
+            all_versions: r.all_versions || status == Some(RecordStatus::Superseded),
+            kind,
+        })
+    }
+
+    fn matches(&self, v: &View) -> bool {
+        if !self.all_versions
+            && (v.status == RecordStatus::Superseded || v.view.kind_name == "withdrawal")
+        {
+            return false;
+        }
+        self.alert_type.is_none_or(|t| v.alert_type == Some(t))
+            && self.offence.is_none_or(|o| v.offence == Some(o))
+            && self
+                .country
+                .as_ref()
+                .is_none_or(|c| v.countries.contains(c))
+            && self.status.is_none_or(|s| v.status == s)
+            && v.view.created_at_ms >= self.since_ms
+            && self.kind.as_ref().is_none_or(|k| v.view.kind_name == *k)
+    }
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::RecordView, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Agency for AgencyService {
-    #[tracing::instrument(skip_all, fields(node = %self.state.id, client))]
+    #[tracing::instrument(skip_all, fields(node = %self.state.id))]
     async fn publish_alert(
         &self,
         request: Request<pb::PublishAlertRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
-        let actor = client(&request)?;
-        tracing::Span::current().record("client", actor.as_str());
+        let actor = self.authorize(&request, ClientRole::Publisher)?;
         let req = request.into_inner();
-        let alert = req
-            .alert
-            .map(wire::alert_from_pb)
-            .ok_or_else(|| invalid("alert", "is required"))?;
-        let stored = self
-            .state
-            .publish(RecordKind::Alert(alert), &req.to)
-            .await
-            .map_err(status)?;
-        let record_id = self
-            .state
-            .open_stored(&stored)
-            .map(|v| v.body.record_id)
-            .map_err(|e| Status::internal(format!("published record does not verify: {e}")))?;
-        tracing::info!(actor = %actor, record_id = %record_id, "alert published");
-        Ok(Response::new(pb::PublishResponse {
-            record_id,
-            origin: stored.origin.to_string(),
-            seq: stored.seq,
-        }))
+        let alert = req.alert.ok_or_else(|| invalid("alert", "is required"))?;
+        let alert = self.alert(alert, req.selector_values, "alert")?;
+        let change = Change::Publish {
+            content: Content::Alert(alert),
+            recipients: req.to,
+        };
+        self.change(&actor, change, req.validate_only).await
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.state.id))]
+    async fn publish_case_reference(
+        &self,
+        request: Request<pb::PublishCaseReferenceRequest>,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
+        let actor = self.authorize(&request, ClientRole::Publisher)?;
+        let req = request.into_inner();
+        let case = req
+            .case_reference
+            .ok_or_else(|| invalid("case_reference", "is required"))?;
+        let case = self.case_reference(case, "case_reference")?;
+        let change = Change::Publish {
+            content: Content::CaseReference(case),
+            recipients: req.to,
+        };
+        self.change(&actor, change, req.validate_only).await
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.state.id))]
+    async fn update_record(
+        &self,
+        request: Request<pb::UpdateRecordRequest>,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
+        let actor = self.authorize(&request, ClientRole::Publisher)?;
+        let req = request.into_inner();
+        if req.record_id.is_empty() {
+            return Err(invalid("record_id", "is required"));
+        }
+        let content = match req.content {
+            Some(pb::update_record_request::Content::Alert(a)) => {
+                Content::Alert(self.alert(a, req.selector_values, "alert")?)
+            }
+            Some(pb::update_record_request::Content::CaseReference(c)) => {
+                Content::CaseReference(self.case_reference(c, "case_reference")?)
+            }
+            None => {
+                return Err(invalid(
+                    "content",
+                    "is required: the whole new alert or case reference",
+                ));
+            }
+        };
+        let change = Change::Update {
+            target: req.record_id,
+            content,
+        };
+        self.change(&actor, change, req.validate_only).await
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.state.id))]
+    async fn withdraw_record(
+        &self,
+        request: Request<pb::WithdrawRecordRequest>,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
+        let actor = self.authorize(&request, ClientRole::Publisher)?;
+        let req = request.into_inner();
+        if req.record_id.is_empty() {
+            return Err(invalid("record_id", "is required"));
+        }
+        let change = Change::Withdraw {
+            target: req.record_id,
+            reason: req.reason,
+        };
+        self.change(&actor, change, req.validate_only).await
     }
 
     async fn get_record(
         &self,
         request: Request<pb::GetRecordRequest>,
     ) -> Result<Response<pb::RecordView>, Status> {
-        client(&request)?;
+        self.authorize(&request, ClientRole::Reader)?;
         let id = request.into_inner().record_id;
         if id.is_empty() {
             return Err(invalid("record_id", "is required"));
@@ -137,20 +550,16 @@ impl Agency for AgencyService {
             .get_by_id(&id)
             .map_err(status)?
             .ok_or_else(|| Status::not_found(format!("record {id} is not held by this node")))?;
-        view(&self.state, &stored)
-            .map(Response::new)
-            .ok_or_else(|| {
-                Status::not_found(format!("record {id} no longer verifies and is not shown"))
-            })
+        Ok(Response::new(view(&self.state, &stored, now_ms())?.view))
     }
 
     async fn list_records(
         &self,
         request: Request<pb::ListRecordsRequest>,
     ) -> Result<Response<pb::ListRecordsResponse>, Status> {
-        client(&request)?;
+        self.authorize(&request, ClientRole::Reader)?;
         let req = request.into_inner();
-        let origin = parse_origin(&req.origin)?;
+        let filter = Filter::from_request(&req)?;
         let limit = match req.limit {
             0 => DEFAULT_LIST_LIMIT,
             n if n > MAX_LIST_LIMIT => {
@@ -160,16 +569,39 @@ impl Agency for AgencyService {
                 ));
             }
             n => n,
-        };
-        let (stored, last) = self
-            .state
-            .store
-            .list(req.after_position, limit as usize, origin.as_ref())
-            .map_err(status)?;
-        let records = stored.iter().filter_map(|r| view(&self.state, r)).collect();
+        } as usize;
+        let now = now_ms();
+        let mut records = Vec::new();
+        let mut after = req.after_position;
+        let mut examined = 0;
+        'pages: loop {
+            let (stored, last) = self
+                .state
+                .store
+                .list(after, WATCH_STEP, filter.origin.as_ref())
+                .map_err(status)?;
+            if last == after {
+                break;
+            }
+            for r in &stored {
+                let v = view(&self.state, r, now)?;
+                after = r.position;
+                if filter.matches(&v) {
+                    records.push(v.view);
+                    if records.len() >= limit {
+                        break 'pages;
+                    }
+                }
+            }
+            after = last;
+            examined += WATCH_STEP;
+            if examined >= MAX_EXAMINED {
+                break;
+            }
+        }
         Ok(Response::new(pb::ListRecordsResponse {
             records,
-            last_position: last,
+            last_position: after,
         }))
     }
 
@@ -179,7 +611,7 @@ impl Agency for AgencyService {
         &self,
         request: Request<pb::WatchRecordsRequest>,
     ) -> Result<Response<WatchStream>, Status> {
-        client(&request)?;
+        self.authorize(&request, ClientRole::Reader)?;
         let req = request.into_inner();
         let origin = parse_origin(&req.origin)?;
         let (tx, rx) = mpsc::channel(64);
@@ -203,10 +635,10 @@ impl Agency for AgencyService {
                         break;
                     }
                     after = last;
+                    let now = now_ms();
                     for r in &stored {
-                        if let Some(v) = view(&state, r)
-                            && tx.send(Ok(v)).await.is_err()
-                        {
+                        let item = view(&state, r, now).map(|v| v.view);
+                        if tx.send(item).await.is_err() {
                             return;
                         }
                     }
@@ -228,7 +660,7 @@ impl Agency for AgencyService {
         &self,
         request: Request<pb::ListPeersRequest>,
     ) -> Result<Response<pb::ListPeersResponse>, Status> {
-        client(&request)?;
+        self.authorize(&request, ClientRole::Reader)?;
         let mut peers = Vec::new();
         for (id, p) in self.state.peer_states() {
             peers.push(pb::PeerStatus {

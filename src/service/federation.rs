@@ -15,9 +15,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{IntoStatus, identity};
+use crate::lifecycle;
 use crate::model::NodeId;
 use crate::model::wire::{self, Envelope};
-use crate::node::NodeState;
+use crate::node::{NodeState, now_ms};
 use crate::pb::v1 as pb;
 use crate::pb::v1::federation_server::Federation;
 use crate::tls::Identity;
@@ -147,8 +148,14 @@ impl Producer {
         let mut bytes = 0;
         let mut records = Vec::new();
         let mut exhausted = stored.len() < self.max_batch;
+        let now = now_ms();
         for r in stored {
-            let envelope = Envelope::decode(&r.envelope).map_err(|e| {
+            high_water = r.seq;
+            // A purged record has nothing left to disclose.
+            let Some(raw) = r.content.envelope() else {
+                continue;
+            };
+            let envelope = Envelope::decode(raw).map_err(|e| {
                 tracing::error!(seq = r.seq, error = %e, "own record does not decode");
                 Status::internal("this node's store holds an undecodable record")
             })?;
@@ -156,12 +163,15 @@ impl Producer {
                 tracing::error!(seq = r.seq, error = %e, "own record body does not decode");
                 Status::internal("this node's store holds an undecodable record")
             })?;
-            high_water = r.seq;
+            // Expired content is not disclosed, even before the purge runs.
+            if lifecycle::expires_at(&body).is_some_and(|t| t <= now) {
+                continue;
+            }
             // NOTE: the distribution check is the disclosure rule. A record
             // the caller is not entitled to is not sent, not even as a
             // placeholder; high_water lets the caller's cursor pass it.
             if body.distribution.includes(&self.caller) {
-                bytes += r.envelope.len();
+                bytes += raw.len();
                 records.push(envelope.to_pb());
             }
             if bytes >= MAX_BATCH_BYTES {

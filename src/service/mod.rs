@@ -53,6 +53,7 @@ impl IntoStatus for PublishError {
     fn into_status(self) -> Status {
         match self {
             PublishError::Invalid(e) => Status::invalid_argument(e.to_string()),
+            PublishError::NotFound(what) => Status::not_found(what),
             PublishError::Store(e) => e.into_status(),
             PublishError::Crypto(e) => {
                 tracing::error!(error = %e, "signing failure");

@@ -5,7 +5,12 @@
 //! - `record_ids`: `record_id` → record key
 //! - `arrivals`: `position as u64 BE` → record key
 //! - `cursors`: `origin` → `seq as u64 BE`
+//! - `series`: series id (its first record's id) → series state (JSON, see `lifecycle`)
+//! - `expiries`: `expires_at_ms as u64 BE ‖ record key` → empty
 //! - `meta`: `schema_version` → `u32 BE`, `node_id` → node id
+//!
+//! A `records` value is `position ‖ tag ‖ bytes`: tag 0, the SignedRecord
+//! envelope; tag 1, a tombstone left after expiry.
 //!
 //! The length prefix makes an origin's keys a contiguous range that no
 //! other origin's keys can interleave with (`gt` vs `gt-mp`), and big-endian
@@ -37,6 +42,23 @@ pub fn parse_record_key(key: &[u8]) -> Option<(NodeId, u64)> {
     let origin = NodeId::parse(std::str::from_utf8(&rest[..len]).ok()?).ok()?;
     let seq = u64::from_be_bytes(rest[len..].try_into().ok()?);
     Some((origin, seq))
+}
+
+/// Key of the expiry index: time first, so a range scan finds what is due.
+pub fn expiry_key(expires_at_ms: i64, record_key: &[u8]) -> Vec<u8> {
+    let mut k = expiry_prefix(expires_at_ms).to_vec();
+    k.extend_from_slice(record_key);
+    k
+}
+
+/// The time part of an expiry key (negative times sort as 0).
+pub fn expiry_prefix(at_ms: i64) -> [u8; 8] {
+    u64::try_from(at_ms).unwrap_or(0).to_be_bytes()
+}
+
+/// The record key inside an expiry key.
+pub fn record_key_of_expiry(k: &[u8]) -> Option<&[u8]> {
+    k.get(8..)
 }
 
 pub fn u64_be(v: u64) -> [u8; 8] {

@@ -18,6 +18,11 @@
 //! Writers are serialised by one lock held only for the in-memory
 //! transaction; the flush happens outside it, so concurrent writers share
 //! flushes (group commit).
+//!
+//! The store does not interpret records. Callers hand it, with each record,
+//! the series state to write in the same transaction and the time the
+//! record expires; at expiry the node replaces the content with a
+//! tombstone it composes ([`Store::purge`]).
 
 mod keys;
 
@@ -49,6 +54,10 @@ pub enum StoreError {
         found: String,
         expected: String,
     },
+    #[error(
+        "store at {0} is in use by another process (is another node running on this data directory?)"
+    )]
+    Locked(String),
     #[error("store is corrupt: {0}")]
     Corrupt(String),
     #[error("record id {0} is already used by another record")]
@@ -66,6 +75,40 @@ pub struct Watermark {
     pub own_seq: u64,
 }
 
+/// What the store holds for a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    /// The `SignedRecord` bytes, exactly as signed and received.
+    Envelope(Vec<u8>),
+    /// What is left after expiry: caller-composed bytes (no record content).
+    Tombstone(Vec<u8>),
+}
+
+impl Content {
+    fn encode(&self, position: u64) -> Vec<u8> {
+        let (tag, bytes) = match self {
+            Content::Envelope(b) => (TAG_ENVELOPE, b),
+            Content::Tombstone(b) => (TAG_TOMBSTONE, b),
+        };
+        let mut value = Vec::with_capacity(9 + bytes.len());
+        value.extend_from_slice(&keys::u64_be(position));
+        value.push(tag);
+        value.extend_from_slice(bytes);
+        value
+    }
+
+    /// The envelope, if the content has not been purged.
+    pub fn envelope(&self) -> Option<&[u8]> {
+        match self {
+            Content::Envelope(b) => Some(b),
+            Content::Tombstone(_) => None,
+        }
+    }
+}
+
+const TAG_ENVELOPE: u8 = 0;
+const TAG_TOMBSTONE: u8 = 1;
+
 /// A record as held by this node.
 #[derive(Debug, Clone)]
 pub struct StoredRecord {
@@ -73,8 +116,14 @@ pub struct StoredRecord {
     pub seq: u64,
     /// Arrival position: the order in which records were stored here.
     pub position: u64,
-    /// The `SignedRecord` bytes, exactly as signed and received.
-    pub envelope: Vec<u8>,
+    pub content: Content,
+}
+
+/// State of a record series, written with the record that changes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesWrite {
+    pub series_id: String,
+    pub state: Vec<u8>,
 }
 
 /// A verified record ready to be stored.
@@ -82,7 +131,12 @@ pub struct StoredRecord {
 pub struct NewRecord {
     pub seq: u64,
     pub record_id: String,
-    pub envelope: Vec<u8>,
+    pub content: Content,
+    /// When to purge the content (ms since the Unix epoch); `None` if never
+    /// or if `content` is already a tombstone.
+    pub expires_at_ms: Option<i64>,
+    /// Series state to write in the same transaction.
+    pub series: Option<SeriesWrite>,
 }
 
 /// What [`Store::apply_received`] did.
@@ -109,6 +163,8 @@ pub struct Store {
     record_ids: sled::Tree,
     arrivals: sled::Tree,
     cursors: sled::Tree,
+    series: sled::Tree,
+    expiries: sled::Tree,
     own: NodeId,
     writer: Mutex<WriterState>,
     durable: watch::Sender<Watermark>,
@@ -142,10 +198,7 @@ impl Store {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
         }
-        let db = sled::Config::new()
-            .path(dir)
-            .mode(sled::Mode::HighThroughput)
-            .open()?;
+        let db = open_db(dir)?;
         let meta = db.open_tree("meta")?;
         let path = dir.display().to_string();
         match meta.get("schema_version")? {
@@ -183,6 +236,8 @@ impl Store {
         let record_ids = db.open_tree("record_ids")?;
         let arrivals = db.open_tree("arrivals")?;
         let cursors = db.open_tree("cursors")?;
+        let series = db.open_tree("series")?;
+        let expiries = db.open_tree("expiries")?;
 
         let own_seq = match records
             .scan_prefix(keys::origin_prefix(own.as_str()))
@@ -212,6 +267,8 @@ impl Store {
             record_ids,
             arrivals,
             cursors,
+            series,
+            expiries,
             own: own.clone(),
             writer: Mutex::new(WriterState {
                 own_seq,
@@ -227,47 +284,75 @@ impl Store {
     }
 
     /// Appends a record to this node's own log. `make` receives the next
-    /// gapless sequence number and returns the record id and signed
-    /// envelope; it runs under the writer lock, so keep it to signing.
-    /// Returns once the record is durable.
+    /// gapless sequence number and returns the record to store; it runs
+    /// under the writer lock, so no other record of this node is written
+    /// between what it reads (series state) and what it returns. Returns
+    /// once the record is durable.
     pub async fn append_own<E>(
         &self,
-        make: impl FnOnce(u64) -> Result<(String, Vec<u8>), E>,
+        make: impl FnOnce(u64) -> Result<NewRecord, E>,
     ) -> Result<Result<StoredRecord, E>, StoreError> {
         let stored = {
             let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
             let seq = w.own_seq + 1;
-            let (record_id, envelope) = match make(seq) {
+            let record = match make(seq) {
                 Ok(v) => v,
                 Err(e) => return Ok(Err(e)),
             };
-            if self.record_ids.contains_key(record_id.as_bytes())? {
-                return Err(StoreError::DuplicateRecordId(record_id));
+            if self.record_ids.contains_key(record.record_id.as_bytes())? {
+                return Err(StoreError::DuplicateRecordId(record.record_id));
             }
             let position = w.next_arrival;
             let key = keys::record_key(self.own.as_str(), seq);
-            let mut value = Vec::with_capacity(8 + envelope.len());
-            value.extend_from_slice(&keys::u64_be(position));
-            value.extend_from_slice(&envelope);
-            (&self.records, &self.record_ids, &self.arrivals)
-                .transaction(|(records, ids, arrivals)| -> TxResult<()> {
-                    records.insert(key.as_slice(), value.as_slice())?;
-                    ids.insert(record_id.as_bytes(), key.as_slice())?;
-                    arrivals.insert(&keys::u64_be(position), key.as_slice())?;
-                    Ok(())
-                })
-                .map_err(tx_error)?;
+            let write = PendingWrite::new(key, position, &record);
+            self.write(&[write], None)?;
             w.own_seq = seq;
             w.next_arrival += 1;
             StoredRecord {
                 origin: self.own.clone(),
                 seq,
                 position,
-                envelope,
+                content: record.content,
             }
         };
         self.flush_and_publish(stored.position, stored.seq).await?;
         Ok(Ok(stored))
+    }
+
+    /// One transaction for a set of record writes and, optionally, a cursor.
+    fn write(
+        &self,
+        writes: &[PendingWrite<'_>],
+        cursor: Option<(&NodeId, u64)>,
+    ) -> Result<(), StoreError> {
+        (
+            &self.records,
+            &self.record_ids,
+            &self.arrivals,
+            &self.cursors,
+            &self.series,
+            &self.expiries,
+        )
+            .transaction(|(rec, ids, arr, cur, ser, exp)| -> TxResult<()> {
+                for w in writes {
+                    rec.insert(w.key.as_slice(), w.value.as_slice())?;
+                    ids.insert(w.record.record_id.as_bytes(), w.key.as_slice())?;
+                    arr.insert(&keys::u64_be(w.position), w.key.as_slice())?;
+                    if let Some(s) = &w.record.series {
+                        ser.insert(s.series_id.as_bytes(), s.state.as_slice())?;
+                    }
+                    if let (Some(at), Content::Envelope(_)) =
+                        (w.record.expires_at_ms, &w.record.content)
+                    {
+                        exp.insert(keys::expiry_key(at, &w.key), &[])?;
+                    }
+                }
+                if let Some((origin, seq)) = cursor {
+                    cur.insert(origin.as_str().as_bytes(), &keys::u64_be(seq))?;
+                }
+                Ok(())
+            })
+            .map_err(tx_error)
     }
 
     /// Stores verified records received from `origin` and advances its
@@ -281,12 +366,17 @@ impl Store {
         let mut applied = Applied::default();
         let last_position = {
             let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
-            let mut writes: Vec<(Vec<u8>, Vec<u8>, &str, u64)> = Vec::new();
+            let mut writes: Vec<PendingWrite<'_>> = Vec::new();
             let mut position = w.next_arrival;
             for r in records {
                 let key = keys::record_key(origin.as_str(), r.seq);
                 if let Some(existing) = self.records.get(&key)? {
-                    if existing.get(8..) == Some(r.envelope.as_slice()) {
+                    let same = match (decode_content(&existing)?, &r.content) {
+                        (Content::Envelope(a), Content::Envelope(b)) => a == *b,
+                        // Purged here already: nothing left to compare.
+                        (Content::Tombstone(_), _) | (_, Content::Tombstone(_)) => true,
+                    };
+                    if same {
                         applied.duplicates += 1;
                     } else {
                         applied.conflicts.push(r.seq);
@@ -294,15 +384,12 @@ impl Store {
                     continue;
                 }
                 if self.record_ids.contains_key(r.record_id.as_bytes())?
-                    || writes.iter().any(|(_, _, id, _)| *id == r.record_id)
+                    || writes.iter().any(|w| w.record.record_id == r.record_id)
                 {
                     applied.conflicts.push(r.seq);
                     continue;
                 }
-                let mut value = Vec::with_capacity(8 + r.envelope.len());
-                value.extend_from_slice(&keys::u64_be(position));
-                value.extend_from_slice(&r.envelope);
-                writes.push((key, value, &r.record_id, position));
+                writes.push(PendingWrite::new(key, position, r));
                 position += 1;
             }
             let old_cursor = self.cursor(origin)?;
@@ -310,22 +397,7 @@ impl Store {
             if writes.is_empty() && new_cursor == old_cursor {
                 return Ok(applied);
             }
-            (
-                &self.records,
-                &self.record_ids,
-                &self.arrivals,
-                &self.cursors,
-            )
-                .transaction(|(rec, ids, arr, cur)| -> TxResult<()> {
-                    for (key, value, record_id, pos) in &writes {
-                        rec.insert(key.as_slice(), value.as_slice())?;
-                        ids.insert(record_id.as_bytes(), key.as_slice())?;
-                        arr.insert(&keys::u64_be(*pos), key.as_slice())?;
-                    }
-                    cur.insert(origin.as_str().as_bytes(), &keys::u64_be(new_cursor))?;
-                    Ok(())
-                })
-                .map_err(tx_error)?;
+            self.write(&writes, Some((origin, new_cursor)))?;
             applied.stored = writes.len();
             w.next_arrival = position;
             position - 1
@@ -333,6 +405,72 @@ impl Store {
         let own_seq = self.durable.borrow().own_seq;
         self.flush_and_publish(last_position, own_seq).await?;
         Ok(applied)
+    }
+
+    /// The stored state of a series, if any.
+    pub fn series(&self, series_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.series.get(series_id.as_bytes())?.map(|v| v.to_vec()))
+    }
+
+    /// Whether the record `origin`/`seq` is held (content or tombstone).
+    pub fn contains(&self, origin: &NodeId, seq: u64) -> Result<bool, StoreError> {
+        Ok(self
+            .records
+            .contains_key(keys::record_key(origin.as_str(), seq))?)
+    }
+
+    /// Records whose content expires at or before `now_ms`, oldest first,
+    /// at most `limit`.
+    pub fn expired(&self, now_ms: i64, limit: usize) -> Result<Vec<StoredRecord>, StoreError> {
+        let end = keys::expiry_prefix(now_ms.max(0).saturating_add(1));
+        let mut out = Vec::new();
+        for kv in self.expiries.range(..end).take(limit) {
+            let (k, _) = kv?;
+            let record_key = keys::record_key_of_expiry(&k)
+                .ok_or_else(|| StoreError::Corrupt("bad key in expiries".into()))?;
+            match self.records.get(record_key)? {
+                Some(v) => out.push(self.decode_stored(record_key, &v)?),
+                None => {
+                    return Err(StoreError::Corrupt(
+                        "expiry points at a missing record".into(),
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replaces a record's content with `tombstone` and forgets its expiry,
+    /// in one durable step.
+    pub async fn purge(
+        &self,
+        origin: &NodeId,
+        seq: u64,
+        expires_at_ms: i64,
+        tombstone: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        {
+            let _w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+            let key = keys::record_key(origin.as_str(), seq);
+            let Some(value) = self.records.get(&key)? else {
+                return Err(StoreError::Corrupt(format!(
+                    "no record {origin}#{seq} to purge"
+                )));
+            };
+            let position = keys::read_u64(&value)
+                .ok_or_else(|| StoreError::Corrupt("short value in records".into()))?;
+            let new_value = Content::Tombstone(tombstone).encode(position);
+            let expiry = keys::expiry_key(expires_at_ms, &key);
+            (&self.records, &self.expiries)
+                .transaction(|(rec, exp)| -> TxResult<()> {
+                    rec.insert(key.as_slice(), new_value.as_slice())?;
+                    exp.remove(expiry.as_slice())?;
+                    Ok(())
+                })
+                .map_err(tx_error)?;
+        }
+        self.db.flush_async().await?;
+        Ok(())
     }
 
     async fn flush_and_publish(&self, arrival: u64, own_seq: u64) -> Result<(), StoreError> {
@@ -484,8 +622,59 @@ impl Store {
             origin,
             seq,
             position,
-            envelope: value[8..].to_vec(),
+            content: decode_content(value)?,
         })
+    }
+}
+
+/// Opens the sled database. sled releases its file lock from a background
+/// thread after the last handle is dropped, so a store closed a moment ago
+/// (a node restarted in the same process) may still be locked: retry for a
+/// short while before reporting that another process holds it.
+fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+        {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                if std::time::Instant::now() > deadline {
+                    return Err(StoreError::Locked(dir.display().to_string()));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn decode_content(value: &[u8]) -> Result<Content, StoreError> {
+    match value.get(8) {
+        Some(&TAG_ENVELOPE) => Ok(Content::Envelope(value[9..].to_vec())),
+        Some(&TAG_TOMBSTONE) => Ok(Content::Tombstone(value[9..].to_vec())),
+        _ => Err(StoreError::Corrupt("unknown record value tag".into())),
+    }
+}
+
+/// A record write prepared under the writer lock.
+struct PendingWrite<'a> {
+    key: Vec<u8>,
+    value: Vec<u8>,
+    position: u64,
+    record: &'a NewRecord,
+}
+
+impl<'a> PendingWrite<'a> {
+    fn new(key: Vec<u8>, position: u64, record: &'a NewRecord) -> Self {
+        Self {
+            value: record.content.encode(position),
+            key,
+            position,
+            record,
+        }
     }
 }
 
@@ -497,6 +686,16 @@ mod tests {
         NodeId::parse(s).unwrap()
     }
 
+    fn rec(seq: u64, bytes: Vec<u8>) -> NewRecord {
+        NewRecord {
+            seq,
+            record_id: format!("gt-{seq:016x}"),
+            content: Content::Envelope(bytes),
+            expires_at_ms: None,
+            series: None,
+        }
+    }
+
     #[tokio::test]
     async fn own_log_is_gapless_and_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
@@ -504,7 +703,7 @@ mod tests {
             let store = Store::open(dir.path(), &id("gt")).unwrap();
             for i in 1..=3u64 {
                 let r = store
-                    .append_own(|seq| Ok::<_, ()>((format!("gt-{seq:016x}"), vec![i as u8])))
+                    .append_own(|seq| Ok::<_, ()>(rec(seq, vec![i as u8])))
                     .await
                     .unwrap()
                     .unwrap();
@@ -521,13 +720,13 @@ mod tests {
         let store = Store::open(dir.path(), &id("gt")).unwrap();
         assert_eq!(store.watermark().own_seq, 3);
         let r = store
-            .append_own(|seq| Ok::<_, ()>((format!("gt-{seq:016x}"), vec![4])))
+            .append_own(|seq| Ok::<_, ()>(rec(seq, vec![4])))
             .await
             .unwrap()
             .unwrap();
         assert_eq!((r.seq, r.position), (4, 4));
         let got = store.get_by_id("gt-0000000000000002").unwrap().unwrap();
-        assert_eq!(got.envelope, vec![2]);
+        assert_eq!(got.content, Content::Envelope(vec![2]));
     }
 
     #[tokio::test]
@@ -543,29 +742,61 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), &id("hn")).unwrap();
         let gt = id("gt");
-        let recs: Vec<NewRecord> = (1..=3)
-            .map(|s| NewRecord {
-                seq: s,
-                record_id: format!("gt-{s:016x}"),
-                envelope: vec![s as u8; 4],
-            })
-            .collect();
+        let recs: Vec<NewRecord> = (1..=3).map(|s| rec(s, vec![s as u8; 4])).collect();
         let a = store.apply_received(&gt, &recs, 5).await.unwrap();
         assert_eq!(a.stored, 3);
         assert_eq!(store.cursor(&gt).unwrap(), 5);
         let again = store.apply_received(&gt, &recs, 2).await.unwrap();
         assert_eq!((again.stored, again.duplicates), (0, 3));
         assert_eq!(store.cursor(&gt).unwrap(), 5, "cursor never moves back");
-        let forged = NewRecord {
-            seq: 2,
-            record_id: "gt-ffffffffffffffff".into(),
-            envelope: vec![9],
-        };
+        let mut forged = rec(2, vec![9]);
+        forged.record_id = "gt-ffffffffffffffff".into();
         let c = store.apply_received(&gt, &[forged], 5).await.unwrap();
         assert_eq!(c.conflicts, vec![2]);
         let (listed, last) = store.list(0, 100, None).unwrap();
         assert_eq!(listed.len(), 3);
         assert_eq!(last, 3);
         assert_eq!(store.records_after(&gt, 1, 3, 10).unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn series_state_is_written_with_its_record_and_expiry_purges_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &id("hn")).unwrap();
+        let gt = id("gt");
+        let mut r = rec(1, b"secret content".to_vec());
+        r.expires_at_ms = Some(1_000);
+        r.series = Some(SeriesWrite {
+            series_id: r.record_id.clone(),
+            state: b"v1".to_vec(),
+        });
+        let mut later = rec(2, b"later".to_vec());
+        later.expires_at_ms = Some(5_000);
+        store.apply_received(&gt, &[r, later], 2).await.unwrap();
+        assert_eq!(
+            store.series("gt-0000000000000001").unwrap().as_deref(),
+            Some(&b"v1"[..])
+        );
+
+        assert!(store.expired(999, 10).unwrap().is_empty());
+        let due = store.expired(1_000, 10).unwrap();
+        assert_eq!(due.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1]);
+        store
+            .purge(&gt, 1, 1_000, b"tombstone".to_vec())
+            .await
+            .unwrap();
+        assert!(
+            store.expired(1_000, 10).unwrap().is_empty(),
+            "expiry entry removed"
+        );
+        let got = store.get_by_id("gt-0000000000000001").unwrap().unwrap();
+        assert_eq!(got.content, Content::Tombstone(b"tombstone".to_vec()));
+        // Re-delivery of a purged record is a duplicate, not a conflict.
+        let again = store
+            .apply_received(&gt, &[rec(1, b"secret content".to_vec())], 2)
+            .await
+            .unwrap();
+        assert_eq!(again.duplicates, 1);
+        assert!(again.conflicts.is_empty());
     }
 }

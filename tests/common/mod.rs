@@ -35,7 +35,7 @@ where
     }
 }
 
-/// Every record a node's agency API lists, in arrival order.
+/// Every record a node's agency API lists (all versions), in arrival order.
 pub async fn list_all(client: &mut AgencyClient<Channel>) -> Vec<pb::RecordView> {
     let mut out = Vec::new();
     let mut after = 0;
@@ -43,8 +43,8 @@ pub async fn list_all(client: &mut AgencyClient<Channel>) -> Vec<pb::RecordView>
         let page = client
             .list_records(pb::ListRecordsRequest {
                 after_position: after,
-                limit: 0,
-                origin: String::new(),
+                all_versions: true,
+                ..Default::default()
             })
             .await
             .expect("list records")
@@ -65,11 +65,9 @@ pub async fn publish(
 ) -> pb::PublishResponse {
     client
         .publish_alert(pb::PublishAlertRequest {
-            alert: Some(pb::Alert {
-                summary: summary.into(),
-                language: "es".into(),
-            }),
+            alert: Some(enlace::sandbox::sample_alert(summary)),
             to: to.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
         })
         .await
         .expect("publish")

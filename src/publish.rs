@@ -1,0 +1,239 @@
+//! The origin's side of the record lifecycle: turning an agency's request
+//! (publish, update, withdraw) into a signed, durable record.
+//!
+//! Every rule is checked before anything is written, and the series rules
+//! run under the store's writer lock, so two concurrent updates of one
+//! series cannot both become version n+1. A dry run (`validate_only`) runs
+//! the same checks and writes nothing; bulk import uses it to refuse a
+//! whole file when one line is bad.
+
+use crate::crypto;
+use crate::lifecycle::{self, Mode, SeriesState};
+use crate::model::wire::{self, Envelope};
+use crate::model::{
+    self, Content, Distribution, Errors, FieldError, RecordBody, RecordKind, Update,
+    ValidationErrors, Withdrawal,
+};
+use crate::node::{NodeState, PublishError, now_ms};
+use crate::store::{self, NewRecord, SeriesWrite, StoredRecord};
+
+/// What an agency asks its node to do.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// A new alert or case reference, to all members (`recipients` empty)
+    /// or to the named ones.
+    Publish {
+        content: Content,
+        recipients: Vec<String>,
+    },
+    /// A new version of the series that `target` (any of its record ids)
+    /// belongs to.
+    Update { target: String, content: Content },
+    /// Withdraw the series that `target` belongs to.
+    Withdraw { target: String, reason: String },
+}
+
+/// A record the node has signed and stored.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub stored: StoredRecord,
+    pub body: RecordBody,
+}
+
+fn invalid(field: &str, rule: impl Into<String>) -> PublishError {
+    PublishError::Invalid(ValidationErrors(vec![FieldError::new(field, rule)]))
+}
+
+impl NodeState {
+    /// Checks `change` and, unless `dry_run`, signs and stores the record.
+    /// Returns once the record is durable; `None` for a dry run.
+    pub async fn apply_change(
+        &self,
+        change: Change,
+        dry_run: bool,
+    ) -> Result<Option<Published>, PublishError> {
+        self.check_times(&change)?;
+        let random: [u8; 8] = crypto::random_bytes()?;
+        let record_id = model::new_record_id(&self.id, random);
+        let created_at_ms = now_ms();
+        if dry_run {
+            let seq = self.store.watermark().own_seq + 1;
+            self.prepare(&change, seq, &record_id, created_at_ms)?;
+            return Ok(None);
+        }
+        let mut published = None;
+        let stored = self
+            .store
+            .append_own(|seq| {
+                let (body, series) = self.prepare(&change, seq, &record_id, created_at_ms)?;
+                let body_bytes = wire::encode_body(&body);
+                let signature = self.signing.sign_record(&body_bytes);
+                let envelope = Envelope {
+                    body: body_bytes,
+                    key_id: self.signing.key_id().to_owned(),
+                    signature,
+                };
+                let record = NewRecord {
+                    seq,
+                    record_id: record_id.clone(),
+                    content: store::Content::Envelope(envelope.encode()),
+                    expires_at_ms: lifecycle::expires_at(&body),
+                    series: Some(SeriesWrite {
+                        series_id: body.series_id().to_owned(),
+                        state: series.encode(),
+                    }),
+                };
+                published = Some(body);
+                Ok::<_, PublishError>(record)
+            })
+            .await??;
+        let body = published.ok_or_else(|| invalid("record", "was not prepared"))?;
+        tracing::info!(node = %self.id, record_id = %record_id, seq = stored.seq, kind = body.kind.name(), "record published");
+        Ok(Some(Published { stored, body }))
+    }
+
+    /// Rules that depend on the clock: a record is published to be valid
+    /// for a while, and not for ever.
+    fn check_times(&self, change: &Change) -> Result<(), PublishError> {
+        let content = match change {
+            Change::Publish { content, .. } | Change::Update { content, .. } => content.as_ref(),
+            Change::Withdraw { .. } => return Ok(()),
+        };
+        let at = content.kind_name();
+        let now = now_ms();
+        let max_ms = i64::try_from(self.records.max_validity.as_millis()).unwrap_or(i64::MAX);
+        let mut errors = Errors::default();
+        let expires = content.expires_at_ms();
+        errors.check(
+            expires > now,
+            format!("{at}.expires_at"),
+            "must be in the future",
+        );
+        errors.check(
+            expires <= now.saturating_add(max_ms),
+            format!("{at}.expires_at"),
+            format!(
+                "must be at most {} days ahead",
+                self.records.max_validity.as_secs() / 86_400
+            ),
+        );
+        if let Some(review) = content.review_at_ms() {
+            errors.check(
+                review > now,
+                format!("{at}.review_at"),
+                "must be in the future",
+            );
+        }
+        Ok(errors.finish()?)
+    }
+
+    /// Builds and checks the record body for `change` at `seq`, and the
+    /// series state it leads to.
+    fn prepare(
+        &self,
+        change: &Change,
+        seq: u64,
+        record_id: &str,
+        created_at_ms: i64,
+    ) -> Result<(RecordBody, SeriesState), PublishError> {
+        let (kind, distribution, before) = match change {
+            Change::Publish {
+                content,
+                recipients,
+            } => {
+                let distribution = Distribution::from_recipients("to", recipients)?;
+                if let Distribution::Named(members) = &distribution {
+                    let mut errors = Errors::default();
+                    for m in members {
+                        errors.check(
+                            self.roster.member(m).is_some(),
+                            "to",
+                            format!("{m} is not a member of the federation"),
+                        );
+                    }
+                    errors.finish()?;
+                }
+                let kind = match content {
+                    Content::Alert(a) => RecordKind::Alert(a.clone()),
+                    Content::CaseReference(c) => RecordKind::CaseReference(c.clone()),
+                };
+                (kind, distribution, None)
+            }
+            Change::Update { target, content } => {
+                let (series_id, state) = self.resolve_series(target)?;
+                let kind = RecordKind::Update(Update {
+                    target: series_id,
+                    version: state.version + 1,
+                    content: content.clone(),
+                });
+                (kind, state.distribution()?, Some(state))
+            }
+            Change::Withdraw { target, reason } => {
+                let (series_id, state) = self.resolve_series(target)?;
+                let kind = RecordKind::Withdrawal(Withdrawal {
+                    target: series_id,
+                    reason: reason.clone(),
+                });
+                (kind, state.distribution()?, Some(state))
+            }
+        };
+        let body = RecordBody {
+            origin: self.id.clone(),
+            seq,
+            record_id: record_id.to_owned(),
+            created_at_ms,
+            distribution,
+            kind,
+        };
+        body.validate()?;
+        let state = lifecycle::next(before.as_ref(), &body, Mode::Origin)
+            .map_err(|e| PublishError::Invalid(ValidationErrors(vec![e])))?;
+        Ok((body, state))
+    }
+
+    /// The series that `target` (any record id in it) belongs to.
+    fn resolve_series(&self, target: &str) -> Result<(String, SeriesState), PublishError> {
+        model::check_record_id_format(target).map_err(|rule| invalid("record_id", rule))?;
+        let stored = self.store.get_by_id(target)?.ok_or_else(|| {
+            PublishError::NotFound(format!("record {target} is not held by this node"))
+        })?;
+        if stored.origin != self.id {
+            return Err(invalid(
+                "record_id",
+                format!(
+                    "{target} comes from {}; only its origin can update or withdraw it",
+                    stored.origin
+                ),
+            ));
+        }
+        let series_id = match self.open_stored(&stored) {
+            Ok(Some((_, body))) => body.series_id().to_owned(),
+            Ok(None) => {
+                return Err(invalid(
+                    "record_id",
+                    format!(
+                        "{target} has expired and its content was purged; publish a new record"
+                    ),
+                ));
+            }
+            Err(e) => {
+                return Err(invalid(
+                    "record_id",
+                    format!("{target} does not decode: {e}"),
+                ));
+            }
+        };
+        let state = self.series_state(&series_id)?.ok_or_else(|| {
+            PublishError::NotFound(format!("series {series_id} is not held by this node"))
+        })?;
+        if let Some(current) = self.store.get_by_id(&state.current)?
+            && current.content.envelope().is_none()
+        {
+            return Err(invalid(
+                "record_id",
+                format!("the current version of {series_id} has expired; publish a new record"),
+            ));
+        }
+        Ok((series_id, state))
+    }
+}

@@ -261,8 +261,10 @@ pub fn status(
         return Status::Expired;
     }
     match state {
-        Some(s) if s.withdrawn.is_some() => Status::Withdrawn,
+        // Older versions stay superseded: only the current one carries the
+        // withdrawn flag, so a default view shows the series once.
         Some(s) if version < s.version => Status::Superseded,
+        Some(s) if s.withdrawn.is_some() => Status::Withdrawn,
         _ => Status::Active,
     }
 }

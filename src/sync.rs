@@ -117,6 +117,18 @@ impl PeerReplicator {
             loop {
                 match self.session().await {
                     SessionEnd::Shutdown => break,
+                    SessionEnd::Failed(error) if error.contains("is shutting down") => {
+                        // A clean goodbye: reconnect quietly once it is back.
+                        tracing::info!(%error, "peer is shutting down; will reconnect");
+                        self.state.update_peer(&self.peer, |p| {
+                            p.connected = false;
+                            p.last_error = Some(error.clone());
+                        });
+                        tokio::select! {
+                            _ = tokio::time::sleep(self.state.sync.backoff_min) => {}
+                            _ = crate::node::stopped(&mut self.shutdown) => break,
+                        }
+                    }
                     SessionEnd::Failed(error) => {
                         failures = failures.saturating_add(1);
                         self.state.update_peer(&self.peer, |p| {

@@ -524,3 +524,194 @@ async fn the_example_federation_runs_from_its_own_files() {
     assert!(hn.terminate().success());
     assert!(gt.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_covers_the_whole_lifecycle_and_imports_all_or_nothing() {
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
+    let gt = fed.start("gt").await.unwrap();
+    let client = fed.member("gt").unwrap().client_path();
+    let c = client.to_str().unwrap();
+
+    // Case reference, then an update that changes only the stage.
+    let out = run(&[
+        "case-ref",
+        "publish",
+        "--client",
+        c,
+        "--case-ref",
+        "MP-2026-0042",
+        "--offence",
+        "trafficking",
+        "--stage",
+        "investigation",
+        "--authority",
+        "Fiscalía contra la Trata de Personas",
+        "--exploitation",
+        "forced-labour",
+        "--tlp",
+        "amber",
+        "--handling",
+        "H2",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let case_id = text(&out.stdout).trim().to_owned();
+    let out = run(&[
+        "case-ref",
+        "update",
+        "--client",
+        c,
+        &case_id,
+        "--stage",
+        "prosecution",
+        "--mla-status",
+        "requested",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(&["case-ref", "list", "--client", c, "--json"]);
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "the current version only");
+    assert_eq!(lines[0]["stage"], "prosecution");
+    assert_eq!(lines[0]["mla_status"], "requested");
+    assert_eq!(lines[0]["case_ref"], "MP-2026-0042", "kept from version 1");
+    assert_eq!(lines[0]["version"], 2);
+
+    // People read labels in both languages.
+    let out = run(&["case-ref", "list", "--client", c]);
+    let human = text(&out.stdout);
+    assert!(
+        human.contains("Trata de personas / Trafficking in persons"),
+        "{human}"
+    );
+    assert!(human.contains("Acusación"), "{human}");
+
+    // Withdraw it.
+    let out = run(&[
+        "case-ref",
+        "withdraw",
+        "--client",
+        c,
+        &case_id,
+        "--reason",
+        "duplicado",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(&[
+        "alert",
+        "list",
+        "--client",
+        c,
+        "--json",
+        "--status",
+        "withdrawn",
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(text(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(v["withdrawal_reason"], "duplicado");
+
+    // Import: one bad line and nothing is published.
+    let dir = tempfile::tempdir().unwrap();
+    let good = r#"{"kind":"alert","type":"possible_victim","offence":"trafficking","exploitation":["begging"],"origin_countries":["NI"],"tlp":"amber","handling":"h1","summary":"importada 1","selectors":[{"kind":"passport","value":"C7654321"}]}"#;
+    let good2 = r#"{"kind":"case_reference","case_ref":"HN-77","offence":"smuggling","stage":"trial","competent_authority":"Fiscalía","tlp":"green","handling":"h0"}"#;
+    let bad = r#"{"kind":"alert","type":"wanted","offence":"trafficking","tlp":"clear","handling":"h1","summary":"sin fines"}"#;
+    let file = dir.path().join("import.jsonl");
+    std::fs::write(&file, format!("{good}\n{good2}\n{bad}\n")).unwrap();
+    let before = run(&["alert", "list", "--client", c, "--json", "--all-versions"]).stdout;
+    let out = run(&["alert", "import", "--client", c, file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("line 3:")
+            && err.contains("trafficking requires at least one form of exploitation"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was published"), "{err}");
+    assert_eq!(
+        run(&["alert", "list", "--client", c, "--json", "--all-versions"]).stdout,
+        before,
+        "unchanged"
+    );
+    // A typo in a field name is an error too, with its line.
+    std::fs::write(
+        &file,
+        format!("{good}\n{{\"kind\":\"alert\",\"tipo\":\"wanted\"}}\n"),
+    )
+    .unwrap();
+    let out = run(&["alert", "import", "--client", c, file.to_str().unwrap()]);
+    assert!(
+        text(&out.stderr).contains("line 2:") && text(&out.stderr).contains("tipo"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    std::fs::write(&file, format!("{good}\n{good2}\n")).unwrap();
+    let out = run(&["alert", "import", "--client", c, file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().count(), 2, "two record ids");
+    let out = run(&[
+        "alert",
+        "list",
+        "--client",
+        c,
+        "--json",
+        "--type",
+        "possible-victim",
+        "--country",
+        "ni",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(v["summary"], "importada 1");
+    assert_eq!(v["exploitation"], serde_json::json!(["begging"]));
+    gt.stop().await.unwrap();
+}
+
+#[test]
+fn selector_hash_shows_the_protocol_test_vector() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("test.key");
+    // The published test key of docs/selectors.md: bytes 0x00..0x1f.
+    std::fs::write(&key, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = run(&[
+        "selector",
+        "hash",
+        "name-dob",
+        "PÉREZ GÓMEZ, José|1990-05-17",
+        "--key",
+        key.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(v["normalised"], "GOMEZ JOSE PEREZ|1990-05-17");
+    assert_eq!(
+        v["token"],
+        "1d945e95eede73625574a4f7bc78338f6e27cfef3a450972a2a0fa46f74f373a"
+    );
+    let docs =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/selectors.md"))
+            .unwrap();
+    assert!(
+        docs.contains(v["token"].as_str().unwrap()),
+        "the docs carry the same vector"
+    );
+    // A bad value gets a precise error that does not repeat it.
+    let out = run(&[
+        "selector",
+        "hash",
+        "passport",
+        "X1",
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("passport:"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!text(&out.stderr).contains("X1"), "{}", text(&out.stderr));
+}

@@ -52,6 +52,13 @@ fn smuggling_alert() -> pb::Alert {
     }
 }
 
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("            {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 struct Clock(Instant);
 
 impl Clock {
@@ -162,6 +169,11 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
                 "{who} received {} from {} over mTLS; Ed25519 signature verified against the roster key {}",
                 r.record_id, r.origin, r.key_id
             ));
+            if pending.len() == 2 {
+                // What an analyst at the first recipient sees: labels in
+                // Spanish and English, and a selector token, never the passport number.
+                println!("{}", indent(&super::output::record_text(&r)));
+            }
             pending.retain(|p| *p != who);
         }
     }
@@ -177,7 +189,7 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
         .map_err(|s| super::records::status_message(&s))?
         .into_inner();
     clock.say(format!(
-        "gt published alert {} (seq {}) to hn only",
+        "gt published alert {} (seq {}): persona buscada por tráfico ilícito de migrantes / wanted for smuggling of migrants, TLP:RED, to hn only",
         second.record_id, second.seq
     ));
     loop {

@@ -345,7 +345,13 @@ pub fn record_text(r: &pb::RecordView) -> String {
                     "Selectores / Selectors:",
                     a.selectors
                         .iter()
-                        .map(|s| SelectorKind::from_wire(s.kind).map_or("unknown", |k| k.code()))
+                        .map(|s| {
+                            let kind =
+                                SelectorKind::from_wire(s.kind).map_or("unknown", |k| k.code());
+                            let hex: String =
+                                s.token.iter().take(6).map(|b| format!("{b:02x}")).collect();
+                            format!("{kind} {hex}… (e{})", s.epoch)
+                        })
                         .collect::<Vec<_>>()
                         .join(", "),
                 );

@@ -440,3 +440,6 @@ mod tests {
         assert!(check_record_id_format("nope").is_err());
     }
 }
+
+#[cfg(test)]
+mod rules_tests;

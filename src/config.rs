@@ -36,6 +36,9 @@
 //! batch_size = 256
 //! backoff_min_ms = 200
 //! backoff_max_ms = 30000
+//! [[sync.peers]]               # dial a peer elsewhere than its roster endpoint
+//! id = "hn"
+//! endpoint = "10.8.0.2:7443"
 //!
 //! [log]                        # optional
 //! format = "text"              # or "json"
@@ -282,6 +285,16 @@ struct RawSync {
     batch_size: Option<u32>,
     backoff_min_ms: Option<u64>,
     backoff_max_ms: Option<u64>,
+    #[serde(default)]
+    peers: Vec<RawPeerEndpoint>,
+}
+
+/// Where this node dials a peer, when not at the roster's endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPeerEndpoint {
+    id: String,
+    endpoint: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -299,6 +312,9 @@ pub struct SyncConfig {
     pub backoff_min: Duration,
     /// Longest reconnect delay. Default 30 s.
     pub backoff_max: Duration,
+    /// Peers dialled at another address than the roster's (a VPN address,
+    /// split-horizon DNS, a relay). The TLS checks are unchanged.
+    pub endpoints: std::collections::BTreeMap<NodeId, crate::roster::Endpoint>,
 }
 
 impl Default for SyncConfig {
@@ -307,6 +323,7 @@ impl Default for SyncConfig {
             batch_size: 256,
             backoff_min: Duration::from_millis(200),
             backoff_max: Duration::from_secs(30),
+            endpoints: Default::default(),
         }
     }
 }
@@ -531,6 +548,28 @@ fn validate(
     }
     if let Some(ms) = raw.sync.backoff_max_ms {
         sync.backoff_max = Duration::from_millis(ms);
+    }
+    for (i, p) in raw.sync.peers.iter().enumerate() {
+        let id = match NodeId::parse(&p.id) {
+            Ok(id) => id,
+            Err(e) => {
+                problems.push(format!("sync.peers[{i}].id: {e}"));
+                continue;
+            }
+        };
+        if let Some(roster) = &roster
+            && roster.member(&id).is_none()
+        {
+            problems.push(format!(
+                "sync.peers[{i}].id: {id} is not a member of the roster"
+            ));
+        }
+        match crate::roster::Endpoint::parse(&p.endpoint) {
+            Ok(e) => {
+                sync.endpoints.insert(id, e);
+            }
+            Err(e) => problems.push(format!("sync.peers[{i}].endpoint: {e}")),
+        }
     }
     if sync.backoff_min.is_zero() || sync.backoff_min > sync.backoff_max {
         problems.push(format!(

@@ -23,6 +23,7 @@
 //! | [`pki`] | issuing CAs and certificates that follow the enlace certificate profile |
 //! | [`store`] | the durable store (sled behind one facade) |
 //! | [`verify`] | the gate every shared record passes: roster key, signature, body rules, origin |
+//! | [`convergence`] | digests of what two nodes hold, to check that replication converged |
 //! | [`sync`] | per-peer replication: pull from the cursor, follow live, back off |
 //! | [`service`] | the tonic services (peer-facing and agency-facing); the one place errors become `Status` |
 //! | [`sandbox`] | a throwaway federation on this machine, for `enlace demo` and the integration tests |
@@ -37,6 +38,7 @@
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod convergence;
 pub mod crypto;
 pub mod lifecycle;
 pub mod model;

@@ -281,6 +281,10 @@ pub struct Tombstone {
     pub purged_at_ms: i64,
     /// SHA-256 of the purged envelope, hex: proof of what was held.
     pub digest: String,
+    /// The record's recipients (empty: all members), so that convergence
+    /// checks still know who was entitled to it.
+    #[serde(default)]
+    pub recipients: Vec<String>,
 }
 
 impl Tombstone {
@@ -301,6 +305,7 @@ impl Tombstone {
             expired_at_ms,
             purged_at_ms: now_ms,
             digest: digest.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
+            recipients: body.distribution.recipients(),
         }
     }
 

@@ -102,6 +102,8 @@ pub struct PeerState {
     pub last_contact_ms: Option<i64>,
     pub records_received: u64,
     pub records_rejected: u64,
+    /// The peer's own log head, as its last batch reported.
+    pub head: u64,
 }
 
 /// Shared state of a running node.
@@ -155,9 +157,11 @@ impl Node {
             .filter(|m| m.id != settings.node_id)
             .map(|m| {
                 let state = PeerState {
-                    endpoint: m
-                        .endpoint
-                        .as_ref()
+                    endpoint: settings
+                        .sync
+                        .endpoints
+                        .get(&m.id)
+                        .or(m.endpoint.as_ref())
                         .map(ToString::to_string)
                         .unwrap_or_default(),
                     ..PeerState::default()
@@ -248,7 +252,7 @@ impl Node {
             });
         }
         for member in state.roster.members() {
-            if member.id == state.id || member.endpoint.is_none() {
+            if member.id == state.id || state.peer_endpoint(&member.id).is_none() {
                 continue;
             }
             let replicator =
@@ -356,6 +360,15 @@ impl NodeState {
                 purged += 1;
             }
         }
+    }
+
+    /// Where to dial `peer`: the configured override, else the roster's endpoint.
+    pub fn peer_endpoint(&self, peer: &NodeId) -> Option<crate::roster::Endpoint> {
+        self.sync
+            .endpoints
+            .get(peer)
+            .cloned()
+            .or_else(|| self.roster.member(peer).and_then(|m| m.endpoint.clone()))
     }
 
     /// A snapshot of every peer's replication status.

@@ -270,6 +270,24 @@ impl Sandbox {
         self.members.get_mut(&id)?.listeners.take()
     }
 
+    /// Makes member `node` dial `peer` at `addr` instead of the roster's
+    /// endpoint (a test proxy in between, say). Takes effect at its next start.
+    pub fn set_peer_endpoint(
+        &self,
+        node: &str,
+        peer: &str,
+        addr: SocketAddr,
+    ) -> Result<(), SandboxError> {
+        let path = self.member(node)?.config_path();
+        let mut text = std::fs::read_to_string(&path)?;
+        let _ = write!(
+            text,
+            "\n[[sync.peers]]\nid = \"{peer}\"\nendpoint = \"{addr}\"\n"
+        );
+        std::fs::write(&path, text)?;
+        Ok(())
+    }
+
     /// An agency client of member `id`.
     pub async fn client(
         &self,

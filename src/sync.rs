@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tonic::transport::{Channel, Endpoint};
 use tracing::Instrument;
 
@@ -67,6 +67,70 @@ pub struct PeerReplicator {
     shutdown: watch::Receiver<bool>,
 }
 
+/// A batch whose records went through [`verify::verify`].
+struct VerifiedBatch {
+    records: Vec<Result<verify::VerifiedRecord, Rejection>>,
+    high_water: u64,
+    head: u64,
+}
+
+/// Below this many records a batch is verified on one thread.
+const PARALLEL_THRESHOLD: usize = 32;
+
+/// Verifies every record of a batch, spreading the signatures over the
+/// machine's cores (the Ed25519 verification is the replication floor).
+fn verify_batch(roster: &crate::roster::Roster, batch: pb::PullBatch) -> VerifiedBatch {
+    let envelopes: Vec<Envelope> = batch.records.into_iter().map(Envelope::from_pb).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let records = if envelopes.len() < PARALLEL_THRESHOLD || threads == 1 {
+        envelopes
+            .iter()
+            .map(|e| verify::verify(roster, e))
+            .collect()
+    } else {
+        let chunk = envelopes.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = envelopes
+                .chunks(chunk)
+                .map(|part| {
+                    let handle = scope.spawn(move || {
+                        part.iter()
+                            .map(|e| verify::verify(roster, e))
+                            .collect::<Vec<_>>()
+                    });
+                    (part.len(), handle)
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|(len, h)| {
+                    // A panicking verifier must not shift the results: its
+                    // records count as unverified.
+                    h.join().unwrap_or_else(|_| {
+                        (0..len)
+                            .map(|_| Err(Rejection::BadBody("verification failed".into())))
+                            .collect()
+                    })
+                })
+                .collect()
+        })
+    };
+    VerifiedBatch {
+        records,
+        high_water: batch.high_water,
+        head: batch.head,
+    }
+}
+
+/// Aborts a spawned task when dropped, so a session's reader never outlives it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// How a refused record affects the cursor.
 enum Refused {
     /// Authentic record at this seq that must not be stored; move past it.
@@ -92,9 +156,9 @@ impl PeerReplicator {
             .roster
             .member(&peer)
             .ok_or_else(|| NodeError::Server(format!("{peer} is not in the roster")))?;
-        let endpoint = member
-            .endpoint
-            .clone()
+        let _ = member;
+        let endpoint = state
+            .peer_endpoint(&peer)
             .ok_or_else(|| NodeError::Server(format!("{peer} has no endpoint")))?;
         let config = tls::peer_client_config(&state.roster, &state.tls, &peer)?;
         let channel = peer_channel(config, &endpoint.host, endpoint.port)?;
@@ -181,25 +245,50 @@ impl PeerReplicator {
             p.last_contact_ms = Some(now_ms());
         });
         tracing::info!(from_seq = cursor, "following peer log");
+        // Stage one reads batches and verifies their signatures on every
+        // core while stage two (here) applies the previous batch to the
+        // store; the channel between them holds at most two batches, so a
+        // fast peer cannot make this node buffer without bound.
+        let (tx, mut verified) = mpsc::channel::<Result<VerifiedBatch, String>>(2);
+        let roster = self.state.roster.clone();
+        let reader = tokio::spawn(async move {
+            loop {
+                let batch = match stream.message().await {
+                    Ok(Some(b)) => b,
+                    Ok(None) => {
+                        let _ = tx.send(Err("peer closed the stream".into())).await;
+                        return;
+                    }
+                    Err(status) => {
+                        let _ = tx
+                            .send(Err(format!("{:?}: {}", status.code(), status.message())))
+                            .await;
+                        return;
+                    }
+                };
+                let roster = roster.clone();
+                let checked = tokio::task::spawn_blocking(move || verify_batch(&roster, batch))
+                    .await
+                    .map_err(|e| format!("verification task failed: {e}"));
+                if tx.send(checked).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let _abort_reader = AbortOnDrop(reader);
         // Highest seq seen on this stream, and where the cursor is pinned
         // after a rejected record.
         let mut last_seq = cursor;
         let mut pinned: Option<u64> = None;
         loop {
             let batch = tokio::select! {
-                m = stream.message() => m,
-                _ = self.shutdown.wait_for(|s| *s) => return SessionEnd::Shutdown,
+                m = verified.recv() => m,
+                _ = crate::node::stopped(&mut self.shutdown) => return SessionEnd::Shutdown,
             };
             let batch = match batch {
-                Ok(Some(b)) => b,
-                Ok(None) => return SessionEnd::Failed("peer closed the stream".into()),
-                Err(status) => {
-                    return SessionEnd::Failed(format!(
-                        "{:?}: {}",
-                        status.code(),
-                        status.message()
-                    ));
-                }
+                Some(Ok(b)) => b,
+                Some(Err(e)) => return SessionEnd::Failed(e),
+                None => return SessionEnd::Failed("stream reader ended".into()),
             };
             if let Err(e) = self.apply(batch, &mut last_seq, &mut pinned).await {
                 return SessionEnd::Failed(e);
@@ -209,11 +298,12 @@ impl PeerReplicator {
 
     async fn apply(
         &self,
-        batch: pb::PullBatch,
+        batch: VerifiedBatch,
         last_seq: &mut u64,
         pinned: &mut Option<u64>,
     ) -> Result<(), String> {
         let high_water = batch.high_water;
+        let head = batch.head;
         if high_water < *last_seq {
             return Err(format!(
                 "peer sent high_water {high_water} below {last_seq}"
@@ -224,10 +314,9 @@ impl PeerReplicator {
         // Series states changed by earlier records of this batch.
         let mut series: HashMap<String, SeriesState> = HashMap::new();
         let now = now_ms();
-        for signed in batch.records {
-            let envelope = Envelope::from_pb(signed);
+        for verified in batch.records {
             let checked = self
-                .check(&envelope, *last_seq, high_water)
+                .check(verified, *last_seq, high_water)
                 .and_then(|v| self.prepare(v, &mut series, now));
             match checked {
                 Ok(record) => {
@@ -272,6 +361,7 @@ impl PeerReplicator {
             p.last_contact_ms = Some(now_ms());
             p.records_received += applied.stored as u64;
             p.records_rejected += rejected;
+            p.head = p.head.max(head);
         });
         Ok(())
     }
@@ -330,11 +420,11 @@ impl PeerReplicator {
     /// Verifies one record of the stream.
     fn check(
         &self,
-        envelope: &Envelope,
+        verified: Result<verify::VerifiedRecord, Rejection>,
         after: u64,
         high_water: u64,
     ) -> Result<verify::VerifiedRecord, Refused> {
-        let v = verify::verify(&self.state.roster, envelope).map_err(Refused::Pin)?;
+        let v = verified.map_err(Refused::Pin)?;
         let seq = v.body.seq;
         if v.body.origin != self.peer {
             return Err(Refused::Pin(Rejection::UnexpectedOrigin {
@@ -383,6 +473,7 @@ mod tests {
             batch_size: 1,
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(2),
+            ..Default::default()
         };
         let first = backoff(&cfg, 1);
         assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));

@@ -30,6 +30,13 @@ struct DoctoredPeer {
 impl Federation for DoctoredPeer {
     type PullStream = Pin<Box<dyn Stream<Item = Result<pb::PullBatch, Status>> + Send>>;
 
+    async fn digest(
+        &self,
+        _: Request<pb::DigestRequest>,
+    ) -> Result<Response<pb::DigestResponse>, Status> {
+        Err(Status::unimplemented("a doctored peer answers no digest"))
+    }
+
     async fn pull(
         &self,
         _: Request<pb::PullRequest>,
@@ -121,6 +128,7 @@ async fn altered_records_are_rejected_and_sync_carries_on() {
         batch: pb::PullBatch {
             records: records.iter().map(Envelope::to_pb).collect(),
             high_water: 6,
+            head: 6,
         },
     };
     let mut stop_server = stop_rx.clone();

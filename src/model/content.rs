@@ -314,7 +314,7 @@ fn check_validity(errors: &mut Errors, at: &str, expires_at_ms: i64, review_at_m
         errors.check(
             r > 0 && r <= expires_at_ms,
             format!("{at}.review_at"),
-            "must fall before the record expires",
+            "must not fall after the record expires",
         );
     }
 }

@@ -326,6 +326,22 @@ impl RecordBody {
             );
         }
         self.kind.validate(&mut errors);
+        // NOTE: a member can only change its own series. Without this, one
+        // member could withdraw or rewrite another's record at every recipient.
+        let (target_field, target) = match &self.kind {
+            RecordKind::Update(u) => ("update.target_record_id", Some(&u.target)),
+            RecordKind::Withdrawal(w) => ("withdrawal.target_record_id", Some(&w.target)),
+            _ => ("", None),
+        };
+        if let Some(target) = target
+            && check_record_id_format(target).is_ok()
+            && check_record_id(target, &self.origin).is_err()
+        {
+            errors.push(
+                target_field,
+                format!("{target} is not a record of {}: only its origin can update or withdraw a record", self.origin),
+            );
+        }
         if let Some(content) = self.kind.content() {
             let tlp = content.tlp();
             if tlp.requires_named_recipients() && self.distribution == Distribution::AllMembers {

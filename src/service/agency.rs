@@ -243,6 +243,7 @@ pub(crate) fn view(state: &NodeState, record: &StoredRecord, now: i64) -> Result
                 expired_at_ms: 0,
                 purged_at_ms: 0,
                 digest: String::new(),
+                recipients: Vec::new(),
             });
             let series = state.series_state(&t.series_id).map_err(status)?;
             Ok(View {
@@ -663,11 +664,14 @@ impl Agency for AgencyService {
         self.authorize(&request, ClientRole::Reader)?;
         let mut peers = Vec::new();
         for (id, p) in self.state.peer_states() {
+            let cursor = self.state.store.cursor(&id).map_err(status)?;
             peers.push(pb::PeerStatus {
                 node_id: id.to_string(),
                 endpoint: p.endpoint,
                 connected: p.connected,
-                cursor: self.state.store.cursor(&id).map_err(status)?,
+                cursor,
+                head: p.head.max(cursor),
+                lag: p.head.saturating_sub(cursor),
                 last_error: p.last_error.unwrap_or_default(),
                 last_contact_ms: p.last_contact_ms.unwrap_or(0),
                 records_received: p.records_received,
@@ -675,5 +679,14 @@ impl Agency for AgencyService {
             });
         }
         Ok(Response::new(pb::ListPeersResponse { peers }))
+    }
+
+    async fn verify_peers(
+        &self,
+        request: Request<pb::VerifyPeersRequest>,
+    ) -> Result<Response<pb::VerifyPeersResponse>, Status> {
+        self.authorize(&request, ClientRole::Reader)?;
+        let comparisons = crate::convergence::compare_with_peers(self.state.clone()).await;
+        Ok(Response::new(pb::VerifyPeersResponse { comparisons }))
     }
 }

@@ -45,9 +45,64 @@ impl FederationService {
 
 type PullStream = Pin<Box<dyn Stream<Item = Result<pb::PullBatch, Status>> + Send>>;
 
+/// Most origins in one digest request.
+const MAX_DIGEST_ORIGINS: usize = 256;
+
 #[tonic::async_trait]
 impl Federation for FederationService {
     type PullStream = PullStream;
+
+    #[tracing::instrument(skip_all, fields(node = %self.state.id))]
+    async fn digest(
+        &self,
+        request: Request<pb::DigestRequest>,
+    ) -> Result<Response<pb::DigestResponse>, Status> {
+        let caller = match identity(&request)? {
+            Identity::Peer(id) => id,
+            Identity::Client(_) => {
+                return Err(Status::permission_denied("Digest is for federation peers"));
+            }
+        };
+        let req = request.into_inner();
+        if req.origins.len() > MAX_DIGEST_ORIGINS {
+            return Err(Status::invalid_argument(format!(
+                "origins: at most {MAX_DIGEST_ORIGINS}"
+            )));
+        }
+        let mut bounds = Vec::with_capacity(req.origins.len());
+        for (i, o) in req.origins.into_iter().enumerate() {
+            let origin = NodeId::parse(&o.origin)
+                .map_err(|rule| Status::invalid_argument(format!("origins[{i}].origin: {rule}")))?;
+            if self.state.roster.member(&origin).is_none() {
+                return Err(Status::invalid_argument(format!(
+                    "origins[{i}].origin: {origin} is not a member"
+                )));
+            }
+            bounds.push((origin, o.up_to_seq));
+        }
+        let state = self.state.clone();
+        // Reading a whole log is blocking work: keep it off the async workers.
+        let digests = tokio::task::spawn_blocking(move || {
+            bounds
+                .iter()
+                .map(|(origin, up_to)| state.digest(origin, *up_to, &caller))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| Status::internal(format!("digest task failed: {e}")))?
+        .map_err(IntoStatus::into_status)?;
+        Ok(Response::new(pb::DigestResponse {
+            digests: digests
+                .into_iter()
+                .map(|d| pb::OriginDigest {
+                    origin: d.origin.to_string(),
+                    up_to_seq: d.up_to_seq,
+                    count: d.count,
+                    hash: d.hash,
+                })
+                .collect(),
+        }))
+    }
 
     #[tracing::instrument(skip_all, fields(node = %self.state.id, peer))]
     async fn pull(
@@ -186,6 +241,7 @@ impl Producer {
         Ok(pb::PullBatch {
             records,
             high_water,
+            head: durable,
         })
     }
 }

@@ -16,8 +16,16 @@
 //! and the origin would later reuse that sequence number for another record.
 //!
 //! Writers are serialised by one lock held only for the in-memory
-//! transaction; the flush happens outside it, so concurrent writers share
-//! flushes (group commit).
+//! transaction; flushes are shared: a writer whose transaction is already
+//! covered by a completed flush does not flush again (group commit).
+//!
+//! NOTE: sled 0.34 guards transactions with a lock that is global to the
+//! process, and a flush holds that lock's read side while it waits for its
+//! I/O. A transaction queued behind a flush, with more flushes queued behind
+//! it on sled's I/O threads, deadlocks the process (seen here with several
+//! stores in one process). So every transaction and every flush of every
+//! store in the process goes through one gate ([`GATE`]): a flush never
+//! overlaps a transaction, and only one flush is in flight at a time.
 //!
 //! The store does not interpret records. Callers hand it, with each record,
 //! the series state to write in the same transaction and the time the
@@ -34,6 +42,11 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use tokio::sync::watch;
 
 use crate::model::NodeId;
+
+/// Serialises sled transactions and flushes across the whole process (see
+/// the module's NOTE).
+static GATE: std::sync::LazyLock<tokio::sync::Mutex<()>> =
+    std::sync::LazyLock::new(|| tokio::sync::Mutex::new(()));
 
 /// Version of the on-disk format written by this build.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -154,6 +167,10 @@ pub struct Applied {
 struct WriterState {
     own_seq: u64,
     next_arrival: u64,
+    /// What has been written, durable or not.
+    written: Watermark,
+    /// Number of write transactions so far.
+    generation: u64,
 }
 
 /// The store facade.
@@ -167,6 +184,8 @@ pub struct Store {
     expiries: sled::Tree,
     own: NodeId,
     writer: Mutex<WriterState>,
+    /// Generation covered by the last completed flush.
+    flushed: std::sync::atomic::AtomicU64,
     durable: watch::Sender<Watermark>,
 }
 
@@ -231,7 +250,9 @@ impl Store {
                 meta.insert("node_id", own.as_str())?;
             }
         }
-        db.flush()?;
+        // NOTE: no flush here: it would run outside the gate. The metadata
+        // becomes durable with the first commit; if the node dies before
+        // that, the next open writes it again.
         let records = db.open_tree("records")?;
         let record_ids = db.open_tree("record_ids")?;
         let arrivals = db.open_tree("arrivals")?;
@@ -273,7 +294,13 @@ impl Store {
             writer: Mutex::new(WriterState {
                 own_seq,
                 next_arrival: last_arrival + 1,
+                written: Watermark {
+                    arrival: last_arrival,
+                    own_seq,
+                },
+                generation: 0,
             }),
+            flushed: std::sync::atomic::AtomicU64::new(0),
             durable,
         })
     }
@@ -292,7 +319,8 @@ impl Store {
         &self,
         make: impl FnOnce(u64) -> Result<NewRecord, E>,
     ) -> Result<Result<StoredRecord, E>, StoreError> {
-        let stored = {
+        let gate = GATE.lock().await;
+        let (stored, generation) = {
             let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
             let seq = w.own_seq + 1;
             let record = match make(seq) {
@@ -308,14 +336,19 @@ impl Store {
             self.write(&[write], None)?;
             w.own_seq = seq;
             w.next_arrival += 1;
-            StoredRecord {
+            w.written.own_seq = seq;
+            w.written.arrival = position;
+            w.generation += 1;
+            let stored = StoredRecord {
                 origin: self.own.clone(),
                 seq,
                 position,
                 content: record.content,
-            }
+            };
+            (stored, w.generation)
         };
-        self.flush_and_publish(stored.position, stored.seq).await?;
+        drop(gate);
+        self.make_durable(generation).await?;
         Ok(Ok(stored))
     }
 
@@ -364,7 +397,8 @@ impl Store {
         cursor: u64,
     ) -> Result<Applied, StoreError> {
         let mut applied = Applied::default();
-        let last_position = {
+        let gate = GATE.lock().await;
+        let generation = {
             let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
             let mut writes: Vec<PendingWrite<'_>> = Vec::new();
             let mut position = w.next_arrival;
@@ -400,10 +434,12 @@ impl Store {
             self.write(&writes, Some((origin, new_cursor)))?;
             applied.stored = writes.len();
             w.next_arrival = position;
-            position - 1
+            w.written.arrival = position - 1;
+            w.generation += 1;
+            w.generation
         };
-        let own_seq = self.durable.borrow().own_seq;
-        self.flush_and_publish(last_position, own_seq).await?;
+        drop(gate);
+        self.make_durable(generation).await?;
         Ok(applied)
     }
 
@@ -449,8 +485,9 @@ impl Store {
         expires_at_ms: i64,
         tombstone: Vec<u8>,
     ) -> Result<(), StoreError> {
-        {
-            let _w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        let gate = GATE.lock().await;
+        let generation = {
+            let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
             let key = keys::record_key(origin.as_str(), seq);
             let Some(value) = self.records.get(&key)? else {
                 return Err(StoreError::Corrupt(format!(
@@ -468,18 +505,35 @@ impl Store {
                     Ok(())
                 })
                 .map_err(tx_error)?;
-        }
-        self.db.flush_async().await?;
-        Ok(())
+            w.generation += 1;
+            w.generation
+        };
+        drop(gate);
+        self.make_durable(generation).await
     }
 
-    async fn flush_and_publish(&self, arrival: u64, own_seq: u64) -> Result<(), StoreError> {
+    /// Returns once write `generation` is on disk. One flush covers every
+    /// write before it, so writers waiting together share it (group commit).
+    async fn make_durable(&self, generation: u64) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        if self.flushed.load(Ordering::Acquire) >= generation {
+            return Ok(());
+        }
+        let _gate = GATE.lock().await;
+        if self.flushed.load(Ordering::Acquire) >= generation {
+            return Ok(());
+        }
+        let (upto, written) = {
+            let w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+            (w.generation, w.written)
+        };
         self.db.flush_async().await?;
-        self.durable.send_if_modified(|w| {
-            let before = *w;
-            w.arrival = w.arrival.max(arrival);
-            w.own_seq = w.own_seq.max(own_seq);
-            *w != before
+        self.flushed.fetch_max(upto, Ordering::AcqRel);
+        self.durable.send_if_modified(|d| {
+            let before = *d;
+            d.arrival = d.arrival.max(written.arrival);
+            d.own_seq = d.own_seq.max(written.own_seq);
+            *d != before
         });
         Ok(())
     }
@@ -609,6 +663,7 @@ impl Store {
 
     /// Flushes everything; used at shutdown.
     pub async fn flush(&self) -> Result<(), StoreError> {
+        let _gate = GATE.lock().await;
         self.db.flush_async().await?;
         Ok(())
     }

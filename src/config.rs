@@ -15,6 +15,7 @@
 //! [node]
 //! id = "gt"
 //! # data_dir = "/var/lib/enlace"   # default: ./data/<id> in the working directory
+//! # cache_mb = 32                  # the store's page cache
 //!
 //! [federation]
 //! roster = "../federation.toml"
@@ -246,6 +247,8 @@ struct RawNode {
     id: Option<String>,
     /// Where the store lives. Default: `data/<id>` in the working directory.
     data_dir: Option<PathBuf>,
+    /// Page cache of the store, in MiB. Default 32.
+    cache_mb: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -333,6 +336,8 @@ impl Default for SyncConfig {
 pub struct Settings {
     pub node_id: NodeId,
     pub data_dir: PathBuf,
+    /// Page cache of the store, in bytes.
+    pub cache_bytes: u64,
     pub peer_listen: SocketAddr,
     pub agency_listen: SocketAddr,
     pub roster: Arc<Roster>,
@@ -595,6 +600,13 @@ fn validate(
         }
     });
 
+    if let Some(mb) = raw.node.cache_mb
+        && !(1..=65_536).contains(&mb)
+    {
+        problems.push(format!(
+            "node.cache_mb: must be between 1 and 65536 (got {mb})"
+        ));
+    }
     let mut records = RecordsConfig::default();
     if let Some(d) = raw.records.default_validity_days {
         records.default_validity = Duration::from_secs(u64::from(d) * 86_400);
@@ -683,6 +695,10 @@ fn validate(
         ) => Ok(Settings {
             node_id,
             data_dir,
+            cache_bytes: raw
+                .node
+                .cache_mb
+                .map_or(crate::store::DEFAULT_CACHE_BYTES, |mb| mb * 1024 * 1024),
             peer_listen,
             agency_listen,
             roster: Arc::new(roster),

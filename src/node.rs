@@ -150,7 +150,8 @@ pub fn now_ms() -> i64 {
 impl Node {
     /// Opens the store; nothing is bound or started yet.
     pub fn open(settings: Settings) -> Result<Self, NodeError> {
-        let store = Store::open(&settings.data_dir, &settings.node_id)?;
+        let store =
+            Store::open_with_cache(&settings.data_dir, &settings.node_id, settings.cache_bytes)?;
         let peers = settings
             .roster
             .members()

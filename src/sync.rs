@@ -28,6 +28,10 @@ use crate::store::{self, NewRecord, SeriesWrite};
 use crate::tls;
 use crate::verify::{self, Rejection};
 
+/// A follow stream that carries nothing (not even the origin's heartbeat)
+/// for this long is stalled: drop it and reconnect.
+pub const SILENCE_LIMIT: Duration = Duration::from_secs(3 * crate::service::HEARTBEAT.as_secs());
+
 /// Largest gRPC message a node accepts from a peer.
 pub const MAX_PEER_MESSAGE: usize = 8 * 1024 * 1024;
 
@@ -253,7 +257,17 @@ impl PeerReplicator {
         let roster = self.state.roster.clone();
         let reader = tokio::spawn(async move {
             loop {
-                let batch = match stream.message().await {
+                let message = tokio::time::timeout(SILENCE_LIMIT, stream.message()).await;
+                let Ok(message) = message else {
+                    let _ = tx
+                        .send(Err(format!(
+                            "peer sent nothing for {} s, not even a heartbeat",
+                            SILENCE_LIMIT.as_secs()
+                        )))
+                        .await;
+                    return;
+                };
+                let batch = match message {
                     Ok(Some(b)) => b,
                     Ok(None) => {
                         let _ = tx.send(Err("peer closed the stream".into())).await;

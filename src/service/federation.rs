@@ -29,6 +29,8 @@ const DEFAULT_BATCH: u32 = 256;
 const MAX_BATCH: u32 = 1024;
 /// A batch is closed once its records exceed this many bytes.
 const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
+/// How often an idle follow stream carries an empty batch.
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
 /// Batches buffered per stream before the producer waits for the peer.
 const STREAM_BUFFER: usize = 4;
 
@@ -184,6 +186,14 @@ impl Producer {
             }
             tokio::select! {
                 changed = changes.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(HEARTBEAT) => {
+                    // Nothing new: tell the peer we are alive, so that it
+                    // can tell a quiet origin from a stalled connection.
+                    let beat = pb::PullBatch { records: Vec::new(), high_water: self.after, head: durable };
+                    if tx.send(Ok(beat)).await.is_err() {
+                        return;
+                    }
+                }
                 _ = crate::node::stopped(&mut self.stop) => {
                     let _ = tx.send(Err(Status::unavailable(format!("node {} is shutting down", self.state.id)))).await;
                     return;

@@ -13,7 +13,7 @@ mod agency;
 mod federation;
 
 pub use agency::AgencyService;
-pub use federation::FederationService;
+pub use federation::{FederationService, HEARTBEAT};
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,0 +1,254 @@
+//! Hostile or broken peers must not take a node down or hold back the rest
+//! of the federation: a peer that answers with garbage, one that stalls,
+//! one that drops the connection in the middle of a batch, and clients that
+//! open connections and say nothing. Meanwhile the node keeps replicating
+//! with its honest peer and serving it.
+
+mod common;
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use common::eventually;
+use common::proxy::Proxy;
+use enlace::model::wire::{self, Envelope};
+use enlace::model::{Distribution, Errors, NodeId, RecordBody, RecordKind};
+use enlace::pb::v1 as pb;
+use enlace::pb::v1::federation_server::{Federation, FederationServer};
+use enlace::sandbox::{Sandbox, sample_alert};
+use enlace::tls::{self, Identity};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+/// A peer whose Pull answers with a large batch (for the truncating
+/// proxy) or never answers at all (stalls).
+struct Hostile {
+    batch: Option<pb::PullBatch>,
+}
+
+#[tonic::async_trait]
+impl Federation for Hostile {
+    type PullStream = Pin<Box<dyn Stream<Item = Result<pb::PullBatch, Status>> + Send>>;
+
+    async fn pull(
+        &self,
+        _: Request<pb::PullRequest>,
+    ) -> Result<Response<Self::PullStream>, Status> {
+        match &self.batch {
+            Some(b) => Ok(Response::new(Box::pin(
+                tokio_stream::iter(vec![Ok(b.clone())]).chain(tokio_stream::pending()),
+            ))),
+            None => Ok(Response::new(Box::pin(tokio_stream::pending()))),
+        }
+    }
+
+    async fn digest(
+        &self,
+        _: Request<pb::DigestRequest>,
+    ) -> Result<Response<pb::DigestResponse>, Status> {
+        std::future::pending().await
+    }
+}
+
+use tokio_stream::StreamExt;
+
+/// Serves `svc` on member `id`'s peer listener, with `id`'s real identity.
+fn serve(fed: &mut Sandbox, id: &str, svc: Hostile, stop: watch::Receiver<bool>) {
+    let settings = enlace::config::load(&fed.member(id).unwrap().config_path(), None).unwrap();
+    let listeners = fed.take_listeners(id).unwrap();
+    let config = tls::peer_server_config(&settings.roster, &settings.tls).unwrap();
+    let federation = settings.roster.federation.clone();
+    let identify: tls::Identify =
+        Arc::new(move |c| tls::node_id_from_cert(c, &federation).map(Identity::Peer));
+    let incoming = tls::incoming(
+        listeners.peer,
+        config,
+        identify,
+        "peer",
+        Arc::default(),
+        stop.clone(),
+    );
+    let mut stop = stop;
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(FederationServer::new(svc))
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            }),
+    );
+}
+
+/// A batch of `n` valid records signed by member `id`.
+fn big_batch(fed: &Sandbox, id: &str, n: u64) -> pb::PullBatch {
+    let settings = enlace::config::load(&fed.member(id).unwrap().config_path(), None).unwrap();
+    let origin = NodeId::parse(id).unwrap();
+    let records = (1..=n)
+        .map(|seq| {
+            let mut a = sample_alert(&format!("registro {seq} {}", "x".repeat(400)));
+            a.urgency = enlace::vocabulary::Urgency::Routine.wire();
+            a.subject_category = enlace::vocabulary::SubjectCategory::Victim.wire();
+            a.expires_at_ms = enlace::node::now_ms() + 86_400_000;
+            let alert = wire::alert_from_pb(a, "alert", &mut Errors::default()).unwrap();
+            let body = wire::encode_body(&RecordBody {
+                record_id: enlace::model::new_record_id(&origin, seq.to_be_bytes()),
+                origin: origin.clone(),
+                seq,
+                created_at_ms: enlace::node::now_ms(),
+                distribution: Distribution::AllMembers,
+                kind: RecordKind::Alert(alert),
+            });
+            Envelope {
+                signature: settings.signing.sign_record(&body),
+                key_id: settings.signing.key_id().into(),
+                body,
+            }
+            .to_pb()
+        })
+        .collect();
+    pb::PullBatch {
+        records,
+        high_water: n,
+        head: n,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_peers_do_not_hold_back_the_node_or_its_honest_peer() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["gt", "sv", "garbage", "stall", "cut"])
+        .await
+        .unwrap();
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    // "garbage": answers every connection with bytes that are not TLS.
+    let garbage = fed.take_listeners("garbage").unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = garbage.peer.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let junk: Vec<u8> = (0..8192u32)
+                    .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                    .collect();
+                let _ = s.write_all(&junk).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    // "stall": a real TLS peer whose Pull and Digest never answer.
+    serve(&mut fed, "stall", Hostile { batch: None }, stop_rx.clone());
+    // "cut": a real peer with a large batch, behind a proxy that drops each
+    // connection after 20 kB, in the middle of the batch.
+    let batch = big_batch(&fed, "cut", 200);
+    let cut_addr = fed.member("cut").unwrap().peer_addr;
+    serve(
+        &mut fed,
+        "cut",
+        Hostile { batch: Some(batch) },
+        stop_rx.clone(),
+    );
+    let truncating = Proxy::start_with(cut_addr, Some(20_000)).await;
+    fed.set_peer_endpoint("gt", "cut", truncating.addr).unwrap();
+
+    let gt = fed.start("gt").await.unwrap();
+    let sv = fed.start("sv").await.unwrap();
+
+    // Clients that connect to gt's peer listener and say nothing.
+    let gt_peer = fed.member("gt").unwrap().peer_addr;
+    let mut silent = Vec::new();
+    for _ in 0..20 {
+        silent.push(tokio::net::TcpStream::connect(gt_peer).await.unwrap());
+    }
+
+    // The honest exchange goes on both ways.
+    let mut gt_client = fed.client("gt").await.unwrap();
+    let mut sv_client = fed.client("sv").await.unwrap();
+    let from_gt = common::publish(&mut gt_client, "de gt", &[]).await;
+    let from_sv = common::publish(&mut sv_client, "de sv", &[]).await;
+    eventually("gt's alert at sv", || async {
+        let mut c = sv_client.clone();
+        c.get_record(pb::GetRecordRequest {
+            record_id: from_gt.record_id.clone(),
+        })
+        .await
+        .ok()
+    })
+    .await;
+    eventually("sv's alert at gt", || async {
+        let mut c = gt_client.clone();
+        c.get_record(pb::GetRecordRequest {
+            record_id: from_sv.record_id.clone(),
+        })
+        .await
+        .ok()
+    })
+    .await;
+    // The truncated stream was tried, failed, and stored nothing partial.
+    eventually(
+        "the truncating proxy was used at least twice (a retry)",
+        || async {
+            (truncating
+                .connections
+                .load(std::sync::atomic::Ordering::Relaxed)
+                >= 2)
+                .then_some(())
+        },
+    )
+    .await;
+    let cut = NodeId::parse("cut").unwrap();
+    assert_eq!(
+        gt.state.store.count(&cut),
+        0,
+        "nothing from a batch that never arrived whole"
+    );
+    assert_eq!(gt.state.store.cursor(&cut).unwrap(), 0);
+
+    // gt reports each broken peer, stays healthy, and still answers quickly.
+    let peers = gt_client
+        .list_peers(pb::ListPeersRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .peers;
+    for broken in ["garbage", "cut"] {
+        let p = peers.iter().find(|p| p.node_id == broken).unwrap();
+        assert!(!p.connected || !p.last_error.is_empty(), "{broken}: {p:?}");
+    }
+    let sv_status = peers.iter().find(|p| p.node_id == "sv").unwrap();
+    assert!(sv_status.connected, "{sv_status:?}");
+    let health = {
+        use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+        let cfg =
+            enlace::client::ClientConfig::load(&fed.member("gt").unwrap().client_path()).unwrap();
+        let channel = tonic::transport::Endpoint::from_shared(format!("https://{}", cfg.endpoint))
+            .unwrap()
+            .connect_with_connector(tls::connector(
+                tls::agency_client_config(&cfg.ca, &cfg.identity).unwrap(),
+                cfg.endpoint.host.clone(),
+                cfg.endpoint.port,
+                tls::server_name(&cfg.server_name).unwrap(),
+            ))
+            .await
+            .unwrap();
+        HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: "enlace.v1.Federation".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+    };
+    assert_eq!(
+        health,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+
+    drop(silent);
+    sv.stop().await.unwrap();
+    gt.stop().await.unwrap();
+    let _ = stop_tx.send(true);
+}

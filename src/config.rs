@@ -58,6 +58,12 @@
 //! [[agency.clients]]
 //! name = "gt-operator"         # the client certificate's CN
 //! role = "publisher"
+//! [query]                      # hit/no-hit queries
+//! max_selectors = 16           # per query
+//! max_per_minute = 30          # per asking peer
+//! deadline_ms = 5000           # fan-out deadline
+//! reveal = "contact"           # on a hit: "case_refs" or only "contact"
+//!
 //! [agency.contact]             # default contact point of published records
 //! unit = "Unidad de Cooperación Internacional"
 //! email = "cooperacion@mp.gob.gt"
@@ -117,6 +123,17 @@ struct RawConfig {
     records: RawRecords,
     #[serde(default)]
     agency: RawAgency,
+    #[serde(default)]
+    query: RawQuery,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuery {
+    max_selectors: Option<usize>,
+    max_per_minute: Option<u32>,
+    deadline_ms: Option<u64>,
+    reveal: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -350,6 +367,8 @@ pub struct Settings {
     pub matching: Option<Arc<MatchingKey>>,
     pub records: RecordsConfig,
     pub agency: AgencyConfig,
+    /// Hit/no-hit query limits and policy.
+    pub query: crate::cases::QueryConfig,
     /// The file it came from.
     pub path: PathBuf,
 }
@@ -660,6 +679,41 @@ fn validate(
         agency.contact = Some(contact);
     }
 
+    let mut query = crate::cases::QueryConfig::default();
+    if let Some(n) = raw.query.max_selectors {
+        if (1..=256).contains(&n) {
+            query.max_selectors = n;
+        } else {
+            problems.push(format!(
+                "query.max_selectors: must be between 1 and 256 (got {n})"
+            ));
+        }
+    }
+    if let Some(n) = raw.query.max_per_minute {
+        if n >= 1 {
+            query.max_per_minute = n;
+        } else {
+            problems.push("query.max_per_minute: must be at least 1".into());
+        }
+    }
+    if let Some(ms) = raw.query.deadline_ms {
+        if (100..=120_000).contains(&ms) {
+            query.deadline = Duration::from_millis(ms);
+        } else {
+            problems.push(format!(
+                "query.deadline_ms: must be between 100 and 120000 (got {ms})"
+            ));
+        }
+    }
+    match raw.query.reveal.as_deref() {
+        None => {}
+        Some("case_refs") => query.reveal = crate::cases::Reveal::CaseRefs,
+        Some("contact") => query.reveal = crate::cases::Reveal::ContactOnly,
+        Some(other) => problems.push(format!(
+            "query.reveal: {other:?} is not a policy; one of: case_refs (name the matching cases), contact (only \"hit, contact us\")"
+        )),
+    }
+
     let data_dir = match (data_dir_override, &raw.node.data_dir, &node_id) {
         (Some(d), _, _) => Some(d.to_owned()),
         (None, Some(d), _) => Some(resolve(d)),
@@ -710,6 +764,7 @@ fn validate(
             matching,
             records,
             agency,
+            query,
             path: path.to_owned(),
         }),
         _ => Err(ConfigError {

@@ -19,6 +19,7 @@
 //! | [`crypto`] | Ed25519 record signatures, signing-key files, private-file permissions |
 //! | [`roster`] | the federation file: members, their trust roots and signing keys |
 //! | [`config`] | the node's configuration file, validated whole |
+//! | [`doctor`] | `enlace doctor`: checks a node's configuration, key files, certificates, roster entry and peers, with a verdict each |
 //! | [`tls`] | rustls configurations and the roster-bound certificate verifiers |
 //! | [`pki`] | issuing CAs and certificates that follow the enlace certificate profile |
 //! | [`store`] | the durable store (sled behind one facade) |
@@ -35,12 +36,17 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
+pub mod bench;
+pub mod cases;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod convergence;
 pub mod crypto;
+pub mod doctor;
 pub mod lifecycle;
+pub mod mla;
 pub mod model;
 pub mod node;
 pub mod pb;

@@ -165,6 +165,9 @@ pub fn next(
                 ..before.clone()
             })
         }
+        RecordKind::MlaRequest(_) | RecordKind::MlaAck(_) | RecordKind::MlaResponse(_) => Err(
+            FieldError::new("kind", "an MLA record belongs to no series (see mla::next)"),
+        ),
         RecordKind::Withdrawal(w) => {
             let withdrawn = Some(Withdrawn {
                 record_id: body.record_id.clone(),

@@ -118,6 +118,11 @@ pub struct NodeState {
     pub records: RecordsConfig,
     pub agency: AgencyConfig,
     pub matching: Option<Arc<MatchingKey>>,
+    pub query: crate::cases::QueryConfig,
+    /// Query token buckets, per asking peer.
+    pub buckets: crate::cases::Buckets,
+    /// Federation clients kept for queries.
+    pub peer_clients: crate::cases::PeerClients,
     /// TLS handshakes on the peer listener.
     pub peer_handshakes: Arc<tls::HandshakeStats>,
     /// TLS handshakes on the agency listener.
@@ -182,6 +187,9 @@ impl Node {
                 records: settings.records,
                 agency: settings.agency,
                 matching: settings.matching,
+                query: settings.query,
+                buckets: Default::default(),
+                peer_clients: Default::default(),
                 peer_handshakes: Arc::default(),
                 agency_handshakes: Arc::default(),
                 peers: Mutex::new(peers),
@@ -234,6 +242,10 @@ impl Node {
             .await;
 
         let mut replicators = JoinSet::new();
+        {
+            let state = state.clone();
+            replicators.spawn(async move { state.acknowledge_pending_mla().await });
+        }
         {
             let state = state.clone();
             let mut stop = stop_rx.clone();

@@ -9,10 +9,11 @@
 
 use crate::crypto;
 use crate::lifecycle::{self, Mode, SeriesState};
+use crate::mla::{self, MlaState};
 use crate::model::wire::{self, Envelope};
 use crate::model::{
-    self, Content, Distribution, Errors, FieldError, RecordBody, RecordKind, Update,
-    ValidationErrors, Withdrawal,
+    self, Content, Distribution, Errors, FieldError, MlaAck, MlaRequest, MlaResponse, NodeId,
+    RecordBody, RecordKind, Update, ValidationErrors, Withdrawal,
 };
 use crate::node::{NodeState, PublishError, now_ms};
 use crate::store::{self, NewRecord, SeriesWrite, StoredRecord};
@@ -31,6 +32,16 @@ pub enum Change {
     Update { target: String, content: Content },
     /// Withdraw the series that `target` belongs to.
     Withdraw { target: String, reason: String },
+    /// Send a mutual legal assistance request.
+    SendMla(MlaRequest),
+    /// Acknowledge a request received (done by the node itself).
+    AckMla { request_id: String },
+    /// Answer a request received.
+    RespondMla {
+        request_id: String,
+        outcome: crate::vocabulary::MlaOutcome,
+        text: String,
+    },
 }
 
 /// A record the node has signed and stored.
@@ -45,6 +56,67 @@ fn invalid(field: &str, rule: impl Into<String>) -> PublishError {
 }
 
 impl NodeState {
+    /// Sends the signed acknowledgment of a request received, unless it was
+    /// sent already. Failures are logged; the node retries at its next start.
+    pub async fn acknowledge_mla(&self, request_id: &str) {
+        match self.mla_state(request_id) {
+            Ok(Some(s)) if s.ack.is_none() && s.to == self.id.as_str() => {}
+            _ => return,
+        }
+        match self
+            .apply_change(
+                Change::AckMla {
+                    request_id: request_id.to_owned(),
+                },
+                false,
+            )
+            .await
+        {
+            Ok(_) => crate::audit::emit(
+                &self.id,
+                crate::audit::Event {
+                    action: crate::audit::Action::MlaAcknowledged,
+                    actor: self.id.as_str(),
+                    counterpart: None,
+                    justification: None,
+                    ids: vec![request_id.to_owned()],
+                    tokens: &[],
+                    result: "acknowledged",
+                },
+            ),
+            Err(error) => {
+                tracing::warn!(request_id, %error, "cannot acknowledge MLA request; will retry at next start")
+            }
+        }
+    }
+
+    /// Acknowledges every request received here that is not acknowledged
+    /// yet (after a crash between storing a request and acknowledging it).
+    pub async fn acknowledge_pending_mla(&self) {
+        let Ok(states) = self.store.states_with_prefix(mla::KEY_PREFIX) else {
+            return;
+        };
+        for (_, bytes) in states {
+            if let Some(s) = MlaState::decode(&bytes)
+                && s.to == self.id.as_str()
+                && s.ack.is_none()
+            {
+                self.acknowledge_mla(&s.request_id).await;
+            }
+        }
+    }
+
+    /// The state of an MLA request sent or received here.
+    pub fn mla_state(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<MlaState>, crate::store::StoreError> {
+        Ok(self
+            .store
+            .series(&mla::key(request_id))?
+            .and_then(|b| MlaState::decode(&b)))
+    }
+
     /// Checks `change` and, unless `dry_run`, signs and stores the record.
     /// Returns once the record is durable; `None` for a dry run.
     pub async fn apply_change(
@@ -78,10 +150,7 @@ impl NodeState {
                     record_id: record_id.clone(),
                     content: store::Content::Envelope(envelope.encode()),
                     expires_at_ms: lifecycle::expires_at(&body),
-                    series: Some(SeriesWrite {
-                        series_id: body.series_id().to_owned(),
-                        state: series.encode(),
-                    }),
+                    series: Some(series),
                 };
                 published = Some(body);
                 Ok::<_, PublishError>(record)
@@ -97,7 +166,20 @@ impl NodeState {
     fn check_times(&self, change: &Change) -> Result<(), PublishError> {
         let content = match change {
             Change::Publish { content, .. } | Change::Update { content, .. } => content.as_ref(),
-            Change::Withdraw { .. } => return Ok(()),
+            Change::SendMla(r) => {
+                let mut errors = Errors::default();
+                if let Some(d) = r.deadline_ms {
+                    errors.check(
+                        d > now_ms(),
+                        "mla_request.deadline",
+                        "must be in the future",
+                    );
+                }
+                return Ok(errors.finish()?);
+            }
+            Change::Withdraw { .. } | Change::AckMla { .. } | Change::RespondMla { .. } => {
+                return Ok(());
+            }
         };
         let at = content.kind_name();
         let now = now_ms();
@@ -135,8 +217,43 @@ impl NodeState {
         seq: u64,
         record_id: &str,
         created_at_ms: i64,
-    ) -> Result<(RecordBody, SeriesState), PublishError> {
+    ) -> Result<(RecordBody, SeriesWrite), PublishError> {
         let (kind, distribution, before) = match change {
+            Change::SendMla(request) => {
+                let mut errors = Errors::default();
+                errors.check(
+                    self.roster.member(&request.to).is_some(),
+                    "mla_request.to",
+                    format!("{} is not a member of the federation", request.to),
+                );
+                errors.finish()?;
+                let distribution = Distribution::Named([request.to.clone()].into_iter().collect());
+                (RecordKind::MlaRequest(request.clone()), distribution, None)
+            }
+            Change::AckMla { request_id } | Change::RespondMla { request_id, .. } => {
+                let state = self.mla_state(request_id)?.ok_or_else(|| {
+                    PublishError::NotFound(format!("no MLA request {request_id} at this node"))
+                })?;
+                let from =
+                    NodeId::parse(&state.from).map_err(|rule| invalid("request_id", rule))?;
+                let kind = match change {
+                    Change::RespondMla { outcome, text, .. } => {
+                        RecordKind::MlaResponse(MlaResponse {
+                            request_id: request_id.clone(),
+                            outcome: *outcome,
+                            text: text.clone(),
+                        })
+                    }
+                    _ => RecordKind::MlaAck(MlaAck {
+                        request_id: request_id.clone(),
+                    }),
+                };
+                (
+                    kind,
+                    Distribution::Named([from].into_iter().collect()),
+                    None,
+                )
+            }
             Change::Publish {
                 content,
                 recipients,
@@ -186,9 +303,28 @@ impl NodeState {
             kind,
         };
         body.validate()?;
+        if body.kind.is_mla() {
+            let key = mla::key(body.series_id());
+            let before = self.mla_state(body.series_id())?;
+            let after = mla::next(before.as_ref(), &body)
+                .map_err(|e| PublishError::Invalid(ValidationErrors(vec![e])))?;
+            return Ok((
+                body,
+                SeriesWrite {
+                    series_id: key,
+                    state: after.encode(),
+                },
+            ));
+        }
         let state = lifecycle::next(before.as_ref(), &body, Mode::Origin)
             .map_err(|e| PublishError::Invalid(ValidationErrors(vec![e])))?;
-        Ok((body, state))
+        Ok((
+            body.clone(),
+            SeriesWrite {
+                series_id: body.series_id().to_owned(),
+                state: state.encode(),
+            },
+        ))
     }
 
     /// The series that `target` (any record id in it) belongs to.

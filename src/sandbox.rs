@@ -201,7 +201,7 @@ impl Sandbox {
                 pk = crypto::encode_public_key(signing.public_key()),
             );
             let node_toml = format!(
-                "[node]\nid = \"{id}\"\ndata_dir = \"data\"\n\n[federation]\nroster = \"../federation.toml\"\n\n[listen]\npeer = \"{peer_addr}\"\nagency = \"{agency_addr}\"\n\n[tls]\ncert = \"node.crt\"\nkey = \"node.key\"\nagency_client_ca = \"agency-ca.crt\"\n\n[signing]\nkey = \"signing.key\"\nkey_id = \"{key_id}\"\n\n[sync]\nbackoff_min_ms = 50\nbackoff_max_ms = 1000\n\n[matching]\nkey = \"matching.key\"\nepoch = 1\n\n[records]\nexpiry_check_ms = 100\n\n[agency]\ndefault_role = \"reader\"\n\n[[agency.clients]]\nname = \"{id}-operator\"\nrole = \"admin\"\n\n[agency.contact]\nunit = \"Unidad de Cooperación Internacional ({id})\"\nemail = \"cooperacion@{id}.example\"\n"
+                "[node]\nid = \"{id}\"\ndata_dir = \"data\"\n\n[federation]\nroster = \"../federation.toml\"\n\n[listen]\npeer = \"{peer_addr}\"\nagency = \"{agency_addr}\"\n\n[tls]\ncert = \"node.crt\"\nkey = \"node.key\"\nagency_client_ca = \"agency-ca.crt\"\n\n[signing]\nkey = \"signing.key\"\nkey_id = \"{key_id}\"\n\n[sync]\nbackoff_min_ms = 50\nbackoff_max_ms = 1000\n\n[matching]\nkey = \"matching.key\"\nepoch = 1\n\n[records]\nexpiry_check_ms = 100\n\n[query]\nreveal = \"case_refs\"\ndeadline_ms = 3000\n\n[agency]\ndefault_role = \"reader\"\n\n[[agency.clients]]\nname = \"{id}-operator\"\nrole = \"admin\"\n\n[agency.contact]\nunit = \"Unidad de Cooperación Internacional ({id})\"\nemail = \"cooperacion@{id}.example\"\n"
             );
             write(&mdir, "node.toml", &node_toml, false)?;
             let client_toml = format!(

@@ -24,6 +24,7 @@ use crate::pb::v1::federation_client::FederationClient;
 use std::collections::HashMap;
 
 use crate::lifecycle::{self, Mode, SeriesState};
+use crate::mla::{self, MlaState};
 use crate::store::{self, NewRecord, SeriesWrite};
 use crate::tls;
 use crate::verify::{self, Rejection};
@@ -327,11 +328,20 @@ impl PeerReplicator {
         let mut rejected = 0u64;
         // Series states changed by earlier records of this batch.
         let mut series: HashMap<String, SeriesState> = HashMap::new();
+        let mut mla_states: HashMap<String, MlaState> = HashMap::new();
+        // MLA records stored from this batch, for the audit and the acks.
+        let mut mla_records: Vec<(String, String)> = Vec::new();
         let now = now_ms();
         for verified in batch.records {
-            let checked = self
-                .check(verified, *last_seq, high_water)
-                .and_then(|v| self.prepare(v, &mut series, now));
+            let checked = self.check(verified, *last_seq, high_water).and_then(|v| {
+                let kind = v.body.kind.name();
+                let id = v.body.record_id.clone();
+                let record = self.prepare(v, &mut series, &mut mla_states, now)?;
+                if kind.starts_with("mla_") && record.series.is_some() {
+                    mla_records.push((kind.to_owned(), id));
+                }
+                Ok(record)
+            });
             match checked {
                 Ok(record) => {
                     *last_seq = record.seq;
@@ -371,6 +381,26 @@ impl PeerReplicator {
         if applied.stored > 0 {
             tracing::debug!(stored = applied.stored, cursor, "batch applied");
         }
+        for (kind, id) in mla_records {
+            crate::audit::emit(
+                &self.state.id,
+                crate::audit::Event {
+                    action: crate::audit::Action::MlaReceived,
+                    actor: self.peer.as_str(),
+                    counterpart: Some(&self.peer),
+                    justification: None,
+                    ids: vec![id.clone()],
+                    tokens: &[],
+                    result: &kind,
+                },
+            );
+            if kind == "mla_request" {
+                // The signed acknowledgment goes out on its own, so that a
+                // slow store write does not hold up replication.
+                let state = self.state.clone();
+                tokio::spawn(async move { state.acknowledge_mla(&id).await });
+            }
+        }
         self.state.update_peer(&self.peer, |p| {
             p.last_contact_ms = Some(now_ms());
             p.records_received += applied.stored as u64;
@@ -386,6 +416,7 @@ impl PeerReplicator {
         &self,
         v: verify::VerifiedRecord,
         series: &mut HashMap<String, SeriesState>,
+        mla_states: &mut HashMap<String, MlaState>,
         now: i64,
     ) -> Result<NewRecord, Refused> {
         let seq = v.body.seq;
@@ -404,6 +435,24 @@ impl PeerReplicator {
             .map_err(Refused::Store)?
         {
             // Re-delivery: the store compares bytes; the series is unchanged.
+            return Ok(record);
+        }
+        if v.body.kind.is_mla() {
+            let key = mla::key(v.body.series_id());
+            let before = match mla_states.get(&key) {
+                Some(s) => Some(s.clone()),
+                None => self
+                    .state
+                    .mla_state(v.body.series_id())
+                    .map_err(Refused::Store)?,
+            };
+            let after = mla::next(before.as_ref(), &v.body)
+                .map_err(|e| Refused::Skip(seq, Rejection::Series(e.to_string())))?;
+            record.series = Some(SeriesWrite {
+                series_id: key.clone(),
+                state: after.encode(),
+            });
+            mla_states.insert(key, after);
             return Ok(record);
         }
         let series_id = v.body.series_id().to_owned();

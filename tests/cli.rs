@@ -715,3 +715,119 @@ fn selector_hash_shows_the_protocol_test_vector() {
     );
     assert!(!text(&out.stderr).contains("X1"), "{}", text(&out.stderr));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cases_queries_and_mla_from_the_command_line() {
+    let mut fed = Sandbox::create("test-fed", &["hn", "sv"]).await.unwrap();
+    let hn = fed.start("hn").await.unwrap();
+    let sv = fed.start("sv").await.unwrap();
+    let hn_client = fed.member("hn").unwrap().client_path();
+    let sv_client = fed.member("sv").unwrap().client_path();
+    let (h, s) = (hn_client.to_str().unwrap(), sv_client.to_str().unwrap());
+
+    let out = run(&[
+        "case",
+        "add",
+        "--client",
+        h,
+        "--case-number",
+        "HN-2026-31",
+        "--offence",
+        "trafficking",
+        "--selector",
+        "passport=X1234567",
+        "--victim",
+        "sex=female,age=child,exploitation=sexual,citizenship=HN",
+        "--offender",
+        "sex=male,citizenship=GT",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let case_id = text(&out.stdout).trim().to_owned();
+    assert!(case_id.starts_with("case-"), "{case_id}");
+
+    // Without a justification clap refuses before anything is sent.
+    let out = run(&["query", "--client", s, "--selector", "passport=X1234567"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--justification"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&[
+        "query",
+        "--client",
+        s,
+        "--selector",
+        "passport=X1234567",
+        "--justification",
+        "caso de trata",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(v["peer"], "hn");
+    assert_eq!(v["result"], "hit");
+    assert_eq!(v["case_refs"], serde_json::json!(["HN-2026-31"]));
+    assert!(v["contact"]["unit"].as_str().unwrap().contains("(hn)"));
+
+    let out = run(&[
+        "mla",
+        "send",
+        "--client",
+        s,
+        "--to",
+        "hn",
+        "--query-id",
+        v["query_id"].as_str().unwrap(),
+        "--legal-basis",
+        "UNTOC art. 18",
+        "--measures",
+        "Copia del expediente",
+        "--deadline",
+        "2099-01-01",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let request_id = text(&out.stdout).trim().to_owned();
+    let listed = eventually("the request acknowledged at sv", || {
+        let out = run(&["mla", "list", "--client", s, "--json"]);
+        async move {
+            let v: serde_json::Value =
+                serde_json::from_str(text(&out.stdout).lines().next()?).ok()?;
+            (v["state"] == "acknowledged").then_some(v)
+        }
+    })
+    .await;
+    assert_eq!(listed["request_id"], request_id.as_str());
+    assert_eq!(listed["overdue"], false);
+    let out = run(&[
+        "mla",
+        "respond",
+        "--client",
+        h,
+        &request_id,
+        "--outcome",
+        "need-info",
+        "--text",
+        "Falta la orden judicial",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    eventually("need_info at sv", || {
+        let out = run(&["mla", "list", "--client", s, "--json"]);
+        async move {
+            text(&out.stdout)
+                .contains("\"state\":\"need_info\"")
+                .then_some(())
+        }
+    })
+    .await;
+    let out = run(&["case", "close", "--client", h, &case_id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(&["case", "list", "--client", h, "--json"]);
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "",
+        "a closed case is not listed by default"
+    );
+    hn.stop().await.unwrap();
+    sv.stop().await.unwrap();
+}

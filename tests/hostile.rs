@@ -50,6 +50,13 @@ impl Federation for Hostile {
     ) -> Result<Response<pb::DigestResponse>, Status> {
         std::future::pending().await
     }
+
+    async fn r#match(
+        &self,
+        _: Request<pb::MatchRequest>,
+    ) -> Result<Response<pb::MatchResponse>, Status> {
+        Err(Status::unimplemented("this stand-in peer answers no query"))
+    }
 }
 
 use tokio_stream::StreamExt;

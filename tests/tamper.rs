@@ -37,6 +37,13 @@ impl Federation for DoctoredPeer {
         Err(Status::unimplemented("a doctored peer answers no digest"))
     }
 
+    async fn r#match(
+        &self,
+        _: Request<pb::MatchRequest>,
+    ) -> Result<Response<pb::MatchResponse>, Status> {
+        Err(Status::unimplemented("this stand-in peer answers no query"))
+    }
+
     async fn pull(
         &self,
         _: Request<pb::PullRequest>,

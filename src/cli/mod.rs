@@ -4,6 +4,7 @@
 //! 2 bad command line (clap); 64 invalid configuration, before anything
 //! binds.
 
+mod cases;
 mod demo;
 mod input;
 mod output;
@@ -53,14 +54,35 @@ pub enum Command {
     /// Publish, update, withdraw and list case references.
     #[command(subcommand, name = "case-ref")]
     CaseRef(records::CaseCommand),
+    /// The agency's own cases (never shared), indexed for peers' queries.
+    #[command(subcommand)]
+    Case(cases::CaseCommand),
+    /// Ask every member whether it holds a case with these identifiers
+    /// (hit / no hit); only their hashes leave this node.
+    Query(cases::QueryArgs),
+    /// Mutual legal assistance: send, list and answer requests.
+    #[command(subcommand)]
+    Mla(cases::MlaCommand),
     /// Show what an identifier becomes: its normalised form and its token.
     #[command(subcommand)]
     Selector(SelectorCommand),
     /// Replication status of the node's peers.
     Peers(records::PeersArgs),
+    /// Check a node's configuration, keys, certificates, roster and peers.
+    Doctor {
+        /// The node's configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// One JSON object per check: {"check", "status", "message"}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Start a three-member federation on this machine and show an alert
     /// travelling between members.
     Demo(demo::DemoArgs),
+    /// Measure replication, latency, publish rate and memory on this
+    /// machine (use a release build).
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,11 +187,32 @@ pub fn run(cli: Cli) -> ExitCode {
                 report(records::case_ref(c).await)
             }
             Command::Selector(c) => report(selector(c)),
+            Command::Case(c) => {
+                init_tracing(LogFormat::Text, "warn");
+                report(cases::case(c).await)
+            }
+            Command::Query(a) => {
+                init_tracing(LogFormat::Text, "warn");
+                report(cases::query(a).await)
+            }
+            Command::Mla(c) => {
+                init_tracing(LogFormat::Text, "warn");
+                report(cases::mla(c).await)
+            }
             Command::Peers(a) => {
                 init_tracing(LogFormat::Text, "warn");
                 report(records::peers(a).await)
             }
+            Command::Doctor { config, json } => match crate::doctor::run(&config, json).await {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_CONFIG)
+                }
+            },
             Command::Demo(a) => report(demo::run(a).await),
+            Command::Bench(a) => report(crate::bench::run(a).await),
         }
     })
 }

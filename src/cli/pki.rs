@@ -50,6 +50,16 @@ pub enum CertKind {
 pub enum CertCommand {
     /// Issue a certificate under a CA.
     Issue(IssueArgs),
+    /// Show what the certificates in a PEM file say: subject, issuer,
+    /// serial, validity and days left, key, constraints, key usages, every
+    /// SAN and the SHA-256 fingerprint.
+    Inspect {
+        /// A PEM file with one or more certificates.
+        file: PathBuf,
+        /// One JSON object per certificate.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -167,7 +177,13 @@ pub fn ca(cmd: CaCommand) -> Result<(), String> {
 }
 
 pub fn cert(cmd: CertCommand) -> Result<(), String> {
-    let CertCommand::Issue(a) = cmd;
+    match cmd {
+        CertCommand::Issue(a) => issue(a),
+        CertCommand::Inspect { file, json } => inspect(&file, json),
+    }
+}
+
+fn issue(a: IssueArgs) -> Result<(), String> {
     let profile = match a.kind {
         CertKind::Node => {
             let federation = a.federation.unwrap_or_default();
@@ -205,6 +221,135 @@ pub fn cert(cmd: CertCommand) -> Result<(), String> {
         a.key.display()
     );
     Ok(())
+}
+
+fn inspect(file: &Path, json: bool) -> Result<(), String> {
+    let certs = crate::roster::load_certs(file)?;
+    let now = time::OffsetDateTime::now_utc();
+    for (i, der) in certs.iter().enumerate() {
+        let info = pki::CertInfo::parse(der)
+            .map_err(|e| format!("{}: certificate {}: {e}", file.display(), i + 1))?;
+        let days_left = info.days_left(now);
+        let state = if now < info.not_before {
+            "not yet valid"
+        } else if now > info.not_after {
+            "expired"
+        } else {
+            "valid"
+        };
+        let sans = |pick: fn(&pki::San) -> Option<String>| -> Vec<String> {
+            info.sans.iter().filter_map(pick).collect()
+        };
+        if json {
+            let bc = info.basic_constraints.map(
+                |b| serde_json::json!({"ca": b.ca, "path_len": b.path_len, "critical": b.critical}),
+            );
+            println!(
+                "{}",
+                serde_json::json!({
+                    "file": file.display().to_string(),
+                    "index": i + 1,
+                    "subject": info.subject,
+                    "issuer": info.issuer,
+                    "serial": info.serial,
+                    "not_before": rfc3339(info.not_before),
+                    "not_after": rfc3339(info.not_after),
+                    "days_left": days_left,
+                    "state": state,
+                    "key_algorithm": info.key_algorithm,
+                    "signature_algorithm": info.signature_algorithm,
+                    "basic_constraints": bc,
+                    "key_usage": info.key_usage,
+                    "key_usage_critical": info.key_usage_critical,
+                    "extended_key_usage": info.extended_key_usage,
+                    "san": {
+                        "uri": sans(|s| match s { pki::San::Uri(u) => Some(u.clone()), _ => None }),
+                        "dns": sans(|s| match s { pki::San::Dns(d) => Some(d.clone()), _ => None }),
+                        "ip": sans(|s| match s { pki::San::Ip(ip) => Some(ip.to_string()), _ => None }),
+                        "other": sans(|s| match s { pki::San::Other(o) => Some(o.clone()), _ => None }),
+                    },
+                    "sha256": info.sha256,
+                })
+            );
+            continue;
+        }
+        if i > 0 {
+            println!();
+        }
+        println!(
+            "certificate {} of {} in {}",
+            i + 1,
+            certs.len(),
+            file.display()
+        );
+        let row = |label: &str, value: &str| println!("  {label:<20} {value}");
+        row("subject", &info.subject);
+        row("issuer", &info.issuer);
+        row("serial", &info.serial);
+        row("not before", &rfc3339(info.not_before));
+        let left = match state {
+            "expired" => format!("EXPIRED {} days ago", (now - info.not_after).whole_days()),
+            "not yet valid" => "NOT YET VALID".to_owned(),
+            _ => format!("{days_left} days left"),
+        };
+        row(
+            "not after",
+            &format!("{} ({left})", rfc3339(info.not_after)),
+        );
+        row("key", &info.key_algorithm);
+        row("signature", &info.signature_algorithm);
+        row(
+            "basic constraints",
+            &match info.basic_constraints {
+                None => "none".to_owned(),
+                Some(b) => format!(
+                    "CA:{}{}{}",
+                    if b.ca { "TRUE" } else { "FALSE" },
+                    b.path_len
+                        .map(|n| format!(", pathlen:{n}"))
+                        .unwrap_or_default(),
+                    if b.critical { " (critical)" } else { "" }
+                ),
+            },
+        );
+        row(
+            "key usage",
+            &if info.key_usage.is_empty() {
+                "none".to_owned()
+            } else {
+                format!(
+                    "{}{}",
+                    info.key_usage.join(", "),
+                    if info.key_usage_critical {
+                        " (critical)"
+                    } else {
+                        ""
+                    }
+                )
+            },
+        );
+        row(
+            "extended key usage",
+            &if info.extended_key_usage.is_empty() {
+                "none".to_owned()
+            } else {
+                info.extended_key_usage.join(", ")
+            },
+        );
+        if info.sans.is_empty() {
+            row("SAN", "none");
+        }
+        for san in &info.sans {
+            row("SAN", &san.to_string());
+        }
+        row("SHA-256", &info.sha256);
+    }
+    Ok(())
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
 }
 
 pub fn keys(cmd: KeysCommand) -> Result<(), String> {

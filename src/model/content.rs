@@ -62,7 +62,7 @@ pub struct Handling {
 }
 
 /// Whom to contact: a unit, never a named person.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ContactPoint {
     pub unit: String,
     pub email: String,

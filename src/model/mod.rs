@@ -227,6 +227,37 @@ pub struct Withdrawal {
 /// Longest withdrawal reason, in characters.
 pub const MAX_REASON_CHARS: usize = 500;
 
+/// A request for mutual legal assistance, to exactly one member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MlaRequest {
+    pub to: NodeId,
+    pub case_refs: Vec<String>,
+    pub query_id: String,
+    pub legal_basis: String,
+    pub measures: String,
+    pub urgency: crate::vocabulary::Urgency,
+    pub deadline_ms: Option<i64>,
+}
+
+/// The requested member's node acknowledges a request on receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MlaAck {
+    pub request_id: String,
+}
+
+/// The requested member's answer to a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MlaResponse {
+    pub request_id: String,
+    pub outcome: crate::vocabulary::MlaOutcome,
+    pub text: String,
+}
+
+/// Longest legal basis, in characters.
+pub const MAX_LEGAL_BASIS_CHARS: usize = 500;
+/// Longest MLA text (measures, response), in characters.
+pub const MAX_MLA_TEXT_CHARS: usize = 2000;
+
 /// What a record is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordKind {
@@ -234,6 +265,9 @@ pub enum RecordKind {
     CaseReference(CaseReference),
     Update(Update),
     Withdrawal(Withdrawal),
+    MlaRequest(MlaRequest),
+    MlaAck(MlaAck),
+    MlaResponse(MlaResponse),
 }
 
 impl RecordKind {
@@ -244,7 +278,18 @@ impl RecordKind {
             RecordKind::CaseReference(_) => "case_reference",
             RecordKind::Update(_) => "update",
             RecordKind::Withdrawal(_) => "withdrawal",
+            RecordKind::MlaRequest(_) => "mla_request",
+            RecordKind::MlaAck(_) => "mla_ack",
+            RecordKind::MlaResponse(_) => "mla_response",
         }
+    }
+
+    /// Whether the record is part of a mutual legal assistance exchange.
+    pub fn is_mla(&self) -> bool {
+        matches!(
+            self,
+            RecordKind::MlaRequest(_) | RecordKind::MlaAck(_) | RecordKind::MlaResponse(_)
+        )
     }
 
     /// The content a record carries (an alert or case reference, first or
@@ -254,7 +299,10 @@ impl RecordKind {
             RecordKind::Alert(a) => Some(ContentRef::Alert(a)),
             RecordKind::CaseReference(c) => Some(ContentRef::CaseReference(c)),
             RecordKind::Update(u) => Some(u.content.as_ref()),
-            RecordKind::Withdrawal(_) => None,
+            RecordKind::Withdrawal(_)
+            | RecordKind::MlaRequest(_)
+            | RecordKind::MlaAck(_)
+            | RecordKind::MlaResponse(_) => None,
         }
     }
 
@@ -285,6 +333,58 @@ impl RecordKind {
                     "withdrawal.reason",
                     &w.reason,
                     MAX_REASON_CHARS,
+                    true,
+                );
+            }
+            RecordKind::MlaRequest(r) => {
+                check_text(
+                    errors,
+                    "mla_request.legal_basis",
+                    &r.legal_basis,
+                    MAX_LEGAL_BASIS_CHARS,
+                    true,
+                );
+                check_text(
+                    errors,
+                    "mla_request.measures",
+                    &r.measures,
+                    MAX_MLA_TEXT_CHARS,
+                    true,
+                );
+                errors.check(
+                    !r.case_refs.is_empty() || !r.query_id.is_empty(),
+                    "mla_request.case_refs",
+                    "name the case references or the query (hit) the request is about",
+                );
+                errors.check(
+                    r.case_refs.len() <= 32,
+                    "mla_request.case_refs",
+                    "at most 32",
+                );
+                for (i, id) in r.case_refs.iter().enumerate() {
+                    if let Err(rule) = check_record_id_format(id) {
+                        errors.push(format!("mla_request.case_refs[{i}]"), rule);
+                    }
+                }
+                check_text(errors, "mla_request.query_id", &r.query_id, 64, false);
+                if let Some(d) = r.deadline_ms {
+                    errors.check(d > 0, "mla_request.deadline", "must be a time");
+                }
+            }
+            RecordKind::MlaAck(a) => {
+                if let Err(rule) = check_record_id_format(&a.request_id) {
+                    errors.push("mla_ack.request_id", rule);
+                }
+            }
+            RecordKind::MlaResponse(r) => {
+                if let Err(rule) = check_record_id_format(&r.request_id) {
+                    errors.push("mla_response.request_id", rule);
+                }
+                check_text(
+                    errors,
+                    "mla_response.text",
+                    &r.text,
+                    MAX_MLA_TEXT_CHARS,
                     true,
                 );
             }
@@ -333,6 +433,50 @@ impl RecordBody {
             RecordKind::Withdrawal(w) => ("withdrawal.target_record_id", Some(&w.target)),
             _ => ("", None),
         };
+        // An MLA request goes to exactly one other member, and its answers
+        // come from that member to the requester only.
+        match &self.kind {
+            RecordKind::MlaRequest(r) => {
+                errors.check(
+                    r.to != self.origin,
+                    "mla_request.to",
+                    "a member does not send a request to itself",
+                );
+                errors.check(
+                    self.distribution == Distribution::Named([r.to.clone()].into_iter().collect()),
+                    "to",
+                    format!(
+                        "an MLA request is distributed to its recipient {} only",
+                        r.to
+                    ),
+                );
+            }
+            RecordKind::MlaAck(MlaAck { request_id })
+            | RecordKind::MlaResponse(MlaResponse { request_id, .. }) => {
+                let requester = request_id
+                    .rsplit_once('-')
+                    .and_then(|(o, _)| NodeId::parse(o).ok());
+                match requester {
+                    Some(requester) => {
+                        errors.check(
+                            requester != self.origin,
+                            "request_id",
+                            "a member does not answer its own request",
+                        );
+                        errors.check(
+                            self.distribution
+                                == Distribution::Named([requester.clone()].into_iter().collect()),
+                            "to",
+                            format!(
+                                "an MLA answer is distributed to the requester {requester} only"
+                            ),
+                        );
+                    }
+                    None => errors.push("request_id", "is not a record id"),
+                }
+            }
+            _ => {}
+        }
         if let Some(target) = target
             && check_record_id_format(target).is_ok()
             && check_record_id(target, &self.origin).is_err()
@@ -363,6 +507,8 @@ impl RecordBody {
         match &self.kind {
             RecordKind::Update(u) => &u.target,
             RecordKind::Withdrawal(w) => &w.target,
+            RecordKind::MlaAck(a) => &a.request_id,
+            RecordKind::MlaResponse(r) => &r.request_id,
             _ => &self.record_id,
         }
     }
@@ -371,7 +517,10 @@ impl RecordBody {
     pub fn version(&self) -> u32 {
         match &self.kind {
             RecordKind::Update(u) => u.version,
-            RecordKind::Withdrawal(_) => 0,
+            RecordKind::Withdrawal(_)
+            | RecordKind::MlaRequest(_)
+            | RecordKind::MlaAck(_)
+            | RecordKind::MlaResponse(_) => 0,
             _ => 1,
         }
     }

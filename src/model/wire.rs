@@ -11,16 +11,29 @@ use prost::Message;
 
 use super::{
     Alert, CaseReference, ContactPoint, Content, Distribution, Errors, Evaluation, FieldError,
-    Handling, NodeId, RecordBody, RecordKind, SmugglingElements, TraffickingElements, Update,
-    ValidationErrors, Withdrawal,
+    Handling, MlaAck, MlaRequest, MlaResponse, NodeId, RecordBody, RecordKind, SmugglingElements,
+    TraffickingElements, Update, ValidationErrors, Withdrawal,
 };
 use crate::pb::v1 as pb;
 use crate::selector::Token;
 use crate::vocabulary::{
-    AlertType, CaseStage, Exploitation, HandlingCode, InformationAccuracy, MlaStatus, Offence,
-    SelectorKind, SourceReliability, SubjectCategory, Tlp, TraffickingAct, TraffickingMeans,
-    Urgency,
+    AlertType, CaseStage, Exploitation, HandlingCode, InformationAccuracy, MlaOutcome, MlaStatus,
+    Offence, SelectorKind, SourceReliability, SubjectCategory, Tlp, TraffickingAct,
+    TraffickingMeans, Urgency,
 };
+
+macro_rules! req {
+    ($ty:ty, $v:expr, $field:expr, $errors:expr) => {
+        required(
+            $v,
+            <$ty>::from_wire,
+            $field,
+            <$ty>::ALL,
+            |t| t.code(),
+            $errors,
+        )
+    };
+}
 
 /// Why bytes from the wire or the store are not a valid record.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +99,23 @@ pub fn encode_body(body: &RecordBody) -> Vec<u8> {
             target_record_id: w.target.clone(),
             reason: w.reason.clone(),
         }),
+        RecordKind::MlaRequest(r) => pb::record_body::Kind::MlaRequest(pb::MlaRequest {
+            to: r.to.to_string(),
+            case_refs: r.case_refs.clone(),
+            query_id: r.query_id.clone(),
+            legal_basis: r.legal_basis.clone(),
+            measures: r.measures.clone(),
+            urgency: r.urgency.wire(),
+            deadline_ms: r.deadline_ms.unwrap_or(0),
+        }),
+        RecordKind::MlaAck(a) => pb::record_body::Kind::MlaAck(pb::MlaAck {
+            request_id: a.request_id.clone(),
+        }),
+        RecordKind::MlaResponse(r) => pb::record_body::Kind::MlaResponse(pb::MlaResponse {
+            request_id: r.request_id.clone(),
+            outcome: r.outcome.wire(),
+            text: r.text.clone(),
+        }),
     };
     pb::RecordBody {
         origin: body.origin.to_string(),
@@ -147,6 +177,25 @@ pub fn decode_body(bytes: &[u8]) -> Result<RecordBody, WireError> {
             target: w.target_record_id,
             reason: w.reason,
         })),
+        Some(pb::record_body::Kind::MlaRequest(r)) => {
+            mla_request_from_pb(r, &mut errors).map(RecordKind::MlaRequest)
+        }
+        Some(pb::record_body::Kind::MlaAck(a)) => Some(RecordKind::MlaAck(MlaAck {
+            request_id: a.request_id,
+        })),
+        Some(pb::record_body::Kind::MlaResponse(r)) => req!(
+            MlaOutcome,
+            r.outcome,
+            "mla_response.outcome".to_string(),
+            &mut errors
+        )
+        .map(|outcome| {
+            RecordKind::MlaResponse(MlaResponse {
+                request_id: r.request_id,
+                outcome,
+                text: r.text,
+            })
+        }),
         None => {
             errors.push("kind", "is required (unknown or missing record kind)");
             None
@@ -167,6 +216,28 @@ pub fn decode_body(bytes: &[u8]) -> Result<RecordBody, WireError> {
         }
         _ => Err(WireError::Invalid(ValidationErrors(errors.0))),
     }
+}
+
+/// Converts a wire MLA request, collecting every problem.
+pub fn mla_request_from_pb(r: pb::MlaRequest, errors: &mut Errors) -> Option<MlaRequest> {
+    let to = NodeId::parse(&r.to)
+        .map_err(|rule| errors.push("mla_request.to", rule))
+        .ok();
+    let urgency = req!(
+        Urgency,
+        r.urgency,
+        "mla_request.urgency".to_string(),
+        errors
+    );
+    Some(MlaRequest {
+        to: to?,
+        case_refs: r.case_refs,
+        query_id: r.query_id,
+        legal_basis: r.legal_basis,
+        measures: r.measures,
+        urgency: urgency?,
+        deadline_ms: (r.deadline_ms != 0).then_some(r.deadline_ms),
+    })
 }
 
 /// A required vocabulary value from its wire number.
@@ -226,19 +297,6 @@ fn list<T>(
         }
     }
     out
-}
-
-macro_rules! req {
-    ($ty:ty, $v:expr, $field:expr, $errors:expr) => {
-        required(
-            $v,
-            <$ty>::from_wire,
-            $field,
-            <$ty>::ALL,
-            |t| t.code(),
-            $errors,
-        )
-    };
 }
 
 fn trafficking_from_pb(
@@ -356,7 +414,8 @@ fn evaluation_from_pb(
     })
 }
 
-fn selectors_from_pb(v: Vec<pb::Selector>, at: &str, errors: &mut Errors) -> Vec<Token> {
+/// Converts wire selectors, collecting every problem under `at`.
+pub fn selectors_from_pb(v: Vec<pb::Selector>, at: &str, errors: &mut Errors) -> Vec<Token> {
     let mut out = Vec::with_capacity(v.len());
     for (i, s) in v.into_iter().enumerate() {
         let kind = req!(

@@ -51,8 +51,25 @@ impl AgencyService {
         Self { state, stop }
     }
 
+    pub(super) fn state(&self) -> &Arc<NodeState> {
+        &self.state
+    }
+
+    /// Applies a change for `actor` and answers like a publish.
+    pub(super) async fn publish_change(
+        &self,
+        actor: &str,
+        change: Change,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
+        self.change(actor, change, false).await
+    }
+
     /// The client's name, if its role is at least `needed`.
-    fn authorize<T>(&self, req: &Request<T>, needed: ClientRole) -> Result<String, Status> {
+    pub(super) fn authorize<T>(
+        &self,
+        req: &Request<T>,
+        needed: ClientRole,
+    ) -> Result<String, Status> {
         let name = match identity(req)? {
             Identity::Client(name) => name,
             Identity::Peer(_) => {
@@ -322,9 +339,13 @@ pub(crate) fn view(state: &NodeState, record: &StoredRecord, now: i64) -> Result
                             reason: w.reason.clone(),
                         }))
                     }
+                    // MLA records are shown by ListMla, as request states.
+                    RecordKind::MlaRequest(_)
+                    | RecordKind::MlaAck(_)
+                    | RecordKind::MlaResponse(_) => None,
                 }
             };
-            let kind_name = content.map(|c| c.kind_name()).unwrap_or("withdrawal");
+            let kind_name = content.map(|c| c.kind_name()).unwrap_or(body.kind.name());
             Ok(View {
                 view: pb::RecordView {
                     record_id: body.record_id.clone(),
@@ -688,5 +709,61 @@ impl Agency for AgencyService {
         self.authorize(&request, ClientRole::Reader)?;
         let comparisons = crate::convergence::compare_with_peers(self.state.clone()).await;
         Ok(Response::new(pb::VerifyPeersResponse { comparisons }))
+    }
+
+    async fn register_case(
+        &self,
+        r: Request<pb::RegisterCaseRequest>,
+    ) -> Result<Response<pb::LocalCase>, Status> {
+        self.register_case_impl(r).await
+    }
+
+    async fn update_case(
+        &self,
+        r: Request<pb::UpdateCaseRequest>,
+    ) -> Result<Response<pb::LocalCase>, Status> {
+        self.update_case_impl(r).await
+    }
+
+    async fn close_case(
+        &self,
+        r: Request<pb::CloseCaseRequest>,
+    ) -> Result<Response<pb::LocalCase>, Status> {
+        self.close_case_impl(r).await
+    }
+
+    async fn list_cases(
+        &self,
+        r: Request<pb::ListCasesRequest>,
+    ) -> Result<Response<pb::ListCasesResponse>, Status> {
+        self.list_cases_impl(r).await
+    }
+
+    async fn query(
+        &self,
+        r: Request<pb::QueryRequest>,
+    ) -> Result<Response<pb::QueryResponse>, Status> {
+        self.query_impl(r).await
+    }
+
+    async fn send_mla(
+        &self,
+        r: Request<pb::SendMlaRequest>,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
+        self.send_mla_impl(r).await
+    }
+
+    async fn respond_mla(
+        &self,
+        r: Request<pb::RespondMlaRequest>,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
+        self.respond_mla_impl(r).await
+    }
+
+    async fn list_mla(
+        &self,
+        r: Request<pb::ListMlaRequest>,
+    ) -> Result<Response<pb::ListMlaResponse>, Status> {
+        self.list_mla_impl(r).await
     }
 }

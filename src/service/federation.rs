@@ -55,6 +55,109 @@ impl Federation for FederationService {
     type PullStream = PullStream;
 
     #[tracing::instrument(skip_all, fields(node = %self.state.id))]
+    async fn r#match(
+        &self,
+        request: Request<pb::MatchRequest>,
+    ) -> Result<Response<pb::MatchResponse>, Status> {
+        use crate::audit::{self, Action};
+        let caller = match identity(&request)? {
+            Identity::Peer(id) => id,
+            Identity::Client(_) => {
+                return Err(Status::permission_denied("Match is for federation peers"));
+            }
+        };
+        let req = request.into_inner();
+        let actor = format!("{}@{caller}", req.requested_by);
+        let limits = &self.state.query;
+        let refuse = |status: Status, tokens: &[crate::selector::Token]| {
+            audit::emit(
+                &self.state.id,
+                audit::Event {
+                    action: Action::QueryRefused,
+                    actor: &actor,
+                    counterpart: Some(&caller),
+                    justification: Some(&req.justification),
+                    ids: vec![req.query_id.clone()],
+                    tokens,
+                    result: status.message(),
+                },
+            );
+            Err(status)
+        };
+        if req.justification.trim().is_empty() {
+            return refuse(
+                Status::invalid_argument("justification: is required: say why you ask"),
+                &[],
+            );
+        }
+        if req.selectors.is_empty() || req.selectors.len() > limits.max_selectors {
+            return refuse(
+                Status::invalid_argument(format!(
+                    "selectors: between 1 and {} per query (got {})",
+                    limits.max_selectors,
+                    req.selectors.len()
+                )),
+                &[],
+            );
+        }
+        let mut errors = crate::model::Errors::default();
+        let tokens = wire::selectors_from_pb(req.selectors.clone(), "selectors", &mut errors);
+        if let Err(e) = errors.finish() {
+            return refuse(Status::invalid_argument(e.to_string()), &tokens);
+        }
+        if let Err(wait) = self.state.buckets.take(&caller, limits.max_per_minute) {
+            return refuse(
+                Status::resource_exhausted(format!(
+                    "rate limit: at most {} queries per minute from {caller}; retry in {} s",
+                    limits.max_per_minute,
+                    wait.as_secs() + 1
+                )),
+                &tokens,
+            );
+        }
+        let (hits, case_numbers) = self
+            .state
+            .match_tokens(&tokens)
+            .map_err(IntoStatus::into_status)?;
+        let hit = hits.iter().any(|h| *h);
+        audit::emit(
+            &self.state.id,
+            audit::Event {
+                action: Action::QueryAnswered,
+                actor: &actor,
+                counterpart: Some(&caller),
+                justification: Some(&req.justification),
+                ids: vec![req.query_id.clone()],
+                tokens: &tokens,
+                result: if hit { "hit" } else { "no_hit" },
+            },
+        );
+        let contact = if hit {
+            self.state
+                .agency
+                .contact
+                .as_ref()
+                .map(|c| pb::ContactPoint {
+                    unit: c.unit.clone(),
+                    email: c.email.clone(),
+                    phone: c.phone.clone(),
+                })
+        } else {
+            None
+        };
+        let case_refs = if hit && self.state.query.reveal == crate::cases::Reveal::CaseRefs {
+            case_numbers
+        } else {
+            Vec::new()
+        };
+        Ok(Response::new(pb::MatchResponse {
+            hits,
+            case_refs,
+            contact,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.state.id))]
     async fn digest(
         &self,
         request: Request<pb::DigestRequest>,

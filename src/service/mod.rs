@@ -10,6 +10,7 @@
 //! message about their own input.
 
 mod agency;
+mod cases;
 mod federation;
 
 pub use agency::AgencyService;

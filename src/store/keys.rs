@@ -5,8 +5,11 @@
 //! - `record_ids`: `record_id` → record key
 //! - `arrivals`: `position as u64 BE` → record key
 //! - `cursors`: `origin` → `seq as u64 BE`
-//! - `series`: series id (its first record's id) → series state (JSON, see `lifecycle`)
+//! - `series`: series id (its first record's id) → series state (JSON, see
+//!   `lifecycle`); `mla:<request id>` → MLA request state (JSON, see `mla`)
 //! - `expiries`: `expires_at_ms as u64 BE ‖ record key` → empty
+//! - `local_cases`: case id → local case (JSON); never replicated
+//! - `case_selectors`: `kind as u8 ‖ epoch as u32 BE ‖ token (32) ‖ case id` → empty
 //! - `meta`: `schema_version` → `u32 BE`, `node_id` → node id
 //!
 //! A `records` value is `position ‖ tag ‖ bytes`: tag 0, the SignedRecord

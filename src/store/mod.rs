@@ -185,6 +185,8 @@ pub struct Store {
     cursors: sled::Tree,
     series: sled::Tree,
     expiries: sled::Tree,
+    local_cases: sled::Tree,
+    case_selectors: sled::Tree,
     own: NodeId,
     writer: Mutex<WriterState>,
     /// Generation covered by the last completed flush.
@@ -269,6 +271,8 @@ impl Store {
         let cursors = db.open_tree("cursors")?;
         let series = db.open_tree("series")?;
         let expiries = db.open_tree("expiries")?;
+        let local_cases = db.open_tree("local_cases")?;
+        let case_selectors = db.open_tree("case_selectors")?;
 
         let own_seq = match records
             .scan_prefix(keys::origin_prefix(own.as_str()))
@@ -300,6 +304,8 @@ impl Store {
             cursors,
             series,
             expiries,
+            local_cases,
+            case_selectors,
             own: own.clone(),
             writer: Mutex::new(WriterState {
                 own_seq,
@@ -493,6 +499,86 @@ impl Store {
         drop(gate);
         self.make_durable(generation).await?;
         Ok(applied)
+    }
+
+    /// Writes a local case (never replicated) and moves its selector index
+    /// entries from `old_tokens` to `new_tokens`, in one durable step.
+    /// Tokens are opaque index keys (kind, epoch and token bytes).
+    pub async fn put_case(
+        &self,
+        case_id: &str,
+        value: &[u8],
+        old_tokens: &[Vec<u8>],
+        new_tokens: &[Vec<u8>],
+    ) -> Result<(), StoreError> {
+        let gate = GATE.lock().await;
+        let generation = {
+            let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+            let index_key = |t: &Vec<u8>| {
+                let mut k = t.clone();
+                k.extend_from_slice(case_id.as_bytes());
+                k
+            };
+            (&self.local_cases, &self.case_selectors)
+                .transaction(|(cases, index)| -> TxResult<()> {
+                    cases.insert(case_id.as_bytes(), value)?;
+                    for t in old_tokens {
+                        index.remove(index_key(t))?;
+                    }
+                    for t in new_tokens {
+                        index.insert(index_key(t), &[])?;
+                    }
+                    Ok(())
+                })
+                .map_err(tx_error)?;
+            w.generation += 1;
+            w.generation
+        };
+        drop(gate);
+        self.make_durable(generation).await
+    }
+
+    /// A local case by id.
+    pub fn case(&self, case_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .local_cases
+            .get(case_id.as_bytes())?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Every local case.
+    pub fn cases(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.local_cases
+            .iter()
+            .values()
+            .map(|v| v.map(|v| v.to_vec()).map_err(StoreError::from))
+            .collect()
+    }
+
+    /// Ids of the local cases indexed under `token` (an index key of
+    /// `token_len` bytes, as given to [`Store::put_case`]).
+    pub fn cases_with_token(&self, token: &[u8]) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.case_selectors.scan_prefix(token) {
+            let (k, _) = kv?;
+            if let Some(id) = k
+                .get(token.len()..)
+                .and_then(|b| std::str::from_utf8(b).ok())
+            {
+                out.push(id.to_owned());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every state whose key starts with `prefix` (e.g. MLA requests).
+    pub fn states_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.series.scan_prefix(prefix.as_bytes()) {
+            let (k, v) = kv?;
+            out.push((String::from_utf8_lossy(&k).into_owned(), v.to_vec()));
+        }
+        Ok(out)
     }
 
     /// The stored state of a series, if any.

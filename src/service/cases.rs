@@ -1,0 +1,420 @@
+//! The agency API's local cases, queries and mutual legal assistance:
+//! conversions between the wire and [`crate::cases`] / [`crate::mla`], and
+//! the handlers the `Agency` trait delegates to.
+
+use tonic::{Request, Response, Status};
+
+use super::agency::AgencyService;
+use super::{IntoStatus, status};
+use crate::audit::{self, Action};
+use crate::cases::{CaseError, LocalCase, OffenderStat, PeerResult, StoredToken, VictimStat};
+use crate::config::ClientRole;
+use crate::mla::MlaState;
+use crate::model::wire;
+use crate::model::{ContactPoint, Errors, FieldError, ValidationErrors};
+use crate::node::now_ms;
+use crate::pb::v1 as pb;
+use crate::publish::Change;
+use crate::selector::Token;
+use crate::vocabulary::{
+    AgeGroup, CaseStage, Exploitation, MlaOutcome, Offence, SelectorKind, Sex, Urgency,
+};
+
+impl IntoStatus for CaseError {
+    fn into_status(self) -> Status {
+        match self {
+            CaseError::Invalid(e) => Status::invalid_argument(e.to_string()),
+            CaseError::NotFound(id) => Status::not_found(format!("no local case {id}")),
+            CaseError::Store(e) => e.into_status(),
+        }
+    }
+}
+
+fn invalid(field: &str, rule: impl Into<String>) -> Status {
+    Status::invalid_argument(ValidationErrors(vec![FieldError::new(field, rule)]).to_string())
+}
+
+fn contact_from(c: Option<pb::ContactPoint>) -> Option<ContactPoint> {
+    c.map(|c| ContactPoint {
+        unit: c.unit,
+        email: c.email,
+        phone: c.phone,
+    })
+}
+
+fn contact_to(c: &Option<ContactPoint>) -> Option<pb::ContactPoint> {
+    c.as_ref().map(|c| pb::ContactPoint {
+        unit: c.unit.clone(),
+        email: c.email.clone(),
+        phone: c.phone.clone(),
+    })
+}
+
+pub(crate) fn case_to_pb(c: &LocalCase) -> pb::LocalCase {
+    pb::LocalCase {
+        case_id: c.case_id.clone(),
+        case_number: c.case_number.clone(),
+        offence: c.offence.wire(),
+        stage: c.stage.wire(),
+        contact: contact_to(&c.contact),
+        selectors: c.tokens().iter().map(wire::selector_to_pb).collect(),
+        victims: c
+            .victims
+            .iter()
+            .map(|v| pb::Victim {
+                sex: v.sex.wire(),
+                age_group: v.age_group.wire(),
+                exploitation: v.exploitation.iter().map(|e| e.wire()).collect(),
+                citizenship: v.citizenship.clone(),
+            })
+            .collect(),
+        offenders: c
+            .offenders
+            .iter()
+            .map(|o| pb::Offender {
+                sex: o.sex.wire(),
+                citizenship: o.citizenship.clone(),
+            })
+            .collect(),
+        closed: c.closed,
+        created_at_ms: c.created_at_ms,
+        updated_at_ms: c.updated_at_ms,
+    }
+}
+
+impl AgencyService {
+    /// Hashes clear identifiers with the node's matching key.
+    fn hash(&self, values: Vec<pb::SelectorValue>, field: &str, errors: &mut Errors) -> Vec<Token> {
+        let mut out = Vec::new();
+        for (i, v) in values.into_iter().enumerate() {
+            let at = format!("{field}[{i}]");
+            let Some(kind) = SelectorKind::from_wire(v.kind) else {
+                errors.push(format!("{at}.kind"), "is required: a selector kind");
+                continue;
+            };
+            let Some(key) = &self.state().matching else {
+                errors.push(
+                    at,
+                    "this node has no matching key ([matching] in its configuration)",
+                );
+                continue;
+            };
+            match key.hash(kind, &v.value) {
+                Ok(t) => out.push(t),
+                Err(e) => errors.push(at, e.to_string()),
+            }
+        }
+        out
+    }
+
+    fn case_from_pb(
+        &self,
+        c: pb::LocalCase,
+        values: Vec<pb::SelectorValue>,
+    ) -> Result<LocalCase, Status> {
+        let mut errors = Errors::default();
+        let offence = Offence::from_wire(c.offence);
+        errors.check(offence.is_some(), "case.offence", "is required");
+        let stage = if c.stage == 0 {
+            Some(CaseStage::Investigation)
+        } else {
+            CaseStage::from_wire(c.stage)
+        };
+        errors.check(
+            stage.is_some(),
+            "case.stage",
+            format!("unknown value {}", c.stage),
+        );
+        let mut tokens = wire::selectors_from_pb(c.selectors, "case.selectors", &mut errors);
+        tokens.extend(self.hash(values, "selector_values", &mut errors));
+        let victims = c
+            .victims
+            .into_iter()
+            .map(|v| VictimStat {
+                sex: Sex::from_wire(v.sex).unwrap_or(Sex::Unknown),
+                age_group: AgeGroup::from_wire(v.age_group).unwrap_or(AgeGroup::Unknown),
+                exploitation: v
+                    .exploitation
+                    .into_iter()
+                    .filter_map(Exploitation::from_wire)
+                    .collect(),
+                citizenship: v.citizenship.to_ascii_uppercase(),
+            })
+            .collect();
+        let offenders = c
+            .offenders
+            .into_iter()
+            .map(|o| OffenderStat {
+                sex: Sex::from_wire(o.sex).unwrap_or(Sex::Unknown),
+                citizenship: o.citizenship.to_ascii_uppercase(),
+            })
+            .collect();
+        errors
+            .finish()
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        Ok(LocalCase {
+            case_id: c.case_id,
+            case_number: c.case_number,
+            offence: offence.unwrap_or(Offence::Undetermined),
+            stage: stage.unwrap_or(CaseStage::Investigation),
+            contact: contact_from(c.contact),
+            selectors: tokens.iter().map(StoredToken::from_token).collect(),
+            victims,
+            offenders,
+            closed: c.closed,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        })
+    }
+
+    pub(super) async fn register_case_impl(
+        &self,
+        r: Request<pb::RegisterCaseRequest>,
+    ) -> Result<Response<pb::LocalCase>, Status> {
+        self.authorize(&r, ClientRole::Publisher)?;
+        let req = r.into_inner();
+        let mut case = self.case_from_pb(req.case.unwrap_or_default(), req.selector_values)?;
+        let random: [u8; 8] =
+            crate::crypto::random_bytes().map_err(|e| Status::internal(e.to_string()))?;
+        case.case_id = format!("case-{:016x}", u64::from_be_bytes(random));
+        case.closed = false;
+        let case = self.state().put_case(case, true).await.map_err(status)?;
+        Ok(Response::new(case_to_pb(&case)))
+    }
+
+    pub(super) async fn update_case_impl(
+        &self,
+        r: Request<pb::UpdateCaseRequest>,
+    ) -> Result<Response<pb::LocalCase>, Status> {
+        self.authorize(&r, ClientRole::Publisher)?;
+        let req = r.into_inner();
+        let case = self.case_from_pb(req.case.unwrap_or_default(), req.selector_values)?;
+        if case.case_id.is_empty() {
+            return Err(invalid("case.case_id", "is required"));
+        }
+        let case = self.state().put_case(case, false).await.map_err(status)?;
+        Ok(Response::new(case_to_pb(&case)))
+    }
+
+    pub(super) async fn close_case_impl(
+        &self,
+        r: Request<pb::CloseCaseRequest>,
+    ) -> Result<Response<pb::LocalCase>, Status> {
+        self.authorize(&r, ClientRole::Publisher)?;
+        let id = r.into_inner().case_id;
+        let mut case = self.state().local_case(&id).map_err(status)?;
+        case.closed = true;
+        let case = self.state().put_case(case, false).await.map_err(status)?;
+        Ok(Response::new(case_to_pb(&case)))
+    }
+
+    pub(super) async fn list_cases_impl(
+        &self,
+        r: Request<pb::ListCasesRequest>,
+    ) -> Result<Response<pb::ListCasesResponse>, Status> {
+        self.authorize(&r, ClientRole::Reader)?;
+        let include_closed = r.into_inner().include_closed;
+        let cases = self
+            .state()
+            .local_cases()
+            .map_err(status)?
+            .iter()
+            .filter(|c| include_closed || !c.closed)
+            .map(case_to_pb)
+            .collect();
+        Ok(Response::new(pb::ListCasesResponse { cases }))
+    }
+
+    pub(super) async fn query_impl(
+        &self,
+        r: Request<pb::QueryRequest>,
+    ) -> Result<Response<pb::QueryResponse>, Status> {
+        let actor = self.authorize(&r, ClientRole::Publisher)?;
+        let req = r.into_inner();
+        let mut errors = Errors::default();
+        let justification = req.justification.trim().to_owned();
+        errors.check(
+            !justification.is_empty(),
+            "justification",
+            "is required: say why you ask (it is recorded at both ends)",
+        );
+        crate::model::check_text(&mut errors, "justification", &justification, 500, false);
+        let mut tokens = wire::selectors_from_pb(req.selectors, "selectors", &mut errors);
+        tokens.extend(self.hash(req.selector_values, "selector_values", &mut errors));
+        let max = self.state().query.max_selectors;
+        errors.check(
+            !tokens.is_empty(),
+            "selector_values",
+            "at least one selector is required",
+        );
+        errors.check(
+            tokens.len() <= max,
+            "selector_values",
+            format!("at most {max} selectors per query (got {})", tokens.len()),
+        );
+        if !req.case_id.is_empty() && self.state().local_case(&req.case_id).is_err() {
+            errors.push("case_id", format!("no local case {}", req.case_id));
+        }
+        errors
+            .finish()
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let random: [u8; 8] =
+            crate::crypto::random_bytes().map_err(|e| Status::internal(e.to_string()))?;
+        let query_id = format!("q-{}-{:016x}", self.state().id, u64::from_be_bytes(random));
+        let answers = self
+            .state()
+            .query(&actor, &query_id, tokens, &justification)
+            .await;
+        let answers = answers
+            .into_iter()
+            .map(|(peer, result)| {
+                let mut a = pb::PeerAnswer {
+                    peer: peer.to_string(),
+                    ..Default::default()
+                };
+                match result {
+                    PeerResult::Hit {
+                        hits,
+                        case_refs,
+                        contact,
+                    } => {
+                        a.result = pb::QueryResult::Hit as i32;
+                        a.hits = hits;
+                        a.case_refs = case_refs;
+                        a.contact = contact_to(&contact);
+                    }
+                    PeerResult::NoHit => a.result = pb::QueryResult::NoHit as i32,
+                    PeerResult::Unreachable(reason) => {
+                        a.result = pb::QueryResult::Unreachable as i32;
+                        a.reason = reason;
+                    }
+                    PeerResult::Refused(reason) => {
+                        a.result = pb::QueryResult::Refused as i32;
+                        a.reason = reason;
+                    }
+                }
+                a
+            })
+            .collect();
+        Ok(Response::new(pb::QueryResponse { query_id, answers }))
+    }
+
+    pub(super) async fn send_mla_impl(
+        &self,
+        r: Request<pb::SendMlaRequest>,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
+        let actor = self.authorize(&r, ClientRole::Publisher)?;
+        let mut request = r
+            .into_inner()
+            .request
+            .ok_or_else(|| invalid("request", "is required"))?;
+        if request.urgency == 0 {
+            request.urgency = Urgency::Routine.wire();
+        }
+        let mut errors = Errors::default();
+        let request = wire::mla_request_from_pb(request, &mut errors);
+        errors
+            .finish()
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let request = request.ok_or_else(|| invalid("request", "is invalid"))?;
+        let resp = self
+            .publish_change(&actor, Change::SendMla(request))
+            .await?;
+        audit::emit(
+            &self.state().id,
+            audit::Event {
+                action: Action::MlaSent,
+                actor: &actor,
+                counterpart: None,
+                justification: None,
+                ids: vec![resp.get_ref().record_id.clone()],
+                tokens: &[],
+                result: "sent",
+            },
+        );
+        Ok(resp)
+    }
+
+    pub(super) async fn respond_mla_impl(
+        &self,
+        r: Request<pb::RespondMlaRequest>,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
+        let actor = self.authorize(&r, ClientRole::Publisher)?;
+        let req = r.into_inner();
+        let outcome = MlaOutcome::from_wire(req.outcome).ok_or_else(|| {
+            invalid(
+                "outcome",
+                "is required; one of: executed, partial, refused, need_info",
+            )
+        })?;
+        let change = Change::RespondMla {
+            request_id: req.request_id.clone(),
+            outcome,
+            text: req.text,
+        };
+        let resp = self.publish_change(&actor, change).await?;
+        audit::emit(
+            &self.state().id,
+            audit::Event {
+                action: Action::MlaResponded,
+                actor: &actor,
+                counterpart: None,
+                justification: None,
+                ids: vec![req.request_id, resp.get_ref().record_id.clone()],
+                tokens: &[],
+                result: outcome.code(),
+            },
+        );
+        Ok(resp)
+    }
+
+    pub(super) async fn list_mla_impl(
+        &self,
+        r: Request<pb::ListMlaRequest>,
+    ) -> Result<Response<pb::ListMlaResponse>, Status> {
+        self.authorize(&r, ClientRole::Reader)?;
+        let now = now_ms();
+        let mut requests = Vec::new();
+        for (_, bytes) in self
+            .state()
+            .store
+            .states_with_prefix(crate::mla::KEY_PREFIX)
+            .map_err(status)?
+        {
+            let Some(s) = MlaState::decode(&bytes) else {
+                continue;
+            };
+            requests.push(mla_view(&s, now));
+        }
+        requests.sort_by_key(|v| std::cmp::Reverse(v.sent_at_ms));
+        Ok(Response::new(pb::ListMlaResponse { requests }))
+    }
+}
+
+fn mla_view(s: &MlaState, now: i64) -> pb::MlaView {
+    pb::MlaView {
+        request_id: s.request_id.clone(),
+        from: s.from.clone(),
+        to: s.to.clone(),
+        state: s.state().to_owned(),
+        overdue: s.overdue(now),
+        deadline_ms: s.deadline_ms.unwrap_or(0),
+        legal_basis: s.legal_basis.clone(),
+        measures: s.measures.clone(),
+        case_refs: s.case_refs.clone(),
+        query_id: s.query_id.clone(),
+        sent_at_ms: s.sent_at_ms,
+        acknowledged_at_ms: s.ack.as_ref().map_or(0, |a| a.at_ms),
+        responses: s
+            .responses
+            .iter()
+            .map(|r| pb::MlaAnswer {
+                record_id: r.record_id.clone(),
+                outcome: MlaOutcome::parse(&r.outcome).map_or(0, |o| o.wire()),
+                text: r.text.clone(),
+                at_ms: r.at_ms,
+            })
+            .collect(),
+        urgency: Urgency::parse(&s.urgency).map_or(0, |u| u.wire()),
+    }
+}

@@ -1,0 +1,383 @@
+//! Black-box tests of `enlace doctor` and `enlace cert inspect`: the built
+//! binary against sandbox federations, with peers running in-process on
+//! real sockets, and with the faults operators actually meet — a key file
+//! others can read, an expired certificate, a certificate whose names do
+//! not match the roster endpoint, peers that are down or silent.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::eventually;
+use enlace::doctor::{self, Status};
+use enlace::model::NodeId;
+use enlace::pki::{self, Profile};
+use enlace::sandbox::Sandbox;
+use time::OffsetDateTime;
+
+fn enlace() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_enlace"));
+    c.env_remove("RUST_LOG");
+    c
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn doctor_sync(config: &Path, json: bool) -> Output {
+    let mut c = enlace();
+    c.args(["doctor", "--config"]).arg(config);
+    if json {
+        c.arg("--json");
+    }
+    c.output().expect("run enlace doctor")
+}
+
+/// Runs the binary off the runtime's workers, so that the nodes this test
+/// runs in-process keep serving meanwhile.
+async fn doctor(config: &Path, json: bool) -> Output {
+    let config = config.to_owned();
+    tokio::task::spawn_blocking(move || doctor_sync(&config, json))
+        .await
+        .expect("doctor task")
+}
+
+/// The output lines of one check, e.g. `lines(&out, "FAIL", "cert-san")`.
+fn lines<'a>(stdout: &'a str, status: &str, check: &str) -> Vec<&'a str> {
+    stdout
+        .lines()
+        .filter(|l| {
+            let mut words = l.split_whitespace();
+            words.next() == Some(status) && words.next() == Some(check)
+        })
+        .collect()
+}
+
+/// Replaces member `id`'s node certificate (and key) with one issued by its
+/// own federation CA, valid from `from` until `until`.
+fn reissue_node_cert(
+    fed: &Sandbox,
+    id: &str,
+    profile: Profile,
+    from: OffsetDateTime,
+    until: OffsetDateTime,
+) {
+    let dir = &fed.member(id).unwrap().dir;
+    let ca_cert = std::fs::read_to_string(dir.join("ca.crt")).unwrap();
+    let ca_key = std::fs::read_to_string(dir.join("ca.key")).unwrap();
+    let issued = pki::issue_with_validity(&ca_cert, &ca_key, &profile, from, until).unwrap();
+    enlace::crypto::write_public_file(&dir.join("node.crt"), issued.cert_pem.as_bytes(), true)
+        .unwrap();
+    enlace::crypto::write_private_file(&dir.join("node.key"), issued.key_pem.as_bytes(), true)
+        .unwrap();
+}
+
+fn node_profile(fed: &Sandbox, id: &str, dns: &[&str], ips: &[&str]) -> Profile {
+    Profile::Node {
+        federation: fed.federation.clone(),
+        node_id: NodeId::parse(id).unwrap(),
+        dns_names: dns.iter().map(|d| d.to_string()).collect(),
+        ip_addresses: ips.iter().map(|ip| ip.parse().unwrap()).collect(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_member_with_running_peers_passes() {
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn", "sv"])
+        .await
+        .unwrap();
+    let hn = fed.start("hn").await.unwrap();
+    let sv = fed.start("sv").await.unwrap();
+    let config = fed.member("gt").unwrap().config_path();
+
+    // The library entry point first, until both peers report serving (they
+    // were started a moment ago).
+    eventually("hn and sv to answer the peer check", || {
+        let config = config.clone();
+        async move {
+            let d = doctor::diagnose(&config, |_| {}).await;
+            let peers: Vec<_> = d.checks.iter().filter(|c| c.check == "peer").collect();
+            (peers.len() == 2 && peers.iter().all(|c| c.status == Status::Ok)).then_some(())
+        }
+    })
+    .await;
+
+    let out = doctor(&config, false).await;
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "doctor failed:\n{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(!stdout.contains("FAIL "), "{stdout}");
+    for check in [
+        "config",
+        "key-file",
+        "cert-chain",
+        "cert-identity",
+        "cert-san",
+        "cert-eku",
+        "roster",
+    ] {
+        assert!(
+            !lines(&stdout, "ok", check).is_empty(),
+            "no ok {check} in:\n{stdout}"
+        );
+    }
+    assert_eq!(
+        lines(&stdout, "ok", "key-file").len(),
+        3,
+        "tls, signing and matching keys:\n{stdout}"
+    );
+    let peers = lines(&stdout, "ok", "peer");
+    assert_eq!(peers.len(), 2, "{stdout}");
+    assert!(
+        peers[0].contains("hn at 127.0.0.1:") && peers[1].contains("sv at 127.0.0.1:"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("spiffe://test-fed/node/gt"), "{stdout}");
+    // Sandbox certificates live 30 days: flagged, but not a failure.
+    assert!(
+        !lines(&stdout, "warn", "cert-expiry").is_empty(),
+        "{stdout}"
+    );
+    assert!(stdout.contains("days left"), "{stdout}");
+
+    let out = doctor(&config, true).await;
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    let checks: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    assert!(checks.len() >= 15, "{checks:?}");
+    for c in &checks {
+        assert!(c["check"].is_string() && c["message"].is_string(), "{c}");
+        assert!(
+            ["ok", "warn"].contains(&c["status"].as_str().unwrap()),
+            "{c}"
+        );
+    }
+    assert_eq!(checks.iter().filter(|c| c["check"] == "peer").count(), 2);
+
+    hn.stop().await.unwrap();
+    sv.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_key_that_others_can_read_fails_with_the_chmod_that_fixes_it() {
+    let fed = Sandbox::create("test-fed", &["gt"]).await.unwrap();
+    let member = fed.member("gt").unwrap();
+    let key = member.dir.join("signing.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let out = doctor(&member.config_path(), false).await;
+    let stdout = text(&out.stdout);
+    // The configuration itself is refused (a node would not start): 64.
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let fails = lines(&stdout, "FAIL", "key-file");
+    assert_eq!(fails.len(), 1, "{stdout}");
+    assert!(
+        fails[0].contains("signing.key") && fails[0].contains("mode 0644"),
+        "{stdout}"
+    );
+    assert!(
+        fails[0].contains(&format!("chmod 600 {}", key.display())),
+        "{stdout}"
+    );
+    assert!(!lines(&stdout, "FAIL", "config").is_empty(), "{stdout}");
+    // The rest was still examined from the raw configuration.
+    assert_eq!(lines(&stdout, "ok", "key-file").len(), 2, "{stdout}");
+    assert!(!lines(&stdout, "ok", "cert-chain").is_empty(), "{stdout}");
+    assert!(
+        text(&out.stderr).contains("does not load"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn an_expired_node_certificate_fails() {
+    let fed = Sandbox::create("test-fed", &["gt"]).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    let day = time::Duration::days(1);
+    reissue_node_cert(
+        &fed,
+        "gt",
+        node_profile(&fed, "gt", &["localhost"], &["127.0.0.1"]),
+        now - 400 * day,
+        now - 5 * day,
+    );
+    let out = doctor(&fed.member("gt").unwrap().config_path(), false).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(64), "{stdout}");
+    let fails = lines(&stdout, "FAIL", "cert-expiry");
+    assert_eq!(fails.len(), 1, "{stdout}");
+    assert!(
+        fails[0].contains("expired on") && fails[0].contains("5 days ago"),
+        "{stdout}"
+    );
+    // Expiry is reported once: the chain itself is sound.
+    let chain = lines(&stdout, "ok", "cert-chain");
+    assert_eq!(chain.len(), 1, "{stdout}");
+    assert!(chain[0].contains("within its validity period"), "{stdout}");
+}
+
+#[tokio::test]
+async fn a_certificate_that_does_not_name_the_roster_endpoint_is_a_san_mismatch() {
+    let fed = Sandbox::create("test-fed", &["gt"]).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    reissue_node_cert(
+        &fed,
+        "gt",
+        node_profile(&fed, "gt", &["elsewhere.example"], &[]),
+        now - time::Duration::hours(1),
+        now + time::Duration::days(365),
+    );
+    let out = doctor(&fed.member("gt").unwrap().config_path(), false).await;
+    let stdout = text(&out.stdout);
+    // The node would start, and every peer would refuse it: exit 1.
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let fails = lines(&stdout, "FAIL", "cert-san");
+    assert_eq!(fails.len(), 1, "{stdout}");
+    let endpoint = fed.member("gt").unwrap().peer_addr;
+    for part in [
+        "SAN mismatch",
+        "DNS:elsewhere.example",
+        &endpoint.to_string(),
+        "--ip 127.0.0.1",
+    ] {
+        assert!(fails[0].contains(part), "{part:?} missing in:\n{stdout}");
+    }
+    // Nothing else is wrong with it.
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("FAIL")).count(),
+        1,
+        "{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_that_are_down_or_silent_are_unreachable() {
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn", "sv", "cr"])
+        .await
+        .unwrap();
+    let hn = fed.start("hn").await.unwrap();
+    // sv is down: nothing listens at its endpoint.
+    drop(fed.take_listeners("sv"));
+    // cr is silent: its port accepts TCP connections (the sandbox holds the
+    // bound listener) but nothing ever answers the TLS handshake.
+    let config = fed.member("gt").unwrap().config_path();
+    eventually("hn to answer the peer check", || {
+        let config = config.clone();
+        async move {
+            let d = doctor::diagnose(&config, |_| {}).await;
+            d.checks
+                .iter()
+                .any(|c| {
+                    c.check == "peer" && c.status == Status::Ok && c.message.starts_with("hn ")
+                })
+                .then_some(())
+        }
+    })
+    .await;
+
+    let started = Instant::now();
+    let out = doctor(&config, false).await;
+    let took = started.elapsed();
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert_eq!(lines(&stdout, "ok", "peer").len(), 1, "{stdout}");
+    let fails = lines(&stdout, "FAIL", "peer");
+    assert_eq!(fails.len(), 2, "{stdout}");
+    assert!(
+        fails[0].contains("cr at 127.0.0.1:") && fails[0].contains("unreachable:"),
+        "{stdout}"
+    );
+    assert!(
+        fails[1].contains("sv at") && fails[1].contains("unreachable:"),
+        "{stdout}"
+    );
+    assert!(fails[1].to_lowercase().contains("refused"), "{stdout}");
+    // Peers are dialled together, each within the 5 s limit.
+    assert!(took < Duration::from_secs(20), "doctor took {took:?}");
+
+    hn.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn cert_inspect_shows_the_spiffe_id_and_the_days_left() {
+    let fed = Sandbox::create("test-fed", &["gt"]).await.unwrap();
+    let cert = fed.member("gt").unwrap().dir.join("node.crt");
+    let out = enlace()
+        .args(["cert", "inspect"])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    for part in [
+        "URI:spiffe://test-fed/node/gt",
+        "DNS:localhost",
+        "IP:127.0.0.1",
+        "CN=gt federation CA",
+        "ECDSA P-256",
+        "CA:FALSE",
+        "serverAuth, clientAuth",
+        "SHA-256",
+    ] {
+        assert!(stdout.contains(part), "{part:?} missing in:\n{stdout}");
+    }
+    // Sandbox certificates are issued for 30 days.
+    assert!(
+        stdout.contains("(29 days left)") || stdout.contains("(30 days left)"),
+        "{stdout}"
+    );
+
+    let out = enlace()
+        .args(["cert", "inspect", "--json"])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(v["san"]["uri"][0], "spiffe://test-fed/node/gt");
+    assert!((29..=30).contains(&v["days_left"].as_i64().unwrap()), "{v}");
+    assert_eq!(
+        v["extended_key_usage"],
+        serde_json::json!(["serverAuth", "clientAuth"])
+    );
+
+    // A file with no certificate in it is an error.
+    let out = enlace()
+        .args(["cert", "inspect"])
+        .arg(fed.member("gt").unwrap().config_path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no PEM certificate"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -1258,8 +1258,7 @@ fn load_settings(sandbox: &Sandbox, id: &str) -> Result<Settings, String> {
 /// A value from `/proc/<pid>/status`, in KiB.
 fn proc_status_kib(pid: u32, field: &str) -> Result<u64, String> {
     let path = format!("/proc/{pid}/status");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read {path}: {e}"))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
     text.lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().strip_suffix("kB"))

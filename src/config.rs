@@ -305,6 +305,7 @@ struct RawSync {
     batch_size: Option<u32>,
     backoff_min_ms: Option<u64>,
     backoff_max_ms: Option<u64>,
+    silence_limit_ms: Option<u64>,
     #[serde(default)]
     peers: Vec<RawPeerEndpoint>,
 }
@@ -332,6 +333,9 @@ pub struct SyncConfig {
     pub backoff_min: Duration,
     /// Longest reconnect delay. Default 30 s.
     pub backoff_max: Duration,
+    /// A follow stream silent this long (no record, no heartbeat) is
+    /// dropped and reopened. Default 45 s (three heartbeats).
+    pub silence_limit: Duration,
     /// Peers dialled at another address than the roster's (a VPN address,
     /// split-horizon DNS, a relay). The TLS checks are unchanged.
     pub endpoints: std::collections::BTreeMap<NodeId, crate::roster::Endpoint>,
@@ -343,6 +347,7 @@ impl Default for SyncConfig {
             batch_size: 256,
             backoff_min: Duration::from_millis(200),
             backoff_max: Duration::from_secs(30),
+            silence_limit: Duration::from_secs(3 * crate::service::HEARTBEAT.as_secs()),
             endpoints: Default::default(),
         }
     }
@@ -572,6 +577,15 @@ fn validate(
     }
     if let Some(ms) = raw.sync.backoff_max_ms {
         sync.backoff_max = Duration::from_millis(ms);
+    }
+    if let Some(ms) = raw.sync.silence_limit_ms {
+        if ms >= 100 {
+            sync.silence_limit = Duration::from_millis(ms);
+        } else {
+            problems.push(format!(
+                "sync.silence_limit_ms: must be at least 100 (got {ms})"
+            ));
+        }
     }
     for (i, p) in raw.sync.peers.iter().enumerate() {
         let id = match NodeId::parse(&p.id) {

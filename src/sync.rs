@@ -29,10 +29,6 @@ use crate::store::{self, NewRecord, SeriesWrite};
 use crate::tls;
 use crate::verify::{self, Rejection};
 
-/// A follow stream that carries nothing (not even the origin's heartbeat)
-/// for this long is stalled: drop it and reconnect.
-pub const SILENCE_LIMIT: Duration = Duration::from_secs(3 * crate::service::HEARTBEAT.as_secs());
-
 /// Largest gRPC message a node accepts from a peer.
 pub const MAX_PEER_MESSAGE: usize = 8 * 1024 * 1024;
 
@@ -237,12 +233,16 @@ impl PeerReplicator {
             follow: true,
             max_batch: self.state.sync.batch_size,
         };
+        // A peer that accepts the call but never answers it is as stalled
+        // as one that stops sending: the same limit applies.
+        let limit = self.state.sync.silence_limit;
         let mut stream = tokio::select! {
-            r = self.client.pull(request) => match r {
-                Ok(s) => s.into_inner(),
-                Err(status) => return SessionEnd::Failed(format!("{:?}: {}", status.code(), status.message())),
+            r = tokio::time::timeout(limit, self.client.pull(request)) => match r {
+                Ok(Ok(s)) => s.into_inner(),
+                Ok(Err(status)) => return SessionEnd::Failed(format!("{:?}: {}", status.code(), status.message())),
+                Err(_) => return SessionEnd::Failed(format!("peer did not answer the pull within {} ms", limit.as_millis())),
             },
-            _ = self.shutdown.wait_for(|s| *s) => return SessionEnd::Shutdown,
+            _ = crate::node::stopped(&mut self.shutdown) => return SessionEnd::Shutdown,
         };
         self.state.update_peer(&self.peer, |p| {
             p.connected = true;
@@ -256,14 +256,15 @@ impl PeerReplicator {
         // fast peer cannot make this node buffer without bound.
         let (tx, mut verified) = mpsc::channel::<Result<VerifiedBatch, String>>(2);
         let roster = self.state.roster.clone();
+        let silence_limit = self.state.sync.silence_limit;
         let reader = tokio::spawn(async move {
             loop {
-                let message = tokio::time::timeout(SILENCE_LIMIT, stream.message()).await;
+                let message = tokio::time::timeout(silence_limit, stream.message()).await;
                 let Ok(message) = message else {
                     let _ = tx
                         .send(Err(format!(
-                            "peer sent nothing for {} s, not even a heartbeat",
-                            SILENCE_LIMIT.as_secs()
+                            "peer sent nothing for {} ms, not even a heartbeat",
+                            silence_limit.as_millis()
                         )))
                         .await;
                     return;

@@ -26,6 +26,7 @@ use tonic::{Request, Response, Status};
 /// proxy) or never answers at all (stalls).
 struct Hostile {
     batch: Option<pb::PullBatch>,
+    pulls: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[tonic::async_trait]
@@ -36,6 +37,8 @@ impl Federation for Hostile {
         &self,
         _: Request<pb::PullRequest>,
     ) -> Result<Response<Self::PullStream>, Status> {
+        self.pulls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match &self.batch {
             Some(b) => Ok(Response::new(Box::pin(
                 tokio_stream::iter(vec![Ok(b.clone())]).chain(tokio_stream::pending()),
@@ -146,7 +149,16 @@ async fn hostile_peers_do_not_hold_back_the_node_or_its_honest_peer() {
         }
     });
     // "stall": a real TLS peer whose Pull and Digest never answer.
-    serve(&mut fed, "stall", Hostile { batch: None }, stop_rx.clone());
+    let stalled_pulls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    serve(
+        &mut fed,
+        "stall",
+        Hostile {
+            batch: None,
+            pulls: stalled_pulls.clone(),
+        },
+        stop_rx.clone(),
+    );
     // "cut": a real peer with a large batch, behind a proxy that drops each
     // connection after 20 kB, in the middle of the batch.
     let batch = big_batch(&fed, "cut", 200);
@@ -154,9 +166,18 @@ async fn hostile_peers_do_not_hold_back_the_node_or_its_honest_peer() {
     serve(
         &mut fed,
         "cut",
-        Hostile { batch: Some(batch) },
+        Hostile {
+            batch: Some(batch),
+            pulls: Arc::default(),
+        },
         stop_rx.clone(),
     );
+    // gt gives up on a stream that stays silent for 300 ms (no heartbeat).
+    let gt_config = fed.member("gt").unwrap().config_path();
+    let text = std::fs::read_to_string(&gt_config)
+        .unwrap()
+        .replace("[sync]\n", "[sync]\nsilence_limit_ms = 300\n");
+    std::fs::write(&gt_config, text).unwrap();
     let truncating = Proxy::start_with(cut_addr, Some(20_000)).await;
     fed.set_peer_endpoint("gt", "cut", truncating.addr).unwrap();
 
@@ -204,6 +225,11 @@ async fn hostile_peers_do_not_hold_back_the_node_or_its_honest_peer() {
                 .then_some(())
         },
     )
+    .await;
+    // The stalled stream was noticed and reopened.
+    eventually("gt reopened the stalled stream", || async {
+        (stalled_pulls.load(std::sync::atomic::Ordering::Relaxed) >= 2).then_some(())
+    })
     .await;
     let cut = NodeId::parse("cut").unwrap();
     assert_eq!(

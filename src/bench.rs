@@ -42,6 +42,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Display;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -250,10 +251,11 @@ async fn replicate(records: u64) -> Result<Report, String> {
     let origin = settings.node_id.clone();
     drop(settings);
 
-    let a = sandbox.start("gt").await.map_err(err)?;
+    let nodes = start_all(&mut sandbox, &["gt"], Vec::new()).await?;
     let cpu_before = process_cpu()?;
     let started = Instant::now();
-    let b = sandbox.start("hn").await.map_err(err)?;
+    let mut nodes = start_all(&mut sandbox, &["hn"], nodes).await?;
+    let b = nodes.pop().ok_or("hn did not start")?;
     let deadline = started + (Duration::from_secs(30) + Duration::from_millis(records * 2));
     let caught_up = async {
         loop {
@@ -272,7 +274,8 @@ async fn replicate(records: u64) -> Result<Report, String> {
     .await;
     let cpu_after = process_cpu()?;
     let held = b.state.store.count(&origin) as u64;
-    let stopped = stop_all(vec![b, a]).await;
+    nodes.push(b);
+    let stopped = stop_all(nodes).await;
     let elapsed = caught_up?;
     stopped?;
     if held != records {
@@ -332,16 +335,7 @@ async fn latency(alerts: u64, rate: u64) -> Result<Report, String> {
     let mut sandbox = Sandbox::create(FEDERATION, &["gt", "hn", "sv"])
         .await
         .map_err(err)?;
-    let mut nodes = Vec::new();
-    for id in ["gt", "hn", "sv"] {
-        match sandbox.start(id).await {
-            Ok(n) => nodes.push(n),
-            Err(e) => {
-                let _ = stop_all(nodes).await;
-                return Err(e.to_string());
-            }
-        }
-    }
+    let nodes = start_all(&mut sandbox, &["gt", "hn", "sv"], Vec::new()).await?;
     let measured = measure_latency(&sandbox, alerts, rate).await;
     let stopped = stop_all(nodes).await;
     let m = measured?;
@@ -394,10 +388,12 @@ async fn latency(alerts: u64, rate: u64) -> Result<Report, String> {
 
 async fn publish(clients: u64, seconds: u64) -> Result<Report, String> {
     let mut sandbox = Sandbox::create(FEDERATION, &["gt"]).await.map_err(err)?;
-    let node = sandbox.start("gt").await.map_err(err)?;
+    let nodes = start_all(&mut sandbox, &["gt"], Vec::new()).await?;
     let measured = measure_publish(&sandbox, clients as usize, seconds).await;
-    let durable = node.state.store.watermark().own_seq;
-    let stopped = stop_all(vec![node]).await;
+    let durable = nodes
+        .first()
+        .map_or(0, |n| n.state.store.watermark().own_seq);
+    let stopped = stop_all(nodes).await;
     let m = measured?;
     stopped?;
 
@@ -451,26 +447,33 @@ async fn memory(records: u64) -> Result<Report, String> {
     let settings = load_settings(&sandbox, "gt")?;
     let (load, body_bytes) = bulk_load(&settings, records).await?;
     drop(settings);
-    // The node binds its own ports; hn does not run (gt's replicator for it
-    // backs off quietly), its identity only pulls.
+    // The node binds its own ports. hn does not run (gt's replicator for it
+    // backs off); its identity only pulls.
     drop(sandbox.take_listeners("gt"));
     drop(sandbox.take_listeners("hn"));
 
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let config = sandbox.member("gt").map_err(err)?.config_path();
+    // The node logs as an operator would run it (its default level), to a
+    // file: what it does at start counts.
+    let log_path = sandbox.dir.join("gt-node.log");
+    let log = std::fs::File::create(&log_path)
+        .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
     let child = std::process::Command::new(exe)
         .args(["node", "run", "--config"])
         .arg(&config)
-        .env("RUST_LOG", "error")
+        .env_remove("RUST_LOG")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
+        .stderr(log)
         .spawn()
         .map_err(|e| format!("cannot start the node process: {e}"))?;
     let mut child = ChildProcess(Some(child));
     let measured = measure_memory(&sandbox, &mut child).await;
     let stopped = child.terminate().await;
-    let m = measured?;
-    stopped?;
+    let with_log = |e: String| format!("{e}\n{}", log_tail(&log_path));
+    let m = measured.map_err(with_log)?;
+    stopped.map_err(with_log)?;
 
     let peak = mib(m.peak_kib);
     let idle = mib(m.idle_kib);
@@ -510,6 +513,14 @@ async fn memory(records: u64) -> Result<Report, String> {
             Row::new("peak RSS (VmHWM)", format!("{peak:.1} MiB"))
                 .target(target.clone(), peak <= TARGET_RSS_MIB),
             Row::new("idle RSS", format!("{idle:.1} MiB")).target(target, idle <= TARGET_RSS_MIB),
+            Row::new(
+                "peak before exercise",
+                format!("{:.1} MiB", mib(m.startup_peak_kib)),
+            ),
+            Row::new(
+                "peak after listing",
+                format!("{:.1} MiB", mib(m.listed_hwm_kib)),
+            ),
             Row::new("RSS after exercise", format!("{:.1} MiB", mib(m.after_kib))),
         ],
         notes,
@@ -519,6 +530,8 @@ async fn memory(records: u64) -> Result<Report, String> {
             "peak_rss_mib": round2(peak),
             "idle_rss_mib": round2(idle),
             "after_rss_mib": round2(mib(m.after_kib)),
+            "startup_peak_rss_mib": round2(mib(m.startup_peak_kib)),
+            "listed_peak_rss_mib": round2(mib(m.listed_hwm_kib)),
             "idle_settled": m.settled,
             "ready_seconds": round3(m.ready.as_secs_f64()),
             "load_seconds": round3(load.as_secs_f64()),
@@ -575,13 +588,10 @@ async fn measure_verify_limit() -> Result<VerifyLimit, String> {
 /// pull batch (one transaction, one flush) — into a scratch store, with no
 /// network and no verification: the other ceiling of replication.
 async fn measure_store_apply(origin: &Settings, records: u64) -> Result<f64, String> {
-    let factory = Arc::new(Records::for_node(origin)?);
-    let built = {
-        let factory = factory.clone();
-        tokio::task::spawn_blocking(move || factory.build(1, records))
-            .await
-            .map_err(err)??
-    };
+    let factory = Records::for_node(origin)?;
+    let built = tokio::task::spawn_blocking(move || factory.build(1, records))
+        .await
+        .map_err(err)??;
     let dir = tempfile::Builder::new()
         .prefix("enlace-bench-store-")
         .tempdir()
@@ -805,6 +815,10 @@ struct MemoryRun {
     ready: Duration,
     idle_kib: u64,
     settled: bool,
+    /// VmHWM before the exercise: what opening the store took.
+    startup_peak_kib: u64,
+    /// VmHWM after listing, before serving the pull.
+    listed_hwm_kib: u64,
     peak_kib: u64,
     after_kib: u64,
     listed: usize,
@@ -836,6 +850,7 @@ async fn measure_memory(sandbox: &Sandbox, child: &mut ChildProcess) -> Result<M
     };
     let ready = started.elapsed();
     let (idle_kib, settled) = settle(pid).await?;
+    let startup_peak_kib = proc_status_kib(pid, "VmHWM")?;
 
     let mut listed = 0;
     let mut after = 0;
@@ -855,11 +870,14 @@ async fn measure_memory(sandbox: &Sandbox, child: &mut ChildProcess) -> Result<M
         listed += page.records.len();
         after = page.last_position;
     }
+    let listed_hwm_kib = proc_status_kib(pid, "VmHWM")?;
     let pulled = pull_as_peer(sandbox, "hn", "gt", EXERCISE_RECORDS).await?;
     Ok(MemoryRun {
+        listed_hwm_kib,
         ready,
         idle_kib,
         settled,
+        startup_peak_kib,
         peak_kib: proc_status_kib(pid, "VmHWM")?,
         after_kib: proc_status_kib(pid, "VmRSS")?,
         listed,
@@ -1227,6 +1245,33 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// The last lines of a node's log, for an error message.
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(10)..].join("\n");
+    format!("last lines of {}:\n{tail}", path.display())
+}
+
+/// Starts members `ids` after the already running `nodes`; on a failure,
+/// stops every node it has.
+async fn start_all(
+    sandbox: &mut Sandbox,
+    ids: &[&str],
+    mut nodes: Vec<RunningNode>,
+) -> Result<Vec<RunningNode>, String> {
+    for id in ids {
+        match sandbox.start(id).await {
+            Ok(n) => nodes.push(n),
+            Err(e) => {
+                let _ = stop_all(nodes).await;
+                return Err(format!("cannot start {id}: {e}"));
+            }
+        }
+    }
+    Ok(nodes)
 }
 
 /// Stops every node at once (one by one, the survivors would log their

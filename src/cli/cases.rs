@@ -6,8 +6,7 @@ use serde_json::{Value, json};
 
 use super::input::parse_time;
 use super::output::time;
-use super::records::{ClientArg, status_message};
-use crate::client::ClientConfig;
+use super::records::{ClientArg, connect, status_message};
 use crate::pb::v1 as pb;
 use crate::vocabulary::{
     AgeGroup, CaseStage, Exploitation, MlaOutcome, Offence, SelectorKind, Sex, Urgency,
@@ -138,13 +137,6 @@ pub enum MlaCommand {
         #[arg(long)]
         text: String,
     },
-}
-
-async fn connect(
-    arg: &ClientArg,
-) -> Result<pb::agency_client::AgencyClient<tonic::transport::Channel>, String> {
-    let cfg = ClientConfig::load(&arg.client).map_err(|e| e.to_string())?;
-    cfg.connect().await.map_err(|e| e.to_string())
 }
 
 fn selector_values(args: &[String]) -> Result<Vec<pb::SelectorValue>, String> {

@@ -321,7 +321,8 @@ pub struct PeersArgs {
 
 type Client = AgencyClient<Channel>;
 
-async fn connect(arg: &ClientArg) -> Result<Client, String> {
+/// An agency client for `--client FILE`.
+pub(super) async fn connect(arg: &ClientArg) -> Result<Client, String> {
     let cfg = ClientConfig::load(&arg.client).map_err(|e| e.to_string())?;
     cfg.connect().await.map_err(|e| e.to_string())
 }

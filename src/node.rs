@@ -28,6 +28,10 @@ use crate::store::{Store, StoreError, StoredRecord};
 use crate::tls::{self, TlsIdentity};
 use crate::{service, sync};
 
+/// Certificates expiring within this many days are warned about, at start
+/// and once a day.
+pub const EXPIRY_WARNING_DAYS: i64 = 30;
+
 /// How long shutdown waits for connections and replicators to finish.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -250,6 +254,19 @@ impl Node {
             let state = state.clone();
             let mut stop = stop_rx.clone();
             replicators.spawn(async move {
+                let mut daily = tokio::time::interval(Duration::from_secs(86_400));
+                loop {
+                    tokio::select! {
+                        _ = daily.tick() => state.warn_expiring_certificates(),
+                        _ = stopped(&mut stop) => break,
+                    }
+                }
+            });
+        }
+        {
+            let state = state.clone();
+            let mut stop = stop_rx.clone();
+            replicators.spawn(async move {
                 let mut tick = tokio::time::interval(state.records.expiry_check);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
@@ -371,6 +388,38 @@ impl NodeState {
                     .await?;
                 tracing::info!(origin = %record.origin, seq = record.seq, record_id = %tombstone.record_id, "record content purged at expiry");
                 purged += 1;
+            }
+        }
+    }
+
+    /// Every certificate this node relies on (its own chain, the agency CA,
+    /// every roster CA) that expires within `days`, with the days left
+    /// (negative once expired).
+    pub fn expiring_certificates(&self, days: i64) -> Vec<(String, i64)> {
+        let now = time::OffsetDateTime::now_utc();
+        let own = self.tls.chain.iter().map(|c| ("node certificate", c));
+        let agency = self.agency_ca.iter().map(|c| ("agency CA", c));
+        let roster = self
+            .roster
+            .members()
+            .flat_map(|m| m.ca_certs.iter().map(|c| ("roster CA", c)));
+        own.chain(agency)
+            .chain(roster)
+            .filter_map(|(what, der)| {
+                let info = crate::pki::CertInfo::parse(der).ok()?;
+                let left = info.days_left(now);
+                (left <= days).then(|| (format!("{what} {}", info.subject), left))
+            })
+            .collect()
+    }
+
+    /// Logs a warning for every certificate expiring within 30 days.
+    pub fn warn_expiring_certificates(&self) {
+        for (which, days_left) in self.expiring_certificates(EXPIRY_WARNING_DAYS) {
+            if days_left < 0 {
+                tracing::error!(certificate = %which, days_left, "certificate has expired");
+            } else {
+                tracing::warn!(certificate = %which, days_left, "certificate expires soon; renew it");
             }
         }
     }

@@ -305,3 +305,34 @@ async fn both_listeners_serve_grpc_health_and_the_agency_listener_serves_reflect
     assert!(listed.contains("enlace.v1.Agency"), "{listed}");
     gt.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_expiring_within_30_days_are_reported() {
+    // Sandbox certificates are valid for 30 days: every one is due for a warning.
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
+    let gt = fed.start("gt").await.unwrap();
+    let due = gt
+        .state
+        .expiring_certificates(enlace::node::EXPIRY_WARNING_DAYS);
+    let names: Vec<&str> = due.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(
+        names.iter().any(|n| n.starts_with("node certificate")),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.starts_with("agency CA")),
+        "{names:?}"
+    );
+    assert_eq!(
+        names.iter().filter(|n| n.starts_with("roster CA")).count(),
+        2,
+        "{names:?}"
+    );
+    assert!(
+        due.iter().all(|(_, days)| (28..=30).contains(days)),
+        "{due:?}"
+    );
+    // Nothing expires within 10 days.
+    assert!(gt.state.expiring_certificates(10).is_empty());
+    gt.stop().await.unwrap();
+}

@@ -15,6 +15,9 @@
 //! | [`selector`] | normalising and hashing personal identifiers into selectors; the matching key |
 //! | [`lifecycle`] | record series: versions, withdrawals, expiry and tombstones |
 //! | [`publish`] | the origin's side: an agency's request becomes a signed, durable record |
+//! | [`cases`] | local cases (never shared), their selector index, and hit/no-hit queries with limits |
+//! | [`mla`] | mutual legal assistance: request, automatic acknowledgment, answer; state at both ends |
+//! | [`audit`] | the audit path every query and MLA event is handed to |
 //! | [`pb`] | generated protobuf and gRPC code; converted to [`model`] types at the edges only |
 //! | [`crypto`] | Ed25519 record signatures, signing-key files, private-file permissions |
 //! | [`roster`] | the federation file: members, their trust roots and signing keys |
@@ -31,6 +34,7 @@
 //! | [`node`] | wires everything together; [`node::Node::run`] takes bound listeners |
 //! | [`client`] | the agency client: `client.toml` and an mTLS channel to the agency API |
 //! | [`cli`] | the `enlace` command tree, including `enlace demo` |
+//! | [`bench`] | `enlace bench`: replication, latency, publish rate and memory, measured on this machine |
 //!
 //! The binary (`src/main.rs`) only parses the command line and calls [`cli::run`].
 

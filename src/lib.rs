@@ -34,7 +34,7 @@
 //! | [`node`] | wires everything together; [`node::Node::run`] takes bound listeners |
 //! | [`client`] | the agency client: `client.toml` and an mTLS channel to the agency API |
 //! | [`cli`] | the `enlace` command tree, including `enlace demo` |
-//! | [`bench`] | `enlace bench`: replication, latency, publish rate and memory, measured on this machine |
+//! | [`bench`](mod@bench) | `enlace bench`: replication, latency, publish rate and memory, measured on this machine |
 //!
 //! The binary (`src/main.rs`) only parses the command line and calls [`cli::run`].
 

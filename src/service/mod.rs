@@ -6,7 +6,7 @@
 //! reflection. Both serve the standard health service.
 //!
 //! This module is the only place where errors become `tonic::Status`
-//! ([`status`]): internal details are logged, and callers get a precise
+//! (`status`): internal details are logged, and callers get a precise
 //! message about their own input.
 
 mod agency;

@@ -24,7 +24,7 @@
 //! I/O. A transaction queued behind a flush, with more flushes queued behind
 //! it on sled's I/O threads, deadlocks the process (seen here with several
 //! stores in one process). So every transaction and every flush of every
-//! store in the process goes through one gate ([`GATE`]): a flush never
+//! store in the process goes through one gate (`GATE`): a flush never
 //! overlaps a transaction, and only one flush is in flight at a time.
 //!
 //! The store does not interpret records. Callers hand it, with each record,

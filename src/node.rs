@@ -223,6 +223,13 @@ impl Node {
         tracing::info!(node = %state.id, peer = %peer_addr, agency = %agency_addr, records = state.store.len(), "node listening");
 
         let (health, health_service) = tonic_health::server::health_reporter();
+        // Serving only once the store is open and the roster validated,
+        // which is the case by construction here; and before the listeners
+        // accept anything, so no client ever sees an unknown service.
+        health.set_serving::<crate::pb::v1::federation_server::FederationServer<service::FederationService>>().await;
+        health
+            .set_serving::<crate::pb::v1::agency_server::AgencyServer<service::AgencyService>>()
+            .await;
         let mut tasks = JoinSet::new();
         let peer_server = service::peer_server(
             state.clone(),
@@ -238,12 +245,6 @@ impl Node {
             stop_rx.clone(),
         )?;
         tasks.spawn(async move { ("agency listener", agency_server.await) });
-        // Serving only once the store is open and the roster validated,
-        // which is the case by construction here.
-        health.set_serving::<crate::pb::v1::federation_server::FederationServer<service::FederationService>>().await;
-        health
-            .set_serving::<crate::pb::v1::agency_server::AgencyServer<service::AgencyService>>()
-            .await;
 
         let mut replicators = JoinSet::new();
         {

@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use common::eventually;
 use common::proxy::Proxy;
@@ -99,10 +98,22 @@ impl Mesh {
 
 /// Publishes `n` alerts at `client`, `parallel` at a time.
 async fn publish_many(client: Client, tag: &str, n: usize, parallel: usize) {
+    publish_counted(client, tag, n, parallel, None).await
+}
+
+/// Like `publish_many`, counting each publish on `progress`.
+async fn publish_counted(
+    client: Client,
+    tag: &str,
+    n: usize,
+    parallel: usize,
+    progress: Option<std::sync::Arc<tokio::sync::watch::Sender<usize>>>,
+) {
     let mut tasks = tokio::task::JoinSet::new();
     for worker in 0..parallel {
         let mut c = client.clone();
         let tag = tag.to_owned();
+        let progress = progress.clone();
         tasks.spawn(async move {
             let mut i = worker;
             while i < n {
@@ -114,6 +125,9 @@ async fn publish_many(client: Client, tag: &str, n: usize, parallel: usize) {
                 })
                 .await
                 .expect("publish");
+                if let Some(p) = &progress {
+                    p.send_modify(|count| *count += 1);
+                }
                 i += parallel;
             }
         });
@@ -169,6 +183,10 @@ async fn five_nodes_converge_while_links_go_up_and_down() {
 
     // Links flap while everyone publishes.
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    // A link flips every 10 to 30 publishes: the schedule follows the
+    // federation's progress, not the clock, so it is the same on any machine.
+    let (progress_tx, mut progress_rx) = tokio::sync::watch::channel(0usize);
+    let progress_tx = std::sync::Arc::new(progress_tx);
     let flapper = {
         let pairs: Vec<(String, String)> =
             mesh.links.keys().filter(|(a, b)| a < b).cloned().collect();
@@ -176,13 +194,18 @@ async fn five_nodes_converge_while_links_go_up_and_down() {
         let mesh_ref = &mesh;
         async move {
             let mut flips = 0u32;
+            let mut next = 0usize;
             loop {
-                let (a, b) = &pairs[rng.below(pairs.len() as u64) as usize];
-                let up = rng.below(3) != 0;
-                mesh_ref.set_link(a, b, up);
-                flips += 1;
+                let done = *progress_rx.borrow_and_update();
+                if done >= next {
+                    let (a, b) = &pairs[rng.below(pairs.len() as u64) as usize];
+                    let up = rng.below(3) != 0;
+                    mesh_ref.set_link(a, b, up);
+                    flips += 1;
+                    next = done + 10 + rng.below(20) as usize;
+                }
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(20 + rng.below(60))) => {}
+                    changed = progress_rx.changed() => if changed.is_err() { break },
                     _ = stop_rx.changed() => break,
                 }
             }
@@ -192,7 +215,13 @@ async fn five_nodes_converge_while_links_go_up_and_down() {
     let publishers = async {
         let mut all = tokio::task::JoinSet::new();
         for (id, c) in ids.iter().zip(&clients) {
-            all.spawn(publish_many(c.clone(), id, PER_NODE, 4));
+            all.spawn(publish_counted(
+                c.clone(),
+                id,
+                PER_NODE,
+                4,
+                Some(progress_tx.clone()),
+            ));
         }
         while let Some(r) = all.join_next().await {
             r.unwrap();

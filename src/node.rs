@@ -220,7 +220,9 @@ impl Node {
         let (stop_tx, stop_rx) = watch::channel(false);
         let peer_addr = listeners.peer.local_addr()?;
         let agency_addr = listeners.agency.local_addr()?;
-        tracing::info!(node = %state.id, peer = %peer_addr, agency = %agency_addr, records = state.store.len(), "node listening");
+        // NOTE: no record count here: sled's len() walks the whole tree, which at
+        // a million records costs seconds and tens of MiB at every start.
+        tracing::info!(node = %state.id, peer = %peer_addr, agency = %agency_addr, "node listening");
 
         let (health, health_service) = tonic_health::server::health_reporter();
         // Serving only once the store is open and the roster validated,

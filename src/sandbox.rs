@@ -38,7 +38,7 @@ use crate::pb::v1::agency_client::AgencyClient;
 use crate::pki::{self, Profile};
 
 /// Validity of sandbox certificates, in days.
-const DAYS: u32 = 30;
+const DAYS: u32 = 365;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {

@@ -139,11 +139,9 @@ async fn a_healthy_member_with_running_peers_passes() {
         "{stdout}"
     );
     assert!(stdout.contains("spiffe://test-fed/node/gt"), "{stdout}");
-    // Sandbox certificates live 30 days: flagged, but not a failure.
-    assert!(
-        !lines(&stdout, "warn", "cert-expiry").is_empty(),
-        "{stdout}"
-    );
+    // Sandbox certificates live a year: nothing to warn about.
+    assert!(!lines(&stdout, "ok", "cert-expiry").is_empty(), "{stdout}");
+    assert!(lines(&stdout, "warn", "cert-expiry").is_empty(), "{stdout}");
     assert!(stdout.contains("days left"), "{stdout}");
 
     let out = doctor(&config, true).await;
@@ -348,9 +346,9 @@ async fn cert_inspect_shows_the_spiffe_id_and_the_days_left() {
     ] {
         assert!(stdout.contains(part), "{part:?} missing in:\n{stdout}");
     }
-    // Sandbox certificates are issued for 30 days.
+    // Sandbox certificates are issued for a year.
     assert!(
-        stdout.contains("(29 days left)") || stdout.contains("(30 days left)"),
+        stdout.contains("(364 days left)") || stdout.contains("(365 days left)"),
         "{stdout}"
     );
 
@@ -362,7 +360,10 @@ async fn cert_inspect_shows_the_spiffe_id_and_the_days_left() {
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
     assert_eq!(v["san"]["uri"][0], "spiffe://test-fed/node/gt");
-    assert!((29..=30).contains(&v["days_left"].as_i64().unwrap()), "{v}");
+    assert!(
+        (364..=365).contains(&v["days_left"].as_i64().unwrap()),
+        "{v}"
+    );
     assert_eq!(
         v["extended_key_usage"],
         serde_json::json!(["serverAuth", "clientAuth"])

@@ -366,11 +366,7 @@ impl NodeState {
                     Ok(Ok(m)) if m.hits.iter().any(|h| *h) => PeerResult::Hit {
                         hits: m.hits,
                         case_refs: m.case_refs,
-                        contact: m.contact.map(|c| ContactPoint {
-                            unit: c.unit,
-                            email: c.email,
-                            phone: c.phone,
-                        }),
+                        contact: crate::model::wire::contact_from_pb(m.contact),
                     },
                     Ok(Ok(_)) => PeerResult::NoHit,
                 };

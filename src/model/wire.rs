@@ -374,7 +374,8 @@ fn handling_to_pb(h: &Handling) -> pb::Handling {
     }
 }
 
-fn contact_from_pb(c: Option<pb::ContactPoint>) -> Option<ContactPoint> {
+/// A wire contact point, if any.
+pub fn contact_from_pb(c: Option<pb::ContactPoint>) -> Option<ContactPoint> {
     c.map(|c| ContactPoint {
         unit: c.unit,
         email: c.email,
@@ -382,7 +383,8 @@ fn contact_from_pb(c: Option<pb::ContactPoint>) -> Option<ContactPoint> {
     })
 }
 
-fn contact_to_pb(c: &ContactPoint) -> pb::ContactPoint {
+/// A contact point for the wire.
+pub fn contact_to_pb(c: &ContactPoint) -> pb::ContactPoint {
     pb::ContactPoint {
         unit: c.unit.clone(),
         email: c.email.clone(),

@@ -28,9 +28,7 @@ use crate::pb::v1::agency_server::Agency;
 use crate::publish::{Change, Published};
 use crate::store::{Content as Stored, StoredRecord};
 use crate::tls::Identity;
-use crate::vocabulary::{
-    AlertType, Offence, SelectorKind, SubjectCategory, Urgency, parse_country,
-};
+use crate::vocabulary::{AlertType, Offence, SubjectCategory, Urgency, parse_country};
 
 /// Records per list page when the client does not say.
 const DEFAULT_LIST_LIMIT: u32 = 1000;
@@ -146,29 +144,12 @@ impl AgencyService {
         if a.contact.is_none()
             && let Some(c) = &self.state.agency.contact
         {
-            a.contact = Some(pb::ContactPoint {
-                unit: c.unit.clone(),
-                email: c.email.clone(),
-                phone: c.phone.clone(),
-            });
+            a.contact = Some(wire::contact_to_pb(c));
         }
         let mut errors = Errors::default();
-        for (i, v) in values.into_iter().enumerate() {
-            let field = format!("selector_values[{i}]");
-            let Some(kind) = SelectorKind::from_wire(v.kind) else {
-                errors.push(format!("{field}.kind"), "is required: a selector kind");
-                continue;
-            };
-            let Some(key) = &self.state.matching else {
-                errors.push(field, "this node has no matching key ([matching] in its configuration), so it cannot hash identifiers");
-                continue;
-            };
-            // NOTE: the clear value stops here. Only the token goes on.
-            match key.hash(kind, &v.value) {
-                Ok(token) => a.selectors.push(wire::selector_to_pb(&token)),
-                Err(e) => errors.push(field, e.to_string()),
-            }
-        }
+        // NOTE: the clear values stop here. Only the tokens go on.
+        let tokens = self.hash(values, "selector_values", &mut errors);
+        a.selectors.extend(tokens.iter().map(wire::selector_to_pb));
         let alert = wire::alert_from_pb(a, at, &mut errors);
         if let Some(alert) = &alert {
             alert.check(at, &mut errors);
@@ -189,11 +170,7 @@ impl AgencyService {
         if c.contact.is_none()
             && let Some(contact) = &self.state.agency.contact
         {
-            c.contact = Some(pb::ContactPoint {
-                unit: contact.unit.clone(),
-                email: contact.email.clone(),
-                phone: contact.phone.clone(),
-            });
+            c.contact = Some(wire::contact_to_pb(contact));
         }
         let mut errors = Errors::default();
         let case = wire::case_ref_from_pb(c, at, &mut errors);

@@ -11,7 +11,7 @@ use crate::cases::{CaseError, LocalCase, OffenderStat, PeerResult, StoredToken, 
 use crate::config::ClientRole;
 use crate::mla::MlaState;
 use crate::model::wire;
-use crate::model::{ContactPoint, Errors, FieldError, ValidationErrors};
+use crate::model::{Errors, FieldError, ValidationErrors};
 use crate::node::now_ms;
 use crate::pb::v1 as pb;
 use crate::publish::Change;
@@ -34,29 +34,13 @@ fn invalid(field: &str, rule: impl Into<String>) -> Status {
     Status::invalid_argument(ValidationErrors(vec![FieldError::new(field, rule)]).to_string())
 }
 
-fn contact_from(c: Option<pb::ContactPoint>) -> Option<ContactPoint> {
-    c.map(|c| ContactPoint {
-        unit: c.unit,
-        email: c.email,
-        phone: c.phone,
-    })
-}
-
-fn contact_to(c: &Option<ContactPoint>) -> Option<pb::ContactPoint> {
-    c.as_ref().map(|c| pb::ContactPoint {
-        unit: c.unit.clone(),
-        email: c.email.clone(),
-        phone: c.phone.clone(),
-    })
-}
-
 pub(crate) fn case_to_pb(c: &LocalCase) -> pb::LocalCase {
     pb::LocalCase {
         case_id: c.case_id.clone(),
         case_number: c.case_number.clone(),
         offence: c.offence.wire(),
         stage: c.stage.wire(),
-        contact: contact_to(&c.contact),
+        contact: c.contact.as_ref().map(wire::contact_to_pb),
         selectors: c.tokens().iter().map(wire::selector_to_pb).collect(),
         victims: c
             .victims
@@ -84,7 +68,12 @@ pub(crate) fn case_to_pb(c: &LocalCase) -> pb::LocalCase {
 
 impl AgencyService {
     /// Hashes clear identifiers with the node's matching key.
-    fn hash(&self, values: Vec<pb::SelectorValue>, field: &str, errors: &mut Errors) -> Vec<Token> {
+    pub(super) fn hash(
+        &self,
+        values: Vec<pb::SelectorValue>,
+        field: &str,
+        errors: &mut Errors,
+    ) -> Vec<Token> {
         let mut out = Vec::new();
         for (i, v) in values.into_iter().enumerate() {
             let at = format!("{field}[{i}]");
@@ -157,7 +146,7 @@ impl AgencyService {
             case_number: c.case_number,
             offence: offence.unwrap_or(Offence::Undetermined),
             stage: stage.unwrap_or(CaseStage::Investigation),
-            contact: contact_from(c.contact),
+            contact: wire::contact_from_pb(c.contact),
             selectors: tokens.iter().map(StoredToken::from_token).collect(),
             victims,
             offenders,
@@ -281,7 +270,7 @@ impl AgencyService {
                         a.result = pb::QueryResult::Hit as i32;
                         a.hits = hits;
                         a.case_refs = case_refs;
-                        a.contact = contact_to(&contact);
+                        a.contact = contact.as_ref().map(wire::contact_to_pb);
                     }
                     PeerResult::NoHit => a.result = pb::QueryResult::NoHit as i32,
                     PeerResult::Unreachable(reason) => {

@@ -133,15 +133,7 @@ impl Federation for FederationService {
             },
         );
         let contact = if hit {
-            self.state
-                .agency
-                .contact
-                .as_ref()
-                .map(|c| pb::ContactPoint {
-                    unit: c.unit.clone(),
-                    email: c.email.clone(),
-                    phone: c.phone.clone(),
-                })
+            self.state.agency.contact.as_ref().map(wire::contact_to_pb)
         } else {
             None
         };

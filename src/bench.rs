@@ -608,8 +608,16 @@ async fn measure_store_apply(origin: &Settings, records: u64) -> Result<f64, Str
             }
         }
         let high_water = chunk.last().map_or(0, |r| r.seq);
+        // The same audit entry the replicator writes with each batch.
         let applied = store
-            .apply_received(from, chunk, high_water)
+            .apply_received(from, chunk, high_water, |stored, _| {
+                vec![
+                    crate::audit::Entry::new(crate::audit::Action::RecordsReceived, from.as_str())
+                        .counterpart(from)
+                        .ids(stored.iter().map(|r| r.record_id.clone()))
+                        .encode(),
+                ]
+            })
             .await
             .map_err(err)?;
         if applied.stored != chunk.len() {
@@ -1168,10 +1176,24 @@ async fn bulk_load(settings: &Settings, records: u64) -> Result<(Duration, usize
         }
         let mut batch = batch.into_iter();
         store
-            .append_own_batch(count, |seq| match batch.next() {
-                Some(r) if r.seq == seq => Ok(r),
-                _ => Err(format!("the store gave seq {seq}, not the one signed")),
-            })
+            .append_own_batch(
+                count,
+                |seq| match batch.next() {
+                    Some(r) if r.seq == seq => Ok(r),
+                    _ => Err(format!("the store gave seq {seq}, not the one signed")),
+                },
+                |records| {
+                    vec![
+                        crate::audit::Entry::new(
+                            crate::audit::Action::RecordPublished,
+                            "enlace-bench",
+                        )
+                        .ids(records.iter().map(|r| r.record_id.clone()))
+                        .result("bulk load")
+                        .encode(),
+                    ]
+                },
+            )
             .await
             .map_err(err)??;
     }

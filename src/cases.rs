@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
 
-use crate::audit::{self, Action};
+use crate::audit::{Action, Entry};
 use crate::model::{ContactPoint, Errors, NodeId, ValidationErrors, check_contact, check_text};
 use crate::node::{NodeState, now_ms};
 use crate::pb::v1::federation_client::FederationClient;
@@ -250,7 +250,14 @@ impl std::fmt::Debug for PeerClients {
 
 impl NodeState {
     /// Registers or replaces a local case and its selector index entries.
-    pub async fn put_case(&self, mut case: LocalCase, new: bool) -> Result<LocalCase, CaseError> {
+    /// `actor` (the agency client) is written to the audit entry, in the
+    /// same transaction as the case.
+    pub async fn put_case(
+        &self,
+        mut case: LocalCase,
+        new: bool,
+        actor: &str,
+    ) -> Result<LocalCase, CaseError> {
         case.check()?;
         let now = now_ms();
         let old = match self.store.case(&case.case_id)? {
@@ -259,6 +266,11 @@ impl NodeState {
             None => return Err(CaseError::NotFound(case.case_id)),
         };
         case.created_at_ms = old.as_ref().map_or(now, |o| o.created_at_ms);
+        let action = match &old {
+            None => Action::CaseRegistered,
+            Some(o) if case.closed && !o.closed => Action::CaseClosed,
+            Some(_) => Action::CaseUpdated,
+        };
         case.updated_at_ms = now;
         let old_keys: Vec<Vec<u8>> = old
             .map(|o| o.tokens().iter().map(index_key).collect())
@@ -275,9 +287,14 @@ impl NodeState {
                 .collect()
         };
         let bytes = serde_json::to_vec(&case).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let entry = Entry::new(action, actor)
+            .id(case.case_id.clone())
+            .tokens(&case.tokens())
+            .result(format!("{} selectors indexed", new_keys.len()));
         self.store
-            .put_case(&case.case_id, &bytes, &old_keys, &new_keys)
+            .put_case(&case.case_id, &bytes, &old_keys, &new_keys, entry.encode())
             .await?;
+        entry.log(&self.id);
         Ok(case)
     }
 
@@ -322,21 +339,33 @@ impl NodeState {
     }
 
     /// Asks every member in parallel whether it holds any of `tokens`,
-    /// within the configured deadline.
+    /// within the configured deadline. The query is audited before it
+    /// leaves, and each member's answer once it is in.
     pub async fn query(
         self: &Arc<Self>,
         actor: &str,
         query_id: &str,
         tokens: Vec<Token>,
         justification: &str,
-    ) -> Vec<(NodeId, PeerResult)> {
+    ) -> Result<Vec<(NodeId, PeerResult)>, StoreError> {
         use crate::pb::v1 as pb;
+        let asked: Vec<NodeId> = self
+            .roster
+            .members()
+            .filter(|m| m.id != self.id && m.role == crate::roster::Role::Member)
+            .map(|m| m.id.clone())
+            .collect();
+        self.audit(vec![
+            Entry::new(Action::QuerySent, actor)
+                .justification(justification)
+                .counterparts(&asked)
+                .id(query_id)
+                .tokens(&tokens)
+                .result(format!("asked {} members", asked.len())),
+        ])
+        .await?;
         let mut tasks = tokio::task::JoinSet::new();
-        for member in self.roster.members() {
-            if member.id == self.id || member.role != crate::roster::Role::Member {
-                continue;
-            }
-            let peer = member.id.clone();
+        for peer in asked {
             let state = self.clone();
             let request = pb::MatchRequest {
                 query_id: query_id.to_owned(),
@@ -374,6 +403,7 @@ impl NodeState {
             });
         }
         let mut out = Vec::new();
+        let mut answers = Vec::new();
         while let Some(done) = tasks.join_next().await {
             if let Ok((peer, result)) = done {
                 let summary = match &result {
@@ -382,27 +412,26 @@ impl NodeState {
                     PeerResult::Unreachable(r) => format!("unreachable: {r}"),
                     PeerResult::Refused(r) => format!("refused: {r}"),
                 };
-                audit::emit(
-                    &self.id,
-                    audit::Event {
-                        action: Action::QuerySent,
-                        actor,
-                        counterpart: Some(&peer),
-                        justification: Some(justification),
-                        ids: vec![query_id.to_owned()],
-                        tokens: &tokens,
-                        result: &summary,
-                    },
+                answers.push(
+                    Entry::new(Action::QueryResult, actor)
+                        .counterpart(&peer)
+                        .id(query_id)
+                        .result(summary),
                 );
                 out.push((peer, result));
             }
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
+        answers.sort_by(|a, b| a.counterparts.cmp(&b.counterparts));
+        self.audit(answers).await?;
+        Ok(out)
     }
 
     /// A federation client for `peer`, made once and kept.
-    fn peer_client(&self, peer: &NodeId) -> Result<FederationClient<Channel>, PeerResult> {
+    pub(crate) fn peer_client(
+        &self,
+        peer: &NodeId,
+    ) -> Result<FederationClient<Channel>, PeerResult> {
         if let Ok(clients) = self.peer_clients.0.lock()
             && let Some(c) = clients.get(peer)
         {

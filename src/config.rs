@@ -64,6 +64,10 @@
 //! deadline_ms = 5000           # fan-out deadline
 //! reveal = "contact"           # on a hit: "case_refs" or only "contact"
 //!
+//! [audit]                      # the accountability log
+//! checkpoint_interval_ms = 300000  # sign a checkpoint and send it to peers
+//! retention_days = 0           # 0: keep everything; else at least 30
+//!
 //! [agency.contact]             # default contact point of published records
 //! unit = "Unidad de Cooperación Internacional"
 //! email = "cooperacion@mp.gob.gt"
@@ -125,6 +129,35 @@ struct RawConfig {
     agency: RawAgency,
     #[serde(default)]
     query: RawQuery,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    checkpoint_interval_ms: Option<u64>,
+    retention_days: Option<u32>,
+}
+
+/// The accountability log's schedule.
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// How often a checkpoint is signed and sent to the peers to witness
+    /// (only when the log grew).
+    pub checkpoint_interval: Duration,
+    /// Entries older than this are pruned, keeping a signed anchor; `None`
+    /// keeps everything.
+    pub retention: Option<Duration>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_interval: Duration::from_secs(300),
+            retention: None,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -374,6 +407,8 @@ pub struct Settings {
     pub agency: AgencyConfig,
     /// Hit/no-hit query limits and policy.
     pub query: crate::cases::QueryConfig,
+    /// Checkpoints and retention of the audit log.
+    pub audit: AuditConfig,
     /// The file it came from.
     pub path: PathBuf,
 }
@@ -659,6 +694,24 @@ fn validate(
         problems.push("records.expiry_check_ms: must be at least 10".into());
     }
 
+    let mut audit = AuditConfig::default();
+    if let Some(ms) = raw.audit.checkpoint_interval_ms {
+        if (100..=86_400_000).contains(&ms) {
+            audit.checkpoint_interval = Duration::from_millis(ms);
+        } else {
+            problems.push(format!(
+                "audit.checkpoint_interval_ms: must be between 100 and 86400000 (got {ms})"
+            ));
+        }
+    }
+    match raw.audit.retention_days {
+        None | Some(0) => {}
+        Some(d) if d < 30 => problems.push(format!(
+            "audit.retention_days: must be 0 (keep everything) or at least 30 (got {d})"
+        )),
+        Some(d) => audit.retention = Some(Duration::from_secs(u64::from(d) * 86_400)),
+    }
+
     let mut agency = AgencyConfig::default();
     if let Some(r) = &raw.agency.default_role {
         match ClientRole::parse(r) {
@@ -779,6 +832,7 @@ fn validate(
             records,
             agency,
             query,
+            audit,
             path: path.to_owned(),
         }),
         _ => Err(ConfigError {

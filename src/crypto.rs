@@ -20,6 +20,10 @@ use rustls_pki_types::pem::PemObject;
 
 /// Prefix of every signed record message.
 pub const RECORD_SIGNATURE_CONTEXT: &[u8] = b"enlace/v1/record\0";
+/// Prefix of what a node signs when it checkpoints its audit log.
+pub const CHECKPOINT_SIGNATURE_CONTEXT: &[u8] = b"enlace/checkpoint/v1\0";
+/// Prefix of what a peer signs when it witnesses another's checkpoint.
+pub const WITNESS_SIGNATURE_CONTEXT: &[u8] = b"enlace/witness/v1\0";
 
 /// Length of an Ed25519 public key.
 pub const PUBLIC_KEY_LEN: usize = 32;
@@ -114,11 +118,36 @@ impl SigningKey {
 
     /// Signs encoded record body bytes.
     pub fn sign_record(&self, body: &[u8]) -> Vec<u8> {
-        let mut msg = Vec::with_capacity(RECORD_SIGNATURE_CONTEXT.len() + body.len());
-        msg.extend_from_slice(RECORD_SIGNATURE_CONTEXT);
-        msg.extend_from_slice(body);
+        self.sign_in(RECORD_SIGNATURE_CONTEXT, body)
+    }
+
+    /// Signs `message` under a domain-separation `context` (one of the
+    /// `*_SIGNATURE_CONTEXT` constants): a signature made for one purpose
+    /// never verifies for another.
+    pub fn sign_in(&self, context: &[u8], message: &[u8]) -> Vec<u8> {
+        let mut msg = Vec::with_capacity(context.len() + message.len());
+        msg.extend_from_slice(context);
+        msg.extend_from_slice(message);
         self.pair.sign(&msg).as_ref().to_vec()
     }
+}
+
+/// Verifies a signature made by [`SigningKey::sign_in`] with `context`.
+pub fn verify_in(
+    context: &[u8],
+    public_key: &[u8],
+    key_id: &str,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), CryptoError> {
+    let mut msg = Vec::with_capacity(context.len() + message.len());
+    msg.extend_from_slice(context);
+    msg.extend_from_slice(message);
+    signature::UnparsedPublicKey::new(&signature::ED25519, public_key)
+        .verify(&msg, signature)
+        .map_err(|_| CryptoError::BadSignature {
+            key_id: key_id.to_owned(),
+        })
 }
 
 /// Verifies a record signature made by [`SigningKey::sign_record`].
@@ -128,14 +157,13 @@ pub fn verify_record(
     body: &[u8],
     signature: &[u8],
 ) -> Result<(), CryptoError> {
-    let mut msg = Vec::with_capacity(RECORD_SIGNATURE_CONTEXT.len() + body.len());
-    msg.extend_from_slice(RECORD_SIGNATURE_CONTEXT);
-    msg.extend_from_slice(body);
-    signature::UnparsedPublicKey::new(&signature::ED25519, public_key)
-        .verify(&msg, signature)
-        .map_err(|_| CryptoError::BadSignature {
-            key_id: key_id.to_owned(),
-        })
+    verify_in(
+        RECORD_SIGNATURE_CONTEXT,
+        public_key,
+        key_id,
+        body,
+        signature,
+    )
 }
 
 /// Base64 (standard alphabet, padded) of a public key, as the roster holds it.

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::config::{AgencyConfig, RecordsConfig, Settings, SyncConfig};
+use crate::config::{AgencyConfig, AuditConfig, RecordsConfig, Settings, SyncConfig};
 use crate::crypto::{self, SigningKey};
 use crate::lifecycle::{self, SeriesState};
 use crate::model::wire::{self, Envelope, WireError};
@@ -123,6 +123,8 @@ pub struct NodeState {
     pub agency: AgencyConfig,
     pub matching: Option<Arc<MatchingKey>>,
     pub query: crate::cases::QueryConfig,
+    /// Checkpoints and retention of the audit log.
+    pub audit: AuditConfig,
     /// Query token buckets, per asking peer.
     pub buckets: crate::cases::Buckets,
     /// Federation clients kept for queries.
@@ -192,6 +194,7 @@ impl Node {
                 agency: settings.agency,
                 matching: settings.matching,
                 query: settings.query,
+                audit: settings.audit,
                 buckets: Default::default(),
                 peer_clients: Default::default(),
                 peer_handshakes: Arc::default(),
@@ -224,6 +227,8 @@ impl Node {
         // a million records costs seconds and tens of MiB at every start.
         tracing::info!(node = %state.id, peer = %peer_addr, agency = %agency_addr, "node listening");
 
+        // The start is on record before anything is served.
+        state.audit_start().await?;
         let (health, health_service) = tonic_health::server::health_reporter();
         // Serving only once the store is open and the roster validated,
         // which is the case by construction here; and before the listeners
@@ -284,6 +289,32 @@ impl Node {
                 }
             });
         }
+        {
+            let state = state.clone();
+            let mut stop = stop_rx.clone();
+            replicators.spawn(async move {
+                let mut tick = tokio::time::interval(state.audit.checkpoint_interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                // Hourly retention sweeps, the first at start.
+                let mut sweep = tokio::time::interval(Duration::from_secs(3_600));
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {
+                            state.send_checkpoint().await;
+                        }
+                        _ = sweep.tick() => {
+                            if let Some(keep) = state.audit.retention {
+                                let before = now_ms().saturating_sub(keep.as_millis() as i64);
+                                if let Err(error) = state.prune_audit(before).await {
+                                    tracing::error!(%error, "audit retention sweep failed");
+                                }
+                            }
+                        }
+                        _ = stopped(&mut stop) => break,
+                    }
+                }
+            });
+        }
         for member in state.roster.members() {
             if member.id == state.id || state.peer_endpoint(&member.id).is_none() {
                 continue;
@@ -327,6 +358,15 @@ impl Node {
         }
         // Wait for request handlers and stream producers to let go of the
         // state, so the store really closes when this returns.
+        // The stop is on record, and a last checkpoint goes to the peers
+        // that are still up, so that the log's final state is witnessed.
+        state
+            .audit(vec![crate::audit::Entry::new(
+                crate::audit::Action::NodeStopped,
+                state.id.as_str(),
+            )])
+            .await?;
+        let _ = tokio::time::timeout_at(deadline.into(), state.send_checkpoint()).await;
         while Arc::strong_count(&state) > 1 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -386,8 +426,19 @@ impl NodeState {
                         )));
                     }
                 };
+                let entry =
+                    crate::audit::Entry::new(crate::audit::Action::RecordPurged, self.id.as_str())
+                        .counterpart(&record.origin)
+                        .id(tombstone.record_id.clone())
+                        .result("content purged at expiry");
                 self.store
-                    .purge(&record.origin, record.seq, expires_at, tombstone.encode())
+                    .purge(
+                        &record.origin,
+                        record.seq,
+                        expires_at,
+                        tombstone.encode(),
+                        entry.encode(),
+                    )
                     .await?;
                 tracing::info!(origin = %record.origin, seq = record.seq, record_id = %tombstone.record_id, "record content purged at expiry");
                 purged += 1;

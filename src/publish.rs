@@ -7,6 +7,7 @@
 //! the same checks and writes nothing; bulk import uses it to refuse a
 //! whole file when one line is bad.
 
+use crate::audit::{Action, Entry};
 use crate::crypto;
 use crate::lifecycle::{self, Mode, SeriesState};
 use crate::mla::{self, MlaState};
@@ -69,21 +70,11 @@ impl NodeState {
                     request_id: request_id.to_owned(),
                 },
                 false,
+                self.id.as_str(),
             )
             .await
         {
-            Ok(_) => crate::audit::emit(
-                &self.id,
-                crate::audit::Event {
-                    action: crate::audit::Action::MlaAcknowledged,
-                    actor: self.id.as_str(),
-                    counterpart: None,
-                    justification: None,
-                    ids: vec![request_id.to_owned()],
-                    tokens: &[],
-                    result: "acknowledged",
-                },
-            ),
+            Ok(_) => {}
             Err(error) => {
                 tracing::warn!(request_id, %error, "cannot acknowledge MLA request; will retry at next start")
             }
@@ -117,12 +108,15 @@ impl NodeState {
             .and_then(|b| MlaState::decode(&b)))
     }
 
-    /// Checks `change` and, unless `dry_run`, signs and stores the record.
-    /// Returns once the record is durable; `None` for a dry run.
+    /// Checks `change` and, unless `dry_run`, signs and stores the record
+    /// with the audit entry that names `actor` (the agency client, or the
+    /// node itself), in one transaction. Returns once both are durable;
+    /// `None` for a dry run.
     pub async fn apply_change(
         &self,
         change: Change,
         dry_run: bool,
+        actor: &str,
     ) -> Result<Option<Published>, PublishError> {
         self.check_times(&change)?;
         let random: [u8; 8] = crypto::random_bytes()?;
@@ -134,6 +128,7 @@ impl NodeState {
             return Ok(None);
         }
         let mut published = None;
+        let mut audited = None;
         let stored = self
             .store
             .append_own(|seq| {
@@ -152,13 +147,78 @@ impl NodeState {
                     expires_at_ms: lifecycle::expires_at(&body),
                     series: Some(series),
                 };
+                let entry = self.change_entry(&change, &body, actor);
+                let bytes = entry.encode();
+                audited = Some(entry);
                 published = Some(body);
-                Ok::<_, PublishError>(record)
+                Ok::<_, PublishError>((record, bytes))
             })
             .await??;
         let body = published.ok_or_else(|| invalid("record", "was not prepared"))?;
+        if let Some(entry) = audited {
+            entry.log(&self.id);
+        }
         tracing::info!(node = %self.id, record_id = %record_id, seq = stored.seq, kind = body.kind.name(), "record published");
         Ok(Some(Published { stored, body }))
+    }
+
+    /// The audit entry of a change about to be stored as `body`.
+    fn change_entry(&self, change: &Change, body: &RecordBody, actor: &str) -> Entry {
+        let (action, justification, result) = match change {
+            Change::Publish { .. } => (
+                Action::RecordPublished,
+                String::new(),
+                body.kind.name().to_owned(),
+            ),
+            Change::Update { .. } => (
+                Action::RecordUpdated,
+                String::new(),
+                format!("version {}", body.version()),
+            ),
+            Change::Withdraw { reason, .. } => (
+                Action::RecordWithdrawn,
+                reason.clone(),
+                "withdrawn".to_owned(),
+            ),
+            Change::SendMla(r) => (Action::MlaSent, r.legal_basis.clone(), "sent".to_owned()),
+            Change::AckMla { .. } => (
+                Action::MlaAcknowledged,
+                String::new(),
+                "acknowledged".to_owned(),
+            ),
+            Change::RespondMla { outcome, .. } => (
+                Action::MlaResponded,
+                String::new(),
+                outcome.code().to_owned(),
+            ),
+        };
+        let counterparts: Vec<String> = match &body.distribution {
+            Distribution::Named(members) => members.iter().map(ToString::to_string).collect(),
+            Distribution::AllMembers => self
+                .roster
+                .members()
+                .filter(|m| m.id != self.id)
+                .map(|m| m.id.to_string())
+                .collect(),
+        };
+        let mut ids = vec![body.record_id.clone()];
+        if body.series_id() != body.record_id {
+            ids.push(body.series_id().to_owned());
+        }
+        let tokens = match &body.kind {
+            RecordKind::Alert(a) => a.selectors.clone(),
+            RecordKind::Update(u) => match &u.content {
+                Content::Alert(a) => a.selectors.clone(),
+                Content::CaseReference(_) => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        Entry::new(action, actor)
+            .justification(justification)
+            .counterparts(counterparts)
+            .ids(ids)
+            .tokens(&tokens)
+            .result(result)
     }
 
     /// Rules that depend on the clock: a record is published to be valid

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tonic::transport::{Channel, Endpoint};
 use tracing::Instrument;
 
+use crate::audit::{Action, Entry};
 use crate::model::NodeId;
 use crate::model::wire::Envelope;
 use crate::node::{NodeError, NodeState, now_ms};
@@ -327,6 +328,8 @@ impl PeerReplicator {
         }
         let mut accepted = Vec::with_capacity(batch.records.len());
         let mut rejected = 0u64;
+        // Refusals, written to the audit log with the batch.
+        let mut refusals: Vec<Entry> = Vec::new();
         // Series states changed by earlier records of this batch.
         let mut series: HashMap<String, SeriesState> = HashMap::new();
         let mut mla_states: HashMap<String, MlaState> = HashMap::new();
@@ -352,6 +355,7 @@ impl PeerReplicator {
                     // Authentic, but not for us: nothing to ask for again.
                     rejected += 1;
                     tracing::warn!(security_event = true, reason = rejection.label(), %rejection, seq, "record rejected");
+                    refusals.push(self.refusal(&rejection, Some(seq)));
                     *last_seq = seq;
                 }
                 Err(Refused::Pin(rejection)) => {
@@ -359,6 +363,7 @@ impl PeerReplicator {
                     // so the record is asked for again after a reconnect.
                     rejected += 1;
                     tracing::warn!(security_event = true, reason = rejection.label(), %rejection, "record rejected");
+                    refusals.push(self.refusal(&rejection, None));
                     pinned.get_or_insert(*last_seq);
                 }
                 Err(Refused::Store(e)) => return Err(format!("store: {e}")),
@@ -368,12 +373,51 @@ impl PeerReplicator {
             Some(p) => (*p).min(high_water),
             None => high_water,
         };
+        // The receipt, the refusals and the MLA messages are written to the
+        // audit log in the same transaction as the records and the cursor.
+        let mut written: Vec<Entry> = Vec::new();
         let applied = self
             .state
             .store
-            .apply_received(&self.peer, &accepted, cursor)
+            .apply_received(&self.peer, &accepted, cursor, |stored, applied| {
+                let mut entries = std::mem::take(&mut refusals);
+                for seq in &applied.conflicts {
+                    entries.push(self.refusal(&Rejection::Conflict(*seq), Some(*seq)));
+                }
+                if !stored.is_empty() {
+                    entries.push(
+                        Entry::new(Action::RecordsReceived, self.peer.as_str())
+                            .counterpart(&self.peer)
+                            .ids(stored.iter().map(|r| r.record_id.clone()))
+                            .result(format!(
+                                "{} stored, {} already held",
+                                stored.len(),
+                                applied.duplicates
+                            )),
+                    );
+                }
+                for (kind, id) in &mla_records {
+                    if stored.iter().any(|r| r.record_id == *id) {
+                        entries.push(
+                            Entry::new(Action::MlaReceived, self.peer.as_str())
+                                .counterpart(&self.peer)
+                                .id(id.clone())
+                                .result(kind.clone()),
+                        );
+                    }
+                }
+                let bodies = entries.iter().map(Entry::encode).collect();
+                written = entries;
+                bodies
+            })
             .await
             .map_err(|e| format!("store: {e}"))?;
+        for e in written
+            .iter()
+            .filter(|e| e.action != Action::RecordsReceived.code())
+        {
+            e.log(&self.state.id);
+        }
         for seq in &applied.conflicts {
             rejected += 1;
             let rejection = Rejection::Conflict(*seq);
@@ -383,18 +427,6 @@ impl PeerReplicator {
             tracing::debug!(stored = applied.stored, cursor, "batch applied");
         }
         for (kind, id) in mla_records {
-            crate::audit::emit(
-                &self.state.id,
-                crate::audit::Event {
-                    action: crate::audit::Action::MlaReceived,
-                    actor: self.peer.as_str(),
-                    counterpart: Some(&self.peer),
-                    justification: None,
-                    ids: vec![id.clone()],
-                    tokens: &[],
-                    result: &kind,
-                },
-            );
             if kind == "mla_request" {
                 // The signed acknowledgment goes out on its own, so that a
                 // slow store write does not hold up replication.
@@ -409,6 +441,17 @@ impl PeerReplicator {
             p.head = p.head.max(head);
         });
         Ok(())
+    }
+
+    /// The audit entry of a refused record.
+    fn refusal(&self, rejection: &Rejection, seq: Option<u64>) -> Entry {
+        let mut e = Entry::new(Action::RecordRejected, self.peer.as_str())
+            .counterpart(&self.peer)
+            .result(format!("{}: {rejection}", rejection.label()));
+        if let Some(seq) = seq {
+            e = e.id(format!("{}#{seq}", self.peer));
+        }
+        e
     }
 
     /// Turns a verified record into what the store writes: its series

@@ -299,13 +299,30 @@ async fn verify_compares_what_both_have_resolved_and_names_unreachable_peers() {
     let gt = mesh.client("gt").await;
     let hn = mesh.client("hn").await;
     publish_many(gt.clone(), "uno", 5, 1).await;
-    eventually("hn converged", || async {
-        converged(&hn).await.then_some(())
+    // Converged *and* caught up: a lagging peer also compares equal.
+    eventually("hn caught up and converged", || async {
+        (count(&hn).await == 5 && converged(&hn).await).then_some(())
     })
     .await;
 
     // hn can no longer reach gt (one direction only): it lags behind.
     mesh.links[&("hn".to_string(), "gt".to_string())].cut();
+    // The cut takes effect asynchronously: wait until hn's stream from gt
+    // is down, so that nothing published next slips through.
+    eventually("hn sees gt as disconnected", || async {
+        let peers = hn
+            .clone()
+            .list_peers(pb::ListPeersRequest {})
+            .await
+            .ok()?
+            .into_inner()
+            .peers;
+        peers
+            .iter()
+            .any(|p| p.node_id == "gt" && !p.connected)
+            .then_some(())
+    })
+    .await;
     publish_many(gt.clone(), "dos", 3, 1).await;
     // Seen from gt, hn is behind but holds the same up to where it is:
     // a lagging peer is not a differing peer.

@@ -60,6 +60,23 @@ impl Federation for Hostile {
     ) -> Result<Response<pb::MatchResponse>, Status> {
         Err(Status::unimplemented("this stand-in peer answers no query"))
     }
+
+    async fn witness(
+        &self,
+        _: Request<pb::SignedCheckpoint>,
+    ) -> Result<Response<pb::WitnessReply>, Status> {
+        // Stalls: a node handing over its checkpoint must not be held up.
+        std::future::pending().await
+    }
+
+    async fn witnessed(
+        &self,
+        _: Request<pb::WitnessedRequest>,
+    ) -> Result<Response<pb::WitnessedResponse>, Status> {
+        Err(Status::unimplemented(
+            "this stand-in peer witnesses nothing",
+        ))
+    }
 }
 
 use tokio_stream::StreamExt;

@@ -418,6 +418,24 @@ impl enlace::pb::v1::federation_server::Federation for Recorder {
             ..Default::default()
         }))
     }
+
+    async fn witness(
+        &self,
+        _: tonic::Request<pb::SignedCheckpoint>,
+    ) -> Result<tonic::Response<pb::WitnessReply>, tonic::Status> {
+        Err(tonic::Status::unimplemented(
+            "this stand-in peer witnesses nothing",
+        ))
+    }
+
+    async fn witnessed(
+        &self,
+        _: tonic::Request<pb::WitnessedRequest>,
+    ) -> Result<tonic::Response<pb::WitnessedResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented(
+            "this stand-in peer witnesses nothing",
+        ))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

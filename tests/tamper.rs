@@ -57,6 +57,24 @@ impl Federation for DoctoredPeer {
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+
+    async fn witness(
+        &self,
+        _: Request<pb::SignedCheckpoint>,
+    ) -> Result<Response<pb::WitnessReply>, Status> {
+        Err(Status::unimplemented(
+            "this stand-in peer witnesses nothing",
+        ))
+    }
+
+    async fn witnessed(
+        &self,
+        _: Request<pb::WitnessedRequest>,
+    ) -> Result<Response<pb::WitnessedResponse>, Status> {
+        Err(Status::unimplemented(
+            "this stand-in peer witnesses nothing",
+        ))
+    }
 }
 
 fn record(settings: &enlace::config::Settings, seq: u64) -> Envelope {

@@ -93,12 +93,21 @@ impl AgencyService {
         change: Change,
         dry_run: bool,
     ) -> Result<Response<pb::PublishResponse>, Status> {
-        match self
-            .state
-            .apply_change(change, dry_run)
-            .await
-            .map_err(status)?
-        {
+        let outcome = self.state.apply_change(change, dry_run, actor).await;
+        let outcome = match outcome {
+            Ok(v) => v,
+            Err(e) => {
+                let refusal = status(e);
+                if !dry_run {
+                    self.state
+                        .audit_refusal(actor, refusal.message())
+                        .await
+                        .map_err(status)?;
+                }
+                return Err(refusal);
+            }
+        };
+        match outcome {
             None => Ok(Response::new(pb::PublishResponse {
                 origin: self.state.id.to_string(),
                 validated_only: true,
@@ -686,6 +695,22 @@ impl Agency for AgencyService {
         self.authorize(&request, ClientRole::Reader)?;
         let comparisons = crate::convergence::compare_with_peers(self.state.clone()).await;
         Ok(Response::new(pb::VerifyPeersResponse { comparisons }))
+    }
+
+    type ReadAuditStream = super::audit::AuditStream;
+
+    async fn read_audit(
+        &self,
+        r: Request<pb::ReadAuditRequest>,
+    ) -> Result<Response<Self::ReadAuditStream>, Status> {
+        self.read_audit_impl(r).await
+    }
+
+    async fn audit_checkpoints(
+        &self,
+        r: Request<pb::AuditCheckpointsRequest>,
+    ) -> Result<Response<pb::AuditCheckpointsResponse>, Status> {
+        self.audit_checkpoints_impl(r).await
     }
 
     async fn register_case(

@@ -6,7 +6,6 @@ use tonic::{Request, Response, Status};
 
 use super::agency::AgencyService;
 use super::{IntoStatus, status};
-use crate::audit::{self, Action};
 use crate::cases::{CaseError, LocalCase, OffenderStat, PeerResult, StoredToken, VictimStat};
 use crate::config::ClientRole;
 use crate::mla::MlaState;
@@ -160,14 +159,18 @@ impl AgencyService {
         &self,
         r: Request<pb::RegisterCaseRequest>,
     ) -> Result<Response<pb::LocalCase>, Status> {
-        self.authorize(&r, ClientRole::Publisher)?;
+        let actor = self.authorize(&r, ClientRole::Publisher)?;
         let req = r.into_inner();
         let mut case = self.case_from_pb(req.case.unwrap_or_default(), req.selector_values)?;
         let random: [u8; 8] =
             crate::crypto::random_bytes().map_err(|e| Status::internal(e.to_string()))?;
         case.case_id = format!("case-{:016x}", u64::from_be_bytes(random));
         case.closed = false;
-        let case = self.state().put_case(case, true).await.map_err(status)?;
+        let case = self
+            .state()
+            .put_case(case, true, &actor)
+            .await
+            .map_err(status)?;
         Ok(Response::new(case_to_pb(&case)))
     }
 
@@ -175,13 +178,17 @@ impl AgencyService {
         &self,
         r: Request<pb::UpdateCaseRequest>,
     ) -> Result<Response<pb::LocalCase>, Status> {
-        self.authorize(&r, ClientRole::Publisher)?;
+        let actor = self.authorize(&r, ClientRole::Publisher)?;
         let req = r.into_inner();
         let case = self.case_from_pb(req.case.unwrap_or_default(), req.selector_values)?;
         if case.case_id.is_empty() {
             return Err(invalid("case.case_id", "is required"));
         }
-        let case = self.state().put_case(case, false).await.map_err(status)?;
+        let case = self
+            .state()
+            .put_case(case, false, &actor)
+            .await
+            .map_err(status)?;
         Ok(Response::new(case_to_pb(&case)))
     }
 
@@ -189,11 +196,15 @@ impl AgencyService {
         &self,
         r: Request<pb::CloseCaseRequest>,
     ) -> Result<Response<pb::LocalCase>, Status> {
-        self.authorize(&r, ClientRole::Publisher)?;
+        let actor = self.authorize(&r, ClientRole::Publisher)?;
         let id = r.into_inner().case_id;
         let mut case = self.state().local_case(&id).map_err(status)?;
         case.closed = true;
-        let case = self.state().put_case(case, false).await.map_err(status)?;
+        let case = self
+            .state()
+            .put_case(case, false, &actor)
+            .await
+            .map_err(status)?;
         Ok(Response::new(case_to_pb(&case)))
     }
 
@@ -253,7 +264,8 @@ impl AgencyService {
         let answers = self
             .state()
             .query(&actor, &query_id, tokens, &justification)
-            .await;
+            .await
+            .map_err(status)?;
         let answers = answers
             .into_iter()
             .map(|(peer, result)| {
@@ -306,22 +318,7 @@ impl AgencyService {
             .finish()
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let request = request.ok_or_else(|| invalid("request", "is invalid"))?;
-        let resp = self
-            .publish_change(&actor, Change::SendMla(request))
-            .await?;
-        audit::emit(
-            &self.state().id,
-            audit::Event {
-                action: Action::MlaSent,
-                actor: &actor,
-                counterpart: None,
-                justification: None,
-                ids: vec![resp.get_ref().record_id.clone()],
-                tokens: &[],
-                result: "sent",
-            },
-        );
-        Ok(resp)
+        self.publish_change(&actor, Change::SendMla(request)).await
     }
 
     pub(super) async fn respond_mla_impl(
@@ -341,20 +338,7 @@ impl AgencyService {
             outcome,
             text: req.text,
         };
-        let resp = self.publish_change(&actor, change).await?;
-        audit::emit(
-            &self.state().id,
-            audit::Event {
-                action: Action::MlaResponded,
-                actor: &actor,
-                counterpart: None,
-                justification: None,
-                ids: vec![req.request_id, resp.get_ref().record_id.clone()],
-                tokens: &[],
-                result: outcome.code(),
-            },
-        );
-        Ok(resp)
+        self.publish_change(&actor, change).await
     }
 
     pub(super) async fn list_mla_impl(

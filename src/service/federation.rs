@@ -15,6 +15,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{IntoStatus, identity};
+use crate::audit::{Action, Entry};
 use crate::lifecycle;
 use crate::model::NodeId;
 use crate::model::wire::{self, Envelope};
@@ -59,7 +60,6 @@ impl Federation for FederationService {
         &self,
         request: Request<pb::MatchRequest>,
     ) -> Result<Response<pb::MatchResponse>, Status> {
-        use crate::audit::{self, Action};
         let caller = match identity(&request)? {
             Identity::Peer(id) => id,
             Identity::Client(_) => {
@@ -69,26 +69,25 @@ impl Federation for FederationService {
         let req = request.into_inner();
         let actor = format!("{}@{caller}", req.requested_by);
         let limits = &self.state.query;
-        let refuse = |status: Status, tokens: &[crate::selector::Token]| {
-            audit::emit(
-                &self.state.id,
-                audit::Event {
-                    action: Action::QueryRefused,
-                    actor: &actor,
-                    counterpart: Some(&caller),
-                    justification: Some(&req.justification),
-                    ids: vec![req.query_id.clone()],
-                    tokens,
-                    result: status.message(),
-                },
-            );
+        let refuse = async |status: Status, tokens: &[crate::selector::Token]| {
+            let entry = Entry::new(Action::QueryRefused, &actor)
+                .counterpart(&caller)
+                .justification(&req.justification)
+                .id(&req.query_id)
+                .tokens(tokens)
+                .result(status.message());
+            self.state
+                .audit(vec![entry])
+                .await
+                .map_err(IntoStatus::into_status)?;
             Err(status)
         };
         if req.justification.trim().is_empty() {
             return refuse(
                 Status::invalid_argument("justification: is required: say why you ask"),
                 &[],
-            );
+            )
+            .await;
         }
         if req.selectors.is_empty() || req.selectors.len() > limits.max_selectors {
             return refuse(
@@ -98,12 +97,13 @@ impl Federation for FederationService {
                     req.selectors.len()
                 )),
                 &[],
-            );
+            )
+            .await;
         }
         let mut errors = crate::model::Errors::default();
         let tokens = wire::selectors_from_pb(req.selectors.clone(), "selectors", &mut errors);
         if let Err(e) = errors.finish() {
-            return refuse(Status::invalid_argument(e.to_string()), &tokens);
+            return refuse(Status::invalid_argument(e.to_string()), &tokens).await;
         }
         if let Err(wait) = self.state.buckets.take(&caller, limits.max_per_minute) {
             return refuse(
@@ -113,25 +113,25 @@ impl Federation for FederationService {
                     wait.as_secs() + 1
                 )),
                 &tokens,
-            );
+            )
+            .await;
         }
         let (hits, case_numbers) = self
             .state
             .match_tokens(&tokens)
             .map_err(IntoStatus::into_status)?;
         let hit = hits.iter().any(|h| *h);
-        audit::emit(
-            &self.state.id,
-            audit::Event {
-                action: Action::QueryAnswered,
-                actor: &actor,
-                counterpart: Some(&caller),
-                justification: Some(&req.justification),
-                ids: vec![req.query_id.clone()],
-                tokens: &tokens,
-                result: if hit { "hit" } else { "no_hit" },
-            },
-        );
+        // The answer leaves only once its audit entry is durable.
+        let entry = Entry::new(Action::QueryAnswered, &actor)
+            .counterpart(&caller)
+            .justification(&req.justification)
+            .id(&req.query_id)
+            .tokens(&tokens)
+            .result(if hit { "hit" } else { "no_hit" });
+        self.state
+            .audit(vec![entry])
+            .await
+            .map_err(IntoStatus::into_status)?;
         let contact = if hit {
             self.state.agency.contact.as_ref().map(wire::contact_to_pb)
         } else {
@@ -147,6 +147,52 @@ impl Federation for FederationService {
             case_refs,
             contact,
         }))
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.state.id))]
+    async fn witness(
+        &self,
+        request: Request<pb::SignedCheckpoint>,
+    ) -> Result<Response<pb::WitnessReply>, Status> {
+        let caller = match identity(&request)? {
+            Identity::Peer(id) => id,
+            Identity::Client(_) => {
+                return Err(Status::permission_denied("Witness is for federation peers"));
+            }
+        };
+        let witness = self
+            .state
+            .witness(&caller, request.into_inner())
+            .await
+            .map_err(IntoStatus::into_status)?;
+        Ok(Response::new(pb::WitnessReply {
+            witness: Some(witness),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.state.id))]
+    async fn witnessed(
+        &self,
+        request: Request<pb::WitnessedRequest>,
+    ) -> Result<Response<pb::WitnessedResponse>, Status> {
+        if let Identity::Client(_) = identity(&request)? {
+            return Err(Status::permission_denied(
+                "Witnessed is for federation peers",
+            ));
+        }
+        let req = request.into_inner();
+        let node = NodeId::parse(&req.node)
+            .map_err(|rule| Status::invalid_argument(format!("node: {rule}")))?;
+        if self.state.roster.member(&node).is_none() {
+            return Err(Status::invalid_argument(format!(
+                "node: {node} is not a member"
+            )));
+        }
+        let witnesses = self
+            .state
+            .witnessed(&node, req.after_size)
+            .map_err(IntoStatus::into_status)?;
+        Ok(Response::new(pb::WitnessedResponse { witnesses }))
     }
 
     #[tracing::instrument(skip_all, fields(node = %self.state.id))]
@@ -264,7 +310,7 @@ impl Producer {
         loop {
             let durable = changes.borrow_and_update().own_seq;
             while self.after < durable {
-                let batch = match self.next_batch(durable) {
+                let (batch, disclosed) = match self.next_batch(durable) {
                     Ok(b) => b,
                     Err(status) => {
                         let _ = tx.send(Err(status)).await;
@@ -272,6 +318,17 @@ impl Producer {
                     }
                 };
                 self.after = batch.high_water;
+                if !batch.records.is_empty() {
+                    // The disclosure is on record before the batch leaves.
+                    let entry = Entry::new(Action::RecordsDisclosed, self.state.id.as_str())
+                        .counterpart(&self.caller)
+                        .ids(disclosed)
+                        .result(format!("{} records", batch.records.len()));
+                    if let Err(e) = self.state.audit(vec![entry]).await {
+                        let _ = tx.send(Err(e.into_status())).await;
+                        return;
+                    }
+                }
                 if tx.send(Ok(batch)).await.is_err() {
                     return; // the peer went away
                 }
@@ -298,7 +355,8 @@ impl Producer {
         }
     }
 
-    fn next_batch(&self, durable: u64) -> Result<pb::PullBatch, Status> {
+    /// The next batch, and the ids of the records it discloses.
+    fn next_batch(&self, durable: u64) -> Result<(pb::PullBatch, Vec<String>), Status> {
         let stored = self
             .state
             .store
@@ -307,6 +365,7 @@ impl Producer {
         let mut high_water = self.after;
         let mut bytes = 0;
         let mut records = Vec::new();
+        let mut disclosed = Vec::new();
         let mut exhausted = stored.len() < self.max_batch;
         let now = now_ms();
         for r in stored {
@@ -333,6 +392,7 @@ impl Producer {
             if body.distribution.includes(&self.caller) {
                 bytes += raw.len();
                 records.push(envelope.to_pb());
+                disclosed.push(body.record_id);
             }
             if bytes >= MAX_BATCH_BYTES {
                 exhausted = false;
@@ -343,10 +403,13 @@ impl Producer {
             // Nothing else is durable up to `durable`: let the cursor reach it.
             high_water = durable;
         }
-        Ok(pb::PullBatch {
-            records,
-            high_water,
-            head: durable,
-        })
+        Ok((
+            pb::PullBatch {
+                records,
+                high_water,
+                head: durable,
+            },
+            disclosed,
+        ))
     }
 }

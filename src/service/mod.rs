@@ -10,6 +10,7 @@
 //! message about their own input.
 
 mod agency;
+mod audit;
 mod cases;
 mod federation;
 
@@ -47,6 +48,20 @@ impl IntoStatus for StoreError {
     fn into_status(self) -> Status {
         tracing::error!(error = %self, "store failure");
         Status::unavailable("the node's store failed; the request was not applied")
+    }
+}
+
+impl IntoStatus for crate::audit::keeper::WitnessError {
+    fn into_status(self) -> Status {
+        use crate::audit::keeper::WitnessError;
+        match self {
+            WitnessError::Store(e) => e.into_status(),
+            WitnessError::NotOwn { .. } => Status::permission_denied(self.to_string()),
+            WitnessError::Invalid(_) => Status::invalid_argument(self.to_string()),
+            WitnessError::Shrank { .. } | WitnessError::Forked { .. } => {
+                Status::failed_precondition(self.to_string())
+            }
+        }
     }
 }
 

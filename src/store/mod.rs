@@ -32,6 +32,7 @@
 //! record expires; at expiry the node replaces the content with a
 //! tombstone it composes ([`Store::purge`]).
 
+pub mod audit_log;
 mod keys;
 
 use std::path::Path;
@@ -42,6 +43,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use tokio::sync::watch;
 
 use crate::model::NodeId;
+use audit_log::{Anchor, HASH_LEN, RawEntry};
 
 /// Serialises sled transactions and flushes across the whole process (see
 /// the module's NOTE).
@@ -89,6 +91,8 @@ pub struct Watermark {
     pub arrival: u64,
     /// Highest sequence number of this node's own log that is durable.
     pub own_seq: u64,
+    /// Number of the last durable audit entry.
+    pub audit: u64,
 }
 
 /// What the store holds for a record.
@@ -123,6 +127,8 @@ impl Content {
 }
 
 const TAG_ENVELOPE: u8 = 0;
+/// `meta` key of the audit anchor (see [`audit_log`]).
+const ANCHOR_KEY: &str = "audit_anchor";
 const TAG_TOMBSTONE: u8 = 1;
 
 /// A record as held by this node.
@@ -174,6 +180,36 @@ struct WriterState {
     written: Watermark,
     /// Number of write transactions so far.
     generation: u64,
+    /// The last audit entry written (durable or not): number and hash.
+    audit_n: u64,
+    audit_head: [u8; HASH_LEN],
+}
+
+impl WriterState {
+    /// Chains `bodies` after the current head, without moving it: the
+    /// caller commits with [`WriterState::advance_audit`] once the
+    /// transaction holding them succeeded.
+    fn chain(&self, bodies: Vec<Vec<u8>>) -> Vec<RawEntry> {
+        let mut prev = self.audit_head;
+        let mut n = self.audit_n;
+        bodies
+            .into_iter()
+            .map(|body| {
+                n += 1;
+                let e = RawEntry::chained(n, prev, body);
+                prev = e.hash;
+                e
+            })
+            .collect()
+    }
+
+    fn advance_audit(&mut self, entries: &[RawEntry]) {
+        if let Some(last) = entries.last() {
+            self.audit_n = last.n;
+            self.audit_head = last.hash;
+            self.written.audit = last.n;
+        }
+    }
 }
 
 /// The store facade.
@@ -187,6 +223,9 @@ pub struct Store {
     expiries: sled::Tree,
     local_cases: sled::Tree,
     case_selectors: sled::Tree,
+    audit: sled::Tree,
+    checkpoints: sled::Tree,
+    meta: sled::Tree,
     own: NodeId,
     writer: Mutex<WriterState>,
     /// Generation covered by the last completed flush.
@@ -273,6 +312,8 @@ impl Store {
         let expiries = db.open_tree("expiries")?;
         let local_cases = db.open_tree("local_cases")?;
         let case_selectors = db.open_tree("case_selectors")?;
+        let audit = db.open_tree("audit")?;
+        let checkpoints = db.open_tree("checkpoints")?;
 
         let own_seq = match records
             .scan_prefix(keys::origin_prefix(own.as_str()))
@@ -291,10 +332,24 @@ impl Store {
                 .ok_or_else(|| StoreError::Corrupt("bad key in arrivals".into()))?,
             None => 0,
         };
+        let (audit_n, audit_head) = match audit.last()? {
+            Some((k, v)) => {
+                let e = RawEntry::decode(&k, &v).map_err(StoreError::Corrupt)?;
+                (e.n, e.hash)
+            }
+            None => match meta.get(ANCHOR_KEY)? {
+                Some(v) => {
+                    let a = Anchor::decode(&v).map_err(StoreError::Corrupt)?;
+                    (a.n, a.hash)
+                }
+                None => (0, audit_log::GENESIS),
+            },
+        };
         // Everything on disk at open is durable.
         let (durable, _) = watch::channel(Watermark {
             arrival: last_arrival,
             own_seq,
+            audit: audit_n,
         });
         Ok(Self {
             db,
@@ -306,6 +361,9 @@ impl Store {
             expiries,
             local_cases,
             case_selectors,
+            audit,
+            checkpoints,
+            meta,
             own: own.clone(),
             writer: Mutex::new(WriterState {
                 own_seq,
@@ -313,8 +371,11 @@ impl Store {
                 written: Watermark {
                     arrival: last_arrival,
                     own_seq,
+                    audit: audit_n,
                 },
                 generation: 0,
+                audit_n,
+                audit_head,
             }),
             flushed: std::sync::atomic::AtomicU64::new(0),
             durable,
@@ -326,20 +387,21 @@ impl Store {
         &self.own
     }
 
-    /// Appends a record to this node's own log. `make` receives the next
-    /// gapless sequence number and returns the record to store; it runs
-    /// under the writer lock, so no other record of this node is written
-    /// between what it reads (series state) and what it returns. Returns
-    /// once the record is durable.
+    /// Appends a record to this node's own log, with its audit entry.
+    /// `make` receives the next gapless sequence number and returns the
+    /// record to store and the body of the audit entry that records it; it
+    /// runs under the writer lock, so no other record of this node is
+    /// written between what it reads (series state) and what it returns.
+    /// Returns once the record and its entry are durable.
     pub async fn append_own<E>(
         &self,
-        make: impl FnOnce(u64) -> Result<NewRecord, E>,
+        make: impl FnOnce(u64) -> Result<(NewRecord, Vec<u8>), E>,
     ) -> Result<Result<StoredRecord, E>, StoreError> {
         let gate = GATE.lock().await;
         let (stored, generation) = {
             let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
             let seq = w.own_seq + 1;
-            let record = match make(seq) {
+            let (record, entry) = match make(seq) {
                 Ok(v) => v,
                 Err(e) => return Ok(Err(e)),
             };
@@ -349,7 +411,9 @@ impl Store {
             let position = w.next_arrival;
             let key = keys::record_key(self.own.as_str(), seq);
             let write = PendingWrite::new(key, position, &record);
-            self.write(&[write], None)?;
+            let entries = w.chain(vec![entry]);
+            self.write(&[write], None, &entries)?;
+            w.advance_audit(&entries);
             w.own_seq = seq;
             w.next_arrival += 1;
             w.written.own_seq = seq;
@@ -369,13 +433,15 @@ impl Store {
     }
 
     /// Appends `count` records to this node's own log in one transaction and
-    /// one flush, for bulk loads (migrations, benchmarks). `make` is called
-    /// with each record's sequence number, in order. Returns the records'
-    /// sequence numbers once all are durable.
+    /// one flush, for bulk loads (migrations, benchmarks), with the audit
+    /// entries that `audit` composes from the records' sequence numbers.
+    /// `make` is called with each record's sequence number, in order.
+    /// Returns the records' sequence numbers once all are durable.
     pub async fn append_own_batch<E>(
         &self,
         count: usize,
         mut make: impl FnMut(u64) -> Result<NewRecord, E>,
+        audit: impl FnOnce(&[NewRecord]) -> Vec<Vec<u8>>,
     ) -> Result<Result<Vec<u64>, E>, StoreError> {
         let gate = GATE.lock().await;
         let (seqs, generation) = {
@@ -396,7 +462,9 @@ impl Store {
                 let key = keys::record_key(self.own.as_str(), seq);
                 writes.push(PendingWrite::new(key, w.next_arrival + i as u64, r));
             }
-            self.write(&writes, None)?;
+            let entries = w.chain(audit(&records));
+            self.write(&writes, None, &entries)?;
+            w.advance_audit(&entries);
             let seqs: Vec<u64> = (1..=count as u64).map(|i| w.own_seq + i).collect();
             w.own_seq += count as u64;
             w.next_arrival += count as u64;
@@ -410,11 +478,13 @@ impl Store {
         Ok(Ok(seqs))
     }
 
-    /// One transaction for a set of record writes and, optionally, a cursor.
+    /// One transaction for a set of record writes, optionally a cursor, and
+    /// the audit entries that record them.
     fn write(
         &self,
         writes: &[PendingWrite<'_>],
         cursor: Option<(&NodeId, u64)>,
+        entries: &[RawEntry],
     ) -> Result<(), StoreError> {
         (
             &self.records,
@@ -423,8 +493,9 @@ impl Store {
             &self.cursors,
             &self.series,
             &self.expiries,
+            &self.audit,
         )
-            .transaction(|(rec, ids, arr, cur, ser, exp)| -> TxResult<()> {
+            .transaction(|(rec, ids, arr, cur, ser, exp, aud)| -> TxResult<()> {
                 for w in writes {
                     rec.insert(w.key.as_slice(), w.value.as_slice())?;
                     ids.insert(w.record.record_id.as_bytes(), w.key.as_slice())?;
@@ -441,18 +512,191 @@ impl Store {
                 if let Some((origin, seq)) = cursor {
                     cur.insert(origin.as_str().as_bytes(), &keys::u64_be(seq))?;
                 }
+                for e in entries {
+                    aud.insert(&keys::u64_be(e.n), e.encode())?;
+                }
                 Ok(())
             })
             .map_err(tx_error)
     }
 
+    /// Appends audit entries that record no store change of their own (a
+    /// query answered, a disclosure, a refusal). Returns the number of the
+    /// last entry once all are durable.
+    pub async fn append_audit(&self, bodies: Vec<Vec<u8>>) -> Result<u64, StoreError> {
+        self.append_audit_noting(bodies, None).await
+    }
+
+    /// [`Store::append_audit`], also setting a `meta` value in the same
+    /// transaction (e.g. the fingerprints that a `config_changed` entry
+    /// compares against next time).
+    pub async fn append_audit_noting(
+        &self,
+        bodies: Vec<Vec<u8>>,
+        note: Option<(&str, &[u8])>,
+    ) -> Result<u64, StoreError> {
+        let gate = GATE.lock().await;
+        let (last, generation) = {
+            let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+            let entries = w.chain(bodies);
+            (&self.audit, &self.meta)
+                .transaction(|(aud, meta)| -> TxResult<()> {
+                    for e in &entries {
+                        aud.insert(&keys::u64_be(e.n), e.encode())?;
+                    }
+                    if let Some((k, v)) = note {
+                        meta.insert(format!("note:{k}").as_bytes(), v)?;
+                    }
+                    Ok(())
+                })
+                .map_err(tx_error)?;
+            w.advance_audit(&entries);
+            w.generation += 1;
+            (w.audit_n, w.generation)
+        };
+        drop(gate);
+        self.make_durable(generation).await?;
+        Ok(last)
+    }
+
+    /// A value set by [`Store::append_audit_noting`].
+    pub fn note(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .meta
+            .get(format!("note:{key}").as_bytes())?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Durable audit entries with `n > after`, ascending, at most `limit`.
+    pub fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<RawEntry>, StoreError> {
+        let durable = self.watermark().audit;
+        if after >= durable {
+            return Ok(Vec::new());
+        }
+        let start = keys::u64_be(after.saturating_add(1));
+        let end = keys::u64_be(durable);
+        let mut out = Vec::new();
+        for kv in self.audit.range(start..=end).take(limit) {
+            let (k, v) = kv?;
+            out.push(RawEntry::decode(&k, &v).map_err(StoreError::Corrupt)?);
+        }
+        Ok(out)
+    }
+
+    /// One durable audit entry, if held.
+    pub fn audit_entry(&self, n: u64) -> Result<Option<RawEntry>, StoreError> {
+        if n > self.watermark().audit {
+            return Ok(None);
+        }
+        match self.audit.get(keys::u64_be(n))? {
+            Some(v) => Ok(Some(
+                RawEntry::decode(&keys::u64_be(n), &v).map_err(StoreError::Corrupt)?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Where pruning stopped, if the log was ever pruned.
+    pub fn audit_anchor(&self) -> Result<Option<Anchor>, StoreError> {
+        match self.meta.get(ANCHOR_KEY)? {
+            Some(v) => Ok(Some(Anchor::decode(&v).map_err(StoreError::Corrupt)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Removes audit entries up to `anchor.n` and records `anchor` in one
+    /// durable step. The entries after it still chain to `anchor.hash`.
+    pub async fn prune_audit(&self, anchor: &Anchor) -> Result<usize, StoreError> {
+        let gate = GATE.lock().await;
+        let (removed, generation) = {
+            let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+            let end = keys::u64_be(anchor.n);
+            let doomed: Vec<sled::IVec> =
+                self.audit.range(..=end).keys().collect::<Result<_, _>>()?;
+            let value = anchor.encode();
+            (&self.audit, &self.meta)
+                .transaction(|(aud, meta)| -> TxResult<()> {
+                    for k in &doomed {
+                        aud.remove(k)?;
+                    }
+                    meta.insert(ANCHOR_KEY, value.as_slice())?;
+                    Ok(())
+                })
+                .map_err(tx_error)?;
+            w.generation += 1;
+            (doomed.len(), w.generation)
+        };
+        drop(gate);
+        self.make_durable(generation).await?;
+        Ok(removed)
+    }
+
+    /// Stores a checkpoint of `node`'s audit log at `size` (this node's own,
+    /// signed here, or a peer's, witnessed here), durably.
+    pub async fn put_checkpoint(
+        &self,
+        node: &NodeId,
+        size: u64,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        let gate = GATE.lock().await;
+        let generation = {
+            let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+            self.checkpoints
+                .insert(audit_log::checkpoint_key(node.as_str(), size), bytes)?;
+            w.generation += 1;
+            w.generation
+        };
+        drop(gate);
+        self.make_durable(generation).await
+    }
+
+    /// The checkpoints held for `node`'s log with size above `after`,
+    /// ascending by size.
+    pub fn checkpoints(
+        &self,
+        node: &NodeId,
+        after: u64,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let start = audit_log::checkpoint_key(node.as_str(), after.saturating_add(1));
+        let end = audit_log::checkpoint_key(node.as_str(), u64::MAX);
+        let mut out = Vec::new();
+        for kv in self.checkpoints.range(start..=end) {
+            let (k, v) = kv?;
+            let (_, size) = keys::parse_record_key(&k)
+                .ok_or_else(|| StoreError::Corrupt("bad key in checkpoints".into()))?;
+            out.push((size, v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// The checkpoint of `node`'s log with the largest size, if any.
+    pub fn latest_checkpoint(&self, node: &NodeId) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        match self
+            .checkpoints
+            .scan_prefix(keys::origin_prefix(node.as_str()))
+            .next_back()
+        {
+            Some(kv) => {
+                let (k, v) = kv?;
+                let (_, size) = keys::parse_record_key(&k)
+                    .ok_or_else(|| StoreError::Corrupt("bad key in checkpoints".into()))?;
+                Ok(Some((size, v.to_vec())))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// Stores verified records received from `origin` and advances its
-    /// cursor to `cursor` (never backwards), in one atomic, durable step.
+    /// cursor to `cursor` (never backwards), with the audit entries that
+    /// `audit` composes from the records newly stored and the outcome, in
+    /// one atomic, durable step.
     pub async fn apply_received(
         &self,
         origin: &NodeId,
         records: &[NewRecord],
         cursor: u64,
+        audit: impl FnOnce(&[&NewRecord], &Applied) -> Vec<Vec<u8>>,
     ) -> Result<Applied, StoreError> {
         let mut applied = Applied::default();
         let gate = GATE.lock().await;
@@ -486,11 +730,14 @@ impl Store {
             }
             let old_cursor = self.cursor(origin)?;
             let new_cursor = cursor.max(old_cursor);
-            if writes.is_empty() && new_cursor == old_cursor {
+            applied.stored = writes.len();
+            let stored: Vec<&NewRecord> = writes.iter().map(|w| w.record).collect();
+            let entries = w.chain(audit(&stored, &applied));
+            if writes.is_empty() && new_cursor == old_cursor && entries.is_empty() {
                 return Ok(applied);
             }
-            self.write(&writes, Some((origin, new_cursor)))?;
-            applied.stored = writes.len();
+            self.write(&writes, Some((origin, new_cursor)), &entries)?;
+            w.advance_audit(&entries);
             w.next_arrival = position;
             w.written.arrival = position - 1;
             w.generation += 1;
@@ -510,17 +757,19 @@ impl Store {
         value: &[u8],
         old_tokens: &[Vec<u8>],
         new_tokens: &[Vec<u8>],
+        audit: Vec<u8>,
     ) -> Result<(), StoreError> {
         let gate = GATE.lock().await;
         let generation = {
             let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+            let entries = w.chain(vec![audit]);
             let index_key = |t: &Vec<u8>| {
                 let mut k = t.clone();
                 k.extend_from_slice(case_id.as_bytes());
                 k
             };
-            (&self.local_cases, &self.case_selectors)
-                .transaction(|(cases, index)| -> TxResult<()> {
+            (&self.local_cases, &self.case_selectors, &self.audit)
+                .transaction(|(cases, index, aud)| -> TxResult<()> {
                     cases.insert(case_id.as_bytes(), value)?;
                     for t in old_tokens {
                         index.remove(index_key(t))?;
@@ -528,9 +777,13 @@ impl Store {
                     for t in new_tokens {
                         index.insert(index_key(t), &[])?;
                     }
+                    for e in &entries {
+                        aud.insert(&keys::u64_be(e.n), e.encode())?;
+                    }
                     Ok(())
                 })
                 .map_err(tx_error)?;
+            w.advance_audit(&entries);
             w.generation += 1;
             w.generation
         };
@@ -622,6 +875,7 @@ impl Store {
         seq: u64,
         expires_at_ms: i64,
         tombstone: Vec<u8>,
+        audit: Vec<u8>,
     ) -> Result<(), StoreError> {
         let gate = GATE.lock().await;
         let generation = {
@@ -636,13 +890,18 @@ impl Store {
                 .ok_or_else(|| StoreError::Corrupt("short value in records".into()))?;
             let new_value = Content::Tombstone(tombstone).encode(position);
             let expiry = keys::expiry_key(expires_at_ms, &key);
-            (&self.records, &self.expiries)
-                .transaction(|(rec, exp)| -> TxResult<()> {
+            let entries = w.chain(vec![audit]);
+            (&self.records, &self.expiries, &self.audit)
+                .transaction(|(rec, exp, aud)| -> TxResult<()> {
                     rec.insert(key.as_slice(), new_value.as_slice())?;
                     exp.remove(expiry.as_slice())?;
+                    for e in &entries {
+                        aud.insert(&keys::u64_be(e.n), e.encode())?;
+                    }
                     Ok(())
                 })
                 .map_err(tx_error)?;
+            w.advance_audit(&entries);
             w.generation += 1;
             w.generation
         };
@@ -671,6 +930,7 @@ impl Store {
             let before = *d;
             d.arrival = d.arrival.max(written.arrival);
             d.own_seq = d.own_seq.max(written.own_seq);
+            d.audit = d.audit.max(written.audit);
             *d != before
         });
         Ok(())
@@ -880,6 +1140,10 @@ mod tests {
         NodeId::parse(s).unwrap()
     }
 
+    fn no_audit(_: &[&NewRecord], _: &Applied) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
+
     fn rec(seq: u64, bytes: Vec<u8>) -> NewRecord {
         NewRecord {
             seq,
@@ -897,7 +1161,7 @@ mod tests {
             let store = Store::open(dir.path(), &id("gt")).unwrap();
             for i in 1..=3u64 {
                 let r = store
-                    .append_own(|seq| Ok::<_, ()>(rec(seq, vec![i as u8])))
+                    .append_own(|seq| Ok::<_, ()>((rec(seq, vec![i as u8]), b"published".to_vec())))
                     .await
                     .unwrap()
                     .unwrap();
@@ -907,14 +1171,15 @@ mod tests {
                 store.watermark(),
                 Watermark {
                     arrival: 3,
-                    own_seq: 3
+                    own_seq: 3,
+                    audit: 3
                 }
             );
         }
         let store = Store::open(dir.path(), &id("gt")).unwrap();
         assert_eq!(store.watermark().own_seq, 3);
         let r = store
-            .append_own(|seq| Ok::<_, ()>(rec(seq, vec![4])))
+            .append_own(|seq| Ok::<_, ()>((rec(seq, vec![4]), b"published".to_vec())))
             .await
             .unwrap()
             .unwrap();
@@ -937,15 +1202,18 @@ mod tests {
         let store = Store::open(dir.path(), &id("hn")).unwrap();
         let gt = id("gt");
         let recs: Vec<NewRecord> = (1..=3).map(|s| rec(s, vec![s as u8; 4])).collect();
-        let a = store.apply_received(&gt, &recs, 5).await.unwrap();
+        let a = store.apply_received(&gt, &recs, 5, no_audit).await.unwrap();
         assert_eq!(a.stored, 3);
         assert_eq!(store.cursor(&gt).unwrap(), 5);
-        let again = store.apply_received(&gt, &recs, 2).await.unwrap();
+        let again = store.apply_received(&gt, &recs, 2, no_audit).await.unwrap();
         assert_eq!((again.stored, again.duplicates), (0, 3));
         assert_eq!(store.cursor(&gt).unwrap(), 5, "cursor never moves back");
         let mut forged = rec(2, vec![9]);
         forged.record_id = "gt-ffffffffffffffff".into();
-        let c = store.apply_received(&gt, &[forged], 5).await.unwrap();
+        let c = store
+            .apply_received(&gt, &[forged], 5, no_audit)
+            .await
+            .unwrap();
         assert_eq!(c.conflicts, vec![2]);
         let (listed, last) = store.list(0, 100, None).unwrap();
         assert_eq!(listed.len(), 3);
@@ -966,7 +1234,10 @@ mod tests {
         });
         let mut later = rec(2, b"later".to_vec());
         later.expires_at_ms = Some(5_000);
-        store.apply_received(&gt, &[r, later], 2).await.unwrap();
+        store
+            .apply_received(&gt, &[r, later], 2, no_audit)
+            .await
+            .unwrap();
         assert_eq!(
             store.series("gt-0000000000000001").unwrap().as_deref(),
             Some(&b"v1"[..])
@@ -976,7 +1247,7 @@ mod tests {
         let due = store.expired(1_000, 10).unwrap();
         assert_eq!(due.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1]);
         store
-            .purge(&gt, 1, 1_000, b"tombstone".to_vec())
+            .purge(&gt, 1, 1_000, b"tombstone".to_vec(), b"purged".to_vec())
             .await
             .unwrap();
         assert!(
@@ -987,7 +1258,7 @@ mod tests {
         assert_eq!(got.content, Content::Tombstone(b"tombstone".to_vec()));
         // Re-delivery of a purged record is a duplicate, not a conflict.
         let again = store
-            .apply_received(&gt, &[rec(1, b"secret content".to_vec())], 2)
+            .apply_received(&gt, &[rec(1, b"secret content".to_vec())], 2, no_audit)
             .await
             .unwrap();
         assert_eq!(again.duplicates, 1);
@@ -999,12 +1270,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), &id("gt")).unwrap();
         store
-            .append_own(|seq| Ok::<_, ()>(rec(seq, vec![1])))
+            .append_own(|seq| Ok::<_, ()>((rec(seq, vec![1]), b"published".to_vec())))
             .await
             .unwrap()
             .unwrap();
         let seqs = store
-            .append_own_batch(100, |seq| Ok::<_, ()>(rec(seq, vec![seq as u8])))
+            .append_own_batch(
+                100,
+                |seq| Ok::<_, ()>(rec(seq, vec![seq as u8])),
+                |_| vec![b"bulk".to_vec()],
+            )
             .await
             .unwrap()
             .unwrap();
@@ -1013,7 +1288,8 @@ mod tests {
             store.watermark(),
             Watermark {
                 arrival: 101,
-                own_seq: 101
+                own_seq: 101,
+                audit: 2
             }
         );
         drop(store);

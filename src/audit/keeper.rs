@@ -1,0 +1,405 @@
+//! The running node's side of the audit log: writing entries that stand on
+//! their own, making and sending checkpoints, witnessing peers'
+//! checkpoints, gathering witnesses for a verifier, and pruning under the
+//! retention period.
+
+use std::time::Duration;
+
+use prost::Message;
+use ring::digest::{SHA256, digest};
+
+use super::checkpoint::{self, Checkpoint, KeyBook};
+use super::{Action, Entry, hex};
+use crate::model::NodeId;
+use crate::node::{NodeState, now_ms};
+use crate::pb::v1 as pb;
+use crate::store::StoreError;
+use crate::store::audit_log::Anchor;
+
+/// How long a peer has to witness a checkpoint or hand over witnesses.
+pub const WITNESS_TIMEOUT: Duration = Duration::from_secs(5);
+/// Entries removed per pruning step (one transaction, one anchor).
+const PRUNE_STEP: usize = 10_000;
+/// `meta` note holding the fingerprints of the last start.
+const FINGERPRINTS_NOTE: &str = "fingerprints";
+
+/// Why a peer's checkpoint was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WitnessError {
+    #[error("checkpoint: {0}")]
+    Invalid(#[from] checkpoint::CheckpointError),
+    #[error(
+        "checkpoint is of node {claimed}, but {caller} sent it; a node hands over only its own"
+    )]
+    NotOwn { claimed: NodeId, caller: NodeId },
+    #[error(
+        "checkpoint covers {size} entries, fewer than the {witnessed} already witnessed: the log of {node} shrank"
+    )]
+    Shrank {
+        node: NodeId,
+        size: u64,
+        witnessed: u64,
+    },
+    #[error(
+        "checkpoint of {size} entries has another head than the one already witnessed at that size: the log of {node} forked"
+    )]
+    Forked { node: NodeId, size: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl NodeState {
+    /// Writes entries that record no other store change, durably, before
+    /// the action they describe takes effect.
+    pub async fn audit(&self, entries: Vec<Entry>) -> Result<u64, StoreError> {
+        for e in &entries {
+            e.log(&self.id);
+        }
+        self.store
+            .append_audit(entries.iter().map(Entry::encode).collect())
+            .await
+    }
+
+    /// Records that an agency client's request was refused, and why.
+    pub async fn audit_refusal(&self, actor: &str, reason: &str) -> Result<u64, StoreError> {
+        self.audit(vec![
+            Entry::new(Action::RequestRejected, actor).result(reason),
+        ])
+        .await
+    }
+
+    /// Fingerprints of what this node trusts and presents: its TLS
+    /// certificate, its signing key, the agency CA and the roster's
+    /// members, CAs and keys. A change between two starts is audited.
+    pub fn fingerprints(&self) -> Vec<String> {
+        let sha = |b: &[u8]| hex(&digest(&SHA256, b).as_ref()[..16]);
+        let mut out = Vec::new();
+        if let Some(leaf) = self.tls.chain.first() {
+            out.push(format!("tls_certificate:{}", sha(leaf.as_ref())));
+        }
+        out.push(format!(
+            "signing_key:{}:{}",
+            self.signing.key_id(),
+            sha(self.signing.public_key())
+        ));
+        let mut ca = Vec::new();
+        for c in &self.agency_ca {
+            ca.extend_from_slice(c.as_ref());
+        }
+        out.push(format!("agency_ca:{}", sha(&ca)));
+        let mut roster = Vec::new();
+        for m in self.roster.members() {
+            roster.extend_from_slice(m.id.as_str().as_bytes());
+            roster.push(0);
+            for c in &m.ca_certs {
+                roster.extend_from_slice(c.as_ref());
+            }
+            for k in &m.signing_keys {
+                roster.extend_from_slice(k.key_id.as_bytes());
+                roster.extend_from_slice(&k.public_key);
+                roster.extend_from_slice(&k.valid_from_ms.unwrap_or(0).to_be_bytes());
+                roster.extend_from_slice(&k.valid_until_ms.unwrap_or(0).to_be_bytes());
+            }
+        }
+        out.push(format!("roster:{}", sha(&roster)));
+        out
+    }
+
+    /// Records the start, and what changed in certificates, keys and
+    /// roster since the previous start.
+    pub async fn audit_start(&self) -> Result<(), StoreError> {
+        let now = self.fingerprints();
+        let before: Vec<String> = self
+            .store
+            .note(FINGERPRINTS_NOTE)?
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let mut entries = Vec::new();
+        if !before.is_empty() && before != now {
+            let changed: Vec<String> = now
+                .iter()
+                .filter(|f| !before.contains(f))
+                .cloned()
+                .collect();
+            entries.push(
+                Entry::new(Action::ConfigChanged, self.id.as_str())
+                    .ids(changed)
+                    .result("changed since the previous start"),
+            );
+        }
+        entries.push(
+            Entry::new(Action::NodeStarted, self.id.as_str())
+                .ids(now.clone())
+                .result(concat!("enlace ", env!("CARGO_PKG_VERSION"))),
+        );
+        for e in &entries {
+            e.log(&self.id);
+        }
+        let note = serde_json::to_vec(&now).unwrap_or_default();
+        self.store
+            .append_audit_noting(
+                entries.iter().map(Entry::encode).collect(),
+                Some((FINGERPRINTS_NOTE, &note)),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The signing keys this node checks checkpoints with.
+    pub fn key_book(&self) -> KeyBook {
+        KeyBook::from_roster(&self.roster)
+    }
+
+    /// A signed checkpoint of the durable log as it is now (the last one
+    /// again if nothing was added since); `None` for an empty log.
+    pub async fn checkpoint_now(&self) -> Result<Option<pb::SignedCheckpoint>, StoreError> {
+        let size = self.store.watermark().audit;
+        if size == 0 {
+            return Ok(None);
+        }
+        if let Some((latest, bytes)) = self.store.latest_checkpoint(&self.id)?
+            && latest == size
+        {
+            return Ok(pb::SignedCheckpoint::decode(bytes.as_slice()).ok());
+        }
+        let head = match self.store.audit_entry(size)? {
+            Some(e) => e.hash,
+            None => match self.store.audit_anchor()? {
+                Some(a) if a.n == size => a.hash,
+                _ => {
+                    return Err(StoreError::Corrupt(format!(
+                        "audit entry {size} is missing"
+                    )));
+                }
+            },
+        };
+        let signed = Checkpoint {
+            node: self.id.clone(),
+            size,
+            head,
+            time_ms: now_ms(),
+        }
+        .sign(&self.signing);
+        self.store
+            .put_checkpoint(&self.id, size, &signed.encode_to_vec())
+            .await?;
+        Ok(Some(signed))
+    }
+
+    /// Makes a checkpoint and hands it to every peer to witness. Returns
+    /// each peer's outcome.
+    pub async fn send_checkpoint(&self) -> Vec<(NodeId, Result<u64, String>)> {
+        let signed = match self.checkpoint_now().await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Vec::new(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot make an audit checkpoint");
+                return Vec::new();
+            }
+        };
+        let size = Checkpoint::decode(&signed.body).map_or(0, |c| c.size);
+        let peers: Vec<NodeId> = self
+            .roster
+            .members()
+            .filter(|m| m.id != self.id && self.peer_endpoint(&m.id).is_some())
+            .map(|m| m.id.clone())
+            .collect();
+        let asks = peers.into_iter().map(|peer| {
+            let signed = signed.clone();
+            async move {
+                let outcome = async {
+                    let mut client = self.peer_client(&peer).map_err(unreachable)?;
+                    let reply = tokio::time::timeout(WITNESS_TIMEOUT, client.witness(signed))
+                        .await
+                        .map_err(|_| "timed out".to_string())?
+                        .map_err(|s| s.message().to_string())?;
+                    // The countersignature is kept too: proof that the peer saw it.
+                    let witness = reply
+                        .into_inner()
+                        .witness
+                        .ok_or_else(|| "answer carries no witness".to_string())?;
+                    checkpoint::open_witness(&witness, &self.key_book())
+                        .map_err(|e| format!("countersignature does not verify: {e}"))?;
+                    Ok(size)
+                }
+                .await;
+                if let Err(error) = &outcome {
+                    tracing::warn!(peer = %peer, %error, "peer did not witness the audit checkpoint");
+                }
+                (peer, outcome)
+            }
+        });
+        futures_util::future::join_all(asks).await
+    }
+
+    /// Checks, stores and countersigns a peer's checkpoint of its own log.
+    pub async fn witness(
+        &self,
+        caller: &NodeId,
+        signed: pb::SignedCheckpoint,
+    ) -> Result<pb::Witness, WitnessError> {
+        let outcome = self.witness_checked(caller, &signed).await;
+        if let Err(error) = &outcome {
+            tracing::warn!(security_event = true, peer = %caller, %error, "audit checkpoint refused");
+            if matches!(
+                error,
+                WitnessError::Shrank { .. } | WitnessError::Forked { .. }
+            ) || matches!(error, WitnessError::Invalid(_))
+            {
+                let entry = Entry::new(Action::CheckpointRejected, caller.as_str())
+                    .counterpart(caller)
+                    .result(error.to_string());
+                self.audit(vec![entry]).await?;
+            }
+        }
+        outcome
+    }
+
+    async fn witness_checked(
+        &self,
+        caller: &NodeId,
+        signed: &pb::SignedCheckpoint,
+    ) -> Result<pb::Witness, WitnessError> {
+        let cp = checkpoint::open(signed, &self.key_book())?;
+        if cp.node != *caller {
+            return Err(WitnessError::NotOwn {
+                claimed: cp.node,
+                caller: caller.clone(),
+            });
+        }
+        if let Some((witnessed, bytes)) = self.store.latest_checkpoint(caller)? {
+            let held = pb::Witness::decode(bytes.as_slice())
+                .ok()
+                .and_then(|w| w.checkpoint)
+                .and_then(|c| Checkpoint::decode(&c.body).ok());
+            if cp.size < witnessed {
+                return Err(WitnessError::Shrank {
+                    node: caller.clone(),
+                    size: cp.size,
+                    witnessed,
+                });
+            }
+            if cp.size == witnessed && held.is_some_and(|h| h.head != cp.head) {
+                return Err(WitnessError::Forked {
+                    node: caller.clone(),
+                    size: cp.size,
+                });
+            }
+        }
+        let witness = checkpoint::countersign(signed, &self.id, now_ms(), &self.signing);
+        self.store
+            .put_checkpoint(caller, cp.size, &witness.encode_to_vec())
+            .await?;
+        Ok(witness)
+    }
+
+    /// What this node witnessed of `node`'s log, above `after`.
+    pub fn witnessed(&self, node: &NodeId, after: u64) -> Result<Vec<pb::Witness>, StoreError> {
+        Ok(self
+            .store
+            .checkpoints(node, after)?
+            .into_iter()
+            .filter_map(|(_, bytes)| pb::Witness::decode(bytes.as_slice()).ok())
+            .collect())
+    }
+
+    /// This node's own checkpoints.
+    pub fn own_checkpoints(&self) -> Result<Vec<pb::SignedCheckpoint>, StoreError> {
+        Ok(self
+            .store
+            .checkpoints(&self.id, 0)?
+            .into_iter()
+            .filter_map(|(_, bytes)| pb::SignedCheckpoint::decode(bytes.as_slice()).ok())
+            .collect())
+    }
+
+    /// Asks every peer what it witnessed of this node's log.
+    pub async fn gather_witnesses(&self) -> Vec<(NodeId, Result<Vec<pb::Witness>, String>)> {
+        let peers: Vec<NodeId> = self
+            .roster
+            .members()
+            .filter(|m| m.id != self.id)
+            .map(|m| m.id.clone())
+            .collect();
+        let asks = peers.into_iter().map(|peer| async move {
+            let answer = async {
+                if self.peer_endpoint(&peer).is_none() {
+                    return Err(format!("{peer} has no endpoint to ask"));
+                }
+                let mut client = self.peer_client(&peer).map_err(unreachable)?;
+                let request = pb::WitnessedRequest {
+                    node: self.id.to_string(),
+                    after_size: 0,
+                };
+                let reply = tokio::time::timeout(WITNESS_TIMEOUT, client.witnessed(request))
+                    .await
+                    .map_err(|_| format!("{peer} did not answer in time"))?
+                    .map_err(|s| format!("{peer} refused: {}", s.message()))?;
+                Ok(reply.into_inner().witnesses)
+            }
+            .await;
+            (peer, answer)
+        });
+        futures_util::future::join_all(asks).await
+    }
+
+    /// Removes the entries written before `before_ms`, keeping the chain
+    /// verifiable: each step signs a checkpoint at its last removed entry
+    /// and records it as the anchor, in the same transaction as the
+    /// removal. Returns the number of entries removed.
+    pub async fn prune_audit(&self, before_ms: i64) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        let first_kept = loop {
+            let start = self.store.audit_anchor()?.map_or(0, |a| a.n);
+            let batch = self.store.audit_entries(start, PRUNE_STEP)?;
+            // Never the last entry: the chain's head stays in the tree.
+            let last_durable = self.store.watermark().audit;
+            let mut upto = None;
+            for e in &batch {
+                let old = Entry::decode(&e.body).is_ok_and(|x| x.time_ms < before_ms);
+                if !old || e.n >= last_durable {
+                    break;
+                }
+                upto = Some(e);
+            }
+            let Some(upto) = upto else {
+                break start + 1;
+            };
+            let signed = Checkpoint {
+                node: self.id.clone(),
+                size: upto.n,
+                head: upto.hash,
+                time_ms: now_ms(),
+            }
+            .sign(&self.signing);
+            let bytes = signed.encode_to_vec();
+            self.store.put_checkpoint(&self.id, upto.n, &bytes).await?;
+            removed += self
+                .store
+                .prune_audit(&Anchor {
+                    n: upto.n,
+                    hash: upto.hash,
+                    checkpoint: bytes,
+                })
+                .await?;
+            if batch.len() < PRUNE_STEP || upto.n != batch.last().map_or(0, |e| e.n) {
+                break upto.n + 1;
+            }
+        };
+        if removed > 0 {
+            let entry = Entry::new(Action::AuditPruned, self.id.as_str()).result(format!(
+                "removed {removed} entries written before {}; the log now starts at entry {first_kept}",
+                super::rfc3339(before_ms)
+            ));
+            self.audit(vec![entry]).await?;
+        }
+        Ok(removed)
+    }
+}
+
+fn unreachable(r: crate::cases::PeerResult) -> String {
+    match r {
+        crate::cases::PeerResult::Unreachable(why) | crate::cases::PeerResult::Refused(why) => why,
+        other => format!("{other:?}"),
+    }
+}

@@ -1,0 +1,124 @@
+//! The agency API's view of the audit log: its entries as stored, and the
+//! checkpoints with what each peer witnessed, for `enlace audit verify` and
+//! `enlace audit export`. Admin role only; every read is itself audited.
+
+use std::pin::Pin;
+
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::IntoStatus;
+use super::agency::AgencyService;
+use crate::audit::{Action, Entry};
+use crate::config::ClientRole;
+use crate::pb::v1 as pb;
+
+/// Entries read from the store per step of a `ReadAudit` stream.
+const READ_STEP: usize = 1024;
+
+pub(super) type AuditStream = Pin<Box<dyn Stream<Item = Result<pb::AuditEntry, Status>> + Send>>;
+
+impl AgencyService {
+    pub(super) async fn read_audit_impl(
+        &self,
+        r: Request<pb::ReadAuditRequest>,
+    ) -> Result<Response<AuditStream>, Status> {
+        let actor = self.authorize(&r, ClientRole::Admin)?;
+        let req = r.into_inner();
+        if req.justification.trim().is_empty() {
+            return Err(Status::invalid_argument(
+                "justification: is required: say why the audit log is read",
+            ));
+        }
+        let state = self.state().clone();
+        // The read is on record, and part of what is read.
+        let end = state
+            .audit(vec![
+                Entry::new(Action::AuditRead, &actor)
+                    .justification(&req.justification)
+                    .result(format!("entries after {}", req.after)),
+            ])
+            .await
+            .map_err(IntoStatus::into_status)?;
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            let mut after = req.after;
+            while after < end {
+                let entries = match state.store.audit_entries(after, READ_STEP) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into_status())).await;
+                        return;
+                    }
+                };
+                let Some(last) = entries.last().map(|e| e.n) else {
+                    return;
+                };
+                for e in entries {
+                    if e.n > end {
+                        return;
+                    }
+                    let item = pb::AuditEntry {
+                        n: e.n,
+                        hash: e.hash.to_vec(),
+                        prev: e.prev.to_vec(),
+                        body: e.body,
+                    };
+                    if tx.send(Ok(item)).await.is_err() {
+                        return;
+                    }
+                }
+                after = last;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    pub(super) async fn audit_checkpoints_impl(
+        &self,
+        r: Request<pb::AuditCheckpointsRequest>,
+    ) -> Result<Response<pb::AuditCheckpointsResponse>, Status> {
+        self.authorize(&r, ClientRole::Admin)?;
+        let state = self.state();
+        if r.get_ref().checkpoint_now {
+            state.send_checkpoint().await;
+        }
+        let own = state.own_checkpoints().map_err(IntoStatus::into_status)?;
+        let anchor = state
+            .store
+            .audit_anchor()
+            .map_err(IntoStatus::into_status)?
+            .map(|a| pb::AuditAnchor {
+                n: a.n,
+                hash: a.hash.to_vec(),
+                checkpoint: pb::SignedCheckpoint::decode(a.checkpoint.as_slice()).ok(),
+            });
+        let peers = state
+            .gather_witnesses()
+            .await
+            .into_iter()
+            .map(|(peer, answer)| match answer {
+                Ok(witnesses) => pb::PeerWitnesses {
+                    peer: peer.to_string(),
+                    error: String::new(),
+                    witnesses,
+                },
+                Err(error) => pb::PeerWitnesses {
+                    peer: peer.to_string(),
+                    error,
+                    witnesses: Vec::new(),
+                },
+            })
+            .collect();
+        Ok(Response::new(pb::AuditCheckpointsResponse {
+            own,
+            peers,
+            keys: state.key_book().to_pb(),
+            anchor,
+            node: state.id.to_string(),
+        }))
+    }
+}

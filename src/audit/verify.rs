@@ -362,7 +362,10 @@ impl Verifier {
                 .unwrap_or(0);
             for w in ws {
                 if let Err((n, why)) = self.compare(&w.checkpoint) {
-                    let from = if n == w.checkpoint.size && agreeing < n {
+                    // A rewrite (not a truncation) lies somewhere after the
+                    // last checkpoint that still agrees.
+                    let rewritten = w.checkpoint.size <= self.last_n;
+                    let from = if rewritten && agreeing < n {
                         agreeing + 1
                     } else {
                         n

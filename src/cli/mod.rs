@@ -4,6 +4,7 @@
 //! 2 bad command line (clap); 64 invalid configuration, before anything
 //! binds.
 
+mod audit;
 mod cases;
 mod demo;
 mod input;
@@ -68,6 +69,9 @@ pub enum Command {
     Selector(SelectorCommand),
     /// Replication status of the node's peers.
     Peers(records::PeersArgs),
+    /// The accountability log: verify it, export it, checkpoint it.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Check a node's configuration, keys, certificates, roster and peers.
     Doctor {
         /// The node's configuration file.
@@ -202,6 +206,10 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Peers(a) => {
                 init_tracing(LogFormat::Text, "warn");
                 report(records::peers(a).await)
+            }
+            Command::Audit(c) => {
+                init_tracing(LogFormat::Text, "warn");
+                report(audit::audit(c).await)
             }
             Command::Doctor { config, json } => match crate::doctor::run(&config, json).await {
                 Ok(true) => ExitCode::SUCCESS,

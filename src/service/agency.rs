@@ -78,13 +78,59 @@ impl AgencyService {
         };
         let role = self.state.agency.role_of(&name);
         if role < needed {
-            return Err(Status::permission_denied(format!(
+            let refusal = Status::permission_denied(format!(
                 "client {name:?} has the {} role; this needs {}",
                 role.code(),
                 needed.code()
-            )));
+            ));
+            // Nothing changed, so the entry need not precede the answer.
+            let state = self.state.clone();
+            let reason = refusal.message().to_owned();
+            tokio::spawn(async move {
+                if let Err(error) = state.audit_refusal(&name, &reason).await {
+                    tracing::error!(%error, "cannot audit a refused request");
+                }
+            });
+            return Err(refusal);
         }
         Ok(name)
+    }
+
+    /// The calling client's name, for the audit of a refusal.
+    pub(super) fn client_name<T>(&self, req: &Request<T>) -> String {
+        match identity(req) {
+            Ok(Identity::Client(name)) => name,
+            Ok(Identity::Peer(id)) => id.to_string(),
+            Err(_) => "unknown".into(),
+        }
+    }
+
+    /// Passes a handler's answer through, writing a refusal (bad input, an
+    /// unknown or foreign target) to the audit log with its reason first.
+    /// A dry run's refusals are the answer asked for, not refusals.
+    pub(super) async fn audited<T>(
+        &self,
+        actor: &str,
+        dry_run: bool,
+        answer: Result<Response<T>, Status>,
+    ) -> Result<Response<T>, Status> {
+        use tonic::Code;
+        if let Err(refusal) = &answer
+            && !dry_run
+            && matches!(
+                refusal.code(),
+                Code::InvalidArgument
+                    | Code::NotFound
+                    | Code::FailedPrecondition
+                    | Code::AlreadyExists
+            )
+        {
+            self.state
+                .audit_refusal(actor, refusal.message())
+                .await
+                .map_err(status)?;
+        }
+        answer
     }
 
     async fn change(
@@ -93,21 +139,12 @@ impl AgencyService {
         change: Change,
         dry_run: bool,
     ) -> Result<Response<pb::PublishResponse>, Status> {
-        let outcome = self.state.apply_change(change, dry_run, actor).await;
-        let outcome = match outcome {
-            Ok(v) => v,
-            Err(e) => {
-                let refusal = status(e);
-                if !dry_run {
-                    self.state
-                        .audit_refusal(actor, refusal.message())
-                        .await
-                        .map_err(status)?;
-                }
-                return Err(refusal);
-            }
-        };
-        match outcome {
+        match self
+            .state
+            .apply_change(change, dry_run, actor)
+            .await
+            .map_err(status)?
+        {
             None => Ok(Response::new(pb::PublishResponse {
                 origin: self.state.id.to_string(),
                 validated_only: true,
@@ -468,13 +505,18 @@ impl Agency for AgencyService {
     ) -> Result<Response<pb::PublishResponse>, Status> {
         let actor = self.authorize(&request, ClientRole::Publisher)?;
         let req = request.into_inner();
-        let alert = req.alert.ok_or_else(|| invalid("alert", "is required"))?;
-        let alert = self.alert(alert, req.selector_values, "alert")?;
-        let change = Change::Publish {
-            content: Content::Alert(alert),
-            recipients: req.to,
-        };
-        self.change(&actor, change, req.validate_only).await
+        let dry_run = req.validate_only;
+        let answer = async {
+            let alert = req.alert.ok_or_else(|| invalid("alert", "is required"))?;
+            let alert = self.alert(alert, req.selector_values, "alert")?;
+            let change = Change::Publish {
+                content: Content::Alert(alert),
+                recipients: req.to,
+            };
+            self.change(&actor, change, req.validate_only).await
+        }
+        .await;
+        self.audited(&actor, dry_run, answer).await
     }
 
     #[tracing::instrument(skip_all, fields(node = %self.state.id))]
@@ -484,15 +526,20 @@ impl Agency for AgencyService {
     ) -> Result<Response<pb::PublishResponse>, Status> {
         let actor = self.authorize(&request, ClientRole::Publisher)?;
         let req = request.into_inner();
-        let case = req
-            .case_reference
-            .ok_or_else(|| invalid("case_reference", "is required"))?;
-        let case = self.case_reference(case, "case_reference")?;
-        let change = Change::Publish {
-            content: Content::CaseReference(case),
-            recipients: req.to,
-        };
-        self.change(&actor, change, req.validate_only).await
+        let dry_run = req.validate_only;
+        let answer = async {
+            let case = req
+                .case_reference
+                .ok_or_else(|| invalid("case_reference", "is required"))?;
+            let case = self.case_reference(case, "case_reference")?;
+            let change = Change::Publish {
+                content: Content::CaseReference(case),
+                recipients: req.to,
+            };
+            self.change(&actor, change, req.validate_only).await
+        }
+        .await;
+        self.audited(&actor, dry_run, answer).await
     }
 
     #[tracing::instrument(skip_all, fields(node = %self.state.id))]
@@ -502,28 +549,33 @@ impl Agency for AgencyService {
     ) -> Result<Response<pb::PublishResponse>, Status> {
         let actor = self.authorize(&request, ClientRole::Publisher)?;
         let req = request.into_inner();
-        if req.record_id.is_empty() {
-            return Err(invalid("record_id", "is required"));
+        let dry_run = req.validate_only;
+        let answer = async {
+            if req.record_id.is_empty() {
+                return Err(invalid("record_id", "is required"));
+            }
+            let content = match req.content {
+                Some(pb::update_record_request::Content::Alert(a)) => {
+                    Content::Alert(self.alert(a, req.selector_values, "alert")?)
+                }
+                Some(pb::update_record_request::Content::CaseReference(c)) => {
+                    Content::CaseReference(self.case_reference(c, "case_reference")?)
+                }
+                None => {
+                    return Err(invalid(
+                        "content",
+                        "is required: the whole new alert or case reference",
+                    ));
+                }
+            };
+            let change = Change::Update {
+                target: req.record_id,
+                content,
+            };
+            self.change(&actor, change, req.validate_only).await
         }
-        let content = match req.content {
-            Some(pb::update_record_request::Content::Alert(a)) => {
-                Content::Alert(self.alert(a, req.selector_values, "alert")?)
-            }
-            Some(pb::update_record_request::Content::CaseReference(c)) => {
-                Content::CaseReference(self.case_reference(c, "case_reference")?)
-            }
-            None => {
-                return Err(invalid(
-                    "content",
-                    "is required: the whole new alert or case reference",
-                ));
-            }
-        };
-        let change = Change::Update {
-            target: req.record_id,
-            content,
-        };
-        self.change(&actor, change, req.validate_only).await
+        .await;
+        self.audited(&actor, dry_run, answer).await
     }
 
     #[tracing::instrument(skip_all, fields(node = %self.state.id))]
@@ -533,14 +585,19 @@ impl Agency for AgencyService {
     ) -> Result<Response<pb::PublishResponse>, Status> {
         let actor = self.authorize(&request, ClientRole::Publisher)?;
         let req = request.into_inner();
-        if req.record_id.is_empty() {
-            return Err(invalid("record_id", "is required"));
+        let dry_run = req.validate_only;
+        let answer = async {
+            if req.record_id.is_empty() {
+                return Err(invalid("record_id", "is required"));
+            }
+            let change = Change::Withdraw {
+                target: req.record_id,
+                reason: req.reason,
+            };
+            self.change(&actor, change, req.validate_only).await
         }
-        let change = Change::Withdraw {
-            target: req.record_id,
-            reason: req.reason,
-        };
-        self.change(&actor, change, req.validate_only).await
+        .await;
+        self.audited(&actor, dry_run, answer).await
     }
 
     async fn get_record(
@@ -717,21 +774,27 @@ impl Agency for AgencyService {
         &self,
         r: Request<pb::RegisterCaseRequest>,
     ) -> Result<Response<pb::LocalCase>, Status> {
-        self.register_case_impl(r).await
+        let actor = self.client_name(&r);
+        let answer = self.register_case_impl(r).await;
+        self.audited(&actor, false, answer).await
     }
 
     async fn update_case(
         &self,
         r: Request<pb::UpdateCaseRequest>,
     ) -> Result<Response<pb::LocalCase>, Status> {
-        self.update_case_impl(r).await
+        let actor = self.client_name(&r);
+        let answer = self.update_case_impl(r).await;
+        self.audited(&actor, false, answer).await
     }
 
     async fn close_case(
         &self,
         r: Request<pb::CloseCaseRequest>,
     ) -> Result<Response<pb::LocalCase>, Status> {
-        self.close_case_impl(r).await
+        let actor = self.client_name(&r);
+        let answer = self.close_case_impl(r).await;
+        self.audited(&actor, false, answer).await
     }
 
     async fn list_cases(
@@ -745,21 +808,27 @@ impl Agency for AgencyService {
         &self,
         r: Request<pb::QueryRequest>,
     ) -> Result<Response<pb::QueryResponse>, Status> {
-        self.query_impl(r).await
+        let actor = self.client_name(&r);
+        let answer = self.query_impl(r).await;
+        self.audited(&actor, false, answer).await
     }
 
     async fn send_mla(
         &self,
         r: Request<pb::SendMlaRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
-        self.send_mla_impl(r).await
+        let actor = self.client_name(&r);
+        let answer = self.send_mla_impl(r).await;
+        self.audited(&actor, false, answer).await
     }
 
     async fn respond_mla(
         &self,
         r: Request<pb::RespondMlaRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
-        self.respond_mla_impl(r).await
+        let actor = self.client_name(&r);
+        let answer = self.respond_mla_impl(r).await;
+        self.audited(&actor, false, answer).await
     }
 
     async fn list_mla(

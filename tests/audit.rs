@@ -1,0 +1,575 @@
+//! The accountability log between real nodes: every kind of action leaves
+//! its entry; a changed byte is named; a truncated or rewritten tail is
+//! caught through the checkpoints a peer witnessed; pruning keeps the log
+//! verifiable from its anchor. The store is tampered with as an attacker
+//! would: with sled, directly on the stopped node's files.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use common::eventually;
+use enlace::audit::Entry;
+use enlace::pb::v1 as pb;
+use enlace::pb::v1::agency_client::AgencyClient;
+use enlace::sandbox::{Sandbox, sample_alert};
+use enlace::store::audit_log::RawEntry;
+use enlace::vocabulary::{Offence, SelectorKind};
+use serde_json::Value;
+use tonic::transport::Channel;
+
+type Client = AgencyClient<Channel>;
+
+fn enlace() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_enlace"));
+    c.env_remove("RUST_LOG");
+    c
+}
+
+/// Runs `enlace audit …` and returns (exit code, stdout, stderr).
+fn audit(args: &[&str], config_or_client: (&str, &Path)) -> (i32, String, String) {
+    let out = enlace()
+        .arg("audit")
+        .args(args)
+        .arg(config_or_client.0)
+        .arg(config_or_client.1)
+        .output()
+        .expect("run enlace audit");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The log as `enlace audit export` prints it.
+async fn export(client_toml: &Path, extra: &[&str]) -> Vec<Value> {
+    let client_toml = client_toml.to_owned();
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let mut args = vec!["export"];
+        args.extend(extra);
+        audit(&args, ("--client", &client_toml))
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "export failed: {err}");
+    out.lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
+}
+
+fn with_action<'a>(log: &'a [Value], action: &str) -> Vec<&'a Value> {
+    log.iter().filter(|e| e["action"] == action).collect()
+}
+
+fn ids(e: &Value) -> Vec<String> {
+    e["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn checkpoint(c: &mut Client) -> pb::AuditCheckpointsResponse {
+    c.audit_checkpoints(pb::AuditCheckpointsRequest {
+        checkpoint_now: true,
+    })
+    .await
+    .expect("checkpoint")
+    .into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_action_leaves_its_entry() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn", "sv"])
+        .await
+        .unwrap();
+    let gt = fed.start("gt").await.unwrap();
+    let hn = fed.start("hn").await.unwrap();
+    let sv = fed.start("sv").await.unwrap();
+    let mut g = fed.client("gt").await.unwrap();
+    let mut h = fed.client("hn").await.unwrap();
+
+    // Publication with a selector, update, withdrawal.
+    let first = g
+        .publish_alert(pb::PublishAlertRequest {
+            alert: Some(sample_alert("primera versión")),
+            selector_values: vec![pb::SelectorValue {
+                kind: SelectorKind::Passport.wire(),
+                value: "X1234567".into(),
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let update = g
+        .update_record(pb::UpdateRecordRequest {
+            record_id: first.record_id.clone(),
+            content: Some(pb::update_record_request::Content::Alert(sample_alert(
+                "segunda versión",
+            ))),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    g.withdraw_record(pb::WithdrawRecordRequest {
+        record_id: first.record_id.clone(),
+        reason: "información errónea".into(),
+        validate_only: false,
+    })
+    .await
+    .unwrap();
+    // A refused request: nothing stored, but on record with its reason.
+    let refused = g
+        .publish_alert(pb::PublishAlertRequest {
+            alert: Some(pb::Alert::default()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    // A short-lived alert, purged at expiry everywhere.
+    let mut short = sample_alert("caduca pronto");
+    short.expires_at_ms = enlace::node::now_ms() + 2_000;
+    let short = g
+        .publish_alert(pb::PublishAlertRequest {
+            alert: Some(short),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // A local case at hn and a query from gt that hits it.
+    let case = h
+        .register_case(pb::RegisterCaseRequest {
+            case: Some(pb::LocalCase {
+                case_number: "MP-HN-2026-77".into(),
+                offence: Offence::Trafficking.wire(),
+                ..Default::default()
+            }),
+            selector_values: vec![pb::SelectorValue {
+                kind: SelectorKind::Passport.wire(),
+                value: "X1234567".into(),
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = g
+        .query(pb::QueryRequest {
+            selector_values: vec![pb::SelectorValue {
+                kind: SelectorKind::Passport.wire(),
+                value: "x 123 4567".into(),
+            }],
+            justification: "investigación 2026-114".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // MLA: request, automatic acknowledgment, answer.
+    let mla = g
+        .send_mla(pb::SendMlaRequest {
+            request: Some(pb::MlaRequest {
+                to: "hn".into(),
+                case_refs: vec![first.record_id.clone()],
+                legal_basis: "UNTOC art. 18".into(),
+                measures: "Confirmar identidad".into(),
+                deadline_ms: enlace::node::now_ms() + 86_400_000,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    eventually("the MLA request at hn", || {
+        let mut h = h.clone();
+        let id = mla.record_id.clone();
+        async move {
+            let list = h.list_mla(pb::ListMlaRequest {}).await.ok()?.into_inner();
+            list.requests
+                .iter()
+                .any(|r| r.request_id == id && r.state == "acknowledged")
+                .then_some(())
+        }
+    })
+    .await;
+    h.respond_mla(pb::RespondMlaRequest {
+        request_id: mla.record_id.clone(),
+        outcome: enlace::vocabulary::MlaOutcome::Executed.wire(),
+        text: "Identidad confirmada".into(),
+    })
+    .await
+    .unwrap();
+    h.close_case(pb::CloseCaseRequest {
+        case_id: case.case_id.clone(),
+    })
+    .await
+    .unwrap();
+    // Wait until the short alert is purged and the answer is back at gt.
+    let gt_client = fed.member("gt").unwrap().client_path();
+    let hn_client = fed.member("hn").unwrap().client_path();
+    eventually("purge and answer at gt", || async {
+        let purged = export(&gt_client, &["--action", "record_purged"]).await;
+        let received = export(&gt_client, &["--action", "mla_received"]).await;
+        (purged.iter().any(|e| ids(e).contains(&short.record_id))
+            && received.iter().any(|e| e["result"] == "mla_response"))
+        .then_some(())
+    })
+    .await;
+
+    let gt_log = export(&gt_client, &[]).await;
+    let hn_log = export(&hn_client, &[]).await;
+    for e in gt_log.iter().chain(&hn_log) {
+        for field in ["n", "time", "action", "actor", "counterpart", "hash"] {
+            assert!(e.get(field).is_some(), "{field} missing in {e}");
+        }
+    }
+    let actor = "gt-operator";
+    let published = with_action(&gt_log, "record_published");
+    let p = published
+        .iter()
+        .find(|e| ids(e).contains(&first.record_id))
+        .expect("publication entry");
+    assert_eq!(p["actor"], actor);
+    assert!(p["counterpart"].as_str().unwrap().contains("hn"));
+    assert_eq!(
+        p["token_digests"].as_array().unwrap().len(),
+        1,
+        "the selector, as a digest"
+    );
+    assert!(
+        !p.to_string().contains("X1234567"),
+        "no clear identifier in the log"
+    );
+    assert!(
+        with_action(&gt_log, "record_updated")
+            .iter()
+            .any(|e| ids(e).contains(&update.record_id) && e["actor"] == actor)
+    );
+    let w = with_action(&gt_log, "record_withdrawn");
+    assert_eq!(w.len(), 1);
+    assert_eq!(w[0]["justification"], "información errónea");
+    let r = with_action(&gt_log, "request_rejected");
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0]["actor"], actor);
+    assert!(
+        r[0]["result"]
+            .as_str()
+            .unwrap()
+            .contains(refused.message().split(':').next().unwrap()),
+        "the reason: {} vs {}",
+        r[0]["result"],
+        refused.message()
+    );
+    // Disclosure to each peer at gt, receipt from gt at hn.
+    for peer in ["hn", "sv"] {
+        let disclosed: BTreeSet<String> = gt_log
+            .iter()
+            .filter(|e| e["action"] == "records_disclosed" && e["counterpart"] == peer)
+            .flat_map(ids)
+            .collect();
+        assert!(disclosed.contains(&first.record_id), "disclosed to {peer}");
+    }
+    let received: BTreeSet<String> = with_action(&hn_log, "records_received")
+        .iter()
+        .filter(|e| e["actor"] == "gt")
+        .flat_map(|e| ids(e))
+        .collect();
+    assert!(received.contains(&first.record_id) && received.contains(&update.record_id));
+    // Queries: sent at gt (with digests, the justification), answered at hn.
+    let sent = with_action(&gt_log, "query_sent");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["justification"], "investigación 2026-114");
+    assert_eq!(ids(sent[0]), vec![answer.query_id.clone()]);
+    assert!(
+        with_action(&gt_log, "query_result")
+            .iter()
+            .any(|e| e["counterpart"] == "hn" && e["result"] == "hit")
+    );
+    let answered = with_action(&hn_log, "query_answered");
+    assert_eq!(answered.len(), 1);
+    assert_eq!(answered[0]["counterpart"], "gt");
+    assert_eq!(answered[0]["result"], "hit");
+    assert_eq!(
+        answered[0]["token_digests"], sent[0]["token_digests"],
+        "both ends name the same selector digest"
+    );
+    // MLA at both ends.
+    assert_eq!(with_action(&gt_log, "mla_sent").len(), 1);
+    assert!(!with_action(&hn_log, "mla_received").is_empty());
+    assert_eq!(with_action(&hn_log, "mla_acknowledged")[0]["actor"], "hn");
+    assert_eq!(
+        with_action(&hn_log, "mla_responded")[0]["result"],
+        "executed"
+    );
+    // Local cases and purges.
+    assert_eq!(with_action(&hn_log, "case_registered").len(), 1);
+    assert_eq!(with_action(&hn_log, "case_closed").len(), 1);
+    assert!(
+        with_action(&gt_log, "record_purged")
+            .iter()
+            .any(|e| ids(e).contains(&short.record_id))
+    );
+    // Start, and reads of the log itself.
+    assert_eq!(with_action(&gt_log, "node_started").len(), 1);
+    assert!(!with_action(&gt_log, "audit_read").is_empty());
+    // Filters.
+    let only_sv = export(&gt_client, &["--counterpart", "sv"]).await;
+    assert!(!only_sv.is_empty());
+    assert!(only_sv.iter().all(|e| {
+        e["counterparts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "sv")
+    }));
+
+    // A clean stop is on record after a restart, and the whole log verifies
+    // against what the peers witnessed.
+    checkpoint(&mut g).await;
+    gt.stop().await.unwrap();
+    let gt = fed.start("gt").await.unwrap();
+    let gt_log = export(&gt_client, &["--action", "node_stopped"]).await;
+    assert_eq!(gt_log.len(), 1);
+    let (code, out, err) =
+        tokio::task::spawn_blocking(move || audit(&["verify", "--json"], ("--client", &gt_client)))
+            .await
+            .unwrap();
+    assert_eq!(code, 0, "{out}\n{err}");
+    let report: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["holds"], true);
+    for n in [gt, hn, sv] {
+        n.stop().await.unwrap();
+    }
+}
+
+/// Runs a few actions at gt, has hn witness a checkpoint, and stops gt
+/// (which hands hn a last checkpoint). Returns the sandbox with hn running.
+async fn history() -> (Sandbox, enlace::sandbox::RunningNode) {
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
+    let gt = fed.start("gt").await.unwrap();
+    let hn = fed.start("hn").await.unwrap();
+    let mut g = fed.client("gt").await.unwrap();
+    for i in 0..6 {
+        common::publish(&mut g, &format!("alerta {i}"), &[]).await;
+    }
+    let cp = checkpoint(&mut g).await;
+    let hn_saw = cp.peers.iter().find(|p| p.peer == "hn").unwrap();
+    assert!(hn_saw.error.is_empty() && !hn_saw.witnesses.is_empty());
+    drop(g);
+    gt.stop().await.unwrap();
+    (fed, hn)
+}
+
+fn gt_config(fed: &Sandbox) -> std::path::PathBuf {
+    fed.member("gt").unwrap().config_path()
+}
+
+/// Opens gt's stopped store as an attacker would.
+fn raw_store(fed: &Sandbox) -> sled::Db {
+    sled::open(fed.member("gt").unwrap().data_dir()).expect("open gt's sled files")
+}
+
+fn entries(tree: &sled::Tree) -> Vec<RawEntry> {
+    tree.iter()
+        .map(|kv| {
+            let (k, v) = kv.unwrap();
+            RawEntry::decode(&k, &v).unwrap()
+        })
+        .collect()
+}
+
+async fn verify_config(config: std::path::PathBuf, extra: &'static [&'static str]) -> (i32, Value) {
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        let mut args = vec!["verify", "--json"];
+        args.extend(extra);
+        audit(&args, ("--config", &config))
+    })
+    .await
+    .unwrap();
+    let report = serde_json::from_str(out.trim()).unwrap_or_else(|_| panic!("{out}\n{err}"));
+    (code, report)
+}
+
+fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == name)
+        .unwrap_or_else(|| panic!("no check {name} in {report}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flipped_byte_names_its_entry() {
+    common::init_tracing();
+    let (fed, hn) = history().await;
+    let (code, report) = verify_config(gt_config(&fed), &[]).await;
+    assert_eq!(code, 0, "intact: {report}");
+    assert_eq!(check(&report, "witnessed by hn")["ok"], true);
+
+    let victim = {
+        let db = raw_store(&fed);
+        let tree = db.open_tree("audit").unwrap();
+        let all = entries(&tree);
+        assert!(all.len() > 5);
+        let victim = &all[all.len() / 2];
+        let mut value = victim.encode();
+        // One byte of the body: a record id, an actor, a time.
+        let at = value.len() - 10;
+        value[at] ^= 0x01;
+        tree.insert(victim.n.to_be_bytes(), value).unwrap();
+        db.flush().unwrap();
+        victim.n
+    };
+    let (code, report) = verify_config(gt_config(&fed), &[]).await;
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["first_bad"], victim);
+    assert!(
+        check(&report, "hash chain")["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("entry {victim} ")),
+        "{report}"
+    );
+    hn.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_tail_is_caught_by_the_checkpoint_a_peer_witnessed() {
+    common::init_tracing();
+    let (mut fed, hn) = history().await;
+    // Remove the last entries, and the node's own checkpoints that cover
+    // them: only the peer's copy remains.
+    let kept = {
+        let db = raw_store(&fed);
+        let tree = db.open_tree("audit").unwrap();
+        let all = entries(&tree);
+        let kept = all[all.len() - 4].n;
+        for e in &all[all.len() - 3..] {
+            tree.remove(e.n.to_be_bytes()).unwrap();
+        }
+        db.open_tree("checkpoints").unwrap().clear().unwrap();
+        db.flush().unwrap();
+        kept
+    };
+    // The chain alone still holds: that is what the witnesses are for.
+    let (code, report) = verify_config(gt_config(&fed), &["--local-only"]).await;
+    assert_eq!(code, 0, "{report}");
+    let (code, report) = verify_config(gt_config(&fed), &[]).await;
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["first_bad"], kept + 1, "{report}");
+    let detail = check(&report, "witnessed by hn")["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(detail.contains("were removed"), "{detail}");
+
+    // Restarted, gt hands hn a checkpoint of its shorter log: hn refuses it
+    // and writes the refusal to its own log.
+    let gt = fed.start("gt").await.unwrap();
+    let h = fed.client("hn").await.unwrap();
+    eventually("hn refused gt's shrunken checkpoint", || {
+        let mut h = h.clone();
+        async move {
+            let mut stream = h
+                .read_audit(pb::ReadAuditRequest {
+                    after: 0,
+                    justification: "test".into(),
+                })
+                .await
+                .ok()?
+                .into_inner();
+            while let Some(Ok(e)) = tokio_stream::StreamExt::next(&mut stream).await {
+                let entry = Entry::decode(&e.body).ok()?;
+                if entry.action == "checkpoint_rejected" && entry.result.contains("shrank") {
+                    return Some(());
+                }
+            }
+            None
+        }
+    })
+    .await;
+    gt.stop().await.unwrap();
+    hn.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewritten_tail_is_caught_even_when_rehashed() {
+    common::init_tracing();
+    let (fed, hn) = history().await;
+    let from = {
+        let db = raw_store(&fed);
+        let tree = db.open_tree("audit").unwrap();
+        let all = entries(&tree);
+        // Rewrite the last three entries into other history, hashes and
+        // links recomputed: the chain is consistent again.
+        let from = all.len() - 3;
+        let mut prev = all[from - 1].hash;
+        for e in &all[from..] {
+            let mut entry = Entry::decode(&e.body).unwrap();
+            entry.actor = "nobody".into();
+            entry.ids.clear();
+            let forged = RawEntry::chained(e.n, prev, entry.encode());
+            prev = forged.hash;
+            tree.insert(e.n.to_be_bytes(), forged.encode()).unwrap();
+        }
+        db.open_tree("checkpoints").unwrap().clear().unwrap();
+        db.flush().unwrap();
+        all[from].n
+    };
+    let (code, report) = verify_config(gt_config(&fed), &[]).await;
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(check(&report, "hash chain")["ok"], true, "{report}");
+    let detail = check(&report, "witnessed by hn")["detail"]
+        .as_str()
+        .unwrap();
+    assert!(detail.contains("rewritten"), "{detail}");
+    let first_bad = report["first_bad"].as_u64().unwrap();
+    assert!(first_bad <= from, "{first_bad} vs rewritten from {from}");
+    hn.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pruning_keeps_the_log_verifiable_from_its_anchor() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
+    let gt = fed.start("gt").await.unwrap();
+    let hn = fed.start("hn").await.unwrap();
+    let mut g = fed.client("gt").await.unwrap();
+    for i in 0..4 {
+        common::publish(&mut g, &format!("antigua {i}"), &[]).await;
+    }
+    checkpoint(&mut g).await;
+    let before = enlace::node::now_ms() + 1;
+    eventually("a later clock tick", || async {
+        (enlace::node::now_ms() > before).then_some(())
+    })
+    .await;
+    common::publish(&mut g, "reciente", &[]).await;
+    let removed = gt.state.prune_audit(before).await.unwrap();
+    assert!(removed >= 5, "removed {removed}");
+    let anchor = gt.state.store.audit_anchor().unwrap().expect("an anchor");
+    assert!(gt.state.store.audit_entry(anchor.n).unwrap().is_none());
+    let log = export(&fed.member("gt").unwrap().client_path(), &[]).await;
+    assert_eq!(log[0]["n"], anchor.n + 1, "the log starts after the anchor");
+    assert!(!with_action(&log, "audit_pruned").is_empty());
+    checkpoint(&mut g).await;
+    let client = fed.member("gt").unwrap().client_path();
+    let (code, out, err) =
+        tokio::task::spawn_blocking(move || audit(&["verify"], ("--client", &client)))
+            .await
+            .unwrap();
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("retention anchor"), "{out}");
+    gt.stop().await.unwrap();
+    hn.stop().await.unwrap();
+}

@@ -131,6 +131,9 @@ pub struct NodeState {
     pub peer_handshakes: Arc<tls::HandshakeStats>,
     /// TLS handshakes on the agency listener.
     pub agency_handshakes: Arc<tls::HandshakeStats>,
+    /// The TLS configurations both listeners and outgoing peer connections
+    /// use, reloaded without a restart.
+    pub tls_live: Arc<crate::reload::LiveTls>,
     peers: Mutex<BTreeMap<NodeId, PeerState>>,
 }
 
@@ -179,6 +182,7 @@ impl Node {
                 (m.id.clone(), state)
             })
             .collect();
+        let tls_live = Arc::new(crate::reload::LiveTls::new(&settings)?);
         Ok(Self {
             state: Arc::new(NodeState {
                 id: settings.node_id,
@@ -196,6 +200,7 @@ impl Node {
                 peer_clients: Default::default(),
                 peer_handshakes: Arc::default(),
                 agency_handshakes: Arc::default(),
+                tls_live,
                 peers: Mutex::new(peers),
             }),
         })
@@ -284,6 +289,7 @@ impl Node {
                 }
             });
         }
+        replicators.spawn(state.tls_live.clone().watch(stop_rx.clone()));
         for member in state.roster.members() {
             if member.id == state.id || state.peer_endpoint(&member.id).is_none() {
                 continue;

@@ -301,15 +301,13 @@ impl LiveTls {
         };
         #[cfg(unix)]
         let hangup = match tokio::runtime::Handle::try_current() {
-            Ok(_) => {
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-                    Ok(s) => Some(s),
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot listen for SIGHUP; reloads only on file changes");
-                        None
-                    }
+            Ok(_) => match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+                Ok(s) => Some(s),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGHUP; reloads only on file changes");
+                    None
                 }
-            }
+            },
             Err(_) => None,
         };
         Ok(Self {

@@ -232,9 +232,7 @@ pub fn refusal_reason(error: &rustls::Error) -> String {
     match error {
         rustls::Error::InvalidCertificate(e) => match e {
             CertificateError::Revoked => "revoked".into(),
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                "expired".into()
-            }
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => "expired".into(),
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
                 "not yet valid".into()
             }
@@ -411,8 +409,8 @@ impl ClientCertVerifier for AgencyClientVerifier {
         self.inner
             .verify_client_cert(end_entity, intermediates, now)
             .inspect_err(|error| {
-                let client = client_name_from_cert(end_entity)
-                    .unwrap_or_else(|_| "<no common name>".into());
+                let client =
+                    client_name_from_cert(end_entity).unwrap_or_else(|_| "<no common name>".into());
                 tracing::warn!(
                     listener = "agency",
                     %client,
@@ -671,9 +669,11 @@ impl ClientTls {
     pub fn current(&self) -> Result<Arc<rustls::ClientConfig>, std::io::Error> {
         match self {
             Self::Fixed(c) => Ok(c.clone()),
-            Self::Peer { configs, peer } => configs.borrow().get(peer).cloned().ok_or_else(|| {
-                std::io::Error::other(TlsError::NotAMember(peer.to_string()))
-            }),
+            Self::Peer { configs, peer } => configs
+                .borrow()
+                .get(peer)
+                .cloned()
+                .ok_or_else(|| std::io::Error::other(TlsError::NotAMember(peer.to_string()))),
         }
     }
 }

@@ -132,10 +132,13 @@ async fn a_revoked_peer_is_refused_without_a_restart_and_the_others_carry_on() {
 
     // hn's new handshakes with gt are refused, and counted.
     let before = refused(&gt.state.peer_handshakes);
-    let err = pull_as(&roster, &identity(&hn_cert), "gt", gt_port)
+    // NOTE: in TLS 1.3 the client may finish its side of the handshake
+    // before the server's alert arrives, so what the client sees (the
+    // alert, or a closed connection) depends on timing; the server's
+    // count and the controls around it are what show the cause.
+    pull_as(&roster, &identity(&hn_cert), "gt", gt_port)
         .await
         .expect_err("a revoked certificate is refused");
-    assert!(err.to_lowercase().contains("revoked"), "{err}");
     eventually("the refusal is counted", || async {
         (refused(&gt.state.peer_handshakes) > before).then_some(())
     })
@@ -239,10 +242,9 @@ async fn a_revoked_agency_client_is_refused_on_the_agency_listener() {
     next_reload(&mut outcomes, "agency.crl").await;
 
     let before = refused(&gt.state.agency_handshakes);
-    let err = list(&server_ca, &identity(&operator), agency_addr)
+    list(&server_ca, &identity(&operator), agency_addr)
         .await
         .expect_err("a revoked agency client is refused");
-    assert!(err.to_lowercase().contains("revoked"), "{err}");
     eventually("the refusal is counted", || async {
         (refused(&gt.state.agency_handshakes) > before).then_some(())
     })
@@ -250,5 +252,38 @@ async fn a_revoked_agency_client_is_refused_on_the_agency_listener() {
     list(&server_ca, &identity(&colleague), agency_addr)
         .await
         .expect("another client of the same CA is still served");
+    gt.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_peer_certificate_is_refused_and_counted() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
+    let gt = fed.start("gt").await.unwrap();
+    let roster = Roster::load(&fed.dir.join("federation.toml")).unwrap();
+    let gt_port = fed.member("gt").unwrap().peer_addr.port();
+    let hn_ca = read_issued(&fed.member("hn").unwrap().dir, "ca.crt", "ca.key");
+    let now = time::OffsetDateTime::now_utc();
+    let expired = pki::issue_with_validity(
+        &hn_ca.cert_pem,
+        &hn_ca.key_pem,
+        &Profile::Node {
+            federation: "test-fed".into(),
+            node_id: NodeId::parse("hn").unwrap(),
+            dns_names: vec!["localhost".into()],
+            ip_addresses: vec![],
+        },
+        now - time::Duration::days(30),
+        now - time::Duration::days(1),
+    )
+    .unwrap();
+    let before = refused(&gt.state.peer_handshakes);
+    pull_as(&roster, &identity(&expired), "gt", gt_port)
+        .await
+        .expect_err("an expired certificate is refused");
+    eventually("the refusal is counted", || async {
+        (refused(&gt.state.peer_handshakes) > before).then_some(())
+    })
+    .await;
     gt.stop().await.unwrap();
 }

@@ -440,8 +440,7 @@ impl NodeState {
         let endpoint = self
             .peer_endpoint(peer)
             .ok_or_else(|| PeerResult::Unreachable("no endpoint".into()))?;
-        let config = crate::tls::peer_client_config(&self.roster, &self.tls, peer)
-            .map_err(|e| PeerResult::Unreachable(e.to_string()))?;
+        let config = self.tls_live.peer_client(peer);
         let channel = crate::sync::peer_channel(config, &endpoint.host, endpoint.port)
             .map_err(|e| PeerResult::Unreachable(e.to_string()))?;
         let client = FederationClient::new(channel);

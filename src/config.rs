@@ -2,7 +2,9 @@
 //! validated whole before anything binds.
 //!
 //! Every key can be overridden from the environment as
-//! `ENLACE__<SECTION>__<KEY>` (e.g. `ENLACE__LISTEN__PEER=0.0.0.0:7101`).
+//! `ENLACE__<SECTION>__<KEY>` (e.g. `ENLACE__LISTEN__PEER=0.0.0.0:7101`);
+//! the CRL lists take comma-separated paths
+//! (`ENLACE__TLS__PEER_CRLS=crl/gt.crl,crl/hn.crl`, empty for none).
 //! Relative paths resolve against the directory holding the config file.
 //! Secrets (TLS and signing keys) are always files named here, never inline
 //! values, so they can be kept with mode 0600 or mounted from a secret store.
@@ -28,6 +30,11 @@
 //! cert = "node.crt"            # leaf first, then intermediates
 //! key = "node.key"             # mode 0600
 //! agency_client_ca = "agency-ca.crt"
+//! # peer_crls = ["crl/gt.crl", "crl/hn.crl"]   # CRLs of roster CAs (default: none)
+//! # agency_client_crls = ["agency.crl"]        # CRLs of the agency CA (default: none)
+//!
+//! [reload]                     # optional
+//! poll_ms = 5000               # how often the TLS files are checked for changes; 0: on SIGHUP only
 //!
 //! [signing]
 //! key = "signing.key"          # Ed25519 PKCS#8 PEM, mode 0600
@@ -79,7 +86,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls_pki_types::CertificateDer;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
 use serde::Deserialize;
 
 use crate::crypto::SigningKey;
@@ -131,6 +138,8 @@ struct RawConfig {
     query: RawQuery,
     #[serde(default)]
     audit: RawAudit,
+    #[serde(default)]
+    reload: RawReload,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -158,6 +167,12 @@ impl Default for AuditConfig {
             retention: None,
         }
     }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReload {
+    poll_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -323,6 +338,10 @@ struct RawTls {
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
     agency_client_ca: Option<PathBuf>,
+    #[serde(default)]
+    peer_crls: Vec<PathBuf>,
+    #[serde(default)]
+    agency_client_crls: Vec<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -386,6 +405,41 @@ impl Default for SyncConfig {
     }
 }
 
+/// The files a configuration names for TLS, resolved: what
+/// [`crate::reload`] watches and re-reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The roster (`federation.roster`); the CA files it names are in
+    /// [`crate::roster::Member::ca_files`].
+    pub roster: PathBuf,
+    /// `tls.cert`.
+    pub cert: PathBuf,
+    /// `tls.key`.
+    pub key: PathBuf,
+    /// `tls.agency_client_ca`.
+    pub agency_client_ca: PathBuf,
+    /// `tls.peer_crls`.
+    pub peer_crls: Vec<PathBuf>,
+    /// `tls.agency_client_crls`.
+    pub agency_client_crls: Vec<PathBuf>,
+}
+
+/// How the node notices changed TLS files.
+#[derive(Debug, Clone)]
+pub struct ReloadConfig {
+    /// How often the files are checked (`reload.poll_ms`, default 5 s);
+    /// `None` (`poll_ms = 0`): only on SIGHUP.
+    pub poll: Option<Duration>,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        Self {
+            poll: Some(Duration::from_secs(5)),
+        }
+    }
+}
+
 /// A validated configuration with everything it names loaded.
 #[derive(Debug)]
 pub struct Settings {
@@ -398,6 +452,14 @@ pub struct Settings {
     pub roster: Arc<Roster>,
     pub tls: TlsIdentity,
     pub agency_ca: Vec<CertificateDer<'static>>,
+    /// CRLs of roster CAs, checked on the peer listener and outgoing
+    /// connections; each verified as signed by a roster CA.
+    pub peer_crls: Vec<CertificateRevocationListDer<'static>>,
+    /// CRLs of the agency CA, checked on the agency listener.
+    pub agency_crls: Vec<CertificateRevocationListDer<'static>>,
+    /// Where the TLS material came from.
+    pub tls_files: TlsFiles,
+    pub reload: ReloadConfig,
     pub signing: Arc<SigningKey>,
     pub sync: SyncConfig,
     pub log_format: LogFormat,
@@ -432,7 +494,10 @@ pub fn load(path: &Path, data_dir: Option<&Path>) -> Result<Settings, ConfigErro
             config::Environment::with_prefix("ENLACE")
                 .prefix_separator("__")
                 .separator("__")
-                .try_parsing(true),
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("tls.peer_crls")
+                .with_list_parse_key("tls.agency_client_crls"),
         )
         .build()
         .map_err(|e| fail(format!("cannot read: {e}")))?;
@@ -563,6 +628,46 @@ fn validate(
         problems.push(
             "tls.agency_client_ca: must be a local CA of its own, not one of the federation CAs in the roster; otherwise any peer node could act as an agency client".into(),
         );
+    }
+
+    let roster_cas: Vec<CertificateDer<'static>> = roster
+        .iter()
+        .flat_map(|r| r.members().flat_map(|m| m.ca_certs.iter().cloned()))
+        .collect();
+    let peer_crl_files: Vec<PathBuf> = raw
+        .tls
+        .peer_crls
+        .iter()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(|p| resolve(p))
+        .collect();
+    let agency_crl_files: Vec<PathBuf> = raw
+        .tls
+        .agency_client_crls
+        .iter()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(|p| resolve(p))
+        .collect();
+    let peer_crls = load_crls(
+        "tls.peer_crls",
+        &peer_crl_files,
+        roster.as_ref().map(|_| roster_cas.as_slice()),
+        &mut problems,
+    );
+    let agency_crls = load_crls(
+        "tls.agency_client_crls",
+        &agency_crl_files,
+        agency_ca.as_deref(),
+        &mut problems,
+    );
+    let mut reload = ReloadConfig::default();
+    match raw.reload.poll_ms {
+        None => {}
+        Some(0) => reload.poll = None,
+        Some(ms) if ms >= 100 => reload.poll = Some(Duration::from_millis(ms)),
+        Some(ms) => problems.push(format!(
+            "reload.poll_ms: must be 0 (SIGHUP only) or at least 100 (got {ms})"
+        )),
     }
 
     let key_id = raw.signing.key_id.clone().unwrap_or_default();
@@ -825,6 +930,19 @@ fn validate(
             roster: Arc::new(roster),
             tls,
             agency_ca,
+            peer_crls,
+            agency_crls,
+            tls_files: TlsFiles {
+                roster: resolve(raw.federation.roster.as_deref().unwrap_or(Path::new(""))),
+                cert: resolve(raw.tls.cert.as_deref().unwrap_or(Path::new(""))),
+                key: resolve(raw.tls.key.as_deref().unwrap_or(Path::new(""))),
+                agency_client_ca: resolve(
+                    raw.tls.agency_client_ca.as_deref().unwrap_or(Path::new("")),
+                ),
+                peer_crls: peer_crl_files,
+                agency_client_crls: agency_crl_files,
+            },
+            reload,
             signing: Arc::new(signing),
             sync,
             log_format: raw.log.format.unwrap_or_default(),
@@ -840,6 +958,51 @@ fn validate(
             problems: vec!["incomplete configuration".into()],
         }),
     }
+}
+
+/// Loads the CRL files of `field`, each of which must be signed by one of
+/// `cas` (`None` when those CAs did not load: then only parsing is checked).
+/// Only one CRL per CA is allowed, since WebPKI consults the first CRL of
+/// an issuer and would silently ignore a second.
+fn load_crls(
+    field: &str,
+    files: &[PathBuf],
+    cas: Option<&[CertificateDer<'static>]>,
+    problems: &mut Vec<String>,
+) -> Vec<CertificateRevocationListDer<'static>> {
+    let mut out = Vec::new();
+    let mut issuers: Vec<(Vec<u8>, String)> = Vec::new();
+    for (i, path) in files.iter().enumerate() {
+        let at = format!("{field}[{i}]");
+        let crls = match crate::crl::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                problems.push(format!("{at}: {e}"));
+                continue;
+            }
+        };
+        for (j, crl) in crls.into_iter().enumerate() {
+            let what = format!("{} (CRL {})", path.display(), j + 1);
+            if let Some(cas) = cas
+                && let Err(e) = crate::crl::signer(&crl, cas, &what)
+            {
+                problems.push(format!("{at}: {e}"));
+                continue;
+            }
+            if let Ok(info) = crate::crl::CrlInfo::parse(&crl) {
+                if let Some((_, first)) = issuers.iter().find(|(raw, _)| *raw == info.issuer_raw) {
+                    problems.push(format!(
+                        "{at}: {what} is a second CRL from {:?} (the first is {first}); keep only the newest, since only one CRL per CA is consulted",
+                        info.issuer
+                    ));
+                    continue;
+                }
+                issuers.push((info.issuer_raw, what));
+            }
+            out.push(crl);
+        }
+    }
+    out
 }
 
 /// The node's own certificate must name it and chain to its roster CA, or

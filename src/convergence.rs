@@ -144,8 +144,7 @@ pub async fn compare_with_peers(
             }
         }
         let answer = async {
-            let config = crate::tls::peer_client_config(&state.roster, &state.tls, &peer)
-                .map_err(|e| e.to_string())?;
+            let config = state.tls_live.peer_client(&peer);
             let channel = crate::sync::peer_channel(config, &endpoint.host, endpoint.port)
                 .map_err(|e| e.to_string())?;
             let mut client = crate::pb::v1::federation_client::FederationClient::new(channel)

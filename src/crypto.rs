@@ -282,6 +282,40 @@ pub fn write_public_file(path: &Path, contents: &[u8], overwrite: bool) -> Resul
     f.sync_all().map_err(err)
 }
 
+/// Replaces `path` atomically: the contents go to a new file beside it
+/// (mode 0600 from creation when `private`), which is then renamed over
+/// it. A running node that re-reads the file on change (`crate::reload`)
+/// sees the old file or the new one, never half of either.
+pub fn replace_file(path: &Path, contents: &[u8], private: bool) -> Result<(), CryptoError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let suffix: [u8; 6] = random_bytes()?;
+    let tmp = path.with_file_name(format!(
+        ".{name}.{}.tmp",
+        suffix
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    ));
+    let written = if private {
+        write_private_file(&tmp, contents, false)
+    } else {
+        write_public_file(&tmp, contents, false)
+    };
+    let renamed = written.and_then(|()| {
+        fs::rename(&tmp, path).map_err(|source| CryptoError::Write {
+            path: path.to_owned(),
+            source,
+        })
+    });
+    if renamed.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    renamed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,7 +24,9 @@
 //! | [`config`] | the node's configuration file, validated whole |
 //! | [`doctor`] | `enlace doctor`: checks a node's configuration, key files, certificates, roster entry and peers, with a verdict each |
 //! | [`tls`] | rustls configurations and the roster-bound certificate verifiers |
-//! | [`pki`] | issuing CAs and certificates that follow the enlace certificate profile |
+//! | [`pki`] | issuing and renewing CAs and certificates that follow the enlace certificate profile |
+//! | [`crl`] | certificate revocation lists: revoking a certificate, reading and checking CRL files |
+//! | [`reload`] | the TLS configurations both listeners and outgoing connections use, rebuilt from the files on SIGHUP or when they change |
 //! | [`store`] | the durable store (sled behind one facade) |
 //! | [`verify`] | the gate every shared record passes: roster key, signature, body rules, origin |
 //! | [`convergence`] | digests of what two nodes hold, to check that replication converged |
@@ -47,6 +49,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod convergence;
+pub mod crl;
 pub mod crypto;
 pub mod doctor;
 pub mod lifecycle;
@@ -56,6 +59,7 @@ pub mod node;
 pub mod pb;
 pub mod pki;
 pub mod publish;
+pub mod reload;
 pub mod roster;
 pub mod sandbox;
 pub mod selector;

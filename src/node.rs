@@ -133,6 +133,9 @@ pub struct NodeState {
     pub peer_handshakes: Arc<tls::HandshakeStats>,
     /// TLS handshakes on the agency listener.
     pub agency_handshakes: Arc<tls::HandshakeStats>,
+    /// The TLS configurations both listeners and outgoing peer connections
+    /// use, reloaded without a restart.
+    pub tls_live: Arc<crate::reload::LiveTls>,
     peers: Mutex<BTreeMap<NodeId, PeerState>>,
 }
 
@@ -181,6 +184,7 @@ impl Node {
                 (m.id.clone(), state)
             })
             .collect();
+        let tls_live = Arc::new(crate::reload::LiveTls::new(&settings)?);
         Ok(Self {
             state: Arc::new(NodeState {
                 id: settings.node_id,
@@ -199,6 +203,7 @@ impl Node {
                 peer_clients: Default::default(),
                 peer_handshakes: Arc::default(),
                 agency_handshakes: Arc::default(),
+                tls_live,
                 peers: Mutex::new(peers),
             }),
         })
@@ -315,6 +320,47 @@ impl Node {
                 }
             });
         }
+        // Certificates, keys, CRLs and roster reloaded: on record.
+        {
+            let state = state.clone();
+            let mut stop = stop_rx.clone();
+            let mut reloads = state.tls_live.subscribe();
+            replicators.spawn(async move {
+                loop {
+                    let outcome = tokio::select! {
+                        o = reloads.recv() => o,
+                        _ = stopped(&mut stop) => break,
+                    };
+                    match outcome {
+                        Ok(o) if o.applied() => {
+                            let entry = crate::audit::Entry::new(
+                                crate::audit::Action::ConfigChanged,
+                                state.id.as_str(),
+                            )
+                            .ids(o.changed.clone())
+                            .result(format!(
+                                "reloaded ({}); certificate serial {} -> {}{}",
+                                o.trigger,
+                                o.old_certificate.serial,
+                                o.new_certificate.serial,
+                                if o.restart_needed.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!("; at next restart: {}", o.restart_needed.join(", "))
+                                }
+                            ));
+                            if let Err(error) = state.audit(vec![entry]).await {
+                                tracing::error!(%error, "cannot audit a reload");
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+            });
+        }
+        replicators.spawn(state.tls_live.clone().watch(stop_rx.clone()));
         for member in state.roster.members() {
             if member.id == state.id || state.peer_endpoint(&member.id).is_none() {
                 continue;

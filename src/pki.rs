@@ -132,6 +132,24 @@ pub fn issue_with_validity(
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
 ) -> Result<Issued, PkiError> {
+    sign(
+        ca_cert_pem,
+        ca_key_pem,
+        profile,
+        not_before,
+        not_after,
+        new_key()?,
+    )
+}
+
+fn sign(
+    ca_cert_pem: &str,
+    ca_key_pem: &str,
+    profile: &Profile,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    key: KeyPair,
+) -> Result<Issued, PkiError> {
     if not_after <= not_before {
         return Err(PkiError::Invalid(format!(
             "validity ends ({not_after}) before it starts ({not_before})"
@@ -139,7 +157,6 @@ pub fn issue_with_validity(
     }
     let ca_key = KeyPair::from_pem(ca_key_pem)?;
     let issuer = Issuer::from_ca_cert_pem(ca_cert_pem, ca_key)?;
-    let key = new_key()?;
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     params.is_ca = IsCa::ExplicitNoCa;
@@ -189,6 +206,167 @@ pub fn issue_with_validity(
     Ok(Issued {
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
+    })
+}
+
+/// Checks that `cert` was issued by `ca`: its issuer is the CA's subject
+/// and its signature verifies under the CA's public key. A name match
+/// alone is not enough, since anyone can make a CA with any name.
+pub fn check_issued_by(cert: &[u8], ca: &[u8]) -> Result<(), PkiError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert)
+        .map_err(|e| PkiError::Invalid(format!("not an X.509 certificate: {e}")))?;
+    let (_, ca) = x509_parser::parse_x509_certificate(ca)
+        .map_err(|e| PkiError::Invalid(format!("CA certificate: not an X.509 certificate: {e}")))?;
+    if cert.issuer().as_raw() != ca.subject().as_raw() {
+        return Err(PkiError::Invalid(format!(
+            "certificate {} was issued by {:?}, not by this CA ({:?})",
+            cert.raw_serial_as_string(),
+            cert.issuer().to_string(),
+            ca.subject().to_string()
+        )));
+    }
+    cert.verify_signature(Some(ca.public_key())).map_err(|e| {
+        PkiError::Invalid(format!(
+            "certificate {} names {:?} as its issuer, but its signature does not verify under that CA's key ({e})",
+            cert.raw_serial_as_string(),
+            ca.subject().to_string()
+        ))
+    })
+}
+
+/// The enlace profile a certificate was issued under, read back from it:
+/// a node certificate by its SPIFFE id (plus its DNS and IP SANs), an
+/// agency-client certificate by its `clientAuth`-only purpose and CN.
+pub fn profile_of(cert: &[u8]) -> Result<Profile, PkiError> {
+    let info = CertInfo::parse(cert)?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert)
+        .map_err(|e| PkiError::Invalid(format!("not an X.509 certificate: {e}")))?;
+    let common_name = parsed
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_owned);
+    let spiffe: Vec<&str> = info.uris().filter(|u| u.starts_with("spiffe://")).collect();
+    match spiffe.as_slice() {
+        [uri] => {
+            let rest = uri.trim_start_matches("spiffe://");
+            let (federation, id) = rest.split_once("/node/").ok_or_else(|| {
+                PkiError::Invalid(format!(
+                    "SPIFFE id {uri} is not of the form spiffe://<federation>/node/<id>"
+                ))
+            })?;
+            let node_id = NodeId::parse(id)
+                .map_err(|e| PkiError::Invalid(format!("SPIFFE id {uri}: {e}")))?;
+            let mut dns_names = Vec::new();
+            let mut ip_addresses = Vec::new();
+            for san in &info.sans {
+                match san {
+                    San::Uri(u) if u == uri => {}
+                    San::Dns(d) => dns_names.push(d.clone()),
+                    San::Ip(ip) => ip_addresses.push(*ip),
+                    other => {
+                        return Err(PkiError::Invalid(format!(
+                            "SAN {other} is outside the enlace node profile; issue a new certificate instead of renewing this one"
+                        )));
+                    }
+                }
+            }
+            Ok(Profile::Node {
+                federation: federation.to_owned(),
+                node_id,
+                dns_names,
+                ip_addresses,
+            })
+        }
+        [] if info.has_eku("clientAuth") && !info.has_eku("serverAuth") => Ok(Profile::Client {
+            name: common_name.filter(|n| !n.is_empty()).ok_or_else(|| {
+                PkiError::Invalid("an agency-client certificate needs a subject CN".into())
+            })?,
+        }),
+        [] => Err(PkiError::Invalid(
+            "neither a node certificate (no SPIFFE id) nor an agency-client certificate (extended key usage is not clientAuth alone)".into(),
+        )),
+        many => Err(PkiError::Invalid(format!(
+            "carries {} SPIFFE ids; a node certificate has exactly one",
+            many.len()
+        ))),
+    }
+}
+
+/// What [`renew`] made.
+#[derive(Debug, Clone)]
+pub struct Renewed {
+    /// The new certificate, and its key (the old key unless a fresh one was asked for).
+    pub issued: Issued,
+    pub profile: Profile,
+    pub old_serial: String,
+    pub new_serial: String,
+    /// Whether `issued.key_pem` is a new key.
+    pub new_key: bool,
+}
+
+/// Re-issues `cert_pem` under the CA that issued it: same profile (subject,
+/// SANs, purposes), a new serial and validity of `days` from now. With
+/// `key_pem` the certificate keeps that key, which must be the one the
+/// old certificate certifies; without it a fresh key is made.
+pub fn renew(
+    ca_cert_pem: &str,
+    ca_key_pem: &str,
+    cert_pem: &str,
+    key_pem: Option<&str>,
+    days: u32,
+) -> Result<Renewed, PkiError> {
+    use rcgen::PublicKeyData;
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let pem = |what: &str, text: &str| {
+        CertificateDer::from_pem_slice(text.as_bytes())
+            .map_err(|e| PkiError::Invalid(format!("{what}: not a PEM certificate: {e}")))
+    };
+    let old = pem("certificate", cert_pem)?;
+    let ca = pem("CA certificate", ca_cert_pem)?;
+    check_issued_by(&old, &ca)?;
+    let profile = profile_of(&old)?;
+    let old_info = CertInfo::parse(&old)?;
+    let (key, new_key) = match key_pem {
+        Some(k) => {
+            let key = KeyPair::from_pem(k).map_err(|e| {
+                PkiError::Invalid(format!("private key: not a usable PEM key: {e}"))
+            })?;
+            let (_, parsed) = x509_parser::parse_x509_certificate(&old)
+                .map_err(|e| PkiError::Invalid(format!("not an X.509 certificate: {e}")))?;
+            if key.subject_public_key_info() != parsed.public_key().raw {
+                return Err(PkiError::Invalid(
+                    "the private key is not the key this certificate certifies".into(),
+                ));
+            }
+            (key, false)
+        }
+        None => (new_key()?, true),
+    };
+    let mut window = CertificateParams::default();
+    validity(&mut window, days);
+    let issued = sign(
+        ca_cert_pem,
+        ca_key_pem,
+        &profile,
+        window.not_before,
+        window.not_after,
+        key,
+    )?;
+    let new = pem("renewed certificate", &issued.cert_pem)?;
+    // A CA key that does not belong to the CA certificate would yield a
+    // certificate nobody accepts: better to fail here than at the peers.
+    check_issued_by(&new, &ca).map_err(|_| {
+        PkiError::Invalid("the CA private key does not belong to the CA certificate".into())
+    })?;
+    Ok(Renewed {
+        new_serial: CertInfo::parse(&new)?.serial,
+        old_serial: old_info.serial,
+        issued,
+        profile,
+        new_key,
     })
 }
 
@@ -460,5 +638,92 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("--dns or --ip"), "{err}");
+    }
+
+    fn pem(text: &str) -> CertificateDer<'static> {
+        CertificateDer::from_pem_slice(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn renewal_keeps_the_profile_and_the_key_unless_asked() {
+        let ca = new_ca("CA", None, 30).unwrap();
+        let profile = Profile::Node {
+            federation: "fed".into(),
+            node_id: NodeId::parse("gt").unwrap(),
+            dns_names: vec!["node.gt.example".into()],
+            ip_addresses: vec!["127.0.0.1".parse().unwrap()],
+        };
+        let old = issue(&ca.cert_pem, &ca.key_pem, &profile, 1).unwrap();
+        let kept = renew(
+            &ca.cert_pem,
+            &ca.key_pem,
+            &old.cert_pem,
+            Some(&old.key_pem),
+            90,
+        )
+        .unwrap();
+        assert!(!kept.new_key);
+        assert_ne!(kept.old_serial, kept.new_serial);
+        let (o, n) = (
+            CertInfo::parse(&pem(&old.cert_pem)).unwrap(),
+            CertInfo::parse(&pem(&kept.issued.cert_pem)).unwrap(),
+        );
+        assert_eq!(o.subject, n.subject);
+        assert_eq!(o.sans, n.sans);
+        assert_eq!(o.extended_key_usage, n.extended_key_usage);
+        assert!(n.days_left(OffsetDateTime::now_utc()) >= 89);
+        assert_eq!(
+            KeyPair::from_pem(&kept.issued.key_pem)
+                .unwrap()
+                .serialize_der(),
+            KeyPair::from_pem(&old.key_pem).unwrap().serialize_der(),
+            "same key"
+        );
+        check_issued_by(&pem(&kept.issued.cert_pem), &pem(&ca.cert_pem)).unwrap();
+
+        let fresh = renew(&ca.cert_pem, &ca.key_pem, &old.cert_pem, None, 90).unwrap();
+        assert!(fresh.new_key);
+        assert_ne!(fresh.issued.key_pem, old.key_pem);
+
+        let client = issue(
+            &ca.cert_pem,
+            &ca.key_pem,
+            &Profile::Client {
+                name: "gt-operator".into(),
+            },
+            1,
+        )
+        .unwrap();
+        let renewed = renew(&ca.cert_pem, &ca.key_pem, &client.cert_pem, None, 9).unwrap();
+        assert!(
+            matches!(&renewed.profile, Profile::Client { name } if name == "gt-operator"),
+            "{:?}",
+            renewed.profile
+        );
+    }
+
+    #[test]
+    fn renewal_refuses_a_foreign_ca_or_a_key_that_does_not_fit() {
+        let ca = new_ca("CA", None, 30).unwrap();
+        let other = new_ca("CA", None, 30).unwrap();
+        let profile = Profile::Client { name: "c".into() };
+        let cert = issue(&ca.cert_pem, &ca.key_pem, &profile, 1).unwrap();
+        let err = renew(&other.cert_pem, &other.key_pem, &cert.cert_pem, None, 9).unwrap_err();
+        assert!(err.to_string().contains("does not verify"), "{err}");
+        let stranger = issue(&ca.cert_pem, &ca.key_pem, &profile, 1).unwrap();
+        let err = renew(
+            &ca.cert_pem,
+            &ca.key_pem,
+            &cert.cert_pem,
+            Some(&stranger.key_pem),
+            9,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("not the key"), "{err}");
+        let err = renew(&ca.cert_pem, &other.key_pem, &cert.cert_pem, None, 9).unwrap_err();
+        assert!(
+            err.to_string().contains("does not belong to the CA"),
+            "{err}"
+        );
     }
 }

@@ -128,6 +128,9 @@ pub struct Member {
     pub endpoint: Option<Endpoint>,
     /// CA certificates allowed to issue this member's TLS certificates.
     pub ca_certs: Vec<CertificateDer<'static>>,
+    /// The files `ca_certs` were read from, so that a change to one can
+    /// be noticed and the TLS configuration reloaded.
+    pub ca_files: Vec<PathBuf>,
     pub signing_keys: Vec<RosterKey>,
 }
 
@@ -255,6 +258,7 @@ impl Roster {
                 None => None,
             };
             let mut ca_certs = Vec::new();
+            let mut ca_files = Vec::new();
             if m.ca.is_empty() {
                 problems.push(format!(
                     "{at}.ca: at least one CA certificate file is required"
@@ -263,7 +267,10 @@ impl Roster {
             for (j, ca) in m.ca.iter().enumerate() {
                 let file = base.join(ca);
                 match load_ca_certs(&file) {
-                    Ok(certs) => ca_certs.extend(certs),
+                    Ok(certs) => {
+                        ca_certs.extend(certs);
+                        ca_files.push(file);
+                    }
                     Err(e) => problems.push(format!("{at}.ca[{j}]: {e}")),
                 }
             }
@@ -342,6 +349,7 @@ impl Roster {
                         role,
                         endpoint,
                         ca_certs,
+                        ca_files,
                         signing_keys,
                     },
                 );

@@ -37,7 +37,7 @@ pub const MAX_PEER_MESSAGE: usize = 8 * 1024 * 1024;
 /// TLS itself, with the roster-bound verifier for that peer; no plaintext
 /// path exists.
 pub fn peer_channel(
-    tls_config: Arc<rustls::ClientConfig>,
+    tls_config: impl Into<tls::ClientTls>,
     host: &str,
     port: u16,
 ) -> Result<Channel, tls::TlsError> {
@@ -162,7 +162,7 @@ impl PeerReplicator {
         let endpoint = state
             .peer_endpoint(&peer)
             .ok_or_else(|| NodeError::Server(format!("{peer} has no endpoint")))?;
-        let config = tls::peer_client_config(&state.roster, &state.tls, &peer)?;
+        let config = state.tls_live.peer_client(&peer);
         let channel = peer_channel(config, &endpoint.host, endpoint.port)?;
         let client = FederationClient::new(channel)
             .max_decoding_message_size(MAX_PEER_MESSAGE)

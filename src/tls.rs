@@ -14,8 +14,22 @@
 //!   server the same way, plus its DNS name or IP address.
 //! - on the agency listener, clients need a certificate from the node's local
 //!   agency CA, which is a different CA from any in the roster.
+//! - revocation: CRLs named in `[tls]` are handed to every WebPKI verifier
+//!   (both listeners and outgoing connections). A certificate is checked
+//!   against the CRL of the CA that issued it; a CA that publishes no CRL
+//!   is not an error (`allow_unknown_revocation_status`), since members
+//!   run their own PKI and not all of them publish one. A CRL past its
+//!   next update still counts (rustls's default): a stale list of revoked
+//!   certificates is still a list of revoked certificates, and refusing
+//!   every peer of a CA whose CRL lapsed would be a federation-wide outage.
+//! - every refused certificate is logged at WARN with who it names (node
+//!   id or client name), its serial and the reason (revoked, expired, …).
+//! - the configurations are read per connection from a [`ServerTls`] or
+//!   [`ClientTls`] source, so [`crate::reload`] can swap them at run time:
+//!   connections already established keep the configuration they were
+//!   made with, new handshakes use the new one.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
@@ -32,7 +46,9 @@ use rustls::{
     CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme,
 };
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls_pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime,
+};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -208,6 +224,49 @@ fn app_error(e: TlsError) -> rustls::Error {
     rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(e))))
 }
 
+/// CRLs as the verifiers take them.
+pub type Crls = [CertificateRevocationListDer<'static>];
+
+/// Why WebPKI refused a certificate, in a word or two for the log.
+pub fn refusal_reason(error: &rustls::Error) -> String {
+    match error {
+        rustls::Error::InvalidCertificate(e) => match e {
+            CertificateError::Revoked => "revoked".into(),
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => "expired".into(),
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                "not yet valid".into()
+            }
+            CertificateError::UnknownIssuer => "unknown issuer".into(),
+            other => format!("{other:?}"),
+        },
+        other => other.to_string(),
+    }
+}
+
+fn serial_of(cert: &CertificateDer<'_>) -> String {
+    x509_parser::parse_x509_certificate(cert)
+        .map(|(_, c)| c.raw_serial_as_string())
+        .unwrap_or_else(|_| "unparsable".into())
+}
+
+/// Makes a WebPKI client verifier over `roots`, checking `crls`.
+fn client_verifier(
+    roots: Arc<RootCertStore>,
+    crls: &Crls,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+    let mut builder = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
+    if !crls.is_empty() {
+        // NOTE: see the module header: a CA without a CRL is not an error.
+        builder = builder
+            .with_crls(crls.iter().cloned())
+            .allow_unknown_revocation_status();
+    }
+    builder
+        .build()
+        .map_err(|e| TlsError::Verifier(e.to_string()))
+}
+
 /// Peer-listener client verifier: the chain must end at one of the CAs the
 /// roster allows for the node id that the certificate itself names.
 #[derive(Debug)]
@@ -216,28 +275,49 @@ pub struct RosterClientVerifier {
     per_member: HashMap<NodeId, Arc<dyn ClientCertVerifier>>,
     hints: Vec<DistinguishedName>,
     any: Arc<dyn ClientCertVerifier>,
+    /// Whether refusals are logged: yes on a listener, not when the
+    /// configuration check runs the verifier on the node's own certificate.
+    log_refusals: bool,
 }
 
 impl RosterClientVerifier {
+    /// A verifier without CRLs that does not log refusals: for checking a
+    /// certificate the way peers will (configuration checks, doctor).
     pub fn new(roster: &Roster, provider: &Arc<CryptoProvider>) -> Result<Self, TlsError> {
+        Self::build(roster, &[], provider, false)
+    }
+
+    /// The peer listener's verifier: checks `crls` and logs every refusal.
+    pub fn for_listener(
+        roster: &Roster,
+        crls: &Crls,
+        provider: &Arc<CryptoProvider>,
+    ) -> Result<Self, TlsError> {
+        Self::build(roster, crls, provider, true)
+    }
+
+    fn build(
+        roster: &Roster,
+        crls: &Crls,
+        provider: &Arc<CryptoProvider>,
+        log_refusals: bool,
+    ) -> Result<Self, TlsError> {
         let mut per_member = HashMap::new();
         let mut all = Vec::new();
         for m in roster.members() {
-            let v =
-                WebPkiClientVerifier::builder_with_provider(roots(&m.ca_certs)?, provider.clone())
-                    .build()
-                    .map_err(|e| TlsError::Verifier(e.to_string()))?;
+            // NOTE: every member's verifier gets every CRL; WebPKI consults
+            // only the one whose issuer issued the certificate at hand.
+            let v = client_verifier(roots(&m.ca_certs)?, crls, provider)?;
             per_member.insert(m.id.clone(), v);
             all.extend(m.ca_certs.iter().cloned());
         }
-        let any = WebPkiClientVerifier::builder_with_provider(roots(&all)?, provider.clone())
-            .build()
-            .map_err(|e| TlsError::Verifier(e.to_string()))?;
+        let any = client_verifier(roots(&all)?, &[], provider)?;
         Ok(Self {
             federation: roster.federation.clone(),
             hints: any.root_hint_subjects().to_vec(),
             per_member,
             any,
+            log_refusals,
         })
     }
 }
@@ -258,7 +338,19 @@ impl ClientCertVerifier for RosterClientVerifier {
             .per_member
             .get(&id)
             .ok_or_else(|| app_error(TlsError::NotAMember(id.to_string())))?;
-        verifier.verify_client_cert(end_entity, intermediates, now)
+        verifier
+            .verify_client_cert(end_entity, intermediates, now)
+            .inspect_err(|error| {
+                if self.log_refusals {
+                    tracing::warn!(
+                        listener = "peer",
+                        peer = %id,
+                        serial = %serial_of(end_entity),
+                        reason = %refusal_reason(error),
+                        "peer certificate refused"
+                    );
+                }
+            })
     }
 
     fn verify_tls12_signature(
@@ -281,6 +373,74 @@ impl ClientCertVerifier for RosterClientVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.any.supported_verify_schemes()
+    }
+}
+
+/// Agency-listener client verifier: WebPKI against the local agency CA
+/// (and its CRLs), logging every refusal with the client's name.
+#[derive(Debug)]
+pub struct AgencyClientVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+}
+
+impl AgencyClientVerifier {
+    pub fn new(
+        agency_ca: &[CertificateDer<'static>],
+        crls: &Crls,
+        provider: &Arc<CryptoProvider>,
+    ) -> Result<Self, TlsError> {
+        Ok(Self {
+            inner: client_verifier(roots(agency_ca)?, crls, provider)?,
+        })
+    }
+}
+
+impl ClientCertVerifier for AgencyClientVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.inner
+            .verify_client_cert(end_entity, intermediates, now)
+            .inspect_err(|error| {
+                let client =
+                    client_name_from_cert(end_entity).unwrap_or_else(|_| "<no common name>".into());
+                tracing::warn!(
+                    listener = "agency",
+                    %client,
+                    serial = %serial_of(end_entity),
+                    reason = %refusal_reason(error),
+                    "agency client certificate refused"
+                );
+            })
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
     }
 }
 
@@ -312,6 +472,14 @@ impl ServerCertVerifier for RosterServerVerifier {
         }
         self.inner
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            .inspect_err(|error| {
+                tracing::warn!(
+                    peer = %self.expected,
+                    serial = %serial_of(end_entity),
+                    reason = %refusal_reason(error),
+                    "peer server certificate refused"
+                );
+            })
     }
 
     fn verify_tls12_signature(
@@ -339,13 +507,22 @@ impl ServerCertVerifier for RosterServerVerifier {
 
 const H2: &[u8] = b"h2";
 
-/// Server config of the peer listener.
+/// Server config of the peer listener, without CRLs.
 pub fn peer_server_config(
     roster: &Roster,
     identity: &TlsIdentity,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    peer_server_config_with_crls(roster, identity, &[])
+}
+
+/// Server config of the peer listener, checking peers against `crls`.
+pub fn peer_server_config_with_crls(
+    roster: &Roster,
+    identity: &TlsIdentity,
+    crls: &Crls,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let provider = provider();
-    let verifier = Arc::new(RosterClientVerifier::new(roster, &provider)?);
+    let verifier = Arc::new(RosterClientVerifier::for_listener(roster, crls, &provider)?);
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
@@ -359,10 +536,17 @@ pub fn agency_server_config(
     agency_ca: &[CertificateDer<'static>],
     identity: &TlsIdentity,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    agency_server_config_with_crls(agency_ca, identity, &[])
+}
+
+/// Server config of the agency listener, checking clients against `crls`.
+pub fn agency_server_config_with_crls(
+    agency_ca: &[CertificateDer<'static>],
+    identity: &TlsIdentity,
+    crls: &Crls,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let provider = provider();
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots(agency_ca)?, provider.clone())
-        .build()
-        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let verifier = Arc::new(AgencyClientVerifier::new(agency_ca, crls, &provider)?);
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
@@ -371,20 +555,36 @@ pub fn agency_server_config(
     Ok(Arc::new(cfg))
 }
 
-/// Client config for dialling one peer.
+/// Client config for dialling one peer, without CRLs.
 pub fn peer_client_config(
     roster: &Roster,
     identity: &TlsIdentity,
     peer: &NodeId,
 ) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    peer_client_config_with_crls(roster, identity, peer, &[])
+}
+
+/// Client config for dialling one peer, checking its certificate against `crls`.
+pub fn peer_client_config_with_crls(
+    roster: &Roster,
+    identity: &TlsIdentity,
+    peer: &NodeId,
+    crls: &Crls,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let member = roster
         .member(peer)
         .ok_or_else(|| TlsError::NotAMember(peer.to_string()))?;
     let provider = provider();
-    let inner =
-        WebPkiServerVerifier::builder_with_provider(roots(&member.ca_certs)?, provider.clone())
-            .build()
-            .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let mut builder =
+        WebPkiServerVerifier::builder_with_provider(roots(&member.ca_certs)?, provider.clone());
+    if !crls.is_empty() {
+        builder = builder
+            .with_crls(crls.iter().cloned())
+            .allow_unknown_revocation_status();
+    }
+    let inner = builder
+        .build()
+        .map_err(|e| TlsError::Verifier(e.to_string()))?;
     let verifier = Arc::new(RosterServerVerifier {
         federation: roster.federation.clone(),
         expected: peer.clone(),
@@ -420,6 +620,68 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsError> {
             "{host:?} is not a valid DNS name or IP address: {e}"
         ))
     })
+}
+
+/// Where a listener takes its server configuration from, once per
+/// accepted connection. A fixed configuration converts into one; a node
+/// hands out the receiving end of the configuration [`crate::reload`] swaps.
+#[derive(Debug, Clone)]
+pub struct ServerTls(watch::Receiver<Arc<rustls::ServerConfig>>);
+
+impl ServerTls {
+    /// The configuration a handshake starting now uses.
+    pub fn current(&self) -> Arc<rustls::ServerConfig> {
+        self.0.borrow().clone()
+    }
+}
+
+impl From<Arc<rustls::ServerConfig>> for ServerTls {
+    fn from(config: Arc<rustls::ServerConfig>) -> Self {
+        // NOTE: the sender is dropped at once; the receiver keeps the value.
+        Self(watch::channel(config).1)
+    }
+}
+
+impl From<watch::Receiver<Arc<rustls::ServerConfig>>> for ServerTls {
+    fn from(rx: watch::Receiver<Arc<rustls::ServerConfig>>) -> Self {
+        Self(rx)
+    }
+}
+
+/// One client configuration per roster member, replaced as a whole.
+pub type PeerClientConfigs = BTreeMap<NodeId, Arc<rustls::ClientConfig>>;
+
+/// Where a connector takes its client configuration from, once per new
+/// connection.
+#[derive(Debug, Clone)]
+pub enum ClientTls {
+    /// Always the same configuration.
+    Fixed(Arc<rustls::ClientConfig>),
+    /// Peer `peer`'s entry in a set of configurations swapped at run time.
+    Peer {
+        configs: watch::Receiver<Arc<PeerClientConfigs>>,
+        peer: NodeId,
+    },
+}
+
+impl ClientTls {
+    /// The configuration a connection opened now uses.
+    pub fn current(&self) -> Result<Arc<rustls::ClientConfig>, std::io::Error> {
+        match self {
+            Self::Fixed(c) => Ok(c.clone()),
+            Self::Peer { configs, peer } => configs
+                .borrow()
+                .get(peer)
+                .cloned()
+                .ok_or_else(|| std::io::Error::other(TlsError::NotAMember(peer.to_string()))),
+        }
+    }
+}
+
+impl From<Arc<rustls::ClientConfig>> for ClientTls {
+    fn from(config: Arc<rustls::ClientConfig>) -> Self {
+        Self::Fixed(config)
+    }
 }
 
 /// How an accepted connection's identity is read from its verified leaf.
@@ -484,14 +746,14 @@ impl AsyncWrite for TlsConn {
 /// connections whose certificates passed. Ends when `shutdown` turns true.
 pub fn incoming(
     listener: TcpListener,
-    config: Arc<rustls::ServerConfig>,
+    config: impl Into<ServerTls>,
     identify: Identify,
     listener_name: &'static str,
     stats: Arc<HandshakeStats>,
     mut shutdown: watch::Receiver<bool>,
 ) -> ReceiverStream<Result<TlsConn, std::io::Error>> {
     let (tx, rx) = mpsc::channel(64);
-    let acceptor = TlsAcceptor::from(config);
+    let config = config.into();
     let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_HANDSHAKES));
     tokio::spawn(async move {
         loop {
@@ -512,7 +774,9 @@ pub fn incoming(
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 break;
             };
-            let acceptor = acceptor.clone();
+            // Read per connection, so a reloaded configuration applies to
+            // the next handshake and to none already made.
+            let acceptor = TlsAcceptor::from(config.current());
             let identify = identify.clone();
             let tx = tx.clone();
             let stats = stats.clone();
@@ -566,7 +830,7 @@ pub fn incoming(
 /// the TLS handshake with `config`, verifying `server_name`. Every channel
 /// enlace opens goes through it, so there is no plaintext path.
 pub fn connector(
-    config: Arc<rustls::ClientConfig>,
+    config: impl Into<ClientTls>,
     host: String,
     port: u16,
     server_name: ServerName<'static>,
@@ -578,12 +842,13 @@ pub fn connector(
 > + Clone
 + Send
 + 'static {
-    let connector = tokio_rustls::TlsConnector::from(config);
+    let config = config.into();
     tower::service_fn(move |_: tonic::transport::Uri| {
-        let connector = connector.clone();
+        let config = config.current();
         let server_name = server_name.clone();
         let host = host.clone();
         async move {
+            let connector = tokio_rustls::TlsConnector::from(config?);
             let tcp = TcpStream::connect((host.as_str(), port)).await?;
             tcp.set_nodelay(true)?;
             let stream = connector.connect(server_name, tcp).await?;

@@ -1,7 +1,9 @@
 //! `enlace ca`, `enlace cert`, `enlace keys`: making the keys and
 //! certificates a member needs, in the enlace certificate profile
-//! ([`crate::pki`]). Private keys are written with mode 0600 and never
-//! overwritten without `--force`.
+//! ([`crate::pki`]), and revoking them ([`crate::crl`]). Private keys are
+//! written with mode 0600 and never overwritten without `--force`, except
+//! by `cert renew`, whose purpose is to replace the files it is given (it
+//! does so atomically, so a node watching them never reads half a file).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -50,6 +52,14 @@ pub enum CertKind {
 pub enum CertCommand {
     /// Issue a certificate under a CA.
     Issue(IssueArgs),
+    /// Re-issue a certificate from the CA that issued it: same subject,
+    /// SANs and purposes, a new serial and a fresh validity. Keeps the
+    /// private key unless --new-key. Files are replaced atomically, so a
+    /// running node that watches them picks up the new certificate.
+    Renew(RenewArgs),
+    /// Revoke a certificate: add its serial to the CA's CRL (created, or
+    /// extended and re-signed with its CRL number incremented).
+    Revoke(RevokeArgs),
     /// Show what the certificates in a PEM file say: subject, issuer,
     /// serial, validity and days left, key, constraints, key usages, every
     /// SAN and the SHA-256 fingerprint.
@@ -100,6 +110,62 @@ pub struct IssueArgs {
     /// Overwrite existing files.
     #[arg(long)]
     force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RenewArgs {
+    /// The CA that issued the certificate (PEM).
+    #[arg(long)]
+    ca_cert: PathBuf,
+    /// The CA's private key (PEM).
+    #[arg(long)]
+    ca_key: PathBuf,
+    /// The certificate to renew (PEM); replaced unless --out-cert.
+    #[arg(long)]
+    cert: PathBuf,
+    /// Its private key (PEM, mode 0600). Kept as it is, or replaced by a
+    /// fresh key with --new-key (unless --out-key).
+    #[arg(long)]
+    key: PathBuf,
+    /// Make a fresh private key instead of keeping the current one.
+    #[arg(long)]
+    new_key: bool,
+    /// Validity of the new certificate in days.
+    #[arg(long, default_value_t = 397)]
+    days: u32,
+    /// Write the new certificate here instead of replacing --cert.
+    #[arg(long)]
+    out_cert: Option<PathBuf>,
+    /// With --new-key: write the new key here instead of replacing --key.
+    #[arg(long, requires = "new_key")]
+    out_key: Option<PathBuf>,
+    /// Overwrite existing --out-cert / --out-key files.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// The CA that issued the certificate (PEM).
+    #[arg(long)]
+    ca_cert: PathBuf,
+    /// The CA's private key (PEM).
+    #[arg(long)]
+    ca_key: PathBuf,
+    /// The certificate to revoke (PEM; the first certificate in the file).
+    #[arg(long)]
+    cert: PathBuf,
+    /// Why (RFC 5280): unspecified, key-compromise, ca-compromise,
+    /// affiliation-changed, superseded, cessation-of-operation,
+    /// certificate-hold, privilege-withdrawn.
+    #[arg(long, default_value = "unspecified")]
+    reason: String,
+    /// The CRL file (PEM): extended if it exists, created otherwise.
+    #[arg(long)]
+    crl: PathBuf,
+    /// Days until the CRL's next update.
+    #[arg(long, default_value_t = 30)]
+    days: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -179,6 +245,8 @@ pub fn ca(cmd: CaCommand) -> Result<(), String> {
 pub fn cert(cmd: CertCommand) -> Result<(), String> {
     match cmd {
         CertCommand::Issue(a) => issue(a),
+        CertCommand::Renew(a) => renew(a),
+        CertCommand::Revoke(a) => revoke(a),
         CertCommand::Inspect { file, json } => inspect(&file, json),
     }
 }
@@ -219,6 +287,100 @@ fn issue(a: IssueArgs) -> Result<(), String> {
         "wrote certificate {} and key {}",
         a.cert.display(),
         a.key.display()
+    );
+    Ok(())
+}
+
+fn renew(a: RenewArgs) -> Result<(), String> {
+    let ca_cert = read(&a.ca_cert)?;
+    let ca_key = read(&a.ca_key)?;
+    let cert = read(&a.cert)?;
+    let key = if a.new_key {
+        None
+    } else {
+        crypto::check_private_permissions(&a.key).map_err(|e| e.to_string())?;
+        Some(read(&a.key)?)
+    };
+    let renewed = pki::renew(&ca_cert, &ca_key, &cert, key.as_deref(), a.days)
+        .map_err(|e| format!("cannot renew {}: {e}", a.cert.display()))?;
+    let cert_out = a.out_cert.clone().unwrap_or_else(|| a.cert.clone());
+    let key_out = a.out_key.clone().unwrap_or_else(|| a.key.clone());
+    for (given, path) in [(&a.out_cert, &cert_out), (&a.out_key, &key_out)] {
+        if given.is_some() && path.exists() && !a.force {
+            return Err(format!(
+                "{} exists; pass --force to overwrite it",
+                path.display()
+            ));
+        }
+    }
+    // NOTE: the key goes first: a node that reloads between the two
+    // renames sees a key that does not fit the old certificate, refuses
+    // that pair and keeps serving; the next check sees both.
+    if renewed.new_key {
+        crypto::replace_file(&key_out, renewed.issued.key_pem.as_bytes(), true)
+            .map_err(|e| e.to_string())?;
+    }
+    crypto::replace_file(&cert_out, renewed.issued.cert_pem.as_bytes(), false)
+        .map_err(|e| e.to_string())?;
+    println!(
+        "renewed certificate {} (serial {} replaces {}, valid {} days){}",
+        cert_out.display(),
+        renewed.new_serial,
+        renewed.old_serial,
+        a.days,
+        if renewed.new_key {
+            format!(" with a new key {}", key_out.display())
+        } else {
+            format!(", same key {}", a.key.display())
+        }
+    );
+    Ok(())
+}
+
+fn revoke(a: RevokeArgs) -> Result<(), String> {
+    let reason = crate::crl::parse_reason(&a.reason).map_err(|e| format!("--reason: {e}"))?;
+    let ca_cert = read(&a.ca_cert)?;
+    let ca_key = read(&a.ca_key)?;
+    let cert = crate::roster::load_certs(&a.cert)?;
+    let existing = if a.crl.exists() {
+        let crls = crate::crl::load(&a.crl).map_err(|e| e.to_string())?;
+        if crls.len() != 1 {
+            return Err(format!(
+                "{}: holds {} CRLs; revoke extends a file with exactly one",
+                a.crl.display(),
+                crls.len()
+            ));
+        }
+        Some(read(&a.crl)?)
+    } else {
+        None
+    };
+    let revocation = crate::crl::revoke(
+        &ca_cert,
+        &ca_key,
+        &cert[0],
+        existing.as_deref(),
+        reason,
+        a.days,
+    )
+    .map_err(|e| match &existing {
+        Some(_) => format!(
+            "cannot revoke {} into {}: {e}",
+            a.cert.display(),
+            a.crl.display()
+        ),
+        None => format!("cannot revoke {}: {e}", a.cert.display()),
+    })?;
+    crypto::replace_file(&a.crl, revocation.crl_pem.as_bytes(), false)
+        .map_err(|e| e.to_string())?;
+    println!(
+        "revoked certificate {} ({}); {} is CRL number {} and lists {} certificate(s), next update in {} days",
+        revocation.serial,
+        a.reason,
+        a.crl.display(),
+        revocation.number,
+        revocation.listed,
+        a.days
     );
     Ok(())
 }

@@ -111,7 +111,7 @@ pub fn peer_server<H: tonic_health::pb::health_server::Health>(
     health: HealthService<H>,
     stop: watch::Receiver<bool>,
 ) -> Result<impl Future<Output = Result<(), tonic::transport::Error>>, NodeError> {
-    let config = tls::peer_server_config(&state.roster, &state.tls)?;
+    let config = state.tls_live.peer_server();
     let federation = state.roster.federation.clone();
     let identify: tls::Identify =
         Arc::new(move |cert| tls::node_id_from_cert(cert, &federation).map(Identity::Peer));
@@ -140,7 +140,7 @@ pub fn agency_server<H: tonic_health::pb::health_server::Health>(
     health: HealthService<H>,
     stop: watch::Receiver<bool>,
 ) -> Result<impl Future<Output = Result<(), tonic::transport::Error>>, NodeError> {
-    let config = tls::agency_server_config(&state.agency_ca, &state.tls)?;
+    let config = state.tls_live.agency_server();
     let identify: tls::Identify =
         Arc::new(|cert| tls::client_name_from_cert(cert).map(Identity::Client));
     let incoming = tls::incoming(

@@ -1,0 +1,225 @@
+//! A node's certificate replaced on disk while it runs: new handshakes
+//! present the new certificate, streams opened before keep delivering, a
+//! broken file changes nothing, and SIGHUP reloads as a file change does.
+
+mod common;
+
+use common::certs::{self, accepted, edit_config, identity, read_issued};
+use common::{eventually, list_all, publish};
+use enlace::model::NodeId;
+use enlace::pb::v1 as pb;
+use enlace::pki;
+use enlace::reload::{ReloadOutcome, Trigger};
+use enlace::roster::Roster;
+use enlace::sandbox::Sandbox;
+use enlace::tls;
+
+async fn next_reload(
+    outcomes: &mut tokio::sync::broadcast::Receiver<ReloadOutcome>,
+) -> ReloadOutcome {
+    tokio::time::timeout(common::DEADLINE, outcomes.recv())
+        .await
+        .expect("a reload within the deadline")
+        .expect("reload outcomes")
+}
+
+/// Renews `dir/node.crt` under `dir/ca.crt` (same key) and installs it
+/// the way `enlace cert renew` does. Returns the new certificate's serial.
+fn renew_node_certificate(dir: &std::path::Path) -> String {
+    let ca = read_issued(dir, "ca.crt", "ca.key");
+    let old = read_issued(dir, "node.crt", "node.key");
+    let renewed = pki::renew(
+        &ca.cert_pem,
+        &ca.key_pem,
+        &old.cert_pem,
+        Some(&old.key_pem),
+        30,
+    )
+    .unwrap();
+    enlace::crypto::replace_file(
+        &dir.join("node.crt"),
+        renewed.issued.cert_pem.as_bytes(),
+        false,
+    )
+    .unwrap();
+    renewed.new_serial
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_certificate_serves_new_handshakes_and_old_streams_survive() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
+    let gt_dir = fed.member("gt").unwrap().dir.clone();
+    let hn_dir = fed.member("hn").unwrap().dir.clone();
+    edit_config(
+        &fed.member("gt").unwrap().config_path(),
+        "",
+        "[reload]\npoll_ms = 100\n",
+    );
+    let gt = fed.start("gt").await.unwrap();
+    let hn = fed.start("hn").await.unwrap();
+    let gt_peer = fed.member("gt").unwrap().peer_addr;
+    let gt_agency = fed.member("gt").unwrap().agency_addr;
+    let roster = Roster::load(&fed.dir.join("federation.toml")).unwrap();
+    let old_serial = certs::serial(&std::fs::read_to_string(gt_dir.join("node.crt")).unwrap());
+    let hn_identity = identity(&read_issued(&hn_dir, "node.crt", "node.key"));
+    let to_gt = || tls::peer_client_config(&roster, &hn_identity, &NodeId::parse("gt").unwrap());
+    assert_eq!(
+        certs::server_serial(to_gt().unwrap(), gt_peer)
+            .await
+            .unwrap(),
+        old_serial
+    );
+
+    // Two live streams opened before the swap: an agency client's watch on
+    // gt, and hn's replication stream following gt's log.
+    let mut gt_client = fed.client("gt").await.unwrap();
+    let hn_client = fed.client("hn").await.unwrap();
+    let first = publish(&mut gt_client, "antes del cambio", &[]).await;
+    eventually("hn follows gt", || async {
+        let mut c = hn_client.clone();
+        list_all(&mut c)
+            .await
+            .into_iter()
+            .find(|r| r.record_id == first.record_id)
+    })
+    .await;
+    let mut watch = gt_client
+        .clone()
+        .watch_records(pb::WatchRecordsRequest {
+            after_position: 0,
+            origin: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let seen = watch.message().await.unwrap().unwrap();
+    assert_eq!(seen.record_id, first.record_id);
+    let peer_handshakes = accepted(&gt.state.peer_handshakes);
+    let agency_handshakes = accepted(&gt.state.agency_handshakes);
+
+    // The certificate is renewed on disk; gt is not restarted.
+    let mut outcomes = gt.state.tls_live.subscribe();
+    let new_serial = renew_node_certificate(&gt_dir);
+    assert_ne!(new_serial, old_serial);
+    let outcome = next_reload(&mut outcomes).await;
+    assert_eq!(outcome.trigger, Trigger::FileChange);
+    assert!(
+        outcome.changed.iter().any(|c| c.starts_with("tls.cert")),
+        "{:?}",
+        outcome.changed
+    );
+    assert_eq!(outcome.old_certificate.serial, old_serial);
+    assert_eq!(outcome.new_certificate.serial, new_serial);
+    assert_ne!(
+        outcome.old_certificate.sha256,
+        outcome.new_certificate.sha256
+    );
+    assert!(outcome.restart_needed.is_empty(), "{outcome:?}");
+
+    // The streams opened before the swap keep delivering, on the same
+    // connections: no new handshake on either listener.
+    let second = publish(&mut gt_client, "después del cambio", &[]).await;
+    let delivered = tokio::time::timeout(common::DEADLINE, watch.message())
+        .await
+        .expect("the watch delivers within the deadline")
+        .expect("the watch stream is still up")
+        .expect("a record");
+    assert_eq!(delivered.record_id, second.record_id);
+    eventually("hn's old follow stream delivers the new record", || async {
+        let mut c = hn_client.clone();
+        list_all(&mut c)
+            .await
+            .into_iter()
+            .find(|r| r.record_id == second.record_id)
+    })
+    .await;
+    assert_eq!(
+        accepted(&gt.state.peer_handshakes),
+        peer_handshakes,
+        "hn's replication stream was not re-established"
+    );
+    assert_eq!(
+        accepted(&gt.state.agency_handshakes),
+        agency_handshakes,
+        "the agency client's connection was not re-established"
+    );
+
+    // New handshakes, on both listeners, see the new certificate.
+    assert_eq!(
+        certs::server_serial(to_gt().unwrap(), gt_peer)
+            .await
+            .unwrap(),
+        new_serial
+    );
+    let client =
+        enlace::client::ClientConfig::load(&fed.member("gt").unwrap().client_path()).unwrap();
+    let agency_config = tls::agency_client_config(&client.ca, &client.identity).unwrap();
+    assert_eq!(
+        certs::server_serial(agency_config, gt_agency)
+            .await
+            .unwrap(),
+        new_serial
+    );
+    assert_eq!(gt.state.tls_live.certificate().unwrap().serial, new_serial);
+
+    hn.stop().await.unwrap();
+    gt.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_file_keeps_the_configuration_in_use_and_sighup_reloads() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
+    let gt_dir = fed.member("gt").unwrap().dir.clone();
+    let hn_dir = fed.member("hn").unwrap().dir.clone();
+    // Polling off: only SIGHUP (or a direct request) reloads.
+    edit_config(
+        &fed.member("gt").unwrap().config_path(),
+        "",
+        "[reload]\npoll_ms = 0\n",
+    );
+    let gt = fed.start("gt").await.unwrap();
+    let gt_peer = fed.member("gt").unwrap().peer_addr;
+    let roster = Roster::load(&fed.dir.join("federation.toml")).unwrap();
+    let hn_identity = identity(&read_issued(&hn_dir, "node.crt", "node.key"));
+    let to_gt =
+        || tls::peer_client_config(&roster, &hn_identity, &NodeId::parse("gt").unwrap()).unwrap();
+    let old_serial = certs::server_serial(to_gt(), gt_peer).await.unwrap();
+
+    // A truncated certificate: the reload fails, says which file, and the
+    // node goes on serving with what it had.
+    let good = std::fs::read_to_string(gt_dir.join("node.crt")).unwrap();
+    std::fs::write(gt_dir.join("node.crt"), &good[..good.len() / 2]).unwrap();
+    let err = gt
+        .state
+        .tls_live
+        .reload(Trigger::Request)
+        .expect_err("a broken certificate is not loaded");
+    let message = err.to_string();
+    assert!(message.contains("tls"), "{message}");
+    assert!(message.contains("node.crt"), "{message}");
+    assert_eq!(
+        certs::server_serial(to_gt(), gt_peer).await.unwrap(),
+        old_serial,
+        "still serving the old certificate"
+    );
+
+    // A renewed certificate, then SIGHUP.
+    std::fs::write(gt_dir.join("node.crt"), &good).unwrap();
+    let mut outcomes = gt.state.tls_live.subscribe();
+    let new_serial = renew_node_certificate(&gt_dir);
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .expect("kill(1) is available");
+    assert!(status.success());
+    let outcome = next_reload(&mut outcomes).await;
+    assert_eq!(outcome.trigger, Trigger::Signal);
+    assert_eq!(outcome.new_certificate.serial, new_serial);
+    eventually("new handshakes present the renewed certificate", || async {
+        (certs::server_serial(to_gt(), gt_peer).await.ok()? == new_serial).then_some(())
+    })
+    .await;
+    gt.stop().await.unwrap();
+}

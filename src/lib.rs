@@ -17,7 +17,7 @@
 //! | [`publish`] | the origin's side: an agency's request becomes a signed, durable record |
 //! | [`cases`] | local cases (never shared), their selector index, and hit/no-hit queries with limits |
 //! | [`mla`] | mutual legal assistance: request, automatic acknowledgment, answer; state at both ends |
-//! | [`audit`] | the audit path every query and MLA event is handed to |
+//! | [`audit`] | the hash-chained accountability log: entries, checkpoints witnessed by peers, verification, retention |
 //! | [`pb`] | generated protobuf and gRPC code; converted to [`model`] types at the edges only |
 //! | [`crypto`] | Ed25519 record signatures, signing-key files, private-file permissions |
 //! | [`roster`] | the federation file: members, their trust roots and signing keys |

@@ -125,6 +125,8 @@ pub struct NodeState {
     pub query: crate::cases::QueryConfig,
     /// Checkpoints and retention of the audit log.
     pub audit: AuditConfig,
+    /// New publications waiting to be written together.
+    pub publish_queue: crate::publish::PublishQueue,
     /// Query token buckets, per asking peer.
     pub buckets: crate::cases::Buckets,
     /// Federation clients kept for queries.
@@ -199,6 +201,7 @@ impl Node {
                 matching: settings.matching,
                 query: settings.query,
                 audit: settings.audit,
+                publish_queue: Default::default(),
                 buckets: Default::default(),
                 peer_clients: Default::default(),
                 peer_handshakes: Arc::default(),

@@ -82,6 +82,8 @@ pub enum StoreError {
     DuplicateRecordId(String),
     #[error("a writer panicked while holding the store lock")]
     Poisoned,
+    #[error("store write failed: {0}")]
+    Failed(String),
 }
 
 /// Highest durable positions; only these are visible to readers.
@@ -430,6 +432,81 @@ impl Store {
         drop(gate);
         self.make_durable(generation).await?;
         Ok(Ok(stored))
+    }
+
+    /// Appends several records to this node's own log, each with its audit
+    /// entry, in one transaction and one flush: concurrent publishes share
+    /// the cost of a transaction as well as that of a flush. Each maker is
+    /// called, in order, with the next free sequence number; one that
+    /// fails gets its error back and uses no number. Returns each maker's
+    /// outcome once the records written are durable.
+    pub async fn append_own_many<E, F>(
+        &self,
+        makers: Vec<F>,
+    ) -> Result<Vec<Result<StoredRecord, E>>, StoreError>
+    where
+        F: FnOnce(u64) -> Result<(NewRecord, Vec<u8>), E>,
+    {
+        let gate = GATE.lock().await;
+        let (outcomes, generation) = {
+            let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+            // Per maker: its sequence number, record and audit entry body.
+            type Made<E> = Result<(u64, NewRecord, Vec<u8>), E>;
+            let mut made: Vec<Made<E>> = Vec::with_capacity(makers.len());
+            let mut seq = w.own_seq;
+            for make in makers {
+                match make(seq + 1) {
+                    Ok((record, entry)) => {
+                        seq += 1;
+                        made.push(Ok((seq, record, entry)));
+                    }
+                    Err(e) => made.push(Err(e)),
+                }
+            }
+            let mut writes = Vec::new();
+            let mut bodies = Vec::new();
+            let mut position = w.next_arrival;
+            for (seq, record, entry) in made.iter().flatten() {
+                if self.record_ids.contains_key(record.record_id.as_bytes())? {
+                    return Err(StoreError::DuplicateRecordId(record.record_id.clone()));
+                }
+                let key = keys::record_key(self.own.as_str(), *seq);
+                writes.push(PendingWrite::new(key, position, record));
+                bodies.push(entry.clone());
+                position += 1;
+            }
+            let entries = w.chain(bodies);
+            if !writes.is_empty() {
+                self.write(&writes, None, &entries)?;
+                w.advance_audit(&entries);
+                w.own_seq = seq;
+                w.next_arrival = position;
+                w.written.own_seq = seq;
+                w.written.arrival = position - 1;
+                w.generation += 1;
+            }
+            let mut position = w.next_arrival - writes.len() as u64;
+            drop(writes);
+            let outcomes: Vec<Result<StoredRecord, E>> = made
+                .into_iter()
+                .map(|m| {
+                    m.map(|(seq, record, _)| {
+                        let stored = StoredRecord {
+                            origin: self.own.clone(),
+                            seq,
+                            position,
+                            content: record.content,
+                        };
+                        position += 1;
+                        stored
+                    })
+                })
+                .collect();
+            (outcomes, w.generation)
+        };
+        drop(gate);
+        self.make_durable(generation).await?;
+        Ok(outcomes)
     }
 
     /// Appends `count` records to this node's own log in one transaction and
@@ -1263,6 +1340,55 @@ mod tests {
             .unwrap();
         assert_eq!(again.duplicates, 1);
         assert!(again.conflicts.is_empty());
+    }
+
+    #[tokio::test]
+    async fn combined_appends_skip_failed_makers_without_gaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &id("gt")).unwrap();
+        let makers: Vec<_> = (0..5u8)
+            .map(|i| {
+                move |seq: u64| {
+                    if i == 1 || i == 3 {
+                        Err(format!("maker {i} refused"))
+                    } else {
+                        Ok((rec(seq, vec![i]), format!("entry {i}").into_bytes()))
+                    }
+                }
+            })
+            .collect();
+        let out = store.append_own_many(makers).await.unwrap();
+        let seqs: Vec<Result<u64, String>> = out.into_iter().map(|r| r.map(|s| s.seq)).collect();
+        assert_eq!(
+            seqs,
+            vec![
+                Ok(1),
+                Err("maker 1 refused".into()),
+                Ok(2),
+                Err("maker 3 refused".into()),
+                Ok(3)
+            ]
+        );
+        assert_eq!(
+            store.watermark(),
+            Watermark {
+                arrival: 3,
+                own_seq: 3,
+                audit: 3
+            }
+        );
+        let entries = store.audit_entries(0, 10).unwrap();
+        let bodies: Vec<&[u8]> = entries.iter().map(|e| e.body.as_slice()).collect();
+        assert_eq!(bodies, vec![&b"entry 0"[..], b"entry 2", b"entry 4"]);
+        assert!(entries.iter().all(RawEntry::hash_holds));
+        assert_eq!(
+            store
+                .get_by_id("gt-0000000000000002")
+                .unwrap()
+                .unwrap()
+                .content,
+            Content::Envelope(vec![2])
+        );
     }
 
     #[tokio::test]

@@ -215,6 +215,33 @@ async fn a_query_needs_a_justification_and_the_rate_limit_refuses_the_one_too_ma
         "{}",
         err.message()
     );
+    // On record at both ends: hn's refusal with its reason, sv's refused
+    // requests with theirs.
+    let at_hn = common::audit_log(&nodes[0].state);
+    let refused = at_hn
+        .iter()
+        .find(|e| e.action == "query_refused")
+        .expect("a query_refused entry at hn");
+    assert_eq!(refused.counterparts, ["sv"]);
+    assert_eq!(refused.justification, "consulta 4");
+    assert!(refused.result.contains("rate limit"), "{}", refused.result);
+    assert_eq!(refused.token_digests.len(), 1);
+    assert_eq!(
+        at_hn
+            .iter()
+            .filter(|e| e.action == "query_answered")
+            .count(),
+        3
+    );
+    let at_sv = common::audit_log(&nodes[1].state);
+    let rejected: Vec<_> = at_sv
+        .iter()
+        .filter(|e| e.action == "request_rejected")
+        .map(|e| e.result.as_str())
+        .collect();
+    assert_eq!(rejected.len(), 2, "{rejected:?}");
+    assert!(rejected[0].contains("justification"));
+    assert!(rejected[1].contains("at most 16 selectors"));
     for n in nodes {
         n.stop().await.unwrap();
     }

@@ -221,5 +221,17 @@ async fn a_broken_file_keeps_the_configuration_in_use_and_sighup_reloads() {
         (certs::server_serial(to_gt(), gt_peer).await.ok()? == new_serial).then_some(())
     })
     .await;
+    // The change is in the audit log: which file, which serials.
+    let entry = eventually("the reload in the audit log", || async {
+        common::audit_log(&gt.state)
+            .into_iter()
+            .find(|e| e.action == "config_changed")
+    })
+    .await;
+    assert!(
+        entry.ids.iter().any(|f| f.contains("node.crt")),
+        "{entry:?}"
+    );
+    assert!(entry.result.contains(&new_serial), "{entry:?}");
     gt.stop().await.unwrap();
 }

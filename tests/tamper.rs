@@ -206,6 +206,17 @@ async fn altered_records_are_rejected_and_sync_carries_on() {
     // again rather than skipped for ever.
     assert_eq!(status.cursor, 1);
     assert_eq!(status.records_received, 3);
+    // Each refusal is in hn's audit log, with the peer and the reason.
+    let refusals: Vec<_> = common::audit_log(&hn.state)
+        .into_iter()
+        .filter(|e| e.action == "record_rejected")
+        .collect();
+    assert!(refusals.len() >= 3, "{refusals:?}");
+    assert!(
+        refusals
+            .iter()
+            .all(|e| e.actor == "gt" && e.counterparts == ["gt"] && !e.result.is_empty())
+    );
 
     hn.stop().await.unwrap();
     let _ = stop_tx.send(true);

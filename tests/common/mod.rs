@@ -99,3 +99,24 @@ pub fn init_tracing() {
         .with_test_writer()
         .try_init();
 }
+
+/// Every entry of a running node's audit log, read from its store.
+pub fn audit_log(state: &enlace::node::NodeState) -> Vec<enlace::audit::Entry> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let batch = state
+            .store
+            .audit_entries(after, 1000)
+            .expect("audit entries");
+        let Some(last) = batch.last().map(|e| e.n) else {
+            return out;
+        };
+        out.extend(
+            batch
+                .iter()
+                .map(|e| enlace::audit::Entry::decode(&e.body).expect("an audit entry")),
+        );
+        after = last;
+    }
+}

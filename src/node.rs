@@ -494,22 +494,15 @@ impl NodeState {
 
     /// Every certificate this node relies on (its own chain, the agency CA,
     /// every roster CA) that expires within `days`, with the days left
-    /// (negative once expired).
+    /// (negative once expired). Read from the configuration in use, so a
+    /// renewed certificate counts from its reload on.
     pub fn expiring_certificates(&self, days: i64) -> Vec<(String, i64)> {
         let now = time::OffsetDateTime::now_utc();
-        let own = self.tls.chain.iter().map(|c| ("node certificate", c));
-        let agency = self.agency_ca.iter().map(|c| ("agency CA", c));
-        let roster = self
-            .roster
-            .members()
-            .flat_map(|m| m.ca_certs.iter().map(|c| ("roster CA", c)));
-        own.chain(agency)
-            .chain(roster)
-            .filter_map(|(what, der)| {
-                let info = crate::pki::CertInfo::parse(der).ok()?;
-                let left = info.days_left(now);
-                (left <= days).then(|| (format!("{what} {}", info.subject), left))
-            })
+        self.tls_live
+            .certificates()
+            .iter()
+            .map(|c| (c.describe(), c.days_left(now)))
+            .filter(|(_, left)| *left <= days)
             .collect()
     }
 

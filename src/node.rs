@@ -66,11 +66,13 @@ pub enum PublishError {
     Crypto(#[from] crypto::CryptoError),
 }
 
-/// The two bound listeners a node serves on.
+/// The bound listeners a node serves on.
 #[derive(Debug)]
 pub struct Listeners {
     pub peer: TcpListener,
     pub agency: TcpListener,
+    /// The metrics listener, if the configuration names one.
+    pub metrics: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -93,7 +95,23 @@ impl Listeners {
         Ok(Self {
             peer: peer_l,
             agency: agency_l,
+            metrics: None,
         })
+    }
+
+    /// Also binds the metrics listener at `addr`, if there is one.
+    pub async fn with_metrics(mut self, addr: Option<SocketAddr>) -> Result<Self, NodeError> {
+        if let Some(addr) = addr {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|source| NodeError::Bind {
+                    what: "metrics",
+                    addr,
+                    source,
+                })?;
+            self.metrics = Some(l);
+        }
+        Ok(self)
     }
 }
 
@@ -136,6 +154,8 @@ pub struct NodeState {
     /// The TLS configurations both listeners and outgoing peer connections
     /// use, reloaded without a restart.
     pub tls_live: Arc<crate::reload::LiveTls>,
+    /// Counters and histograms for the metrics listener.
+    pub metrics: crate::metrics::Metrics,
     peers: Mutex<BTreeMap<NodeId, PeerState>>,
 }
 
@@ -204,6 +224,7 @@ impl Node {
                 peer_handshakes: Arc::default(),
                 agency_handshakes: Arc::default(),
                 tls_live,
+                metrics: Default::default(),
                 peers: Mutex::new(peers),
             }),
         })
@@ -257,6 +278,13 @@ impl Node {
             stop_rx.clone(),
         )?;
         tasks.spawn(async move { ("agency listener", agency_server.await) });
+        if let Some(l) = listeners.metrics {
+            let metrics = crate::metrics::server::serve(state.clone(), l, stop_rx.clone());
+            tasks.spawn(async move {
+                metrics.await;
+                ("metrics listener", Ok(()))
+            });
+        }
 
         let mut replicators = JoinSet::new();
         {

@@ -5,8 +5,8 @@
 //! schedules of their own, and a restart drops every peer's replication
 //! stream and every agency client's live watch. A rotation should not.
 //!
-//! How: [`LiveTls`] holds the peer listener's and the agency listener's
-//! server configurations and one client configuration per peer, each
+//! How: [`LiveTls`] holds the server configurations of the peer, agency
+//! and metrics listeners and one client configuration per peer, each
 //! behind a `watch` channel. The listeners read theirs once per accepted
 //! connection and the connectors once per new connection
 //! ([`crate::tls::ServerTls`], [`crate::tls::ClientTls`]), so a swap
@@ -22,6 +22,9 @@
 //! configuration in use stays and an ERROR names the file and the rule.
 //! The result is a [`ReloadOutcome`]: which files changed and the old and
 //! new certificate, for the log and the audit trail.
+//! The certificates of the configuration in use and their expiry
+//! ([`LiveTls::certificates`]) are swapped with it, so the daily expiry
+//! warning and the certificate metrics see a renewal at once.
 //!
 //! NOTE: what a reload does not do yet. A changed roster is applied to TLS
 //! only: members added to it are accepted at the handshake and can be

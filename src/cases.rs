@@ -238,6 +238,18 @@ pub enum PeerResult {
     Refused(String),
 }
 
+impl PeerResult {
+    /// `hit`, `no_hit`, `unreachable` or `refused`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            PeerResult::Hit { .. } => "hit",
+            PeerResult::NoHit => "no_hit",
+            PeerResult::Unreachable(_) => "unreachable",
+            PeerResult::Refused(_) => "refused",
+        }
+    }
+}
+
 /// Federation clients per peer, kept across queries.
 #[derive(Default)]
 pub struct PeerClients(Mutex<HashMap<NodeId, FederationClient<Channel>>>);
@@ -349,6 +361,7 @@ impl NodeState {
         justification: &str,
     ) -> Result<Vec<(NodeId, PeerResult)>, StoreError> {
         use crate::pb::v1 as pb;
+        let _timer = self.metrics.query_duration.start_timer();
         let asked: Vec<NodeId> = self
             .roster
             .members()
@@ -406,6 +419,7 @@ impl NodeState {
         let mut answers = Vec::new();
         while let Some(done) = tasks.join_next().await {
             if let Ok((peer, result)) = done {
+                self.metrics.query_result(&peer, result.label());
                 let summary = match &result {
                     PeerResult::Hit { .. } => "hit".to_owned(),
                     PeerResult::NoHit => "no_hit".to_owned(),

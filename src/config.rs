@@ -75,6 +75,9 @@
 //! checkpoint_interval_ms = 300000  # sign a checkpoint and send it to peers
 //! retention_days = 0           # 0: keep everything; else at least 30
 //!
+//! [metrics]                    # optional; absent (or listen = ""): no metrics listener
+//! listen = "127.0.0.1:9101"    # Prometheus text over HTTPS, clients of the agency CA only
+//!
 //! [agency.contact]             # default contact point of published records
 //! unit = "Unidad de Cooperación Internacional"
 //! email = "cooperacion@mp.gob.gt"
@@ -140,6 +143,15 @@ struct RawConfig {
     audit: RawAudit,
     #[serde(default)]
     reload: RawReload,
+    #[serde(default)]
+    metrics: RawMetrics,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    /// Address of the metrics listener; absent or empty: none.
+    listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -449,6 +461,9 @@ pub struct Settings {
     pub cache_bytes: u64,
     pub peer_listen: SocketAddr,
     pub agency_listen: SocketAddr,
+    /// Address of the metrics listener (`metrics.listen`); `None`: no
+    /// metrics listener. See [`crate::metrics`].
+    pub metrics_listen: Option<SocketAddr>,
     pub roster: Arc<Roster>,
     pub tls: TlsIdentity,
     pub agency_ca: Vec<CertificateDer<'static>>,
@@ -589,6 +604,14 @@ fn validate(
             "listen.agency: must differ from listen.peer (both are {p}); the two listeners trust different CAs"
         ));
     }
+    let metrics_listen = metrics_address(
+        raw.metrics.listen.as_deref(),
+        [
+            ("listen.peer", peer_listen),
+            ("listen.agency", agency_listen),
+        ],
+        &mut problems,
+    );
 
     let cert = required("tls.cert", &raw.tls.cert, &mut problems);
     let key = required("tls.key", &raw.tls.key, &mut problems);
@@ -927,6 +950,7 @@ fn validate(
                 .map_or(crate::store::DEFAULT_CACHE_BYTES, |mb| mb * 1024 * 1024),
             peer_listen,
             agency_listen,
+            metrics_listen,
             roster: Arc::new(roster),
             tls,
             agency_ca,
@@ -958,6 +982,31 @@ fn validate(
             problems: vec!["incomplete configuration".into()],
         }),
     }
+}
+
+/// `metrics.listen`: absent or empty means no metrics listener; otherwise
+/// an IP address and port, not one the other listeners use (a port can
+/// serve one TLS trust domain only).
+fn metrics_address(
+    raw: Option<&str>,
+    others: [(&str, Option<SocketAddr>); 2],
+    problems: &mut Vec<String>,
+) -> Option<SocketAddr> {
+    let text = raw.map(str::trim).filter(|t| !t.is_empty())?;
+    let Ok(addr) = text.parse::<SocketAddr>() else {
+        problems.push(format!(
+            "metrics.listen: {text:?} is not an address: give an IP address and port such as 127.0.0.1:9101"
+        ));
+        return None;
+    };
+    for (field, other) in others {
+        if other == Some(addr) && addr.port() != 0 {
+            problems.push(format!(
+                "metrics.listen: must differ from {field} (both are {addr})"
+            ));
+        }
+    }
+    Some(addr)
 }
 
 /// Loads the CRL files of `field`, each of which must be signed by one of
@@ -1037,5 +1086,53 @@ fn check_own_certificate(
     }
     if let Err(e) = tls::peer_server_config(roster, tls) {
         problems.push(format!("tls.key: does not fit tls.cert: {e}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_metrics_address_is_optional_and_must_be_an_address_of_its_own() {
+        let peer: SocketAddr = "127.0.0.1:7101".parse().unwrap();
+        let agency: SocketAddr = "127.0.0.1:7201".parse().unwrap();
+        let others = [("listen.peer", Some(peer)), ("listen.agency", Some(agency))];
+        let check = |raw: Option<&str>| {
+            let mut problems = Vec::new();
+            let addr = metrics_address(raw, others, &mut problems);
+            (addr, problems)
+        };
+        assert_eq!(check(None), (None, vec![]));
+        assert_eq!(check(Some("  ")), (None, vec![]));
+        assert_eq!(
+            check(Some("127.0.0.1:9101")),
+            (Some("127.0.0.1:9101".parse().unwrap()), vec![])
+        );
+        let (addr, problems) = check(Some("localhost:9101"));
+        assert_eq!(addr, None);
+        assert_eq!(
+            problems,
+            vec![
+                "metrics.listen: \"localhost:9101\" is not an address: give an IP address and port such as 127.0.0.1:9101"
+                    .to_owned()
+            ]
+        );
+        let (_, problems) = check(Some("127.0.0.1:7201"));
+        assert_eq!(
+            problems,
+            vec![
+                "metrics.listen: must differ from listen.agency (both are 127.0.0.1:7201)"
+                    .to_owned()
+            ]
+        );
+        // Port 0 (tests) may repeat: each bind gets its own port.
+        let zero = [
+            ("listen.peer", Some("127.0.0.1:0".parse().unwrap())),
+            ("listen.agency", None),
+        ];
+        let mut problems = Vec::new();
+        assert!(metrics_address(Some("127.0.0.1:0"), zero, &mut problems).is_some());
+        assert!(problems.is_empty());
     }
 }

@@ -26,6 +26,7 @@
 //! | [`tls`] | rustls configurations and the roster-bound certificate verifiers |
 //! | [`pki`] | issuing and renewing CAs and certificates that follow the enlace certificate profile |
 //! | [`crl`] | certificate revocation lists: revoking a certificate, reading and checking CRL files |
+//! | [`metrics`] | Prometheus metrics: the counters a node keeps, the series it serves, and its metrics listener (HTTP/1.1 over TLS) |
 //! | [`reload`] | the TLS configurations both listeners and outgoing connections use, rebuilt from the files on SIGHUP or when they change |
 //! | [`store`] | the durable store (sled behind one facade) |
 //! | [`verify`] | the gate every shared record passes: roster key, signature, body rules, origin |
@@ -53,6 +54,7 @@ pub mod crl;
 pub mod crypto;
 pub mod doctor;
 pub mod lifecycle;
+pub mod metrics;
 pub mod mla;
 pub mod model;
 pub mod node;

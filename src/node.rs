@@ -66,11 +66,13 @@ pub enum PublishError {
     Crypto(#[from] crypto::CryptoError),
 }
 
-/// The two bound listeners a node serves on.
+/// The bound listeners a node serves on.
 #[derive(Debug)]
 pub struct Listeners {
     pub peer: TcpListener,
     pub agency: TcpListener,
+    /// The metrics listener, if the configuration names one.
+    pub metrics: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -93,7 +95,23 @@ impl Listeners {
         Ok(Self {
             peer: peer_l,
             agency: agency_l,
+            metrics: None,
         })
+    }
+
+    /// Also binds the metrics listener at `addr`, if there is one.
+    pub async fn with_metrics(mut self, addr: Option<SocketAddr>) -> Result<Self, NodeError> {
+        if let Some(addr) = addr {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|source| NodeError::Bind {
+                    what: "metrics",
+                    addr,
+                    source,
+                })?;
+            self.metrics = Some(l);
+        }
+        Ok(self)
     }
 }
 
@@ -138,6 +156,8 @@ pub struct NodeState {
     /// The TLS configurations both listeners and outgoing peer connections
     /// use, reloaded without a restart.
     pub tls_live: Arc<crate::reload::LiveTls>,
+    /// Counters and histograms for the metrics listener.
+    pub metrics: crate::metrics::Metrics,
     peers: Mutex<BTreeMap<NodeId, PeerState>>,
 }
 
@@ -207,6 +227,7 @@ impl Node {
                 peer_handshakes: Arc::default(),
                 agency_handshakes: Arc::default(),
                 tls_live,
+                metrics: Default::default(),
                 peers: Mutex::new(peers),
             }),
         })
@@ -260,6 +281,13 @@ impl Node {
             stop_rx.clone(),
         )?;
         tasks.spawn(async move { ("agency listener", agency_server.await) });
+        if let Some(l) = listeners.metrics {
+            let metrics = crate::metrics::server::serve(state.clone(), l, stop_rx.clone());
+            tasks.spawn(async move {
+                metrics.await;
+                ("metrics listener", Ok(()))
+            });
+        }
 
         let mut replicators = JoinSet::new();
         {
@@ -497,22 +525,15 @@ impl NodeState {
 
     /// Every certificate this node relies on (its own chain, the agency CA,
     /// every roster CA) that expires within `days`, with the days left
-    /// (negative once expired).
+    /// (negative once expired). Read from the configuration in use, so a
+    /// renewed certificate counts from its reload on.
     pub fn expiring_certificates(&self, days: i64) -> Vec<(String, i64)> {
         let now = time::OffsetDateTime::now_utc();
-        let own = self.tls.chain.iter().map(|c| ("node certificate", c));
-        let agency = self.agency_ca.iter().map(|c| ("agency CA", c));
-        let roster = self
-            .roster
-            .members()
-            .flat_map(|m| m.ca_certs.iter().map(|c| ("roster CA", c)));
-        own.chain(agency)
-            .chain(roster)
-            .filter_map(|(what, der)| {
-                let info = crate::pki::CertInfo::parse(der).ok()?;
-                let left = info.days_left(now);
-                (left <= days).then(|| (format!("{what} {}", info.subject), left))
-            })
+        self.tls_live
+            .certificates()
+            .iter()
+            .map(|c| (c.describe(), c.days_left(now)))
+            .filter(|(_, left)| *left <= days)
             .collect()
     }
 

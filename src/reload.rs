@@ -5,8 +5,8 @@
 //! schedules of their own, and a restart drops every peer's replication
 //! stream and every agency client's live watch. A rotation should not.
 //!
-//! How: [`LiveTls`] holds the peer listener's and the agency listener's
-//! server configurations and one client configuration per peer, each
+//! How: [`LiveTls`] holds the server configurations of the peer, agency
+//! and metrics listeners and one client configuration per peer, each
 //! behind a `watch` channel. The listeners read theirs once per accepted
 //! connection and the connectors once per new connection
 //! ([`crate::tls::ServerTls`], [`crate::tls::ClientTls`]), so a swap
@@ -22,6 +22,9 @@
 //! configuration in use stays and an ERROR names the file and the rule.
 //! The result is a [`ReloadOutcome`]: which files changed and the old and
 //! new certificate, for the log and the audit trail.
+//! The certificates of the configuration in use and their expiry
+//! ([`LiveTls::certificates`]) are swapped with it, so the daily expiry
+//! warning and the certificate metrics see a renewal at once.
 //!
 //! NOTE: what a reload does not do yet. A changed roster is applied to TLS
 //! only: members added to it are accepted at the handshake and can be
@@ -103,6 +106,80 @@ impl CertSummary {
             not_after: info.not_after,
         })
     }
+}
+
+/// A certificate the node relies on and when it expires: what the daily
+/// expiry warning and the `enlace_certificate_*` metrics read, so that
+/// both follow a reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertExpiry {
+    /// A stable name, used as the metrics label: `node` (the leaf),
+    /// `node/1`, `node/2`… (the intermediates sent with it), `agency_ca`
+    /// (`agency_ca/2`… for further ones), `roster_ca/<member>`
+    /// (`roster_ca/<member>/2`…).
+    pub name: String,
+    /// What it is, for people: `node certificate`, `agency CA`, `roster CA`.
+    pub kind: &'static str,
+    pub subject: String,
+    pub not_after: OffsetDateTime,
+}
+
+impl CertExpiry {
+    /// Whole days left at `now` (negative once expired), as `enlace cert
+    /// inspect` counts them.
+    pub fn days_left(&self, now: OffsetDateTime) -> i64 {
+        (self.not_after - now).whole_days()
+    }
+
+    /// `"<kind> <subject>"`, as the expiry warning names it.
+    pub fn describe(&self) -> String {
+        format!("{} {}", self.kind, self.subject)
+    }
+}
+
+/// Every certificate of `settings` that the node relies on: its own chain,
+/// its agency CA and every roster CA. One that does not parse is left out
+/// (the configuration check refuses those before anything runs).
+fn certificates(settings: &Settings) -> Vec<CertExpiry> {
+    fn numbered(base: &str, i: usize, first: usize) -> String {
+        if i == 0 {
+            base.to_owned()
+        } else {
+            format!("{base}/{}", i + first)
+        }
+    }
+    let own = settings
+        .tls
+        .chain
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (numbered("node", i, 0), "node certificate", c));
+    let agency = settings
+        .agency_ca
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (numbered("agency_ca", i, 1), "agency CA", c));
+    let roster = settings.roster.members().flat_map(|m| {
+        m.ca_certs.iter().enumerate().map(move |(i, c)| {
+            (
+                numbered(&format!("roster_ca/{}", m.id), i, 1),
+                "roster CA",
+                c,
+            )
+        })
+    });
+    own.chain(agency)
+        .chain(roster)
+        .filter_map(|(name, kind, der)| {
+            let info = CertInfo::parse(der).ok()?;
+            Some(CertExpiry {
+                name,
+                kind,
+                subject: info.subject,
+                not_after: info.not_after,
+            })
+        })
+        .collect()
 }
 
 /// What one reload did.
@@ -222,6 +299,7 @@ fn differences(old: &Stamps, new: &Stamps) -> Vec<String> {
 struct Built {
     peer_server: Arc<rustls::ServerConfig>,
     agency_server: Arc<rustls::ServerConfig>,
+    metrics_server: Arc<rustls::ServerConfig>,
     peer_clients: PeerClientConfigs,
 }
 
@@ -252,6 +330,11 @@ fn build(settings: &Settings) -> Result<Built, TlsError> {
             &settings.tls,
             &settings.agency_crls,
         )?,
+        metrics_server: tls::metrics_server_config_with_crls(
+            &settings.agency_ca,
+            &settings.tls,
+            &settings.agency_crls,
+        )?,
         peer_clients,
     })
 }
@@ -260,7 +343,23 @@ fn build(settings: &Settings) -> Result<Built, TlsError> {
 struct Current {
     stamps: Stamps,
     certificate: CertSummary,
-    listen: (std::net::SocketAddr, std::net::SocketAddr),
+    certificates: Vec<CertExpiry>,
+    listen: Listen,
+}
+
+/// The listen addresses: peer, agency, metrics.
+type Listen = (
+    std::net::SocketAddr,
+    std::net::SocketAddr,
+    Option<std::net::SocketAddr>,
+);
+
+fn listen(settings: &Settings) -> Listen {
+    (
+        settings.peer_listen,
+        settings.agency_listen,
+        settings.metrics_listen,
+    )
 }
 
 /// The node's TLS configurations, swappable at run time.
@@ -271,6 +370,7 @@ pub struct LiveTls {
     poll: Option<Duration>,
     peer_server: watch::Sender<Arc<rustls::ServerConfig>>,
     agency_server: watch::Sender<Arc<rustls::ServerConfig>>,
+    metrics_server: watch::Sender<Arc<rustls::ServerConfig>>,
     peer_clients: watch::Sender<Arc<PeerClientConfigs>>,
     /// Also serialises reloads.
     current: Mutex<Current>,
@@ -297,7 +397,8 @@ impl LiveTls {
         let current = Current {
             stamps: stamp(&watched(settings)),
             certificate: CertSummary::of(settings)?,
-            listen: (settings.peer_listen, settings.agency_listen),
+            certificates: certificates(settings),
+            listen: listen(settings),
         };
         #[cfg(unix)]
         let hangup = match tokio::runtime::Handle::try_current() {
@@ -317,6 +418,7 @@ impl LiveTls {
             poll: settings.reload.poll,
             peer_server: watch::channel(built.peer_server).0,
             agency_server: watch::channel(built.agency_server).0,
+            metrics_server: watch::channel(built.metrics_server).0,
             peer_clients: watch::channel(Arc::new(built.peer_clients)).0,
             current: Mutex::new(current),
             outcomes: broadcast::channel(16).0,
@@ -335,6 +437,11 @@ impl LiveTls {
         self.agency_server.subscribe().into()
     }
 
+    /// The metrics listener's configuration source.
+    pub fn metrics_server(&self) -> ServerTls {
+        self.metrics_server.subscribe().into()
+    }
+
     /// The configuration source for connections to `peer`.
     pub fn peer_client(&self, peer: &NodeId) -> ClientTls {
         ClientTls::Peer {
@@ -346,6 +453,15 @@ impl LiveTls {
     /// The node certificate new handshakes present.
     pub fn certificate(&self) -> Option<CertSummary> {
         self.current.lock().ok().map(|c| c.certificate.clone())
+    }
+
+    /// Every certificate the configuration in use relies on, with its
+    /// expiry.
+    pub fn certificates(&self) -> Vec<CertExpiry> {
+        self.current
+            .lock()
+            .map(|c| c.certificates.clone())
+            .unwrap_or_default()
     }
 
     /// Every successful reload that changed something, from now on.
@@ -397,17 +513,25 @@ impl LiveTls {
                 "federation.roster: TLS uses the new roster now; record-signing keys, replication and queries keep the roster the node started with until a restart".into(),
             );
         }
-        if (settings.peer_listen, settings.agency_listen) != current.listen {
+        let (peer, agency, metrics) = current.listen;
+        if (settings.peer_listen, settings.agency_listen) != (peer, agency) {
             outcome.restart_needed.push(format!(
-                "listen: the node keeps listening on {} and {} until a restart",
-                current.listen.0, current.listen.1
+                "listen: the node keeps listening on {peer} and {agency} until a restart"
+            ));
+        }
+        if settings.metrics_listen != metrics {
+            outcome.restart_needed.push(format!(
+                "metrics.listen: the metrics listener stays {} until a restart",
+                metrics.map_or("off".to_owned(), |a| format!("on {a}"))
             ));
         }
         self.peer_server.send_replace(built.peer_server);
         self.agency_server.send_replace(built.agency_server);
+        self.metrics_server.send_replace(built.metrics_server);
         self.peer_clients.send_replace(Arc::new(built.peer_clients));
         current.stamps = stamps;
         current.certificate = certificate;
+        current.certificates = certificates(&settings);
         drop(current);
         let _ = self.outcomes.send(outcome.clone());
         Ok(outcome)

@@ -65,6 +65,8 @@ pub struct SandboxMember {
     pub dir: PathBuf,
     pub peer_addr: SocketAddr,
     pub agency_addr: SocketAddr,
+    /// The metrics listener (`[metrics] listen`).
+    pub metrics_addr: SocketAddr,
     listeners: Option<Listeners>,
 }
 
@@ -149,8 +151,10 @@ impl Sandbox {
             // Bound now so that the roster can name the real ports.
             let peer = TcpListener::bind("127.0.0.1:0").await?;
             let agency = TcpListener::bind("127.0.0.1:0").await?;
+            let metrics = TcpListener::bind("127.0.0.1:0").await?;
             let peer_addr = peer.local_addr()?;
             let agency_addr = agency.local_addr()?;
+            let metrics_addr = metrics.local_addr()?;
 
             let ca = pki::new_ca(
                 &format!("{id} federation CA"),
@@ -201,7 +205,7 @@ impl Sandbox {
                 pk = crypto::encode_public_key(signing.public_key()),
             );
             let node_toml = format!(
-                "[node]\nid = \"{id}\"\ndata_dir = \"data\"\n\n[federation]\nroster = \"../federation.toml\"\n\n[listen]\npeer = \"{peer_addr}\"\nagency = \"{agency_addr}\"\n\n[tls]\ncert = \"node.crt\"\nkey = \"node.key\"\nagency_client_ca = \"agency-ca.crt\"\n\n[signing]\nkey = \"signing.key\"\nkey_id = \"{key_id}\"\n\n[sync]\nbackoff_min_ms = 50\nbackoff_max_ms = 1000\n\n[matching]\nkey = \"matching.key\"\nepoch = 1\n\n[records]\nexpiry_check_ms = 100\n\n[query]\nreveal = \"case_refs\"\ndeadline_ms = 3000\n\n[agency]\ndefault_role = \"reader\"\n\n[[agency.clients]]\nname = \"{id}-operator\"\nrole = \"admin\"\n\n[agency.contact]\nunit = \"Unidad de Cooperación Internacional ({id})\"\nemail = \"cooperacion@{id}.example\"\n"
+                "[node]\nid = \"{id}\"\ndata_dir = \"data\"\n\n[federation]\nroster = \"../federation.toml\"\n\n[listen]\npeer = \"{peer_addr}\"\nagency = \"{agency_addr}\"\n\n[tls]\ncert = \"node.crt\"\nkey = \"node.key\"\nagency_client_ca = \"agency-ca.crt\"\n\n[signing]\nkey = \"signing.key\"\nkey_id = \"{key_id}\"\n\n[sync]\nbackoff_min_ms = 50\nbackoff_max_ms = 1000\n\n[matching]\nkey = \"matching.key\"\nepoch = 1\n\n[records]\nexpiry_check_ms = 100\n\n[query]\nreveal = \"case_refs\"\ndeadline_ms = 3000\n\n[agency]\ndefault_role = \"reader\"\n\n[[agency.clients]]\nname = \"{id}-operator\"\nrole = \"admin\"\n\n[agency.contact]\nunit = \"Unidad de Cooperación Internacional ({id})\"\nemail = \"cooperacion@{id}.example\"\n\n[metrics]\nlisten = \"{metrics_addr}\"\n"
             );
             write(&mdir, "node.toml", &node_toml, false)?;
             let client_toml = format!(
@@ -215,7 +219,12 @@ impl Sandbox {
                     dir: mdir,
                     peer_addr,
                     agency_addr,
-                    listeners: Some(Listeners { peer, agency }),
+                    metrics_addr,
+                    listeners: Some(Listeners {
+                        peer,
+                        agency,
+                        metrics: Some(metrics),
+                    }),
                 },
             );
         }
@@ -246,7 +255,12 @@ impl Sandbox {
         let settings = crate::config::load(&member.config_path(), None)?;
         let listeners = match member.listeners.take() {
             Some(l) => l,
-            None => Listeners::bind(member.peer_addr, member.agency_addr).await?,
+            None => {
+                Listeners::bind(member.peer_addr, member.agency_addr)
+                    .await?
+                    .with_metrics(settings.metrics_listen)
+                    .await?
+            }
         };
         let node = Node::open(settings)?;
         let state = node.state().clone();

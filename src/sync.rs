@@ -354,6 +354,9 @@ impl PeerReplicator {
                 Err(Refused::Skip(seq, rejection)) => {
                     // Authentic, but not for us: nothing to ask for again.
                     rejected += 1;
+                    self.state
+                        .metrics
+                        .record_rejected(&self.peer, rejection.label());
                     tracing::warn!(security_event = true, reason = rejection.label(), %rejection, seq, "record rejected");
                     refusals.push(self.refusal(&rejection, Some(seq)));
                     *last_seq = seq;
@@ -362,6 +365,9 @@ impl PeerReplicator {
                     // Not authentic or not well formed: its slot stays open
                     // so the record is asked for again after a reconnect.
                     rejected += 1;
+                    self.state
+                        .metrics
+                        .record_rejected(&self.peer, rejection.label());
                     tracing::warn!(security_event = true, reason = rejection.label(), %rejection, "record rejected");
                     refusals.push(self.refusal(&rejection, None));
                     pinned.get_or_insert(*last_seq);
@@ -421,6 +427,9 @@ impl PeerReplicator {
         for seq in &applied.conflicts {
             rejected += 1;
             let rejection = Rejection::Conflict(*seq);
+            self.state
+                .metrics
+                .record_rejected(&self.peer, rejection.label());
             tracing::warn!(security_event = true, reason = rejection.label(), %rejection, "record rejected");
         }
         if applied.stored > 0 {

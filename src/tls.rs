@@ -506,6 +506,9 @@ impl ServerCertVerifier for RosterServerVerifier {
 }
 
 const H2: &[u8] = b"h2";
+/// ALPN of the metrics listener. A client that offers no ALPN is served
+/// too; one that offers only `h2` is refused at the handshake.
+const HTTP11: &[u8] = b"http/1.1";
 
 /// Server config of the peer listener, without CRLs.
 pub fn peer_server_config(
@@ -545,13 +548,34 @@ pub fn agency_server_config_with_crls(
     identity: &TlsIdentity,
     crls: &Crls,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    agency_ca_server_config(agency_ca, identity, crls, H2)
+}
+
+/// Server config of the metrics listener: the same trust as the agency
+/// listener (clients of the local agency CA, checked against its CRLs),
+/// since whoever scrapes is one of the agency's own systems; but HTTP/1.1,
+/// which is what Prometheus speaks.
+pub fn metrics_server_config_with_crls(
+    agency_ca: &[CertificateDer<'static>],
+    identity: &TlsIdentity,
+    crls: &Crls,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    agency_ca_server_config(agency_ca, identity, crls, HTTP11)
+}
+
+fn agency_ca_server_config(
+    agency_ca: &[CertificateDer<'static>],
+    identity: &TlsIdentity,
+    crls: &Crls,
+    alpn: &[u8],
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let provider = provider();
     let verifier = Arc::new(AgencyClientVerifier::new(agency_ca, crls, &provider)?);
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(identity.chain.clone(), identity.key.clone_key())?;
-    cfg.alpn_protocols = vec![H2.to_vec()];
+    cfg.alpn_protocols = vec![alpn.to_vec()];
     Ok(Arc::new(cfg))
 }
 
@@ -610,6 +634,21 @@ pub fn agency_client_config(
         .with_root_certificates(roots(ca)?)
         .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())?;
     cfg.alpn_protocols = vec![H2.to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// Client config for scraping the metrics listener (what Prometheus's
+/// `tls_config` does): WebPKI server verification against `ca`, a client
+/// certificate of the agency CA, HTTP/1.1.
+pub fn metrics_client_config(
+    ca: &[CertificateDer<'static>],
+    identity: &TlsIdentity,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots(ca)?)
+        .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())?;
+    cfg.alpn_protocols = vec![HTTP11.to_vec()];
     Ok(Arc::new(cfg))
 }
 

@@ -217,6 +217,23 @@ async fn altered_records_are_rejected_and_sync_carries_on() {
             .iter()
             .all(|e| e.actor == "gt" && e.counterparts == ["gt"] && !e.result.is_empty())
     );
+    // The metrics say why: two signatures that do not verify (a changed
+    // body, a changed signature) and one record signed in another's name.
+    let (code, text) = common::scrape(&fed, "hn", "/metrics").await.unwrap();
+    assert_eq!(code, 200, "{text}");
+    let metrics = common::samples(&text);
+    let rejected = |reason: &str| {
+        common::sample(
+            &metrics,
+            &format!("enlace_records_rejected_total{{peer=\"gt\",reason=\"{reason}\""),
+        )
+    };
+    assert!(rejected("bad_signature") >= Some(2.0), "{text}");
+    assert!(rejected("origin_mismatch") >= Some(1.0), "{text}");
+    assert_eq!(
+        common::sample(&metrics, "enlace_records_received_total{peer=\"gt\""),
+        Some(3.0)
+    );
 
     hn.stop().await.unwrap();
     let _ = stop_tx.send(true);

@@ -59,6 +59,34 @@ fn indent(text: &str) -> String {
         .join("\n")
 }
 
+/// A few series of member `id`'s metrics listener.
+async fn scrape_some(sandbox: &Sandbox, id: &str) -> Result<String, String> {
+    let member = sandbox.member(id).map_err(|e| e.to_string())?;
+    let client =
+        crate::client::ClientConfig::load(&member.client_path()).map_err(|e| e.to_string())?;
+    let config = crate::tls::metrics_client_config(&client.ca, &client.identity)
+        .map_err(|e| e.to_string())?;
+    let name = crate::tls::server_name("127.0.0.1").map_err(|e| e.to_string())?;
+    let (status, body) =
+        crate::metrics::server::scrape(config, member.metrics_addr, name, "/metrics")
+            .await
+            .map_err(|e| e.to_string())?;
+    if status != 200 {
+        return Err(format!("{id}'s metrics listener answered {status}"));
+    }
+    let shown = [
+        "enlace_peer_connected",
+        "enlace_records_sent_total",
+        "enlace_audit_entries",
+        "enlace_certificate_days_left{certificate=\"node\"",
+    ];
+    Ok(body
+        .lines()
+        .filter(|l| shown.iter().any(|s| l.starts_with(s)))
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
 struct Clock(Instant);
 
 impl Clock {
@@ -104,8 +132,8 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
         let node = sandbox.start(id).await.map_err(e)?;
         let m = sandbox.member(id).map_err(e)?;
         clock.say(format!(
-            "started node {id}: peer listener {} (mTLS, federation CAs), agency listener {} (mTLS, local agency CA)",
-            m.peer_addr, m.agency_addr
+            "started node {id}: peer listener {} (mTLS, federation CAs), agency listener {} (mTLS, local agency CA), metrics listener {} (Prometheus over HTTPS, agency clients)",
+            m.peer_addr, m.agency_addr, m.metrics_addr
         ));
         nodes.push(node);
     }
@@ -242,6 +270,13 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
         Ok(_) => return Err("sv holds a record addressed to hn only".into()),
         Err(s) => return Err(super::records::status_message(&s)),
     }
+
+    // What Prometheus would see at gt.
+    let series = scrape_some(&sandbox, "gt").await?;
+    clock.say(format!(
+        "gt's metrics, scraped over TLS with its agency client certificate:\n{}",
+        indent(&series)
+    ));
 
     // All at once, as an operator stopping the federation would.
     let mut stopping = tokio::task::JoinSet::new();

@@ -280,15 +280,20 @@ async fn run_node(config: PathBuf, data_dir: Option<PathBuf>) -> ExitCode {
         }
     };
     init_tracing(settings.log_format, "info");
-    let listeners =
-        match crate::node::Listeners::bind(settings.peer_listen, settings.agency_listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start");
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+    let bound = async {
+        crate::node::Listeners::bind(settings.peer_listen, settings.agency_listen)
+            .await?
+            .with_metrics(settings.metrics_listen)
+            .await
+    };
+    let listeners = match bound.await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let node = match crate::node::Node::open(settings) {
         Ok(n) => n,
         Err(e) => {

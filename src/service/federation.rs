@@ -80,6 +80,7 @@ impl Federation for FederationService {
                 .audit(vec![entry])
                 .await
                 .map_err(IntoStatus::into_status)?;
+            self.state.metrics.query_answered(&caller, "refused");
             Err(status)
         };
         if req.justification.trim().is_empty() {
@@ -132,6 +133,9 @@ impl Federation for FederationService {
             .audit(vec![entry])
             .await
             .map_err(IntoStatus::into_status)?;
+        self.state
+            .metrics
+            .query_answered(&caller, if hit { "hit" } else { "no_hit" });
         let contact = if hit {
             self.state.agency.contact.as_ref().map(wire::contact_to_pb)
         } else {
@@ -329,9 +333,11 @@ impl Producer {
                         return;
                     }
                 }
+                let sent = batch.records.len();
                 if tx.send(Ok(batch)).await.is_err() {
                     return; // the peer went away
                 }
+                self.state.metrics.records_sent(&self.caller, sent);
             }
             if !self.follow {
                 return;

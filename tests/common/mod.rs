@@ -92,6 +92,79 @@ pub async fn cursor(client: &mut AgencyClient<Channel>, peer: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Fetches `path` from member `id`'s metrics listener as Prometheus
+/// would: TLS 1.3 with the member's agency client certificate.
+pub async fn scrape(
+    fed: &enlace::sandbox::Sandbox,
+    id: &str,
+    path: &str,
+) -> Result<(u16, String), enlace::metrics::server::ScrapeError> {
+    let member = fed.member(id).expect("sandbox member");
+    let client = enlace::client::ClientConfig::load(&member.client_path()).expect("client file");
+    let config = enlace::tls::metrics_client_config(&client.ca, &client.identity).expect("config");
+    let name = enlace::tls::server_name("127.0.0.1").expect("server name");
+    enlace::metrics::server::scrape(config, member.metrics_addr, name, path).await
+}
+
+/// The samples of a Prometheus text exposition, by series as written
+/// (`name{label="value",…}`), checking that every sample belongs to a
+/// family announced by `# HELP` and `# TYPE` lines before it.
+pub fn samples(text: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut typed = std::collections::BTreeMap::new();
+    let mut helped = std::collections::BTreeSet::new();
+    let mut out = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').expect("HELP name and text");
+            assert!(!help.is_empty(), "{line}");
+            helped.insert(name.to_owned());
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE name and kind");
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+            assert!(helped.contains(name), "TYPE before HELP: {line}");
+            typed.insert(name.to_owned(), kind.to_owned());
+            continue;
+        }
+        assert!(!line.starts_with('#') && !line.is_empty(), "{line:?}");
+        let (series, value) = line.rsplit_once(' ').expect("series and value");
+        let name = series.split('{').next().unwrap_or_default();
+        let family = match typed.get(name) {
+            Some(_) => name,
+            None => ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .filter(|f| typed.get(*f).is_some_and(|k| k == "histogram"))
+                .unwrap_or_else(|| panic!("sample of no announced family: {line}")),
+        };
+        assert!(typed.contains_key(family), "{line}");
+        let value = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v.parse().unwrap_or_else(|_| panic!("bad value: {line}")),
+        };
+        assert!(
+            out.insert(series.to_owned(), value).is_none(),
+            "repeated: {line}"
+        );
+    }
+    out
+}
+
+/// The value of the one series that starts with `prefix` (a name and
+/// some of its labels, e.g. `enlace_peer_connected{peer="hn"`).
+pub fn sample(samples: &std::collections::BTreeMap<String, f64>, prefix: &str) -> Option<f64> {
+    let mut found = samples.iter().filter(|(k, _)| {
+        k.as_str() == prefix
+            || (k.starts_with(prefix)
+                && matches!(k.as_bytes().get(prefix.len()), Some(b'{' | b',' | b'}')))
+    });
+    let (_, v) = found.next()?;
+    assert!(found.next().is_none(), "more than one series for {prefix}");
+    Some(*v)
+}
+
 /// Tracing output for failing tests (`RUST_LOG=enlace=debug cargo test`).
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()

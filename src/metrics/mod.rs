@@ -1,0 +1,379 @@
+//! Prometheus metrics: what a node counts, and the series it serves on its
+//! metrics listener (`[metrics] listen`).
+//!
+//! Why: an operator has to see, without reading logs, whether the
+//! federation is replicating (peers connected, how far behind), whether
+//! anyone is sending forged or broken records, how long the agency waits
+//! for a query, whether the audit log grows and is checkpointed, and how
+//! many days each certificate has left. These are the series an alert
+//! rule is written against (`docs/runbook.md`).
+//!
+//! How: most series are read from the node's state at scrape time (peer
+//! status, cursors, the audit watermark, the certificates of the TLS
+//! configuration in use), so they need no hook at all. Only what is not
+//! kept anywhere else is counted as it happens ([`Metrics`]): records
+//! disclosed to each peer, records refused by reason, queries answered,
+//! and the duration of the fan-out query. No series carries record
+//! content, selectors or personal data; labels take only member ids and
+//! fixed codes, so their number is bounded by the roster.
+//!
+//! The listener ([`server`]) speaks HTTP/1.1 over TLS 1.3 with the node's
+//! own certificate and admits only clients of the local agency CA, like
+//! the agency listener: enlace has no plaintext listener.
+//!
+//! ## The series (a public contract: names and labels are only added)
+//!
+//! | series | type | labels | meaning |
+//! |---|---|---|---|
+//! | `enlace_up` | gauge | | 1 while the node serves |
+//! | `enlace_build_info` | gauge | `version` | 1; the version in the label |
+//! | `enlace_peer_connected` | gauge | `peer` | 1 while the pull stream from the peer is up |
+//! | `enlace_peer_cursor` | gauge | `peer` | the peer's log is held up to this seq |
+//! | `enlace_peer_head` | gauge | `peer` | the peer's log head, as its last batch said |
+//! | `enlace_peer_lag_records` | gauge | `peer` | head minus cursor: records not yet resolved here |
+//! | `enlace_peer_last_contact_timestamp_seconds` | gauge | `peer` | last batch or heartbeat from the peer (Unix time); absent before the first |
+//! | `enlace_records_received_total` | counter | `peer` | records from the peer stored here |
+//! | `enlace_records_sent_total` | counter | `peer` | records of this node disclosed to the peer in `Pull` batches |
+//! | `enlace_records_rejected_total` | counter | `peer`, `reason` | records from the peer refused; `reason` is [`crate::verify::Rejection::label`] |
+//! | `enlace_tls_handshakes_accepted_total` | counter | `listener` | `peer`, `agency`, `metrics` |
+//! | `enlace_tls_handshakes_refused_total` | counter | `listener` | bad, missing, revoked or expired certificate; timeout |
+//! | `enlace_query_duration_seconds` | histogram | | a hit/no-hit query asked by an agency client, across every member, deadline included |
+//! | `enlace_query_results_total` | counter | `peer`, `result` | answers to this node's queries: `hit`, `no_hit`, `unreachable`, `refused` |
+//! | `enlace_queries_answered_total` | counter | `peer`, `result` | peers' queries this node answered: `hit`, `no_hit`, `refused` |
+//! | `enlace_audit_entries` | gauge | | size of the audit log (number of its last durable entry; pruned ones included) |
+//! | `enlace_audit_checkpoint_size` | gauge | | size of the latest signed checkpoint of it (0: none yet) |
+//! | `enlace_certificate_days_left` | gauge | `certificate`, `subject` | whole days to expiry, negative once expired |
+//! | `enlace_certificate_not_after_timestamp_seconds` | gauge | `certificate`, `subject` | expiry (Unix time) |
+//! | `enlace_certificate_expiring` | gauge | `certificate`, `subject` | 1 within [`crate::node::EXPIRY_WARNING_DAYS`] days of expiry (the log warns too) |
+//!
+//! `certificate` is `node` (the node certificate; `node/1`… its
+//! intermediates), `agency_ca` or `roster_ca/<member>` (`/2`… for further
+//! CAs of one member): see [`crate::reload::CertExpiry`]. They are read
+//! from the TLS configuration in use, so a renewed certificate shows from
+//! its reload on. Counters start at 0 when the node starts; a record
+//! refused again after a reconnect counts again.
+
+pub mod registry;
+pub mod server;
+
+use std::sync::Arc;
+
+use registry::{CounterVec, Exposition, Histogram, Kind};
+
+use crate::model::NodeId;
+use crate::node::{EXPIRY_WARNING_DAYS, NodeState};
+use crate::store::StoreError;
+use crate::tls::HandshakeStats;
+
+/// Upper bounds of the query duration histogram, in seconds: from a
+/// federation on one LAN up to the longest deadline `query.deadline_ms`
+/// allows (120 s).
+pub const QUERY_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+
+/// What a node counts as it happens; the rest is read at scrape time.
+#[derive(Debug)]
+pub struct Metrics {
+    /// Records disclosed per peer.
+    records_sent: CounterVec,
+    /// Records refused per peer and reason.
+    records_rejected: CounterVec,
+    /// This node's queries, per peer and answer.
+    query_results: CounterVec,
+    /// Peers' queries this node answered, per peer and result.
+    queries_answered: CounterVec,
+    /// Duration of the fan-out query.
+    pub query_duration: Histogram,
+    /// TLS handshakes on the metrics listener.
+    pub handshakes: Arc<HandshakeStats>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            records_sent: CounterVec::default(),
+            records_rejected: CounterVec::default(),
+            query_results: CounterVec::default(),
+            queries_answered: CounterVec::default(),
+            query_duration: Histogram::new(&QUERY_BUCKETS),
+            handshakes: Arc::default(),
+        }
+    }
+}
+
+impl Metrics {
+    /// `n` records of this node went to `peer` in a pull batch.
+    pub fn records_sent(&self, peer: &NodeId, n: usize) {
+        self.records_sent.add(&[peer.as_str()], n as u64);
+    }
+
+    /// A record from `peer` was refused for `reason`
+    /// ([`crate::verify::Rejection::label`]).
+    pub fn record_rejected(&self, peer: &NodeId, reason: &str) {
+        self.records_rejected.add(&[peer.as_str(), reason], 1);
+    }
+
+    /// `peer` answered one of this node's queries with `result`.
+    pub fn query_result(&self, peer: &NodeId, result: &str) {
+        self.query_results.add(&[peer.as_str(), result], 1);
+    }
+
+    /// This node answered a query of `peer` with `result`.
+    pub fn query_answered(&self, peer: &NodeId, result: &str) {
+        self.queries_answered.add(&[peer.as_str(), result], 1);
+    }
+
+    /// Records sent to `peer` so far.
+    pub fn sent_to(&self, peer: &NodeId) -> u64 {
+        self.records_sent.get(&[peer.as_str()])
+    }
+}
+
+fn handshakes(stats: &HandshakeStats) -> (u64, u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    (stats.accepted.load(Relaxed), stats.refused.load(Relaxed))
+}
+
+fn labelled(e: &mut Exposition, name: &str, names: &[&str], c: &CounterVec) {
+    for (values, v) in c.snapshot() {
+        let labels: Vec<(&str, &str)> = names
+            .iter()
+            .copied()
+            .zip(values.iter().map(String::as_str))
+            .collect();
+        e.sample(name, &labels, v);
+    }
+}
+
+/// The text of one scrape. Fails only when the store cannot be read.
+pub fn render(state: &NodeState) -> Result<String, StoreError> {
+    let mut e = Exposition::default();
+    e.family("enlace_up", Kind::Gauge, "1 while the node serves.");
+    e.sample("enlace_up", &[], 1u64);
+    e.family(
+        "enlace_build_info",
+        Kind::Gauge,
+        "The enlace version this node runs, in the version label.",
+    );
+    e.sample(
+        "enlace_build_info",
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        1u64,
+    );
+
+    let peers = state.peer_states();
+    let mut cursors = Vec::with_capacity(peers.len());
+    for id in peers.keys() {
+        cursors.push(state.store.cursor(id)?);
+    }
+    let rows: Vec<_> = peers.iter().zip(cursors).collect();
+    e.family(
+        "enlace_peer_connected",
+        Kind::Gauge,
+        "1 while the pull stream from the peer is up.",
+    );
+    for ((id, p), _) in &rows {
+        e.sample(
+            "enlace_peer_connected",
+            &[("peer", id.as_str())],
+            p.connected,
+        );
+    }
+    e.family(
+        "enlace_peer_cursor",
+        Kind::Gauge,
+        "Sequence number up to which the peer's log is resolved here.",
+    );
+    for ((id, _), cursor) in &rows {
+        e.sample("enlace_peer_cursor", &[("peer", id.as_str())], *cursor);
+    }
+    e.family(
+        "enlace_peer_head",
+        Kind::Gauge,
+        "The peer's log head, as its last batch said.",
+    );
+    for ((id, p), cursor) in &rows {
+        e.sample(
+            "enlace_peer_head",
+            &[("peer", id.as_str())],
+            p.head.max(*cursor),
+        );
+    }
+    e.family(
+        "enlace_peer_lag_records",
+        Kind::Gauge,
+        "Records of the peer's log not yet resolved here (head minus cursor).",
+    );
+    for ((id, p), cursor) in &rows {
+        e.sample(
+            "enlace_peer_lag_records",
+            &[("peer", id.as_str())],
+            p.head.saturating_sub(*cursor),
+        );
+    }
+    e.family(
+        "enlace_peer_last_contact_timestamp_seconds",
+        Kind::Gauge,
+        "Last batch or heartbeat from the peer, in Unix time.",
+    );
+    for ((id, p), _) in &rows {
+        if let Some(ms) = p.last_contact_ms {
+            e.sample(
+                "enlace_peer_last_contact_timestamp_seconds",
+                &[("peer", id.as_str())],
+                ms as f64 / 1000.0,
+            );
+        }
+    }
+
+    e.family(
+        "enlace_records_received_total",
+        Kind::Counter,
+        "Records from the peer stored here since the node started.",
+    );
+    for ((id, p), _) in &rows {
+        e.sample(
+            "enlace_records_received_total",
+            &[("peer", id.as_str())],
+            p.records_received,
+        );
+    }
+    e.family(
+        "enlace_records_sent_total",
+        Kind::Counter,
+        "Records of this node disclosed to the peer in pull batches since the node started.",
+    );
+    for ((id, _), _) in &rows {
+        e.sample(
+            "enlace_records_sent_total",
+            &[("peer", id.as_str())],
+            state.metrics.sent_to(id),
+        );
+    }
+    e.family(
+        "enlace_records_rejected_total",
+        Kind::Counter,
+        "Records from the peer refused, by reason (a security event each).",
+    );
+    labelled(
+        &mut e,
+        "enlace_records_rejected_total",
+        &["peer", "reason"],
+        &state.metrics.records_rejected,
+    );
+
+    let listeners = [
+        ("peer", &state.peer_handshakes),
+        ("agency", &state.agency_handshakes),
+        ("metrics", &state.metrics.handshakes),
+    ];
+    e.family(
+        "enlace_tls_handshakes_accepted_total",
+        Kind::Counter,
+        "TLS handshakes completed with a verified identity, per listener.",
+    );
+    for (name, stats) in listeners {
+        e.sample(
+            "enlace_tls_handshakes_accepted_total",
+            &[("listener", name)],
+            handshakes(stats).0,
+        );
+    }
+    e.family(
+        "enlace_tls_handshakes_refused_total",
+        Kind::Counter,
+        "TLS handshakes refused (bad, missing, revoked or expired certificate; timeout), per listener.",
+    );
+    for (name, stats) in listeners {
+        e.sample(
+            "enlace_tls_handshakes_refused_total",
+            &[("listener", name)],
+            handshakes(stats).1,
+        );
+    }
+
+    e.histogram(
+        "enlace_query_duration_seconds",
+        "Duration of a hit/no-hit query across every member, deadline included.",
+        &state.metrics.query_duration.snapshot(),
+    );
+    e.family(
+        "enlace_query_results_total",
+        Kind::Counter,
+        "Answers to this node's queries, per peer: hit, no_hit, unreachable, refused.",
+    );
+    labelled(
+        &mut e,
+        "enlace_query_results_total",
+        &["peer", "result"],
+        &state.metrics.query_results,
+    );
+    e.family(
+        "enlace_queries_answered_total",
+        Kind::Counter,
+        "Peers' queries this node answered, per peer: hit, no_hit, refused.",
+    );
+    labelled(
+        &mut e,
+        "enlace_queries_answered_total",
+        &["peer", "result"],
+        &state.metrics.queries_answered,
+    );
+
+    e.family(
+        "enlace_audit_entries",
+        Kind::Gauge,
+        "Size of the audit log: the number of its last durable entry, pruned entries included.",
+    );
+    e.sample("enlace_audit_entries", &[], state.store.watermark().audit);
+    e.family(
+        "enlace_audit_checkpoint_size",
+        Kind::Gauge,
+        "Size of the audit log at its latest signed checkpoint (0: none yet).",
+    );
+    let checkpoint = state.store.latest_checkpoint(&state.id)?.map_or(0, |c| c.0);
+    e.sample("enlace_audit_checkpoint_size", &[], checkpoint);
+
+    let now = time::OffsetDateTime::now_utc();
+    let certificates = state.tls_live.certificates();
+    e.family(
+        "enlace_certificate_days_left",
+        Kind::Gauge,
+        "Whole days until the certificate expires; negative once expired.",
+    );
+    for c in &certificates {
+        e.sample(
+            "enlace_certificate_days_left",
+            &[("certificate", &c.name), ("subject", &c.subject)],
+            c.days_left(now),
+        );
+    }
+    e.family(
+        "enlace_certificate_not_after_timestamp_seconds",
+        Kind::Gauge,
+        "When the certificate expires, in Unix time.",
+    );
+    for c in &certificates {
+        e.sample(
+            "enlace_certificate_not_after_timestamp_seconds",
+            &[("certificate", &c.name), ("subject", &c.subject)],
+            c.not_after.unix_timestamp(),
+        );
+    }
+    e.family(
+        "enlace_certificate_expiring",
+        Kind::Gauge,
+        &format!(
+            "1 when the certificate expires within {EXPIRY_WARNING_DAYS} days (or has expired): renew it."
+        ),
+    );
+    for c in &certificates {
+        e.sample(
+            "enlace_certificate_expiring",
+            &[("certificate", &c.name), ("subject", &c.subject)],
+            c.days_left(now) <= EXPIRY_WARNING_DAYS,
+        );
+    }
+    Ok(e.finish())
+}

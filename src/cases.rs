@@ -254,6 +254,15 @@ impl PeerResult {
 #[derive(Default)]
 pub struct PeerClients(Mutex<HashMap<NodeId, FederationClient<Channel>>>);
 
+impl PeerClients {
+    /// Forgets every client (the roster changed: endpoints or trust may have).
+    pub fn clear(&self) {
+        if let Ok(mut c) = self.0.lock() {
+            c.clear();
+        }
+    }
+}
+
 impl std::fmt::Debug for PeerClients {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PeerClients")
@@ -363,7 +372,7 @@ impl NodeState {
         use crate::pb::v1 as pb;
         let _timer = self.metrics.query_duration.start_timer();
         let asked: Vec<NodeId> = self
-            .roster
+            .roster()
             .members()
             .filter(|m| m.id != self.id && m.role == crate::roster::Role::Member)
             .map(|m| m.id.clone())

@@ -118,8 +118,8 @@ pub async fn compare_with_peers(
 ) -> Vec<crate::pb::v1::PeerComparison> {
     use crate::pb::v1 as pb;
     let mut out = Vec::new();
-    let origins: Vec<NodeId> = state.roster.members().map(|m| m.id.clone()).collect();
-    for member in state.roster.members() {
+    let origins: Vec<NodeId> = state.roster().members().map(|m| m.id.clone()).collect();
+    for member in state.roster().members() {
         if member.id == state.id {
             continue;
         }

@@ -131,7 +131,6 @@ pub struct PeerState {
 /// Shared state of a running node.
 pub struct NodeState {
     pub id: NodeId,
-    pub roster: Arc<Roster>,
     pub store: Store,
     pub signing: Arc<SigningKey>,
     pub tls: TlsIdentity,
@@ -210,7 +209,6 @@ impl Node {
         Ok(Self {
             state: Arc::new(NodeState {
                 id: settings.node_id,
-                roster: settings.roster,
                 store,
                 signing: settings.signing,
                 tls: settings.tls,
@@ -392,14 +390,7 @@ impl Node {
             });
         }
         replicators.spawn(state.tls_live.clone().watch(stop_rx.clone()));
-        for member in state.roster.members() {
-            if member.id == state.id || state.peer_endpoint(&member.id).is_none() {
-                continue;
-            }
-            let replicator =
-                sync::PeerReplicator::new(state.clone(), member.id.clone(), stop_rx.clone())?;
-            replicators.spawn(replicator.run());
-        }
+        replicators.spawn(sync::replicate_all(state.clone(), stop_rx.clone()));
 
         tokio::select! {
             _ = shutdown => tracing::info!(node = %state.id, "shutdown requested"),
@@ -554,7 +545,7 @@ impl NodeState {
             .endpoints
             .get(peer)
             .cloned()
-            .or_else(|| self.roster.member(peer).and_then(|m| m.endpoint.clone()))
+            .or_else(|| self.roster().member(peer).and_then(|m| m.endpoint.clone()))
     }
 
     /// A snapshot of every peer's replication status.
@@ -563,11 +554,36 @@ impl NodeState {
     }
 
     /// Updates one peer's status.
+    /// The roster in use now (it changes on reload: see [`crate::reload`]).
+    pub fn roster(&self) -> Arc<Roster> {
+        self.tls_live.roster()
+    }
+
     pub fn update_peer(&self, peer: &NodeId, f: impl FnOnce(&mut PeerState)) {
-        if let Ok(mut peers) = self.peers.lock()
-            && let Some(p) = peers.get_mut(peer)
-        {
+        let Ok(mut peers) = self.peers.lock() else {
+            return;
+        };
+        if let Some(p) = peers.get_mut(peer) {
             f(p);
+        } else if self.roster().member(peer).is_some() {
+            // A member added by a reload gets its entry on first contact
+            // (one removed does not get it back from its last words).
+            let mut p = PeerState {
+                endpoint: self
+                    .peer_endpoint(peer)
+                    .map(|e| e.to_string())
+                    .unwrap_or_default(),
+                ..PeerState::default()
+            };
+            f(&mut p);
+            peers.insert(peer.clone(), p);
+        }
+    }
+
+    /// Drops the status of a member no longer in the roster.
+    pub fn forget_peer(&self, peer: &NodeId) {
+        if let Ok(mut peers) = self.peers.lock() {
+            peers.remove(peer);
         }
     }
 }

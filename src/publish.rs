@@ -344,7 +344,7 @@ impl NodeState {
         let counterparts: Vec<String> = match &body.distribution {
             Distribution::Named(members) => members.iter().map(ToString::to_string).collect(),
             Distribution::AllMembers => self
-                .roster
+                .roster()
                 .members()
                 .filter(|m| m.id != self.id)
                 .map(|m| m.id.to_string())
@@ -431,7 +431,7 @@ impl NodeState {
             Change::SendMla(request) => {
                 let mut errors = Errors::default();
                 errors.check(
-                    self.roster.member(&request.to).is_some(),
+                    self.roster().member(&request.to).is_some(),
                     "mla_request.to",
                     format!("{} is not a member of the federation", request.to),
                 );
@@ -472,7 +472,7 @@ impl NodeState {
                     let mut errors = Errors::default();
                     for m in members {
                         errors.check(
-                            self.roster.member(m).is_some(),
+                            self.roster().member(m).is_some(),
                             "to",
                             format!("{m} is not a member of the federation"),
                         );

@@ -26,13 +26,13 @@
 //! ([`LiveTls::certificates`]) are swapped with it, so the daily expiry
 //! warning and the certificate metrics see a renewal at once.
 //!
-//! NOTE: what a reload does not do yet. A changed roster is applied to TLS
-//! only: members added to it are accepted at the handshake and can be
-//! dialled, members removed from it are refused. But the roster the rest
-//! of the node uses (record-signing keys, the replicators started one per
-//! peer at start, query fan-out) stays the one it started with until a
-//! restart, and so do the listen addresses, the store and the signing and
-//! matching keys. [`ReloadOutcome::restart_needed`] says so when it applies.
+//! A changed roster is installed for the whole node ([`LiveTls::roster`]):
+//! TLS accepts and dials the members it lists, records are verified with
+//! its signing keys, queries go to its members, and the node starts a
+//! replicator for each member added and stops the one of each member
+//! removed. What a reload does not change: the listen addresses, the store
+//! and the node's own signing and matching keys;
+//! [`ReloadOutcome::restart_needed`] says so when it applies.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -372,6 +372,9 @@ pub struct LiveTls {
     agency_server: watch::Sender<Arc<rustls::ServerConfig>>,
     metrics_server: watch::Sender<Arc<rustls::ServerConfig>>,
     peer_clients: watch::Sender<Arc<PeerClientConfigs>>,
+    /// The roster the whole node uses: TLS, record verification, the
+    /// replicators (one per member) and query fan-out.
+    roster: watch::Sender<Arc<crate::roster::Roster>>,
     /// Also serialises reloads.
     current: Mutex<Current>,
     outcomes: broadcast::Sender<ReloadOutcome>,
@@ -420,6 +423,7 @@ impl LiveTls {
             agency_server: watch::channel(built.agency_server).0,
             metrics_server: watch::channel(built.metrics_server).0,
             peer_clients: watch::channel(Arc::new(built.peer_clients)).0,
+            roster: watch::channel(settings.roster.clone()).0,
             current: Mutex::new(current),
             outcomes: broadcast::channel(16).0,
             #[cfg(unix)]
@@ -464,6 +468,16 @@ impl LiveTls {
             .unwrap_or_default()
     }
 
+    /// The roster in use now.
+    pub fn roster(&self) -> Arc<crate::roster::Roster> {
+        self.roster.borrow().clone()
+    }
+
+    /// Notified when a reload installs a new roster.
+    pub fn roster_changes(&self) -> watch::Receiver<Arc<crate::roster::Roster>> {
+        self.roster.subscribe()
+    }
+
     /// Every successful reload that changed something, from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<ReloadOutcome> {
         self.outcomes.subscribe()
@@ -504,15 +518,10 @@ impl LiveTls {
             return Ok(outcome);
         }
         let built = build(&settings)?;
-        if outcome
+        let roster_changed = outcome
             .changed
             .iter()
-            .any(|c| c.starts_with("federation.roster") || c.starts_with("roster CA"))
-        {
-            outcome.restart_needed.push(
-                "federation.roster: TLS uses the new roster now; record-signing keys, replication and queries keep the roster the node started with until a restart".into(),
-            );
-        }
+            .any(|c| c.starts_with("federation.roster") || c.starts_with("roster CA"));
         let (peer, agency, metrics) = current.listen;
         if (settings.peer_listen, settings.agency_listen) != (peer, agency) {
             outcome.restart_needed.push(format!(
@@ -529,6 +538,9 @@ impl LiveTls {
         self.agency_server.send_replace(built.agency_server);
         self.metrics_server.send_replace(built.metrics_server);
         self.peer_clients.send_replace(Arc::new(built.peer_clients));
+        if roster_changed {
+            self.roster.send_replace(settings.roster.clone());
+        }
         current.stamps = stamps;
         current.certificate = certificate;
         current.certificates = certificates(&settings);

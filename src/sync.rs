@@ -148,17 +148,82 @@ enum SessionEnd {
     Failed(String),
 }
 
+/// Runs one [`PeerReplicator`] per member of the roster in use until
+/// shutdown: a reload that adds a member starts one for it, one that
+/// removes a member (or moves its endpoint) stops its replicator (and
+/// starts a new one at the new endpoint).
+pub async fn replicate_all(state: Arc<NodeState>, mut stop: watch::Receiver<bool>) {
+    use std::collections::BTreeMap;
+    let mut roster_changes = state.tls_live.roster_changes();
+    let mut tasks = tokio::task::JoinSet::new();
+    // Per running replicator: the endpoint it dials and its own stop.
+    let mut running: BTreeMap<NodeId, (String, watch::Sender<bool>)> = BTreeMap::new();
+    let mut first = true;
+    loop {
+        let roster = state.roster();
+        let wanted: BTreeMap<NodeId, String> = roster
+            .members()
+            .filter(|m| m.id != state.id)
+            .filter_map(|m| Some((m.id.clone(), state.peer_endpoint(&m.id)?.to_string())))
+            .collect();
+        running.retain(|id, (endpoint, tx)| {
+            if wanted.get(id) == Some(endpoint) {
+                return true;
+            }
+            let _ = tx.send(true);
+            if wanted.contains_key(id) {
+                tracing::info!(peer = %id, "member's endpoint changed: replication restarts");
+            } else {
+                tracing::info!(peer = %id, "member left the roster: replication stopped");
+                state.forget_peer(id);
+            }
+            false
+        });
+        for (id, endpoint) in wanted {
+            if running.contains_key(&id) {
+                continue;
+            }
+            let (tx, rx) = watch::channel(false);
+            match PeerReplicator::new(state.clone(), id.clone(), rx) {
+                Ok(r) => {
+                    if !first {
+                        tracing::info!(peer = %id, %endpoint, "replicating from a new member");
+                    }
+                    // Listed in the peer status from now on.
+                    state.update_peer(&id, |_| {});
+                    tasks.spawn(r.run());
+                    running.insert(id, (endpoint, tx));
+                }
+                Err(error) => tracing::warn!(peer = %id, %error, "cannot replicate from member"),
+            }
+        }
+        first = false;
+        tokio::select! {
+            changed = roster_changes.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                state.peer_clients.clear();
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            _ = crate::node::stopped(&mut stop) => break,
+        }
+    }
+    for (_, tx) in running.values() {
+        let _ = tx.send(true);
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
 impl PeerReplicator {
     pub fn new(
         state: Arc<NodeState>,
         peer: NodeId,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Self, NodeError> {
-        let member = state
-            .roster
-            .member(&peer)
-            .ok_or_else(|| NodeError::Server(format!("{peer} is not in the roster")))?;
-        let _ = member;
+        if state.roster().member(&peer).is_none() {
+            return Err(NodeError::Server(format!("{peer} is not in the roster")));
+        }
         let endpoint = state
             .peer_endpoint(&peer)
             .ok_or_else(|| NodeError::Server(format!("{peer} has no endpoint")))?;
@@ -256,7 +321,7 @@ impl PeerReplicator {
         // store; the channel between them holds at most two batches, so a
         // fast peer cannot make this node buffer without bound.
         let (tx, mut verified) = mpsc::channel::<Result<VerifiedBatch, String>>(2);
-        let roster = self.state.roster.clone();
+        let state = self.state.clone();
         let silence_limit = self.state.sync.silence_limit;
         let reader = tokio::spawn(async move {
             loop {
@@ -283,7 +348,9 @@ impl PeerReplicator {
                         return;
                     }
                 };
-                let roster = roster.clone();
+                // The roster in use now: a reload's new keys apply to the
+                // next batch.
+                let roster = state.roster();
                 let checked = tokio::task::spawn_blocking(move || verify_batch(&roster, batch))
                     .await
                     .map_err(|e| format!("verification task failed: {e}"));

@@ -235,3 +235,100 @@ async fn a_broken_file_keeps_the_configuration_in_use_and_sighup_reloads() {
     assert!(entry.result.contains(&new_serial), "{entry:?}");
     gt.stop().await.unwrap();
 }
+
+/// The roster text without the block of member `id`.
+fn without_member(roster: &str, id: &str) -> String {
+    roster
+        .split("\n[[members]]\n")
+        .filter(|block| !block.contains(&format!("id = \"{id}\"")))
+        .collect::<Vec<_>>()
+        .join("\n[[members]]\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_added_and_removed_by_a_roster_reload_are_replicated_or_dropped() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn", "sv"])
+        .await
+        .unwrap();
+    let roster_path = fed.dir.join("federation.toml");
+    let full = std::fs::read_to_string(&roster_path).unwrap();
+    // sv knows the whole federation; gt and hn start without sv.
+    std::fs::write(fed.dir.join("federation-full.toml"), &full).unwrap();
+    let sv_config = fed.member("sv").unwrap().config_path();
+    let text = std::fs::read_to_string(&sv_config)
+        .unwrap()
+        .replace("../federation.toml", "../federation-full.toml");
+    std::fs::write(&sv_config, text).unwrap();
+    std::fs::write(&roster_path, without_member(&full, "sv")).unwrap();
+    for id in ["gt", "hn"] {
+        edit_config(
+            &fed.member(id).unwrap().config_path(),
+            "",
+            "[reload]\npoll_ms = 0\n",
+        );
+    }
+    let gt = fed.start("gt").await.unwrap();
+    let hn = fed.start("hn").await.unwrap();
+    let sv = fed.start("sv").await.unwrap();
+    let mut g = fed.client("gt").await.unwrap();
+    let mut s = fed.client("sv").await.unwrap();
+    let from_sv = publish(&mut s, "desde El Salvador", &[]).await.record_id;
+    let from_gt = publish(&mut g, "desde Guatemala", &[]).await.record_id;
+    let peers = |c: &enlace::pb::v1::agency_client::AgencyClient<tonic::transport::Channel>| {
+        let mut c = c.clone();
+        async move {
+            c.list_peers(pb::ListPeersRequest {})
+                .await
+                .unwrap()
+                .into_inner()
+                .peers
+                .into_iter()
+                .map(|p| p.node_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(peers(&g).await, vec!["hn"], "gt does not know sv yet");
+
+    // sv joins: the shared roster now lists it; gt and hn reload.
+    std::fs::write(&roster_path, &full).unwrap();
+    for n in [&gt, &hn] {
+        let outcome = n.state.tls_live.reload(Trigger::Request).unwrap();
+        assert!(
+            outcome
+                .changed
+                .iter()
+                .any(|c| c.contains("federation.toml")),
+            "{outcome:?}"
+        );
+        assert!(outcome.restart_needed.is_empty(), "{outcome:?}");
+    }
+    eventually("gt holds sv's record, and sv holds gt's", || async {
+        let at_gt = list_all(&mut g.clone()).await;
+        let at_sv = list_all(&mut s.clone()).await;
+        (at_gt.iter().any(|r| r.record_id == from_sv)
+            && at_sv.iter().any(|r| r.record_id == from_gt))
+        .then_some(())
+    })
+    .await;
+    assert_eq!(peers(&g).await, vec!["hn", "sv"]);
+
+    // hn leaves: gt stops replicating from it and forgets its status.
+    std::fs::write(&roster_path, without_member(&full, "hn")).unwrap();
+    gt.state.tls_live.reload(Trigger::Request).unwrap();
+    eventually("gt no longer lists hn", || async {
+        (peers(&g).await == vec!["sv"]).then_some(())
+    })
+    .await;
+    eventually("both roster changes on record at gt", || async {
+        let changed = common::audit_log(&gt.state)
+            .into_iter()
+            .filter(|e| e.action == "config_changed")
+            .count();
+        (changed >= 2).then_some(())
+    })
+    .await;
+    for n in [gt, hn, sv] {
+        n.stop().await.unwrap();
+    }
+}

@@ -88,7 +88,7 @@ impl NodeState {
         }
         out.push(format!("agency_ca:{}", sha(&ca)));
         let mut roster = Vec::new();
-        for m in self.roster.members() {
+        for m in self.roster().members() {
             roster.extend_from_slice(m.id.as_str().as_bytes());
             roster.push(0);
             for c in &m.ca_certs {
@@ -147,7 +147,7 @@ impl NodeState {
 
     /// The signing keys this node checks checkpoints with.
     pub fn key_book(&self) -> KeyBook {
-        KeyBook::from_roster(&self.roster)
+        KeyBook::from_roster(&self.roster())
     }
 
     /// A signed checkpoint of the durable log as it is now (the last one
@@ -199,7 +199,7 @@ impl NodeState {
         };
         let size = Checkpoint::decode(&signed.body).map_or(0, |c| c.size);
         let peers: Vec<NodeId> = self
-            .roster
+            .roster()
             .members()
             .filter(|m| m.id != self.id && self.peer_endpoint(&m.id).is_some())
             .map(|m| m.id.clone())
@@ -316,7 +316,7 @@ impl NodeState {
     /// Asks every peer what it witnessed of this node's log.
     pub async fn gather_witnesses(&self) -> Vec<(NodeId, Result<Vec<pb::Witness>, String>)> {
         let peers: Vec<NodeId> = self
-            .roster
+            .roster()
             .members()
             .filter(|m| m.id != self.id)
             .map(|m| m.id.clone())

@@ -187,7 +187,7 @@ impl Federation for FederationService {
         let req = request.into_inner();
         let node = NodeId::parse(&req.node)
             .map_err(|rule| Status::invalid_argument(format!("node: {rule}")))?;
-        if self.state.roster.member(&node).is_none() {
+        if self.state.roster().member(&node).is_none() {
             return Err(Status::invalid_argument(format!(
                 "node: {node} is not a member"
             )));
@@ -220,7 +220,7 @@ impl Federation for FederationService {
         for (i, o) in req.origins.into_iter().enumerate() {
             let origin = NodeId::parse(&o.origin)
                 .map_err(|rule| Status::invalid_argument(format!("origins[{i}].origin: {rule}")))?;
-            if self.state.roster.member(&origin).is_none() {
+            if self.state.roster().member(&origin).is_none() {
                 return Err(Status::invalid_argument(format!(
                     "origins[{i}].origin: {origin} is not a member"
                 )));

@@ -112,7 +112,7 @@ pub fn peer_server<H: tonic_health::pb::health_server::Health>(
     stop: watch::Receiver<bool>,
 ) -> Result<impl Future<Output = Result<(), tonic::transport::Error>>, NodeError> {
     let config = state.tls_live.peer_server();
-    let federation = state.roster.federation.clone();
+    let federation = state.roster().federation.clone();
     let identify: tls::Identify =
         Arc::new(move |cert| tls::node_id_from_cert(cert, &federation).map(Identity::Peer));
     let incoming = tls::incoming(

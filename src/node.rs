@@ -434,7 +434,7 @@ impl Node {
                 state.id.as_str(),
             )])
             .await?;
-        let _ = tokio::time::timeout_at(deadline.into(), state.send_checkpoint()).await;
+        let _ = tokio::time::timeout_at(deadline.into(), state.send_final_checkpoint()).await;
         while Arc::strong_count(&state) > 1 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

@@ -189,6 +189,19 @@ impl NodeState {
     /// Makes a checkpoint and hands it to every peer to witness. Returns
     /// each peer's outcome.
     pub async fn send_checkpoint(&self) -> Vec<(NodeId, Result<u64, String>)> {
+        self.send_checkpoint_logged(tracing::Level::WARN).await
+    }
+
+    /// The last checkpoint, at shutdown: a peer that is itself stopping is
+    /// expected not to witness it (it gets the next one), so no warning.
+    pub async fn send_final_checkpoint(&self) -> Vec<(NodeId, Result<u64, String>)> {
+        self.send_checkpoint_logged(tracing::Level::DEBUG).await
+    }
+
+    async fn send_checkpoint_logged(
+        &self,
+        level: tracing::Level,
+    ) -> Vec<(NodeId, Result<u64, String>)> {
         let signed = match self.checkpoint_now().await {
             Ok(Some(s)) => s,
             Ok(None) => return Vec::new(),
@@ -224,7 +237,11 @@ impl NodeState {
                 }
                 .await;
                 if let Err(error) = &outcome {
-                    tracing::warn!(peer = %peer, %error, "peer did not witness the audit checkpoint");
+                    if level == tracing::Level::WARN {
+                        tracing::warn!(peer = %peer, %error, "peer did not witness the audit checkpoint");
+                    } else {
+                        tracing::debug!(peer = %peer, %error, "peer did not witness the final audit checkpoint");
+                    }
                 }
                 (peer, outcome)
             }

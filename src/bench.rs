@@ -251,10 +251,18 @@ async fn replicate(records: u64) -> Result<Report, String> {
     let origin = settings.node_id.clone();
     drop(settings);
 
-    let nodes = start_all(&mut sandbox, &["gt"], Vec::new()).await?;
-    let cpu_before = process_cpu()?;
+    // The origin runs as a process of its own, as a member's node runs on
+    // a machine of its own: the two nodes share the cores, not the store
+    // gate of one process.
+    drop(sandbox.take_listeners("gt"));
+    let (mut origin_process, origin_log) = spawn_node(&sandbox, "gt")?;
+    let ready = wait_ready(&sandbox, "gt", &mut origin_process).await;
+    let with_log = |e: String| format!("{e}\n{}", log_tail(&origin_log));
+    ready.map_err(with_log)?;
+    let origin_pid = origin_process.id()?;
+    let cpu_before = process_cpu()? + process_cpu_of(origin_pid)?;
     let started = Instant::now();
-    let mut nodes = start_all(&mut sandbox, &["hn"], nodes).await?;
+    let mut nodes = start_all(&mut sandbox, &["hn"], Vec::new()).await?;
     let b = nodes.pop().ok_or("hn did not start")?;
     let deadline = started + (Duration::from_secs(30) + Duration::from_millis(records * 2));
     let caught_up = async {
@@ -272,12 +280,14 @@ async fn replicate(records: u64) -> Result<Report, String> {
         }
     }
     .await;
-    let cpu_after = process_cpu()?;
+    let cpu_after = process_cpu()? + process_cpu_of(origin_pid)?;
     let held = b.state.store.count(&origin) as u64;
     nodes.push(b);
     let stopped = stop_all(nodes).await;
+    let origin_stopped = origin_process.terminate().await.map_err(with_log);
     let elapsed = caught_up?;
     stopped?;
+    origin_stopped?;
     if held != records {
         return Err(format!(
             "hn's cursor reached {records} but it holds {held} records of gt"
@@ -1203,6 +1213,46 @@ async fn bulk_load(settings: &Settings, records: u64) -> Result<(Duration, usize
 // ---------------------------------------------------------------------------
 // Processes, nodes and small helpers
 
+/// Starts member `id` of `sandbox` as a node process of its own (its
+/// listeners must have been released), logging to a file in the sandbox.
+fn spawn_node(sandbox: &Sandbox, id: &str) -> Result<(ChildProcess, std::path::PathBuf), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let config = sandbox.member(id).map_err(err)?.config_path();
+    let log_path = sandbox.dir.join(format!("{id}-node.log"));
+    let log = std::fs::File::create(&log_path)
+        .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
+    let child = std::process::Command::new(exe)
+        .args(["node", "run", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start the node process: {e}"))?;
+    Ok((ChildProcess(Some(child)), log_path))
+}
+
+/// Waits until member `id`, run as `child`, answers on its agency API.
+async fn wait_ready(sandbox: &Sandbox, id: &str, child: &mut ChildProcess) -> Result<(), String> {
+    let config = ClientConfig::load(&sandbox.member(id).map_err(err)?.client_path()).map_err(err)?;
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.exited()? {
+            return Err(format!("the node process exited before it answered: {status}"));
+        }
+        if let Ok(mut c) = config.connect().await
+            && c.list_peers(pb::ListPeersRequest {}).await.is_ok()
+        {
+            return Ok(());
+        }
+        if started.elapsed() > READY_TIMEOUT {
+            return Err(format!("the node process did not answer within {READY_TIMEOUT:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A node process; killed if dropped before [`ChildProcess::terminate`].
 struct ChildProcess(Option<std::process::Child>);
 
@@ -1336,15 +1386,24 @@ fn proc_status_kib(pid: u32, field: &str) -> Result<u64, String> {
 /// CPU time this process has used so far (all threads, user and system).
 /// `/proc/self/stat` counts in USER_HZ ticks, 100 per second on Linux.
 fn process_cpu() -> Result<Duration, String> {
-    let stat = std::fs::read_to_string("/proc/self/stat")
-        .map_err(|e| format!("cannot read /proc/self/stat: {e}"))?;
+    cpu_of("/proc/self/stat")
+}
+
+/// CPU time used so far by process `pid`.
+fn process_cpu_of(pid: u32) -> Result<Duration, String> {
+    cpu_of(&format!("/proc/{pid}/stat"))
+}
+
+fn cpu_of(path: &str) -> Result<Duration, String> {
+    let stat =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
     // Fields after the command name (which may hold spaces), from field 3.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
     match (tick(11), tick(12)) {
         (Some(user), Some(system)) => Ok(Duration::from_millis((user + system) * 10)),
-        _ => Err("/proc/self/stat has no utime/stime".into()),
+        _ => Err(format!("{path} has no utime/stime")),
     }
 }
 

@@ -351,7 +351,12 @@ impl NodeState {
                 let reply = tokio::time::timeout(WITNESS_TIMEOUT, client.witnessed(request))
                     .await
                     .map_err(|_| format!("{peer} did not answer in time"))?
-                    .map_err(|s| format!("{peer} refused: {}", s.message()))?;
+                    .map_err(|s| match s.code() {
+                        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
+                            format!("could not reach {peer}: {}", s.message())
+                        }
+                        _ => format!("{peer} refused: {}", s.message()),
+                    })?;
                 Ok(reply.into_inner().witnesses)
             }
             .await;

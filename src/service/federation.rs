@@ -327,7 +327,10 @@ impl Producer {
                     let entry = Entry::new(Action::RecordsDisclosed, self.state.id.as_str())
                         .counterpart(&self.caller)
                         .ids(disclosed)
-                        .result(format!("{} records", batch.records.len()));
+                        .result(match batch.records.len() {
+                            1 => "1 record".to_owned(),
+                            n => format!("{n} records"),
+                        });
                     if let Err(e) = self.state.audit(vec![entry]).await {
                         let _ = tx.send(Err(e.into_status())).await;
                         return;

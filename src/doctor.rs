@@ -72,7 +72,7 @@ impl Status {
 pub struct Check {
     /// Which check: `config`, `key-file`, `data-dir`, `cert-chain`,
     /// `cert-identity`, `cert-san`, `cert-eku`, `cert-expiry`, `ca-expiry`,
-    /// `roster` or `peer`.
+    /// `crl`, `roster` or `peer`.
     pub check: &'static str,
     pub status: Status,
     pub message: String,
@@ -261,6 +261,20 @@ pub async fn diagnose(config: &Path, on_check: impl FnMut(&Check)) -> Diagnosis 
         }
     }
     if let Some(settings) = &settings {
+        let files: Vec<(&'static str, &PathBuf)> = settings
+            .tls_files
+            .peer_crls
+            .iter()
+            .map(|p| ("tls.peer_crls", p))
+            .chain(
+                settings
+                    .tls_files
+                    .agency_client_crls
+                    .iter()
+                    .map(|p| ("tls.agency_client_crls", p)),
+            )
+            .collect();
+        certificates::crls(&mut r, &files, settings.tls.chain.first(), now);
         federation::peers(&mut r, settings).await;
     }
     r.diagnosis

@@ -382,3 +382,96 @@ async fn cert_inspect_shows_the_spiffe_id_and_the_days_left() {
         text(&out.stderr)
     );
 }
+
+/// Revokes `cert` of member `id` into `crl` (under `id`'s directory), with
+/// the next update `days` ahead.
+fn revoke(fed: &Sandbox, id: &str, cert: &Path, crl: &str, days: u32) {
+    let dir = fed.member(id).unwrap().dir.clone();
+    let out = enlace()
+        .args(["cert", "revoke", "--ca-cert"])
+        .arg(dir.join("ca.crt"))
+        .arg("--ca-key")
+        .arg(dir.join("ca.key"))
+        .arg("--cert")
+        .arg(cert)
+        .arg("--crl")
+        .arg(dir.join(crl))
+        .args(["--days", &days.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[tokio::test]
+async fn crls_are_checked_for_freshness_and_for_the_node_s_own_certificate() {
+    let fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
+    let gt = fed.member("gt").unwrap();
+    let hn_dir = fed.member("hn").unwrap().dir.clone();
+    // A fresh CRL of hn's CA, revoking an old hn certificate.
+    let old = hn_dir.join("old.crt");
+    std::fs::copy(hn_dir.join("node.crt"), &old).unwrap();
+    revoke(&fed, "hn", &old, "hn.crl", 30);
+    // gt's own CA revokes gt's own certificate: every peer refuses it.
+    revoke(&fed, "gt", &gt.dir.join("node.crt"), "gt.crl", 30);
+    common::certs::edit_config(
+        &gt.config_path(),
+        &format!(
+            "peer_crls = [\"{}\", \"gt.crl\"]\n",
+            hn_dir.join("hn.crl").display()
+        ),
+        "",
+    );
+    let out = doctor(&gt.config_path(), false).await;
+    let stdout = text(&out.stdout);
+    let ok = lines(&stdout, "ok", "crl");
+    assert_eq!(ok.len(), 1, "{stdout}");
+    assert!(
+        ok[0].contains("hn.crl") && ok[0].contains("1 revoked"),
+        "{stdout}"
+    );
+    let fail = lines(&stdout, "FAIL", "crl");
+    assert_eq!(fail.len(), 1, "{stdout}");
+    assert!(
+        fail[0].contains("this node's own certificate") && fail[0].contains("is revoked"),
+        "{stdout}"
+    );
+    assert_ne!(out.status.code(), Some(0), "{stdout}");
+
+    // A stale CRL (its next update passed yesterday): still used, but a
+    // warning that says what to do.
+    let fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
+    let gt = fed.member("gt").unwrap();
+    let hn_dir = fed.member("hn").unwrap().dir.clone();
+    let now = OffsetDateTime::now_utc();
+    let key =
+        rcgen::KeyPair::from_pem(&std::fs::read_to_string(hn_dir.join("ca.key")).unwrap()).unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_pem(
+        &std::fs::read_to_string(hn_dir.join("ca.crt")).unwrap(),
+        key,
+    )
+    .unwrap();
+    let stale = rcgen::CertificateRevocationListParams {
+        this_update: now - time::Duration::days(31),
+        next_update: now - time::Duration::days(1),
+        crl_number: rcgen::SerialNumber::from(7u64),
+        issuing_distribution_point: None,
+        revoked_certs: Vec::new(),
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(&issuer)
+    .unwrap();
+    std::fs::write(hn_dir.join("hn.crl"), stale.pem().unwrap()).unwrap();
+    common::certs::edit_config(
+        &gt.config_path(),
+        &format!("peer_crls = [\"{}\"]\n", hn_dir.join("hn.crl").display()),
+        "",
+    );
+    let out = doctor(&gt.config_path(), false).await;
+    let stdout = text(&out.stdout);
+    let warn = lines(&stdout, "warn", "crl");
+    assert_eq!(warn.len(), 1, "{stdout}");
+    assert!(
+        warn[0].contains("stale since") && warn[0].contains("publish a fresh CRL"),
+        "{stdout}"
+    );
+}

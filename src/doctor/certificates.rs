@@ -315,6 +315,75 @@ pub(super) fn date(t: OffsetDateTime) -> String {
     .unwrap_or_else(|_| t.to_string())
 }
 
+/// Each configured CRL: readable, and fresh. A CRL past its next update is
+/// the "stale certificate status" operators most often miss: the node still
+/// uses it, but revocations since then are unknown. The node's own
+/// certificate listed in a CRL of its own CA fails: every peer refuses it.
+pub(super) fn crls<F: FnMut(&Check)>(
+    r: &mut Report<F>,
+    files: &[(&'static str, &std::path::PathBuf)],
+    own_leaf: Option<&CertificateDer<'static>>,
+    now: OffsetDateTime,
+) {
+    let own = own_leaf.and_then(|leaf| {
+        let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+        Some((
+            cert.issuer().as_raw().to_vec(),
+            cert.raw_serial().to_vec(),
+            cert.raw_serial_as_string(),
+        ))
+    });
+    for (field, path) in files {
+        let crls = match crate::crl::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                r.push(
+                    "crl",
+                    Status::Fail,
+                    format!("{field} {}: {e}", path.display()),
+                );
+                continue;
+            }
+        };
+        for der in crls {
+            let Ok(info) = crate::crl::CrlInfo::parse(der.as_ref()) else {
+                continue; // load() parsed every one already
+            };
+            let what = format!("{field} {} ({})", path.display(), info.issuer);
+            if let Some((issuer, raw_serial, serial)) = &own
+                && *issuer == info.issuer_raw
+                && info.entry(raw_serial).is_some()
+            {
+                r.push(
+                    "crl",
+                    Status::Fail,
+                    format!("{what}: this node's own certificate (serial {serial}) is revoked; every peer refuses it: renew it (enlace cert renew --new-key)"),
+                );
+                continue;
+            }
+            match info.next_update {
+                Some(next) if next < now => r.push(
+                    "crl",
+                    Status::Warn,
+                    format!(
+                        "{what}: stale since {} (next update passed); still used, but revocations since then are unknown: publish a fresh CRL",
+                        date(next)
+                    ),
+                ),
+                next => r.push(
+                    "crl",
+                    Status::Ok,
+                    format!(
+                        "{what}: {} revoked, next update {}",
+                        info.revoked.len(),
+                        next.map_or("not set".to_owned(), date)
+                    ),
+                ),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -573,3 +573,44 @@ async fn pruning_keeps_the_log_verifiable_from_its_anchor() {
     gt.stop().await.unwrap();
     hn.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_renewed_while_the_node_was_down_is_on_record_at_its_next_start() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["gt"]).await.unwrap();
+    let gt = fed.start("gt").await.unwrap();
+    let first = common::audit_log(&gt.state);
+    assert!(first.iter().all(|e| e.action != "config_changed"));
+    gt.stop().await.unwrap();
+
+    let dir = fed.member("gt").unwrap().dir.clone();
+    let out = enlace()
+        .args(["cert", "renew", "--ca-cert"])
+        .arg(dir.join("ca.crt"))
+        .arg("--ca-key")
+        .arg(dir.join("ca.key"))
+        .arg("--cert")
+        .arg(dir.join("node.crt"))
+        .arg("--key")
+        .arg(dir.join("node.key"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let gt = fed.start("gt").await.unwrap();
+    let log = common::audit_log(&gt.state);
+    let changed: Vec<_> = log
+        .iter()
+        .filter(|e| e.action == "config_changed")
+        .collect();
+    assert_eq!(changed.len(), 1, "{log:?}");
+    assert_eq!(changed[0].ids.len(), 1, "only the certificate changed");
+    assert!(changed[0].ids[0].starts_with("tls_certificate:"));
+    assert_eq!(log.iter().filter(|e| e.action == "node_started").count(), 2);
+    assert_eq!(log.iter().filter(|e| e.action == "node_stopped").count(), 1);
+    gt.stop().await.unwrap();
+}

@@ -1235,11 +1235,14 @@ fn spawn_node(sandbox: &Sandbox, id: &str) -> Result<(ChildProcess, std::path::P
 
 /// Waits until member `id`, run as `child`, answers on its agency API.
 async fn wait_ready(sandbox: &Sandbox, id: &str, child: &mut ChildProcess) -> Result<(), String> {
-    let config = ClientConfig::load(&sandbox.member(id).map_err(err)?.client_path()).map_err(err)?;
+    let config =
+        ClientConfig::load(&sandbox.member(id).map_err(err)?.client_path()).map_err(err)?;
     let started = Instant::now();
     loop {
         if let Some(status) = child.exited()? {
-            return Err(format!("the node process exited before it answered: {status}"));
+            return Err(format!(
+                "the node process exited before it answered: {status}"
+            ));
         }
         if let Ok(mut c) = config.connect().await
             && c.list_peers(pb::ListPeersRequest {}).await.is_ok()
@@ -1247,7 +1250,9 @@ async fn wait_ready(sandbox: &Sandbox, id: &str, child: &mut ChildProcess) -> Re
             return Ok(());
         }
         if started.elapsed() > READY_TIMEOUT {
-            return Err(format!("the node process did not answer within {READY_TIMEOUT:?}"));
+            return Err(format!(
+                "the node process did not answer within {READY_TIMEOUT:?}"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -1395,8 +1400,7 @@ fn process_cpu_of(pid: u32) -> Result<Duration, String> {
 }
 
 fn cpu_of(path: &str) -> Result<Duration, String> {
-    let stat =
-        std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let stat = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
     // Fields after the command name (which may hold spaces), from field 3.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();

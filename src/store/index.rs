@@ -119,10 +119,11 @@ impl Hasher for SpreadHasher {
 }
 
 fn id_hash(record_id: &str) -> u32 {
-    // NOTE: a fixed-key SipHash, so the index is the same on every run; a
-    // peer that crafts colliding ids only fills the exact map below.
-    #[allow(deprecated)]
-    let mut h = std::hash::SipHasher::new();
+    // NOTE: `DefaultHasher::new()` has fixed keys, so this is predictable;
+    // a peer that crafts colliding ids only fills the exact map (which has
+    // random keys). The index lives in memory only, so a change of the
+    // algorithm between Rust releases does not matter.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
     h.write(record_id.as_bytes());
     let v = h.finish();
     (v ^ (v >> 32)) as u32

@@ -318,6 +318,16 @@ impl Store {
                 }
             }
             None => {
+                // A new sled store beside a non-empty record log: sled's
+                // files were lost or replaced. Cutting the log back to the
+                // new store's committed length (0) would erase it.
+                let log = dir.join(record_log::FILE_NAME);
+                if std::fs::metadata(&log).is_ok_and(|m| m.len() > 0) {
+                    return Err(StoreError::Corrupt(format!(
+                        "{} holds records but the sled store beside it is new",
+                        log.display()
+                    )));
+                }
                 meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
             }
         }

@@ -470,3 +470,27 @@ async fn a_version_1_store_is_refused() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_log_without_its_sled_store_is_not_erased() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(filled(&dir).await);
+    let log = std::fs::read(log_path(&dir)).unwrap();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name() != Some(std::ffi::OsStr::new(record_log::FILE_NAME)) {
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path).unwrap();
+            } else {
+                std::fs::remove_file(&path).unwrap();
+            }
+        }
+    }
+    let err = Store::open(dir.path(), &id("hn")).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+    assert_eq!(
+        std::fs::read(log_path(&dir)).unwrap(),
+        log,
+        "left as it was"
+    );
+}

@@ -27,8 +27,8 @@
 //! it, a peer could receive a record that the origin then loses in a crash,
 //! and the origin would later reuse that sequence number for another record.
 //!
-//! Writers are serialised by one lock held for the log append and the
-//! in-memory transaction; sled flushes are shared: a writer whose
+//! Record writers are serialised by one lock held across the log append
+//! and the in-memory transaction; sled flushes are shared: a writer whose
 //! transaction is already covered by a completed flush does not flush again
 //! (group commit).
 //!
@@ -242,6 +242,9 @@ pub struct Store {
     checkpoints: sled::Tree,
     meta: sled::Tree,
     log: RecordLog,
+    /// Serialises record writes across their two phases: the log append
+    /// (outside the gate) and the sled transaction (inside it).
+    appender: tokio::sync::Mutex<()>,
     index: RwLock<Index>,
     /// Held (shared) while frames are read; a purge takes it (exclusive)
     /// while it rewrites a frame, so no reader sees half a frame.
@@ -453,6 +456,7 @@ impl Store {
             checkpoints,
             meta,
             log,
+            appender: tokio::sync::Mutex::new(()),
             index: RwLock::new(index),
             frames: RwLock::new(()),
             purging: Mutex::new(HashMap::new()),

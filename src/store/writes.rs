@@ -1,7 +1,13 @@
 //! Writing records: appends to this node's own log, records received from
-//! peers, purges at expiry. Each write appends its frames to the record
-//! log and syncs them, then commits one sled transaction that names the
-//! log's new committed length, then waits for a sled flush (shared).
+//! peers, purges at expiry.
+//!
+//! A record write goes in two phases, both under the store's `appender`
+//! lock, which serialises record writes: first (outside the gate) its
+//! numbers are chosen, its frames appended to the record log and synced;
+//! then (inside the gate) one sled transaction writes the rest with the
+//! log's new committed length, and the indexes learn the frames. Then the
+//! writer waits for a shared sled flush. Keeping the log's `fdatasync`
+//! outside the gate lets it overlap the previous write's sled flush.
 
 use sled::Transactional;
 
@@ -13,7 +19,7 @@ use super::{
 };
 use crate::model::NodeId;
 
-/// A record write prepared under the writer lock.
+/// A record write prepared under the appender lock.
 struct PendingWrite<'a> {
     origin: &'a NodeId,
     seq: u64,
@@ -34,49 +40,66 @@ impl<'a> PendingWrite<'a> {
     }
 }
 
+/// Frames appended and synced, not yet committed.
+struct Appended {
+    /// The log's length with them.
+    end: u64,
+    /// Offset of each frame.
+    offsets: Vec<u64>,
+}
+
 impl Store {
-    /// Appends a record to this node's own log, with its audit entry.
+    /// Own appends and received records, as the writer sees them now:
+    /// next own seq, next arrival position, log end.
+    fn positions(&self) -> Result<(u64, u64, u64), StoreError> {
+        let w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        Ok((w.own_seq, w.next_arrival, w.log_end))
+    }
+
+    /// Appends to this node's own log, with its audit entry.
     /// `make` receives the next gapless sequence number and returns the
     /// record to store and the body of the audit entry that records it; it
-    /// runs under the writer lock, so no other record of this node is
+    /// runs under the appender lock, so no other record of this node is
     /// written between what it reads (series state) and what it returns.
     /// Returns once the record and its entry are durable.
     pub async fn append_own<E>(
         &self,
         make: impl FnOnce(u64) -> Result<(NewRecord, Vec<u8>), E>,
     ) -> Result<Result<StoredRecord, E>, StoreError> {
+        let appender = self.appender.lock().await;
+        let (own_seq, position, log_end) = self.positions()?;
+        let seq = own_seq + 1;
+        let (record, entry) = match make(seq) {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        };
+        if self.id_held(&record.record_id)? {
+            return Err(StoreError::DuplicateRecordId(record.record_id));
+        }
+        let writes = [PendingWrite::new(&self.own, seq, position, &record)];
+        let appended = self.append(log_end, &writes)?;
         let gate = GATE.lock().await;
-        let (stored, generation) = {
+        let generation = {
             let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
-            let seq = w.own_seq + 1;
-            let (record, entry) = match make(seq) {
-                Ok(v) => v,
-                Err(e) => return Ok(Err(e)),
-            };
-            if self.id_held(&record.record_id)? {
-                return Err(StoreError::DuplicateRecordId(record.record_id));
-            }
-            let position = w.next_arrival;
-            let write = PendingWrite::new(&self.own, seq, position, &record);
             let entries = w.chain(vec![entry]);
-            self.write(&mut w, &[write], None, &entries)?;
+            self.commit(&mut w, &writes, appended, None, &entries)?;
             w.advance_audit(&entries);
             w.own_seq = seq;
-            w.next_arrival += 1;
+            w.next_arrival = position + 1;
             w.written.own_seq = seq;
             w.written.arrival = position;
             w.generation += 1;
-            let stored = StoredRecord {
-                origin: self.own.clone(),
-                seq,
-                position,
-                content: record.content,
-            };
-            (stored, w.generation)
+            w.generation
         };
         drop(gate);
+        drop(appender);
         self.make_durable(generation).await?;
-        Ok(Ok(stored))
+        Ok(Ok(StoredRecord {
+            origin: self.own.clone(),
+            seq,
+            position,
+            content: record.content,
+        }))
     }
 
     /// Appends several records to this node's own log, each with its audit
@@ -92,67 +115,71 @@ impl Store {
     where
         F: FnOnce(u64) -> Result<(NewRecord, Vec<u8>), E>,
     {
-        let gate = GATE.lock().await;
-        let (outcomes, generation) = {
+        let appender = self.appender.lock().await;
+        let (own_seq, first_position, log_end) = self.positions()?;
+        // Per maker: its sequence number, record and audit entry body.
+        type Made<E> = Result<(u64, NewRecord, Vec<u8>), E>;
+        let mut made: Vec<Made<E>> = Vec::with_capacity(makers.len());
+        let mut seq = own_seq;
+        for make in makers {
+            match make(seq + 1) {
+                Ok((record, entry)) => {
+                    seq += 1;
+                    made.push(Ok((seq, record, entry)));
+                }
+                Err(e) => made.push(Err(e)),
+            }
+        }
+        let mut writes = Vec::new();
+        let mut bodies = Vec::new();
+        let mut position = first_position;
+        for (seq, record, entry) in made.iter().flatten() {
+            if self.id_held(&record.record_id)?
+                || writes
+                    .iter()
+                    .any(|p: &PendingWrite<'_>| p.record.record_id == record.record_id)
+            {
+                return Err(StoreError::DuplicateRecordId(record.record_id.clone()));
+            }
+            writes.push(PendingWrite::new(&self.own, *seq, position, record));
+            bodies.push(entry.clone());
+            position += 1;
+        }
+        let mut generation = 0;
+        if !writes.is_empty() {
+            let appended = self.append(log_end, &writes)?;
+            let gate = GATE.lock().await;
             let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
-            // Per maker: its sequence number, record and audit entry body.
-            type Made<E> = Result<(u64, NewRecord, Vec<u8>), E>;
-            let mut made: Vec<Made<E>> = Vec::with_capacity(makers.len());
-            let mut seq = w.own_seq;
-            for make in makers {
-                match make(seq + 1) {
-                    Ok((record, entry)) => {
-                        seq += 1;
-                        made.push(Ok((seq, record, entry)));
-                    }
-                    Err(e) => made.push(Err(e)),
-                }
-            }
-            let mut writes = Vec::new();
-            let mut bodies = Vec::new();
-            let mut position = w.next_arrival;
-            for (seq, record, entry) in made.iter().flatten() {
-                if self.id_held(&record.record_id)?
-                    || writes
-                        .iter()
-                        .any(|p: &PendingWrite<'_>| p.record.record_id == record.record_id)
-                {
-                    return Err(StoreError::DuplicateRecordId(record.record_id.clone()));
-                }
-                writes.push(PendingWrite::new(&self.own, *seq, position, record));
-                bodies.push(entry.clone());
-                position += 1;
-            }
             let entries = w.chain(bodies);
-            if !writes.is_empty() {
-                self.write(&mut w, &writes, None, &entries)?;
-                w.advance_audit(&entries);
-                w.own_seq = seq;
-                w.next_arrival = position;
-                w.written.own_seq = seq;
-                w.written.arrival = position - 1;
-                w.generation += 1;
-            }
-            let mut position = w.next_arrival - writes.len() as u64;
-            drop(writes);
-            let outcomes: Vec<Result<StoredRecord, E>> = made
-                .into_iter()
-                .map(|m| {
-                    m.map(|(seq, record, _)| {
-                        let stored = StoredRecord {
-                            origin: self.own.clone(),
-                            seq,
-                            position,
-                            content: record.content,
-                        };
-                        position += 1;
-                        stored
-                    })
+            self.commit(&mut w, &writes, appended, None, &entries)?;
+            w.advance_audit(&entries);
+            w.own_seq = seq;
+            w.next_arrival = position;
+            w.written.own_seq = seq;
+            w.written.arrival = position - 1;
+            w.generation += 1;
+            generation = w.generation;
+            drop(w);
+            drop(gate);
+        }
+        drop(writes);
+        drop(appender);
+        let mut position = first_position;
+        let outcomes: Vec<Result<StoredRecord, E>> = made
+            .into_iter()
+            .map(|m| {
+                m.map(|(seq, record, _)| {
+                    let stored = StoredRecord {
+                        origin: self.own.clone(),
+                        seq,
+                        position,
+                        content: record.content,
+                    };
+                    position += 1;
+                    stored
                 })
-                .collect();
-            (outcomes, w.generation)
-        };
-        drop(gate);
+            })
+            .collect();
         self.make_durable(generation).await?;
         Ok(outcomes)
     }
@@ -168,61 +195,62 @@ impl Store {
         mut make: impl FnMut(u64) -> Result<NewRecord, E>,
         audit: impl FnOnce(&[NewRecord]) -> Vec<Vec<u8>>,
     ) -> Result<Result<Vec<u64>, E>, StoreError> {
+        let appender = self.appender.lock().await;
+        let (own_seq, first_position, log_end) = self.positions()?;
+        let mut records = Vec::with_capacity(count);
+        for i in 0..count as u64 {
+            match make(own_seq + 1 + i) {
+                Ok(r) => records.push(r),
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        let mut writes = Vec::with_capacity(count);
+        for (i, r) in records.iter().enumerate() {
+            if self.id_held(&r.record_id)?
+                || writes
+                    .iter()
+                    .any(|p: &PendingWrite<'_>| p.record.record_id == r.record_id)
+            {
+                return Err(StoreError::DuplicateRecordId(r.record_id.clone()));
+            }
+            let i = i as u64;
+            writes.push(PendingWrite::new(
+                &self.own,
+                own_seq + 1 + i,
+                first_position + i,
+                r,
+            ));
+        }
+        let bodies = audit(&records);
+        let appended = self.append(log_end, &writes)?;
         let gate = GATE.lock().await;
-        let (seqs, generation) = {
+        let generation = {
             let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
-            let mut records = Vec::with_capacity(count);
-            for i in 0..count as u64 {
-                match make(w.own_seq + 1 + i) {
-                    Ok(r) => records.push(r),
-                    Err(e) => return Ok(Err(e)),
-                }
-            }
-            let mut writes = Vec::with_capacity(count);
-            for (i, r) in records.iter().enumerate() {
-                if self.id_held(&r.record_id)? {
-                    return Err(StoreError::DuplicateRecordId(r.record_id.clone()));
-                }
-                let seq = w.own_seq + 1 + i as u64;
-                writes.push(PendingWrite::new(
-                    &self.own,
-                    seq,
-                    w.next_arrival + i as u64,
-                    r,
-                ));
-            }
-            let entries = w.chain(audit(&records));
-            self.write(&mut w, &writes, None, &entries)?;
+            let entries = w.chain(bodies);
+            self.commit(&mut w, &writes, appended, None, &entries)?;
             w.advance_audit(&entries);
-            let seqs: Vec<u64> = (1..=count as u64).map(|i| w.own_seq + i).collect();
-            w.own_seq += count as u64;
-            w.next_arrival += count as u64;
+            w.own_seq = own_seq + count as u64;
+            w.next_arrival = first_position + count as u64;
             w.written.own_seq = w.own_seq;
             w.written.arrival = w.next_arrival - 1;
             w.generation += 1;
-            (seqs, w.generation)
+            w.generation
         };
         drop(gate);
+        drop(appender);
         self.make_durable(generation).await?;
-        Ok(Ok(seqs))
+        Ok(Ok((1..=count as u64).map(|i| own_seq + i).collect()))
     }
 
-    /// One write: the records' frames appended to the log and synced, then
-    /// one transaction for their series and expiries, optionally a cursor,
-    /// the audit entries that record them and the log's committed length;
-    /// then the indexes. On error nothing is committed (frames past the
-    /// committed length are overwritten by the next append, or cut at open).
-    fn write(
-        &self,
-        w: &mut WriterState,
-        writes: &[PendingWrite<'_>],
-        cursor: Option<(&NodeId, u64)>,
-        entries: &[RawEntry],
-    ) -> Result<(), StoreError> {
+    /// Phase one of a record write: the frames of `writes` appended at
+    /// `log_end` in one write and synced. Nothing refers to them yet; if
+    /// the commit does not follow, the next append overwrites them, or the
+    /// next open cuts them off.
+    fn append(&self, log_end: u64, writes: &[PendingWrite<'_>]) -> Result<Appended, StoreError> {
         let mut frames = Vec::new();
         let mut offsets = Vec::with_capacity(writes.len());
         for p in writes {
-            offsets.push(w.log_end + frames.len() as u64);
+            offsets.push(log_end + frames.len() as u64);
             frames.extend_from_slice(&record_log::encode(
                 p.origin,
                 p.seq,
@@ -231,11 +259,27 @@ impl Store {
                 &p.record.content,
             )?);
         }
-        let end = w.log_end + frames.len() as u64;
         if !frames.is_empty() {
-            self.log.append(w.log_end, &frames)?;
+            self.log.append(log_end, &frames)?;
         }
-        let end_value = keys::u64_be(end);
+        Ok(Appended {
+            end: log_end + frames.len() as u64,
+            offsets,
+        })
+    }
+
+    /// Phase two, under the gate: one transaction for the records' series
+    /// and expiries, optionally a cursor, the audit entries that record
+    /// them and the log's committed length; then the indexes.
+    fn commit(
+        &self,
+        w: &mut WriterState,
+        writes: &[PendingWrite<'_>],
+        appended: Appended,
+        cursor: Option<(&NodeId, u64)>,
+        entries: &[RawEntry],
+    ) -> Result<(), StoreError> {
+        let end_value = keys::u64_be(appended.end);
         (
             &self.cursors,
             &self.series,
@@ -266,9 +310,9 @@ impl Store {
                 Ok(())
             })
             .map_err(tx_error)?;
-        w.log_end = end;
+        w.log_end = appended.end;
         let mut index = self.index.write().map_err(|_| StoreError::Poisoned)?;
-        for (p, at) in writes.iter().zip(offsets) {
+        for (p, at) in writes.iter().zip(appended.offsets) {
             index.insert(p.origin, p.seq, p.position, &p.record.record_id, at);
         }
         Ok(())
@@ -286,44 +330,54 @@ impl Store {
         audit: impl FnOnce(&[&NewRecord], &Applied) -> Vec<Vec<u8>>,
     ) -> Result<Applied, StoreError> {
         let mut applied = Applied::default();
+        let appender = self.appender.lock().await;
+        let (_, first_position, log_end) = self.positions()?;
+        let mut writes: Vec<PendingWrite<'_>> = Vec::new();
+        let mut position = first_position;
+        for r in records {
+            if let Some(at) = self.offset_of(origin, r.seq)? {
+                let existing = self.stored(self.read_frame(at)?)?;
+                let same = match (existing.content, &r.content) {
+                    (Content::Envelope(a), Content::Envelope(b)) => a == *b,
+                    // Purged here already: nothing left to compare.
+                    (Content::Tombstone(_), _) | (_, Content::Tombstone(_)) => true,
+                };
+                if same {
+                    applied.duplicates += 1;
+                } else {
+                    applied.conflicts.push(r.seq);
+                }
+                continue;
+            }
+            if self.id_held(&r.record_id)?
+                || writes.iter().any(|w| w.record.record_id == r.record_id)
+            {
+                applied.conflicts.push(r.seq);
+                continue;
+            }
+            writes.push(PendingWrite::new(origin, r.seq, position, r));
+            position += 1;
+        }
+        let old_cursor = self.cursor(origin)?;
+        let new_cursor = cursor.max(old_cursor);
+        applied.stored = writes.len();
+        let stored: Vec<&NewRecord> = writes.iter().map(|w| w.record).collect();
+        let bodies = audit(&stored, &applied);
+        if writes.is_empty() && new_cursor == old_cursor && bodies.is_empty() {
+            return Ok(applied);
+        }
+        let appended = self.append(log_end, &writes)?;
         let gate = GATE.lock().await;
         let generation = {
             let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
-            let mut writes: Vec<PendingWrite<'_>> = Vec::new();
-            let mut position = w.next_arrival;
-            for r in records {
-                if let Some(at) = self.offset_of(origin, r.seq)? {
-                    let existing = self.stored(self.read_frame(at)?)?;
-                    let same = match (existing.content, &r.content) {
-                        (Content::Envelope(a), Content::Envelope(b)) => a == *b,
-                        // Purged here already: nothing left to compare.
-                        (Content::Tombstone(_), _) | (_, Content::Tombstone(_)) => true,
-                    };
-                    if same {
-                        applied.duplicates += 1;
-                    } else {
-                        applied.conflicts.push(r.seq);
-                    }
-                    continue;
-                }
-                if self.id_held(&r.record_id)?
-                    || writes.iter().any(|w| w.record.record_id == r.record_id)
-                {
-                    applied.conflicts.push(r.seq);
-                    continue;
-                }
-                writes.push(PendingWrite::new(origin, r.seq, position, r));
-                position += 1;
-            }
-            let old_cursor = self.cursor(origin)?;
-            let new_cursor = cursor.max(old_cursor);
-            applied.stored = writes.len();
-            let stored: Vec<&NewRecord> = writes.iter().map(|w| w.record).collect();
-            let entries = w.chain(audit(&stored, &applied));
-            if writes.is_empty() && new_cursor == old_cursor && entries.is_empty() {
-                return Ok(applied);
-            }
-            self.write(&mut w, &writes, Some((origin, new_cursor)), &entries)?;
+            let entries = w.chain(bodies);
+            self.commit(
+                &mut w,
+                &writes,
+                appended,
+                Some((origin, new_cursor)),
+                &entries,
+            )?;
             w.advance_audit(&entries);
             w.next_arrival = position;
             w.written.arrival = position - 1;
@@ -331,6 +385,7 @@ impl Store {
             w.generation
         };
         drop(gate);
+        drop(appender);
         self.make_durable(generation).await?;
         Ok(applied)
     }

@@ -1,19 +1,20 @@
 //! Key encodings of the sled trees. Part of the on-disk format: changing one
 //! means a new schema version and a migration.
 //!
-//! - `records`: `len(origin) as u8 ‖ origin ‖ seq as u64 BE` → `position as u64 BE ‖ SignedRecord bytes`
-//! - `record_ids`: `record_id` → record key
-//! - `arrivals`: `position as u64 BE` → record key
+//! Records are not in sled (schema version 2): they are in the record log
+//! (`record_log`). A *record key* below is `len(origin) as u8 ‖ origin ‖
+//! seq as u64 BE`.
+//!
 //! - `cursors`: `origin` → `seq as u64 BE`
 //! - `series`: series id (its first record's id) → series state (JSON, see
 //!   `lifecycle`); `mla:<request id>` → MLA request state (JSON, see `mla`)
 //! - `expiries`: `expires_at_ms as u64 BE ‖ record key` → empty
+//! - `tombstones`: record key → tombstone bytes, for a purge in progress or
+//!   a tombstone too long for its frame (see `Store::purge`)
 //! - `local_cases`: case id → local case (JSON); never replicated
 //! - `case_selectors`: `kind as u8 ‖ epoch as u32 BE ‖ token (32) ‖ case id` → empty
-//! - `meta`: `schema_version` → `u32 BE`, `node_id` → node id
-//!
-//! A `records` value is `position ‖ tag ‖ bytes`: tag 0, the SignedRecord
-//! envelope; tag 1, a tombstone left after expiry.
+//! - `meta`: `schema_version` → `u32 BE`, `node_id` → node id,
+//!   `record_log_end` → committed length of the record log as `u64 BE`
 //!
 //! The length prefix makes an origin's keys a contiguous range that no
 //! other origin's keys can interleave with (`gt` vs `gt-mp`), and big-endian

@@ -1,0 +1,360 @@
+//! The record log: every record this node holds, framed, in one
+//! append-only file (`records.log` in the data directory). Part of the
+//! on-disk format: changing it means a new schema version.
+//!
+//! A frame is `len u32 LE ‖ crc32 u32 LE ‖ payload`, `len` counting the
+//! payload bytes and the CRC-32 (IEEE) covering them. The payload is
+//!
+//! `len(origin) u8 ‖ origin ‖ seq u64 BE ‖ position u64 BE ‖
+//!  len(record_id) u16 BE ‖ record_id ‖ tag u8 ‖ len(content) u32 BE ‖ content ‖ zero padding`
+//!
+//! with tag 0 for a SignedRecord envelope, 1 for a tombstone held in the
+//! frame, 2 for a tombstone too long for the frame it replaced (its bytes
+//! are in the sled `tombstones` tree). Padding appears only in a frame
+//! rewritten by a purge, which keeps the frame's length.
+//!
+//! The log is only ever appended to, except by [`RecordLog::overwrite`]: a
+//! purge replaces a frame in place with a tombstone frame of the same
+//! length, so that the content is gone from the disk. Which prefix of the
+//! file is committed is not the log's business: the store keeps it in sled
+//! (`meta` key `record_log_end`), written in the transaction that
+//! references the frames, and hands it to [`RecordLog::open`].
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use super::{Content, StoreError};
+use crate::model::NodeId;
+
+/// Name of the log in the data directory.
+pub const FILE_NAME: &str = "records.log";
+
+const HEADER: usize = 8;
+const TAG_ENVELOPE: u8 = 0;
+const TAG_TOMBSTONE: u8 = 1;
+const TAG_TOMBSTONE_ELSEWHERE: u8 = 2;
+/// Bytes read ahead by [`RecordLog::read`]: one pread serves most frames.
+const READ_AHEAD: usize = 2048;
+/// Largest payload accepted when scanning: far above any record, small
+/// enough that a corrupt length cannot make the scan allocate wildly.
+const MAX_PAYLOAD: usize = 64 * 1024 * 1024;
+
+/// What a frame holds in place of the record's content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameContent {
+    /// Content as stored (envelope or tombstone).
+    Held(Content),
+    /// A tombstone kept in sled because it did not fit the frame.
+    TombstoneElsewhere,
+}
+
+/// A decoded frame.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub origin: NodeId,
+    pub seq: u64,
+    pub position: u64,
+    pub record_id: String,
+    pub content: FrameContent,
+    /// Length of the frame on disk, header included.
+    pub len: usize,
+}
+
+/// Encodes the frame of a record as first stored.
+pub fn encode(
+    origin: &NodeId,
+    seq: u64,
+    position: u64,
+    record_id: &str,
+    content: &Content,
+) -> Result<Vec<u8>, StoreError> {
+    let (tag, bytes): (u8, &[u8]) = match content {
+        Content::Envelope(b) => (TAG_ENVELOPE, b),
+        Content::Tombstone(b) => (TAG_TOMBSTONE, b),
+    };
+    encode_raw(origin, seq, position, record_id, tag, bytes, 0)
+}
+
+/// Encodes one frame. `pad_to`, if larger than the natural length, is the
+/// total frame length to fill with zero padding (a purge's rewrite).
+fn encode_raw(
+    origin: &NodeId,
+    seq: u64,
+    position: u64,
+    record_id: &str,
+    tag: u8,
+    bytes: &[u8],
+    pad_to: usize,
+) -> Result<Vec<u8>, StoreError> {
+    let id_len = u16::try_from(record_id.len())
+        .map_err(|_| StoreError::Failed(format!("record id of {} bytes", record_id.len())))?;
+    let content_len = u32::try_from(bytes.len())
+        .map_err(|_| StoreError::Failed(format!("record of {} bytes", bytes.len())))?;
+    let origin = origin.as_str().as_bytes();
+    let natural = HEADER + 1 + origin.len() + 16 + 2 + record_id.len() + 1 + 4 + bytes.len();
+    let mut frame = Vec::with_capacity(natural.max(pad_to));
+    frame.extend_from_slice(&[0; HEADER]);
+    // NodeId guarantees at most 32 bytes.
+    frame.push(origin.len() as u8);
+    frame.extend_from_slice(origin);
+    frame.extend_from_slice(&seq.to_be_bytes());
+    frame.extend_from_slice(&position.to_be_bytes());
+    frame.extend_from_slice(&id_len.to_be_bytes());
+    frame.extend_from_slice(record_id.as_bytes());
+    frame.push(tag);
+    frame.extend_from_slice(&content_len.to_be_bytes());
+    frame.extend_from_slice(bytes);
+    if pad_to > frame.len() {
+        frame.resize(pad_to, 0);
+    }
+    let payload_len = u32::try_from(frame.len() - HEADER)
+        .map_err(|_| StoreError::Failed("record frame over 4 GiB".into()))?;
+    let crc = crc32fast::hash(&frame[HEADER..]);
+    frame[..4].copy_from_slice(&payload_len.to_le_bytes());
+    frame[4..HEADER].copy_from_slice(&crc.to_le_bytes());
+    Ok(frame)
+}
+
+/// The fields before the content: the same in a frame and in the
+/// tombstone frame that replaces it.
+struct Prefix {
+    origin: NodeId,
+    seq: u64,
+    position: u64,
+    record_id: String,
+    /// Offset of the tag in the payload.
+    tag_at: usize,
+}
+
+fn parse_prefix(payload: &[u8]) -> Option<Prefix> {
+    let (&olen, rest) = payload.split_first()?;
+    let olen = usize::from(olen);
+    let origin = NodeId::parse(std::str::from_utf8(rest.get(..olen)?).ok()?).ok()?;
+    let rest = &rest[olen..];
+    let seq = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+    let position = u64::from_be_bytes(rest.get(8..16)?.try_into().ok()?);
+    let id_len = usize::from(u16::from_be_bytes(rest.get(16..18)?.try_into().ok()?));
+    let record_id = std::str::from_utf8(rest.get(18..18 + id_len)?)
+        .ok()?
+        .to_owned();
+    Some(Prefix {
+        origin,
+        seq,
+        position,
+        record_id,
+        tag_at: 1 + olen + 18 + id_len,
+    })
+}
+
+fn parse_content(payload: &[u8], tag_at: usize) -> Option<FrameContent> {
+    let tag = *payload.get(tag_at)?;
+    let len = u32::from_be_bytes(payload.get(tag_at + 1..tag_at + 5)?.try_into().ok()?);
+    let bytes = payload.get(tag_at + 5..tag_at + 5 + usize::try_from(len).ok()?)?;
+    match tag {
+        TAG_ENVELOPE => Some(FrameContent::Held(Content::Envelope(bytes.to_vec()))),
+        TAG_TOMBSTONE => Some(FrameContent::Held(Content::Tombstone(bytes.to_vec()))),
+        TAG_TOMBSTONE_ELSEWHERE => Some(FrameContent::TombstoneElsewhere),
+        _ => None,
+    }
+}
+
+/// A frame met while scanning the log at open.
+pub struct Scanned {
+    pub offset: u64,
+    pub origin: NodeId,
+    pub seq: u64,
+    pub position: u64,
+    pub record_id: String,
+    /// Length on disk, header included.
+    pub len: usize,
+    /// `None` if the frame failed its checksum (a purge's rewrite torn by
+    /// a crash is the only legitimate cause; the store decides).
+    pub content: Option<FrameContent>,
+}
+
+/// The log file. Reads take `&self` (positional reads); the store
+/// serialises appends under its writer lock and keeps the end offset.
+pub struct RecordLog {
+    file: File,
+}
+
+fn io(what: &str, e: std::io::Error) -> StoreError {
+    StoreError::Failed(format!("record log: {what}: {e}"))
+}
+
+impl RecordLog {
+    /// Opens (or creates, owner-only) the log in `dir`, cuts it back to
+    /// `committed` bytes (frames past it were never acknowledged: the sled
+    /// transaction that would have referenced them did not commit) and
+    /// calls `each` for every frame up to there, in order.
+    pub fn open(
+        dir: &Path,
+        committed: u64,
+        mut each: impl FnMut(Scanned) -> Result<(), StoreError>,
+    ) -> Result<Self, StoreError> {
+        let path = dir.join(FILE_NAME);
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true);
+        #[cfg(unix)]
+        {
+            // Other members' records: owner only, like the directory.
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options.open(&path).map_err(|e| io("open", e))?;
+        let len = file.metadata().map_err(|e| io("stat", e))?.len();
+        if len < committed {
+            return Err(StoreError::Corrupt(format!(
+                "record log {} holds {len} bytes, but {committed} were committed",
+                path.display()
+            )));
+        }
+        if len > committed {
+            file.set_len(committed).map_err(|e| io("truncate", e))?;
+            file.sync_all().map_err(|e| io("sync", e))?;
+        }
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, &file);
+        let mut offset = 0u64;
+        let mut header = [0u8; HEADER];
+        let mut payload = Vec::new();
+        while offset < committed {
+            let bad = |what: &str| {
+                StoreError::Corrupt(format!(
+                    "record log {}: frame at offset {offset} {what}",
+                    path.display()
+                ))
+            };
+            if committed - offset < HEADER as u64 {
+                return Err(bad("is cut short"));
+            }
+            reader.read_exact(&mut header).map_err(|e| io("read", e))?;
+            let plen = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+            let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+            if plen > MAX_PAYLOAD || (committed - offset - HEADER as u64) < plen as u64 {
+                return Err(bad("has an impossible length"));
+            }
+            payload.resize(plen, 0);
+            reader.read_exact(&mut payload).map_err(|e| io("read", e))?;
+            let prefix = parse_prefix(&payload).ok_or_else(|| bad("does not parse"))?;
+            let content = if crc32fast::hash(&payload) == crc {
+                Some(parse_content(&payload, prefix.tag_at).ok_or_else(|| bad("does not parse"))?)
+            } else {
+                None
+            };
+            each(Scanned {
+                offset,
+                origin: prefix.origin,
+                seq: prefix.seq,
+                position: prefix.position,
+                record_id: prefix.record_id,
+                len: HEADER + plen,
+                content,
+            })?;
+            offset += (HEADER + plen) as u64;
+        }
+        drop(reader);
+        Ok(Self { file })
+    }
+
+    /// Writes `frames` (already encoded, back to back) at `at` and makes
+    /// them durable.
+    pub fn append(&self, at: u64, frames: &[u8]) -> Result<(), StoreError> {
+        self.file
+            .write_all_at(frames, at)
+            .map_err(|e| io("append", e))?;
+        self.file.sync_data().map_err(|e| io("sync", e))
+    }
+
+    /// Replaces the frame at `at` with `frame` of the same length. The
+    /// caller syncs ([`RecordLog::sync`]) and keeps readers away meanwhile.
+    pub fn overwrite(&self, at: u64, frame: &[u8]) -> Result<(), StoreError> {
+        self.file
+            .write_all_at(frame, at)
+            .map_err(|e| io("overwrite", e))
+    }
+
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.file.sync_data().map_err(|e| io("sync", e))
+    }
+
+    /// The frame at `at`, checksum verified.
+    pub fn read(&self, at: u64) -> Result<Frame, StoreError> {
+        let mut buf = vec![0u8; READ_AHEAD];
+        let got = read_some_at(&self.file, &mut buf, at)?;
+        let bad = |what: &str| StoreError::Corrupt(format!("record log frame at {at} {what}"));
+        if got < HEADER {
+            return Err(bad("is cut short"));
+        }
+        let plen = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        let crc = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
+        if plen > MAX_PAYLOAD {
+            return Err(bad("has an impossible length"));
+        }
+        let total = HEADER + plen;
+        if got < total {
+            buf.resize(total, 0);
+            self.file
+                .read_exact_at(&mut buf[got..], at + got as u64)
+                .map_err(|e| io("read", e))?;
+        }
+        let payload = &buf[HEADER..total];
+        if crc32fast::hash(payload) != crc {
+            return Err(bad("fails its checksum"));
+        }
+        let prefix = parse_prefix(payload).ok_or_else(|| bad("does not parse"))?;
+        let content = parse_content(payload, prefix.tag_at).ok_or_else(|| bad("does not parse"))?;
+        Ok(Frame {
+            origin: prefix.origin,
+            seq: prefix.seq,
+            position: prefix.position,
+            record_id: prefix.record_id,
+            content,
+            len: total,
+        })
+    }
+}
+
+/// Reads what is there, up to `buf.len()` bytes, at `at`.
+fn read_some_at(file: &File, buf: &mut [u8], at: u64) -> Result<usize, StoreError> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], at + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io("read", e)),
+        }
+    }
+    Ok(got)
+}
+
+/// The frame that replaces `frame` at a purge: the same length, the
+/// tombstone in it if it fits (`true`), else a marker that it is kept in
+/// sled (`false`).
+pub fn tombstone_frame(frame: &Frame, tombstone: &[u8]) -> Result<(Vec<u8>, bool), StoreError> {
+    let rewrite = |tag, bytes| {
+        encode_raw(
+            &frame.origin,
+            frame.seq,
+            frame.position,
+            &frame.record_id,
+            tag,
+            bytes,
+            frame.len,
+        )
+    };
+    let inline = rewrite(TAG_TOMBSTONE, tombstone)?;
+    if inline.len() == frame.len {
+        return Ok((inline, true));
+    }
+    let marker = rewrite(TAG_TOMBSTONE_ELSEWHERE, &[])?;
+    if marker.len() != frame.len {
+        return Err(StoreError::Corrupt(format!(
+            "record frame of {} bytes is too short for a tombstone",
+            frame.len
+        )));
+    }
+    Ok((marker, false))
+}

@@ -1,0 +1,232 @@
+//! Reading records: the indexes say where a frame is, the record log holds
+//! it (the OS page cache serves repeated reads; the store keeps no cache).
+
+use super::index::IdLookup;
+use super::record_log::{Frame, FrameContent};
+use super::{Content, Store, StoreError, StoredRecord, keys};
+use crate::model::NodeId;
+
+impl Store {
+    pub(super) fn read_frame(&self, at: u64) -> Result<Frame, StoreError> {
+        let _frames = self.frames.read().map_err(|_| StoreError::Poisoned)?;
+        self.log.read(at)
+    }
+
+    /// The record a frame holds, its content as the store means it now: a
+    /// purge in progress already counts, a tombstone kept in sled is fetched.
+    pub(super) fn stored(&self, frame: Frame) -> Result<StoredRecord, StoreError> {
+        let content = match frame.content {
+            FrameContent::Held(Content::Envelope(bytes)) => {
+                let purging = self.purging.lock().map_err(|_| StoreError::Poisoned)?;
+                match purging.is_empty() {
+                    true => Content::Envelope(bytes),
+                    false => {
+                        let key = keys::record_key(frame.origin.as_str(), frame.seq);
+                        match purging.get(&key) {
+                            Some(t) => Content::Tombstone(t.clone()),
+                            None => Content::Envelope(bytes),
+                        }
+                    }
+                }
+            }
+            FrameContent::Held(c) => c,
+            FrameContent::TombstoneElsewhere => {
+                let key = keys::record_key(frame.origin.as_str(), frame.seq);
+                match self.tombstones.get(&key)? {
+                    Some(t) => Content::Tombstone(t.to_vec()),
+                    None => {
+                        return Err(StoreError::Corrupt(format!(
+                            "tombstone of {}#{} is missing",
+                            frame.origin, frame.seq
+                        )));
+                    }
+                }
+            }
+        };
+        Ok(StoredRecord {
+            origin: frame.origin,
+            seq: frame.seq,
+            position: frame.position,
+            content,
+        })
+    }
+
+    /// Offset of the frame of `origin`/`seq`, if held (durable or not).
+    pub(super) fn offset_of(&self, origin: &NodeId, seq: u64) -> Result<Option<u64>, StoreError> {
+        let index = self.index.read().map_err(|_| StoreError::Poisoned)?;
+        Ok(index.offset(origin, seq))
+    }
+
+    /// The frame of the record with id `record_id`, if held (durable or not).
+    pub(super) fn frame_by_id(&self, record_id: &str) -> Result<Option<Frame>, StoreError> {
+        let (position, exact) = {
+            let index = self.index.read().map_err(|_| StoreError::Poisoned)?;
+            match index.lookup_id(record_id) {
+                IdLookup::Exact(p) => (p, true),
+                IdLookup::Candidate(p) => (p, false),
+                IdLookup::Absent => return Ok(None),
+            }
+        };
+        let Some(at) = self
+            .index
+            .read()
+            .map_err(|_| StoreError::Poisoned)?
+            .arrival(position)
+        else {
+            return Err(StoreError::Corrupt(format!(
+                "record id {record_id} points at a missing arrival"
+            )));
+        };
+        let frame = self.read_frame(at)?;
+        if frame.record_id == record_id {
+            return Ok(Some(frame));
+        }
+        if exact {
+            return Err(StoreError::Corrupt(format!(
+                "record id {record_id} points at another record"
+            )));
+        }
+        // Another id with the same hash. Ours, if held, is in the exact map.
+        Ok(None)
+    }
+
+    /// Whether a record with id `record_id` is held (durable or not).
+    pub(super) fn id_held(&self, record_id: &str) -> Result<bool, StoreError> {
+        Ok(self.frame_by_id(record_id)?.is_some())
+    }
+
+    /// Highest resolved sequence number of `origin`'s log (0: none).
+    pub fn cursor(&self, origin: &NodeId) -> Result<u64, StoreError> {
+        Ok(match self.cursors.get(origin.as_str().as_bytes())? {
+            Some(v) => {
+                keys::read_u64(&v).ok_or_else(|| StoreError::Corrupt("bad cursor value".into()))?
+            }
+            None => 0,
+        })
+    }
+
+    /// Records of `origin` with `after < seq <= up_to`, ascending, at most `limit`.
+    pub fn records_after(
+        &self,
+        origin: &NodeId,
+        after: u64,
+        up_to: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        if after >= up_to {
+            return Ok(Vec::new());
+        }
+        let offsets = self
+            .index
+            .read()
+            .map_err(|_| StoreError::Poisoned)?
+            .range(origin, after, up_to, limit);
+        let _frames = self.frames.read().map_err(|_| StoreError::Poisoned)?;
+        offsets
+            .iter()
+            .map(|&at| self.stored(self.log.read(at)?))
+            .collect()
+    }
+
+    /// Highest sequence number held for `origin` (0: none).
+    pub fn last_seq(&self, origin: &NodeId) -> Result<u64, StoreError> {
+        Ok(self
+            .index
+            .read()
+            .map_err(|_| StoreError::Poisoned)?
+            .last_seq(origin))
+    }
+
+    /// Number of records held for `origin`.
+    pub fn count(&self, origin: &NodeId) -> usize {
+        self.index.read().map_or(0, |ix| ix.count(origin))
+    }
+
+    /// One record by its id, if held and durable.
+    pub fn get_by_id(&self, record_id: &str) -> Result<Option<StoredRecord>, StoreError> {
+        let Some(frame) = self.frame_by_id(record_id)? else {
+            return Ok(None);
+        };
+        let r = self.stored(frame)?;
+        Ok((r.position <= self.watermark().arrival).then_some(r))
+    }
+
+    /// Durable records in arrival order after `after_position`, at most
+    /// `limit` examined; optionally only those of one origin.
+    /// Returns the records and the last position examined.
+    pub fn list(
+        &self,
+        after_position: u64,
+        limit: usize,
+        origin: Option<&NodeId>,
+    ) -> Result<(Vec<StoredRecord>, u64), StoreError> {
+        let durable = self.watermark().arrival;
+        if after_position >= durable {
+            return Ok((Vec::new(), after_position));
+        }
+        let last = durable.min(after_position.saturating_add(limit as u64));
+        let offsets: Vec<u64> = {
+            let index = self.index.read().map_err(|_| StoreError::Poisoned)?;
+            (after_position + 1..=last)
+                .map(|p| {
+                    index
+                        .arrival(p)
+                        .ok_or_else(|| StoreError::Corrupt(format!("arrival {p} is missing")))
+                })
+                .collect::<Result<_, _>>()?
+        };
+        let mut out = Vec::new();
+        {
+            let _frames = self.frames.read().map_err(|_| StoreError::Poisoned)?;
+            for &at in &offsets {
+                let frame = self.log.read(at)?;
+                if origin.is_some_and(|want| *want != frame.origin) {
+                    continue;
+                }
+                out.push(self.stored(frame)?);
+            }
+        }
+        let last = if offsets.is_empty() {
+            after_position
+        } else {
+            last
+        };
+        Ok((out, last))
+    }
+
+    /// Total number of records held.
+    pub fn len(&self) -> usize {
+        self.index.read().map_or(0, |ix| ix.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the record `origin`/`seq` is held (content or tombstone).
+    pub fn contains(&self, origin: &NodeId, seq: u64) -> Result<bool, StoreError> {
+        Ok(self.offset_of(origin, seq)?.is_some())
+    }
+
+    /// Records whose content expires at or before `now_ms`, oldest first,
+    /// at most `limit`.
+    pub fn expired(&self, now_ms: i64, limit: usize) -> Result<Vec<StoredRecord>, StoreError> {
+        let end = keys::expiry_prefix(now_ms.max(0).saturating_add(1));
+        let mut out = Vec::new();
+        for kv in self.expiries.range(..end).take(limit) {
+            let (k, _) = kv?;
+            let (origin, seq) = keys::record_key_of_expiry(&k)
+                .and_then(keys::parse_record_key)
+                .ok_or_else(|| StoreError::Corrupt("bad key in expiries".into()))?;
+            match self.offset_of(&origin, seq)? {
+                Some(at) => out.push(self.stored(self.read_frame(at)?)?),
+                None => {
+                    return Err(StoreError::Corrupt(
+                        "expiry points at a missing record".into(),
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,496 @@
+use super::*;
+
+fn id(s: &str) -> NodeId {
+    NodeId::parse(s).unwrap()
+}
+
+fn no_audit(_: &[&NewRecord], _: &Applied) -> Vec<Vec<u8>> {
+    Vec::new()
+}
+
+fn rec(seq: u64, bytes: Vec<u8>) -> NewRecord {
+    NewRecord {
+        seq,
+        record_id: format!("gt-{seq:016x}"),
+        content: Content::Envelope(bytes),
+        expires_at_ms: None,
+        series: None,
+    }
+}
+
+#[tokio::test]
+async fn own_log_is_gapless_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path(), &id("gt")).unwrap();
+        for i in 1..=3u64 {
+            let r = store
+                .append_own(|seq| Ok::<_, ()>((rec(seq, vec![i as u8]), b"published".to_vec())))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(r.seq, i);
+        }
+        assert_eq!(
+            store.watermark(),
+            Watermark {
+                arrival: 3,
+                own_seq: 3,
+                audit: 3
+            }
+        );
+    }
+    let store = Store::open(dir.path(), &id("gt")).unwrap();
+    assert_eq!(store.watermark().own_seq, 3);
+    let r = store
+        .append_own(|seq| Ok::<_, ()>((rec(seq, vec![4]), b"published".to_vec())))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((r.seq, r.position), (4, 4));
+    let got = store.get_by_id("gt-0000000000000002").unwrap().unwrap();
+    assert_eq!(got.content, Content::Envelope(vec![2]));
+}
+
+#[tokio::test]
+async fn a_store_refuses_another_node() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path(), &id("gt")).unwrap());
+    let err = Store::open(dir.path(), &id("hn")).unwrap_err();
+    assert!(err.to_string().contains("belongs to node gt"), "{err}");
+}
+
+#[tokio::test]
+async fn received_records_are_idempotent_and_conflicts_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &id("hn")).unwrap();
+    let gt = id("gt");
+    let recs: Vec<NewRecord> = (1..=3).map(|s| rec(s, vec![s as u8; 4])).collect();
+    let a = store.apply_received(&gt, &recs, 5, no_audit).await.unwrap();
+    assert_eq!(a.stored, 3);
+    assert_eq!(store.cursor(&gt).unwrap(), 5);
+    let again = store.apply_received(&gt, &recs, 2, no_audit).await.unwrap();
+    assert_eq!((again.stored, again.duplicates), (0, 3));
+    assert_eq!(store.cursor(&gt).unwrap(), 5, "cursor never moves back");
+    let mut forged = rec(2, vec![9]);
+    forged.record_id = "gt-ffffffffffffffff".into();
+    let c = store
+        .apply_received(&gt, &[forged], 5, no_audit)
+        .await
+        .unwrap();
+    assert_eq!(c.conflicts, vec![2]);
+    let (listed, last) = store.list(0, 100, None).unwrap();
+    assert_eq!(listed.len(), 3);
+    assert_eq!(last, 3);
+    assert_eq!(store.records_after(&gt, 1, 3, 10).unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn series_state_is_written_with_its_record_and_expiry_purges_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &id("hn")).unwrap();
+    let gt = id("gt");
+    let mut r = rec(1, b"secret content".to_vec());
+    r.expires_at_ms = Some(1_000);
+    r.series = Some(SeriesWrite {
+        series_id: r.record_id.clone(),
+        state: b"v1".to_vec(),
+    });
+    let mut later = rec(2, b"later".to_vec());
+    later.expires_at_ms = Some(5_000);
+    store
+        .apply_received(&gt, &[r, later], 2, no_audit)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.series("gt-0000000000000001").unwrap().as_deref(),
+        Some(&b"v1"[..])
+    );
+
+    assert!(store.expired(999, 10).unwrap().is_empty());
+    let due = store.expired(1_000, 10).unwrap();
+    assert_eq!(due.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1]);
+    store
+        .purge(&gt, 1, 1_000, b"tombstone".to_vec(), b"purged".to_vec())
+        .await
+        .unwrap();
+    assert!(
+        store.expired(1_000, 10).unwrap().is_empty(),
+        "expiry entry removed"
+    );
+    let got = store.get_by_id("gt-0000000000000001").unwrap().unwrap();
+    assert_eq!(got.content, Content::Tombstone(b"tombstone".to_vec()));
+    // Re-delivery of a purged record is a duplicate, not a conflict.
+    let again = store
+        .apply_received(&gt, &[rec(1, b"secret content".to_vec())], 2, no_audit)
+        .await
+        .unwrap();
+    assert_eq!(again.duplicates, 1);
+    assert!(again.conflicts.is_empty());
+}
+
+#[tokio::test]
+async fn combined_appends_skip_failed_makers_without_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &id("gt")).unwrap();
+    let makers: Vec<_> = (0..5u8)
+        .map(|i| {
+            move |seq: u64| {
+                if i == 1 || i == 3 {
+                    Err(format!("maker {i} refused"))
+                } else {
+                    Ok((rec(seq, vec![i]), format!("entry {i}").into_bytes()))
+                }
+            }
+        })
+        .collect();
+    let out = store.append_own_many(makers).await.unwrap();
+    let seqs: Vec<Result<u64, String>> = out.into_iter().map(|r| r.map(|s| s.seq)).collect();
+    assert_eq!(
+        seqs,
+        vec![
+            Ok(1),
+            Err("maker 1 refused".into()),
+            Ok(2),
+            Err("maker 3 refused".into()),
+            Ok(3)
+        ]
+    );
+    assert_eq!(
+        store.watermark(),
+        Watermark {
+            arrival: 3,
+            own_seq: 3,
+            audit: 3
+        }
+    );
+    let entries = store.audit_entries(0, 10).unwrap();
+    let bodies: Vec<&[u8]> = entries.iter().map(|e| e.body.as_slice()).collect();
+    assert_eq!(bodies, vec![&b"entry 0"[..], b"entry 2", b"entry 4"]);
+    assert!(entries.iter().all(RawEntry::hash_holds));
+    assert_eq!(
+        store
+            .get_by_id("gt-0000000000000002")
+            .unwrap()
+            .unwrap()
+            .content,
+        Content::Envelope(vec![2])
+    );
+}
+
+#[tokio::test]
+async fn a_bulk_append_is_gapless_and_durable_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &id("gt")).unwrap();
+    store
+        .append_own(|seq| Ok::<_, ()>((rec(seq, vec![1]), b"published".to_vec())))
+        .await
+        .unwrap()
+        .unwrap();
+    let seqs = store
+        .append_own_batch(
+            100,
+            |seq| Ok::<_, ()>(rec(seq, vec![seq as u8])),
+            |_| vec![b"bulk".to_vec()],
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seqs, (2..=101).collect::<Vec<u64>>());
+    assert_eq!(
+        store.watermark(),
+        Watermark {
+            arrival: 101,
+            own_seq: 101,
+            audit: 2
+        }
+    );
+    drop(store);
+    let store = Store::open(dir.path(), &id("gt")).unwrap();
+    assert_eq!(store.last_seq(&id("gt")).unwrap(), 101);
+    assert_eq!(store.list(0, 1000, None).unwrap().0.len(), 101);
+}
+
+// ---------------------------------------------------------------------------
+// The record log under the store.
+
+fn log_path(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    dir.path().join(record_log::FILE_NAME)
+}
+
+/// A store of `hn` holding three of gt's records and two of its own.
+async fn filled(dir: &tempfile::TempDir) -> Store {
+    let store = Store::open(dir.path(), &id("hn")).unwrap();
+    let recs: Vec<NewRecord> = [1u64, 2, 5]
+        .iter()
+        .map(|&s| rec(s, format!("envelope of gt#{s}").into_bytes()))
+        .collect();
+    store
+        .apply_received(&id("gt"), &recs, 5, no_audit)
+        .await
+        .unwrap();
+    for i in 0..2u8 {
+        store
+            .append_own(|seq| {
+                let mut r = rec(seq, vec![b'h', i]);
+                r.record_id = format!("hn-{seq:016x}");
+                Ok::<_, ()>((r, b"published".to_vec()))
+            })
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    store
+}
+
+/// Everything the record reads show, to compare before and after a reopen.
+fn snapshot(store: &Store) -> String {
+    let gt = id("gt");
+    let (listed, last) = store.list(0, 100, None).unwrap();
+    format!(
+        "{listed:?} {last} {:?} {:?} {} {} {} {} {} {:?}",
+        store.records_after(&gt, 0, 10, 10).unwrap(),
+        store.get_by_id("gt-0000000000000005").unwrap(),
+        store.count(&gt),
+        store.last_seq(&gt).unwrap(),
+        store.last_seq(&id("hn")).unwrap(),
+        store.contains(&gt, 3).unwrap(),
+        store.len(),
+        store.watermark(),
+    )
+}
+
+#[tokio::test]
+async fn reopening_rebuilds_the_indexes_from_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = filled(&dir).await;
+    let before = snapshot(&store);
+    assert_eq!(store.records_after(&id("gt"), 0, 10, 10).unwrap().len(), 3);
+    assert!(
+        !store.contains(&id("gt"), 3).unwrap(),
+        "a hole stays a hole"
+    );
+    drop(store);
+    let store = Store::open(dir.path(), &id("hn")).unwrap();
+    assert_eq!(snapshot(&store), before);
+    let r = store
+        .append_own(|seq| {
+            let mut r = rec(seq, vec![3]);
+            r.record_id = format!("hn-{seq:016x}");
+            Ok::<_, ()>((r, b"published".to_vec()))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((r.seq, r.position), (3, 6));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(log_path(&dir))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the log is owner-only");
+    }
+}
+
+#[tokio::test]
+async fn a_tail_past_the_committed_end_is_cut_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = {
+        let store = filled(&dir).await;
+        snapshot(&store)
+    };
+    let committed = std::fs::metadata(log_path(&dir)).unwrap().len();
+    // A batch appended and synced whose transaction never committed: a
+    // whole frame, then half of one.
+    let frame = record_log::encode(
+        &id("gt"),
+        6,
+        6,
+        "gt-0000000000000006",
+        &Content::Envelope(b"never acknowledged".to_vec()),
+    )
+    .unwrap();
+    let mut tail = frame.clone();
+    tail.extend_from_slice(&frame[..frame.len() / 2]);
+    let mut bytes = std::fs::read(log_path(&dir)).unwrap();
+    bytes.extend_from_slice(&tail);
+    std::fs::write(log_path(&dir), &bytes).unwrap();
+
+    let store = Store::open(dir.path(), &id("hn")).unwrap();
+    assert_eq!(std::fs::metadata(log_path(&dir)).unwrap().len(), committed);
+    assert_eq!(snapshot(&store), before);
+    assert!(!store.contains(&id("gt"), 6).unwrap());
+    // The slot is free for the record when it really arrives.
+    let a = store
+        .apply_received(&id("gt"), &[rec(6, b"real".to_vec())], 6, no_audit)
+        .await
+        .unwrap();
+    assert_eq!(a.stored, 1);
+    assert_eq!(
+        store
+            .get_by_id("gt-0000000000000006")
+            .unwrap()
+            .unwrap()
+            .content,
+        Content::Envelope(b"real".to_vec())
+    );
+}
+
+#[tokio::test]
+async fn a_flipped_byte_in_the_committed_log_is_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let second_frame = {
+        let store = filled(&dir).await;
+        let index = store.index.read().unwrap();
+        index.arrival(2).unwrap()
+    };
+    let mut bytes = std::fs::read(log_path(&dir)).unwrap();
+    let at = second_frame as usize + 30;
+    bytes[at] ^= 0x40;
+    std::fs::write(log_path(&dir), &bytes).unwrap();
+    let err = Store::open(dir.path(), &id("hn")).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+    assert!(
+        err.to_string().contains(&format!("offset {second_frame}")),
+        "names the frame: {err}"
+    );
+}
+
+fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A store with one expiring record, purged; returns the log before the purge.
+async fn purged(dir: &tempfile::TempDir, tombstone: &[u8]) -> (Store, Vec<u8>) {
+    let store = Store::open(dir.path(), &id("hn")).unwrap();
+    let mut r = rec(1, b"SECRET-CONTENT-OF-THE-ALERT".to_vec());
+    r.expires_at_ms = Some(1_000);
+    store
+        .apply_received(&id("gt"), &[r, rec(2, b"kept".to_vec())], 2, no_audit)
+        .await
+        .unwrap();
+    let before = std::fs::read(log_path(dir)).unwrap();
+    assert!(contains_bytes(&before, b"SECRET-CONTENT-OF-THE-ALERT"));
+    store
+        .purge(&id("gt"), 1, 1_000, tombstone.to_vec(), b"purged".to_vec())
+        .await
+        .unwrap();
+    (store, before)
+}
+
+#[tokio::test]
+async fn a_purge_overwrites_the_content_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, before) = purged(&dir, b"TOMB").await;
+    let after = std::fs::read(log_path(&dir)).unwrap();
+    assert_eq!(after.len(), before.len(), "rewritten in place");
+    assert!(!contains_bytes(&after, b"SECRET-CONTENT-OF-THE-ALERT"));
+    assert!(contains_bytes(&after, b"TOMB"));
+    let got = |s: &Store| s.get_by_id("gt-0000000000000001").unwrap().unwrap().content;
+    assert_eq!(got(&store), Content::Tombstone(b"TOMB".to_vec()));
+    assert!(store.expired(5_000, 10).unwrap().is_empty());
+    drop(store);
+    let store = Store::open(dir.path(), &id("hn")).unwrap();
+    assert_eq!(got(&store), Content::Tombstone(b"TOMB".to_vec()));
+    assert_eq!(
+        store
+            .get_by_id("gt-0000000000000002")
+            .unwrap()
+            .unwrap()
+            .content,
+        Content::Envelope(b"kept".to_vec())
+    );
+}
+
+#[tokio::test]
+async fn a_tombstone_longer_than_the_record_is_kept_in_sled() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = vec![b'T'; 200];
+    let (store, _) = purged(&dir, &long).await;
+    let after = std::fs::read(log_path(&dir)).unwrap();
+    assert!(!contains_bytes(&after, b"SECRET-CONTENT-OF-THE-ALERT"));
+    drop(store);
+    let store = Store::open(dir.path(), &id("hn")).unwrap();
+    let got = store.get_by_id("gt-0000000000000001").unwrap().unwrap();
+    assert_eq!(got.content, Content::Tombstone(long));
+}
+
+#[tokio::test]
+async fn a_purge_interrupted_by_a_crash_is_finished_at_open() {
+    for torn in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, before) = purged(&dir, b"TOMB").await;
+        drop(store);
+        // The crash came after the sled transaction was durable but before
+        // the frame's rewrite reached the disk: all of it, or half.
+        let mut bytes = std::fs::read(log_path(&dir)).unwrap();
+        // Frame 1 is at offset 0; its content starts at byte 53.
+        let range = if torn { 50..70 } else { 0..before.len() };
+        bytes[range.clone()].copy_from_slice(&before[range]);
+        std::fs::write(log_path(&dir), &bytes).unwrap();
+        assert!(contains_bytes(&bytes, b"SECRET-CONTE"));
+
+        let store = Store::open(dir.path(), &id("hn")).unwrap();
+        let after = std::fs::read(log_path(&dir)).unwrap();
+        assert!(!contains_bytes(&after, b"SECRET"), "torn: {torn}");
+        let got = store.get_by_id("gt-0000000000000001").unwrap().unwrap();
+        assert_eq!(got.content, Content::Tombstone(b"TOMB".to_vec()));
+        // The next purge drops sled's copy of the finished one.
+        store
+            .purge(&id("gt"), 2, 0, b"T2".to_vec(), b"purged".to_vec())
+            .await
+            .unwrap();
+        assert!(
+            store
+                .tombstones
+                .get(keys::record_key("gt", 1))
+                .unwrap()
+                .is_none()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_version_1_store_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert("schema_version", &1u32.to_be_bytes())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let err = Store::open(dir.path(), &id("hn")).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("has schema version 1; this enlace reads version 2"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_log_without_its_sled_store_is_not_erased() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(filled(&dir).await);
+    let log = std::fs::read(log_path(&dir)).unwrap();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name() != Some(std::ffi::OsStr::new(record_log::FILE_NAME)) {
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path).unwrap();
+            } else {
+                std::fs::remove_file(&path).unwrap();
+            }
+        }
+    }
+    let err = Store::open(dir.path(), &id("hn")).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+    assert_eq!(
+        std::fs::read(log_path(&dir)).unwrap(),
+        log,
+        "left as it was"
+    );
+}

@@ -602,7 +602,12 @@ async fn a_certificate_renewed_while_the_node_was_down_is_on_record_at_its_next_
     );
 
     let gt = fed.start("gt").await.unwrap();
-    let log = common::audit_log(&gt.state);
+    // The node records its start as it begins to run, just after `start`.
+    let log = eventually("the second start on record", || async {
+        let log = common::audit_log(&gt.state);
+        (log.iter().filter(|e| e.action == "node_started").count() == 2).then_some(log)
+    })
+    .await;
     let changed: Vec<_> = log
         .iter()
         .filter(|e| e.action == "config_changed")

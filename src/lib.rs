@@ -28,7 +28,7 @@
 //! | [`crl`] | certificate revocation lists: revoking a certificate, reading and checking CRL files |
 //! | [`metrics`] | Prometheus metrics: the counters a node keeps, the series it serves, and its metrics listener (HTTP/1.1 over TLS) |
 //! | [`reload`] | the TLS configurations both listeners and outgoing connections use, rebuilt from the files on SIGHUP or when they change |
-//! | [`store`] | the durable store (sled behind one facade) |
+//! | [`store`] | the durable store: records in an append-only, checksummed log with in-memory indexes; everything else in sled; one facade |
 //! | [`verify`] | the gate every shared record passes: roster key, signature, body rules, origin |
 //! | [`convergence`] | digests of what two nodes hold, to check that replication converged |
 //! | [`sync`] | per-peer replication: pull from the cursor, follow live, back off |

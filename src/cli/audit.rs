@@ -4,8 +4,8 @@
 //! Two ways in. `--client F` (an admin agency client) reads a running
 //! node's log through its agency API; the read is itself written to the
 //! log. `--config F` reads a stopped node's store directly and asks the
-//! peers for their witnesses with the node's own TLS identity; it writes
-//! nothing to the store (evidence is not touched while it is examined).
+//! peers for their witnesses with the node's own TLS identity; it adds no
+//! entry and no checkpoint to the store it examines.
 
 use std::path::PathBuf;
 

@@ -4,27 +4,17 @@
 
 mod common;
 
+use common::certs::{identity, pull_as, read_issued, refused};
+
 use enlace::model::NodeId;
 use enlace::pb::v1 as pb;
 use enlace::pb::v1::agency_client::AgencyClient;
-use enlace::pb::v1::federation_client::FederationClient;
 use enlace::pki::{self, Profile};
 use enlace::roster::{Endpoint, Roster};
 use enlace::sandbox::Sandbox;
 use enlace::tls::{self, TlsIdentity};
+use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-
-fn refused(stats: &tls::HandshakeStats) -> u64 {
-    stats.refused.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-fn identity(issued: &pki::Issued) -> TlsIdentity {
-    TlsIdentity {
-        chain: vec![CertificateDer::from_pem_slice(issued.cert_pem.as_bytes()).unwrap()],
-        key: PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes()).unwrap(),
-    }
-}
 
 fn node_cert(ca: &pki::Issued, federation: &str, id: &str) -> pki::Issued {
     pki::issue(
@@ -39,46 +29,6 @@ fn node_cert(ca: &pki::Issued, federation: &str, id: &str) -> pki::Issued {
         1,
     )
     .unwrap()
-}
-
-fn read_issued(dir: &std::path::Path, cert: &str, key: &str) -> pki::Issued {
-    pki::Issued {
-        cert_pem: std::fs::read_to_string(dir.join(cert)).unwrap(),
-        key_pem: std::fs::read_to_string(dir.join(key)).unwrap(),
-    }
-}
-
-/// Calls `Pull` on the peer listener at `port` as `who`, expecting to talk
-/// to member `expected`. Returns the error chain on failure.
-async fn pull_as(
-    roster: &Roster,
-    who: &TlsIdentity,
-    expected: &str,
-    port: u16,
-) -> Result<(), String> {
-    let config = tls::peer_client_config(roster, who, &NodeId::parse(expected).unwrap()).unwrap();
-    let channel = enlace::sync::peer_channel(config, "127.0.0.1", port).unwrap();
-    let mut client = FederationClient::new(channel);
-    let request = pb::PullRequest {
-        origin: expected.into(),
-        after_seq: 0,
-        follow: false,
-        max_batch: 0,
-    };
-    match client.pull(request).await {
-        Ok(stream) => {
-            let mut stream = stream.into_inner();
-            // Drain: a refused client can also fail on the first read.
-            loop {
-                match stream.message().await {
-                    Ok(Some(_)) => continue,
-                    Ok(None) => return Ok(()),
-                    Err(s) => return Err(enlace::client::error_chain(&s)),
-                }
-            }
-        }
-        Err(s) => Err(enlace::client::error_chain(&s)),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -171,22 +171,8 @@ impl NodeState {
         let stored = self
             .store
             .append_own(|seq| {
-                let (body, series) = self.prepare(&change, seq, &record_id, created_at_ms)?;
-                let body_bytes = wire::encode_body(&body);
-                let signature = self.signing.sign_record(&body_bytes);
-                let envelope = Envelope {
-                    body: body_bytes,
-                    key_id: self.signing.key_id().to_owned(),
-                    signature,
-                };
-                let record = NewRecord {
-                    seq,
-                    record_id: record_id.clone(),
-                    content: store::Content::Envelope(envelope.encode()),
-                    expires_at_ms: lifecycle::expires_at(&body),
-                    series: Some(series),
-                };
-                let entry = self.change_entry(&change, &body, actor);
+                let (record, body, entry) =
+                    self.seal(&change, seq, &record_id, created_at_ms, actor)?;
                 let bytes = entry.encode();
                 audited = Some(entry);
                 published = Some(body);
@@ -262,23 +248,13 @@ impl NodeState {
             .zip(made.iter_mut())
             .map(|(job, slot)| {
                 move |seq: u64| {
-                    let (body, series) =
-                        self.prepare(&job.change, seq, &job.record_id, job.created_at_ms)?;
-                    let body_bytes = wire::encode_body(&body);
-                    let signature = self.signing.sign_record(&body_bytes);
-                    let envelope = Envelope {
-                        body: body_bytes,
-                        key_id: self.signing.key_id().to_owned(),
-                        signature,
-                    };
-                    let record = NewRecord {
+                    let (record, body, entry) = self.seal(
+                        &job.change,
                         seq,
-                        record_id: job.record_id.clone(),
-                        content: store::Content::Envelope(envelope.encode()),
-                        expires_at_ms: lifecycle::expires_at(&body),
-                        series: Some(series),
-                    };
-                    let entry = self.change_entry(&job.change, &body, &job.actor);
+                        &job.record_id,
+                        job.created_at_ms,
+                        &job.actor,
+                    )?;
                     let bytes = entry.encode();
                     *slot = Some((body, entry));
                     Ok::<_, PublishError>((record, bytes))
@@ -309,6 +285,35 @@ impl NodeState {
                 }
             }
         }
+    }
+
+    /// Builds, checks and signs the record for `change` at `seq`, with its
+    /// series state and the audit entry that names `actor`.
+    fn seal(
+        &self,
+        change: &Change,
+        seq: u64,
+        record_id: &str,
+        created_at_ms: i64,
+        actor: &str,
+    ) -> Result<(NewRecord, RecordBody, Entry), PublishError> {
+        let (body, series) = self.prepare(change, seq, record_id, created_at_ms)?;
+        let body_bytes = wire::encode_body(&body);
+        let signature = self.signing.sign_record(&body_bytes);
+        let envelope = Envelope {
+            body: body_bytes,
+            key_id: self.signing.key_id().to_owned(),
+            signature,
+        };
+        let record = NewRecord {
+            seq,
+            record_id: record_id.to_owned(),
+            content: store::Content::Envelope(envelope.encode()),
+            expires_at_ms: lifecycle::expires_at(&body),
+            series: Some(series),
+        };
+        let entry = self.change_entry(change, &body, actor);
+        Ok((record, body, entry))
     }
 
     /// The audit entry of a change about to be stored as `body`.

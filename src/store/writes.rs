@@ -66,40 +66,10 @@ impl Store {
         &self,
         make: impl FnOnce(u64) -> Result<(NewRecord, Vec<u8>), E>,
     ) -> Result<Result<StoredRecord, E>, StoreError> {
-        let appender = self.appender.lock().await;
-        let (own_seq, position, log_end) = self.positions()?;
-        let seq = own_seq + 1;
-        let (record, entry) = match make(seq) {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        };
-        if self.id_held(&record.record_id)? {
-            return Err(StoreError::DuplicateRecordId(record.record_id));
-        }
-        let writes = [PendingWrite::new(&self.own, seq, position, &record)];
-        let appended = self.append(log_end, &writes)?;
-        let gate = GATE.lock().await;
-        let generation = {
-            let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
-            let entries = w.chain(vec![entry]);
-            self.commit(&mut w, &writes, appended, None, &entries)?;
-            w.advance_audit(&entries);
-            w.own_seq = seq;
-            w.next_arrival = position + 1;
-            w.written.own_seq = seq;
-            w.written.arrival = position;
-            w.generation += 1;
-            w.generation
-        };
-        drop(gate);
-        drop(appender);
-        self.make_durable(generation).await?;
-        Ok(Ok(StoredRecord {
-            origin: self.own.clone(),
-            seq,
-            position,
-            content: record.content,
-        }))
+        self.append_own_many(vec![make])
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Failed("no outcome for the one record appended".into()))
     }
 
     /// Appends several records to this node's own log, each with its audit

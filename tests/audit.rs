@@ -548,7 +548,28 @@ async fn pruning_keeps_the_log_verifiable_from_its_anchor() {
     for i in 0..4 {
         common::publish(&mut g, &format!("antigua {i}"), &[]).await;
     }
-    checkpoint(&mut g).await;
+    // `enlace audit checkpoint`: signed now, countersigned by hn.
+    let client = fed.member("gt").unwrap().client_path();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        let out = enlace()
+            .args(["audit", "checkpoint", "--json", "--client"])
+            .arg(&client)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let answer: Value = serde_json::from_str(out.trim()).unwrap();
+    let size = answer["size"].as_u64().unwrap();
+    assert!(size >= 5, "{answer}");
+    assert_eq!(answer["peers"][0]["peer"], "hn");
+    assert_eq!(answer["peers"][0]["witnessed_size"], size, "{answer}");
     let before = enlace::node::now_ms() + 1;
     eventually("a later clock tick", || async {
         (enlace::node::now_ms() > before).then_some(())

@@ -262,6 +262,54 @@ pub fn open_witness(w: &pb::Witness, keys: &KeyBook) -> Result<Witnessed, Checkp
     })
 }
 
+/// What an `AuditCheckpoints` answer says, with every signature checked
+/// against the keys it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coverage {
+    /// Size of the node's latest checkpoint (0: none).
+    pub size: u64,
+    /// Per peer: the largest size it countersigned, and why it could not
+    /// be asked (empty if it answered).
+    pub peers: Vec<(String, u64, String)>,
+}
+
+impl Coverage {
+    pub fn of(resp: &pb::AuditCheckpointsResponse) -> Result<Self, String> {
+        let keys = KeyBook::from_pb(&resp.keys)?;
+        let size = resp
+            .own
+            .iter()
+            .filter_map(|s| open(s, &keys).ok())
+            .map(|c| c.size)
+            .max()
+            .unwrap_or(0);
+        let peers = resp
+            .peers
+            .iter()
+            .map(|p| {
+                let seen = p
+                    .witnesses
+                    .iter()
+                    .filter_map(|w| open_witness(w, &keys).ok())
+                    .map(|w| w.checkpoint.size)
+                    .max()
+                    .unwrap_or(0);
+                (p.peer.clone(), seen, p.error.clone())
+            })
+            .collect();
+        Ok(Self { size, peers })
+    }
+
+    /// The peers that countersigned the latest checkpoint.
+    pub fn witnesses(&self) -> Vec<&str> {
+        self.peers
+            .iter()
+            .filter(|(_, seen, error)| error.is_empty() && *seen >= self.size)
+            .map(|(peer, _, _)| peer.as_str())
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -408,29 +408,16 @@ async fn checkpoint(client: PathBuf, json: bool) -> Result<(), String> {
         .await
         .map_err(|s| status_message(&s))?
         .into_inner();
-    let keys = KeyBook::from_pb(&resp.keys)?;
-    let latest = resp
-        .own
+    let coverage = audit::checkpoint::Coverage::of(&resp)?;
+    let size = coverage.size;
+    let witnesses = coverage.witnesses();
+    let missing: Vec<&str> = coverage
+        .peers
         .iter()
-        .filter_map(|s| audit::checkpoint::open(s, &keys).ok())
-        .max_by_key(|c| c.size);
-    let size = latest.as_ref().map_or(0, |c| c.size);
-    let mut missing = Vec::new();
-    let mut rows = Vec::new();
-    for p in &resp.peers {
-        let seen = p
-            .witnesses
-            .iter()
-            .filter_map(|w| audit::checkpoint::open_witness(w, &keys).ok())
-            .map(|w| w.checkpoint.size)
-            .max()
-            .unwrap_or(0);
-        let ok = p.error.is_empty() && seen >= size;
-        if !ok {
-            missing.push(p.peer.clone());
-        }
-        rows.push((p.peer.clone(), seen, p.error.clone()));
-    }
+        .map(|(peer, _, _)| peer.as_str())
+        .filter(|p| !witnesses.contains(p))
+        .collect();
+    let rows = &coverage.peers;
     if json {
         let peers: Vec<_> = rows
             .iter()
@@ -442,7 +429,7 @@ async fn checkpoint(client: PathBuf, json: bool) -> Result<(), String> {
         );
     } else {
         println!("checkpoint of {}: {size} entries", resp.node);
-        for (peer, seen, error) in &rows {
+        for (peer, seen, error) in rows {
             if error.is_empty() {
                 println!("  {peer:<12} witnessed up to {seen}");
             } else {

@@ -286,25 +286,9 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
         .await
         .map_err(|s| super::records::status_message(&s))?
         .into_inner();
-    let keys = crate::audit::checkpoint::KeyBook::from_pb(&checkpoints.keys)?;
-    let size = checkpoints
-        .own
-        .iter()
-        .filter_map(|c| crate::audit::checkpoint::open(c, &keys).ok())
-        .map(|c| c.size)
-        .max()
-        .unwrap_or(0);
-    let witnesses: Vec<String> = checkpoints
-        .peers
-        .iter()
-        .filter(|p| {
-            p.witnesses.iter().any(|w| {
-                crate::audit::checkpoint::open_witness(w, &keys)
-                    .is_ok_and(|w| w.checkpoint.size == size)
-            })
-        })
-        .map(|p| p.peer.clone())
-        .collect();
+    let coverage = crate::audit::checkpoint::Coverage::of(&checkpoints)?;
+    let size = coverage.size;
+    let witnesses = coverage.witnesses();
     clock.say(format!(
         "gt's audit log: {size} hash-chained entries (its start, each publication, each disclosure to each peer); checkpoint signed by gt, countersigned by {}",
         if witnesses.is_empty() {

@@ -640,3 +640,113 @@ async fn a_certificate_renewed_while_the_node_was_down_is_on_record_at_its_next_
     assert_eq!(log.iter().filter(|e| e.action == "node_stopped").count(), 1);
     gt.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_witness_refuses_a_log_that_shrank_or_forked_and_a_checkpoint_in_another_s_name() {
+    use enlace::audit::checkpoint::Checkpoint;
+    use enlace::model::NodeId;
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn", "sv"])
+        .await
+        .unwrap();
+    let hn = fed.start("hn").await.unwrap();
+    // gt, as itself on the wire and with its own signing key, but not
+    // running: the test speaks for it.
+    let gt_dir = fed.member("gt").unwrap().dir.clone();
+    let gt_key =
+        enlace::crypto::SigningKey::load(&gt_dir.join("signing.key"), "gt-sandbox-1").unwrap();
+    let sv_key = enlace::crypto::SigningKey::load(
+        &fed.member("sv").unwrap().dir.join("signing.key"),
+        "sv-sandbox-1",
+    )
+    .unwrap();
+    let roster = enlace::roster::Roster::load(&fed.dir.join("federation.toml")).unwrap();
+    let gt_tls =
+        common::certs::identity(&common::certs::read_issued(&gt_dir, "node.crt", "node.key"));
+    let config =
+        enlace::tls::peer_client_config(&roster, &gt_tls, &NodeId::parse("hn").unwrap()).unwrap();
+    let port = fed.member("hn").unwrap().peer_addr.port();
+    let channel = enlace::sync::peer_channel(config, "127.0.0.1", port).unwrap();
+    let mut to_hn = enlace::pb::v1::federation_client::FederationClient::new(channel);
+    let checkpoint = |node: &str, size: u64, head: u8, key: &enlace::crypto::SigningKey| {
+        Checkpoint {
+            node: NodeId::parse(node).unwrap(),
+            size,
+            head: [head; 32],
+            time_ms: enlace::node::now_ms(),
+        }
+        .sign(key)
+    };
+
+    let witness = to_hn
+        .witness(checkpoint("gt", 10, 1, &gt_key))
+        .await
+        .expect("a first checkpoint is witnessed")
+        .into_inner()
+        .witness
+        .unwrap();
+    assert_eq!(witness.witness, "hn");
+    // The same checkpoint again is fine; a larger one too.
+    to_hn
+        .witness(checkpoint("gt", 10, 1, &gt_key))
+        .await
+        .unwrap();
+    to_hn
+        .witness(checkpoint("gt", 12, 2, &gt_key))
+        .await
+        .unwrap();
+
+    let forked = to_hn
+        .witness(checkpoint("gt", 12, 3, &gt_key))
+        .await
+        .unwrap_err();
+    assert_eq!(forked.code(), tonic::Code::FailedPrecondition);
+    assert!(forked.message().contains("forked"), "{}", forked.message());
+    let shrank = to_hn
+        .witness(checkpoint("gt", 11, 4, &gt_key))
+        .await
+        .unwrap_err();
+    assert_eq!(shrank.code(), tonic::Code::FailedPrecondition);
+    assert!(shrank.message().contains("shrank"), "{}", shrank.message());
+    // gt cannot hand over sv's checkpoint, even one sv signed.
+    let not_own = to_hn
+        .witness(checkpoint("sv", 5, 5, &sv_key))
+        .await
+        .unwrap_err();
+    assert_eq!(not_own.code(), tonic::Code::PermissionDenied);
+    // Nor sign as gt with sv's key.
+    let forged = to_hn
+        .witness(checkpoint("gt", 20, 6, &sv_key))
+        .await
+        .unwrap_err();
+    assert_eq!(forged.code(), tonic::Code::InvalidArgument);
+
+    // hn hands back exactly what it witnessed, and its log names the refusals.
+    let held = to_hn
+        .witnessed(enlace::pb::v1::WitnessedRequest {
+            node: "gt".into(),
+            after_size: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .witnesses;
+    let sizes: Vec<u64> = held
+        .iter()
+        .map(|w| {
+            Checkpoint::decode(&w.checkpoint.as_ref().unwrap().body)
+                .unwrap()
+                .size
+        })
+        .collect();
+    assert_eq!(sizes, vec![10, 12]);
+    let refusals: Vec<String> = common::audit_log(&hn.state)
+        .into_iter()
+        .filter(|e| e.action == "checkpoint_rejected")
+        .map(|e| e.result)
+        .collect();
+    assert_eq!(refusals.len(), 4, "{refusals:?}");
+    assert!(refusals[0].contains("forked") && refusals[1].contains("shrank"));
+    assert!(refusals[2].contains("of node sv") && refusals[3].contains("belongs to sv"));
+    hn.stop().await.unwrap();
+}

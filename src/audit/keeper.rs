@@ -258,11 +258,8 @@ impl NodeState {
         let outcome = self.witness_checked(caller, &signed).await;
         if let Err(error) = &outcome {
             tracing::warn!(security_event = true, peer = %caller, %error, "audit checkpoint refused");
-            if matches!(
-                error,
-                WitnessError::Shrank { .. } | WitnessError::Forked { .. }
-            ) || matches!(error, WitnessError::Invalid(_))
-            {
+            // Every refusal is on record; a store failure is not a refusal.
+            if !matches!(error, WitnessError::Store(_)) {
                 let entry = Entry::new(Action::CheckpointRejected, caller.as_str())
                     .counterpart(caller)
                     .result(error.to_string());

@@ -164,8 +164,8 @@ struct RawAudit {
 /// The accountability log's schedule.
 #[derive(Debug, Clone)]
 pub struct AuditConfig {
-    /// How often a checkpoint is signed and sent to the peers to witness
-    /// (only when the log grew).
+    /// How often the latest checkpoint is sent to the peers to witness (a
+    /// new one is signed only when the log grew).
     pub checkpoint_interval: Duration,
     /// Entries older than this are pruned, keeping a signed anchor; `None`
     /// keeps everything.

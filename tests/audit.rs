@@ -686,11 +686,16 @@ async fn a_witness_refuses_a_log_that_shrank_or_forked_and_a_checkpoint_in_anoth
         .witness
         .unwrap();
     assert_eq!(witness.witness, "hn");
-    // The same checkpoint again is fine; a larger one too.
-    to_hn
+    // The same state again is fine (hn hands back what it already
+    // countersigned, and stores nothing new); a larger one too.
+    let again = to_hn
         .witness(checkpoint("gt", 10, 1, &gt_key))
         .await
+        .unwrap()
+        .into_inner()
+        .witness
         .unwrap();
+    assert_eq!(again, witness);
     to_hn
         .witness(checkpoint("gt", 12, 2, &gt_key))
         .await

@@ -280,10 +280,6 @@ impl NodeState {
             });
         }
         if let Some((witnessed, bytes)) = self.store.latest_checkpoint(caller)? {
-            let held = pb::Witness::decode(bytes.as_slice())
-                .ok()
-                .and_then(|w| w.checkpoint)
-                .and_then(|c| Checkpoint::decode(&c.body).ok());
             if cp.size < witnessed {
                 return Err(WitnessError::Shrank {
                     node: caller.clone(),
@@ -291,11 +287,25 @@ impl NodeState {
                     witnessed,
                 });
             }
-            if cp.size == witnessed && held.is_some_and(|h| h.head != cp.head) {
-                return Err(WitnessError::Forked {
-                    node: caller.clone(),
-                    size: cp.size,
-                });
+            if cp.size == witnessed {
+                let held = pb::Witness::decode(bytes.as_slice()).ok();
+                let held_head = held
+                    .as_ref()
+                    .and_then(|w| w.checkpoint.as_ref())
+                    .and_then(|c| Checkpoint::decode(&c.body).ok())
+                    .map(|c| c.head);
+                match (held, held_head) {
+                    (_, Some(head)) if head != cp.head => {
+                        return Err(WitnessError::Forked {
+                            node: caller.clone(),
+                            size: cp.size,
+                        });
+                    }
+                    // The same state again (an idle node's periodic
+                    // checkpoint): the countersignature already held.
+                    (Some(held), Some(_)) => return Ok(held),
+                    _ => {}
+                }
             }
         }
         let witness = checkpoint::countersign(signed, &self.id, now_ms(), &self.signing);

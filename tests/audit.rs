@@ -591,6 +591,30 @@ async fn pruning_keeps_the_log_verifiable_from_its_anchor() {
             .unwrap();
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("retention anchor"), "{out}");
+    // With a trusted copy of the roster instead of the keys gt reports.
+    let client = fed.member("gt").unwrap().client_path();
+    let roster = fed.dir.join("federation.toml");
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        let roster = roster.display().to_string();
+        audit(&["verify", "--roster", &roster], ("--client", &client))
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{out}\n{err}");
+    // A roster in which gt's key is another's: nothing verifies.
+    let client = fed.member("gt").unwrap().client_path();
+    let other = fed.dir.join("other-federation.toml");
+    let text = std::fs::read_to_string(fed.dir.join("federation.toml")).unwrap();
+    let (gt_key, hn_key) = (public_key_of(&text, "gt"), public_key_of(&text, "hn"));
+    std::fs::write(&other, text.replace(&gt_key, &hn_key)).unwrap();
+    let (code, out, _) = tokio::task::spawn_blocking(move || {
+        let other = other.display().to_string();
+        audit(&["verify", "--roster", &other], ("--client", &client))
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("does not verify"), "{out}");
     gt.stop().await.unwrap();
     hn.stop().await.unwrap();
 }
@@ -754,4 +778,19 @@ async fn a_witness_refuses_a_log_that_shrank_or_forked_and_a_checkpoint_in_anoth
     assert!(refusals[0].contains("forked") && refusals[1].contains("shrank"));
     assert!(refusals[2].contains("of node sv") && refusals[3].contains("belongs to sv"));
     hn.stop().await.unwrap();
+}
+
+/// The `public_key` of member `id` in a sandbox roster's text.
+fn public_key_of(roster: &str, id: &str) -> String {
+    let block = roster
+        .split("\n[[members]]\n")
+        .find(|b| b.contains(&format!("id = \"{id}\"")))
+        .expect("the member's block");
+    let line = block
+        .lines()
+        .find(|l| l.starts_with("public_key = "))
+        .expect("a public key");
+    line.trim_start_matches("public_key = ")
+        .trim_matches('"')
+        .to_owned()
 }

@@ -10,9 +10,13 @@
 //!   does); an id whose hash is taken, or whose position does not fit 32
 //!   bits, goes to a small exact map instead.
 //!
-//! At a million records this is about 8 + 8 + 19 MiB.
+//! - when content expires: a min-heap of (expiry, arrival position) over
+//!   the records whose content is still held ([`Expiries`]).
+//!
+//! At a million records this is about 8 + 8 + 19 + 16 MiB.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::model::NodeId;
@@ -232,6 +236,72 @@ impl Index {
     }
 }
 
+/// Records whose content is still held, by expiry. A purge usually takes
+/// the earliest, which is the heap's top; one that does not (a purge
+/// retried after a crash, records purged out of order) is remembered in
+/// `gone` and skipped when it surfaces.
+#[derive(Default)]
+pub struct Expiries {
+    heap: BinaryHeap<Reverse<(i64, u64)>>,
+    gone: HashSet<(i64, u64)>,
+}
+
+impl Expiries {
+    pub fn insert(&mut self, expires_at_ms: i64, position: u64) {
+        self.heap.push(Reverse((expires_at_ms, position)));
+    }
+
+    /// Forgets the expiry of the record at `position`.
+    pub fn remove(&mut self, expires_at_ms: i64, position: u64) {
+        let entry = (expires_at_ms, position);
+        if self.heap.peek() == Some(&Reverse(entry)) {
+            self.heap.pop();
+            self.skip_gone();
+        } else {
+            self.gone.insert(entry);
+        }
+    }
+
+    fn skip_gone(&mut self) {
+        while let Some(Reverse(top)) = self.heap.peek() {
+            if !self.gone.remove(top) {
+                break;
+            }
+            self.heap.pop();
+        }
+    }
+
+    /// Up to `limit` (expiry, position) due at or before `now_ms`, earliest
+    /// first. They stay until removed.
+    pub fn due(&mut self, now_ms: i64, limit: usize) -> Vec<(i64, u64)> {
+        self.skip_gone();
+        let mut out = Vec::new();
+        while out.len() < limit {
+            match self.heap.peek() {
+                Some(Reverse(top)) if top.0 <= now_ms => {
+                    let top = *top;
+                    self.heap.pop();
+                    if !self.gone.remove(&top) {
+                        out.push(top);
+                    }
+                }
+                _ => break,
+            }
+        }
+        self.heap.extend(out.iter().map(|&e| Reverse(e)));
+        out
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.heap.len() - self.gone.len()
+    }
+
+    pub fn shrink(&mut self) {
+        self.heap.shrink_to_fit();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +321,27 @@ mod tests {
         assert_eq!(l.range(0, u64::MAX, 10), vec![10, 30, 20, 40]);
         assert_eq!(l.range(1, 200, 10), vec![30]);
         assert_eq!((l.count, l.last), (4, DENSE_SLACK + 150));
+    }
+
+    #[test]
+    fn expiries_come_due_in_order_and_stay_until_removed() {
+        let mut e = Expiries::default();
+        for (at, pos) in [(30, 3), (10, 1), (20, 2), (40, 4)] {
+            e.insert(at, pos);
+        }
+        assert_eq!(e.due(25, 10), vec![(10, 1), (20, 2)]);
+        assert_eq!(e.due(25, 1), vec![(10, 1)], "not removed by looking");
+        // Out of order: 2 before 1.
+        e.remove(20, 2);
+        assert_eq!(e.due(35, 10), vec![(10, 1), (30, 3)]);
+        e.remove(10, 1);
+        assert_eq!(e.len(), 2);
+        assert_eq!(e.due(i64::MAX, 10), vec![(30, 3), (40, 4)]);
+        e.remove(40, 4);
+        e.remove(30, 3);
+        assert_eq!(e.len(), 0);
+        assert!(e.due(i64::MAX, 10).is_empty());
+        assert!(e.gone.is_empty() && e.heap.is_empty(), "nothing lingers");
     }
 
     #[test]

@@ -1,14 +1,18 @@
 //! Key encodings of the sled trees. Part of the on-disk format: changing one
 //! means a new schema version and a migration.
 //!
-//! Records are not in sled (schema version 2): they are in the record log
+//! Records are not in sled (since schema version 2): they are in the record log
 //! (`record_log`). A *record key* below is `len(origin) as u8 ‖ origin ‖
 //! seq as u64 BE`.
 //!
 //! - `cursors`: `origin` → `seq as u64 BE`
 //! - `series`: series id (its first record's id) → series state (JSON, see
-//!   `lifecycle`); `mla:<request id>` → MLA request state (JSON, see `mla`)
-//! - `expiries`: `expires_at_ms as u64 BE ‖ record key` → empty
+//!   `lifecycle`) once a later record changed it (the state the first
+//!   record sets is in that record's frame, schema version 3);
+//!   `mla:<request id>` → MLA request state (JSON, see `mla`)
+//! - `expiries`: `expires_at_ms as u64 BE ‖ record key` → empty, only for
+//!   records stored by schema version 2 (later ones carry their expiry in
+//!   their frame)
 //! - `tombstones`: record key → tombstone bytes, for a purge in progress or
 //!   a tombstone too long for its frame (see `Store::purge`)
 //! - `local_cases`: case id → local case (JSON); never replicated

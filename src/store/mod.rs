@@ -9,14 +9,22 @@
 //! - [`record_log`]: the records, framed and checksummed, appended to one
 //!   file; a purge rewrites a frame in place.
 //! - `index`: per origin seq → frame, arrival position → frame, record id
-//!   → position, all in memory, rebuilt from the log at open.
-//! - sled: `series`, `expiries`, `cursors`, `tombstones`, `local_cases`,
-//!   `case_selectors`, `audit`, `checkpoints`, `meta` (see `keys`).
+//!   → position, expiry → frame, all in memory, rebuilt from the log at
+//!   open.
+//! - sled: `series` (states after a series' first record), `cursors`,
+//!   `tombstones`, `local_cases`, `case_selectors`, `audit`,
+//!   `checkpoints`, `meta` (see `keys`), and `expiries` of records
+//!   stored by schema version 2.
+//!
+//! Nothing in sled grows with each record stored: what does (a record's
+//! expiry, the state of the series it opens) travels in its frame. sled's
+//! memory grows with the number of its entries, whatever its cache size
+//! (ADR 0009).
 //!
 //! Durability rule: a write is acknowledged only after it is on disk.
 //! Order per write: the frames are appended and `fdatasync`ed, then one
-//! sled transaction writes everything else the write changes (series,
-//! expiries, the origin's cursor, the audit entries) together with the new
+//! sled transaction writes everything else the write changes (later
+//! series states, the origin's cursor, the audit entries) together with the new
 //! committed length of the log (`meta` key `record_log_end`), then sled is
 //! flushed. At open the log is cut back to `record_log_end`: frames past it
 //! belong to a transaction that never committed, so nothing refers to them.
@@ -63,7 +71,7 @@ use tokio::sync::watch;
 
 use crate::model::NodeId;
 use audit_log::{Anchor, HASH_LEN, RawEntry};
-use index::Index;
+use index::{Expiries, Index};
 use record_log::{FrameContent, RecordLog};
 
 /// Serialises sled transactions and flushes across the whole process (see
@@ -75,8 +83,13 @@ static GATE: std::sync::LazyLock<tokio::sync::Mutex<()>> =
 pub const DEFAULT_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Version of the on-disk format written by this build. Version 2 moved
-/// the records out of sled into the record log.
-pub const SCHEMA_VERSION: u32 = 2;
+/// the records out of sled into the record log; version 3 moved each
+/// record's expiry and the state of the series it opens into its frame.
+/// A version 2 store is upgraded in place at open: its frames and sled
+/// entries stay valid and are read as they are.
+pub const SCHEMA_VERSION: u32 = 3;
+/// Oldest on-disk format this build opens.
+const OLDEST_SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -246,6 +259,8 @@ pub struct Store {
     /// (outside the gate) and the sled transaction (inside it).
     appender: tokio::sync::Mutex<()>,
     index: RwLock<Index>,
+    /// Frames whose content is still held, by expiry.
+    expiring: Mutex<Expiries>,
     /// Held (shared) while frames are read; a purge takes it (exclusive)
     /// while it rewrites a frame, so no reader sees half a frame.
     frames: RwLock<()>,
@@ -312,12 +327,17 @@ impl Store {
                 let found = u32::from_be_bytes(v.as_ref().try_into().map_err(|_| {
                     StoreError::Corrupt("meta.schema_version is not 4 bytes".into())
                 })?);
-                if found != SCHEMA_VERSION {
+                if !(OLDEST_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&found) {
                     return Err(StoreError::Schema {
                         path,
                         found,
                         expected: SCHEMA_VERSION,
                     });
+                }
+                if found < SCHEMA_VERSION {
+                    // Nothing to convert (see SCHEMA_VERSION); from now on
+                    // an older build must refuse this store.
+                    meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
                 }
             }
             None => {
@@ -371,18 +391,20 @@ impl Store {
             .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())))
             .collect::<Result<_, _>>()?;
         let mut index = Index::default();
+        let mut expiring = Expiries::default();
         let mut repairs = Vec::new();
         let mut purged = Vec::new();
         let log = RecordLog::open(dir, committed, |s| {
-            if s.position != index.len() as u64 + 1 {
+            let h = &s.head;
+            if h.position != index.len() as u64 + 1 {
                 return Err(StoreError::Corrupt(format!(
                     "record log frame at offset {} has arrival position {}, expected {}",
                     s.offset,
-                    s.position,
+                    h.position,
                     index.len() + 1
                 )));
             }
-            let key = keys::record_key(s.origin.as_str(), s.seq);
+            let key = keys::record_key(h.origin.as_str(), h.seq);
             match (&s.content, held.contains_key(&key)) {
                 (None, false) => {
                     return Err(StoreError::Corrupt(format!(
@@ -394,10 +416,7 @@ impl Store {
                     repairs.push(Repair {
                         offset: s.offset,
                         frame: record_log::Frame {
-                            origin: s.origin.clone(),
-                            seq: s.seq,
-                            position: s.position,
-                            record_id: s.record_id.clone(),
+                            head: h.clone(),
                             content: FrameContent::TombstoneElsewhere,
                             len: s.len,
                         },
@@ -405,11 +424,29 @@ impl Store {
                     });
                 }
                 (Some(FrameContent::Held(Content::Tombstone(_))), true) => purged.push(key),
+                (Some(FrameContent::Held(Content::Envelope(_))), false) => {
+                    if let Some(at) = h.expires_at_ms {
+                        expiring.insert(at, s.offset);
+                    }
+                }
                 _ => {}
             }
-            index.insert(&s.origin, s.seq, s.position, &s.record_id, s.offset);
+            index.insert(&h.origin, h.seq, h.position, &h.record_id, s.offset);
             Ok(())
         })?;
+        // Expiries of frames written by schema version 2 are in sled.
+        for kv in expiries.iter() {
+            let (k, _) = kv?;
+            let bad = || StoreError::Corrupt("bad key in expiries".into());
+            let at = keys::read_u64(k.get(..8).ok_or_else(bad)?).ok_or_else(bad)?;
+            let (origin, seq) = keys::record_key_of_expiry(&k)
+                .and_then(keys::parse_record_key)
+                .ok_or_else(bad)?;
+            let offset = index.offset(&origin, seq).ok_or_else(|| {
+                StoreError::Corrupt(format!("expiry of {origin}#{seq}, which is not held"))
+            })?;
+            expiring.insert(i64::try_from(at).unwrap_or(i64::MAX), offset);
+        }
         for r in &repairs {
             let tombstone = held.get(&r.key).map(Vec::as_slice).unwrap_or_default();
             let (frame, inline) = record_log::tombstone_frame(&r.frame, tombstone)?;
@@ -422,6 +459,7 @@ impl Store {
             log.sync()?;
         }
         index.shrink();
+        expiring.shrink();
 
         let own_seq = index.last_seq(own);
         let last_arrival = index.len() as u64;
@@ -458,6 +496,7 @@ impl Store {
             log,
             appender: tokio::sync::Mutex::new(()),
             index: RwLock::new(index),
+            expiring: Mutex::new(expiring),
             frames: RwLock::new(()),
             purging: Mutex::new(HashMap::new()),
             own: own.clone(),

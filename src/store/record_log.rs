@@ -3,15 +3,29 @@
 //! on-disk format: changing it means a new schema version.
 //!
 //! A frame is `len u32 LE ‖ crc32 u32 LE ‖ payload`, `len` counting the
-//! payload bytes and the CRC-32 (IEEE) covering them. The payload is
+//! payload bytes and the CRC-32 (IEEE) covering them. The payload
+//! (schema version 3) is
 //!
-//! `len(origin) u8 ‖ origin ‖ seq u64 BE ‖ position u64 BE ‖
-//!  len(record_id) u16 BE ‖ record_id ‖ tag u8 ‖ len(content) u32 BE ‖ content ‖ zero padding`
+//! `0xF3 ‖ len(origin) u8 ‖ origin ‖ seq u64 BE ‖ position u64 BE ‖
+//!  len(record_id) u16 BE ‖ record_id ‖ expires_at_ms i64 BE ‖
+//!  len(state) u32 BE ‖ state ‖ tag u8 ‖ len(content) u32 BE ‖ content ‖
+//!  zero padding`
 //!
-//! with tag 0 for a SignedRecord envelope, 1 for a tombstone held in the
-//! frame, 2 for a tombstone too long for the frame it replaced (its bytes
-//! are in the sled `tombstones` tree). Padding appears only in a frame
-//! rewritten by a purge, which keeps the frame's length.
+//! `expires_at_ms` is `i64::MIN` for a record that never expires (or
+//! arrived as a tombstone); `len(state)` is `u32::MAX` when the frame
+//! carries no series state. The state is that of the series named by the
+//! record's own id, written with the series' first record (see
+//! [`super::SeriesWrite`]); later states of a series are in sled. Tag 0 is
+//! a SignedRecord envelope, 1 a tombstone held in the frame, 2 a tombstone
+//! too long for the frame it replaced (its bytes are in the sled
+//! `tombstones` tree). Padding appears only in a frame rewritten by a
+//! purge, which keeps the frame's length and everything before the tag.
+//!
+//! Frames written by schema version 2 lack the marker byte (their first
+//! byte is the origin's length, 1 to 32), the expiry and the state; their
+//! expiry and series state are in sled. They are read as they are and
+//! rewritten in their own layout by a purge, so a version 2 log needs no
+//! conversion.
 //!
 //! The log is only ever appended to, except by [`RecordLog::overwrite`]: a
 //! purge replaces a frame in place with a tombstone frame of the same
@@ -32,6 +46,11 @@ use crate::model::NodeId;
 pub const FILE_NAME: &str = "records.log";
 
 const HEADER: usize = 8;
+/// First payload byte of a version 3 frame (a version 2 frame starts with
+/// its origin's length, at most 32).
+const MARKER_V3: u8 = 0xF3;
+const NO_EXPIRY: i64 = i64::MIN;
+const NO_STATE: u32 = u32::MAX;
 const TAG_ENVELOPE: u8 = 0;
 const TAG_TOMBSTONE: u8 = 1;
 const TAG_TOMBSTONE_ELSEWHERE: u8 = 2;
@@ -50,59 +69,82 @@ pub enum FrameContent {
     TombstoneElsewhere,
 }
 
-/// A decoded frame.
-#[derive(Debug, Clone)]
-pub struct Frame {
+/// The fields before the content: the same in a frame and in the
+/// tombstone frame that replaces it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
     pub origin: NodeId,
     pub seq: u64,
     pub position: u64,
     pub record_id: String,
+    /// When the content expires (ms since the Unix epoch); `None` for a
+    /// version 2 frame, whose expiry is in sled.
+    pub expires_at_ms: Option<i64>,
+    /// State of the series named by `record_id`, as of this record.
+    pub series_state: Option<Vec<u8>>,
+    /// Written by schema version 2 (see the module doc).
+    pub v2: bool,
+}
+
+/// A decoded frame.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub head: Head,
     pub content: FrameContent,
     /// Length of the frame on disk, header included.
     pub len: usize,
 }
 
 /// Encodes the frame of a record as first stored.
-pub fn encode(
-    origin: &NodeId,
-    seq: u64,
-    position: u64,
-    record_id: &str,
-    content: &Content,
-) -> Result<Vec<u8>, StoreError> {
+pub fn encode(head: &Head, content: &Content) -> Result<Vec<u8>, StoreError> {
     let (tag, bytes): (u8, &[u8]) = match content {
         Content::Envelope(b) => (TAG_ENVELOPE, b),
         Content::Tombstone(b) => (TAG_TOMBSTONE, b),
     };
-    encode_raw(origin, seq, position, record_id, tag, bytes, 0)
+    encode_raw(head, tag, bytes, 0)
 }
 
 /// Encodes one frame. `pad_to`, if larger than the natural length, is the
 /// total frame length to fill with zero padding (a purge's rewrite).
-fn encode_raw(
-    origin: &NodeId,
-    seq: u64,
-    position: u64,
-    record_id: &str,
-    tag: u8,
-    bytes: &[u8],
-    pad_to: usize,
-) -> Result<Vec<u8>, StoreError> {
+fn encode_raw(head: &Head, tag: u8, bytes: &[u8], pad_to: usize) -> Result<Vec<u8>, StoreError> {
+    let record_id = &head.record_id;
     let id_len = u16::try_from(record_id.len())
         .map_err(|_| StoreError::Failed(format!("record id of {} bytes", record_id.len())))?;
     let content_len = u32::try_from(bytes.len())
         .map_err(|_| StoreError::Failed(format!("record of {} bytes", bytes.len())))?;
-    let origin = origin.as_str().as_bytes();
-    let natural = HEADER + 1 + origin.len() + 16 + 2 + record_id.len() + 1 + 4 + bytes.len();
+    let state = head.series_state.as_deref();
+    let state_len = match state {
+        Some(s) => u32::try_from(s.len())
+            .ok()
+            .filter(|&l| l != NO_STATE)
+            .ok_or_else(|| StoreError::Failed(format!("series state of {} bytes", s.len())))?,
+        None => NO_STATE,
+    };
+    let origin = head.origin.as_str().as_bytes();
+    let v3_fields = if head.v2 {
+        0
+    } else {
+        1 + 8 + 4 + state.map_or(0, <[u8]>::len)
+    };
+    let natural =
+        HEADER + v3_fields + 1 + origin.len() + 16 + 2 + record_id.len() + 1 + 4 + bytes.len();
     let mut frame = Vec::with_capacity(natural.max(pad_to));
     frame.extend_from_slice(&[0; HEADER]);
+    if !head.v2 {
+        frame.push(MARKER_V3);
+    }
     // NodeId guarantees at most 32 bytes.
     frame.push(origin.len() as u8);
     frame.extend_from_slice(origin);
-    frame.extend_from_slice(&seq.to_be_bytes());
-    frame.extend_from_slice(&position.to_be_bytes());
+    frame.extend_from_slice(&head.seq.to_be_bytes());
+    frame.extend_from_slice(&head.position.to_be_bytes());
     frame.extend_from_slice(&id_len.to_be_bytes());
     frame.extend_from_slice(record_id.as_bytes());
+    if !head.v2 {
+        frame.extend_from_slice(&head.expires_at_ms.unwrap_or(NO_EXPIRY).to_be_bytes());
+        frame.extend_from_slice(&state_len.to_be_bytes());
+        frame.extend_from_slice(state.unwrap_or_default());
+    }
     frame.push(tag);
     frame.extend_from_slice(&content_len.to_be_bytes());
     frame.extend_from_slice(bytes);
@@ -117,35 +159,53 @@ fn encode_raw(
     Ok(frame)
 }
 
-/// The fields before the content: the same in a frame and in the
-/// tombstone frame that replaces it.
-struct Prefix {
-    origin: NodeId,
-    seq: u64,
-    position: u64,
-    record_id: String,
-    /// Offset of the tag in the payload.
-    tag_at: usize,
-}
-
-fn parse_prefix(payload: &[u8]) -> Option<Prefix> {
-    let (&olen, rest) = payload.split_first()?;
-    let olen = usize::from(olen);
-    let origin = NodeId::parse(std::str::from_utf8(rest.get(..olen)?).ok()?).ok()?;
-    let rest = &rest[olen..];
-    let seq = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
-    let position = u64::from_be_bytes(rest.get(8..16)?.try_into().ok()?);
-    let id_len = usize::from(u16::from_be_bytes(rest.get(16..18)?.try_into().ok()?));
-    let record_id = std::str::from_utf8(rest.get(18..18 + id_len)?)
+/// Reads the head; returns it and the offset of the tag in the payload.
+fn parse_head(payload: &[u8]) -> Option<(Head, usize)> {
+    let v2 = payload.first()? != &MARKER_V3;
+    let mut at = usize::from(!v2);
+    let olen = usize::from(*payload.get(at)?);
+    at += 1;
+    let origin = NodeId::parse(std::str::from_utf8(payload.get(at..at + olen)?).ok()?).ok()?;
+    at += olen;
+    let u64_at = |at: usize| {
+        Some(u64::from_be_bytes(
+            payload.get(at..at + 8)?.try_into().ok()?,
+        ))
+    };
+    let seq = u64_at(at)?;
+    let position = u64_at(at + 8)?;
+    let id_len = usize::from(u16::from_be_bytes(
+        payload.get(at + 16..at + 18)?.try_into().ok()?,
+    ));
+    at += 18;
+    let record_id = std::str::from_utf8(payload.get(at..at + id_len)?)
         .ok()?
         .to_owned();
-    Some(Prefix {
-        origin,
-        seq,
-        position,
-        record_id,
-        tag_at: 1 + olen + 18 + id_len,
-    })
+    at += id_len;
+    let (mut expires_at_ms, mut series_state) = (None, None);
+    if !v2 {
+        let at_ms = i64::from_be_bytes(payload.get(at..at + 8)?.try_into().ok()?);
+        expires_at_ms = (at_ms != NO_EXPIRY).then_some(at_ms);
+        let state_len = u32::from_be_bytes(payload.get(at + 8..at + 12)?.try_into().ok()?);
+        at += 12;
+        if state_len != NO_STATE {
+            let len = usize::try_from(state_len).ok()?;
+            series_state = Some(payload.get(at..at + len)?.to_vec());
+            at += len;
+        }
+    }
+    Some((
+        Head {
+            origin,
+            seq,
+            position,
+            record_id,
+            expires_at_ms,
+            series_state,
+            v2,
+        },
+        at,
+    ))
 }
 
 fn parse_content(payload: &[u8], tag_at: usize) -> Option<FrameContent> {
@@ -163,10 +223,7 @@ fn parse_content(payload: &[u8], tag_at: usize) -> Option<FrameContent> {
 /// A frame met while scanning the log at open.
 pub struct Scanned {
     pub offset: u64,
-    pub origin: NodeId,
-    pub seq: u64,
-    pub position: u64,
-    pub record_id: String,
+    pub head: Head,
     /// Length on disk, header included.
     pub len: usize,
     /// `None` if the frame failed its checksum (a purge's rewrite torn by
@@ -237,18 +294,15 @@ impl RecordLog {
             }
             payload.resize(plen, 0);
             reader.read_exact(&mut payload).map_err(|e| io("read", e))?;
-            let prefix = parse_prefix(&payload).ok_or_else(|| bad("does not parse"))?;
+            let (head, tag_at) = parse_head(&payload).ok_or_else(|| bad("does not parse"))?;
             let content = if crc32fast::hash(&payload) == crc {
-                Some(parse_content(&payload, prefix.tag_at).ok_or_else(|| bad("does not parse"))?)
+                Some(parse_content(&payload, tag_at).ok_or_else(|| bad("does not parse"))?)
             } else {
                 None
             };
             each(Scanned {
                 offset,
-                origin: prefix.origin,
-                seq: prefix.seq,
-                position: prefix.position,
-                record_id: prefix.record_id,
+                head,
                 len: HEADER + plen,
                 content,
             })?;
@@ -303,13 +357,10 @@ impl RecordLog {
         if crc32fast::hash(payload) != crc {
             return Err(bad("fails its checksum"));
         }
-        let prefix = parse_prefix(payload).ok_or_else(|| bad("does not parse"))?;
-        let content = parse_content(payload, prefix.tag_at).ok_or_else(|| bad("does not parse"))?;
+        let (head, tag_at) = parse_head(payload).ok_or_else(|| bad("does not parse"))?;
+        let content = parse_content(payload, tag_at).ok_or_else(|| bad("does not parse"))?;
         Ok(Frame {
-            origin: prefix.origin,
-            seq: prefix.seq,
-            position: prefix.position,
-            record_id: prefix.record_id,
+            head,
             content,
             len: total,
         })
@@ -334,17 +385,7 @@ fn read_some_at(file: &File, buf: &mut [u8], at: u64) -> Result<usize, StoreErro
 /// tombstone in it if it fits (`true`), else a marker that it is kept in
 /// sled (`false`).
 pub fn tombstone_frame(frame: &Frame, tombstone: &[u8]) -> Result<(Vec<u8>, bool), StoreError> {
-    let rewrite = |tag, bytes| {
-        encode_raw(
-            &frame.origin,
-            frame.seq,
-            frame.position,
-            &frame.record_id,
-            tag,
-            bytes,
-            frame.len,
-        )
-    };
+    let rewrite = |tag, bytes| encode_raw(&frame.head, tag, bytes, frame.len);
     let inline = rewrite(TAG_TOMBSTONE, tombstone)?;
     if inline.len() == frame.len {
         return Ok((inline, true));

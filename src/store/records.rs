@@ -21,7 +21,7 @@ impl Store {
                 match purging.is_empty() {
                     true => Content::Envelope(bytes),
                     false => {
-                        let key = keys::record_key(frame.origin.as_str(), frame.seq);
+                        let key = keys::record_key(frame.head.origin.as_str(), frame.head.seq);
                         match purging.get(&key) {
                             Some(t) => Content::Tombstone(t.clone()),
                             None => Content::Envelope(bytes),
@@ -31,22 +31,22 @@ impl Store {
             }
             FrameContent::Held(c) => c,
             FrameContent::TombstoneElsewhere => {
-                let key = keys::record_key(frame.origin.as_str(), frame.seq);
+                let key = keys::record_key(frame.head.origin.as_str(), frame.head.seq);
                 match self.tombstones.get(&key)? {
                     Some(t) => Content::Tombstone(t.to_vec()),
                     None => {
                         return Err(StoreError::Corrupt(format!(
                             "tombstone of {}#{} is missing",
-                            frame.origin, frame.seq
+                            frame.head.origin, frame.head.seq
                         )));
                     }
                 }
             }
         };
         Ok(StoredRecord {
-            origin: frame.origin,
-            seq: frame.seq,
-            position: frame.position,
+            origin: frame.head.origin,
+            seq: frame.head.seq,
+            position: frame.head.position,
             content,
         })
     }
@@ -78,7 +78,7 @@ impl Store {
             )));
         };
         let frame = self.read_frame(at)?;
-        if frame.record_id == record_id {
+        if frame.head.record_id == record_id {
             return Ok(Some(frame));
         }
         if exact {
@@ -180,7 +180,7 @@ impl Store {
             let _frames = self.frames.read().map_err(|_| StoreError::Poisoned)?;
             for &at in &offsets {
                 let frame = self.log.read(at)?;
-                if origin.is_some_and(|want| *want != frame.origin) {
+                if origin.is_some_and(|want| *want != frame.head.origin) {
                     continue;
                 }
                 out.push(self.stored(frame)?);
@@ -209,22 +209,19 @@ impl Store {
     }
 
     /// Records whose content expires at or before `now_ms`, oldest first,
-    /// at most `limit`.
+    /// at most `limit`. They stay due until purged.
     pub fn expired(&self, now_ms: i64, limit: usize) -> Result<Vec<StoredRecord>, StoreError> {
-        let end = keys::expiry_prefix(now_ms.max(0).saturating_add(1));
-        let mut out = Vec::new();
-        for kv in self.expiries.range(..end).take(limit) {
-            let (k, _) = kv?;
-            let (origin, seq) = keys::record_key_of_expiry(&k)
-                .and_then(keys::parse_record_key)
-                .ok_or_else(|| StoreError::Corrupt("bad key in expiries".into()))?;
-            match self.offset_of(&origin, seq)? {
-                Some(at) => out.push(self.stored(self.read_frame(at)?)?),
-                None => {
-                    return Err(StoreError::Corrupt(
-                        "expiry points at a missing record".into(),
-                    ));
-                }
+        let due = self
+            .expiring
+            .lock()
+            .map_err(|_| StoreError::Poisoned)?
+            .due(now_ms, limit);
+        let mut out = Vec::with_capacity(due.len());
+        for (_, at) in due {
+            let r = self.stored(self.read_frame(at)?)?;
+            // A purge in progress already shows its tombstone.
+            if r.content.envelope().is_some() {
+                out.push(r);
             }
         }
         Ok(out)

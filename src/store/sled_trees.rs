@@ -262,8 +262,14 @@ impl Store {
         Ok(out)
     }
 
-    /// The stored state of a series, if any.
+    /// The stored state of a series, if any: the latest in sled, else the
+    /// one in the frame of the record that opened it.
     pub fn series(&self, series_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.series.get(series_id.as_bytes())?.map(|v| v.to_vec()))
+        if let Some(v) = self.series.get(series_id.as_bytes())? {
+            return Ok(Some(v.to_vec()));
+        }
+        Ok(self
+            .frame_by_id(series_id)?
+            .and_then(|f| f.head.series_state))
     }
 }

@@ -8,6 +8,18 @@ fn no_audit(_: &[&NewRecord], _: &Applied) -> Vec<Vec<u8>> {
     Vec::new()
 }
 
+fn head(origin: &str, seq: u64, position: u64, record_id: &str, v2: bool) -> record_log::Head {
+    record_log::Head {
+        origin: id(origin),
+        seq,
+        position,
+        record_id: record_id.into(),
+        expires_at_ms: None,
+        series_state: None,
+        v2,
+    }
+}
+
 fn rec(seq: u64, bytes: Vec<u8>) -> NewRecord {
     NewRecord {
         seq,
@@ -305,10 +317,7 @@ async fn a_tail_past_the_committed_end_is_cut_at_open() {
     // A batch appended and synced whose transaction never committed: a
     // whole frame, then half of one.
     let frame = record_log::encode(
-        &id("gt"),
-        6,
-        6,
-        "gt-0000000000000006",
+        &head("gt", 6, 6, "gt-0000000000000006", false),
         &Content::Envelope(b"never acknowledged".to_vec()),
     )
     .unwrap();
@@ -426,8 +435,8 @@ async fn a_purge_interrupted_by_a_crash_is_finished_at_open() {
         // The crash came after the sled transaction was durable but before
         // the frame's rewrite reached the disk: all of it, or half.
         let mut bytes = std::fs::read(log_path(&dir)).unwrap();
-        // Frame 1 is at offset 0; its content starts at byte 53.
-        let range = if torn { 50..70 } else { 0..before.len() };
+        // Frame 1 is at offset 0; its content starts at byte 66.
+        let range = if torn { 60..80 } else { 0..before.len() };
         bytes[range.clone()].copy_from_slice(&before[range]);
         std::fs::write(log_path(&dir), &bytes).unwrap();
         assert!(contains_bytes(&bytes, b"SECRET-CONTE"));
@@ -466,7 +475,7 @@ async fn a_version_1_store_is_refused() {
     let err = Store::open(dir.path(), &id("hn")).unwrap_err();
     assert!(
         err.to_string()
-            .contains("has schema version 1; this enlace reads version 2"),
+            .contains("has schema version 1; this enlace reads version 3"),
         "{err}"
     );
 }
@@ -492,5 +501,161 @@ async fn a_log_without_its_sled_store_is_not_erased() {
         std::fs::read(log_path(&dir)).unwrap(),
         log,
         "left as it was"
+    );
+}
+
+#[tokio::test]
+async fn nothing_in_sled_grows_with_each_new_record() {
+    // A record's expiry and the state of the series it opens are in its
+    // frame: sled's memory grows with its entries, so they must not be
+    // there. Later states of a series are few and stay in sled.
+    let dir = tempfile::tempdir().unwrap();
+    let gt = id("gt");
+    {
+        let store = Store::open(dir.path(), &id("hn")).unwrap();
+        let recs: Vec<NewRecord> = (1..=50u64)
+            .map(|s| {
+                let mut r = rec(s, format!("alert {s}").into_bytes());
+                r.expires_at_ms = Some(10_000 + s as i64);
+                r.series = Some(SeriesWrite {
+                    series_id: r.record_id.clone(),
+                    state: format!("state of {s} v1").into_bytes(),
+                });
+                r
+            })
+            .collect();
+        store
+            .apply_received(&gt, &recs, 50, no_audit)
+            .await
+            .unwrap();
+        // An update of series 3, carried by record 51.
+        let mut update = rec(51, b"update".to_vec());
+        update.series = Some(SeriesWrite {
+            series_id: "gt-0000000000000003".into(),
+            state: b"state of 3 v2".to_vec(),
+        });
+        store
+            .apply_received(&gt, &[update], 51, no_audit)
+            .await
+            .unwrap();
+        assert_eq!(store.series.len(), 1, "only the later state is in sled");
+        assert_eq!(store.expiries.len(), 0);
+        assert_eq!(
+            store.series("gt-0000000000000003").unwrap().as_deref(),
+            Some(&b"state of 3 v2"[..]),
+            "the later state wins"
+        );
+        // A purge keeps the state: the series outlives its content.
+        let due = store.expired(10_002, 100).unwrap();
+        assert_eq!(due.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2]);
+        for r in due {
+            let at = 10_000 + r.seq as i64;
+            store
+                .purge(&gt, r.seq, at, b"T".to_vec(), b"purged".to_vec())
+                .await
+                .unwrap();
+        }
+    }
+    let store = Store::open(dir.path(), &id("hn")).unwrap();
+    assert_eq!(
+        store.series("gt-0000000000000001").unwrap().as_deref(),
+        Some(&b"state of 1 v1"[..]),
+        "kept through purge and reopen"
+    );
+    assert_eq!(
+        store.series("gt-0000000000000003").unwrap().as_deref(),
+        Some(&b"state of 3 v2"[..])
+    );
+    assert_eq!(store.series("gt-0000000000000051").unwrap(), None);
+    assert_eq!(store.series("no-such-series").unwrap(), None);
+    // Expiries are rebuilt from the frames, without those purged.
+    let due = store.expired(10_005, 100).unwrap();
+    assert_eq!(due.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![3, 4, 5]);
+    assert_eq!(store.expired(i64::MAX, 1000).unwrap().len(), 48);
+}
+
+#[tokio::test]
+async fn a_version_2_store_is_upgraded_in_place() {
+    // A store as schema version 2 wrote it: frames without expiry or
+    // series state, both of which are in sled.
+    let dir = tempfile::tempdir().unwrap();
+    let gt = id("gt");
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let meta = db.open_tree("meta").unwrap();
+        meta.insert("schema_version", &2u32.to_be_bytes()).unwrap();
+        meta.insert("node_id", "hn").unwrap();
+        let mut log = Vec::new();
+        for seq in 1..=3u64 {
+            let rid = format!("gt-{seq:016x}");
+            log.extend(
+                record_log::encode(
+                    &head("gt", seq, seq, &rid, true),
+                    &Content::Envelope(format!("OLD-SECRET-{seq}").into_bytes()),
+                )
+                .unwrap(),
+            );
+            db.open_tree("series")
+                .unwrap()
+                .insert(rid.as_bytes(), format!("old state {seq}").as_bytes())
+                .unwrap();
+            db.open_tree("expiries")
+                .unwrap()
+                .insert(
+                    keys::expiry_key(1_000 * seq as i64, &keys::record_key("gt", seq)),
+                    &[],
+                )
+                .unwrap();
+        }
+        meta.insert(LOG_END_KEY, &keys::u64_be(log.len() as u64))
+            .unwrap();
+        db.open_tree("cursors")
+            .unwrap()
+            .insert("gt", &keys::u64_be(3))
+            .unwrap();
+        std::fs::write(log_path(&dir), &log).unwrap();
+        db.flush().unwrap();
+    }
+    {
+        let store = Store::open(dir.path(), &id("hn")).unwrap();
+        assert_eq!(store.len(), 3);
+        assert_eq!(store.cursor(&gt).unwrap(), 3);
+        assert_eq!(
+            store.series("gt-0000000000000002").unwrap().as_deref(),
+            Some(&b"old state 2"[..])
+        );
+        let due = store.expired(2_000, 10).unwrap();
+        assert_eq!(due.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2]);
+        store
+            .purge(&gt, 1, 1_000, b"TOMB".to_vec(), b"purged".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(store.expiries.len(), 2, "the old entry is removed");
+        // New records are written in the new layout beside the old ones.
+        let mut r = rec(4, b"new".to_vec());
+        r.expires_at_ms = Some(4_000);
+        r.series = Some(SeriesWrite {
+            series_id: r.record_id.clone(),
+            state: b"new state".to_vec(),
+        });
+        store.apply_received(&gt, &[r], 4, no_audit).await.unwrap();
+    }
+    let store = Store::open(dir.path(), &id("hn")).unwrap();
+    let version = store.meta.get("schema_version").unwrap().unwrap();
+    assert_eq!(version.as_ref(), &SCHEMA_VERSION.to_be_bytes());
+    let log = std::fs::read(log_path(&dir)).unwrap();
+    assert!(!contains_bytes(&log, b"OLD-SECRET-1"));
+    assert!(contains_bytes(&log, b"OLD-SECRET-2"));
+    let got = store.get_by_id("gt-0000000000000001").unwrap().unwrap();
+    assert_eq!(got.content, Content::Tombstone(b"TOMB".to_vec()));
+    let due = store.expired(i64::MAX, 10).unwrap();
+    assert_eq!(due.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![2, 3, 4]);
+    assert_eq!(
+        store.series("gt-0000000000000004").unwrap().as_deref(),
+        Some(&b"new state"[..])
+    );
+    assert_eq!(
+        store.series("gt-0000000000000003").unwrap().as_deref(),
+        Some(&b"old state 3"[..])
     );
 }

@@ -23,7 +23,6 @@ use crate::model::NodeId;
 struct PendingWrite<'a> {
     origin: &'a NodeId,
     seq: u64,
-    key: Vec<u8>,
     position: u64,
     record: &'a NewRecord,
 }
@@ -31,11 +30,43 @@ struct PendingWrite<'a> {
 impl<'a> PendingWrite<'a> {
     fn new(origin: &'a NodeId, seq: u64, position: u64, record: &'a NewRecord) -> Self {
         Self {
-            key: keys::record_key(origin.as_str(), seq),
             origin,
             seq,
             position,
             record,
+        }
+    }
+
+    /// When the content expires, if it is held (a tombstone has nothing
+    /// left to purge).
+    fn expires_at_ms(&self) -> Option<i64> {
+        match self.record.content {
+            Content::Envelope(_) => self.record.expires_at_ms,
+            Content::Tombstone(_) => None,
+        }
+    }
+
+    /// Whether the series state goes into the frame: that of the series
+    /// the record opens (its id is the record's). Later states go to sled.
+    fn state_in_frame(&self) -> bool {
+        self.record
+            .series
+            .as_ref()
+            .is_some_and(|s| s.series_id == self.record.record_id)
+    }
+
+    fn head(&self) -> record_log::Head {
+        record_log::Head {
+            origin: self.origin.clone(),
+            seq: self.seq,
+            position: self.position,
+            record_id: self.record.record_id.clone(),
+            expires_at_ms: self.expires_at_ms(),
+            series_state: match (&self.record.series, self.state_in_frame()) {
+                (Some(s), true) => Some(s.state.clone()),
+                _ => None,
+            },
+            v2: false,
         }
     }
 }
@@ -221,13 +252,7 @@ impl Store {
         let mut offsets = Vec::with_capacity(writes.len());
         for p in writes {
             offsets.push(log_end + frames.len() as u64);
-            frames.extend_from_slice(&record_log::encode(
-                p.origin,
-                p.seq,
-                p.position,
-                &p.record.record_id,
-                &p.record.content,
-            )?);
+            frames.extend_from_slice(&record_log::encode(&p.head(), &p.record.content)?);
         }
         if !frames.is_empty() {
             self.log.append(log_end, &frames)?;
@@ -238,9 +263,9 @@ impl Store {
         })
     }
 
-    /// Phase two, under the gate: one transaction for the records' series
-    /// and expiries, optionally a cursor, the audit entries that record
-    /// them and the log's committed length; then the indexes.
+    /// Phase two, under the gate: one transaction for the series states
+    /// not in the frames, optionally a cursor, the audit entries that
+    /// record them and the log's committed length; then the indexes.
     fn commit(
         &self,
         w: &mut WriterState,
@@ -250,23 +275,27 @@ impl Store {
         entries: &[RawEntry],
     ) -> Result<(), StoreError> {
         let end_value = keys::u64_be(appended.end);
-        (
-            &self.cursors,
-            &self.series,
-            &self.expiries,
-            &self.audit,
-            &self.meta,
-        )
-            .transaction(|(cur, ser, exp, aud, meta)| -> TxResult<()> {
+        // A state in a frame replaces one in sled (a series whose first
+        // record arrives after a later one: never from an honest origin,
+        // which numbers them in order, but the newest write must win).
+        let mut superseded = Vec::new();
+        for p in writes.iter().filter(|p| p.state_in_frame()) {
+            if self.series.contains_key(p.record.record_id.as_bytes())? {
+                superseded.push(p.record.record_id.as_bytes());
+            }
+        }
+        (&self.cursors, &self.series, &self.audit, &self.meta)
+            .transaction(|(cur, ser, aud, meta)| -> TxResult<()> {
                 for p in writes {
-                    if let Some(s) = &p.record.series {
-                        ser.insert(s.series_id.as_bytes(), s.state.as_slice())?;
+                    match &p.record.series {
+                        Some(s) if !p.state_in_frame() => {
+                            ser.insert(s.series_id.as_bytes(), s.state.as_slice())?;
+                        }
+                        _ => {}
                     }
-                    if let (Some(at), Content::Envelope(_)) =
-                        (p.record.expires_at_ms, &p.record.content)
-                    {
-                        exp.insert(keys::expiry_key(at, &p.key), &[])?;
-                    }
+                }
+                for k in &superseded {
+                    ser.remove(*k)?;
                 }
                 if let Some((origin, seq)) = cursor {
                     cur.insert(origin.as_str().as_bytes(), &keys::u64_be(seq))?;
@@ -282,8 +311,12 @@ impl Store {
             .map_err(tx_error)?;
         w.log_end = appended.end;
         let mut index = self.index.write().map_err(|_| StoreError::Poisoned)?;
+        let mut expiring = self.expiring.lock().map_err(|_| StoreError::Poisoned)?;
         for (p, at) in writes.iter().zip(appended.offsets) {
             index.insert(p.origin, p.seq, p.position, &p.record.record_id, at);
+            if let Some(expires) = p.expires_at_ms() {
+                expiring.insert(expires, at);
+            }
         }
         Ok(())
     }
@@ -362,6 +395,8 @@ impl Store {
 
     /// Replaces a record's content with `tombstone` and forgets its expiry,
     /// in one durable step; the content is then overwritten on disk.
+    /// `expires_at_ms` is the expiry the record was stored with (it finds
+    /// the sled entry of a record stored by schema version 2).
     ///
     /// Crash safety: the tombstone goes into sled (`tombstones`) in the
     /// transaction that removes the expiry and writes the audit entry; only
@@ -386,7 +421,19 @@ impl Store {
                 )));
             };
             let frame = self.read_frame(at)?;
-            let expiry = keys::expiry_key(expires_at_ms, &key);
+            // Where the expiry is: in the frame, or for a version 2 frame
+            // in sled (its key's time is clamped at 0).
+            let (expiry_ms, legacy) = match frame.head.expires_at_ms {
+                Some(ms) => (Some(ms), None),
+                None if frame.head.v2 => {
+                    let k = keys::expiry_key(expires_at_ms, &key);
+                    match self.expiries.contains_key(&k)? {
+                        true => (Some(expires_at_ms.max(0)), Some(k)),
+                        false => (None, None),
+                    }
+                }
+                None => (None, None),
+            };
             let entries = w.chain(vec![audit]);
             let finished = &w.purged;
             (&self.tombstones, &self.expiries, &self.audit)
@@ -395,7 +442,9 @@ impl Store {
                         tomb.remove(k.as_slice())?;
                     }
                     tomb.insert(key.as_slice(), tombstone.as_slice())?;
-                    exp.remove(expiry.as_slice())?;
+                    if let Some(k) = &legacy {
+                        exp.remove(k.as_slice())?;
+                    }
                     for e in &entries {
                         aud.insert(&keys::u64_be(e.n), e.encode())?;
                     }
@@ -405,6 +454,12 @@ impl Store {
             w.purged.clear();
             w.advance_audit(&entries);
             w.generation += 1;
+            if let Some(ms) = expiry_ms {
+                self.expiring
+                    .lock()
+                    .map_err(|_| StoreError::Poisoned)?
+                    .remove(ms, at);
+            }
             self.purging
                 .lock()
                 .map_err(|_| StoreError::Poisoned)?

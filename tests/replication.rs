@@ -143,17 +143,23 @@ async fn a_record_for_named_members_is_not_disclosed_to_others() {
         async move { (list_all(&mut c).await.len() == 2).then_some(()) }
     })
     .await;
-    eventually("sv past gt's seq 2", || {
+    // The cursor is committed a moment before the records are durable
+    // (and listed): wait for both.
+    let public_id = public.record_id.clone();
+    let at_sv: Vec<String> = eventually("sv past gt's seq 2, holding it", || {
         let mut c = sv.clone();
-        async move { (cursor(&mut c, "gt").await >= public.seq).then_some(()) }
+        let public_id = public_id.clone();
+        async move {
+            let past = cursor(&mut c, "gt").await >= public.seq;
+            let ids: Vec<String> = list_all(&mut c)
+                .await
+                .into_iter()
+                .map(|r| r.record_id)
+                .collect();
+            (past && ids.contains(&public_id)).then_some(ids)
+        }
     })
     .await;
-    let mut c = sv.clone();
-    let at_sv: Vec<String> = list_all(&mut c)
-        .await
-        .into_iter()
-        .map(|r| r.record_id)
-        .collect();
     assert_eq!(at_sv, vec![public.record_id.clone()]);
     assert!(
         nodes[2]

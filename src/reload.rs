@@ -10,8 +10,9 @@
 //! behind a `watch` channel. The listeners read theirs once per accepted
 //! connection and the connectors once per new connection
 //! ([`crate::tls::ServerTls`], [`crate::tls::ClientTls`]), so a swap
-//! changes the next handshake and leaves established connections, and
-//! the streams on them, as they are.
+//! changes the next handshake; established connections check their peer
+//! again against the new configuration and are cut if it no longer
+//! passes (see [`crate::tls`]).
 //!
 //! When: on SIGHUP, and when the content of a watched file changes (the
 //! configuration file, the roster and the CA files it names, the node
@@ -45,7 +46,7 @@ use tokio::sync::{broadcast, watch};
 use crate::config::{self, ConfigError, Settings};
 use crate::model::NodeId;
 use crate::pki::CertInfo;
-use crate::tls::{self, ClientTls, PeerClientConfigs, ServerTls, TlsError};
+use crate::tls::{self, ClientTls, PeerClientConfigs, ServerSide, ServerTls, TlsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -297,9 +298,9 @@ fn differences(old: &Stamps, new: &Stamps) -> Vec<String> {
 
 /// The configurations built from one [`Settings`].
 struct Built {
-    peer_server: Arc<rustls::ServerConfig>,
-    agency_server: Arc<rustls::ServerConfig>,
-    metrics_server: Arc<rustls::ServerConfig>,
+    peer_server: ServerSide,
+    agency_server: ServerSide,
+    metrics_server: ServerSide,
     peer_clients: PeerClientConfigs,
 }
 
@@ -368,9 +369,9 @@ pub struct LiveTls {
     config_path: PathBuf,
     data_dir: PathBuf,
     poll: Option<Duration>,
-    peer_server: watch::Sender<Arc<rustls::ServerConfig>>,
-    agency_server: watch::Sender<Arc<rustls::ServerConfig>>,
-    metrics_server: watch::Sender<Arc<rustls::ServerConfig>>,
+    peer_server: watch::Sender<ServerSide>,
+    agency_server: watch::Sender<ServerSide>,
+    metrics_server: watch::Sender<ServerSide>,
     peer_clients: watch::Sender<Arc<PeerClientConfigs>>,
     /// The roster the whole node uses: TLS, record verification, the
     /// replicators (one per member) and query fan-out.
@@ -629,7 +630,7 @@ fn log_outcome(o: &ReloadOutcome) {
         old_sha256 = %o.old_certificate.sha256,
         new_serial = %o.new_certificate.serial,
         new_sha256 = %o.new_certificate.sha256,
-        "TLS configuration reloaded; new handshakes use it, established connections keep theirs"
+        "TLS configuration reloaded; new handshakes use it, established connections are checked again"
     );
     for note in &o.restart_needed {
         tracing::warn!(%note, "reload: part of the change needs a restart");

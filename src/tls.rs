@@ -26,8 +26,13 @@
 //!   id or client name), its serial and the reason (revoked, expired, …).
 //! - the configurations are read per connection from a [`ServerTls`] or
 //!   [`ClientTls`] source, so [`crate::reload`] can swap them at run time:
-//!   connections already established keep the configuration they were
-//!   made with, new handshakes use the new one.
+//!   new handshakes use the new one, and every established connection
+//!   checks its peer's certificate again against the new one. A connection
+//!   whose peer no longer passes (revoked by a new CRL, its member gone
+//!   from the roster, its CA no longer trusted, expired) is cut at once:
+//!   its reads and writes fail, which ends every stream on it. Otherwise a
+//!   revoked member kept a live pull stream for as long as it stayed
+//!   connected.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -105,9 +110,15 @@ pub struct HandshakeStats {
     pub accepted: std::sync::atomic::AtomicU64,
     /// Handshakes refused (bad or missing certificate, wrong identity, timeout).
     pub refused: std::sync::atomic::AtomicU64,
+    /// Established connections cut because, after a reload, the client's
+    /// certificate no longer passed.
+    pub cut: std::sync::atomic::AtomicU64,
 }
 
 impl HandshakeStats {
+    fn count_cut(&self) {
+        self.cut.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     fn count_refused(&self) {
         self.refused
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -515,7 +526,7 @@ pub fn peer_server_config(
     roster: &Roster,
     identity: &TlsIdentity,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    peer_server_config_with_crls(roster, identity, &[])
+    Ok(peer_server_config_with_crls(roster, identity, &[])?.config)
 }
 
 /// Server config of the peer listener, checking peers against `crls`.
@@ -523,15 +534,19 @@ pub fn peer_server_config_with_crls(
     roster: &Roster,
     identity: &TlsIdentity,
     crls: &Crls,
-) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+) -> Result<ServerSide, TlsError> {
     let provider = provider();
-    let verifier = Arc::new(RosterClientVerifier::for_listener(roster, crls, &provider)?);
+    let verifier: Arc<dyn ClientCertVerifier> =
+        Arc::new(RosterClientVerifier::for_listener(roster, crls, &provider)?);
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(verifier)
+        .with_client_cert_verifier(verifier.clone())
         .with_single_cert(identity.chain.clone(), identity.key.clone_key())?;
     cfg.alpn_protocols = vec![H2.to_vec()];
-    Ok(Arc::new(cfg))
+    Ok(ServerSide {
+        config: Arc::new(cfg),
+        verifier: Some(verifier),
+    })
 }
 
 /// Server config of the agency listener: clients of the local agency CA.
@@ -539,7 +554,7 @@ pub fn agency_server_config(
     agency_ca: &[CertificateDer<'static>],
     identity: &TlsIdentity,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    agency_server_config_with_crls(agency_ca, identity, &[])
+    Ok(agency_server_config_with_crls(agency_ca, identity, &[])?.config)
 }
 
 /// Server config of the agency listener, checking clients against `crls`.
@@ -547,7 +562,7 @@ pub fn agency_server_config_with_crls(
     agency_ca: &[CertificateDer<'static>],
     identity: &TlsIdentity,
     crls: &Crls,
-) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+) -> Result<ServerSide, TlsError> {
     agency_ca_server_config(agency_ca, identity, crls, H2)
 }
 
@@ -559,7 +574,7 @@ pub fn metrics_server_config_with_crls(
     agency_ca: &[CertificateDer<'static>],
     identity: &TlsIdentity,
     crls: &Crls,
-) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+) -> Result<ServerSide, TlsError> {
     agency_ca_server_config(agency_ca, identity, crls, HTTP11)
 }
 
@@ -568,15 +583,19 @@ fn agency_ca_server_config(
     identity: &TlsIdentity,
     crls: &Crls,
     alpn: &[u8],
-) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+) -> Result<ServerSide, TlsError> {
     let provider = provider();
-    let verifier = Arc::new(AgencyClientVerifier::new(agency_ca, crls, &provider)?);
+    let verifier: Arc<dyn ClientCertVerifier> =
+        Arc::new(AgencyClientVerifier::new(agency_ca, crls, &provider)?);
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(verifier)
+        .with_client_cert_verifier(verifier.clone())
         .with_single_cert(identity.chain.clone(), identity.key.clone_key())?;
     cfg.alpn_protocols = vec![alpn.to_vec()];
-    Ok(Arc::new(cfg))
+    Ok(ServerSide {
+        config: Arc::new(cfg),
+        verifier: Some(verifier),
+    })
 }
 
 /// Client config for dialling one peer, without CRLs.
@@ -585,7 +604,7 @@ pub fn peer_client_config(
     identity: &TlsIdentity,
     peer: &NodeId,
 ) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    peer_client_config_with_crls(roster, identity, peer, &[])
+    Ok(peer_client_config_with_crls(roster, identity, peer, &[])?.config)
 }
 
 /// Client config for dialling one peer, checking its certificate against `crls`.
@@ -594,7 +613,7 @@ pub fn peer_client_config_with_crls(
     identity: &TlsIdentity,
     peer: &NodeId,
     crls: &Crls,
-) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+) -> Result<ClientSide, TlsError> {
     let member = roster
         .member(peer)
         .ok_or_else(|| TlsError::NotAMember(peer.to_string()))?;
@@ -617,10 +636,13 @@ pub fn peer_client_config_with_crls(
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous() // NOTE: not dangerous here: the custom verifier runs full WebPKI path validation and adds the roster check.
-        .with_custom_certificate_verifier(verifier)
+        .with_custom_certificate_verifier(verifier.clone())
         .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())?;
     cfg.alpn_protocols = vec![H2.to_vec()];
-    Ok(Arc::new(cfg))
+    Ok(ClientSide {
+        config: Arc::new(cfg),
+        verifier,
+    })
 }
 
 /// Client config for an agency client: ordinary WebPKI server verification
@@ -661,38 +683,78 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsError> {
     })
 }
 
+/// A server configuration with the verifier it checks clients with, so
+/// that an established connection's client can be checked again after a
+/// reload (rustls does not hand the verifier back out of a config).
+#[derive(Clone)]
+pub struct ServerSide {
+    pub config: Arc<rustls::ServerConfig>,
+    /// `None` for a fixed configuration, which never changes.
+    pub verifier: Option<Arc<dyn ClientCertVerifier>>,
+}
+
 /// Where a listener takes its server configuration from, once per
 /// accepted connection. A fixed configuration converts into one; a node
 /// hands out the receiving end of the configuration [`crate::reload`] swaps.
-#[derive(Debug, Clone)]
-pub struct ServerTls(watch::Receiver<Arc<rustls::ServerConfig>>);
+#[derive(Clone)]
+pub struct ServerTls(watch::Receiver<ServerSide>);
 
 impl ServerTls {
     /// The configuration a handshake starting now uses.
     pub fn current(&self) -> Arc<rustls::ServerConfig> {
-        self.0.borrow().clone()
+        self.0.borrow().config.clone()
+    }
+
+    /// Checks an established connection's client again whenever the
+    /// configuration changes.
+    fn recheck(&self, chain: Vec<CertificateDer<'static>>) -> Recheck {
+        let source = self.0.clone();
+        Recheck::new(
+            self.0.clone(),
+            Box::new(move || {
+                let verifier = source.borrow().verifier.clone();
+                match (verifier, chain.split_first()) {
+                    (Some(v), Some((leaf, rest))) => v
+                        .verify_client_cert(leaf, rest, UnixTime::now())
+                        .map(|_| ()),
+                    _ => Ok(()),
+                }
+            }),
+        )
     }
 }
 
 impl From<Arc<rustls::ServerConfig>> for ServerTls {
     fn from(config: Arc<rustls::ServerConfig>) -> Self {
         // NOTE: the sender is dropped at once; the receiver keeps the value.
-        Self(watch::channel(config).1)
+        let fixed = ServerSide {
+            config,
+            verifier: None,
+        };
+        Self(watch::channel(fixed).1)
     }
 }
 
-impl From<watch::Receiver<Arc<rustls::ServerConfig>>> for ServerTls {
-    fn from(rx: watch::Receiver<Arc<rustls::ServerConfig>>) -> Self {
+impl From<watch::Receiver<ServerSide>> for ServerTls {
+    fn from(rx: watch::Receiver<ServerSide>) -> Self {
         Self(rx)
     }
 }
 
+/// A client configuration for dialling one peer, with its verifier (see
+/// [`ServerSide`]).
+#[derive(Clone)]
+pub struct ClientSide {
+    pub config: Arc<rustls::ClientConfig>,
+    pub verifier: Arc<RosterServerVerifier>,
+}
+
 /// One client configuration per roster member, replaced as a whole.
-pub type PeerClientConfigs = BTreeMap<NodeId, Arc<rustls::ClientConfig>>;
+pub type PeerClientConfigs = BTreeMap<NodeId, ClientSide>;
 
 /// Where a connector takes its client configuration from, once per new
 /// connection.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum ClientTls {
     /// Always the same configuration.
     Fixed(Arc<rustls::ClientConfig>),
@@ -711,9 +773,38 @@ impl ClientTls {
             Self::Peer { configs, peer } => configs
                 .borrow()
                 .get(peer)
-                .cloned()
+                .map(|side| side.config.clone())
                 .ok_or_else(|| std::io::Error::other(TlsError::NotAMember(peer.to_string()))),
         }
+    }
+
+    /// Checks an established connection's server again whenever the
+    /// configurations change; `None` for a fixed configuration.
+    fn recheck(
+        &self,
+        chain: Vec<CertificateDer<'static>>,
+        server_name: ServerName<'static>,
+    ) -> Option<Recheck> {
+        let Self::Peer { configs, peer } = self else {
+            return None;
+        };
+        let (source, peer) = (configs.clone(), peer.clone());
+        Some(Recheck::new(
+            configs.clone(),
+            Box::new(move || {
+                let Some(verifier) = source.borrow().get(&peer).map(|s| s.verifier.clone()) else {
+                    return Err(rustls::Error::General(format!(
+                        "{peer} is no longer a member"
+                    )));
+                };
+                let Some((leaf, rest)) = chain.split_first() else {
+                    return Ok(());
+                };
+                verifier
+                    .verify_server_cert(leaf, rest, &server_name, &[], UnixTime::now())
+                    .map(|_| ())
+            }),
+        ))
     }
 }
 
@@ -723,12 +814,143 @@ impl From<Arc<rustls::ClientConfig>> for ClientTls {
     }
 }
 
+/// A verified peer chain, owned.
+fn owned_chain(certs: Option<&[CertificateDer<'_>]>) -> Vec<CertificateDer<'static>> {
+    certs
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c.clone().into_owned())
+        .collect()
+}
+
+type Check = Box<dyn Fn() -> Result<(), rustls::Error> + Send + Sync>;
+
+/// The check an established connection runs again after each change of its
+/// configuration source; once it fails, the connection is cut for good.
+struct Recheck {
+    changes: Pin<Box<dyn tokio_stream::Stream<Item = ()> + Send + Sync>>,
+    check: Check,
+    cut: Option<String>,
+}
+
+impl Recheck {
+    fn new<T: Clone + Send + Sync + 'static>(source: watch::Receiver<T>, check: Check) -> Self {
+        use tokio_stream::StreamExt;
+        Self {
+            changes: Box::pin(
+                tokio_stream::wrappers::WatchStream::from_changes(source).map(|_| ()),
+            ),
+            check,
+            cut: None,
+        }
+    }
+
+    /// Runs the check if the configuration changed since the last call,
+    /// and registers `cx` for the next change. `Some(reason)` the first
+    /// time the check fails; an error every time after.
+    fn poll_changed(&mut self, cx: &mut Context<'_>) -> Result<Option<String>, std::io::Error> {
+        if let Some(reason) = &self.cut {
+            return Err(cut_error(reason));
+        }
+        let mut changed = false;
+        while let Poll::Ready(Some(())) = self.changes.as_mut().poll_next(cx) {
+            changed = true;
+        }
+        if changed && let Err(error) = (self.check)() {
+            let reason = refusal_reason(&error);
+            self.cut = Some(reason.clone());
+            return Ok(Some(reason));
+        }
+        Ok(None)
+    }
+}
+
+fn cut_error(reason: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::PermissionDenied,
+        format!("connection cut: the peer's certificate is no longer accepted ({reason})"),
+    )
+}
+
+/// A TLS stream whose peer certificate is checked again at every change of
+/// its configuration (see the module doc). `on_cut` runs once, when the
+/// connection is cut.
+pub struct Guarded<S> {
+    stream: S,
+    recheck: Option<Recheck>,
+    on_cut: Option<OnCut>,
+}
+
+/// What a connection does once, when it is cut (log, count).
+type OnCut = Box<dyn FnOnce(&str) + Send + Sync>;
+
+impl<S> Guarded<S> {
+    fn check(&mut self, cx: &mut Context<'_>) -> std::io::Result<()> {
+        let Some(recheck) = &mut self.recheck else {
+            return Ok(());
+        };
+        match recheck.poll_changed(cx)? {
+            None => Ok(()),
+            Some(reason) => {
+                if let Some(on_cut) = self.on_cut.take() {
+                    on_cut(&reason);
+                }
+                Err(cut_error(&reason))
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.check(cx)?;
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.check(cx)?;
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.check(cx)?;
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.check(cx)?;
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
 /// How an accepted connection's identity is read from its verified leaf.
 pub type Identify = Arc<dyn Fn(&CertificateDer<'_>) -> Result<Identity, TlsError> + Send + Sync>;
 
 /// An accepted, handshaken TLS connection with its verified identity.
 pub struct TlsConn {
-    stream: tokio_rustls::server::TlsStream<TcpStream>,
+    stream: Guarded<tokio_rustls::server::TlsStream<TcpStream>>,
     info: ConnInfo,
 }
 
@@ -816,6 +1038,7 @@ pub fn incoming(
             // Read per connection, so a reloaded configuration applies to
             // the next handshake and to none already made.
             let acceptor = TlsAcceptor::from(config.current());
+            let recheck_source = config.clone();
             let identify = identify.clone();
             let tx = tx.clone();
             let stats = stats.clone();
@@ -836,17 +1059,34 @@ pub fn incoming(
                         return;
                     }
                 };
-                let identity = {
+                let (identity, chain) = {
                     let (_, conn) = stream.get_ref();
-                    match conn.peer_certificates().and_then(|c| c.first()) {
-                        Some(leaf) => identify(leaf),
-                        None => Err(TlsError::NoClientName),
+                    let chain = owned_chain(conn.peer_certificates());
+                    match chain.first() {
+                        Some(leaf) => (identify(leaf), chain),
+                        None => (Err(TlsError::NoClientName), chain),
                     }
                 };
                 match identity {
                     Ok(identity) => {
                         stats.count_accepted();
                         tracing::debug!(listener = listener_name, %remote, ?identity, "connection accepted");
+                        let who = format!("{identity:?}");
+                        let stream = Guarded {
+                            stream,
+                            recheck: Some(recheck_source.recheck(chain)),
+                            on_cut: Some(Box::new(move |reason: &str| {
+                                stats.count_cut();
+                                tracing::warn!(
+                                    security_event = true,
+                                    listener = listener_name,
+                                    %remote,
+                                    peer = %who,
+                                    reason,
+                                    "established connection cut: after a reload its certificate is no longer accepted"
+                                );
+                            })),
+                        };
                         let _ = tx
                             .send(Ok(TlsConn {
                                 stream,
@@ -875,23 +1115,37 @@ pub fn connector(
     server_name: ServerName<'static>,
 ) -> impl tower::Service<
     tonic::transport::Uri,
-    Response = hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<TcpStream>>,
+    Response = hyper_util::rt::TokioIo<Guarded<tokio_rustls::client::TlsStream<TcpStream>>>,
     Error = std::io::Error,
     Future: Send,
 > + Clone
 + Send
 + 'static {
-    let config = config.into();
+    let source: ClientTls = config.into();
     tower::service_fn(move |_: tonic::transport::Uri| {
-        let config = config.current();
+        let config = source.current();
+        let source = source.clone();
         let server_name = server_name.clone();
         let host = host.clone();
         async move {
             let connector = tokio_rustls::TlsConnector::from(config?);
             let tcp = TcpStream::connect((host.as_str(), port)).await?;
             tcp.set_nodelay(true)?;
-            let stream = connector.connect(server_name, tcp).await?;
-            Ok(hyper_util::rt::TokioIo::new(stream))
+            let stream = connector.connect(server_name.clone(), tcp).await?;
+            let chain = owned_chain(stream.get_ref().1.peer_certificates());
+            let target = format!("{host}:{port}");
+            Ok(hyper_util::rt::TokioIo::new(Guarded {
+                stream,
+                recheck: source.recheck(chain, server_name),
+                on_cut: Some(Box::new(move |reason: &str| {
+                    tracing::warn!(
+                        security_event = true,
+                        peer = %target,
+                        reason,
+                        "connection to a peer cut: after a reload its certificate is no longer accepted"
+                    );
+                })),
+            }))
         }
     })
 }

@@ -7,6 +7,7 @@
 mod common;
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::certs::{self, der, edit_config, identity, pull_as, read_issued, refused};
@@ -130,6 +131,35 @@ async fn a_revoked_peer_is_refused_without_a_restart_and_the_others_carry_on() {
         "gt's own certificate did not change"
     );
 
+    // hn's live pull stream from gt, established before, is cut at once,
+    // and so is gt's own stream from hn: neither waits for a reconnect.
+    eventually("hn's established connection to gt is cut", || async {
+        (gt.state.peer_handshakes.cut.load(Ordering::Relaxed) >= 1).then_some(())
+    })
+    .await;
+    let (_, text) = common::scrape(&fed, "gt", "/metrics").await.unwrap();
+    assert!(
+        common::sample(
+            &common::samples(&text),
+            "enlace_tls_connections_cut_total{listener=\"peer\""
+        ) >= Some(1.0),
+        "the cut is counted"
+    );
+    let gt_peers = gt_client.clone();
+    eventually("gt's replication from hn is no longer connected", || {
+        let mut c = gt_peers.clone();
+        async move {
+            let peers = c
+                .list_peers(pb::ListPeersRequest {})
+                .await
+                .ok()?
+                .into_inner();
+            let hn = peers.peers.into_iter().find(|p| p.node_id == "hn")?;
+            (!hn.connected).then_some(())
+        }
+    })
+    .await;
+
     // hn's new handshakes with gt are refused, and counted.
     let before = refused(&gt.state.peer_handshakes);
     // NOTE: in TLS 1.3 the client may finish its side of the handshake
@@ -169,6 +199,15 @@ async fn a_revoked_peer_is_refused_without_a_restart_and_the_others_carry_on() {
             .find(|r| r.record_id == second.record_id)
     })
     .await;
+    // ...and not at hn, whose stream was cut before it was published.
+    assert!(
+        hn.state
+            .store
+            .get_by_id(&second.record_id)
+            .unwrap()
+            .is_none(),
+        "a revoked member receives nothing published after its revocation"
+    );
 
     sv.stop().await.unwrap();
     hn.stop().await.unwrap();

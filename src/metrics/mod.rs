@@ -37,6 +37,7 @@
 //! | `enlace_records_rejected_total` | counter | `peer`, `reason` | records from the peer refused; `reason` is [`crate::verify::Rejection::label`] |
 //! | `enlace_tls_handshakes_accepted_total` | counter | `listener` | `peer`, `agency`, `metrics` |
 //! | `enlace_tls_handshakes_refused_total` | counter | `listener` | bad, missing, revoked or expired certificate; timeout |
+//! | `enlace_tls_connections_cut_total` | counter | `listener` | established connections cut because, after a reload, the client's certificate no longer passed (revoked, removed from the roster, expired) |
 //! | `enlace_query_duration_seconds` | histogram | | a hit/no-hit query asked by an agency client, across every member, deadline included |
 //! | `enlace_query_results_total` | counter | `peer`, `result` | answers to this node's queries: `hit`, `no_hit`, `unreachable`, `refused` |
 //! | `enlace_queries_answered_total` | counter | `peer`, `result` | peers' queries this node answered: `hit`, `no_hit`, `refused` |
@@ -290,6 +291,19 @@ pub fn render(state: &NodeState) -> Result<String, StoreError> {
             "enlace_tls_handshakes_refused_total",
             &[("listener", name)],
             handshakes(stats).1,
+        );
+    }
+
+    e.family(
+        "enlace_tls_connections_cut_total",
+        Kind::Counter,
+        "Established connections cut because, after a reload, the client's certificate no longer passed, per listener.",
+    );
+    for (name, stats) in listeners {
+        e.sample(
+            "enlace_tls_connections_cut_total",
+            &[("listener", name)],
+            stats.cut.load(std::sync::atomic::Ordering::Relaxed),
         );
     }
 

@@ -403,9 +403,41 @@ async fn two_node_processes_exchange_an_alert_published_with_the_cli() {
         "nothing stored on failure"
     );
 
+    // The record log is compacted only while the node is stopped.
+    let gt_config = gt_dir.join("node.toml");
+    let compact = || {
+        run(&[
+            "node",
+            "compact",
+            "--config",
+            gt_config.to_str().unwrap(),
+            "--json",
+        ])
+    };
+    let out = compact();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("in use by another process"),
+        "{}",
+        text(&out.stderr)
+    );
+
     // SIGTERM is a clean shutdown.
     assert!(hn.terminate().success());
     assert!(gt.terminate().success());
+
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let out = compact();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            v["bytes_after"].as_u64() <= v["bytes_before"].as_u64(),
+            "{v}"
+        );
+        held.push(v["records"].as_u64().unwrap());
+    }
+    assert!(held[0] >= 1 && held[0] == held[1], "{held:?}");
 }
 
 /// Copies `certs-example/` so a test can tighten its key permissions

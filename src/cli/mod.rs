@@ -130,6 +130,19 @@ pub enum NodeCommand {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Compact a stopped node's record log: drop the space that purged
+    /// records left, then exit.
+    Compact {
+        /// The node's configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Where the store lives; overrides `node.data_dir`.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Sets up logging: `RUST_LOG` if set, else `default`.
@@ -173,6 +186,20 @@ pub fn run(cli: Cli) -> ExitCode {
                         );
                         ExitCode::SUCCESS
                     }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::from(EXIT_CONFIG)
+                    }
+                }
+            }
+            Command::Node(NodeCommand::Compact {
+                config,
+                data_dir,
+                json,
+            }) => {
+                init_tracing(LogFormat::Text, "warn");
+                match crate::config::load(&config, data_dir.as_deref()) {
+                    Ok(s) => report(compact(&s, json).await),
                     Err(e) => {
                         eprintln!("error: {e}");
                         ExitCode::from(EXIT_CONFIG)
@@ -223,6 +250,39 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Bench(a) => report(crate::bench::run(a).await),
         }
     })
+}
+
+/// `enlace node compact`: the node must be stopped (its store is locked
+/// while it runs).
+async fn compact(settings: &crate::config::Settings, json: bool) -> Result<(), String> {
+    let store = crate::store::Store::open_with_cache(
+        &settings.data_dir,
+        &settings.node_id,
+        settings.cache_bytes,
+    )
+    .map_err(|e| format!("cannot open the store of node {}: {e}", settings.node_id))?;
+    let done = store.compact().await.map_err(|e| e.to_string())?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "node": settings.node_id.as_str(),
+                "records": done.frames,
+                "bytes_before": done.before,
+                "bytes_after": done.after,
+            })
+        );
+    } else {
+        println!(
+            "record log of node {} compacted: {} records, {} → {} bytes ({} reclaimed)",
+            settings.node_id,
+            done.frames,
+            done.before,
+            done.after,
+            done.before.saturating_sub(done.after)
+        );
+    }
+    Ok(())
 }
 
 fn selector(cmd: SelectorCommand) -> Result<(), String> {

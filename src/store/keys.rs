@@ -18,7 +18,9 @@
 //! - `local_cases`: case id → local case (JSON); never replicated
 //! - `case_selectors`: `kind as u8 ‖ epoch as u32 BE ‖ token (32) ‖ case id` → empty
 //! - `meta`: `schema_version` → `u32 BE`, `node_id` → node id,
-//!   `record_log_end` → committed length of the record log as `u64 BE`
+//!   `record_log_end` → committed length of the record log as `u64 BE`,
+//!   `record_log_file` → number of the record log file in use as `u64 BE`
+//!   (absent: 0, `records.log`; see `record_log::file_name`)
 //!
 //! The length prefix makes an origin's keys a contiguous range that no
 //! other origin's keys can interleave with (`gt` vs `gt-mp`), and big-endian

@@ -7,7 +7,8 @@
 //! `docs/decisions/0009-record-log.md`).
 //!
 //! - [`record_log`]: the records, framed and checksummed, appended to one
-//!   file; a purge rewrites a frame in place.
+//!   file; a purge rewrites a frame in place, and an offline compaction
+//!   (`compact`) writes them all again without the purges' padding.
 //! - `index`: per origin seq → frame, arrival position → frame, record id
 //!   → position, expiry → frame, all in memory, rebuilt from the log at
 //!   open.
@@ -55,6 +56,7 @@
 //! the record's frame so that the content leaves the disk.
 
 pub mod audit_log;
+mod compact;
 mod index;
 mod keys;
 pub mod record_log;
@@ -63,7 +65,7 @@ mod sled_trees;
 mod writes;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -71,6 +73,7 @@ use tokio::sync::watch;
 
 use crate::model::NodeId;
 use audit_log::{Anchor, HASH_LEN, RawEntry};
+pub use compact::Compacted;
 use index::{Expiries, Index};
 use record_log::{FrameContent, RecordLog};
 
@@ -155,6 +158,9 @@ impl Content {
 const ANCHOR_KEY: &str = "audit_anchor";
 /// `meta` key of the committed length of the record log (u64 BE).
 const LOG_END_KEY: &str = "record_log_end";
+/// `meta` key of the number of the record log file in use (u64 BE; absent:
+/// 0, `records.log`), which a compaction moves on.
+const LOG_FILE_KEY: &str = "record_log_file";
 
 /// A record as held by this node.
 #[derive(Debug, Clone)]
@@ -255,6 +261,9 @@ pub struct Store {
     checkpoints: sled::Tree,
     meta: sled::Tree,
     log: RecordLog,
+    /// The data directory, and the number of the record log file in it.
+    dir: PathBuf,
+    log_number: u64,
     /// Serialises record writes across their two phases: the log append
     /// (outside the gate) and the sled transaction (inside it).
     appender: tokio::sync::Mutex<()>,
@@ -344,12 +353,13 @@ impl Store {
                 // A new sled store beside a non-empty record log: sled's
                 // files were lost or replaced. Cutting the log back to the
                 // new store's committed length (0) would erase it.
-                let log = dir.join(record_log::FILE_NAME);
-                if std::fs::metadata(&log).is_ok_and(|m| m.len() > 0) {
-                    return Err(StoreError::Corrupt(format!(
-                        "{} holds records but the sled store beside it is new",
-                        log.display()
-                    )));
+                for (_, log) in log_files(dir)? {
+                    if std::fs::metadata(&log).is_ok_and(|m| m.len() > 0) {
+                        return Err(StoreError::Corrupt(format!(
+                            "{} holds records but the sled store beside it is new",
+                            log.display()
+                        )));
+                    }
                 }
                 meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
             }
@@ -384,6 +394,12 @@ impl Store {
                 .ok_or_else(|| StoreError::Corrupt("meta.record_log_end is not 8 bytes".into()))?,
             None => 0,
         };
+        let log_number = match meta.get(LOG_FILE_KEY)? {
+            Some(v) => keys::read_u64(&v)
+                .ok_or_else(|| StoreError::Corrupt("meta.record_log_file is not 8 bytes".into()))?,
+            None => 0,
+        };
+        let log_path = dir.join(record_log::file_name(log_number));
         // Tombstones in sled: purges in progress, and those too long for
         // their frame. Few; the rest live in the frames.
         let held: HashMap<Vec<u8>, Vec<u8>> = tombstones
@@ -394,7 +410,7 @@ impl Store {
         let mut expiring = Expiries::default();
         let mut repairs = Vec::new();
         let mut purged = Vec::new();
-        let log = RecordLog::open(dir, committed, |s| {
+        let log = RecordLog::open(&log_path, committed, |s| {
             let h = &s.head;
             if h.position != index.len() as u64 + 1 {
                 return Err(StoreError::Corrupt(format!(
@@ -460,6 +476,16 @@ impl Store {
         }
         index.shrink();
         expiring.shrink();
+        // Another log file is what a compaction left: the old one, once the
+        // new one is committed, or the new one, if it never was.
+        for (n, path) in log_files(dir)? {
+            if n != log_number {
+                std::fs::remove_file(&path).map_err(|e| {
+                    StoreError::Failed(format!("cannot remove {}: {e}", path.display()))
+                })?;
+                tracing::info!(file = %path.display(), "removed a record log left by a compaction");
+            }
+        }
 
         let own_seq = index.last_seq(own);
         let last_arrival = index.len() as u64;
@@ -494,6 +520,8 @@ impl Store {
             checkpoints,
             meta,
             log,
+            dir: dir.to_path_buf(),
+            log_number,
             appender: tokio::sync::Mutex::new(()),
             index: RwLock::new(index),
             expiring: Mutex::new(expiring),
@@ -567,6 +595,21 @@ impl Store {
         self.db.flush_async().await?;
         Ok(())
     }
+}
+
+/// The record log files in `dir`, with their numbers.
+fn log_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| StoreError::Failed(format!("cannot list {}: {e}", dir.display())))?;
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry =
+            entry.map_err(|e| StoreError::Failed(format!("cannot list {}: {e}", dir.display())))?;
+        if let Some(n) = entry.file_name().to_str().and_then(record_log::file_number) {
+            out.push((n, entry.path()));
+        }
+    }
+    Ok(out)
 }
 
 /// Opens the sled database. sled releases its file lock from a background

@@ -33,6 +33,10 @@
 //! file is committed is not the log's business: the store keeps it in sled
 //! (`meta` key `record_log_end`), written in the transaction that
 //! references the frames, and hands it to [`RecordLog::open`].
+//!
+//! Compaction ([`super::Store::compact`]) writes the frames again, without
+//! a purge's padding, into a new file `records.<n>.log`; sled's `meta` key
+//! `record_log_file` names the file in use (absent: `records.log`).
 
 use std::fs::File;
 use std::io::Read;
@@ -42,8 +46,44 @@ use std::path::Path;
 use super::{Content, StoreError};
 use crate::model::NodeId;
 
-/// Name of the log in the data directory.
+/// Name of the first log in the data directory; a compaction writes the
+/// next one (see [`file_name`]).
 pub const FILE_NAME: &str = "records.log";
+
+/// Name of the `n`th log file: `records.log`, then `records.1.log`, ….
+pub fn file_name(n: u64) -> String {
+    match n {
+        0 => FILE_NAME.to_owned(),
+        n => format!("records.{n}.log"),
+    }
+}
+
+/// The number of a log file's name, if it is one (see [`file_name`]).
+pub fn file_number(name: &str) -> Option<u64> {
+    if name == FILE_NAME {
+        return Some(0);
+    }
+    let n = name.strip_prefix("records.")?.strip_suffix(".log")?;
+    // Digits only, no sign or leading zero: one name per number.
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) || n.starts_with('0') {
+        return None;
+    }
+    n.parse().ok().filter(|&n| n > 0)
+}
+
+/// The frame `frame` becomes in a compacted log: the same head and
+/// content, at its natural length (a purge's padding dropped). A tombstone
+/// kept in sled (`elsewhere`) moves into the frame.
+pub fn compacted(frame: &Frame, elsewhere: Option<&[u8]>) -> Result<Vec<u8>, StoreError> {
+    match (&frame.content, elsewhere) {
+        (FrameContent::Held(content), _) => encode(&frame.head, content),
+        (FrameContent::TombstoneElsewhere, Some(t)) => encode_raw(&frame.head, TAG_TOMBSTONE, t, 0),
+        (FrameContent::TombstoneElsewhere, None) => Err(StoreError::Corrupt(format!(
+            "tombstone of {}#{} is missing",
+            frame.head.origin, frame.head.seq
+        ))),
+    }
+}
 
 const HEADER: usize = 8;
 /// First payload byte of a version 3 frame (a version 2 frame starts with
@@ -242,25 +282,16 @@ fn io(what: &str, e: std::io::Error) -> StoreError {
 }
 
 impl RecordLog {
-    /// Opens (or creates, owner-only) the log in `dir`, cuts it back to
+    /// Opens (or creates, owner-only) the log at `path`, cuts it back to
     /// `committed` bytes (frames past it were never acknowledged: the sled
     /// transaction that would have referenced them did not commit) and
     /// calls `each` for every frame up to there, in order.
     pub fn open(
-        dir: &Path,
+        path: &Path,
         committed: u64,
         mut each: impl FnMut(Scanned) -> Result<(), StoreError>,
     ) -> Result<Self, StoreError> {
-        let path = dir.join(FILE_NAME);
-        let mut options = std::fs::OpenOptions::new();
-        options.read(true).write(true).create(true);
-        #[cfg(unix)]
-        {
-            // Other members' records: owner only, like the directory.
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let file = options.open(&path).map_err(|e| io("open", e))?;
+        let file = create_owner_only(path, false)?;
         let len = file.metadata().map_err(|e| io("stat", e))?.len();
         if len < committed {
             return Err(StoreError::Corrupt(format!(
@@ -365,6 +396,26 @@ impl RecordLog {
             len: total,
         })
     }
+}
+
+/// Opens `path` for reading and writing, creating it readable by its owner
+/// only (other members' records); `new` insists that it did not exist.
+pub fn create_owner_only(path: &Path, new: bool) -> Result<File, StoreError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true);
+    if new {
+        options.create_new(true);
+    } else {
+        options.create(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+        .open(path)
+        .map_err(|e| io(&format!("open {}", path.display()), e))
 }
 
 /// Reads what is there, up to `buf.len()` bytes, at `at`.

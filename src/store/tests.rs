@@ -659,3 +659,135 @@ async fn a_version_2_store_is_upgraded_in_place() {
         Some(&b"old state 3"[..])
     );
 }
+
+#[tokio::test]
+async fn compaction_drops_the_padding_of_purges_and_keeps_every_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let gt = id("gt");
+    let before = {
+        let store = filled(&dir).await;
+        // Two of gt's records with big content, then purged: one tombstone
+        // fits its frame, one is too long for it and is kept in sled.
+        let mut big = rec(6, vec![b'S'; 4000]);
+        big.expires_at_ms = Some(1_000);
+        let mut small = rec(7, b"tiny".to_vec());
+        small.expires_at_ms = Some(1_000);
+        small.series = Some(SeriesWrite {
+            series_id: small.record_id.clone(),
+            state: b"state of 7".to_vec(),
+        });
+        store
+            .apply_received(&gt, &[big, small], 7, no_audit)
+            .await
+            .unwrap();
+        store
+            .purge(&gt, 7, 1_000, vec![b'L'; 300], b"purged".to_vec())
+            .await
+            .unwrap();
+        store
+            .purge(&gt, 6, 1_000, b"T6".to_vec(), b"purged".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(
+            store.tombstones.len(),
+            2,
+            "a finished purge and one elsewhere"
+        );
+        let before = snapshot(&store);
+        let done = store.compact().await.unwrap();
+        assert_eq!(done.frames, 7);
+        // 4000 bytes of padding go; the 300-byte tombstone kept in sled
+        // comes into its frame.
+        assert!(
+            done.before - done.after > 3500,
+            "the 4000-byte record's padding is gone: {done:?}"
+        );
+        assert_eq!(
+            std::fs::metadata(dir.path().join("records.1.log"))
+                .unwrap()
+                .len(),
+            done.after
+        );
+        before
+    };
+    assert!(!log_path(&dir).exists(), "the old log is removed");
+    let store = Store::open(dir.path(), &id("hn")).unwrap();
+    assert_eq!(snapshot(&store), before);
+    assert_eq!(
+        store.tombstones.len(),
+        0,
+        "both tombstones are in their frames"
+    );
+    let got = |rid: &str| store.get_by_id(rid).unwrap().unwrap().content;
+    assert_eq!(
+        got("gt-0000000000000007"),
+        Content::Tombstone(vec![b'L'; 300])
+    );
+    assert_eq!(
+        got("gt-0000000000000006"),
+        Content::Tombstone(b"T6".to_vec())
+    );
+    assert_eq!(
+        store.series("gt-0000000000000007").unwrap().as_deref(),
+        Some(&b"state of 7"[..])
+    );
+    // Writing goes on in the new file, and survives another reopen.
+    store
+        .apply_received(&gt, &[rec(8, b"after".to_vec())], 8, no_audit)
+        .await
+        .unwrap();
+    drop(store);
+    let store = Store::open(dir.path(), &id("hn")).unwrap();
+    assert_eq!(
+        got_content(&store, "gt-0000000000000008"),
+        b"after".to_vec()
+    );
+    assert_eq!(store.len(), 8);
+}
+
+fn got_content(store: &Store, rid: &str) -> Vec<u8> {
+    match store.get_by_id(rid).unwrap().unwrap().content {
+        Content::Envelope(b) => b,
+        Content::Tombstone(t) => t,
+    }
+}
+
+#[tokio::test]
+async fn a_compaction_cut_short_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = {
+        let store = filled(&dir).await;
+        let before = snapshot(&store);
+        store.compact().await.unwrap();
+        before
+    };
+    // A crash after the commit, before the old file was removed; and one of
+    // a later compaction before its commit: both files are left over.
+    std::fs::write(log_path(&dir), b"old frames").unwrap();
+    std::fs::write(dir.path().join("records.2.log"), b"half a new log").unwrap();
+    // Not a name a compaction writes: left alone.
+    std::fs::write(dir.path().join("records.02.log"), b"someone's file").unwrap();
+    let store = Store::open(dir.path(), &id("hn")).unwrap();
+    assert_eq!(snapshot(&store), before);
+    assert!(!log_path(&dir).exists());
+    assert!(!dir.path().join("records.2.log").exists());
+    assert!(dir.path().join("records.02.log").exists());
+    assert!(dir.path().join("records.1.log").exists());
+}
+
+#[test]
+fn log_file_names_have_one_spelling_per_number() {
+    for n in [0, 1, 2, 10, 12345] {
+        assert_eq!(record_log::file_number(&record_log::file_name(n)), Some(n));
+    }
+    for name in [
+        "records.0.log",
+        "records.01.log",
+        "records.-1.log",
+        "records..log",
+        "records.1.log.tmp",
+        "x.log",
+    ] {
+        assert_eq!(record_log::file_number(name), None, "{name}");
+    }
+}

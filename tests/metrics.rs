@@ -102,6 +102,9 @@ async fn the_metrics_endpoint_serves_every_series() {
         );
         assert!(get(s, "enlace_audit_entries") > 0.0);
         assert!(get(s, "enlace_audit_checkpoint_size") >= 0.0);
+        // N records of a few hundred bytes each, nothing purged yet.
+        assert!(get(s, "enlace_store_log_bytes") > (N * 200) as f64);
+        assert_eq!(get(s, "enlace_store_log_reclaimable_bytes"), 0.0);
         assert!(
             get(
                 s,

@@ -41,6 +41,8 @@
 //! | `enlace_query_duration_seconds` | histogram | | a hit/no-hit query asked by an agency client, across every member, deadline included |
 //! | `enlace_query_results_total` | counter | `peer`, `result` | answers to this node's queries: `hit`, `no_hit`, `unreachable`, `refused` |
 //! | `enlace_queries_answered_total` | counter | `peer`, `result` | peers' queries this node answered: `hit`, `no_hit`, `refused` |
+//! | `enlace_store_log_bytes` | gauge | | committed length of the record log |
+//! | `enlace_store_log_reclaimable_bytes` | gauge | | of it, the space purged records left, which `enlace node compact` reclaims |
 //! | `enlace_audit_entries` | gauge | | size of the audit log (number of its last durable entry; pruned ones included) |
 //! | `enlace_audit_checkpoint_size` | gauge | | size of the latest signed checkpoint of it (0: none yet) |
 //! | `enlace_certificate_days_left` | gauge | `certificate`, `subject` | whole days to expiry, negative once expired |
@@ -334,6 +336,20 @@ pub fn render(state: &NodeState) -> Result<String, StoreError> {
         &["peer", "result"],
         &state.metrics.queries_answered,
     );
+
+    let usage = state.store.log_usage();
+    e.family(
+        "enlace_store_log_bytes",
+        Kind::Gauge,
+        "Committed length of the record log, in bytes.",
+    );
+    e.sample("enlace_store_log_bytes", &[], usage.bytes);
+    e.family(
+        "enlace_store_log_reclaimable_bytes",
+        Kind::Gauge,
+        "Bytes of the record log that purged records left and `enlace node compact` reclaims.",
+    );
+    e.sample("enlace_store_log_reclaimable_bytes", &[], usage.reclaimable);
 
     e.family(
         "enlace_audit_entries",

@@ -124,6 +124,16 @@ pub enum StoreError {
     Failed(String),
 }
 
+/// How much disk the record log takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogUsage {
+    /// Committed length of the record log.
+    pub bytes: u64,
+    /// Of those, what `enlace node compact` would reclaim: the padding that
+    /// purges left in place of content.
+    pub reclaimable: u64,
+}
+
 /// Highest durable positions; only these are visible to readers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Watermark {
@@ -264,6 +274,8 @@ pub struct Store {
     /// The data directory, and the number of the record log file in it.
     dir: PathBuf,
     log_number: u64,
+    /// See [`LogUsage::reclaimable`].
+    reclaimable: std::sync::atomic::AtomicU64,
     /// Serialises record writes across their two phases: the log append
     /// (outside the gate) and the sled transaction (inside it).
     appender: tokio::sync::Mutex<()>,
@@ -410,6 +422,7 @@ impl Store {
         let mut expiring = Expiries::default();
         let mut repairs = Vec::new();
         let mut purged = Vec::new();
+        let mut reclaimable = 0u64;
         let log = RecordLog::open(&log_path, committed, |s| {
             let h = &s.head;
             if h.position != index.len() as u64 + 1 {
@@ -439,13 +452,19 @@ impl Store {
                         key,
                     });
                 }
-                (Some(FrameContent::Held(Content::Tombstone(_))), true) => purged.push(key),
+                (Some(FrameContent::Held(Content::Tombstone(_))), true) => {
+                    reclaimable += record_log::slack(s.len, h, s.content.as_ref());
+                    purged.push(key);
+                }
+                (Some(FrameContent::Held(Content::Tombstone(_))), false)
+                | (Some(FrameContent::TombstoneElsewhere), _) => {
+                    reclaimable += record_log::slack(s.len, h, s.content.as_ref());
+                }
                 (Some(FrameContent::Held(Content::Envelope(_))), false) => {
                     if let Some(at) = h.expires_at_ms {
                         expiring.insert(at, s.offset);
                     }
                 }
-                _ => {}
             }
             index.insert(&h.origin, h.seq, h.position, &h.record_id, s.offset);
             Ok(())
@@ -466,6 +485,11 @@ impl Store {
         for r in &repairs {
             let tombstone = held.get(&r.key).map(Vec::as_slice).unwrap_or_default();
             let (frame, inline) = record_log::tombstone_frame(&r.frame, tombstone)?;
+            reclaimable += record_log::slack(
+                r.frame.len,
+                &r.frame.head,
+                Some(&record_log::after_purge(tombstone, inline)),
+            );
             log.overwrite(r.offset, &frame)?;
             if inline {
                 purged.push(r.key.clone());
@@ -522,6 +546,7 @@ impl Store {
             log,
             dir: dir.to_path_buf(),
             log_number,
+            reclaimable: std::sync::atomic::AtomicU64::new(reclaimable),
             appender: tokio::sync::Mutex::new(()),
             index: RwLock::new(index),
             expiring: Mutex::new(expiring),
@@ -577,6 +602,14 @@ impl Store {
             *d != before
         });
         Ok(())
+    }
+
+    /// The record log's size, and what a compaction would reclaim.
+    pub fn log_usage(&self) -> LogUsage {
+        LogUsage {
+            bytes: self.writer.lock().map_or(0, |w| w.log_end),
+            reclaimable: self.reclaimable.load(std::sync::atomic::Ordering::Relaxed),
+        }
     }
 
     /// The durable watermark now.

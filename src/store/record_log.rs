@@ -144,6 +144,47 @@ pub fn encode(head: &Head, content: &Content) -> Result<Vec<u8>, StoreError> {
     encode_raw(head, tag, bytes, 0)
 }
 
+/// Length of a frame with `head` and `content_len` bytes of content, before
+/// any padding.
+fn natural_len(head: &Head, content_len: usize) -> usize {
+    let v3_fields = if head.v2 {
+        0
+    } else {
+        1 + 8 + 4 + head.series_state.as_ref().map_or(0, Vec::len)
+    };
+    HEADER
+        + v3_fields
+        + 1
+        + head.origin.as_str().len()
+        + 16
+        + 2
+        + head.record_id.len()
+        + 1
+        + 4
+        + content_len
+}
+
+/// Bytes of a frame that a compaction would drop: a purge's padding.
+pub fn slack(frame_len: usize, head: &Head, content: Option<&FrameContent>) -> u64 {
+    let content_len = match content {
+        Some(FrameContent::Held(Content::Envelope(b) | Content::Tombstone(b))) => b.len(),
+        // A tombstone kept elsewhere, or a torn frame about to be repaired:
+        // nothing but the head is needed (the tombstone may come back in
+        // at compaction, which the figure does not try to foresee).
+        Some(FrameContent::TombstoneElsewhere) | None => 0,
+    };
+    frame_len.saturating_sub(natural_len(head, content_len)) as u64
+}
+
+/// What a frame holds after a purge wrote `tombstone` into it (`inline`)
+/// or into sled.
+pub fn after_purge(tombstone: &[u8], inline: bool) -> FrameContent {
+    match inline {
+        true => FrameContent::Held(Content::Tombstone(tombstone.to_vec())),
+        false => FrameContent::TombstoneElsewhere,
+    }
+}
+
 /// Encodes one frame. `pad_to`, if larger than the natural length, is the
 /// total frame length to fill with zero padding (a purge's rewrite).
 fn encode_raw(head: &Head, tag: u8, bytes: &[u8], pad_to: usize) -> Result<Vec<u8>, StoreError> {
@@ -161,13 +202,7 @@ fn encode_raw(head: &Head, tag: u8, bytes: &[u8], pad_to: usize) -> Result<Vec<u
         None => NO_STATE,
     };
     let origin = head.origin.as_str().as_bytes();
-    let v3_fields = if head.v2 {
-        0
-    } else {
-        1 + 8 + 4 + state.map_or(0, <[u8]>::len)
-    };
-    let natural =
-        HEADER + v3_fields + 1 + origin.len() + 16 + 2 + record_id.len() + 1 + 4 + bytes.len();
+    let natural = natural_len(head, bytes.len());
     let mut frame = Vec::with_capacity(natural.max(pad_to));
     frame.extend_from_slice(&[0; HEADER]);
     if !head.v2 {

@@ -476,6 +476,14 @@ impl Store {
             self.log.overwrite(at, &rewrite)?;
         }
         self.log.sync()?;
+        self.reclaimable.fetch_add(
+            record_log::slack(
+                frame.len,
+                &frame.head,
+                Some(&record_log::after_purge(&tombstone, inline)),
+            ),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         self.purging
             .lock()
             .map_err(|_| StoreError::Poisoned)?

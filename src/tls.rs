@@ -873,18 +873,19 @@ fn cut_error(reason: &str) -> std::io::Error {
 }
 
 /// A TLS stream whose peer certificate is checked again at every change of
-/// its configuration (see the module doc). `on_cut` runs once, when the
-/// connection is cut.
-pub struct Guarded<S> {
+/// its configuration (see the module doc), with what is known of the
+/// connection (`info`). `on_cut` runs once, when the connection is cut.
+pub struct Guarded<S, I = ()> {
     stream: S,
     recheck: Option<Recheck>,
     on_cut: Option<OnCut>,
+    info: I,
 }
 
 /// What a connection does once, when it is cut (log, count).
 type OnCut = Box<dyn FnOnce(&str) + Send + Sync>;
 
-impl<S> Guarded<S> {
+impl<S, I> Guarded<S, I> {
     fn check(&mut self, cx: &mut Context<'_>) -> std::io::Result<()> {
         let Some(recheck) = &mut self.recheck else {
             return Ok(());
@@ -901,7 +902,7 @@ impl<S> Guarded<S> {
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
+impl<S: AsyncRead + Unpin, I: Unpin> AsyncRead for Guarded<S, I> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -912,7 +913,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
+impl<S: AsyncWrite + Unpin, I: Unpin> AsyncWrite for Guarded<S, I> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -949,56 +950,13 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
 pub type Identify = Arc<dyn Fn(&CertificateDer<'_>) -> Result<Identity, TlsError> + Send + Sync>;
 
 /// An accepted, handshaken TLS connection with its verified identity.
-pub struct TlsConn {
-    stream: Guarded<tokio_rustls::server::TlsStream<TcpStream>>,
-    info: ConnInfo,
-}
+pub type TlsConn = Guarded<tokio_rustls::server::TlsStream<TcpStream>, ConnInfo>;
 
 impl tonic::transport::server::Connected for TlsConn {
     type ConnectInfo = ConnInfo;
 
     fn connect_info(&self) -> ConnInfo {
         self.info.clone()
-    }
-}
-
-impl AsyncRead for TlsConn {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for TlsConn {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
     }
 }
 
@@ -1072,8 +1030,9 @@ pub fn incoming(
                         stats.count_accepted();
                         tracing::debug!(listener = listener_name, %remote, ?identity, "connection accepted");
                         let who = format!("{identity:?}");
-                        let stream = Guarded {
+                        let conn = Guarded {
                             stream,
+                            info: ConnInfo { remote, identity },
                             recheck: Some(recheck_source.recheck(chain)),
                             on_cut: Some(Box::new(move |reason: &str| {
                                 stats.count_cut();
@@ -1087,12 +1046,7 @@ pub fn incoming(
                                 );
                             })),
                         };
-                        let _ = tx
-                            .send(Ok(TlsConn {
-                                stream,
-                                info: ConnInfo { remote, identity },
-                            }))
-                            .await;
+                        let _ = tx.send(Ok(conn)).await;
                     }
                     Err(error) => {
                         stats.count_refused();
@@ -1136,6 +1090,7 @@ pub fn connector(
             let target = format!("{host}:{port}");
             Ok(hyper_util::rt::TokioIo::new(Guarded {
                 stream,
+                info: (),
                 recheck: source.recheck(chain, server_name),
                 on_cut: Some(Box::new(move |reason: &str| {
                     tracing::warn!(

@@ -1192,16 +1192,21 @@ async fn bulk_load(settings: &Settings, records: u64) -> Result<(Duration, usize
                     Some(r) if r.seq == seq => Ok(r),
                     _ => Err(format!("the store gave seq {seq}, not the one signed")),
                 },
+                // One entry per record, as publishing through the agency
+                // API writes: the audit log a publishing node really holds.
                 |records| {
-                    vec![
-                        crate::audit::Entry::new(
-                            crate::audit::Action::RecordPublished,
-                            "enlace-bench",
-                        )
-                        .ids(records.iter().map(|r| r.record_id.clone()))
-                        .result("bulk load")
-                        .encode(),
-                    ]
+                    records
+                        .iter()
+                        .map(|r| {
+                            crate::audit::Entry::new(
+                                crate::audit::Action::RecordPublished,
+                                "enlace-bench",
+                            )
+                            .id(r.record_id.clone())
+                            .result("alert")
+                            .encode()
+                        })
+                        .collect()
                 },
             )
             .await

@@ -15,7 +15,7 @@ use enlace::audit::Entry;
 use enlace::pb::v1 as pb;
 use enlace::pb::v1::agency_client::AgencyClient;
 use enlace::sandbox::{Sandbox, sample_alert};
-use enlace::store::audit_log::RawEntry;
+use enlace::store::audit_log::{self, RawEntry};
 use enlace::vocabulary::{Offence, SelectorKind};
 use serde_json::Value;
 use tonic::transport::Channel;
@@ -378,13 +378,19 @@ fn raw_store(fed: &Sandbox) -> sled::Db {
     sled::open(fed.member("gt").unwrap().data_dir()).expect("open gt's sled files")
 }
 
+/// The audit entries held in gt's `audit_log` tree.
 fn entries(tree: &sled::Tree) -> Vec<RawEntry> {
     tree.iter()
-        .map(|kv| {
-            let (k, v) = kv.unwrap();
-            RawEntry::decode(&k, &v).unwrap()
-        })
+        .flat_map(|kv| audit_log::decode_group(&kv.unwrap().1).unwrap())
         .collect()
+}
+
+/// Replaces gt's audit entries with `entries`, as the store groups them.
+fn write_entries(tree: &sled::Tree, entries: &[RawEntry]) {
+    tree.clear().unwrap();
+    for (k, v) in audit_log::encode_groups(entries) {
+        tree.insert(k, v).unwrap();
+    }
 }
 
 async fn verify_config(config: std::path::PathBuf, extra: &'static [&'static str]) -> (i32, Value) {
@@ -418,17 +424,18 @@ async fn a_flipped_byte_names_its_entry() {
 
     let victim = {
         let db = raw_store(&fed);
-        let tree = db.open_tree("audit").unwrap();
-        let all = entries(&tree);
+        let tree = db.open_tree("audit_log").unwrap();
+        let mut all = entries(&tree);
         assert!(all.len() > 5);
-        let victim = &all[all.len() / 2];
-        let mut value = victim.encode();
+        let mid = all.len() / 2;
+        let victim = &mut all[mid];
         // One byte of the body: a record id, an actor, a time.
-        let at = value.len() - 10;
-        value[at] ^= 0x01;
-        tree.insert(victim.n.to_be_bytes(), value).unwrap();
+        let at = victim.body.len() - 10;
+        victim.body[at] ^= 0x01;
+        let n = victim.n;
+        write_entries(&tree, &all);
         db.flush().unwrap();
-        victim.n
+        n
     };
     let (code, report) = verify_config(gt_config(&fed), &[]).await;
     assert_eq!(code, 1, "{report}");
@@ -451,12 +458,10 @@ async fn a_truncated_tail_is_caught_by_the_checkpoint_a_peer_witnessed() {
     // them: only the peer's copy remains.
     let kept = {
         let db = raw_store(&fed);
-        let tree = db.open_tree("audit").unwrap();
+        let tree = db.open_tree("audit_log").unwrap();
         let all = entries(&tree);
         let kept = all[all.len() - 4].n;
-        for e in &all[all.len() - 3..] {
-            tree.remove(e.n.to_be_bytes()).unwrap();
-        }
+        write_entries(&tree, &all[..all.len() - 3]);
         db.open_tree("checkpoints").unwrap().clear().unwrap();
         db.flush().unwrap();
         kept
@@ -508,20 +513,20 @@ async fn a_rewritten_tail_is_caught_even_when_rehashed() {
     let (fed, hn) = history().await;
     let from = {
         let db = raw_store(&fed);
-        let tree = db.open_tree("audit").unwrap();
-        let all = entries(&tree);
+        let tree = db.open_tree("audit_log").unwrap();
+        let mut all = entries(&tree);
         // Rewrite the last three entries into other history, hashes and
         // links recomputed: the chain is consistent again.
         let from = all.len() - 3;
         let mut prev = all[from - 1].hash;
-        for e in &all[from..] {
+        for e in &mut all[from..] {
             let mut entry = Entry::decode(&e.body).unwrap();
             entry.actor = "nobody".into();
             entry.ids.clear();
-            let forged = RawEntry::chained(e.n, prev, entry.encode());
-            prev = forged.hash;
-            tree.insert(e.n.to_be_bytes(), forged.encode()).unwrap();
+            *e = RawEntry::chained(e.n, prev, entry.encode());
+            prev = e.hash;
         }
+        write_entries(&tree, &all);
         db.open_tree("checkpoints").unwrap().clear().unwrap();
         db.flush().unwrap();
         all[from].n

@@ -1,10 +1,19 @@
-//! On-disk format of the audit chain (`audit` tree) and of the checkpoints
-//! (`checkpoints` tree). Part of the on-disk format: changing it means a new
-//! schema version.
+//! On-disk format of the audit chain (`audit_log` tree) and of the
+//! checkpoints (`checkpoints` tree). Part of the on-disk format: changing it
+//! means a new schema version.
 //!
-//! - `audit`: `n as u64 BE` → `hash (32) ‖ prev (32) ‖ body`. Entries are
-//!   numbered from 1 with no gaps; `prev` is the hash of entry `n - 1`
-//!   (32 zero bytes for entry 1, or the anchor's hash after pruning).
+//! - An entry is `hash (32) ‖ prev (32) ‖ body`. Entries are numbered from
+//!   1 with no gaps; `prev` is the hash of entry `n - 1` (32 zero bytes for
+//!   entry 1, or the anchor's hash after pruning).
+//! - `audit_log` (schema version 3): entries in groups of [`GROUP`]
+//!   consecutive numbers, keyed by the group's first number as `u64 BE`;
+//!   a group's value is its entries held, in order, each as
+//!   `n as u64 BE ‖ len as u32 BE ‖ entry`. sled's memory grows with its
+//!   number of entries, and a publishing node writes an audit entry per
+//!   record: grouped, a million entries are some 31 000 sled entries.
+//!   Appending rewrites the last group (a few KiB).
+//! - `audit` (schema version 2): one sled entry per audit entry, `n as u64
+//!   BE` → entry; moved into `audit_log` when a version 2 store is opened.
 //! - `checkpoints`: `len(node) as u8 ‖ node ‖ size as u64 BE` → the signed
 //!   checkpoint (this node's own) or the witnessed checkpoint (a peer's), as
 //!   the audit module encoded it.
@@ -133,6 +142,58 @@ impl Anchor {
     }
 }
 
+/// Consecutive entries per `audit_log` group.
+pub const GROUP: u64 = 32;
+
+/// Key of the group that holds entry `n` (its first number).
+pub fn group_key(n: u64) -> [u8; 8] {
+    (n.saturating_sub(1) / GROUP * GROUP + 1).to_be_bytes()
+}
+
+/// Appends `e` to a group's value.
+pub fn push_to_group(group: &mut Vec<u8>, e: &RawEntry) {
+    let entry = e.encode();
+    group.extend_from_slice(&e.n.to_be_bytes());
+    group.extend_from_slice(&(entry.len() as u32).to_be_bytes());
+    group.extend_from_slice(&entry);
+}
+
+/// The entries of a group's value, in order.
+pub fn decode_group(value: &[u8]) -> Result<Vec<RawEntry>, String> {
+    let mut out = Vec::new();
+    let mut rest = value;
+    while !rest.is_empty() {
+        let (n, tail) = rest
+            .split_first_chunk::<8>()
+            .ok_or("audit group is cut short")?;
+        let (len, tail) = tail
+            .split_first_chunk::<4>()
+            .ok_or("audit group is cut short")?;
+        let len = u32::from_be_bytes(*len) as usize;
+        let entry = tail.get(..len).ok_or("audit group is cut short")?;
+        out.push(RawEntry::decode(n, entry)?);
+        rest = &tail[len..];
+    }
+    Ok(out)
+}
+
+/// `entries` (ascending) as `audit_log` groups: key and value.
+pub fn encode_groups(entries: &[RawEntry]) -> Vec<([u8; 8], Vec<u8>)> {
+    let mut out: Vec<([u8; 8], Vec<u8>)> = Vec::new();
+    for e in entries {
+        let key = group_key(e.n);
+        match out.last_mut() {
+            Some((k, v)) if *k == key => push_to_group(v, e),
+            _ => {
+                let mut v = Vec::new();
+                push_to_group(&mut v, e);
+                out.push((key, v));
+            }
+        }
+    }
+    out
+}
+
 /// Key of a checkpoint of `node`'s log at `size`.
 pub fn checkpoint_key(node: &str, size: u64) -> Vec<u8> {
     super::keys::record_key(node, size)
@@ -165,6 +226,30 @@ mod tests {
                 .hash_holds()
         );
         assert!(RawEntry::decode(&key, &value[..40]).is_err());
+    }
+
+    #[test]
+    fn groups_hold_consecutive_entries_and_round_trip() {
+        assert_eq!(group_key(1), 1u64.to_be_bytes());
+        assert_eq!(group_key(GROUP), 1u64.to_be_bytes());
+        assert_eq!(group_key(GROUP + 1), (GROUP + 1).to_be_bytes());
+        let mut prev = GENESIS;
+        let entries: Vec<RawEntry> = (1..=GROUP + 5)
+            .map(|n| {
+                let e = RawEntry::chained(n, prev, format!("entry {n}").into_bytes());
+                prev = e.hash;
+                e
+            })
+            .collect();
+        let groups = encode_groups(&entries);
+        assert_eq!(groups.len(), 2);
+        let back: Vec<RawEntry> = groups
+            .iter()
+            .flat_map(|(_, v)| decode_group(v).unwrap())
+            .collect();
+        assert_eq!(back, entries);
+        let (_, first) = &groups[0];
+        assert!(decode_group(&first[..first.len() - 1]).is_err());
     }
 
     #[test]

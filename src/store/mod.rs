@@ -13,14 +13,16 @@
 //!   → position, expiry → frame, all in memory, rebuilt from the log at
 //!   open.
 //! - sled: `series` (states after a series' first record), `cursors`,
-//!   `tombstones`, `local_cases`, `case_selectors`, `audit`,
+//!   `tombstones`, `local_cases`, `case_selectors`, `audit_log` (entries
+//!   in groups of 32, see [`audit_log`]),
 //!   `checkpoints`, `meta` (see `keys`), and `expiries` of records
 //!   stored by schema version 2.
 //!
-//! Nothing in sled grows with each record stored: what does (a record's
-//! expiry, the state of the series it opens) travels in its frame. sled's
-//! memory grows with the number of its entries, whatever its cache size
-//! (ADR 0009).
+//! Nothing in sled grows by an entry with each record stored: what does
+//! (a record's expiry, the state of the series it opens) travels in its
+//! frame, and audit entries (one per publication) share a sled entry with
+//! 31 others. sled's memory grows with the number of its entries, whatever
+//! its cache size (ADR 0010).
 //!
 //! Durability rule: a write is acknowledged only after it is on disk.
 //! Order per write: the frames are appended and `fdatasync`ed, then one
@@ -313,6 +315,65 @@ fn tx_error(e: TransactionError<StoreError>) -> StoreError {
     }
 }
 
+/// Writes audit entries (ascending, consecutive) into their `audit_log`
+/// groups within a transaction.
+fn put_audit(
+    aud: &sled::transaction::TransactionalTree,
+    entries: &[RawEntry],
+) -> Result<(), sled::transaction::UnabortableTransactionError> {
+    let mut i = 0;
+    while i < entries.len() {
+        let key = audit_log::group_key(entries[i].n);
+        let mut group = aud.get(key)?.map(|v| v.to_vec()).unwrap_or_default();
+        while i < entries.len() && audit_log::group_key(entries[i].n) == key {
+            audit_log::push_to_group(&mut group, &entries[i]);
+            i += 1;
+        }
+        aud.insert(&key, group)?;
+    }
+    Ok(())
+}
+
+/// Moves the audit entries of a schema version 2 store (`audit`, one sled
+/// entry each) into `audit_log` groups, a group at a time: the group is
+/// written, then its entries removed. Not in a transaction (none may run
+/// outside the gate, and opening is not async); an entry already in its
+/// group is not added twice, so an interrupted move resumes cleanly.
+fn move_v2_audit(legacy: &sled::Tree, audit: &sled::Tree) -> Result<u64, StoreError> {
+    let mut moved = 0;
+    loop {
+        let mut batch: Vec<RawEntry> = Vec::new();
+        for kv in legacy.iter() {
+            let (k, v) = kv?;
+            let e = RawEntry::decode(&k, &v).map_err(StoreError::Corrupt)?;
+            if batch
+                .first()
+                .is_some_and(|f| audit_log::group_key(f.n) != audit_log::group_key(e.n))
+            {
+                break;
+            }
+            batch.push(e);
+        }
+        let Some(first) = batch.first() else {
+            return Ok(moved);
+        };
+        let key = audit_log::group_key(first.n);
+        let mut group = audit.get(key)?.map(|v| v.to_vec()).unwrap_or_default();
+        let held = audit_log::decode_group(&group)
+            .map_err(StoreError::Corrupt)?
+            .last()
+            .map_or(0, |e| e.n);
+        for e in batch.iter().filter(|e| e.n > held) {
+            audit_log::push_to_group(&mut group, e);
+        }
+        audit.insert(key, group)?;
+        for e in &batch {
+            legacy.remove(keys::u64_be(e.n))?;
+        }
+        moved += batch.len() as u64;
+    }
+}
+
 /// A frame to repair at open: a purge committed in sled whose rewrite of
 /// the frame did not finish.
 struct Repair {
@@ -398,7 +459,14 @@ impl Store {
         let tombstones = db.open_tree("tombstones")?;
         let local_cases = db.open_tree("local_cases")?;
         let case_selectors = db.open_tree("case_selectors")?;
-        let audit = db.open_tree("audit")?;
+        let audit = db.open_tree("audit_log")?;
+        let moved = move_v2_audit(&db.open_tree("audit")?, &audit)?;
+        if moved > 0 {
+            tracing::info!(
+                entries = moved,
+                "audit entries of a version 2 store moved into groups"
+            );
+        }
         let checkpoints = db.open_tree("checkpoints")?;
 
         let committed = match meta.get(LOG_END_KEY)? {
@@ -513,11 +581,14 @@ impl Store {
 
         let own_seq = index.last_seq(own);
         let last_arrival = index.len() as u64;
-        let (audit_n, audit_head) = match audit.last()? {
-            Some((k, v)) => {
-                let e = RawEntry::decode(&k, &v).map_err(StoreError::Corrupt)?;
-                (e.n, e.hash)
-            }
+        let last = match audit.last()? {
+            Some((_, v)) => audit_log::decode_group(&v)
+                .map_err(StoreError::Corrupt)?
+                .pop(),
+            None => None,
+        };
+        let (audit_n, audit_head) = match last {
+            Some(e) => (e.n, e.hash),
             None => match meta.get(ANCHOR_KEY)? {
                 Some(v) => {
                     let a = Anchor::decode(&v).map_err(StoreError::Corrupt)?;

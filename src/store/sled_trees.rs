@@ -5,7 +5,7 @@
 use sled::Transactional;
 
 use super::audit_log::{self, Anchor, RawEntry};
-use super::{ANCHOR_KEY, GATE, Store, StoreError, TxResult, keys, tx_error};
+use super::{ANCHOR_KEY, GATE, Store, StoreError, TxResult, keys, put_audit, tx_error};
 use crate::model::NodeId;
 
 impl Store {
@@ -30,9 +30,7 @@ impl Store {
             let entries = w.chain(bodies);
             (&self.audit, &self.meta)
                 .transaction(|(aud, meta)| -> TxResult<()> {
-                    for e in &entries {
-                        aud.insert(&keys::u64_be(e.n), e.encode())?;
-                    }
+                    put_audit(aud, &entries)?;
                     if let Some((k, v)) = note {
                         meta.insert(format!("note:{k}").as_bytes(), v)?;
                     }
@@ -62,12 +60,22 @@ impl Store {
         if after >= durable {
             return Ok(Vec::new());
         }
-        let start = keys::u64_be(after.saturating_add(1));
-        let end = keys::u64_be(durable);
+        let first = after.saturating_add(1);
+        let start = audit_log::group_key(first);
+        let end = audit_log::group_key(durable);
         let mut out = Vec::new();
-        for kv in self.audit.range(start..=end).take(limit) {
-            let (k, v) = kv?;
-            out.push(RawEntry::decode(&k, &v).map_err(StoreError::Corrupt)?);
+        for kv in self.audit.range(start..=end) {
+            let (_, v) = kv?;
+            let group = audit_log::decode_group(&v).map_err(StoreError::Corrupt)?;
+            out.extend(
+                group
+                    .into_iter()
+                    .filter(|e| (first..=durable).contains(&e.n))
+                    .take(limit - out.len()),
+            );
+            if out.len() >= limit {
+                break;
+            }
         }
         Ok(out)
     }
@@ -77,10 +85,11 @@ impl Store {
         if n > self.watermark().audit {
             return Ok(None);
         }
-        match self.audit.get(keys::u64_be(n))? {
-            Some(v) => Ok(Some(
-                RawEntry::decode(&keys::u64_be(n), &v).map_err(StoreError::Corrupt)?,
-            )),
+        match self.audit.get(audit_log::group_key(n))? {
+            Some(v) => Ok(audit_log::decode_group(&v)
+                .map_err(StoreError::Corrupt)?
+                .into_iter()
+                .find(|e| e.n == n)),
             None => Ok(None),
         }
     }
@@ -99,21 +108,40 @@ impl Store {
         let gate = GATE.lock().await;
         let (removed, generation) = {
             let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
-            let end = keys::u64_be(anchor.n);
-            let doomed: Vec<sled::IVec> =
-                self.audit.range(..=end).keys().collect::<Result<_, _>>()?;
+            // Whole groups up to the anchor go; the group it ends in is
+            // written again with what follows the anchor.
+            let mut doomed: Vec<sled::IVec> = Vec::new();
+            let mut removed = 0;
+            let mut kept = None;
+            for kv in self.audit.range(..=audit_log::group_key(anchor.n)) {
+                let (k, v) = kv?;
+                let group = audit_log::decode_group(&v).map_err(StoreError::Corrupt)?;
+                let (gone, stay): (Vec<RawEntry>, Vec<RawEntry>) =
+                    group.into_iter().partition(|e| e.n <= anchor.n);
+                removed += gone.len();
+                if stay.is_empty() {
+                    doomed.push(k);
+                } else {
+                    kept = Some((k, audit_log::encode_groups(&stay)));
+                }
+            }
             let value = anchor.encode();
             (&self.audit, &self.meta)
                 .transaction(|(aud, meta)| -> TxResult<()> {
                     for k in &doomed {
                         aud.remove(k)?;
                     }
+                    if let Some((k, groups)) = &kept {
+                        for (_, v) in groups {
+                            aud.insert(k, v.as_slice())?;
+                        }
+                    }
                     meta.insert(ANCHOR_KEY, value.as_slice())?;
                     Ok(())
                 })
                 .map_err(tx_error)?;
             w.generation += 1;
-            (doomed.len(), w.generation)
+            (removed, w.generation)
         };
         drop(gate);
         self.make_durable(generation).await?;
@@ -205,9 +233,7 @@ impl Store {
                     for t in new_tokens {
                         index.insert(index_key(t), &[])?;
                     }
-                    for e in &entries {
-                        aud.insert(&keys::u64_be(e.n), e.encode())?;
-                    }
+                    put_audit(aud, &entries)?;
                     Ok(())
                 })
                 .map_err(tx_error)?;

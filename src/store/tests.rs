@@ -613,6 +613,22 @@ async fn a_version_2_store_is_upgraded_in_place() {
             .unwrap()
             .insert("gt", &keys::u64_be(3))
             .unwrap();
+        // 40 audit entries, one sled entry each; the move into groups was
+        // interrupted once: the first 10 are in their group already.
+        let mut prev = audit_log::GENESIS;
+        let legacy = db.open_tree("audit").unwrap();
+        let mut old = Vec::new();
+        for n in 1..=40u64 {
+            let e = RawEntry::chained(n, prev, format!("old entry {n}").into_bytes());
+            prev = e.hash;
+            legacy.insert(keys::u64_be(n), e.encode()).unwrap();
+            old.push(e);
+        }
+        let (k, v) = &audit_log::encode_groups(&old[..10])[0];
+        db.open_tree("audit_log")
+            .unwrap()
+            .insert(k, v.as_slice())
+            .unwrap();
         std::fs::write(log_path(&dir), &log).unwrap();
         db.flush().unwrap();
     }
@@ -620,6 +636,20 @@ async fn a_version_2_store_is_upgraded_in_place() {
         let store = Store::open(dir.path(), &id("hn")).unwrap();
         assert_eq!(store.len(), 3);
         assert_eq!(store.cursor(&gt).unwrap(), 3);
+        let audit = store.audit_entries(0, 100).unwrap();
+        assert_eq!(audit.len(), 40, "each entry once");
+        assert!(
+            audit
+                .iter()
+                .enumerate()
+                .all(|(i, e)| e.n == i as u64 + 1 && e.hash_holds())
+        );
+        assert_eq!(
+            store.audit_entry(33).unwrap().unwrap().body,
+            b"old entry 33"
+        );
+        assert_eq!(store.watermark().audit, 40);
+        assert!(store.db.open_tree("audit").unwrap().is_empty());
         assert_eq!(
             store.series("gt-0000000000000002").unwrap().as_deref(),
             Some(&b"old state 2"[..])
@@ -638,7 +668,10 @@ async fn a_version_2_store_is_upgraded_in_place() {
             series_id: r.record_id.clone(),
             state: b"new state".to_vec(),
         });
-        store.apply_received(&gt, &[r], 4, no_audit).await.unwrap();
+        store
+            .apply_received(&gt, &[r], 4, |_, _| vec![b"new entry".to_vec()])
+            .await
+            .unwrap();
     }
     let store = Store::open(dir.path(), &id("hn")).unwrap();
     let version = store.meta.get("schema_version").unwrap().unwrap();
@@ -658,6 +691,14 @@ async fn a_version_2_store_is_upgraded_in_place() {
         store.series("gt-0000000000000003").unwrap().as_deref(),
         Some(&b"old state 3"[..])
     );
+    // The chain goes on from the moved entries (the purge wrote entry 41).
+    let audit = store.audit_entries(39, 100).unwrap();
+    assert_eq!(
+        audit.iter().map(|e| e.n).collect::<Vec<_>>(),
+        vec![40, 41, 42]
+    );
+    assert_eq!(audit[1].prev, audit[0].hash);
+    assert_eq!(audit[2].body, b"new entry");
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use super::audit_log::RawEntry;
 use super::record_log;
 use super::{
     Applied, Content, GATE, LOG_END_KEY, NewRecord, Store, StoreError, StoredRecord, TxResult,
-    WriterState, keys, tx_error,
+    WriterState, keys, put_audit, tx_error,
 };
 use crate::model::NodeId;
 
@@ -300,9 +300,7 @@ impl Store {
                 if let Some((origin, seq)) = cursor {
                     cur.insert(origin.as_str().as_bytes(), &keys::u64_be(seq))?;
                 }
-                for e in entries {
-                    aud.insert(&keys::u64_be(e.n), e.encode())?;
-                }
+                put_audit(aud, entries)?;
                 if !writes.is_empty() {
                     meta.insert(LOG_END_KEY, &end_value)?;
                 }
@@ -445,9 +443,7 @@ impl Store {
                     if let Some(k) = &legacy {
                         exp.remove(k.as_slice())?;
                     }
-                    for e in &entries {
-                        aud.insert(&keys::u64_be(e.n), e.encode())?;
-                    }
+                    put_audit(aud, &entries)?;
                     Ok(())
                 })
                 .map_err(tx_error)?;

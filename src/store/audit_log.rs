@@ -5,13 +5,15 @@
 //! - An entry is `hash (32) ‖ prev (32) ‖ body`. Entries are numbered from
 //!   1 with no gaps; `prev` is the hash of entry `n - 1` (32 zero bytes for
 //!   entry 1, or the anchor's hash after pruning).
-//! - `audit_log` (schema version 3): entries in groups of [`GROUP`]
-//!   consecutive numbers, keyed by the group's first number as `u64 BE`;
-//!   a group's value is its entries held, in order, each as
-//!   `n as u64 BE ‖ len as u32 BE ‖ entry`. sled's memory grows with its
+//! - `audit_log` (schema version 3): runs of consecutive entries in
+//!   groups, each keyed by the number of the first entry it was made with
+//!   as `u64 BE` (so the group holding entry `n` is the last key `<= n`);
+//!   a group's value is its entries, in order, each as `n as u64 BE ‖ len
+//!   as u32 BE ‖ entry`. A group takes at most [`GROUP_ENTRIES`] entries,
+//!   and none once it holds [`GROUP_BYTES`]. sled's memory grows with its
 //!   number of entries, and a publishing node writes an audit entry per
-//!   record: grouped, a million entries are some 31 000 sled entries.
-//!   Appending rewrites the last group (a few KiB).
+//!   record: grouped, a million small entries are some 31 000 sled
+//!   entries. Appending rewrites the last group, at most 16 KiB.
 //! - `audit` (schema version 2): one sled entry per audit entry, `n as u64
 //!   BE` → entry; moved into `audit_log` when a version 2 store is opened.
 //! - `checkpoints`: `len(node) as u8 ‖ node ‖ size as u64 BE` → the signed
@@ -142,12 +144,67 @@ impl Anchor {
     }
 }
 
-/// Consecutive entries per `audit_log` group.
-pub const GROUP: u64 = 32;
+/// Most entries in one `audit_log` group.
+pub const GROUP_ENTRIES: u32 = 32;
+/// A group takes no further entry once it holds this many bytes (an entry
+/// larger than that gets a group of its own): a receipt lists a whole pull
+/// batch's record ids, and appending rewrites the group.
+pub const GROUP_BYTES: usize = 16 * 1024;
 
-/// Key of the group that holds entry `n` (its first number).
-pub fn group_key(n: u64) -> [u8; 8] {
-    (n.saturating_sub(1) / GROUP * GROUP + 1).to_be_bytes()
+/// The last group of the log, as the writer knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tail {
+    /// The group's key: the number of its first entry when it was made.
+    pub key: u64,
+    pub entries: u32,
+    pub bytes: usize,
+}
+
+impl Tail {
+    /// The tail that a group's key and decoded entries make.
+    pub fn of(key: u64, group: &[RawEntry]) -> Self {
+        Self {
+            key,
+            entries: group.len() as u32,
+            bytes: group.iter().map(stored_len).sum(),
+        }
+    }
+}
+
+fn stored_len(e: &RawEntry) -> usize {
+    8 + 4 + 2 * HASH_LEN + e.body.len()
+}
+
+/// One group a write touches: its key, whether it exists already (the
+/// write appends to it), and which of the entries written go into it.
+pub type Placement = (u64, bool, std::ops::Range<usize>);
+
+/// Where entries (ascending, consecutive) go after `tail`, and the tail
+/// after them.
+pub fn plan(mut tail: Option<Tail>, entries: &[RawEntry]) -> (Vec<Placement>, Option<Tail>) {
+    let mut out: Vec<Placement> = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let size = stored_len(e);
+        let fits = tail.is_some_and(|t| t.entries < GROUP_ENTRIES && t.bytes + size <= GROUP_BYTES);
+        let t = match (fits, tail) {
+            (true, Some(t)) => t,
+            _ => Tail {
+                key: e.n,
+                entries: 0,
+                bytes: 0,
+            },
+        };
+        match out.last_mut() {
+            Some((key, _, range)) if *key == t.key => range.end = i + 1,
+            _ => out.push((t.key, t.entries > 0, i..i + 1)),
+        }
+        tail = Some(Tail {
+            key: t.key,
+            entries: t.entries + 1,
+            bytes: t.bytes + size,
+        });
+    }
+    (out, tail)
 }
 
 /// Appends `e` to a group's value.
@@ -177,21 +234,23 @@ pub fn decode_group(value: &[u8]) -> Result<Vec<RawEntry>, String> {
     Ok(out)
 }
 
-/// `entries` (ascending) as `audit_log` groups: key and value.
-pub fn encode_groups(entries: &[RawEntry]) -> Vec<([u8; 8], Vec<u8>)> {
-    let mut out: Vec<([u8; 8], Vec<u8>)> = Vec::new();
+/// A group's value holding `entries`.
+pub fn encode_group(entries: &[RawEntry]) -> Vec<u8> {
+    let mut v = Vec::new();
     for e in entries {
-        let key = group_key(e.n);
-        match out.last_mut() {
-            Some((k, v)) if *k == key => push_to_group(v, e),
-            _ => {
-                let mut v = Vec::new();
-                push_to_group(&mut v, e);
-                out.push((key, v));
-            }
-        }
+        push_to_group(&mut v, e);
     }
-    out
+    v
+}
+
+/// `entries` (ascending, consecutive) as a fresh `audit_log`: each group's
+/// key (`u64 BE`) and value.
+pub fn encode_groups(entries: &[RawEntry]) -> Vec<([u8; 8], Vec<u8>)> {
+    plan(None, entries)
+        .0
+        .into_iter()
+        .map(|(key, _, range)| (key.to_be_bytes(), encode_group(&entries[range])))
+        .collect()
 }
 
 /// Key of a checkpoint of `node`'s log at `size`.
@@ -229,27 +288,51 @@ mod tests {
     }
 
     #[test]
-    fn groups_hold_consecutive_entries_and_round_trip() {
-        assert_eq!(group_key(1), 1u64.to_be_bytes());
-        assert_eq!(group_key(GROUP), 1u64.to_be_bytes());
-        assert_eq!(group_key(GROUP + 1), (GROUP + 1).to_be_bytes());
-        let mut prev = GENESIS;
-        let entries: Vec<RawEntry> = (1..=GROUP + 5)
-            .map(|n| {
-                let e = RawEntry::chained(n, prev, format!("entry {n}").into_bytes());
-                prev = e.hash;
-                e
-            })
-            .collect();
-        let groups = encode_groups(&entries);
-        assert_eq!(groups.len(), 2);
+    fn groups_hold_consecutive_entries_up_to_a_count_or_a_size() {
+        let chain = |bodies: Vec<Vec<u8>>| {
+            let mut prev = GENESIS;
+            bodies
+                .into_iter()
+                .enumerate()
+                .map(|(i, body)| {
+                    let e = RawEntry::chained(i as u64 + 1, prev, body);
+                    prev = e.hash;
+                    e
+                })
+                .collect::<Vec<_>>()
+        };
+        let small = chain(
+            (1..=40)
+                .map(|n| format!("entry {n}").into_bytes())
+                .collect(),
+        );
+        let groups = encode_groups(&small);
+        assert_eq!(groups.len(), 2, "32 and 8");
+        assert_eq!(groups[1].0, 33u64.to_be_bytes());
         let back: Vec<RawEntry> = groups
             .iter()
             .flat_map(|(_, v)| decode_group(v).unwrap())
             .collect();
-        assert_eq!(back, entries);
+        assert_eq!(back, small);
         let (_, first) = &groups[0];
         assert!(decode_group(&first[..first.len() - 1]).is_err());
+
+        // Big entries (receipts) close a group by size; one bigger than a
+        // group gets its own.
+        let big = chain(vec![
+            vec![b'a'; 6000],
+            vec![b'b'; 6000],
+            vec![b'c'; 6000],
+            vec![b'd'; 40_000],
+            vec![b'e'; 10],
+        ]);
+        let (plan_, tail) = plan(None, &big);
+        let keys: Vec<u64> = plan_.iter().map(|(k, _, _)| *k).collect();
+        assert_eq!(keys, vec![1, 3, 4, 5], "a b | c | d | e");
+        assert_eq!(tail.unwrap().entries, 1);
+        // Appending after a tail continues it while it fits.
+        let (next, _) = plan(Some(Tail::of(1, &small[..31])), &small[31..34]);
+        assert_eq!(next, vec![(1, true, 0..1), (33, false, 1..3)]);
     }
 
     #[test]

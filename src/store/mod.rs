@@ -14,7 +14,7 @@
 //!   open.
 //! - sled: `series` (states after a series' first record), `cursors`,
 //!   `tombstones`, `local_cases`, `case_selectors`, `audit_log` (entries
-//!   in groups of 32, see [`audit_log`]),
+//!   in groups, see [`audit_log`]),
 //!   `checkpoints`, `meta` (see `keys`), and `expiries` of records
 //!   stored by schema version 2.
 //!
@@ -226,6 +226,8 @@ struct WriterState {
     /// The last audit entry written (durable or not): number and hash.
     audit_n: u64,
     audit_head: [u8; HASH_LEN],
+    /// The last `audit_log` group, as written (durable or not).
+    audit_tail: Option<audit_log::Tail>,
     /// Bytes of the record log written and committed.
     log_end: u64,
     /// Record keys whose `tombstones` entry served only to finish a purge
@@ -237,10 +239,10 @@ impl WriterState {
     /// Chains `bodies` after the current head, without moving it: the
     /// caller commits with [`WriterState::advance_audit`] once the
     /// transaction holding them succeeded.
-    fn chain(&self, bodies: Vec<Vec<u8>>) -> Vec<RawEntry> {
+    fn chain(&self, bodies: Vec<Vec<u8>>) -> Chained {
         let mut prev = self.audit_head;
         let mut n = self.audit_n;
-        bodies
+        let entries: Vec<RawEntry> = bodies
             .into_iter()
             .map(|body| {
                 n += 1;
@@ -248,14 +250,21 @@ impl WriterState {
                 prev = e.hash;
                 e
             })
-            .collect()
+            .collect();
+        let (plan, tail) = audit_log::plan(self.audit_tail, &entries);
+        Chained {
+            entries,
+            plan,
+            tail,
+        }
     }
 
-    fn advance_audit(&mut self, entries: &[RawEntry]) {
-        if let Some(last) = entries.last() {
+    fn advance_audit(&mut self, chained: &Chained) {
+        if let Some(last) = chained.entries.last() {
             self.audit_n = last.n;
             self.audit_head = last.hash;
             self.written.audit = last.n;
+            self.audit_tail = chained.tail;
         }
     }
 }
@@ -315,58 +324,86 @@ fn tx_error(e: TransactionError<StoreError>) -> StoreError {
     }
 }
 
-/// Writes audit entries (ascending, consecutive) into their `audit_log`
-/// groups within a transaction.
+/// Audit entries chained after the writer's head, and where they go in
+/// `audit_log` (see [`audit_log::plan`]).
+struct Chained {
+    entries: Vec<RawEntry>,
+    plan: Vec<audit_log::Placement>,
+    tail: Option<audit_log::Tail>,
+}
+
+impl std::ops::Deref for Chained {
+    type Target = [RawEntry];
+    fn deref(&self) -> &[RawEntry] {
+        &self.entries
+    }
+}
+
+/// Writes chained audit entries into their `audit_log` groups within a
+/// transaction.
 fn put_audit(
     aud: &sled::transaction::TransactionalTree,
-    entries: &[RawEntry],
+    chained: &Chained,
 ) -> Result<(), sled::transaction::UnabortableTransactionError> {
-    let mut i = 0;
-    while i < entries.len() {
-        let key = audit_log::group_key(entries[i].n);
-        let mut group = aud.get(key)?.map(|v| v.to_vec()).unwrap_or_default();
-        while i < entries.len() && audit_log::group_key(entries[i].n) == key {
-            audit_log::push_to_group(&mut group, &entries[i]);
-            i += 1;
+    for (key, exists, range) in &chained.plan {
+        let key = keys::u64_be(*key);
+        let mut group = match exists {
+            true => aud.get(key)?.map(|v| v.to_vec()).unwrap_or_default(),
+            false => Vec::new(),
+        };
+        for e in &chained.entries[range.clone()] {
+            audit_log::push_to_group(&mut group, e);
         }
         aud.insert(&key, group)?;
     }
     Ok(())
 }
 
+/// The last group of `audit_log`: its tail and its last entry.
+fn audit_tail(audit: &sled::Tree) -> Result<Option<(audit_log::Tail, RawEntry)>, StoreError> {
+    let Some((k, v)) = audit.last()? else {
+        return Ok(None);
+    };
+    let key = keys::read_u64(&k).ok_or_else(|| StoreError::Corrupt("bad audit_log key".into()))?;
+    let mut group = audit_log::decode_group(&v).map_err(StoreError::Corrupt)?;
+    let tail = audit_log::Tail::of(key, &group);
+    Ok(group.pop().map(|last| (tail, last)))
+}
+
 /// Moves the audit entries of a schema version 2 store (`audit`, one sled
-/// entry each) into `audit_log` groups, a group at a time: the group is
-/// written, then its entries removed. Not in a transaction (none may run
-/// outside the gate, and opening is not async); an entry already in its
-/// group is not added twice, so an interrupted move resumes cleanly.
+/// entry each) into `audit_log` groups, a few at a time: they are written
+/// into their groups, then removed. Not in a transaction (none may run
+/// outside the gate, and opening is not async); an entry already moved is
+/// not added twice, so an interrupted move resumes cleanly.
 fn move_v2_audit(legacy: &sled::Tree, audit: &sled::Tree) -> Result<u64, StoreError> {
     let mut moved = 0;
     loop {
-        let mut batch: Vec<RawEntry> = Vec::new();
-        for kv in legacy.iter() {
-            let (k, v) = kv?;
-            let e = RawEntry::decode(&k, &v).map_err(StoreError::Corrupt)?;
-            if batch
-                .first()
-                .is_some_and(|f| audit_log::group_key(f.n) != audit_log::group_key(e.n))
-            {
-                break;
-            }
-            batch.push(e);
-        }
-        let Some(first) = batch.first() else {
+        let batch: Vec<RawEntry> = legacy
+            .iter()
+            .take(audit_log::GROUP_ENTRIES as usize)
+            .map(|kv| {
+                let (k, v) = kv?;
+                RawEntry::decode(&k, &v).map_err(StoreError::Corrupt)
+            })
+            .collect::<Result<_, _>>()?;
+        if batch.is_empty() {
             return Ok(moved);
-        };
-        let key = audit_log::group_key(first.n);
-        let mut group = audit.get(key)?.map(|v| v.to_vec()).unwrap_or_default();
-        let held = audit_log::decode_group(&group)
-            .map_err(StoreError::Corrupt)?
-            .last()
-            .map_or(0, |e| e.n);
-        for e in batch.iter().filter(|e| e.n > held) {
-            audit_log::push_to_group(&mut group, e);
         }
-        audit.insert(key, group)?;
+        let tail = audit_tail(audit)?;
+        let held = tail.as_ref().map_or(0, |(_, last)| last.n);
+        let fresh: Vec<RawEntry> = batch.iter().filter(|e| e.n > held).cloned().collect();
+        let (plan, _) = audit_log::plan(tail.map(|(t, _)| t), &fresh);
+        for (key, exists, range) in plan {
+            let key = keys::u64_be(key);
+            let mut group = match exists {
+                true => audit.get(key)?.map(|v| v.to_vec()).unwrap_or_default(),
+                false => Vec::new(),
+            };
+            for e in &fresh[range] {
+                audit_log::push_to_group(&mut group, e);
+            }
+            audit.insert(key, group)?;
+        }
         for e in &batch {
             legacy.remove(keys::u64_be(e.n))?;
         }
@@ -581,14 +618,10 @@ impl Store {
 
         let own_seq = index.last_seq(own);
         let last_arrival = index.len() as u64;
-        let last = match audit.last()? {
-            Some((_, v)) => audit_log::decode_group(&v)
-                .map_err(StoreError::Corrupt)?
-                .pop(),
-            None => None,
-        };
-        let (audit_n, audit_head) = match last {
-            Some(e) => (e.n, e.hash),
+        let tail = audit_tail(&audit)?;
+        let audit_tail = tail.as_ref().map(|(t, _)| *t);
+        let (audit_n, audit_head) = match tail {
+            Some((_, e)) => (e.n, e.hash),
             None => match meta.get(ANCHOR_KEY)? {
                 Some(v) => {
                     let a = Anchor::decode(&v).map_err(StoreError::Corrupt)?;
@@ -635,6 +668,7 @@ impl Store {
                 generation: 0,
                 audit_n,
                 audit_head,
+                audit_tail,
                 log_end: committed,
                 purged,
             }),

@@ -61,10 +61,17 @@ impl Store {
             return Ok(Vec::new());
         }
         let first = after.saturating_add(1);
-        let start = audit_log::group_key(first);
-        let end = audit_log::group_key(durable);
+        // From the group that holds `first` (or the first group, if the
+        // log was pruned past it).
+        let start = match self.audit.range(..=keys::u64_be(first)).next_back() {
+            Some(kv) => kv?.0,
+            None => sled::IVec::from(&keys::u64_be(0)),
+        };
         let mut out = Vec::new();
-        for kv in self.audit.range(start..=end) {
+        for kv in self
+            .audit
+            .range(start..=sled::IVec::from(&keys::u64_be(durable)))
+        {
             let (_, v) = kv?;
             let group = audit_log::decode_group(&v).map_err(StoreError::Corrupt)?;
             out.extend(
@@ -85,8 +92,8 @@ impl Store {
         if n > self.watermark().audit {
             return Ok(None);
         }
-        match self.audit.get(audit_log::group_key(n))? {
-            Some(v) => Ok(audit_log::decode_group(&v)
+        match self.audit.range(..=keys::u64_be(n)).next_back() {
+            Some(kv) => Ok(audit_log::decode_group(&kv?.1)
                 .map_err(StoreError::Corrupt)?
                 .into_iter()
                 .find(|e| e.n == n)),
@@ -113,7 +120,7 @@ impl Store {
             let mut doomed: Vec<sled::IVec> = Vec::new();
             let mut removed = 0;
             let mut kept = None;
-            for kv in self.audit.range(..=audit_log::group_key(anchor.n)) {
+            for kv in self.audit.range(..=keys::u64_be(anchor.n)) {
                 let (k, v) = kv?;
                 let group = audit_log::decode_group(&v).map_err(StoreError::Corrupt)?;
                 let (gone, stay): (Vec<RawEntry>, Vec<RawEntry>) =
@@ -122,7 +129,7 @@ impl Store {
                 if stay.is_empty() {
                     doomed.push(k);
                 } else {
-                    kept = Some((k, audit_log::encode_groups(&stay)));
+                    kept = Some((k, audit_log::encode_group(&stay)));
                 }
             }
             let value = anchor.encode();
@@ -131,16 +138,16 @@ impl Store {
                     for k in &doomed {
                         aud.remove(k)?;
                     }
-                    if let Some((k, groups)) = &kept {
-                        for (_, v) in groups {
-                            aud.insert(k, v.as_slice())?;
-                        }
+                    if let Some((k, group)) = &kept {
+                        aud.insert(k, group.as_slice())?;
                     }
                     meta.insert(ANCHOR_KEY, value.as_slice())?;
                     Ok(())
                 })
                 .map_err(tx_error)?;
             w.generation += 1;
+            // The group pruning rewrote may be the last one.
+            w.audit_tail = super::audit_tail(&self.audit)?.map(|(t, _)| t);
             (removed, w.generation)
         };
         drop(gate);

@@ -844,3 +844,62 @@ fn log_file_names_have_one_spelling_per_number() {
         assert_eq!(record_log::file_number(name), None, "{name}");
     }
 }
+
+#[tokio::test]
+async fn audit_entries_are_read_across_groups_and_after_pruning() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = |n: usize| {
+        // Now and then a big one (a receipt listing a batch's ids).
+        let len = if n.is_multiple_of(10) { 9_000 } else { 40 };
+        vec![b'a' + (n % 26) as u8; len]
+    };
+    {
+        let store = Store::open(dir.path(), &id("hn")).unwrap();
+        for chunk in (1..=100).collect::<Vec<usize>>().chunks(7) {
+            store
+                .append_audit(chunk.iter().map(|&n| body(n)).collect())
+                .await
+                .unwrap();
+        }
+        let all = store.audit_entries(0, 1000).unwrap();
+        assert_eq!(all.len(), 100);
+        assert!(
+            all.iter()
+                .zip(1..)
+                .all(|(e, n)| e.n == n && e.body == body(n as usize))
+        );
+        assert!(all.windows(2).all(|w| w[1].prev == w[0].hash));
+        assert_eq!(
+            store
+                .audit_entries(57, 5)
+                .unwrap()
+                .iter()
+                .map(|e| e.n)
+                .collect::<Vec<_>>(),
+            vec![58, 59, 60, 61, 62]
+        );
+        assert!(
+            store.audit.len() < 20,
+            "{} groups for 100 entries",
+            store.audit.len()
+        );
+        let anchor = Anchor {
+            n: 45,
+            hash: all[44].hash,
+            checkpoint: b"signed".to_vec(),
+        };
+        assert_eq!(store.prune_audit(&anchor).await.unwrap(), 45);
+        assert_eq!(store.audit_entry(45).unwrap(), None);
+        assert_eq!(store.audit_entry(46).unwrap().unwrap(), all[45]);
+        assert_eq!(store.audit_entries(0, 3).unwrap()[0].n, 46);
+        store.append_audit(vec![b"after".to_vec()]).await.unwrap();
+    }
+    let store = Store::open(dir.path(), &id("hn")).unwrap();
+    let all = store.audit_entries(0, 1000).unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.n).collect::<Vec<_>>(),
+        (46..=101).collect::<Vec<_>>()
+    );
+    assert_eq!(all.last().unwrap().body, b"after");
+    assert_eq!(all[all.len() - 1].prev, all[all.len() - 2].hash);
+}

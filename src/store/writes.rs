@@ -11,11 +11,10 @@
 
 use sled::Transactional;
 
-use super::audit_log::RawEntry;
 use super::record_log;
 use super::{
-    Applied, Content, GATE, LOG_END_KEY, NewRecord, Store, StoreError, StoredRecord, TxResult,
-    WriterState, keys, put_audit, tx_error,
+    Applied, Chained, Content, GATE, LOG_END_KEY, NewRecord, Store, StoreError, StoredRecord,
+    TxResult, WriterState, keys, put_audit, tx_error,
 };
 use crate::model::NodeId;
 
@@ -272,7 +271,7 @@ impl Store {
         writes: &[PendingWrite<'_>],
         appended: Appended,
         cursor: Option<(&NodeId, u64)>,
-        entries: &[RawEntry],
+        entries: &Chained,
     ) -> Result<(), StoreError> {
         let end_value = keys::u64_be(appended.end);
         // A state in a frame replaces one in sled (a series whose first

@@ -52,12 +52,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::client::ClientConfig;
+use crate::clock::now_ms;
 use crate::config::{LogFormat, Settings};
 use crate::crypto::{self, SigningKey};
 use crate::lifecycle::{self, Mode, SeriesState};
 use crate::model::wire::{self, Envelope};
 use crate::model::{self, ContactPoint, Distribution, Errors, NodeId, RecordBody, RecordKind};
-use crate::node::now_ms;
 use crate::pb::v1 as pb;
 use crate::sandbox::{RunningNode, Sandbox};
 use crate::selector::MatchingKey;

@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
 
 use crate::audit::{Action, Entry};
+use crate::clock::now_ms;
 use crate::model::{ContactPoint, Errors, NodeId, ValidationErrors, check_contact, check_text};
-use crate::node::{NodeState, now_ms};
+use crate::node::NodeState;
 use crate::pb::v1::federation_client::FederationClient;
 use crate::selector::Token;
 use crate::store::StoreError;

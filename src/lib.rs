@@ -10,6 +10,7 @@
 //!
 //! | module | concern |
 //! |---|---|
+//! | [`clock`] | the wall clock as every module reads it: milliseconds since the Unix epoch |
 //! | [`vocabulary`] | the federation's codes (alert types, offences, forms of exploitation, TLP, …) with Spanish and English labels; ISO 3166 countries |
 //! | [`model`] | domain types (records, alerts, case references, distribution) and the rules that make them valid; no I/O |
 //! | [`selector`] | normalising and hashing personal identifiers into selectors; the matching key |
@@ -48,6 +49,7 @@ pub mod bench;
 pub mod cases;
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod convergence;
 pub mod crl;

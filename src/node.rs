@@ -11,12 +11,13 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::clock::now_ms;
 use crate::config::{AgencyConfig, AuditConfig, RecordsConfig, Settings, SyncConfig};
 use crate::crypto::{self, SigningKey};
 use crate::lifecycle::{self, SeriesState};
@@ -172,14 +173,6 @@ impl std::fmt::Debug for NodeState {
 #[derive(Clone, Debug)]
 pub struct Node {
     state: Arc<NodeState>,
-}
-
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl Node {

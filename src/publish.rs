@@ -8,6 +8,7 @@
 //! whole file when one line is bad.
 
 use crate::audit::{Action, Entry};
+use crate::clock::now_ms;
 use crate::crypto;
 use crate::lifecycle::{self, Mode, SeriesState};
 use crate::mla::{self, MlaState};
@@ -16,7 +17,7 @@ use crate::model::{
     self, Content, Distribution, Errors, FieldError, MlaAck, MlaRequest, MlaResponse, NodeId,
     RecordBody, RecordKind, Update, ValidationErrors, Withdrawal,
 };
-use crate::node::{NodeState, PublishError, now_ms};
+use crate::node::{NodeState, PublishError};
 use crate::store::{self, NewRecord, SeriesWrite, StoreError, StoredRecord};
 
 /// What an agency asks its node to do.

@@ -17,9 +17,10 @@ use tonic::transport::{Channel, Endpoint};
 use tracing::Instrument;
 
 use crate::audit::{Action, Entry};
+use crate::clock::now_ms;
 use crate::model::NodeId;
 use crate::model::wire::Envelope;
-use crate::node::{NodeError, NodeState, now_ms};
+use crate::node::{NodeError, NodeState};
 use crate::pb::v1 as pb;
 use crate::pb::v1::federation_client::FederationClient;
 use std::collections::HashMap;

@@ -200,7 +200,7 @@ async fn expiry_purges_content_at_every_node_and_keeps_a_tombstone() {
     ];
     let mut gt = fed.client("gt").await.unwrap();
     let mut short = sample_alert("válida por poco tiempo");
-    short.expires_at_ms = enlace::node::now_ms() + 3_000;
+    short.expires_at_ms = enlace::clock::now_ms() + 3_000;
     let lasting = publish(&mut gt, sample_alert("válida un año"), &[], &[]).await;
     let rec = publish(&mut gt, short, &[], &[]).await;
 

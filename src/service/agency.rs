@@ -16,13 +16,14 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{IntoStatus, identity, status};
+use crate::clock::now_ms;
 use crate::config::ClientRole;
 use crate::lifecycle::{self, Status as RecordStatus, Tombstone};
 use crate::model::wire;
 use crate::model::{
     Alert, CaseReference, Content, Errors, FieldError, NodeId, RecordKind, ValidationErrors,
 };
-use crate::node::{NodeState, now_ms};
+use crate::node::NodeState;
 use crate::pb::v1 as pb;
 use crate::pb::v1::agency_server::Agency;
 use crate::publish::{Change, Published};

@@ -16,10 +16,11 @@ use tonic::{Request, Response, Status};
 
 use super::{IntoStatus, identity};
 use crate::audit::{Action, Entry};
+use crate::clock::now_ms;
 use crate::lifecycle;
 use crate::model::NodeId;
 use crate::model::wire::{self, Envelope};
-use crate::node::{NodeState, now_ms};
+use crate::node::NodeState;
 use crate::pb::v1 as pb;
 use crate::pb::v1::federation_server::Federation;
 use crate::tls::Identity;

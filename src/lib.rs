@@ -35,6 +35,7 @@
 //! | [`sync`] | per-peer replication: pull from the cursor, follow live, back off |
 //! | [`service`] | the tonic services (peer-facing and agency-facing); the one place errors become `Status` |
 //! | [`sandbox`] | a throwaway federation on this machine, for `enlace demo` and the integration tests |
+//! | [`shutdown`] | the stop signal every listener, stream and replicator waits on |
 //! | [`node`] | wires everything together; [`node::Node::run`] takes bound listeners |
 //! | [`client`] | the agency client: `client.toml` and an mTLS channel to the agency API |
 //! | [`cli`] | the `enlace` command tree, including `enlace demo` |
@@ -68,6 +69,7 @@ pub mod roster;
 pub mod sandbox;
 pub mod selector;
 pub mod service;
+pub mod shutdown;
 pub mod store;
 pub mod sync;
 pub mod tls;

@@ -25,6 +25,7 @@ use crate::model::wire::{self, Envelope, WireError};
 use crate::model::{NodeId, RecordBody, ValidationErrors};
 use crate::roster::Roster;
 use crate::selector::MatchingKey;
+use crate::shutdown::stopped;
 use crate::store::{Store, StoreError, StoredRecord};
 use crate::tls::{self, TlsIdentity};
 use crate::{service, sync};
@@ -579,9 +580,4 @@ impl NodeState {
             peers.remove(peer);
         }
     }
-}
-
-/// Resolves once `stop` is true (or its sender is gone).
-pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }

@@ -583,7 +583,7 @@ impl LiveTls {
             let trigger = tokio::select! {
                 _ = signal => Trigger::Signal,
                 _ = poll => Trigger::FileChange,
-                _ = crate::node::stopped(&mut stop) => break,
+                _ = crate::shutdown::stopped(&mut stop) => break,
             };
             if trigger == Trigger::FileChange {
                 let live = self.clone();

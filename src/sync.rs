@@ -207,7 +207,7 @@ pub async fn replicate_all(state: Arc<NodeState>, mut stop: watch::Receiver<bool
                 state.peer_clients.clear();
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            _ = crate::node::stopped(&mut stop) => break,
+            _ = crate::shutdown::stopped(&mut stop) => break,
         }
     }
     for (_, tx) in running.values() {
@@ -258,7 +258,7 @@ impl PeerReplicator {
                         });
                         tokio::select! {
                             _ = tokio::time::sleep(self.state.sync.backoff_min) => {}
-                            _ = crate::node::stopped(&mut self.shutdown) => break,
+                            _ = crate::shutdown::stopped(&mut self.shutdown) => break,
                         }
                     }
                     SessionEnd::Failed(error) => {
@@ -309,7 +309,7 @@ impl PeerReplicator {
                 Ok(Err(status)) => return SessionEnd::Failed(format!("{:?}: {}", status.code(), status.message())),
                 Err(_) => return SessionEnd::Failed(format!("peer did not answer the pull within {} ms", limit.as_millis())),
             },
-            _ = crate::node::stopped(&mut self.shutdown) => return SessionEnd::Shutdown,
+            _ = crate::shutdown::stopped(&mut self.shutdown) => return SessionEnd::Shutdown,
         };
         self.state.update_peer(&self.peer, |p| {
             p.connected = true;
@@ -368,7 +368,7 @@ impl PeerReplicator {
         loop {
             let batch = tokio::select! {
                 m = verified.recv() => m,
-                _ = crate::node::stopped(&mut self.shutdown) => return SessionEnd::Shutdown,
+                _ = crate::shutdown::stopped(&mut self.shutdown) => return SessionEnd::Shutdown,
             };
             let batch = match batch {
                 Some(Ok(b)) => b,

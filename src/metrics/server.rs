@@ -71,7 +71,7 @@ pub fn serve(
         loop {
             let next = tokio::select! {
                 n = incoming.next() => n,
-                _ = crate::node::stopped(&mut stop) => break,
+                _ = crate::shutdown::stopped(&mut stop) => break,
             };
             let Some(Ok(conn)) = next else {
                 break;

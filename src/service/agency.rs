@@ -711,7 +711,7 @@ impl Agency for AgencyService {
                 }
                 tokio::select! {
                     changed = changes.changed() => if changed.is_err() { return },
-                    _ = crate::node::stopped(&mut stop) => {
+                    _ = crate::shutdown::stopped(&mut stop) => {
                         let _ = tx.send(Err(Status::unavailable(format!("node {} is shutting down", state.id)))).await;
                         return;
                     }

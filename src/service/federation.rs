@@ -356,7 +356,7 @@ impl Producer {
                         return;
                     }
                 }
-                _ = crate::node::stopped(&mut self.stop) => {
+                _ = crate::shutdown::stopped(&mut self.stop) => {
                     let _ = tx.send(Err(Status::unavailable(format!("node {} is shutting down", self.state.id)))).await;
                     return;
                 }

@@ -93,7 +93,7 @@ pub(crate) fn identity<T>(req: &Request<T>) -> Result<Identity, Status> {
 }
 
 async fn shutdown_signal(mut stop: watch::Receiver<bool>) {
-    crate::node::stopped(&mut stop).await;
+    crate::shutdown::stopped(&mut stop).await;
 }
 
 fn server() -> Server {

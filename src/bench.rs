@@ -162,7 +162,7 @@ enum BenchCommand {
 
 /// Runs the benches the command line names and prints their figures.
 pub async fn run(args: BenchArgs) -> Result<(), String> {
-    crate::cli::init_tracing(LogFormat::Text, "warn");
+    crate::logging::init_tracing(LogFormat::Text, "warn");
     if cfg!(debug_assertions) {
         eprintln!(
             "warning: this is a debug build; its figures mean little (cargo build --release)"

@@ -37,6 +37,7 @@
 //! | [`sandbox`] | a throwaway federation on this machine, for `enlace demo` and the integration tests |
 //! | [`shutdown`] | the stop signal every listener, stream and replicator waits on |
 //! | [`node`] | wires everything together; [`node::Node::run`] takes bound listeners |
+//! | [`logging`] | the log output every command sets up: `RUST_LOG` or a default, text or JSON |
 //! | [`client`] | the agency client: `client.toml` and an mTLS channel to the agency API |
 //! | [`cli`] | the `enlace` command tree, including `enlace demo` |
 //! | [`bench`](mod@bench) | `enlace bench`: replication, latency, publish rate and memory, measured on this machine |
@@ -57,6 +58,7 @@ pub mod crl;
 pub mod crypto;
 pub mod doctor;
 pub mod lifecycle;
+pub mod logging;
 pub mod metrics;
 pub mod mla;
 pub mod model;

@@ -30,35 +30,6 @@ use crate::vocabulary::{
     AgeGroup, CaseStage, Exploitation, Offence, SelectorKind, Sex, parse_country,
 };
 
-/// What a peer learns on a hit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reveal {
-    /// The case numbers of the matching cases and the contact point.
-    CaseRefs,
-    /// Only "hit — contact us", with the contact point.
-    ContactOnly,
-}
-
-/// Query limits and policy (`[query]` in the configuration).
-#[derive(Debug, Clone)]
-pub struct QueryConfig {
-    pub max_selectors: usize,
-    pub max_per_minute: u32,
-    pub deadline: Duration,
-    pub reveal: Reveal,
-}
-
-impl Default for QueryConfig {
-    fn default() -> Self {
-        Self {
-            max_selectors: 16,
-            max_per_minute: 30,
-            deadline: Duration::from_secs(5),
-            reveal: Reveal::ContactOnly,
-        }
-    }
-}
-
 /// Victims of a case, for statistics.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VictimStat {

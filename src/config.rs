@@ -417,6 +417,35 @@ impl Default for SyncConfig {
     }
 }
 
+/// What a peer learns on a hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reveal {
+    /// The case numbers of the matching cases and the contact point.
+    CaseRefs,
+    /// Only "hit — contact us", with the contact point.
+    ContactOnly,
+}
+
+/// Query limits and policy (`[query]` in the configuration).
+#[derive(Debug, Clone)]
+pub struct QueryConfig {
+    pub max_selectors: usize,
+    pub max_per_minute: u32,
+    pub deadline: Duration,
+    pub reveal: Reveal,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self {
+            max_selectors: 16,
+            max_per_minute: 30,
+            deadline: Duration::from_secs(5),
+            reveal: Reveal::ContactOnly,
+        }
+    }
+}
+
 /// The files a configuration names for TLS, resolved: what
 /// [`crate::reload`] watches and re-reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -483,7 +512,7 @@ pub struct Settings {
     pub records: RecordsConfig,
     pub agency: AgencyConfig,
     /// Hit/no-hit query limits and policy.
-    pub query: crate::cases::QueryConfig,
+    pub query: QueryConfig,
     /// Checkpoints and retention of the audit log.
     pub audit: AuditConfig,
     /// The file it came from.
@@ -874,7 +903,7 @@ fn validate(
         agency.contact = Some(contact);
     }
 
-    let mut query = crate::cases::QueryConfig::default();
+    let mut query = QueryConfig::default();
     if let Some(n) = raw.query.max_selectors {
         if (1..=256).contains(&n) {
             query.max_selectors = n;
@@ -902,8 +931,8 @@ fn validate(
     }
     match raw.query.reveal.as_deref() {
         None => {}
-        Some("case_refs") => query.reveal = crate::cases::Reveal::CaseRefs,
-        Some("contact") => query.reveal = crate::cases::Reveal::ContactOnly,
+        Some("case_refs") => query.reveal = Reveal::CaseRefs,
+        Some("contact") => query.reveal = Reveal::ContactOnly,
         Some(other) => problems.push(format!(
             "query.reveal: {other:?} is not a policy; one of: case_refs (name the matching cases), contact (only \"hit, contact us\")"
         )),

@@ -23,16 +23,13 @@ use crate::crypto::{self, SigningKey};
 use crate::lifecycle::{self, SeriesState};
 use crate::model::wire::{self, Envelope, WireError};
 use crate::model::{NodeId, RecordBody, ValidationErrors};
+use crate::reload::EXPIRY_WARNING_DAYS;
 use crate::roster::Roster;
 use crate::selector::MatchingKey;
 use crate::shutdown::stopped;
 use crate::store::{Store, StoreError, StoredRecord};
 use crate::tls::{self, TlsIdentity};
 use crate::{service, sync};
-
-/// Certificates expiring within this many days are warned about, at start
-/// and once a day.
-pub const EXPIRY_WARNING_DAYS: i64 = 30;
 
 /// How long shutdown waits for connections and replicators to finish.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -141,7 +138,7 @@ pub struct NodeState {
     pub records: RecordsConfig,
     pub agency: AgencyConfig,
     pub matching: Option<Arc<MatchingKey>>,
-    pub query: crate::cases::QueryConfig,
+    pub query: crate::config::QueryConfig,
     /// Checkpoints and retention of the audit log.
     pub audit: AuditConfig,
     /// New publications waiting to be written together.

@@ -109,6 +109,10 @@ impl CertSummary {
     }
 }
 
+/// Certificates expiring within this many days are warned about, at start
+/// and once a day.
+pub const EXPIRY_WARNING_DAYS: i64 = 30;
+
 /// A certificate the node relies on and when it expires: what the daily
 /// expiry warning and the `enlace_certificate_*` metrics read, so that
 /// both follow a reload.

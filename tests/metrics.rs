@@ -199,7 +199,7 @@ async fn a_renewed_certificate_shows_in_the_metrics_and_the_expiry_warning() {
     let dir = fed.member("gt").unwrap().dir.clone();
     assert!(
         gt.state
-            .expiring_certificates(enlace::node::EXPIRY_WARNING_DAYS)
+            .expiring_certificates(enlace::reload::EXPIRY_WARNING_DAYS)
             .is_empty()
     );
 
@@ -234,7 +234,7 @@ async fn a_renewed_certificate_shows_in_the_metrics_and_the_expiry_warning() {
     );
     let due = gt
         .state
-        .expiring_certificates(enlace::node::EXPIRY_WARNING_DAYS);
+        .expiring_certificates(enlace::reload::EXPIRY_WARNING_DAYS);
     assert_eq!(due.len(), 1, "{due:?}");
     assert!(due[0].0.starts_with("node certificate"), "{due:?}");
     assert!((18..=20).contains(&due[0].1), "{due:?}");

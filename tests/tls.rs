@@ -264,7 +264,7 @@ async fn certificates_expiring_within_30_days_are_reported() {
     let gt = fed.start("gt").await.unwrap();
     let soon = gt
         .state
-        .expiring_certificates(enlace::node::EXPIRY_WARNING_DAYS);
+        .expiring_certificates(enlace::reload::EXPIRY_WARNING_DAYS);
     assert!(soon.is_empty(), "{soon:?}");
     let due = gt.state.expiring_certificates(400);
     let names: Vec<&str> = due.iter().map(|(n, _)| n.as_str()).collect();

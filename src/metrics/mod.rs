@@ -45,7 +45,7 @@
 //! | `enlace_audit_checkpoint_size` | gauge | | size of the latest signed checkpoint of it (0: none yet) |
 //! | `enlace_certificate_days_left` | gauge | `certificate`, `subject` | whole days to expiry, negative once expired |
 //! | `enlace_certificate_not_after_timestamp_seconds` | gauge | `certificate`, `subject` | expiry (Unix time) |
-//! | `enlace_certificate_expiring` | gauge | `certificate`, `subject` | 1 within [`crate::node::EXPIRY_WARNING_DAYS`] days of expiry (the log warns too) |
+//! | `enlace_certificate_expiring` | gauge | `certificate`, `subject` | 1 within [`crate::reload::EXPIRY_WARNING_DAYS`] days of expiry (the log warns too) |
 //!
 //! `certificate` is `node` (the node certificate; `node/1`… its
 //! intermediates), `agency_ca` or `roster_ca/<member>` (`/2`… for further
@@ -62,7 +62,8 @@ use std::sync::Arc;
 use registry::{CounterVec, Exposition, Histogram, Kind};
 
 use crate::model::NodeId;
-use crate::node::{EXPIRY_WARNING_DAYS, NodeState};
+use crate::node::NodeState;
+use crate::reload::EXPIRY_WARNING_DAYS;
 use crate::store::StoreError;
 use crate::tls::HandshakeStats;
 

@@ -142,7 +142,7 @@ impl Federation for FederationService {
         } else {
             None
         };
-        let case_refs = if hit && self.state.query.reveal == crate::cases::Reveal::CaseRefs {
+        let case_refs = if hit && self.state.query.reveal == crate::config::Reveal::CaseRefs {
             case_numbers
         } else {
             Vec::new()

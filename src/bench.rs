@@ -935,9 +935,9 @@ async fn pull_as_peer(
     let tls =
         crate::tls::peer_client_config(&settings.roster, &settings.tls, &origin_id).map_err(err)?;
     let channel =
-        crate::sync::peer_channel(tls, &addr.ip().to_string(), addr.port()).map_err(err)?;
+        crate::peers::peer_channel(tls, &addr.ip().to_string(), addr.port()).map_err(err)?;
     let mut client = pb::federation_client::FederationClient::new(channel)
-        .max_decoding_message_size(crate::sync::MAX_PEER_MESSAGE);
+        .max_decoding_message_size(crate::peers::MAX_PEER_MESSAGE);
     let mut stream = client
         .pull(pb::PullRequest {
             origin: origin.to_owned(),

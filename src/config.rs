@@ -411,7 +411,7 @@ impl Default for SyncConfig {
             batch_size: 256,
             backoff_min: Duration::from_millis(200),
             backoff_max: Duration::from_secs(30),
-            silence_limit: Duration::from_secs(3 * crate::service::HEARTBEAT.as_secs()),
+            silence_limit: Duration::from_secs(3 * crate::peers::HEARTBEAT.as_secs()),
             endpoints: Default::default(),
         }
     }

@@ -145,10 +145,10 @@ pub async fn compare_with_peers(
         }
         let answer = async {
             let config = state.tls_live.peer_client(&peer);
-            let channel = crate::sync::peer_channel(config, &endpoint.host, endpoint.port)
+            let channel = crate::peers::peer_channel(config, &endpoint.host, endpoint.port)
                 .map_err(|e| e.to_string())?;
             let mut client = crate::pb::v1::federation_client::FederationClient::new(channel)
-                .max_decoding_message_size(crate::sync::MAX_PEER_MESSAGE);
+                .max_decoding_message_size(crate::peers::MAX_PEER_MESSAGE);
             client
                 .digest(pb::DigestRequest { origins: bounds })
                 .await

@@ -31,6 +31,7 @@
 //! | [`reload`] | the TLS configurations both listeners and outgoing connections use, rebuilt from the files on SIGHUP or when they change |
 //! | [`store`] | the durable store: records in an append-only, checksummed log with in-memory indexes; everything else in sled; one facade |
 //! | [`verify`] | the gate every shared record passes: roster key, signature, body rules, origin |
+//! | [`peers`] | reaching a peer (the mTLS channel, message limit, heartbeat) and what a node keeps per peer (query clients, query token buckets) |
 //! | [`convergence`] | digests of what two nodes hold, to check that replication converged |
 //! | [`sync`] | per-peer replication: pull from the cursor, follow live, back off |
 //! | [`service`] | the tonic services (peer-facing and agency-facing); the one place errors become `Status` |
@@ -64,6 +65,7 @@ pub mod mla;
 pub mod model;
 pub mod node;
 pub mod pb;
+pub mod peers;
 pub mod pki;
 pub mod publish;
 pub mod reload;

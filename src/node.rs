@@ -144,9 +144,9 @@ pub struct NodeState {
     /// New publications waiting to be written together.
     pub publish_queue: crate::publish::PublishQueue,
     /// Query token buckets, per asking peer.
-    pub buckets: crate::cases::Buckets,
+    pub buckets: crate::peers::Buckets,
     /// Federation clients kept for queries.
-    pub peer_clients: crate::cases::PeerClients,
+    pub peer_clients: crate::peers::PeerClients,
     /// TLS handshakes on the peer listener.
     pub peer_handshakes: Arc<tls::HandshakeStats>,
     /// TLS handshakes on the agency listener.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tracing::Instrument;
 
 use crate::audit::{Action, Entry};
@@ -23,44 +23,13 @@ use crate::model::wire::Envelope;
 use crate::node::{NodeError, NodeState};
 use crate::pb::v1 as pb;
 use crate::pb::v1::federation_client::FederationClient;
+use crate::peers::{MAX_PEER_MESSAGE, peer_channel};
 use std::collections::HashMap;
 
 use crate::lifecycle::{self, Mode, SeriesState};
 use crate::mla::{self, MlaState};
 use crate::store::{self, NewRecord, SeriesWrite};
-use crate::tls;
 use crate::verify::{self, Rejection};
-
-/// Largest gRPC message a node accepts from a peer.
-pub const MAX_PEER_MESSAGE: usize = 8 * 1024 * 1024;
-
-/// Builds a lazily connecting mTLS channel to a peer. The connector does
-/// TLS itself, with the roster-bound verifier for that peer; no plaintext
-/// path exists.
-pub fn peer_channel(
-    tls_config: impl Into<tls::ClientTls>,
-    host: &str,
-    port: u16,
-) -> Result<Channel, tls::TlsError> {
-    let server_name = tls::server_name(host)?;
-    let authority = if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
-    let endpoint = Endpoint::from_shared(format!("https://{authority}"))
-        .map_err(|e| tls::TlsError::Verifier(format!("bad endpoint {authority}: {e}")))?
-        .connect_timeout(Duration::from_secs(5))
-        .http2_keep_alive_interval(Duration::from_secs(15))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .keep_alive_while_idle(true);
-    Ok(endpoint.connect_with_connector_lazy(tls::connector(
-        tls_config,
-        host.to_owned(),
-        port,
-        server_name,
-    )))
-}
 
 /// Replicates one peer's log into this node.
 pub struct PeerReplicator {

@@ -690,7 +690,7 @@ async fn a_witness_refuses_a_log_that_shrank_or_forked_and_a_checkpoint_in_anoth
     let config =
         enlace::tls::peer_client_config(&roster, &gt_tls, &NodeId::parse("hn").unwrap()).unwrap();
     let port = fed.member("hn").unwrap().peer_addr.port();
-    let channel = enlace::sync::peer_channel(config, "127.0.0.1", port).unwrap();
+    let channel = enlace::peers::peer_channel(config, "127.0.0.1", port).unwrap();
     let mut to_hn = enlace::pb::v1::federation_client::FederationClient::new(channel);
     let checkpoint = |node: &str, size: u64, head: u8, key: &enlace::crypto::SigningKey| {
         Checkpoint {

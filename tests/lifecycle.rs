@@ -304,7 +304,7 @@ async fn a_record_for_hn_never_reaches_sv_not_even_in_its_pull_stream() {
         tls::peer_client_config(&roster, &sv_identity, &NodeId::parse("gt").unwrap()).unwrap();
     let port = fed.member("gt").unwrap().peer_addr.port();
     let mut pull =
-        FederationClient::new(enlace::sync::peer_channel(config, "127.0.0.1", port).unwrap());
+        FederationClient::new(enlace::peers::peer_channel(config, "127.0.0.1", port).unwrap());
     let mut stream = pull
         .pull(pb::PullRequest {
             origin: "gt".into(),

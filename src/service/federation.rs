@@ -23,6 +23,7 @@ use crate::model::wire::{self, Envelope};
 use crate::node::NodeState;
 use crate::pb::v1 as pb;
 use crate::pb::v1::federation_server::Federation;
+use crate::peers::HEARTBEAT;
 use crate::tls::Identity;
 
 /// Records per batch when the caller does not say.
@@ -31,8 +32,6 @@ const DEFAULT_BATCH: u32 = 256;
 const MAX_BATCH: u32 = 1024;
 /// A batch is closed once its records exceed this many bytes.
 const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
-/// How often an idle follow stream carries an empty batch.
-pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
 /// Batches buffered per stream before the producer waits for the peer.
 const STREAM_BUFFER: usize = 4;
 

@@ -15,7 +15,7 @@ mod cases;
 mod federation;
 
 pub use agency::AgencyService;
-pub use federation::{FederationService, HEARTBEAT};
+pub use federation::FederationService;
 
 use std::future::Future;
 use std::sync::Arc;

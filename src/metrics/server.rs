@@ -186,7 +186,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             false,
         ),
         Some(head) => match parse_head(&head) {
-            Asked::Metrics { head_only } => match super::render(state) {
+            Asked::Metrics { head_only } => match super::scrape::render(state) {
                 Ok(text) => response("200 OK", CONTENT_TYPE, &text, head_only),
                 Err(error) => {
                     tracing::error!(%error, "metrics: the store cannot be read");

@@ -19,10 +19,10 @@ use tokio::task::JoinSet;
 
 use crate::clock::now_ms;
 use crate::config::{AgencyConfig, AuditConfig, RecordsConfig, Settings, SyncConfig};
-use crate::crypto::{self, SigningKey};
+use crate::crypto::SigningKey;
 use crate::lifecycle::{self, SeriesState};
 use crate::model::wire::{self, Envelope, WireError};
-use crate::model::{NodeId, RecordBody, ValidationErrors};
+use crate::model::{NodeId, RecordBody};
 use crate::reload::EXPIRY_WARNING_DAYS;
 use crate::roster::Roster;
 use crate::selector::MatchingKey;
@@ -50,19 +50,6 @@ pub enum NodeError {
     Io(#[from] std::io::Error),
     #[error("server failed: {0}")]
     Server(String),
-}
-
-/// Why a publish was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum PublishError {
-    #[error("invalid request: {0}")]
-    Invalid(#[from] ValidationErrors),
-    #[error("not found: {0}")]
-    NotFound(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Crypto(#[from] crypto::CryptoError),
 }
 
 /// The bound listeners a node serves on.
@@ -142,7 +129,7 @@ pub struct NodeState {
     /// Checkpoints and retention of the audit log.
     pub audit: AuditConfig,
     /// New publications waiting to be written together.
-    pub publish_queue: crate::publish::PublishQueue,
+    pub publish_queue: crate::publish::queue::PublishQueue,
     /// Query token buckets, per asking peer.
     pub buckets: crate::peers::Buckets,
     /// Federation clients kept for queries.

@@ -21,9 +21,9 @@ use tonic::transport::Channel;
 use crate::audit::{Action, Entry};
 use crate::clock::now_ms;
 use crate::model::{ContactPoint, Errors, NodeId, ValidationErrors, check_contact, check_text};
-use crate::node::NodeState;
 use crate::pb::v1::federation_client::FederationClient;
 use crate::selector::Token;
+use crate::state::NodeState;
 use crate::store::StoreError;
 use crate::vocabulary::{
     AgeGroup, CaseStage, Exploitation, Offence, SelectorKind, Sex, parse_country,

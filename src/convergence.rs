@@ -16,7 +16,7 @@ use ring::digest::{Context, SHA256, digest};
 use crate::lifecycle::Tombstone;
 use crate::model::wire::{self, Envelope};
 use crate::model::{Distribution, NodeId};
-use crate::node::NodeState;
+use crate::state::NodeState;
 use crate::store::{Content, StoreError};
 
 /// Records read from the store per step.

@@ -37,6 +37,7 @@
 //! | [`service`] | the tonic services (peer-facing and agency-facing); the one place errors become `Status` |
 //! | [`sandbox`] | a throwaway federation on this machine, for `enlace demo` and the integration tests |
 //! | [`shutdown`] | the stop signal every listener, stream and replicator waits on |
+//! | [`state`] | the shared state of a running node, which the features extend with their own `impl` blocks |
 //! | [`node`] | wires everything together; [`node::Node::run`] takes bound listeners |
 //! | [`logging`] | the log output every command sets up: `RUST_LOG` or a default, text or JSON |
 //! | [`client`] | the agency client: `client.toml` and an mTLS channel to the agency API |
@@ -74,6 +75,7 @@ pub mod sandbox;
 pub mod selector;
 pub mod service;
 pub mod shutdown;
+pub mod state;
 pub mod store;
 pub mod sync;
 pub mod tls;

@@ -20,10 +20,10 @@ use crate::audit::{Action, Entry};
 use crate::clock::now_ms;
 use crate::model::NodeId;
 use crate::model::wire::Envelope;
-use crate::node::{NodeError, NodeState};
 use crate::pb::v1 as pb;
 use crate::pb::v1::federation_client::FederationClient;
 use crate::peers::{MAX_PEER_MESSAGE, peer_channel};
+use crate::state::{NodeError, NodeState};
 use std::collections::HashMap;
 
 use crate::lifecycle::{self, Mode, SeriesState};

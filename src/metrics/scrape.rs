@@ -9,8 +9,8 @@
 use registry::{CounterVec, Exposition, Kind};
 
 use super::registry;
-use crate::node::NodeState;
 use crate::reload::EXPIRY_WARNING_DAYS;
+use crate::state::NodeState;
 use crate::store::StoreError;
 use crate::tls::HandshakeStats;
 

@@ -31,7 +31,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_stream::StreamExt;
 
-use crate::node::NodeState;
+use crate::state::NodeState;
 use crate::tls::{self, Identity};
 
 /// Largest request head (request line and headers) read.

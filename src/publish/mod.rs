@@ -17,7 +17,7 @@ use crate::model::{
     self, Content, Distribution, Errors, FieldError, MlaAck, MlaResponse, NodeId, RecordBody,
     RecordKind, Update, ValidationErrors, Withdrawal,
 };
-use crate::node::NodeState;
+use crate::state::NodeState;
 use crate::store::{self, NewRecord, SeriesWrite, StoreError};
 
 pub mod queue;

@@ -23,10 +23,10 @@ use crate::model::wire;
 use crate::model::{
     Alert, CaseReference, Content, Errors, FieldError, NodeId, RecordKind, ValidationErrors,
 };
-use crate::node::NodeState;
 use crate::pb::v1 as pb;
 use crate::pb::v1::agency_server::Agency;
 use crate::publish::{Change, Published};
+use crate::state::NodeState;
 use crate::store::{Content as Stored, StoredRecord};
 use crate::tls::Identity;
 use crate::vocabulary::{AlertType, Offence, SubjectCategory, Urgency, parse_country};

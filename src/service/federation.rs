@@ -20,10 +20,10 @@ use crate::clock::now_ms;
 use crate::lifecycle;
 use crate::model::NodeId;
 use crate::model::wire::{self, Envelope};
-use crate::node::NodeState;
 use crate::pb::v1 as pb;
 use crate::pb::v1::federation_server::Federation;
 use crate::peers::HEARTBEAT;
+use crate::state::NodeState;
 use crate::tls::Identity;
 
 /// Records per batch when the caller does not say.

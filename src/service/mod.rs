@@ -26,10 +26,10 @@ use tokio::sync::watch;
 use tonic::transport::Server;
 use tonic::{Request, Status};
 
-use crate::node::{NodeError, NodeState};
 use crate::pb::v1::agency_server::AgencyServer;
 use crate::pb::v1::federation_server::FederationServer;
 use crate::publish::PublishError;
+use crate::state::{NodeError, NodeState};
 use crate::store::StoreError;
 use crate::tls::{self, ConnInfo, Identity};
 

@@ -496,6 +496,8 @@ impl Filter {
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::RecordView, Status>> + Send>>;
+/// The `ReadAudit` stream (served in [`super::audit`]).
+pub(super) type AuditStream = Pin<Box<dyn Stream<Item = Result<pb::AuditEntry, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Agency for AgencyService {
@@ -755,7 +757,7 @@ impl Agency for AgencyService {
         Ok(Response::new(pb::VerifyPeersResponse { comparisons }))
     }
 
-    type ReadAuditStream = super::audit::AuditStream;
+    type ReadAuditStream = AuditStream;
 
     async fn read_audit(
         &self,

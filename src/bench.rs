@@ -52,12 +52,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::client::ClientConfig;
+use crate::clock::now_ms;
 use crate::config::{LogFormat, Settings};
 use crate::crypto::{self, SigningKey};
 use crate::lifecycle::{self, Mode, SeriesState};
 use crate::model::wire::{self, Envelope};
 use crate::model::{self, ContactPoint, Distribution, Errors, NodeId, RecordBody, RecordKind};
-use crate::node::now_ms;
 use crate::pb::v1 as pb;
 use crate::sandbox::{RunningNode, Sandbox};
 use crate::selector::MatchingKey;
@@ -162,7 +162,7 @@ enum BenchCommand {
 
 /// Runs the benches the command line names and prints their figures.
 pub async fn run(args: BenchArgs) -> Result<(), String> {
-    crate::cli::init_tracing(LogFormat::Text, "warn");
+    crate::logging::init_tracing(LogFormat::Text, "warn");
     if cfg!(debug_assertions) {
         eprintln!(
             "warning: this is a debug build; its figures mean little (cargo build --release)"
@@ -935,9 +935,9 @@ async fn pull_as_peer(
     let tls =
         crate::tls::peer_client_config(&settings.roster, &settings.tls, &origin_id).map_err(err)?;
     let channel =
-        crate::sync::peer_channel(tls, &addr.ip().to_string(), addr.port()).map_err(err)?;
+        crate::peers::peer_channel(tls, &addr.ip().to_string(), addr.port()).map_err(err)?;
     let mut client = pb::federation_client::FederationClient::new(channel)
-        .max_decoding_message_size(crate::sync::MAX_PEER_MESSAGE);
+        .max_decoding_message_size(crate::peers::MAX_PEER_MESSAGE);
     let mut stream = client
         .pull(pb::PullRequest {
             origin: origin.to_owned(),

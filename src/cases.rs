@@ -12,51 +12,22 @@
 //! minute (a token bucket). A refusal says why. Every query sent, answered
 //! or refused goes to the audit path.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
 
 use crate::audit::{Action, Entry};
+use crate::clock::now_ms;
 use crate::model::{ContactPoint, Errors, NodeId, ValidationErrors, check_contact, check_text};
-use crate::node::{NodeState, now_ms};
 use crate::pb::v1::federation_client::FederationClient;
 use crate::selector::Token;
+use crate::state::NodeState;
 use crate::store::StoreError;
 use crate::vocabulary::{
     AgeGroup, CaseStage, Exploitation, Offence, SelectorKind, Sex, parse_country,
 };
-
-/// What a peer learns on a hit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reveal {
-    /// The case numbers of the matching cases and the contact point.
-    CaseRefs,
-    /// Only "hit — contact us", with the contact point.
-    ContactOnly,
-}
-
-/// Query limits and policy (`[query]` in the configuration).
-#[derive(Debug, Clone)]
-pub struct QueryConfig {
-    pub max_selectors: usize,
-    pub max_per_minute: u32,
-    pub deadline: Duration,
-    pub reveal: Reveal,
-}
-
-impl Default for QueryConfig {
-    fn default() -> Self {
-        Self {
-            max_selectors: 16,
-            max_per_minute: 30,
-            deadline: Duration::from_secs(5),
-            reveal: Reveal::ContactOnly,
-        }
-    }
-}
 
 /// Victims of a case, for statistics.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,31 +171,6 @@ pub enum CaseError {
     Store(#[from] StoreError),
 }
 
-/// A token bucket per peer: `per_minute` queries, refilled continuously.
-#[derive(Debug, Default)]
-pub struct Buckets(Mutex<HashMap<NodeId, (f64, Instant)>>);
-
-impl Buckets {
-    /// Takes one token for `peer`, or says how long until one is free.
-    pub fn take(&self, peer: &NodeId, per_minute: u32) -> Result<(), Duration> {
-        let capacity = f64::from(per_minute.max(1));
-        let rate = capacity / 60.0;
-        let now = Instant::now();
-        let Ok(mut map) = self.0.lock() else {
-            return Ok(());
-        };
-        let (tokens, last) = map.entry(peer.clone()).or_insert((capacity, now));
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(capacity);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - *tokens) / rate))
-        }
-    }
-}
-
 /// One member's answer to a query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerResult {
@@ -247,25 +193,6 @@ impl PeerResult {
             PeerResult::Unreachable(_) => "unreachable",
             PeerResult::Refused(_) => "refused",
         }
-    }
-}
-
-/// Federation clients per peer, kept across queries.
-#[derive(Default)]
-pub struct PeerClients(Mutex<HashMap<NodeId, FederationClient<Channel>>>);
-
-impl PeerClients {
-    /// Forgets every client (the roster changed: endpoints or trust may have).
-    pub fn clear(&self) {
-        if let Ok(mut c) = self.0.lock() {
-            c.clear();
-        }
-    }
-}
-
-impl std::fmt::Debug for PeerClients {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PeerClients")
     }
 }
 
@@ -464,7 +391,7 @@ impl NodeState {
             .peer_endpoint(peer)
             .ok_or_else(|| PeerResult::Unreachable("no endpoint".into()))?;
         let config = self.tls_live.peer_client(peer);
-        let channel = crate::sync::peer_channel(config, &endpoint.host, endpoint.port)
+        let channel = crate::peers::peer_channel(config, &endpoint.host, endpoint.port)
             .map_err(|e| PeerResult::Unreachable(e.to_string()))?;
         let client = FederationClient::new(channel);
         if let Ok(mut clients) = self.peer_clients.0.lock() {
@@ -489,21 +416,6 @@ fn classify(s: tonic::Status) -> PeerResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_bucket_refuses_the_one_too_many_and_says_when() {
-        let b = Buckets::default();
-        let gt = NodeId::parse("gt").unwrap();
-        for _ in 0..3 {
-            b.take(&gt, 3).unwrap();
-        }
-        let wait = b.take(&gt, 3).unwrap_err();
-        assert!(
-            wait > Duration::from_secs(10) && wait <= Duration::from_secs(20),
-            "{wait:?}"
-        );
-        b.take(&NodeId::parse("hn").unwrap(), 3).expect("per peer");
-    }
 
     #[test]
     fn stored_tokens_round_trip() {

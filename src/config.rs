@@ -414,8 +414,37 @@ impl Default for SyncConfig {
             batch_size: 1024,
             backoff_min: Duration::from_millis(200),
             backoff_max: Duration::from_secs(30),
-            silence_limit: Duration::from_secs(3 * crate::service::HEARTBEAT.as_secs()),
+            silence_limit: Duration::from_secs(3 * crate::peers::HEARTBEAT.as_secs()),
             endpoints: Default::default(),
+        }
+    }
+}
+
+/// What a peer learns on a hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reveal {
+    /// The case numbers of the matching cases and the contact point.
+    CaseRefs,
+    /// Only "hit — contact us", with the contact point.
+    ContactOnly,
+}
+
+/// Query limits and policy (`[query]` in the configuration).
+#[derive(Debug, Clone)]
+pub struct QueryConfig {
+    pub max_selectors: usize,
+    pub max_per_minute: u32,
+    pub deadline: Duration,
+    pub reveal: Reveal,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self {
+            max_selectors: 16,
+            max_per_minute: 30,
+            deadline: Duration::from_secs(5),
+            reveal: Reveal::ContactOnly,
         }
     }
 }
@@ -486,7 +515,7 @@ pub struct Settings {
     pub records: RecordsConfig,
     pub agency: AgencyConfig,
     /// Hit/no-hit query limits and policy.
-    pub query: crate::cases::QueryConfig,
+    pub query: QueryConfig,
     /// Checkpoints and retention of the audit log.
     pub audit: AuditConfig,
     /// The file it came from.
@@ -877,7 +906,7 @@ fn validate(
         agency.contact = Some(contact);
     }
 
-    let mut query = crate::cases::QueryConfig::default();
+    let mut query = QueryConfig::default();
     if let Some(n) = raw.query.max_selectors {
         if (1..=256).contains(&n) {
             query.max_selectors = n;
@@ -905,8 +934,8 @@ fn validate(
     }
     match raw.query.reveal.as_deref() {
         None => {}
-        Some("case_refs") => query.reveal = crate::cases::Reveal::CaseRefs,
-        Some("contact") => query.reveal = crate::cases::Reveal::ContactOnly,
+        Some("case_refs") => query.reveal = Reveal::CaseRefs,
+        Some("contact") => query.reveal = Reveal::ContactOnly,
         Some(other) => problems.push(format!(
             "query.reveal: {other:?} is not a policy; one of: case_refs (name the matching cases), contact (only \"hit, contact us\")"
         )),

@@ -16,7 +16,7 @@ use ring::digest::{Context, SHA256, digest};
 use crate::lifecycle::Tombstone;
 use crate::model::wire::{self, Envelope};
 use crate::model::{Distribution, NodeId};
-use crate::node::NodeState;
+use crate::state::NodeState;
 use crate::store::{Content, StoreError};
 
 /// Records read from the store per step.
@@ -145,10 +145,10 @@ pub async fn compare_with_peers(
         }
         let answer = async {
             let config = state.tls_live.peer_client(&peer);
-            let channel = crate::sync::peer_channel(config, &endpoint.host, endpoint.port)
+            let channel = crate::peers::peer_channel(config, &endpoint.host, endpoint.port)
                 .map_err(|e| e.to_string())?;
             let mut client = crate::pb::v1::federation_client::FederationClient::new(channel)
-                .max_decoding_message_size(crate::sync::MAX_PEER_MESSAGE);
+                .max_decoding_message_size(crate::peers::MAX_PEER_MESSAGE);
             client
                 .digest(pb::DigestRequest { origins: bounds })
                 .await

@@ -10,6 +10,7 @@
 //!
 //! | module | concern |
 //! |---|---|
+//! | [`clock`] | the wall clock as every module reads it: milliseconds since the Unix epoch |
 //! | [`vocabulary`] | the federation's codes (alert types, offences, forms of exploitation, TLP, …) with Spanish and English labels; ISO 3166 countries |
 //! | [`model`] | domain types (records, alerts, case references, distribution) and the rules that make them valid; no I/O |
 //! | [`selector`] | normalising and hashing personal identifiers into selectors; the matching key |
@@ -30,11 +31,15 @@
 //! | [`reload`] | the TLS configurations both listeners and outgoing connections use, rebuilt from the files on SIGHUP or when they change |
 //! | [`store`] | the durable store: records in an append-only, checksummed log with in-memory indexes; everything else in sled; one facade |
 //! | [`verify`] | the gate every shared record passes: roster key, signature, body rules, origin |
+//! | [`peers`] | reaching a peer (the mTLS channel, message limit, heartbeat) and what a node keeps per peer (query clients, query token buckets) |
 //! | [`convergence`] | digests of what two nodes hold, to check that replication converged |
 //! | [`sync`] | per-peer replication: pull from the cursor, follow live, back off |
 //! | [`service`] | the tonic services (peer-facing and agency-facing); the one place errors become `Status` |
 //! | [`sandbox`] | a throwaway federation on this machine, for `enlace demo` and the integration tests |
+//! | [`shutdown`] | the stop signal every listener, stream and replicator waits on |
+//! | [`state`] | the shared state of a running node, which the features extend with their own `impl` blocks |
 //! | [`node`] | wires everything together; [`node::Node::run`] takes bound listeners |
+//! | [`logging`] | the log output every command sets up: `RUST_LOG` or a default, text or JSON |
 //! | [`client`] | the agency client: `client.toml` and an mTLS channel to the agency API |
 //! | [`cli`] | the `enlace` command tree, including `enlace demo` |
 //! | [`bench`](mod@bench) | `enlace bench`: replication, latency, publish rate and memory, measured on this machine |
@@ -48,17 +53,20 @@ pub mod bench;
 pub mod cases;
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod convergence;
 pub mod crl;
 pub mod crypto;
 pub mod doctor;
 pub mod lifecycle;
+pub mod logging;
 pub mod metrics;
 pub mod mla;
 pub mod model;
 pub mod node;
 pub mod pb;
+pub mod peers;
 pub mod pki;
 pub mod publish;
 pub mod reload;
@@ -66,6 +74,8 @@ pub mod roster;
 pub mod sandbox;
 pub mod selector;
 pub mod service;
+pub mod shutdown;
+pub mod state;
 pub mod store;
 pub mod sync;
 pub mod tls;

@@ -1,5 +1,7 @@
-//! Wires a node together: store, roster, signing key, the two listeners and
-//! one replicator per peer.
+//! Wires a node together: its state ([`crate::state`]: store, roster,
+//! signing key, TLS), the two listeners, the metrics listener, one
+//! replicator per peer and the node's periodic duties (expiry purge,
+//! certificate warnings, checkpoints, audit retention).
 //!
 //! [`Node::run`] takes listeners that are already bound and a shutdown
 //! future, so tests bind `127.0.0.1:0` and drive the real thing, and the
@@ -7,64 +9,27 @@
 //! resolves, listeners stop accepting, streams end, replicators finish the
 //! batch they are applying, and the store is flushed before `run` returns.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::config::{AgencyConfig, AuditConfig, RecordsConfig, Settings, SyncConfig};
-use crate::crypto::{self, SigningKey};
-use crate::lifecycle::{self, SeriesState};
-use crate::model::wire::{self, Envelope, WireError};
-use crate::model::{NodeId, RecordBody, ValidationErrors};
-use crate::roster::Roster;
-use crate::selector::MatchingKey;
-use crate::store::{Store, StoreError, StoredRecord};
-use crate::tls::{self, TlsIdentity};
+use crate::clock::now_ms;
+use crate::config::Settings;
+use crate::lifecycle;
+use crate::model::NodeId;
+use crate::reload::EXPIRY_WARNING_DAYS;
+use crate::shutdown::stopped;
+use crate::state::{NodeError, NodeState};
+use crate::store::StoreError;
 use crate::{service, sync};
-
-/// Certificates expiring within this many days are warned about, at start
-/// and once a day.
-pub const EXPIRY_WARNING_DAYS: i64 = 30;
 
 /// How long shutdown waits for connections and replicators to finish.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-
-#[derive(Debug, thiserror::Error)]
-pub enum NodeError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Tls(#[from] tls::TlsError),
-    #[error("cannot bind {what} listener on {addr}: {source}")]
-    Bind {
-        what: &'static str,
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    #[error("server failed: {0}")]
-    Server(String),
-}
-
-/// Why a publish was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum PublishError {
-    #[error("invalid request: {0}")]
-    Invalid(#[from] ValidationErrors),
-    #[error("not found: {0}")]
-    NotFound(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Crypto(#[from] crypto::CryptoError),
-}
 
 /// The bound listeners a node serves on.
 #[derive(Debug)]
@@ -115,119 +80,17 @@ impl Listeners {
     }
 }
 
-/// Live replication status of one peer, as shown by `enlace peers`.
-#[derive(Debug, Clone, Default)]
-pub struct PeerState {
-    pub endpoint: String,
-    pub connected: bool,
-    pub last_error: Option<String>,
-    pub last_contact_ms: Option<i64>,
-    pub records_received: u64,
-    pub records_rejected: u64,
-    /// The peer's own log head, as its last batch reported.
-    pub head: u64,
-}
-
-/// Shared state of a running node.
-pub struct NodeState {
-    pub id: NodeId,
-    pub store: Store,
-    pub signing: Arc<SigningKey>,
-    pub tls: TlsIdentity,
-    pub agency_ca: Vec<rustls_pki_types::CertificateDer<'static>>,
-    pub sync: SyncConfig,
-    pub records: RecordsConfig,
-    pub agency: AgencyConfig,
-    pub matching: Option<Arc<MatchingKey>>,
-    pub query: crate::cases::QueryConfig,
-    /// Checkpoints and retention of the audit log.
-    pub audit: AuditConfig,
-    /// New publications waiting to be written together.
-    pub publish_queue: crate::publish::PublishQueue,
-    /// Query token buckets, per asking peer.
-    pub buckets: crate::cases::Buckets,
-    /// Federation clients kept for queries.
-    pub peer_clients: crate::cases::PeerClients,
-    /// TLS handshakes on the peer listener.
-    pub peer_handshakes: Arc<tls::HandshakeStats>,
-    /// TLS handshakes on the agency listener.
-    pub agency_handshakes: Arc<tls::HandshakeStats>,
-    /// The TLS configurations both listeners and outgoing peer connections
-    /// use, reloaded without a restart.
-    pub tls_live: Arc<crate::reload::LiveTls>,
-    /// Counters and histograms for the metrics listener.
-    pub metrics: crate::metrics::Metrics,
-    peers: Mutex<BTreeMap<NodeId, PeerState>>,
-}
-
-impl std::fmt::Debug for NodeState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodeState")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
-    }
-}
-
 /// A node, opened and ready to run.
 #[derive(Clone, Debug)]
 pub struct Node {
     state: Arc<NodeState>,
 }
 
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 impl Node {
     /// Opens the store; nothing is bound or started yet.
     pub fn open(settings: Settings) -> Result<Self, NodeError> {
-        let store =
-            Store::open_with_cache(&settings.data_dir, &settings.node_id, settings.cache_bytes)?;
-        let peers = settings
-            .roster
-            .members()
-            .filter(|m| m.id != settings.node_id)
-            .map(|m| {
-                let state = PeerState {
-                    endpoint: settings
-                        .sync
-                        .endpoints
-                        .get(&m.id)
-                        .or(m.endpoint.as_ref())
-                        .map(ToString::to_string)
-                        .unwrap_or_default(),
-                    ..PeerState::default()
-                };
-                (m.id.clone(), state)
-            })
-            .collect();
-        let tls_live = Arc::new(crate::reload::LiveTls::new(&settings)?);
         Ok(Self {
-            state: Arc::new(NodeState {
-                id: settings.node_id,
-                store,
-                signing: settings.signing,
-                tls: settings.tls,
-                agency_ca: settings.agency_ca,
-                sync: settings.sync,
-                records: settings.records,
-                agency: settings.agency,
-                matching: settings.matching,
-                query: settings.query,
-                audit: settings.audit,
-                publish_queue: Default::default(),
-                buckets: Default::default(),
-                peer_clients: Default::default(),
-                peer_handshakes: Arc::default(),
-                agency_handshakes: Arc::default(),
-                tls_live,
-                metrics: Default::default(),
-                peers: Mutex::new(peers),
-            }),
+            state: Arc::new(NodeState::open(settings)?),
         })
     }
 
@@ -445,29 +308,6 @@ impl Node {
 }
 
 impl NodeState {
-    /// Decodes a stored record's body. Records are verified before they are
-    /// stored, and the store is local, so this does not verify again.
-    /// `None` for a tombstone.
-    pub fn open_stored(
-        &self,
-        record: &StoredRecord,
-    ) -> Result<Option<(Envelope, RecordBody)>, WireError> {
-        let Some(bytes) = record.content.envelope() else {
-            return Ok(None);
-        };
-        let envelope = Envelope::decode(bytes)?;
-        let body = wire::decode_body(&envelope.body)?;
-        Ok(Some((envelope, body)))
-    }
-
-    /// The stored state of a series.
-    pub fn series_state(&self, series_id: &str) -> Result<Option<SeriesState>, StoreError> {
-        Ok(self
-            .store
-            .series(series_id)?
-            .and_then(|b| SeriesState::decode(&b)))
-    }
-
     /// Replaces the content of every record whose validity has ended with a
     /// tombstone. Returns how many were purged.
     pub async fn purge_expired(&self) -> Result<usize, StoreError> {
@@ -538,57 +378,4 @@ impl NodeState {
             }
         }
     }
-
-    /// Where to dial `peer`: the configured override, else the roster's endpoint.
-    pub fn peer_endpoint(&self, peer: &NodeId) -> Option<crate::roster::Endpoint> {
-        self.sync
-            .endpoints
-            .get(peer)
-            .cloned()
-            .or_else(|| self.roster().member(peer).and_then(|m| m.endpoint.clone()))
-    }
-
-    /// A snapshot of every peer's replication status.
-    pub fn peer_states(&self) -> BTreeMap<NodeId, PeerState> {
-        self.peers.lock().map(|p| p.clone()).unwrap_or_default()
-    }
-
-    /// Updates one peer's status.
-    /// The roster in use now (it changes on reload: see [`crate::reload`]).
-    pub fn roster(&self) -> Arc<Roster> {
-        self.tls_live.roster()
-    }
-
-    pub fn update_peer(&self, peer: &NodeId, f: impl FnOnce(&mut PeerState)) {
-        let Ok(mut peers) = self.peers.lock() else {
-            return;
-        };
-        if let Some(p) = peers.get_mut(peer) {
-            f(p);
-        } else if self.roster().member(peer).is_some() {
-            // A member added by a reload gets its entry on first contact
-            // (one removed does not get it back from its last words).
-            let mut p = PeerState {
-                endpoint: self
-                    .peer_endpoint(peer)
-                    .map(|e| e.to_string())
-                    .unwrap_or_default(),
-                ..PeerState::default()
-            };
-            f(&mut p);
-            peers.insert(peer.clone(), p);
-        }
-    }
-
-    /// Drops the status of a member no longer in the roster.
-    pub fn forget_peer(&self, peer: &NodeId) {
-        if let Ok(mut peers) = self.peers.lock() {
-            peers.remove(peer);
-        }
-    }
-}
-
-/// Resolves once `stop` is true (or its sender is gone).
-pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }

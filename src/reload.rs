@@ -109,6 +109,10 @@ impl CertSummary {
     }
 }
 
+/// Certificates expiring within this many days are warned about, at start
+/// and once a day.
+pub const EXPIRY_WARNING_DAYS: i64 = 30;
+
 /// A certificate the node relies on and when it expires: what the daily
 /// expiry warning and the `enlace_certificate_*` metrics read, so that
 /// both follow a reload.
@@ -583,7 +587,7 @@ impl LiveTls {
             let trigger = tokio::select! {
                 _ = signal => Trigger::Signal,
                 _ = poll => Trigger::FileChange,
-                _ = crate::node::stopped(&mut stop) => break,
+                _ = crate::shutdown::stopped(&mut stop) => break,
             };
             if trigger == Trigger::FileChange {
                 let live = self.clone();

@@ -33,9 +33,10 @@ use tokio::task::JoinHandle;
 use crate::client::ClientConfig;
 use crate::crypto::{self, SigningKey};
 use crate::model::NodeId;
-use crate::node::{Listeners, Node, NodeError, NodeState};
+use crate::node::{Listeners, Node};
 use crate::pb::v1::agency_client::AgencyClient;
 use crate::pki::{self, Profile};
+use crate::state::{NodeError, NodeState};
 
 /// Validity of sandbox certificates, in days.
 const DAYS: u32 = 365;

@@ -13,53 +13,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tracing::Instrument;
 
 use crate::audit::{Action, Entry};
+use crate::clock::now_ms;
 use crate::model::NodeId;
 use crate::model::wire::Envelope;
-use crate::node::{NodeError, NodeState, now_ms};
 use crate::pb::v1 as pb;
 use crate::pb::v1::federation_client::FederationClient;
+use crate::peers::{MAX_PEER_MESSAGE, peer_channel};
+use crate::state::{NodeError, NodeState};
 use std::collections::HashMap;
 
 use crate::lifecycle::{self, Mode, SeriesState};
 use crate::mla::{self, MlaState};
 use crate::store::{self, NewRecord, SeriesWrite};
-use crate::tls;
 use crate::verify::{self, Rejection};
-
-/// Largest gRPC message a node accepts from a peer.
-pub const MAX_PEER_MESSAGE: usize = 8 * 1024 * 1024;
-
-/// Builds a lazily connecting mTLS channel to a peer. The connector does
-/// TLS itself, with the roster-bound verifier for that peer; no plaintext
-/// path exists.
-pub fn peer_channel(
-    tls_config: impl Into<tls::ClientTls>,
-    host: &str,
-    port: u16,
-) -> Result<Channel, tls::TlsError> {
-    let server_name = tls::server_name(host)?;
-    let authority = if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
-    let endpoint = Endpoint::from_shared(format!("https://{authority}"))
-        .map_err(|e| tls::TlsError::Verifier(format!("bad endpoint {authority}: {e}")))?
-        .connect_timeout(Duration::from_secs(5))
-        .http2_keep_alive_interval(Duration::from_secs(15))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .keep_alive_while_idle(true);
-    Ok(endpoint.connect_with_connector_lazy(tls::connector(
-        tls_config,
-        host.to_owned(),
-        port,
-        server_name,
-    )))
-}
 
 /// Replicates one peer's log into this node.
 pub struct PeerReplicator {
@@ -206,7 +176,7 @@ pub async fn replicate_all(state: Arc<NodeState>, mut stop: watch::Receiver<bool
                 state.peer_clients.clear();
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            _ = crate::node::stopped(&mut stop) => break,
+            _ = crate::shutdown::stopped(&mut stop) => break,
         }
     }
     for (_, tx) in running.values() {
@@ -257,7 +227,7 @@ impl PeerReplicator {
                         });
                         tokio::select! {
                             _ = tokio::time::sleep(self.state.sync.backoff_min) => {}
-                            _ = crate::node::stopped(&mut self.shutdown) => break,
+                            _ = crate::shutdown::stopped(&mut self.shutdown) => break,
                         }
                     }
                     SessionEnd::Failed(error) => {
@@ -308,7 +278,7 @@ impl PeerReplicator {
                 Ok(Err(status)) => return SessionEnd::Failed(format!("{:?}: {}", status.code(), status.message())),
                 Err(_) => return SessionEnd::Failed(format!("peer did not answer the pull within {} ms", limit.as_millis())),
             },
-            _ = crate::node::stopped(&mut self.shutdown) => return SessionEnd::Shutdown,
+            _ = crate::shutdown::stopped(&mut self.shutdown) => return SessionEnd::Shutdown,
         };
         self.state.update_peer(&self.peer, |p| {
             p.connected = true;
@@ -367,7 +337,7 @@ impl PeerReplicator {
         loop {
             let batch = tokio::select! {
                 m = verified.recv() => m,
-                _ = crate::node::stopped(&mut self.shutdown) => return SessionEnd::Shutdown,
+                _ = crate::shutdown::stopped(&mut self.shutdown) => return SessionEnd::Shutdown,
             };
             let batch = match batch {
                 Some(Ok(b)) => b,

@@ -137,7 +137,7 @@ async fn every_kind_of_action_leaves_its_entry() {
         .unwrap_err();
     // A short-lived alert, purged at expiry everywhere.
     let mut short = sample_alert("caduca pronto");
-    short.expires_at_ms = enlace::node::now_ms() + 2_000;
+    short.expires_at_ms = enlace::clock::now_ms() + 2_000;
     let short = g
         .publish_alert(pb::PublishAlertRequest {
             alert: Some(short),
@@ -182,7 +182,7 @@ async fn every_kind_of_action_leaves_its_entry() {
                 case_refs: vec![first.record_id.clone()],
                 legal_basis: "UNTOC art. 18".into(),
                 measures: "Confirmar identidad".into(),
-                deadline_ms: enlace::node::now_ms() + 86_400_000,
+                deadline_ms: enlace::clock::now_ms() + 86_400_000,
                 ..Default::default()
             }),
         })
@@ -575,9 +575,9 @@ async fn pruning_keeps_the_log_verifiable_from_its_anchor() {
     assert!(size >= 5, "{answer}");
     assert_eq!(answer["peers"][0]["peer"], "hn");
     assert_eq!(answer["peers"][0]["witnessed_size"], size, "{answer}");
-    let before = enlace::node::now_ms() + 1;
+    let before = enlace::clock::now_ms() + 1;
     eventually("a later clock tick", || async {
-        (enlace::node::now_ms() > before).then_some(())
+        (enlace::clock::now_ms() > before).then_some(())
     })
     .await;
     common::publish(&mut g, "reciente", &[]).await;
@@ -695,14 +695,14 @@ async fn a_witness_refuses_a_log_that_shrank_or_forked_and_a_checkpoint_in_anoth
     let config =
         enlace::tls::peer_client_config(&roster, &gt_tls, &NodeId::parse("hn").unwrap()).unwrap();
     let port = fed.member("hn").unwrap().peer_addr.port();
-    let channel = enlace::sync::peer_channel(config, "127.0.0.1", port).unwrap();
+    let channel = enlace::peers::peer_channel(config, "127.0.0.1", port).unwrap();
     let mut to_hn = enlace::pb::v1::federation_client::FederationClient::new(channel);
     let checkpoint = |node: &str, size: u64, head: u8, key: &enlace::crypto::SigningKey| {
         Checkpoint {
             node: NodeId::parse(node).unwrap(),
             size,
             head: [head; 32],
-            time_ms: enlace::node::now_ms(),
+            time_ms: enlace::clock::now_ms(),
         }
         .sign(key)
     };

@@ -116,13 +116,13 @@ fn big_batch(fed: &Sandbox, id: &str, n: u64) -> pb::PullBatch {
             let mut a = sample_alert(&format!("registro {seq} {}", "x".repeat(400)));
             a.urgency = enlace::vocabulary::Urgency::Routine.wire();
             a.subject_category = enlace::vocabulary::SubjectCategory::Victim.wire();
-            a.expires_at_ms = enlace::node::now_ms() + 86_400_000;
+            a.expires_at_ms = enlace::clock::now_ms() + 86_400_000;
             let alert = wire::alert_from_pb(a, "alert", &mut Errors::default()).unwrap();
             let body = wire::encode_body(&RecordBody {
                 record_id: enlace::model::new_record_id(&origin, seq.to_be_bytes()),
                 origin: origin.clone(),
                 seq,
-                created_at_ms: enlace::node::now_ms(),
+                created_at_ms: enlace::clock::now_ms(),
                 distribution: Distribution::AllMembers,
                 kind: RecordKind::Alert(alert),
             });

@@ -200,7 +200,7 @@ async fn expiry_purges_content_at_every_node_and_keeps_a_tombstone() {
     ];
     let mut gt = fed.client("gt").await.unwrap();
     let mut short = sample_alert("válida por poco tiempo");
-    short.expires_at_ms = enlace::node::now_ms() + 3_000;
+    short.expires_at_ms = enlace::clock::now_ms() + 3_000;
     let lasting = publish(&mut gt, sample_alert("válida un año"), &[], &[]).await;
     let rec = publish(&mut gt, short, &[], &[]).await;
 
@@ -304,7 +304,7 @@ async fn a_record_for_hn_never_reaches_sv_not_even_in_its_pull_stream() {
         tls::peer_client_config(&roster, &sv_identity, &NodeId::parse("gt").unwrap()).unwrap();
     let port = fed.member("gt").unwrap().peer_addr.port();
     let mut pull =
-        FederationClient::new(enlace::sync::peer_channel(config, "127.0.0.1", port).unwrap());
+        FederationClient::new(enlace::peers::peer_channel(config, "127.0.0.1", port).unwrap());
     let mut stream = pull
         .pull(pb::PullRequest {
             origin: "gt".into(),

@@ -136,7 +136,7 @@ async fn the_metrics_endpoint_serves_every_series() {
                 s,
                 &format!("enlace_certificate_not_after_timestamp_seconds{{certificate=\"{cert}\""),
             );
-            let now = enlace::node::now_ms() as f64 / 1000.0;
+            let now = enlace::clock::now_ms() as f64 / 1000.0;
             assert!(not_after > now + 300.0 * 86_400.0, "{cert}: {not_after}");
         }
         // The fan-out histogram is always served, even before any query.
@@ -202,7 +202,7 @@ async fn a_renewed_certificate_shows_in_the_metrics_and_the_expiry_warning() {
     let dir = fed.member("gt").unwrap().dir.clone();
     assert!(
         gt.state
-            .expiring_certificates(enlace::node::EXPIRY_WARNING_DAYS)
+            .expiring_certificates(enlace::reload::EXPIRY_WARNING_DAYS)
             .is_empty()
     );
 
@@ -237,7 +237,7 @@ async fn a_renewed_certificate_shows_in_the_metrics_and_the_expiry_warning() {
     );
     let due = gt
         .state
-        .expiring_certificates(enlace::node::EXPIRY_WARNING_DAYS);
+        .expiring_certificates(enlace::reload::EXPIRY_WARNING_DAYS);
     assert_eq!(due.len(), 1, "{due:?}");
     assert!(due[0].0.starts_with("node certificate"), "{due:?}");
     assert!((18..=20).contains(&due[0].1), "{due:?}");

@@ -287,7 +287,7 @@ async fn an_mla_request_is_acknowledged_automatically_and_answered_and_both_ends
         .await
         .unwrap()
         .into_inner();
-    let deadline = enlace::node::now_ms() + 3_600_000;
+    let deadline = enlace::clock::now_ms() + 3_600_000;
     let sent = gt
         .send_mla(pb::SendMlaRequest {
             request: Some(pb::MlaRequest {
@@ -391,7 +391,7 @@ async fn an_unanswered_request_past_its_deadline_is_overdue_at_both_ends() {
                 query_id: "q-gt-0000000000000001".into(),
                 legal_basis: "UNTOC art. 18".into(),
                 measures: "Confirmar identidad".into(),
-                deadline_ms: enlace::node::now_ms() + 1_000,
+                deadline_ms: enlace::clock::now_ms() + 1_000,
                 ..Default::default()
             }),
         })

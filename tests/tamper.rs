@@ -82,14 +82,14 @@ fn record(settings: &enlace::config::Settings, seq: u64) -> Envelope {
     let mut alert = enlace::sandbox::sample_alert(&format!("alerta número {seq}"));
     alert.urgency = enlace::vocabulary::Urgency::Routine.wire();
     alert.subject_category = enlace::vocabulary::SubjectCategory::Victim.wire();
-    alert.expires_at_ms = enlace::node::now_ms() + 86_400_000;
+    alert.expires_at_ms = enlace::clock::now_ms() + 86_400_000;
     let mut errors = Errors::default();
     let alert = wire::alert_from_pb(alert, "alert", &mut errors).unwrap();
     let body = RecordBody {
         record_id: enlace::model::new_record_id(&origin, seq.to_be_bytes()),
         origin,
         seq,
-        created_at_ms: enlace::node::now_ms(),
+        created_at_ms: enlace::clock::now_ms(),
         distribution: Distribution::AllMembers,
         kind: RecordKind::Alert(alert),
     };

@@ -203,7 +203,7 @@ async fn both_listeners_serve_grpc_health_and_the_agency_listener_serves_reflect
     let config = tls::peer_client_config(&roster, &hn, &NodeId::parse("gt").unwrap()).unwrap();
     let port = fed.member("gt").unwrap().peer_addr.port();
     let mut health =
-        HealthClient::new(enlace::sync::peer_channel(config, "127.0.0.1", port).unwrap());
+        HealthClient::new(enlace::peers::peer_channel(config, "127.0.0.1", port).unwrap());
     for service in ["enlace.v1.Federation", "enlace.v1.Agency"] {
         let status = health
             .check(HealthCheckRequest {
@@ -264,7 +264,7 @@ async fn certificates_expiring_within_30_days_are_reported() {
     let gt = fed.start("gt").await.unwrap();
     let soon = gt
         .state
-        .expiring_certificates(enlace::node::EXPIRY_WARNING_DAYS);
+        .expiring_certificates(enlace::reload::EXPIRY_WARNING_DAYS);
     assert!(soon.is_empty(), "{soon:?}");
     let due = gt.state.expiring_certificates(400);
     let names: Vec<&str> = due.iter().map(|(n, _)| n.as_str()).collect();

@@ -10,9 +10,10 @@ use ring::digest::{SHA256, digest};
 
 use super::checkpoint::{self, Checkpoint, KeyBook};
 use super::{Action, Entry, hex};
+use crate::clock::now_ms;
 use crate::model::NodeId;
-use crate::node::{NodeState, now_ms};
 use crate::pb::v1 as pb;
+use crate::state::NodeState;
 use crate::store::StoreError;
 use crate::store::audit_log::Anchor;
 

@@ -188,7 +188,7 @@ pub struct Entry {
 impl Entry {
     pub fn new(action: Action, actor: impl Into<String>) -> Self {
         Self {
-            time_ms: crate::node::now_ms(),
+            time_ms: crate::clock::now_ms(),
             action: action.code().to_owned(),
             actor: actor.into(),
             justification: String::new(),

@@ -147,7 +147,7 @@ enum Opened {
         justification: String,
     },
     Local {
-        state: std::sync::Arc<crate::node::NodeState>,
+        state: std::sync::Arc<crate::state::NodeState>,
     },
 }
 

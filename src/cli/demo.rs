@@ -100,7 +100,7 @@ impl Clock {
 }
 
 pub async fn run(args: DemoArgs) -> Result<(), String> {
-    crate::cli::init_tracing(LogFormat::Text, "warn");
+    crate::logging::init_tracing(LogFormat::Text, "warn");
     let clock = Clock(Instant::now());
     let e = |e: crate::sandbox::SandboxError| e.to_string();
     println!(

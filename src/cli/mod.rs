@@ -18,6 +18,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::LogFormat;
+use crate::logging::init_tracing;
 
 /// Exit code for an invalid configuration (EX_USAGE).
 pub const EXIT_CONFIG: u8 = 64;
@@ -143,19 +144,6 @@ pub enum NodeCommand {
         #[arg(long)]
         json: bool,
     },
-}
-
-/// Sets up logging: `RUST_LOG` if set, else `default`.
-pub fn init_tracing(format: LogFormat, default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
 }
 
 /// Runs a parsed command line.

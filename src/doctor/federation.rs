@@ -249,7 +249,7 @@ async fn probe(
 ) -> (Status, String) {
     let started = Instant::now();
     let channel = tls::peer_client_config(&roster, &identity, peer)
-        .and_then(|config| crate::sync::peer_channel(config, &endpoint.host, endpoint.port));
+        .and_then(|config| crate::peers::peer_channel(config, &endpoint.host, endpoint.port));
     let channel = match channel {
         Ok(c) => c,
         Err(e) => return (Status::Fail, format!("cannot dial: {e}")),

@@ -31,7 +31,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_stream::StreamExt;
 
-use crate::node::NodeState;
+use crate::state::NodeState;
 use crate::tls::{self, Identity};
 
 /// Largest request head (request line and headers) read.
@@ -71,7 +71,7 @@ pub fn serve(
         loop {
             let next = tokio::select! {
                 n = incoming.next() => n,
-                _ = crate::node::stopped(&mut stop) => break,
+                _ = crate::shutdown::stopped(&mut stop) => break,
             };
             let Some(Ok(conn)) = next else {
                 break;
@@ -186,7 +186,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             false,
         ),
         Some(head) => match parse_head(&head) {
-            Asked::Metrics { head_only } => match super::render(state) {
+            Asked::Metrics { head_only } => match super::scrape::render(state) {
                 Ok(text) => response("200 OK", CONTENT_TYPE, &text, head_only),
                 Err(error) => {
                     tracing::error!(%error, "metrics: the store cannot be read");

@@ -16,16 +16,17 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{IntoStatus, identity, status};
+use crate::clock::now_ms;
 use crate::config::ClientRole;
 use crate::lifecycle::{self, Status as RecordStatus, Tombstone};
 use crate::model::wire;
 use crate::model::{
     Alert, CaseReference, Content, Errors, FieldError, NodeId, RecordKind, ValidationErrors,
 };
-use crate::node::{NodeState, now_ms};
 use crate::pb::v1 as pb;
 use crate::pb::v1::agency_server::Agency;
 use crate::publish::{Change, Published};
+use crate::state::NodeState;
 use crate::store::{Content as Stored, StoredRecord};
 use crate::tls::Identity;
 use crate::vocabulary::{AlertType, Offence, SubjectCategory, Urgency, parse_country};
@@ -495,6 +496,8 @@ impl Filter {
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::RecordView, Status>> + Send>>;
+/// The `ReadAudit` stream (served in [`super::audit`]).
+pub(super) type AuditStream = Pin<Box<dyn Stream<Item = Result<pb::AuditEntry, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Agency for AgencyService {
@@ -710,7 +713,7 @@ impl Agency for AgencyService {
                 }
                 tokio::select! {
                     changed = changes.changed() => if changed.is_err() { return },
-                    _ = crate::node::stopped(&mut stop) => {
+                    _ = crate::shutdown::stopped(&mut stop) => {
                         let _ = tx.send(Err(Status::unavailable(format!("node {} is shutting down", state.id)))).await;
                         return;
                     }
@@ -754,7 +757,7 @@ impl Agency for AgencyService {
         Ok(Response::new(pb::VerifyPeersResponse { comparisons }))
     }
 
-    type ReadAuditStream = super::audit::AuditStream;
+    type ReadAuditStream = AuditStream;
 
     async fn read_audit(
         &self,

@@ -2,24 +2,19 @@
 //! checkpoints with what each peer witnessed, for `enlace audit verify` and
 //! `enlace audit export`. Admin role only; every read is itself audited.
 
-use std::pin::Pin;
-
 use prost::Message;
 use tokio::sync::mpsc;
-use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::IntoStatus;
-use super::agency::AgencyService;
+use super::agency::{AgencyService, AuditStream};
 use crate::audit::{Action, Entry};
 use crate::config::ClientRole;
 use crate::pb::v1 as pb;
 
 /// Entries read from the store per step of a `ReadAudit` stream.
 const READ_STEP: usize = 1024;
-
-pub(super) type AuditStream = Pin<Box<dyn Stream<Item = Result<pb::AuditEntry, Status>> + Send>>;
 
 impl AgencyService {
     pub(super) async fn read_audit_impl(

@@ -17,11 +17,13 @@ use tonic::{Request, Response, Status};
 
 use super::{IntoStatus, identity};
 use crate::audit::{Action, Entry};
+use crate::clock::now_ms;
 use crate::model::wire;
 use crate::model::{Distribution, NodeId};
-use crate::node::{NodeState, now_ms};
 use crate::pb::v1 as pb;
 use crate::pb::v1::federation_server::Federation;
+use crate::peers::HEARTBEAT;
+use crate::state::NodeState;
 use crate::tls::Identity;
 
 /// Records per batch when the caller does not say.
@@ -30,8 +32,6 @@ const DEFAULT_BATCH: u32 = 256;
 const MAX_BATCH: u32 = 1024;
 /// A batch is closed once its records exceed this many bytes.
 const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
-/// How often an idle follow stream carries an empty batch.
-pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
 /// Batches buffered per stream before the producer waits for the peer.
 const STREAM_BUFFER: usize = 4;
 
@@ -141,7 +141,7 @@ impl Federation for FederationService {
         } else {
             None
         };
-        let case_refs = if hit && self.state.query.reveal == crate::cases::Reveal::CaseRefs {
+        let case_refs = if hit && self.state.query.reveal == crate::config::Reveal::CaseRefs {
             case_numbers
         } else {
             Vec::new()
@@ -355,7 +355,7 @@ impl Producer {
                         return;
                     }
                 }
-                _ = crate::node::stopped(&mut self.stop) => {
+                _ = crate::shutdown::stopped(&mut self.stop) => {
                     let _ = tx.send(Err(Status::unavailable(format!("node {} is shutting down", self.state.id)))).await;
                     return;
                 }

@@ -15,7 +15,7 @@ mod cases;
 mod federation;
 
 pub use agency::AgencyService;
-pub use federation::{FederationService, HEARTBEAT};
+pub use federation::FederationService;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -26,9 +26,10 @@ use tokio::sync::watch;
 use tonic::transport::Server;
 use tonic::{Request, Status};
 
-use crate::node::{NodeError, NodeState, PublishError};
 use crate::pb::v1::agency_server::AgencyServer;
 use crate::pb::v1::federation_server::FederationServer;
+use crate::publish::PublishError;
+use crate::state::{NodeError, NodeState};
 use crate::store::StoreError;
 use crate::tls::{self, ConnInfo, Identity};
 
@@ -93,7 +94,7 @@ pub(crate) fn identity<T>(req: &Request<T>) -> Result<Identity, Status> {
 }
 
 async fn shutdown_signal(mut stop: watch::Receiver<bool>) {
-    crate::node::stopped(&mut stop).await;
+    crate::shutdown::stopped(&mut stop).await;
 }
 
 fn server() -> Server {

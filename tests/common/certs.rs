@@ -57,7 +57,7 @@ pub async fn pull_as(
     port: u16,
 ) -> Result<(), String> {
     let config = tls::peer_client_config(roster, who, &NodeId::parse(expected).unwrap()).unwrap();
-    let channel = enlace::sync::peer_channel(config, "127.0.0.1", port).unwrap();
+    let channel = enlace::peers::peer_channel(config, "127.0.0.1", port).unwrap();
     let mut client = FederationClient::new(channel);
     let request = pb::PullRequest {
         origin: expected.into(),

@@ -174,7 +174,7 @@ pub fn init_tracing() {
 }
 
 /// Every entry of a running node's audit log, read from its store.
-pub fn audit_log(state: &enlace::node::NodeState) -> Vec<enlace::audit::Entry> {
+pub fn audit_log(state: &enlace::state::NodeState) -> Vec<enlace::audit::Entry> {
     let mut out = Vec::new();
     let mut after = 0;
     loop {

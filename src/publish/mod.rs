@@ -8,82 +8,22 @@
 //! whole file when one line is bad.
 
 use crate::audit::{Action, Entry};
+use crate::clock::now_ms;
 use crate::crypto;
 use crate::lifecycle::{self, Mode, SeriesState};
 use crate::mla::{self, MlaState};
 use crate::model::wire::{self, Envelope};
 use crate::model::{
-    self, Content, Distribution, Errors, FieldError, MlaAck, MlaRequest, MlaResponse, NodeId,
-    RecordBody, RecordKind, Update, ValidationErrors, Withdrawal,
+    self, Content, Distribution, Errors, FieldError, MlaAck, MlaResponse, NodeId, RecordBody,
+    RecordKind, Update, ValidationErrors, Withdrawal,
 };
-use crate::node::{NodeState, PublishError, now_ms};
-use crate::store::{self, NewRecord, SeriesWrite, StoreError, StoredRecord};
+use crate::state::NodeState;
+use crate::store::{self, NewRecord, SeriesWrite, StoreError};
 
-/// What an agency asks its node to do.
-#[derive(Debug, Clone)]
-pub enum Change {
-    /// A new alert or case reference, to all members (`recipients` empty)
-    /// or to the named ones.
-    Publish {
-        content: Content,
-        recipients: Vec<String>,
-    },
-    /// A new version of the series that `target` (any of its record ids)
-    /// belongs to.
-    Update { target: String, content: Content },
-    /// Withdraw the series that `target` belongs to.
-    Withdraw { target: String, reason: String },
-    /// Send a mutual legal assistance request.
-    SendMla(MlaRequest),
-    /// Acknowledge a request received (done by the node itself).
-    AckMla { request_id: String },
-    /// Answer a request received.
-    RespondMla {
-        request_id: String,
-        outcome: crate::vocabulary::MlaOutcome,
-        text: String,
-    },
-}
+pub mod queue;
 
-/// New publications waiting to be written together.
-///
-/// A transaction costs far more than the records in it (on sled 0.34, one
-/// record per transaction tops out near 8 000 records/s on this machine;
-/// 64 per transaction, near 24 000), so concurrent publishes are combined:
-/// each caller queues its change and waits for the writer's turn; whoever
-/// gets the turn writes everything queued by then in one transaction and
-/// one flush, and answers each caller. Only new publications are combined:
-/// updates, withdrawals and MLA messages read the series state that the
-/// one before them may change, so they go one at a time.
-#[derive(Default)]
-pub struct PublishQueue {
-    jobs: std::sync::Mutex<Vec<Job>>,
-    turn: tokio::sync::Mutex<()>,
-}
-
-impl std::fmt::Debug for PublishQueue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PublishQueue")
-    }
-}
-
-/// Most publications written in one transaction.
-const MAX_COMBINED: usize = 256;
-
-struct Job {
-    change: Change,
-    actor: String,
-    record_id: String,
-    created_at_ms: i64,
-    reply: tokio::sync::oneshot::Sender<Result<Published, PublishError>>,
-}
-
-/// A record the node has signed and stored.
-#[derive(Debug, Clone)]
-pub struct Published {
-    pub stored: StoredRecord,
-    pub body: RecordBody,
-}
+pub use queue::{Change, PublishError, Published};
+use queue::{Job, MAX_COMBINED};
 
 fn invalid(field: &str, rule: impl Into<String>) -> PublishError {
     PublishError::Invalid(ValidationErrors(vec![FieldError::new(field, rule)]))
@@ -188,7 +128,7 @@ impl NodeState {
     }
 
     /// Queues a new publication and returns once it is durable, written
-    /// with whatever else was queued (see [`PublishQueue`]).
+    /// with whatever else was queued (see [`queue::PublishQueue`]).
     async fn publish_combined(
         &self,
         change: Change,

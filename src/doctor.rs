@@ -29,8 +29,9 @@ use time::OffsetDateTime;
 use crate::model::NodeId;
 use crate::roster::{self, Roster};
 
-/// Certificates that expire within this many days are flagged.
-pub const EXPIRY_WARNING_DAYS: i64 = 30;
+/// Certificates that expire within this many days are flagged: the same
+/// threshold as the running node's warnings and metrics.
+pub use crate::reload::EXPIRY_WARNING_DAYS;
 
 /// How long a peer has for the TCP connection, the TLS handshake and the
 /// health check together.

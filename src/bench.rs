@@ -462,23 +462,9 @@ async fn memory(records: u64) -> Result<Report, String> {
     drop(sandbox.take_listeners("gt"));
     drop(sandbox.take_listeners("hn"));
 
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-    let config = sandbox.member("gt").map_err(err)?.config_path();
-    // The node logs as an operator would run it (its default level), to a
-    // file: what it does at start counts.
-    let log_path = sandbox.dir.join("gt-node.log");
-    let log = std::fs::File::create(&log_path)
-        .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
-    let child = std::process::Command::new(exe)
-        .args(["node", "run", "--config"])
-        .arg(&config)
-        .env_remove("RUST_LOG")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .map_err(|e| format!("cannot start the node process: {e}"))?;
-    let mut child = ChildProcess(Some(child));
+    // The node logs as an operator would run it (its default level): what
+    // it does at start counts.
+    let (mut child, log_path) = spawn_node(&sandbox, "gt")?;
     let measured = measure_memory(&sandbox, &mut child).await;
     let stopped = child.terminate().await;
     let with_log = |e: String| format!("{e}\n{}", log_tail(&log_path));
@@ -1219,7 +1205,8 @@ async fn bulk_load(settings: &Settings, records: u64) -> Result<(Duration, usize
 // Processes, nodes and small helpers
 
 /// Starts member `id` of `sandbox` as a node process of its own (its
-/// listeners must have been released), logging to a file in the sandbox.
+/// listeners must have been released), logging at its default level to a
+/// file in the sandbox.
 fn spawn_node(sandbox: &Sandbox, id: &str) -> Result<(ChildProcess, std::path::PathBuf), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let config = sandbox.member(id).map_err(err)?.config_path();

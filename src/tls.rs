@@ -651,12 +651,7 @@ pub fn agency_client_config(
     ca: &[CertificateDer<'static>],
     identity: &TlsIdentity,
 ) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_root_certificates(roots(ca)?)
-        .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())?;
-    cfg.alpn_protocols = vec![H2.to_vec()];
-    Ok(Arc::new(cfg))
+    ca_client_config(ca, identity, H2)
 }
 
 /// Client config for scraping the metrics listener (what Prometheus's
@@ -666,11 +661,19 @@ pub fn metrics_client_config(
     ca: &[CertificateDer<'static>],
     identity: &TlsIdentity,
 ) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    ca_client_config(ca, identity, HTTP11)
+}
+
+fn ca_client_config(
+    ca: &[CertificateDer<'static>],
+    identity: &TlsIdentity,
+    alpn: &[u8],
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots(ca)?)
         .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())?;
-    cfg.alpn_protocols = vec![HTTP11.to_vec()];
+    cfg.alpn_protocols = vec![alpn.to_vec()];
     Ok(Arc::new(cfg))
 }
 

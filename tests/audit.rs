@@ -799,3 +799,47 @@ fn public_key_of(roster: &str, id: &str) -> String {
         .trim_matches('"')
         .to_owned()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_retention_sweep_runs_at_start_and_keeps_what_is_recent() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["gt"]).await.unwrap();
+    let data_dir = fed.member("gt").unwrap().data_dir();
+    // A log with 40 entries written 40 days ago, then 3 of today.
+    {
+        let gt = enlace::model::NodeId::parse("gt").unwrap();
+        let store = enlace::store::Store::open(&data_dir, &gt).unwrap();
+        let long_ago = enlace::clock::now_ms() - 40 * 86_400_000;
+        let entry = |actor: &str| Entry::new(enlace::audit::Action::RecordPublished, actor);
+        let old = (0..40)
+            .map(|i| {
+                let mut e = entry("cliente-antiguo");
+                e.time_ms = long_ago + i;
+                e.encode()
+            })
+            .collect();
+        store.append_audit(old).await.unwrap();
+        let recent = (0..3).map(|_| entry("cliente-reciente").encode()).collect();
+        store.append_audit(recent).await.unwrap();
+    }
+    common::certs::edit_config(
+        &fed.member("gt").unwrap().config_path(),
+        "",
+        "[audit]\nretention_days = 30\n",
+    );
+    // No call to prune: the node's own hourly sweep runs once at start.
+    let gt = fed.start("gt").await.unwrap();
+    eventually("the sweep at start pruned the old entries", || async {
+        let anchor = gt.state.store.audit_anchor().ok().flatten()?;
+        (anchor.n == 40).then_some(())
+    })
+    .await;
+    let log = common::audit_log(&gt.state);
+    assert!(log.iter().all(|e| e.actor != "cliente-antiguo"));
+    assert_eq!(
+        log.iter().filter(|e| e.actor == "cliente-reciente").count(),
+        3
+    );
+    assert!(log.iter().any(|e| e.action == "audit_pruned"));
+    gt.stop().await.unwrap();
+}

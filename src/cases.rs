@@ -171,30 +171,7 @@ pub enum CaseError {
     Store(#[from] StoreError),
 }
 
-/// One member's answer to a query.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PeerResult {
-    Hit {
-        hits: Vec<bool>,
-        case_refs: Vec<String>,
-        contact: Option<ContactPoint>,
-    },
-    NoHit,
-    Unreachable(String),
-    Refused(String),
-}
-
-impl PeerResult {
-    /// `hit`, `no_hit`, `unreachable` or `refused`.
-    pub fn label(&self) -> &'static str {
-        match self {
-            PeerResult::Hit { .. } => "hit",
-            PeerResult::NoHit => "no_hit",
-            PeerResult::Unreachable(_) => "unreachable",
-            PeerResult::Refused(_) => "refused",
-        }
-    }
-}
+pub use crate::peers::PeerResult;
 
 impl NodeState {
     /// Registers or replaces a local case and its selector index entries.

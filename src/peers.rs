@@ -8,7 +8,9 @@
 //! federation clients made for queries and the token bucket that bounds
 //! each peer's queries. All of this sits below the node state and below
 //! every feature that talks to peers, so that none of them has to import
-//! another (or the node) to do so.
+//! another (or the node) to do so. So does [`PeerResult`], what one peer
+//! answered (or why it did not), which queries and checkpoint witnessing
+//! both read.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,9 +18,34 @@ use std::time::{Duration, Instant};
 
 use tonic::transport::{Channel, Endpoint};
 
-use crate::model::NodeId;
+use crate::model::{ContactPoint, NodeId};
 use crate::pb::v1::federation_client::FederationClient;
 use crate::tls;
+
+/// One member's answer to a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerResult {
+    Hit {
+        hits: Vec<bool>,
+        case_refs: Vec<String>,
+        contact: Option<ContactPoint>,
+    },
+    NoHit,
+    Unreachable(String),
+    Refused(String),
+}
+
+impl PeerResult {
+    /// `hit`, `no_hit`, `unreachable` or `refused`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            PeerResult::Hit { .. } => "hit",
+            PeerResult::NoHit => "no_hit",
+            PeerResult::Unreachable(_) => "unreachable",
+            PeerResult::Refused(_) => "refused",
+        }
+    }
+}
 
 /// Largest gRPC message a node accepts from a peer.
 pub const MAX_PEER_MESSAGE: usize = 8 * 1024 * 1024;

@@ -425,9 +425,9 @@ impl NodeState {
     }
 }
 
-fn unreachable(r: crate::cases::PeerResult) -> String {
+fn unreachable(r: crate::peers::PeerResult) -> String {
     match r {
-        crate::cases::PeerResult::Unreachable(why) | crate::cases::PeerResult::Refused(why) => why,
+        crate::peers::PeerResult::Unreachable(why) | crate::peers::PeerResult::Refused(why) => why,
         other => format!("{other:?}"),
     }
 }

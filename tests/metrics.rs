@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use common::{eventually, list_all, publish, sample, samples, scrape};
@@ -87,6 +87,35 @@ async fn the_metrics_endpoint_serves_every_series() {
             && sample(s, "enlace_peer_cursor{peer=\"gt\"").unwrap_or(0.0) >= N as f64
     })
     .await;
+
+    // The README's table of series is the public contract: the node serves
+    // every family it lists, and it lists every family the node serves.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let documented: BTreeSet<String> = readme
+        .lines()
+        .filter(|l| l.starts_with("| `enlace_"))
+        .flat_map(|l| {
+            l.split('|')
+                .nth(1)
+                .unwrap_or_default()
+                .split(',')
+                .map(|n| n.trim().trim_matches('`').to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let (_, body) = scrape(&fed, "gt", "/metrics").await.unwrap();
+    let served: BTreeSet<String> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .map(str::to_owned)
+        .collect();
+    assert!(served.len() >= 20, "{served:?}");
+    assert_eq!(
+        documented, served,
+        "README's series table and the node disagree"
+    );
 
     for s in [&at_gt, &at_hn] {
         assert_eq!(get(s, "enlace_up"), 1.0);

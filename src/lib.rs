@@ -34,6 +34,7 @@
 //! | [`peers`] | reaching a peer (the mTLS channel, message limit, heartbeat) and what a node keeps per peer (query clients, query token buckets) |
 //! | [`convergence`] | digests of what two nodes hold, to check that replication converged |
 //! | [`sync`] | per-peer replication: pull from the cursor, follow live, back off |
+//! | [`recover`] | a lost own log, asked back from the peers that hold its records |
 //! | [`service`] | the tonic services (peer-facing and agency-facing); the one place errors become `Status` |
 //! | [`sandbox`] | a throwaway federation on this machine, for `enlace demo` and the integration tests |
 //! | [`shutdown`] | the stop signal every listener, stream and replicator waits on |
@@ -69,6 +70,7 @@ pub mod pb;
 pub mod peers;
 pub mod pki;
 pub mod publish;
+pub mod recover;
 pub mod reload;
 pub mod roster;
 pub mod sandbox;

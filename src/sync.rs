@@ -37,6 +37,10 @@ pub struct PeerReplicator {
     peer: NodeId,
     client: FederationClient<Channel>,
     shutdown: watch::Receiver<bool>,
+    /// Applying this node's own records handed back by its peers (see
+    /// [`crate::recover`]): the distribution rule does not apply to the
+    /// records' own author.
+    recovering: bool,
 }
 
 /// A batch whose records went through [`verify::verify`].
@@ -207,7 +211,37 @@ impl PeerReplicator {
             peer,
             client,
             shutdown,
+            recovering: false,
         })
+    }
+
+    /// A replicator that applies this node's own records, handed back by
+    /// its peers, through the same checks and store path as any pull.
+    pub fn for_recovery(state: Arc<NodeState>) -> Result<Self, NodeError> {
+        let own = state.id.clone();
+        let (_, shutdown) = watch::channel(false);
+        let mut r = Self::new(state, own, shutdown)?;
+        r.recovering = true;
+        Ok(r)
+    }
+
+    /// Verifies and stores one batch of records handed back (ascending seq,
+    /// all above `last_seq`, which moves on).
+    pub async fn apply_recovered(
+        &self,
+        batch: pb::PullBatch,
+        last_seq: &mut u64,
+    ) -> Result<(), String> {
+        let roster = self.state.roster();
+        let verified = verify_batch(&roster, batch);
+        let mut pinned = None;
+        self.apply(verified, last_seq, &mut pinned).await?;
+        match pinned {
+            None => Ok(()),
+            Some(at) => Err(format!(
+                "a record after seq {at} did not verify; see the log for why"
+            )),
+        }
     }
 
     /// Runs until shutdown.
@@ -592,7 +626,7 @@ impl PeerReplicator {
                 high_water,
             }));
         }
-        if !v.body.distribution.includes(&self.state.id) {
+        if !self.recovering && !v.body.distribution.includes(&self.state.id) {
             return Err(Refused::Skip(
                 seq,
                 Rejection::NotEntitled(self.state.id.clone()),

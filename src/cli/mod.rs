@@ -131,6 +131,19 @@ pub enum NodeCommand {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Recover a stopped node's own log from its peers, after its store was
+    /// lost: they hand back the records of this node they hold.
+    Recover {
+        /// The node's configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Where the store lives; overrides `node.data_dir`.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Compact a stopped node's record log: drop the space that purged
     /// records left, then exit.
     Compact {
@@ -194,6 +207,20 @@ pub fn run(cli: Cli) -> ExitCode {
                     }
                 }
             }
+            Command::Node(NodeCommand::Recover {
+                config,
+                data_dir,
+                json,
+            }) => {
+                init_tracing(LogFormat::Text, "warn");
+                match crate::config::load(&config, data_dir.as_deref()) {
+                    Ok(s) => report(recover(s, json).await),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::from(EXIT_CONFIG)
+                    }
+                }
+            }
             Command::Ca(c) => report(pki::ca(c)),
             Command::Cert(c) => report(pki::cert(c)),
             Command::Keys(c) => report(pki::keys(c)),
@@ -238,6 +265,67 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Bench(a) => report(crate::bench::run(a).await),
         }
     })
+}
+
+/// `enlace node recover`: the node must be stopped (its store is locked
+/// while it runs).
+async fn recover(settings: crate::config::Settings, json: bool) -> Result<(), String> {
+    let id = settings.node_id.clone();
+    let node = crate::node::Node::open(settings)
+        .map_err(|e| format!("cannot open the store of node {id}: {e}"))?;
+    let done = crate::recover::recover_own_log(node.state().clone()).await?;
+    let answers = done.peers.iter().map(|(peer, a)| match a {
+        crate::recover::PeerAnswer::Returned {
+            records,
+            seen_up_to,
+        } => (peer, Some((*records, *seen_up_to)), None),
+        crate::recover::PeerAnswer::Failed(e) => (peer, None, Some(e.clone())),
+    });
+    if json {
+        let peers: Vec<serde_json::Value> = answers
+            .map(|(peer, ok, err)| {
+                serde_json::json!({
+                    "peer": peer.as_str(),
+                    "records": ok.map(|o| o.0),
+                    "seen_up_to": ok.map(|o| o.1),
+                    "error": err,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "node": id.as_str(),
+                "stored": done.stored,
+                "highest": done.highest,
+                "next_after": done.next_after,
+                "holes": done.holes,
+                "peers": peers,
+            })
+        );
+    } else {
+        for (peer, ok, err) in answers {
+            match (ok, err) {
+                (Some((records, seen)), _) => println!(
+                    "{peer}: handed back {records} records; had seen {id}'s log up to seq {seen}"
+                ),
+                (_, Some(e)) => println!("{peer}: FAILED: {e}"),
+                _ => {}
+            }
+        }
+        println!(
+            "node {id}: {} own records recovered (highest seq {}); the next publication follows seq {}; {} numbers not returned by any peer",
+            done.stored, done.highest, done.next_after, done.holes
+        );
+    }
+    if done
+        .peers
+        .iter()
+        .any(|(_, a)| matches!(a, crate::recover::PeerAnswer::Failed(_)))
+    {
+        return Err("some peers could not be asked; run it again when they are back".into());
+    }
+    Ok(())
 }
 
 /// `enlace node compact`: the node must be stopped (its store is locked

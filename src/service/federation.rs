@@ -264,16 +264,33 @@ impl Federation for FederationService {
         };
         tracing::Span::current().record("peer", tracing::field::display(&caller));
         let req = request.into_inner();
-        if !req.origin.is_empty() && req.origin != self.state.id.as_str() {
-            return Err(Status::invalid_argument(format!(
-                "origin: this node serves only its own log ({}); pull {:?} from that member",
-                self.state.id, req.origin
-            )));
-        }
         let max_batch = match req.max_batch {
             0 => DEFAULT_BATCH,
             n => n.min(MAX_BATCH),
         } as usize;
+        if req.origin == caller.as_str() && caller != self.state.id {
+            // The caller's own records, handed back (a lost own log).
+            if req.follow {
+                return Err(Status::invalid_argument(
+                    "follow: records are handed back to their origin once, not followed",
+                ));
+            }
+            let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+            tokio::spawn(hand_back(
+                self.state.clone(),
+                caller,
+                req.after_seq,
+                max_batch,
+                tx,
+            ));
+            return Ok(Response::new(Box::pin(ReceiverStream::new(rx))));
+        }
+        if !req.origin.is_empty() && req.origin != self.state.id.as_str() {
+            return Err(Status::invalid_argument(format!(
+                "origin: this node serves only its own log ({}), or the caller's own records; pull {:?} from that member",
+                self.state.id, req.origin
+            )));
+        }
         let own_seq = self.state.store.watermark().own_seq;
         if req.after_seq > own_seq {
             // The peer holds more of our log than we do: our store was lost
@@ -296,6 +313,80 @@ impl Federation for FederationService {
         };
         tokio::spawn(producer.run(tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Streams back to `origin` its own records held here, after `after`, up to
+/// this node's cursor for it, which each batch gives as `head`: the origin
+/// learns which of its numbers were seen, held here or not. Its records
+/// are its own, so no distribution rule applies; the handing back is
+/// audited like any disclosure. Purged records have nothing to return.
+async fn hand_back(
+    state: Arc<NodeState>,
+    origin: NodeId,
+    mut after: u64,
+    max_batch: usize,
+    tx: mpsc::Sender<Result<pb::PullBatch, Status>>,
+) {
+    let batches = async {
+        let head = state
+            .store
+            .cursor(&origin)
+            .map_err(IntoStatus::into_status)?;
+        loop {
+            let stored = state
+                .store
+                .records_after(&origin, after, head, max_batch)
+                .map_err(IntoStatus::into_status)?;
+            let done = stored.len() < max_batch;
+            let mut records = Vec::new();
+            let mut ids = Vec::new();
+            for r in stored {
+                after = r.seq;
+                if let Some(raw) = r.content.envelope() {
+                    let undecodable =
+                        |_| Status::internal("this node's store holds an undecodable record");
+                    let envelope =
+                        pb::SignedRecord::decode(raw).map_err(|e| undecodable(e.to_string()))?;
+                    ids.push(
+                        Disclosure::of(&envelope.body)
+                            .map_err(undecodable)?
+                            .record_id,
+                    );
+                    records.push(envelope);
+                }
+            }
+            if done {
+                after = head;
+            }
+            if !records.is_empty() {
+                let entry = Entry::new(Action::RecordsDisclosed, state.id.as_str())
+                    .counterpart(&origin)
+                    .ids(ids)
+                    .result(format!(
+                        "{} of its own records handed back to their origin",
+                        records.len()
+                    ));
+                state
+                    .audit(vec![entry])
+                    .await
+                    .map_err(IntoStatus::into_status)?;
+            }
+            let batch = pb::PullBatch {
+                records,
+                high_water: after,
+                head,
+            };
+            if tx.send(Ok(batch)).await.is_err() {
+                return Ok(());
+            }
+            if done {
+                return Ok(());
+            }
+        }
+    };
+    if let Err(status) = batches.await {
+        let _ = tx.send(Err(status)).await;
     }
 }
 

@@ -19,6 +19,8 @@
 //! - `case_selectors`: `kind as u8 ‖ epoch as u32 BE ‖ token (32) ‖ case id` → empty
 //! - `meta`: `schema_version` → `u32 BE`, `node_id` → node id,
 //!   `record_log_end` → committed length of the record log as `u64 BE`,
+//!   `own_seq_floor` → the own log continues above this (`u64 BE`; set by
+//!   a recovery from the peers),
 //!   `record_log_file` → number of the record log file in use as `u64 BE`
 //!   (absent: 0, `records.log`; see `record_log::file_name`)
 //!

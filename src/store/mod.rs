@@ -170,6 +170,9 @@ impl Content {
 const ANCHOR_KEY: &str = "audit_anchor";
 /// `meta` key of the committed length of the record log (u64 BE).
 const LOG_END_KEY: &str = "record_log_end";
+/// `meta` key of the lowest own sequence number the next publication may
+/// follow (u64 BE): set when a lost own log is recovered from the peers.
+const OWN_SEQ_FLOOR_KEY: &str = "own_seq_floor";
 /// `meta` key of the number of the record log file in use (u64 BE; absent:
 /// 0, `records.log`), which a compaction moves on.
 const LOG_FILE_KEY: &str = "record_log_file";
@@ -616,7 +619,14 @@ impl Store {
             }
         }
 
-        let own_seq = index.last_seq(own);
+        // After a recovery from the peers, the own log continues above
+        // every number they had seen, held here or not.
+        let floor = match meta.get(OWN_SEQ_FLOOR_KEY)? {
+            Some(v) => keys::read_u64(&v)
+                .ok_or_else(|| StoreError::Corrupt("meta.own_seq_floor is not 8 bytes".into()))?,
+            None => 0,
+        };
+        let own_seq = index.last_seq(own).max(floor);
         let last_arrival = index.len() as u64;
         let tail = audit_tail(&audit)?;
         let audit_tail = tail.as_ref().map(|(t, _)| *t);

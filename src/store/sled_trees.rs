@@ -46,6 +46,34 @@ impl Store {
         Ok(last)
     }
 
+    /// Makes this node's next own sequence number follow `floor` at least,
+    /// durably and with its audit entry: after a lost own log was recovered
+    /// from the peers, numbers they saw must not be used again even where
+    /// no peer returned the record.
+    pub async fn raise_own_seq(&self, floor: u64, audit: Vec<u8>) -> Result<u64, StoreError> {
+        let gate = GATE.lock().await;
+        let generation = {
+            let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+            let entries = w.chain(vec![audit]);
+            let floor = floor.max(w.own_seq);
+            (&self.audit, &self.meta)
+                .transaction(|(aud, meta)| -> TxResult<()> {
+                    put_audit(aud, &entries)?;
+                    meta.insert(super::OWN_SEQ_FLOOR_KEY, &keys::u64_be(floor))?;
+                    Ok(())
+                })
+                .map_err(tx_error)?;
+            w.advance_audit(&entries);
+            w.own_seq = floor;
+            w.written.own_seq = floor;
+            w.generation += 1;
+            w.generation
+        };
+        drop(gate);
+        self.make_durable(generation).await?;
+        Ok(self.watermark().own_seq)
+    }
+
     /// A value set by [`Store::append_audit_noting`].
     pub fn note(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self

@@ -1,0 +1,128 @@
+//! A member loses its disk: `enlace node recover` asks its peers for the
+//! records it published, stores them verified, and raises its own sequence
+//! above every number the peers saw, so that its next publication is
+//! accepted everywhere instead of clashing with a record already out there.
+
+mod common;
+
+use std::process::Command;
+
+use common::{eventually, list_all, publish};
+use enlace::model::NodeId;
+use enlace::sandbox::Sandbox;
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_own_log_is_recovered_from_the_peers() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn", "sv"])
+        .await
+        .unwrap();
+    let gt = fed.start("gt").await.unwrap();
+    let hn = fed.start("hn").await.unwrap();
+    let sv = fed.start("sv").await.unwrap();
+    let mut g = fed.client("gt").await.unwrap();
+    // Two for everyone, one for hn only, one for sv only.
+    let mut published = Vec::new();
+    for (summary, to) in [
+        ("para todos 1", &[][..]),
+        ("solo para hn", &["hn"][..]),
+        ("solo para sv", &["sv"][..]),
+        ("para todos 2", &[][..]),
+    ] {
+        published.push(publish(&mut g, summary, to).await);
+    }
+    let gt_id = NodeId::parse("gt").unwrap();
+    for (peer, node) in [("hn", &hn), ("sv", &sv)] {
+        eventually(&format!("{peer} holds what is for it"), || async {
+            (node.state.store.count(&gt_id) == 3).then_some(())
+        })
+        .await;
+    }
+    gt.stop().await.unwrap();
+
+    // The disk is lost, and sv is down while gt recovers.
+    let data_dir = fed.member("gt").unwrap().data_dir();
+    std::fs::remove_dir_all(&data_dir).unwrap();
+    sv.stop().await.unwrap();
+    let config = fed.member("gt").unwrap().config_path();
+    let (ok, report) = recover(&config).await;
+    assert!(!ok, "sv could not be asked: {report}");
+    // hn hands back 1, 2 and 4, and had seen gt's log up to 4 (3 was not
+    // for it): the next publication already follows 4; 3 is a hole.
+    assert_eq!(report["stored"], 3, "{report}");
+    assert_eq!(report["next_after"], 4, "{report}");
+    assert_eq!(report["holes"], 1, "{report}");
+
+    // Once sv is back, a second run adds what only sv held.
+    let sv = fed.start("sv").await.unwrap();
+    let (ok, report) = recover(&config).await;
+    assert!(ok, "{report}");
+    assert_eq!(report["stored"], 4, "{report}");
+    assert_eq!(report["highest"], 4, "{report}");
+    assert_eq!(report["next_after"], 4, "{report}");
+    assert_eq!(report["holes"], 0, "{report}");
+    for p in report["peers"].as_array().unwrap() {
+        assert_eq!(
+            p["records"], 3,
+            "each peer hands back what it holds: {report}"
+        );
+    }
+
+    // Back up: the same records, and the next publication is seq 5, which
+    // both peers take (it would be a conflict with seq 1 otherwise).
+    let gt = fed.start("gt").await.unwrap();
+    let mut g = fed.client("gt").await.unwrap();
+    let mine: Vec<String> = list_all(&mut g)
+        .await
+        .into_iter()
+        .filter(|r| r.origin == "gt")
+        .map(|r| r.record_id)
+        .collect();
+    for p in &published {
+        assert!(mine.contains(&p.record_id), "{} recovered", p.record_id);
+    }
+    let next = publish(&mut g, "después de la recuperación", &[]).await;
+    assert_eq!(next.seq, 5);
+    for (peer, node) in [("hn", &hn), ("sv", &sv)] {
+        eventually(&format!("{peer} takes gt's seq 5"), || async {
+            node.state
+                .store
+                .get_by_id(&next.record_id)
+                .ok()
+                .flatten()
+                .map(|_| ())
+        })
+        .await;
+    }
+    // The handing back is on record at the peers, as any disclosure.
+    let at_hn = common::audit_log(&hn.state);
+    assert!(
+        at_hn
+            .iter()
+            .any(|e| e.action == "records_disclosed" && e.result.contains("handed back")),
+        "hn's audit log records what it handed back"
+    );
+    sv.stop().await.unwrap();
+    hn.stop().await.unwrap();
+    gt.stop().await.unwrap();
+}
+
+/// Runs `enlace node recover --json` on a stopped member: success, report.
+async fn recover(config: &std::path::Path) -> (bool, Value) {
+    let config = config.to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_enlace"))
+            .args(["node", "recover", "--json", "--config"])
+            .arg(&config)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let report = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|_| panic!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.success(), report)
+}

@@ -31,6 +31,11 @@ use crate::sync::PeerReplicator;
 const PEER_TIMEOUT: Duration = Duration::from_secs(120);
 /// Records verified and stored per step.
 const STEP: usize = 1024;
+/// A peer claiming to have seen this node's log beyond this many records is
+/// not believed: a buggy or hostile member must not be able to push the
+/// own sequence to the end of its range, which would stop this node from
+/// ever publishing again.
+const MAX_PLAUSIBLE_SEQ: u64 = 1 << 40;
 
 /// What one peer answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,6 +174,12 @@ async fn ask(
         .await
         .map_err(|s| format!("{peer}: {}", s.message()))?
     {
+        if batch.head > MAX_PLAUSIBLE_SEQ {
+            return Err(format!(
+                "{peer} claims to have seen this node's log up to seq {}, which is not plausible; its answer is ignored",
+                batch.head
+            ));
+        }
         head = head.max(batch.head);
         for r in batch.records {
             // Only the number, to merge the peers' answers; every record is

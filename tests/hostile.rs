@@ -302,3 +302,40 @@ async fn hostile_peers_do_not_hold_back_the_node_or_its_honest_peer() {
     gt.stop().await.unwrap();
     let _ = stop_tx.send(true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_claiming_an_implausible_head_cannot_stop_a_recovery() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["gt", "liar"]).await.unwrap();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // "liar" answers gt's recovery saying it saw gt's log up to u64::MAX:
+    // believed, gt could never publish again.
+    serve(
+        &mut fed,
+        "liar",
+        Hostile {
+            batch: Some(pb::PullBatch {
+                records: Vec::new(),
+                high_water: u64::MAX,
+                head: u64::MAX,
+            }),
+            pulls: Arc::default(),
+        },
+        stop_rx,
+    );
+    let settings = enlace::config::load(&fed.member("gt").unwrap().config_path(), None).unwrap();
+    let node = enlace::node::Node::open(settings).unwrap();
+    let done = enlace::recover::recover_own_log(node.state().clone())
+        .await
+        .unwrap();
+    match &done.peers[..] {
+        [(peer, enlace::recover::PeerAnswer::Failed(why))] => {
+            assert_eq!(peer.as_str(), "liar");
+            assert!(why.contains("not plausible"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(done.next_after, 0);
+    assert_eq!(node.state().store.watermark().own_seq, 0);
+    let _ = stop_tx.send(true);
+}

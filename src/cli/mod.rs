@@ -133,30 +133,43 @@ pub enum NodeCommand {
     },
     /// Recover a stopped node's own log from its peers, after its store was
     /// lost: they hand back the records of this node they hold.
-    Recover {
-        /// The node's configuration file.
-        #[arg(long, short)]
-        config: PathBuf,
-        /// Where the store lives; overrides `node.data_dir`.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Print the outcome as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Recover(StoppedNode),
     /// Compact a stopped node's record log: drop the space that purged
     /// records left, then exit.
-    Compact {
-        /// The node's configuration file.
-        #[arg(long, short)]
-        config: PathBuf,
-        /// Where the store lives; overrides `node.data_dir`.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Print the outcome as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Compact(StoppedNode),
+}
+
+/// The maintenance commands' arguments: a node that is not running.
+#[derive(clap::Args, Debug)]
+pub struct StoppedNode {
+    /// The node's configuration file.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Where the store lives; overrides `node.data_dir`.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+impl StoppedNode {
+    /// Loads the configuration and runs `task` with it; exit code 64 if
+    /// the configuration is invalid.
+    async fn run<F, Fut>(self, task: F) -> ExitCode
+    where
+        F: FnOnce(crate::config::Settings, bool) -> Fut,
+        Fut: std::future::Future<Output = Result<(), String>>,
+    {
+        init_tracing(LogFormat::Text, "warn");
+        match crate::config::load(&self.config, self.data_dir.as_deref()) {
+            Ok(s) => report(task(s, self.json).await),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        }
+    }
 }
 
 /// Runs a parsed command line.
@@ -193,34 +206,8 @@ pub fn run(cli: Cli) -> ExitCode {
                     }
                 }
             }
-            Command::Node(NodeCommand::Compact {
-                config,
-                data_dir,
-                json,
-            }) => {
-                init_tracing(LogFormat::Text, "warn");
-                match crate::config::load(&config, data_dir.as_deref()) {
-                    Ok(s) => report(compact(&s, json).await),
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        ExitCode::from(EXIT_CONFIG)
-                    }
-                }
-            }
-            Command::Node(NodeCommand::Recover {
-                config,
-                data_dir,
-                json,
-            }) => {
-                init_tracing(LogFormat::Text, "warn");
-                match crate::config::load(&config, data_dir.as_deref()) {
-                    Ok(s) => report(recover(s, json).await),
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        ExitCode::from(EXIT_CONFIG)
-                    }
-                }
-            }
+            Command::Node(NodeCommand::Recover(a)) => a.run(recover).await,
+            Command::Node(NodeCommand::Compact(a)) => a.run(compact).await,
             Command::Ca(c) => report(pki::ca(c)),
             Command::Cert(c) => report(pki::cert(c)),
             Command::Keys(c) => report(pki::keys(c)),
@@ -330,7 +317,7 @@ async fn recover(settings: crate::config::Settings, json: bool) -> Result<(), St
 
 /// `enlace node compact`: the node must be stopped (its store is locked
 /// while it runs).
-async fn compact(settings: &crate::config::Settings, json: bool) -> Result<(), String> {
+async fn compact(settings: crate::config::Settings, json: bool) -> Result<(), String> {
     let store = crate::store::Store::open_with_cache(
         &settings.data_dir,
         &settings.node_id,

@@ -296,10 +296,12 @@ impl Federation for FederationService {
             // The peer holds more of our log than we do: our store was lost
             // or restored from an old backup. Do not reuse those numbers
             // silently; say so loudly.
-            tracing::warn!(
+            tracing::error!(
                 peer_cursor = req.after_seq,
                 own_seq,
-                "peer is ahead of this node's own log"
+                "peer is ahead of this node's own log (store lost or restored from an old backup): \
+                 publishing now would reuse numbers the peer has seen; stop the node and run \
+                 `enlace node recover` (runbook section 6)"
             );
         }
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);

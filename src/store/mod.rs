@@ -231,6 +231,8 @@ struct WriterState {
     audit_head: [u8; HASH_LEN],
     /// The last `audit_log` group, as written (durable or not).
     audit_tail: Option<audit_log::Tail>,
+    /// Each origin's cursor as written (durable or not).
+    cursors: HashMap<NodeId, u64>,
     /// Bytes of the record log written and committed.
     log_end: u64,
     /// Record keys whose `tombstones` entry served only to finish a purge
@@ -290,6 +292,9 @@ pub struct Store {
     log_number: u64,
     /// See [`LogUsage::reclaimable`].
     reclaimable: std::sync::atomic::AtomicU64,
+    /// Each origin's cursor as far as it is durable: what [`Store::cursor`]
+    /// reports, so that a cursor never runs ahead of the records it covers.
+    durable_cursors: RwLock<HashMap<NodeId, u64>>,
     /// Serialises record writes across their two phases: the log append
     /// (outside the gate) and the sled transaction (inside it).
     appender: tokio::sync::Mutex<()>,
@@ -494,6 +499,18 @@ impl Store {
         // becomes durable with the first commit; if the node dies before
         // that, the next open writes it again.
         let cursors = db.open_tree("cursors")?;
+        // Everything on disk at open is durable.
+        let mut durable_cursors = HashMap::new();
+        for kv in cursors.iter() {
+            let (k, v) = kv?;
+            let bad = || StoreError::Corrupt("bad entry in cursors".into());
+            let origin = std::str::from_utf8(&k)
+                .ok()
+                .and_then(|o| NodeId::parse(o).ok())
+                .ok_or_else(bad)?;
+            durable_cursors.insert(origin, keys::read_u64(&v).ok_or_else(bad)?);
+        }
+        let written_cursors = durable_cursors.clone();
         let series = db.open_tree("series")?;
         let expiries = db.open_tree("expiries")?;
         let tombstones = db.open_tree("tombstones")?;
@@ -661,6 +678,7 @@ impl Store {
             dir: dir.to_path_buf(),
             log_number,
             reclaimable: std::sync::atomic::AtomicU64::new(reclaimable),
+            durable_cursors: RwLock::new(durable_cursors),
             appender: tokio::sync::Mutex::new(()),
             index: RwLock::new(index),
             expiring: Mutex::new(expiring),
@@ -679,6 +697,7 @@ impl Store {
                 audit_n,
                 audit_head,
                 audit_tail,
+                cursors: written_cursors,
                 log_end: committed,
                 purged,
             }),
@@ -703,12 +722,22 @@ impl Store {
         if self.flushed.load(Ordering::Acquire) >= generation {
             return Ok(());
         }
-        let (upto, written) = {
+        let (upto, written, cursors) = {
             let w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
-            (w.generation, w.written)
+            (w.generation, w.written, w.cursors.clone())
         };
         self.db.flush_async().await?;
         self.flushed.fetch_max(upto, Ordering::AcqRel);
+        {
+            let mut durable = self
+                .durable_cursors
+                .write()
+                .map_err(|_| StoreError::Poisoned)?;
+            for (origin, seq) in cursors {
+                let c = durable.entry(origin).or_default();
+                *c = (*c).max(seq);
+            }
+        }
         self.durable.send_if_modified(|d| {
             let before = *d;
             d.arrival = d.arrival.max(written.arrival);

@@ -96,13 +96,14 @@ impl Store {
     }
 
     /// Highest resolved sequence number of `origin`'s log (0: none).
+    /// Only what is durable counts, as for the records themselves: a
+    /// cursor never covers a record that a crash could still take back.
     pub fn cursor(&self, origin: &NodeId) -> Result<u64, StoreError> {
-        Ok(match self.cursors.get(origin.as_str().as_bytes())? {
-            Some(v) => {
-                keys::read_u64(&v).ok_or_else(|| StoreError::Corrupt("bad cursor value".into()))?
-            }
-            None => 0,
-        })
+        let durable = self
+            .durable_cursors
+            .read()
+            .map_err(|_| StoreError::Poisoned)?;
+        Ok(durable.get(origin).copied().unwrap_or(0))
     }
 
     /// Records of `origin` with `after < seq <= up_to`, ascending, at most `limit`.

@@ -307,6 +307,9 @@ impl Store {
             })
             .map_err(tx_error)?;
         w.log_end = appended.end;
+        if let Some((origin, seq)) = cursor {
+            w.cursors.insert(origin.clone(), seq);
+        }
         let mut index = self.index.write().map_err(|_| StoreError::Poisoned)?;
         let mut expiring = self.expiring.lock().map_err(|_| StoreError::Poisoned)?;
         for (p, at) in writes.iter().zip(appended.offsets) {

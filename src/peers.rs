@@ -45,6 +45,15 @@ impl PeerResult {
             PeerResult::Refused(_) => "refused",
         }
     }
+
+    /// Why a peer could not be asked (or, for an answer, what it was): for
+    /// callers that only need to say what went wrong.
+    pub fn reason(self) -> String {
+        match self {
+            PeerResult::Unreachable(why) | PeerResult::Refused(why) => why,
+            other => format!("{other:?}"),
+        }
+    }
 }
 
 /// Largest gRPC message a node accepts from a peer.

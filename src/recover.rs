@@ -49,6 +49,20 @@ pub enum PeerAnswer {
     Failed(String),
 }
 
+impl PeerAnswer {
+    /// What the peer answered, for people (the command's output, the audit
+    /// entry).
+    pub fn describe(&self) -> String {
+        match self {
+            PeerAnswer::Returned {
+                records,
+                seen_up_to,
+            } => format!("handed back {records} records; had seen the log up to seq {seen_up_to}"),
+            PeerAnswer::Failed(e) => format!("FAILED: {e}"),
+        }
+    }
+}
+
 /// What a recovery did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recovery {
@@ -115,15 +129,7 @@ pub async fn recover_own_log(state: Arc<NodeState>) -> Result<Recovery, String> 
     let floor = seen.max(highest);
     let returned: Vec<String> = answers
         .iter()
-        .map(|(peer, a)| match a {
-            PeerAnswer::Returned {
-                records,
-                seen_up_to,
-            } => {
-                format!("{peer}: {records} records, saw up to {seen_up_to}")
-            }
-            PeerAnswer::Failed(e) => format!("{peer}: {e}"),
-        })
+        .map(|(peer, a)| format!("{peer}: {}", a.describe()))
         .collect();
     let entry = Entry::new(Action::RecordsReceived, own.as_str())
         .counterparts(answers.iter().map(|(p, _)| p.to_string()))
@@ -150,12 +156,9 @@ async fn ask(
     state: &NodeState,
     peer: &NodeId,
 ) -> Result<(Vec<(u64, pb::SignedRecord)>, u64), String> {
-    let mut client = state.peer_client(peer).map_err(|r| match r {
-        crate::peers::PeerResult::Unreachable(why) | crate::peers::PeerResult::Refused(why) => {
-            format!("{peer}: {why}")
-        }
-        other => format!("{peer}: {}", other.label()),
-    })?;
+    let mut client = state
+        .peer_client(peer)
+        .map_err(|r| format!("{peer}: {}", r.reason()))?;
     let request = pb::PullRequest {
         origin: state.id.to_string(),
         after_seq: 0,

@@ -13,6 +13,7 @@ use super::{Action, Entry, hex};
 use crate::clock::now_ms;
 use crate::model::NodeId;
 use crate::pb::v1 as pb;
+use crate::peers::PeerResult;
 use crate::state::NodeState;
 use crate::store::StoreError;
 use crate::store::audit_log::Anchor;
@@ -220,7 +221,7 @@ impl NodeState {
             let keys = &keys;
             async move {
                 let outcome = async {
-                    let mut client = self.peer_client(&peer).map_err(unreachable)?;
+                    let mut client = self.peer_client(&peer).map_err(PeerResult::reason)?;
                     let reply = tokio::time::timeout(WITNESS_TIMEOUT, client.witness(signed))
                         .await
                         .map_err(|_| "timed out".to_string())?
@@ -349,7 +350,7 @@ impl NodeState {
                 if self.peer_endpoint(&peer).is_none() {
                     return Err(format!("{peer} has no endpoint to ask"));
                 }
-                let mut client = self.peer_client(&peer).map_err(unreachable)?;
+                let mut client = self.peer_client(&peer).map_err(PeerResult::reason)?;
                 let request = pb::WitnessedRequest {
                     node: self.id.to_string(),
                     after_size: 0,
@@ -422,12 +423,5 @@ impl NodeState {
             self.audit(vec![entry]).await?;
         }
         Ok(removed)
-    }
-}
-
-fn unreachable(r: crate::peers::PeerResult) -> String {
-    match r {
-        crate::peers::PeerResult::Unreachable(why) | crate::peers::PeerResult::Refused(why) => why,
-        other => format!("{other:?}"),
     }
 }

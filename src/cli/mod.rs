@@ -257,26 +257,28 @@ pub fn run(cli: Cli) -> ExitCode {
 /// `enlace node recover`: the node must be stopped (its store is locked
 /// while it runs).
 async fn recover(settings: crate::config::Settings, json: bool) -> Result<(), String> {
+    use crate::recover::PeerAnswer;
     let id = settings.node_id.clone();
     let node = crate::node::Node::open(settings)
         .map_err(|e| format!("cannot open the store of node {id}: {e}"))?;
     let done = crate::recover::recover_own_log(node.state().clone()).await?;
-    let answers = done.peers.iter().map(|(peer, a)| match a {
-        crate::recover::PeerAnswer::Returned {
-            records,
-            seen_up_to,
-        } => (peer, Some((*records, *seen_up_to)), None),
-        crate::recover::PeerAnswer::Failed(e) => (peer, None, Some(e.clone())),
-    });
     if json {
-        let peers: Vec<serde_json::Value> = answers
-            .map(|(peer, ok, err)| {
-                serde_json::json!({
+        let peers: Vec<serde_json::Value> = done
+            .peers
+            .iter()
+            .map(|(peer, a)| match a {
+                PeerAnswer::Returned {
+                    records,
+                    seen_up_to,
+                } => serde_json::json!({
                     "peer": peer.as_str(),
-                    "records": ok.map(|o| o.0),
-                    "seen_up_to": ok.map(|o| o.1),
-                    "error": err,
-                })
+                    "records": records,
+                    "seen_up_to": seen_up_to,
+                }),
+                PeerAnswer::Failed(e) => serde_json::json!({
+                    "peer": peer.as_str(),
+                    "error": e,
+                }),
             })
             .collect();
         println!(
@@ -291,14 +293,8 @@ async fn recover(settings: crate::config::Settings, json: bool) -> Result<(), St
             })
         );
     } else {
-        for (peer, ok, err) in answers {
-            match (ok, err) {
-                (Some((records, seen)), _) => println!(
-                    "{peer}: handed back {records} records; had seen {id}'s log up to seq {seen}"
-                ),
-                (_, Some(e)) => println!("{peer}: FAILED: {e}"),
-                _ => {}
-            }
+        for (peer, a) in &done.peers {
+            println!("{peer}: {}", a.describe());
         }
         println!(
             "node {id}: {} own records recovered (highest seq {}); the next publication follows seq {}; {} numbers not returned by any peer",
@@ -308,7 +304,7 @@ async fn recover(settings: crate::config::Settings, json: bool) -> Result<(), St
     if done
         .peers
         .iter()
-        .any(|(_, a)| matches!(a, crate::recover::PeerAnswer::Failed(_)))
+        .any(|(_, a)| matches!(a, PeerAnswer::Failed(_)))
     {
         return Err("some peers could not be asked; run it again when they are back".into());
     }

@@ -247,11 +247,12 @@ async fn a_revoked_agency_client_is_refused_on_the_agency_listener() {
     let gt = fed.start("gt").await.unwrap();
     let server_ca = vec![der(&std::fs::read_to_string(dir.join("ca.crt")).unwrap())];
 
-    async fn list(
+    type Client = enlace::pb::v1::agency_client::AgencyClient<tonic::transport::Channel>;
+    async fn connect(
         ca: &[rustls_pki_types::CertificateDer<'static>],
         who: &enlace::tls::TlsIdentity,
         addr: std::net::SocketAddr,
-    ) -> Result<(), String> {
+    ) -> Result<Client, String> {
         let config = tls::agency_client_config(ca, who).unwrap();
         let channel = tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
             .unwrap()
@@ -264,21 +265,39 @@ async fn a_revoked_agency_client_is_refused_on_the_agency_listener() {
             ))
             .await
             .map_err(|e| enlace::client::error_chain(&e))?;
-        enlace::pb::v1::agency_client::AgencyClient::new(channel)
+        Ok(Client::new(channel))
+    }
+    async fn list_with(client: &mut Client) -> Result<(), String> {
+        client
             .list_records(pb::ListRecordsRequest::default())
             .await
             .map(|_| ())
             .map_err(|s| enlace::client::error_chain(&s))
     }
+    async fn list(
+        ca: &[rustls_pki_types::CertificateDer<'static>],
+        who: &enlace::tls::TlsIdentity,
+        addr: std::net::SocketAddr,
+    ) -> Result<(), String> {
+        list_with(&mut connect(ca, who, addr).await?).await
+    }
 
     let operator = read_issued(&dir, "client.crt", "client.key");
-    list(&server_ca, &identity(&operator), agency_addr)
+    // A connection made before the revocation, then left idle: nothing is
+    // sent on it after, so only the reload itself can end it.
+    let mut idle = connect(&server_ca, &identity(&operator), agency_addr)
         .await
-        .expect("the operator is served");
+        .unwrap();
+    list_with(&mut idle).await.expect("the operator is served");
 
     let mut outcomes = gt.state.tls_live.subscribe();
     revoke_into(&agency_ca, &operator, &crl_path);
     next_reload(&mut outcomes, "agency.crl").await;
+    eventually(
+        "the idle connection is cut by the reload itself",
+        || async { (gt.state.agency_handshakes.cut.load(Ordering::Relaxed) >= 1).then_some(()) },
+    )
+    .await;
 
     let before = refused(&gt.state.agency_handshakes);
     list(&server_ca, &identity(&operator), agency_addr)
@@ -288,6 +307,9 @@ async fn a_revoked_agency_client_is_refused_on_the_agency_listener() {
         (refused(&gt.state.agency_handshakes) > before).then_some(())
     })
     .await;
+    list_with(&mut idle)
+        .await
+        .expect_err("the idle client's connection is gone, and it cannot make another");
     list(&server_ca, &identity(&colleague), agency_addr)
         .await
         .expect("another client of the same CA is still served");

@@ -77,7 +77,7 @@ use crate::model::NodeId;
 use audit_log::{Anchor, HASH_LEN, RawEntry};
 pub use compact::Compacted;
 use index::{Expiries, Index};
-use record_log::{FrameContent, RecordLog};
+use record_log::{FrameContent, Kind, RecordLog};
 
 /// Serialises sled transactions and flushes across the whole process (see
 /// the module's NOTE).
@@ -559,14 +559,14 @@ impl Store {
                 )));
             }
             let key = keys::record_key(h.origin.as_str(), h.seq);
-            match (&s.content, held.contains_key(&key)) {
+            match (s.content, held.contains_key(&key)) {
                 (None, false) => {
                     return Err(StoreError::Corrupt(format!(
                         "record log frame at offset {} fails its checksum",
                         s.offset
                     )));
                 }
-                (None, true) | (Some(FrameContent::Held(Content::Envelope(_))), true) => {
+                (None, true) | (Some(Kind::Envelope), true) => {
                     repairs.push(Repair {
                         offset: s.offset,
                         frame: record_log::Frame {
@@ -577,15 +577,17 @@ impl Store {
                         key,
                     });
                 }
-                (Some(FrameContent::Held(Content::Tombstone(_))), true) => {
-                    reclaimable += record_log::slack(s.len, h, s.content.as_ref());
+                (Some(Kind::Tombstone(len)), true) => {
+                    reclaimable += record_log::slack(s.len, h, len);
                     purged.push(key);
                 }
-                (Some(FrameContent::Held(Content::Tombstone(_))), false)
-                | (Some(FrameContent::TombstoneElsewhere), _) => {
-                    reclaimable += record_log::slack(s.len, h, s.content.as_ref());
+                (Some(Kind::Tombstone(len)), false) => {
+                    reclaimable += record_log::slack(s.len, h, len);
                 }
-                (Some(FrameContent::Held(Content::Envelope(_))), false) => {
+                (Some(Kind::TombstoneElsewhere), _) => {
+                    reclaimable += record_log::slack(s.len, h, 0);
+                }
+                (Some(Kind::Envelope), false) => {
                     if let Some(at) = h.expires_at_ms {
                         expiring.insert(at, s.offset);
                     }
@@ -613,7 +615,7 @@ impl Store {
             reclaimable += record_log::slack(
                 r.frame.len,
                 &r.frame.head,
-                Some(&record_log::after_purge(tombstone, inline)),
+                if inline { tombstone.len() } else { 0 },
             );
             log.overwrite(r.offset, &frame)?;
             if inline {

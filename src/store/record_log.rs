@@ -164,25 +164,12 @@ fn natural_len(head: &Head, content_len: usize) -> usize {
         + content_len
 }
 
-/// Bytes of a frame that a compaction would drop: a purge's padding.
-pub fn slack(frame_len: usize, head: &Head, content: Option<&FrameContent>) -> u64 {
-    let content_len = match content {
-        Some(FrameContent::Held(Content::Envelope(b) | Content::Tombstone(b))) => b.len(),
-        // A tombstone kept elsewhere, or a torn frame about to be repaired:
-        // nothing but the head is needed (the tombstone may come back in
-        // at compaction, which the figure does not try to foresee).
-        Some(FrameContent::TombstoneElsewhere) | None => 0,
-    };
+/// Bytes of a frame that a compaction would drop: a purge's padding, in a
+/// frame of `frame_len` bytes holding `content_len` bytes of content (0
+/// for a tombstone kept in sled: it may come back in at compaction, which
+/// the figure does not try to foresee).
+pub fn slack(frame_len: usize, head: &Head, content_len: usize) -> u64 {
     frame_len.saturating_sub(natural_len(head, content_len)) as u64
-}
-
-/// What a frame holds after a purge wrote `tombstone` into it (`inline`)
-/// or into sled.
-pub fn after_purge(tombstone: &[u8], inline: bool) -> FrameContent {
-    match inline {
-        true => FrameContent::Held(Content::Tombstone(tombstone.to_vec())),
-        false => FrameContent::TombstoneElsewhere,
-    }
 }
 
 /// Encodes one frame. `pad_to`, if larger than the natural length, is the
@@ -295,6 +282,28 @@ fn parse_content(payload: &[u8], tag_at: usize) -> Option<FrameContent> {
     }
 }
 
+/// What a frame met while scanning holds, without copying it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Envelope,
+    /// A tombstone of this many bytes, in the frame.
+    Tombstone(usize),
+    TombstoneElsewhere,
+}
+
+fn parse_kind(payload: &[u8], tag_at: usize) -> Option<Kind> {
+    let tag = *payload.get(tag_at)?;
+    let len = u32::from_be_bytes(payload.get(tag_at + 1..tag_at + 5)?.try_into().ok()?);
+    let len = usize::try_from(len).ok()?;
+    payload.get(tag_at + 5..tag_at + 5 + len)?;
+    match tag {
+        TAG_ENVELOPE => Some(Kind::Envelope),
+        TAG_TOMBSTONE => Some(Kind::Tombstone(len)),
+        TAG_TOMBSTONE_ELSEWHERE => Some(Kind::TombstoneElsewhere),
+        _ => None,
+    }
+}
+
 /// A frame met while scanning the log at open.
 pub struct Scanned {
     pub offset: u64,
@@ -303,7 +312,7 @@ pub struct Scanned {
     pub len: usize,
     /// `None` if the frame failed its checksum (a purge's rewrite torn by
     /// a crash is the only legitimate cause; the store decides).
-    pub content: Option<FrameContent>,
+    pub content: Option<Kind>,
 }
 
 /// The log file. Reads take `&self` (positional reads); the store
@@ -362,7 +371,7 @@ impl RecordLog {
             reader.read_exact(&mut payload).map_err(|e| io("read", e))?;
             let (head, tag_at) = parse_head(&payload).ok_or_else(|| bad("does not parse"))?;
             let content = if crc32fast::hash(&payload) == crc {
-                Some(parse_content(&payload, tag_at).ok_or_else(|| bad("does not parse"))?)
+                Some(parse_kind(&payload, tag_at).ok_or_else(|| bad("does not parse"))?)
             } else {
                 None
             };

@@ -478,7 +478,7 @@ impl Store {
             record_log::slack(
                 frame.len,
                 &frame.head,
-                Some(&record_log::after_purge(&tombstone, inline)),
+                if inline { tombstone.len() } else { 0 },
             ),
             std::sync::atomic::Ordering::Relaxed,
         );

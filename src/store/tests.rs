@@ -20,6 +20,11 @@ fn head(origin: &str, seq: u64, position: u64, record_id: &str, v2: bool) -> rec
     }
 }
 
+/// What the store holds for the record with id `rid`, which must be held.
+fn content(store: &Store, rid: &str) -> Content {
+    store.get_by_id(rid).unwrap().unwrap().content
+}
+
 fn rec(seq: u64, bytes: Vec<u8>) -> NewRecord {
     NewRecord {
         seq,
@@ -60,8 +65,10 @@ async fn own_log_is_gapless_and_survives_reopen() {
         .unwrap()
         .unwrap();
     assert_eq!((r.seq, r.position), (4, 4));
-    let got = store.get_by_id("gt-0000000000000002").unwrap().unwrap();
-    assert_eq!(got.content, Content::Envelope(vec![2]));
+    assert_eq!(
+        content(&store, "gt-0000000000000002"),
+        Content::Envelope(vec![2])
+    );
 }
 
 #[tokio::test]
@@ -130,8 +137,10 @@ async fn series_state_is_written_with_its_record_and_expiry_purges_content() {
         store.expired(1_000, 10).unwrap().is_empty(),
         "expiry entry removed"
     );
-    let got = store.get_by_id("gt-0000000000000001").unwrap().unwrap();
-    assert_eq!(got.content, Content::Tombstone(b"tombstone".to_vec()));
+    assert_eq!(
+        content(&store, "gt-0000000000000001"),
+        Content::Tombstone(b"tombstone".to_vec())
+    );
     // Re-delivery of a purged record is a duplicate, not a conflict.
     let again = store
         .apply_received(&gt, &[rec(1, b"secret content".to_vec())], 2, no_audit)
@@ -181,11 +190,7 @@ async fn combined_appends_skip_failed_makers_without_gaps() {
     assert_eq!(bodies, vec![&b"entry 0"[..], b"entry 2", b"entry 4"]);
     assert!(entries.iter().all(RawEntry::hash_holds));
     assert_eq!(
-        store
-            .get_by_id("gt-0000000000000002")
-            .unwrap()
-            .unwrap()
-            .content,
+        content(&store, "gt-0000000000000002"),
         Content::Envelope(vec![2])
     );
 }
@@ -338,11 +343,7 @@ async fn a_tail_past_the_committed_end_is_cut_at_open() {
         .unwrap();
     assert_eq!(a.stored, 1);
     assert_eq!(
-        store
-            .get_by_id("gt-0000000000000006")
-            .unwrap()
-            .unwrap()
-            .content,
+        content(&store, "gt-0000000000000006"),
         Content::Envelope(b"real".to_vec())
     );
 }
@@ -397,18 +398,14 @@ async fn a_purge_overwrites_the_content_on_disk() {
     assert_eq!(after.len(), before.len(), "rewritten in place");
     assert!(!contains_bytes(&after, b"SECRET-CONTENT-OF-THE-ALERT"));
     assert!(contains_bytes(&after, b"TOMB"));
-    let got = |s: &Store| s.get_by_id("gt-0000000000000001").unwrap().unwrap().content;
+    let got = |s: &Store| content(s, "gt-0000000000000001");
     assert_eq!(got(&store), Content::Tombstone(b"TOMB".to_vec()));
     assert!(store.expired(5_000, 10).unwrap().is_empty());
     drop(store);
     let store = Store::open(dir.path(), &id("hn")).unwrap();
     assert_eq!(got(&store), Content::Tombstone(b"TOMB".to_vec()));
     assert_eq!(
-        store
-            .get_by_id("gt-0000000000000002")
-            .unwrap()
-            .unwrap()
-            .content,
+        content(&store, "gt-0000000000000002"),
         Content::Envelope(b"kept".to_vec())
     );
 }
@@ -422,8 +419,10 @@ async fn a_tombstone_longer_than_the_record_is_kept_in_sled() {
     assert!(!contains_bytes(&after, b"SECRET-CONTENT-OF-THE-ALERT"));
     drop(store);
     let store = Store::open(dir.path(), &id("hn")).unwrap();
-    let got = store.get_by_id("gt-0000000000000001").unwrap().unwrap();
-    assert_eq!(got.content, Content::Tombstone(long));
+    assert_eq!(
+        content(&store, "gt-0000000000000001"),
+        Content::Tombstone(long)
+    );
 }
 
 #[tokio::test]
@@ -444,8 +443,10 @@ async fn a_purge_interrupted_by_a_crash_is_finished_at_open() {
         let store = Store::open(dir.path(), &id("hn")).unwrap();
         let after = std::fs::read(log_path(&dir)).unwrap();
         assert!(!contains_bytes(&after, b"SECRET"), "torn: {torn}");
-        let got = store.get_by_id("gt-0000000000000001").unwrap().unwrap();
-        assert_eq!(got.content, Content::Tombstone(b"TOMB".to_vec()));
+        assert_eq!(
+            content(&store, "gt-0000000000000001"),
+            Content::Tombstone(b"TOMB".to_vec())
+        );
         // The next purge drops sled's copy of the finished one.
         store
             .purge(&id("gt"), 2, 0, b"T2".to_vec(), b"purged".to_vec())
@@ -679,8 +680,10 @@ async fn a_version_2_store_is_upgraded_in_place() {
     let log = std::fs::read(log_path(&dir)).unwrap();
     assert!(!contains_bytes(&log, b"OLD-SECRET-1"));
     assert!(contains_bytes(&log, b"OLD-SECRET-2"));
-    let got = store.get_by_id("gt-0000000000000001").unwrap().unwrap();
-    assert_eq!(got.content, Content::Tombstone(b"TOMB".to_vec()));
+    assert_eq!(
+        content(&store, "gt-0000000000000001"),
+        Content::Tombstone(b"TOMB".to_vec())
+    );
     let due = store.expired(i64::MAX, 10).unwrap();
     assert_eq!(due.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![2, 3, 4]);
     assert_eq!(
@@ -771,13 +774,12 @@ async fn compaction_drops_the_padding_of_purges_and_keeps_every_record() {
         0,
         "both tombstones are in their frames"
     );
-    let got = |rid: &str| store.get_by_id(rid).unwrap().unwrap().content;
     assert_eq!(
-        got("gt-0000000000000007"),
+        content(&store, "gt-0000000000000007"),
         Content::Tombstone(vec![b'L'; 300])
     );
     assert_eq!(
-        got("gt-0000000000000006"),
+        content(&store, "gt-0000000000000006"),
         Content::Tombstone(b"T6".to_vec())
     );
     assert_eq!(
@@ -792,17 +794,10 @@ async fn compaction_drops_the_padding_of_purges_and_keeps_every_record() {
     drop(store);
     let store = Store::open(dir.path(), &id("hn")).unwrap();
     assert_eq!(
-        got_content(&store, "gt-0000000000000008"),
-        b"after".to_vec()
+        content(&store, "gt-0000000000000008"),
+        Content::Envelope(b"after".to_vec())
     );
     assert_eq!(store.len(), 8);
-}
-
-fn got_content(store: &Store, rid: &str) -> Vec<u8> {
-    match store.get_by_id(rid).unwrap().unwrap().content {
-        Content::Envelope(b) => b,
-        Content::Tombstone(t) => t,
-    }
 }
 
 #[tokio::test]

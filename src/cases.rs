@@ -20,14 +20,16 @@ use tonic::transport::Channel;
 
 use crate::audit::{Action, Entry};
 use crate::clock::now_ms;
-use crate::model::{ContactPoint, Errors, NodeId, ValidationErrors, check_contact, check_text};
-use crate::pb::v1::federation_client::FederationClient;
-use crate::selector::Token;
-use crate::state::NodeState;
-use crate::store::StoreError;
-use crate::vocabulary::{
+use crate::records::model::{
+    ContactPoint, Errors, NodeId, ValidationErrors, check_contact, check_text,
+};
+use crate::records::selector::Token;
+use crate::records::vocabulary::{
     AgeGroup, CaseStage, Exploitation, Offence, SelectorKind, Sex, parse_country,
 };
+use crate::state::NodeState;
+use crate::store::StoreError;
+use crate::wire::pb::v1::federation_client::FederationClient;
 
 /// Victims of a case, for statistics.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,7 +173,7 @@ pub enum CaseError {
     Store(#[from] StoreError),
 }
 
-pub use crate::peers::PeerResult;
+pub use crate::exchange::peers::PeerResult;
 
 impl NodeState {
     /// Registers or replaces a local case and its selector index entries.
@@ -273,12 +275,12 @@ impl NodeState {
         tokens: Vec<Token>,
         justification: &str,
     ) -> Result<Vec<(NodeId, PeerResult)>, StoreError> {
-        use crate::pb::v1 as pb;
+        use crate::wire::pb::v1 as pb;
         let _timer = self.metrics.query_duration.start_timer();
         let asked: Vec<NodeId> = self
             .roster()
             .members()
-            .filter(|m| m.id != self.id && m.role == crate::roster::Role::Member)
+            .filter(|m| m.id != self.id && m.role == crate::trust::roster::Role::Member)
             .map(|m| m.id.clone())
             .collect();
         self.audit(vec![
@@ -295,10 +297,7 @@ impl NodeState {
             let state = self.clone();
             let request = pb::MatchRequest {
                 query_id: query_id.to_owned(),
-                selectors: tokens
-                    .iter()
-                    .map(crate::model::wire::selector_to_pb)
-                    .collect(),
+                selectors: tokens.iter().map(crate::wire::selector_to_pb).collect(),
                 justification: justification.to_owned(),
                 requested_by: actor.to_owned(),
             };
@@ -321,7 +320,7 @@ impl NodeState {
                     Ok(Ok(m)) if m.hits.iter().any(|h| *h) => PeerResult::Hit {
                         hits: m.hits,
                         case_refs: m.case_refs,
-                        contact: crate::model::wire::contact_from_pb(m.contact),
+                        contact: crate::wire::contact_from_pb(m.contact),
                     },
                     Ok(Ok(_)) => PeerResult::NoHit,
                 };
@@ -368,7 +367,7 @@ impl NodeState {
             .peer_endpoint(peer)
             .ok_or_else(|| PeerResult::Unreachable("no endpoint".into()))?;
         let config = self.tls_live.peer_client(peer);
-        let channel = crate::peers::peer_channel(config, &endpoint.host, endpoint.port)
+        let channel = crate::exchange::peers::peer_channel(config, &endpoint.host, endpoint.port)
             .map_err(|e| PeerResult::Unreachable(e.to_string()))?;
         let client = FederationClient::new(channel);
         if let Ok(mut clients) = self.peer_clients.0.lock() {

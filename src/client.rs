@@ -20,9 +20,9 @@ use rustls_pki_types::CertificateDer;
 use serde::Deserialize;
 use tonic::transport::{Channel, Endpoint as TonicEndpoint};
 
-use crate::pb::v1::agency_client::AgencyClient;
-use crate::roster::{self, Endpoint};
-use crate::tls::{self, TlsIdentity};
+use crate::trust::roster::{self, Endpoint};
+use crate::trust::tls::{self, TlsIdentity};
+use crate::wire::pb::v1::agency_client::AgencyClient;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

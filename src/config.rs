@@ -92,11 +92,11 @@ use std::time::Duration;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
 use serde::Deserialize;
 
-use crate::crypto::SigningKey;
-use crate::model::{ContactPoint, Errors, NodeId};
-use crate::roster::{self, Roster};
-use crate::selector::MatchingKey;
-use crate::tls::{self, TlsIdentity};
+use crate::records::crypto::SigningKey;
+use crate::records::model::{ContactPoint, Errors, NodeId};
+use crate::records::selector::MatchingKey;
+use crate::trust::roster::{self, Roster};
+use crate::trust::tls::{self, TlsIdentity};
 
 /// Every problem found in a configuration.
 #[derive(Debug, thiserror::Error)]
@@ -405,7 +405,7 @@ pub struct SyncConfig {
     pub silence_limit: Duration,
     /// Peers dialled at another address than the roster's (a VPN address,
     /// split-horizon DNS, a relay). The TLS checks are unchanged.
-    pub endpoints: std::collections::BTreeMap<NodeId, crate::roster::Endpoint>,
+    pub endpoints: std::collections::BTreeMap<NodeId, crate::trust::roster::Endpoint>,
 }
 
 impl Default for SyncConfig {
@@ -414,7 +414,7 @@ impl Default for SyncConfig {
             batch_size: 1024,
             backoff_min: Duration::from_millis(200),
             backoff_max: Duration::from_secs(30),
-            silence_limit: Duration::from_secs(3 * crate::peers::HEARTBEAT.as_secs()),
+            silence_limit: Duration::from_secs(3 * crate::exchange::peers::HEARTBEAT.as_secs()),
             endpoints: Default::default(),
         }
     }
@@ -450,11 +450,11 @@ impl Default for QueryConfig {
 }
 
 /// The files a configuration names for TLS, resolved: what
-/// [`crate::reload`] watches and re-reads.
+/// [`crate::trust::reload`] watches and re-reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsFiles {
     /// The roster (`federation.roster`); the CA files it names are in
-    /// [`crate::roster::Member::ca_files`].
+    /// [`crate::trust::roster::Member::ca_files`].
     pub roster: PathBuf,
     /// `tls.cert`.
     pub cert: PathBuf,
@@ -797,7 +797,7 @@ fn validate(
                 "sync.peers[{i}].id: {id} is not a member of the roster"
             ));
         }
-        match crate::roster::Endpoint::parse(&p.endpoint) {
+        match crate::trust::roster::Endpoint::parse(&p.endpoint) {
             Ok(e) => {
                 sync.endpoints.insert(id, e);
             }
@@ -899,7 +899,7 @@ fn validate(
             phone: c.phone.clone(),
         };
         let mut errors = Errors::default();
-        crate::model::check_contact(&mut errors, "agency", &contact);
+        crate::records::model::check_contact(&mut errors, "agency", &contact);
         for e in errors.0 {
             problems.push(e.to_string());
         }
@@ -1055,7 +1055,7 @@ fn load_crls(
     let mut issuers: Vec<(Vec<u8>, String)> = Vec::new();
     for (i, path) in files.iter().enumerate() {
         let at = format!("{field}[{i}]");
-        let crls = match crate::crl::load(path) {
+        let crls = match crate::trust::crl::load(path) {
             Ok(c) => c,
             Err(e) => {
                 problems.push(format!("{at}: {e}"));
@@ -1065,12 +1065,12 @@ fn load_crls(
         for (j, crl) in crls.into_iter().enumerate() {
             let what = format!("{} (CRL {})", path.display(), j + 1);
             if let Some(cas) = cas
-                && let Err(e) = crate::crl::signer(&crl, cas, &what)
+                && let Err(e) = crate::trust::crl::signer(&crl, cas, &what)
             {
                 problems.push(format!("{at}: {e}"));
                 continue;
             }
-            if let Ok(info) = crate::crl::CrlInfo::parse(&crl) {
+            if let Ok(info) = crate::trust::crl::CrlInfo::parse(&crl) {
                 if let Some((_, first)) = issuers.iter().find(|(raw, _)| *raw == info.issuer_raw) {
                     problems.push(format!(
                         "{at}: {what} is a second CRL from {:?} (the first is {first}); keep only the newest, since only one CRL per CA is consulted",

@@ -20,13 +20,14 @@ use tokio::task::JoinSet;
 
 use crate::clock::now_ms;
 use crate::config::Settings;
-use crate::lifecycle;
-use crate::model::NodeId;
-use crate::reload::EXPIRY_WARNING_DAYS;
+use crate::exchange::sync;
+use crate::records::lifecycle;
+use crate::records::model::NodeId;
+use crate::service;
 use crate::shutdown::stopped;
 use crate::state::{NodeError, NodeState};
 use crate::store::StoreError;
-use crate::{service, sync};
+use crate::trust::reload::EXPIRY_WARNING_DAYS;
 
 /// How long shutdown waits for connections and replicators to finish.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -123,9 +124,9 @@ impl Node {
         // Serving only once the store is open and the roster validated,
         // which is the case by construction here; and before the listeners
         // accept anything, so no client ever sees an unknown service.
-        health.set_serving::<crate::pb::v1::federation_server::FederationServer<service::FederationService>>().await;
+        health.set_serving::<crate::wire::pb::v1::federation_server::FederationServer<service::FederationService>>().await;
         health
-            .set_serving::<crate::pb::v1::agency_server::AgencyServer<service::AgencyService>>()
+            .set_serving::<crate::wire::pb::v1::agency_server::AgencyServer<service::AgencyService>>()
             .await;
         let mut tasks = JoinSet::new();
         let peer_server = service::peer_server(
@@ -264,9 +265,9 @@ impl Node {
                 return Err(NodeError::Server(format!("{what} stopped: {}", match result { Ok(()) => "without error".to_string(), Err(e) => e.to_string() })));
             }
         }
-        health.set_not_serving::<crate::pb::v1::federation_server::FederationServer<service::FederationService>>().await;
+        health.set_not_serving::<crate::wire::pb::v1::federation_server::FederationServer<service::FederationService>>().await;
         health
-            .set_not_serving::<crate::pb::v1::agency_server::AgencyServer<service::AgencyService>>()
+            .set_not_serving::<crate::wire::pb::v1::agency_server::AgencyServer<service::AgencyService>>()
             .await;
         let _ = stop_tx.send(true);
 

@@ -16,14 +16,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use crate::config::{AgencyConfig, AuditConfig, RecordsConfig, Settings, SyncConfig};
-use crate::crypto::SigningKey;
-use crate::lifecycle::SeriesState;
-use crate::model::wire::{self, Envelope, WireError};
-use crate::model::{NodeId, RecordBody};
-use crate::roster::Roster;
-use crate::selector::MatchingKey;
+use crate::records::crypto::SigningKey;
+use crate::records::lifecycle::SeriesState;
+use crate::records::model::{NodeId, RecordBody};
+use crate::records::selector::MatchingKey;
 use crate::store::{Store, StoreError, StoredRecord};
-use crate::tls::{self, TlsIdentity};
+use crate::trust::roster::Roster;
+use crate::trust::tls::{self, TlsIdentity};
+use crate::wire::{self, Envelope, WireError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -73,16 +73,16 @@ pub struct NodeState {
     /// New publications waiting to be written together.
     pub publish_queue: crate::publish::queue::PublishQueue,
     /// Query token buckets, per asking peer.
-    pub buckets: crate::peers::Buckets,
+    pub buckets: crate::exchange::peers::Buckets,
     /// Federation clients kept for queries.
-    pub peer_clients: crate::peers::PeerClients,
+    pub peer_clients: crate::exchange::peers::PeerClients,
     /// TLS handshakes on the peer listener.
     pub peer_handshakes: Arc<tls::HandshakeStats>,
     /// TLS handshakes on the agency listener.
     pub agency_handshakes: Arc<tls::HandshakeStats>,
     /// The TLS configurations both listeners and outgoing peer connections
     /// use, reloaded without a restart.
-    pub tls_live: Arc<crate::reload::LiveTls>,
+    pub tls_live: Arc<crate::trust::reload::LiveTls>,
     /// Counters and histograms for the metrics listener.
     pub metrics: crate::metrics::Metrics,
     peers: Mutex<BTreeMap<NodeId, PeerState>>,
@@ -120,7 +120,7 @@ impl NodeState {
                 (m.id.clone(), state)
             })
             .collect();
-        let tls_live = Arc::new(crate::reload::LiveTls::new(&settings)?);
+        let tls_live = Arc::new(crate::trust::reload::LiveTls::new(&settings)?);
         Ok(Self {
             id: settings.node_id,
             store,
@@ -168,7 +168,7 @@ impl NodeState {
     }
 
     /// Where to dial `peer`: the configured override, else the roster's endpoint.
-    pub fn peer_endpoint(&self, peer: &NodeId) -> Option<crate::roster::Endpoint> {
+    pub fn peer_endpoint(&self, peer: &NodeId) -> Option<crate::trust::roster::Endpoint> {
         self.sync
             .endpoints
             .get(peer)
@@ -181,7 +181,7 @@ impl NodeState {
         self.peers.lock().map(|p| p.clone()).unwrap_or_default()
     }
 
-    /// The roster in use now (it changes on reload: see [`crate::reload`]).
+    /// The roster in use now (it changes on reload: see [`crate::trust::reload`]).
     pub fn roster(&self) -> Arc<Roster> {
         self.tls_live.roster()
     }

@@ -12,11 +12,11 @@ use std::process::Command;
 
 use common::eventually;
 use enlace::audit::Entry;
-use enlace::pb::v1 as pb;
-use enlace::pb::v1::agency_client::AgencyClient;
-use enlace::sandbox::{Sandbox, sample_alert};
+use enlace::records::vocabulary::{Offence, SelectorKind};
 use enlace::store::audit_log::{self, RawEntry};
-use enlace::vocabulary::{Offence, SelectorKind};
+use enlace::testing::{Sandbox, sample_alert};
+use enlace::wire::pb::v1 as pb;
+use enlace::wire::pb::v1::agency_client::AgencyClient;
 use serde_json::Value;
 use tonic::transport::Channel;
 
@@ -203,7 +203,7 @@ async fn every_kind_of_action_leaves_its_entry() {
     .await;
     h.respond_mla(pb::RespondMlaRequest {
         request_id: mla.record_id.clone(),
-        outcome: enlace::vocabulary::MlaOutcome::Executed.wire(),
+        outcome: enlace::records::vocabulary::MlaOutcome::Executed.wire(),
         text: "Identidad confirmada".into(),
     })
     .await
@@ -353,7 +353,7 @@ async fn every_kind_of_action_leaves_its_entry() {
 
 /// Runs a few actions at gt, has hn witness a checkpoint, and stops gt
 /// (which hands hn a last checkpoint). Returns the sandbox with hn running.
-async fn history() -> (Sandbox, enlace::sandbox::RunningNode) {
+async fn history() -> (Sandbox, enlace::testing::RunningNode) {
     let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
     let gt = fed.start("gt").await.unwrap();
     let hn = fed.start("hn").await.unwrap();
@@ -673,7 +673,7 @@ async fn a_certificate_renewed_while_the_node_was_down_is_on_record_at_its_next_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_witness_refuses_a_log_that_shrank_or_forked_and_a_checkpoint_in_another_s_name() {
     use enlace::audit::checkpoint::Checkpoint;
-    use enlace::model::NodeId;
+    use enlace::records::model::NodeId;
     common::init_tracing();
     let mut fed = Sandbox::create("test-fed", &["gt", "hn", "sv"])
         .await
@@ -683,29 +683,32 @@ async fn a_witness_refuses_a_log_that_shrank_or_forked_and_a_checkpoint_in_anoth
     // running: the test speaks for it.
     let gt_dir = fed.member("gt").unwrap().dir.clone();
     let gt_key =
-        enlace::crypto::SigningKey::load(&gt_dir.join("signing.key"), "gt-sandbox-1").unwrap();
-    let sv_key = enlace::crypto::SigningKey::load(
+        enlace::records::crypto::SigningKey::load(&gt_dir.join("signing.key"), "gt-sandbox-1")
+            .unwrap();
+    let sv_key = enlace::records::crypto::SigningKey::load(
         &fed.member("sv").unwrap().dir.join("signing.key"),
         "sv-sandbox-1",
     )
     .unwrap();
-    let roster = enlace::roster::Roster::load(&fed.dir.join("federation.toml")).unwrap();
+    let roster = enlace::trust::roster::Roster::load(&fed.dir.join("federation.toml")).unwrap();
     let gt_tls =
         common::certs::identity(&common::certs::read_issued(&gt_dir, "node.crt", "node.key"));
     let config =
-        enlace::tls::peer_client_config(&roster, &gt_tls, &NodeId::parse("hn").unwrap()).unwrap();
+        enlace::trust::tls::peer_client_config(&roster, &gt_tls, &NodeId::parse("hn").unwrap())
+            .unwrap();
     let port = fed.member("hn").unwrap().peer_addr.port();
-    let channel = enlace::peers::peer_channel(config, "127.0.0.1", port).unwrap();
-    let mut to_hn = enlace::pb::v1::federation_client::FederationClient::new(channel);
-    let checkpoint = |node: &str, size: u64, head: u8, key: &enlace::crypto::SigningKey| {
-        Checkpoint {
-            node: NodeId::parse(node).unwrap(),
-            size,
-            head: [head; 32],
-            time_ms: enlace::clock::now_ms(),
-        }
-        .sign(key)
-    };
+    let channel = enlace::exchange::peers::peer_channel(config, "127.0.0.1", port).unwrap();
+    let mut to_hn = enlace::wire::pb::v1::federation_client::FederationClient::new(channel);
+    let checkpoint =
+        |node: &str, size: u64, head: u8, key: &enlace::records::crypto::SigningKey| {
+            Checkpoint {
+                node: NodeId::parse(node).unwrap(),
+                size,
+                head: [head; 32],
+                time_ms: enlace::clock::now_ms(),
+            }
+            .sign(key)
+        };
 
     let witness = to_hn
         .witness(checkpoint("gt", 10, 1, &gt_key))
@@ -757,7 +760,7 @@ async fn a_witness_refuses_a_log_that_shrank_or_forked_and_a_checkpoint_in_anoth
 
     // hn hands back exactly what it witnessed, and its log names the refusals.
     let held = to_hn
-        .witnessed(enlace::pb::v1::WitnessedRequest {
+        .witnessed(enlace::wire::pb::v1::WitnessedRequest {
             node: "gt".into(),
             after_size: 0,
         })
@@ -807,7 +810,7 @@ async fn the_retention_sweep_runs_at_start_and_keeps_what_is_recent() {
     let data_dir = fed.member("gt").unwrap().data_dir();
     // A log with 40 entries written 40 days ago, then 3 of today.
     {
-        let gt = enlace::model::NodeId::parse("gt").unwrap();
+        let gt = enlace::records::model::NodeId::parse("gt").unwrap();
         let store = enlace::store::Store::open(&data_dir, &gt).unwrap();
         let long_ago = enlace::clock::now_ms() - 40 * 86_400_000;
         let entry = |actor: &str| Entry::new(enlace::audit::Action::RecordPublished, actor);

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use enlace::sandbox::Sandbox;
+use enlace::testing::Sandbox;
 
 fn enlace(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_enlace"))

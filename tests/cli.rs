@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
 use common::eventually;
-use enlace::sandbox::Sandbox;
+use enlace::testing::Sandbox;
 
 fn enlace() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_enlace"));

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use common::eventually;
 use common::proxy::Proxy;
-use enlace::pb::v1 as pb;
-use enlace::pb::v1::agency_client::AgencyClient;
-use enlace::sandbox::{RunningNode, Sandbox, sample_alert};
+use enlace::testing::{RunningNode, Sandbox, sample_alert};
+use enlace::wire::pb::v1 as pb;
+use enlace::wire::pb::v1::agency_client::AgencyClient;
 use tonic::transport::Channel;
 
 type Client = AgencyClient<Channel>;

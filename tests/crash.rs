@@ -13,10 +13,10 @@ use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
 
 use common::eventually;
-use enlace::model::NodeId;
-use enlace::pb::v1 as pb;
-use enlace::sandbox::{Sandbox, sample_alert};
+use enlace::records::model::NodeId;
 use enlace::store::Store;
+use enlace::testing::{Sandbox, sample_alert};
+use enlace::wire::pb::v1 as pb;
 
 const BACKLOG: usize = 1500;
 
@@ -176,10 +176,8 @@ async fn sigkill_during_catch_up_loses_and_duplicates_nothing() {
         .iter()
         .map(|r| {
             let envelope = r.content.envelope().unwrap();
-            let env = enlace::model::wire::Envelope::decode(envelope).unwrap();
-            enlace::model::wire::decode_body(&env.body)
-                .unwrap()
-                .record_id
+            let env = enlace::wire::Envelope::decode(envelope).unwrap();
+            enlace::wire::decode_body(&env.body).unwrap().record_id
         })
         .collect();
     assert_eq!(

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use common::eventually;
 use enlace::doctor::{self, Status};
-use enlace::model::NodeId;
-use enlace::pki::{self, Profile};
-use enlace::sandbox::Sandbox;
+use enlace::records::model::NodeId;
+use enlace::testing::Sandbox;
+use enlace::trust::pki::{self, Profile};
 use time::OffsetDateTime;
 
 fn enlace() -> Command {
@@ -69,10 +69,18 @@ fn reissue_node_cert(
     let ca_cert = std::fs::read_to_string(dir.join("ca.crt")).unwrap();
     let ca_key = std::fs::read_to_string(dir.join("ca.key")).unwrap();
     let issued = pki::issue_with_validity(&ca_cert, &ca_key, &profile, from, until).unwrap();
-    enlace::crypto::write_public_file(&dir.join("node.crt"), issued.cert_pem.as_bytes(), true)
-        .unwrap();
-    enlace::crypto::write_private_file(&dir.join("node.key"), issued.key_pem.as_bytes(), true)
-        .unwrap();
+    enlace::records::crypto::write_public_file(
+        &dir.join("node.crt"),
+        issued.cert_pem.as_bytes(),
+        true,
+    )
+    .unwrap();
+    enlace::records::crypto::write_private_file(
+        &dir.join("node.key"),
+        issued.key_pem.as_bytes(),
+        true,
+    )
+    .unwrap();
 }
 
 fn node_profile(fed: &Sandbox, id: &str, dns: &[&str], ips: &[&str]) -> Profile {

@@ -11,12 +11,12 @@ use std::sync::Arc;
 
 use common::eventually;
 use common::proxy::Proxy;
-use enlace::model::wire::{self, Envelope};
-use enlace::model::{Distribution, Errors, NodeId, RecordBody, RecordKind};
-use enlace::pb::v1 as pb;
-use enlace::pb::v1::federation_server::{Federation, FederationServer};
-use enlace::sandbox::{Sandbox, sample_alert};
-use enlace::tls::{self, Identity};
+use enlace::records::model::{Distribution, Errors, NodeId, RecordBody, RecordKind};
+use enlace::testing::{Sandbox, sample_alert};
+use enlace::trust::tls::{self, Identity};
+use enlace::wire::pb::v1 as pb;
+use enlace::wire::pb::v1::federation_server::{Federation, FederationServer};
+use enlace::wire::{self, Envelope};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 use tokio_stream::Stream;
@@ -114,12 +114,12 @@ fn big_batch(fed: &Sandbox, id: &str, n: u64) -> pb::PullBatch {
     let records = (1..=n)
         .map(|seq| {
             let mut a = sample_alert(&format!("registro {seq} {}", "x".repeat(400)));
-            a.urgency = enlace::vocabulary::Urgency::Routine.wire();
-            a.subject_category = enlace::vocabulary::SubjectCategory::Victim.wire();
+            a.urgency = enlace::records::vocabulary::Urgency::Routine.wire();
+            a.subject_category = enlace::records::vocabulary::SubjectCategory::Victim.wire();
             a.expires_at_ms = enlace::clock::now_ms() + 86_400_000;
             let alert = wire::alert_from_pb(a, "alert", &mut Errors::default()).unwrap();
             let body = wire::encode_body(&RecordBody {
-                record_id: enlace::model::new_record_id(&origin, seq.to_be_bytes()),
+                record_id: enlace::records::model::new_record_id(&origin, seq.to_be_bytes()),
                 origin: origin.clone(),
                 seq,
                 created_at_ms: enlace::clock::now_ms(),
@@ -325,11 +325,11 @@ async fn a_peer_claiming_an_implausible_head_cannot_stop_a_recovery() {
     );
     let settings = enlace::config::load(&fed.member("gt").unwrap().config_path(), None).unwrap();
     let node = enlace::node::Node::open(settings).unwrap();
-    let done = enlace::recover::recover_own_log(node.state().clone())
+    let done = enlace::exchange::recover::recover_own_log(node.state().clone())
         .await
         .unwrap();
     match &done.peers[..] {
-        [(peer, enlace::recover::PeerAnswer::Failed(why))] => {
+        [(peer, enlace::exchange::recover::PeerAnswer::Failed(why))] => {
             assert_eq!(peer.as_str(), "liar");
             assert!(why.contains("not plausible"), "{why}");
         }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{eventually, list_all, publish};
-use enlace::sandbox::Sandbox;
+use enlace::testing::Sandbox;
 
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")

@@ -6,12 +6,12 @@
 mod common;
 
 use common::{eventually, list_all};
-use enlace::model::NodeId;
-use enlace::pb::v1 as pb;
-use enlace::pb::v1::agency_client::AgencyClient;
-use enlace::sandbox::{Sandbox, sample_alert};
+use enlace::records::model::NodeId;
+use enlace::records::vocabulary::{SelectorKind, Urgency};
 use enlace::store::Content;
-use enlace::vocabulary::{SelectorKind, Urgency};
+use enlace::testing::{Sandbox, sample_alert};
+use enlace::wire::pb::v1 as pb;
+use enlace::wire::pb::v1::agency_client::AgencyClient;
 use tonic::transport::Channel;
 
 type Client = AgencyClient<Channel>;
@@ -262,8 +262,8 @@ async fn expiry_purges_content_at_every_node_and_keeps_a_tombstone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_for_hn_never_reaches_sv_not_even_in_its_pull_stream() {
-    use enlace::pb::v1::federation_client::FederationClient;
-    use enlace::tls::{self, TlsIdentity};
+    use enlace::trust::tls::{self, TlsIdentity};
+    use enlace::wire::pb::v1::federation_client::FederationClient;
     common::init_tracing();
     let mut fed = Sandbox::create("test-fed", &["gt", "hn", "sv"])
         .await
@@ -275,13 +275,13 @@ async fn a_record_for_hn_never_reaches_sv_not_even_in_its_pull_stream() {
     ];
     let mut gt = fed.client("gt").await.unwrap();
     let mut red = sample_alert("solo para hn");
-    red.tlp = enlace::vocabulary::Tlp::Red.wire();
+    red.tlp = enlace::records::vocabulary::Tlp::Red.wire();
     let private = publish(&mut gt, red, &["hn"], &[]).await;
     let public = publish(&mut gt, sample_alert("para todos"), &[], &[]).await;
 
     // TLP:RED to all members is refused outright.
     let mut red_all = sample_alert("rojo para todos");
-    red_all.tlp = enlace::vocabulary::Tlp::Red.wire();
+    red_all.tlp = enlace::records::vocabulary::Tlp::Red.wire();
     let err = gt
         .publish_alert(pb::PublishAlertRequest {
             alert: Some(red_all),
@@ -297,14 +297,15 @@ async fn a_record_for_hn_never_reaches_sv_not_even_in_its_pull_stream() {
 
     // Pull gt's log directly as sv, over sv's own mTLS identity.
     let sv_dir = fed.member("sv").unwrap().dir.clone();
-    let roster = enlace::roster::Roster::load(&fed.dir.join("federation.toml")).unwrap();
+    let roster = enlace::trust::roster::Roster::load(&fed.dir.join("federation.toml")).unwrap();
     let sv_identity =
         TlsIdentity::load(&sv_dir.join("node.crt"), &sv_dir.join("node.key")).unwrap();
     let config =
         tls::peer_client_config(&roster, &sv_identity, &NodeId::parse("gt").unwrap()).unwrap();
     let port = fed.member("gt").unwrap().peer_addr.port();
-    let mut pull =
-        FederationClient::new(enlace::peers::peer_channel(config, "127.0.0.1", port).unwrap());
+    let mut pull = FederationClient::new(
+        enlace::exchange::peers::peer_channel(config, "127.0.0.1", port).unwrap(),
+    );
     let mut stream = pull
         .pull(pb::PullRequest {
             origin: "gt".into(),
@@ -320,7 +321,7 @@ async fn a_record_for_hn_never_reaches_sv_not_even_in_its_pull_stream() {
     while let Some(batch) = stream.message().await.unwrap() {
         high_water = batch.high_water;
         for r in batch.records {
-            let body = enlace::model::wire::decode_body(&r.body).unwrap();
+            let body = enlace::wire::decode_body(&r.body).unwrap();
             seen.push(body.record_id);
         }
     }
@@ -461,21 +462,25 @@ async fn a_reader_can_read_but_not_publish() {
     let gt = fed.start("gt").await.unwrap();
     let dir = fed.member("gt").unwrap().dir.clone();
     // A second agency client, not listed in [agency.clients]: the default role, reader.
-    let ca = enlace::pki::Issued {
+    let ca = enlace::trust::pki::Issued {
         cert_pem: std::fs::read_to_string(dir.join("agency-ca.crt")).unwrap(),
         key_pem: std::fs::read_to_string(dir.join("agency-ca.key")).unwrap(),
     };
-    let reader = enlace::pki::issue(
+    let reader = enlace::trust::pki::issue(
         &ca.cert_pem,
         &ca.key_pem,
-        &enlace::pki::Profile::Client {
+        &enlace::trust::pki::Profile::Client {
             name: "analyst".into(),
         },
         1,
     )
     .unwrap();
-    enlace::crypto::write_private_file(&dir.join("analyst.key"), reader.key_pem.as_bytes(), false)
-        .unwrap();
+    enlace::records::crypto::write_private_file(
+        &dir.join("analyst.key"),
+        reader.key_pem.as_bytes(),
+        false,
+    )
+    .unwrap();
     std::fs::write(dir.join("analyst.crt"), reader.cert_pem).unwrap();
     let client_toml = std::fs::read_to_string(dir.join("client.toml"))
         .unwrap()

@@ -10,10 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use common::{eventually, list_all, publish, sample, samples, scrape};
-use enlace::pb::v1 as pb;
-use enlace::reload::Trigger;
-use enlace::sandbox::Sandbox;
-use enlace::tls;
+use enlace::testing::Sandbox;
+use enlace::trust::reload::Trigger;
+use enlace::trust::tls;
+use enlace::wire::pb::v1 as pb;
 
 /// Scrapes `id` until `cond` holds for its samples; returns them.
 async fn scrape_until(
@@ -65,7 +65,7 @@ async fn the_metrics_endpoint_serves_every_series() {
     let answer = gt_client
         .query(pb::QueryRequest {
             selector_values: vec![pb::SelectorValue {
-                kind: enlace::vocabulary::SelectorKind::Passport.wire(),
+                kind: enlace::records::vocabulary::SelectorKind::Passport.wire(),
                 value: "X1234567".into(),
             }],
             justification: "prueba de métricas".into(),
@@ -231,13 +231,13 @@ async fn a_renewed_certificate_shows_in_the_metrics_and_the_expiry_warning() {
     let dir = fed.member("gt").unwrap().dir.clone();
     assert!(
         gt.state
-            .expiring_certificates(enlace::reload::EXPIRY_WARNING_DAYS)
+            .expiring_certificates(enlace::trust::reload::EXPIRY_WARNING_DAYS)
             .is_empty()
     );
 
     // Renewed for 20 days only: within the warning window.
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
-    let renewed = enlace::pki::renew(
+    let renewed = enlace::trust::pki::renew(
         &read("ca.crt"),
         &read("ca.key"),
         &read("node.crt"),
@@ -245,7 +245,7 @@ async fn a_renewed_certificate_shows_in_the_metrics_and_the_expiry_warning() {
         20,
     )
     .unwrap();
-    enlace::crypto::replace_file(
+    enlace::records::crypto::replace_file(
         &dir.join("node.crt"),
         renewed.issued.cert_pem.as_bytes(),
         false,
@@ -266,7 +266,7 @@ async fn a_renewed_certificate_shows_in_the_metrics_and_the_expiry_warning() {
     );
     let due = gt
         .state
-        .expiring_certificates(enlace::reload::EXPIRY_WARNING_DAYS);
+        .expiring_certificates(enlace::trust::reload::EXPIRY_WARNING_DAYS);
     assert_eq!(due.len(), 1, "{due:?}");
     assert!(due[0].0.starts_with("node certificate"), "{due:?}");
     assert!((18..=20).contains(&due[0].1), "{due:?}");

@@ -9,27 +9,27 @@
 //!   is a valid record.
 //!
 //! The federation is real: a roster loaded from TOML with a CA file made by
-//! `enlace::pki`, and Ed25519 keys from `enlace::crypto`.
+//! `enlace::trust::pki`, and Ed25519 keys from `enlace::records::crypto`.
 
 use std::borrow::Cow;
 use std::ops::RangeInclusive;
 use std::sync::LazyLock;
 
-use enlace::crypto::{SigningKey, encode_public_key};
-use enlace::model::wire::{self, Envelope};
-use enlace::model::{
+use enlace::records::crypto::{SigningKey, encode_public_key};
+use enlace::records::model::{
     Alert, CaseReference, ContactPoint, Content, Distribution, Evaluation, Handling, NodeId,
     RecordBody, RecordKind, SmugglingElements, TraffickingElements, Update, Withdrawal,
     new_record_id,
 };
-use enlace::roster::Roster;
-use enlace::selector::Token;
-use enlace::verify::{Rejection, verify};
-use enlace::vocabulary::{
+use enlace::records::selector::Token;
+use enlace::records::vocabulary::{
     AlertType, CaseStage, Exploitation, HandlingCode, InformationAccuracy, MlaStatus, Offence,
     SelectorKind, SourceReliability, SubjectCategory, Tlp, TraffickingAct, TraffickingMeans,
     Urgency,
 };
+use enlace::trust::roster::Roster;
+use enlace::trust::verify::{Rejection, verify};
+use enlace::wire::{self, Envelope};
 use proptest::collection::{btree_set, vec};
 use proptest::option;
 use proptest::prelude::*;
@@ -57,7 +57,7 @@ struct Federation {
 static FEDERATION: LazyLock<Federation> = LazyLock::new(|| {
     let (gt, _) = SigningKey::generate(GT_KEY).expect("generate gt's key");
     let (hn, _) = SigningKey::generate(HN_KEY).expect("generate hn's key");
-    let ca = enlace::pki::new_ca("Property test CA", None, 1).expect("make a CA");
+    let ca = enlace::trust::pki::new_ca("Property test CA", None, 1).expect("make a CA");
     // The roster reads the CA file while it loads; the directory can go after.
     let dir = tempfile::tempdir().expect("temporary directory");
     std::fs::write(dir.path().join("ca.crt"), &ca.cert_pem).expect("write the CA");

@@ -6,10 +6,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::eventually;
-use enlace::pb::v1 as pb;
-use enlace::pb::v1::agency_client::AgencyClient;
-use enlace::sandbox::Sandbox;
-use enlace::vocabulary::{MlaOutcome, Offence, SelectorKind};
+use enlace::records::vocabulary::{MlaOutcome, Offence, SelectorKind};
+use enlace::testing::Sandbox;
+use enlace::wire::pb::v1 as pb;
+use enlace::wire::pb::v1::agency_client::AgencyClient;
 use tonic::transport::Channel;
 
 type Client = AgencyClient<Channel>;
@@ -31,9 +31,9 @@ async fn add_case(
             case_number: number.into(),
             offence: Offence::Trafficking.wire(),
             victims: vec![pb::Victim {
-                sex: enlace::vocabulary::Sex::Female.wire(),
-                age_group: enlace::vocabulary::AgeGroup::Child.wire(),
-                exploitation: vec![enlace::vocabulary::Exploitation::Sexual.wire()],
+                sex: enlace::records::vocabulary::Sex::Female.wire(),
+                age_group: enlace::records::vocabulary::AgeGroup::Child.wire(),
+                exploitation: vec![enlace::records::vocabulary::Exploitation::Sexual.wire()],
                 citizenship: "HN".into(),
             }],
             ..Default::default()
@@ -272,13 +272,13 @@ async fn an_mla_request_is_acknowledged_automatically_and_answered_and_both_ends
             case_reference: Some(pb::CaseReference {
                 case_ref: "MP-GT-2026-0042".into(),
                 offence: Offence::Trafficking.wire(),
-                stage: enlace::vocabulary::CaseStage::Investigation.wire(),
+                stage: enlace::records::vocabulary::CaseStage::Investigation.wire(),
                 competent_authority: "Fiscalía contra la Trata de Personas".into(),
                 handling: Some(pb::Handling {
-                    code: enlace::vocabulary::HandlingCode::H1.wire(),
+                    code: enlace::records::vocabulary::HandlingCode::H1.wire(),
                     condition: String::new(),
                 }),
-                tlp: enlace::vocabulary::Tlp::Amber.wire(),
+                tlp: enlace::records::vocabulary::Tlp::Amber.wire(),
                 ..Default::default()
             }),
             to: vec!["hn".into()],
@@ -413,7 +413,7 @@ async fn an_unanswered_request_past_its_deadline_is_overdue_at_both_ends() {
 struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
 
 #[tonic::async_trait]
-impl enlace::pb::v1::federation_server::Federation for Recorder {
+impl enlace::wire::pb::v1::federation_server::Federation for Recorder {
     type PullStream = std::pin::Pin<
         Box<dyn tokio_stream::Stream<Item = Result<pb::PullBatch, tonic::Status>> + Send>,
     >;
@@ -478,13 +478,14 @@ async fn no_clear_identifier_crosses_the_wire_or_reaches_a_store() {
     let settings = enlace::config::load(&fed.member("rec").unwrap().config_path(), None).unwrap();
     let listeners = fed.take_listeners("rec").unwrap();
     let federation = settings.roster.federation.clone();
-    let identify: enlace::tls::Identify = Arc::new(move |c| {
-        enlace::tls::node_id_from_cert(c, &federation).map(enlace::tls::Identity::Peer)
+    let identify: enlace::trust::tls::Identify = Arc::new(move |c| {
+        enlace::trust::tls::node_id_from_cert(c, &federation)
+            .map(enlace::trust::tls::Identity::Peer)
     });
     let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let incoming = enlace::tls::incoming(
+    let incoming = enlace::trust::tls::incoming(
         listeners.peer,
-        enlace::tls::peer_server_config(&settings.roster, &settings.tls).unwrap(),
+        enlace::trust::tls::peer_server_config(&settings.roster, &settings.tls).unwrap(),
         identify,
         "peer",
         Arc::default(),
@@ -492,9 +493,11 @@ async fn no_clear_identifier_crosses_the_wire_or_reaches_a_store() {
     );
     tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(enlace::pb::v1::federation_server::FederationServer::new(
-                Recorder(seen.clone()),
-            ))
+            .add_service(
+                enlace::wire::pb::v1::federation_server::FederationServer::new(Recorder(
+                    seen.clone(),
+                )),
+            )
             .serve_with_incoming(incoming),
     );
     let nodes = vec![

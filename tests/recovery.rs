@@ -8,8 +8,8 @@ mod common;
 use std::process::Command;
 
 use common::{eventually, list_all, publish};
-use enlace::model::NodeId;
-use enlace::sandbox::Sandbox;
+use enlace::records::model::NodeId;
+use enlace::testing::Sandbox;
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

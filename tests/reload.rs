@@ -6,13 +6,13 @@ mod common;
 
 use common::certs::{self, accepted, edit_config, identity, read_issued};
 use common::{eventually, list_all, publish};
-use enlace::model::NodeId;
-use enlace::pb::v1 as pb;
-use enlace::pki;
-use enlace::reload::{ReloadOutcome, Trigger};
-use enlace::roster::Roster;
-use enlace::sandbox::Sandbox;
-use enlace::tls;
+use enlace::records::model::NodeId;
+use enlace::testing::Sandbox;
+use enlace::trust::pki;
+use enlace::trust::reload::{ReloadOutcome, Trigger};
+use enlace::trust::roster::Roster;
+use enlace::trust::tls;
+use enlace::wire::pb::v1 as pb;
 
 async fn next_reload(
     outcomes: &mut tokio::sync::broadcast::Receiver<ReloadOutcome>,
@@ -36,7 +36,7 @@ fn renew_node_certificate(dir: &std::path::Path) -> String {
         30,
     )
     .unwrap();
-    enlace::crypto::replace_file(
+    enlace::records::crypto::replace_file(
         &dir.join("node.crt"),
         renewed.issued.cert_pem.as_bytes(),
         false,
@@ -275,19 +275,20 @@ async fn members_added_and_removed_by_a_roster_reload_are_replicated_or_dropped(
     let mut s = fed.client("sv").await.unwrap();
     let from_sv = publish(&mut s, "desde El Salvador", &[]).await.record_id;
     let from_gt = publish(&mut g, "desde Guatemala", &[]).await.record_id;
-    let peers = |c: &enlace::pb::v1::agency_client::AgencyClient<tonic::transport::Channel>| {
-        let mut c = c.clone();
-        async move {
-            c.list_peers(pb::ListPeersRequest {})
-                .await
-                .unwrap()
-                .into_inner()
-                .peers
-                .into_iter()
-                .map(|p| p.node_id)
-                .collect::<Vec<_>>()
-        }
-    };
+    let peers =
+        |c: &enlace::wire::pb::v1::agency_client::AgencyClient<tonic::transport::Channel>| {
+            let mut c = c.clone();
+            async move {
+                c.list_peers(pb::ListPeersRequest {})
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .peers
+                    .into_iter()
+                    .map(|p| p.node_id)
+                    .collect::<Vec<_>>()
+            }
+        };
     assert_eq!(peers(&g).await, vec!["hn"], "gt does not know sv yet");
 
     // sv joins: the shared roster now lists it; gt and hn reload.

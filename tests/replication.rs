@@ -6,10 +6,10 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::{cursor, eventually, list_all, publish};
-use enlace::crypto;
-use enlace::model::wire::Envelope;
-use enlace::roster::Roster;
-use enlace::sandbox::Sandbox;
+use enlace::records::crypto;
+use enlace::testing::Sandbox;
+use enlace::trust::roster::Roster;
+use enlace::wire::Envelope;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alert_published_at_one_node_arrives_verified_at_the_other() {
@@ -115,7 +115,7 @@ async fn a_restarted_node_resumes_from_its_cursor_without_loss_or_duplicates() {
     assert_eq!(again.len(), 12, "no record may be stored twice");
     let seqs: BTreeSet<u64> = all.iter().map(|r| r.seq).collect();
     assert_eq!(seqs, (1..=12).collect::<BTreeSet<u64>>(), "no gap, no loss");
-    let gt_id = enlace::model::NodeId::parse("gt").unwrap();
+    let gt_id = enlace::records::model::NodeId::parse("gt").unwrap();
     assert_eq!(hn.state.store.cursor(&gt_id).unwrap(), 12);
 
     hn.stop().await.unwrap();

@@ -12,14 +12,14 @@ use std::time::Duration;
 
 use common::certs::{self, der, edit_config, identity, pull_as, read_issued, refused};
 use common::{eventually, list_all, publish};
-use enlace::crl;
-use enlace::model::NodeId;
-use enlace::pb::v1 as pb;
-use enlace::pki::{self, Profile};
-use enlace::reload::ReloadOutcome;
-use enlace::roster::Roster;
-use enlace::sandbox::Sandbox;
-use enlace::tls;
+use enlace::records::model::NodeId;
+use enlace::testing::Sandbox;
+use enlace::trust::crl;
+use enlace::trust::pki::{self, Profile};
+use enlace::trust::reload::ReloadOutcome;
+use enlace::trust::roster::Roster;
+use enlace::trust::tls;
+use enlace::wire::pb::v1 as pb;
 
 /// A CRL of `ca` at `out` that lists a throwaway certificate, so the file
 /// exists (and is valid) before anything of interest is revoked.
@@ -50,7 +50,7 @@ fn revoke_into(ca: &pki::Issued, cert: &pki::Issued, path: &Path) -> crl::Revoca
         30,
     )
     .unwrap();
-    enlace::crypto::replace_file(path, r.crl_pem.as_bytes(), false).unwrap();
+    enlace::records::crypto::replace_file(path, r.crl_pem.as_bytes(), false).unwrap();
     r
 }
 
@@ -247,10 +247,10 @@ async fn a_revoked_agency_client_is_refused_on_the_agency_listener() {
     let gt = fed.start("gt").await.unwrap();
     let server_ca = vec![der(&std::fs::read_to_string(dir.join("ca.crt")).unwrap())];
 
-    type Client = enlace::pb::v1::agency_client::AgencyClient<tonic::transport::Channel>;
+    type Client = enlace::wire::pb::v1::agency_client::AgencyClient<tonic::transport::Channel>;
     async fn connect(
         ca: &[rustls_pki_types::CertificateDer<'static>],
-        who: &enlace::tls::TlsIdentity,
+        who: &enlace::trust::tls::TlsIdentity,
         addr: std::net::SocketAddr,
     ) -> Result<Client, String> {
         let config = tls::agency_client_config(ca, who).unwrap();
@@ -276,7 +276,7 @@ async fn a_revoked_agency_client_is_refused_on_the_agency_listener() {
     }
     async fn list(
         ca: &[rustls_pki_types::CertificateDer<'static>],
-        who: &enlace::tls::TlsIdentity,
+        who: &enlace::trust::tls::TlsIdentity,
         addr: std::net::SocketAddr,
     ) -> Result<(), String> {
         list_with(&mut connect(ca, who, addr).await?).await

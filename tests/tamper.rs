@@ -11,12 +11,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use common::{eventually, list_all};
-use enlace::model::wire::{self, Envelope};
-use enlace::model::{Distribution, Errors, NodeId, RecordBody, RecordKind};
-use enlace::pb::v1 as pb;
-use enlace::pb::v1::federation_server::{Federation, FederationServer};
-use enlace::sandbox::Sandbox;
-use enlace::tls::{self, Identity};
+use enlace::records::model::{Distribution, Errors, NodeId, RecordBody, RecordKind};
+use enlace::testing::Sandbox;
+use enlace::trust::tls::{self, Identity};
+use enlace::wire::pb::v1 as pb;
+use enlace::wire::pb::v1::federation_server::{Federation, FederationServer};
+use enlace::wire::{self, Envelope};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -79,14 +79,14 @@ impl Federation for DoctoredPeer {
 
 fn record(settings: &enlace::config::Settings, seq: u64) -> Envelope {
     let origin = NodeId::parse("gt").unwrap();
-    let mut alert = enlace::sandbox::sample_alert(&format!("alerta número {seq}"));
-    alert.urgency = enlace::vocabulary::Urgency::Routine.wire();
-    alert.subject_category = enlace::vocabulary::SubjectCategory::Victim.wire();
+    let mut alert = enlace::testing::sample_alert(&format!("alerta número {seq}"));
+    alert.urgency = enlace::records::vocabulary::Urgency::Routine.wire();
+    alert.subject_category = enlace::records::vocabulary::SubjectCategory::Victim.wire();
     alert.expires_at_ms = enlace::clock::now_ms() + 86_400_000;
     let mut errors = Errors::default();
     let alert = wire::alert_from_pb(alert, "alert", &mut errors).unwrap();
     let body = RecordBody {
-        record_id: enlace::model::new_record_id(&origin, seq.to_be_bytes()),
+        record_id: enlace::records::model::new_record_id(&origin, seq.to_be_bytes()),
         origin,
         seq,
         created_at_ms: enlace::clock::now_ms(),
@@ -117,7 +117,7 @@ async fn altered_records_are_rejected_and_sync_carries_on() {
     let origin_hn = {
         let mut body = wire::decode_body(&records[5].body).unwrap();
         body.origin = NodeId::parse("hn").unwrap();
-        body.record_id = enlace::model::new_record_id(&body.origin, [6; 8]);
+        body.record_id = enlace::records::model::new_record_id(&body.origin, [6; 8]);
         let bytes = wire::encode_body(&body);
         Envelope {
             signature: gt_settings.signing.sign_record(&bytes),

@@ -6,13 +6,13 @@ mod common;
 
 use common::certs::{identity, pull_as, read_issued, refused};
 
-use enlace::model::NodeId;
-use enlace::pb::v1 as pb;
-use enlace::pb::v1::agency_client::AgencyClient;
-use enlace::pki::{self, Profile};
-use enlace::roster::{Endpoint, Roster};
-use enlace::sandbox::Sandbox;
-use enlace::tls::{self, TlsIdentity};
+use enlace::records::model::NodeId;
+use enlace::testing::Sandbox;
+use enlace::trust::pki::{self, Profile};
+use enlace::trust::roster::{Endpoint, Roster};
+use enlace::trust::tls::{self, TlsIdentity};
+use enlace::wire::pb::v1 as pb;
+use enlace::wire::pb::v1::agency_client::AgencyClient;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
@@ -202,8 +202,9 @@ async fn both_listeners_serve_grpc_health_and_the_agency_listener_serves_reflect
     // Peer listener, as peer hn.
     let config = tls::peer_client_config(&roster, &hn, &NodeId::parse("gt").unwrap()).unwrap();
     let port = fed.member("gt").unwrap().peer_addr.port();
-    let mut health =
-        HealthClient::new(enlace::peers::peer_channel(config, "127.0.0.1", port).unwrap());
+    let mut health = HealthClient::new(
+        enlace::exchange::peers::peer_channel(config, "127.0.0.1", port).unwrap(),
+    );
     for service in ["enlace.v1.Federation", "enlace.v1.Agency"] {
         let status = health
             .check(HealthCheckRequest {
@@ -264,7 +265,7 @@ async fn certificates_expiring_within_30_days_are_reported() {
     let gt = fed.start("gt").await.unwrap();
     let soon = gt
         .state
-        .expiring_certificates(enlace::reload::EXPIRY_WARNING_DAYS);
+        .expiring_certificates(enlace::trust::reload::EXPIRY_WARNING_DAYS);
     assert!(soon.is_empty(), "{soon:?}");
     let due = gt.state.expiring_certificates(400);
     let names: Vec<&str> = due.iter().map(|(n, _)| n.as_str()).collect();

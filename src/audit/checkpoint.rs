@@ -13,11 +13,13 @@ use std::collections::HashMap;
 
 use prost::Message;
 
-use crate::crypto::{self, CHECKPOINT_SIGNATURE_CONTEXT, SigningKey, WITNESS_SIGNATURE_CONTEXT};
-use crate::model::NodeId;
-use crate::pb::v1 as pb;
-use crate::roster::Roster;
+use crate::records::crypto::{
+    self, CHECKPOINT_SIGNATURE_CONTEXT, SigningKey, WITNESS_SIGNATURE_CONTEXT,
+};
+use crate::records::model::NodeId;
 use crate::store::audit_log::HASH_LEN;
+use crate::trust::roster::Roster;
+use crate::wire::pb::v1 as pb;
 
 /// A checkpoint's content.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,12 +11,12 @@ use ring::digest::{SHA256, digest};
 use super::checkpoint::{self, Checkpoint, KeyBook};
 use super::{Action, Entry, hex};
 use crate::clock::now_ms;
-use crate::model::NodeId;
-use crate::pb::v1 as pb;
-use crate::peers::PeerResult;
+use crate::exchange::peers::PeerResult;
+use crate::records::model::NodeId;
 use crate::state::NodeState;
 use crate::store::StoreError;
 use crate::store::audit_log::Anchor;
+use crate::wire::pb::v1 as pb;
 
 /// How long a peer has to witness a checkpoint or hand over witnesses.
 pub const WITNESS_TIMEOUT: Duration = Duration::from_secs(5);

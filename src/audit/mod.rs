@@ -28,8 +28,8 @@ pub mod verify;
 use ring::digest::{SHA256, digest};
 use serde::{Deserialize, Serialize};
 
-use crate::model::NodeId;
-use crate::selector::Token;
+use crate::records::model::NodeId;
+use crate::records::selector::Token;
 use crate::store::audit_log::RawEntry;
 
 /// What happened. The codes are part of the log format and of `enlace

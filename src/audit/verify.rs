@@ -15,9 +15,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::checkpoint::{self, Checkpoint, KeyBook};
 use super::{Entry, rfc3339};
-use crate::model::NodeId;
-use crate::pb::v1 as pb;
+use crate::records::model::NodeId;
 use crate::store::audit_log::{Anchor, GENESIS, HASH_LEN, RawEntry};
+use crate::wire::pb::v1 as pb;
 
 /// Everything a verifier needs besides the entries.
 #[derive(Debug, Clone)]
@@ -411,7 +411,7 @@ mod tests {
     use super::*;
     use crate::audit::Action;
     use crate::audit::checkpoint::BookKey;
-    use crate::crypto::SigningKey;
+    use crate::records::crypto::SigningKey;
 
     fn log(n: u64) -> Vec<RawEntry> {
         let mut prev = GENESIS;

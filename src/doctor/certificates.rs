@@ -12,10 +12,10 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use time::OffsetDateTime;
 
 use super::{Check, EXPIRY_WARNING_DAYS, Report, Status};
-use crate::model::NodeId;
-use crate::pki::{CertInfo, San};
-use crate::roster::Roster;
-use crate::tls;
+use crate::records::model::NodeId;
+use crate::trust::pki::{CertInfo, San};
+use crate::trust::roster::Roster;
+use crate::trust::tls;
 
 /// The node certificate as peers will judge it.
 pub(super) fn node_certificate<F: FnMut(&Check)>(
@@ -334,7 +334,7 @@ pub(super) fn crls<F: FnMut(&Check)>(
         ))
     });
     for (field, path) in files {
-        let crls = match crate::crl::load(path) {
+        let crls = match crate::trust::crl::load(path) {
             Ok(c) => c,
             Err(e) => {
                 r.push(
@@ -346,7 +346,7 @@ pub(super) fn crls<F: FnMut(&Check)>(
             }
         };
         for der in crls {
-            let Ok(info) = crate::crl::CrlInfo::parse(der.as_ref()) else {
+            let Ok(info) = crate::trust::crl::CrlInfo::parse(der.as_ref()) else {
                 continue; // load() parsed every one already
             };
             let what = format!("{field} {} ({})", path.display(), info.issuer);
@@ -417,8 +417,8 @@ mod tests {
 
     #[test]
     fn expiry_verdicts() {
-        let ca = crate::pki::new_ca("CA", None, 3650).unwrap();
-        let profile = crate::pki::Profile::Node {
+        let ca = crate::trust::pki::new_ca("CA", None, 3650).unwrap();
+        let profile = crate::trust::pki::Profile::Node {
             federation: "fed".into(),
             node_id: NodeId::parse("gt").unwrap(),
             dns_names: vec!["localhost".into()],
@@ -426,9 +426,14 @@ mod tests {
         };
         let now = OffsetDateTime::now_utc();
         let verdict = |from: OffsetDateTime, until: OffsetDateTime| {
-            let issued =
-                crate::pki::issue_with_validity(&ca.cert_pem, &ca.key_pem, &profile, from, until)
-                    .unwrap();
+            let issued = crate::trust::pki::issue_with_validity(
+                &ca.cert_pem,
+                &ca.key_pem,
+                &profile,
+                from,
+                until,
+            )
+            .unwrap();
             let der = roster_der(&issued.cert_pem);
             let mut r = Report {
                 diagnosis: Diagnosis::default(),

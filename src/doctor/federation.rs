@@ -13,13 +13,13 @@ use tonic_health::pb::health_client::HealthClient;
 use super::certificates::date;
 use super::{Check, EXPIRY_WARNING_DAYS, PEER_TIMEOUT, Report, Status};
 use crate::config::Settings;
-use crate::model::NodeId;
-use crate::roster::{Endpoint, Role, Roster};
-use crate::tls::{self, TlsIdentity};
+use crate::records::model::NodeId;
+use crate::trust::roster::{Endpoint, Role, Roster};
+use crate::trust::tls::{self, TlsIdentity};
 
 /// The gRPC service whose health a peer check asks for: a node reports it
 /// serving once its store is open and its roster validated.
-const FEDERATION_SERVICE: &str = crate::pb::v1::federation_server::SERVICE_NAME;
+const FEDERATION_SERVICE: &str = crate::wire::pb::v1::federation_server::SERVICE_NAME;
 
 /// This node's entry in the roster: membership, signing key, endpoint.
 pub(super) fn roster_entry<F: FnMut(&Check)>(
@@ -248,8 +248,9 @@ async fn probe(
     endpoint: &Endpoint,
 ) -> (Status, String) {
     let started = Instant::now();
-    let channel = tls::peer_client_config(&roster, &identity, peer)
-        .and_then(|config| crate::peers::peer_channel(config, &endpoint.host, endpoint.port));
+    let channel = tls::peer_client_config(&roster, &identity, peer).and_then(|config| {
+        crate::exchange::peers::peer_channel(config, &endpoint.host, endpoint.port)
+    });
     let channel = match channel {
         Ok(c) => c,
         Err(e) => return (Status::Fail, format!("cannot dial: {e}")),

@@ -34,7 +34,7 @@
 //! | `enlace_peer_last_contact_timestamp_seconds` | gauge | `peer` | last batch or heartbeat from the peer (Unix time); absent before the first |
 //! | `enlace_records_received_total` | counter | `peer` | records from the peer stored here |
 //! | `enlace_records_sent_total` | counter | `peer` | records of this node disclosed to the peer in `Pull` batches |
-//! | `enlace_records_rejected_total` | counter | `peer`, `reason` | records from the peer refused; `reason` is [`crate::verify::Rejection::label`] |
+//! | `enlace_records_rejected_total` | counter | `peer`, `reason` | records from the peer refused; `reason` is [`crate::trust::verify::Rejection::label`] |
 //! | `enlace_tls_handshakes_accepted_total` | counter | `listener` | `peer`, `agency`, `metrics` |
 //! | `enlace_tls_handshakes_refused_total` | counter | `listener` | bad, missing, revoked or expired certificate; timeout |
 //! | `enlace_tls_connections_cut_total` | counter | `listener` | established connections cut because, after a reload, the client's certificate no longer passed (revoked, removed from the roster, expired) |
@@ -47,11 +47,11 @@
 //! | `enlace_audit_checkpoint_size` | gauge | | size of the latest signed checkpoint of it (0: none yet) |
 //! | `enlace_certificate_days_left` | gauge | `certificate`, `subject` | whole days to expiry, negative once expired |
 //! | `enlace_certificate_not_after_timestamp_seconds` | gauge | `certificate`, `subject` | expiry (Unix time) |
-//! | `enlace_certificate_expiring` | gauge | `certificate`, `subject` | 1 within [`crate::reload::EXPIRY_WARNING_DAYS`] days of expiry (the log warns too) |
+//! | `enlace_certificate_expiring` | gauge | `certificate`, `subject` | 1 within [`crate::trust::reload::EXPIRY_WARNING_DAYS`] days of expiry (the log warns too) |
 //!
 //! `certificate` is `node` (the node certificate; `node/1`… its
 //! intermediates), `agency_ca` or `roster_ca/<member>` (`/2`… for further
-//! CAs of one member): see [`crate::reload::CertExpiry`]. They are read
+//! CAs of one member): see [`crate::trust::reload::CertExpiry`]. They are read
 //! from the TLS configuration in use, so a renewed certificate shows from
 //! its reload on. Counters start at 0 when the node starts; a record
 //! refused again after a reconnect counts again.
@@ -64,8 +64,8 @@ use std::sync::Arc;
 
 use registry::{CounterVec, Histogram};
 
-use crate::model::NodeId;
-use crate::tls::HandshakeStats;
+use crate::records::model::NodeId;
+use crate::trust::tls::HandshakeStats;
 
 /// Upper bounds of the query duration histogram, in seconds: from a
 /// federation on one LAN up to the longest deadline `query.deadline_ms`
@@ -111,7 +111,7 @@ impl Metrics {
     }
 
     /// A record from `peer` was refused for `reason`
-    /// ([`crate::verify::Rejection::label`]).
+    /// ([`crate::trust::verify::Rejection::label`]).
     pub fn record_rejected(&self, peer: &NodeId, reason: &str) {
         self.records_rejected.add(&[peer.as_str(), reason], 1);
     }

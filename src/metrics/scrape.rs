@@ -9,10 +9,10 @@
 use registry::{CounterVec, Exposition, Kind};
 
 use super::registry;
-use crate::reload::EXPIRY_WARNING_DAYS;
 use crate::state::NodeState;
 use crate::store::StoreError;
-use crate::tls::HandshakeStats;
+use crate::trust::reload::EXPIRY_WARNING_DAYS;
+use crate::trust::tls::HandshakeStats;
 
 fn handshakes(stats: &HandshakeStats) -> (u64, u64) {
     use std::sync::atomic::Ordering::Relaxed;

@@ -6,11 +6,11 @@
 //! which is code a hostile client could reach.
 //!
 //! Security choices:
-//! - TLS as on the agency listener ([`crate::tls::incoming`]): the node's
+//! - TLS as on the agency listener ([`crate::trust::tls::incoming`]): the node's
 //!   own certificate, a client certificate of the local agency CA
 //!   required (and checked against its CRLs), handshakes in their own
 //!   tasks with a timeout, the configuration read per connection from
-//!   [`crate::reload::LiveTls`] so a renewed certificate or CRL applies to
+//!   [`crate::trust::reload::LiveTls`] so a renewed certificate or CRL applies to
 //!   the next scrape. Any client of the agency CA may scrape: the series
 //!   carry counts, member ids and certificate subjects, never record
 //!   content or selectors.
@@ -32,7 +32,7 @@ use tokio::task::JoinSet;
 use tokio_stream::StreamExt;
 
 use crate::state::NodeState;
-use crate::tls::{self, Identity};
+use crate::trust::tls::{self, Identity};
 
 /// Largest request head (request line and headers) read.
 pub const MAX_HEAD: usize = 8 * 1024;
@@ -239,7 +239,7 @@ pub enum ScrapeError {
 }
 
 /// Fetches `path` from a metrics listener as a Prometheus server would:
-/// TLS with `config` (see [`crate::tls::metrics_client_config`]),
+/// TLS with `config` (see [`crate::trust::tls::metrics_client_config`]),
 /// verifying `server_name`. Returns the status code and the body.
 pub async fn scrape(
     config: Arc<rustls::ClientConfig>,

@@ -9,16 +9,16 @@
 
 use crate::audit::{Action, Entry};
 use crate::clock::now_ms;
-use crate::crypto;
-use crate::lifecycle::{self, Mode, SeriesState};
-use crate::mla::{self, MlaState};
-use crate::model::wire::{self, Envelope};
-use crate::model::{
+use crate::records::crypto;
+use crate::records::lifecycle::{self, Mode, SeriesState};
+use crate::records::mla::{self, MlaState};
+use crate::records::model::{
     self, Content, Distribution, Errors, FieldError, MlaAck, MlaResponse, NodeId, RecordBody,
     RecordKind, Update, ValidationErrors, Withdrawal,
 };
 use crate::state::NodeState;
 use crate::store::{self, NewRecord, SeriesWrite, StoreError};
+use crate::wire::{self, Envelope};
 
 pub mod queue;
 

@@ -7,8 +7,8 @@
 //! node state: the state can then hold its queue without importing the
 //! code that drains it.
 
-use crate::crypto;
-use crate::model::{Content, MlaRequest, RecordBody, ValidationErrors};
+use crate::records::crypto;
+use crate::records::model::{Content, MlaRequest, RecordBody, ValidationErrors};
 use crate::store::{StoreError, StoredRecord};
 
 /// What an agency asks its node to do.
@@ -32,7 +32,7 @@ pub enum Change {
     /// Answer a request received.
     RespondMla {
         request_id: String,
-        outcome: crate::vocabulary::MlaOutcome,
+        outcome: crate::records::vocabulary::MlaOutcome,
         text: String,
     },
 }

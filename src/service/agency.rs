@@ -18,18 +18,18 @@ use tonic::{Request, Response, Status};
 use super::{IntoStatus, identity, status};
 use crate::clock::now_ms;
 use crate::config::ClientRole;
-use crate::lifecycle::{self, Status as RecordStatus, Tombstone};
-use crate::model::wire;
-use crate::model::{
+use crate::publish::{Change, Published};
+use crate::records::lifecycle::{self, Status as RecordStatus, Tombstone};
+use crate::records::model::{
     Alert, CaseReference, Content, Errors, FieldError, NodeId, RecordKind, ValidationErrors,
 };
-use crate::pb::v1 as pb;
-use crate::pb::v1::agency_server::Agency;
-use crate::publish::{Change, Published};
+use crate::records::vocabulary::{AlertType, Offence, SubjectCategory, Urgency, parse_country};
 use crate::state::NodeState;
 use crate::store::{Content as Stored, StoredRecord};
-use crate::tls::Identity;
-use crate::vocabulary::{AlertType, Offence, SubjectCategory, Urgency, parse_country};
+use crate::trust::tls::Identity;
+use crate::wire;
+use crate::wire::pb::v1 as pb;
+use crate::wire::pb::v1::agency_server::Agency;
 
 /// Records per list page when the client does not say.
 const DEFAULT_LIST_LIMIT: u32 = 1000;
@@ -212,7 +212,7 @@ impl AgencyService {
             c.expires_at_ms = now_ms().saturating_add(validity);
         }
         if c.mla_status == 0 {
-            c.mla_status = crate::vocabulary::MlaStatus::NoRequest.wire();
+            c.mla_status = crate::records::vocabulary::MlaStatus::NoRequest.wire();
         }
         if c.contact.is_none()
             && let Some(contact) = &self.state.agency.contact
@@ -331,7 +331,7 @@ pub(crate) fn view(state: &NodeState, record: &StoredRecord, now: i64) -> Result
             };
             let content = body.kind.content();
             let (alert_type, offence, countries) = match content {
-                Some(crate::model::ContentRef::Alert(a)) => (
+                Some(crate::records::model::ContentRef::Alert(a)) => (
                     Some(a.alert_type),
                     Some(a.offence),
                     content
@@ -753,7 +753,8 @@ impl Agency for AgencyService {
         request: Request<pb::VerifyPeersRequest>,
     ) -> Result<Response<pb::VerifyPeersResponse>, Status> {
         self.authorize(&request, ClientRole::Reader)?;
-        let comparisons = crate::convergence::compare_with_peers(self.state.clone()).await;
+        let comparisons =
+            crate::exchange::convergence::compare_with_peers(self.state.clone()).await;
         Ok(Response::new(pb::VerifyPeersResponse { comparisons }))
     }
 

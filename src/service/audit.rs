@@ -11,7 +11,7 @@ use super::IntoStatus;
 use super::agency::{AgencyService, AuditStream};
 use crate::audit::{Action, Entry};
 use crate::config::ClientRole;
-use crate::pb::v1 as pb;
+use crate::wire::pb::v1 as pb;
 
 /// Entries read from the store per step of a `ReadAudit` stream.
 const READ_STEP: usize = 1024;

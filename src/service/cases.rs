@@ -1,5 +1,5 @@
 //! The agency API's local cases, queries and mutual legal assistance:
-//! conversions between the wire and [`crate::cases`] / [`crate::mla`], and
+//! conversions between the wire and [`crate::cases`] / [`crate::records::mla`], and
 //! the handlers the `Agency` trait delegates to.
 
 use tonic::{Request, Response, Status};
@@ -9,15 +9,15 @@ use super::{IntoStatus, status};
 use crate::cases::{CaseError, LocalCase, OffenderStat, PeerResult, StoredToken, VictimStat};
 use crate::clock::now_ms;
 use crate::config::ClientRole;
-use crate::mla::MlaState;
-use crate::model::wire;
-use crate::model::{Errors, FieldError, ValidationErrors};
-use crate::pb::v1 as pb;
 use crate::publish::Change;
-use crate::selector::Token;
-use crate::vocabulary::{
+use crate::records::mla::MlaState;
+use crate::records::model::{Errors, FieldError, ValidationErrors};
+use crate::records::selector::Token;
+use crate::records::vocabulary::{
     AgeGroup, CaseStage, Exploitation, MlaOutcome, Offence, SelectorKind, Sex, Urgency,
 };
+use crate::wire;
+use crate::wire::pb::v1 as pb;
 
 impl IntoStatus for CaseError {
     fn into_status(self) -> Status {
@@ -163,7 +163,7 @@ impl AgencyService {
         let req = r.into_inner();
         let mut case = self.case_from_pb(req.case.unwrap_or_default(), req.selector_values)?;
         let random: [u8; 8] =
-            crate::crypto::random_bytes().map_err(|e| Status::internal(e.to_string()))?;
+            crate::records::crypto::random_bytes().map_err(|e| Status::internal(e.to_string()))?;
         case.case_id = format!("case-{:016x}", u64::from_be_bytes(random));
         case.closed = false;
         let case = self
@@ -238,7 +238,7 @@ impl AgencyService {
             "justification",
             "is required: say why you ask (it is recorded at both ends)",
         );
-        crate::model::check_text(&mut errors, "justification", &justification, 500, false);
+        crate::records::model::check_text(&mut errors, "justification", &justification, 500, false);
         let mut tokens = wire::selectors_from_pb(req.selectors, "selectors", &mut errors);
         tokens.extend(self.hash(req.selector_values, "selector_values", &mut errors));
         let max = self.state().query.max_selectors;
@@ -259,7 +259,7 @@ impl AgencyService {
             .finish()
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let random: [u8; 8] =
-            crate::crypto::random_bytes().map_err(|e| Status::internal(e.to_string()))?;
+            crate::records::crypto::random_bytes().map_err(|e| Status::internal(e.to_string()))?;
         let query_id = format!("q-{}-{:016x}", self.state().id, u64::from_be_bytes(random));
         let answers = self
             .state()
@@ -351,7 +351,7 @@ impl AgencyService {
         for (_, bytes) in self
             .state()
             .store
-            .states_with_prefix(crate::mla::KEY_PREFIX)
+            .states_with_prefix(crate::records::mla::KEY_PREFIX)
             .map_err(status)?
         {
             let Some(s) = MlaState::decode(&bytes) else {

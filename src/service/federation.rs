@@ -18,13 +18,13 @@ use tonic::{Request, Response, Status};
 use super::{IntoStatus, identity};
 use crate::audit::{Action, Entry};
 use crate::clock::now_ms;
-use crate::model::wire;
-use crate::model::{Distribution, NodeId};
-use crate::pb::v1 as pb;
-use crate::pb::v1::federation_server::Federation;
-use crate::peers::HEARTBEAT;
+use crate::exchange::peers::HEARTBEAT;
+use crate::records::model::{Distribution, NodeId};
 use crate::state::NodeState;
-use crate::tls::Identity;
+use crate::trust::tls::Identity;
+use crate::wire;
+use crate::wire::pb::v1 as pb;
+use crate::wire::pb::v1::federation_server::Federation;
 
 /// Records per batch when the caller does not say.
 const DEFAULT_BATCH: u32 = 256;
@@ -69,7 +69,7 @@ impl Federation for FederationService {
         let req = request.into_inner();
         let actor = format!("{}@{caller}", req.requested_by);
         let limits = &self.state.query;
-        let refuse = async |status: Status, tokens: &[crate::selector::Token]| {
+        let refuse = async |status: Status, tokens: &[crate::records::selector::Token]| {
             let entry = Entry::new(Action::QueryRefused, &actor)
                 .counterpart(&caller)
                 .justification(&req.justification)
@@ -101,7 +101,7 @@ impl Federation for FederationService {
             )
             .await;
         }
-        let mut errors = crate::model::Errors::default();
+        let mut errors = crate::records::model::Errors::default();
         let tokens = wire::selectors_from_pb(req.selectors.clone(), "selectors", &mut errors);
         if let Err(e) = errors.finish() {
             return refuse(Status::invalid_argument(e.to_string()), &tokens).await;
@@ -519,7 +519,7 @@ impl Producer {
 struct Disclosure {
     record_id: String,
     distribution: Distribution,
-    /// As [`crate::lifecycle::expires_at`] says for the decoded body.
+    /// As [`crate::records::lifecycle::expires_at`] says for the decoded body.
     expires_at_ms: Option<i64>,
 }
 
@@ -563,9 +563,9 @@ impl Disclosure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lifecycle;
-    use crate::model::wire::tests::{body, sample_alert};
-    use crate::model::{Content, RecordKind, Update, Withdrawal};
+    use crate::records::lifecycle;
+    use crate::records::model::fixtures::{body, sample_alert};
+    use crate::records::model::{Content, RecordKind, Update, Withdrawal};
 
     /// The facts agree with a full decode for each kind of record.
     #[test]

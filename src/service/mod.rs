@@ -26,12 +26,12 @@ use tokio::sync::watch;
 use tonic::transport::Server;
 use tonic::{Request, Status};
 
-use crate::pb::v1::agency_server::AgencyServer;
-use crate::pb::v1::federation_server::FederationServer;
 use crate::publish::PublishError;
 use crate::state::{NodeError, NodeState};
 use crate::store::StoreError;
-use crate::tls::{self, ConnInfo, Identity};
+use crate::trust::tls::{self, ConnInfo, Identity};
+use crate::wire::pb::v1::agency_server::AgencyServer;
+use crate::wire::pb::v1::federation_server::FederationServer;
 
 /// Largest request an agency client may send.
 pub const MAX_AGENCY_REQUEST: usize = 1024 * 1024;
@@ -153,7 +153,7 @@ pub fn agency_server<H: tonic_health::pb::health_server::Health>(
         stop.clone(),
     );
     let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(crate::wire::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| NodeError::Server(format!("reflection: {e}")))?;

@@ -19,7 +19,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::model::NodeId;
+use crate::records::model::NodeId;
 
 /// Offset marking a sequence number not held.
 const HOLE: u64 = u64::MAX;

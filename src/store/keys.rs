@@ -28,7 +28,7 @@
 //! other origin's keys can interleave with (`gt` vs `gt-mp`), and big-endian
 //! sequence numbers sort numerically.
 
-use crate::model::NodeId;
+use crate::records::model::NodeId;
 
 pub fn origin_prefix(origin: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + origin.len() + 8);

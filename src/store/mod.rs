@@ -73,7 +73,7 @@ use std::sync::{Mutex, RwLock};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use tokio::sync::watch;
 
-use crate::model::NodeId;
+use crate::records::model::NodeId;
 use audit_log::{Anchor, HASH_LEN, RawEntry};
 pub use compact::Compacted;
 use index::{Expiries, Index};

@@ -44,7 +44,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use super::{Content, StoreError};
-use crate::model::NodeId;
+use crate::records::model::NodeId;
 
 /// Name of the first log in the data directory; a compaction writes the
 /// next one (see [`file_name`]).

@@ -4,7 +4,7 @@
 use super::index::IdLookup;
 use super::record_log::{Frame, FrameContent};
 use super::{Content, Store, StoreError, StoredRecord, keys};
-use crate::model::NodeId;
+use crate::records::model::NodeId;
 
 impl Store {
     pub(super) fn read_frame(&self, at: u64) -> Result<Frame, StoreError> {

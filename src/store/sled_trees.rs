@@ -6,7 +6,7 @@ use sled::Transactional;
 
 use super::audit_log::{self, Anchor, RawEntry};
 use super::{ANCHOR_KEY, GATE, Store, StoreError, TxResult, keys, put_audit, tx_error};
-use crate::model::NodeId;
+use crate::records::model::NodeId;
 
 impl Store {
     /// Appends audit entries that record no store change of their own (a

@@ -16,7 +16,7 @@ use super::{
     Applied, Chained, Content, GATE, LOG_END_KEY, NewRecord, Store, StoreError, StoredRecord,
     TxResult, WriterState, keys, put_audit, tx_error,
 };
-use crate::model::NodeId;
+use crate::records::model::NodeId;
 
 /// A record write prepared under the appender lock.
 struct PendingWrite<'a> {

@@ -6,12 +6,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use enlace::model::NodeId;
-use enlace::pb::v1 as pb;
-use enlace::pb::v1::federation_client::FederationClient;
-use enlace::pki;
-use enlace::roster::Roster;
-use enlace::tls::{self, TlsIdentity};
+use enlace::records::model::NodeId;
+use enlace::trust::pki;
+use enlace::trust::roster::Roster;
+use enlace::trust::tls::{self, TlsIdentity};
+use enlace::wire::pb::v1 as pb;
+use enlace::wire::pb::v1::federation_client::FederationClient;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -57,7 +57,7 @@ pub async fn pull_as(
     port: u16,
 ) -> Result<(), String> {
     let config = tls::peer_client_config(roster, who, &NodeId::parse(expected).unwrap()).unwrap();
-    let channel = enlace::peers::peer_channel(config, "127.0.0.1", port).unwrap();
+    let channel = enlace::exchange::peers::peer_channel(config, "127.0.0.1", port).unwrap();
     let mut client = FederationClient::new(channel);
     let request = pb::PullRequest {
         origin: expected.into(),

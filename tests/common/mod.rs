@@ -11,8 +11,8 @@ pub mod proxy;
 use std::future::Future;
 use std::time::Duration;
 
-use enlace::pb::v1 as pb;
-use enlace::pb::v1::agency_client::AgencyClient;
+use enlace::wire::pb::v1 as pb;
+use enlace::wire::pb::v1::agency_client::AgencyClient;
 use tonic::transport::Channel;
 
 /// Generous: a loaded CI machine can be slow, and a passing run never waits this long.
@@ -68,7 +68,7 @@ pub async fn publish(
 ) -> pb::PublishResponse {
     client
         .publish_alert(pb::PublishAlertRequest {
-            alert: Some(enlace::sandbox::sample_alert(summary)),
+            alert: Some(enlace::testing::sample_alert(summary)),
             to: to.iter().map(|s| s.to_string()).collect(),
             ..Default::default()
         })
@@ -95,14 +95,15 @@ pub async fn cursor(client: &mut AgencyClient<Channel>, peer: &str) -> u64 {
 /// Fetches `path` from member `id`'s metrics listener as Prometheus
 /// would: TLS 1.3 with the member's agency client certificate.
 pub async fn scrape(
-    fed: &enlace::sandbox::Sandbox,
+    fed: &enlace::testing::Sandbox,
     id: &str,
     path: &str,
 ) -> Result<(u16, String), enlace::metrics::server::ScrapeError> {
     let member = fed.member(id).expect("sandbox member");
     let client = enlace::client::ClientConfig::load(&member.client_path()).expect("client file");
-    let config = enlace::tls::metrics_client_config(&client.ca, &client.identity).expect("config");
-    let name = enlace::tls::server_name("127.0.0.1").expect("server name");
+    let config =
+        enlace::trust::tls::metrics_client_config(&client.ca, &client.identity).expect("config");
+    let name = enlace::trust::tls::server_name("127.0.0.1").expect("server name");
     enlace::metrics::server::scrape(config, member.metrics_addr, name, path).await
 }
 

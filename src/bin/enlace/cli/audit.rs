@@ -1,0 +1,448 @@
+//! `enlace audit`: verify and export a node's accountability log, and ask
+//! for a checkpoint on demand.
+//!
+//! Two ways in. `--client F` (an admin agency client) reads a running
+//! node's log through its agency API; the read is itself written to the
+//! log. `--config F` reads a stopped node's store directly and asks the
+//! peers for their witnesses with the node's own TLS identity; it adds no
+//! entry and no checkpoint to the store it examines.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use prost::Message;
+use tokio_stream::StreamExt;
+
+use super::input::parse_time;
+use super::records::status_message;
+use enlace::audit::checkpoint::KeyBook;
+use enlace::audit::verify::{Evidence, Report, Verifier};
+use enlace::audit::{self, Action, Entry, Filter};
+use enlace::client::ClientConfig;
+use enlace::records::model::NodeId;
+use enlace::store::audit_log::{Anchor, HASH_LEN, RawEntry};
+use enlace::wire::pb::v1 as pb;
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain, check the node's checkpoints and what its
+    /// peers witnessed; name the first entry that does not hold. Exits 0
+    /// only when everything holds.
+    Verify {
+        #[command(flatten)]
+        source: Source,
+        /// With --config: do not ask the peers for their witnesses (a
+        /// truncated or rewritten tail then goes unnoticed).
+        #[arg(long, requires = "config")]
+        local_only: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the log as JSON lines (n, time, action, actor, counterpart,
+    /// hash, …), for a supervisory authority.
+    Export {
+        #[command(flatten)]
+        source: Source,
+        /// Only entries at or after this time (YYYY-MM-DD or RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only entries of this action (e.g. records_disclosed).
+        #[arg(long)]
+        action: Option<String>,
+        /// Only entries that name this member as a counterpart.
+        #[arg(long)]
+        counterpart: Option<String>,
+    },
+    /// Sign a checkpoint of the log now and hand it to every peer to
+    /// witness (admin client).
+    Checkpoint {
+        /// Agency client file (client.toml) of an admin client.
+        #[arg(long)]
+        client: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where the log comes from.
+#[derive(Debug, Args)]
+pub struct Source {
+    /// Agency client file (client.toml) of an admin client of a running node.
+    #[arg(long, required_unless_present = "config", conflicts_with = "config")]
+    client: Option<PathBuf>,
+    /// Configuration of a stopped node, to read its store directly.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// With --config: the store's directory, if not the configured one.
+    #[arg(long, requires = "config")]
+    data_dir: Option<PathBuf>,
+    /// With --client: a trusted copy of the roster to check signatures
+    /// with, instead of the keys the node reports.
+    #[arg(long, requires = "client")]
+    roster: Option<PathBuf>,
+    /// With --client: why the log is read (written to the log).
+    #[arg(long, default_value = "audit verification or export")]
+    justification: String,
+}
+
+pub async fn audit(cmd: AuditCommand) -> Result<(), String> {
+    match cmd {
+        AuditCommand::Verify {
+            source,
+            local_only,
+            json,
+        } => {
+            let report = verify(&source, local_only).await?;
+            print_report(&report, json);
+            if report.holds() {
+                Ok(())
+            } else {
+                Err(match report.first_bad {
+                    Some(n) => format!(
+                        "the audit log of {} does not hold; first bad entry: {n}",
+                        report.node
+                    ),
+                    None => format!(
+                        "the audit log of {} could not be fully verified",
+                        report.node
+                    ),
+                })
+            }
+        }
+        AuditCommand::Export {
+            source,
+            since,
+            action,
+            counterpart,
+        } => {
+            let filter = Filter {
+                since_ms: since
+                    .as_deref()
+                    .map(parse_time)
+                    .transpose()
+                    .map_err(|e| format!("--since: {e}"))?,
+                action: action
+                    .as_deref()
+                    .map(Action::parse)
+                    .transpose()
+                    .map_err(|e| format!("--action: {e}"))?,
+                counterpart: counterpart
+                    .map(|c| {
+                        NodeId::parse(&c)
+                            .map(|id| id.to_string())
+                            .map_err(|rule| format!("--counterpart: {rule}"))
+                    })
+                    .transpose()?,
+            };
+            export(&source, &filter).await
+        }
+        AuditCommand::Checkpoint { client, json } => checkpoint(client, json).await,
+    }
+}
+
+/// Everything about the log except its entries, and a way to read them.
+enum Opened {
+    Remote {
+        client: enlace::wire::pb::v1::agency_client::AgencyClient<tonic::transport::Channel>,
+        justification: String,
+    },
+    Local {
+        state: std::sync::Arc<enlace::state::NodeState>,
+    },
+}
+
+async fn open(source: &Source) -> Result<Opened, String> {
+    match (&source.client, &source.config) {
+        (Some(client), _) => {
+            let cfg = ClientConfig::load(client).map_err(|e| e.to_string())?;
+            let client = cfg.connect().await.map_err(|e| e.to_string())?;
+            Ok(Opened::Remote {
+                client,
+                justification: source.justification.clone(),
+            })
+        }
+        (None, Some(config)) => {
+            let settings = enlace::config::load(config, source.data_dir.as_deref())
+                .map_err(|e| e.to_string())?;
+            let node = enlace::node::Node::open(settings).map_err(|e| {
+                format!("{e} (to read a running node's log, use --client with an admin client)")
+            })?;
+            Ok(Opened::Local {
+                state: node.state().clone(),
+            })
+        }
+        (None, None) => Err("give --client or --config".into()),
+    }
+}
+
+/// Feeds every entry after `after` to `each`, in order.
+async fn read_entries(
+    opened: &mut Opened,
+    after: u64,
+    mut each: impl FnMut(RawEntry) -> Result<(), String>,
+) -> Result<(), String> {
+    match opened {
+        Opened::Remote {
+            client,
+            justification,
+        } => {
+            let mut stream = client
+                .read_audit(pb::ReadAuditRequest {
+                    after,
+                    justification: justification.clone(),
+                })
+                .await
+                .map_err(|s| status_message(&s))?
+                .into_inner();
+            while let Some(item) = stream.next().await {
+                let e = item.map_err(|s| status_message(&s))?;
+                each(raw_from_pb(e)?)?;
+            }
+            Ok(())
+        }
+        Opened::Local { state } => {
+            let mut after = after;
+            loop {
+                let batch = state
+                    .store
+                    .audit_entries(after, 4096)
+                    .map_err(|e| e.to_string())?;
+                let Some(last) = batch.last().map(|e| e.n) else {
+                    return Ok(());
+                };
+                for e in batch {
+                    each(e)?;
+                }
+                after = last;
+            }
+        }
+    }
+}
+
+fn raw_from_pb(e: pb::AuditEntry) -> Result<RawEntry, String> {
+    let hash: [u8; HASH_LEN] = e
+        .hash
+        .as_slice()
+        .try_into()
+        .map_err(|_| format!("entry {}: hash of {} bytes", e.n, e.hash.len()))?;
+    let prev: [u8; HASH_LEN] = e
+        .prev
+        .as_slice()
+        .try_into()
+        .map_err(|_| format!("entry {}: prev of {} bytes", e.n, e.prev.len()))?;
+    Ok(RawEntry {
+        n: e.n,
+        hash,
+        prev,
+        body: e.body,
+    })
+}
+
+async fn evidence(
+    opened: &mut Opened,
+    source: &Source,
+    local_only: bool,
+) -> Result<Evidence, String> {
+    match opened {
+        Opened::Remote { client, .. } => {
+            let resp = client
+                .audit_checkpoints(pb::AuditCheckpointsRequest {
+                    checkpoint_now: false,
+                })
+                .await
+                .map_err(|s| status_message(&s))?
+                .into_inner();
+            let keys = match &source.roster {
+                Some(path) => KeyBook::from_roster(
+                    &enlace::trust::roster::Roster::load(path).map_err(|e| e.to_string())?,
+                ),
+                None => KeyBook::from_pb(&resp.keys)?,
+            };
+            let node = NodeId::parse(&resp.node).map_err(|rule| format!("node: {rule}"))?;
+            let anchor = resp
+                .anchor
+                .map(|a| -> Result<Anchor, String> {
+                    Ok(Anchor {
+                        n: a.n,
+                        hash: a
+                            .hash
+                            .as_slice()
+                            .try_into()
+                            .map_err(|_| "anchor hash is not 32 bytes".to_string())?,
+                        checkpoint: a.checkpoint.map(|c| c.encode_to_vec()).unwrap_or_default(),
+                    })
+                })
+                .transpose()?;
+            let mut peers = Vec::new();
+            for p in resp.peers {
+                let peer = NodeId::parse(&p.peer).map_err(|rule| format!("peer: {rule}"))?;
+                let answer = if p.error.is_empty() {
+                    Ok(p.witnesses)
+                } else {
+                    Err(p.error)
+                };
+                peers.push((peer, answer));
+            }
+            Ok(Evidence {
+                node,
+                anchor,
+                own: resp.own,
+                peers,
+                keys,
+            })
+        }
+        Opened::Local { state } => Ok(Evidence {
+            node: state.id.clone(),
+            anchor: state.store.audit_anchor().map_err(|e| e.to_string())?,
+            own: state.own_checkpoints().map_err(|e| e.to_string())?,
+            peers: if local_only {
+                Vec::new()
+            } else {
+                state.gather_witnesses().await
+            },
+            keys: state.key_book(),
+        }),
+    }
+}
+
+async fn verify(source: &Source, local_only: bool) -> Result<Report, String> {
+    let mut opened = open(source).await?;
+    let evidence = evidence(&mut opened, source, local_only).await?;
+    let start = evidence.anchor.as_ref().map_or(0, |a| a.n);
+    let mut verifier = Verifier::new(evidence);
+    read_entries(&mut opened, start, |e| {
+        verifier.push(&e);
+        Ok(())
+    })
+    .await?;
+    let mut report = verifier.finish();
+    if local_only {
+        report.checks.push(audit::verify::Check {
+            name: "peer witnesses".into(),
+            ok: true,
+            detail: "not asked (--local-only): a removed or rewritten tail would go unnoticed"
+                .into(),
+        });
+    }
+    Ok(report)
+}
+
+fn print_report(r: &Report, json: bool) {
+    if json {
+        let checks: Vec<_> = r
+            .checks
+            .iter()
+            .map(|c| serde_json::json!({"check": c.name, "ok": c.ok, "detail": c.detail}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "node": r.node.to_string(),
+                "size": r.size,
+                "entries": r.entries,
+                "first_bad": r.first_bad,
+                "holds": r.holds(),
+                "checks": checks,
+            })
+        );
+        return;
+    }
+    println!("audit log of {}: {} entries read", r.node, r.entries);
+    for c in &r.checks {
+        println!(
+            "  {:<5} {:<28} {}",
+            if c.ok { "ok" } else { "FAIL" },
+            c.name,
+            c.detail
+        );
+    }
+    if let Some(n) = r.first_bad {
+        println!("first bad entry: {n}");
+    }
+    println!(
+        "verdict: {}",
+        if r.holds() {
+            "the log holds"
+        } else {
+            "the log does NOT hold"
+        }
+    );
+}
+
+async fn export(source: &Source, filter: &Filter) -> Result<(), String> {
+    let mut opened = open(source).await?;
+    let start = match &opened {
+        Opened::Local { state } => state
+            .store
+            .audit_anchor()
+            .map_err(|e| e.to_string())?
+            .map_or(0, |a| a.n),
+        Opened::Remote { .. } => 0,
+    };
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    read_entries(&mut opened, start, |raw| {
+        let line = match Entry::decode(&raw.body) {
+            Ok(entry) if !filter.keeps(&entry) => return Ok(()),
+            Ok(entry) => audit::export_json(&raw, &entry),
+            Err(error) => serde_json::json!({
+                "n": raw.n,
+                "hash": audit::hex(&raw.hash),
+                "error": error,
+            }),
+        };
+        writeln!(out, "{line}").map_err(|e| format!("cannot write: {e}"))
+    })
+    .await?;
+    out.flush().map_err(|e| format!("cannot write: {e}"))
+}
+
+async fn checkpoint(client: PathBuf, json: bool) -> Result<(), String> {
+    let cfg = ClientConfig::load(&client).map_err(|e| e.to_string())?;
+    let mut c = cfg.connect().await.map_err(|e| e.to_string())?;
+    let resp = c
+        .audit_checkpoints(pb::AuditCheckpointsRequest {
+            checkpoint_now: true,
+        })
+        .await
+        .map_err(|s| status_message(&s))?
+        .into_inner();
+    let coverage = audit::checkpoint::Coverage::of(&resp)?;
+    let size = coverage.size;
+    let witnesses = coverage.witnesses();
+    let missing: Vec<&str> = coverage
+        .peers
+        .iter()
+        .map(|(peer, _, _)| peer.as_str())
+        .filter(|p| !witnesses.contains(p))
+        .collect();
+    let rows = &coverage.peers;
+    if json {
+        let peers: Vec<_> = rows
+            .iter()
+            .map(|(peer, seen, error)| serde_json::json!({"peer": peer, "witnessed_size": seen, "error": error}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"node": resp.node, "size": size, "peers": peers})
+        );
+    } else {
+        println!("checkpoint of {}: {size} entries", resp.node);
+        for (peer, seen, error) in rows {
+            if error.is_empty() {
+                println!("  {peer:<12} witnessed up to {seen}");
+            } else {
+                println!("  {peer:<12} {error}");
+            }
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "not yet witnessed by: {} (they get the next checkpoint when they are back)",
+            missing.join(", ")
+        ))
+    }
+}

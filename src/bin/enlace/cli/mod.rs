@@ -1,0 +1,456 @@
+//! The `enlace` command tree.
+//!
+//! Exit codes: 0 success; 1 failure (the message says what failed);
+//! 2 bad command line (clap); 64 invalid configuration, before anything
+//! binds.
+
+mod audit;
+mod cases;
+mod demo;
+mod input;
+mod output;
+mod pki;
+mod records;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use enlace::config::LogFormat;
+use enlace::logging::init_tracing;
+
+/// Exit code for an invalid configuration (EX_USAGE).
+pub const EXIT_CONFIG: u8 = 64;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "enlace",
+    version,
+    about = "A federated node for exchanging signed alerts and case references between national agencies",
+    long_about = None,
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run and manage a node.
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Certificate authorities for the federation and for agency clients.
+    #[command(subcommand)]
+    Ca(pki::CaCommand),
+    /// Node and agency-client certificates.
+    #[command(subcommand)]
+    Cert(pki::CertCommand),
+    /// Record-signing keys.
+    #[command(subcommand)]
+    Keys(pki::KeysCommand),
+    /// Publish, update, withdraw, list, watch and import alerts through a
+    /// node's agency API.
+    #[command(subcommand)]
+    Alert(records::AlertCommand),
+    /// Publish, update, withdraw and list case references.
+    #[command(subcommand, name = "case-ref")]
+    CaseRef(records::CaseCommand),
+    /// The agency's own cases (never shared), indexed for peers' queries.
+    #[command(subcommand)]
+    Case(cases::CaseCommand),
+    /// Ask every member whether it holds a case with these identifiers
+    /// (hit / no hit); only their hashes leave this node.
+    Query(cases::QueryArgs),
+    /// Mutual legal assistance: send, list and answer requests.
+    #[command(subcommand)]
+    Mla(cases::MlaCommand),
+    /// Show what an identifier becomes: its normalised form and its token.
+    #[command(subcommand)]
+    Selector(SelectorCommand),
+    /// Replication status of the node's peers.
+    Peers(records::PeersArgs),
+    /// The accountability log: verify it, export it, checkpoint it.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Check a node's configuration, keys, certificates, roster and peers.
+    Doctor {
+        /// The node's configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// One JSON object per check: {"check", "status", "message"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a three-member federation on this machine and show an alert
+    /// travelling between members.
+    Demo(demo::DemoArgs),
+    /// Measure replication, latency, publish rate and memory on this
+    /// machine (use a release build).
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SelectorCommand {
+    /// Normalise and hash one identifier, e.g. `enlace selector hash
+    /// passport X1234567 --config node.toml`. Shows the operator what the
+    /// node stores and sends instead of the clear value.
+    Hash {
+        /// passport, national-id, name-dob, phone, email, vehicle-plate,
+        /// bank-account, imei.
+        kind: String,
+        /// The identifier; for name-dob "NAME|YYYY-MM-DD".
+        value: String,
+        /// Take the matching key from this node configuration.
+        #[arg(long, conflicts_with = "key")]
+        config: Option<PathBuf>,
+        /// Or from this matching key file.
+        #[arg(long, required_unless_present = "config")]
+        key: Option<PathBuf>,
+        /// The key's epoch (with --key).
+        #[arg(long, default_value_t = 1)]
+        epoch: u32,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Run a node until SIGINT or SIGTERM.
+    Run {
+        /// The node's configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Where the store lives; overrides `node.data_dir`.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Check a configuration and everything it names, then exit.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Recover a stopped node's own log from its peers, after its store was
+    /// lost: they hand back the records of this node they hold.
+    Recover(StoppedNode),
+    /// Compact a stopped node's record log: drop the space that purged
+    /// records left, then exit.
+    Compact(StoppedNode),
+}
+
+/// The maintenance commands' arguments: a node that is not running.
+#[derive(clap::Args, Debug)]
+pub struct StoppedNode {
+    /// The node's configuration file.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Where the store lives; overrides `node.data_dir`.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+impl StoppedNode {
+    /// Loads the configuration and runs `task` with it; exit code 64 if
+    /// the configuration is invalid.
+    async fn run<F, Fut>(self, task: F) -> ExitCode
+    where
+        F: FnOnce(enlace::config::Settings, bool) -> Fut,
+        Fut: std::future::Future<Output = Result<(), String>>,
+    {
+        init_tracing(LogFormat::Text, "warn");
+        match enlace::config::load(&self.config, self.data_dir.as_deref()) {
+            Ok(s) => report(task(s, self.json).await),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Node(NodeCommand::Run { config, data_dir }) => {
+                run_node(config, data_dir).await
+            }
+            Command::Node(NodeCommand::Check { config }) => {
+                match enlace::config::load(&config, None) {
+                    Ok(s) => {
+                        println!(
+                            "configuration {} is valid: node {} in federation {}",
+                            config.display(),
+                            s.node_id,
+                            s.roster.federation
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::from(EXIT_CONFIG)
+                    }
+                }
+            }
+            Command::Node(NodeCommand::Recover(a)) => a.run(recover).await,
+            Command::Node(NodeCommand::Compact(a)) => a.run(compact).await,
+            Command::Ca(c) => report(pki::ca(c)),
+            Command::Cert(c) => report(pki::cert(c)),
+            Command::Keys(c) => report(pki::keys(c)),
+            Command::Alert(c) => {
+                init_tracing(LogFormat::Text, "warn");
+                report(records::alert(c).await)
+            }
+            Command::CaseRef(c) => {
+                init_tracing(LogFormat::Text, "warn");
+                report(records::case_ref(c).await)
+            }
+            Command::Selector(c) => report(selector(c)),
+            Command::Case(c) => {
+                init_tracing(LogFormat::Text, "warn");
+                report(cases::case(c).await)
+            }
+            Command::Query(a) => {
+                init_tracing(LogFormat::Text, "warn");
+                report(cases::query(a).await)
+            }
+            Command::Mla(c) => {
+                init_tracing(LogFormat::Text, "warn");
+                report(cases::mla(c).await)
+            }
+            Command::Peers(a) => {
+                init_tracing(LogFormat::Text, "warn");
+                report(records::peers(a).await)
+            }
+            Command::Audit(c) => {
+                init_tracing(LogFormat::Text, "warn");
+                report(audit::audit(c).await)
+            }
+            Command::Doctor { config, json } => match enlace::doctor::run(&config, json).await {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_CONFIG)
+                }
+            },
+            Command::Demo(a) => report(demo::run(a).await),
+            Command::Bench(a) => report(crate::bench::run(a).await),
+        }
+    })
+}
+
+/// `enlace node recover`: the node must be stopped (its store is locked
+/// while it runs).
+async fn recover(settings: enlace::config::Settings, json: bool) -> Result<(), String> {
+    use enlace::exchange::recover::PeerAnswer;
+    let id = settings.node_id.clone();
+    let node = enlace::node::Node::open(settings)
+        .map_err(|e| format!("cannot open the store of node {id}: {e}"))?;
+    let done = enlace::exchange::recover::recover_own_log(node.state().clone()).await?;
+    if json {
+        let peers: Vec<serde_json::Value> = done
+            .peers
+            .iter()
+            .map(|(peer, a)| match a {
+                PeerAnswer::Returned {
+                    records,
+                    seen_up_to,
+                } => serde_json::json!({
+                    "peer": peer.as_str(),
+                    "records": records,
+                    "seen_up_to": seen_up_to,
+                }),
+                PeerAnswer::Failed(e) => serde_json::json!({
+                    "peer": peer.as_str(),
+                    "error": e,
+                }),
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "node": id.as_str(),
+                "stored": done.stored,
+                "highest": done.highest,
+                "next_after": done.next_after,
+                "holes": done.holes,
+                "peers": peers,
+            })
+        );
+    } else {
+        for (peer, a) in &done.peers {
+            println!("{peer}: {}", a.describe());
+        }
+        println!(
+            "node {id}: {} own records recovered (highest seq {}); the next publication follows seq {}; {} numbers not returned by any peer",
+            done.stored, done.highest, done.next_after, done.holes
+        );
+    }
+    if done
+        .peers
+        .iter()
+        .any(|(_, a)| matches!(a, PeerAnswer::Failed(_)))
+    {
+        return Err("some peers could not be asked; run it again when they are back".into());
+    }
+    Ok(())
+}
+
+/// `enlace node compact`: the node must be stopped (its store is locked
+/// while it runs).
+async fn compact(settings: enlace::config::Settings, json: bool) -> Result<(), String> {
+    let store = enlace::store::Store::open_with_cache(
+        &settings.data_dir,
+        &settings.node_id,
+        settings.cache_bytes,
+    )
+    .map_err(|e| format!("cannot open the store of node {}: {e}", settings.node_id))?;
+    let done = store.compact().await.map_err(|e| e.to_string())?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "node": settings.node_id.as_str(),
+                "records": done.frames,
+                "bytes_before": done.before,
+                "bytes_after": done.after,
+            })
+        );
+    } else {
+        println!(
+            "record log of node {} compacted: {} records, {} → {} bytes ({} reclaimed)",
+            settings.node_id,
+            done.frames,
+            done.before,
+            done.after,
+            done.before.saturating_sub(done.after)
+        );
+    }
+    Ok(())
+}
+
+fn selector(cmd: SelectorCommand) -> Result<(), String> {
+    let SelectorCommand::Hash {
+        kind,
+        value,
+        config,
+        key,
+        epoch,
+        json,
+    } = cmd;
+    let kind = enlace::records::vocabulary::SelectorKind::parse(&kind)?;
+    let matching = match (config, key) {
+        (Some(config), _) => enlace::config::load(&config, None)
+            .map_err(|e| e.to_string())?
+            .matching
+            .ok_or_else(|| format!("{} has no [matching] key", config.display()))?,
+        (None, Some(key)) => std::sync::Arc::new(
+            enlace::records::selector::MatchingKey::load(&key, epoch).map_err(|e| e.to_string())?,
+        ),
+        (None, None) => return Err("give --config or --key".into()),
+    };
+    let normalised =
+        enlace::records::selector::normalise(kind, &value).map_err(|e| e.to_string())?;
+    let token = matching.token(kind, &normalised);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"kind": kind.code(), "normalised": normalised, "epoch": token.epoch, "token": token.hex()})
+        );
+    } else {
+        println!("kind        {}", kind.code());
+        println!("normalised  {normalised}");
+        println!("epoch       {}", token.epoch);
+        println!("token       {}", token.hex());
+    }
+    Ok(())
+}
+
+fn report(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_node(config: PathBuf, data_dir: Option<PathBuf>) -> ExitCode {
+    let settings = match enlace::config::load(&config, data_dir.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    init_tracing(settings.log_format, "info");
+    let bound = async {
+        enlace::node::Listeners::bind(settings.peer_listen, settings.agency_listen)
+            .await?
+            .with_metrics(settings.metrics_listen)
+            .await
+    };
+    let listeners = match bound.await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let node = match enlace::node::Node::open(settings) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open the node");
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match node.run(listeners, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "node failed");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

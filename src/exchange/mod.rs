@@ -1,0 +1,8 @@
+//! Node to node: reaching a peer over mTLS, replicating each origin's log
+//! from a cursor, asking the peers for a lost own log, and comparing digests
+//! to see that replication converged.
+
+pub mod convergence;
+pub mod peers;
+pub mod recover;
+pub mod sync;

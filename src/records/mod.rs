@@ -1,0 +1,15 @@
+//! The ground floor: what a record is, before anything stores, signs for
+//! the wire or sends it.
+//!
+//! Everything here is pure: the federation's vocabulary, the domain types
+//! and their rules, selectors (normalised, hashed identifiers), the series
+//! rules of versions and withdrawals, the MLA exchange's states, and the
+//! Ed25519 keys records are signed with. No module here does network I/O or
+//! knows the generated protobuf types (those live in [`crate::wire`]).
+
+pub mod crypto;
+pub mod lifecycle;
+pub mod mla;
+pub mod model;
+pub mod selector;
+pub mod vocabulary;

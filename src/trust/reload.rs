@@ -1,0 +1,676 @@
+//! The TLS configurations a running node uses, and reloading them without
+//! a restart.
+//!
+//! Why: certificates are renewed, CRLs republished and rosters amended on
+//! schedules of their own, and a restart drops every peer's replication
+//! stream and every agency client's live watch. A rotation should not.
+//!
+//! How: [`LiveTls`] holds the server configurations of the peer, agency
+//! and metrics listeners and one client configuration per peer, each
+//! behind a `watch` channel. The listeners read theirs once per accepted
+//! connection and the connectors once per new connection
+//! ([`crate::trust::tls::ServerTls`], [`crate::trust::tls::ClientTls`]), so a swap
+//! changes the next handshake; established connections check their peer
+//! again against the new configuration and are cut if it no longer
+//! passes (see [`crate::trust::tls`]).
+//!
+//! When: on SIGHUP, and when the content of a watched file changes (the
+//! configuration file, the roster and the CA files it names, the node
+//! certificate and key, the agency CA and every CRL), checked every
+//! `reload.poll_ms`. A reload reads and validates the configuration file
+//! whole through [`crate::config::load`], with the same rules as at start,
+//! and builds new configurations from it. If anything fails, the
+//! configuration in use stays and an ERROR names the file and the rule.
+//! The result is a [`ReloadOutcome`]: which files changed and the old and
+//! new certificate, for the log and the audit trail.
+//! The certificates of the configuration in use and their expiry
+//! ([`LiveTls::certificates`]) are swapped with it, so the daily expiry
+//! warning and the certificate metrics see a renewal at once.
+//!
+//! A changed roster is installed for the whole node ([`LiveTls::roster`]):
+//! TLS accepts and dials the members it lists, records are verified with
+//! its signing keys, queries go to its members, and the node starts a
+//! replicator for each member added and stops the one of each member
+//! removed. What a reload does not change: the listen addresses, the store
+//! and the node's own signing and matching keys;
+//! [`ReloadOutcome::restart_needed`] says so when it applies.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::{broadcast, watch};
+
+use crate::config::{self, ConfigError, Settings};
+use crate::records::model::NodeId;
+use crate::trust::pki::CertInfo;
+use crate::trust::tls::{self, ClientTls, PeerClientConfigs, ServerSide, ServerTls, TlsError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("node.id changed from {running} to {configured}; that takes a restart")]
+    NodeChanged { running: NodeId, configured: NodeId },
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] TlsError),
+    #[error("another reload panicked; the configuration in use is kept")]
+    Poisoned,
+}
+
+/// What set a reload off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// SIGHUP.
+    Signal,
+    /// A watched file's content changed.
+    FileChange,
+    /// A direct call to [`LiveTls::reload`].
+    Request,
+}
+
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Signal => "SIGHUP",
+            Self::FileChange => "file change",
+            Self::Request => "request",
+        })
+    }
+}
+
+/// The node certificate in use, as a log or an auditor identifies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertSummary {
+    pub subject: String,
+    /// Colon-separated hex.
+    pub serial: String,
+    /// SHA-256 of the DER, colon-separated upper-case hex.
+    pub sha256: String,
+    pub not_after: OffsetDateTime,
+}
+
+impl CertSummary {
+    fn of(settings: &Settings) -> Result<Self, TlsError> {
+        let leaf = settings
+            .tls
+            .chain
+            .first()
+            .ok_or_else(|| TlsError::BadCertificate("tls.cert holds no certificate".into()))?;
+        let info = CertInfo::parse(leaf).map_err(|e| TlsError::BadCertificate(e.to_string()))?;
+        Ok(Self {
+            subject: info.subject,
+            serial: info.serial,
+            sha256: info.sha256,
+            not_after: info.not_after,
+        })
+    }
+}
+
+/// Certificates expiring within this many days are warned about, at start
+/// and once a day.
+pub const EXPIRY_WARNING_DAYS: i64 = 30;
+
+/// A certificate the node relies on and when it expires: what the daily
+/// expiry warning and the `enlace_certificate_*` metrics read, so that
+/// both follow a reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertExpiry {
+    /// A stable name, used as the metrics label: `node` (the leaf),
+    /// `node/1`, `node/2`… (the intermediates sent with it), `agency_ca`
+    /// (`agency_ca/2`… for further ones), `roster_ca/<member>`
+    /// (`roster_ca/<member>/2`…).
+    pub name: String,
+    /// What it is, for people: `node certificate`, `agency CA`, `roster CA`.
+    pub kind: &'static str,
+    pub subject: String,
+    pub not_after: OffsetDateTime,
+}
+
+impl CertExpiry {
+    /// Whole days left at `now` (negative once expired), as `enlace cert
+    /// inspect` counts them.
+    pub fn days_left(&self, now: OffsetDateTime) -> i64 {
+        (self.not_after - now).whole_days()
+    }
+
+    /// `"<kind> <subject>"`, as the expiry warning names it.
+    pub fn describe(&self) -> String {
+        format!("{} {}", self.kind, self.subject)
+    }
+}
+
+/// Every certificate of `settings` that the node relies on: its own chain,
+/// its agency CA and every roster CA. One that does not parse is left out
+/// (the configuration check refuses those before anything runs).
+fn certificates(settings: &Settings) -> Vec<CertExpiry> {
+    fn numbered(base: &str, i: usize, first: usize) -> String {
+        if i == 0 {
+            base.to_owned()
+        } else {
+            format!("{base}/{}", i + first)
+        }
+    }
+    let own = settings
+        .tls
+        .chain
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (numbered("node", i, 0), "node certificate", c));
+    let agency = settings
+        .agency_ca
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (numbered("agency_ca", i, 1), "agency CA", c));
+    let roster = settings.roster.members().flat_map(|m| {
+        m.ca_certs.iter().enumerate().map(move |(i, c)| {
+            (
+                numbered(&format!("roster_ca/{}", m.id), i, 1),
+                "roster CA",
+                c,
+            )
+        })
+    });
+    own.chain(agency)
+        .chain(roster)
+        .filter_map(|(name, kind, der)| {
+            let info = CertInfo::parse(der).ok()?;
+            Some(CertExpiry {
+                name,
+                kind,
+                subject: info.subject,
+                not_after: info.not_after,
+            })
+        })
+        .collect()
+}
+
+/// What one reload did.
+#[derive(Debug, Clone)]
+pub struct ReloadOutcome {
+    pub trigger: Trigger,
+    /// Watched files whose content changed since the configuration in use
+    /// was loaded (or that appeared or disappeared), as `"<role> <path>"`,
+    /// e.g. `"tls.cert /etc/enlace/tls/node.crt"`. Empty: nothing changed
+    /// and nothing was swapped.
+    pub changed: Vec<String>,
+    /// The node certificate before the reload.
+    pub old_certificate: CertSummary,
+    /// The node certificate after it (the same when it did not change).
+    pub new_certificate: CertSummary,
+    /// Changes read but applied only at the next restart.
+    pub restart_needed: Vec<String>,
+}
+
+impl ReloadOutcome {
+    /// Whether new configurations were installed.
+    pub fn applied(&self) -> bool {
+        !self.changed.is_empty()
+    }
+}
+
+/// A watched file: its role in the configuration and its content digest
+/// (`None` when it cannot be read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    role: String,
+    digest: Option<Vec<u8>>,
+}
+
+type Stamps = BTreeMap<PathBuf, Stamp>;
+
+fn digest(path: &Path) -> Option<Vec<u8>> {
+    let bytes = std::fs::read(path).ok()?;
+    Some(
+        ring::digest::digest(&ring::digest::SHA256, &bytes)
+            .as_ref()
+            .to_vec(),
+    )
+}
+
+/// Every file the TLS configuration of `settings` was read from.
+fn watched(settings: &Settings) -> Vec<(String, PathBuf)> {
+    let f = &settings.tls_files;
+    let mut out = vec![
+        ("config".to_owned(), settings.path.clone()),
+        ("federation.roster".to_owned(), f.roster.clone()),
+    ];
+    for m in settings.roster.members() {
+        for ca in &m.ca_files {
+            out.push((format!("roster CA of {}", m.id), ca.clone()));
+        }
+    }
+    out.push(("tls.cert".into(), f.cert.clone()));
+    out.push(("tls.key".into(), f.key.clone()));
+    out.push(("tls.agency_client_ca".into(), f.agency_client_ca.clone()));
+    for p in &f.peer_crls {
+        out.push(("tls.peer_crls".into(), p.clone()));
+    }
+    for p in &f.agency_client_crls {
+        out.push(("tls.agency_client_crls".into(), p.clone()));
+    }
+    out
+}
+
+fn stamp(files: &[(String, PathBuf)]) -> Stamps {
+    files
+        .iter()
+        .map(|(role, path)| {
+            (
+                path.clone(),
+                Stamp {
+                    role: role.clone(),
+                    digest: digest(path),
+                },
+            )
+        })
+        .collect()
+}
+
+/// Fresh stamps of the same files as `stamps`.
+fn restamp(stamps: &Stamps) -> Stamps {
+    stamps
+        .iter()
+        .map(|(path, s)| {
+            (
+                path.clone(),
+                Stamp {
+                    role: s.role.clone(),
+                    digest: digest(path),
+                },
+            )
+        })
+        .collect()
+}
+
+fn differences(old: &Stamps, new: &Stamps) -> Vec<String> {
+    let mut out = Vec::new();
+    for (path, s) in new {
+        if old.get(path).is_none_or(|o| o.digest != s.digest) {
+            out.push(format!("{} {}", s.role, path.display()));
+        }
+    }
+    for (path, s) in old {
+        if !new.contains_key(path) {
+            out.push(format!("{} {} (no longer used)", s.role, path.display()));
+        }
+    }
+    out
+}
+
+/// The configurations built from one [`Settings`].
+struct Built {
+    peer_server: ServerSide,
+    agency_server: ServerSide,
+    metrics_server: ServerSide,
+    peer_clients: PeerClientConfigs,
+}
+
+fn build(settings: &Settings) -> Result<Built, TlsError> {
+    let mut peer_clients = PeerClientConfigs::new();
+    for m in settings.roster.members() {
+        if m.id == settings.node_id {
+            continue;
+        }
+        peer_clients.insert(
+            m.id.clone(),
+            tls::peer_client_config_with_crls(
+                &settings.roster,
+                &settings.tls,
+                &m.id,
+                &settings.peer_crls,
+            )?,
+        );
+    }
+    Ok(Built {
+        peer_server: tls::peer_server_config_with_crls(
+            &settings.roster,
+            &settings.tls,
+            &settings.peer_crls,
+        )?,
+        agency_server: tls::agency_server_config_with_crls(
+            &settings.agency_ca,
+            &settings.tls,
+            &settings.agency_crls,
+        )?,
+        metrics_server: tls::metrics_server_config_with_crls(
+            &settings.agency_ca,
+            &settings.tls,
+            &settings.agency_crls,
+        )?,
+        peer_clients,
+    })
+}
+
+/// What the configurations in use were built from.
+struct Current {
+    stamps: Stamps,
+    certificate: CertSummary,
+    certificates: Vec<CertExpiry>,
+    listen: Listen,
+}
+
+/// The listen addresses: peer, agency, metrics.
+type Listen = (
+    std::net::SocketAddr,
+    std::net::SocketAddr,
+    Option<std::net::SocketAddr>,
+);
+
+fn listen(settings: &Settings) -> Listen {
+    (
+        settings.peer_listen,
+        settings.agency_listen,
+        settings.metrics_listen,
+    )
+}
+
+/// The node's TLS configurations, swappable at run time.
+pub struct LiveTls {
+    node_id: NodeId,
+    config_path: PathBuf,
+    data_dir: PathBuf,
+    poll: Option<Duration>,
+    peer_server: watch::Sender<ServerSide>,
+    agency_server: watch::Sender<ServerSide>,
+    metrics_server: watch::Sender<ServerSide>,
+    peer_clients: watch::Sender<Arc<PeerClientConfigs>>,
+    /// The roster the whole node uses: TLS, record verification, the
+    /// replicators (one per member) and query fan-out.
+    roster: watch::Sender<Arc<crate::trust::roster::Roster>>,
+    /// Also serialises reloads.
+    current: Mutex<Current>,
+    outcomes: broadcast::Sender<ReloadOutcome>,
+    #[cfg(unix)]
+    hangup: Mutex<Option<tokio::signal::unix::Signal>>,
+}
+
+impl std::fmt::Debug for LiveTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveTls")
+            .field("node_id", &self.node_id)
+            .field("config_path", &self.config_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LiveTls {
+    /// Builds the configurations from validated settings. Inside a Tokio
+    /// runtime it also installs the SIGHUP handler at once, so that from
+    /// here on a SIGHUP reloads rather than ends the process.
+    pub fn new(settings: &Settings) -> Result<Self, TlsError> {
+        let built = build(settings)?;
+        let current = Current {
+            stamps: stamp(&watched(settings)),
+            certificate: CertSummary::of(settings)?,
+            certificates: certificates(settings),
+            listen: listen(settings),
+        };
+        #[cfg(unix)]
+        let hangup = match tokio::runtime::Handle::try_current() {
+            Ok(_) => match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+                Ok(s) => Some(s),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGHUP; reloads only on file changes");
+                    None
+                }
+            },
+            Err(_) => None,
+        };
+        Ok(Self {
+            node_id: settings.node_id.clone(),
+            config_path: settings.path.clone(),
+            data_dir: settings.data_dir.clone(),
+            poll: settings.reload.poll,
+            peer_server: watch::channel(built.peer_server).0,
+            agency_server: watch::channel(built.agency_server).0,
+            metrics_server: watch::channel(built.metrics_server).0,
+            peer_clients: watch::channel(Arc::new(built.peer_clients)).0,
+            roster: watch::channel(settings.roster.clone()).0,
+            current: Mutex::new(current),
+            outcomes: broadcast::channel(16).0,
+            #[cfg(unix)]
+            hangup: Mutex::new(hangup),
+        })
+    }
+
+    /// The peer listener's configuration source.
+    pub fn peer_server(&self) -> ServerTls {
+        self.peer_server.subscribe().into()
+    }
+
+    /// The agency listener's configuration source.
+    pub fn agency_server(&self) -> ServerTls {
+        self.agency_server.subscribe().into()
+    }
+
+    /// The metrics listener's configuration source.
+    pub fn metrics_server(&self) -> ServerTls {
+        self.metrics_server.subscribe().into()
+    }
+
+    /// The configuration source for connections to `peer`.
+    pub fn peer_client(&self, peer: &NodeId) -> ClientTls {
+        ClientTls::Peer {
+            configs: self.peer_clients.subscribe(),
+            peer: peer.clone(),
+        }
+    }
+
+    /// The node certificate new handshakes present.
+    pub fn certificate(&self) -> Option<CertSummary> {
+        self.current.lock().ok().map(|c| c.certificate.clone())
+    }
+
+    /// Every certificate the configuration in use relies on, with its
+    /// expiry.
+    pub fn certificates(&self) -> Vec<CertExpiry> {
+        self.current
+            .lock()
+            .map(|c| c.certificates.clone())
+            .unwrap_or_default()
+    }
+
+    /// The roster in use now.
+    pub fn roster(&self) -> Arc<crate::trust::roster::Roster> {
+        self.roster.borrow().clone()
+    }
+
+    /// Notified when a reload installs a new roster.
+    pub fn roster_changes(&self) -> watch::Receiver<Arc<crate::trust::roster::Roster>> {
+        self.roster.subscribe()
+    }
+
+    /// Every successful reload that changed something, from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<ReloadOutcome> {
+        self.outcomes.subscribe()
+    }
+
+    /// Re-reads the configuration file and everything it names, and
+    /// installs new TLS configurations if any watched file changed. On
+    /// error nothing is swapped.
+    pub fn reload(&self, trigger: Trigger) -> Result<ReloadOutcome, ReloadError> {
+        let mut current = self.current.lock().map_err(|_| ReloadError::Poisoned)?;
+        let before = restamp(&current.stamps);
+        let settings = config::load(&self.config_path, Some(&self.data_dir))?;
+        if settings.node_id != self.node_id {
+            return Err(ReloadError::NodeChanged {
+                running: self.node_id.clone(),
+                configured: settings.node_id,
+            });
+        }
+        let mut stamps = stamp(&watched(&settings));
+        // NOTE: a file rewritten while it was being loaded may hold
+        // content other than what was loaded: forget its digest, so that
+        // the next check sees a change and loads it again.
+        for (path, s) in stamps.iter_mut() {
+            if before.get(path).is_some_and(|b| b.digest != s.digest) {
+                s.digest = None;
+            }
+        }
+        let changed = differences(&current.stamps, &stamps);
+        let certificate = CertSummary::of(&settings)?;
+        let mut outcome = ReloadOutcome {
+            trigger,
+            changed,
+            old_certificate: current.certificate.clone(),
+            new_certificate: certificate.clone(),
+            restart_needed: Vec::new(),
+        };
+        if !outcome.applied() {
+            return Ok(outcome);
+        }
+        let built = build(&settings)?;
+        let roster_changed = outcome
+            .changed
+            .iter()
+            .any(|c| c.starts_with("federation.roster") || c.starts_with("roster CA"));
+        let (peer, agency, metrics) = current.listen;
+        if (settings.peer_listen, settings.agency_listen) != (peer, agency) {
+            outcome.restart_needed.push(format!(
+                "listen: the node keeps listening on {peer} and {agency} until a restart"
+            ));
+        }
+        if settings.metrics_listen != metrics {
+            outcome.restart_needed.push(format!(
+                "metrics.listen: the metrics listener stays {} until a restart",
+                metrics.map_or("off".to_owned(), |a| format!("on {a}"))
+            ));
+        }
+        self.peer_server.send_replace(built.peer_server);
+        self.agency_server.send_replace(built.agency_server);
+        self.metrics_server.send_replace(built.metrics_server);
+        self.peer_clients.send_replace(Arc::new(built.peer_clients));
+        if roster_changed {
+            self.roster.send_replace(settings.roster.clone());
+        }
+        current.stamps = stamps;
+        current.certificate = certificate;
+        current.certificates = certificates(&settings);
+        drop(current);
+        let _ = self.outcomes.send(outcome.clone());
+        Ok(outcome)
+    }
+
+    /// Reloads on SIGHUP and when a watched file changes, until `stop`.
+    /// Each outcome is logged: INFO for a reload, ERROR (naming the file
+    /// and the rule) for one that failed and left the old configuration.
+    pub async fn watch(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        #[cfg(unix)]
+        let mut hangup = self.hangup.lock().ok().and_then(|mut h| h.take());
+        let mut tick = self.poll.map(|p| {
+            let mut t = tokio::time::interval(p);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        });
+        // The stamps of a configuration that failed to load: not retried
+        // (nor logged again) until a file changes once more or SIGHUP.
+        let mut failed: Option<Stamps> = None;
+        loop {
+            #[cfg(unix)]
+            let signal = async {
+                match hangup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let signal = std::future::pending::<Option<()>>();
+            let poll = async {
+                match tick.as_mut() {
+                    Some(t) => t.tick().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let trigger = tokio::select! {
+                _ = signal => Trigger::Signal,
+                _ = poll => Trigger::FileChange,
+                _ = crate::shutdown::stopped(&mut stop) => break,
+            };
+            if trigger == Trigger::FileChange {
+                let live = self.clone();
+                let Ok(Some(now)) = tokio::task::spawn_blocking(move || {
+                    let current = live.current.lock().ok()?;
+                    Some(restamp(&current.stamps)).filter(|now| *now != current.stamps)
+                })
+                .await
+                else {
+                    continue;
+                };
+                if failed.as_ref() == Some(&now) {
+                    continue;
+                }
+                failed = Some(now);
+            }
+            let live = self.clone();
+            let result = tokio::task::spawn_blocking(move || live.reload(trigger)).await;
+            match result {
+                Ok(Ok(outcome)) => {
+                    failed = None;
+                    log_outcome(&outcome);
+                }
+                Ok(Err(error)) => {
+                    tracing::error!(%trigger, %error, "reload failed; the TLS configuration in use is kept");
+                }
+                Err(error) => {
+                    tracing::error!(%trigger, %error, "reload task failed; the TLS configuration in use is kept");
+                }
+            }
+        }
+    }
+}
+
+fn log_outcome(o: &ReloadOutcome) {
+    if !o.applied() {
+        tracing::info!(trigger = %o.trigger, "reload: no TLS file changed");
+        return;
+    }
+    tracing::info!(
+        trigger = %o.trigger,
+        changed = %o.changed.join(", "),
+        old_serial = %o.old_certificate.serial,
+        old_sha256 = %o.old_certificate.sha256,
+        new_serial = %o.new_certificate.serial,
+        new_sha256 = %o.new_certificate.sha256,
+        "TLS configuration reloaded; new handshakes use it, established connections are checked again"
+    );
+    for note in &o.restart_needed {
+        tracing::warn!(%note, "reload: part of the change needs a restart");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differences_name_changed_added_and_removed_files() {
+        let s = |role: &str, d: Option<u8>| Stamp {
+            role: role.into(),
+            digest: d.map(|b| vec![b]),
+        };
+        let old: Stamps = [
+            (PathBuf::from("a.crt"), s("tls.cert", Some(1))),
+            (PathBuf::from("old.crl"), s("tls.peer_crls", Some(2))),
+            (PathBuf::from("k"), s("tls.key", Some(3))),
+        ]
+        .into();
+        let new: Stamps = [
+            (PathBuf::from("a.crt"), s("tls.cert", Some(9))),
+            (PathBuf::from("new.crl"), s("tls.peer_crls", Some(2))),
+            (PathBuf::from("k"), s("tls.key", Some(3))),
+        ]
+        .into();
+        assert_eq!(
+            differences(&old, &new),
+            vec![
+                "tls.cert a.crt".to_owned(),
+                "tls.peer_crls new.crl".to_owned(),
+                "tls.peer_crls old.crl (no longer used)".to_owned(),
+            ]
+        );
+        assert!(differences(&new, &new).is_empty());
+    }
+}

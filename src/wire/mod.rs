@@ -1,0 +1,22 @@
+//! The record wire format: protobuf `RecordBody` inside a `SignedRecord`.
+//!
+//! The encoded body bytes are what the origin signs and what every node
+//! stores and forwards unchanged, so this is the only place outside the
+//! service edge that touches generated types. Decoding is strict: a body
+//! that decodes but breaks a rule ([`RecordBody::validate`]) is rejected.
+
+//!
+//! This folder is the federation's contract with the generated code: the
+//! `pb` module is named here, in [`crate::service`] and in the binary,
+//! nowhere else. Everything below the edge (the store, the exchange, the
+//! features) works with the domain types of [`crate::records`].
+
+pub mod pb;
+
+mod convert;
+mod record;
+#[cfg(test)]
+mod rules_tests;
+
+pub use convert::*;
+pub use record::*;

@@ -16,7 +16,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use tonic::transport::Channel;
 
 use crate::audit::{Action, Entry};
 use crate::clock::now_ms;
@@ -29,7 +28,7 @@ use crate::records::vocabulary::{
 };
 use crate::state::NodeState;
 use crate::store::StoreError;
-use crate::wire::pb::v1::federation_client::FederationClient;
+use crate::wire::{MatchRequest, PeerClient};
 
 /// Victims of a case, for statistics.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -275,7 +274,6 @@ impl NodeState {
         tokens: Vec<Token>,
         justification: &str,
     ) -> Result<Vec<(NodeId, PeerResult)>, StoreError> {
-        use crate::wire::pb::v1 as pb;
         let _timer = self.metrics.query_duration.start_timer();
         let asked: Vec<NodeId> = self
             .roster()
@@ -295,9 +293,9 @@ impl NodeState {
         let mut tasks = tokio::task::JoinSet::new();
         for peer in asked {
             let state = self.clone();
-            let request = pb::MatchRequest {
+            let request = MatchRequest {
                 query_id: query_id.to_owned(),
-                selectors: tokens.iter().map(crate::wire::selector_to_pb).collect(),
+                tokens: tokens.clone(),
                 justification: justification.to_owned(),
                 requested_by: actor.to_owned(),
             };
@@ -305,11 +303,7 @@ impl NodeState {
             tasks.spawn(async move {
                 let call = async {
                     let mut client = state.peer_client(&peer)?;
-                    client
-                        .r#match(request)
-                        .await
-                        .map(tonic::Response::into_inner)
-                        .map_err(classify)
+                    client.query(request).await.map_err(classify)
                 };
                 let result = match tokio::time::timeout(deadline, call).await {
                     Err(_) => PeerResult::Unreachable(format!(
@@ -320,7 +314,7 @@ impl NodeState {
                     Ok(Ok(m)) if m.hits.iter().any(|h| *h) => PeerResult::Hit {
                         hits: m.hits,
                         case_refs: m.case_refs,
-                        contact: crate::wire::contact_from_pb(m.contact),
+                        contact: m.contact,
                     },
                     Ok(Ok(_)) => PeerResult::NoHit,
                 };
@@ -354,10 +348,7 @@ impl NodeState {
     }
 
     /// A federation client for `peer`, made once and kept.
-    pub(crate) fn peer_client(
-        &self,
-        peer: &NodeId,
-    ) -> Result<FederationClient<Channel>, PeerResult> {
+    pub(crate) fn peer_client(&self, peer: &NodeId) -> Result<PeerClient, PeerResult> {
         if let Ok(clients) = self.peer_clients.0.lock()
             && let Some(c) = clients.get(peer)
         {
@@ -369,7 +360,7 @@ impl NodeState {
         let config = self.tls_live.peer_client(peer);
         let channel = crate::exchange::peers::peer_channel(config, &endpoint.host, endpoint.port)
             .map_err(|e| PeerResult::Unreachable(e.to_string()))?;
-        let client = FederationClient::new(channel);
+        let client = PeerClient::new(channel);
         if let Ok(mut clients) = self.peer_clients.0.lock() {
             clients.insert(peer.clone(), client.clone());
         }

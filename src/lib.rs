@@ -23,14 +23,14 @@
 //! | exchange | [`exchange`] | reaching peers, per-peer replication, recovering a lost own log, convergence digests |
 //! | state | [`state`] | the shared state of a running node, which the features extend |
 //! | features | [`publish`], [`cases`], [`audit`], [`metrics`] | publishing, local cases and hit/no-hit queries, the witnessed audit log, Prometheus metrics |
-//! | edge | [`service`], [`node`] | the tonic services (the one place errors become `Status`); the node that wires it all and runs on bound listeners |
-//! | tools' operations | [`client`], [`doctor`], `testing` | the agency client; `enlace doctor`'s checks; a throwaway federation on this machine for the demo, the benches and the tests (cargo feature `testing`, on by default) |
+//! | edge | [`service`], [`node`] | the tonic services (the one place errors become `Status`) and the agency client (`service::client`); the node that wires it all and runs on bound listeners |
+//! | tools' operations | [`doctor`], `testing` | `enlace doctor`'s checks; a throwaway federation on this machine for the demo, the benches and the tests (cargo feature `testing`, on by default) |
 
 #![forbid(unsafe_code)]
 
 pub mod audit;
 pub mod cases;
-pub mod client;
+
 pub mod clock;
 pub mod config;
 pub mod doctor;

@@ -124,10 +124,7 @@ impl Node {
         // Serving only once the store is open and the roster validated,
         // which is the case by construction here; and before the listeners
         // accept anything, so no client ever sees an unknown service.
-        health.set_serving::<crate::wire::pb::v1::federation_server::FederationServer<service::FederationService>>().await;
-        health
-            .set_serving::<crate::wire::pb::v1::agency_server::AgencyServer<service::AgencyService>>()
-            .await;
+        service::set_serving(&health, true).await;
         let mut tasks = JoinSet::new();
         let peer_server = service::peer_server(
             state.clone(),
@@ -265,10 +262,7 @@ impl Node {
                 return Err(NodeError::Server(format!("{what} stopped: {}", match result { Ok(()) => "without error".to_string(), Err(e) => e.to_string() })));
             }
         }
-        health.set_not_serving::<crate::wire::pb::v1::federation_server::FederationServer<service::FederationService>>().await;
-        health
-            .set_not_serving::<crate::wire::pb::v1::agency_server::AgencyServer<service::AgencyService>>()
-            .await;
+        service::set_serving(&health, false).await;
         let _ = stop_tx.send(true);
 
         let deadline = Instant::now() + DRAIN_TIMEOUT;

@@ -708,6 +708,7 @@ async fn a_witness_refuses_a_log_that_shrank_or_forked_and_a_checkpoint_in_anoth
                 time_ms: enlace::clock::now_ms(),
             }
             .sign(key)
+            .to_pb()
         };
 
     let witness = to_hn

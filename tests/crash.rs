@@ -34,7 +34,7 @@ fn start(config: &std::path::Path) -> Child {
 /// The victim's cursor for `origin`, through its agency API; `None` while
 /// it is not up.
 async fn cursor(client_toml: &std::path::Path, origin: &str) -> Option<u64> {
-    let cfg = enlace::client::ClientConfig::load(client_toml).ok()?;
+    let cfg = enlace::service::client::ClientConfig::load(client_toml).ok()?;
     let mut c = cfg.connect().await.ok()?;
     let peers = c
         .list_peers(pb::ListPeersRequest {})

@@ -272,7 +272,8 @@ async fn hostile_peers_do_not_hold_back_the_node_or_its_honest_peer() {
     let health = {
         use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
         let cfg =
-            enlace::client::ClientConfig::load(&fed.member("gt").unwrap().client_path()).unwrap();
+            enlace::service::client::ClientConfig::load(&fed.member("gt").unwrap().client_path())
+                .unwrap();
         let channel = tonic::transport::Endpoint::from_shared(format!("https://{}", cfg.endpoint))
             .unwrap()
             .connect_with_connector(tls::connector(

@@ -486,7 +486,7 @@ async fn a_reader_can_read_but_not_publish() {
         .unwrap()
         .replace("client.", "analyst.");
     std::fs::write(dir.join("analyst.toml"), client_toml).unwrap();
-    let mut analyst = enlace::client::ClientConfig::load(&dir.join("analyst.toml"))
+    let mut analyst = enlace::service::client::ClientConfig::load(&dir.join("analyst.toml"))
         .unwrap()
         .connect()
         .await

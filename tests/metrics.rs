@@ -280,7 +280,7 @@ async fn only_agency_clients_scrape_and_only_metrics_is_served() {
     let gt = fed.start("gt").await.unwrap();
     let member = fed.member("gt").unwrap();
     let addr = member.metrics_addr;
-    let client = enlace::client::ClientConfig::load(&member.client_path()).unwrap();
+    let client = enlace::service::client::ClientConfig::load(&member.client_path()).unwrap();
     let name = || tls::server_name("127.0.0.1").unwrap();
 
     // No client certificate: refused at the handshake. In TLS 1.3 the

@@ -153,7 +153,8 @@ async fn a_replaced_certificate_serves_new_handshakes_and_old_streams_survive() 
         new_serial
     );
     let client =
-        enlace::client::ClientConfig::load(&fed.member("gt").unwrap().client_path()).unwrap();
+        enlace::service::client::ClientConfig::load(&fed.member("gt").unwrap().client_path())
+            .unwrap();
     let agency_config = tls::agency_client_config(&client.ca, &client.identity).unwrap();
     assert_eq!(
         certs::server_serial(agency_config, gt_agency)

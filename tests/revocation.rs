@@ -264,7 +264,7 @@ async fn a_revoked_agency_client_is_refused_on_the_agency_listener() {
                 tls::server_name("127.0.0.1").unwrap(),
             ))
             .await
-            .map_err(|e| enlace::client::error_chain(&e))?;
+            .map_err(|e| enlace::service::client::error_chain(&e))?;
         Ok(Client::new(channel))
     }
     async fn list_with(client: &mut Client) -> Result<(), String> {
@@ -272,7 +272,7 @@ async fn a_revoked_agency_client_is_refused_on_the_agency_listener() {
             .list_records(pb::ListRecordsRequest::default())
             .await
             .map(|_| ())
-            .map_err(|s| enlace::client::error_chain(&s))
+            .map_err(|s| enlace::service::client::error_chain(&s))
     }
     async fn list(
         ca: &[rustls_pki_types::CertificateDer<'static>],

@@ -137,12 +137,12 @@ async fn agency_clients_need_a_certificate_from_the_local_agency_ca() {
             .unwrap()
             .connect_with_connector(connector)
             .await
-            .map_err(|e| enlace::client::error_chain(&e))?;
+            .map_err(|e| enlace::service::client::error_chain(&e))?;
         AgencyClient::new(channel)
             .list_records(pb::ListRecordsRequest::default())
             .await
             .map(|_| ())
-            .map_err(|s| enlace::client::error_chain(&s))
+            .map_err(|s| enlace::service::client::error_chain(&s))
     }
 
     let good = identity(&read_issued(&dir, "client.crt", "client.key"));
@@ -223,7 +223,8 @@ async fn both_listeners_serve_grpc_health_and_the_agency_listener_serves_reflect
 
     // Agency listener, as gt's agency client.
     let client =
-        enlace::client::ClientConfig::load(&fed.member("gt").unwrap().client_path()).unwrap();
+        enlace::service::client::ClientConfig::load(&fed.member("gt").unwrap().client_path())
+            .unwrap();
     let mut agency = client.connect().await.unwrap();
     agency.list_peers(pb::ListPeersRequest {}).await.unwrap();
     let mut reflection =

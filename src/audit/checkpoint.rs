@@ -4,14 +4,12 @@
 //! `head`", signed with the node's record-signing key under its own
 //! domain-separation prefix (a checkpoint signature never verifies as a
 //! record, nor the reverse). A peer that receives one checks it, stores it,
-//! and countersigns it: the [`pb::Witness`] it returns binds the checkpoint
+//! and countersigns it: the [`Witness`] it returns binds the checkpoint
 //! to the witness's key and the time it saw it. Countersignatures let a
 //! verifier trust witnesses that the audited node itself relays: the node
 //! can withhold them, which the verifier sees, but not forge them.
 
 use std::collections::HashMap;
-
-use prost::Message;
 
 use crate::records::crypto::{
     self, CHECKPOINT_SIGNATURE_CONTEXT, SigningKey, WITNESS_SIGNATURE_CONTEXT,
@@ -19,7 +17,7 @@ use crate::records::crypto::{
 use crate::records::model::NodeId;
 use crate::store::audit_log::HASH_LEN;
 use crate::trust::roster::Roster;
-use crate::wire::pb::v1 as pb;
+use crate::wire::{CheckpointBody, CheckpointsAnswer, MemberKey, SignedCheckpoint, Witness};
 
 /// A checkpoint's content.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +94,8 @@ impl KeyBook {
         Self(book)
     }
 
-    pub fn from_pb(keys: &[pb::MemberKey]) -> Result<Self, String> {
+    /// The keys a node handed over with its answer.
+    pub fn from_keys(keys: &[MemberKey]) -> Result<Self, String> {
         let mut book = HashMap::new();
         for (i, k) in keys.iter().enumerate() {
             let node = NodeId::parse(&k.node).map_err(|rule| format!("keys[{i}].node: {rule}"))?;
@@ -113,11 +112,12 @@ impl KeyBook {
         Ok(Self(book))
     }
 
-    pub fn to_pb(&self) -> Vec<pb::MemberKey> {
+    /// The keys, sorted by member and key id, to hand to a verifier.
+    pub fn to_keys(&self) -> Vec<MemberKey> {
         let mut keys: Vec<_> = self
             .0
             .iter()
-            .map(|(id, k)| pb::MemberKey {
+            .map(|(id, k)| MemberKey {
                 node: k.node.to_string(),
                 key_id: id.clone(),
                 public_key: k.public_key.clone(),
@@ -165,18 +165,18 @@ impl KeyBook {
 
 impl Checkpoint {
     pub fn encode(&self) -> Vec<u8> {
-        pb::CheckpointBody {
+        CheckpointBody {
             node: self.node.to_string(),
             size: self.size,
             head: self.head.to_vec(),
             time_ms: self.time_ms,
         }
-        .encode_to_vec()
+        .encode()
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, CheckpointError> {
-        let body = pb::CheckpointBody::decode(bytes)
-            .map_err(|e| CheckpointError::Decode(e.to_string()))?;
+        let body =
+            CheckpointBody::decode(bytes).map_err(|e| CheckpointError::Decode(e.to_string()))?;
         let node = NodeId::parse(&body.node).map_err(|_| CheckpointError::Node(body.node))?;
         let head: [u8; HASH_LEN] = body
             .head
@@ -192,9 +192,9 @@ impl Checkpoint {
     }
 
     /// Signs the checkpoint with the node's key.
-    pub fn sign(&self, key: &SigningKey) -> pb::SignedCheckpoint {
+    pub fn sign(&self, key: &SigningKey) -> SignedCheckpoint {
         let body = self.encode();
-        pb::SignedCheckpoint {
+        SignedCheckpoint {
             signature: key.sign_in(CHECKPOINT_SIGNATURE_CONTEXT, &body),
             key_id: key.key_id().to_owned(),
             body,
@@ -204,7 +204,7 @@ impl Checkpoint {
 
 /// Checks a signed checkpoint: it decodes, and its node signed it with a
 /// key valid when it was made.
-pub fn open(signed: &pb::SignedCheckpoint, keys: &KeyBook) -> Result<Checkpoint, CheckpointError> {
+pub fn open(signed: &SignedCheckpoint, keys: &KeyBook) -> Result<Checkpoint, CheckpointError> {
     let cp = Checkpoint::decode(&signed.body)?;
     keys.check(
         CHECKPOINT_SIGNATURE_CONTEXT,
@@ -227,13 +227,13 @@ fn witness_message(body: &[u8], witness: &str, at_ms: i64) -> Vec<u8> {
 
 /// The countersignature of `signed` by `witness` at `at_ms`.
 pub fn countersign(
-    signed: &pb::SignedCheckpoint,
+    signed: &SignedCheckpoint,
     witness: &NodeId,
     at_ms: i64,
     key: &SigningKey,
-) -> pb::Witness {
+) -> Witness {
     let message = witness_message(&signed.body, witness.as_str(), at_ms);
-    pb::Witness {
+    Witness {
         checkpoint: Some(signed.clone()),
         witness: witness.to_string(),
         witnessed_at_ms: at_ms,
@@ -243,7 +243,7 @@ pub fn countersign(
 }
 
 /// Checks a witness: the checkpoint's own signature, and the witness's.
-pub fn open_witness(w: &pb::Witness, keys: &KeyBook) -> Result<Witnessed, CheckpointError> {
+pub fn open_witness(w: &Witness, keys: &KeyBook) -> Result<Witnessed, CheckpointError> {
     let signed = w.checkpoint.as_ref().ok_or(CheckpointError::Missing)?;
     let checkpoint = open(signed, keys)?;
     let witness =
@@ -276,8 +276,8 @@ pub struct Coverage {
 }
 
 impl Coverage {
-    pub fn of(resp: &pb::AuditCheckpointsResponse) -> Result<Self, String> {
-        let keys = KeyBook::from_pb(&resp.keys)?;
+    pub fn of(resp: &CheckpointsAnswer) -> Result<Self, String> {
+        let keys = KeyBook::from_keys(&resp.keys)?;
         let size = resp
             .own
             .iter()

@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use prost::Message;
 use ring::digest::{SHA256, digest};
 
 use super::checkpoint::{self, Checkpoint, KeyBook};
@@ -16,7 +15,7 @@ use crate::records::model::NodeId;
 use crate::state::NodeState;
 use crate::store::StoreError;
 use crate::store::audit_log::Anchor;
-use crate::wire::pb::v1 as pb;
+use crate::wire::{SignedCheckpoint, Witness};
 
 /// How long a peer has to witness a checkpoint or hand over witnesses.
 pub const WITNESS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -154,7 +153,7 @@ impl NodeState {
 
     /// A signed checkpoint of the durable log as it is now (the last one
     /// again if nothing was added since); `None` for an empty log.
-    pub async fn checkpoint_now(&self) -> Result<Option<pb::SignedCheckpoint>, StoreError> {
+    pub async fn checkpoint_now(&self) -> Result<Option<SignedCheckpoint>, StoreError> {
         let size = self.store.watermark().audit;
         if size == 0 {
             return Ok(None);
@@ -162,7 +161,7 @@ impl NodeState {
         if let Some((latest, bytes)) = self.store.latest_checkpoint(&self.id)?
             && latest == size
         {
-            return Ok(pb::SignedCheckpoint::decode(bytes.as_slice()).ok());
+            return Ok(SignedCheckpoint::decode(bytes.as_slice()).ok());
         }
         let head = match self.store.audit_entry(size)? {
             Some(e) => e.hash,
@@ -183,7 +182,7 @@ impl NodeState {
         }
         .sign(&self.signing);
         self.store
-            .put_checkpoint(&self.id, size, &signed.encode_to_vec())
+            .put_checkpoint(&self.id, size, &signed.encode())
             .await?;
         Ok(Some(signed))
     }
@@ -222,16 +221,13 @@ impl NodeState {
             async move {
                 let outcome = async {
                     let mut client = self.peer_client(&peer).map_err(PeerResult::reason)?;
-                    let reply = tokio::time::timeout(WITNESS_TIMEOUT, client.witness(signed))
+                    let reply = tokio::time::timeout(WITNESS_TIMEOUT, client.witness(&signed))
                         .await
                         .map_err(|_| "timed out".to_string())?
                         .map_err(|s| s.message().to_string())?;
                     // An answer whose countersignature does not verify
                     // vouches for nothing: report it as not witnessed.
-                    let witness = reply
-                        .into_inner()
-                        .witness
-                        .ok_or_else(|| "answer carries no witness".to_string())?;
+                    let witness = reply.ok_or_else(|| "answer carries no witness".to_string())?;
                     checkpoint::open_witness(&witness, keys)
                         .map(|_| ())
                         .map_err(|e| format!("countersignature does not verify: {e}"))
@@ -253,8 +249,8 @@ impl NodeState {
     pub async fn witness(
         &self,
         caller: &NodeId,
-        signed: pb::SignedCheckpoint,
-    ) -> Result<pb::Witness, WitnessError> {
+        signed: SignedCheckpoint,
+    ) -> Result<Witness, WitnessError> {
         let outcome = self.witness_checked(caller, &signed).await;
         if let Err(error) = &outcome {
             tracing::warn!(security_event = true, peer = %caller, %error, "audit checkpoint refused");
@@ -272,8 +268,8 @@ impl NodeState {
     async fn witness_checked(
         &self,
         caller: &NodeId,
-        signed: &pb::SignedCheckpoint,
-    ) -> Result<pb::Witness, WitnessError> {
+        signed: &SignedCheckpoint,
+    ) -> Result<Witness, WitnessError> {
         let cp = checkpoint::open(signed, &self.key_book())?;
         if cp.node != *caller {
             return Err(WitnessError::NotOwn {
@@ -290,7 +286,7 @@ impl NodeState {
                 });
             }
             if cp.size == witnessed {
-                let held = pb::Witness::decode(bytes.as_slice()).ok();
+                let held = Witness::decode(bytes.as_slice()).ok();
                 let held_head = held
                     .as_ref()
                     .and_then(|w| w.checkpoint.as_ref())
@@ -312,33 +308,33 @@ impl NodeState {
         }
         let witness = checkpoint::countersign(signed, &self.id, now_ms(), &self.signing);
         self.store
-            .put_checkpoint(caller, cp.size, &witness.encode_to_vec())
+            .put_checkpoint(caller, cp.size, &witness.encode())
             .await?;
         Ok(witness)
     }
 
     /// What this node witnessed of `node`'s log, above `after`.
-    pub fn witnessed(&self, node: &NodeId, after: u64) -> Result<Vec<pb::Witness>, StoreError> {
+    pub fn witnessed(&self, node: &NodeId, after: u64) -> Result<Vec<Witness>, StoreError> {
         Ok(self
             .store
             .checkpoints(node, after)?
             .into_iter()
-            .filter_map(|(_, bytes)| pb::Witness::decode(bytes.as_slice()).ok())
+            .filter_map(|(_, bytes)| Witness::decode(bytes.as_slice()).ok())
             .collect())
     }
 
     /// This node's own checkpoints.
-    pub fn own_checkpoints(&self) -> Result<Vec<pb::SignedCheckpoint>, StoreError> {
+    pub fn own_checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError> {
         Ok(self
             .store
             .checkpoints(&self.id, 0)?
             .into_iter()
-            .filter_map(|(_, bytes)| pb::SignedCheckpoint::decode(bytes.as_slice()).ok())
+            .filter_map(|(_, bytes)| SignedCheckpoint::decode(bytes.as_slice()).ok())
             .collect())
     }
 
     /// Asks every peer what it witnessed of this node's log.
-    pub async fn gather_witnesses(&self) -> Vec<(NodeId, Result<Vec<pb::Witness>, String>)> {
+    pub async fn gather_witnesses(&self) -> Vec<(NodeId, Result<Vec<Witness>, String>)> {
         let peers: Vec<NodeId> = self
             .roster()
             .members()
@@ -351,11 +347,7 @@ impl NodeState {
                     return Err(format!("{peer} has no endpoint to ask"));
                 }
                 let mut client = self.peer_client(&peer).map_err(PeerResult::reason)?;
-                let request = pb::WitnessedRequest {
-                    node: self.id.to_string(),
-                    after_size: 0,
-                };
-                let reply = tokio::time::timeout(WITNESS_TIMEOUT, client.witnessed(request))
+                let reply = tokio::time::timeout(WITNESS_TIMEOUT, client.witnessed(&self.id, 0))
                     .await
                     .map_err(|_| format!("{peer} did not answer in time"))?
                     .map_err(|s| match s.code() {
@@ -364,7 +356,7 @@ impl NodeState {
                         }
                         _ => format!("{peer} refused: {}", s.message()),
                     })?;
-                Ok(reply.into_inner().witnesses)
+                Ok(reply)
             }
             .await;
             (peer, answer)
@@ -401,7 +393,7 @@ impl NodeState {
                 time_ms: now_ms(),
             }
             .sign(&self.signing);
-            let bytes = signed.encode_to_vec();
+            let bytes = signed.encode();
             self.store.put_checkpoint(&self.id, upto.n, &bytes).await?;
             removed += self
                 .store

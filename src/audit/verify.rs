@@ -17,7 +17,7 @@ use super::checkpoint::{self, Checkpoint, KeyBook};
 use super::{Entry, rfc3339};
 use crate::records::model::NodeId;
 use crate::store::audit_log::{Anchor, GENESIS, HASH_LEN, RawEntry};
-use crate::wire::pb::v1 as pb;
+use crate::wire::{SignedCheckpoint, Witness};
 
 /// Everything a verifier needs besides the entries.
 #[derive(Debug, Clone)]
@@ -26,9 +26,9 @@ pub struct Evidence {
     pub node: NodeId,
     pub anchor: Option<Anchor>,
     /// The node's own checkpoints.
-    pub own: Vec<pb::SignedCheckpoint>,
+    pub own: Vec<SignedCheckpoint>,
     /// Per peer, its countersigned witnesses, or why it could not be asked.
-    pub peers: Vec<(NodeId, Result<Vec<pb::Witness>, String>)>,
+    pub peers: Vec<(NodeId, Result<Vec<Witness>, String>)>,
     pub keys: KeyBook,
 }
 
@@ -123,8 +123,7 @@ impl Verifier {
             witnessed.push((peer.clone(), opened));
         }
         let anchor_checkpoint = evidence.anchor.as_ref().map(|a| {
-            use prost::Message;
-            pb::SignedCheckpoint::decode(a.checkpoint.as_slice())
+            SignedCheckpoint::decode(a.checkpoint.as_slice())
                 .map_err(|e| format!("anchor checkpoint does not decode: {e}"))
                 .and_then(|s| checkpoint::open(&s, &evidence.keys).map_err(|e| e.to_string()))
         });
@@ -451,7 +450,7 @@ mod tests {
         Fixture { gt, hn, keys }
     }
 
-    fn checkpoint_of(f: &Fixture, entries: &[RawEntry], size: u64) -> pb::SignedCheckpoint {
+    fn checkpoint_of(f: &Fixture, entries: &[RawEntry], size: u64) -> SignedCheckpoint {
         Checkpoint {
             node: NodeId::parse("gt").unwrap(),
             size,
@@ -464,8 +463,8 @@ mod tests {
     fn run(
         f: &Fixture,
         entries: &[RawEntry],
-        own: Vec<pb::SignedCheckpoint>,
-        witnessed: Vec<pb::Witness>,
+        own: Vec<SignedCheckpoint>,
+        witnessed: Vec<Witness>,
     ) -> Report {
         let mut v = Verifier::new(Evidence {
             node: NodeId::parse("gt").unwrap(),
@@ -594,11 +593,10 @@ mod tests {
         let f = fixture();
         let entries = log(10);
         let anchor_cp = checkpoint_of(&f, &entries, 4);
-        use prost::Message;
         let anchor = Anchor {
             n: 4,
             hash: entries[3].hash,
-            checkpoint: anchor_cp.encode_to_vec(),
+            checkpoint: anchor_cp.encode(),
         };
         let early = checkpoint::countersign(
             &checkpoint_of(&f, &entries, 2),

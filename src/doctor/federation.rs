@@ -19,7 +19,7 @@ use crate::trust::tls::{self, TlsIdentity};
 
 /// The gRPC service whose health a peer check asks for: a node reports it
 /// serving once its store is open and its roster validated.
-const FEDERATION_SERVICE: &str = crate::wire::pb::v1::federation_server::SERVICE_NAME;
+const FEDERATION_SERVICE: &str = crate::service::FEDERATION_SERVICE_NAME;
 
 /// This node's entry in the roster: membership, signing key, endpoint.
 pub(super) fn roster_entry<F: FnMut(&Check)>(
@@ -294,7 +294,7 @@ async fn probe(
 fn reason(status: &tonic::Status) -> String {
     let mut out = status.message().to_owned();
     if let Some(source) = std::error::Error::source(status) {
-        let chain = crate::client::error_chain(source);
+        let chain = crate::service::client::error_chain(source);
         if out.is_empty() || chain.contains(&out) {
             out = chain;
         } else if !out.contains(&chain) {

@@ -109,14 +109,24 @@ impl NodeState {
     }
 }
 
+/// How one origin's log compares between this node and a peer, or why it
+/// could not be compared (`error` set, counts zero).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerComparison {
+    pub peer: String,
+    pub origin: String,
+    pub error: String,
+    pub up_to_seq: u64,
+    pub local_count: u64,
+    pub peer_count: u64,
+    pub equal: bool,
+}
+
 /// How long a peer may take to answer a digest request.
 const PEER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Compares this node's digests with every peer's, origin by origin.
-pub async fn compare_with_peers(
-    state: std::sync::Arc<NodeState>,
-) -> Vec<crate::wire::pb::v1::PeerComparison> {
-    use crate::wire::pb::v1 as pb;
+pub async fn compare_with_peers(state: std::sync::Arc<NodeState>) -> Vec<PeerComparison> {
     let mut out = Vec::new();
     let origins: Vec<NodeId> = state.roster().members().map(|m| m.id.clone()).collect();
     for member in state.roster().members() {
@@ -124,7 +134,7 @@ pub async fn compare_with_peers(
             continue;
         }
         let peer = member.id.clone();
-        let fail = |error: String| pb::PeerComparison {
+        let fail = |error: String| PeerComparison {
             peer: peer.to_string(),
             error,
             ..Default::default()
@@ -136,10 +146,7 @@ pub async fn compare_with_peers(
         let mut bounds = Vec::new();
         for o in &origins {
             match state.resolved(o) {
-                Ok(up_to) => bounds.push(pb::OriginBound {
-                    origin: o.to_string(),
-                    up_to_seq: up_to,
-                }),
+                Ok(up_to) => bounds.push((o.clone(), up_to)),
                 Err(e) => out.push(fail(format!("local store: {e}"))),
             }
         }
@@ -148,12 +155,11 @@ pub async fn compare_with_peers(
             let channel =
                 crate::exchange::peers::peer_channel(config, &endpoint.host, endpoint.port)
                     .map_err(|e| e.to_string())?;
-            let mut client = crate::wire::pb::v1::federation_client::FederationClient::new(channel)
+            let mut client = crate::wire::PeerClient::new(channel)
                 .max_decoding_message_size(crate::exchange::peers::MAX_PEER_MESSAGE);
             client
-                .digest(pb::DigestRequest { origins: bounds })
+                .digest(&bounds)
                 .await
-                .map(tonic::Response::into_inner)
                 .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
         };
         let remote = match tokio::time::timeout(PEER_TIMEOUT, answer).await {
@@ -167,7 +173,7 @@ pub async fn compare_with_peers(
                 continue;
             }
         };
-        for d in remote.digests {
+        for d in remote {
             let Ok(origin) = NodeId::parse(&d.origin) else {
                 continue;
             };
@@ -178,7 +184,7 @@ pub async fn compare_with_peers(
                 tokio::task::spawn_blocking(move || state.digest(&origin, d.up_to_seq, &peer)).await
             };
             match local {
-                Ok(Ok(l)) => out.push(pb::PeerComparison {
+                Ok(Ok(l)) => out.push(PeerComparison {
                     peer: peer.to_string(),
                     origin: origin.to_string(),
                     error: String::new(),

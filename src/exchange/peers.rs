@@ -20,7 +20,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::records::model::{ContactPoint, NodeId};
 use crate::trust::tls;
-use crate::wire::pb::v1::federation_client::FederationClient;
+use crate::wire::PeerClient;
 
 /// One member's answer to a query.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,7 +117,7 @@ impl Buckets {
 
 /// Federation clients per peer, kept across queries.
 #[derive(Default)]
-pub struct PeerClients(pub(crate) Mutex<HashMap<NodeId, FederationClient<Channel>>>);
+pub struct PeerClients(pub(crate) Mutex<HashMap<NodeId, PeerClient>>);
 
 impl PeerClients {
     /// Forgets every client (the roster changed: endpoints or trust may have).

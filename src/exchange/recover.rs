@@ -25,7 +25,7 @@ use crate::audit::{Action, Entry};
 use crate::exchange::sync::PeerReplicator;
 use crate::records::model::NodeId;
 use crate::state::NodeState;
-use crate::wire::pb::v1 as pb;
+use crate::wire::{self, Envelope, PullBatch, PullRequest};
 
 /// How long one peer may take to hand back everything.
 const PEER_TIMEOUT: Duration = Duration::from_secs(120);
@@ -87,7 +87,7 @@ pub async fn recover_own_log(state: Arc<NodeState>) -> Result<Recovery, String> 
         .filter(|m| m.id != own && state.peer_endpoint(&m.id).is_some())
         .map(|m| m.id.clone())
         .collect();
-    let mut records: BTreeMap<u64, pb::SignedRecord> = BTreeMap::new();
+    let mut records: BTreeMap<u64, Envelope> = BTreeMap::new();
     let mut answers = Vec::new();
     let mut seen = 0;
     for peer in peers {
@@ -115,10 +115,10 @@ pub async fn recover_own_log(state: Arc<NodeState>) -> Result<Recovery, String> 
     let replicator = PeerReplicator::for_recovery(state.clone()).map_err(|e| e.to_string())?;
     let highest = records.keys().next_back().copied().unwrap_or(0);
     let mut last = 0;
-    let all: Vec<(u64, pb::SignedRecord)> = records.into_iter().collect();
+    let all: Vec<(u64, Envelope)> = records.into_iter().collect();
     for step in all.chunks(STEP) {
         let high_water = step.last().map_or(last, |(seq, _)| *seq);
-        let batch = pb::PullBatch {
+        let batch = PullBatch {
             records: step.iter().map(|(_, r)| r.clone()).collect(),
             high_water,
             head: high_water,
@@ -152,15 +152,12 @@ pub async fn recover_own_log(state: Arc<NodeState>) -> Result<Recovery, String> 
 }
 
 /// One peer's records of this node's log, and how far it had seen it.
-async fn ask(
-    state: &NodeState,
-    peer: &NodeId,
-) -> Result<(Vec<(u64, pb::SignedRecord)>, u64), String> {
+async fn ask(state: &NodeState, peer: &NodeId) -> Result<(Vec<(u64, Envelope)>, u64), String> {
     let mut client = state
         .peer_client(peer)
         .map_err(|r| format!("{peer}: {}", r.reason()))?;
-    let request = pb::PullRequest {
-        origin: state.id.to_string(),
+    let request = PullRequest {
+        origin: state.id.clone(),
         after_seq: 0,
         follow: false,
         max_batch: 0,
@@ -168,8 +165,7 @@ async fn ask(
     let mut stream = client
         .pull(request)
         .await
-        .map_err(|s| format!("{peer} refused: {}", s.message()))?
-        .into_inner();
+        .map_err(|s| format!("{peer} refused: {}", s.message()))?;
     let mut out = Vec::new();
     let mut head = 0;
     while let Some(batch) = stream
@@ -187,9 +183,8 @@ async fn ask(
         for r in batch.records {
             // Only the number, to merge the peers' answers; every record is
             // verified in full before it is stored.
-            let seq = <pb::RecordBody as prost::Message>::decode(r.body.as_slice())
-                .map_err(|e| format!("{peer} returned a record that does not decode: {e}"))?
-                .seq;
+            let seq = wire::body_seq(&r.body)
+                .map_err(|e| format!("{peer} returned a record that does not decode: {e}"))?;
             out.push((seq, r));
         }
     }

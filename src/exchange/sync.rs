@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use tonic::transport::Channel;
 use tracing::Instrument;
 
 use crate::audit::{Action, Entry};
@@ -21,9 +20,7 @@ use crate::clock::now_ms;
 use crate::exchange::peers::{MAX_PEER_MESSAGE, peer_channel};
 use crate::records::model::NodeId;
 use crate::state::{NodeError, NodeState};
-use crate::wire::Envelope;
-use crate::wire::pb::v1 as pb;
-use crate::wire::pb::v1::federation_client::FederationClient;
+use crate::wire::{PeerClient, PullBatch, PullRequest};
 use std::collections::HashMap;
 
 use crate::records::lifecycle::{self, Mode, SeriesState};
@@ -35,7 +32,7 @@ use crate::trust::verify::{self, Rejection};
 pub struct PeerReplicator {
     state: Arc<NodeState>,
     peer: NodeId,
-    client: FederationClient<Channel>,
+    client: PeerClient,
     shutdown: watch::Receiver<bool>,
     /// Applying this node's own records handed back by its peers (see
     /// [`crate::exchange::recover`]): the distribution rule does not apply to the
@@ -55,8 +52,8 @@ const PARALLEL_THRESHOLD: usize = 32;
 
 /// Verifies every record of a batch, spreading the signatures over the
 /// machine's cores (the Ed25519 verification is the replication floor).
-fn verify_batch(roster: &crate::trust::roster::Roster, batch: pb::PullBatch) -> VerifiedBatch {
-    let envelopes: Vec<Envelope> = batch.records.into_iter().map(Envelope::from_pb).collect();
+fn verify_batch(roster: &crate::trust::roster::Roster, batch: PullBatch) -> VerifiedBatch {
+    let envelopes = batch.records;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let records = if envelopes.len() < PARALLEL_THRESHOLD || threads == 1 {
         envelopes
@@ -203,7 +200,7 @@ impl PeerReplicator {
             .ok_or_else(|| NodeError::Server(format!("{peer} has no endpoint")))?;
         let config = state.tls_live.peer_client(&peer);
         let channel = peer_channel(config, &endpoint.host, endpoint.port)?;
-        let client = FederationClient::new(channel)
+        let client = PeerClient::new(channel)
             .max_decoding_message_size(MAX_PEER_MESSAGE)
             .max_encoding_message_size(64 * 1024);
         Ok(Self {
@@ -229,7 +226,7 @@ impl PeerReplicator {
     /// all above `last_seq`, which moves on).
     pub async fn apply_recovered(
         &self,
-        batch: pb::PullBatch,
+        batch: PullBatch,
         last_seq: &mut u64,
     ) -> Result<(), String> {
         let roster = self.state.roster();
@@ -297,8 +294,8 @@ impl PeerReplicator {
             Ok(c) => c,
             Err(e) => return SessionEnd::Failed(format!("store: {e}")),
         };
-        let request = pb::PullRequest {
-            origin: self.peer.to_string(),
+        let request = PullRequest {
+            origin: self.peer.clone(),
             after_seq: cursor,
             follow: true,
             max_batch: self.state.sync.batch_size,
@@ -308,7 +305,7 @@ impl PeerReplicator {
         let limit = self.state.sync.silence_limit;
         let mut stream = tokio::select! {
             r = tokio::time::timeout(limit, self.client.pull(request)) => match r {
-                Ok(Ok(s)) => s.into_inner(),
+                Ok(Ok(s)) => s,
                 Ok(Err(status)) => return SessionEnd::Failed(format!("{:?}: {}", status.code(), status.message())),
                 Err(_) => return SessionEnd::Failed(format!("peer did not answer the pull within {} ms", limit.as_millis())),
             },

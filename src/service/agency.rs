@@ -753,8 +753,19 @@ impl Agency for AgencyService {
         request: Request<pb::VerifyPeersRequest>,
     ) -> Result<Response<pb::VerifyPeersResponse>, Status> {
         self.authorize(&request, ClientRole::Reader)?;
-        let comparisons =
-            crate::exchange::convergence::compare_with_peers(self.state.clone()).await;
+        let comparisons = crate::exchange::convergence::compare_with_peers(self.state.clone())
+            .await
+            .into_iter()
+            .map(|c| pb::PeerComparison {
+                peer: c.peer,
+                origin: c.origin,
+                error: c.error,
+                up_to_seq: c.up_to_seq,
+                local_count: c.local_count,
+                peer_count: c.peer_count,
+                equal: c.equal,
+            })
+            .collect();
         Ok(Response::new(pb::VerifyPeersResponse { comparisons }))
     }
 

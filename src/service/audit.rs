@@ -12,6 +12,7 @@ use super::agency::{AgencyService, AuditStream};
 use crate::audit::{Action, Entry};
 use crate::config::ClientRole;
 use crate::wire::pb::v1 as pb;
+use crate::wire::{MemberKey, SignedCheckpoint, Witness};
 
 /// Entries read from the store per step of a `ReadAudit` stream.
 const READ_STEP: usize = 1024;
@@ -81,7 +82,12 @@ impl AgencyService {
         if r.get_ref().checkpoint_now {
             state.send_checkpoint().await;
         }
-        let own = state.own_checkpoints().map_err(IntoStatus::into_status)?;
+        let own = state
+            .own_checkpoints()
+            .map_err(IntoStatus::into_status)?
+            .iter()
+            .map(SignedCheckpoint::to_pb)
+            .collect();
         let anchor = state
             .store
             .audit_anchor()
@@ -99,7 +105,7 @@ impl AgencyService {
                 Ok(witnesses) => pb::PeerWitnesses {
                     peer: peer.to_string(),
                     error: String::new(),
-                    witnesses,
+                    witnesses: witnesses.iter().map(Witness::to_pb).collect(),
                 },
                 Err(error) => pb::PeerWitnesses {
                     peer: peer.to_string(),
@@ -111,7 +117,12 @@ impl AgencyService {
         Ok(Response::new(pb::AuditCheckpointsResponse {
             own,
             peers,
-            keys: state.key_book().to_pb(),
+            keys: state
+                .key_book()
+                .to_keys()
+                .iter()
+                .map(MemberKey::to_pb)
+                .collect(),
             anchor,
             node: state.id.to_string(),
         }))

@@ -25,6 +25,7 @@ use crate::trust::tls::Identity;
 use crate::wire;
 use crate::wire::pb::v1 as pb;
 use crate::wire::pb::v1::federation_server::Federation;
+use crate::wire::{SignedCheckpoint, Witness};
 
 /// Records per batch when the caller does not say.
 const DEFAULT_BATCH: u32 = 256;
@@ -166,11 +167,11 @@ impl Federation for FederationService {
         };
         let witness = self
             .state
-            .witness(&caller, request.into_inner())
+            .witness(&caller, SignedCheckpoint::from_pb(request.into_inner()))
             .await
             .map_err(IntoStatus::into_status)?;
         Ok(Response::new(pb::WitnessReply {
-            witness: Some(witness),
+            witness: Some(witness.to_pb()),
         }))
     }
 
@@ -196,7 +197,9 @@ impl Federation for FederationService {
             .state
             .witnessed(&node, req.after_size)
             .map_err(IntoStatus::into_status)?;
-        Ok(Response::new(pb::WitnessedResponse { witnesses }))
+        Ok(Response::new(pb::WitnessedResponse {
+            witnesses: witnesses.iter().map(Witness::to_pb).collect(),
+        }))
     }
 
     #[tracing::instrument(skip_all, fields(node = %self.state.id))]

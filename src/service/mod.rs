@@ -12,10 +12,32 @@
 mod agency;
 mod audit;
 mod cases;
+pub mod client;
 mod federation;
 
 pub use agency::AgencyService;
 pub use federation::FederationService;
+
+/// The peer-facing service's gRPC name, as the health service knows it.
+pub const FEDERATION_SERVICE_NAME: &str = crate::wire::pb::v1::federation_server::SERVICE_NAME;
+
+/// Tells the health service that both services are serving, or not.
+pub async fn set_serving(health: &tonic_health::server::HealthReporter, serving: bool) {
+    use crate::wire::pb::v1::{agency_server::AgencyServer, federation_server::FederationServer};
+    if serving {
+        health
+            .set_serving::<FederationServer<FederationService>>()
+            .await;
+        health.set_serving::<AgencyServer<AgencyService>>().await;
+    } else {
+        health
+            .set_not_serving::<FederationServer<FederationService>>()
+            .await;
+        health
+            .set_not_serving::<AgencyServer<AgencyService>>()
+            .await;
+    }
+}
 
 use std::future::Future;
 use std::sync::Arc;

@@ -30,10 +30,10 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::client::ClientConfig;
 use crate::node::{Listeners, Node};
 use crate::records::crypto::{self, SigningKey};
 use crate::records::model::NodeId;
+use crate::service::client::ClientConfig;
 use crate::state::{NodeError, NodeState};
 use crate::trust::pki::{self, Profile};
 use crate::wire::pb::v1::agency_client::AgencyClient;
@@ -54,7 +54,7 @@ pub enum SandboxError {
     #[error(transparent)]
     Node(#[from] NodeError),
     #[error(transparent)]
-    Client(#[from] crate::client::ClientError),
+    Client(#[from] crate::service::client::ClientError),
     #[error("{0}")]
     Other(String),
 }

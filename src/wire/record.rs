@@ -106,6 +106,12 @@ pub fn encode_body(body: &RecordBody) -> Vec<u8> {
     .encode_to_vec()
 }
 
+/// The seq a body claims, without validating the rest (to order records
+/// before each is verified in full).
+pub fn body_seq(bytes: &[u8]) -> Result<u64, prost::DecodeError> {
+    pb::RecordBody::decode(bytes).map(|b| b.seq)
+}
+
 /// Decodes and validates a body.
 pub fn decode_body(bytes: &[u8]) -> Result<RecordBody, WireError> {
     let pb = pb::RecordBody::decode(bytes).map_err(WireError::Body)?;

@@ -73,11 +73,11 @@ pub async fn pull_as(
                 match stream.message().await {
                     Ok(Some(_)) => continue,
                     Ok(None) => return Ok(()),
-                    Err(s) => return Err(enlace::client::error_chain(&s)),
+                    Err(s) => return Err(enlace::service::client::error_chain(&s)),
                 }
             }
         }
-        Err(s) => Err(enlace::client::error_chain(&s)),
+        Err(s) => Err(enlace::service::client::error_chain(&s)),
     }
 }
 

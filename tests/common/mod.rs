@@ -100,7 +100,8 @@ pub async fn scrape(
     path: &str,
 ) -> Result<(u16, String), enlace::metrics::server::ScrapeError> {
     let member = fed.member(id).expect("sandbox member");
-    let client = enlace::client::ClientConfig::load(&member.client_path()).expect("client file");
+    let client =
+        enlace::service::client::ClientConfig::load(&member.client_path()).expect("client file");
     let config =
         enlace::trust::tls::metrics_client_config(&client.ca, &client.identity).expect("config");
     let name = enlace::trust::tls::server_name("127.0.0.1").expect("server name");

@@ -51,7 +51,6 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use enlace::client::ClientConfig;
 use enlace::clock::now_ms;
 use enlace::config::{LogFormat, Settings};
 use enlace::records::crypto::{self, SigningKey};
@@ -61,6 +60,7 @@ use enlace::records::model::{
 };
 use enlace::records::selector::MatchingKey;
 use enlace::records::vocabulary::{SelectorKind, SubjectCategory, Urgency};
+use enlace::service::client::ClientConfig;
 use enlace::store::{self, NewRecord, SeriesWrite, Store};
 use enlace::testing::{RunningNode, Sandbox};
 use enlace::wire::pb::v1 as pb;

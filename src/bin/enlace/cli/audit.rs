@@ -18,8 +18,8 @@ use super::records::status_message;
 use enlace::audit::checkpoint::KeyBook;
 use enlace::audit::verify::{Evidence, Report, Verifier};
 use enlace::audit::{self, Action, Entry, Filter};
-use enlace::client::ClientConfig;
 use enlace::records::model::NodeId;
+use enlace::service::client::ClientConfig;
 use enlace::store::audit_log::{Anchor, HASH_LEN, RawEntry};
 use enlace::wire::pb::v1 as pb;
 
@@ -256,7 +256,14 @@ async fn evidence(
                 Some(path) => KeyBook::from_roster(
                     &enlace::trust::roster::Roster::load(path).map_err(|e| e.to_string())?,
                 ),
-                None => KeyBook::from_pb(&resp.keys)?,
+                None => KeyBook::from_keys(
+                    &resp
+                        .keys
+                        .iter()
+                        .cloned()
+                        .map(enlace::wire::MemberKey::from_pb)
+                        .collect::<Vec<_>>(),
+                )?,
             };
             let node = NodeId::parse(&resp.node).map_err(|rule| format!("node: {rule}"))?;
             let anchor = resp
@@ -277,7 +284,10 @@ async fn evidence(
             for p in resp.peers {
                 let peer = NodeId::parse(&p.peer).map_err(|rule| format!("peer: {rule}"))?;
                 let answer = if p.error.is_empty() {
-                    Ok(p.witnesses)
+                    Ok(p.witnesses
+                        .into_iter()
+                        .map(enlace::wire::Witness::from_pb)
+                        .collect())
                 } else {
                     Err(p.error)
                 };
@@ -286,7 +296,11 @@ async fn evidence(
             Ok(Evidence {
                 node,
                 anchor,
-                own: resp.own,
+                own: resp
+                    .own
+                    .into_iter()
+                    .map(enlace::wire::SignedCheckpoint::from_pb)
+                    .collect(),
                 peers,
                 keys,
             })
@@ -408,7 +422,7 @@ async fn checkpoint(client: PathBuf, json: bool) -> Result<(), String> {
         .await
         .map_err(|s| status_message(&s))?
         .into_inner();
-    let coverage = audit::checkpoint::Coverage::of(&resp)?;
+    let coverage = audit::checkpoint::Coverage::of(&(&resp).into())?;
     let size = coverage.size;
     let witnesses = coverage.witnesses();
     let missing: Vec<&str> = coverage

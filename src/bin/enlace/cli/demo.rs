@@ -62,8 +62,8 @@ fn indent(text: &str) -> String {
 /// A few series of member `id`'s metrics listener.
 async fn scrape_some(sandbox: &Sandbox, id: &str) -> Result<String, String> {
     let member = sandbox.member(id).map_err(|e| e.to_string())?;
-    let client =
-        enlace::client::ClientConfig::load(&member.client_path()).map_err(|e| e.to_string())?;
+    let client = enlace::service::client::ClientConfig::load(&member.client_path())
+        .map_err(|e| e.to_string())?;
     let config = enlace::trust::tls::metrics_client_config(&client.ca, &client.identity)
         .map_err(|e| e.to_string())?;
     let name = enlace::trust::tls::server_name("127.0.0.1").map_err(|e| e.to_string())?;
@@ -286,7 +286,7 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
         .await
         .map_err(|s| super::records::status_message(&s))?
         .into_inner();
-    let coverage = enlace::audit::checkpoint::Coverage::of(&checkpoints)?;
+    let coverage = enlace::audit::checkpoint::Coverage::of(&(&checkpoints).into())?;
     let size = coverage.size;
     let witnesses = coverage.witnesses();
     clock.say(format!(

@@ -1,6 +1,6 @@
 //! `enlace alert …`, `enlace case-ref …` and `enlace peers`: the agency API
 //! from the command line. Every command takes `--client FILE` (see
-//! [`enlace::client`]).
+//! [`enlace::service::client`]).
 //!
 //! Output is for people by default (labels in Spanish and English) and for
 //! programs with `--json`: one JSON object per line, so that `jq` and shell
@@ -16,11 +16,11 @@ use tonic::transport::Channel;
 
 use super::input::{AlertInput, CaseInput, ContactInput, ImportLine, SelectorInput, parse_time};
 use super::output::{record_json, record_text, time};
-use enlace::client::ClientConfig;
 use enlace::records::vocabulary::{
     AlertType, CaseStage, Exploitation, HandlingCode, InformationAccuracy, MlaStatus, Offence,
     SourceReliability, SubjectCategory, Tlp, TraffickingAct, TraffickingMeans, Urgency,
 };
+use enlace::service::client::ClientConfig;
 use enlace::wire::pb::v1 as pb;
 use enlace::wire::pb::v1::agency_client::AgencyClient;
 
@@ -341,7 +341,7 @@ pub fn status_message(s: &Status) -> String {
     if matches!(s.code(), tonic::Code::Unknown | tonic::Code::Unavailable)
         && let Some(src) = std::error::Error::source(s)
     {
-        msg.push_str(&format!(" ({})", enlace::client::error_chain(src)));
+        msg.push_str(&format!(" ({})", enlace::service::client::error_chain(src)));
     }
     msg
 }

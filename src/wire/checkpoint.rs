@@ -1,0 +1,192 @@
+//! Audit checkpoints and witnesses as they travel and are stored.
+//!
+//! A checkpoint's signature covers the exact bytes of its encoded body, as
+//! a record's covers its body: these types carry those bytes unchanged, and
+//! [`CheckpointBody`] encodes and decodes them. What a checkpoint means and
+//! how its signatures are checked is the audit module's concern
+//! (`crate::audit::checkpoint`).
+
+use prost::Message;
+
+use super::pb::v1 as pb;
+
+/// The content a node signs: its log's size and head at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointBody {
+    /// As written: checked to be a node id by the reader.
+    pub node: String,
+    pub size: u64,
+    pub head: Vec<u8>,
+    pub time_ms: i64,
+}
+
+impl CheckpointBody {
+    pub fn encode(&self) -> Vec<u8> {
+        pb::CheckpointBody {
+            node: self.node.clone(),
+            size: self.size,
+            head: self.head.clone(),
+            time_ms: self.time_ms,
+        }
+        .encode_to_vec()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, prost::DecodeError> {
+        let b = pb::CheckpointBody::decode(bytes)?;
+        Ok(Self {
+            node: b.node,
+            size: b.size,
+            head: b.head,
+            time_ms: b.time_ms,
+        })
+    }
+}
+
+/// An encoded [`CheckpointBody`] with its node's signature.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    pub body: Vec<u8>,
+    pub key_id: String,
+    pub signature: Vec<u8>,
+}
+
+impl SignedCheckpoint {
+    pub fn encode(&self) -> Vec<u8> {
+        self.to_pb().encode_to_vec()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, prost::DecodeError> {
+        pb::SignedCheckpoint::decode(bytes).map(Self::from_pb)
+    }
+
+    pub fn to_pb(&self) -> pb::SignedCheckpoint {
+        pb::SignedCheckpoint {
+            body: self.body.clone(),
+            key_id: self.key_id.clone(),
+            signature: self.signature.clone(),
+        }
+    }
+
+    pub fn from_pb(s: pb::SignedCheckpoint) -> Self {
+        Self {
+            body: s.body,
+            key_id: s.key_id,
+            signature: s.signature,
+        }
+    }
+}
+
+/// A peer's countersignature of a checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Witness {
+    pub checkpoint: Option<SignedCheckpoint>,
+    /// As written: checked to be a node id by the reader.
+    pub witness: String,
+    pub witnessed_at_ms: i64,
+    pub key_id: String,
+    pub signature: Vec<u8>,
+}
+
+impl Witness {
+    pub fn encode(&self) -> Vec<u8> {
+        self.to_pb().encode_to_vec()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, prost::DecodeError> {
+        pb::Witness::decode(bytes).map(Self::from_pb)
+    }
+
+    pub fn to_pb(&self) -> pb::Witness {
+        pb::Witness {
+            checkpoint: self.checkpoint.as_ref().map(SignedCheckpoint::to_pb),
+            witness: self.witness.clone(),
+            witnessed_at_ms: self.witnessed_at_ms,
+            key_id: self.key_id.clone(),
+            signature: self.signature.clone(),
+        }
+    }
+
+    pub fn from_pb(w: pb::Witness) -> Self {
+        Self {
+            checkpoint: w.checkpoint.map(SignedCheckpoint::from_pb),
+            witness: w.witness,
+            witnessed_at_ms: w.witnessed_at_ms,
+            key_id: w.key_id,
+            signature: w.signature,
+        }
+    }
+}
+
+/// A member's record-signing key, as a node hands it to a verifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberKey {
+    /// As written: checked to be a node id by the reader.
+    pub node: String,
+    pub key_id: String,
+    pub public_key: Vec<u8>,
+    pub valid_from_ms: Option<i64>,
+    pub valid_until_ms: Option<i64>,
+}
+
+impl MemberKey {
+    pub fn to_pb(&self) -> pb::MemberKey {
+        pb::MemberKey {
+            node: self.node.clone(),
+            key_id: self.key_id.clone(),
+            public_key: self.public_key.clone(),
+            valid_from_ms: self.valid_from_ms,
+            valid_until_ms: self.valid_until_ms,
+        }
+    }
+
+    pub fn from_pb(k: pb::MemberKey) -> Self {
+        Self {
+            node: k.node,
+            key_id: k.key_id,
+            public_key: k.public_key,
+            valid_from_ms: k.valid_from_ms,
+            valid_until_ms: k.valid_until_ms,
+        }
+    }
+}
+
+/// What one peer witnessed of a node's log, as the node relays it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerWitnesses {
+    pub peer: String,
+    pub witnesses: Vec<Witness>,
+    /// Why the peer could not be asked (empty if it answered).
+    pub error: String,
+}
+
+/// A node's answer to `AuditCheckpoints`: its own checkpoints, what each
+/// peer witnessed, and the keys to check them with. Unchecked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckpointsAnswer {
+    pub own: Vec<SignedCheckpoint>,
+    pub peers: Vec<PeerWitnesses>,
+    pub keys: Vec<MemberKey>,
+}
+
+impl From<&pb::AuditCheckpointsResponse> for CheckpointsAnswer {
+    fn from(r: &pb::AuditCheckpointsResponse) -> Self {
+        Self {
+            own: r
+                .own
+                .iter()
+                .cloned()
+                .map(SignedCheckpoint::from_pb)
+                .collect(),
+            peers: r
+                .peers
+                .iter()
+                .map(|p| PeerWitnesses {
+                    peer: p.peer.clone(),
+                    witnesses: p.witnesses.iter().cloned().map(Witness::from_pb).collect(),
+                    error: p.error.clone(),
+                })
+                .collect(),
+            keys: r.keys.iter().cloned().map(MemberKey::from_pb).collect(),
+        }
+    }
+}

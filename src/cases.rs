@@ -18,7 +18,6 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{Action, Entry};
-use crate::clock::now_ms;
 use crate::records::model::{
     ContactPoint, Errors, NodeId, ValidationErrors, check_contact, check_text,
 };
@@ -185,7 +184,7 @@ impl NodeState {
         actor: &str,
     ) -> Result<LocalCase, CaseError> {
         case.check()?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let old = match self.store.case(&case.case_id)? {
             Some(bytes) => serde_json::from_slice::<LocalCase>(&bytes).ok(),
             None if new => None,

@@ -18,7 +18,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::clock::now_ms;
 use crate::config::Settings;
 use crate::exchange::sync;
 use crate::records::lifecycle;
@@ -90,8 +89,17 @@ pub struct Node {
 impl Node {
     /// Opens the store; nothing is bound or started yet.
     pub fn open(settings: Settings) -> Result<Self, NodeError> {
+        Self::open_with_clock(settings, crate::clock::system())
+    }
+
+    /// As [`Node::open`], with the node reading the time from `clock` (a
+    /// test's [`crate::clock::ManualClock`]).
+    pub fn open_with_clock(
+        settings: Settings,
+        clock: crate::clock::SharedClock,
+    ) -> Result<Self, NodeError> {
         Ok(Self {
-            state: Arc::new(NodeState::open(settings)?),
+            state: Arc::new(NodeState::open_with_clock(settings, clock)?),
         })
     }
 
@@ -199,7 +207,7 @@ impl Node {
                         }
                         _ = sweep.tick() => {
                             if let Some(keep) = state.audit.retention {
-                                let before = now_ms().saturating_sub(keep.as_millis() as i64);
+                                let before = state.clock.now_ms().saturating_sub(keep.as_millis() as i64);
                                 if let Err(error) = state.prune_audit(before).await {
                                     tracing::error!(%error, "audit retention sweep failed");
                                 }
@@ -306,7 +314,7 @@ impl NodeState {
     /// Replaces the content of every record whose validity has ended with a
     /// tombstone. Returns how many were purged.
     pub async fn purge_expired(&self) -> Result<usize, StoreError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut purged = 0;
         loop {
             let due = self.store.expired(now, 256)?;

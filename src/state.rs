@@ -85,6 +85,8 @@ pub struct NodeState {
     pub tls_live: Arc<crate::trust::reload::LiveTls>,
     /// Counters and histograms for the metrics listener.
     pub metrics: crate::metrics::Metrics,
+    /// Where the node reads the time: the system clock, or a test's.
+    pub clock: crate::clock::SharedClock,
     peers: Mutex<BTreeMap<NodeId, PeerState>>,
 }
 
@@ -100,6 +102,14 @@ impl NodeState {
     /// Opens the store and the TLS configurations of `settings`; nothing is
     /// bound or started yet.
     pub fn open(settings: Settings) -> Result<Self, NodeError> {
+        Self::open_with_clock(settings, crate::clock::system())
+    }
+
+    /// As [`NodeState::open`], reading the time from `clock`.
+    pub fn open_with_clock(
+        settings: Settings,
+        clock: crate::clock::SharedClock,
+    ) -> Result<Self, NodeError> {
         let store =
             Store::open_with_cache(&settings.data_dir, &settings.node_id, settings.cache_bytes)?;
         let peers = settings
@@ -140,6 +150,7 @@ impl NodeState {
             agency_handshakes: Arc::default(),
             tls_live,
             metrics: Default::default(),
+            clock,
             peers: Mutex::new(peers),
         })
     }

@@ -6,6 +6,7 @@
 mod common;
 
 use common::{eventually, list_all};
+use enlace::clock::Clock;
 use enlace::records::model::NodeId;
 use enlace::records::vocabulary::{SelectorKind, Urgency};
 use enlace::store::Content;
@@ -193,6 +194,10 @@ async fn expiry_purges_content_at_every_node_and_keeps_a_tombstone() {
     let mut fed = Sandbox::create("test-fed", &["gt", "hn", "sv"])
         .await
         .unwrap();
+    // The nodes read a clock the test moves: the record expires when the
+    // test says so, not after a wait.
+    let clock = enlace::clock::ManualClock::starting_now();
+    fed.clock = std::sync::Arc::new(clock.clone());
     let nodes = vec![
         fed.start("gt").await.unwrap(),
         fed.start("hn").await.unwrap(),
@@ -200,9 +205,24 @@ async fn expiry_purges_content_at_every_node_and_keeps_a_tombstone() {
     ];
     let mut gt = fed.client("gt").await.unwrap();
     let mut short = sample_alert("válida por poco tiempo");
-    short.expires_at_ms = enlace::clock::now_ms() + 3_000;
+    short.expires_at_ms = clock.now_ms() + 60_000;
     let lasting = publish(&mut gt, sample_alert("válida un año"), &[], &[]).await;
     let rec = publish(&mut gt, short, &[], &[]).await;
+    // Every node holds it before it expires.
+    for id in ["gt", "hn", "sv"] {
+        let client = fed.client(id).await.unwrap();
+        eventually("the record arrived", || async {
+            let mut c = client.clone();
+            c.get_record(pb::GetRecordRequest {
+                record_id: rec.record_id.clone(),
+            })
+            .await
+            .ok()
+            .filter(|r| r.get_ref().status == pb::RecordStatus::Active as i32)
+        })
+        .await;
+    }
+    clock.advance(std::time::Duration::from_secs(61));
 
     for (node, id) in nodes.iter().zip(["gt", "hn", "sv"]) {
         let client = fed.client(id).await.unwrap();

@@ -9,7 +9,6 @@ use ring::digest::{SHA256, digest};
 
 use super::checkpoint::{self, Checkpoint, KeyBook};
 use super::{Action, Entry, hex};
-use crate::clock::now_ms;
 use crate::exchange::peers::PeerResult;
 use crate::records::model::NodeId;
 use crate::state::NodeState;
@@ -178,7 +177,7 @@ impl NodeState {
             node: self.id.clone(),
             size,
             head,
-            time_ms: now_ms(),
+            time_ms: self.clock.now_ms(),
         }
         .sign(&self.signing);
         self.store
@@ -306,7 +305,7 @@ impl NodeState {
                 }
             }
         }
-        let witness = checkpoint::countersign(signed, &self.id, now_ms(), &self.signing);
+        let witness = checkpoint::countersign(signed, &self.id, self.clock.now_ms(), &self.signing);
         self.store
             .put_checkpoint(caller, cp.size, &witness.encode())
             .await?;
@@ -390,7 +389,7 @@ impl NodeState {
                 node: self.id.clone(),
                 size: upto.n,
                 head: upto.hash,
-                time_ms: now_ms(),
+                time_ms: self.clock.now_ms(),
             }
             .sign(&self.signing);
             let bytes = signed.encode();

@@ -16,7 +16,6 @@ use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use crate::audit::{Action, Entry};
-use crate::clock::now_ms;
 use crate::exchange::peers::{MAX_PEER_MESSAGE, peer_channel};
 use crate::records::model::NodeId;
 use crate::state::{NodeError, NodeState};
@@ -314,7 +313,7 @@ impl PeerReplicator {
         self.state.update_peer(&self.peer, |p| {
             p.connected = true;
             p.last_error = None;
-            p.last_contact_ms = Some(now_ms());
+            p.last_contact_ms = Some(self.state.clock.now_ms());
         });
         tracing::info!(from_seq = cursor, "following peer log");
         // Stage one reads batches and verifies their signatures on every
@@ -403,7 +402,7 @@ impl PeerReplicator {
         let mut mla_states: HashMap<String, MlaState> = HashMap::new();
         // MLA records stored from this batch, for the audit and the acks.
         let mut mla_records: Vec<(String, String)> = Vec::new();
-        let now = now_ms();
+        let now = self.state.clock.now_ms();
         for verified in batch.records {
             let checked = self.check(verified, *last_seq, high_water).and_then(|v| {
                 let kind = v.body.kind.name();
@@ -512,7 +511,7 @@ impl PeerReplicator {
             }
         }
         self.state.update_peer(&self.peer, |p| {
-            p.last_contact_ms = Some(now_ms());
+            p.last_contact_ms = Some(self.state.clock.now_ms());
             p.records_received += applied.stored as u64;
             p.records_rejected += rejected;
             p.head = p.head.max(head);

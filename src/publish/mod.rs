@@ -8,7 +8,6 @@
 //! whole file when one line is bad.
 
 use crate::audit::{Action, Entry};
-use crate::clock::now_ms;
 use crate::records::crypto;
 use crate::records::lifecycle::{self, Mode, SeriesState};
 use crate::records::mla::{self, MlaState};
@@ -94,7 +93,7 @@ impl NodeState {
         self.check_times(&change)?;
         let random: [u8; 8] = crypto::random_bytes()?;
         let record_id = model::new_record_id(&self.id, random);
-        let created_at_ms = now_ms();
+        let created_at_ms = self.clock.now_ms();
         if dry_run {
             let seq = self.store.watermark().own_seq + 1;
             self.prepare(&change, seq, &record_id, created_at_ms)?;
@@ -324,7 +323,7 @@ impl NodeState {
                 let mut errors = Errors::default();
                 if let Some(d) = r.deadline_ms {
                     errors.check(
-                        d > now_ms(),
+                        d > self.clock.now_ms(),
                         "mla_request.deadline",
                         "must be in the future",
                     );
@@ -336,7 +335,7 @@ impl NodeState {
             }
         };
         let at = content.kind_name();
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let max_ms = i64::try_from(self.records.max_validity.as_millis()).unwrap_or(i64::MAX);
         let mut errors = Errors::default();
         let expires = content.expires_at_ms();

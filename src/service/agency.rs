@@ -16,7 +16,6 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{IntoStatus, identity, status};
-use crate::clock::now_ms;
 use crate::config::ClientRole;
 use crate::publish::{Change, Published};
 use crate::records::lifecycle::{self, Status as RecordStatus, Tombstone};
@@ -179,7 +178,7 @@ impl AgencyService {
         if a.expires_at_ms == 0 {
             let validity =
                 i64::try_from(self.state.records.default_validity.as_millis()).unwrap_or(i64::MAX);
-            a.expires_at_ms = now_ms().saturating_add(validity);
+            a.expires_at_ms = self.state.clock.now_ms().saturating_add(validity);
         }
         if a.subject_category == 0 {
             a.subject_category = match AlertType::from_wire(a.r#type) {
@@ -209,7 +208,7 @@ impl AgencyService {
         if c.expires_at_ms == 0 {
             let validity =
                 i64::try_from(self.state.records.default_validity.as_millis()).unwrap_or(i64::MAX);
-            c.expires_at_ms = now_ms().saturating_add(validity);
+            c.expires_at_ms = self.state.clock.now_ms().saturating_add(validity);
         }
         if c.mla_status == 0 {
             c.mla_status = crate::records::vocabulary::MlaStatus::NoRequest.wire();
@@ -618,7 +617,9 @@ impl Agency for AgencyService {
             .get_by_id(&id)
             .map_err(status)?
             .ok_or_else(|| Status::not_found(format!("record {id} is not held by this node")))?;
-        Ok(Response::new(view(&self.state, &stored, now_ms())?.view))
+        Ok(Response::new(
+            view(&self.state, &stored, self.state.clock.now_ms())?.view,
+        ))
     }
 
     async fn list_records(
@@ -638,7 +639,7 @@ impl Agency for AgencyService {
             }
             n => n,
         } as usize;
-        let now = now_ms();
+        let now = self.state.clock.now_ms();
         let mut records = Vec::new();
         let mut after = req.after_position;
         let mut examined = 0;
@@ -703,7 +704,7 @@ impl Agency for AgencyService {
                         break;
                     }
                     after = last;
-                    let now = now_ms();
+                    let now = state.clock.now_ms();
                     for r in &stored {
                         let item = view(&state, r, now).map(|v| v.view);
                         if tx.send(item).await.is_err() {

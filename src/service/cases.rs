@@ -7,7 +7,6 @@ use tonic::{Request, Response, Status};
 use super::agency::AgencyService;
 use super::{IntoStatus, status};
 use crate::cases::{CaseError, LocalCase, OffenderStat, PeerResult, StoredToken, VictimStat};
-use crate::clock::now_ms;
 use crate::config::ClientRole;
 use crate::publish::Change;
 use crate::records::mla::MlaState;
@@ -346,7 +345,7 @@ impl AgencyService {
         r: Request<pb::ListMlaRequest>,
     ) -> Result<Response<pb::ListMlaResponse>, Status> {
         self.authorize(&r, ClientRole::Reader)?;
-        let now = now_ms();
+        let now = self.state().clock.now_ms();
         let mut requests = Vec::new();
         for (_, bytes) in self
             .state()

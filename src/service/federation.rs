@@ -17,7 +17,6 @@ use tonic::{Request, Response, Status};
 
 use super::{IntoStatus, identity};
 use crate::audit::{Action, Entry};
-use crate::clock::now_ms;
 use crate::exchange::peers::HEARTBEAT;
 use crate::records::model::{Distribution, NodeId};
 use crate::state::NodeState;
@@ -472,7 +471,7 @@ impl Producer {
         let mut records = Vec::new();
         let mut disclosed = Vec::new();
         let mut exhausted = stored.len() < self.max_batch;
-        let now = now_ms();
+        let now = self.state.clock.now_ms();
         for r in stored {
             high_water = r.seq;
             // A purged record has nothing left to disclose.

@@ -89,6 +89,9 @@ pub struct Sandbox {
     pub federation: String,
     pub dir: PathBuf,
     pub members: BTreeMap<NodeId, SandboxMember>,
+    /// The clock the nodes started from now on read (the system's unless
+    /// a test sets its own).
+    pub clock: crate::clock::SharedClock,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -234,6 +237,7 @@ impl Sandbox {
             federation: federation.to_owned(),
             dir: dir.to_owned(),
             members,
+            clock: crate::clock::system(),
             _temp: None,
         })
     }
@@ -263,7 +267,7 @@ impl Sandbox {
                     .await?
             }
         };
-        let node = Node::open(settings)?;
+        let node = Node::open_with_clock(settings, self.clock.clone())?;
         let state = node.state().clone();
         let (tx, rx) = oneshot::channel();
         let handle = tokio::spawn(node.run(listeners, async {

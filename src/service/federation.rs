@@ -1,24 +1,22 @@
 //! The peer-facing `Federation` service.
 //!
-//! `Pull` streams this node's own log to a peer, filtered by each record's
-//! distribution: a record is never sent to a member it is not addressed to.
-//! Only durable records are served (see [`crate::store`]). A bounded channel
-//! between the producer and the stream gives backpressure: a slow peer
-//! holds at most a few batches in memory.
+//! Each call is checked here: who the caller is (a roster member, by its
+//! certificate), what it may ask, and the limits of its request. `Pull`'s
+//! producer lives in `pull`; hit/no-hit questions, checkpoints to witness
+//! and digests are answered here.
 
 use std::pin::Pin;
 use std::sync::Arc;
 
-use prost::Message;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use super::pull::{Producer, hand_back};
 use super::{IntoStatus, identity};
 use crate::audit::{Action, Entry};
-use crate::exchange::peers::HEARTBEAT;
-use crate::records::model::{Distribution, NodeId};
+use crate::records::model::NodeId;
 use crate::state::NodeState;
 use crate::trust::tls::Identity;
 use crate::wire;
@@ -30,8 +28,6 @@ use crate::wire::{SignedCheckpoint, Witness};
 const DEFAULT_BATCH: u32 = 256;
 /// Most records per batch whatever the caller asks.
 const MAX_BATCH: u32 = 1024;
-/// A batch is closed once its records exceed this many bytes.
-const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
 /// Batches buffered per stream before the producer waits for the peer.
 const STREAM_BUFFER: usize = 4;
 
@@ -317,290 +313,5 @@ impl Federation for FederationService {
         };
         tokio::spawn(producer.run(tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
-    }
-}
-
-/// Streams back to `origin` its own records held here, after `after`, up to
-/// this node's cursor for it, which each batch gives as `head`: the origin
-/// learns which of its numbers were seen, held here or not. Its records
-/// are its own, so no distribution rule applies; the handing back is
-/// audited like any disclosure. Purged records have nothing to return.
-async fn hand_back(
-    state: Arc<NodeState>,
-    origin: NodeId,
-    mut after: u64,
-    max_batch: usize,
-    tx: mpsc::Sender<Result<pb::PullBatch, Status>>,
-) {
-    let batches = async {
-        let head = state
-            .store
-            .cursor(&origin)
-            .map_err(IntoStatus::into_status)?;
-        loop {
-            let stored = state
-                .store
-                .records_after(&origin, after, head, max_batch)
-                .map_err(IntoStatus::into_status)?;
-            let done = stored.len() < max_batch;
-            let mut records = Vec::new();
-            let mut ids = Vec::new();
-            for r in stored {
-                after = r.seq;
-                if let Some(raw) = r.content.envelope() {
-                    let undecodable =
-                        |_| Status::internal("this node's store holds an undecodable record");
-                    let envelope =
-                        pb::SignedRecord::decode(raw).map_err(|e| undecodable(e.to_string()))?;
-                    ids.push(
-                        Disclosure::of(&envelope.body)
-                            .map_err(undecodable)?
-                            .record_id,
-                    );
-                    records.push(envelope);
-                }
-            }
-            if done {
-                after = head;
-            }
-            if !records.is_empty() {
-                let entry = Entry::new(Action::RecordsDisclosed, state.id.as_str())
-                    .counterpart(&origin)
-                    .ids(ids)
-                    .result(format!(
-                        "{} of its own records handed back to their origin",
-                        records.len()
-                    ));
-                state
-                    .audit(vec![entry])
-                    .await
-                    .map_err(IntoStatus::into_status)?;
-            }
-            let batch = pb::PullBatch {
-                records,
-                high_water: after,
-                head,
-            };
-            if tx.send(Ok(batch)).await.is_err() {
-                return Ok(());
-            }
-            if done {
-                return Ok(());
-            }
-        }
-    };
-    if let Err(status) = batches.await {
-        let _ = tx.send(Err(status)).await;
-    }
-}
-
-struct Producer {
-    state: Arc<NodeState>,
-    caller: NodeId,
-    after: u64,
-    follow: bool,
-    max_batch: usize,
-    stop: watch::Receiver<bool>,
-}
-
-impl Producer {
-    async fn run(mut self, tx: mpsc::Sender<Result<pb::PullBatch, Status>>) {
-        let mut changes = self.state.store.subscribe();
-        loop {
-            let durable = changes.borrow_and_update().own_seq;
-            while self.after < durable {
-                let (batch, disclosed) = match self.next_batch(durable) {
-                    Ok(b) => b,
-                    Err(status) => {
-                        let _ = tx.send(Err(status)).await;
-                        return;
-                    }
-                };
-                self.after = batch.high_water;
-                if !batch.records.is_empty() {
-                    // The disclosure is on record before the batch leaves.
-                    let entry = Entry::new(Action::RecordsDisclosed, self.state.id.as_str())
-                        .counterpart(&self.caller)
-                        .ids(disclosed)
-                        .result(match batch.records.len() {
-                            1 => "1 record".to_owned(),
-                            n => format!("{n} records"),
-                        });
-                    if let Err(e) = self.state.audit(vec![entry]).await {
-                        let _ = tx.send(Err(e.into_status())).await;
-                        return;
-                    }
-                }
-                let sent = batch.records.len();
-                if tx.send(Ok(batch)).await.is_err() {
-                    return; // the peer went away
-                }
-                self.state.metrics.records_sent(&self.caller, sent);
-            }
-            if !self.follow {
-                return;
-            }
-            tokio::select! {
-                changed = changes.changed() => if changed.is_err() { return },
-                _ = tokio::time::sleep(HEARTBEAT) => {
-                    // Nothing new: tell the peer we are alive, so that it
-                    // can tell a quiet origin from a stalled connection.
-                    let beat = pb::PullBatch { records: Vec::new(), high_water: self.after, head: durable };
-                    if tx.send(Ok(beat)).await.is_err() {
-                        return;
-                    }
-                }
-                _ = crate::shutdown::stopped(&mut self.stop) => {
-                    let _ = tx.send(Err(Status::unavailable(format!("node {} is shutting down", self.state.id)))).await;
-                    return;
-                }
-                _ = tx.closed() => return,
-            }
-        }
-    }
-
-    /// The next batch, and the ids of the records it discloses.
-    fn next_batch(&self, durable: u64) -> Result<(pb::PullBatch, Vec<String>), Status> {
-        let stored = self
-            .state
-            .store
-            .records_after(&self.state.id, self.after, durable, self.max_batch)
-            .map_err(IntoStatus::into_status)?;
-        let mut high_water = self.after;
-        let mut bytes = 0;
-        let mut records = Vec::new();
-        let mut disclosed = Vec::new();
-        let mut exhausted = stored.len() < self.max_batch;
-        let now = self.state.clock.now_ms();
-        for r in stored {
-            high_water = r.seq;
-            // A purged record has nothing left to disclose.
-            let Some(raw) = r.content.envelope() else {
-                continue;
-            };
-            let undecodable = |error: String| {
-                tracing::error!(seq = r.seq, %error, "own record does not decode");
-                Status::internal("this node's store holds an undecodable record")
-            };
-            let envelope = pb::SignedRecord::decode(raw).map_err(|e| undecodable(e.to_string()))?;
-            let facts = Disclosure::of(&envelope.body).map_err(undecodable)?;
-            // Expired content is not disclosed, even before the purge runs.
-            if facts.expires_at_ms.is_some_and(|t| t <= now) {
-                continue;
-            }
-            // NOTE: the distribution check is the disclosure rule. A record
-            // the caller is not entitled to is not sent, not even as a
-            // placeholder; high_water lets the caller's cursor pass it.
-            if facts.distribution.includes(&self.caller) {
-                bytes += raw.len();
-                records.push(envelope);
-                disclosed.push(facts.record_id);
-            }
-            if bytes >= MAX_BATCH_BYTES {
-                exhausted = false;
-                break;
-            }
-        }
-        if exhausted {
-            // Nothing else is durable up to `durable`: let the cursor reach it.
-            high_water = durable;
-        }
-        Ok((
-            pb::PullBatch {
-                records,
-                high_water,
-                head: durable,
-            },
-            disclosed,
-        ))
-    }
-}
-
-/// What the disclosure rule reads from a record of this node's own log.
-#[derive(Debug, PartialEq, Eq)]
-struct Disclosure {
-    record_id: String,
-    distribution: Distribution,
-    /// As [`crate::records::lifecycle::expires_at`] says for the decoded body.
-    expires_at_ms: Option<i64>,
-}
-
-impl Disclosure {
-    /// Reads the facts from an encoded body without validating its content
-    /// again: this node validated it when it was published, and every
-    /// receiver validates it in full before storing it. A full
-    /// [`wire::decode_body`] per record served was most of the origin's
-    /// CPU in a catch-up.
-    fn of(body: &[u8]) -> Result<Self, String> {
-        use pb::record_body::Kind;
-        use pb::update::Content;
-        let body = pb::RecordBody::decode(body).map_err(|e| e.to_string())?;
-        let distribution = body
-            .distribution
-            .ok_or("distribution is missing")
-            .and_then(|d| {
-                wire::distribution_from_pb(d, "distribution").map_err(|_| "distribution is invalid")
-            })?;
-        // NOTE: no wildcard arm, so that a new kind with content cannot
-        // be served without its expiry.
-        let expires_at_ms = match body.kind.ok_or("kind is missing")? {
-            Kind::Alert(a) => Some(a.expires_at_ms),
-            Kind::CaseReference(c) => Some(c.expires_at_ms),
-            Kind::Update(u) => match u.content.ok_or("update has no content")? {
-                Content::Alert(a) => Some(a.expires_at_ms),
-                Content::CaseReference(c) => Some(c.expires_at_ms),
-            },
-            Kind::Withdrawal(_) | Kind::MlaRequest(_) | Kind::MlaAck(_) | Kind::MlaResponse(_) => {
-                None
-            }
-        };
-        Ok(Self {
-            record_id: body.record_id,
-            distribution,
-            expires_at_ms,
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::records::lifecycle;
-    use crate::records::model::fixtures::{body, sample_alert};
-    use crate::records::model::{Content, RecordKind, Update, Withdrawal};
-
-    /// The facts agree with a full decode for each kind of record.
-    #[test]
-    fn disclosure_facts_agree_with_the_decoded_body() {
-        let mut named = body(RecordKind::Alert(sample_alert()));
-        named.distribution = Distribution::Named(
-            [NodeId::parse("hn").unwrap(), NodeId::parse("sv").unwrap()].into(),
-        );
-        let kinds = [
-            body(RecordKind::Alert(sample_alert())),
-            named,
-            body(RecordKind::Update(Update {
-                target: "gt-0000000000000001".into(),
-                version: 2,
-                content: Content::Alert(sample_alert()),
-            })),
-            body(RecordKind::Withdrawal(Withdrawal {
-                target: "gt-0000000000000001".into(),
-                reason: "resolved".into(),
-            })),
-        ];
-        for b in kinds {
-            let bytes = wire::encode_body(&b);
-            let decoded = wire::decode_body(&bytes).unwrap();
-            assert_eq!(
-                Disclosure::of(&bytes).unwrap(),
-                Disclosure {
-                    record_id: decoded.record_id.clone(),
-                    distribution: decoded.distribution.clone(),
-                    expires_at_ms: lifecycle::expires_at(&decoded),
-                }
-            );
-        }
-        assert!(Disclosure::of(&[0x0a, 0x10]).is_err());
     }
 }

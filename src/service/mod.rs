@@ -14,9 +14,23 @@ mod audit;
 mod cases;
 pub mod client;
 mod federation;
+mod pull;
+mod view;
 
 pub use agency::AgencyService;
 pub use federation::FederationService;
+
+/// A request field that breaks a rule: `InvalidArgument`, naming the field.
+fn invalid(field: &str, rule: impl Into<String>) -> Status {
+    invalid_all(crate::records::model::ValidationErrors(vec![
+        crate::records::model::FieldError::new(field, rule),
+    ]))
+}
+
+/// Every broken rule of a request at once: `InvalidArgument`.
+fn invalid_all(e: crate::records::model::ValidationErrors) -> Status {
+    Status::invalid_argument(e.to_string())
+}
 
 /// The peer-facing service's gRPC name, as the health service knows it.
 pub const FEDERATION_SERVICE_NAME: &str = crate::wire::pb::v1::federation_server::SERVICE_NAME;

@@ -1,0 +1,229 @@
+//! Unit tests of the verifier: each way a log, its checkpoints or its
+//! witnesses can be wrong, and the verdict that must name it.
+
+use super::*;
+use crate::audit::Action;
+use crate::audit::checkpoint::BookKey;
+use crate::records::crypto::SigningKey;
+
+fn log(n: u64) -> Vec<RawEntry> {
+    let mut prev = GENESIS;
+    (1..=n)
+        .map(|i| {
+            let body = Entry::new(Action::RecordPublished, "analyst")
+                .id(format!("gt-{i}"))
+                .encode();
+            let e = RawEntry::chained(i, prev, body);
+            prev = e.hash;
+            e
+        })
+        .collect()
+}
+
+struct Fixture {
+    gt: SigningKey,
+    hn: SigningKey,
+    keys: KeyBook,
+}
+
+fn fixture() -> Fixture {
+    let (gt, _) = SigningKey::generate("gt-k").unwrap();
+    let (hn, _) = SigningKey::generate("hn-k").unwrap();
+    let mut keys = KeyBook::default();
+    for (node, k) in [("gt", &gt), ("hn", &hn)] {
+        keys.0.insert(
+            k.key_id().to_owned(),
+            BookKey {
+                node: NodeId::parse(node).unwrap(),
+                public_key: k.public_key().to_vec(),
+                valid_from_ms: None,
+                valid_until_ms: None,
+            },
+        );
+    }
+    Fixture { gt, hn, keys }
+}
+
+fn checkpoint_of(f: &Fixture, entries: &[RawEntry], size: u64) -> SignedCheckpoint {
+    Checkpoint {
+        node: NodeId::parse("gt").unwrap(),
+        size,
+        head: entries[size as usize - 1].hash,
+        time_ms: 1_000,
+    }
+    .sign(&f.gt)
+}
+
+fn run(
+    f: &Fixture,
+    entries: &[RawEntry],
+    own: Vec<SignedCheckpoint>,
+    witnessed: Vec<Witness>,
+) -> Report {
+    let mut v = Verifier::new(Evidence {
+        node: NodeId::parse("gt").unwrap(),
+        anchor: None,
+        own,
+        peers: vec![(NodeId::parse("hn").unwrap(), Ok(witnessed))],
+        keys: f.keys.clone(),
+    });
+    for e in entries {
+        v.push(e);
+    }
+    v.finish()
+}
+
+#[test]
+fn an_intact_log_holds() {
+    let f = fixture();
+    let entries = log(10);
+    let cp = checkpoint_of(&f, &entries, 8);
+    let w = checkpoint::countersign(&cp, &NodeId::parse("hn").unwrap(), 2_000, &f.hn);
+    let r = run(&f, &entries, vec![cp], vec![w]);
+    assert!(r.holds(), "{:?}", r.checks);
+    assert_eq!((r.size, r.entries), (10, 10));
+}
+
+#[test]
+fn a_flipped_byte_names_its_entry() {
+    let f = fixture();
+    let mut entries = log(10);
+    let last = entries[6].body.len() - 3;
+    entries[6].body[last] ^= 0x20;
+    let r = run(&f, &entries, vec![], vec![]);
+    assert!(!r.holds());
+    assert_eq!(r.first_bad, Some(7));
+    assert!(r.checks[0].detail.contains("entry 7"), "{:?}", r.checks);
+}
+
+#[test]
+fn a_removed_entry_is_found() {
+    let f = fixture();
+    let mut entries = log(10);
+    entries.remove(3);
+    let r = run(&f, &entries, vec![], vec![]);
+    assert_eq!(r.first_bad, Some(4));
+}
+
+#[test]
+fn a_truncated_tail_is_caught_by_a_witness() {
+    let f = fixture();
+    let entries = log(10);
+    let cp = checkpoint_of(&f, &entries, 10);
+    let w = checkpoint::countersign(&cp, &NodeId::parse("hn").unwrap(), 2_000, &f.hn);
+    // The node drops its own checkpoint too: the witness remains.
+    let r = run(&f, &entries[..7], vec![], vec![w]);
+    assert!(!r.holds());
+    assert_eq!(r.first_bad, Some(8));
+    let hn = r
+        .checks
+        .iter()
+        .find(|c| c.name == "witnessed by hn")
+        .unwrap();
+    assert!(
+        hn.detail.contains("entries 8..10 were removed"),
+        "{}",
+        hn.detail
+    );
+}
+
+#[test]
+fn a_rewritten_tail_is_caught_by_a_witness_even_when_rehashed_and_resigned() {
+    let f = fixture();
+    let entries = log(10);
+    let early = checkpoint_of(&f, &entries, 5);
+    let late = checkpoint_of(&f, &entries, 10);
+    let hn = NodeId::parse("hn").unwrap();
+    let witnesses = vec![
+        checkpoint::countersign(&early, &hn, 2_000, &f.hn),
+        checkpoint::countersign(&late, &hn, 3_000, &f.hn),
+    ];
+    // Rewrite entries 7..10 consistently and re-sign a checkpoint.
+    let mut forged = entries[..6].to_vec();
+    let mut prev = forged[5].hash;
+    for i in 7..=10u64 {
+        let body = Entry::new(Action::RecordPublished, "nobody").encode();
+        let e = RawEntry::chained(i, prev, body);
+        prev = e.hash;
+        forged.push(e);
+    }
+    let resigned = checkpoint_of(&f, &forged, 10);
+    let r = run(&f, &forged, vec![resigned], witnesses);
+    assert!(!r.holds());
+    assert!(r.checks[0].ok, "the chain itself is consistent");
+    assert_eq!(r.first_bad, Some(6), "bounded by the last agreeing witness");
+    let hn = r
+        .checks
+        .iter()
+        .find(|c| c.name == "witnessed by hn")
+        .unwrap();
+    assert!(hn.detail.contains("rewritten"), "{}", hn.detail);
+}
+
+#[test]
+fn an_unreachable_peer_fails_the_verification() {
+    let f = fixture();
+    let entries = log(3);
+    let mut v = Verifier::new(Evidence {
+        node: NodeId::parse("gt").unwrap(),
+        anchor: None,
+        own: vec![],
+        peers: vec![(
+            NodeId::parse("hn").unwrap(),
+            Err("connection refused".into()),
+        )],
+        keys: f.keys.clone(),
+    });
+    for e in &entries {
+        v.push(e);
+    }
+    let r = v.finish();
+    assert!(!r.holds());
+    assert_eq!(r.first_bad, None);
+}
+
+#[test]
+fn a_pruned_log_verifies_from_its_anchor() {
+    let f = fixture();
+    let entries = log(10);
+    let anchor_cp = checkpoint_of(&f, &entries, 4);
+    let anchor = Anchor {
+        n: 4,
+        hash: entries[3].hash,
+        checkpoint: anchor_cp.encode(),
+    };
+    let early = checkpoint::countersign(
+        &checkpoint_of(&f, &entries, 2),
+        &NodeId::parse("hn").unwrap(),
+        1,
+        &f.hn,
+    );
+    let mut v = Verifier::new(Evidence {
+        node: NodeId::parse("gt").unwrap(),
+        anchor: Some(anchor.clone()),
+        own: vec![],
+        peers: vec![(NodeId::parse("hn").unwrap(), Ok(vec![early]))],
+        keys: f.keys.clone(),
+    });
+    for e in &entries[4..] {
+        v.push(e);
+    }
+    let r = v.finish();
+    assert!(r.holds(), "{:?}", r.checks);
+    // A forged anchor hash breaks the link of the first kept entry.
+    let mut v = Verifier::new(Evidence {
+        node: NodeId::parse("gt").unwrap(),
+        anchor: Some(Anchor {
+            hash: [1; HASH_LEN],
+            ..anchor
+        }),
+        own: vec![],
+        peers: vec![],
+        keys: f.keys.clone(),
+    });
+    for e in &entries[4..] {
+        v.push(e);
+    }
+    let r = v.finish();
+    assert_eq!(r.first_bad, Some(4), "the anchor itself is named");
+}

@@ -380,13 +380,7 @@ pub struct Token {
 impl Token {
     /// The token bytes as 64 lower-case hex digits.
     pub fn hex(&self) -> String {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut out = String::with_capacity(64);
-        for b in self.token {
-            out.push(char::from(DIGITS[usize::from(b >> 4)]));
-            out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-        }
-        out
+        hex::encode(self.token)
     }
 }
 

@@ -3,7 +3,7 @@
 //! The encoded body bytes are what the origin signs and what every node
 //! stores and forwards unchanged, so this is the only place outside the
 //! service edge that touches generated types. Decoding is strict: a body
-//! that decodes but breaks a rule ([`RecordBody::validate`]) is rejected.
+//! that decodes but breaks a rule ([`RecordBody::validate`](crate::records::model::RecordBody::validate)) is rejected.
 
 //!
 //! This folder is the federation's contract with the generated code: the

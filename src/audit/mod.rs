@@ -276,7 +276,7 @@ pub fn token_digest(t: &Token) -> String {
 
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 /// One line of `enlace audit export`: the entry with its number, time in

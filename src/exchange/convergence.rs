@@ -31,16 +31,6 @@ pub struct OriginDigest {
     pub hash: Vec<u8>,
 }
 
-fn hex_to_bytes(hex: &str) -> Option<Vec<u8>> {
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| {
-            hex.get(i..i + 2)
-                .and_then(|b| u8::from_str_radix(b, 16).ok())
-        })
-        .collect()
-}
-
 impl NodeState {
     /// The highest seq of `origin` resolved here: the durable head of this
     /// node's own log, or the replication cursor of another origin.
@@ -87,7 +77,7 @@ impl NodeState {
                         })?;
                         let d = Distribution::from_recipients("recipients", &t.recipients)
                             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                        let h = hex_to_bytes(&t.digest).ok_or_else(|| {
+                        let h = hex::decode(&t.digest).map_err(|_| {
                             StoreError::Corrupt("tombstone digest is not hex".into())
                         })?;
                         (origin == member || d.includes(member), h)

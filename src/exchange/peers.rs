@@ -11,12 +11,17 @@
 //! another (or the node) to do so. So does [`PeerResult`], what one peer
 //! answered (or why it did not), which queries and checkpoint witnessing
 //! both read.
+//!
+//! The token bucket is written out here rather than taken from `governor`:
+//! governor would decide the same, but even without its default features it
+//! adds eleven crates to the lockfile for what is twenty lines here.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
 
 use crate::records::model::{ContactPoint, NodeId};
 use crate::trust::tls;
@@ -90,6 +95,24 @@ pub fn peer_channel(
 /// How often an idle follow stream carries an empty batch.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
 
+/// How a serving node's goodbye ends its message: the pulling side reads it
+/// to tell a peer that is stopping from one that failed.
+const SHUTTING_DOWN: &str = " is shutting down";
+
+/// The status a serving node ends a follow stream with when it stops, so
+/// that the pulling side reconnects quietly once it is back instead of
+/// backing off as after a failure.
+pub fn shutting_down(node: &NodeId) -> Status {
+    Status::unavailable(format!("node {node}{SHUTTING_DOWN}"))
+}
+
+/// Whether a peer's status is the goodbye made by [`shutting_down`]. The
+/// peer protocol carries no more than a code and a message, and older
+/// nodes send exactly this, so the message is what can be checked.
+pub fn is_shutting_down(status: &Status) -> bool {
+    status.code() == Code::Unavailable && status.message().ends_with(SHUTTING_DOWN)
+}
+
 /// A token bucket per peer: `per_minute` queries, refilled continuously.
 #[derive(Debug, Default)]
 pub struct Buckets(Mutex<HashMap<NodeId, (f64, Instant)>>);
@@ -151,5 +174,17 @@ mod tests {
             "{wait:?}"
         );
         b.take(&NodeId::parse("hn").unwrap(), 3).expect("per peer");
+    }
+
+    #[test]
+    fn a_goodbye_is_recognised_and_a_failure_is_not() {
+        let hn = NodeId::parse("hn").unwrap();
+        let goodbye = shutting_down(&hn);
+        assert_eq!(goodbye.message(), "node hn is shutting down");
+        assert!(is_shutting_down(&goodbye));
+        assert!(!is_shutting_down(&Status::unavailable("tcp connect error")));
+        assert!(!is_shutting_down(&Status::internal(
+            "node hn is shutting down"
+        )));
     }
 }

@@ -8,15 +8,21 @@
 //! verification is not stored and pins the cursor just before it, so it is
 //! asked for again after the next reconnect rather than skipped for ever;
 //! the records after it are still stored.
+//!
+//! The backoff is written out here rather than taken from `backon` (one
+//! crate more): backon's jitter lengthens a delay by up to as much again,
+//! past the cap, where this one waits between half and all of it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
+use tokio_util::task::AbortOnDropHandle;
+use tonic::Status;
 use tracing::Instrument;
 
 use crate::audit::{Action, Entry};
-use crate::exchange::peers::{MAX_PEER_MESSAGE, peer_channel};
+use crate::exchange::peers::{self, MAX_PEER_MESSAGE, peer_channel};
 use crate::records::model::NodeId;
 use crate::state::{NodeError, NodeState};
 use crate::wire::{PeerClient, PullBatch, PullRequest};
@@ -24,7 +30,7 @@ use std::collections::HashMap;
 
 use crate::records::lifecycle::{self, Mode, SeriesState};
 use crate::records::mla::{self, MlaState};
-use crate::store::{self, NewRecord, SeriesWrite};
+use crate::store::{self, NewRecord, SeriesWrite, StoreError};
 use crate::trust::verify::{self, Rejection};
 
 /// Replicates one peer's log into this node.
@@ -94,15 +100,6 @@ fn verify_batch(roster: &crate::trust::roster::Roster, batch: PullBatch) -> Veri
     }
 }
 
-/// Aborts a spawned task when dropped, so a session's reader never outlives it.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// How a refused record affects the cursor.
 enum Refused {
     /// Authentic record at this seq that must not be stored; move past it.
@@ -110,12 +107,50 @@ enum Refused {
     /// Untrustworthy record: keep the cursor before it.
     Pin(Rejection),
     /// The store failed: end the session, retry later.
-    Store(crate::store::StoreError),
+    Store(StoreError),
 }
 
+/// Why a replication session ended.
 enum SessionEnd {
+    /// This node is stopping.
     Shutdown,
-    Failed(String),
+    Failed(SessionError),
+}
+
+/// Why a replication session failed. The text is what the peer status
+/// shows as its last error.
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    /// The peer said goodbye ([`peers::shutting_down`]): reconnect quietly
+    /// once it is back rather than back off.
+    #[error("{:?}: {}", .0.code(), .0.message())]
+    PeerShuttingDown(Status),
+    #[error("{:?}: {}", .0.code(), .0.message())]
+    Peer(Status),
+    #[error("peer did not answer the pull within {} ms", .0.as_millis())]
+    NoAnswer(Duration),
+    #[error("peer sent nothing for {} ms, not even a heartbeat", .0.as_millis())]
+    Silent(Duration),
+    #[error("peer closed the stream")]
+    StreamClosed,
+    #[error("verification task failed: {0}")]
+    VerificationTask(tokio::task::JoinError),
+    #[error("stream reader ended")]
+    ReaderEnded,
+    #[error("peer sent high_water {high_water} below {last_seq}")]
+    HighWaterBelow { high_water: u64, last_seq: u64 },
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl From<Status> for SessionError {
+    fn from(status: Status) -> Self {
+        if peers::is_shutting_down(&status) {
+            SessionError::PeerShuttingDown(status)
+        } else {
+            SessionError::Peer(status)
+        }
+    }
 }
 
 /// Runs one [`PeerReplicator`] per member of the roster in use until
@@ -231,7 +266,9 @@ impl PeerReplicator {
         let roster = self.state.roster();
         let verified = verify_batch(&roster, batch);
         let mut pinned = None;
-        self.apply(verified, last_seq, &mut pinned).await?;
+        self.apply(verified, last_seq, &mut pinned)
+            .await
+            .map_err(|e| e.to_string())?;
         match pinned {
             None => Ok(()),
             Some(at) => Err(format!(
@@ -248,12 +285,12 @@ impl PeerReplicator {
             loop {
                 match self.session().await {
                     SessionEnd::Shutdown => break,
-                    SessionEnd::Failed(error) if error.contains("is shutting down") => {
+                    SessionEnd::Failed(error @ SessionError::PeerShuttingDown(_)) => {
                         // A clean goodbye: reconnect quietly once it is back.
                         tracing::info!(%error, "peer is shutting down; will reconnect");
                         self.state.update_peer(&self.peer, |p| {
                             p.connected = false;
-                            p.last_error = Some(error.clone());
+                            p.last_error = Some(error.to_string());
                         });
                         tokio::select! {
                             _ = tokio::time::sleep(self.state.sync.backoff_min) => {}
@@ -264,7 +301,7 @@ impl PeerReplicator {
                         failures = failures.saturating_add(1);
                         self.state.update_peer(&self.peer, |p| {
                             p.connected = false;
-                            p.last_error = Some(error.clone());
+                            p.last_error = Some(error.to_string());
                         });
                         let delay = backoff(&self.state.sync, failures);
                         tracing::debug!(%error, retry_in_ms = delay.as_millis() as u64, "pull stream failed");
@@ -291,7 +328,7 @@ impl PeerReplicator {
     async fn session(&mut self) -> SessionEnd {
         let cursor = match self.state.store.cursor(&self.peer) {
             Ok(c) => c,
-            Err(e) => return SessionEnd::Failed(format!("store: {e}")),
+            Err(e) => return SessionEnd::Failed(e.into()),
         };
         let request = PullRequest {
             origin: self.peer.clone(),
@@ -305,8 +342,8 @@ impl PeerReplicator {
         let mut stream = tokio::select! {
             r = tokio::time::timeout(limit, self.client.pull(request)) => match r {
                 Ok(Ok(s)) => s,
-                Ok(Err(status)) => return SessionEnd::Failed(format!("{:?}: {}", status.code(), status.message())),
-                Err(_) => return SessionEnd::Failed(format!("peer did not answer the pull within {} ms", limit.as_millis())),
+                Ok(Err(status)) => return SessionEnd::Failed(status.into()),
+                Err(_) => return SessionEnd::Failed(SessionError::NoAnswer(limit)),
             },
             _ = crate::shutdown::stopped(&mut self.shutdown) => return SessionEnd::Shutdown,
         };
@@ -320,31 +357,24 @@ impl PeerReplicator {
         // core while stage two (here) applies the previous batch to the
         // store; the channel between them holds at most two batches, so a
         // fast peer cannot make this node buffer without bound.
-        let (tx, mut verified) = mpsc::channel::<Result<VerifiedBatch, String>>(2);
+        let (tx, mut verified) = mpsc::channel::<Result<VerifiedBatch, SessionError>>(2);
         let state = self.state.clone();
         let silence_limit = self.state.sync.silence_limit;
         let reader = tokio::spawn(async move {
             loop {
                 let message = tokio::time::timeout(silence_limit, stream.message()).await;
                 let Ok(message) = message else {
-                    let _ = tx
-                        .send(Err(format!(
-                            "peer sent nothing for {} ms, not even a heartbeat",
-                            silence_limit.as_millis()
-                        )))
-                        .await;
+                    let _ = tx.send(Err(SessionError::Silent(silence_limit))).await;
                     return;
                 };
                 let batch = match message {
                     Ok(Some(b)) => b,
                     Ok(None) => {
-                        let _ = tx.send(Err("peer closed the stream".into())).await;
+                        let _ = tx.send(Err(SessionError::StreamClosed)).await;
                         return;
                     }
                     Err(status) => {
-                        let _ = tx
-                            .send(Err(format!("{:?}: {}", status.code(), status.message())))
-                            .await;
+                        let _ = tx.send(Err(status.into())).await;
                         return;
                     }
                 };
@@ -353,13 +383,14 @@ impl PeerReplicator {
                 let roster = state.roster();
                 let checked = tokio::task::spawn_blocking(move || verify_batch(&roster, batch))
                     .await
-                    .map_err(|e| format!("verification task failed: {e}"));
+                    .map_err(SessionError::VerificationTask);
                 if tx.send(checked).await.is_err() {
                     return;
                 }
             }
         });
-        let _abort_reader = AbortOnDrop(reader);
+        // Aborted when dropped, so a session's reader never outlives it.
+        let _abort_reader = AbortOnDropHandle::new(reader);
         // Highest seq seen on this stream, and where the cursor is pinned
         // after a rejected record.
         let mut last_seq = cursor;
@@ -372,7 +403,7 @@ impl PeerReplicator {
             let batch = match batch {
                 Some(Ok(b)) => b,
                 Some(Err(e)) => return SessionEnd::Failed(e),
-                None => return SessionEnd::Failed("stream reader ended".into()),
+                None => return SessionEnd::Failed(SessionError::ReaderEnded),
             };
             if let Err(e) = self.apply(batch, &mut last_seq, &mut pinned).await {
                 return SessionEnd::Failed(e);
@@ -385,13 +416,14 @@ impl PeerReplicator {
         batch: VerifiedBatch,
         last_seq: &mut u64,
         pinned: &mut Option<u64>,
-    ) -> Result<(), String> {
+    ) -> Result<(), SessionError> {
         let high_water = batch.high_water;
         let head = batch.head;
         if high_water < *last_seq {
-            return Err(format!(
-                "peer sent high_water {high_water} below {last_seq}"
-            ));
+            return Err(SessionError::HighWaterBelow {
+                high_water,
+                last_seq: *last_seq,
+            });
         }
         let mut accepted = Vec::with_capacity(batch.records.len());
         let mut rejected = 0u64;
@@ -439,7 +471,7 @@ impl PeerReplicator {
                     refusals.push(self.refusal(&rejection, None));
                     pinned.get_or_insert(*last_seq);
                 }
-                Err(Refused::Store(e)) => return Err(format!("store: {e}")),
+                Err(Refused::Store(e)) => return Err(e.into()),
             }
         }
         let cursor = match pinned {
@@ -483,8 +515,7 @@ impl PeerReplicator {
                 written = entries;
                 bodies
             })
-            .await
-            .map_err(|e| format!("store: {e}"))?;
+            .await?;
         for e in written
             .iter()
             .filter(|e| e.action != Action::RecordsReceived.code())

@@ -292,13 +292,7 @@ pub fn replace_file(path: &Path, contents: &[u8], private: bool) -> Result<(), C
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let suffix: [u8; 6] = random_bytes()?;
-    let tmp = path.with_file_name(format!(
-        ".{name}.{}.tmp",
-        suffix
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    ));
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", hex::encode(suffix)));
     let written = if private {
         write_private_file(&tmp, contents, false)
     } else {

@@ -307,7 +307,7 @@ impl Tombstone {
             created_at_ms: body.created_at_ms,
             expired_at_ms,
             purged_at_ms: now_ms,
-            digest: digest.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
+            digest: hex::encode(digest),
             recipients: body.distribution.recipients(),
         }
     }

@@ -16,7 +16,7 @@ use tonic::Status;
 
 use super::IntoStatus;
 use crate::audit::{Action, Entry};
-use crate::exchange::peers::HEARTBEAT;
+use crate::exchange::peers::{HEARTBEAT, shutting_down};
 use crate::records::model::{Distribution, NodeId};
 use crate::state::NodeState;
 use crate::wire;
@@ -156,7 +156,7 @@ impl Producer {
                     }
                 }
                 _ = crate::shutdown::stopped(&mut self.stop) => {
-                    let _ = tx.send(Err(Status::unavailable(format!("node {} is shutting down", self.state.id)))).await;
+                    let _ = tx.send(Err(shutting_down(&self.state.id))).await;
                     return;
                 }
                 _ = tx.closed() => return,

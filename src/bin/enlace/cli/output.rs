@@ -158,7 +158,7 @@ pub fn record_json(r: &pb::RecordView) -> Value {
                     .map(|s| json!({
                         "kind": SelectorKind::from_wire(s.kind).map(|k| k.code()).unwrap_or("unknown"),
                         "epoch": s.epoch,
-                        "token": s.token.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+                        "token": hex::encode(&s.token),
                     }))
                     .collect::<Vec<_>>()
             );

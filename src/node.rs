@@ -19,7 +19,6 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::clock::now_ms;
-use crate::config::Settings;
 use crate::exchange::sync;
 use crate::records::lifecycle;
 use crate::records::model::NodeId;
@@ -27,6 +26,7 @@ use crate::service;
 use crate::shutdown::stopped;
 use crate::state::{NodeError, NodeState};
 use crate::store::StoreError;
+use crate::trust::load::LoadedSettings;
 use crate::trust::reload::EXPIRY_WARNING_DAYS;
 
 /// How long shutdown waits for connections and replicators to finish.
@@ -89,7 +89,7 @@ pub struct Node {
 
 impl Node {
     /// Opens the store; nothing is bound or started yet.
-    pub fn open(settings: Settings) -> Result<Self, NodeError> {
+    pub fn open(settings: LoadedSettings) -> Result<Self, NodeError> {
         Ok(Self {
             state: Arc::new(NodeState::open(settings)?),
         })

@@ -87,8 +87,9 @@ pub fn peer_channel(
     )))
 }
 
-/// How often an idle follow stream carries an empty batch.
-pub const HEARTBEAT: Duration = Duration::from_secs(15);
+/// How often an idle follow stream carries an empty batch; the
+/// configuration's silence limit is counted in these, so it is defined there.
+pub use crate::config::HEARTBEAT;
 
 /// A token bucket per peer: `per_minute` queries, refilled continuously.
 #[derive(Debug, Default)]

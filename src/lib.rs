@@ -16,10 +16,10 @@
 //! |---|---|---|
 //! | ground | [`clock`], [`shutdown`] | the wall clock every module reads; the stop signal every task waits on |
 //! | records | [`records`] | the vocabulary, domain types and their rules, selectors, series and MLA states, signing keys; pure, no I/O |
+//! | configuration | [`config`], [`logging`] | the node's configuration file as plain data, validated whole without reading what it names; the log output every command sets up |
 //! | wire | [`wire`] | generated protobuf code (`wire::pb`) and every conversion to and from the domain types; the signed envelope |
 //! | storage | [`store`] | the durable store: records in an append-only, checksummed log with in-memory indexes; everything else in sled; one facade |
-//! | trust | [`trust`] | the roster, TLS configurations and roster-bound verifiers, PKI, CRLs, live reload, and the gate every shared record passes |
-//! | configuration | [`config`], [`logging`] | the node's configuration file, validated whole; the log output every command sets up |
+//! | trust | [`trust`] | loading what the configuration names; the roster, TLS configurations and roster-bound verifiers, PKI, CRLs, live reload, and the gate every shared record passes |
 //! | exchange | [`exchange`] | reaching peers, per-peer replication, recovering a lost own log, convergence digests |
 //! | state | [`state`] | the shared state of a running node, which the features extend |
 //! | features | [`publish`], [`cases`], [`audit`], [`metrics`] | publishing, local cases and hit/no-hit queries, the witnessed audit log, Prometheus metrics |

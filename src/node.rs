@@ -18,7 +18,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::config::Settings;
 use crate::exchange::sync;
 use crate::records::lifecycle;
 use crate::records::model::NodeId;
@@ -26,6 +25,7 @@ use crate::service;
 use crate::shutdown::stopped;
 use crate::state::{NodeError, NodeState};
 use crate::store::StoreError;
+use crate::trust::load::LoadedSettings;
 use crate::trust::reload::EXPIRY_WARNING_DAYS;
 
 /// How long shutdown waits for connections and replicators to finish.
@@ -88,14 +88,14 @@ pub struct Node {
 
 impl Node {
     /// Opens the store; nothing is bound or started yet.
-    pub fn open(settings: Settings) -> Result<Self, NodeError> {
+    pub fn open(settings: LoadedSettings) -> Result<Self, NodeError> {
         Self::open_with_clock(settings, crate::clock::system())
     }
 
     /// As [`Node::open`], with the node reading the time from `clock` (a
     /// test's [`crate::clock::ManualClock`]).
     pub fn open_with_clock(
-        settings: Settings,
+        settings: LoadedSettings,
         clock: crate::clock::SharedClock,
     ) -> Result<Self, NodeError> {
         Ok(Self {

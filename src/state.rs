@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use crate::config::{AgencyConfig, AuditConfig, RecordsConfig, Settings, SyncConfig};
+use crate::config::{AgencyConfig, AuditConfig, RecordsConfig, SyncConfig};
 use crate::records::crypto::SigningKey;
 use crate::records::lifecycle::SeriesState;
 use crate::records::model::{NodeId, RecordBody};
@@ -101,13 +101,13 @@ impl std::fmt::Debug for NodeState {
 impl NodeState {
     /// Opens the store and the TLS configurations of `settings`; nothing is
     /// bound or started yet.
-    pub fn open(settings: Settings) -> Result<Self, NodeError> {
+    pub fn open(settings: crate::trust::load::LoadedSettings) -> Result<Self, NodeError> {
         Self::open_with_clock(settings, crate::clock::system())
     }
 
     /// As [`NodeState::open`], reading the time from `clock`.
     pub fn open_with_clock(
-        settings: Settings,
+        settings: crate::trust::load::LoadedSettings,
         clock: crate::clock::SharedClock,
     ) -> Result<Self, NodeError> {
         let store =
@@ -132,17 +132,17 @@ impl NodeState {
             .collect();
         let tls_live = Arc::new(crate::trust::reload::LiveTls::new(&settings)?);
         Ok(Self {
-            id: settings.node_id,
+            id: settings.config.node_id,
             store,
             signing: settings.signing,
             tls: settings.tls,
             agency_ca: settings.agency_ca,
-            sync: settings.sync,
-            records: settings.records,
-            agency: settings.agency,
+            sync: settings.config.sync,
+            records: settings.config.records,
+            agency: settings.config.agency,
             matching: settings.matching,
-            query: settings.query,
-            audit: settings.audit,
+            query: settings.config.query,
+            audit: settings.config.audit,
             publish_queue: Default::default(),
             buckets: Default::default(),
             peer_clients: Default::default(),

@@ -83,7 +83,8 @@ use tokio_stream::StreamExt;
 
 /// Serves `svc` on member `id`'s peer listener, with `id`'s real identity.
 fn serve(fed: &mut Sandbox, id: &str, svc: Hostile, stop: watch::Receiver<bool>) {
-    let settings = enlace::config::load(&fed.member(id).unwrap().config_path(), None).unwrap();
+    let settings =
+        enlace::trust::load::settings(&fed.member(id).unwrap().config_path(), None).unwrap();
     let listeners = fed.take_listeners(id).unwrap();
     let config = tls::peer_server_config(&settings.roster, &settings.tls).unwrap();
     let federation = settings.roster.federation.clone();
@@ -109,7 +110,8 @@ fn serve(fed: &mut Sandbox, id: &str, svc: Hostile, stop: watch::Receiver<bool>)
 
 /// A batch of `n` valid records signed by member `id`.
 fn big_batch(fed: &Sandbox, id: &str, n: u64) -> pb::PullBatch {
-    let settings = enlace::config::load(&fed.member(id).unwrap().config_path(), None).unwrap();
+    let settings =
+        enlace::trust::load::settings(&fed.member(id).unwrap().config_path(), None).unwrap();
     let origin = NodeId::parse(id).unwrap();
     let records = (1..=n)
         .map(|seq| {
@@ -324,7 +326,8 @@ async fn a_peer_claiming_an_implausible_head_cannot_stop_a_recovery() {
         },
         stop_rx,
     );
-    let settings = enlace::config::load(&fed.member("gt").unwrap().config_path(), None).unwrap();
+    let settings =
+        enlace::trust::load::settings(&fed.member("gt").unwrap().config_path(), None).unwrap();
     let node = enlace::node::Node::open(settings).unwrap();
     let done = enlace::exchange::recover::recover_own_log(node.state().clone())
         .await

@@ -475,7 +475,8 @@ async fn no_clear_identifier_crosses_the_wire_or_reaches_a_store() {
     // "rec" is a stand-in peer with rec's real identity that keeps every
     // Match request it receives, exactly as decoded from the wire.
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let settings = enlace::config::load(&fed.member("rec").unwrap().config_path(), None).unwrap();
+    let settings =
+        enlace::trust::load::settings(&fed.member("rec").unwrap().config_path(), None).unwrap();
     let listeners = fed.take_listeners("rec").unwrap();
     let federation = settings.roster.federation.clone();
     let identify: enlace::trust::tls::Identify = Arc::new(move |c| {

@@ -77,7 +77,7 @@ impl Federation for DoctoredPeer {
     }
 }
 
-fn record(settings: &enlace::config::Settings, seq: u64) -> Envelope {
+fn record(settings: &enlace::trust::load::LoadedSettings, seq: u64) -> Envelope {
     let origin = NodeId::parse("gt").unwrap();
     let mut alert = enlace::testing::sample_alert(&format!("alerta número {seq}"));
     alert.urgency = enlace::records::vocabulary::Urgency::Routine.wire();
@@ -105,7 +105,8 @@ fn record(settings: &enlace::config::Settings, seq: u64) -> Envelope {
 async fn altered_records_are_rejected_and_sync_carries_on() {
     common::init_tracing();
     let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
-    let gt_settings = enlace::config::load(&fed.member("gt").unwrap().config_path(), None).unwrap();
+    let gt_settings =
+        enlace::trust::load::settings(&fed.member("gt").unwrap().config_path(), None).unwrap();
 
     let mut records: Vec<Envelope> = (1..=6).map(|seq| record(&gt_settings, seq)).collect();
     // 2: one byte of the body changed after signing.

@@ -12,8 +12,8 @@ use tonic_health::pb::health_client::HealthClient;
 
 use super::certificates::date;
 use super::{Check, EXPIRY_WARNING_DAYS, PEER_TIMEOUT, Report, Status};
-use crate::config::Settings;
 use crate::records::model::NodeId;
+use crate::trust::load::LoadedSettings;
 use crate::trust::roster::{Endpoint, Role, Roster};
 use crate::trust::tls::{self, TlsIdentity};
 
@@ -26,7 +26,7 @@ pub(super) fn roster_entry<F: FnMut(&Check)>(
     r: &mut Report<F>,
     roster: &Roster,
     id: &NodeId,
-    settings: Option<&Settings>,
+    settings: Option<&LoadedSettings>,
     listen: Option<SocketAddr>,
     now: OffsetDateTime,
 ) {
@@ -189,7 +189,7 @@ fn date_ms(ms: Option<i64>) -> String {
 }
 
 /// Dials every peer as its replicator would, all at once.
-pub(super) async fn peers<F: FnMut(&Check)>(r: &mut Report<F>, settings: &Settings) {
+pub(super) async fn peers<F: FnMut(&Check)>(r: &mut Report<F>, settings: &LoadedSettings) {
     let mut probes = tokio::task::JoinSet::new();
     let mut results = Vec::new();
     for m in settings.roster.members() {

@@ -83,7 +83,7 @@ pub struct Check {
 #[derive(Debug, Default)]
 pub struct Diagnosis {
     pub checks: Vec<Check>,
-    /// Whether [`crate::config::load`] accepted the configuration.
+    /// Whether [`crate::trust::load::settings`] accepted the configuration.
     pub config_loaded: bool,
 }
 
@@ -153,7 +153,7 @@ pub async fn diagnose(config: &Path, on_check: impl FnMut(&Check)) -> Diagnosis 
         on_check,
     };
     let named = Named::read(config);
-    let settings = match crate::config::load(config, None) {
+    let settings = match crate::trust::load::settings(config, None) {
         Ok(s) => {
             r.push(
                 "config",

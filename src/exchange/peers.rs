@@ -92,8 +92,9 @@ pub fn peer_channel(
     )))
 }
 
-/// How often an idle follow stream carries an empty batch.
-pub const HEARTBEAT: Duration = Duration::from_secs(15);
+/// How often an idle follow stream carries an empty batch; the
+/// configuration's silence limit is counted in these, so it is defined there.
+pub use crate::config::HEARTBEAT;
 
 /// How a serving node's goodbye ends its message: the pulling side reads it
 /// to tell a peer that is stopping from one that failed.

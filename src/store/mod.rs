@@ -84,8 +84,9 @@ use record_log::{FrameContent, Kind, RecordLog};
 static GATE: std::sync::LazyLock<tokio::sync::Mutex<()>> =
     std::sync::LazyLock::new(|| tokio::sync::Mutex::new(()));
 
-/// Page cache of a store unless configured otherwise: 32 MiB.
-pub const DEFAULT_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+/// Page cache of a store unless configured otherwise: 32 MiB, the
+/// default of `node.cache_mb`, where it is defined.
+pub use crate::config::DEFAULT_CACHE_BYTES;
 
 /// Version of the on-disk format written by this build. Version 2 moved
 /// the records out of sled into the record log; version 3 moved each

@@ -3,7 +3,7 @@
 //!
 //! `enlace demo` and the integration tests both use it, so the demo shows
 //! exactly what the tests check. Nothing here is a shortcut: every file is
-//! written to disk and loaded back through [`crate::config::load`], every
+//! written to disk and loaded back through [`crate::trust::load::settings`], every
 //! node is a real [`Node`] on real sockets (`127.0.0.1:0`) with real mTLS.
 //!
 //! Layout of the directory (the same as `certs-example/`):
@@ -257,7 +257,7 @@ impl Sandbox {
             .members
             .get_mut(&nid)
             .ok_or_else(|| SandboxError::Other(format!("{id} is not in the sandbox")))?;
-        let settings = crate::config::load(&member.config_path(), None)?;
+        let settings = crate::trust::load::settings(&member.config_path(), None)?;
         let listeners = match member.listeners.take() {
             Some(l) => l,
             None => {

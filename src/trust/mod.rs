@@ -1,10 +1,12 @@
-//! Who is trusted, and how that is checked: the roster (the federation's
+//! Who is trusted, and how that is checked: loading what the configuration
+//! names, the roster (the federation's
 //! members, their certificate authorities and signing keys), the rustls
 //! configurations with their roster-bound verifiers, issuing and revoking
 //! certificates, the live reload of all of it, and the gate every shared
 //! record passes before it is stored.
 
 pub mod crl;
+pub mod load;
 pub mod pki;
 pub mod reload;
 pub mod roster;

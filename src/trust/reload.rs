@@ -18,7 +18,7 @@
 //! configuration file, the roster and the CA files it names, the node
 //! certificate and key, the agency CA and every CRL), checked every
 //! `reload.poll_ms`. A reload reads and validates the configuration file
-//! whole through [`crate::config::load`], with the same rules as at start,
+//! whole through [`crate::trust::load::settings`], with the same rules as at start,
 //! and builds new configurations from it. If anything fails, the
 //! configuration in use stays and an ERROR names the file and the rule.
 //! The result is a [`ReloadOutcome`]: which files changed and the old and
@@ -43,8 +43,9 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::{broadcast, watch};
 
-use crate::config::{self, ConfigError, Settings};
+use crate::config::ConfigError;
 use crate::records::model::NodeId;
+use crate::trust::load::{self, LoadedSettings};
 use crate::trust::pki::CertInfo;
 use crate::trust::tls::{self, ClientTls, PeerClientConfigs, ServerSide, ServerTls, TlsError};
 
@@ -93,7 +94,7 @@ pub struct CertSummary {
 }
 
 impl CertSummary {
-    fn of(settings: &Settings) -> Result<Self, TlsError> {
+    fn of(settings: &LoadedSettings) -> Result<Self, TlsError> {
         let leaf = settings
             .tls
             .chain
@@ -145,7 +146,7 @@ impl CertExpiry {
 /// Every certificate of `settings` that the node relies on: its own chain,
 /// its agency CA and every roster CA. One that does not parse is left out
 /// (the configuration check refuses those before anything runs).
-fn certificates(settings: &Settings) -> Vec<CertExpiry> {
+fn certificates(settings: &LoadedSettings) -> Vec<CertExpiry> {
     fn numbered(base: &str, i: usize, first: usize) -> String {
         if i == 0 {
             base.to_owned()
@@ -231,7 +232,7 @@ fn digest(path: &Path) -> Option<Vec<u8>> {
 }
 
 /// Every file the TLS configuration of `settings` was read from.
-fn watched(settings: &Settings) -> Vec<(String, PathBuf)> {
+fn watched(settings: &LoadedSettings) -> Vec<(String, PathBuf)> {
     let f = &settings.tls_files;
     let mut out = vec![
         ("config".to_owned(), settings.path.clone()),
@@ -300,7 +301,7 @@ fn differences(old: &Stamps, new: &Stamps) -> Vec<String> {
     out
 }
 
-/// The configurations built from one [`Settings`].
+/// The configurations built from one [`LoadedSettings`].
 struct Built {
     peer_server: ServerSide,
     agency_server: ServerSide,
@@ -308,7 +309,7 @@ struct Built {
     peer_clients: PeerClientConfigs,
 }
 
-fn build(settings: &Settings) -> Result<Built, TlsError> {
+fn build(settings: &LoadedSettings) -> Result<Built, TlsError> {
     let mut peer_clients = PeerClientConfigs::new();
     for m in settings.roster.members() {
         if m.id == settings.node_id {
@@ -359,7 +360,7 @@ type Listen = (
     Option<std::net::SocketAddr>,
 );
 
-fn listen(settings: &Settings) -> Listen {
+fn listen(settings: &LoadedSettings) -> Listen {
     (
         settings.peer_listen,
         settings.agency_listen,
@@ -400,7 +401,7 @@ impl LiveTls {
     /// Builds the configurations from validated settings. Inside a Tokio
     /// runtime it also installs the SIGHUP handler at once, so that from
     /// here on a SIGHUP reloads rather than ends the process.
-    pub fn new(settings: &Settings) -> Result<Self, TlsError> {
+    pub fn new(settings: &LoadedSettings) -> Result<Self, TlsError> {
         let built = build(settings)?;
         let current = Current {
             stamps: stamp(&watched(settings)),
@@ -494,11 +495,11 @@ impl LiveTls {
     pub fn reload(&self, trigger: Trigger) -> Result<ReloadOutcome, ReloadError> {
         let mut current = self.current.lock().map_err(|_| ReloadError::Poisoned)?;
         let before = restamp(&current.stamps);
-        let settings = config::load(&self.config_path, Some(&self.data_dir))?;
+        let settings = load::settings(&self.config_path, Some(&self.data_dir))?;
         if settings.node_id != self.node_id {
             return Err(ReloadError::NodeChanged {
                 running: self.node_id.clone(),
-                configured: settings.node_id,
+                configured: settings.config.node_id,
             });
         }
         let mut stamps = stamp(&watched(&settings));

@@ -24,7 +24,6 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use rustls_pki_types::CertificateDer;
@@ -52,51 +51,9 @@ pub enum Role {
     Observer,
 }
 
-/// A network endpoint `host:port`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub host: String,
-    pub port: u16,
-}
-
-impl Endpoint {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        let s = s.strip_prefix("https://").unwrap_or(s);
-        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-            let (h, p) = rest
-                .split_once("]:")
-                .ok_or_else(|| format!("{s:?} is not host:port"))?;
-            (h, p)
-        } else {
-            s.rsplit_once(':')
-                .ok_or_else(|| format!("{s:?} is not host:port"))?
-        };
-        if host.is_empty() {
-            return Err(format!("{s:?} has no host"));
-        }
-        let port: u16 = port
-            .parse()
-            .map_err(|_| format!("{s:?} has no valid port"))?;
-        if port == 0 {
-            return Err(format!("{s:?}: port 0 is not a reachable endpoint"));
-        }
-        Ok(Self {
-            host: host.to_owned(),
-            port,
-        })
-    }
-}
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
-    }
-}
+/// A network endpoint `host:port`; the configuration's `[[sync.peers]]`
+/// name them too, so the type lives with it.
+pub use crate::config::Endpoint;
 
 /// One of a member's record-signing keys.
 #[derive(Debug, Clone)]

@@ -52,7 +52,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use enlace::clock::now_ms;
-use enlace::config::{LogFormat, Settings};
+use enlace::config::LogFormat;
 use enlace::records::crypto::{self, SigningKey};
 use enlace::records::lifecycle::{self, Mode, SeriesState};
 use enlace::records::model::{
@@ -63,6 +63,7 @@ use enlace::records::vocabulary::{SelectorKind, SubjectCategory, Urgency};
 use enlace::service::client::ClientConfig;
 use enlace::store::{self, NewRecord, SeriesWrite, Store};
 use enlace::testing::{RunningNode, Sandbox};
+use enlace::trust::load::LoadedSettings;
 use enlace::wire::pb::v1 as pb;
 use enlace::wire::{self, Envelope};
 
@@ -585,7 +586,7 @@ async fn measure_verify_limit() -> Result<VerifyLimit, String> {
 /// of `sync::PeerReplicator::prepare`, then [`Store::apply_received`] per
 /// pull batch (one transaction, one flush) — into a scratch store, with no
 /// network and no verification: the other ceiling of replication.
-async fn measure_store_apply(origin: &Settings, records: u64) -> Result<f64, String> {
+async fn measure_store_apply(origin: &LoadedSettings, records: u64) -> Result<f64, String> {
     let factory = Records::for_node(origin)?;
     let built = tokio::task::spawn_blocking(move || factory.build(1, records))
         .await
@@ -966,7 +967,7 @@ struct Records {
 }
 
 impl Records {
-    fn for_node(settings: &Settings) -> Result<Self, String> {
+    fn for_node(settings: &LoadedSettings) -> Result<Self, String> {
         Self::new(
             settings.node_id.clone(),
             settings.signing.clone(),
@@ -1153,7 +1154,7 @@ fn sample_contact() -> ContactPoint {
 /// Writes `records` signed records into the node's own log, straight into
 /// its store (the node must not be running). Returns how long it took and
 /// the size of an encoded body.
-async fn bulk_load(settings: &Settings, records: u64) -> Result<(Duration, usize), String> {
+async fn bulk_load(settings: &LoadedSettings, records: u64) -> Result<(Duration, usize), String> {
     let started = Instant::now();
     let factory = Arc::new(Records::for_node(settings)?);
     let store = Store::open_with_cache(&settings.data_dir, &settings.node_id, settings.cache_bytes)
@@ -1369,9 +1370,9 @@ async fn stop_all(nodes: Vec<RunningNode>) -> Result<(), String> {
     first
 }
 
-fn load_settings(sandbox: &Sandbox, id: &str) -> Result<Settings, String> {
+fn load_settings(sandbox: &Sandbox, id: &str) -> Result<LoadedSettings, String> {
     let path = sandbox.member(id).map_err(err)?.config_path();
-    enlace::config::load(&path, None).map_err(err)
+    enlace::trust::load::settings(&path, None).map_err(err)
 }
 
 /// A value from `/proc/<pid>/status`, in KiB.

@@ -162,7 +162,7 @@ async fn open(source: &Source) -> Result<Opened, String> {
             })
         }
         (None, Some(config)) => {
-            let settings = enlace::config::load(config, source.data_dir.as_deref())
+            let settings = enlace::trust::load::settings(config, source.data_dir.as_deref())
                 .map_err(|e| e.to_string())?;
             let node = enlace::node::Node::open(settings).map_err(|e| {
                 format!("{e} (to read a running node's log, use --client with an admin client)")

@@ -158,11 +158,11 @@ impl StoppedNode {
     /// the configuration is invalid.
     async fn run<F, Fut>(self, task: F) -> ExitCode
     where
-        F: FnOnce(enlace::config::Settings, bool) -> Fut,
+        F: FnOnce(enlace::trust::load::LoadedSettings, bool) -> Fut,
         Fut: std::future::Future<Output = Result<(), String>>,
     {
         init_tracing(LogFormat::Text, "warn");
-        match enlace::config::load(&self.config, self.data_dir.as_deref()) {
+        match enlace::trust::load::settings(&self.config, self.data_dir.as_deref()) {
             Ok(s) => report(task(s, self.json).await),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -190,7 +190,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 run_node(config, data_dir).await
             }
             Command::Node(NodeCommand::Check { config }) => {
-                match enlace::config::load(&config, None) {
+                match enlace::trust::load::settings(&config, None) {
                     Ok(s) => {
                         println!(
                             "configuration {} is valid: node {} in federation {}",
@@ -256,7 +256,7 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// `enlace node recover`: the node must be stopped (its store is locked
 /// while it runs).
-async fn recover(settings: enlace::config::Settings, json: bool) -> Result<(), String> {
+async fn recover(settings: enlace::trust::load::LoadedSettings, json: bool) -> Result<(), String> {
     use enlace::exchange::recover::PeerAnswer;
     let id = settings.node_id.clone();
     let node = enlace::node::Node::open(settings)
@@ -313,7 +313,7 @@ async fn recover(settings: enlace::config::Settings, json: bool) -> Result<(), S
 
 /// `enlace node compact`: the node must be stopped (its store is locked
 /// while it runs).
-async fn compact(settings: enlace::config::Settings, json: bool) -> Result<(), String> {
+async fn compact(settings: enlace::trust::load::LoadedSettings, json: bool) -> Result<(), String> {
     let store = enlace::store::Store::open_with_cache(
         &settings.data_dir,
         &settings.node_id,
@@ -355,7 +355,7 @@ fn selector(cmd: SelectorCommand) -> Result<(), String> {
     } = cmd;
     let kind = enlace::records::vocabulary::SelectorKind::parse(&kind)?;
     let matching = match (config, key) {
-        (Some(config), _) => enlace::config::load(&config, None)
+        (Some(config), _) => enlace::trust::load::settings(&config, None)
             .map_err(|e| e.to_string())?
             .matching
             .ok_or_else(|| format!("{} has no [matching] key", config.display()))?,
@@ -392,7 +392,7 @@ fn report(result: Result<(), String>) -> ExitCode {
 }
 
 async fn run_node(config: PathBuf, data_dir: Option<PathBuf>) -> ExitCode {
-    let settings = match enlace::config::load(&config, data_dir.as_deref()) {
+    let settings = match enlace::trust::load::settings(&config, data_dir.as_deref()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

@@ -1,0 +1,283 @@
+//! Loading what a configuration names: the roster, the node's certificate
+//! and key, the agency CA, the CRLs, the signing and matching keys.
+//!
+//! [`settings`] reads the configuration file, runs the section checks of
+//! [`crate::config::validate`] in the file's order, and loads each file
+//! right after the section naming it, with the checks that need it (the
+//! node is in the roster, its certificate names it and chains to its
+//! roster CA, the signing key is the roster's, each CRL is signed by a CA
+//! it covers). Every problem, in the file or in a file it names, lands in
+//! one [`ConfigError`]: an operator fixes them in one pass, and the CLI
+//! exits with code 64 on it before anything binds. The node starts from
+//! this, and the live reload re-runs it whole.
+
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
+
+use crate::config::validate::Validation;
+use crate::config::{self, ConfigError, Settings};
+use crate::records::crypto::SigningKey;
+use crate::records::model::NodeId;
+use crate::records::selector::MatchingKey;
+use crate::trust::crl;
+use crate::trust::roster::{self, Roster};
+use crate::trust::tls::{self, TlsIdentity};
+
+/// A validated configuration with everything it names loaded.
+///
+/// It dereferences to the plain [`Settings`] it was loaded from, so
+/// `loaded.node_id` or `loaded.sync` read as on the settings themselves.
+#[derive(Debug)]
+pub struct LoadedSettings {
+    /// What the file says, validated.
+    pub config: Settings,
+    /// The roster (`federation.roster`).
+    pub roster: Arc<Roster>,
+    /// The node's certificate chain and key (`tls.cert`, `tls.key`).
+    pub tls: TlsIdentity,
+    /// The agency CA's certificates (`tls.agency_client_ca`).
+    pub agency_ca: Vec<CertificateDer<'static>>,
+    /// CRLs of roster CAs, checked on the peer listener and outgoing
+    /// connections; each verified as signed by a roster CA.
+    pub peer_crls: Vec<CertificateRevocationListDer<'static>>,
+    /// CRLs of the agency CA, checked on the agency listener.
+    pub agency_crls: Vec<CertificateRevocationListDer<'static>>,
+    /// The record-signing key (`signing.key`), listed for this node in
+    /// the roster.
+    pub signing: Arc<SigningKey>,
+    /// The federation's matching key, if configured.
+    pub matching: Option<Arc<MatchingKey>>,
+}
+
+impl Deref for LoadedSettings {
+    type Target = Settings;
+
+    fn deref(&self) -> &Settings {
+        &self.config
+    }
+}
+
+/// Reads `path` and the environment, validates, and loads what it names.
+/// `data_dir` (from `--data-dir`) overrides the file.
+pub fn settings(path: &Path, data_dir: Option<&Path>) -> Result<LoadedSettings, ConfigError> {
+    let raw = config::read(path)?;
+    let mut v = Validation::new(path, data_dir);
+
+    let node_id = v.node(&raw.node);
+    let roster = v
+        .federation(&raw.federation)
+        .and_then(|p| match Roster::load(&p) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                for problem in e.problems {
+                    v.problem(format!("federation.roster ({}): {problem}", p.display()));
+                }
+                None
+            }
+        });
+    if let (Some(roster), Some(id)) = (&roster, &node_id)
+        && roster.member(id).is_none()
+    {
+        v.problem(format!(
+            "node.id: {id} is not a member of the roster {}",
+            roster.path.display()
+        ));
+    }
+
+    v.listen(&raw.listen, &raw.metrics);
+
+    let tls =
+        v.tls_identity(&raw.tls)
+            .and_then(|(cert, key)| match TlsIdentity::load(&cert, &key) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    v.problem(format!("tls: {e}"));
+                    None
+                }
+            });
+    if let (Some(tls), Some(roster), Some(id)) = (&tls, &roster, &node_id)
+        && roster.member(id).is_some()
+    {
+        check_own_certificate(tls, roster, id, &mut v);
+    }
+
+    let agency_ca = v
+        .agency_client_ca(&raw.tls)
+        .and_then(|p| match roster::load_ca_certs(&p) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                v.problem(format!("tls.agency_client_ca: {e}"));
+                None
+            }
+        });
+    if let (Some(agency), Some(roster)) = (&agency_ca, &roster)
+        && roster
+            .members()
+            .any(|m| m.ca_certs.iter().any(|c| agency.contains(c)))
+    {
+        v.problem(
+            "tls.agency_client_ca: must be a local CA of its own, not one of the federation CAs in the roster; otherwise any peer node could act as an agency client",
+        );
+    }
+
+    let roster_cas: Vec<CertificateDer<'static>> = roster
+        .iter()
+        .flat_map(|r| r.members().flat_map(|m| m.ca_certs.iter().cloned()))
+        .collect();
+    let (peer_crl_files, agency_crl_files) = v.crls(&raw.tls);
+    let peer_crls = load_crls(
+        "tls.peer_crls",
+        &peer_crl_files,
+        roster.as_ref().map(|_| roster_cas.as_slice()),
+        &mut v,
+    );
+    let agency_crls = load_crls(
+        "tls.agency_client_crls",
+        &agency_crl_files,
+        agency_ca.as_deref(),
+        &mut v,
+    );
+
+    v.reload(&raw.reload);
+
+    let (signing_file, key_id) = v.signing(&raw.signing);
+    let signing = signing_file.and_then(|p| match SigningKey::load(&p, &key_id) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            v.problem(format!("signing.key: {e}"));
+            None
+        }
+    });
+    if let (Some(signing), Some(roster), Some(id)) = (&signing, &roster, &node_id)
+        && !key_id.is_empty()
+    {
+        match roster.signing_key(&key_id) {
+            None => v.problem(format!(
+                "signing.key_id: {key_id:?} is not listed in the roster"
+            )),
+            Some((member, _)) if member.id != *id => v.problem(format!(
+                "signing.key_id: {key_id:?} belongs to member {}, not to {id}",
+                member.id
+            )),
+            Some((_, k)) if k.public_key.as_slice() != signing.public_key() => v.problem(format!(
+                "signing.key: its public key does not match the roster's key {key_id:?}"
+            )),
+            Some(_) => {}
+        }
+    }
+
+    let in_roster = |id: &NodeId| roster.as_ref().is_some_and(|r| r.member(id).is_some());
+    v.sync(
+        &raw.sync,
+        roster
+            .as_ref()
+            .map(|_| &in_roster as &dyn Fn(&NodeId) -> bool),
+    );
+
+    let matching =
+        v.matching(raw.matching.as_ref())
+            .and_then(|m| match MatchingKey::load(&m.path, m.epoch) {
+                Ok(k) => Some(Arc::new(k)),
+                Err(e) => {
+                    v.problem(format!("matching.key: {e}"));
+                    None
+                }
+            });
+
+    v.plain_sections(&raw);
+    let config = v.finish()?;
+    match (roster, tls, agency_ca, signing) {
+        (Some(roster), Some(tls), Some(agency_ca), Some(signing)) => Ok(LoadedSettings {
+            config,
+            roster: Arc::new(roster),
+            tls,
+            agency_ca,
+            peer_crls,
+            agency_crls,
+            signing: Arc::new(signing),
+            matching,
+        }),
+        _ => Err(ConfigError {
+            path: path.to_owned(),
+            problems: vec!["incomplete configuration".into()],
+        }),
+    }
+}
+
+/// Loads the CRL files of `field`, each of which must be signed by one of
+/// `cas` (`None` when those CAs did not load: then only parsing is checked).
+/// Only one CRL per CA is allowed, since WebPKI consults the first CRL of
+/// an issuer and would silently ignore a second.
+fn load_crls(
+    field: &str,
+    files: &[PathBuf],
+    cas: Option<&[CertificateDer<'static>]>,
+    v: &mut Validation<'_>,
+) -> Vec<CertificateRevocationListDer<'static>> {
+    let mut out = Vec::new();
+    let mut issuers: Vec<(Vec<u8>, String)> = Vec::new();
+    for (i, path) in files.iter().enumerate() {
+        let at = format!("{field}[{i}]");
+        let crls = match crl::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                v.problem(format!("{at}: {e}"));
+                continue;
+            }
+        };
+        for (j, crl) in crls.into_iter().enumerate() {
+            let what = format!("{} (CRL {})", path.display(), j + 1);
+            if let Some(cas) = cas
+                && let Err(e) = crl::signer(&crl, cas, &what)
+            {
+                v.problem(format!("{at}: {e}"));
+                continue;
+            }
+            if let Ok(info) = crl::CrlInfo::parse(&crl) {
+                if let Some((_, first)) = issuers.iter().find(|(raw, _)| *raw == info.issuer_raw) {
+                    v.problem(format!(
+                        "{at}: {what} is a second CRL from {:?} (the first is {first}); keep only the newest, since only one CRL per CA is consulted",
+                        info.issuer
+                    ));
+                    continue;
+                }
+                issuers.push((info.issuer_raw, what));
+            }
+            out.push(crl);
+        }
+    }
+    out
+}
+
+/// The node's own certificate must name it and chain to its roster CA, or
+/// every peer will refuse it: better to say so before binding.
+fn check_own_certificate(tls: &TlsIdentity, roster: &Roster, id: &NodeId, v: &mut Validation<'_>) {
+    let Some(leaf) = tls.chain.first() else {
+        return;
+    };
+    match tls::node_id_from_cert(leaf, &roster.federation) {
+        Ok(found) if found == *id => {}
+        Ok(found) => v.problem(format!(
+            "tls.cert: names node {found}, but this node is {id}"
+        )),
+        Err(e) => v.problem(format!("tls.cert: {e}")),
+    }
+    match tls::RosterClientVerifier::new(roster, &tls::provider()) {
+        Ok(verifier) => {
+            use rustls::server::danger::ClientCertVerifier;
+            let now = rustls_pki_types::UnixTime::now();
+            if let Err(e) = verifier.verify_client_cert(leaf, &tls.chain[1..], now) {
+                v.problem(format!(
+                    "tls.cert: is not accepted under the roster's CAs for {id}: {e}"
+                ));
+            }
+        }
+        Err(e) => v.problem(format!("federation.roster: {e}")),
+    }
+    if let Err(e) = tls::peer_server_config(roster, tls) {
+        v.problem(format!("tls.key: does not fit tls.cert: {e}"));
+    }
+}

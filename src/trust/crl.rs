@@ -232,23 +232,6 @@ pub const REASONS: [&str; 8] = [
     "privilege-withdrawn",
 ];
 
-/// The name of an RFC 5280 reason code, for logs and `inspect`.
-pub fn reason_name(code: u8) -> &'static str {
-    match code {
-        0 => "unspecified",
-        1 => "key-compromise",
-        2 => "ca-compromise",
-        3 => "affiliation-changed",
-        4 => "superseded",
-        5 => "cessation-of-operation",
-        6 => "certificate-hold",
-        8 => "remove-from-crl",
-        9 => "privilege-withdrawn",
-        10 => "aa-compromise",
-        _ => "unknown",
-    }
-}
-
 fn reason_of(code: u8) -> Option<RevocationReason> {
     Some(match code {
         0 => RevocationReason::Unspecified,

@@ -203,14 +203,6 @@ pub fn peer_server_config_with_crls(
     })
 }
 
-/// Server config of the agency listener: clients of the local agency CA.
-pub fn agency_server_config(
-    agency_ca: &[CertificateDer<'static>],
-    identity: &TlsIdentity,
-) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    Ok(agency_server_config_with_crls(agency_ca, identity, &[])?.config)
-}
-
 /// Server config of the agency listener, checking clients against `crls`.
 pub fn agency_server_config_with_crls(
     agency_ca: &[CertificateDer<'static>],

@@ -16,7 +16,7 @@ use crate::records::model::NodeId;
 /// Checks that `cert` was issued by `ca`: its issuer is the CA's subject
 /// and its signature verifies under the CA's public key. A name match
 /// alone is not enough, since anyone can make a CA with any name.
-pub fn check_issued_by(cert: &[u8], ca: &[u8]) -> Result<(), PkiError> {
+pub(crate) fn check_issued_by(cert: &[u8], ca: &[u8]) -> Result<(), PkiError> {
     let (_, cert) = x509_parser::parse_x509_certificate(cert)
         .map_err(|e| PkiError::Invalid(format!("not an X.509 certificate: {e}")))?;
     let (_, ca) = x509_parser::parse_x509_certificate(ca)
@@ -41,7 +41,7 @@ pub fn check_issued_by(cert: &[u8], ca: &[u8]) -> Result<(), PkiError> {
 /// The enlace profile a certificate was issued under, read back from it:
 /// a node certificate by its SPIFFE id (plus its DNS and IP SANs), an
 /// agency-client certificate by its `clientAuth`-only purpose and CN.
-pub fn profile_of(cert: &[u8]) -> Result<Profile, PkiError> {
+pub(super) fn profile_of(cert: &[u8]) -> Result<Profile, PkiError> {
     let info = CertInfo::parse(cert)?;
     let (_, parsed) = x509_parser::parse_x509_certificate(cert)
         .map_err(|e| PkiError::Invalid(format!("not an X.509 certificate: {e}")))?;
@@ -245,11 +245,11 @@ impl CertInfo {
     }
 
     /// Whether the extended key usage lists `purpose` ("serverAuth", …).
-    pub fn has_eku(&self, purpose: &str) -> bool {
+    pub(crate) fn has_eku(&self, purpose: &str) -> bool {
         self.extended_key_usage.iter().any(|p| p == purpose)
     }
 
-    pub fn uris(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn uris(&self) -> impl Iterator<Item = &str> {
         self.sans.iter().filter_map(|s| match s {
             San::Uri(u) => Some(u.as_str()),
             _ => None,

@@ -35,7 +35,8 @@ use std::net::IpAddr;
 use crate::records::crypto;
 use crate::records::model::NodeId;
 
-pub use inspect::{BasicConstraintsInfo, CertInfo, San, check_issued_by, profile_of};
+pub(crate) use inspect::check_issued_by;
+pub use inspect::{BasicConstraintsInfo, CertInfo, San};
 pub use issue::{issue, issue_with_validity, new_ca};
 pub use renew::{Renewed, renew};
 

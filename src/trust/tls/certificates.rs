@@ -39,7 +39,7 @@ pub fn node_id_from_cert(cert: &CertificateDer<'_>, federation: &str) -> Result<
 }
 
 /// The subject common name of an agency client certificate.
-pub fn client_name_from_cert(cert: &CertificateDer<'_>) -> Result<String, TlsError> {
+pub(crate) fn client_name_from_cert(cert: &CertificateDer<'_>) -> Result<String, TlsError> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert)
         .map_err(|e| TlsError::BadCertificate(e.to_string()))?;
     parsed
@@ -53,7 +53,7 @@ pub fn client_name_from_cert(cert: &CertificateDer<'_>) -> Result<String, TlsErr
 }
 
 /// Why WebPKI refused a certificate, in a word or two for the log.
-pub fn refusal_reason(error: &rustls::Error) -> String {
+pub(crate) fn refusal_reason(error: &rustls::Error) -> String {
     match error {
         rustls::Error::InvalidCertificate(e) => match e {
             CertificateError::Revoked => "revoked".into(),

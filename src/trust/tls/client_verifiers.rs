@@ -42,7 +42,7 @@ fn client_verifier(
 /// Peer-listener client verifier: the chain must end at one of the CAs the
 /// roster allows for the node id that the certificate itself names.
 #[derive(Debug)]
-pub struct RosterClientVerifier {
+pub(crate) struct RosterClientVerifier {
     federation: String,
     per_member: HashMap<NodeId, Arc<dyn ClientCertVerifier>>,
     hints: Vec<DistinguishedName>,
@@ -55,12 +55,12 @@ pub struct RosterClientVerifier {
 impl RosterClientVerifier {
     /// A verifier without CRLs that does not log refusals: for checking a
     /// certificate the way peers will (configuration checks, doctor).
-    pub fn new(roster: &Roster, provider: &Arc<CryptoProvider>) -> Result<Self, TlsError> {
+    pub(crate) fn new(roster: &Roster, provider: &Arc<CryptoProvider>) -> Result<Self, TlsError> {
         Self::build(roster, &[], provider, false)
     }
 
     /// The peer listener's verifier: checks `crls` and logs every refusal.
-    pub fn for_listener(
+    pub(crate) fn for_listener(
         roster: &Roster,
         crls: &Crls,
         provider: &Arc<CryptoProvider>,
@@ -151,12 +151,12 @@ impl ClientCertVerifier for RosterClientVerifier {
 /// Agency-listener client verifier: WebPKI against the local agency CA
 /// (and its CRLs), logging every refusal with the client's name.
 #[derive(Debug)]
-pub struct AgencyClientVerifier {
+pub(crate) struct AgencyClientVerifier {
     inner: Arc<dyn ClientCertVerifier>,
 }
 
 impl AgencyClientVerifier {
-    pub fn new(
+    pub(crate) fn new(
         agency_ca: &[CertificateDer<'static>],
         crls: &Crls,
         provider: &Arc<CryptoProvider>,

@@ -21,7 +21,7 @@ use super::{ServerTls, TlsError};
 use crate::records::model::NodeId;
 
 /// How long a TLS handshake may take before the connection is dropped.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshakes in progress at once per listener; more wait in the backlog.
 const MAX_CONCURRENT_HANDSHAKES: usize = 256;
 

@@ -72,15 +72,15 @@ use crate::records::crypto;
 use crate::records::model::NodeId;
 use crate::trust::roster::{self, Roster};
 
-pub use certificates::{client_name_from_cert, node_id_from_cert, refusal_reason};
-pub use client_verifiers::{AgencyClientVerifier, RosterClientVerifier};
+pub use certificates::node_id_from_cert;
+pub(crate) use certificates::{client_name_from_cert, refusal_reason};
+pub(crate) use client_verifiers::{AgencyClientVerifier, RosterClientVerifier};
 pub use connector::connector;
 pub use guard::Guarded;
-pub use listener::{
-    ConnInfo, HANDSHAKE_TIMEOUT, HandshakeStats, Identify, Identity, TlsConn, incoming,
-};
-pub use server_verifier::RosterServerVerifier;
-pub use sources::{ClientSide, ClientTls, PeerClientConfigs, ServerSide, ServerTls};
+pub use listener::{ConnInfo, HandshakeStats, Identify, Identity, TlsConn, incoming};
+pub(crate) use server_verifier::RosterServerVerifier;
+pub(crate) use sources::ServerSide;
+pub use sources::{ClientSide, ClientTls, PeerClientConfigs, ServerTls};
 
 #[derive(thiserror::Error)]
 pub enum TlsError {
@@ -158,7 +158,7 @@ impl TlsIdentity {
 }
 
 /// CRLs as the verifiers take them.
-pub type Crls = [CertificateRevocationListDer<'static>];
+pub(crate) type Crls = [CertificateRevocationListDer<'static>];
 
 fn roots(certs: &[CertificateDer<'static>]) -> Result<Arc<RootCertStore>, TlsError> {
     let mut store = RootCertStore::empty();
@@ -184,7 +184,7 @@ pub fn peer_server_config(
 }
 
 /// Server config of the peer listener, checking peers against `crls`.
-pub fn peer_server_config_with_crls(
+pub(crate) fn peer_server_config_with_crls(
     roster: &Roster,
     identity: &TlsIdentity,
     crls: &Crls,
@@ -204,7 +204,7 @@ pub fn peer_server_config_with_crls(
 }
 
 /// Server config of the agency listener, checking clients against `crls`.
-pub fn agency_server_config_with_crls(
+pub(crate) fn agency_server_config_with_crls(
     agency_ca: &[CertificateDer<'static>],
     identity: &TlsIdentity,
     crls: &Crls,
@@ -216,7 +216,7 @@ pub fn agency_server_config_with_crls(
 /// listener (clients of the local agency CA, checked against its CRLs),
 /// since whoever scrapes is one of the agency's own systems; but HTTP/1.1,
 /// which is what Prometheus speaks.
-pub fn metrics_server_config_with_crls(
+pub(crate) fn metrics_server_config_with_crls(
     agency_ca: &[CertificateDer<'static>],
     identity: &TlsIdentity,
     crls: &Crls,
@@ -254,7 +254,7 @@ pub fn peer_client_config(
 }
 
 /// Client config for dialling one peer, checking its certificate against `crls`.
-pub fn peer_client_config_with_crls(
+pub(crate) fn peer_client_config_with_crls(
     roster: &Roster,
     identity: &TlsIdentity,
     peer: &NodeId,

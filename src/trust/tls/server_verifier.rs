@@ -23,7 +23,7 @@ use crate::trust::roster::Roster;
 /// the peer we meant to reach, chained to a CA the roster allows for it,
 /// and valid for the host name or IP address we dialled.
 #[derive(Debug)]
-pub struct RosterServerVerifier {
+pub(crate) struct RosterServerVerifier {
     federation: String,
     expected: NodeId,
     inner: Arc<WebPkiServerVerifier>,
@@ -32,7 +32,7 @@ pub struct RosterServerVerifier {
 impl RosterServerVerifier {
     /// The verifier for dialling `peer`: WebPKI against the CAs the roster
     /// allows for it, checking `crls`.
-    pub fn new(
+    pub(crate) fn new(
         roster: &Roster,
         peer: &NodeId,
         crls: &Crls,

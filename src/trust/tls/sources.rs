@@ -24,7 +24,7 @@ use crate::records::model::NodeId;
 /// that an established connection's client can be checked again after a
 /// reload (rustls does not hand the verifier back out of a config).
 #[derive(Clone)]
-pub struct ServerSide {
+pub(crate) struct ServerSide {
     pub config: Arc<rustls::ServerConfig>,
     /// `None` for a fixed configuration, which never changes.
     pub verifier: Option<Arc<dyn ClientCertVerifier>>,
@@ -78,12 +78,14 @@ impl From<watch::Receiver<ServerSide>> for ServerTls {
     }
 }
 
-/// A client configuration for dialling one peer, with its verifier (see
-/// [`ServerSide`]).
+/// A client configuration for dialling one peer, with the verifier it
+/// checks the server with, so that an established connection's server can
+/// be checked again after a reload (rustls does not hand the verifier back
+/// out of a config).
 #[derive(Clone)]
 pub struct ClientSide {
-    pub config: Arc<rustls::ClientConfig>,
-    pub verifier: Arc<RosterServerVerifier>,
+    pub(crate) config: Arc<rustls::ClientConfig>,
+    pub(crate) verifier: Arc<RosterServerVerifier>,
 }
 
 /// One client configuration per roster member, replaced as a whole.

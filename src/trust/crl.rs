@@ -56,7 +56,7 @@ pub enum CrlError {
 
 /// One entry of a CRL.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RevokedEntry {
+pub(crate) struct RevokedEntry {
     /// Colon-separated hex, as `enlace cert inspect` and openssl print it.
     pub serial: String,
     /// The serial's DER integer bytes.
@@ -69,21 +69,20 @@ pub struct RevokedEntry {
 
 /// What a CRL says.
 #[derive(Debug, Clone)]
-pub struct CrlInfo {
+pub(crate) struct CrlInfo {
     /// The issuer's distinguished name, as x509-parser prints it.
     pub issuer: String,
     /// The issuer's DER-encoded name, to match against a CA's subject.
     pub issuer_raw: Vec<u8>,
     /// The CRL number, when present and no longer than 8 bytes.
     pub number: Option<u64>,
-    pub this_update: OffsetDateTime,
     pub next_update: Option<OffsetDateTime>,
     pub revoked: Vec<RevokedEntry>,
 }
 
 impl CrlInfo {
     /// Parses one DER CRL.
-    pub fn parse(der: &[u8]) -> Result<Self, String> {
+    pub(crate) fn parse(der: &[u8]) -> Result<Self, String> {
         let (rest, crl) = x509_parser::parse_x509_crl(der).map_err(|e| e.to_string())?;
         if !rest.is_empty() {
             return Err(format!("{} bytes of trailing data", rest.len()));
@@ -106,14 +105,13 @@ impl CrlInfo {
             issuer: crl.issuer().to_string(),
             issuer_raw: crl.issuer().as_raw().to_vec(),
             number,
-            this_update: crl.last_update().to_datetime(),
             next_update: crl.next_update().map(|t| t.to_datetime()),
             revoked,
         })
     }
 
     /// The entry for the certificate with this serial (DER integer bytes).
-    pub fn entry(&self, raw_serial: &[u8]) -> Option<&RevokedEntry> {
+    pub(crate) fn entry(&self, raw_serial: &[u8]) -> Option<&RevokedEntry> {
         self.revoked
             .iter()
             .find(|r| strip_zeros(&r.raw_serial) == strip_zeros(raw_serial))
@@ -155,7 +153,7 @@ pub fn load(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, C
 
 /// Which of `cas` signed `crl`: the CA whose subject is the CRL's issuer
 /// and whose key verifies its signature. `what` names the CRL in errors.
-pub fn signer<'a>(
+pub(crate) fn signer<'a>(
     crl: &[u8],
     cas: &'a [CertificateDer<'static>],
     what: &str,
@@ -221,7 +219,7 @@ pub fn parse_reason(s: &str) -> Result<RevocationReason, String> {
 }
 
 /// The reasons `--reason` accepts.
-pub const REASONS: [&str; 8] = [
+pub(crate) const REASONS: [&str; 8] = [
     "unspecified",
     "key-compromise",
     "ca-compromise",
@@ -231,23 +229,6 @@ pub const REASONS: [&str; 8] = [
     "certificate-hold",
     "privilege-withdrawn",
 ];
-
-/// The name of an RFC 5280 reason code, for logs and `inspect`.
-pub fn reason_name(code: u8) -> &'static str {
-    match code {
-        0 => "unspecified",
-        1 => "key-compromise",
-        2 => "ca-compromise",
-        3 => "affiliation-changed",
-        4 => "superseded",
-        5 => "cessation-of-operation",
-        6 => "certificate-hold",
-        8 => "remove-from-crl",
-        9 => "privilege-withdrawn",
-        10 => "aa-compromise",
-        _ => "unknown",
-    }
-}
 
 fn reason_of(code: u8) -> Option<RevocationReason> {
     Some(match code {

@@ -1,0 +1,183 @@
+//! The listeners' accept loop: where an accepted TCP connection becomes a
+//! guarded TLS connection with a verified identity, or is dropped.
+//!
+//! Separate because it is the part a hostile client can reach before it
+//! has proved anything: each handshake runs in its own task under a
+//! timeout, and only so many at once, so that a slow or hostile client
+//! cannot hold up the others; the counts feed the metrics.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls_pki_types::CertificateDer;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_rustls::TlsAcceptor;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::guard::{Guarded, owned_chain};
+use super::{ServerTls, TlsError};
+use crate::records::model::NodeId;
+
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshakes in progress at once per listener; more wait in the backlog.
+const MAX_CONCURRENT_HANDSHAKES: usize = 256;
+
+/// Counts of TLS handshakes on one listener.
+#[derive(Debug, Default)]
+pub struct HandshakeStats {
+    /// Handshakes completed with a verified, usable identity.
+    pub accepted: std::sync::atomic::AtomicU64,
+    /// Handshakes refused (bad or missing certificate, wrong identity, timeout).
+    pub refused: std::sync::atomic::AtomicU64,
+    /// Established connections cut because, after a reload, the client's
+    /// certificate no longer passed.
+    pub cut: std::sync::atomic::AtomicU64,
+}
+
+impl HandshakeStats {
+    fn count_cut(&self) {
+        self.cut.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn count_refused(&self) {
+        self.refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn count_accepted(&self) {
+        self.accepted
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Who is on the other end of an accepted connection, as its verified
+/// certificate says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// A federation peer.
+    Peer(NodeId),
+    /// An agency client, by its certificate's common name.
+    Client(String),
+}
+
+/// Connection facts that tonic hands to every request on the connection
+/// (`request.extensions().get::<ConnInfo>()`).
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub remote: SocketAddr,
+    pub identity: Identity,
+}
+
+/// How an accepted connection's identity is read from its verified leaf.
+pub type Identify = Arc<dyn Fn(&CertificateDer<'_>) -> Result<Identity, TlsError> + Send + Sync>;
+
+/// An accepted, handshaken TLS connection with its verified identity.
+pub type TlsConn = Guarded<tokio_rustls::server::TlsStream<TcpStream>, ConnInfo>;
+
+impl tonic::transport::server::Connected for TlsConn {
+    type ConnectInfo = ConnInfo;
+
+    fn connect_info(&self) -> ConnInfo {
+        self.info.clone()
+    }
+}
+
+/// Accepts TCP connections, runs each TLS handshake in its own task (so a
+/// slow or hostile client cannot hold up the others), and yields the
+/// connections whose certificates passed. Ends when `shutdown` turns true.
+pub fn incoming(
+    listener: TcpListener,
+    config: impl Into<ServerTls>,
+    identify: Identify,
+    listener_name: &'static str,
+    stats: Arc<HandshakeStats>,
+    mut shutdown: watch::Receiver<bool>,
+) -> ReceiverStream<Result<TlsConn, std::io::Error>> {
+    let (tx, rx) = mpsc::channel(64);
+    let config = config.into();
+    let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_HANDSHAKES));
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = shutdown.wait_for(|s| *s) => break,
+            };
+            let (tcp, remote) = match accepted {
+                Ok(a) => a,
+                Err(error) => {
+                    // Typically EMFILE: back off briefly rather than spin.
+                    tracing::warn!(listener = listener_name, %error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
+            // Read per connection, so a reloaded configuration applies to
+            // the next handshake and to none already made.
+            let acceptor = TlsAcceptor::from(config.current());
+            let recheck_source = config.clone();
+            let identify = identify.clone();
+            let tx = tx.clone();
+            let stats = stats.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
+                    .await
+                {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(error)) => {
+                        stats.count_refused();
+                        tracing::warn!(listener = listener_name, %remote, %error, "TLS handshake refused");
+                        return;
+                    }
+                    Err(_) => {
+                        stats.count_refused();
+                        tracing::warn!(listener = listener_name, %remote, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                let (identity, chain) = {
+                    let (_, conn) = stream.get_ref();
+                    let chain = owned_chain(conn.peer_certificates());
+                    match chain.first() {
+                        Some(leaf) => (identify(leaf), chain),
+                        None => (Err(TlsError::NoClientName), chain),
+                    }
+                };
+                match identity {
+                    Ok(identity) => {
+                        stats.count_accepted();
+                        tracing::debug!(listener = listener_name, %remote, ?identity, "connection accepted");
+                        let who = format!("{identity:?}");
+                        let conn = Guarded {
+                            stream,
+                            info: ConnInfo { remote, identity },
+                            recheck: Some(recheck_source.recheck(chain)),
+                            on_cut: Some(Box::new(move |reason: &str| {
+                                stats.count_cut();
+                                tracing::warn!(
+                                    security_event = true,
+                                    listener = listener_name,
+                                    %remote,
+                                    peer = %who,
+                                    reason,
+                                    "established connection cut: after a reload its certificate is no longer accepted"
+                                );
+                            })),
+                        };
+                        let _ = tx.send(Ok(conn)).await;
+                    }
+                    Err(error) => {
+                        stats.count_refused();
+                        tracing::warn!(listener = listener_name, %remote, %error, "verified certificate carries no usable identity");
+                    }
+                }
+            });
+        }
+    });
+    ReceiverStream::new(rx)
+}

@@ -1,7 +1,7 @@
 //! Hit/no-hit queries on hashed identifiers and mutual legal assistance,
 //! between real nodes.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

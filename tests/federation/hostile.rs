@@ -4,7 +4,7 @@
 //! open connections and say nothing. Meanwhile the node keeps replicating
 //! with its honest peer and serving it.
 
-mod common;
+use crate::common;
 
 use std::pin::Pin;
 use std::sync::Arc;

@@ -5,7 +5,7 @@
 //! with gt's real TLS identity and signing key; only its records are
 //! doctored, as a compromised relay or a buggy origin would send them.
 
-mod common;
+use crate::common;
 
 use std::pin::Pin;
 use std::sync::Arc;

@@ -7,6 +7,7 @@
 
 pub mod certs;
 pub mod proxy;
+pub mod standin;
 
 use std::future::Future;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! verifiable from its anchor. The store is tampered with as an attacker
 //! would: with sled, directly on the stopped node's files.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -2,8 +2,6 @@
 //! the CRL settings as `enlace node check` validates them: the built
 //! binary, real files, exit codes and messages.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -3,7 +3,7 @@
 //! above every number the peers saw, so that its next publication is
 //! accepted everywhere instead of clashing with a record already out there.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

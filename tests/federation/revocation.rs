@@ -4,7 +4,7 @@
 //! was for, while everyone else carries on. Real nodes, real mTLS, real
 //! CRLs made by `enlace cert revoke`'s code.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::atomic::Ordering;

@@ -4,7 +4,7 @@
 //! others can read, an expired certificate, a certificate whose names do
 //! not match the roster endpoint, peers that are down or silent.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -1,7 +1,7 @@
 //! Two real nodes exchange signed alerts, and replication survives a
 //! restart without loss or duplication.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

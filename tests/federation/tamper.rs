@@ -5,100 +5,17 @@
 //! with gt's real TLS identity and signing key; only its records are
 //! doctored, as a compromised relay or a buggy origin would send them.
 
-mod common;
-
-use std::pin::Pin;
-use std::sync::Arc;
-
-use common::{eventually, list_all};
-use enlace::records::model::{Distribution, Errors, NodeId, RecordBody, RecordKind};
+use crate::common::{self, eventually, list_all};
+use common::standin::{self, StandIn};
+use enlace::records::model::NodeId;
 use enlace::testing::Sandbox;
-use enlace::trust::tls::{self, Identity};
 use enlace::wire::pb::v1 as pb;
-use enlace::wire::pb::v1::federation_server::{Federation, FederationServer};
 use enlace::wire::{self, Envelope};
-use tokio::sync::{mpsc, watch};
-use tokio_stream::Stream;
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status};
-
-struct DoctoredPeer {
-    batch: pb::PullBatch,
-}
-
-#[tonic::async_trait]
-impl Federation for DoctoredPeer {
-    type PullStream = Pin<Box<dyn Stream<Item = Result<pb::PullBatch, Status>> + Send>>;
-
-    async fn digest(
-        &self,
-        _: Request<pb::DigestRequest>,
-    ) -> Result<Response<pb::DigestResponse>, Status> {
-        Err(Status::unimplemented("a doctored peer answers no digest"))
-    }
-
-    async fn r#match(
-        &self,
-        _: Request<pb::MatchRequest>,
-    ) -> Result<Response<pb::MatchResponse>, Status> {
-        Err(Status::unimplemented("this stand-in peer answers no query"))
-    }
-
-    async fn pull(
-        &self,
-        _: Request<pb::PullRequest>,
-    ) -> Result<Response<Self::PullStream>, Status> {
-        let (tx, rx) = mpsc::channel(1);
-        let batch = self.batch.clone();
-        tokio::spawn(async move {
-            let _ = tx.send(Ok(batch)).await;
-            // Keep following (silently) until the puller goes away.
-            tx.closed().await;
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
-    }
-
-    async fn witness(
-        &self,
-        _: Request<pb::SignedCheckpoint>,
-    ) -> Result<Response<pb::WitnessReply>, Status> {
-        Err(Status::unimplemented(
-            "this stand-in peer witnesses nothing",
-        ))
-    }
-
-    async fn witnessed(
-        &self,
-        _: Request<pb::WitnessedRequest>,
-    ) -> Result<Response<pb::WitnessedResponse>, Status> {
-        Err(Status::unimplemented(
-            "this stand-in peer witnesses nothing",
-        ))
-    }
-}
+use tokio::sync::watch;
 
 fn record(settings: &enlace::trust::load::LoadedSettings, seq: u64) -> Envelope {
     let origin = NodeId::parse("gt").unwrap();
-    let mut alert = enlace::testing::sample_alert(&format!("alerta número {seq}"));
-    alert.urgency = enlace::records::vocabulary::Urgency::Routine.wire();
-    alert.subject_category = enlace::records::vocabulary::SubjectCategory::Victim.wire();
-    alert.expires_at_ms = enlace::clock::now_ms() + 86_400_000;
-    let mut errors = Errors::default();
-    let alert = wire::alert_from_pb(alert, "alert", &mut errors).unwrap();
-    let body = RecordBody {
-        record_id: enlace::records::model::new_record_id(&origin, seq.to_be_bytes()),
-        origin,
-        seq,
-        created_at_ms: enlace::clock::now_ms(),
-        distribution: Distribution::AllMembers,
-        kind: RecordKind::Alert(alert),
-    };
-    let body = wire::encode_body(&body);
-    Envelope {
-        signature: settings.signing.sign_record(&body),
-        key_id: settings.signing.key_id().into(),
-        body,
-    }
+    standin::signed_alert(settings, &origin, seq, &format!("alerta número {seq}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,35 +53,16 @@ async fn altered_records_are_rejected_and_sync_carries_on() {
         })
         .collect();
 
-    let listeners = fed.take_listeners("gt").unwrap();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let config = tls::peer_server_config(&gt_settings.roster, &gt_settings.tls).unwrap();
-    let federation = gt_settings.roster.federation.clone();
-    let identify: tls::Identify =
-        Arc::new(move |c| tls::node_id_from_cert(c, &federation).map(Identity::Peer));
-    let incoming = tls::incoming(
-        listeners.peer,
-        config,
-        identify,
-        "peer",
-        Arc::default(),
-        stop_rx.clone(),
-    );
-    let fake = DoctoredPeer {
-        batch: pb::PullBatch {
+    let fake = StandIn {
+        batch: Some(pb::PullBatch {
             records: records.iter().map(Envelope::to_pb).collect(),
             high_water: 6,
             head: 6,
-        },
+        }),
+        ..StandIn::default()
     };
-    let mut stop_server = stop_rx.clone();
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(FederationServer::new(fake))
-            .serve_with_incoming_shutdown(incoming, async move {
-                let _ = stop_server.wait_for(|s| *s).await;
-            }),
-    );
+    let server = standin::serve(&mut fed, "gt", fake, stop_rx);
 
     let hn = fed.start("hn").await.unwrap();
     let hn_client = fed.client("hn").await.unwrap();

@@ -2,7 +2,7 @@
 //! outgoing connections. Every connection here is a real TLS 1.3
 //! handshake against a real node.
 
-mod common;
+use crate::common;
 
 use common::certs::{identity, pull_as, read_issued, refused};
 

@@ -3,7 +3,7 @@
 //! distribution is never widened, identifiers never appear in clear, and a
 //! reader cannot publish.
 
-mod common;
+use crate::common;
 
 use common::{eventually, list_all};
 use enlace::clock::Clock;

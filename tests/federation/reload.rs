@@ -2,7 +2,7 @@
 //! present the new certificate, streams opened before keep delivering, a
 //! broken file changes nothing, and SIGHUP reloads as a file change does.
 
-mod common;
+use crate::common;
 
 use common::certs::{self, accepted, edit_config, identity, read_issued};
 use common::{eventually, list_all, publish};

@@ -3,7 +3,7 @@
 //! hold anyone back. Every link between two nodes runs through a test proxy
 //! (`common::proxy`) that can cut it.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -2,7 +2,7 @@
 //! key and certificate commands, and two nodes run as separate processes
 //! exchanging an alert published with the CLI.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};

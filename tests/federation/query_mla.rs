@@ -1,11 +1,10 @@
 //! Hit/no-hit queries on hashed identifiers and mutual legal assistance,
 //! between real nodes.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::eventually;
+use crate::common::{self, eventually};
+use common::standin::{self, StandIn};
 use enlace::records::vocabulary::{MlaOutcome, Offence, SelectorKind};
 use enlace::testing::Sandbox;
 use enlace::wire::pb::v1 as pb;
@@ -409,62 +408,6 @@ async fn an_unanswered_request_past_its_deadline_is_overdue_at_both_ends() {
     }
 }
 
-/// A peer that records the Match requests it receives.
-struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
-
-#[tonic::async_trait]
-impl enlace::wire::pb::v1::federation_server::Federation for Recorder {
-    type PullStream = std::pin::Pin<
-        Box<dyn tokio_stream::Stream<Item = Result<pb::PullBatch, tonic::Status>> + Send>,
-    >;
-
-    async fn pull(
-        &self,
-        _: tonic::Request<pb::PullRequest>,
-    ) -> Result<tonic::Response<Self::PullStream>, tonic::Status> {
-        Ok(tonic::Response::new(Box::pin(tokio_stream::pending())))
-    }
-
-    async fn digest(
-        &self,
-        _: tonic::Request<pb::DigestRequest>,
-    ) -> Result<tonic::Response<pb::DigestResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("recorder"))
-    }
-
-    async fn r#match(
-        &self,
-        r: tonic::Request<pb::MatchRequest>,
-    ) -> Result<tonic::Response<pb::MatchResponse>, tonic::Status> {
-        use prost::Message;
-        let req = r.into_inner();
-        let n = req.selectors.len();
-        self.0.lock().unwrap().push(req.encode_to_vec());
-        Ok(tonic::Response::new(pb::MatchResponse {
-            hits: vec![false; n],
-            ..Default::default()
-        }))
-    }
-
-    async fn witness(
-        &self,
-        _: tonic::Request<pb::SignedCheckpoint>,
-    ) -> Result<tonic::Response<pb::WitnessReply>, tonic::Status> {
-        Err(tonic::Status::unimplemented(
-            "this stand-in peer witnesses nothing",
-        ))
-    }
-
-    async fn witnessed(
-        &self,
-        _: tonic::Request<pb::WitnessedRequest>,
-    ) -> Result<tonic::Response<pb::WitnessedResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented(
-            "this stand-in peer witnesses nothing",
-        ))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_clear_identifier_crosses_the_wire_or_reaches_a_store() {
     use std::sync::Arc;
@@ -475,32 +418,12 @@ async fn no_clear_identifier_crosses_the_wire_or_reaches_a_store() {
     // "rec" is a stand-in peer with rec's real identity that keeps every
     // Match request it receives, exactly as decoded from the wire.
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let settings =
-        enlace::trust::load::settings(&fed.member("rec").unwrap().config_path(), None).unwrap();
-    let listeners = fed.take_listeners("rec").unwrap();
-    let federation = settings.roster.federation.clone();
-    let identify: enlace::trust::tls::Identify = Arc::new(move |c| {
-        enlace::trust::tls::node_id_from_cert(c, &federation)
-            .map(enlace::trust::tls::Identity::Peer)
-    });
     let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let incoming = enlace::trust::tls::incoming(
-        listeners.peer,
-        enlace::trust::tls::peer_server_config(&settings.roster, &settings.tls).unwrap(),
-        identify,
-        "peer",
-        Arc::default(),
-        stop_rx,
-    );
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(
-                enlace::wire::pb::v1::federation_server::FederationServer::new(Recorder(
-                    seen.clone(),
-                )),
-            )
-            .serve_with_incoming(incoming),
-    );
+    let recorder = StandIn {
+        matches: Some(seen.clone()),
+        ..StandIn::default()
+    };
+    standin::serve(&mut fed, "rec", recorder, stop_rx);
     let nodes = vec![
         fed.start("hn").await.unwrap(),
         fed.start("sv").await.unwrap(),

@@ -4,109 +4,17 @@
 //! open connections and say nothing. Meanwhile the node keeps replicating
 //! with its honest peer and serving it.
 
-mod common;
-
-use std::pin::Pin;
 use std::sync::Arc;
 
-use common::eventually;
+use crate::common::{self, eventually};
 use common::proxy::Proxy;
-use enlace::records::model::{Distribution, Errors, NodeId, RecordBody, RecordKind};
-use enlace::testing::{Sandbox, sample_alert};
-use enlace::trust::tls::{self, Identity};
+use common::standin::{self, StandIn};
+use enlace::records::model::NodeId;
+use enlace::testing::Sandbox;
+use enlace::trust::tls;
 use enlace::wire::pb::v1 as pb;
-use enlace::wire::pb::v1::federation_server::{Federation, FederationServer};
-use enlace::wire::{self, Envelope};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
-use tokio_stream::Stream;
-use tonic::{Request, Response, Status};
-
-/// A peer whose Pull answers with a large batch (for the truncating
-/// proxy) or never answers at all (stalls).
-struct Hostile {
-    batch: Option<pb::PullBatch>,
-    pulls: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-#[tonic::async_trait]
-impl Federation for Hostile {
-    type PullStream = Pin<Box<dyn Stream<Item = Result<pb::PullBatch, Status>> + Send>>;
-
-    async fn pull(
-        &self,
-        _: Request<pb::PullRequest>,
-    ) -> Result<Response<Self::PullStream>, Status> {
-        self.pulls
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        match &self.batch {
-            Some(b) => Ok(Response::new(Box::pin(
-                tokio_stream::iter(vec![Ok(b.clone())]).chain(tokio_stream::pending()),
-            ))),
-            None => Ok(Response::new(Box::pin(tokio_stream::pending()))),
-        }
-    }
-
-    async fn digest(
-        &self,
-        _: Request<pb::DigestRequest>,
-    ) -> Result<Response<pb::DigestResponse>, Status> {
-        std::future::pending().await
-    }
-
-    async fn r#match(
-        &self,
-        _: Request<pb::MatchRequest>,
-    ) -> Result<Response<pb::MatchResponse>, Status> {
-        Err(Status::unimplemented("this stand-in peer answers no query"))
-    }
-
-    async fn witness(
-        &self,
-        _: Request<pb::SignedCheckpoint>,
-    ) -> Result<Response<pb::WitnessReply>, Status> {
-        // Stalls: a node handing over its checkpoint must not be held up.
-        std::future::pending().await
-    }
-
-    async fn witnessed(
-        &self,
-        _: Request<pb::WitnessedRequest>,
-    ) -> Result<Response<pb::WitnessedResponse>, Status> {
-        Err(Status::unimplemented(
-            "this stand-in peer witnesses nothing",
-        ))
-    }
-}
-
-use tokio_stream::StreamExt;
-
-/// Serves `svc` on member `id`'s peer listener, with `id`'s real identity.
-fn serve(fed: &mut Sandbox, id: &str, svc: Hostile, stop: watch::Receiver<bool>) {
-    let settings =
-        enlace::trust::load::settings(&fed.member(id).unwrap().config_path(), None).unwrap();
-    let listeners = fed.take_listeners(id).unwrap();
-    let config = tls::peer_server_config(&settings.roster, &settings.tls).unwrap();
-    let federation = settings.roster.federation.clone();
-    let identify: tls::Identify =
-        Arc::new(move |c| tls::node_id_from_cert(c, &federation).map(Identity::Peer));
-    let incoming = tls::incoming(
-        listeners.peer,
-        config,
-        identify,
-        "peer",
-        Arc::default(),
-        stop.clone(),
-    );
-    let mut stop = stop;
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(FederationServer::new(svc))
-            .serve_with_incoming_shutdown(incoming, async move {
-                let _ = stop.wait_for(|s| *s).await;
-            }),
-    );
-}
 
 /// A batch of `n` valid records signed by member `id`.
 fn big_batch(fed: &Sandbox, id: &str, n: u64) -> pb::PullBatch {
@@ -115,25 +23,8 @@ fn big_batch(fed: &Sandbox, id: &str, n: u64) -> pb::PullBatch {
     let origin = NodeId::parse(id).unwrap();
     let records = (1..=n)
         .map(|seq| {
-            let mut a = sample_alert(&format!("registro {seq} {}", "x".repeat(400)));
-            a.urgency = enlace::records::vocabulary::Urgency::Routine.wire();
-            a.subject_category = enlace::records::vocabulary::SubjectCategory::Victim.wire();
-            a.expires_at_ms = enlace::clock::now_ms() + 86_400_000;
-            let alert = wire::alert_from_pb(a, "alert", &mut Errors::default()).unwrap();
-            let body = wire::encode_body(&RecordBody {
-                record_id: enlace::records::model::new_record_id(&origin, seq.to_be_bytes()),
-                origin: origin.clone(),
-                seq,
-                created_at_ms: enlace::clock::now_ms(),
-                distribution: Distribution::AllMembers,
-                kind: RecordKind::Alert(alert),
-            });
-            Envelope {
-                signature: settings.signing.sign_record(&body),
-                key_id: settings.signing.key_id().into(),
-                body,
-            }
-            .to_pb()
+            let summary = format!("registro {seq} {}", "x".repeat(400));
+            standin::signed_alert(&settings, &origin, seq, &summary).to_pb()
         })
         .collect();
     pb::PullBatch {
@@ -169,12 +60,13 @@ async fn hostile_peers_do_not_hold_back_the_node_or_its_honest_peer() {
     });
     // "stall": a real TLS peer whose Pull and Digest never answer.
     let stalled_pulls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    serve(
+    standin::serve(
         &mut fed,
         "stall",
-        Hostile {
-            batch: None,
+        StandIn {
+            stall: true,
             pulls: stalled_pulls.clone(),
+            ..StandIn::default()
         },
         stop_rx.clone(),
     );
@@ -182,12 +74,13 @@ async fn hostile_peers_do_not_hold_back_the_node_or_its_honest_peer() {
     // connection after 20 kB, in the middle of the batch.
     let batch = big_batch(&fed, "cut", 200);
     let cut_addr = fed.member("cut").unwrap().peer_addr;
-    serve(
+    standin::serve(
         &mut fed,
         "cut",
-        Hostile {
+        StandIn {
             batch: Some(batch),
-            pulls: Arc::default(),
+            stall: true,
+            ..StandIn::default()
         },
         stop_rx.clone(),
     );
@@ -313,16 +206,17 @@ async fn a_peer_claiming_an_implausible_head_cannot_stop_a_recovery() {
     let (stop_tx, stop_rx) = watch::channel(false);
     // "liar" answers gt's recovery saying it saw gt's log up to u64::MAX:
     // believed, gt could never publish again.
-    serve(
+    standin::serve(
         &mut fed,
         "liar",
-        Hostile {
+        StandIn {
             batch: Some(pb::PullBatch {
                 records: Vec::new(),
                 high_water: u64::MAX,
                 head: u64::MAX,
             }),
-            pulls: Arc::default(),
+            stall: true,
+            ..StandIn::default()
         },
         stop_rx,
     );

@@ -3,7 +3,7 @@
 //! its agency client certificate and its record-signing key all come from
 //! openssl here, and hn exchanges records with gt both ways.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -4,7 +4,7 @@
 //! a client without a certificate of the agency CA is refused at the
 //! handshake; other paths are not found.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

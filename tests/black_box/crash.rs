@@ -7,7 +7,7 @@
 //! random threshold), not by time, so they land mid-catch-up however fast
 //! or slow the machine is.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};

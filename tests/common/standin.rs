@@ -11,9 +11,9 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use enlace::trust::load::LoadedSettings;
 use enlace::records::model::{Distribution, Errors, NodeId, RecordBody, RecordKind};
 use enlace::testing::Sandbox;
+use enlace::trust::load::LoadedSettings;
 use enlace::trust::tls::{self, Identity};
 use enlace::wire::pb::v1 as pb;
 use enlace::wire::pb::v1::federation_server::{Federation, FederationServer};
@@ -147,7 +147,12 @@ pub fn serve(
 
 /// A valid routine alert from `origin`, number `seq`, signed with the key
 /// of `settings` (the origin's own, or another member's to forge one).
-pub fn signed_alert(settings: &LoadedSettings, origin: &NodeId, seq: u64, summary: &str) -> Envelope {
+pub fn signed_alert(
+    settings: &LoadedSettings,
+    origin: &NodeId,
+    seq: u64,
+    summary: &str,
+) -> Envelope {
     let mut alert = enlace::testing::sample_alert(summary);
     alert.urgency = enlace::records::vocabulary::Urgency::Routine.wire();
     alert.subject_category = enlace::records::vocabulary::SubjectCategory::Victim.wire();

@@ -58,7 +58,8 @@ impl NodeState {
             e.log(&self.id);
         }
         self.store
-            .append_audit(entries.iter().map(Entry::encode).collect())
+            .audit()
+            .append(entries.iter().map(Entry::encode).collect())
             .await
     }
 
@@ -113,6 +114,7 @@ impl NodeState {
         let now = self.fingerprints();
         let before: Vec<String> = self
             .store
+            .audit()
             .note(FINGERPRINTS_NOTE)?
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
@@ -139,7 +141,8 @@ impl NodeState {
         }
         let note = serde_json::to_vec(&now).unwrap_or_default();
         self.store
-            .append_audit_noting(
+            .audit()
+            .append_noting(
                 entries.iter().map(Entry::encode).collect(),
                 Some((FINGERPRINTS_NOTE, &note)),
             )
@@ -159,14 +162,14 @@ impl NodeState {
         if size == 0 {
             return Ok(None);
         }
-        if let Some((latest, bytes)) = self.store.latest_checkpoint(&self.id)?
+        if let Some((latest, bytes)) = self.store.checkpoints().latest(&self.id)?
             && latest == size
         {
             return Ok(pb::SignedCheckpoint::decode(bytes.as_slice()).ok());
         }
-        let head = match self.store.audit_entry(size)? {
+        let head = match self.store.audit().entry(size)? {
             Some(e) => e.hash,
-            None => match self.store.audit_anchor()? {
+            None => match self.store.audit().anchor()? {
                 Some(a) if a.n == size => a.hash,
                 _ => {
                     return Err(StoreError::Corrupt(format!(
@@ -183,7 +186,8 @@ impl NodeState {
         }
         .sign(&self.signing);
         self.store
-            .put_checkpoint(&self.id, size, &signed.encode_to_vec())
+            .checkpoints()
+            .put(&self.id, size, &signed.encode_to_vec())
             .await?;
         Ok(Some(signed))
     }
@@ -281,7 +285,7 @@ impl NodeState {
                 caller: caller.clone(),
             });
         }
-        if let Some((witnessed, bytes)) = self.store.latest_checkpoint(caller)? {
+        if let Some((witnessed, bytes)) = self.store.checkpoints().latest(caller)? {
             if cp.size < witnessed {
                 return Err(WitnessError::Shrank {
                     node: caller.clone(),
@@ -312,7 +316,8 @@ impl NodeState {
         }
         let witness = checkpoint::countersign(signed, &self.id, now_ms(), &self.signing);
         self.store
-            .put_checkpoint(caller, cp.size, &witness.encode_to_vec())
+            .checkpoints()
+            .put(caller, cp.size, &witness.encode_to_vec())
             .await?;
         Ok(witness)
     }
@@ -321,7 +326,8 @@ impl NodeState {
     pub fn witnessed(&self, node: &NodeId, after: u64) -> Result<Vec<pb::Witness>, StoreError> {
         Ok(self
             .store
-            .checkpoints(node, after)?
+            .checkpoints()
+            .after(node, after)?
             .into_iter()
             .filter_map(|(_, bytes)| pb::Witness::decode(bytes.as_slice()).ok())
             .collect())
@@ -331,7 +337,8 @@ impl NodeState {
     pub fn own_checkpoints(&self) -> Result<Vec<pb::SignedCheckpoint>, StoreError> {
         Ok(self
             .store
-            .checkpoints(&self.id, 0)?
+            .checkpoints()
+            .after(&self.id, 0)?
             .into_iter()
             .filter_map(|(_, bytes)| pb::SignedCheckpoint::decode(bytes.as_slice()).ok())
             .collect())
@@ -379,8 +386,8 @@ impl NodeState {
     pub async fn prune_audit(&self, before_ms: i64) -> Result<usize, StoreError> {
         let mut removed = 0;
         let first_kept = loop {
-            let start = self.store.audit_anchor()?.map_or(0, |a| a.n);
-            let batch = self.store.audit_entries(start, PRUNE_STEP)?;
+            let start = self.store.audit().anchor()?.map_or(0, |a| a.n);
+            let batch = self.store.audit().entries(start, PRUNE_STEP)?;
             // Never the last entry: the chain's head stays in the tree.
             let last_durable = self.store.watermark().audit;
             let mut upto = None;
@@ -402,10 +409,14 @@ impl NodeState {
             }
             .sign(&self.signing);
             let bytes = signed.encode_to_vec();
-            self.store.put_checkpoint(&self.id, upto.n, &bytes).await?;
+            self.store
+                .checkpoints()
+                .put(&self.id, upto.n, &bytes)
+                .await?;
             removed += self
                 .store
-                .prune_audit(&Anchor {
+                .audit()
+                .prune(&Anchor {
                     n: upto.n,
                     hash: upto.hash,
                     checkpoint: bytes,

@@ -293,7 +293,7 @@ impl PeerReplicator {
     }
 
     async fn session(&mut self) -> SessionEnd {
-        let cursor = match self.state.store.cursor(&self.peer) {
+        let cursor = match self.state.store.records().cursor(&self.peer) {
             Ok(c) => c,
             Err(e) => return SessionEnd::Failed(format!("store: {e}")),
         };
@@ -456,6 +456,7 @@ impl PeerReplicator {
         let applied = self
             .state
             .store
+            .records()
             .apply_received(&self.peer, &accepted, cursor, |stored, applied| {
                 let mut entries = std::mem::take(&mut refusals);
                 for seq in &applied.conflicts {
@@ -555,6 +556,7 @@ impl PeerReplicator {
         if self
             .state
             .store
+            .records()
             .contains(&self.peer, seq)
             .map_err(Refused::Store)?
         {

@@ -333,11 +333,13 @@ async fn hand_back(
     let batches = async {
         let head = state
             .store
+            .records()
             .cursor(&origin)
             .map_err(IntoStatus::into_status)?;
         loop {
             let stored = state
                 .store
+                .records()
                 .records_after(&origin, after, head, max_batch)
                 .map_err(IntoStatus::into_status)?;
             let done = stored.len() < max_batch;
@@ -462,6 +464,7 @@ impl Producer {
         let stored = self
             .state
             .store
+            .records()
             .records_after(&self.state.id, self.after, durable, self.max_batch)
             .map_err(IntoStatus::into_status)?;
         let mut high_water = self.after;

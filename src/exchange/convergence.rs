@@ -66,10 +66,7 @@ impl NodeState {
         let mut count = 0;
         let mut after = 0;
         loop {
-            let records = self
-                .store
-                .records()
-                .records_after(origin, after, bound, STEP)?;
+            let records = self.store.records().of_origin(origin, after, bound, STEP)?;
             let Some(last) = records.last() else { break };
             after = last.seq;
             for r in &records {

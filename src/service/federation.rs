@@ -340,7 +340,7 @@ async fn hand_back(
             let stored = state
                 .store
                 .records()
-                .records_after(&origin, after, head, max_batch)
+                .of_origin(&origin, after, head, max_batch)
                 .map_err(IntoStatus::into_status)?;
             let done = stored.len() < max_batch;
             let mut records = Vec::new();
@@ -465,7 +465,7 @@ impl Producer {
             .state
             .store
             .records()
-            .records_after(&self.state.id, self.after, durable, self.max_batch)
+            .of_origin(&self.state.id, self.after, durable, self.max_batch)
             .map_err(IntoStatus::into_status)?;
         let mut high_water = self.after;
         let mut bytes = 0;

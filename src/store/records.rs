@@ -114,7 +114,7 @@ impl Records<'_> {
     }
 
     /// Records of `origin` with `after < seq <= up_to`, ascending, at most `limit`.
-    pub fn records_after(
+    pub fn of_origin(
         &self,
         origin: &NodeId,
         after: u64,

@@ -83,6 +83,22 @@ async fn a_store_refuses_another_node() {
     assert!(err.to_string().contains("belongs to node gt"), "{err}");
 }
 
+#[test]
+fn a_store_held_open_is_reported_locked_and_opens_once_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = Store::open(dir.path(), &id("gt")).unwrap();
+    let err = Store::open(dir.path(), &id("gt")).unwrap_err();
+    assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+    assert!(
+        err.to_string().contains("in use by another process"),
+        "{err}"
+    );
+    drop(held);
+    // sled releases its lock a moment after the last handle goes; the
+    // open waits for that rather than failing.
+    Store::open(dir.path(), &id("gt")).unwrap();
+}
+
 #[tokio::test]
 async fn received_records_are_idempotent_and_conflicts_detected() {
     let dir = tempfile::tempdir().unwrap();
@@ -118,10 +134,7 @@ async fn received_records_are_idempotent_and_conflicts_detected() {
     let (listed, last) = store.records().list(0, 100, None).unwrap();
     assert_eq!(listed.len(), 3);
     assert_eq!(last, 3);
-    assert_eq!(
-        store.records().records_after(&gt, 1, 3, 10).unwrap().len(),
-        2
-    );
+    assert_eq!(store.records().of_origin(&gt, 1, 3, 10).unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -297,7 +310,7 @@ fn snapshot(store: &Store) -> String {
     let (listed, last) = store.records().list(0, 100, None).unwrap();
     format!(
         "{listed:?} {last} {:?} {:?} {} {} {} {} {} {:?}",
-        store.records().records_after(&gt, 0, 10, 10).unwrap(),
+        store.records().of_origin(&gt, 0, 10, 10).unwrap(),
         store.records().get_by_id("gt-0000000000000005").unwrap(),
         store.records().count(&gt),
         store.records().last_seq(&gt).unwrap(),
@@ -316,7 +329,7 @@ async fn reopening_rebuilds_the_indexes_from_the_log() {
     assert_eq!(
         store
             .records()
-            .records_after(&id("gt"), 0, 10, 10)
+            .of_origin(&id("gt"), 0, 10, 10)
             .unwrap()
             .len(),
         3

@@ -18,6 +18,15 @@
 //!   `checkpoints`, `meta` (see `keys`), and `expiries` of records
 //!   stored by schema version 2.
 //!
+//! Each concern has its module and, for callers, a borrowed view:
+//! `records` and `writes` ([`Store::records`]: the record log, its
+//! indexes and the trees written with a record), `cursors`, `series`
+//! ([`Store::series`]), `cases` ([`Store::cases`]: `local_cases` and
+//! `case_selectors`), `audit` ([`Store::audit`]: `audit_log`),
+//! `checkpoints` ([`Store::checkpoints`]) and `meta`. `open` is the
+//! sequence of steps that opens a store; `compact` rewrites the log
+//! offline.
+//!
 //! Nothing in sled grows by an entry with each record stored: what does
 //! (a record's expiry, the state of the series it opens) travels in its
 //! frame, and audit entries (one per publication) share a sled entry with

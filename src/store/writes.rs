@@ -1,4 +1,5 @@
-//! Writing records: appends to this node's own log, records received from
+//! Writing records (the write half of [`Records`]): appends to this node's
+//! own log and its floor after a recovery, records received from
 //! peers, purges at expiry.
 //!
 //! A record write goes in two phases, both under the store's `appender`

@@ -582,7 +582,7 @@ async fn measure_verify_limit() -> Result<VerifyLimit, String> {
 }
 
 /// Records per second a store applies as a replicator does — the lookups
-/// of `sync::PeerReplicator::prepare`, then [`Store::apply_received`] per
+/// of `sync::PeerReplicator::prepare`, then `store.records().apply_received` per
 /// pull batch (one transaction, one flush) — into a scratch store, with no
 /// network and no verification: the other ceiling of replication.
 async fn measure_store_apply(origin: &Settings, records: u64) -> Result<f64, String> {

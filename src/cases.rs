@@ -185,7 +185,7 @@ impl NodeState {
     ) -> Result<LocalCase, CaseError> {
         case.check()?;
         let now = self.clock.now_ms();
-        let old = match self.store.case(&case.case_id)? {
+        let old = match self.store.cases().get(&case.case_id)? {
             Some(bytes) => serde_json::from_slice::<LocalCase>(&bytes).ok(),
             None if new => None,
             None => return Err(CaseError::NotFound(case.case_id)),
@@ -217,7 +217,8 @@ impl NodeState {
             .tokens(&case.tokens())
             .result(format!("{} selectors indexed", new_keys.len()));
         self.store
-            .put_case(&case.case_id, &bytes, &old_keys, &new_keys, entry.encode())
+            .cases()
+            .put(&case.case_id, &bytes, &old_keys, &new_keys, entry.encode())
             .await?;
         entry.log(&self.id);
         Ok(case)
@@ -227,7 +228,8 @@ impl NodeState {
     pub fn local_case(&self, case_id: &str) -> Result<LocalCase, CaseError> {
         let bytes = self
             .store
-            .case(case_id)?
+            .cases()
+            .get(case_id)?
             .ok_or_else(|| CaseError::NotFound(case_id.to_owned()))?;
         serde_json::from_slice(&bytes)
             .map_err(|e| CaseError::Store(StoreError::Corrupt(e.to_string())))
@@ -236,7 +238,8 @@ impl NodeState {
     /// Every local case.
     pub fn local_cases(&self) -> Result<Vec<LocalCase>, StoreError> {
         self.store
-            .cases()?
+            .cases()
+            .all()?
             .iter()
             .map(|b| serde_json::from_slice(b).map_err(|e| StoreError::Corrupt(e.to_string())))
             .collect()
@@ -248,7 +251,7 @@ impl NodeState {
         let mut hits = Vec::with_capacity(tokens.len());
         let mut cases = BTreeSet::new();
         for t in tokens {
-            let ids = self.store.cases_with_token(&index_key(t))?;
+            let ids = self.store.cases().with_token(&index_key(t))?;
             hits.push(!ids.is_empty());
             cases.extend(ids);
         }

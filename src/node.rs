@@ -317,7 +317,7 @@ impl NodeState {
         let now = self.clock.now_ms();
         let mut purged = 0;
         loop {
-            let due = self.store.expired(now, 256)?;
+            let due = self.store.records().expired(now, 256)?;
             if due.is_empty() {
                 return Ok(purged);
             }
@@ -343,6 +343,7 @@ impl NodeState {
                         .id(tombstone.record_id.clone())
                         .result("content purged at expiry");
                 self.store
+                    .records()
                     .purge(
                         &record.origin,
                         record.seq,

@@ -174,7 +174,8 @@ impl NodeState {
     pub fn series_state(&self, series_id: &str) -> Result<Option<SeriesState>, StoreError> {
         Ok(self
             .store
-            .series(series_id)?
+            .series()
+            .state(series_id)?
             .and_then(|b| SeriesState::decode(&b)))
     }
 

@@ -56,7 +56,8 @@ impl NodeState {
             e.log(&self.id);
         }
         self.store
-            .append_audit(entries.iter().map(Entry::encode).collect())
+            .audit()
+            .append(entries.iter().map(Entry::encode).collect())
             .await
     }
 
@@ -111,6 +112,7 @@ impl NodeState {
         let now = self.fingerprints();
         let before: Vec<String> = self
             .store
+            .audit()
             .note(FINGERPRINTS_NOTE)?
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
@@ -137,7 +139,8 @@ impl NodeState {
         }
         let note = serde_json::to_vec(&now).unwrap_or_default();
         self.store
-            .append_audit_noting(
+            .audit()
+            .append_noting(
                 entries.iter().map(Entry::encode).collect(),
                 Some((FINGERPRINTS_NOTE, &note)),
             )
@@ -157,14 +160,14 @@ impl NodeState {
         if size == 0 {
             return Ok(None);
         }
-        if let Some((latest, bytes)) = self.store.latest_checkpoint(&self.id)?
+        if let Some((latest, bytes)) = self.store.checkpoints().latest(&self.id)?
             && latest == size
         {
             return Ok(SignedCheckpoint::decode(bytes.as_slice()).ok());
         }
-        let head = match self.store.audit_entry(size)? {
+        let head = match self.store.audit().entry(size)? {
             Some(e) => e.hash,
-            None => match self.store.audit_anchor()? {
+            None => match self.store.audit().anchor()? {
                 Some(a) if a.n == size => a.hash,
                 _ => {
                     return Err(StoreError::Corrupt(format!(
@@ -181,7 +184,8 @@ impl NodeState {
         }
         .sign(&self.signing);
         self.store
-            .put_checkpoint(&self.id, size, &signed.encode())
+            .checkpoints()
+            .put(&self.id, size, &signed.encode())
             .await?;
         Ok(Some(signed))
     }
@@ -276,7 +280,7 @@ impl NodeState {
                 caller: caller.clone(),
             });
         }
-        if let Some((witnessed, bytes)) = self.store.latest_checkpoint(caller)? {
+        if let Some((witnessed, bytes)) = self.store.checkpoints().latest(caller)? {
             if cp.size < witnessed {
                 return Err(WitnessError::Shrank {
                     node: caller.clone(),
@@ -307,7 +311,8 @@ impl NodeState {
         }
         let witness = checkpoint::countersign(signed, &self.id, self.clock.now_ms(), &self.signing);
         self.store
-            .put_checkpoint(caller, cp.size, &witness.encode())
+            .checkpoints()
+            .put(caller, cp.size, &witness.encode())
             .await?;
         Ok(witness)
     }
@@ -316,7 +321,8 @@ impl NodeState {
     pub fn witnessed(&self, node: &NodeId, after: u64) -> Result<Vec<Witness>, StoreError> {
         Ok(self
             .store
-            .checkpoints(node, after)?
+            .checkpoints()
+            .after(node, after)?
             .into_iter()
             .filter_map(|(_, bytes)| Witness::decode(bytes.as_slice()).ok())
             .collect())
@@ -326,7 +332,8 @@ impl NodeState {
     pub fn own_checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError> {
         Ok(self
             .store
-            .checkpoints(&self.id, 0)?
+            .checkpoints()
+            .after(&self.id, 0)?
             .into_iter()
             .filter_map(|(_, bytes)| SignedCheckpoint::decode(bytes.as_slice()).ok())
             .collect())
@@ -370,8 +377,8 @@ impl NodeState {
     pub async fn prune_audit(&self, before_ms: i64) -> Result<usize, StoreError> {
         let mut removed = 0;
         let first_kept = loop {
-            let start = self.store.audit_anchor()?.map_or(0, |a| a.n);
-            let batch = self.store.audit_entries(start, PRUNE_STEP)?;
+            let start = self.store.audit().anchor()?.map_or(0, |a| a.n);
+            let batch = self.store.audit().entries(start, PRUNE_STEP)?;
             // Never the last entry: the chain's head stays in the tree.
             let last_durable = self.store.watermark().audit;
             let mut upto = None;
@@ -393,10 +400,14 @@ impl NodeState {
             }
             .sign(&self.signing);
             let bytes = signed.encode();
-            self.store.put_checkpoint(&self.id, upto.n, &bytes).await?;
+            self.store
+                .checkpoints()
+                .put(&self.id, upto.n, &bytes)
+                .await?;
             removed += self
                 .store
-                .prune_audit(&Anchor {
+                .audit()
+                .prune(&Anchor {
                     n: upto.n,
                     hash: upto.hash,
                     checkpoint: bytes,

@@ -38,7 +38,7 @@ impl NodeState {
         if *origin == self.id {
             Ok(self.store.watermark().own_seq)
         } else {
-            self.store.cursor(origin)
+            self.store.records().cursor(origin)
         }
     }
 
@@ -56,7 +56,7 @@ impl NodeState {
         let mut count = 0;
         let mut after = 0;
         loop {
-            let records = self.store.records_after(origin, after, bound, STEP)?;
+            let records = self.store.records().of_origin(origin, after, bound, STEP)?;
             let Some(last) = records.last() else { break };
             after = last.seq;
             for r in &records {

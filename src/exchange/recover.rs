@@ -125,7 +125,7 @@ pub async fn recover_own_log(state: Arc<NodeState>) -> Result<Recovery, String> 
         };
         replicator.apply_recovered(batch, &mut last).await?;
     }
-    let stored = state.store.count(&own);
+    let stored = state.store.records().count(&own);
     let floor = seen.max(highest);
     let returned: Vec<String> = answers
         .iter()
@@ -139,6 +139,7 @@ pub async fn recover_own_log(state: Arc<NodeState>) -> Result<Recovery, String> 
         ));
     let next_after = state
         .store
+        .records()
         .raise_own_seq(floor, entry.encode())
         .await
         .map_err(|e| e.to_string())?;

@@ -49,7 +49,7 @@ pub fn render(state: &NodeState) -> Result<String, StoreError> {
     let peers = state.peer_states();
     let mut cursors = Vec::with_capacity(peers.len());
     for id in peers.keys() {
-        cursors.push(state.store.cursor(id)?);
+        cursors.push(state.store.records().cursor(id)?);
     }
     let rows: Vec<_> = peers.iter().zip(cursors).collect();
     e.family(
@@ -243,7 +243,11 @@ pub fn render(state: &NodeState) -> Result<String, StoreError> {
         Kind::Gauge,
         "Size of the audit log at its latest signed checkpoint (0: none yet).",
     );
-    let checkpoint = state.store.latest_checkpoint(&state.id)?.map_or(0, |c| c.0);
+    let checkpoint = state
+        .store
+        .checkpoints()
+        .latest(&state.id)?
+        .map_or(0, |c| c.0);
     e.sample("enlace_audit_checkpoint_size", &[], checkpoint);
 
     let now = time::OffsetDateTime::now_utc();

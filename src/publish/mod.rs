@@ -56,7 +56,7 @@ impl NodeState {
     /// Acknowledges every request received here that is not acknowledged
     /// yet (after a crash between storing a request and acknowledging it).
     pub async fn acknowledge_pending_mla(&self) {
-        let Ok(states) = self.store.states_with_prefix(mla::KEY_PREFIX) else {
+        let Ok(states) = self.store.series().with_prefix(mla::KEY_PREFIX) else {
             return;
         };
         for (_, bytes) in states {
@@ -76,7 +76,8 @@ impl NodeState {
     ) -> Result<Option<MlaState>, crate::store::StoreError> {
         Ok(self
             .store
-            .series(&mla::key(request_id))?
+            .series()
+            .state(&mla::key(request_id))?
             .and_then(|b| MlaState::decode(&b)))
     }
 
@@ -109,6 +110,7 @@ impl NodeState {
         let mut audited = None;
         let stored = self
             .store
+            .records()
             .append_own(|seq| {
                 let (record, body, entry) =
                     self.seal(&change, seq, &record_id, created_at_ms, actor)?;
@@ -200,7 +202,7 @@ impl NodeState {
                 }
             })
             .collect();
-        let outcomes = self.store.append_own_many(makers).await;
+        let outcomes = self.store.records().append_own_many(makers).await;
         match outcomes {
             Ok(outcomes) => {
                 for ((job, outcome), slot) in jobs.into_iter().zip(outcomes).zip(made) {
@@ -483,7 +485,7 @@ impl NodeState {
     /// The series that `target` (any record id in it) belongs to.
     fn resolve_series(&self, target: &str) -> Result<(String, SeriesState), PublishError> {
         model::check_record_id_format(target).map_err(|rule| invalid("record_id", rule))?;
-        let stored = self.store.get_by_id(target)?.ok_or_else(|| {
+        let stored = self.store.records().get_by_id(target)?.ok_or_else(|| {
             PublishError::NotFound(format!("record {target} is not held by this node"))
         })?;
         if stored.origin != self.id {
@@ -515,7 +517,7 @@ impl NodeState {
         let state = self.series_state(&series_id)?.ok_or_else(|| {
             PublishError::NotFound(format!("series {series_id} is not held by this node"))
         })?;
-        if let Some(current) = self.store.get_by_id(&state.current)?
+        if let Some(current) = self.store.records().get_by_id(&state.current)?
             && current.content.envelope().is_none()
         {
             return Err(invalid(

@@ -345,6 +345,7 @@ impl Agency for AgencyService {
         let stored = self
             .state
             .store
+            .records()
             .get_by_id(&id)
             .map_err(status)?
             .ok_or_else(|| Status::not_found(format!("record {id} is not held by this node")))?;
@@ -378,6 +379,7 @@ impl Agency for AgencyService {
             let (stored, last) = self
                 .state
                 .store
+                .records()
                 .list(after, WATCH_STEP, filter.origin.as_ref())
                 .map_err(status)?;
             if last == after {
@@ -423,14 +425,18 @@ impl Agency for AgencyService {
             loop {
                 changes.borrow_and_update();
                 loop {
-                    let (stored, last) = match state.store.list(after, WATCH_STEP, origin.as_ref())
-                    {
-                        Ok(v) => v,
-                        Err(e) => {
-                            let _ = tx.send(Err(e.into_status())).await;
-                            return;
-                        }
-                    };
+                    let (stored, last) =
+                        match state
+                            .store
+                            .records()
+                            .list(after, WATCH_STEP, origin.as_ref())
+                        {
+                            Ok(v) => v,
+                            Err(e) => {
+                                let _ = tx.send(Err(e.into_status())).await;
+                                return;
+                            }
+                        };
                     if last == after {
                         break;
                     }
@@ -463,7 +469,7 @@ impl Agency for AgencyService {
         self.authorize(&request, ClientRole::Reader)?;
         let mut peers = Vec::new();
         for (id, p) in self.state.peer_states() {
-            let cursor = self.state.store.cursor(&id).map_err(status)?;
+            let cursor = self.state.store.records().cursor(&id).map_err(status)?;
             peers.push(pb::PeerStatus {
                 node_id: id.to_string(),
                 endpoint: p.endpoint,

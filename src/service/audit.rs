@@ -43,7 +43,7 @@ impl AgencyService {
         tokio::spawn(async move {
             let mut after = req.after;
             while after < end {
-                let entries = match state.store.audit_entries(after, READ_STEP) {
+                let entries = match state.store.audit().entries(after, READ_STEP) {
                     Ok(v) => v,
                     Err(e) => {
                         let _ = tx.send(Err(e.into_status())).await;
@@ -90,7 +90,8 @@ impl AgencyService {
             .collect();
         let anchor = state
             .store
-            .audit_anchor()
+            .audit()
+            .anchor()
             .map_err(IntoStatus::into_status)?
             .map(|a| pb::AuditAnchor {
                 n: a.n,

@@ -350,7 +350,8 @@ impl AgencyService {
         for (_, bytes) in self
             .state()
             .store
-            .states_with_prefix(crate::records::mla::KEY_PREFIX)
+            .series()
+            .with_prefix(crate::records::mla::KEY_PREFIX)
             .map_err(status)?
         {
             let Some(s) = MlaState::decode(&bytes) else {

@@ -40,12 +40,14 @@ pub(super) async fn hand_back(
     let batches = async {
         let head = state
             .store
+            .records()
             .cursor(&origin)
             .map_err(IntoStatus::into_status)?;
         loop {
             let stored = state
                 .store
-                .records_after(&origin, after, head, max_batch)
+                .records()
+                .of_origin(&origin, after, head, max_batch)
                 .map_err(IntoStatus::into_status)?;
             let done = stored.len() < max_batch;
             let mut records = Vec::new();
@@ -169,7 +171,8 @@ impl Producer {
         let stored = self
             .state
             .store
-            .records_after(&self.state.id, self.after, durable, self.max_batch)
+            .records()
+            .of_origin(&self.state.id, self.after, durable, self.max_batch)
             .map_err(IntoStatus::into_status)?;
         let mut high_water = self.after;
         let mut bytes = 0;

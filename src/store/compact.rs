@@ -8,7 +8,7 @@
 //! drops the tombstones that moved into their frames. Only then is the old
 //! file removed. A crash before the transaction leaves the new file
 //! unnamed, and one after it leaves the old file; the next open removes
-//! whichever is not named (see [`Store::open_with_cache`]).
+//! whichever is not named (see `open`).
 //!
 //! It takes the store by value: nothing else can read or write it
 //! meanwhile, which is why it is a command for a stopped node
@@ -21,7 +21,7 @@ use std::io::Write;
 use sled::Transactional;
 
 use super::record_log::{self, FrameContent};
-use super::{GATE, LOG_END_KEY, LOG_FILE_KEY, Store, StoreError, TxResult, keys, tx_error};
+use super::{GATE, Store, StoreError, TxResult, keys, meta, tx_error};
 
 /// What a compaction did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,8 +33,12 @@ pub struct Compacted {
     pub after: u64,
 }
 
-fn io(what: &str, path: &std::path::Path, e: std::io::Error) -> StoreError {
-    StoreError::Failed(format!("compaction: {what} {}: {e}", path.display()))
+fn io(action: &'static str, path: &std::path::Path, source: std::io::Error) -> StoreError {
+    StoreError::CompactionIo {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 impl Store {
@@ -56,18 +60,18 @@ impl Store {
                 })
                 .collect::<Result<_, _>>()?
         };
-        let next = self.log_number + 1;
-        let path = self.dir.join(record_log::file_name(next));
+        let next = self.log.number + 1;
+        let path = self.log.dir.join(record_log::file_name(next));
         let file = record_log::create_owner_only(&path, true)?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, &file);
         let mut after = 0u64;
         // Tombstones in sled that the new frames hold.
         let mut moved: Vec<Vec<u8>> = Vec::new();
         for &at in &offsets {
-            let frame = self.log.read(at)?;
+            let frame = self.log.file.read(at)?;
             let key = keys::record_key(frame.head.origin.as_str(), frame.head.seq);
             let elsewhere = match frame.content {
-                FrameContent::TombstoneElsewhere => self.tombstones.get(&key)?,
+                FrameContent::TombstoneElsewhere => self.trees.tombstones.get(&key)?,
                 FrameContent::Held(_) => None,
             };
             let bytes = record_log::compacted(&frame, elsewhere.as_deref())?;
@@ -81,27 +85,27 @@ impl Store {
         out.flush().map_err(|e| io("cannot write", &path, e))?;
         drop(out);
         file.sync_all().map_err(|e| io("cannot sync", &path, e))?;
-        sync_dir(&self.dir)?;
+        sync_dir(&self.log.dir)?;
 
         let finished =
             std::mem::take(&mut self.writer.lock().map_err(|_| StoreError::Poisoned)?.purged);
         {
             let _gate = GATE.lock().await;
-            (&self.meta, &self.tombstones)
+            (&self.trees.meta, &self.trees.tombstones)
                 .transaction(|(meta, tomb)| -> TxResult<()> {
-                    meta.insert(LOG_FILE_KEY, &keys::u64_be(next))?;
-                    meta.insert(LOG_END_KEY, &keys::u64_be(after))?;
+                    meta.insert(meta::LOG_FILE_KEY, &keys::u64_be(next))?;
+                    meta.insert(meta::LOG_END_KEY, &keys::u64_be(after))?;
                     for k in moved.iter().chain(&finished) {
                         tomb.remove(k.as_slice())?;
                     }
                     Ok(())
                 })
                 .map_err(tx_error)?;
-            self.db.flush_async().await?;
+            self.trees.db.flush_async().await?;
         }
-        let old = self.dir.join(record_log::file_name(self.log_number));
+        let old = self.log.dir.join(record_log::file_name(self.log.number));
         std::fs::remove_file(&old).map_err(|e| io("cannot remove", &old, e))?;
-        sync_dir(&self.dir)?;
+        sync_dir(&self.log.dir)?;
         Ok(Compacted {
             frames: offsets.len() as u64,
             before,

@@ -14,7 +14,7 @@
 //!   records stored by schema version 2 (later ones carry their expiry in
 //!   their frame)
 //! - `tombstones`: record key → tombstone bytes, for a purge in progress or
-//!   a tombstone too long for its frame (see `Store::purge`)
+//!   a tombstone too long for its frame (see `Records::purge`)
 //! - `local_cases`: case id → local case (JSON); never replicated
 //! - `case_selectors`: `kind as u8 ‖ epoch as u32 BE ‖ token (32) ‖ case id` → empty
 //! - `meta`: `schema_version` → `u32 BE`, `node_id` → node id,

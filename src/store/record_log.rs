@@ -176,16 +176,23 @@ pub fn slack(frame_len: usize, head: &Head, content_len: usize) -> u64 {
 /// total frame length to fill with zero padding (a purge's rewrite).
 fn encode_raw(head: &Head, tag: u8, bytes: &[u8], pad_to: usize) -> Result<Vec<u8>, StoreError> {
     let record_id = &head.record_id;
-    let id_len = u16::try_from(record_id.len())
-        .map_err(|_| StoreError::Failed(format!("record id of {} bytes", record_id.len())))?;
-    let content_len = u32::try_from(bytes.len())
-        .map_err(|_| StoreError::Failed(format!("record of {} bytes", bytes.len())))?;
+    let id_len = u16::try_from(record_id.len()).map_err(|_| StoreError::FieldTooLong {
+        field: "record id",
+        len: record_id.len(),
+    })?;
+    let content_len = u32::try_from(bytes.len()).map_err(|_| StoreError::FieldTooLong {
+        field: "record",
+        len: bytes.len(),
+    })?;
     let state = head.series_state.as_deref();
     let state_len = match state {
         Some(s) => u32::try_from(s.len())
             .ok()
             .filter(|&l| l != NO_STATE)
-            .ok_or_else(|| StoreError::Failed(format!("series state of {} bytes", s.len())))?,
+            .ok_or(StoreError::FieldTooLong {
+                field: "series state",
+                len: s.len(),
+            })?,
         None => NO_STATE,
     };
     let origin = head.origin.as_str().as_bytes();
@@ -213,8 +220,7 @@ fn encode_raw(head: &Head, tag: u8, bytes: &[u8], pad_to: usize) -> Result<Vec<u
     if pad_to > frame.len() {
         frame.resize(pad_to, 0);
     }
-    let payload_len = u32::try_from(frame.len() - HEADER)
-        .map_err(|_| StoreError::Failed("record frame over 4 GiB".into()))?;
+    let payload_len = u32::try_from(frame.len() - HEADER).map_err(|_| StoreError::FrameTooLong)?;
     let crc = crc32fast::hash(&frame[HEADER..]);
     frame[..4].copy_from_slice(&payload_len.to_le_bytes());
     frame[4..HEADER].copy_from_slice(&crc.to_le_bytes());
@@ -321,8 +327,8 @@ pub struct RecordLog {
     file: File,
 }
 
-fn io(what: &str, e: std::io::Error) -> StoreError {
-    StoreError::Failed(format!("record log: {what}: {e}"))
+fn io(action: &'static str, source: std::io::Error) -> StoreError {
+    StoreError::LogIo { action, source }
 }
 
 impl RecordLog {
@@ -457,9 +463,10 @@ pub fn create_owner_only(path: &Path, new: bool) -> Result<File, StoreError> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    options
-        .open(path)
-        .map_err(|e| io(&format!("open {}", path.display()), e))
+    options.open(path).map_err(|source| StoreError::LogOpen {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Reads what is there, up to `buf.len()` bytes, at `at`.

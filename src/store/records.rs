@@ -6,10 +6,23 @@ use super::record_log::{Frame, FrameContent};
 use super::{Content, Store, StoreError, StoredRecord, keys};
 use crate::records::model::NodeId;
 
-impl Store {
+/// The records of a store: see [`Store::records`]. Reads are here; writes
+/// (own appends, received records, purges) in `writes`, cursors in
+/// `cursors`.
+#[derive(Clone, Copy)]
+pub struct Records<'a> {
+    pub(super) store: &'a Store,
+}
+
+impl Records<'_> {
     pub(super) fn read_frame(&self, at: u64) -> Result<Frame, StoreError> {
-        let _frames = self.frames.read().map_err(|_| StoreError::Poisoned)?;
-        self.log.read(at)
+        let _frames = self
+            .store
+            .log
+            .frames
+            .read()
+            .map_err(|_| StoreError::Poisoned)?;
+        self.store.log.file.read(at)
     }
 
     /// The record a frame holds, its content as the store means it now: a
@@ -17,7 +30,11 @@ impl Store {
     pub(super) fn stored(&self, frame: Frame) -> Result<StoredRecord, StoreError> {
         let content = match frame.content {
             FrameContent::Held(Content::Envelope(bytes)) => {
-                let purging = self.purging.lock().map_err(|_| StoreError::Poisoned)?;
+                let purging = self
+                    .store
+                    .purging
+                    .lock()
+                    .map_err(|_| StoreError::Poisoned)?;
                 match purging.is_empty() {
                     true => Content::Envelope(bytes),
                     false => {
@@ -32,7 +49,7 @@ impl Store {
             FrameContent::Held(c) => c,
             FrameContent::TombstoneElsewhere => {
                 let key = keys::record_key(frame.head.origin.as_str(), frame.head.seq);
-                match self.tombstones.get(&key)? {
+                match self.store.trees.tombstones.get(&key)? {
                     Some(t) => Content::Tombstone(t.to_vec()),
                     None => {
                         return Err(StoreError::Corrupt(format!(
@@ -53,14 +70,14 @@ impl Store {
 
     /// Offset of the frame of `origin`/`seq`, if held (durable or not).
     pub(super) fn offset_of(&self, origin: &NodeId, seq: u64) -> Result<Option<u64>, StoreError> {
-        let index = self.index.read().map_err(|_| StoreError::Poisoned)?;
+        let index = self.store.index.read().map_err(|_| StoreError::Poisoned)?;
         Ok(index.offset(origin, seq))
     }
 
     /// The frame of the record with id `record_id`, if held (durable or not).
     pub(super) fn frame_by_id(&self, record_id: &str) -> Result<Option<Frame>, StoreError> {
         let (position, exact) = {
-            let index = self.index.read().map_err(|_| StoreError::Poisoned)?;
+            let index = self.store.index.read().map_err(|_| StoreError::Poisoned)?;
             match index.lookup_id(record_id) {
                 IdLookup::Exact(p) => (p, true),
                 IdLookup::Candidate(p) => (p, false),
@@ -68,6 +85,7 @@ impl Store {
             }
         };
         let Some(at) = self
+            .store
             .index
             .read()
             .map_err(|_| StoreError::Poisoned)?
@@ -95,19 +113,8 @@ impl Store {
         Ok(self.frame_by_id(record_id)?.is_some())
     }
 
-    /// Highest resolved sequence number of `origin`'s log (0: none).
-    /// Only what is durable counts, as for the records themselves: a
-    /// cursor never covers a record that a crash could still take back.
-    pub fn cursor(&self, origin: &NodeId) -> Result<u64, StoreError> {
-        let durable = self
-            .durable_cursors
-            .read()
-            .map_err(|_| StoreError::Poisoned)?;
-        Ok(durable.get(origin).copied().unwrap_or(0))
-    }
-
     /// Records of `origin` with `after < seq <= up_to`, ascending, at most `limit`.
-    pub fn records_after(
+    pub fn of_origin(
         &self,
         origin: &NodeId,
         after: u64,
@@ -118,20 +125,27 @@ impl Store {
             return Ok(Vec::new());
         }
         let offsets = self
+            .store
             .index
             .read()
             .map_err(|_| StoreError::Poisoned)?
             .range(origin, after, up_to, limit);
-        let _frames = self.frames.read().map_err(|_| StoreError::Poisoned)?;
+        let _frames = self
+            .store
+            .log
+            .frames
+            .read()
+            .map_err(|_| StoreError::Poisoned)?;
         offsets
             .iter()
-            .map(|&at| self.stored(self.log.read(at)?))
+            .map(|&at| self.stored(self.store.log.file.read(at)?))
             .collect()
     }
 
     /// Highest sequence number held for `origin` (0: none).
     pub fn last_seq(&self, origin: &NodeId) -> Result<u64, StoreError> {
         Ok(self
+            .store
             .index
             .read()
             .map_err(|_| StoreError::Poisoned)?
@@ -140,7 +154,7 @@ impl Store {
 
     /// Number of records held for `origin`.
     pub fn count(&self, origin: &NodeId) -> usize {
-        self.index.read().map_or(0, |ix| ix.count(origin))
+        self.store.index.read().map_or(0, |ix| ix.count(origin))
     }
 
     /// One record by its id, if held and durable.
@@ -149,7 +163,7 @@ impl Store {
             return Ok(None);
         };
         let r = self.stored(frame)?;
-        Ok((r.position <= self.watermark().arrival).then_some(r))
+        Ok((r.position <= self.store.watermark().arrival).then_some(r))
     }
 
     /// Durable records in arrival order after `after_position`, at most
@@ -161,13 +175,13 @@ impl Store {
         limit: usize,
         origin: Option<&NodeId>,
     ) -> Result<(Vec<StoredRecord>, u64), StoreError> {
-        let durable = self.watermark().arrival;
+        let durable = self.store.watermark().arrival;
         if after_position >= durable {
             return Ok((Vec::new(), after_position));
         }
         let last = durable.min(after_position.saturating_add(limit as u64));
         let offsets: Vec<u64> = {
-            let index = self.index.read().map_err(|_| StoreError::Poisoned)?;
+            let index = self.store.index.read().map_err(|_| StoreError::Poisoned)?;
             (after_position + 1..=last)
                 .map(|p| {
                     index
@@ -178,9 +192,14 @@ impl Store {
         };
         let mut out = Vec::new();
         {
-            let _frames = self.frames.read().map_err(|_| StoreError::Poisoned)?;
+            let _frames = self
+                .store
+                .log
+                .frames
+                .read()
+                .map_err(|_| StoreError::Poisoned)?;
             for &at in &offsets {
-                let frame = self.log.read(at)?;
+                let frame = self.store.log.file.read(at)?;
                 if origin.is_some_and(|want| *want != frame.head.origin) {
                     continue;
                 }
@@ -197,7 +216,7 @@ impl Store {
 
     /// Total number of records held.
     pub fn len(&self) -> usize {
-        self.index.read().map_or(0, |ix| ix.len())
+        self.store.index.read().map_or(0, |ix| ix.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -213,6 +232,7 @@ impl Store {
     /// at most `limit`. They stay due until purged.
     pub fn expired(&self, now_ms: i64, limit: usize) -> Result<Vec<StoredRecord>, StoreError> {
         let due = self
+            .store
             .expiring
             .lock()
             .map_err(|_| StoreError::Poisoned)?

@@ -1,3 +1,5 @@
+use super::audit_log::{Anchor, RawEntry};
+use super::meta::LOG_END_KEY;
 use super::*;
 
 fn id(s: &str) -> NodeId {
@@ -22,7 +24,7 @@ fn head(origin: &str, seq: u64, position: u64, record_id: &str, v2: bool) -> rec
 
 /// What the store holds for the record with id `rid`, which must be held.
 fn content(store: &Store, rid: &str) -> Content {
-    store.get_by_id(rid).unwrap().unwrap().content
+    store.records().get_by_id(rid).unwrap().unwrap().content
 }
 
 fn rec(seq: u64, bytes: Vec<u8>) -> NewRecord {
@@ -42,6 +44,7 @@ async fn own_log_is_gapless_and_survives_reopen() {
         let store = Store::open(dir.path(), &id("gt")).unwrap();
         for i in 1..=3u64 {
             let r = store
+                .records()
                 .append_own(|seq| Ok::<_, ()>((rec(seq, vec![i as u8]), b"published".to_vec())))
                 .await
                 .unwrap()
@@ -60,6 +63,7 @@ async fn own_log_is_gapless_and_survives_reopen() {
     let store = Store::open(dir.path(), &id("gt")).unwrap();
     assert_eq!(store.watermark().own_seq, 3);
     let r = store
+        .records()
         .append_own(|seq| Ok::<_, ()>((rec(seq, vec![4]), b"published".to_vec())))
         .await
         .unwrap()
@@ -79,29 +83,58 @@ async fn a_store_refuses_another_node() {
     assert!(err.to_string().contains("belongs to node gt"), "{err}");
 }
 
+#[test]
+fn a_store_held_open_is_reported_locked_and_opens_once_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = Store::open(dir.path(), &id("gt")).unwrap();
+    let err = Store::open(dir.path(), &id("gt")).unwrap_err();
+    assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+    assert!(
+        err.to_string().contains("in use by another process"),
+        "{err}"
+    );
+    drop(held);
+    // sled releases its lock a moment after the last handle goes; the
+    // open waits for that rather than failing.
+    Store::open(dir.path(), &id("gt")).unwrap();
+}
+
 #[tokio::test]
 async fn received_records_are_idempotent_and_conflicts_detected() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &id("hn")).unwrap();
     let gt = id("gt");
     let recs: Vec<NewRecord> = (1..=3).map(|s| rec(s, vec![s as u8; 4])).collect();
-    let a = store.apply_received(&gt, &recs, 5, no_audit).await.unwrap();
+    let a = store
+        .records()
+        .apply_received(&gt, &recs, 5, no_audit)
+        .await
+        .unwrap();
     assert_eq!(a.stored, 3);
-    assert_eq!(store.cursor(&gt).unwrap(), 5);
-    let again = store.apply_received(&gt, &recs, 2, no_audit).await.unwrap();
+    assert_eq!(store.records().cursor(&gt).unwrap(), 5);
+    let again = store
+        .records()
+        .apply_received(&gt, &recs, 2, no_audit)
+        .await
+        .unwrap();
     assert_eq!((again.stored, again.duplicates), (0, 3));
-    assert_eq!(store.cursor(&gt).unwrap(), 5, "cursor never moves back");
+    assert_eq!(
+        store.records().cursor(&gt).unwrap(),
+        5,
+        "cursor never moves back"
+    );
     let mut forged = rec(2, vec![9]);
     forged.record_id = "gt-ffffffffffffffff".into();
     let c = store
+        .records()
         .apply_received(&gt, &[forged], 5, no_audit)
         .await
         .unwrap();
     assert_eq!(c.conflicts, vec![2]);
-    let (listed, last) = store.list(0, 100, None).unwrap();
+    let (listed, last) = store.records().list(0, 100, None).unwrap();
     assert_eq!(listed.len(), 3);
     assert_eq!(last, 3);
-    assert_eq!(store.records_after(&gt, 1, 3, 10).unwrap().len(), 2);
+    assert_eq!(store.records().of_origin(&gt, 1, 3, 10).unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -118,23 +151,29 @@ async fn series_state_is_written_with_its_record_and_expiry_purges_content() {
     let mut later = rec(2, b"later".to_vec());
     later.expires_at_ms = Some(5_000);
     store
+        .records()
         .apply_received(&gt, &[r, later], 2, no_audit)
         .await
         .unwrap();
     assert_eq!(
-        store.series("gt-0000000000000001").unwrap().as_deref(),
+        store
+            .series()
+            .state("gt-0000000000000001")
+            .unwrap()
+            .as_deref(),
         Some(&b"v1"[..])
     );
 
-    assert!(store.expired(999, 10).unwrap().is_empty());
-    let due = store.expired(1_000, 10).unwrap();
+    assert!(store.records().expired(999, 10).unwrap().is_empty());
+    let due = store.records().expired(1_000, 10).unwrap();
     assert_eq!(due.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1]);
     store
+        .records()
         .purge(&gt, 1, 1_000, b"tombstone".to_vec(), b"purged".to_vec())
         .await
         .unwrap();
     assert!(
-        store.expired(1_000, 10).unwrap().is_empty(),
+        store.records().expired(1_000, 10).unwrap().is_empty(),
         "expiry entry removed"
     );
     assert_eq!(
@@ -143,6 +182,7 @@ async fn series_state_is_written_with_its_record_and_expiry_purges_content() {
     );
     // Re-delivery of a purged record is a duplicate, not a conflict.
     let again = store
+        .records()
         .apply_received(&gt, &[rec(1, b"secret content".to_vec())], 2, no_audit)
         .await
         .unwrap();
@@ -165,7 +205,7 @@ async fn combined_appends_skip_failed_makers_without_gaps() {
             }
         })
         .collect();
-    let out = store.append_own_many(makers).await.unwrap();
+    let out = store.records().append_own_many(makers).await.unwrap();
     let seqs: Vec<Result<u64, String>> = out.into_iter().map(|r| r.map(|s| s.seq)).collect();
     assert_eq!(
         seqs,
@@ -185,7 +225,7 @@ async fn combined_appends_skip_failed_makers_without_gaps() {
             audit: 3
         }
     );
-    let entries = store.audit_entries(0, 10).unwrap();
+    let entries = store.audit().entries(0, 10).unwrap();
     let bodies: Vec<&[u8]> = entries.iter().map(|e| e.body.as_slice()).collect();
     assert_eq!(bodies, vec![&b"entry 0"[..], b"entry 2", b"entry 4"]);
     assert!(entries.iter().all(RawEntry::hash_holds));
@@ -200,11 +240,13 @@ async fn a_bulk_append_is_gapless_and_durable_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &id("gt")).unwrap();
     store
+        .records()
         .append_own(|seq| Ok::<_, ()>((rec(seq, vec![1]), b"published".to_vec())))
         .await
         .unwrap()
         .unwrap();
     let seqs = store
+        .records()
         .append_own_batch(
             100,
             |seq| Ok::<_, ()>(rec(seq, vec![seq as u8])),
@@ -224,8 +266,8 @@ async fn a_bulk_append_is_gapless_and_durable_at_once() {
     );
     drop(store);
     let store = Store::open(dir.path(), &id("gt")).unwrap();
-    assert_eq!(store.last_seq(&id("gt")).unwrap(), 101);
-    assert_eq!(store.list(0, 1000, None).unwrap().0.len(), 101);
+    assert_eq!(store.records().last_seq(&id("gt")).unwrap(), 101);
+    assert_eq!(store.records().list(0, 1000, None).unwrap().0.len(), 101);
 }
 
 // ---------------------------------------------------------------------------
@@ -243,11 +285,13 @@ async fn filled(dir: &tempfile::TempDir) -> Store {
         .map(|&s| rec(s, format!("envelope of gt#{s}").into_bytes()))
         .collect();
     store
+        .records()
         .apply_received(&id("gt"), &recs, 5, no_audit)
         .await
         .unwrap();
     for i in 0..2u8 {
         store
+            .records()
             .append_own(|seq| {
                 let mut r = rec(seq, vec![b'h', i]);
                 r.record_id = format!("hn-{seq:016x}");
@@ -263,16 +307,16 @@ async fn filled(dir: &tempfile::TempDir) -> Store {
 /// Everything the record reads show, to compare before and after a reopen.
 fn snapshot(store: &Store) -> String {
     let gt = id("gt");
-    let (listed, last) = store.list(0, 100, None).unwrap();
+    let (listed, last) = store.records().list(0, 100, None).unwrap();
     format!(
         "{listed:?} {last} {:?} {:?} {} {} {} {} {} {:?}",
-        store.records_after(&gt, 0, 10, 10).unwrap(),
-        store.get_by_id("gt-0000000000000005").unwrap(),
-        store.count(&gt),
-        store.last_seq(&gt).unwrap(),
-        store.last_seq(&id("hn")).unwrap(),
-        store.contains(&gt, 3).unwrap(),
-        store.len(),
+        store.records().of_origin(&gt, 0, 10, 10).unwrap(),
+        store.records().get_by_id("gt-0000000000000005").unwrap(),
+        store.records().count(&gt),
+        store.records().last_seq(&gt).unwrap(),
+        store.records().last_seq(&id("hn")).unwrap(),
+        store.records().contains(&gt, 3).unwrap(),
+        store.records().len(),
         store.watermark(),
     )
 }
@@ -282,15 +326,23 @@ async fn reopening_rebuilds_the_indexes_from_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let store = filled(&dir).await;
     let before = snapshot(&store);
-    assert_eq!(store.records_after(&id("gt"), 0, 10, 10).unwrap().len(), 3);
+    assert_eq!(
+        store
+            .records()
+            .of_origin(&id("gt"), 0, 10, 10)
+            .unwrap()
+            .len(),
+        3
+    );
     assert!(
-        !store.contains(&id("gt"), 3).unwrap(),
+        !store.records().contains(&id("gt"), 3).unwrap(),
         "a hole stays a hole"
     );
     drop(store);
     let store = Store::open(dir.path(), &id("hn")).unwrap();
     assert_eq!(snapshot(&store), before);
     let r = store
+        .records()
         .append_own(|seq| {
             let mut r = rec(seq, vec![3]);
             r.record_id = format!("hn-{seq:016x}");
@@ -335,9 +387,10 @@ async fn a_tail_past_the_committed_end_is_cut_at_open() {
     let store = Store::open(dir.path(), &id("hn")).unwrap();
     assert_eq!(std::fs::metadata(log_path(&dir)).unwrap().len(), committed);
     assert_eq!(snapshot(&store), before);
-    assert!(!store.contains(&id("gt"), 6).unwrap());
+    assert!(!store.records().contains(&id("gt"), 6).unwrap());
     // The slot is free for the record when it really arrives.
     let a = store
+        .records()
         .apply_received(&id("gt"), &[rec(6, b"real".to_vec())], 6, no_audit)
         .await
         .unwrap();
@@ -378,12 +431,14 @@ async fn purged(dir: &tempfile::TempDir, tombstone: &[u8]) -> (Store, Vec<u8>) {
     let mut r = rec(1, b"SECRET-CONTENT-OF-THE-ALERT".to_vec());
     r.expires_at_ms = Some(1_000);
     store
+        .records()
         .apply_received(&id("gt"), &[r, rec(2, b"kept".to_vec())], 2, no_audit)
         .await
         .unwrap();
     let before = std::fs::read(log_path(dir)).unwrap();
     assert!(contains_bytes(&before, b"SECRET-CONTENT-OF-THE-ALERT"));
     store
+        .records()
         .purge(&id("gt"), 1, 1_000, tombstone.to_vec(), b"purged".to_vec())
         .await
         .unwrap();
@@ -400,7 +455,7 @@ async fn a_purge_overwrites_the_content_on_disk() {
     assert!(contains_bytes(&after, b"TOMB"));
     let got = |s: &Store| content(s, "gt-0000000000000001");
     assert_eq!(got(&store), Content::Tombstone(b"TOMB".to_vec()));
-    assert!(store.expired(5_000, 10).unwrap().is_empty());
+    assert!(store.records().expired(5_000, 10).unwrap().is_empty());
     drop(store);
     let store = Store::open(dir.path(), &id("hn")).unwrap();
     assert_eq!(got(&store), Content::Tombstone(b"TOMB".to_vec()));
@@ -449,11 +504,13 @@ async fn a_purge_interrupted_by_a_crash_is_finished_at_open() {
         );
         // The next purge drops sled's copy of the finished one.
         store
+            .records()
             .purge(&id("gt"), 2, 0, b"T2".to_vec(), b"purged".to_vec())
             .await
             .unwrap();
         assert!(
             store
+                .trees
                 .tombstones
                 .get(keys::record_key("gt", 1))
                 .unwrap()
@@ -526,6 +583,7 @@ async fn nothing_in_sled_grows_with_each_new_record() {
             })
             .collect();
         store
+            .records()
             .apply_received(&gt, &recs, 50, no_audit)
             .await
             .unwrap();
@@ -536,22 +594,32 @@ async fn nothing_in_sled_grows_with_each_new_record() {
             state: b"state of 3 v2".to_vec(),
         });
         store
+            .records()
             .apply_received(&gt, &[update], 51, no_audit)
             .await
             .unwrap();
-        assert_eq!(store.series.len(), 1, "only the later state is in sled");
-        assert_eq!(store.expiries.len(), 0);
         assert_eq!(
-            store.series("gt-0000000000000003").unwrap().as_deref(),
+            store.trees.series.len(),
+            1,
+            "only the later state is in sled"
+        );
+        assert_eq!(store.trees.expiries.len(), 0);
+        assert_eq!(
+            store
+                .series()
+                .state("gt-0000000000000003")
+                .unwrap()
+                .as_deref(),
             Some(&b"state of 3 v2"[..]),
             "the later state wins"
         );
         // A purge keeps the state: the series outlives its content.
-        let due = store.expired(10_002, 100).unwrap();
+        let due = store.records().expired(10_002, 100).unwrap();
         assert_eq!(due.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2]);
         for r in due {
             let at = 10_000 + r.seq as i64;
             store
+                .records()
                 .purge(&gt, r.seq, at, b"T".to_vec(), b"purged".to_vec())
                 .await
                 .unwrap();
@@ -559,20 +627,28 @@ async fn nothing_in_sled_grows_with_each_new_record() {
     }
     let store = Store::open(dir.path(), &id("hn")).unwrap();
     assert_eq!(
-        store.series("gt-0000000000000001").unwrap().as_deref(),
+        store
+            .series()
+            .state("gt-0000000000000001")
+            .unwrap()
+            .as_deref(),
         Some(&b"state of 1 v1"[..]),
         "kept through purge and reopen"
     );
     assert_eq!(
-        store.series("gt-0000000000000003").unwrap().as_deref(),
+        store
+            .series()
+            .state("gt-0000000000000003")
+            .unwrap()
+            .as_deref(),
         Some(&b"state of 3 v2"[..])
     );
-    assert_eq!(store.series("gt-0000000000000051").unwrap(), None);
-    assert_eq!(store.series("no-such-series").unwrap(), None);
+    assert_eq!(store.series().state("gt-0000000000000051").unwrap(), None);
+    assert_eq!(store.series().state("no-such-series").unwrap(), None);
     // Expiries are rebuilt from the frames, without those purged.
-    let due = store.expired(10_005, 100).unwrap();
+    let due = store.records().expired(10_005, 100).unwrap();
     assert_eq!(due.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![3, 4, 5]);
-    assert_eq!(store.expired(i64::MAX, 1000).unwrap().len(), 48);
+    assert_eq!(store.records().expired(i64::MAX, 1000).unwrap().len(), 48);
 }
 
 #[tokio::test]
@@ -635,9 +711,9 @@ async fn a_version_2_store_is_upgraded_in_place() {
     }
     {
         let store = Store::open(dir.path(), &id("hn")).unwrap();
-        assert_eq!(store.len(), 3);
-        assert_eq!(store.cursor(&gt).unwrap(), 3);
-        let audit = store.audit_entries(0, 100).unwrap();
+        assert_eq!(store.records().len(), 3);
+        assert_eq!(store.records().cursor(&gt).unwrap(), 3);
+        let audit = store.audit().entries(0, 100).unwrap();
         assert_eq!(audit.len(), 40, "each entry once");
         assert!(
             audit
@@ -646,22 +722,27 @@ async fn a_version_2_store_is_upgraded_in_place() {
                 .all(|(i, e)| e.n == i as u64 + 1 && e.hash_holds())
         );
         assert_eq!(
-            store.audit_entry(33).unwrap().unwrap().body,
+            store.audit().entry(33).unwrap().unwrap().body,
             b"old entry 33"
         );
         assert_eq!(store.watermark().audit, 40);
-        assert!(store.db.open_tree("audit").unwrap().is_empty());
+        assert!(store.trees.db.open_tree("audit").unwrap().is_empty());
         assert_eq!(
-            store.series("gt-0000000000000002").unwrap().as_deref(),
+            store
+                .series()
+                .state("gt-0000000000000002")
+                .unwrap()
+                .as_deref(),
             Some(&b"old state 2"[..])
         );
-        let due = store.expired(2_000, 10).unwrap();
+        let due = store.records().expired(2_000, 10).unwrap();
         assert_eq!(due.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2]);
         store
+            .records()
             .purge(&gt, 1, 1_000, b"TOMB".to_vec(), b"purged".to_vec())
             .await
             .unwrap();
-        assert_eq!(store.expiries.len(), 2, "the old entry is removed");
+        assert_eq!(store.trees.expiries.len(), 2, "the old entry is removed");
         // New records are written in the new layout beside the old ones.
         let mut r = rec(4, b"new".to_vec());
         r.expires_at_ms = Some(4_000);
@@ -670,12 +751,13 @@ async fn a_version_2_store_is_upgraded_in_place() {
             state: b"new state".to_vec(),
         });
         store
+            .records()
             .apply_received(&gt, &[r], 4, |_, _| vec![b"new entry".to_vec()])
             .await
             .unwrap();
     }
     let store = Store::open(dir.path(), &id("hn")).unwrap();
-    let version = store.meta.get("schema_version").unwrap().unwrap();
+    let version = store.trees.meta.get("schema_version").unwrap().unwrap();
     assert_eq!(version.as_ref(), &SCHEMA_VERSION.to_be_bytes());
     let log = std::fs::read(log_path(&dir)).unwrap();
     assert!(!contains_bytes(&log, b"OLD-SECRET-1"));
@@ -684,18 +766,26 @@ async fn a_version_2_store_is_upgraded_in_place() {
         content(&store, "gt-0000000000000001"),
         Content::Tombstone(b"TOMB".to_vec())
     );
-    let due = store.expired(i64::MAX, 10).unwrap();
+    let due = store.records().expired(i64::MAX, 10).unwrap();
     assert_eq!(due.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![2, 3, 4]);
     assert_eq!(
-        store.series("gt-0000000000000004").unwrap().as_deref(),
+        store
+            .series()
+            .state("gt-0000000000000004")
+            .unwrap()
+            .as_deref(),
         Some(&b"new state"[..])
     );
     assert_eq!(
-        store.series("gt-0000000000000003").unwrap().as_deref(),
+        store
+            .series()
+            .state("gt-0000000000000003")
+            .unwrap()
+            .as_deref(),
         Some(&b"old state 3"[..])
     );
     // The chain goes on from the moved entries (the purge wrote entry 41).
-    let audit = store.audit_entries(39, 100).unwrap();
+    let audit = store.audit().entries(39, 100).unwrap();
     assert_eq!(
         audit.iter().map(|e| e.n).collect::<Vec<_>>(),
         vec![40, 41, 42]
@@ -721,19 +811,22 @@ async fn compaction_drops_the_padding_of_purges_and_keeps_every_record() {
             state: b"state of 7".to_vec(),
         });
         store
+            .records()
             .apply_received(&gt, &[big, small], 7, no_audit)
             .await
             .unwrap();
         store
+            .records()
             .purge(&gt, 7, 1_000, vec![b'L'; 300], b"purged".to_vec())
             .await
             .unwrap();
         store
+            .records()
             .purge(&gt, 6, 1_000, b"T6".to_vec(), b"purged".to_vec())
             .await
             .unwrap();
         assert_eq!(
-            store.tombstones.len(),
+            store.trees.tombstones.len(),
             2,
             "a finished purge and one elsewhere"
         );
@@ -770,7 +863,7 @@ async fn compaction_drops_the_padding_of_purges_and_keeps_every_record() {
     assert_eq!(snapshot(&store), before);
     assert_eq!(store.log_usage().reclaimable, 0);
     assert_eq!(
-        store.tombstones.len(),
+        store.trees.tombstones.len(),
         0,
         "both tombstones are in their frames"
     );
@@ -783,11 +876,16 @@ async fn compaction_drops_the_padding_of_purges_and_keeps_every_record() {
         Content::Tombstone(b"T6".to_vec())
     );
     assert_eq!(
-        store.series("gt-0000000000000007").unwrap().as_deref(),
+        store
+            .series()
+            .state("gt-0000000000000007")
+            .unwrap()
+            .as_deref(),
         Some(&b"state of 7"[..])
     );
     // Writing goes on in the new file, and survives another reopen.
     store
+        .records()
         .apply_received(&gt, &[rec(8, b"after".to_vec())], 8, no_audit)
         .await
         .unwrap();
@@ -797,7 +895,7 @@ async fn compaction_drops_the_padding_of_purges_and_keeps_every_record() {
         content(&store, "gt-0000000000000008"),
         Content::Envelope(b"after".to_vec())
     );
-    assert_eq!(store.len(), 8);
+    assert_eq!(store.records().len(), 8);
 }
 
 #[tokio::test]
@@ -852,11 +950,12 @@ async fn audit_entries_are_read_across_groups_and_after_pruning() {
         let store = Store::open(dir.path(), &id("hn")).unwrap();
         for chunk in (1..=100).collect::<Vec<usize>>().chunks(7) {
             store
-                .append_audit(chunk.iter().map(|&n| body(n)).collect())
+                .audit()
+                .append(chunk.iter().map(|&n| body(n)).collect())
                 .await
                 .unwrap();
         }
-        let all = store.audit_entries(0, 1000).unwrap();
+        let all = store.audit().entries(0, 1000).unwrap();
         assert_eq!(all.len(), 100);
         assert!(
             all.iter()
@@ -866,7 +965,8 @@ async fn audit_entries_are_read_across_groups_and_after_pruning() {
         assert!(all.windows(2).all(|w| w[1].prev == w[0].hash));
         assert_eq!(
             store
-                .audit_entries(57, 5)
+                .audit()
+                .entries(57, 5)
                 .unwrap()
                 .iter()
                 .map(|e| e.n)
@@ -874,23 +974,23 @@ async fn audit_entries_are_read_across_groups_and_after_pruning() {
             vec![58, 59, 60, 61, 62]
         );
         assert!(
-            store.audit.len() < 20,
+            store.trees.audit.len() < 20,
             "{} groups for 100 entries",
-            store.audit.len()
+            store.trees.audit.len()
         );
         let anchor = Anchor {
             n: 45,
             hash: all[44].hash,
             checkpoint: b"signed".to_vec(),
         };
-        assert_eq!(store.prune_audit(&anchor).await.unwrap(), 45);
-        assert_eq!(store.audit_entry(45).unwrap(), None);
-        assert_eq!(store.audit_entry(46).unwrap().unwrap(), all[45]);
-        assert_eq!(store.audit_entries(0, 3).unwrap()[0].n, 46);
-        store.append_audit(vec![b"after".to_vec()]).await.unwrap();
+        assert_eq!(store.audit().prune(&anchor).await.unwrap(), 45);
+        assert_eq!(store.audit().entry(45).unwrap(), None);
+        assert_eq!(store.audit().entry(46).unwrap().unwrap(), all[45]);
+        assert_eq!(store.audit().entries(0, 3).unwrap()[0].n, 46);
+        store.audit().append(vec![b"after".to_vec()]).await.unwrap();
     }
     let store = Store::open(dir.path(), &id("hn")).unwrap();
-    let all = store.audit_entries(0, 1000).unwrap();
+    let all = store.audit().entries(0, 1000).unwrap();
     assert_eq!(
         all.iter().map(|e| e.n).collect::<Vec<_>>(),
         (46..=101).collect::<Vec<_>>()

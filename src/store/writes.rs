@@ -1,4 +1,5 @@
-//! Writing records: appends to this node's own log, records received from
+//! Writing records (the write half of [`Records`]): appends to this node's
+//! own log and its floor after a recovery, records received from
 //! peers, purges at expiry.
 //!
 //! A record write goes in two phases, both under the store's `appender`
@@ -11,10 +12,11 @@
 
 use sled::Transactional;
 
+use super::audit::{Chained, put_audit};
 use super::record_log;
 use super::{
-    Applied, Chained, Content, GATE, LOG_END_KEY, NewRecord, Store, StoreError, StoredRecord,
-    TxResult, WriterState, keys, put_audit, tx_error,
+    Applied, Content, GATE, NewRecord, Records, StoreError, StoredRecord, TxResult, WriterState,
+    keys, meta, tx_error,
 };
 use crate::records::model::NodeId;
 
@@ -78,11 +80,11 @@ struct Appended {
     offsets: Vec<u64>,
 }
 
-impl Store {
+impl Records<'_> {
     /// Own appends and received records, as the writer sees them now:
     /// next own seq, next arrival position, log end.
     fn positions(&self) -> Result<(u64, u64, u64), StoreError> {
-        let w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        let w = self.store.writer.lock().map_err(|_| StoreError::Poisoned)?;
         Ok((w.own_seq, w.next_arrival, w.log_end))
     }
 
@@ -99,7 +101,7 @@ impl Store {
         self.append_own_many(vec![make])
             .await?
             .pop()
-            .ok_or_else(|| StoreError::Failed("no outcome for the one record appended".into()))
+            .ok_or_else(|| StoreError::NoOutcome)
     }
 
     /// Appends several records to this node's own log, each with its audit
@@ -115,7 +117,7 @@ impl Store {
     where
         F: FnOnce(u64) -> Result<(NewRecord, Vec<u8>), E>,
     {
-        let appender = self.appender.lock().await;
+        let appender = self.store.appender.lock().await;
         let (own_seq, first_position, log_end) = self.positions()?;
         // Per maker: its sequence number, record and audit entry body.
         type Made<E> = Result<(u64, NewRecord, Vec<u8>), E>;
@@ -141,7 +143,7 @@ impl Store {
             {
                 return Err(StoreError::DuplicateRecordId(record.record_id.clone()));
             }
-            writes.push(PendingWrite::new(&self.own, *seq, position, record));
+            writes.push(PendingWrite::new(&self.store.own, *seq, position, record));
             bodies.push(entry.clone());
             position += 1;
         }
@@ -149,7 +151,7 @@ impl Store {
         if !writes.is_empty() {
             let appended = self.append(log_end, &writes)?;
             let gate = GATE.lock().await;
-            let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+            let mut w = self.store.writer.lock().map_err(|_| StoreError::Poisoned)?;
             let entries = w.chain(bodies);
             self.commit(&mut w, &writes, appended, None, &entries)?;
             w.advance_audit(&entries);
@@ -170,7 +172,7 @@ impl Store {
             .map(|m| {
                 m.map(|(seq, record, _)| {
                     let stored = StoredRecord {
-                        origin: self.own.clone(),
+                        origin: self.store.own.clone(),
                         seq,
                         position,
                         content: record.content,
@@ -180,7 +182,7 @@ impl Store {
                 })
             })
             .collect();
-        self.make_durable(generation).await?;
+        self.store.make_durable(generation).await?;
         Ok(outcomes)
     }
 
@@ -195,7 +197,7 @@ impl Store {
         mut make: impl FnMut(u64) -> Result<NewRecord, E>,
         audit: impl FnOnce(&[NewRecord]) -> Vec<Vec<u8>>,
     ) -> Result<Result<Vec<u64>, E>, StoreError> {
-        let appender = self.appender.lock().await;
+        let appender = self.store.appender.lock().await;
         let (own_seq, first_position, log_end) = self.positions()?;
         let mut records = Vec::with_capacity(count);
         for i in 0..count as u64 {
@@ -215,7 +217,7 @@ impl Store {
             }
             let i = i as u64;
             writes.push(PendingWrite::new(
-                &self.own,
+                &self.store.own,
                 own_seq + 1 + i,
                 first_position + i,
                 r,
@@ -225,7 +227,7 @@ impl Store {
         let appended = self.append(log_end, &writes)?;
         let gate = GATE.lock().await;
         let generation = {
-            let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+            let mut w = self.store.writer.lock().map_err(|_| StoreError::Poisoned)?;
             let entries = w.chain(bodies);
             self.commit(&mut w, &writes, appended, None, &entries)?;
             w.advance_audit(&entries);
@@ -238,7 +240,7 @@ impl Store {
         };
         drop(gate);
         drop(appender);
-        self.make_durable(generation).await?;
+        self.store.make_durable(generation).await?;
         Ok(Ok((1..=count as u64).map(|i| own_seq + i).collect()))
     }
 
@@ -254,7 +256,7 @@ impl Store {
             frames.extend_from_slice(&record_log::encode(&p.head(), &p.record.content)?);
         }
         if !frames.is_empty() {
-            self.log.append(log_end, &frames)?;
+            self.store.log.file.append(log_end, &frames)?;
         }
         Ok(Appended {
             end: log_end + frames.len() as u64,
@@ -279,11 +281,21 @@ impl Store {
         // which numbers them in order, but the newest write must win).
         let mut superseded = Vec::new();
         for p in writes.iter().filter(|p| p.state_in_frame()) {
-            if self.series.contains_key(p.record.record_id.as_bytes())? {
+            if self
+                .store
+                .trees
+                .series
+                .contains_key(p.record.record_id.as_bytes())?
+            {
                 superseded.push(p.record.record_id.as_bytes());
             }
         }
-        (&self.cursors, &self.series, &self.audit, &self.meta)
+        (
+            &self.store.trees.cursors,
+            &self.store.trees.series,
+            &self.store.trees.audit,
+            &self.store.trees.meta,
+        )
             .transaction(|(cur, ser, aud, meta)| -> TxResult<()> {
                 for p in writes {
                     match &p.record.series {
@@ -301,7 +313,7 @@ impl Store {
                 }
                 put_audit(aud, entries)?;
                 if !writes.is_empty() {
-                    meta.insert(LOG_END_KEY, &end_value)?;
+                    meta.insert(meta::LOG_END_KEY, &end_value)?;
                 }
                 Ok(())
             })
@@ -310,8 +322,12 @@ impl Store {
         if let Some((origin, seq)) = cursor {
             w.cursors.insert(origin.clone(), seq);
         }
-        let mut index = self.index.write().map_err(|_| StoreError::Poisoned)?;
-        let mut expiring = self.expiring.lock().map_err(|_| StoreError::Poisoned)?;
+        let mut index = self.store.index.write().map_err(|_| StoreError::Poisoned)?;
+        let mut expiring = self
+            .store
+            .expiring
+            .lock()
+            .map_err(|_| StoreError::Poisoned)?;
         for (p, at) in writes.iter().zip(appended.offsets) {
             index.insert(p.origin, p.seq, p.position, &p.record.record_id, at);
             if let Some(expires) = p.expires_at_ms() {
@@ -319,6 +335,35 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Makes this node's next own sequence number follow `floor` at least,
+    /// durably and with its audit entry: after a lost own log was recovered
+    /// from the peers, numbers they saw must not be used again even where
+    /// no peer returned the record.
+    pub async fn raise_own_seq(&self, floor: u64, audit: Vec<u8>) -> Result<u64, StoreError> {
+        let store = self.store;
+        let gate = GATE.lock().await;
+        let generation = {
+            let mut w = store.writer.lock().map_err(|_| StoreError::Poisoned)?;
+            let entries = w.chain(vec![audit]);
+            let floor = floor.max(w.own_seq);
+            (&store.trees.audit, &store.trees.meta)
+                .transaction(|(aud, meta)| -> TxResult<()> {
+                    put_audit(aud, &entries)?;
+                    meta.insert(meta::OWN_SEQ_FLOOR_KEY, &keys::u64_be(floor))?;
+                    Ok(())
+                })
+                .map_err(tx_error)?;
+            w.advance_audit(&entries);
+            w.own_seq = floor;
+            w.written.own_seq = floor;
+            w.generation += 1;
+            w.generation
+        };
+        drop(gate);
+        store.make_durable(generation).await?;
+        Ok(store.watermark().own_seq)
     }
 
     /// Stores verified records received from `origin` and advances its
@@ -333,7 +378,7 @@ impl Store {
         audit: impl FnOnce(&[&NewRecord], &Applied) -> Vec<Vec<u8>>,
     ) -> Result<Applied, StoreError> {
         let mut applied = Applied::default();
-        let appender = self.appender.lock().await;
+        let appender = self.store.appender.lock().await;
         let (_, first_position, log_end) = self.positions()?;
         let mut writes: Vec<PendingWrite<'_>> = Vec::new();
         let mut position = first_position;
@@ -372,7 +417,7 @@ impl Store {
         let appended = self.append(log_end, &writes)?;
         let gate = GATE.lock().await;
         let generation = {
-            let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+            let mut w = self.store.writer.lock().map_err(|_| StoreError::Poisoned)?;
             let entries = w.chain(bodies);
             self.commit(
                 &mut w,
@@ -389,7 +434,7 @@ impl Store {
         };
         drop(gate);
         drop(appender);
-        self.make_durable(generation).await?;
+        self.store.make_durable(generation).await?;
         Ok(applied)
     }
 
@@ -414,7 +459,7 @@ impl Store {
         let key = keys::record_key(origin.as_str(), seq);
         let gate = GATE.lock().await;
         let (generation, at, frame) = {
-            let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+            let mut w = self.store.writer.lock().map_err(|_| StoreError::Poisoned)?;
             let Some(at) = self.offset_of(origin, seq)? else {
                 return Err(StoreError::Corrupt(format!(
                     "no record {origin}#{seq} to purge"
@@ -427,7 +472,7 @@ impl Store {
                 Some(ms) => (Some(ms), None),
                 None if frame.head.v2 => {
                     let k = keys::expiry_key(expires_at_ms, &key);
-                    match self.expiries.contains_key(&k)? {
+                    match self.store.trees.expiries.contains_key(&k)? {
                         true => (Some(expires_at_ms.max(0)), Some(k)),
                         false => (None, None),
                     }
@@ -436,7 +481,11 @@ impl Store {
             };
             let entries = w.chain(vec![audit]);
             let finished = &w.purged;
-            (&self.tombstones, &self.expiries, &self.audit)
+            (
+                &self.store.trees.tombstones,
+                &self.store.trees.expiries,
+                &self.store.trees.audit,
+            )
                 .transaction(|(tomb, exp, aud)| -> TxResult<()> {
                     for k in finished.iter().filter(|k| **k != key) {
                         tomb.remove(k.as_slice())?;
@@ -453,28 +502,35 @@ impl Store {
             w.advance_audit(&entries);
             w.generation += 1;
             if let Some(ms) = expiry_ms {
-                self.expiring
+                self.store
+                    .expiring
                     .lock()
                     .map_err(|_| StoreError::Poisoned)?
                     .remove(ms, at);
             }
-            self.purging
+            self.store
+                .purging
                 .lock()
                 .map_err(|_| StoreError::Poisoned)?
                 .insert(key.clone(), tombstone.clone());
             (w.generation, at, frame)
         };
         drop(gate);
-        self.make_durable(generation).await?;
+        self.store.make_durable(generation).await?;
 
         // The purge is durable: now take the content off the disk.
         let (rewrite, inline) = record_log::tombstone_frame(&frame, &tombstone)?;
         {
-            let _frames = self.frames.write().map_err(|_| StoreError::Poisoned)?;
-            self.log.overwrite(at, &rewrite)?;
+            let _frames = self
+                .store
+                .log
+                .frames
+                .write()
+                .map_err(|_| StoreError::Poisoned)?;
+            self.store.log.file.overwrite(at, &rewrite)?;
         }
-        self.log.sync()?;
-        self.reclaimable.fetch_add(
+        self.store.log.file.sync()?;
+        self.store.log.reclaimable.fetch_add(
             record_log::slack(
                 frame.len,
                 &frame.head,
@@ -482,13 +538,15 @@ impl Store {
             ),
             std::sync::atomic::Ordering::Relaxed,
         );
-        self.purging
+        self.store
+            .purging
             .lock()
             .map_err(|_| StoreError::Poisoned)?
             .remove(&key);
         if inline {
             // The frame holds the tombstone; sled's copy is no longer needed.
-            self.writer
+            self.store
+                .writer
                 .lock()
                 .map_err(|_| StoreError::Poisoned)?
                 .purged

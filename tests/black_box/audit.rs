@@ -583,8 +583,8 @@ async fn pruning_keeps_the_log_verifiable_from_its_anchor() {
     common::publish(&mut g, "reciente", &[]).await;
     let removed = gt.state.prune_audit(before).await.unwrap();
     assert!(removed >= 5, "removed {removed}");
-    let anchor = gt.state.store.audit_anchor().unwrap().expect("an anchor");
-    assert!(gt.state.store.audit_entry(anchor.n).unwrap().is_none());
+    let anchor = gt.state.store.audit().anchor().unwrap().expect("an anchor");
+    assert!(gt.state.store.audit().entry(anchor.n).unwrap().is_none());
     let log = export(&fed.member("gt").unwrap().client_path(), &[]).await;
     assert_eq!(log[0]["n"], anchor.n + 1, "the log starts after the anchor");
     assert!(!with_action(&log, "audit_pruned").is_empty());
@@ -822,9 +822,9 @@ async fn the_retention_sweep_runs_at_start_and_keeps_what_is_recent() {
                 e.encode()
             })
             .collect();
-        store.append_audit(old).await.unwrap();
+        store.audit().append(old).await.unwrap();
         let recent = (0..3).map(|_| entry("cliente-reciente").encode()).collect();
-        store.append_audit(recent).await.unwrap();
+        store.audit().append(recent).await.unwrap();
     }
     common::certs::edit_config(
         &fed.member("gt").unwrap().config_path(),
@@ -835,7 +835,7 @@ async fn the_retention_sweep_runs_at_start_and_keeps_what_is_recent() {
     let gt = fed.start("gt").await.unwrap();
     // The anchor is written first, the `audit_pruned` entry right after.
     let log = eventually("the sweep at start pruned the old entries", || async {
-        let anchor = gt.state.store.audit_anchor().ok().flatten()?;
+        let anchor = gt.state.store.audit().anchor().ok().flatten()?;
         let log = common::audit_log(&gt.state);
         (anchor.n == 40 && log.iter().any(|e| e.action == "audit_pruned")).then_some(log)
     })

@@ -137,9 +137,13 @@ async fn sigkill_during_catch_up_loses_and_duplicates_nothing() {
     )
     .unwrap();
     let gt_id = NodeId::parse("gt").unwrap();
-    assert_eq!(store.cursor(&gt_id).unwrap(), BACKLOG as u64, "cursor");
-    assert_eq!(store.count(&gt_id), BACKLOG, "no record lost");
-    let (arrivals, _) = store.list(0, 10 * BACKLOG, None).unwrap();
+    assert_eq!(
+        store.records().cursor(&gt_id).unwrap(),
+        BACKLOG as u64,
+        "cursor"
+    );
+    assert_eq!(store.records().count(&gt_id), BACKLOG, "no record lost");
+    let (arrivals, _) = store.records().list(0, 10 * BACKLOG, None).unwrap();
     assert_eq!(arrivals.len(), BACKLOG, "each record arrived once");
     let seqs: BTreeSet<u64> = arrivals.iter().map(|r| r.seq).collect();
     assert_eq!(seqs, (1..=BACKLOG as u64).collect(), "no gap, no duplicate");
@@ -158,7 +162,7 @@ async fn sigkill_during_catch_up_loses_and_duplicates_nothing() {
     });
     let mut after = 0;
     loop {
-        let batch = store.audit_entries(after, 1000).unwrap();
+        let batch = store.audit().entries(after, 1000).unwrap();
         let Some(last) = batch.last().map(|e| e.n) else {
             break;
         };

@@ -35,7 +35,7 @@ async fn a_lost_own_log_is_recovered_from_the_peers() {
     let gt_id = NodeId::parse("gt").unwrap();
     for (peer, node) in [("hn", &hn), ("sv", &sv)] {
         eventually(&format!("{peer} holds what is for it"), || async {
-            (node.state.store.count(&gt_id) == 3).then_some(())
+            (node.state.store.records().count(&gt_id) == 3).then_some(())
         })
         .await;
     }
@@ -88,6 +88,7 @@ async fn a_lost_own_log_is_recovered_from_the_peers() {
         eventually(&format!("{peer} takes gt's seq 5"), || async {
             node.state
                 .store
+                .records()
                 .get_by_id(&next.record_id)
                 .ok()
                 .flatten()

@@ -183,7 +183,8 @@ pub fn audit_log(state: &enlace::state::NodeState) -> Vec<enlace::audit::Entry> 
     loop {
         let batch = state
             .store
-            .audit_entries(after, 1000)
+            .audit()
+            .entries(after, 1000)
             .expect("audit entries");
         let Some(last) = batch.last().map(|e| e.n) else {
             return out;

@@ -145,11 +145,11 @@ async fn hostile_peers_do_not_hold_back_the_node_or_its_honest_peer() {
     .await;
     let cut = NodeId::parse("cut").unwrap();
     assert_eq!(
-        gt.state.store.count(&cut),
+        gt.state.store.records().count(&cut),
         0,
         "nothing from a batch that never arrived whole"
     );
-    assert_eq!(gt.state.store.cursor(&cut).unwrap(), 0);
+    assert_eq!(gt.state.store.records().cursor(&cut).unwrap(), 0);
 
     // gt reports each broken peer, stays healthy, and still answers quickly.
     let peers = gt_client

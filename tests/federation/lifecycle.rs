@@ -243,7 +243,12 @@ async fn expiry_purges_content_at_every_node_and_keeps_a_tombstone() {
         assert!(v.expired_at_ms > 0);
         // The purge replaces the stored content with a tombstone.
         eventually("the content purged from the store", || async {
-            let stored = node.state.store.get_by_id(&rec.record_id).unwrap()?;
+            let stored = node
+                .state
+                .store
+                .records()
+                .get_by_id(&rec.record_id)
+                .unwrap()?;
             matches!(stored.content, Content::Tombstone(_)).then_some(())
         })
         .await;
@@ -251,6 +256,7 @@ async fn expiry_purges_content_at_every_node_and_keeps_a_tombstone() {
         let other = node
             .state
             .store
+            .records()
             .get_by_id(&lasting.record_id)
             .unwrap()
             .unwrap();
@@ -372,6 +378,7 @@ async fn a_record_for_hn_never_reaches_sv_not_even_in_its_pull_stream() {
         nodes[2]
             .state
             .store
+            .records()
             .get_by_id(&private.record_id)
             .unwrap()
             .is_none()
@@ -380,6 +387,7 @@ async fn a_record_for_hn_never_reaches_sv_not_even_in_its_pull_stream() {
         nodes[1]
             .state
             .store
+            .records()
             .get_by_id(&private.record_id)
             .unwrap()
             .is_some()

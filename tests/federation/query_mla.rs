@@ -322,7 +322,15 @@ async fn an_mla_request_is_acknowledged_automatically_and_answered_and_both_ends
     // sv is not party to it: it never holds the request.
     let sv = fed.client("sv").await.unwrap();
     assert!(mla_view(&sv, &id).await.is_none());
-    assert!(sv_node.state.store.get_by_id(&id).unwrap().is_none());
+    assert!(
+        sv_node
+            .state
+            .store
+            .records()
+            .get_by_id(&id)
+            .unwrap()
+            .is_none()
+    );
 
     // Only hn can answer; gt cannot answer its own request.
     let mut gt2 = gt.clone();

@@ -203,6 +203,7 @@ async fn a_revoked_peer_is_refused_without_a_restart_and_the_others_carry_on() {
     assert!(
         hn.state
             .store
+            .records()
             .get_by_id(&second.record_id)
             .unwrap()
             .is_none(),

@@ -97,7 +97,7 @@ async fn altered_records_are_rejected_and_sync_carries_on() {
     );
     for bad in [&ids[1], &ids[3], &ids[5]] {
         assert!(
-            hn.state.store.get_by_id(bad).unwrap().is_none(),
+            hn.state.store.records().get_by_id(bad).unwrap().is_none(),
             "{bad} must not be stored"
         );
     }

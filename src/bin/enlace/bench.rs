@@ -270,7 +270,7 @@ async fn replicate(records: u64) -> Result<Report, String> {
     let deadline = started + (Duration::from_secs(30) + Duration::from_millis(records * 2));
     let caught_up = async {
         loop {
-            if b.state.store.cursor(&origin).map_err(err)? >= records {
+            if b.state.store.records().cursor(&origin).map_err(err)? >= records {
                 return Ok::<_, String>(started.elapsed());
             }
             if Instant::now() > deadline {
@@ -284,7 +284,7 @@ async fn replicate(records: u64) -> Result<Report, String> {
     }
     .await;
     let cpu_after = process_cpu()? + process_cpu_of(origin_pid)?;
-    let held = b.state.store.count(&origin) as u64;
+    let held = b.state.store.records().count(&origin) as u64;
     nodes.push(b);
     let stopped = stop_all(nodes).await;
     let origin_stopped = origin_process.terminate().await.map_err(with_log);
@@ -583,7 +583,7 @@ async fn measure_verify_limit() -> Result<VerifyLimit, String> {
 }
 
 /// Records per second a store applies as a replicator does — the lookups
-/// of `sync::PeerReplicator::prepare`, then [`Store::apply_received`] per
+/// of `sync::PeerReplicator::prepare`, then `store.records().apply_received` per
 /// pull batch (one transaction, one flush) — into a scratch store, with no
 /// network and no verification: the other ceiling of replication.
 async fn measure_store_apply(origin: &LoadedSettings, records: u64) -> Result<f64, String> {
@@ -601,14 +601,15 @@ async fn measure_store_apply(origin: &LoadedSettings, records: u64) -> Result<f6
     let started = Instant::now();
     for chunk in built.chunks(batch) {
         for r in chunk {
-            std::hint::black_box(store.contains(from, r.seq).map_err(err)?);
+            std::hint::black_box(store.records().contains(from, r.seq).map_err(err)?);
             if let Some(s) = &r.series {
-                std::hint::black_box(store.series(&s.series_id).map_err(err)?);
+                std::hint::black_box(store.series().state(&s.series_id).map_err(err)?);
             }
         }
         let high_water = chunk.last().map_or(0, |r| r.seq);
         // The same audit entry the replicator writes with each batch.
         let applied = store
+            .records()
             .apply_received(from, chunk, high_water, |stored, _| {
                 vec![
                     enlace::audit::Entry::new(
@@ -1178,6 +1179,7 @@ async fn bulk_load(settings: &LoadedSettings, records: u64) -> Result<(Duration,
         }
         let mut batch = batch.into_iter();
         store
+            .records()
             .append_own_batch(
                 count,
                 |seq| match batch.next() {

@@ -91,6 +91,7 @@ impl PeerReplicator {
         let applied = self
             .state
             .store
+            .records()
             .apply_received(&self.peer, &accepted, cursor, |stored, applied| {
                 let mut entries = std::mem::take(&mut refusals);
                 for seq in &applied.conflicts {
@@ -189,6 +190,7 @@ impl PeerReplicator {
         if self
             .state
             .store
+            .records()
             .contains(&self.peer, seq)
             .map_err(Refused::Store)?
         {

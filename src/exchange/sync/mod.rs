@@ -265,7 +265,7 @@ impl PeerReplicator {
     }
 
     async fn session(&mut self) -> SessionEnd {
-        let cursor = match self.state.store.cursor(&self.peer) {
+        let cursor = match self.state.store.records().cursor(&self.peer) {
             Ok(c) => c,
             Err(e) => return SessionEnd::Failed(e.into()),
         };

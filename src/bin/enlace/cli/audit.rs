@@ -205,7 +205,8 @@ async fn read_entries(
             loop {
                 let batch = state
                     .store
-                    .audit_entries(after, 4096)
+                    .audit()
+                    .entries(after, 4096)
                     .map_err(|e| e.to_string())?;
                 let Some(last) = batch.last().map(|e| e.n) else {
                     return Ok(());
@@ -307,7 +308,7 @@ async fn evidence(
         }
         Opened::Local { state } => Ok(Evidence {
             node: state.id.clone(),
-            anchor: state.store.audit_anchor().map_err(|e| e.to_string())?,
+            anchor: state.store.audit().anchor().map_err(|e| e.to_string())?,
             own: state.own_checkpoints().map_err(|e| e.to_string())?,
             peers: if local_only {
                 Vec::new()
@@ -388,7 +389,8 @@ async fn export(source: &Source, filter: &Filter) -> Result<(), String> {
     let start = match &opened {
         Opened::Local { state } => state
             .store
-            .audit_anchor()
+            .audit()
+            .anchor()
             .map_err(|e| e.to_string())?
             .map_or(0, |a| a.n),
         Opened::Remote { .. } => 0,

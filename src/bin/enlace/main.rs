@@ -8,6 +8,7 @@
 
 mod bench;
 mod cli;
+mod failure;
 
 use clap::Parser;
 

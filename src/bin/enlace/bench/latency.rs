@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -163,11 +163,11 @@ pub(super) async fn measure_latency(
     let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
     while visible_ms.len() < 2 * sent_at.len() {
         let Ok(next) = tokio::time::timeout_at(deadline, seen.recv()).await else {
-            return Err(anyhow!(
+            bail!(
                 "{} of {} publish/peer pairs were not visible within {SETTLE_TIMEOUT:?} of the last publish",
                 2 * sent_at.len() - visible_ms.len(),
                 2 * sent_at.len()
-            ));
+            );
         };
         let (peer, id, at) = next.context("watch streams ended")?;
         if let Some(sent) = sent_at.get(&id)

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::anyhow;
+use anyhow::{anyhow, bail};
 use serde_json::json;
 
 use enlace::client::ClientConfig;
@@ -132,9 +132,7 @@ pub(super) async fn measure_memory(
     let started = Instant::now();
     let mut client = loop {
         if let Some(status) = child.exited()? {
-            return Err(anyhow!(
-                "the node process exited before it answered: {status}"
-            ));
+            bail!("the node process exited before it answered: {status}");
         }
         if let Ok(mut c) = config.connect().await
             && c.list_peers(pb::ListPeersRequest {}).await.is_ok()
@@ -142,9 +140,7 @@ pub(super) async fn measure_memory(
             break c;
         }
         if started.elapsed() > READY_TIMEOUT {
-            return Err(anyhow!(
-                "the node process did not answer within {READY_TIMEOUT:?}"
-            ));
+            bail!("the node process did not answer within {READY_TIMEOUT:?}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };

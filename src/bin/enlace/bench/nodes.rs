@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use tokio::task::JoinSet;
 
 use enlace::client::ClientConfig;
@@ -51,9 +51,7 @@ pub(super) async fn wait_ready(
     let started = Instant::now();
     loop {
         if let Some(status) = child.exited()? {
-            return Err(anyhow!(
-                "the node process exited before it answered: {status}"
-            ));
+            bail!("the node process exited before it answered: {status}");
         }
         if let Ok(mut c) = config.connect().await
             && c.list_peers(pb::ListPeersRequest {}).await.is_ok()
@@ -61,9 +59,7 @@ pub(super) async fn wait_ready(
             return Ok(());
         }
         if started.elapsed() > READY_TIMEOUT {
-            return Err(anyhow!(
-                "the node process did not answer within {READY_TIMEOUT:?}"
-            ));
+            bail!("the node process did not answer within {READY_TIMEOUT:?}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -93,7 +89,7 @@ impl ChildProcess {
             return Ok(());
         };
         if child.try_wait().spelled()?.is_some() {
-            return Err(anyhow!("the node process had already exited"));
+            bail!("the node process had already exited");
         }
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
@@ -110,9 +106,7 @@ impl ChildProcess {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(anyhow!(
-                    "the node process did not stop within 10 s of SIGTERM"
-                ));
+                bail!("the node process did not stop within 10 s of SIGTERM");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -148,7 +142,7 @@ pub(super) async fn start_all(
             Ok(n) => nodes.push(n),
             Err(e) => {
                 let _ = stop_all(nodes).await;
-                return Err(anyhow!("cannot start {id}: {e}"));
+                bail!("cannot start {id}: {e}");
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::anyhow;
+use anyhow::bail;
 use serde_json::json;
 use tokio::task::JoinSet;
 
@@ -139,10 +139,10 @@ pub(super) async fn measure_publish(
     run.elapsed = start.elapsed();
     run.cpu.1 = process_cpu()?;
     if run.ok == 0 {
-        return Err(anyhow!(
+        bail!(
             "no publish succeeded: {}",
             run.first_error.as_deref().unwrap_or("?")
-        ));
+        );
     }
     Ok(run)
 }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use serde_json::json;
 
 use enlace::config::Settings;
@@ -56,10 +56,10 @@ pub(super) async fn run(records: u64) -> anyhow::Result<Report> {
                 return anyhow::Ok(started.elapsed());
             }
             if Instant::now() > deadline {
-                return Err(anyhow!(
+                bail!(
                     "hn did not catch up on {records} records within {:?}",
                     deadline - started
-                ));
+                );
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -74,9 +74,7 @@ pub(super) async fn run(records: u64) -> anyhow::Result<Report> {
     stopped?;
     origin_stopped?;
     if held != records {
-        return Err(anyhow!(
-            "hn's cursor reached {records} but it holds {held} records of gt"
-        ));
+        bail!("hn's cursor reached {records} but it holds {held} records of gt");
     }
 
     let per_s = records as f64 / elapsed.as_secs_f64();
@@ -167,7 +165,7 @@ pub(super) async fn measure_store_apply(origin: &Settings, records: u64) -> anyh
             .await
             .spelled()?;
         if applied.stored != chunk.len() {
-            return Err(anyhow!("the scratch store refused records: {applied:?}"));
+            bail!("the scratch store refused records: {applied:?}");
         }
     }
     let elapsed = started.elapsed();

@@ -1,7 +1,7 @@
 //! `enlace case …`, `enlace query` and `enlace mla …`: local cases,
 //! hit/no-hit queries and mutual legal assistance from the command line.
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
@@ -189,9 +189,9 @@ fn victim(s: &str) -> anyhow::Result<pb::Victim> {
             ),
             "citizenship" => v.citizenship = val.to_ascii_uppercase(),
             other => {
-                return Err(anyhow!(
+                bail!(
                     "--victim: unknown key {other:?}; one of: sex, age, exploitation, citizenship"
-                ));
+                );
             }
         }
     }
@@ -205,9 +205,7 @@ fn offender(s: &str) -> anyhow::Result<pb::Offender> {
             "sex" => o.sex = Sex::parse(&val).spelled().context("--offender sex")?.wire(),
             "citizenship" => o.citizenship = val.to_ascii_uppercase(),
             other => {
-                return Err(anyhow!(
-                    "--offender: unknown key {other:?}; one of: sex, citizenship"
-                ));
+                bail!("--offender: unknown key {other:?}; one of: sex, citizenship");
             }
         }
     }

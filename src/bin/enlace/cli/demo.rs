@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use clap::Args;
 use tokio::sync::mpsc;
 
@@ -74,7 +74,7 @@ async fn scrape_some(sandbox: &Sandbox, id: &str) -> anyhow::Result<String> {
             .await
             .spelled()?;
     if status != 200 {
-        return Err(anyhow!("{id}'s metrics listener answered {status}"));
+        bail!("{id}'s metrics listener answered {status}");
     }
     let shown = [
         "enlace_peer_connected",
@@ -111,7 +111,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut sandbox = match &args.dir {
         Some(dir) => {
             if dir.exists() {
-                return Err(anyhow!("{} exists; name a new directory", dir.display()));
+                bail!("{} exists; name a new directory", dir.display());
             }
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -228,7 +228,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .context("watch streams ended")?;
         if r.record_id == second.record_id {
             if who != "hn" {
-                return Err(anyhow!("{who} received a record addressed to hn only"));
+                bail!("{who} received a record addressed to hn only");
             }
             clock.say(format!(
                 "hn received {}; signature verified with key {}",
@@ -254,7 +254,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             break;
         }
         if tokio::time::Instant::now() > deadline {
-            return Err(anyhow!("sv did not catch up with gt"));
+            bail!("sv did not catch up with gt");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -268,7 +268,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             "sv is in sync with gt up to seq {} and does not hold {}: gt never disclosed it to sv",
             second.seq, second.record_id
         )),
-        Ok(_) => return Err(anyhow!("sv holds a record addressed to hn only")),
+        Ok(_) => bail!("sv holds a record addressed to hn only"),
         Err(s) => return Err(status_error(s)),
     }
 

@@ -210,10 +210,7 @@ fn read(path: &Path) -> anyhow::Result<String> {
 fn write_pair(cert: &Path, key: &Path, issued: &pki::Issued, force: bool) -> anyhow::Result<()> {
     for p in [cert, key] {
         if p.exists() && !force {
-            return Err(anyhow!(
-                "{} exists; pass --force to overwrite it",
-                p.display()
-            ));
+            bail!("{} exists; pass --force to overwrite it", p.display());
         }
     }
     crypto::write_private_file(key, issued.key_pem.as_bytes(), force).spelled()?;
@@ -273,9 +270,7 @@ fn issue(a: IssueArgs) -> anyhow::Result<()> {
         }
         CertKind::Client => {
             if a.node_id.is_some() || !a.dns.is_empty() || !a.ip.is_empty() {
-                return Err(anyhow!(
-                    "--node-id, --dns and --ip are for node certificates"
-                ));
+                bail!("--node-id, --dns and --ip are for node certificates");
             }
             Profile::Client {
                 name: a.name.unwrap_or_default(),
@@ -311,10 +306,7 @@ fn renew(a: RenewArgs) -> anyhow::Result<()> {
     let key_out = a.out_key.clone().unwrap_or_else(|| a.key.clone());
     for (given, path) in [(&a.out_cert, &cert_out), (&a.out_key, &key_out)] {
         if given.is_some() && path.exists() && !a.force {
-            return Err(anyhow!(
-                "{} exists; pass --force to overwrite it",
-                path.display()
-            ));
+            bail!("{} exists; pass --force to overwrite it", path.display());
         }
     }
     // NOTE: the key goes first: a node that reloads between the two
@@ -349,11 +341,11 @@ fn revoke(a: RevokeArgs) -> anyhow::Result<()> {
     let existing = if a.crl.exists() {
         let crls = enlace::trust::crl::load(&a.crl).spelled()?;
         if crls.len() != 1 {
-            return Err(anyhow!(
+            bail!(
                 "{}: holds {} CRLs; revoke extends a file with exactly one",
                 a.crl.display(),
                 crls.len()
-            ));
+            );
         }
         Some(read(&a.crl)?)
     } else {

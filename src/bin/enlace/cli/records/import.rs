@@ -4,7 +4,7 @@
 use std::io::BufRead;
 use std::path::Path;
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, bail};
 
 use super::super::agency::{ClientArg, connect, status_message};
 use super::super::input::ImportLine;
@@ -61,11 +61,11 @@ pub(super) async fn import(client: &ClientArg, file: &Path, dry_run: bool) -> an
         }
     }
     if !problems.is_empty() {
-        return Err(anyhow!(
+        bail!(
             "{}: nothing was published:\n  {}",
             file.display(),
             problems.join("\n  ")
-        ));
+        );
     }
     let mut c = connect(client).await?;
     for (n, p) in &prepared {
@@ -78,11 +78,11 @@ pub(super) async fn import(client: &ClientArg, file: &Path, dry_run: bool) -> an
         }
     }
     if !problems.is_empty() {
-        return Err(anyhow!(
+        bail!(
             "{}: nothing was published:\n  {}",
             file.display(),
             problems.join("\n  ")
-        ));
+        );
     }
     if dry_run {
         eprintln!(
@@ -110,10 +110,10 @@ pub(super) async fn import(client: &ClientArg, file: &Path, dry_run: bool) -> an
                 println!("{}", resp.into_inner().record_id);
             }
             Err(s) => {
-                return Err(anyhow!(
+                bail!(
                     "line {n}: {} ({published} records before it were published)",
                     status_message(&s)
-                ));
+                );
             }
         }
     }

@@ -307,11 +307,11 @@ pub async fn alert(cmd: AlertCommand) -> anyhow::Result<()> {
             let mut c = connect(&client).await?;
             let now = current(&mut c, &record_id).await?;
             let Some(pb::record_view::Kind::Alert(old)) = now.kind else {
-                return Err(anyhow!(
+                bail!(
                     "{record_id} is not an alert with content (kind {}, status {})",
                     now.kind_name,
                     record_json(&now)["status"]
-                ));
+                );
             };
             let mut input = alert_input(&old);
             fields.apply(&mut input)?;
@@ -407,10 +407,10 @@ pub async fn case_ref(cmd: CaseCommand) -> anyhow::Result<()> {
             let mut c = connect(&client).await?;
             let now = current(&mut c, &record_id).await?;
             let Some(pb::record_view::Kind::CaseReference(old)) = now.kind else {
-                return Err(anyhow!(
+                bail!(
                     "{record_id} is not a case reference with content (kind {})",
                     now.kind_name
-                ));
+                );
             };
             let mut input = case_input(&old);
             fields.apply(&mut input);

@@ -1,7 +1,7 @@
 //! `enlace peers`: the replication status of a node's peers, and the
 //! digest comparison that tells whether they hold the same records.
 
-use anyhow::anyhow;
+use anyhow::bail;
 use clap::Args;
 use serde_json::{Value, json};
 
@@ -61,7 +61,7 @@ async fn verify_peers(c: &mut Client, as_json: bool) -> anyhow::Result<()> {
         }
     }
     if bad > 0 {
-        return Err(anyhow!("{bad} comparison(s) differ or failed"));
+        bail!("{bad} comparison(s) differ or failed");
     }
     Ok(())
 }

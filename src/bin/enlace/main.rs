@@ -1,5 +1,6 @@
 //! The `enlace` binary: the command tree (`cli`), the benchmarks (`bench`)
-//! and the demo, on top of the `enlace` library.
+//! and the demo, on top of the `enlace` library; `failure` prints what
+//! went wrong and chooses the exit code.
 //!
 //! Nothing in the library imports from here: the tools are clients of the
 //! node, like an agency's own system would be.
@@ -8,6 +9,7 @@
 
 mod bench;
 mod cli;
+mod failure;
 
 use clap::Parser;
 

@@ -9,12 +9,14 @@
 
 use std::path::PathBuf;
 
+use anyhow::{Context, anyhow};
 use clap::{Args, Subcommand};
 use prost::Message;
 use tokio_stream::StreamExt;
 
+use super::agency::status_error;
 use super::input::parse_time;
-use super::records::status_message;
+use crate::failure::Spelled;
 use enlace::audit::checkpoint::KeyBook;
 use enlace::audit::verify::{Evidence, Report, Verifier};
 use enlace::audit::{self, Action, Entry, Filter};
@@ -85,7 +87,7 @@ pub struct Source {
     justification: String,
 }
 
-pub async fn audit(cmd: AuditCommand) -> Result<(), String> {
+pub async fn audit(cmd: AuditCommand) -> anyhow::Result<()> {
     match cmd {
         AuditCommand::Verify {
             source,
@@ -98,11 +100,11 @@ pub async fn audit(cmd: AuditCommand) -> Result<(), String> {
                 Ok(())
             } else {
                 Err(match report.first_bad {
-                    Some(n) => format!(
+                    Some(n) => anyhow!(
                         "the audit log of {} does not hold; first bad entry: {n}",
                         report.node
                     ),
-                    None => format!(
+                    None => anyhow!(
                         "the audit log of {} could not be fully verified",
                         report.node
                     ),
@@ -120,17 +122,20 @@ pub async fn audit(cmd: AuditCommand) -> Result<(), String> {
                     .as_deref()
                     .map(parse_time)
                     .transpose()
-                    .map_err(|e| format!("--since: {e}"))?,
+                    .spelled()
+                    .context("--since")?,
                 action: action
                     .as_deref()
                     .map(Action::parse)
                     .transpose()
-                    .map_err(|e| format!("--action: {e}"))?,
+                    .spelled()
+                    .context("--action")?,
                 counterpart: counterpart
                     .map(|c| {
                         NodeId::parse(&c)
                             .map(|id| id.to_string())
-                            .map_err(|rule| format!("--counterpart: {rule}"))
+                            .spelled()
+                            .context("--counterpart")
                     })
                     .transpose()?,
             };
@@ -151,27 +156,27 @@ enum Opened {
     },
 }
 
-async fn open(source: &Source) -> Result<Opened, String> {
+async fn open(source: &Source) -> anyhow::Result<Opened> {
     match (&source.client, &source.config) {
         (Some(client), _) => {
-            let cfg = ClientConfig::load(client).map_err(|e| e.to_string())?;
-            let client = cfg.connect().await.map_err(|e| e.to_string())?;
+            let cfg = ClientConfig::load(client).spelled()?;
+            let client = cfg.connect().await.spelled()?;
             Ok(Opened::Remote {
                 client,
                 justification: source.justification.clone(),
             })
         }
         (None, Some(config)) => {
-            let settings = enlace::trust::load::settings(config, source.data_dir.as_deref())
-                .map_err(|e| e.to_string())?;
+            let settings =
+                enlace::trust::load::settings(config, source.data_dir.as_deref()).spelled()?;
             let node = enlace::node::Node::open(settings).map_err(|e| {
-                format!("{e} (to read a running node's log, use --client with an admin client)")
+                anyhow!("{e} (to read a running node's log, use --client with an admin client)")
             })?;
             Ok(Opened::Local {
                 state: node.state().clone(),
             })
         }
-        (None, None) => Err("give --client or --config".into()),
+        (None, None) => Err(anyhow!("give --client or --config")),
     }
 }
 
@@ -179,8 +184,8 @@ async fn open(source: &Source) -> Result<Opened, String> {
 async fn read_entries(
     opened: &mut Opened,
     after: u64,
-    mut each: impl FnMut(RawEntry) -> Result<(), String>,
-) -> Result<(), String> {
+    mut each: impl FnMut(RawEntry) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     match opened {
         Opened::Remote {
             client,
@@ -192,10 +197,10 @@ async fn read_entries(
                     justification: justification.clone(),
                 })
                 .await
-                .map_err(|s| status_message(&s))?
+                .map_err(status_error)?
                 .into_inner();
             while let Some(item) = stream.next().await {
-                let e = item.map_err(|s| status_message(&s))?;
+                let e = item.map_err(status_error)?;
                 each(raw_from_pb(e)?)?;
             }
             Ok(())
@@ -203,11 +208,7 @@ async fn read_entries(
         Opened::Local { state } => {
             let mut after = after;
             loop {
-                let batch = state
-                    .store
-                    .audit()
-                    .entries(after, 4096)
-                    .map_err(|e| e.to_string())?;
+                let batch = state.store.audit().entries(after, 4096).spelled()?;
                 let Some(last) = batch.last().map(|e| e.n) else {
                     return Ok(());
                 };
@@ -220,17 +221,17 @@ async fn read_entries(
     }
 }
 
-fn raw_from_pb(e: pb::AuditEntry) -> Result<RawEntry, String> {
+fn raw_from_pb(e: pb::AuditEntry) -> anyhow::Result<RawEntry> {
     let hash: [u8; HASH_LEN] = e
         .hash
         .as_slice()
         .try_into()
-        .map_err(|_| format!("entry {}: hash of {} bytes", e.n, e.hash.len()))?;
+        .map_err(|_| anyhow!("entry {}: hash of {} bytes", e.n, e.hash.len()))?;
     let prev: [u8; HASH_LEN] = e
         .prev
         .as_slice()
         .try_into()
-        .map_err(|_| format!("entry {}: prev of {} bytes", e.n, e.prev.len()))?;
+        .map_err(|_| anyhow!("entry {}: prev of {} bytes", e.n, e.prev.len()))?;
     Ok(RawEntry {
         n: e.n,
         hash,
@@ -243,7 +244,7 @@ async fn evidence(
     opened: &mut Opened,
     source: &Source,
     local_only: bool,
-) -> Result<Evidence, String> {
+) -> anyhow::Result<Evidence> {
     match opened {
         Opened::Remote { client, .. } => {
             let resp = client
@@ -251,12 +252,12 @@ async fn evidence(
                     checkpoint_now: false,
                 })
                 .await
-                .map_err(|s| status_message(&s))?
+                .map_err(status_error)?
                 .into_inner();
             let keys = match &source.roster {
-                Some(path) => KeyBook::from_roster(
-                    &enlace::trust::roster::Roster::load(path).map_err(|e| e.to_string())?,
-                ),
+                Some(path) => {
+                    KeyBook::from_roster(&enlace::trust::roster::Roster::load(path).spelled()?)
+                }
                 None => KeyBook::from_keys(
                     &resp
                         .keys
@@ -264,26 +265,27 @@ async fn evidence(
                         .cloned()
                         .map(enlace::wire::MemberKey::from_pb)
                         .collect::<Vec<_>>(),
-                )?,
+                )
+                .spelled()?,
             };
-            let node = NodeId::parse(&resp.node).map_err(|rule| format!("node: {rule}"))?;
+            let node = NodeId::parse(&resp.node).spelled().context("node")?;
             let anchor = resp
                 .anchor
-                .map(|a| -> Result<Anchor, String> {
+                .map(|a| -> anyhow::Result<Anchor> {
                     Ok(Anchor {
                         n: a.n,
                         hash: a
                             .hash
                             .as_slice()
                             .try_into()
-                            .map_err(|_| "anchor hash is not 32 bytes".to_string())?,
+                            .map_err(|_| anyhow!("anchor hash is not 32 bytes"))?,
                         checkpoint: a.checkpoint.map(|c| c.encode_to_vec()).unwrap_or_default(),
                     })
                 })
                 .transpose()?;
             let mut peers = Vec::new();
             for p in resp.peers {
-                let peer = NodeId::parse(&p.peer).map_err(|rule| format!("peer: {rule}"))?;
+                let peer = NodeId::parse(&p.peer).spelled().context("peer")?;
                 let answer = if p.error.is_empty() {
                     Ok(p.witnesses
                         .into_iter()
@@ -308,8 +310,8 @@ async fn evidence(
         }
         Opened::Local { state } => Ok(Evidence {
             node: state.id.clone(),
-            anchor: state.store.audit().anchor().map_err(|e| e.to_string())?,
-            own: state.own_checkpoints().map_err(|e| e.to_string())?,
+            anchor: state.store.audit().anchor().spelled()?,
+            own: state.own_checkpoints().spelled()?,
             peers: if local_only {
                 Vec::new()
             } else {
@@ -320,7 +322,7 @@ async fn evidence(
     }
 }
 
-async fn verify(source: &Source, local_only: bool) -> Result<Report, String> {
+async fn verify(source: &Source, local_only: bool) -> anyhow::Result<Report> {
     let mut opened = open(source).await?;
     let evidence = evidence(&mut opened, source, local_only).await?;
     let start = evidence.anchor.as_ref().map_or(0, |a| a.n);
@@ -384,15 +386,10 @@ fn print_report(r: &Report, json: bool) {
     );
 }
 
-async fn export(source: &Source, filter: &Filter) -> Result<(), String> {
+async fn export(source: &Source, filter: &Filter) -> anyhow::Result<()> {
     let mut opened = open(source).await?;
     let start = match &opened {
-        Opened::Local { state } => state
-            .store
-            .audit()
-            .anchor()
-            .map_err(|e| e.to_string())?
-            .map_or(0, |a| a.n),
+        Opened::Local { state } => state.store.audit().anchor().spelled()?.map_or(0, |a| a.n),
         Opened::Remote { .. } => 0,
     };
     use std::io::Write;
@@ -408,23 +405,23 @@ async fn export(source: &Source, filter: &Filter) -> Result<(), String> {
                 "error": error,
             }),
         };
-        writeln!(out, "{line}").map_err(|e| format!("cannot write: {e}"))
+        writeln!(out, "{line}").spelled().context("cannot write")
     })
     .await?;
-    out.flush().map_err(|e| format!("cannot write: {e}"))
+    out.flush().spelled().context("cannot write")
 }
 
-async fn checkpoint(client: PathBuf, json: bool) -> Result<(), String> {
-    let cfg = ClientConfig::load(&client).map_err(|e| e.to_string())?;
-    let mut c = cfg.connect().await.map_err(|e| e.to_string())?;
+async fn checkpoint(client: PathBuf, json: bool) -> anyhow::Result<()> {
+    let cfg = ClientConfig::load(&client).spelled()?;
+    let mut c = cfg.connect().await.spelled()?;
     let resp = c
         .audit_checkpoints(pb::AuditCheckpointsRequest {
             checkpoint_now: true,
         })
         .await
-        .map_err(|s| status_message(&s))?
+        .map_err(status_error)?
         .into_inner();
-    let coverage = audit::checkpoint::Coverage::of(&(&resp).into())?;
+    let coverage = audit::checkpoint::Coverage::of(&(&resp).into()).spelled()?;
     let size = coverage.size;
     let witnesses = coverage.witnesses();
     let missing: Vec<&str> = coverage
@@ -456,7 +453,7 @@ async fn checkpoint(client: PathBuf, json: bool) -> Result<(), String> {
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(format!(
+        Err(anyhow!(
             "not yet witnessed by: {} (they get the next checkpoint when they are back)",
             missing.join(", ")
         ))

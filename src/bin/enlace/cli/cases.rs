@@ -1,12 +1,14 @@
 //! `enlace case …`, `enlace query` and `enlace mla …`: local cases,
 //! hit/no-hit queries and mutual legal assistance from the command line.
 
+use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
+use super::agency::{ClientArg, connect, status_error};
 use super::input::parse_time;
 use super::output::time;
-use super::records::{ClientArg, connect, status_message};
+use crate::failure::Spelled;
 use enlace::records::vocabulary::{
     AgeGroup, CaseStage, Exploitation, MlaOutcome, Offence, SelectorKind, Sex, Urgency,
 };
@@ -139,13 +141,13 @@ pub enum MlaCommand {
     },
 }
 
-fn selector_values(args: &[String]) -> Result<Vec<pb::SelectorValue>, String> {
+fn selector_values(args: &[String]) -> anyhow::Result<Vec<pb::SelectorValue>> {
     args.iter()
         .map(|a| {
-            let (kind, value) = a.split_once('=').ok_or_else(|| {
-                "--selector: expected KIND=VALUE, e.g. passport=X1234567".to_string()
-            })?;
-            let kind = SelectorKind::parse(kind).map_err(|e| format!("--selector: {e}"))?;
+            let (kind, value) = a
+                .split_once('=')
+                .context("--selector: expected KIND=VALUE, e.g. passport=X1234567")?;
+            let kind = SelectorKind::parse(kind).spelled().context("--selector")?;
             Ok(pb::SelectorValue {
                 kind: kind.wire(),
                 value: value.to_owned(),
@@ -155,63 +157,55 @@ fn selector_values(args: &[String]) -> Result<Vec<pb::SelectorValue>, String> {
 }
 
 /// `key=value,key=value` pairs.
-fn pairs(s: &str, flag: &str) -> Result<Vec<(String, String)>, String> {
+fn pairs(s: &str, flag: &str) -> anyhow::Result<Vec<(String, String)>> {
     s.split(',')
         .filter(|p| !p.trim().is_empty())
         .map(|p| {
             p.split_once('=')
                 .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-                .ok_or_else(|| {
+                .with_context(|| {
                     format!("{flag}: expected key=value pairs separated by commas (got {p:?})")
                 })
         })
         .collect()
 }
 
-fn victim(s: &str) -> Result<pb::Victim, String> {
+fn victim(s: &str) -> anyhow::Result<pb::Victim> {
     let mut v = pb::Victim::default();
     for (k, val) in pairs(s, "--victim")? {
         match k.as_str() {
-            "sex" => {
-                v.sex = Sex::parse(&val)
-                    .map_err(|e| format!("--victim sex: {e}"))?
-                    .wire()
-            }
+            "sex" => v.sex = Sex::parse(&val).spelled().context("--victim sex")?.wire(),
             "age" | "age_group" => {
                 v.age_group = AgeGroup::parse(&val)
-                    .map_err(|e| format!("--victim age: {e}"))?
+                    .spelled()
+                    .context("--victim age")?
                     .wire()
             }
             "exploitation" => v.exploitation.push(
                 Exploitation::parse(&val)
-                    .map_err(|e| format!("--victim exploitation: {e}"))?
+                    .spelled()
+                    .context("--victim exploitation")?
                     .wire(),
             ),
             "citizenship" => v.citizenship = val.to_ascii_uppercase(),
             other => {
-                return Err(format!(
+                bail!(
                     "--victim: unknown key {other:?}; one of: sex, age, exploitation, citizenship"
-                ));
+                );
             }
         }
     }
     Ok(v)
 }
 
-fn offender(s: &str) -> Result<pb::Offender, String> {
+fn offender(s: &str) -> anyhow::Result<pb::Offender> {
     let mut o = pb::Offender::default();
     for (k, val) in pairs(s, "--offender")? {
         match k.as_str() {
-            "sex" => {
-                o.sex = Sex::parse(&val)
-                    .map_err(|e| format!("--offender sex: {e}"))?
-                    .wire()
-            }
+            "sex" => o.sex = Sex::parse(&val).spelled().context("--offender sex")?.wire(),
             "citizenship" => o.citizenship = val.to_ascii_uppercase(),
             other => {
-                return Err(format!(
-                    "--offender: unknown key {other:?}; one of: sex, citizenship"
-                ));
+                bail!("--offender: unknown key {other:?}; one of: sex, citizenship");
             }
         }
     }
@@ -220,7 +214,7 @@ fn offender(s: &str) -> Result<pb::Offender, String> {
 
 impl CaseArgs2 {
     /// Lays the flags over `base`.
-    fn apply(&self, base: &mut pb::LocalCase) -> Result<(), String> {
+    fn apply(&self, base: &mut pb::LocalCase) -> anyhow::Result<()> {
         let mut problems = Vec::new();
         if let Some(n) = &self.case_number {
             base.case_number = n.clone();
@@ -240,13 +234,13 @@ impl CaseArgs2 {
         for v in &self.victim {
             match victim(v) {
                 Ok(v) => base.victims.push(v),
-                Err(e) => problems.push(e),
+                Err(e) => problems.push(format!("{e:#}")),
             }
         }
         for o in &self.offender {
             match offender(o) {
                 Ok(o) => base.offenders.push(o),
-                Err(e) => problems.push(e),
+                Err(e) => problems.push(format!("{e:#}")),
             }
         }
         if let Some(unit) = &self.contact_unit {
@@ -259,7 +253,7 @@ impl CaseArgs2 {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(problems.join("; "))
+            Err(anyhow!(problems.join("; ")))
         }
     }
 }
@@ -279,7 +273,7 @@ fn case_json(c: &pb::LocalCase) -> Value {
     })
 }
 
-pub async fn case(cmd: CaseCommand) -> Result<(), String> {
+pub async fn case(cmd: CaseCommand) -> anyhow::Result<()> {
     match cmd {
         CaseCommand::Add(a) => {
             let mut case = pb::LocalCase::default();
@@ -292,7 +286,7 @@ pub async fn case(cmd: CaseCommand) -> Result<(), String> {
                     selector_values,
                 })
                 .await
-                .map_err(|s| status_message(&s))?
+                .map_err(status_error)?
                 .into_inner();
             eprintln!(
                 "registered local case {} ({} selectors, stored as tokens)",
@@ -313,13 +307,13 @@ pub async fn case(cmd: CaseCommand) -> Result<(), String> {
                     include_closed: true,
                 })
                 .await
-                .map_err(|s| status_message(&s))?
+                .map_err(status_error)?
                 .into_inner();
             let mut case = list
                 .cases
                 .into_iter()
                 .find(|k| k.case_id == case_id)
-                .ok_or_else(|| format!("no local case {case_id}"))?;
+                .with_context(|| format!("no local case {case_id}"))?;
             fields.apply(&mut case)?;
             let selector_values = selector_values(&fields.selector)?;
             let case = c
@@ -328,7 +322,7 @@ pub async fn case(cmd: CaseCommand) -> Result<(), String> {
                     selector_values,
                 })
                 .await
-                .map_err(|s| status_message(&s))?
+                .map_err(status_error)?
                 .into_inner();
             println!("{}", case.case_id);
             Ok(())
@@ -339,7 +333,7 @@ pub async fn case(cmd: CaseCommand) -> Result<(), String> {
                 case_id: case_id.clone(),
             })
             .await
-            .map_err(|s| status_message(&s))?;
+            .map_err(status_error)?;
             eprintln!("closed {case_id}: it no longer answers queries");
             Ok(())
         }
@@ -352,7 +346,7 @@ pub async fn case(cmd: CaseCommand) -> Result<(), String> {
             let list = c
                 .list_cases(pb::ListCasesRequest { include_closed })
                 .await
-                .map_err(|s| status_message(&s))?
+                .map_err(status_error)?
                 .into_inner();
             for k in &list.cases {
                 if json {
@@ -386,7 +380,7 @@ fn result_code(r: i32) -> &'static str {
     }
 }
 
-pub async fn query(a: QueryArgs) -> Result<(), String> {
+pub async fn query(a: QueryArgs) -> anyhow::Result<()> {
     let selector_values = selector_values(&a.selector)?;
     let mut c = connect(&a.client).await?;
     let r = c
@@ -397,7 +391,7 @@ pub async fn query(a: QueryArgs) -> Result<(), String> {
             case_id: a.case_id.unwrap_or_default(),
         })
         .await
-        .map_err(|s| status_message(&s))?
+        .map_err(status_error)?
         .into_inner();
     eprintln!("query {}", r.query_id);
     for p in &r.answers {
@@ -468,7 +462,7 @@ fn mla_json(v: &pb::MlaView) -> Value {
     })
 }
 
-pub async fn mla(cmd: MlaCommand) -> Result<(), String> {
+pub async fn mla(cmd: MlaCommand) -> anyhow::Result<()> {
     match cmd {
         MlaCommand::Send {
             client,
@@ -481,13 +475,11 @@ pub async fn mla(cmd: MlaCommand) -> Result<(), String> {
             deadline,
         } => {
             let urgency = match urgency {
-                Some(u) => Urgency::parse(&u)
-                    .map_err(|e| format!("--urgency: {e}"))?
-                    .wire(),
+                Some(u) => Urgency::parse(&u).spelled().context("--urgency")?.wire(),
                 None => 0,
             };
             let deadline_ms = match deadline {
-                Some(d) => parse_time(&d).map_err(|e| format!("--deadline: {e}"))?,
+                Some(d) => parse_time(&d).context("--deadline")?,
                 None => 0,
             };
             let mut c = connect(&client).await?;
@@ -504,7 +496,7 @@ pub async fn mla(cmd: MlaCommand) -> Result<(), String> {
                     }),
                 })
                 .await
-                .map_err(|s| status_message(&s))?
+                .map_err(status_error)?
                 .into_inner();
             eprintln!(
                 "request sent (signed, durable); the recipient's node acknowledges it on receipt"
@@ -517,7 +509,7 @@ pub async fn mla(cmd: MlaCommand) -> Result<(), String> {
             let list = c
                 .list_mla(pb::ListMlaRequest {})
                 .await
-                .map_err(|s| status_message(&s))?
+                .map_err(status_error)?
                 .into_inner();
             for v in &list.requests {
                 if json {
@@ -546,7 +538,7 @@ pub async fn mla(cmd: MlaCommand) -> Result<(), String> {
             outcome,
             text,
         } => {
-            let outcome = MlaOutcome::parse(&outcome).map_err(|e| format!("--outcome: {e}"))?;
+            let outcome = MlaOutcome::parse(&outcome).spelled().context("--outcome")?;
             let mut c = connect(&client).await?;
             let resp = c
                 .respond_mla(pb::RespondMlaRequest {
@@ -555,7 +547,7 @@ pub async fn mla(cmd: MlaCommand) -> Result<(), String> {
                     text,
                 })
                 .await
-                .map_err(|s| status_message(&s))?
+                .map_err(status_error)?
                 .into_inner();
             println!("{}", resp.record_id);
             Ok(())

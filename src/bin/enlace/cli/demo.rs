@@ -9,9 +9,12 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use anyhow::{Context, anyhow, bail};
 use clap::Args;
 use tokio::sync::mpsc;
 
+use super::agency::status_error;
+use crate::failure::Spelled;
 use enlace::config::LogFormat;
 use enlace::testing::Sandbox;
 use enlace::wire::pb::v1 as pb;
@@ -60,19 +63,18 @@ fn indent(text: &str) -> String {
 }
 
 /// A few series of member `id`'s metrics listener.
-async fn scrape_some(sandbox: &Sandbox, id: &str) -> Result<String, String> {
-    let member = sandbox.member(id).map_err(|e| e.to_string())?;
-    let client = enlace::service::client::ClientConfig::load(&member.client_path())
-        .map_err(|e| e.to_string())?;
-    let config = enlace::trust::tls::metrics_client_config(&client.ca, &client.identity)
-        .map_err(|e| e.to_string())?;
-    let name = enlace::trust::tls::server_name("127.0.0.1").map_err(|e| e.to_string())?;
+async fn scrape_some(sandbox: &Sandbox, id: &str) -> anyhow::Result<String> {
+    let member = sandbox.member(id).spelled()?;
+    let client = enlace::service::client::ClientConfig::load(&member.client_path()).spelled()?;
+    let config =
+        enlace::trust::tls::metrics_client_config(&client.ca, &client.identity).spelled()?;
+    let name = enlace::trust::tls::server_name("127.0.0.1").spelled()?;
     let (status, body) =
         enlace::metrics::server::scrape(config, member.metrics_addr, name, "/metrics")
             .await
-            .map_err(|e| e.to_string())?;
+            .spelled()?;
     if status != 200 {
-        return Err(format!("{id}'s metrics listener answered {status}"));
+        bail!("{id}'s metrics listener answered {status}");
     }
     let shown = [
         "enlace_peer_connected",
@@ -99,10 +101,9 @@ impl Clock {
     }
 }
 
-pub async fn run(args: DemoArgs) -> Result<(), String> {
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     enlace::logging::init_tracing(LogFormat::Text, "warn");
     let clock = Clock(Instant::now());
-    let e = |e: enlace::testing::SandboxError| e.to_string();
     println!(
         "enlace demo: a federation of three members on this machine — gt (Guatemala), hn (Honduras), sv (El Salvador)\n"
     );
@@ -110,17 +111,17 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     let mut sandbox = match &args.dir {
         Some(dir) => {
             if dir.exists() {
-                return Err(format!("{} exists; name a new directory", dir.display()));
+                bail!("{} exists; name a new directory", dir.display());
             }
             std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                .with_context(|| format!("cannot create {}", dir.display()))?;
             Sandbox::create_in("enlace-demo", &["gt", "hn", "sv"], dir)
                 .await
-                .map_err(e)?
+                .spelled()?
         }
         None => Sandbox::create("enlace-demo", &["gt", "hn", "sv"])
             .await
-            .map_err(e)?,
+            .spelled()?,
     };
     clock.say(format!(
         "made a throwaway PKI in {}: per member a federation CA, a node certificate (spiffe://enlace-demo/node/<id>), a local agency CA with one client, and an Ed25519 signing key",
@@ -129,8 +130,8 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
 
     let mut nodes = Vec::new();
     for id in ["gt", "hn", "sv"] {
-        let node = sandbox.start(id).await.map_err(e)?;
-        let m = sandbox.member(id).map_err(e)?;
+        let node = sandbox.start(id).await.spelled()?;
+        let m = sandbox.member(id).spelled()?;
         clock.say(format!(
             "started node {id}: peer listener {} (mTLS, federation CAs), agency listener {} (mTLS, local agency CA), metrics listener {} (Prometheus over HTTPS, agency clients)",
             m.peer_addr, m.agency_addr, m.metrics_addr
@@ -141,11 +142,11 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     // hn and sv watch their own agency APIs.
     let (tx, mut arrivals) = mpsc::channel::<(&'static str, pb::RecordView)>(16);
     for id in ["hn", "sv"] {
-        let mut client = sandbox.client(id).await.map_err(e)?;
+        let mut client = sandbox.client(id).await.spelled()?;
         let mut stream = client
             .watch_records(pb::WatchRecordsRequest::default())
             .await
-            .map_err(|s| super::records::status_message(&s))?
+            .map_err(status_error)?
             .into_inner();
         let tx = tx.clone();
         tokio::spawn(async move {
@@ -158,7 +159,7 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     }
     clock.say("hn and sv are watching their agency APIs for new records");
 
-    let mut gt = sandbox.client("gt").await.map_err(e)?;
+    let mut gt = sandbox.client("gt").await.spelled()?;
     let summary =
         "Posible red de trata con fines de explotación sexual; ruta Tecún Umán – Tapachula";
     let first = gt
@@ -173,7 +174,7 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
             validate_only: false,
         })
         .await
-        .map_err(|s| super::records::status_message(&s))?
+        .map_err(status_error)?
         .into_inner();
     clock.say(format!(
         "gt published alert {} (seq {}): posible víctima de trata / possible trafficking victim, TLP:AMBER, with one passport selector — durable at gt before the call returned",
@@ -186,12 +187,12 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
         let (who, r) = tokio::time::timeout_at(deadline, arrivals.recv())
             .await
             .map_err(|_| {
-                format!(
+                anyhow!(
                     "the alert did not reach {} within {WAIT:?}",
                     pending.join(" and ")
                 )
             })?
-            .ok_or("watch streams ended")?;
+            .context("watch streams ended")?;
         if r.record_id == first.record_id {
             clock.say(format!(
                 "{who} received {} from {} over mTLS; Ed25519 signature verified against the roster key {}",
@@ -214,7 +215,7 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
             validate_only: false,
         })
         .await
-        .map_err(|s| super::records::status_message(&s))?
+        .map_err(status_error)?
         .into_inner();
     clock.say(format!(
         "gt published alert {} (seq {}): persona buscada por tráfico ilícito de migrantes / wanted for smuggling of migrants, TLP:RED, to hn only",
@@ -223,11 +224,11 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     loop {
         let (who, r) = tokio::time::timeout_at(tokio::time::Instant::now() + WAIT, arrivals.recv())
             .await
-            .map_err(|_| format!("the alert to hn did not arrive within {WAIT:?}"))?
-            .ok_or("watch streams ended")?;
+            .map_err(|_| anyhow!("the alert to hn did not arrive within {WAIT:?}"))?
+            .context("watch streams ended")?;
         if r.record_id == second.record_id {
             if who != "hn" {
-                return Err(format!("{who} received a record addressed to hn only"));
+                bail!("{who} received a record addressed to hn only");
             }
             clock.say(format!(
                 "hn received {}; signature verified with key {}",
@@ -237,13 +238,13 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
         }
     }
     // sv's replicator has moved past seq 2 without receiving it.
-    let mut sv = sandbox.client("sv").await.map_err(e)?;
+    let mut sv = sandbox.client("sv").await.spelled()?;
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let peers = sv
             .list_peers(pb::ListPeersRequest {})
             .await
-            .map_err(|s| super::records::status_message(&s))?
+            .map_err(status_error)?
             .into_inner();
         if peers
             .peers
@@ -253,7 +254,7 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
             break;
         }
         if tokio::time::Instant::now() > deadline {
-            return Err("sv did not catch up with gt".into());
+            bail!("sv did not catch up with gt");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -267,8 +268,8 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
             "sv is in sync with gt up to seq {} and does not hold {}: gt never disclosed it to sv",
             second.seq, second.record_id
         )),
-        Ok(_) => return Err("sv holds a record addressed to hn only".into()),
-        Err(s) => return Err(super::records::status_message(&s)),
+        Ok(_) => bail!("sv holds a record addressed to hn only"),
+        Err(s) => return Err(status_error(s)),
     }
 
     // What Prometheus would see at gt.
@@ -284,9 +285,9 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
             checkpoint_now: true,
         })
         .await
-        .map_err(|s| super::records::status_message(&s))?
+        .map_err(status_error)?
         .into_inner();
-    let coverage = enlace::audit::checkpoint::Coverage::of(&(&checkpoints).into())?;
+    let coverage = enlace::audit::checkpoint::Coverage::of(&(&checkpoints).into()).spelled()?;
     let size = coverage.size;
     let witnesses = coverage.witnesses();
     clock.say(format!(
@@ -304,8 +305,8 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
         stopping.spawn(async move { (node.id.clone(), node.stop().await) });
     }
     while let Some(done) = stopping.join_next().await {
-        let (id, result) = done.map_err(|e| e.to_string())?;
-        result.map_err(|e| e.to_string())?;
+        let (id, result) = done.spelled()?;
+        result.spelled()?;
         clock.say(format!("stopped {id}: connections drained, store flushed"));
     }
     if let Some(dir) = &args.dir {

@@ -6,6 +6,9 @@
 //! Every field is optional here; the node applies its defaults and its
 //! rules, and answers with every problem at once.
 
+use std::fmt::Display;
+
+use anyhow::anyhow;
 use serde::Deserialize;
 
 use enlace::records::vocabulary::{
@@ -104,16 +107,17 @@ pub enum ImportLine {
     CaseReference(CaseInput),
 }
 
-/// Collects every problem of one input.
-#[derive(Debug, Default)]
+/// Every problem of one input, reported at once (`"type: …; tlp: …"`).
+#[derive(Debug, Default, thiserror::Error)]
+#[error("{}", .0.join("; "))]
 pub struct Problems(pub Vec<String>);
 
 impl Problems {
-    fn code<T>(
+    fn code<T, E: Display>(
         &mut self,
         field: &str,
         v: &Option<String>,
-        parse: impl Fn(&str) -> Result<T, String>,
+        parse: impl Fn(&str) -> Result<T, E>,
     ) -> Option<T> {
         let v = v.as_deref()?;
         match parse(v) {
@@ -125,11 +129,11 @@ impl Problems {
         }
     }
 
-    fn codes<T>(
+    fn codes<T, E: Display>(
         &mut self,
         field: &str,
         vs: &[String],
-        parse: impl Fn(&str) -> Result<T, String>,
+        parse: impl Fn(&str) -> Result<T, E>,
     ) -> Vec<T> {
         vs.iter()
             .filter_map(|v| match parse(v) {
@@ -153,17 +157,14 @@ impl Problems {
         }
     }
 
-    pub fn finish(self) -> Result<(), String> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(self.0.join("; "))
-        }
+    /// `Ok` if there was no problem.
+    pub fn finish(self) -> Result<(), Problems> {
+        if self.0.is_empty() { Ok(()) } else { Err(self) }
     }
 }
 
 /// Parses an RFC 3339 time, or a date (midnight UTC), into ms since the epoch.
-pub fn parse_time(s: &str) -> Result<i64, String> {
+pub fn parse_time(s: &str) -> anyhow::Result<i64> {
     use time::format_description::well_known::Rfc3339;
     if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339) {
         return Ok((t.unix_timestamp_nanos() / 1_000_000) as i64);
@@ -171,7 +172,7 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]");
     time::Date::parse(s, &fmt)
         .map(|d| d.midnight().assume_utc().unix_timestamp() * 1000)
-        .map_err(|_| format!("{s:?} is not a date (YYYY-MM-DD) or an RFC 3339 time"))
+        .map_err(|_| anyhow!("{s:?} is not a date (YYYY-MM-DD) or an RFC 3339 time"))
 }
 
 fn evaluation(p: &mut Problems, v: &Option<String>) -> Option<pb::Evaluation> {
@@ -252,7 +253,7 @@ fn contact(c: &Option<ContactInput>) -> Option<pb::ContactPoint> {
 
 impl AlertInput {
     /// The wire alert and the clear selectors; every problem at once.
-    pub fn to_pb(&self) -> Result<(pb::Alert, Vec<pb::SelectorValue>), String> {
+    pub fn to_pb(&self) -> Result<(pb::Alert, Vec<pb::SelectorValue>), Problems> {
         let mut p = Problems::default();
         let offence = p.code("offence", &self.offence, Offence::parse);
         let alert = pb::Alert {
@@ -325,7 +326,7 @@ impl AlertInput {
 }
 
 impl CaseInput {
-    pub fn to_pb(&self) -> Result<pb::CaseReference, String> {
+    pub fn to_pb(&self) -> Result<pb::CaseReference, Problems> {
         let mut p = Problems::default();
         let offence = p.code("offence", &self.offence, Offence::parse);
         let case = pb::CaseReference {
@@ -413,7 +414,7 @@ mod tests {
             expires_at: Some("tomorrow".into()),
             ..Default::default()
         };
-        let err = input.to_pb().unwrap_err();
+        let err = input.to_pb().unwrap_err().to_string();
         for field in ["type:", "offence:", "tlp:", "evaluation:", "expires_at:"] {
             assert!(err.contains(field), "{field} in {err}");
         }

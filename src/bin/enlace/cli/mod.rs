@@ -2,8 +2,9 @@
 //!
 //! Exit codes: 0 success; 1 failure (the message says what failed);
 //! 2 bad command line (clap); 64 invalid configuration, before anything
-//! binds.
+//! binds. [`crate::failure`] prints a failure and chooses its code.
 
+mod agency;
 mod audit;
 mod cases;
 mod demo;
@@ -15,13 +16,12 @@ mod records;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::{Context, anyhow, bail};
 use clap::{Parser, Subcommand};
 
+use crate::failure::{InvalidConfig, Spelled, report};
 use enlace::config::LogFormat;
 use enlace::logging::init_tracing;
-
-/// Exit code for an invalid configuration (EX_USAGE).
-pub const EXIT_CONFIG: u8 = 64;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -154,21 +154,17 @@ pub struct StoppedNode {
 }
 
 impl StoppedNode {
-    /// Loads the configuration and runs `task` with it; exit code 64 if
-    /// the configuration is invalid.
-    async fn run<F, Fut>(self, task: F) -> ExitCode
+    /// Loads the configuration and runs `task` with it; an
+    /// [`InvalidConfig`] if the configuration is invalid.
+    async fn run<F, Fut>(self, task: F) -> anyhow::Result<()>
     where
         F: FnOnce(enlace::trust::load::LoadedSettings, bool) -> Fut,
-        Fut: std::future::Future<Output = Result<(), String>>,
+        Fut: std::future::Future<Output = anyhow::Result<()>>,
     {
         init_tracing(LogFormat::Text, "warn");
-        match enlace::trust::load::settings(&self.config, self.data_dir.as_deref()) {
-            Ok(s) => report(task(s, self.json).await),
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(EXIT_CONFIG)
-            }
-        }
+        let settings = enlace::trust::load::settings(&self.config, self.data_dir.as_deref())
+            .map_err(InvalidConfig::new)?;
+        task(settings, self.json).await
     }
 }
 
@@ -179,35 +175,16 @@ pub fn run(cli: Cli) -> ExitCode {
         .build()
     {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return report(Err(e).context("cannot start the runtime")),
     };
     runtime.block_on(async move {
         match cli.command {
             Command::Node(NodeCommand::Run { config, data_dir }) => {
-                run_node(config, data_dir).await
+                report(run_node(config, data_dir).await)
             }
-            Command::Node(NodeCommand::Check { config }) => {
-                match enlace::trust::load::settings(&config, None) {
-                    Ok(s) => {
-                        println!(
-                            "configuration {} is valid: node {} in federation {}",
-                            config.display(),
-                            s.node_id,
-                            s.roster.federation
-                        );
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        ExitCode::from(EXIT_CONFIG)
-                    }
-                }
-            }
-            Command::Node(NodeCommand::Recover(a)) => a.run(recover).await,
-            Command::Node(NodeCommand::Compact(a)) => a.run(compact).await,
+            Command::Node(NodeCommand::Check { config }) => report(check(&config)),
+            Command::Node(NodeCommand::Recover(a)) => report(a.run(recover).await),
+            Command::Node(NodeCommand::Compact(a)) => report(a.run(compact).await),
             Command::Ca(c) => report(pki::ca(c)),
             Command::Cert(c) => report(pki::cert(c)),
             Command::Keys(c) => report(pki::keys(c)),
@@ -240,13 +217,12 @@ pub fn run(cli: Cli) -> ExitCode {
                 init_tracing(LogFormat::Text, "warn");
                 report(audit::audit(c).await)
             }
+            // The doctor prints its own findings: a failed check is exit
+            // code 1 with nothing more to say.
             Command::Doctor { config, json } => match enlace::doctor::run(&config, json).await {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::FAILURE,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(EXIT_CONFIG)
-                }
+                Err(e) => report(Err(InvalidConfig::new(e).into())),
             },
             Command::Demo(a) => report(demo::run(a).await),
             Command::Bench(a) => report(crate::bench::run(a).await),
@@ -254,14 +230,30 @@ pub fn run(cli: Cli) -> ExitCode {
     })
 }
 
+/// `enlace node check`: an [`InvalidConfig`] if the configuration, or
+/// anything it names, is not usable.
+fn check(config: &std::path::Path) -> anyhow::Result<()> {
+    let s = enlace::trust::load::settings(config, None).map_err(InvalidConfig::new)?;
+    println!(
+        "configuration {} is valid: node {} in federation {}",
+        config.display(),
+        s.node_id,
+        s.roster.federation
+    );
+    Ok(())
+}
+
 /// `enlace node recover`: the node must be stopped (its store is locked
 /// while it runs).
-async fn recover(settings: enlace::trust::load::LoadedSettings, json: bool) -> Result<(), String> {
+async fn recover(settings: enlace::trust::load::LoadedSettings, json: bool) -> anyhow::Result<()> {
     use enlace::exchange::recover::PeerAnswer;
     let id = settings.node_id.clone();
     let node = enlace::node::Node::open(settings)
-        .map_err(|e| format!("cannot open the store of node {id}: {e}"))?;
-    let done = enlace::exchange::recover::recover_own_log(node.state().clone()).await?;
+        .spelled()
+        .with_context(|| format!("cannot open the store of node {id}"))?;
+    let done = enlace::exchange::recover::recover_own_log(node.state().clone())
+        .await
+        .spelled()?;
     if json {
         let peers: Vec<serde_json::Value> = done
             .peers
@@ -306,21 +298,22 @@ async fn recover(settings: enlace::trust::load::LoadedSettings, json: bool) -> R
         .iter()
         .any(|(_, a)| matches!(a, PeerAnswer::Failed(_)))
     {
-        return Err("some peers could not be asked; run it again when they are back".into());
+        bail!("some peers could not be asked; run it again when they are back");
     }
     Ok(())
 }
 
 /// `enlace node compact`: the node must be stopped (its store is locked
 /// while it runs).
-async fn compact(settings: enlace::trust::load::LoadedSettings, json: bool) -> Result<(), String> {
+async fn compact(settings: enlace::trust::load::LoadedSettings, json: bool) -> anyhow::Result<()> {
     let store = enlace::store::Store::open_with_cache(
         &settings.data_dir,
         &settings.node_id,
         settings.cache_bytes,
     )
-    .map_err(|e| format!("cannot open the store of node {}: {e}", settings.node_id))?;
-    let done = store.compact().await.map_err(|e| e.to_string())?;
+    .spelled()
+    .with_context(|| format!("cannot open the store of node {}", settings.node_id))?;
+    let done = store.compact().await.spelled()?;
     if json {
         println!(
             "{}",
@@ -344,7 +337,7 @@ async fn compact(settings: enlace::trust::load::LoadedSettings, json: bool) -> R
     Ok(())
 }
 
-fn selector(cmd: SelectorCommand) -> Result<(), String> {
+fn selector(cmd: SelectorCommand) -> anyhow::Result<()> {
     let SelectorCommand::Hash {
         kind,
         value,
@@ -353,19 +346,20 @@ fn selector(cmd: SelectorCommand) -> Result<(), String> {
         epoch,
         json,
     } = cmd;
-    let kind = enlace::records::vocabulary::SelectorKind::parse(&kind)?;
+    let kind = enlace::records::vocabulary::SelectorKind::parse(&kind).spelled()?;
+    // NOTE: a bad --config here is a failure (exit code 1), not an
+    // invalid configuration: this command does not run the node.
     let matching = match (config, key) {
         (Some(config), _) => enlace::trust::load::settings(&config, None)
-            .map_err(|e| e.to_string())?
+            .spelled()?
             .matching
-            .ok_or_else(|| format!("{} has no [matching] key", config.display()))?,
+            .ok_or_else(|| anyhow!("{} has no [matching] key", config.display()))?,
         (None, Some(key)) => std::sync::Arc::new(
-            enlace::records::selector::MatchingKey::load(&key, epoch).map_err(|e| e.to_string())?,
+            enlace::records::selector::MatchingKey::load(&key, epoch).spelled()?,
         ),
-        (None, None) => return Err("give --config or --key".into()),
+        (None, None) => bail!("give --config or --key"),
     };
-    let normalised =
-        enlace::records::selector::normalise(kind, &value).map_err(|e| e.to_string())?;
+    let normalised = enlace::records::selector::normalise(kind, &value).spelled()?;
     let token = matching.token(kind, &normalised);
     if json {
         println!(
@@ -381,24 +375,11 @@ fn selector(cmd: SelectorCommand) -> Result<(), String> {
     Ok(())
 }
 
-fn report(result: Result<(), String>) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn run_node(config: PathBuf, data_dir: Option<PathBuf>) -> ExitCode {
-    let settings = match enlace::trust::load::settings(&config, data_dir.as_deref()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
+/// `enlace node run`: an [`InvalidConfig`] before anything binds; a
+/// failure to start or to run is logged, then returned.
+async fn run_node(config: PathBuf, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let settings =
+        enlace::trust::load::settings(&config, data_dir.as_deref()).map_err(InvalidConfig::new)?;
     init_tracing(settings.log_format, "info");
     let bound = async {
         enlace::node::Listeners::bind(settings.peer_listen, settings.agency_listen)
@@ -406,30 +387,17 @@ async fn run_node(config: PathBuf, data_dir: Option<PathBuf>) -> ExitCode {
             .with_metrics(settings.metrics_listen)
             .await
     };
-    let listeners = match bound.await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start");
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let node = match enlace::node::Node::open(settings) {
-        Ok(n) => n,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot open the node");
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match node.run(listeners, shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "node failed");
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let listeners = bound
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "cannot start"))
+        .spelled()?;
+    let node = enlace::node::Node::open(settings)
+        .inspect_err(|e| tracing::error!(error = %e, "cannot open the node"))
+        .spelled()?;
+    node.run(listeners, shutdown_signal())
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "node failed"))
+        .spelled()
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -8,8 +8,10 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
 
+use crate::failure::Spelled;
 use enlace::records::crypto::{self, SigningKey};
 use enlace::records::model::NodeId;
 use enlace::trust::pki::{self, Profile};
@@ -201,26 +203,22 @@ pub enum KeysCommand {
     },
 }
 
-fn read(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+fn read(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-fn write_pair(cert: &Path, key: &Path, issued: &pki::Issued, force: bool) -> Result<(), String> {
+fn write_pair(cert: &Path, key: &Path, issued: &pki::Issued, force: bool) -> anyhow::Result<()> {
     for p in [cert, key] {
         if p.exists() && !force {
-            return Err(format!(
-                "{} exists; pass --force to overwrite it",
-                p.display()
-            ));
+            bail!("{} exists; pass --force to overwrite it", p.display());
         }
     }
-    crypto::write_private_file(key, issued.key_pem.as_bytes(), force).map_err(|e| e.to_string())?;
-    crypto::write_public_file(cert, issued.cert_pem.as_bytes(), force)
-        .map_err(|e| e.to_string())?;
+    crypto::write_private_file(key, issued.key_pem.as_bytes(), force).spelled()?;
+    crypto::write_public_file(cert, issued.cert_pem.as_bytes(), force).spelled()?;
     Ok(())
 }
 
-pub fn ca(cmd: CaCommand) -> Result<(), String> {
+pub fn ca(cmd: CaCommand) -> anyhow::Result<()> {
     match cmd {
         CaCommand::Init {
             name,
@@ -230,7 +228,7 @@ pub fn ca(cmd: CaCommand) -> Result<(), String> {
             days,
             force,
         } => {
-            let issued = pki::new_ca(&name, org.as_deref(), days).map_err(|e| e.to_string())?;
+            let issued = pki::new_ca(&name, org.as_deref(), days).spelled()?;
             write_pair(&cert, &key, &issued, force)?;
             println!(
                 "wrote CA certificate {} and key {}",
@@ -242,7 +240,7 @@ pub fn ca(cmd: CaCommand) -> Result<(), String> {
     }
 }
 
-pub fn cert(cmd: CertCommand) -> Result<(), String> {
+pub fn cert(cmd: CertCommand) -> anyhow::Result<()> {
     match cmd {
         CertCommand::Issue(a) => issue(a),
         CertCommand::Renew(a) => renew(a),
@@ -251,16 +249,16 @@ pub fn cert(cmd: CertCommand) -> Result<(), String> {
     }
 }
 
-fn issue(a: IssueArgs) -> Result<(), String> {
+fn issue(a: IssueArgs) -> anyhow::Result<()> {
     let profile = match a.kind {
         CertKind::Node => {
             let federation = a.federation.unwrap_or_default();
             let node_id = NodeId::parse(&a.node_id.unwrap_or_default())
-                .map_err(|e| format!("--node-id: {e}"))?;
+                .spelled()
+                .context("--node-id")?;
             if a.name.is_some() {
-                return Err(
+                bail!(
                     "--name is for client certificates; a node certificate is named by --node-id"
-                        .into(),
                 );
             }
             Profile::Node {
@@ -272,7 +270,7 @@ fn issue(a: IssueArgs) -> Result<(), String> {
         }
         CertKind::Client => {
             if a.node_id.is_some() || !a.dns.is_empty() || !a.ip.is_empty() {
-                return Err("--node-id, --dns and --ip are for node certificates".into());
+                bail!("--node-id, --dns and --ip are for node certificates");
             }
             Profile::Client {
                 name: a.name.unwrap_or_default(),
@@ -281,7 +279,7 @@ fn issue(a: IssueArgs) -> Result<(), String> {
     };
     let ca_cert = read(&a.ca_cert)?;
     let ca_key = read(&a.ca_key)?;
-    let issued = pki::issue(&ca_cert, &ca_key, &profile, a.days).map_err(|e| e.to_string())?;
+    let issued = pki::issue(&ca_cert, &ca_key, &profile, a.days).spelled()?;
     write_pair(&a.cert, &a.key, &issued, a.force)?;
     println!(
         "wrote certificate {} and key {}",
@@ -291,37 +289,33 @@ fn issue(a: IssueArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn renew(a: RenewArgs) -> Result<(), String> {
+fn renew(a: RenewArgs) -> anyhow::Result<()> {
     let ca_cert = read(&a.ca_cert)?;
     let ca_key = read(&a.ca_key)?;
     let cert = read(&a.cert)?;
     let key = if a.new_key {
         None
     } else {
-        crypto::check_private_permissions(&a.key).map_err(|e| e.to_string())?;
+        crypto::check_private_permissions(&a.key).spelled()?;
         Some(read(&a.key)?)
     };
     let renewed = pki::renew(&ca_cert, &ca_key, &cert, key.as_deref(), a.days)
-        .map_err(|e| format!("cannot renew {}: {e}", a.cert.display()))?;
+        .spelled()
+        .with_context(|| format!("cannot renew {}", a.cert.display()))?;
     let cert_out = a.out_cert.clone().unwrap_or_else(|| a.cert.clone());
     let key_out = a.out_key.clone().unwrap_or_else(|| a.key.clone());
     for (given, path) in [(&a.out_cert, &cert_out), (&a.out_key, &key_out)] {
         if given.is_some() && path.exists() && !a.force {
-            return Err(format!(
-                "{} exists; pass --force to overwrite it",
-                path.display()
-            ));
+            bail!("{} exists; pass --force to overwrite it", path.display());
         }
     }
     // NOTE: the key goes first: a node that reloads between the two
     // renames sees a key that does not fit the old certificate, refuses
     // that pair and keeps serving; the next check sees both.
     if renewed.new_key {
-        crypto::replace_file(&key_out, renewed.issued.key_pem.as_bytes(), true)
-            .map_err(|e| e.to_string())?;
+        crypto::replace_file(&key_out, renewed.issued.key_pem.as_bytes(), true).spelled()?;
     }
-    crypto::replace_file(&cert_out, renewed.issued.cert_pem.as_bytes(), false)
-        .map_err(|e| e.to_string())?;
+    crypto::replace_file(&cert_out, renewed.issued.cert_pem.as_bytes(), false).spelled()?;
     println!(
         "renewed certificate {} (serial {} replaces {}, valid {} days){}",
         cert_out.display(),
@@ -337,20 +331,21 @@ fn renew(a: RenewArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn revoke(a: RevokeArgs) -> Result<(), String> {
-    let reason =
-        enlace::trust::crl::parse_reason(&a.reason).map_err(|e| format!("--reason: {e}"))?;
+fn revoke(a: RevokeArgs) -> anyhow::Result<()> {
+    let reason = enlace::trust::crl::parse_reason(&a.reason)
+        .spelled()
+        .context("--reason")?;
     let ca_cert = read(&a.ca_cert)?;
     let ca_key = read(&a.ca_key)?;
-    let cert = enlace::trust::roster::load_certs(&a.cert)?;
+    let cert = enlace::trust::roster::load_certs(&a.cert).spelled()?;
     let existing = if a.crl.exists() {
-        let crls = enlace::trust::crl::load(&a.crl).map_err(|e| e.to_string())?;
+        let crls = enlace::trust::crl::load(&a.crl).spelled()?;
         if crls.len() != 1 {
-            return Err(format!(
+            bail!(
                 "{}: holds {} CRLs; revoke extends a file with exactly one",
                 a.crl.display(),
                 crls.len()
-            ));
+            );
         }
         Some(read(&a.crl)?)
     } else {
@@ -365,15 +360,14 @@ fn revoke(a: RevokeArgs) -> Result<(), String> {
         a.days,
     )
     .map_err(|e| match &existing {
-        Some(_) => format!(
+        Some(_) => anyhow!(
             "cannot revoke {} into {}: {e}",
             a.cert.display(),
             a.crl.display()
         ),
-        None => format!("cannot revoke {}: {e}", a.cert.display()),
+        None => anyhow!("cannot revoke {}: {e}", a.cert.display()),
     })?;
-    crypto::replace_file(&a.crl, revocation.crl_pem.as_bytes(), false)
-        .map_err(|e| e.to_string())?;
+    crypto::replace_file(&a.crl, revocation.crl_pem.as_bytes(), false).spelled()?;
     println!(
         "revoked certificate {} ({}); {} is CRL number {} and lists {} certificate(s), next update in {} days",
         revocation.serial,
@@ -386,12 +380,13 @@ fn revoke(a: RevokeArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn inspect(file: &Path, json: bool) -> Result<(), String> {
-    let certs = enlace::trust::roster::load_certs(file)?;
+fn inspect(file: &Path, json: bool) -> anyhow::Result<()> {
+    let certs = enlace::trust::roster::load_certs(file).spelled()?;
     let now = time::OffsetDateTime::now_utc();
     for (i, der) in certs.iter().enumerate() {
         let info = pki::CertInfo::parse(der)
-            .map_err(|e| format!("{}: certificate {}: {e}", file.display(), i + 1))?;
+            .spelled()
+            .with_context(|| format!("{}: certificate {}", file.display(), i + 1))?;
         let days_left = info.days_left(now);
         let state = if now < info.not_before {
             "not yet valid"
@@ -515,39 +510,35 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.to_string())
 }
 
-pub fn keys(cmd: KeysCommand) -> Result<(), String> {
+pub fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
     let (key, key_id) = match cmd {
         KeysCommand::GenerateMatching { out, force } => {
-            let (_, contents) =
-                enlace::records::selector::MatchingKey::generate().map_err(|e| e.to_string())?;
+            let (_, contents) = enlace::records::selector::MatchingKey::generate().spelled()?;
             crypto::write_private_file(&out, contents.as_bytes(), force).map_err(|e| match e {
                 crypto::CryptoError::Write { source, .. }
                     if source.kind() == std::io::ErrorKind::AlreadyExists =>
                 {
-                    format!("{} exists; pass --force to overwrite it", out.display())
+                    anyhow!("{} exists; pass --force to overwrite it", out.display())
                 }
-                e => e.to_string(),
+                e => anyhow::Error::msg(e),
             })?;
             eprintln!("wrote matching key {} (epoch 1)", out.display());
             return Ok(());
         }
         KeysCommand::Generate { key_id, out, force } => {
-            let (key, pem) = SigningKey::generate(&key_id).map_err(|e| e.to_string())?;
+            let (key, pem) = SigningKey::generate(&key_id).spelled()?;
             crypto::write_private_file(&out, pem.as_bytes(), force).map_err(|e| match e {
                 crypto::CryptoError::Write { source, .. }
                     if source.kind() == std::io::ErrorKind::AlreadyExists =>
                 {
-                    format!("{} exists; pass --force to overwrite it", out.display())
+                    anyhow!("{} exists; pass --force to overwrite it", out.display())
                 }
-                e => e.to_string(),
+                e => anyhow::Error::msg(e),
             })?;
             eprintln!("wrote signing key {}", out.display());
             (key, key_id)
         }
-        KeysCommand::Show { key_id, key } => (
-            SigningKey::load(&key, &key_id).map_err(|e| e.to_string())?,
-            key_id,
-        ),
+        KeysCommand::Show { key_id, key } => (SigningKey::load(&key, &key_id).spelled()?, key_id),
     };
     println!(
         "[[members.signing_keys]]\nkey_id = \"{key_id}\"\npublic_key = \"{}\"",

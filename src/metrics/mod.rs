@@ -13,7 +13,9 @@
 //! configuration in use; see [`scrape`]), so they need no hook at all. Only what is not
 //! kept anywhere else is counted as it happens ([`Metrics`]): records
 //! disclosed to each peer, records refused by reason, queries answered,
-//! and the duration of the fan-out query. No series carries record
+//! and the duration of the fan-out query. Both are written with the
+//! `prometheus-client` crate, in the Prometheus text format (version
+//! 0.0.4) that every scraper reads. No series carries record
 //! content, selectors or personal data; labels take only member ids and
 //! fixed codes, so their number is bounded by the roster.
 //!
@@ -56,13 +58,16 @@
 //! its reload on. Counters start at 0 when the node starts; a record
 //! refused again after a reconnect counts again.
 
-pub mod registry;
 pub mod scrape;
 pub mod server;
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use registry::{CounterVec, Histogram};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
 
 use crate::records::model::NodeId;
 use crate::trust::tls::HandshakeStats;
@@ -74,60 +79,133 @@ pub const QUERY_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 ];
 
-/// What a node counts as it happens; the rest is read at scrape time.
-#[derive(Debug)]
-pub struct Metrics {
-    /// Records disclosed per peer.
-    records_sent: CounterVec,
-    /// Records refused per peer and reason.
-    records_rejected: CounterVec,
-    /// This node's queries, per peer and answer.
-    query_results: CounterVec,
-    /// Peers' queries this node answered, per peer and result.
-    queries_answered: CounterVec,
-    /// Duration of the fan-out query.
-    pub query_duration: Histogram,
-    /// TLS handshakes on the metrics listener.
-    pub handshakes: Arc<HandshakeStats>,
+/// The labels of a per-peer series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeerLabels {
+    peer: String,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
+impl PeerLabels {
+    fn new(peer: &NodeId) -> Self {
         Self {
-            records_sent: CounterVec::default(),
-            records_rejected: CounterVec::default(),
-            query_results: CounterVec::default(),
-            queries_answered: CounterVec::default(),
-            query_duration: Histogram::new(&QUERY_BUCKETS),
-            handshakes: Arc::default(),
+            peer: peer.as_str().to_owned(),
         }
     }
+}
+
+/// The labels of a refused record: the peer it came from and why.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RejectionLabels {
+    peer: String,
+    reason: String,
+}
+
+/// The labels of a query's answer: the peer and its result.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    peer: String,
+    result: String,
+}
+
+impl ResultLabels {
+    fn new(peer: &NodeId, result: &str) -> Self {
+        Self {
+            peer: peer.as_str().to_owned(),
+            result: result.to_owned(),
+        }
+    }
+}
+
+/// What a node counts as it happens; the rest is read at scrape time.
+///
+/// The families share their counts with their clones (the crate keeps
+/// them behind an `Arc`), so a scrape registers clones of them.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Records disclosed per peer.
+    records_sent: Family<PeerLabels, Counter>,
+    /// Records refused per peer and reason.
+    records_rejected: Family<RejectionLabels, Counter>,
+    /// This node's queries, per peer and answer.
+    query_results: Family<ResultLabels, Counter>,
+    /// Peers' queries this node answered, per peer and result.
+    queries_answered: Family<ResultLabels, Counter>,
+    /// Duration of the fan-out query.
+    pub query_duration: QueryDuration,
+    /// TLS handshakes on the metrics listener.
+    pub handshakes: Arc<HandshakeStats>,
 }
 
 impl Metrics {
     /// `n` records of this node went to `peer` in a pull batch.
     pub fn records_sent(&self, peer: &NodeId, n: usize) {
-        self.records_sent.add(&[peer.as_str()], n as u64);
+        self.records_sent
+            .get_or_create(&PeerLabels::new(peer))
+            .inc_by(n as u64);
     }
 
     /// A record from `peer` was refused for `reason`
     /// ([`crate::trust::verify::Rejection::label`]).
     pub fn record_rejected(&self, peer: &NodeId, reason: &str) {
-        self.records_rejected.add(&[peer.as_str(), reason], 1);
+        let labels = RejectionLabels {
+            peer: peer.as_str().to_owned(),
+            reason: reason.to_owned(),
+        };
+        self.records_rejected.get_or_create(&labels).inc();
     }
 
     /// `peer` answered one of this node's queries with `result`.
     pub fn query_result(&self, peer: &NodeId, result: &str) {
-        self.query_results.add(&[peer.as_str(), result], 1);
+        self.query_results
+            .get_or_create(&ResultLabels::new(peer, result))
+            .inc();
     }
 
     /// This node answered a query of `peer` with `result`.
     pub fn query_answered(&self, peer: &NodeId, result: &str) {
-        self.queries_answered.add(&[peer.as_str(), result], 1);
+        self.queries_answered
+            .get_or_create(&ResultLabels::new(peer, result))
+            .inc();
     }
 
     /// Records sent to `peer` so far.
     pub fn sent_to(&self, peer: &NodeId) -> u64 {
-        self.records_sent.get(&[peer.as_str()])
+        self.records_sent
+            .get(&PeerLabels::new(peer))
+            .map_or(0, |c| c.get())
+    }
+}
+
+/// The histogram of the fan-out query's duration, in seconds, with
+/// [`QUERY_BUCKETS`].
+#[derive(Debug, Clone)]
+pub struct QueryDuration(Histogram);
+
+impl Default for QueryDuration {
+    fn default() -> Self {
+        Self(Histogram::new(QUERY_BUCKETS))
+    }
+}
+
+impl QueryDuration {
+    /// Observes the time from now until the guard is dropped.
+    pub fn start_timer(&self) -> QueryTimer<'_> {
+        QueryTimer {
+            histogram: &self.0,
+            started: Instant::now(),
+        }
+    }
+}
+
+/// Observes into its histogram when dropped.
+#[derive(Debug)]
+pub struct QueryTimer<'a> {
+    histogram: &'a Histogram,
+    started: Instant,
+}
+
+impl Drop for QueryTimer<'_> {
+    fn drop(&mut self) {
+        self.histogram.observe(self.started.elapsed().as_secs_f64());
     }
 }

@@ -5,146 +5,194 @@
 //! writes out ([`super::Metrics`]) are kept in that state and need nothing
 //! of it. Keeping the two apart lets the node state hold its counters
 //! without the metrics module importing the node state back.
+//!
+//! Each scrape fills a fresh `prometheus_client` [`Registry`]: the values
+//! read from the node as `Readings`, the live counters as clones of
+//! their families (which share their counts), and encodes it in the
+//! Prometheus text format (version 0.0.4, no `# EOF` line). Two rules of
+//! the crate shape the calls below: a counter is registered without its
+//! `_total` suffix, which the encoder writes, and the encoder ends every
+//! `HELP` text with a full stop, so the texts here have none.
 
-use registry::{CounterVec, Exposition, Kind};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::registry::Registry;
 
-use super::registry;
+use super::PeerLabels;
 use crate::state::NodeState;
 use crate::store::StoreError;
 use crate::trust::reload::EXPIRY_WARNING_DAYS;
-use crate::trust::tls::HandshakeStats;
 
-fn handshakes(stats: &HandshakeStats) -> (u64, u64) {
-    use std::sync::atomic::Ordering::Relaxed;
-    (stats.accepted.load(Relaxed), stats.refused.load(Relaxed))
+/// Why a scrape could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("the node's store cannot be read: {0}")]
+    Store(#[from] StoreError),
+    #[error("the series cannot be encoded")]
+    Encode(#[from] std::fmt::Error),
 }
 
-fn labelled(e: &mut Exposition, name: &str, names: &[&str], c: &CounterVec) {
-    for (values, v) in c.snapshot() {
-        let labels: Vec<(&str, &str)> = names
-            .iter()
-            .copied()
-            .zip(values.iter().map(String::as_str))
-            .collect();
-        e.sample(name, &labels, v);
+/// One family as read from the node at scrape time: its label sets and
+/// values, written in this order.
+///
+/// NOTE: unlike a `Family`, it is listed (`# HELP`, `# TYPE`) even with no
+/// sample, as the series table promises every family.
+#[derive(Debug)]
+struct Readings<L, M>(Vec<(L, M)>);
+
+impl<L, V> FromIterator<(L, V)> for Readings<L, ConstGauge<V>> {
+    fn from_iter<I: IntoIterator<Item = (L, V)>>(rows: I) -> Self {
+        Self(
+            rows.into_iter()
+                .map(|(l, v)| (l, ConstGauge::new(v)))
+                .collect(),
+        )
     }
+}
+
+impl<L> FromIterator<(L, u64)> for Readings<L, ConstCounter<u64>> {
+    fn from_iter<I: IntoIterator<Item = (L, u64)>>(rows: I) -> Self {
+        Self(
+            rows.into_iter()
+                .map(|(l, v)| (l, ConstCounter::new(v)))
+                .collect(),
+        )
+    }
+}
+
+impl<L, M> EncodeMetric for Readings<L, M>
+where
+    L: EncodeLabelSet,
+    M: EncodeMetric + TypedMetric,
+{
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for (labels, metric) in &self.0 {
+            metric.encode(encoder.encode_family(labels)?)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        M::TYPE
+    }
+}
+
+/// A live family of counters, listed even before its first count (the
+/// crate leaves an empty family out).
+#[derive(Debug)]
+struct Listed<M>(M);
+
+impl<M: EncodeMetric> EncodeMetric for Listed<M> {
+    fn encode(&self, encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        self.0.metric_type()
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    version: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabels {
+    listener: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CertificateLabels {
+    certificate: String,
+    subject: String,
 }
 
 /// The text of one scrape. Fails only when the store cannot be read.
-pub fn render(state: &NodeState) -> Result<String, StoreError> {
-    let mut e = Exposition::default();
-    e.family("enlace_up", Kind::Gauge, "1 while the node serves.");
-    e.sample("enlace_up", &[], 1u64);
-    e.family(
-        "enlace_build_info",
-        Kind::Gauge,
-        "The enlace version this node runs, in the version label.",
+pub fn render(state: &NodeState) -> Result<String, RenderError> {
+    let mut r = Registry::default();
+    r.register(
+        "enlace_up",
+        "1 while the node serves",
+        ConstGauge::new(1i64),
     );
-    e.sample(
+    r.register(
         "enlace_build_info",
-        &[("version", env!("CARGO_PKG_VERSION"))],
-        1u64,
+        "The enlace version this node runs, in the version label",
+        Readings::from_iter([(
+            VersionLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            },
+            1i64,
+        )]),
     );
 
     let peers = state.peer_states();
-    let mut cursors = Vec::with_capacity(peers.len());
-    for id in peers.keys() {
-        cursors.push(state.store.records().cursor(id)?);
+    let mut rows = Vec::with_capacity(peers.len());
+    for (id, p) in &peers {
+        rows.push((
+            PeerLabels::new(id),
+            id,
+            p,
+            state.store.records().cursor(id)?,
+        ));
     }
-    let rows: Vec<_> = peers.iter().zip(cursors).collect();
-    e.family(
+    let per_peer = |value: &dyn Fn(&crate::state::PeerState, u64) -> u64| -> Readings<_, _> {
+        rows.iter()
+            .map(|(labels, _, p, cursor)| (labels.clone(), value(p, *cursor)))
+            .collect::<Readings<_, ConstGauge<u64>>>()
+    };
+    r.register(
         "enlace_peer_connected",
-        Kind::Gauge,
-        "1 while the pull stream from the peer is up.",
+        "1 while the pull stream from the peer is up",
+        per_peer(&|p, _| u64::from(p.connected)),
     );
-    for ((id, p), _) in &rows {
-        e.sample(
-            "enlace_peer_connected",
-            &[("peer", id.as_str())],
-            p.connected,
-        );
-    }
-    e.family(
+    r.register(
         "enlace_peer_cursor",
-        Kind::Gauge,
-        "Sequence number up to which the peer's log is resolved here.",
+        "Sequence number up to which the peer's log is resolved here",
+        per_peer(&|_, cursor| cursor),
     );
-    for ((id, _), cursor) in &rows {
-        e.sample("enlace_peer_cursor", &[("peer", id.as_str())], *cursor);
-    }
-    e.family(
+    r.register(
         "enlace_peer_head",
-        Kind::Gauge,
-        "The peer's log head, as its last batch said.",
+        "The peer's log head, as its last batch said",
+        per_peer(&|p, cursor| p.head.max(cursor)),
     );
-    for ((id, p), cursor) in &rows {
-        e.sample(
-            "enlace_peer_head",
-            &[("peer", id.as_str())],
-            p.head.max(*cursor),
-        );
-    }
-    e.family(
+    r.register(
         "enlace_peer_lag_records",
-        Kind::Gauge,
-        "Records of the peer's log not yet resolved here (head minus cursor).",
+        "Records of the peer's log not yet resolved here (head minus cursor)",
+        per_peer(&|p, cursor| p.head.saturating_sub(cursor)),
     );
-    for ((id, p), cursor) in &rows {
-        e.sample(
-            "enlace_peer_lag_records",
-            &[("peer", id.as_str())],
-            p.head.saturating_sub(*cursor),
-        );
-    }
-    e.family(
+    r.register(
         "enlace_peer_last_contact_timestamp_seconds",
-        Kind::Gauge,
-        "Last batch or heartbeat from the peer, in Unix time.",
+        "Last batch or heartbeat from the peer, in Unix time",
+        rows.iter()
+            .filter_map(|(labels, _, p, _)| {
+                p.last_contact_ms
+                    .map(|ms| (labels.clone(), ms as f64 / 1000.0))
+            })
+            .collect::<Readings<_, ConstGauge<f64>>>(),
     );
-    for ((id, p), _) in &rows {
-        if let Some(ms) = p.last_contact_ms {
-            e.sample(
-                "enlace_peer_last_contact_timestamp_seconds",
-                &[("peer", id.as_str())],
-                ms as f64 / 1000.0,
-            );
-        }
-    }
 
-    e.family(
-        "enlace_records_received_total",
-        Kind::Counter,
-        "Records from the peer stored here since the node started.",
+    r.register(
+        "enlace_records_received",
+        "Records from the peer stored here since the node started",
+        rows.iter()
+            .map(|(labels, _, p, _)| (labels.clone(), p.records_received))
+            .collect::<Readings<_, ConstCounter<u64>>>(),
     );
-    for ((id, p), _) in &rows {
-        e.sample(
-            "enlace_records_received_total",
-            &[("peer", id.as_str())],
-            p.records_received,
-        );
-    }
-    e.family(
-        "enlace_records_sent_total",
-        Kind::Counter,
-        "Records of this node disclosed to the peer in pull batches since the node started.",
+    r.register(
+        "enlace_records_sent",
+        "Records of this node disclosed to the peer in pull batches since the node started",
+        rows.iter()
+            .map(|(labels, id, _, _)| (labels.clone(), state.metrics.sent_to(id)))
+            .collect::<Readings<_, ConstCounter<u64>>>(),
     );
-    for ((id, _), _) in &rows {
-        e.sample(
-            "enlace_records_sent_total",
-            &[("peer", id.as_str())],
-            state.metrics.sent_to(id),
-        );
-    }
-    e.family(
-        "enlace_records_rejected_total",
-        Kind::Counter,
-        "Records from the peer refused, by reason (a security event each).",
-    );
-    labelled(
-        &mut e,
-        "enlace_records_rejected_total",
-        &["peer", "reason"],
-        &state.metrics.records_rejected,
+    r.register(
+        "enlace_records_rejected",
+        "Records from the peer refused, by reason (a security event each)",
+        Listed(state.metrics.records_rejected.clone()),
     );
 
     let listeners = [
@@ -152,143 +200,235 @@ pub fn render(state: &NodeState) -> Result<String, StoreError> {
         ("agency", &state.agency_handshakes),
         ("metrics", &state.metrics.handshakes),
     ];
-    e.family(
-        "enlace_tls_handshakes_accepted_total",
-        Kind::Counter,
-        "TLS handshakes completed with a verified identity, per listener.",
+    let per_listener = |value: &dyn Fn(&crate::trust::tls::HandshakeStats) -> u64| {
+        listeners
+            .iter()
+            .map(|(listener, stats)| (ListenerLabels { listener }, value(stats)))
+            .collect::<Readings<_, ConstCounter<u64>>>()
+    };
+    use std::sync::atomic::Ordering::Relaxed;
+    r.register(
+        "enlace_tls_handshakes_accepted",
+        "TLS handshakes completed with a verified identity, per listener",
+        per_listener(&|s| s.accepted.load(Relaxed)),
     );
-    for (name, stats) in listeners {
-        e.sample(
-            "enlace_tls_handshakes_accepted_total",
-            &[("listener", name)],
-            handshakes(stats).0,
-        );
-    }
-    e.family(
-        "enlace_tls_handshakes_refused_total",
-        Kind::Counter,
-        "TLS handshakes refused (bad, missing, revoked or expired certificate; timeout), per listener.",
+    r.register(
+        "enlace_tls_handshakes_refused",
+        "TLS handshakes refused (bad, missing, revoked or expired certificate; timeout), per listener",
+        per_listener(&|s| s.refused.load(Relaxed)),
     );
-    for (name, stats) in listeners {
-        e.sample(
-            "enlace_tls_handshakes_refused_total",
-            &[("listener", name)],
-            handshakes(stats).1,
-        );
-    }
+    r.register(
+        "enlace_tls_connections_cut",
+        "Established connections cut because, after a reload, the client's certificate no longer passed, per listener",
+        per_listener(&|s| s.cut.load(Relaxed)),
+    );
 
-    e.family(
-        "enlace_tls_connections_cut_total",
-        Kind::Counter,
-        "Established connections cut because, after a reload, the client's certificate no longer passed, per listener.",
-    );
-    for (name, stats) in listeners {
-        e.sample(
-            "enlace_tls_connections_cut_total",
-            &[("listener", name)],
-            stats.cut.load(std::sync::atomic::Ordering::Relaxed),
-        );
-    }
-
-    e.histogram(
+    r.register(
         "enlace_query_duration_seconds",
-        "Duration of a hit/no-hit query across every member, deadline included.",
-        &state.metrics.query_duration.snapshot(),
+        "Duration of a hit/no-hit query across every member, deadline included",
+        state.metrics.query_duration.0.clone(),
     );
-    e.family(
-        "enlace_query_results_total",
-        Kind::Counter,
-        "Answers to this node's queries, per peer: hit, no_hit, unreachable, refused.",
+    r.register(
+        "enlace_query_results",
+        "Answers to this node's queries, per peer: hit, no_hit, unreachable, refused",
+        Listed(state.metrics.query_results.clone()),
     );
-    labelled(
-        &mut e,
-        "enlace_query_results_total",
-        &["peer", "result"],
-        &state.metrics.query_results,
-    );
-    e.family(
-        "enlace_queries_answered_total",
-        Kind::Counter,
-        "Peers' queries this node answered, per peer: hit, no_hit, refused.",
-    );
-    labelled(
-        &mut e,
-        "enlace_queries_answered_total",
-        &["peer", "result"],
-        &state.metrics.queries_answered,
+    r.register(
+        "enlace_queries_answered",
+        "Peers' queries this node answered, per peer: hit, no_hit, refused",
+        Listed(state.metrics.queries_answered.clone()),
     );
 
     let usage = state.store.log_usage();
-    e.family(
+    r.register(
         "enlace_store_log_bytes",
-        Kind::Gauge,
-        "Committed length of the record log, in bytes.",
+        "Committed length of the record log, in bytes",
+        ConstGauge::new(usage.bytes),
     );
-    e.sample("enlace_store_log_bytes", &[], usage.bytes);
-    e.family(
+    r.register(
         "enlace_store_log_reclaimable_bytes",
-        Kind::Gauge,
-        "Bytes of the record log that purged records left and `enlace node compact` reclaims.",
+        "Bytes of the record log that purged records left and `enlace node compact` reclaims",
+        ConstGauge::new(usage.reclaimable),
     );
-    e.sample("enlace_store_log_reclaimable_bytes", &[], usage.reclaimable);
 
-    e.family(
+    r.register(
         "enlace_audit_entries",
-        Kind::Gauge,
-        "Size of the audit log: the number of its last durable entry, pruned entries included.",
-    );
-    e.sample("enlace_audit_entries", &[], state.store.watermark().audit);
-    e.family(
-        "enlace_audit_checkpoint_size",
-        Kind::Gauge,
-        "Size of the audit log at its latest signed checkpoint (0: none yet).",
+        "Size of the audit log: the number of its last durable entry, pruned entries included",
+        ConstGauge::new(state.store.watermark().audit),
     );
     let checkpoint = state
         .store
         .checkpoints()
         .latest(&state.id)?
         .map_or(0, |c| c.0);
-    e.sample("enlace_audit_checkpoint_size", &[], checkpoint);
+    r.register(
+        "enlace_audit_checkpoint_size",
+        "Size of the audit log at its latest signed checkpoint (0: none yet)",
+        ConstGauge::new(checkpoint),
+    );
 
     let now = time::OffsetDateTime::now_utc();
     let certificates = state.tls_live.certificates();
-    e.family(
+    let per_certificate = |value: &dyn Fn(&crate::trust::reload::CertExpiry) -> i64| {
+        certificates
+            .iter()
+            .map(|c| {
+                let labels = CertificateLabels {
+                    certificate: c.name.clone(),
+                    subject: c.subject.clone(),
+                };
+                (labels, value(c))
+            })
+            .collect::<Readings<_, ConstGauge<i64>>>()
+    };
+    r.register(
         "enlace_certificate_days_left",
-        Kind::Gauge,
-        "Whole days until the certificate expires; negative once expired.",
+        "Whole days until the certificate expires; negative once expired",
+        per_certificate(&|c| c.days_left(now)),
     );
-    for c in &certificates {
-        e.sample(
-            "enlace_certificate_days_left",
-            &[("certificate", &c.name), ("subject", &c.subject)],
-            c.days_left(now),
-        );
-    }
-    e.family(
+    r.register(
         "enlace_certificate_not_after_timestamp_seconds",
-        Kind::Gauge,
-        "When the certificate expires, in Unix time.",
+        "When the certificate expires, in Unix time",
+        per_certificate(&|c| c.not_after.unix_timestamp()),
     );
-    for c in &certificates {
-        e.sample(
-            "enlace_certificate_not_after_timestamp_seconds",
-            &[("certificate", &c.name), ("subject", &c.subject)],
-            c.not_after.unix_timestamp(),
-        );
-    }
-    e.family(
+    r.register(
         "enlace_certificate_expiring",
-        Kind::Gauge,
-        &format!(
-            "1 when the certificate expires within {EXPIRY_WARNING_DAYS} days (or has expired): renew it."
+        format!(
+            "1 when the certificate expires within {EXPIRY_WARNING_DAYS} days (or has expired): renew it"
         ),
+        per_certificate(&|c| i64::from(c.days_left(now) <= EXPIRY_WARNING_DAYS)),
     );
-    for c in &certificates {
-        e.sample(
-            "enlace_certificate_expiring",
-            &[("certificate", &c.name), ("subject", &c.subject)],
-            c.days_left(now) <= EXPIRY_WARNING_DAYS,
+
+    let mut text = String::new();
+    prometheus_client::encoding::prometheus_text::encode(&mut text, &r)?;
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use prometheus_client::metrics::histogram::Histogram;
+
+    use super::*;
+    use crate::metrics::{Metrics, QueryDuration};
+    use crate::records::model::NodeId;
+
+    fn encode(r: &Registry) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, r).unwrap();
+        text
+    }
+
+    #[test]
+    fn label_values_and_help_are_escaped() {
+        let mut r = Registry::default();
+        let rows: [(Vec<(&str, &str)>, i64); 2] = [
+            (vec![("a", "q\"uote"), ("b", "back\\slash\nnl")], 1),
+            (vec![], -2),
+        ];
+        r.register(
+            "enlace_x",
+            "a \\ back\nslash",
+            Readings::<_, ConstGauge<i64>>::from_iter(rows),
+        );
+        assert_eq!(
+            encode(&r),
+            "# HELP enlace_x a \\\\ back\\nslash.\n\
+             # TYPE enlace_x gauge\n\
+             enlace_x{a=\"q\\\"uote\",b=\"back\\\\slash\\nnl\"} 1\n\
+             enlace_x -2\n"
         );
     }
-    Ok(e.finish())
+
+    #[test]
+    fn floats_are_written_as_the_format_wants() {
+        let mut r = Registry::default();
+        let rows = [
+            (vec![("v", "inf")], f64::INFINITY),
+            (vec![("v", "-inf")], f64::NEG_INFINITY),
+            (vec![("v", "nan")], f64::NAN),
+            (vec![("v", "one")], 1.0),
+            (vec![("v", "small")], 0.005),
+        ];
+        r.register(
+            "enlace_f",
+            "floats",
+            Readings::<_, ConstGauge<f64>>::from_iter(rows),
+        );
+        let text = encode(&r);
+        let values: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.rsplit_once(' ').map(|(_, v)| v))
+            .collect();
+        assert_eq!(values[..3], ["+Inf", "-Inf", "NaN"], "{text}");
+        assert_eq!(values[3].parse::<f64>(), Ok(1.0), "{text}");
+        assert_eq!(values[4].parse::<f64>(), Ok(0.005), "{text}");
+    }
+
+    #[test]
+    fn histogram_buckets_are_cumulative_and_end_at_inf() {
+        let h = Histogram::new([0.1, 1.0, 10.0]);
+        for ms in [50, 100, 500, 2_000, 60_000] {
+            h.observe(Duration::from_millis(ms).as_secs_f64());
+        }
+        let mut r = Registry::default();
+        r.register("enlace_q_seconds", "time", h);
+        let text = encode(&r);
+        let (head, sum) = text.split_once("enlace_q_seconds_sum ").unwrap();
+        assert_eq!(
+            head,
+            "# HELP enlace_q_seconds time.\n\
+             # TYPE enlace_q_seconds histogram\n\
+             enlace_q_seconds_bucket{le=\"0.1\"} 2\n\
+             enlace_q_seconds_bucket{le=\"1\"} 3\n\
+             enlace_q_seconds_bucket{le=\"10\"} 4\n\
+             enlace_q_seconds_bucket{le=\"+Inf\"} 5\n"
+        );
+        let (sum, count) = sum.split_once('\n').unwrap();
+        let sum: f64 = sum.parse().unwrap();
+        assert!((sum - 62.65).abs() < 1e-9, "{sum}");
+        assert_eq!(count, "enlace_q_seconds_count 5\n");
+    }
+
+    #[test]
+    fn a_timer_observes_when_dropped() {
+        let h = QueryDuration::default();
+        drop(h.start_timer());
+        let mut r = Registry::default();
+        r.register("enlace_q_seconds", "time", h.0);
+        assert!(encode(&r).contains("\nenlace_q_seconds_count 1\n"));
+    }
+
+    #[test]
+    fn labelled_counters_add_per_label_set_and_are_listed_before_any() {
+        let m = Metrics::default();
+        let mut r = Registry::default();
+        r.register("enlace_r", "refused", Listed(m.records_rejected.clone()));
+        assert_eq!(
+            encode(&r),
+            "# HELP enlace_r_total refused.\n# TYPE enlace_r_total counter\n"
+        );
+
+        let (hn, sv) = (NodeId::parse("hn").unwrap(), NodeId::parse("sv").unwrap());
+        for _ in 0..3 {
+            m.record_rejected(&hn, "bad_signature");
+        }
+        m.record_rejected(&sv, "unknown_key");
+        m.records_sent(&hn, 2);
+        m.records_sent(&hn, 3);
+        assert_eq!(m.sent_to(&hn), 5);
+        assert_eq!(m.sent_to(&sv), 0);
+        let text = encode(&r);
+        let mut samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        samples.sort_unstable();
+        assert_eq!(
+            samples,
+            [
+                "enlace_r_total{peer=\"hn\",reason=\"bad_signature\"} 3",
+                "enlace_r_total{peer=\"sv\",reason=\"unknown_key\"} 1",
+            ]
+        );
+    }
 }

@@ -1,9 +1,5 @@
-//! The metrics listener: `GET /metrics` over HTTP/1.1 over TLS 1.3.
-//!
-//! Why by hand: one request per connection, one path, one method (and
-//! HEAD). An HTTP server crate would bring keep-alive, pipelining, chunked
-//! bodies and upgrades, none of which a scraper needs, and every one of
-//! which is code a hostile client could reach.
+//! The metrics listener: `GET /metrics` over HTTP/1.1 over TLS 1.3,
+//! served by hyper's HTTP/1 server, one request per connection.
 //!
 //! Security choices:
 //! - TLS as on the agency listener ([`crate::trust::tls::incoming`]): the node's
@@ -14,16 +10,46 @@
 //!   the next scrape. Any client of the agency CA may scrape: the series
 //!   carry counts, member ids and certificate subjects, never record
 //!   content or selectors.
-//! - The request head is read up to [`MAX_HEAD`] bytes; the whole exchange
-//!   must finish within [`EXCHANGE_TIMEOUT`]; at most [`MAX_CONNECTIONS`]
-//!   are served at once. The request body, if any, is never read, and the
-//!   connection is closed after one response.
+//! - Only what a scraper needs of HTTP is reachable: HTTP/1 only (no
+//!   HTTP/2, no upgrades), keep-alive off, and the request body is never
+//!   read.
+//!
+//! Limits (a client that breaks one is answered or cut, never buffered):
+//! - The TLS handshake: [`crate::trust::tls::HANDSHAKE_TIMEOUT`], and a cap
+//!   on handshakes in progress, both in [`crate::trust::tls::incoming`].
+//! - At most [`MAX_CONNECTIONS`] connections are served at once; one more
+//!   is closed as soon as its handshake completes, unanswered, with a
+//!   warning in the log.
+//! - The request head (request line and headers) may take at most
+//!   [`MAX_HEAD`] bytes: a longer one is answered 431 and the connection
+//!   closed (hyper's `max_header_size`).
+//! - The whole exchange (reading the request, writing the answer, closing
+//!   TLS) must finish within [`EXCHANGE_TIMEOUT`]; a slower client is cut.
+//! - One request per connection: hyper answers with `Connection: close`
+//!   and closes the connection (TLS `close_notify`) after the answer.
+//!
+//! Answers, each with `Cache-Control: no-store`: `GET` or `HEAD` on
+//! `/metrics` (any query string ignored) gets 200 and the text of
+//! [`super::scrape`] ([`CONTENT_TYPE`]); any other path 404; another
+//! method on `/metrics` 405 with `Allow: GET, HEAD`; a request that is not
+//! HTTP/1.0 or 1.1 gets hyper's 400; a store that cannot be read 500.
+//!
+//! Shutdown: once `stop` turns true no connection is taken any more and
+//! the exchanges under way are aborted.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -31,6 +57,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_stream::StreamExt;
 
+use super::scrape::RenderError;
 use crate::state::NodeState;
 use crate::trust::tls::{self, Identity};
 
@@ -41,9 +68,11 @@ pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections served at once; more are closed at once.
 pub const MAX_CONNECTIONS: usize = 16;
 /// The content type of the Prometheus text format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 /// Largest answer [`scrape`] reads.
 const MAX_SCRAPE: u64 = 16 * 1024 * 1024;
+/// The content type of the short reasons given with an error status.
+const TEXT: &str = "text/plain; charset=utf-8";
 
 /// Serves the metrics listener until `stop` turns true.
 pub fn serve(
@@ -86,7 +115,8 @@ pub fn serve(
             }
             let state = state.clone();
             conns.spawn(async move {
-                match tokio::time::timeout(EXCHANGE_TIMEOUT, exchange(&state, conn)).await {
+                let scrape = || super::scrape::render(&state);
+                match tokio::time::timeout(EXCHANGE_TIMEOUT, exchange(conn, scrape)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(error)) => tracing::debug!(%error, "metrics connection failed"),
                     Err(_) => tracing::debug!("metrics client too slow; connection closed"),
@@ -97,123 +127,75 @@ pub fn serve(
     }
 }
 
-/// What a request head asks for.
-#[derive(Debug, PartialEq, Eq)]
-enum Asked {
-    /// `GET /metrics` (`head_only` for HEAD).
-    Metrics {
-        head_only: bool,
-    },
-    NotFound,
-    MethodNotAllowed,
-    BadRequest,
+/// The HTTP/1 server as the limits of this module want it.
+fn http() -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .keep_alive(false)
+        .max_header_size(MAX_HEAD)
+        // NOTE: the names of the headers as they were written before hyper
+        // (`Content-Type`, `Allow`), for clients that match them exactly.
+        .title_case_headers(true);
+    builder
 }
 
-fn parse_head(head: &[u8]) -> Asked {
-    let Some(line) = head.split(|b| *b == b'\n').next() else {
-        return Asked::BadRequest;
-    };
-    let Ok(line) = std::str::from_utf8(line) else {
-        return Asked::BadRequest;
-    };
-    let mut parts = line.trim_end_matches('\r').split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Asked::BadRequest;
-    };
-    if !version.starts_with("HTTP/1.") {
-        return Asked::BadRequest;
-    }
-    let path = target.split('?').next().unwrap_or_default();
-    if path != "/metrics" {
-        return Asked::NotFound;
-    }
-    match method {
-        "GET" => Asked::Metrics { head_only: false },
-        "HEAD" => Asked::Metrics { head_only: true },
-        _ => Asked::MethodNotAllowed,
-    }
+/// Serves one request on `io` and closes it; `scrape` writes the series.
+async fn exchange<S>(
+    io: S,
+    scrape: impl Fn() -> Result<String, RenderError>,
+) -> Result<(), hyper::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let service =
+        service_fn(|request| std::future::ready(Ok::<_, Infallible>(answer(&request, &scrape))));
+    http().serve_connection(TokioIo::new(io), service).await
 }
 
-/// Reads up to the end of the request head. `None`: too large.
-async fn read_head<S: AsyncRead + Unpin>(io: &mut S) -> std::io::Result<Option<Vec<u8>>> {
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    loop {
-        let n = io.read(&mut buf).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        head.extend_from_slice(&buf[..n]);
-        // NOTE: rescanning the whole head is fine at these sizes.
-        if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
-            return Ok(Some(head));
-        }
-        if head.len() > MAX_HEAD {
-            return Ok(None);
-        }
-    }
-}
-
-fn response(status: &str, content_type: &str, body: &str, head_only: bool) -> Vec<u8> {
-    let mut out = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n",
-        body.len()
-    );
-    if status.starts_with("405") {
-        out.push_str("Allow: GET, HEAD\r\n");
-    }
-    out.push_str("\r\n");
-    let mut bytes = out.into_bytes();
-    if !head_only {
-        bytes.extend_from_slice(body.as_bytes());
-    }
-    bytes
-}
-
-const TEXT: &str = "text/plain; charset=utf-8";
-
-async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
-    state: &NodeState,
-    mut io: S,
-) -> std::io::Result<()> {
-    let answer = match read_head(&mut io).await? {
-        None => response(
-            "431 Request Header Fields Too Large",
+/// The answer to `request`.
+fn answer<B>(
+    request: &Request<B>,
+    scrape: impl Fn() -> Result<String, RenderError>,
+) -> Response<Full<Bytes>> {
+    if request.uri().path() != "/metrics" {
+        return response(
+            StatusCode::NOT_FOUND,
             TEXT,
-            "request head too large\n",
-            false,
-        ),
-        Some(head) => match parse_head(&head) {
-            Asked::Metrics { head_only } => match super::scrape::render(state) {
-                Ok(text) => response("200 OK", CONTENT_TYPE, &text, head_only),
-                Err(error) => {
-                    tracing::error!(%error, "metrics: the store cannot be read");
-                    response(
-                        "500 Internal Server Error",
-                        TEXT,
-                        "the node's store cannot be read\n",
-                        head_only,
-                    )
-                }
-            },
-            Asked::NotFound => response(
-                "404 Not Found",
-                TEXT,
-                "not found: the metrics are at /metrics\n",
-                false,
-            ),
-            Asked::MethodNotAllowed => {
-                response("405 Method Not Allowed", TEXT, "only GET and HEAD\n", false)
-            }
-            Asked::BadRequest => {
-                response("400 Bad Request", TEXT, "not an HTTP/1 request\n", false)
-            }
-        },
-    };
-    io.write_all(&answer).await?;
-    io.shutdown().await
+            "not found: the metrics are at /metrics\n".into(),
+        );
+    }
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let mut r = response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            TEXT,
+            "only GET and HEAD\n".into(),
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    // NOTE: hyper leaves the body out of the answer to HEAD and keeps its
+    // Content-Length.
+    match scrape() {
+        Ok(text) => response(StatusCode::OK, CONTENT_TYPE, text),
+        Err(error) => {
+            tracing::error!(%error, "metrics: the series cannot be written");
+            let reason = match error {
+                RenderError::Store(_) => "the node's store cannot be read\n",
+                RenderError::Encode(_) => "the series cannot be encoded\n",
+            };
+            response(StatusCode::INTERNAL_SERVER_ERROR, TEXT, reason.into())
+        }
+    }
+}
+
+fn response(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    let headers = r.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 /// Why a scrape failed.
@@ -284,46 +266,91 @@ pub async fn scrape(
 mod tests {
     use super::*;
 
-    #[test]
-    fn request_heads_are_sorted_out() {
-        let p = |s: &str| parse_head(s.as_bytes());
-        assert_eq!(
-            p("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
-            Asked::Metrics { head_only: false }
-        );
-        assert_eq!(
-            p("GET /metrics?x=1 HTTP/1.0\r\n\r\n"),
-            Asked::Metrics { head_only: false }
-        );
-        assert_eq!(
-            p("HEAD /metrics HTTP/1.1\r\n\r\n"),
-            Asked::Metrics { head_only: true }
-        );
-        assert_eq!(p("GET / HTTP/1.1\r\n\r\n"), Asked::NotFound);
-        assert_eq!(p("GET /metricsx HTTP/1.1\r\n\r\n"), Asked::NotFound);
-        assert_eq!(p("POST /metrics HTTP/1.1\r\n\r\n"), Asked::MethodNotAllowed);
-        assert_eq!(p("GET /metrics\r\n\r\n"), Asked::BadRequest);
-        assert_eq!(p("GET /metrics HTTP/2\r\n\r\n"), Asked::BadRequest);
-        assert_eq!(p("\u{1}\u{2}\r\n\r\n"), Asked::BadRequest);
+    /// The answer of the server to `request`, as sent, to the close.
+    async fn exchange_raw(request: &[u8]) -> String {
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let served = tokio::spawn(exchange(server, || Ok("enlace_up 1\n".to_owned())));
+        client.write_all(request).await.unwrap();
+        let mut raw = Vec::new();
+        // NOTE: the client never closes: the answer ends because the
+        // server closes after one response.
+        tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut raw))
+            .await
+            .expect("the server closes after one answer")
+            .unwrap();
+        let _ = served.await;
+        String::from_utf8(raw).unwrap()
+    }
+
+    /// The status code answered to `request` (an HTTP/1.0 request is
+    /// answered in HTTP/1.0).
+    async fn status(request: &str) -> String {
+        let answer = exchange_raw(request.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1."), "{answer}");
+        answer.get(9..12).unwrap_or_default().to_owned()
     }
 
     #[tokio::test]
-    async fn a_head_is_read_to_its_end_and_no_further_than_the_limit() {
-        let (mut client, mut server) = tokio::io::duplex(64 * 1024);
-        client
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\nbody")
-            .await
-            .unwrap();
-        let head = read_head(&mut server).await.unwrap().unwrap();
-        assert!(head.starts_with(b"GET /metrics"));
+    async fn requests_are_sorted_out() {
+        assert_eq!(
+            status("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await,
+            "200"
+        );
+        assert_eq!(status("GET /metrics?x=1 HTTP/1.0\r\n\r\n").await, "200");
+        assert_eq!(status("HEAD /metrics HTTP/1.1\r\n\r\n").await, "200");
+        assert_eq!(status("GET / HTTP/1.1\r\n\r\n").await, "404");
+        assert_eq!(status("GET /metricsx HTTP/1.1\r\n\r\n").await, "404");
+        assert_eq!(status("POST /metrics HTTP/1.1\r\n\r\n").await, "405");
+        assert_eq!(status("GET /metrics\r\n\r\n").await, "400");
+        assert_eq!(status("GET /metrics HTTP/2\r\n\r\n").await, "400");
+        assert_eq!(status("\u{1}\u{2}\r\n\r\n").await, "400");
+    }
 
-        let (mut client, mut server) = tokio::io::duplex(64 * 1024);
+    #[tokio::test]
+    async fn answers_carry_their_headers_and_head_gets_no_body() {
+        let get = exchange_raw(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\nbody").await;
+        assert!(
+            get.contains(&format!("\r\nContent-Type: {CONTENT_TYPE}\r\n")),
+            "{get}"
+        );
+        assert!(get.contains("\r\nContent-Length: 12\r\n"), "{get}");
+        assert!(get.contains("\r\nCache-Control: no-store\r\n"), "{get}");
+        assert!(get.contains("\r\nConnection: close\r\n"), "{get}");
+        assert!(get.ends_with("\r\n\r\nenlace_up 1\n"), "{get}");
+
+        let head = exchange_raw(b"HEAD /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(head.contains("\r\nContent-Length: 12\r\n"), "{head}");
+        assert!(head.ends_with("\r\n\r\n"), "{head}");
+
+        let post = exchange_raw(b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n").await;
+        assert!(post.contains("\r\nAllow: GET, HEAD\r\n"), "{post}");
+    }
+
+    #[tokio::test]
+    async fn a_head_past_the_limit_is_refused_not_buffered() {
         let long = format!("GET /metrics HTTP/1.1\r\nX: {}\r\n", "a".repeat(MAX_HEAD));
-        client.write_all(long.as_bytes()).await.unwrap();
-        assert_eq!(read_head(&mut server).await.unwrap(), None);
+        let answer = exchange_raw(long.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+        // Just under the limit is served.
+        let fits = format!(
+            "GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n",
+            "a".repeat(MAX_HEAD - 64)
+        );
+        let answer = exchange_raw(fits.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    }
 
-        let (client, mut server) = tokio::io::duplex(1024);
+    #[tokio::test]
+    async fn a_client_gone_before_its_request_gets_nothing() {
+        let (client, server) = tokio::io::duplex(1024);
         drop(client);
-        assert!(read_head(&mut server).await.is_err());
+        let served = tokio::time::timeout(
+            Duration::from_secs(5),
+            exchange(server, || -> Result<String, RenderError> {
+                panic!("nothing was asked")
+            }),
+        )
+        .await;
+        assert!(served.is_ok(), "the exchange ends with the connection");
     }
 }

@@ -58,7 +58,7 @@ pub struct StoredToken {
 }
 
 impl StoredToken {
-    pub fn from_token(t: &Token) -> Self {
+    pub(crate) fn from_token(t: &Token) -> Self {
         Self {
             kind: t.kind,
             epoch: t.epoch,
@@ -66,7 +66,7 @@ impl StoredToken {
         }
     }
 
-    pub fn to_token(&self) -> Option<Token> {
+    pub(crate) fn to_token(&self) -> Option<Token> {
         let bytes: Vec<u8> = (0..self.token.len())
             .step_by(2)
             .map(|i| {
@@ -106,7 +106,7 @@ pub struct LocalCase {
 }
 
 /// The selector index key of a token: kind, epoch, token bytes.
-pub fn index_key(t: &Token) -> Vec<u8> {
+pub(crate) fn index_key(t: &Token) -> Vec<u8> {
     let mut k = Vec::with_capacity(37);
     k.push(t.kind.wire() as u8);
     k.extend_from_slice(&t.epoch.to_be_bytes());
@@ -162,7 +162,7 @@ impl LocalCase {
 
 /// Why a case operation failed.
 #[derive(Debug, thiserror::Error)]
-pub enum CaseError {
+pub(crate) enum CaseError {
     #[error("invalid request: {0}")]
     Invalid(#[from] ValidationErrors),
     #[error("no local case {0}")]
@@ -177,7 +177,7 @@ impl NodeState {
     /// Registers or replaces a local case and its selector index entries.
     /// `actor` (the agency client) is written to the audit entry, in the
     /// same transaction as the case.
-    pub async fn put_case(
+    pub(crate) async fn put_case(
         &self,
         mut case: LocalCase,
         new: bool,
@@ -225,7 +225,7 @@ impl NodeState {
     }
 
     /// One local case.
-    pub fn local_case(&self, case_id: &str) -> Result<LocalCase, CaseError> {
+    pub(crate) fn local_case(&self, case_id: &str) -> Result<LocalCase, CaseError> {
         let bytes = self
             .store
             .cases()
@@ -236,7 +236,7 @@ impl NodeState {
     }
 
     /// Every local case.
-    pub fn local_cases(&self) -> Result<Vec<LocalCase>, StoreError> {
+    pub(crate) fn local_cases(&self) -> Result<Vec<LocalCase>, StoreError> {
         self.store
             .cases()
             .all()?
@@ -247,7 +247,10 @@ impl NodeState {
 
     /// Answers a peer's query: per token, whether an open local case holds
     /// it; and the case numbers of the matching cases.
-    pub fn match_tokens(&self, tokens: &[Token]) -> Result<(Vec<bool>, Vec<String>), StoreError> {
+    pub(crate) fn match_tokens(
+        &self,
+        tokens: &[Token],
+    ) -> Result<(Vec<bool>, Vec<String>), StoreError> {
         let mut hits = Vec::with_capacity(tokens.len());
         let mut cases = BTreeSet::new();
         for t in tokens {

@@ -31,11 +31,11 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
 }
 
 /// A clock shared by every part of a node.
-pub type SharedClock = Arc<dyn Clock>;
+pub(crate) type SharedClock = Arc<dyn Clock>;
 
 /// The system's wall clock.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
@@ -55,7 +55,7 @@ pub struct ManualClock(Arc<AtomicI64>);
 
 impl ManualClock {
     /// A clock that reads `start_ms` until it is moved.
-    pub fn starting_at(start_ms: i64) -> Self {
+    pub(crate) fn starting_at(start_ms: i64) -> Self {
         Self(Arc::new(AtomicI64::new(start_ms)))
     }
 

@@ -29,7 +29,7 @@ use crate::trust::load::LoadedSettings;
 use crate::trust::reload::EXPIRY_WARNING_DAYS;
 
 /// How long shutdown waits for connections and replicators to finish.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The bound listeners a node serves on.
 #[derive(Debug)]
@@ -94,7 +94,7 @@ impl Node {
 
     /// As [`Node::open`], with the node reading the time from `clock` (a
     /// test's [`crate::clock::ManualClock`]).
-    pub fn open_with_clock(
+    pub(crate) fn open_with_clock(
         settings: LoadedSettings,
         clock: crate::clock::SharedClock,
     ) -> Result<Self, NodeError> {
@@ -313,7 +313,7 @@ impl Node {
 impl NodeState {
     /// Replaces the content of every record whose validity has ended with a
     /// tombstone. Returns how many were purged.
-    pub async fn purge_expired(&self) -> Result<usize, StoreError> {
+    pub(crate) async fn purge_expired(&self) -> Result<usize, StoreError> {
         let now = self.clock.now_ms();
         let mut purged = 0;
         loop {
@@ -373,7 +373,7 @@ impl NodeState {
     }
 
     /// Logs a warning for every certificate expiring within 30 days.
-    pub fn warn_expiring_certificates(&self) {
+    pub(crate) fn warn_expiring_certificates(&self) {
         for (which, days_left) in self.expiring_certificates(EXPIRY_WARNING_DAYS) {
             if days_left < 0 {
                 tracing::error!(certificate = %which, days_left, "certificate has expired");

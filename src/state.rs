@@ -45,7 +45,7 @@ pub enum NodeError {
 
 /// Live replication status of one peer, as shown by `enlace peers`.
 #[derive(Debug, Clone, Default)]
-pub struct PeerState {
+pub(crate) struct PeerState {
     pub endpoint: String,
     pub connected: bool,
     pub last_error: Option<String>,
@@ -106,7 +106,7 @@ impl NodeState {
     }
 
     /// As [`NodeState::open`], reading the time from `clock`.
-    pub fn open_with_clock(
+    pub(crate) fn open_with_clock(
         settings: crate::trust::load::LoadedSettings,
         clock: crate::clock::SharedClock,
     ) -> Result<Self, NodeError> {
@@ -158,7 +158,7 @@ impl NodeState {
     /// Decodes a stored record's body. Records are verified before they are
     /// stored, and the store is local, so this does not verify again.
     /// `None` for a tombstone.
-    pub fn open_stored(
+    pub(crate) fn open_stored(
         &self,
         record: &StoredRecord,
     ) -> Result<Option<(Envelope, RecordBody)>, WireError> {
@@ -171,7 +171,7 @@ impl NodeState {
     }
 
     /// The stored state of a series.
-    pub fn series_state(&self, series_id: &str) -> Result<Option<SeriesState>, StoreError> {
+    pub(crate) fn series_state(&self, series_id: &str) -> Result<Option<SeriesState>, StoreError> {
         Ok(self
             .store
             .series()
@@ -180,7 +180,7 @@ impl NodeState {
     }
 
     /// Where to dial `peer`: the configured override, else the roster's endpoint.
-    pub fn peer_endpoint(&self, peer: &NodeId) -> Option<crate::trust::roster::Endpoint> {
+    pub(crate) fn peer_endpoint(&self, peer: &NodeId) -> Option<crate::trust::roster::Endpoint> {
         self.sync
             .endpoints
             .get(peer)
@@ -189,7 +189,7 @@ impl NodeState {
     }
 
     /// A snapshot of every peer's replication status.
-    pub fn peer_states(&self) -> BTreeMap<NodeId, PeerState> {
+    pub(crate) fn peer_states(&self) -> BTreeMap<NodeId, PeerState> {
         self.peers.lock().map(|p| p.clone()).unwrap_or_default()
     }
 
@@ -199,7 +199,7 @@ impl NodeState {
     }
 
     /// Updates one peer's status.
-    pub fn update_peer(&self, peer: &NodeId, f: impl FnOnce(&mut PeerState)) {
+    pub(crate) fn update_peer(&self, peer: &NodeId, f: impl FnOnce(&mut PeerState)) {
         let Ok(mut peers) = self.peers.lock() else {
             return;
         };
@@ -221,7 +221,7 @@ impl NodeState {
     }
 
     /// Drops the status of a member no longer in the roster.
-    pub fn forget_peer(&self, peer: &NodeId) {
+    pub(crate) fn forget_peer(&self, peer: &NodeId) {
         if let Ok(mut peers) = self.peers.lock() {
             peers.remove(peer);
         }

@@ -30,7 +30,7 @@ pub struct Checkpoint {
 
 /// A checkpoint a peer witnessed, after both signatures were checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Witnessed {
+pub(crate) struct Witnessed {
     pub checkpoint: Checkpoint,
     pub witness: NodeId,
     pub witnessed_at_ms: i64,
@@ -113,7 +113,7 @@ impl KeyBook {
     }
 
     /// The keys, sorted by member and key id, to hand to a verifier.
-    pub fn to_keys(&self) -> Vec<MemberKey> {
+    pub(crate) fn to_keys(&self) -> Vec<MemberKey> {
         let mut keys: Vec<_> = self
             .0
             .iter()
@@ -243,7 +243,7 @@ pub fn countersign(
 }
 
 /// Checks a witness: the checkpoint's own signature, and the witness's.
-pub fn open_witness(w: &Witness, keys: &KeyBook) -> Result<Witnessed, CheckpointError> {
+pub(crate) fn open_witness(w: &Witness, keys: &KeyBook) -> Result<Witnessed, CheckpointError> {
     let signed = w.checkpoint.as_ref().ok_or(CheckpointError::Missing)?;
     let checkpoint = open(signed, keys)?;
     let witness =

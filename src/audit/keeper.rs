@@ -17,7 +17,7 @@ use crate::store::audit_log::Anchor;
 use crate::wire::{SignedCheckpoint, Witness};
 
 /// How long a peer has to witness a checkpoint or hand over witnesses.
-pub const WITNESS_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const WITNESS_TIMEOUT: Duration = Duration::from_secs(5);
 /// Entries removed per pruning step (one transaction, one anchor).
 const PRUNE_STEP: usize = 10_000;
 /// `meta` note holding the fingerprints of the last start.
@@ -62,7 +62,7 @@ impl NodeState {
     }
 
     /// Records that an agency client's request was refused, and why.
-    pub async fn audit_refusal(&self, actor: &str, reason: &str) -> Result<u64, StoreError> {
+    pub(crate) async fn audit_refusal(&self, actor: &str, reason: &str) -> Result<u64, StoreError> {
         self.audit(vec![
             Entry::new(Action::RequestRejected, actor).result(reason),
         ])
@@ -72,7 +72,7 @@ impl NodeState {
     /// Fingerprints of what this node trusts and presents: its TLS
     /// certificate, its signing key, the agency CA and the roster's
     /// members, CAs and keys. A change between two starts is audited.
-    pub fn fingerprints(&self) -> Vec<String> {
+    pub(crate) fn fingerprints(&self) -> Vec<String> {
         let sha = |b: &[u8]| hex(&digest(&SHA256, b).as_ref()[..16]);
         let mut out = Vec::new();
         if let Some(leaf) = self.tls.chain.first() {
@@ -108,7 +108,7 @@ impl NodeState {
 
     /// Records the start, and what changed in certificates, keys and
     /// roster since the previous start.
-    pub async fn audit_start(&self) -> Result<(), StoreError> {
+    pub(crate) async fn audit_start(&self) -> Result<(), StoreError> {
         let now = self.fingerprints();
         let before: Vec<String> = self
             .store
@@ -192,13 +192,13 @@ impl NodeState {
 
     /// Makes a checkpoint and hands it to every peer to witness; a peer
     /// that does not is logged (it gets the next one).
-    pub async fn send_checkpoint(&self) {
+    pub(crate) async fn send_checkpoint(&self) {
         self.send_checkpoint_logged(tracing::Level::WARN).await
     }
 
     /// The last checkpoint, at shutdown: a peer that is itself stopping is
     /// expected not to witness it (it gets the next one), so no warning.
-    pub async fn send_final_checkpoint(&self) {
+    pub(crate) async fn send_final_checkpoint(&self) {
         self.send_checkpoint_logged(tracing::Level::DEBUG).await
     }
 

@@ -159,7 +159,7 @@ impl Default for AgencyConfig {
 
 impl AgencyConfig {
     /// The role of the client whose certificate names `client`.
-    pub fn role_of(&self, client: &str) -> ClientRole {
+    pub(crate) fn role_of(&self, client: &str) -> ClientRole {
         self.clients
             .get(client)
             .copied()

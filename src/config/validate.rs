@@ -196,7 +196,7 @@ impl<'a> Validation<'a> {
     }
 
     /// `tls.cert` and `tls.key`; both files, if both are given.
-    pub fn tls_identity(&mut self, raw: &RawTls) -> Option<(PathBuf, PathBuf)> {
+    pub(crate) fn tls_identity(&mut self, raw: &RawTls) -> Option<(PathBuf, PathBuf)> {
         let cert = self.required("tls.cert", &raw.cert);
         let key = self.required("tls.key", &raw.key);
         self.identity = cert.zip(key);
@@ -318,7 +318,7 @@ impl<'a> Validation<'a> {
 
     /// The sections that name no file: `node.cache_mb`, `[records]`,
     /// `[audit]`, `[agency]`, `[query]`, `[log]`, and the data directory.
-    pub fn plain_sections(&mut self, raw: &RawConfig) {
+    pub(crate) fn plain_sections(&mut self, raw: &RawConfig) {
         self.cache(&raw.node);
         self.records(&raw.records);
         self.audit(&raw.audit);

@@ -93,7 +93,7 @@ impl Diagnosis {
     }
 
     /// No check failed (warnings allowed).
-    pub fn all_ok(&self) -> bool {
+    pub(crate) fn all_ok(&self) -> bool {
         self.count(Status::Fail) == 0
     }
 }

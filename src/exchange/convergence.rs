@@ -102,7 +102,7 @@ impl NodeState {
 /// How one origin's log compares between this node and a peer, or why it
 /// could not be compared (`error` set, counts zero).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PeerComparison {
+pub(crate) struct PeerComparison {
     pub peer: String,
     pub origin: String,
     pub error: String,
@@ -116,7 +116,7 @@ pub struct PeerComparison {
 const PEER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Compares this node's digests with every peer's, origin by origin.
-pub async fn compare_with_peers(state: std::sync::Arc<NodeState>) -> Vec<PeerComparison> {
+pub(crate) async fn compare_with_peers(state: std::sync::Arc<NodeState>) -> Vec<PeerComparison> {
     let mut out = Vec::new();
     let origins: Vec<NodeId> = state.roster().members().map(|m| m.id.clone()).collect();
     for member in state.roster().members() {

@@ -103,14 +103,14 @@ const SHUTTING_DOWN: &str = " is shutting down";
 /// The status a serving node ends a follow stream with when it stops, so
 /// that the pulling side reconnects quietly once it is back instead of
 /// backing off as after a failure.
-pub fn shutting_down(node: &NodeId) -> Status {
+pub(crate) fn shutting_down(node: &NodeId) -> Status {
     Status::unavailable(format!("node {node}{SHUTTING_DOWN}"))
 }
 
 /// Whether a peer's status is the goodbye made by [`shutting_down`]. The
 /// peer protocol carries no more than a code and a message, and older
 /// nodes send exactly this, so the message is what can be checked.
-pub fn is_shutting_down(status: &Status) -> bool {
+pub(crate) fn is_shutting_down(status: &Status) -> bool {
     status.code() == Code::Unavailable && status.message().ends_with(SHUTTING_DOWN)
 }
 

@@ -138,7 +138,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// `n` records of this node went to `peer` in a pull batch.
-    pub fn records_sent(&self, peer: &NodeId, n: usize) {
+    pub(crate) fn records_sent(&self, peer: &NodeId, n: usize) {
         self.records_sent
             .get_or_create(&PeerLabels::new(peer))
             .inc_by(n as u64);
@@ -169,7 +169,7 @@ impl Metrics {
     }
 
     /// Records sent to `peer` so far.
-    pub fn sent_to(&self, peer: &NodeId) -> u64 {
+    pub(crate) fn sent_to(&self, peer: &NodeId) -> u64 {
         self.records_sent
             .get(&PeerLabels::new(peer))
             .map_or(0, |c| c.get())
@@ -189,7 +189,7 @@ impl Default for QueryDuration {
 
 impl QueryDuration {
     /// Observes the time from now until the guard is dropped.
-    pub fn start_timer(&self) -> QueryTimer<'_> {
+    pub(crate) fn start_timer(&self) -> QueryTimer<'_> {
         QueryTimer {
             histogram: &self.0,
             started: Instant::now(),
@@ -199,7 +199,7 @@ impl QueryDuration {
 
 /// Observes into its histogram when dropped.
 #[derive(Debug)]
-pub struct QueryTimer<'a> {
+pub(crate) struct QueryTimer<'a> {
     histogram: &'a Histogram,
     started: Instant,
 }

@@ -27,7 +27,7 @@ use crate::trust::reload::EXPIRY_WARNING_DAYS;
 
 /// Why a scrape could not be written.
 #[derive(Debug, thiserror::Error)]
-pub enum RenderError {
+pub(crate) enum RenderError {
     #[error("the node's store cannot be read: {0}")]
     Store(#[from] StoreError),
     #[error("the series cannot be encoded")]
@@ -111,7 +111,7 @@ struct CertificateLabels {
 }
 
 /// The text of one scrape. Fails only when the store cannot be read.
-pub fn render(state: &NodeState) -> Result<String, RenderError> {
+pub(crate) fn render(state: &NodeState) -> Result<String, RenderError> {
     let mut r = Registry::default();
     r.register(
         "enlace_up",

@@ -15,7 +15,7 @@
 //!   read.
 //!
 //! Limits (a client that breaks one is answered or cut, never buffered):
-//! - The TLS handshake: [`crate::trust::tls::HANDSHAKE_TIMEOUT`], and a cap
+//! - The TLS handshake: the handshake timeout of `trust::tls`, and a cap
 //!   on handshakes in progress, both in [`crate::trust::tls::incoming`].
 //! - At most [`MAX_CONNECTIONS`] connections are served at once; one more
 //!   is closed as soon as its handshake completes, unanswered, with a

@@ -31,7 +31,7 @@ fn invalid(field: &str, rule: impl Into<String>) -> PublishError {
 impl NodeState {
     /// Sends the signed acknowledgment of a request received, unless it was
     /// sent already. Failures are logged; the node retries at its next start.
-    pub async fn acknowledge_mla(&self, request_id: &str) {
+    pub(crate) async fn acknowledge_mla(&self, request_id: &str) {
         match self.mla_state(request_id) {
             Ok(Some(s)) if s.ack.is_none() && s.to == self.id.as_str() => {}
             _ => return,
@@ -55,7 +55,7 @@ impl NodeState {
 
     /// Acknowledges every request received here that is not acknowledged
     /// yet (after a crash between storing a request and acknowledging it).
-    pub async fn acknowledge_pending_mla(&self) {
+    pub(crate) async fn acknowledge_pending_mla(&self) {
         let Ok(states) = self.store.series().with_prefix(mla::KEY_PREFIX) else {
             return;
         };
@@ -70,7 +70,7 @@ impl NodeState {
     }
 
     /// The state of an MLA request sent or received here.
-    pub fn mla_state(
+    pub(crate) fn mla_state(
         &self,
         request_id: &str,
     ) -> Result<Option<MlaState>, crate::store::StoreError> {
@@ -85,7 +85,7 @@ impl NodeState {
     /// with the audit entry that names `actor` (the agency client, or the
     /// node itself), in one transaction. Returns once both are durable;
     /// `None` for a dry run.
-    pub async fn apply_change(
+    pub(crate) async fn apply_change(
         &self,
         change: Change,
         dry_run: bool,

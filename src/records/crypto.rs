@@ -19,14 +19,14 @@ use rustls_pki_types::PrivatePkcs8KeyDer;
 use rustls_pki_types::pem::PemObject;
 
 /// Prefix of every signed record message.
-pub const RECORD_SIGNATURE_CONTEXT: &[u8] = b"enlace/v1/record\0";
+pub(crate) const RECORD_SIGNATURE_CONTEXT: &[u8] = b"enlace/v1/record\0";
 /// Prefix of what a node signs when it checkpoints its audit log.
-pub const CHECKPOINT_SIGNATURE_CONTEXT: &[u8] = b"enlace/checkpoint/v1\0";
+pub(crate) const CHECKPOINT_SIGNATURE_CONTEXT: &[u8] = b"enlace/checkpoint/v1\0";
 /// Prefix of what a peer signs when it witnesses another's checkpoint.
-pub const WITNESS_SIGNATURE_CONTEXT: &[u8] = b"enlace/witness/v1\0";
+pub(crate) const WITNESS_SIGNATURE_CONTEXT: &[u8] = b"enlace/witness/v1\0";
 
 /// Length of an Ed25519 public key.
-pub const PUBLIC_KEY_LEN: usize = 32;
+pub(crate) const PUBLIC_KEY_LEN: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
@@ -91,7 +91,7 @@ impl SigningKey {
     }
 
     /// From PKCS#8 DER bytes (v1 as written by openssl, or v2 as by ring).
-    pub fn from_pkcs8(der: &[u8], key_id: &str) -> Result<Self, String> {
+    pub(crate) fn from_pkcs8(der: &[u8], key_id: &str) -> Result<Self, String> {
         let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|e| e.to_string())?;
         Ok(Self {
             key_id: key_id.to_owned(),
@@ -124,7 +124,7 @@ impl SigningKey {
     /// Signs `message` under a domain-separation `context` (one of the
     /// `*_SIGNATURE_CONTEXT` constants): a signature made for one purpose
     /// never verifies for another.
-    pub fn sign_in(&self, context: &[u8], message: &[u8]) -> Vec<u8> {
+    pub(crate) fn sign_in(&self, context: &[u8], message: &[u8]) -> Vec<u8> {
         let mut msg = Vec::with_capacity(context.len() + message.len());
         msg.extend_from_slice(context);
         msg.extend_from_slice(message);
@@ -133,7 +133,7 @@ impl SigningKey {
 }
 
 /// Verifies a signature made by [`SigningKey::sign_in`] with `context`.
-pub fn verify_in(
+pub(crate) fn verify_in(
     context: &[u8],
     public_key: &[u8],
     key_id: &str,
@@ -173,7 +173,7 @@ pub fn encode_public_key(key: &[u8]) -> String {
 }
 
 /// Parses a roster public key: base64 of 32 raw Ed25519 bytes.
-pub fn decode_public_key(s: &str) -> Result<[u8; PUBLIC_KEY_LEN], String> {
+pub(crate) fn decode_public_key(s: &str) -> Result<[u8; PUBLIC_KEY_LEN], String> {
     use base64::Engine;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(s.trim())
@@ -196,7 +196,7 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], CryptoError> {
 }
 
 /// PEM-encodes DER bytes under `label`.
-pub fn pem_encode(label: &str, der: &[u8]) -> String {
+pub(crate) fn pem_encode(label: &str, der: &[u8]) -> String {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
     let mut out = format!("-----BEGIN {label}-----\n");

@@ -13,7 +13,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::records::model::{FieldError, RecordBody, RecordKind};
-use crate::records::vocabulary::MlaOutcome;
 
 /// Key of a request's state in the store's state tree.
 pub fn key(request_id: &str) -> String {
@@ -21,7 +20,7 @@ pub fn key(request_id: &str) -> String {
 }
 
 /// Prefix of every MLA state key.
-pub const KEY_PREFIX: &str = "mla:";
+pub(crate) const KEY_PREFIX: &str = "mla:";
 
 /// An acknowledgment or answer, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,17 +186,12 @@ fn answered_by_recipient(state: &MlaState, body: &RecordBody) -> Result<(), Fiel
     Ok(())
 }
 
-/// The outcome code used in states for a vocabulary outcome.
-pub fn outcome_code(o: MlaOutcome) -> &'static str {
-    o.code()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::records::model::fixtures::body;
     use crate::records::model::{Distribution, MlaAck, MlaRequest, MlaResponse, NodeId};
-    use crate::records::vocabulary::Urgency;
+    use crate::records::vocabulary::{MlaOutcome, Urgency};
 
     fn request() -> RecordBody {
         let mut b = body(RecordKind::MlaRequest(MlaRequest {

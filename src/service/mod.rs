@@ -33,10 +33,11 @@ fn invalid_all(e: crate::records::model::ValidationErrors) -> Status {
 }
 
 /// The peer-facing service's gRPC name, as the health service knows it.
-pub const FEDERATION_SERVICE_NAME: &str = crate::wire::pb::v1::federation_server::SERVICE_NAME;
+pub(crate) const FEDERATION_SERVICE_NAME: &str =
+    crate::wire::pb::v1::federation_server::SERVICE_NAME;
 
 /// Tells the health service that both services are serving, or not.
-pub async fn set_serving(health: &tonic_health::server::HealthReporter, serving: bool) {
+pub(crate) async fn set_serving(health: &tonic_health::server::HealthReporter, serving: bool) {
     use crate::wire::pb::v1::{agency_server::AgencyServer, federation_server::FederationServer};
     if serving {
         health
@@ -70,9 +71,9 @@ use crate::wire::pb::v1::agency_server::AgencyServer;
 use crate::wire::pb::v1::federation_server::FederationServer;
 
 /// Largest request an agency client may send.
-pub const MAX_AGENCY_REQUEST: usize = 1024 * 1024;
+pub(crate) const MAX_AGENCY_REQUEST: usize = 1024 * 1024;
 /// Largest response message either listener sends.
-pub const MAX_RESPONSE: usize = 8 * 1024 * 1024;
+pub(crate) const MAX_RESPONSE: usize = 8 * 1024 * 1024;
 
 type HealthService<H> = tonic_health::pb::health_server::HealthServer<H>;
 
@@ -142,7 +143,7 @@ fn server() -> Server {
 }
 
 /// The peer listener: Federation + health, mTLS against the roster.
-pub fn peer_server<H: tonic_health::pb::health_server::Health>(
+pub(crate) fn peer_server<H: tonic_health::pb::health_server::Health>(
     state: Arc<NodeState>,
     listener: TcpListener,
     health: HealthService<H>,
@@ -171,7 +172,7 @@ pub fn peer_server<H: tonic_health::pb::health_server::Health>(
 
 /// The agency listener: Agency + health + reflection, mTLS against the
 /// local agency CA.
-pub fn agency_server<H: tonic_health::pb::health_server::Health>(
+pub(crate) fn agency_server<H: tonic_health::pb::health_server::Health>(
     state: Arc<NodeState>,
     listener: TcpListener,
     health: HealthService<H>,

@@ -154,7 +154,7 @@ impl Audit<'_> {
     /// [`Audit::append`], also setting a note (a `meta` value) in the same
     /// transaction (e.g. the fingerprints that a `config_changed` entry
     /// compares against next time).
-    pub async fn append_noting(
+    pub(crate) async fn append_noting(
         &self,
         bodies: Vec<Vec<u8>>,
         note: Option<(&str, &[u8])>,
@@ -182,7 +182,7 @@ impl Audit<'_> {
         Ok(last)
     }
 
-    /// A note set by [`Audit::append_noting`].
+    /// A note set by `Audit::append_noting`.
     pub fn note(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .store

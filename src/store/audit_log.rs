@@ -36,12 +36,12 @@ use ring::digest::{SHA256, digest};
 pub const HASH_LEN: usize = 32;
 
 /// The `prev` of entry 1.
-pub const GENESIS: [u8; HASH_LEN] = [0; HASH_LEN];
+pub(crate) const GENESIS: [u8; HASH_LEN] = [0; HASH_LEN];
 
 const DOMAIN: &[u8] = b"enlace/audit/v1\0";
 
 /// The hash of entry `n` with predecessor hash `prev` and `body`.
-pub fn chain_hash(n: u64, prev: &[u8; HASH_LEN], body: &[u8]) -> [u8; HASH_LEN] {
+pub(crate) fn chain_hash(n: u64, prev: &[u8; HASH_LEN], body: &[u8]) -> [u8; HASH_LEN] {
     let mut input = Vec::with_capacity(DOMAIN.len() + 8 + HASH_LEN + body.len());
     input.extend_from_slice(DOMAIN);
     input.extend_from_slice(&n.to_be_bytes());
@@ -106,7 +106,7 @@ impl RawEntry {
     }
 
     /// Whether the stored hash is the hash of what is stored.
-    pub fn hash_holds(&self) -> bool {
+    pub(crate) fn hash_holds(&self) -> bool {
         chain_hash(self.n, &self.prev, &self.body) == self.hash
     }
 }
@@ -153,7 +153,7 @@ pub const GROUP_BYTES: usize = 16 * 1024;
 
 /// The last group of the log, as the writer knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tail {
+pub(crate) struct Tail {
     /// The group's key: the number of its first entry when it was made.
     pub key: u64,
     pub entries: u32,
@@ -177,11 +177,11 @@ fn stored_len(e: &RawEntry) -> usize {
 
 /// One group a write touches: its key, whether it exists already (the
 /// write appends to it), and which of the entries written go into it.
-pub type Placement = (u64, bool, std::ops::Range<usize>);
+pub(crate) type Placement = (u64, bool, std::ops::Range<usize>);
 
 /// Where entries (ascending, consecutive) go after `tail`, and the tail
 /// after them.
-pub fn plan(mut tail: Option<Tail>, entries: &[RawEntry]) -> (Vec<Placement>, Option<Tail>) {
+pub(crate) fn plan(mut tail: Option<Tail>, entries: &[RawEntry]) -> (Vec<Placement>, Option<Tail>) {
     let mut out: Vec<Placement> = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         let size = stored_len(e);
@@ -208,7 +208,7 @@ pub fn plan(mut tail: Option<Tail>, entries: &[RawEntry]) -> (Vec<Placement>, Op
 }
 
 /// Appends `e` to a group's value.
-pub fn push_to_group(group: &mut Vec<u8>, e: &RawEntry) {
+pub(crate) fn push_to_group(group: &mut Vec<u8>, e: &RawEntry) {
     let entry = e.encode();
     group.extend_from_slice(&e.n.to_be_bytes());
     group.extend_from_slice(&(entry.len() as u32).to_be_bytes());
@@ -235,7 +235,7 @@ pub fn decode_group(value: &[u8]) -> Result<Vec<RawEntry>, String> {
 }
 
 /// A group's value holding `entries`.
-pub fn encode_group(entries: &[RawEntry]) -> Vec<u8> {
+pub(crate) fn encode_group(entries: &[RawEntry]) -> Vec<u8> {
     let mut v = Vec::new();
     for e in entries {
         push_to_group(&mut v, e);
@@ -254,7 +254,7 @@ pub fn encode_groups(entries: &[RawEntry]) -> Vec<([u8; 8], Vec<u8>)> {
 }
 
 /// Key of a checkpoint of `node`'s log at `size`.
-pub fn checkpoint_key(node: &str, size: u64) -> Vec<u8> {
+pub(crate) fn checkpoint_key(node: &str, size: u64) -> Vec<u8> {
     super::keys::record_key(node, size)
 }
 

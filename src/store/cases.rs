@@ -19,7 +19,7 @@ impl Cases<'_> {
     /// entries from `old_tokens` to `new_tokens`, with its audit entry, in
     /// one durable step. Tokens are opaque index keys (kind, epoch and
     /// token bytes).
-    pub async fn put(
+    pub(crate) async fn put(
         &self,
         case_id: &str,
         value: &[u8],
@@ -82,7 +82,7 @@ impl Cases<'_> {
 
     /// Ids of the local cases indexed under `token` (an index key, as given
     /// to [`Cases::put`]).
-    pub fn with_token(&self, token: &[u8]) -> Result<Vec<String>, StoreError> {
+    pub(crate) fn with_token(&self, token: &[u8]) -> Result<Vec<String>, StoreError> {
         let mut out = Vec::new();
         for kv in self.store.trees.case_selectors.scan_prefix(token) {
             let (k, _) = kv?;

@@ -15,7 +15,12 @@ pub struct Checkpoints<'a> {
 impl Checkpoints<'_> {
     /// Stores a checkpoint of `node`'s audit log at `size` (this node's own,
     /// signed here, or a peer's, witnessed here), durably.
-    pub async fn put(&self, node: &NodeId, size: u64, bytes: &[u8]) -> Result<(), StoreError> {
+    pub(crate) async fn put(
+        &self,
+        node: &NodeId,
+        size: u64,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
         let store = self.store;
         let gate = GATE.lock().await;
         let generation = {
@@ -45,7 +50,7 @@ impl Checkpoints<'_> {
     }
 
     /// The checkpoint of `node`'s log with the largest size, if any.
-    pub fn latest(&self, node: &NodeId) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+    pub(crate) fn latest(&self, node: &NodeId) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         match self
             .store
             .trees

@@ -134,7 +134,7 @@ fn id_hash(record_id: &str) -> u32 {
 }
 
 /// Where an id may be.
-pub enum IdLookup {
+pub(crate) enum IdLookup {
     /// Certainly at this position.
     Exact(u64),
     /// Perhaps at this position: read the frame to be sure.
@@ -187,7 +187,7 @@ impl Index {
     }
 
     /// Frees spare capacity (after the scan at open).
-    pub fn shrink(&mut self) {
+    pub(crate) fn shrink(&mut self) {
         self.arrivals.shrink_to_fit();
         self.ids.shrink_to_fit();
         for l in &mut self.logs {
@@ -195,7 +195,7 @@ impl Index {
         }
     }
 
-    pub fn offset(&self, origin: &NodeId, seq: u64) -> Option<u64> {
+    pub(crate) fn offset(&self, origin: &NodeId, seq: u64) -> Option<u64> {
         self.logs[*self.origins.get(origin)?].get(seq)
     }
 
@@ -206,7 +206,7 @@ impl Index {
         }
     }
 
-    pub fn last_seq(&self, origin: &NodeId) -> u64 {
+    pub(crate) fn last_seq(&self, origin: &NodeId) -> u64 {
         self.origins.get(origin).map_or(0, |&i| self.logs[i].last)
     }
 
@@ -225,7 +225,7 @@ impl Index {
         self.arrivals.get(i).copied()
     }
 
-    pub fn lookup_id(&self, record_id: &str) -> IdLookup {
+    pub(crate) fn lookup_id(&self, record_id: &str) -> IdLookup {
         if let Some(&p) = self.ids_exact.get(record_id) {
             return IdLookup::Exact(p);
         }
@@ -241,7 +241,7 @@ impl Index {
 /// retried after a crash, records purged out of order) is remembered in
 /// `gone` and skipped when it surfaces.
 #[derive(Default)]
-pub struct Expiries {
+pub(crate) struct Expiries {
     heap: BinaryHeap<Reverse<(i64, u64)>>,
     gone: HashSet<(i64, u64)>,
 }
@@ -297,7 +297,7 @@ impl Expiries {
         self.heap.len() - self.gone.len()
     }
 
-    pub fn shrink(&mut self) {
+    pub(crate) fn shrink(&mut self) {
         self.heap.shrink_to_fit();
     }
 }

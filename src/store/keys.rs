@@ -30,7 +30,7 @@
 
 use crate::records::model::NodeId;
 
-pub fn origin_prefix(origin: &str) -> Vec<u8> {
+pub(crate) fn origin_prefix(origin: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + origin.len() + 8);
     // NodeId guarantees at most 32 bytes.
     k.push(origin.len() as u8);
@@ -38,14 +38,14 @@ pub fn origin_prefix(origin: &str) -> Vec<u8> {
     k
 }
 
-pub fn record_key(origin: &str, seq: u64) -> Vec<u8> {
+pub(crate) fn record_key(origin: &str, seq: u64) -> Vec<u8> {
     let mut k = origin_prefix(origin);
     k.extend_from_slice(&seq.to_be_bytes());
     k
 }
 
 /// Splits a record key into origin and seq.
-pub fn parse_record_key(key: &[u8]) -> Option<(NodeId, u64)> {
+pub(crate) fn parse_record_key(key: &[u8]) -> Option<(NodeId, u64)> {
     let (&len, rest) = key.split_first()?;
     let len = usize::from(len);
     if rest.len() != len + 8 {
@@ -57,27 +57,27 @@ pub fn parse_record_key(key: &[u8]) -> Option<(NodeId, u64)> {
 }
 
 /// Key of the expiry index: time first, so a range scan finds what is due.
-pub fn expiry_key(expires_at_ms: i64, record_key: &[u8]) -> Vec<u8> {
+pub(crate) fn expiry_key(expires_at_ms: i64, record_key: &[u8]) -> Vec<u8> {
     let mut k = expiry_prefix(expires_at_ms).to_vec();
     k.extend_from_slice(record_key);
     k
 }
 
 /// The time part of an expiry key (negative times sort as 0).
-pub fn expiry_prefix(at_ms: i64) -> [u8; 8] {
+pub(crate) fn expiry_prefix(at_ms: i64) -> [u8; 8] {
     u64::try_from(at_ms).unwrap_or(0).to_be_bytes()
 }
 
 /// The record key inside an expiry key.
-pub fn record_key_of_expiry(k: &[u8]) -> Option<&[u8]> {
+pub(crate) fn record_key_of_expiry(k: &[u8]) -> Option<&[u8]> {
     k.get(8..)
 }
 
-pub fn u64_be(v: u64) -> [u8; 8] {
+pub(crate) fn u64_be(v: u64) -> [u8; 8] {
     v.to_be_bytes()
 }
 
-pub fn read_u64(bytes: &[u8]) -> Option<u64> {
+pub(crate) fn read_u64(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?))
 }
 

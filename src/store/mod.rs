@@ -114,7 +114,7 @@ pub use crate::config::DEFAULT_CACHE_BYTES;
 /// record's expiry and the state of the series it opens into its frame.
 /// A version 2 store is upgraded in place at open: its frames and sled
 /// entries stay valid and are read as they are.
-pub const SCHEMA_VERSION: u32 = 3;
+pub(crate) const SCHEMA_VERSION: u32 = 3;
 /// Oldest on-disk format this build opens.
 const OLDEST_SCHEMA_VERSION: u32 = 2;
 
@@ -208,7 +208,7 @@ pub enum StoreError {
 
 /// How much disk the record log takes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LogUsage {
+pub(crate) struct LogUsage {
     /// Committed length of the record log.
     pub bytes: u64,
     /// Of those, what `enlace node compact` would reclaim: the padding that
@@ -471,7 +471,7 @@ impl Store {
     }
 
     /// The record log's size, and what a compaction would reclaim.
-    pub fn log_usage(&self) -> LogUsage {
+    pub(crate) fn log_usage(&self) -> LogUsage {
         LogUsage {
             bytes: self.writer.lock().map_or(0, |w| w.log_end),
             reclaimable: self.log.reclaimable.load(Ordering::Relaxed),

@@ -48,10 +48,10 @@ use crate::records::model::NodeId;
 
 /// Name of the first log in the data directory; a compaction writes the
 /// next one (see [`file_name`]).
-pub const FILE_NAME: &str = "records.log";
+pub(crate) const FILE_NAME: &str = "records.log";
 
 /// Name of the `n`th log file: `records.log`, then `records.1.log`, ….
-pub fn file_name(n: u64) -> String {
+pub(crate) fn file_name(n: u64) -> String {
     match n {
         0 => FILE_NAME.to_owned(),
         n => format!("records.{n}.log"),
@@ -59,7 +59,7 @@ pub fn file_name(n: u64) -> String {
 }
 
 /// The number of a log file's name, if it is one (see [`file_name`]).
-pub fn file_number(name: &str) -> Option<u64> {
+pub(crate) fn file_number(name: &str) -> Option<u64> {
     if name == FILE_NAME {
         return Some(0);
     }
@@ -168,7 +168,7 @@ fn natural_len(head: &Head, content_len: usize) -> usize {
 /// frame of `frame_len` bytes holding `content_len` bytes of content (0
 /// for a tombstone kept in sled: it may come back in at compaction, which
 /// the figure does not try to foresee).
-pub fn slack(frame_len: usize, head: &Head, content_len: usize) -> u64 {
+pub(crate) fn slack(frame_len: usize, head: &Head, content_len: usize) -> u64 {
     frame_len.saturating_sub(natural_len(head, content_len)) as u64
 }
 
@@ -311,7 +311,7 @@ fn parse_kind(payload: &[u8], tag_at: usize) -> Option<Kind> {
 }
 
 /// A frame met while scanning the log at open.
-pub struct Scanned {
+pub(crate) struct Scanned {
     pub offset: u64,
     pub head: Head,
     /// Length on disk, header included.
@@ -450,7 +450,7 @@ impl RecordLog {
 
 /// Opens `path` for reading and writing, creating it readable by its owner
 /// only (other members' records); `new` insists that it did not exist.
-pub fn create_owner_only(path: &Path, new: bool) -> Result<File, StoreError> {
+pub(crate) fn create_owner_only(path: &Path, new: bool) -> Result<File, StoreError> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true).write(true);
     if new {
@@ -486,7 +486,10 @@ fn read_some_at(file: &File, buf: &mut [u8], at: u64) -> Result<usize, StoreErro
 /// The frame that replaces `frame` at a purge: the same length, the
 /// tombstone in it if it fits (`true`), else a marker that it is kept in
 /// sled (`false`).
-pub fn tombstone_frame(frame: &Frame, tombstone: &[u8]) -> Result<(Vec<u8>, bool), StoreError> {
+pub(crate) fn tombstone_frame(
+    frame: &Frame,
+    tombstone: &[u8],
+) -> Result<(Vec<u8>, bool), StoreError> {
     let rewrite = |tag, bytes| encode_raw(&frame.head, tag, bytes, frame.len);
     let inline = rewrite(TAG_TOMBSTONE, tombstone)?;
     if inline.len() == frame.len {

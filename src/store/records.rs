@@ -114,7 +114,7 @@ impl Records<'_> {
     }
 
     /// Records of `origin` with `after < seq <= up_to`, ascending, at most `limit`.
-    pub fn of_origin(
+    pub(crate) fn of_origin(
         &self,
         origin: &NodeId,
         after: u64,
@@ -142,8 +142,10 @@ impl Records<'_> {
             .collect()
     }
 
-    /// Highest sequence number held for `origin` (0: none).
-    pub fn last_seq(&self, origin: &NodeId) -> Result<u64, StoreError> {
+    /// Highest sequence number held for `origin` (0: none). Only the
+    /// store's tests ask: the node reads its cursors instead.
+    #[cfg(test)]
+    pub(crate) fn last_seq(&self, origin: &NodeId) -> Result<u64, StoreError> {
         Ok(self
             .store
             .index

@@ -26,7 +26,7 @@ impl Series<'_> {
     }
 
     /// Every state whose key starts with `prefix` (e.g. MLA requests).
-    pub fn with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    pub(crate) fn with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let mut out = Vec::new();
         for kv in self.store.trees.series.scan_prefix(prefix.as_bytes()) {
             let (k, v) = kv?;

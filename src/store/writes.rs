@@ -94,7 +94,7 @@ impl Records<'_> {
     /// runs under the appender lock, so no other record of this node is
     /// written between what it reads (series state) and what it returns.
     /// Returns once the record and its entry are durable.
-    pub async fn append_own<E>(
+    pub(crate) async fn append_own<E>(
         &self,
         make: impl FnOnce(u64) -> Result<(NewRecord, Vec<u8>), E>,
     ) -> Result<Result<StoredRecord, E>, StoreError> {
@@ -110,7 +110,7 @@ impl Records<'_> {
     /// called, in order, with the next free sequence number; one that
     /// fails gets its error back and uses no number. Returns each maker's
     /// outcome once the records written are durable.
-    pub async fn append_own_many<E, F>(
+    pub(crate) async fn append_own_many<E, F>(
         &self,
         makers: Vec<F>,
     ) -> Result<Vec<Result<StoredRecord, E>>, StoreError>
@@ -341,7 +341,11 @@ impl Records<'_> {
     /// durably and with its audit entry: after a lost own log was recovered
     /// from the peers, numbers they saw must not be used again even where
     /// no peer returned the record.
-    pub async fn raise_own_seq(&self, floor: u64, audit: Vec<u8>) -> Result<u64, StoreError> {
+    pub(crate) async fn raise_own_seq(
+        &self,
+        floor: u64,
+        audit: Vec<u8>,
+    ) -> Result<u64, StoreError> {
         let store = self.store;
         let gate = GATE.lock().await;
         let generation = {

@@ -438,17 +438,17 @@ impl LiveTls {
     }
 
     /// The peer listener's configuration source.
-    pub fn peer_server(&self) -> ServerTls {
+    pub(crate) fn peer_server(&self) -> ServerTls {
         self.peer_server.subscribe().into()
     }
 
     /// The agency listener's configuration source.
-    pub fn agency_server(&self) -> ServerTls {
+    pub(crate) fn agency_server(&self) -> ServerTls {
         self.agency_server.subscribe().into()
     }
 
     /// The metrics listener's configuration source.
-    pub fn metrics_server(&self) -> ServerTls {
+    pub(crate) fn metrics_server(&self) -> ServerTls {
         self.metrics_server.subscribe().into()
     }
 
@@ -480,7 +480,7 @@ impl LiveTls {
     }
 
     /// Notified when a reload installs a new roster.
-    pub fn roster_changes(&self) -> watch::Receiver<Arc<crate::trust::roster::Roster>> {
+    pub(crate) fn roster_changes(&self) -> watch::Receiver<Arc<crate::trust::roster::Roster>> {
         self.roster.subscribe()
     }
 

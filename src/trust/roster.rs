@@ -68,7 +68,7 @@ pub struct RosterKey {
 
 impl RosterKey {
     /// Whether a record created at `created_at_ms` may be signed by this key.
-    pub fn covers(&self, created_at_ms: i64) -> bool {
+    pub(crate) fn covers(&self, created_at_ms: i64) -> bool {
         self.valid_from_ms.is_none_or(|t| created_at_ms >= t)
             && self.valid_until_ms.is_none_or(|t| created_at_ms <= t)
     }
@@ -342,7 +342,7 @@ impl Roster {
     }
 
     /// The SPIFFE id of a member's node.
-    pub fn spiffe_id(&self, id: &NodeId) -> String {
+    pub(crate) fn spiffe_id(&self, id: &NodeId) -> String {
         format!("spiffe://{}/node/{}", self.federation, id)
     }
 }
@@ -376,7 +376,7 @@ fn parse_time(s: Option<&str>, field: &str, problems: &mut Vec<String>) -> Optio
 }
 
 /// Reads one or more PEM certificates and checks each is a CA certificate.
-pub fn load_ca_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(crate) fn load_ca_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = load_certs(path)?;
     for cert in &certs {
         let (_, parsed) = x509_parser::parse_x509_certificate(cert)

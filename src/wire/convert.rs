@@ -32,7 +32,7 @@ macro_rules! req {
 pub(super) use req;
 
 /// Converts a wire MLA request, collecting every problem.
-pub fn mla_request_from_pb(r: pb::MlaRequest, errors: &mut Errors) -> Option<MlaRequest> {
+pub(crate) fn mla_request_from_pb(r: pb::MlaRequest, errors: &mut Errors) -> Option<MlaRequest> {
     let to = NodeId::parse(&r.to)
         .map_err(|rule| errors.push("mla_request.to", rule))
         .ok();
@@ -188,7 +188,7 @@ fn handling_to_pb(h: &Handling) -> pb::Handling {
 }
 
 /// A wire contact point, if any.
-pub fn contact_from_pb(c: Option<pb::ContactPoint>) -> Option<ContactPoint> {
+pub(crate) fn contact_from_pb(c: Option<pb::ContactPoint>) -> Option<ContactPoint> {
     c.map(|c| ContactPoint {
         unit: c.unit,
         email: c.email,
@@ -197,7 +197,7 @@ pub fn contact_from_pb(c: Option<pb::ContactPoint>) -> Option<ContactPoint> {
 }
 
 /// A contact point for the wire.
-pub fn contact_to_pb(c: &ContactPoint) -> pb::ContactPoint {
+pub(crate) fn contact_to_pb(c: &ContactPoint) -> pb::ContactPoint {
     pb::ContactPoint {
         unit: c.unit.clone(),
         email: c.email.clone(),
@@ -230,7 +230,7 @@ fn evaluation_from_pb(
 }
 
 /// Converts wire selectors, collecting every problem under `at`.
-pub fn selectors_from_pb(v: Vec<pb::Selector>, at: &str, errors: &mut Errors) -> Vec<Token> {
+pub(crate) fn selectors_from_pb(v: Vec<pb::Selector>, at: &str, errors: &mut Errors) -> Vec<Token> {
     let mut out = Vec::with_capacity(v.len());
     for (i, s) in v.into_iter().enumerate() {
         let kind = req!(
@@ -308,7 +308,7 @@ pub fn alert_from_pb(a: pb::Alert, at: &str, errors: &mut Errors) -> Option<Aler
     })
 }
 
-pub fn alert_to_pb(a: &Alert) -> pb::Alert {
+pub(crate) fn alert_to_pb(a: &Alert) -> pb::Alert {
     pb::Alert {
         summary: a.summary.clone(),
         language: a.language.clone(),
@@ -335,7 +335,7 @@ pub fn alert_to_pb(a: &Alert) -> pb::Alert {
 }
 
 /// Converts a wire case reference, collecting every problem under `at`.
-pub fn case_ref_from_pb(
+pub(crate) fn case_ref_from_pb(
     c: pb::CaseReference,
     at: &str,
     errors: &mut Errors,
@@ -365,7 +365,7 @@ pub fn case_ref_from_pb(
     })
 }
 
-pub fn case_ref_to_pb(c: &CaseReference) -> pb::CaseReference {
+pub(crate) fn case_ref_to_pb(c: &CaseReference) -> pb::CaseReference {
     pb::CaseReference {
         case_ref: c.case_ref.clone(),
         offence: c.offence.wire(),
@@ -385,7 +385,7 @@ pub fn case_ref_to_pb(c: &CaseReference) -> pb::CaseReference {
     }
 }
 
-pub fn distribution_to_pb(d: &Distribution) -> pb::Distribution {
+pub(crate) fn distribution_to_pb(d: &Distribution) -> pb::Distribution {
     let scope = match d {
         Distribution::AllMembers => pb::distribution::Scope::AllMembers(pb::AllMembers {}),
         Distribution::Named(m) => pb::distribution::Scope::Named(pb::NamedMembers {
@@ -395,7 +395,7 @@ pub fn distribution_to_pb(d: &Distribution) -> pb::Distribution {
     pb::Distribution { scope: Some(scope) }
 }
 
-pub fn distribution_from_pb(
+pub(crate) fn distribution_from_pb(
     d: pb::Distribution,
     field: &str,
 ) -> Result<Distribution, ValidationErrors> {

@@ -15,5 +15,5 @@ pub mod v1 {
 
 /// Encoded `FileDescriptorSet` of every enlace proto file, served by gRPC
 /// reflection on the agency listener.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
+pub(crate) const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/enlace_descriptor.bin"));

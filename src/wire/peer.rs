@@ -127,7 +127,7 @@ impl PeerClient {
 
     /// Sends requests up to `limit` bytes.
     #[must_use]
-    pub fn max_encoding_message_size(self, limit: usize) -> Self {
+    pub(crate) fn max_encoding_message_size(self, limit: usize) -> Self {
         Self(self.0.max_encoding_message_size(limit))
     }
 

@@ -108,7 +108,7 @@ pub fn encode_body(body: &RecordBody) -> Vec<u8> {
 
 /// The seq a body claims, without validating the rest (to order records
 /// before each is verified in full).
-pub fn body_seq(bytes: &[u8]) -> Result<u64, prost::DecodeError> {
+pub(crate) fn body_seq(bytes: &[u8]) -> Result<u64, prost::DecodeError> {
     pb::RecordBody::decode(bytes).map(|b| b.seq)
 }
 

@@ -96,7 +96,7 @@ impl From<Status> for SessionError {
 /// shutdown: a reload that adds a member starts one for it, one that
 /// removes a member (or moves its endpoint) stops its replicator (and
 /// starts a new one at the new endpoint).
-pub async fn replicate_all(state: Arc<NodeState>, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn replicate_all(state: Arc<NodeState>, mut stop: watch::Receiver<bool>) {
     use std::collections::BTreeMap;
     let mut roster_changes = state.tls_live.roster_changes();
     let mut tasks = tokio::task::JoinSet::new();
@@ -187,7 +187,7 @@ impl PeerReplicator {
 
     /// A replicator that applies this node's own records, handed back by
     /// its peers, through the same checks and store path as any pull.
-    pub fn for_recovery(state: Arc<NodeState>) -> Result<Self, NodeError> {
+    pub(crate) fn for_recovery(state: Arc<NodeState>) -> Result<Self, NodeError> {
         let own = state.id.clone();
         let (_, shutdown) = watch::channel(false);
         let mut r = Self::new(state, own, shutdown)?;
@@ -197,7 +197,7 @@ impl PeerReplicator {
 
     /// Verifies and stores one batch of records handed back (ascending seq,
     /// all above `last_seq`, which moves on).
-    pub async fn apply_recovered(
+    pub(crate) async fn apply_recovered(
         &self,
         batch: PullBatch,
         last_seq: &mut u64,

@@ -25,9 +25,9 @@ pub const MAX_COUNTRIES: usize = 20;
 /// Most selectors on one alert.
 pub const MAX_SELECTORS: usize = 32;
 /// Most linked alerts on one case reference.
-pub const MAX_LINKED: usize = 64;
+pub(crate) const MAX_LINKED: usize = 64;
 /// Longest short text field (unit, authority, H3 condition, case reference).
-pub const MAX_SHORT_CHARS: usize = 200;
+pub(crate) const MAX_SHORT_CHARS: usize = 200;
 
 /// The Palermo trafficking protocol's elements (Art. 3).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -165,7 +165,7 @@ impl ContentRef<'_> {
     }
 
     /// Whether the content is about a victim (and so under the victim rules).
-    pub fn is_victim(&self) -> bool {
+    pub(crate) fn is_victim(&self) -> bool {
         matches!(self, ContentRef::Alert(a) if a.subject == Some(SubjectCategory::Victim))
     }
 

@@ -56,7 +56,7 @@ pub enum Distribution {
 
 impl Distribution {
     /// Whether `node` may receive a record with this distribution.
-    pub fn includes(&self, node: &NodeId) -> bool {
+    pub(crate) fn includes(&self, node: &NodeId) -> bool {
         match self {
             Distribution::AllMembers => true,
             Distribution::Named(members) => members.contains(node),
@@ -64,7 +64,10 @@ impl Distribution {
     }
 
     /// Builds a distribution from a list of recipient ids; empty means all.
-    pub fn from_recipients<S: AsRef<str>>(field: &str, to: &[S]) -> Result<Self, ValidationErrors> {
+    pub(crate) fn from_recipients<S: AsRef<str>>(
+        field: &str,
+        to: &[S],
+    ) -> Result<Self, ValidationErrors> {
         if to.is_empty() {
             return Ok(Distribution::AllMembers);
         }

@@ -24,9 +24,9 @@ use ids::check_record_id;
 pub use ids::{Distribution, NodeId, check_record_id_format, new_record_id};
 
 /// Longest summary, in characters.
-pub const MAX_SUMMARY_CHARS: usize = 1000;
+pub(crate) const MAX_SUMMARY_CHARS: usize = 1000;
 /// Most named recipients in one distribution.
-pub const MAX_RECIPIENTS: usize = 64;
+pub(crate) const MAX_RECIPIENTS: usize = 64;
 
 /// One violated rule: which field, and what the rule is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +65,7 @@ impl fmt::Display for ValidationErrors {
 
 impl ValidationErrors {
     /// `Ok(())` when no error was collected.
-    pub fn into_result(self) -> Result<(), ValidationErrors> {
+    pub(crate) fn into_result(self) -> Result<(), ValidationErrors> {
         if self.0.is_empty() { Ok(()) } else { Err(self) }
     }
 }
@@ -73,7 +73,7 @@ impl ValidationErrors {
 /// Checks a BCP 47 language tag (simplified): a 2–3 letter primary
 /// language subtag, optionally followed by `-` and alphanumeric subtags of
 /// 1–8 characters.
-pub fn check_language_tag(tag: &str) -> Result<(), String> {
+pub(crate) fn check_language_tag(tag: &str) -> Result<(), String> {
     let mut parts = tag.split('-');
     let primary = parts.next().unwrap_or_default();
     let primary_ok =
@@ -136,7 +136,7 @@ pub struct Withdrawal {
 }
 
 /// Longest withdrawal reason, in characters.
-pub const MAX_REASON_CHARS: usize = 500;
+pub(crate) const MAX_REASON_CHARS: usize = 500;
 
 /// A request for mutual legal assistance, to exactly one member.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,9 +165,9 @@ pub struct MlaResponse {
 }
 
 /// Longest legal basis, in characters.
-pub const MAX_LEGAL_BASIS_CHARS: usize = 500;
+pub(crate) const MAX_LEGAL_BASIS_CHARS: usize = 500;
 /// Longest MLA text (measures, response), in characters.
-pub const MAX_MLA_TEXT_CHARS: usize = 2000;
+pub(crate) const MAX_MLA_TEXT_CHARS: usize = 2000;
 
 /// What a record is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,7 +196,7 @@ impl RecordKind {
     }
 
     /// Whether the record is part of a mutual legal assistance exchange.
-    pub fn is_mla(&self) -> bool {
+    pub(crate) fn is_mla(&self) -> bool {
         matches!(
             self,
             RecordKind::MlaRequest(_) | RecordKind::MlaAck(_) | RecordKind::MlaResponse(_)

@@ -45,13 +45,13 @@ pub use token::{MatchingKey, Token};
 
 /// Longest value accepted, in characters (Unicode scalar values), before
 /// normalisation.
-pub const MAX_INPUT_CHARS: usize = 256;
+pub(crate) const MAX_INPUT_CHARS: usize = 256;
 /// Longest normalised e-mail address, in characters.
-pub const MAX_EMAIL_CHARS: usize = 254;
+pub(crate) const MAX_EMAIL_CHARS: usize = 254;
 /// Shortest matching key, in bytes.
-pub const MIN_KEY_LEN: usize = 32;
+pub(crate) const MIN_KEY_LEN: usize = 32;
 /// Length of a generated matching key, in bytes.
-pub const GENERATED_KEY_LEN: usize = 32;
+pub(crate) const GENERATED_KEY_LEN: usize = 32;
 
 /// A selector that could not be normalised, or a matching key that could not
 /// be used.

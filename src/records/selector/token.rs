@@ -62,7 +62,7 @@ impl fmt::Debug for MatchingKey {
 impl MatchingKey {
     /// A key from raw bytes (at least [`MIN_KEY_LEN`]) for `epoch` (1 or
     /// more).
-    pub fn from_bytes(epoch: u32, bytes: &[u8]) -> Result<Self, SelectorError> {
+    pub(crate) fn from_bytes(epoch: u32, bytes: &[u8]) -> Result<Self, SelectorError> {
         if epoch == 0 {
             return Err(SelectorError::ZeroEpoch);
         }

@@ -64,7 +64,7 @@ macro_rules! vocabulary {
             pub const ALL: &'static [Self] = &[$(Self::$variant),+];
 
             /// What a value of this type is called in messages.
-            pub const WHAT: &'static str = $what;
+            pub(crate) const WHAT: &'static str = $what;
 
             /// The snake_case machine code.
             pub fn code(self) -> &'static str {

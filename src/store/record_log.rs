@@ -311,7 +311,7 @@ fn parse_kind(payload: &[u8], tag_at: usize) -> Option<Kind> {
 }
 
 /// A frame met while scanning the log at open.
-pub(crate) struct Scanned {
+pub struct Scanned {
     pub offset: u64,
     pub head: Head,
     /// Length on disk, header included.

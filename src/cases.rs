@@ -171,7 +171,7 @@ pub(crate) enum CaseError {
     Store(#[from] StoreError),
 }
 
-pub use crate::exchange::peers::PeerResult;
+pub use crate::wire::PeerResult;
 
 impl NodeState {
     /// Registers or replaces a local case and its selector index entries.

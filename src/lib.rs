@@ -8,10 +8,7 @@
 //!
 //! ## The house, ground floor first
 //!
-//! Each floor imports only from the floors below it, with one exception
-//! left: the running node's shared state holds the counters, the
-//! publication queue and the per-peer clients whose types live with the
-//! features above it (ADR 0012 says what removes it). The command line, the
+//! Each floor imports only from the floors below it. The command line, the
 //! benchmarks and the demo are not here: they live in the `enlace` binary
 //! (`src/bin/enlace/`), which calls this library like any other client.
 //!
@@ -23,7 +20,7 @@
 //! | wire | [`wire`] | generated protobuf code (`wire::pb`) and every conversion to and from the domain types; the signed envelope |
 //! | storage | [`store`] | the durable store: records in an append-only, checksummed log with in-memory indexes; everything else in sled; one facade |
 //! | trust | [`trust`] | loading what the configuration names; the roster, TLS configurations and roster-bound verifiers, PKI, CRLs, live reload, and the gate every shared record passes |
-//! | state | [`state`] | the shared state of a running node, which the features extend |
+//! | state | [`state`] | the shared state of a running node, which the features extend: with its counters, per-peer clients and query buckets, and publication queue |
 //! | exchange | [`exchange`] | reaching peers, per-peer replication, recovering a lost own log, convergence digests |
 //! | features | [`publish`], [`cases`], [`audit`], [`metrics`] | publishing, local cases and hit/no-hit queries, the witnessed audit log, Prometheus metrics |
 //! | edge | [`service`], [`node`] | the tonic services (the one place errors become `Status`) and the agency client (`service::client`); the node that wires it all and runs on bound listeners |

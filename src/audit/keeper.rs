@@ -9,11 +9,11 @@ use ring::digest::{SHA256, digest};
 
 use super::checkpoint::{self, Checkpoint, KeyBook};
 use super::{Action, Entry, hex};
-use crate::exchange::peers::PeerResult;
 use crate::records::model::NodeId;
 use crate::state::NodeState;
 use crate::store::StoreError;
 use crate::store::audit_log::Anchor;
+use crate::wire::PeerResult;
 use crate::wire::{SignedCheckpoint, Witness};
 
 /// How long a peer has to witness a checkpoint or hand over witnesses.

@@ -19,10 +19,8 @@ use crate::state::NodeState;
 use crate::store::{self, NewRecord, SeriesWrite, StoreError};
 use crate::wire::{self, Envelope};
 
-pub mod queue;
-
-pub use queue::{Change, PublishError, Published};
-use queue::{Job, MAX_COMBINED};
+pub use crate::state::queue::{Change, PublishError, Published};
+use crate::state::queue::{Job, MAX_COMBINED};
 
 fn invalid(field: &str, rule: impl Into<String>) -> PublishError {
     PublishError::Invalid(ValidationErrors(vec![FieldError::new(field, rule)]))
@@ -129,7 +127,7 @@ impl NodeState {
     }
 
     /// Queues a new publication and returns once it is durable, written
-    /// with whatever else was queued (see [`queue::PublishQueue`]).
+    /// with whatever else was queued (see [`crate::state::queue::PublishQueue`]).
     async fn publish_combined(
         &self,
         change: Change,

@@ -25,6 +25,7 @@ pub use checkpoint::{
 };
 pub use convert::*;
 pub use peer::{
-    MatchAnswer, MatchRequest, OriginDigest, PeerClient, PullBatch, PullRequest, PullStream,
+    MatchAnswer, MatchRequest, OriginDigest, PeerClient, PeerResult, PullBatch, PullRequest,
+    PullStream,
 };
 pub use record::*;

@@ -210,3 +210,37 @@ impl PeerClient {
             .collect())
     }
 }
+
+/// One member's answer to a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerResult {
+    Hit {
+        hits: Vec<bool>,
+        case_refs: Vec<String>,
+        contact: Option<ContactPoint>,
+    },
+    NoHit,
+    Unreachable(String),
+    Refused(String),
+}
+
+impl PeerResult {
+    /// `hit`, `no_hit`, `unreachable` or `refused`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            PeerResult::Hit { .. } => "hit",
+            PeerResult::NoHit => "no_hit",
+            PeerResult::Unreachable(_) => "unreachable",
+            PeerResult::Refused(_) => "refused",
+        }
+    }
+
+    /// Why a peer could not be asked (or, for an answer, what it was): for
+    /// callers that only need to say what went wrong.
+    pub fn reason(self) -> String {
+        match self {
+            PeerResult::Unreachable(why) | PeerResult::Refused(why) => why,
+            other => format!("{other:?}"),
+        }
+    }
+}

@@ -4,12 +4,17 @@
 //! The state is opened here and run by [`crate::node`], which starts the
 //! listeners and tasks around it. The features add their own `impl
 //! NodeState` blocks (publishing, cases and queries, the audit keeper,
-//! replication, the metrics scrape) and so sit above this module; what the
-//! state holds for them (configuration, the store, the live TLS
-//! configurations, the counters, the per-peer clients and buckets, the
-//! publication queue) comes from modules below it. That keeps the arrows
-//! pointing one way: features import the state, the state imports none of
-//! them.
+//! replication, the metrics scrape) and so sit above this module. What the
+//! state holds for them is its own or comes from the floors below: the
+//! configuration, the store and the live TLS configurations from below; the
+//! counters ([`counters`]), the per-peer clients and query buckets
+//! ([`peers`]) and the publication queue ([`queue`]) here. That keeps the
+//! arrows pointing one way: features import the state, the state imports
+//! none of them.
+
+pub mod counters;
+pub mod peers;
+pub mod queue;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -71,11 +76,11 @@ pub struct NodeState {
     /// Checkpoints and retention of the audit log.
     pub audit: AuditConfig,
     /// New publications waiting to be written together.
-    pub publish_queue: crate::publish::queue::PublishQueue,
+    pub publish_queue: crate::state::queue::PublishQueue,
     /// Query token buckets, per asking peer.
-    pub buckets: crate::exchange::peers::Buckets,
+    pub buckets: crate::state::peers::Buckets,
     /// Federation clients kept for queries.
-    pub peer_clients: crate::exchange::peers::PeerClients,
+    pub peer_clients: crate::state::peers::PeerClients,
     /// TLS handshakes on the peer listener.
     pub peer_handshakes: Arc<tls::HandshakeStats>,
     /// TLS handshakes on the agency listener.
@@ -84,7 +89,7 @@ pub struct NodeState {
     /// use, reloaded without a restart.
     pub tls_live: Arc<crate::trust::reload::LiveTls>,
     /// Counters and histograms for the metrics listener.
-    pub metrics: crate::metrics::Metrics,
+    pub metrics: counters::Metrics,
     /// Where the node reads the time: the system clock, or a test's.
     pub clock: crate::clock::SharedClock,
     peers: Mutex<BTreeMap<NodeId, PeerState>>,

@@ -3,9 +3,9 @@
 //!
 //! The node state holds the queue ([`PublishQueue`]), and the queue holds
 //! changes and the callers waiting for their outcome, so these types live
-//! apart from the signing and storing in [`super`], which works on the
-//! node state: the state can then hold its queue without importing the
-//! code that drains it.
+//! with the state, apart from the signing and storing in
+//! [`crate::publish`], which drains the queue: the state can then hold its
+//! queue without importing the code that drains it.
 
 use crate::records::crypto;
 use crate::records::model::{Content, MlaRequest, RecordBody, ValidationErrors};
@@ -69,8 +69,8 @@ pub struct Published {
 /// one before them may change, so they go one at a time.
 #[derive(Default)]
 pub struct PublishQueue {
-    pub(super) jobs: std::sync::Mutex<Vec<Job>>,
-    pub(super) turn: tokio::sync::Mutex<()>,
+    pub(crate) jobs: std::sync::Mutex<Vec<Job>>,
+    pub(crate) turn: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for PublishQueue {
@@ -80,13 +80,13 @@ impl std::fmt::Debug for PublishQueue {
 }
 
 /// Most publications written in one transaction.
-pub(super) const MAX_COMBINED: usize = 256;
+pub(crate) const MAX_COMBINED: usize = 256;
 
 /// One queued publication and the caller waiting for its outcome.
-pub(super) struct Job {
-    pub(super) change: Change,
-    pub(super) actor: String,
-    pub(super) record_id: String,
-    pub(super) created_at_ms: i64,
-    pub(super) reply: tokio::sync::oneshot::Sender<Result<Published, PublishError>>,
+pub(crate) struct Job {
+    pub(crate) change: Change,
+    pub(crate) actor: String,
+    pub(crate) record_id: String,
+    pub(crate) created_at_ms: i64,
+    pub(crate) reply: tokio::sync::oneshot::Sender<Result<Published, PublishError>>,
 }

@@ -20,18 +20,19 @@
 //! | wire | [`wire`] | generated protobuf code (`wire::pb`) and every conversion to and from the domain types; the signed envelope |
 //! | storage | [`store`] | the durable store: records in an append-only, checksummed log with in-memory indexes; everything else in sled; one facade |
 //! | trust | [`trust`] | loading what the configuration names; the roster, TLS configurations and roster-bound verifiers, PKI, CRLs, live reload, and the gate every shared record passes |
-//! | state | [`state`] | the shared state of a running node, which the features extend: with its counters, per-peer clients and query buckets, and publication queue |
-//! | exchange | [`exchange`] | reaching peers, per-peer replication, recovering a lost own log, convergence digests |
-//! | features | [`publish`], [`cases`], [`audit`], [`metrics`] | publishing, local cases and hit/no-hit queries, the witnessed audit log, Prometheus metrics |
-//! | edge | [`service`], [`node`] | the tonic services (the one place errors become `Status`) and the agency client (`service::client`); the node that wires it all and runs on bound listeners |
+//! | counting | [`metrics`] | what a node counts as it happens, and the public table of the series it serves |
+//! | audit | [`audit`] | the witnessed audit log: entries, checkpoints, verification, and its keeper |
+//! | exchange and features | [`exchange`], [`publish`], [`cases`] | reaching peers and replicating from them, recovering a lost own log, convergence digests; publishing; local cases and hit/no-hit queries |
+//! | components | [`components`] | the named components of one node (store, trust, metrics, peers, audit keeper, publisher, case index, replication), each with a narrow handle to what it needs |
+//! | edge | [`service`], [`node`] | the tonic services (the one place errors become `Status`) and the agency client (`service::client`); the node that owns the components and runs them on bound listeners, with its metrics listener and periodic duties |
 //! | tools' operations | [`doctor`], `testing` | `enlace doctor`'s checks; a throwaway federation on this machine for the demo, the benches and the tests (cargo feature `testing`, on by default) |
 
 #![forbid(unsafe_code)]
 
 pub mod audit;
 pub mod cases;
-
 pub mod clock;
+pub mod components;
 pub mod config;
 pub mod doctor;
 pub mod exchange;
@@ -42,7 +43,6 @@ pub mod publish;
 pub mod records;
 pub mod service;
 pub mod shutdown;
-pub mod state;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -3,18 +3,22 @@
 //! checkpoints, gathering witnesses for a verifier, and pruning under the
 //! retention period.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ring::digest::{SHA256, digest};
+use rustls_pki_types::CertificateDer;
 
 use super::checkpoint::{self, Checkpoint, KeyBook};
 use super::{Action, Entry, hex};
+use crate::clock::SharedClock;
+use crate::config::AuditConfig;
+use crate::records::crypto::SigningKey;
 use crate::records::model::NodeId;
-use crate::state::NodeState;
-use crate::store::StoreError;
 use crate::store::audit_log::Anchor;
-use crate::wire::PeerResult;
-use crate::wire::{SignedCheckpoint, Witness};
+use crate::store::{Store, StoreError};
+use crate::trust::reload::LiveTls;
+use crate::wire::{PeerResult, Reach, SignedCheckpoint, Witness};
 
 /// How long a peer has to witness a checkpoint or hand over witnesses.
 pub(crate) const WITNESS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -48,10 +52,66 @@ pub enum WitnessError {
     Store(#[from] StoreError),
 }
 
-impl NodeState {
+/// The audit keeper: the one writer of entries that stand on their own,
+/// and the keeper of this node's checkpoints and of the ones it witnessed.
+///
+/// It needs the store, the signing key, the roster in use (the keys
+/// checkpoints are checked with), a way to reach peers ([`Reach`]) to have
+/// its checkpoints witnessed, and what it fingerprints at each start.
+pub struct AuditKeeper {
+    id: NodeId,
+    clock: SharedClock,
+    store: Arc<Store>,
+    signing: Arc<SigningKey>,
+    trust: Arc<LiveTls>,
+    peers: Arc<dyn Reach>,
+    /// Checkpoint interval and retention.
+    pub(crate) config: AuditConfig,
+    /// This node's TLS certificate, as presented at start.
+    tls_leaf: Option<CertificateDer<'static>>,
+    /// The agency CA, as trusted at start.
+    agency_ca: Vec<CertificateDer<'static>>,
+}
+
+impl std::fmt::Debug for AuditKeeper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditKeeper")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the audit keeper is made of: see [`AuditKeeper`].
+pub(crate) struct KeeperParts {
+    pub id: NodeId,
+    pub clock: SharedClock,
+    pub store: Arc<Store>,
+    pub signing: Arc<SigningKey>,
+    pub trust: Arc<LiveTls>,
+    pub peers: Arc<dyn Reach>,
+    pub config: AuditConfig,
+    pub tls_leaf: Option<CertificateDer<'static>>,
+    pub agency_ca: Vec<CertificateDer<'static>>,
+}
+
+impl AuditKeeper {
+    pub(crate) fn new(p: KeeperParts) -> Self {
+        Self {
+            id: p.id,
+            clock: p.clock,
+            store: p.store,
+            signing: p.signing,
+            trust: p.trust,
+            peers: p.peers,
+            config: p.config,
+            tls_leaf: p.tls_leaf,
+            agency_ca: p.agency_ca,
+        }
+    }
+
     /// Writes entries that record no other store change, durably, before
     /// the action they describe takes effect.
-    pub async fn audit(&self, entries: Vec<Entry>) -> Result<u64, StoreError> {
+    pub async fn record(&self, entries: Vec<Entry>) -> Result<u64, StoreError> {
         for e in &entries {
             e.log(&self.id);
         }
@@ -62,8 +122,12 @@ impl NodeState {
     }
 
     /// Records that an agency client's request was refused, and why.
-    pub(crate) async fn audit_refusal(&self, actor: &str, reason: &str) -> Result<u64, StoreError> {
-        self.audit(vec![
+    pub(crate) async fn record_refusal(
+        &self,
+        actor: &str,
+        reason: &str,
+    ) -> Result<u64, StoreError> {
+        self.record(vec![
             Entry::new(Action::RequestRejected, actor).result(reason),
         ])
         .await
@@ -75,7 +139,7 @@ impl NodeState {
     pub(crate) fn fingerprints(&self) -> Vec<String> {
         let sha = |b: &[u8]| hex(&digest(&SHA256, b).as_ref()[..16]);
         let mut out = Vec::new();
-        if let Some(leaf) = self.tls.chain.first() {
+        if let Some(leaf) = &self.tls_leaf {
             out.push(format!("tls_certificate:{}", sha(leaf.as_ref())));
         }
         out.push(format!(
@@ -89,7 +153,7 @@ impl NodeState {
         }
         out.push(format!("agency_ca:{}", sha(&ca)));
         let mut roster = Vec::new();
-        for m in self.roster().members() {
+        for m in self.trust.roster().members() {
             roster.extend_from_slice(m.id.as_str().as_bytes());
             roster.push(0);
             for c in &m.ca_certs {
@@ -108,7 +172,7 @@ impl NodeState {
 
     /// Records the start, and what changed in certificates, keys and
     /// roster since the previous start.
-    pub(crate) async fn audit_start(&self) -> Result<(), StoreError> {
+    pub(crate) async fn record_start(&self) -> Result<(), StoreError> {
         let now = self.fingerprints();
         let before: Vec<String> = self
             .store
@@ -150,7 +214,7 @@ impl NodeState {
 
     /// The signing keys this node checks checkpoints with.
     pub fn key_book(&self) -> KeyBook {
-        KeyBook::from_roster(&self.roster())
+        KeyBook::from_roster(&self.trust.roster())
     }
 
     /// A signed checkpoint of the durable log as it is now (the last one
@@ -213,9 +277,10 @@ impl NodeState {
         };
         let keys = self.key_book();
         let peers: Vec<NodeId> = self
+            .trust
             .roster()
             .members()
-            .filter(|m| m.id != self.id && self.peer_endpoint(&m.id).is_some())
+            .filter(|m| m.id != self.id && self.peers.reachable(&m.id))
             .map(|m| m.id.clone())
             .collect();
         let asks = peers.into_iter().map(|peer| {
@@ -223,7 +288,7 @@ impl NodeState {
             let keys = &keys;
             async move {
                 let outcome = async {
-                    let mut client = self.peer_client(&peer).map_err(PeerResult::reason)?;
+                    let mut client = self.peers.client(&peer).map_err(PeerResult::reason)?;
                     let reply = tokio::time::timeout(WITNESS_TIMEOUT, client.witness(&signed))
                         .await
                         .map_err(|_| "timed out".to_string())?
@@ -262,7 +327,7 @@ impl NodeState {
                 let entry = Entry::new(Action::CheckpointRejected, caller.as_str())
                     .counterpart(caller)
                     .result(error.to_string());
-                self.audit(vec![entry]).await?;
+                self.record(vec![entry]).await?;
             }
         }
         outcome
@@ -342,6 +407,7 @@ impl NodeState {
     /// Asks every peer what it witnessed of this node's log.
     pub async fn gather_witnesses(&self) -> Vec<(NodeId, Result<Vec<Witness>, String>)> {
         let peers: Vec<NodeId> = self
+            .trust
             .roster()
             .members()
             .filter(|m| m.id != self.id)
@@ -349,10 +415,10 @@ impl NodeState {
             .collect();
         let asks = peers.into_iter().map(|peer| async move {
             let answer = async {
-                if self.peer_endpoint(&peer).is_none() {
+                if !self.peers.reachable(&peer) {
                     return Err(format!("{peer} has no endpoint to ask"));
                 }
-                let mut client = self.peer_client(&peer).map_err(PeerResult::reason)?;
+                let mut client = self.peers.client(&peer).map_err(PeerResult::reason)?;
                 let reply = tokio::time::timeout(WITNESS_TIMEOUT, client.witnessed(&self.id, 0))
                     .await
                     .map_err(|_| format!("{peer} did not answer in time"))?
@@ -374,7 +440,7 @@ impl NodeState {
     /// verifiable: each step signs a checkpoint at its last removed entry
     /// and records it as the anchor, in the same transaction as the
     /// removal. Returns the number of entries removed.
-    pub async fn prune_audit(&self, before_ms: i64) -> Result<usize, StoreError> {
+    pub async fn prune(&self, before_ms: i64) -> Result<usize, StoreError> {
         let mut removed = 0;
         let first_kept = loop {
             let start = self.store.audit().anchor()?.map_or(0, |a| a.n);
@@ -422,7 +488,7 @@ impl NodeState {
                 "removed {removed} entries written before {}; the log now starts at entry {first_kept}",
                 super::rfc3339(before_ms)
             ));
-            self.audit(vec![entry]).await?;
+            self.record(vec![entry]).await?;
         }
         Ok(removed)
     }

@@ -196,7 +196,7 @@ pub(super) async fn peers<F: FnMut(&Check)>(r: &mut Report<F>, settings: &Loaded
         if m.id == settings.node_id {
             continue;
         }
-        // NOTE: the same choice as `NodeState::peer_endpoint`: the
+        // NOTE: the same choice as `exchange::peers::Dialer::endpoint`: the
         // `[[sync.peers]]` override first, then the roster.
         let (endpoint, via) = match (settings.sync.endpoints.get(&m.id), &m.endpoint) {
             (Some(e), _) => (e.clone(), " ([[sync.peers]])"),

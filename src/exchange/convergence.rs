@@ -11,12 +11,15 @@
 //! (8 bytes, big endian) and SHA-256 of its SignedRecord bytes; a tombstone
 //! keeps that hash, so expiry does not change a digest.
 
-use ring::digest::{Context, SHA256, digest};
+use ring::digest::{Context, SHA256};
 
+use std::sync::Arc;
+
+use super::peers::Dialer;
 use crate::records::lifecycle::Tombstone;
 use crate::records::model::{Distribution, NodeId};
-use crate::state::NodeState;
-use crate::store::{Content, StoreError};
+use crate::store::{Content, Store, StoreError};
+use crate::trust::roster::Roster;
 use crate::wire::{self, Envelope};
 
 /// Records read from the store per step.
@@ -31,72 +34,70 @@ pub struct OriginDigest {
     pub hash: Vec<u8>,
 }
 
-impl NodeState {
-    /// The highest seq of `origin` resolved here: the durable head of this
-    /// node's own log, or the replication cursor of another origin.
-    pub fn resolved(&self, origin: &NodeId) -> Result<u64, StoreError> {
-        if *origin == self.id {
-            Ok(self.store.watermark().own_seq)
-        } else {
-            self.store.records().cursor(origin)
-        }
+/// The highest seq of `origin` resolved in `store`: the durable head of
+/// the node's own log, or the replication cursor of another origin.
+pub fn resolved(store: &Store, origin: &NodeId) -> Result<u64, StoreError> {
+    if origin == store.own() {
+        Ok(store.watermark().own_seq)
+    } else {
+        store.records().cursor(origin)
     }
+}
 
-    /// Digest of `origin`'s records held here that `member` is entitled to
-    /// (it is their origin, or their distribution names it), with seq up to
-    /// `min(up_to, resolved(origin))`.
-    pub fn digest(
-        &self,
-        origin: &NodeId,
-        up_to: u64,
-        member: &NodeId,
-    ) -> Result<OriginDigest, StoreError> {
-        let bound = up_to.min(self.resolved(origin)?);
-        let mut ctx = Context::new(&SHA256);
-        let mut count = 0;
-        let mut after = 0;
-        loop {
-            let records = self.store.records().of_origin(origin, after, bound, STEP)?;
-            let Some(last) = records.last() else { break };
-            after = last.seq;
-            for r in &records {
-                let (entitled, record_hash) = match &r.content {
-                    Content::Envelope(bytes) => {
-                        let envelope = Envelope::decode(bytes)
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                        let body = wire::decode_body(&envelope.body)
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                        (
-                            origin == member || body.distribution.includes(member),
-                            digest(&SHA256, &envelope.encode()).as_ref().to_vec(),
-                        )
-                    }
-                    Content::Tombstone(bytes) => {
-                        let t = Tombstone::decode(bytes).ok_or_else(|| {
-                            StoreError::Corrupt("tombstone does not decode".into())
-                        })?;
-                        let d = Distribution::from_recipients("recipients", &t.recipients)
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                        let h = hex::decode(&t.digest).map_err(|_| {
-                            StoreError::Corrupt("tombstone digest is not hex".into())
-                        })?;
-                        (origin == member || d.includes(member), h)
-                    }
-                };
-                if entitled {
-                    ctx.update(&r.seq.to_be_bytes());
-                    ctx.update(&record_hash);
-                    count += 1;
+/// Digest of `origin`'s records held here that `member` is entitled to
+/// (it is their origin, or their distribution names it), with seq up to
+/// `min(up_to, resolved(origin))`.
+pub fn digest(
+    store: &Store,
+    origin: &NodeId,
+    up_to: u64,
+    member: &NodeId,
+) -> Result<OriginDigest, StoreError> {
+    let bound = up_to.min(resolved(store, origin)?);
+    let mut ctx = Context::new(&SHA256);
+    let mut count = 0;
+    let mut after = 0;
+    loop {
+        let records = store.records().of_origin(origin, after, bound, STEP)?;
+        let Some(last) = records.last() else { break };
+        after = last.seq;
+        for r in &records {
+            let (entitled, record_hash) = match &r.content {
+                Content::Envelope(bytes) => {
+                    let envelope =
+                        Envelope::decode(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    let body = wire::decode_body(&envelope.body)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    (
+                        origin == member || body.distribution.includes(member),
+                        ring::digest::digest(&SHA256, &envelope.encode())
+                            .as_ref()
+                            .to_vec(),
+                    )
                 }
+                Content::Tombstone(bytes) => {
+                    let t = Tombstone::decode(bytes)
+                        .ok_or_else(|| StoreError::Corrupt("tombstone does not decode".into()))?;
+                    let d = Distribution::from_recipients("recipients", &t.recipients)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    let h = hex::decode(&t.digest)
+                        .map_err(|_| StoreError::Corrupt("tombstone digest is not hex".into()))?;
+                    (origin == member || d.includes(member), h)
+                }
+            };
+            if entitled {
+                ctx.update(&r.seq.to_be_bytes());
+                ctx.update(&record_hash);
+                count += 1;
             }
         }
-        Ok(OriginDigest {
-            origin: origin.clone(),
-            up_to_seq: bound,
-            count,
-            hash: ctx.finish().as_ref().to_vec(),
-        })
     }
+    Ok(OriginDigest {
+        origin: origin.clone(),
+        up_to_seq: bound,
+        count,
+        hash: ctx.finish().as_ref().to_vec(),
+    })
 }
 
 /// How one origin's log compares between this node and a peer, or why it
@@ -116,11 +117,15 @@ pub(crate) struct PeerComparison {
 const PEER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Compares this node's digests with every peer's, origin by origin.
-pub(crate) async fn compare_with_peers(state: std::sync::Arc<NodeState>) -> Vec<PeerComparison> {
+pub(crate) async fn compare_with_peers(
+    store: Arc<Store>,
+    roster: &Roster,
+    dialer: &Dialer,
+) -> Vec<PeerComparison> {
     let mut out = Vec::new();
-    let origins: Vec<NodeId> = state.roster().members().map(|m| m.id.clone()).collect();
-    for member in state.roster().members() {
-        if member.id == state.id {
+    let origins: Vec<NodeId> = roster.members().map(|m| m.id.clone()).collect();
+    for member in roster.members() {
+        if member.id == *store.own() {
             continue;
         }
         let peer = member.id.clone();
@@ -129,22 +134,19 @@ pub(crate) async fn compare_with_peers(state: std::sync::Arc<NodeState>) -> Vec<
             error,
             ..Default::default()
         };
-        let Some(endpoint) = &state.peer_endpoint(&peer) else {
+        if dialer.endpoint(&peer).is_none() {
             out.push(fail("no endpoint in the roster".into()));
             continue;
-        };
+        }
         let mut bounds = Vec::new();
         for o in &origins {
-            match state.resolved(o) {
+            match resolved(&store, o) {
                 Ok(up_to) => bounds.push((o.clone(), up_to)),
                 Err(e) => out.push(fail(format!("local store: {e}"))),
             }
         }
         let answer = async {
-            let config = state.tls_live.peer_client(&peer);
-            let channel =
-                crate::exchange::peers::peer_channel(config, &endpoint.host, endpoint.port)
-                    .map_err(|e| e.to_string())?;
+            let channel = dialer.channel(&peer).map_err(wire::PeerResult::reason)?;
             let mut client = crate::wire::PeerClient::new(channel)
                 .max_decoding_message_size(crate::exchange::peers::MAX_PEER_MESSAGE);
             client
@@ -168,10 +170,11 @@ pub(crate) async fn compare_with_peers(state: std::sync::Arc<NodeState>) -> Vec<
                 continue;
             };
             let local = {
-                let state = state.clone();
+                let store = store.clone();
                 let origin = origin.clone();
                 let peer = peer.clone();
-                tokio::task::spawn_blocking(move || state.digest(&origin, d.up_to_seq, &peer)).await
+                tokio::task::spawn_blocking(move || digest(&store, &origin, d.up_to_seq, &peer))
+                    .await
             };
             match local {
                 Ok(Ok(l)) => out.push(PeerComparison {

@@ -1,8 +1,13 @@
 //! Node to node: reaching a peer over mTLS, replicating each origin's log
-//! from a cursor, asking the peers for a lost own log, and comparing digests
-//! to see that replication converged.
+//! from a cursor (the [`Replication`] component and its replicators),
+//! asking the peers for a lost own log, and comparing digests to see that
+//! replication converged.
 
 pub mod convergence;
 pub mod peers;
 pub mod recover;
+mod replication;
 pub mod sync;
+
+pub use replication::Replication;
+pub(crate) use replication::{PeerState, ReplicationParts};

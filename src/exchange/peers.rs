@@ -1,20 +1,101 @@
-//! What the node keeps per peer, and how it reaches one.
+//! How the node reaches a peer.
 //!
 //! Replication, hit/no-hit queries, checkpoint witnessing and convergence
 //! checks all dial peers the same way: the mTLS channel built here, with the
-//! largest message a node accepts from a peer. The peer protocol's heartbeat
-//! is fixed here too, since the serving side sends it and the pulling side's
-//! silence limit counts in it; and so is the goodbye a stopping node sends.
-//! What the node keeps per peer (clients, query buckets) is held by the
-//! node state (`crate::state::peers`).
+//! largest message a node accepts from a peer, to the endpoint the
+//! configuration or the roster names ([`Dialer`]). The peer protocol's
+//! heartbeat is fixed here too, since the serving side sends it and the
+//! pulling side's silence limit counts in it; and so is the goodbye a
+//! stopping node sends.
 
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
 use crate::records::model::NodeId;
+use crate::trust::reload::LiveTls;
+use crate::trust::roster::Endpoint as PeerEndpoint;
 use crate::trust::tls;
+use crate::wire::{PeerClient, PeerResult, Reach};
+
+/// Where each peer is and how to dial it: the configured endpoint
+/// overrides (`[sync.endpoints]`) over the roster in use, and the TLS
+/// client configuration of the moment for that peer. It keeps one
+/// federation client per peer for queries and witnessing, dropped when the
+/// roster changes ([`Dialer::forget_clients`]); replicators make their own
+/// channels ([`Dialer::channel`]).
+pub struct Dialer {
+    trust: Arc<LiveTls>,
+    overrides: BTreeMap<NodeId, PeerEndpoint>,
+    clients: Mutex<HashMap<NodeId, PeerClient>>,
+}
+
+impl std::fmt::Debug for Dialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dialer")
+            .field("overrides", &self.overrides)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dialer {
+    pub fn new(trust: Arc<LiveTls>, overrides: BTreeMap<NodeId, PeerEndpoint>) -> Self {
+        Self {
+            trust,
+            overrides,
+            clients: Mutex::default(),
+        }
+    }
+
+    /// Where to dial `peer`: the configured override, else the roster's endpoint.
+    pub fn endpoint(&self, peer: &NodeId) -> Option<PeerEndpoint> {
+        self.overrides.get(peer).cloned().or_else(|| {
+            self.trust
+                .roster()
+                .member(peer)
+                .and_then(|m| m.endpoint.clone())
+        })
+    }
+
+    /// A new, lazily connecting channel to `peer`, with the TLS client
+    /// configuration in use now.
+    pub(crate) fn channel(&self, peer: &NodeId) -> Result<Channel, PeerResult> {
+        let endpoint = self
+            .endpoint(peer)
+            .ok_or_else(|| PeerResult::Unreachable("no endpoint".into()))?;
+        peer_channel(self.trust.peer_client(peer), &endpoint.host, endpoint.port)
+            .map_err(|e| PeerResult::Unreachable(e.to_string()))
+    }
+
+    /// Forgets every kept client (the roster changed: endpoints or trust may have).
+    pub(crate) fn forget_clients(&self) {
+        if let Ok(mut c) = self.clients.lock() {
+            c.clear();
+        }
+    }
+}
+
+impl Reach for Dialer {
+    fn reachable(&self, peer: &NodeId) -> bool {
+        self.endpoint(peer).is_some()
+    }
+
+    fn client(&self, peer: &NodeId) -> Result<PeerClient, PeerResult> {
+        if let Ok(clients) = self.clients.lock()
+            && let Some(c) = clients.get(peer)
+        {
+            return Ok(c.clone());
+        }
+        let client = PeerClient::new(self.channel(peer)?);
+        if let Ok(mut clients) = self.clients.lock() {
+            clients.insert(peer.clone(), client.clone());
+        }
+        Ok(client)
+    }
+}
 
 /// Largest gRPC message a node accepts from a peer.
 pub const MAX_PEER_MESSAGE: usize = 8 * 1024 * 1024;

@@ -22,10 +22,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::audit::{Action, Entry};
+use crate::exchange::Replication;
 use crate::exchange::sync::PeerReplicator;
 use crate::records::model::NodeId;
-use crate::state::NodeState;
-use crate::wire::{self, Envelope, PullBatch, PullRequest};
+use crate::wire::{self, Envelope, PullBatch, PullRequest, Reach};
 
 /// How long one peer may take to hand back everything.
 const PEER_TIMEOUT: Duration = Duration::from_secs(120);
@@ -79,19 +79,19 @@ pub struct Recovery {
 
 /// Asks every peer for this node's own records and stores those not held
 /// yet; see the module doc.
-pub async fn recover_own_log(state: Arc<NodeState>) -> Result<Recovery, String> {
-    let own = state.id.clone();
-    let peers: Vec<NodeId> = state
+pub async fn recover_own_log(shared: Arc<Replication>) -> Result<Recovery, String> {
+    let own = shared.id.clone();
+    let peers: Vec<NodeId> = shared
         .roster()
         .members()
-        .filter(|m| m.id != own && state.peer_endpoint(&m.id).is_some())
+        .filter(|m| m.id != own && shared.dialer.reachable(&m.id))
         .map(|m| m.id.clone())
         .collect();
     let mut records: BTreeMap<u64, Envelope> = BTreeMap::new();
     let mut answers = Vec::new();
     let mut seen = 0;
     for peer in peers {
-        let answer = match tokio::time::timeout(PEER_TIMEOUT, ask(&state, &peer)).await {
+        let answer = match tokio::time::timeout(PEER_TIMEOUT, ask(&shared, &peer)).await {
             Err(_) => Err(format!("{peer} did not finish in {PEER_TIMEOUT:?}")),
             Ok(a) => a,
         };
@@ -112,7 +112,7 @@ pub async fn recover_own_log(state: Arc<NodeState>) -> Result<Recovery, String> 
         answers.push((peer, answer));
     }
 
-    let replicator = PeerReplicator::for_recovery(state.clone()).map_err(|e| e.to_string())?;
+    let replicator = PeerReplicator::for_recovery(shared.clone())?;
     let highest = records.keys().next_back().copied().unwrap_or(0);
     let mut last = 0;
     let all: Vec<(u64, Envelope)> = records.into_iter().collect();
@@ -125,7 +125,7 @@ pub async fn recover_own_log(state: Arc<NodeState>) -> Result<Recovery, String> 
         };
         replicator.apply_recovered(batch, &mut last).await?;
     }
-    let stored = state.store.records().count(&own);
+    let stored = shared.store.records().count(&own);
     let floor = seen.max(highest);
     let returned: Vec<String> = answers
         .iter()
@@ -137,7 +137,7 @@ pub async fn recover_own_log(state: Arc<NodeState>) -> Result<Recovery, String> 
             "own log recovered from the peers: {stored} records stored; next publication after seq {floor}; {}",
             returned.join("; ")
         ));
-    let next_after = state
+    let next_after = shared
         .store
         .records()
         .raise_own_seq(floor, entry.encode())
@@ -153,12 +153,13 @@ pub async fn recover_own_log(state: Arc<NodeState>) -> Result<Recovery, String> 
 }
 
 /// One peer's records of this node's log, and how far it had seen it.
-async fn ask(state: &NodeState, peer: &NodeId) -> Result<(Vec<(u64, Envelope)>, u64), String> {
-    let mut client = state
-        .peer_client(peer)
+async fn ask(shared: &Replication, peer: &NodeId) -> Result<(Vec<(u64, Envelope)>, u64), String> {
+    let mut client = shared
+        .dialer
+        .client(peer)
         .map_err(|r| format!("{peer}: {}", r.reason()))?;
     let request = PullRequest {
-        origin: state.id.clone(),
+        origin: shared.id.clone(),
         after_seq: 0,
         follow: false,
         max_batch: 0,

@@ -8,9 +8,10 @@
 //! many days each certificate has left. These are the series an alert
 //! rule is written against (`docs/runbook.md`).
 //!
-//! How: most series are read from the node's state at scrape time (peer
-//! status, cursors, the audit watermark, the certificates of the TLS
-//! configuration in use; see [`scrape`]), so they need no hook at all. Only what is not
+//! How: most series are read from the node's components at scrape time
+//! (peer status, cursors, the audit watermark, the certificates of the TLS
+//! configuration in use; see `crate::node::metrics`), so they need no hook
+//! at all. Only what is not
 //! kept anywhere else is counted as it happens ([`Metrics`]): records
 //! disclosed to each peer, records refused by reason, queries answered,
 //! and the duration of the fan-out query. Both are written with the
@@ -19,7 +20,7 @@
 //! content, selectors or personal data; labels take only member ids and
 //! fixed codes, so their number is bounded by the roster.
 //!
-//! The listener ([`server`]) speaks HTTP/1.1 over TLS 1.3 with the node's
+//! The listener (`crate::node::metrics`) speaks HTTP/1.1 over TLS 1.3 with the node's
 //! own certificate and admits only clients of the local agency CA, like
 //! the agency listener: enlace has no plaintext listener.
 //!
@@ -58,10 +59,7 @@
 //! its reload on. Counters start at 0 when the node starts; a record
 //! refused again after a reconnect counts again.
 
-pub mod scrape;
-pub mod server;
+mod counters;
 
-// NOTE: the counters live with the node state that holds them
-// (`crate::state::counters`); this module renders and serves them.
-pub(crate) use crate::state::counters::PeerLabels;
-pub use crate::state::counters::{Metrics, QUERY_BUCKETS, QueryDuration};
+pub(crate) use counters::PeerLabels;
+pub use counters::{Metrics, QUERY_BUCKETS, QueryDuration};

@@ -15,22 +15,73 @@ use crate::records::model::{
     self, Content, Distribution, Errors, FieldError, MlaAck, MlaResponse, NodeId, RecordBody,
     RecordKind, Update, ValidationErrors, Withdrawal,
 };
-use crate::state::NodeState;
-use crate::store::{self, NewRecord, SeriesWrite, StoreError};
+use std::sync::Arc;
+
+use crate::clock::SharedClock;
+use crate::config::RecordsConfig;
+use crate::records::crypto::SigningKey;
+use crate::store::{self, NewRecord, SeriesWrite, Store, StoreError};
+use crate::trust::reload::LiveTls;
 use crate::wire::{self, Envelope};
 
-pub use crate::state::queue::{Change, PublishError, Published};
-use crate::state::queue::{Job, MAX_COMBINED};
+mod queue;
+
+pub use queue::{Change, PublishError, Published};
+use queue::{Job, MAX_COMBINED, PublishQueue};
 
 fn invalid(field: &str, rule: impl Into<String>) -> PublishError {
     PublishError::Invalid(ValidationErrors(vec![FieldError::new(field, rule)]))
 }
 
-impl NodeState {
+/// The publisher: this node's own records, signed with its key and stored
+/// with the audit entry that names who asked.
+///
+/// It needs the store, the signing key, the roster in use (to check named
+/// recipients and MLA addressees, and to name a record's counterparts in
+/// the audit log) and the clock; nothing else of the node.
+pub struct Publisher {
+    id: NodeId,
+    clock: SharedClock,
+    store: Arc<Store>,
+    signing: Arc<SigningKey>,
+    trust: Arc<LiveTls>,
+    /// Validity limits and the expiry check interval.
+    pub(crate) records: RecordsConfig,
+    queue: PublishQueue,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Publisher {
+    pub(crate) fn new(
+        id: NodeId,
+        clock: SharedClock,
+        store: Arc<Store>,
+        signing: Arc<SigningKey>,
+        trust: Arc<LiveTls>,
+        records: RecordsConfig,
+    ) -> Self {
+        Self {
+            id,
+            clock,
+            store,
+            signing,
+            trust,
+            records,
+            queue: PublishQueue::default(),
+        }
+    }
+
     /// Sends the signed acknowledgment of a request received, unless it was
     /// sent already. Failures are logged; the node retries at its next start.
     pub(crate) async fn acknowledge_mla(&self, request_id: &str) {
-        match self.mla_state(request_id) {
+        match self.store.series().mla(request_id) {
             Ok(Some(s)) if s.ack.is_none() && s.to == self.id.as_str() => {}
             _ => return,
         }
@@ -65,18 +116,6 @@ impl NodeState {
                 self.acknowledge_mla(&s.request_id).await;
             }
         }
-    }
-
-    /// The state of an MLA request sent or received here.
-    pub(crate) fn mla_state(
-        &self,
-        request_id: &str,
-    ) -> Result<Option<MlaState>, crate::store::StoreError> {
-        Ok(self
-            .store
-            .series()
-            .state(&mla::key(request_id))?
-            .and_then(|b| MlaState::decode(&b)))
     }
 
     /// Checks `change` and, unless `dry_run`, signs and stores the record
@@ -127,7 +166,7 @@ impl NodeState {
     }
 
     /// Queues a new publication and returns once it is durable, written
-    /// with whatever else was queued (see [`crate::state::queue::PublishQueue`]).
+    /// with whatever else was queued (see [`PublishQueue`]).
     async fn publish_combined(
         &self,
         change: Change,
@@ -136,7 +175,7 @@ impl NodeState {
         created_at_ms: i64,
     ) -> Result<Published, PublishError> {
         let (reply, mut answer) = tokio::sync::oneshot::channel();
-        let queue = &self.publish_queue;
+        let queue = &self.queue;
         queue
             .jobs
             .lock()
@@ -288,6 +327,7 @@ impl NodeState {
         let counterparts: Vec<String> = match &body.distribution {
             Distribution::Named(members) => members.iter().map(ToString::to_string).collect(),
             Distribution::AllMembers => self
+                .trust
                 .roster()
                 .members()
                 .filter(|m| m.id != self.id)
@@ -375,7 +415,7 @@ impl NodeState {
             Change::SendMla(request) => {
                 let mut errors = Errors::default();
                 errors.check(
-                    self.roster().member(&request.to).is_some(),
+                    self.trust.roster().member(&request.to).is_some(),
                     "mla_request.to",
                     format!("{} is not a member of the federation", request.to),
                 );
@@ -384,7 +424,7 @@ impl NodeState {
                 (RecordKind::MlaRequest(request.clone()), distribution, None)
             }
             Change::AckMla { request_id } | Change::RespondMla { request_id, .. } => {
-                let state = self.mla_state(request_id)?.ok_or_else(|| {
+                let state = self.store.series().mla(request_id)?.ok_or_else(|| {
                     PublishError::NotFound(format!("no MLA request {request_id} at this node"))
                 })?;
                 let from =
@@ -416,7 +456,7 @@ impl NodeState {
                     let mut errors = Errors::default();
                     for m in members {
                         errors.check(
-                            self.roster().member(m).is_some(),
+                            self.trust.roster().member(m).is_some(),
                             "to",
                             format!("{m} is not a member of the federation"),
                         );
@@ -458,7 +498,7 @@ impl NodeState {
         body.validate()?;
         if body.kind.is_mla() {
             let key = mla::key(body.series_id());
-            let before = self.mla_state(body.series_id())?;
+            let before = self.store.series().mla(body.series_id())?;
             let after = mla::next(before.as_ref(), &body)
                 .map_err(|e| PublishError::Invalid(ValidationErrors(vec![e])))?;
             return Ok((
@@ -495,7 +535,7 @@ impl NodeState {
                 ),
             ));
         }
-        let series_id = match self.open_stored(&stored) {
+        let series_id = match stored.content.envelope().map(wire::open_stored).transpose() {
             Ok(Some((_, body))) => body.series_id().to_owned(),
             Ok(None) => {
                 return Err(invalid(
@@ -512,7 +552,7 @@ impl NodeState {
                 ));
             }
         };
-        let state = self.series_state(&series_id)?.ok_or_else(|| {
+        let state = self.store.series().decoded(&series_id)?.ok_or_else(|| {
             PublishError::NotFound(format!("series {series_id} is not held by this node"))
         })?;
         if let Some(current) = self.store.records().get_by_id(&state.current)?

@@ -8,7 +8,6 @@
 //! before anything is stored and never logged.
 
 use std::pin::Pin;
-use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
@@ -17,11 +16,11 @@ use tonic::{Request, Response, Status};
 
 use super::view::{Filter, parse_origin, view};
 use super::{IntoStatus, identity, invalid, invalid_all, status};
+use crate::components::Components;
 use crate::config::ClientRole;
 use crate::publish::{Change, Published};
 use crate::records::model::{Alert, CaseReference, Content, Errors};
 use crate::records::vocabulary::{AlertType, SubjectCategory, Urgency};
-use crate::state::NodeState;
 use crate::trust::tls::Identity;
 use crate::wire;
 use crate::wire::pb::v1 as pb;
@@ -37,17 +36,17 @@ const MAX_EXAMINED: usize = 100_000;
 const WATCH_STEP: usize = 256;
 
 pub struct AgencyService {
-    state: Arc<NodeState>,
+    node: Components,
     stop: watch::Receiver<bool>,
 }
 
 impl AgencyService {
-    pub fn new(state: Arc<NodeState>, stop: watch::Receiver<bool>) -> Self {
-        Self { state, stop }
+    pub fn new(node: Components, stop: watch::Receiver<bool>) -> Self {
+        Self { node, stop }
     }
 
-    pub(super) fn state(&self) -> &Arc<NodeState> {
-        &self.state
+    pub(super) fn node(&self) -> &Components {
+        &self.node
     }
 
     /// Applies a change for `actor` and answers like a publish.
@@ -73,7 +72,7 @@ impl AgencyService {
                 ));
             }
         };
-        let role = self.state.agency.role_of(&name);
+        let role = self.node.agency.role_of(&name);
         if role < needed {
             let refusal = Status::permission_denied(format!(
                 "client {name:?} has the {} role; this needs {}",
@@ -81,10 +80,10 @@ impl AgencyService {
                 needed.code()
             ));
             // Nothing changed, so the entry need not precede the answer.
-            let state = self.state.clone();
+            let node = self.node.clone();
             let reason = refusal.message().to_owned();
             tokio::spawn(async move {
-                if let Err(error) = state.audit_refusal(&name, &reason).await {
+                if let Err(error) = node.audit.record_refusal(&name, &reason).await {
                     tracing::error!(%error, "cannot audit a refused request");
                 }
             });
@@ -122,8 +121,9 @@ impl AgencyService {
                     | Code::AlreadyExists
             )
         {
-            self.state
-                .audit_refusal(actor, refusal.message())
+            self.node
+                .audit
+                .record_refusal(actor, refusal.message())
                 .await
                 .map_err(status)?;
         }
@@ -137,13 +137,14 @@ impl AgencyService {
         dry_run: bool,
     ) -> Result<Response<pb::PublishResponse>, Status> {
         match self
-            .state
+            .node
+            .publisher
             .apply_change(change, dry_run, actor)
             .await
             .map_err(status)?
         {
             None => Ok(Response::new(pb::PublishResponse {
-                origin: self.state.id.to_string(),
+                origin: self.node.id.to_string(),
                 validated_only: true,
                 ..Default::default()
             })),
@@ -173,9 +174,9 @@ impl AgencyService {
             a.urgency = Urgency::Routine.wire();
         }
         if a.expires_at_ms == 0 {
-            let validity =
-                i64::try_from(self.state.records.default_validity.as_millis()).unwrap_or(i64::MAX);
-            a.expires_at_ms = self.state.clock.now_ms().saturating_add(validity);
+            let validity = i64::try_from(self.node.publisher.records.default_validity.as_millis())
+                .unwrap_or(i64::MAX);
+            a.expires_at_ms = self.node.clock.now_ms().saturating_add(validity);
         }
         if a.subject_category == 0 {
             a.subject_category = match AlertType::from_wire(a.r#type) {
@@ -185,7 +186,7 @@ impl AgencyService {
             };
         }
         if a.contact.is_none()
-            && let Some(c) = &self.state.agency.contact
+            && let Some(c) = &self.node.agency.contact
         {
             a.contact = Some(wire::contact_to_pb(c));
         }
@@ -203,15 +204,15 @@ impl AgencyService {
 
     fn case_reference(&self, mut c: pb::CaseReference, at: &str) -> Result<CaseReference, Status> {
         if c.expires_at_ms == 0 {
-            let validity =
-                i64::try_from(self.state.records.default_validity.as_millis()).unwrap_or(i64::MAX);
-            c.expires_at_ms = self.state.clock.now_ms().saturating_add(validity);
+            let validity = i64::try_from(self.node.publisher.records.default_validity.as_millis())
+                .unwrap_or(i64::MAX);
+            c.expires_at_ms = self.node.clock.now_ms().saturating_add(validity);
         }
         if c.mla_status == 0 {
             c.mla_status = crate::records::vocabulary::MlaStatus::NoRequest.wire();
         }
         if c.contact.is_none()
-            && let Some(contact) = &self.state.agency.contact
+            && let Some(contact) = &self.node.agency.contact
         {
             c.contact = Some(wire::contact_to_pb(contact));
         }
@@ -231,7 +232,7 @@ pub(super) type AuditStream = Pin<Box<dyn Stream<Item = Result<pb::AuditEntry, S
 
 #[tonic::async_trait]
 impl Agency for AgencyService {
-    #[tracing::instrument(skip_all, fields(node = %self.state.id))]
+    #[tracing::instrument(skip_all, fields(node = %self.node.id))]
     async fn publish_alert(
         &self,
         request: Request<pb::PublishAlertRequest>,
@@ -252,7 +253,7 @@ impl Agency for AgencyService {
         self.audited(&actor, dry_run, answer).await
     }
 
-    #[tracing::instrument(skip_all, fields(node = %self.state.id))]
+    #[tracing::instrument(skip_all, fields(node = %self.node.id))]
     async fn publish_case_reference(
         &self,
         request: Request<pb::PublishCaseReferenceRequest>,
@@ -275,7 +276,7 @@ impl Agency for AgencyService {
         self.audited(&actor, dry_run, answer).await
     }
 
-    #[tracing::instrument(skip_all, fields(node = %self.state.id))]
+    #[tracing::instrument(skip_all, fields(node = %self.node.id))]
     async fn update_record(
         &self,
         request: Request<pb::UpdateRecordRequest>,
@@ -311,7 +312,7 @@ impl Agency for AgencyService {
         self.audited(&actor, dry_run, answer).await
     }
 
-    #[tracing::instrument(skip_all, fields(node = %self.state.id))]
+    #[tracing::instrument(skip_all, fields(node = %self.node.id))]
     async fn withdraw_record(
         &self,
         request: Request<pb::WithdrawRecordRequest>,
@@ -343,14 +344,14 @@ impl Agency for AgencyService {
             return Err(invalid("record_id", "is required"));
         }
         let stored = self
-            .state
+            .node
             .store
             .records()
             .get_by_id(&id)
             .map_err(status)?
             .ok_or_else(|| Status::not_found(format!("record {id} is not held by this node")))?;
         Ok(Response::new(
-            view(&self.state, &stored, self.state.clock.now_ms())?.view,
+            view(&self.node.store, &stored, self.node.clock.now_ms())?.view,
         ))
     }
 
@@ -371,13 +372,13 @@ impl Agency for AgencyService {
             }
             n => n,
         } as usize;
-        let now = self.state.clock.now_ms();
+        let now = self.node.clock.now_ms();
         let mut records = Vec::new();
         let mut after = req.after_position;
         let mut examined = 0;
         'pages: loop {
             let (stored, last) = self
-                .state
+                .node
                 .store
                 .records()
                 .list(after, WATCH_STEP, filter.origin.as_ref())
@@ -386,7 +387,7 @@ impl Agency for AgencyService {
                 break;
             }
             for r in &stored {
-                let v = view(&self.state, r, now)?;
+                let v = view(&self.node.store, r, now)?;
                 after = r.position;
                 if filter.matches(&v) {
                     records.push(v.view);
@@ -417,16 +418,16 @@ impl Agency for AgencyService {
         let req = request.into_inner();
         let origin = parse_origin(&req.origin)?;
         let (tx, rx) = mpsc::channel(64);
-        let state = self.state.clone();
+        let node = self.node.clone();
         let mut stop = self.stop.clone();
         let mut after = req.after_position;
         tokio::spawn(async move {
-            let mut changes = state.store.subscribe();
+            let mut changes = node.store.subscribe();
             loop {
                 changes.borrow_and_update();
                 loop {
                     let (stored, last) =
-                        match state
+                        match node
                             .store
                             .records()
                             .list(after, WATCH_STEP, origin.as_ref())
@@ -441,9 +442,9 @@ impl Agency for AgencyService {
                         break;
                     }
                     after = last;
-                    let now = state.clock.now_ms();
+                    let now = node.clock.now_ms();
                     for r in &stored {
-                        let item = view(&state, r, now).map(|v| v.view);
+                        let item = view(&node.store, r, now).map(|v| v.view);
                         if tx.send(item).await.is_err() {
                             return;
                         }
@@ -452,7 +453,7 @@ impl Agency for AgencyService {
                 tokio::select! {
                     changed = changes.changed() => if changed.is_err() { return },
                     _ = crate::shutdown::stopped(&mut stop) => {
-                        let _ = tx.send(Err(Status::unavailable(format!("node {} is shutting down", state.id)))).await;
+                        let _ = tx.send(Err(Status::unavailable(format!("node {} is shutting down", node.id)))).await;
                         return;
                     }
                     _ = tx.closed() => return,
@@ -468,8 +469,8 @@ impl Agency for AgencyService {
     ) -> Result<Response<pb::ListPeersResponse>, Status> {
         self.authorize(&request, ClientRole::Reader)?;
         let mut peers = Vec::new();
-        for (id, p) in self.state.peer_states() {
-            let cursor = self.state.store.records().cursor(&id).map_err(status)?;
+        for (id, p) in self.node.replication.peer_states() {
+            let cursor = self.node.store.records().cursor(&id).map_err(status)?;
             peers.push(pb::PeerStatus {
                 node_id: id.to_string(),
                 endpoint: p.endpoint,
@@ -491,19 +492,23 @@ impl Agency for AgencyService {
         request: Request<pb::VerifyPeersRequest>,
     ) -> Result<Response<pb::VerifyPeersResponse>, Status> {
         self.authorize(&request, ClientRole::Reader)?;
-        let comparisons = crate::exchange::convergence::compare_with_peers(self.state.clone())
-            .await
-            .into_iter()
-            .map(|c| pb::PeerComparison {
-                peer: c.peer,
-                origin: c.origin,
-                error: c.error,
-                up_to_seq: c.up_to_seq,
-                local_count: c.local_count,
-                peer_count: c.peer_count,
-                equal: c.equal,
-            })
-            .collect();
+        let comparisons = crate::exchange::convergence::compare_with_peers(
+            self.node.store.clone(),
+            &self.node.trust.roster(),
+            self.node.replication.dialer(),
+        )
+        .await
+        .into_iter()
+        .map(|c| pb::PeerComparison {
+            peer: c.peer,
+            origin: c.origin,
+            error: c.error,
+            up_to_seq: c.up_to_seq,
+            local_count: c.local_count,
+            peer_count: c.peer_count,
+            equal: c.equal,
+        })
+        .collect();
         Ok(Response::new(pb::VerifyPeersResponse { comparisons }))
     }
 

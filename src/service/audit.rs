@@ -29,10 +29,11 @@ impl AgencyService {
                 "justification: is required: say why the audit log is read",
             ));
         }
-        let state = self.state().clone();
+        let node = self.node().clone();
         // The read is on record, and part of what is read.
-        let end = state
-            .audit(vec![
+        let end = node
+            .audit
+            .record(vec![
                 Entry::new(Action::AuditRead, &actor)
                     .justification(&req.justification)
                     .result(format!("entries after {}", req.after)),
@@ -43,7 +44,7 @@ impl AgencyService {
         tokio::spawn(async move {
             let mut after = req.after;
             while after < end {
-                let entries = match state.store.audit().entries(after, READ_STEP) {
+                let entries = match node.store.audit().entries(after, READ_STEP) {
                     Ok(v) => v,
                     Err(e) => {
                         let _ = tx.send(Err(e.into_status())).await;
@@ -78,17 +79,18 @@ impl AgencyService {
         r: Request<pb::AuditCheckpointsRequest>,
     ) -> Result<Response<pb::AuditCheckpointsResponse>, Status> {
         self.authorize(&r, ClientRole::Admin)?;
-        let state = self.state();
+        let node = self.node();
         if r.get_ref().checkpoint_now {
-            state.send_checkpoint().await;
+            node.audit.send_checkpoint().await;
         }
-        let own = state
+        let own = node
+            .audit
             .own_checkpoints()
             .map_err(IntoStatus::into_status)?
             .iter()
             .map(SignedCheckpoint::to_pb)
             .collect();
-        let anchor = state
+        let anchor = node
             .store
             .audit()
             .anchor()
@@ -98,7 +100,8 @@ impl AgencyService {
                 hash: a.hash.to_vec(),
                 checkpoint: pb::SignedCheckpoint::decode(a.checkpoint.as_slice()).ok(),
             });
-        let peers = state
+        let peers = node
+            .audit
             .gather_witnesses()
             .await
             .into_iter()
@@ -118,14 +121,15 @@ impl AgencyService {
         Ok(Response::new(pb::AuditCheckpointsResponse {
             own,
             peers,
-            keys: state
+            keys: node
+                .audit
                 .key_book()
                 .to_keys()
                 .iter()
                 .map(MemberKey::to_pb)
                 .collect(),
             anchor,
-            node: state.id.to_string(),
+            node: node.id.to_string(),
         }))
     }
 }

@@ -79,7 +79,7 @@ impl AgencyService {
                 errors.push(format!("{at}.kind"), "is required: a selector kind");
                 continue;
             };
-            let Some(key) = &self.state().matching else {
+            let Some(key) = &self.node().cases.matching else {
                 errors.push(
                     at,
                     "this node has no matching key ([matching] in its configuration)",
@@ -166,7 +166,8 @@ impl AgencyService {
         case.case_id = format!("case-{:016x}", u64::from_be_bytes(random));
         case.closed = false;
         let case = self
-            .state()
+            .node()
+            .cases
             .put_case(case, true, &actor)
             .await
             .map_err(status)?;
@@ -184,7 +185,8 @@ impl AgencyService {
             return Err(invalid("case.case_id", "is required"));
         }
         let case = self
-            .state()
+            .node()
+            .cases
             .put_case(case, false, &actor)
             .await
             .map_err(status)?;
@@ -197,10 +199,11 @@ impl AgencyService {
     ) -> Result<Response<pb::LocalCase>, Status> {
         let actor = self.authorize(&r, ClientRole::Publisher)?;
         let id = r.into_inner().case_id;
-        let mut case = self.state().local_case(&id).map_err(status)?;
+        let mut case = self.node().cases.local_case(&id).map_err(status)?;
         case.closed = true;
         let case = self
-            .state()
+            .node()
+            .cases
             .put_case(case, false, &actor)
             .await
             .map_err(status)?;
@@ -214,7 +217,8 @@ impl AgencyService {
         self.authorize(&r, ClientRole::Reader)?;
         let include_closed = r.into_inner().include_closed;
         let cases = self
-            .state()
+            .node()
+            .cases
             .local_cases()
             .map_err(status)?
             .iter()
@@ -240,7 +244,7 @@ impl AgencyService {
         crate::records::model::check_text(&mut errors, "justification", &justification, 500, false);
         let mut tokens = wire::selectors_from_pb(req.selectors, "selectors", &mut errors);
         tokens.extend(self.hash(req.selector_values, "selector_values", &mut errors));
-        let max = self.state().query.max_selectors;
+        let max = self.node().cases.policy.max_selectors;
         errors.check(
             !tokens.is_empty(),
             "selector_values",
@@ -251,7 +255,7 @@ impl AgencyService {
             "selector_values",
             format!("at most {max} selectors per query (got {})", tokens.len()),
         );
-        if !req.case_id.is_empty() && self.state().local_case(&req.case_id).is_err() {
+        if !req.case_id.is_empty() && self.node().cases.local_case(&req.case_id).is_err() {
             errors.push("case_id", format!("no local case {}", req.case_id));
         }
         errors
@@ -259,9 +263,10 @@ impl AgencyService {
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let random: [u8; 8] =
             crate::records::crypto::random_bytes().map_err(|e| Status::internal(e.to_string()))?;
-        let query_id = format!("q-{}-{:016x}", self.state().id, u64::from_be_bytes(random));
+        let query_id = format!("q-{}-{:016x}", self.node().id, u64::from_be_bytes(random));
         let answers = self
-            .state()
+            .node()
+            .cases
             .query(&actor, &query_id, tokens, &justification)
             .await
             .map_err(status)?;
@@ -345,10 +350,10 @@ impl AgencyService {
         r: Request<pb::ListMlaRequest>,
     ) -> Result<Response<pb::ListMlaResponse>, Status> {
         self.authorize(&r, ClientRole::Reader)?;
-        let now = self.state().clock.now_ms();
+        let now = self.node().clock.now_ms();
         let mut requests = Vec::new();
         for (_, bytes) in self
-            .state()
+            .node()
             .store
             .series()
             .with_prefix(crate::records::mla::KEY_PREFIX)

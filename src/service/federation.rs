@@ -6,7 +6,6 @@
 //! and digests are answered here.
 
 use std::pin::Pin;
-use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
@@ -16,8 +15,8 @@ use tonic::{Request, Response, Status};
 use super::pull::{Producer, hand_back};
 use super::{IntoStatus, identity};
 use crate::audit::{Action, Entry};
+use crate::components::Components;
 use crate::records::model::NodeId;
-use crate::state::NodeState;
 use crate::trust::tls::Identity;
 use crate::wire;
 use crate::wire::pb::v1 as pb;
@@ -32,13 +31,13 @@ const MAX_BATCH: u32 = 1024;
 const STREAM_BUFFER: usize = 4;
 
 pub struct FederationService {
-    state: Arc<NodeState>,
+    node: Components,
     stop: watch::Receiver<bool>,
 }
 
 impl FederationService {
-    pub fn new(state: Arc<NodeState>, stop: watch::Receiver<bool>) -> Self {
-        Self { state, stop }
+    pub fn new(node: Components, stop: watch::Receiver<bool>) -> Self {
+        Self { node, stop }
     }
 }
 
@@ -51,7 +50,7 @@ const MAX_DIGEST_ORIGINS: usize = 256;
 impl Federation for FederationService {
     type PullStream = PullStream;
 
-    #[tracing::instrument(skip_all, fields(node = %self.state.id))]
+    #[tracing::instrument(skip_all, fields(node = %self.node.id))]
     async fn r#match(
         &self,
         request: Request<pb::MatchRequest>,
@@ -64,7 +63,7 @@ impl Federation for FederationService {
         };
         let req = request.into_inner();
         let actor = format!("{}@{caller}", req.requested_by);
-        let limits = &self.state.query;
+        let limits = &self.node.cases.policy;
         let refuse = async |status: Status, tokens: &[crate::records::selector::Token]| {
             let entry = Entry::new(Action::QueryRefused, &actor)
                 .counterpart(&caller)
@@ -72,11 +71,12 @@ impl Federation for FederationService {
                 .id(&req.query_id)
                 .tokens(tokens)
                 .result(status.message());
-            self.state
-                .audit(vec![entry])
+            self.node
+                .audit
+                .record(vec![entry])
                 .await
                 .map_err(IntoStatus::into_status)?;
-            self.state.metrics.query_answered(&caller, "refused");
+            self.node.metrics.query_answered(&caller, "refused");
             Err(status)
         };
         if req.justification.trim().is_empty() {
@@ -102,7 +102,7 @@ impl Federation for FederationService {
         if let Err(e) = errors.finish() {
             return refuse(Status::invalid_argument(e.to_string()), &tokens).await;
         }
-        if let Err(wait) = self.state.buckets.take(&caller, limits.max_per_minute) {
+        if let Err(wait) = self.node.cases.admit_query(&caller) {
             return refuse(
                 Status::resource_exhausted(format!(
                     "rate limit: at most {} queries per minute from {caller}; retry in {} s",
@@ -114,7 +114,8 @@ impl Federation for FederationService {
             .await;
         }
         let (hits, case_numbers) = self
-            .state
+            .node
+            .cases
             .match_tokens(&tokens)
             .map_err(IntoStatus::into_status)?;
         let hit = hits.iter().any(|h| *h);
@@ -125,19 +126,20 @@ impl Federation for FederationService {
             .id(&req.query_id)
             .tokens(&tokens)
             .result(if hit { "hit" } else { "no_hit" });
-        self.state
-            .audit(vec![entry])
+        self.node
+            .audit
+            .record(vec![entry])
             .await
             .map_err(IntoStatus::into_status)?;
-        self.state
+        self.node
             .metrics
             .query_answered(&caller, if hit { "hit" } else { "no_hit" });
         let contact = if hit {
-            self.state.agency.contact.as_ref().map(wire::contact_to_pb)
+            self.node.cases.contact.as_ref().map(wire::contact_to_pb)
         } else {
             None
         };
-        let case_refs = if hit && self.state.query.reveal == crate::config::Reveal::CaseRefs {
+        let case_refs = if hit && self.node.cases.policy.reveal == crate::config::Reveal::CaseRefs {
             case_numbers
         } else {
             Vec::new()
@@ -149,7 +151,7 @@ impl Federation for FederationService {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(node = %self.state.id))]
+    #[tracing::instrument(skip_all, fields(node = %self.node.id))]
     async fn witness(
         &self,
         request: Request<pb::SignedCheckpoint>,
@@ -161,7 +163,8 @@ impl Federation for FederationService {
             }
         };
         let witness = self
-            .state
+            .node
+            .audit
             .witness(&caller, SignedCheckpoint::from_pb(request.into_inner()))
             .await
             .map_err(IntoStatus::into_status)?;
@@ -170,7 +173,7 @@ impl Federation for FederationService {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(node = %self.state.id))]
+    #[tracing::instrument(skip_all, fields(node = %self.node.id))]
     async fn witnessed(
         &self,
         request: Request<pb::WitnessedRequest>,
@@ -183,13 +186,14 @@ impl Federation for FederationService {
         let req = request.into_inner();
         let node = NodeId::parse(&req.node)
             .map_err(|rule| Status::invalid_argument(format!("node: {rule}")))?;
-        if self.state.roster().member(&node).is_none() {
+        if self.node.trust.roster().member(&node).is_none() {
             return Err(Status::invalid_argument(format!(
                 "node: {node} is not a member"
             )));
         }
         let witnesses = self
-            .state
+            .node
+            .audit
             .witnessed(&node, req.after_size)
             .map_err(IntoStatus::into_status)?;
         Ok(Response::new(pb::WitnessedResponse {
@@ -197,7 +201,7 @@ impl Federation for FederationService {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(node = %self.state.id))]
+    #[tracing::instrument(skip_all, fields(node = %self.node.id))]
     async fn digest(
         &self,
         request: Request<pb::DigestRequest>,
@@ -218,19 +222,21 @@ impl Federation for FederationService {
         for (i, o) in req.origins.into_iter().enumerate() {
             let origin = NodeId::parse(&o.origin)
                 .map_err(|rule| Status::invalid_argument(format!("origins[{i}].origin: {rule}")))?;
-            if self.state.roster().member(&origin).is_none() {
+            if self.node.trust.roster().member(&origin).is_none() {
                 return Err(Status::invalid_argument(format!(
                     "origins[{i}].origin: {origin} is not a member"
                 )));
             }
             bounds.push((origin, o.up_to_seq));
         }
-        let state = self.state.clone();
+        let store = self.node.store.clone();
         // Reading a whole log is blocking work: keep it off the async workers.
         let digests = tokio::task::spawn_blocking(move || {
             bounds
                 .iter()
-                .map(|(origin, up_to)| state.digest(origin, *up_to, &caller))
+                .map(|(origin, up_to)| {
+                    crate::exchange::convergence::digest(&store, origin, *up_to, &caller)
+                })
                 .collect::<Result<Vec<_>, _>>()
         })
         .await
@@ -249,7 +255,7 @@ impl Federation for FederationService {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(node = %self.state.id, peer))]
+    #[tracing::instrument(skip_all, fields(node = %self.node.id, peer))]
     async fn pull(
         &self,
         request: Request<pb::PullRequest>,
@@ -266,7 +272,7 @@ impl Federation for FederationService {
             0 => DEFAULT_BATCH,
             n => n.min(MAX_BATCH),
         } as usize;
-        if req.origin == caller.as_str() && caller != self.state.id {
+        if req.origin == caller.as_str() && caller != self.node.id {
             // The caller's own records, handed back (a lost own log).
             if req.follow {
                 return Err(Status::invalid_argument(
@@ -275,7 +281,7 @@ impl Federation for FederationService {
             }
             let (tx, rx) = mpsc::channel(STREAM_BUFFER);
             tokio::spawn(hand_back(
-                self.state.clone(),
+                self.node.clone(),
                 caller,
                 req.after_seq,
                 max_batch,
@@ -283,13 +289,13 @@ impl Federation for FederationService {
             ));
             return Ok(Response::new(Box::pin(ReceiverStream::new(rx))));
         }
-        if !req.origin.is_empty() && req.origin != self.state.id.as_str() {
+        if !req.origin.is_empty() && req.origin != self.node.id.as_str() {
             return Err(Status::invalid_argument(format!(
                 "origin: this node serves only its own log ({}), or the caller's own records; pull {:?} from that member",
-                self.state.id, req.origin
+                self.node.id, req.origin
             )));
         }
-        let own_seq = self.state.store.watermark().own_seq;
+        let own_seq = self.node.store.watermark().own_seq;
         if req.after_seq > own_seq {
             // The peer holds more of our log than we do: our store was lost
             // or restored from an old backup. Do not reuse those numbers
@@ -304,7 +310,7 @@ impl Federation for FederationService {
         }
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let producer = Producer {
-            state: self.state.clone(),
+            node: self.node.clone(),
             caller,
             after: req.after_seq,
             follow: req.follow,

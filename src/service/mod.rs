@@ -63,8 +63,8 @@ use tokio::sync::watch;
 use tonic::transport::Server;
 use tonic::{Request, Status};
 
+use crate::components::Components;
 use crate::publish::PublishError;
-use crate::state::{NodeError, NodeState};
 use crate::store::StoreError;
 use crate::trust::tls::{self, ConnInfo, Identity};
 use crate::wire::pb::v1::agency_server::AgencyServer;
@@ -144,13 +144,13 @@ fn server() -> Server {
 
 /// The peer listener: Federation + health, mTLS against the roster.
 pub(crate) fn peer_server<H: tonic_health::pb::health_server::Health>(
-    state: Arc<NodeState>,
+    node: Components,
     listener: TcpListener,
     health: HealthService<H>,
     stop: watch::Receiver<bool>,
-) -> Result<impl Future<Output = Result<(), tonic::transport::Error>>, NodeError> {
-    let config = state.tls_live.peer_server();
-    let federation = state.roster().federation.clone();
+) -> impl Future<Output = Result<(), tonic::transport::Error>> + use<H> {
+    let config = node.trust.peer_server();
+    let federation = node.trust.roster().federation.clone();
     let identify: tls::Identify =
         Arc::new(move |cert| tls::node_id_from_cert(cert, &federation).map(Identity::Peer));
     let incoming = tls::incoming(
@@ -158,27 +158,30 @@ pub(crate) fn peer_server<H: tonic_health::pb::health_server::Health>(
         config,
         identify,
         "peer",
-        state.peer_handshakes.clone(),
+        node.metrics.peer_handshakes.clone(),
         stop.clone(),
     );
-    let svc = FederationServer::new(FederationService::new(state, stop.clone()))
+    let svc = FederationServer::new(FederationService::new(node, stop.clone()))
         .max_decoding_message_size(64 * 1024)
         .max_encoding_message_size(MAX_RESPONSE);
-    Ok(server()
+    server()
         .add_service(health)
         .add_service(svc)
-        .serve_with_incoming_shutdown(incoming, shutdown_signal(stop)))
+        .serve_with_incoming_shutdown(incoming, shutdown_signal(stop))
 }
 
 /// The agency listener: Agency + health + reflection, mTLS against the
 /// local agency CA.
 pub(crate) fn agency_server<H: tonic_health::pb::health_server::Health>(
-    state: Arc<NodeState>,
+    node: Components,
     listener: TcpListener,
     health: HealthService<H>,
     stop: watch::Receiver<bool>,
-) -> Result<impl Future<Output = Result<(), tonic::transport::Error>>, NodeError> {
-    let config = state.tls_live.agency_server();
+) -> Result<
+    impl Future<Output = Result<(), tonic::transport::Error>> + use<H>,
+    tonic_reflection::server::Error,
+> {
+    let config = node.trust.agency_server();
     let identify: tls::Identify =
         Arc::new(|cert| tls::client_name_from_cert(cert).map(Identity::Client));
     let incoming = tls::incoming(
@@ -186,15 +189,14 @@ pub(crate) fn agency_server<H: tonic_health::pb::health_server::Health>(
         config,
         identify,
         "agency",
-        state.agency_handshakes.clone(),
+        node.metrics.agency_handshakes.clone(),
         stop.clone(),
     );
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::wire::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| NodeError::Server(format!("reflection: {e}")))?;
-    let svc = AgencyServer::new(AgencyService::new(state, stop.clone()))
+        .build_v1()?;
+    let svc = AgencyServer::new(AgencyService::new(node, stop.clone()))
         .max_decoding_message_size(MAX_AGENCY_REQUEST)
         .max_encoding_message_size(MAX_RESPONSE);
     Ok(server()

@@ -8,17 +8,15 @@
 //! few batches in memory. Every batch disclosed is on the audit log before
 //! it is sent.
 
-use std::sync::Arc;
-
 use prost::Message;
 use tokio::sync::{mpsc, watch};
 use tonic::Status;
 
 use super::IntoStatus;
 use crate::audit::{Action, Entry};
+use crate::components::Components;
 use crate::exchange::peers::{HEARTBEAT, shutting_down};
 use crate::records::model::{Distribution, NodeId};
-use crate::state::NodeState;
 use crate::wire;
 use crate::wire::pb::v1 as pb;
 
@@ -31,20 +29,20 @@ const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
 /// are its own, so no distribution rule applies; the handing back is
 /// audited like any disclosure. Purged records have nothing to return.
 pub(super) async fn hand_back(
-    state: Arc<NodeState>,
+    node: Components,
     origin: NodeId,
     mut after: u64,
     max_batch: usize,
     tx: mpsc::Sender<Result<pb::PullBatch, Status>>,
 ) {
     let batches = async {
-        let head = state
+        let head = node
             .store
             .records()
             .cursor(&origin)
             .map_err(IntoStatus::into_status)?;
         loop {
-            let stored = state
+            let stored = node
                 .store
                 .records()
                 .of_origin(&origin, after, head, max_batch)
@@ -71,15 +69,15 @@ pub(super) async fn hand_back(
                 after = head;
             }
             if !records.is_empty() {
-                let entry = Entry::new(Action::RecordsDisclosed, state.id.as_str())
+                let entry = Entry::new(Action::RecordsDisclosed, node.id.as_str())
                     .counterpart(&origin)
                     .ids(ids)
                     .result(format!(
                         "{} of its own records handed back to their origin",
                         records.len()
                     ));
-                state
-                    .audit(vec![entry])
+                node.audit
+                    .record(vec![entry])
                     .await
                     .map_err(IntoStatus::into_status)?;
             }
@@ -102,7 +100,7 @@ pub(super) async fn hand_back(
 }
 
 pub(super) struct Producer {
-    pub(super) state: Arc<NodeState>,
+    pub(super) node: Components,
     pub(super) caller: NodeId,
     pub(super) after: u64,
     pub(super) follow: bool,
@@ -112,7 +110,7 @@ pub(super) struct Producer {
 
 impl Producer {
     pub(super) async fn run(mut self, tx: mpsc::Sender<Result<pb::PullBatch, Status>>) {
-        let mut changes = self.state.store.subscribe();
+        let mut changes = self.node.store.subscribe();
         loop {
             let durable = changes.borrow_and_update().own_seq;
             while self.after < durable {
@@ -126,14 +124,14 @@ impl Producer {
                 self.after = batch.high_water;
                 if !batch.records.is_empty() {
                     // The disclosure is on record before the batch leaves.
-                    let entry = Entry::new(Action::RecordsDisclosed, self.state.id.as_str())
+                    let entry = Entry::new(Action::RecordsDisclosed, self.node.id.as_str())
                         .counterpart(&self.caller)
                         .ids(disclosed)
                         .result(match batch.records.len() {
                             1 => "1 record".to_owned(),
                             n => format!("{n} records"),
                         });
-                    if let Err(e) = self.state.audit(vec![entry]).await {
+                    if let Err(e) = self.node.audit.record(vec![entry]).await {
                         let _ = tx.send(Err(e.into_status())).await;
                         return;
                     }
@@ -142,7 +140,7 @@ impl Producer {
                 if tx.send(Ok(batch)).await.is_err() {
                     return; // the peer went away
                 }
-                self.state.metrics.records_sent(&self.caller, sent);
+                self.node.metrics.records_sent(&self.caller, sent);
             }
             if !self.follow {
                 return;
@@ -158,7 +156,7 @@ impl Producer {
                     }
                 }
                 _ = crate::shutdown::stopped(&mut self.stop) => {
-                    let _ = tx.send(Err(shutting_down(&self.state.id))).await;
+                    let _ = tx.send(Err(shutting_down(&self.node.id))).await;
                     return;
                 }
                 _ = tx.closed() => return,
@@ -169,17 +167,17 @@ impl Producer {
     /// The next batch, and the ids of the records it discloses.
     fn next_batch(&self, durable: u64) -> Result<(pb::PullBatch, Vec<String>), Status> {
         let stored = self
-            .state
+            .node
             .store
             .records()
-            .of_origin(&self.state.id, self.after, durable, self.max_batch)
+            .of_origin(&self.node.id, self.after, durable, self.max_batch)
             .map_err(IntoStatus::into_status)?;
         let mut high_water = self.after;
         let mut bytes = 0;
         let mut records = Vec::new();
         let mut disclosed = Vec::new();
         let mut exhausted = stored.len() < self.max_batch;
-        let now = self.state.clock.now_ms();
+        let now = self.node.clock.now_ms();
         for r in stored {
             high_water = r.seq;
             // A purged record has nothing left to disclose.

@@ -11,8 +11,7 @@ use super::{invalid, invalid_all, status};
 use crate::records::lifecycle::{self, Status as RecordStatus, Tombstone};
 use crate::records::model::{Content, Errors, NodeId, RecordKind};
 use crate::records::vocabulary::{AlertType, Offence, parse_country};
-use crate::state::NodeState;
-use crate::store::{Content as Stored, StoredRecord};
+use crate::store::{Content as Stored, Store, StoredRecord};
 use crate::wire;
 use crate::wire::pb::v1 as pb;
 
@@ -36,7 +35,7 @@ fn status_to_pb(s: RecordStatus) -> pb::RecordStatus {
 
 /// The view of a stored record: its content (unless expired), its series
 /// and version, and its status now.
-pub(crate) fn view(state: &NodeState, record: &StoredRecord, now: i64) -> Result<View, Status> {
+pub(crate) fn view(store: &Store, record: &StoredRecord, now: i64) -> Result<View, Status> {
     let base = pb::RecordView {
         origin: record.origin.to_string(),
         seq: record.seq,
@@ -56,7 +55,7 @@ pub(crate) fn view(state: &NodeState, record: &StoredRecord, now: i64) -> Result
                 digest: String::new(),
                 recipients: Vec::new(),
             });
-            let series = state.series_state(&t.series_id).map_err(status)?;
+            let series = store.series().decoded(&t.series_id).map_err(status)?;
             Ok(View {
                 view: pb::RecordView {
                     record_id: t.record_id,
@@ -78,15 +77,12 @@ pub(crate) fn view(state: &NodeState, record: &StoredRecord, now: i64) -> Result
                 status: RecordStatus::Expired,
             })
         }
-        Stored::Envelope(_) => {
-            let (envelope, body) = state
-                .open_stored(record)
-                .map_err(|e| {
-                    tracing::error!(origin = %record.origin, seq = record.seq, error = %e, "stored record does not decode");
-                    Status::internal("this node's store holds an undecodable record")
-                })?
-                .ok_or_else(|| Status::internal("record content vanished"))?;
-            let series = state.series_state(body.series_id()).map_err(status)?;
+        Stored::Envelope(bytes) => {
+            let (envelope, body) = wire::open_stored(bytes).map_err(|e| {
+                tracing::error!(origin = %record.origin, seq = record.seq, error = %e, "stored record does not decode");
+                Status::internal("this node's store holds an undecodable record")
+            })?;
+            let series = store.series().decoded(body.series_id()).map_err(status)?;
             let expires_at = lifecycle::expires_at(&body);
             let version = body.version();
             let st = match &body.kind {

@@ -6,6 +6,8 @@
 //! `writes`). A lookup asks sled first, then the frame.
 
 use super::{Records, Store, StoreError};
+use crate::records::lifecycle::SeriesState;
+use crate::records::mla::{self, MlaState};
 
 /// The series states of a store: see [`Store::series`].
 #[derive(Clone, Copy)]
@@ -23,6 +25,18 @@ impl Series<'_> {
         Ok(Records { store: self.store }
             .frame_by_id(series_id)?
             .and_then(|f| f.head.series_state))
+    }
+
+    /// The state of an alert's series, decoded.
+    pub fn decoded(&self, series_id: &str) -> Result<Option<SeriesState>, StoreError> {
+        Ok(self.state(series_id)?.and_then(|b| SeriesState::decode(&b)))
+    }
+
+    /// The state of an MLA request sent or received here, decoded.
+    pub fn mla(&self, request_id: &str) -> Result<Option<MlaState>, StoreError> {
+        Ok(self
+            .state(&mla::key(request_id))?
+            .and_then(|b| MlaState::decode(&b)))
     }
 
     /// Every state whose key starts with `prefix` (e.g. MLA requests).

@@ -24,17 +24,16 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::components::{Components, NodeError};
 use crate::node::{Listeners, Node};
 use crate::records::crypto::{self, SigningKey};
 use crate::records::model::NodeId;
 use crate::service::client::ClientConfig;
-use crate::state::{NodeError, NodeState};
 use crate::trust::pki::{self, Profile};
 use crate::wire::pb::v1::agency_client::AgencyClient;
 
@@ -98,7 +97,8 @@ pub struct Sandbox {
 /// A node started by [`Sandbox::start`].
 pub struct RunningNode {
     pub id: NodeId,
-    pub state: Arc<NodeState>,
+    /// The running node's components.
+    pub components: Components,
     stop: Option<oneshot::Sender<()>>,
     handle: JoinHandle<Result<(), NodeError>>,
 }
@@ -117,7 +117,7 @@ impl RunningNode {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
-        drop(self.state);
+        drop(self.components);
         match self.handle.await {
             Ok(r) => r,
             Err(e) => Err(NodeError::Server(format!("node task failed: {e}"))),
@@ -268,17 +268,30 @@ impl Sandbox {
             }
         };
         let node = Node::open_with_clock(settings, self.clock.clone())?;
-        let state = node.state().clone();
+        let components = node.components().clone();
         let (tx, rx) = oneshot::channel();
         let handle = tokio::spawn(node.run(listeners, async {
             let _ = rx.await;
         }));
         Ok(RunningNode {
             id: nid,
-            state,
+            components,
             stop: Some(tx),
             handle,
         })
+    }
+
+    /// Opens member `id`'s components without running its node: for the
+    /// components' own tests, which drive one component and look at the
+    /// store. The store stays open until every clone is dropped.
+    pub fn components(&self, id: &str) -> Result<Components, SandboxError> {
+        let nid = NodeId::parse(id).map_err(SandboxError::Other)?;
+        let member = self
+            .members
+            .get(&nid)
+            .ok_or_else(|| SandboxError::Other(format!("{id} is not in the sandbox")))?;
+        let settings = crate::trust::load::settings(&member.config_path(), None)?;
+        Ok(Components::open(settings, self.clock.clone())?)
     }
 
     /// Takes the listeners bound for member `id` at creation, to serve

@@ -26,6 +26,6 @@ pub use checkpoint::{
 pub use convert::*;
 pub use peer::{
     MatchAnswer, MatchRequest, OriginDigest, PeerClient, PeerResult, PullBatch, PullRequest,
-    PullStream,
+    PullStream, Reach,
 };
 pub use record::*;

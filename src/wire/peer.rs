@@ -244,3 +244,14 @@ impl PeerResult {
         }
     }
 }
+
+/// How a component reaches a peer, without knowing how channels are made:
+/// the audit keeper (witnessing) and the case index (queries) are handed
+/// one, and the node hands them its [`crate::exchange::peers::Dialer`].
+pub trait Reach: Send + Sync {
+    /// Whether `peer` has an endpoint to dial (configured or in the roster).
+    fn reachable(&self, peer: &NodeId) -> bool;
+    /// A federation client for `peer`, made once and kept; `Unreachable`
+    /// when there is no endpoint or no channel can be built.
+    fn client(&self, peer: &NodeId) -> Result<PeerClient, PeerResult>;
+}

@@ -112,6 +112,15 @@ pub(crate) fn body_seq(bytes: &[u8]) -> Result<u64, prost::DecodeError> {
     pb::RecordBody::decode(bytes).map(|b| b.seq)
 }
 
+/// Decodes a stored record's envelope and body. Records are verified
+/// before they are stored, and the store is local, so this does not verify
+/// the signature again; a tombstone has no envelope to open.
+pub fn open_stored(envelope: &[u8]) -> Result<(Envelope, RecordBody), WireError> {
+    let envelope = Envelope::decode(envelope)?;
+    let body = decode_body(&envelope.body)?;
+    Ok((envelope, body))
+}
+
 /// Decodes and validates a body.
 pub fn decode_body(bytes: &[u8]) -> Result<RecordBody, WireError> {
     let pb = pb::RecordBody::decode(bytes).map_err(WireError::Body)?;

@@ -581,10 +581,23 @@ async fn pruning_keeps_the_log_verifiable_from_its_anchor() {
     })
     .await;
     common::publish(&mut g, "reciente", &[]).await;
-    let removed = gt.state.prune_audit(before).await.unwrap();
+    let removed = gt.components.audit.prune(before).await.unwrap();
     assert!(removed >= 5, "removed {removed}");
-    let anchor = gt.state.store.audit().anchor().unwrap().expect("an anchor");
-    assert!(gt.state.store.audit().entry(anchor.n).unwrap().is_none());
+    let anchor = gt
+        .components
+        .store
+        .audit()
+        .anchor()
+        .unwrap()
+        .expect("an anchor");
+    assert!(
+        gt.components
+            .store
+            .audit()
+            .entry(anchor.n)
+            .unwrap()
+            .is_none()
+    );
     let log = export(&fed.member("gt").unwrap().client_path(), &[]).await;
     assert_eq!(log[0]["n"], anchor.n + 1, "the log starts after the anchor");
     assert!(!with_action(&log, "audit_pruned").is_empty());
@@ -629,7 +642,7 @@ async fn a_certificate_renewed_while_the_node_was_down_is_on_record_at_its_next_
     common::init_tracing();
     let mut fed = Sandbox::create("test-fed", &["gt"]).await.unwrap();
     let gt = fed.start("gt").await.unwrap();
-    let first = common::audit_log(&gt.state);
+    let first = common::audit_log(&gt.components);
     assert!(first.iter().all(|e| e.action != "config_changed"));
     gt.stop().await.unwrap();
 
@@ -654,7 +667,7 @@ async fn a_certificate_renewed_while_the_node_was_down_is_on_record_at_its_next_
     let gt = fed.start("gt").await.unwrap();
     // The node records its start as it begins to run, just after `start`.
     let log = eventually("the second start on record", || async {
-        let log = common::audit_log(&gt.state);
+        let log = common::audit_log(&gt.components);
         (log.iter().filter(|e| e.action == "node_started").count() == 2).then_some(log)
     })
     .await;
@@ -778,7 +791,7 @@ async fn a_witness_refuses_a_log_that_shrank_or_forked_and_a_checkpoint_in_anoth
         })
         .collect();
     assert_eq!(sizes, vec![10, 12]);
-    let refusals: Vec<String> = common::audit_log(&hn.state)
+    let refusals: Vec<String> = common::audit_log(&hn.components)
         .into_iter()
         .filter(|e| e.action == "checkpoint_rejected")
         .map(|e| e.result)
@@ -835,8 +848,8 @@ async fn the_retention_sweep_runs_at_start_and_keeps_what_is_recent() {
     let gt = fed.start("gt").await.unwrap();
     // The anchor is written first, the `audit_pruned` entry right after.
     let log = eventually("the sweep at start pruned the old entries", || async {
-        let anchor = gt.state.store.audit().anchor().ok().flatten()?;
-        let log = common::audit_log(&gt.state);
+        let anchor = gt.components.store.audit().anchor().ok().flatten()?;
+        let log = common::audit_log(&gt.components);
         (anchor.n == 40 && log.iter().any(|e| e.action == "audit_pruned")).then_some(log)
     })
     .await;

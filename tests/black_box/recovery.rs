@@ -35,7 +35,7 @@ async fn a_lost_own_log_is_recovered_from_the_peers() {
     let gt_id = NodeId::parse("gt").unwrap();
     for (peer, node) in [("hn", &hn), ("sv", &sv)] {
         eventually(&format!("{peer} holds what is for it"), || async {
-            (node.state.store.records().count(&gt_id) == 3).then_some(())
+            (node.components.store.records().count(&gt_id) == 3).then_some(())
         })
         .await;
     }
@@ -86,7 +86,7 @@ async fn a_lost_own_log_is_recovered_from_the_peers() {
     assert_eq!(next.seq, 5);
     for (peer, node) in [("hn", &hn), ("sv", &sv)] {
         eventually(&format!("{peer} takes gt's seq 5"), || async {
-            node.state
+            node.components
                 .store
                 .records()
                 .get_by_id(&next.record_id)
@@ -97,7 +97,7 @@ async fn a_lost_own_log_is_recovered_from_the_peers() {
         .await;
     }
     // The handing back is on record at the peers, as any disclosure.
-    let at_hn = common::audit_log(&hn.state);
+    let at_hn = common::audit_log(&hn.components);
     assert!(
         at_hn
             .iter()

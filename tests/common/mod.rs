@@ -99,14 +99,14 @@ pub async fn scrape(
     fed: &enlace::testing::Sandbox,
     id: &str,
     path: &str,
-) -> Result<(u16, String), enlace::metrics::server::ScrapeError> {
+) -> Result<(u16, String), enlace::node::metrics::server::ScrapeError> {
     let member = fed.member(id).expect("sandbox member");
     let client =
         enlace::service::client::ClientConfig::load(&member.client_path()).expect("client file");
     let config =
         enlace::trust::tls::metrics_client_config(&client.ca, &client.identity).expect("config");
     let name = enlace::trust::tls::server_name("127.0.0.1").expect("server name");
-    enlace::metrics::server::scrape(config, member.metrics_addr, name, path).await
+    enlace::node::metrics::server::scrape(config, member.metrics_addr, name, path).await
 }
 
 /// The samples of a Prometheus text exposition, by series as written
@@ -177,11 +177,11 @@ pub fn init_tracing() {
 }
 
 /// Every entry of a running node's audit log, read from its store.
-pub fn audit_log(state: &enlace::state::NodeState) -> Vec<enlace::audit::Entry> {
+pub fn audit_log(node: &enlace::node::Components) -> Vec<enlace::audit::Entry> {
     let mut out = Vec::new();
     let mut after = 0;
     loop {
-        let batch = state
+        let batch = node
             .store
             .audit()
             .entries(after, 1000)

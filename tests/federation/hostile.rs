@@ -145,11 +145,11 @@ async fn hostile_peers_do_not_hold_back_the_node_or_its_honest_peer() {
     .await;
     let cut = NodeId::parse("cut").unwrap();
     assert_eq!(
-        gt.state.store.records().count(&cut),
+        gt.components.store.records().count(&cut),
         0,
         "nothing from a batch that never arrived whole"
     );
-    assert_eq!(gt.state.store.records().cursor(&cut).unwrap(), 0);
+    assert_eq!(gt.components.store.records().cursor(&cut).unwrap(), 0);
 
     // gt reports each broken peer, stays healthy, and still answers quickly.
     let peers = gt_client
@@ -223,7 +223,7 @@ async fn a_peer_claiming_an_implausible_head_cannot_stop_a_recovery() {
     let settings =
         enlace::trust::load::settings(&fed.member("gt").unwrap().config_path(), None).unwrap();
     let node = enlace::node::Node::open(settings).unwrap();
-    let done = enlace::exchange::recover::recover_own_log(node.state().clone())
+    let done = enlace::exchange::recover::recover_own_log(node.components().replication.clone())
         .await
         .unwrap();
     match &done.peers[..] {
@@ -234,6 +234,6 @@ async fn a_peer_claiming_an_implausible_head_cannot_stop_a_recovery() {
         other => panic!("{other:?}"),
     }
     assert_eq!(done.next_after, 0);
-    assert_eq!(node.state().store.watermark().own_seq, 0);
+    assert_eq!(node.components().store.watermark().own_seq, 0);
     let _ = stop_tx.send(true);
 }

@@ -244,7 +244,7 @@ async fn expiry_purges_content_at_every_node_and_keeps_a_tombstone() {
         // The purge replaces the stored content with a tombstone.
         eventually("the content purged from the store", || async {
             let stored = node
-                .state
+                .components
                 .store
                 .records()
                 .get_by_id(&rec.record_id)
@@ -254,7 +254,7 @@ async fn expiry_purges_content_at_every_node_and_keeps_a_tombstone() {
         .await;
         // The other record is untouched.
         let other = node
-            .state
+            .components
             .store
             .records()
             .get_by_id(&lasting.record_id)
@@ -376,7 +376,7 @@ async fn a_record_for_hn_never_reaches_sv_not_even_in_its_pull_stream() {
     .await;
     assert!(
         nodes[2]
-            .state
+            .components
             .store
             .records()
             .get_by_id(&private.record_id)
@@ -385,7 +385,7 @@ async fn a_record_for_hn_never_reaches_sv_not_even_in_its_pull_stream() {
     );
     assert!(
         nodes[1]
-            .state
+            .components
             .store
             .records()
             .get_by_id(&private.record_id)

@@ -230,7 +230,8 @@ async fn a_renewed_certificate_shows_in_the_metrics_and_the_expiry_warning() {
     let gt = fed.start("gt").await.unwrap();
     let dir = fed.member("gt").unwrap().dir.clone();
     assert!(
-        gt.state
+        gt.components
+            .trust
             .expiring_certificates(enlace::trust::reload::EXPIRY_WARNING_DAYS)
             .is_empty()
     );
@@ -252,7 +253,7 @@ async fn a_renewed_certificate_shows_in_the_metrics_and_the_expiry_warning() {
     )
     .unwrap();
     // NOTE: the file watcher may get there first; either way it is loaded.
-    gt.state.tls_live.reload(Trigger::Request).unwrap();
+    gt.components.trust.reload(Trigger::Request).unwrap();
 
     let s = scrape_until(&fed, "gt", "the renewed certificate", |s| {
         sample(s, "enlace_certificate_expiring{certificate=\"node\"") == Some(1.0)
@@ -265,7 +266,8 @@ async fn a_renewed_certificate_shows_in_the_metrics_and_the_expiry_warning() {
         0.0
     );
     let due = gt
-        .state
+        .components
+        .trust
         .expiring_certificates(enlace::trust::reload::EXPIRY_WARNING_DAYS);
     assert_eq!(due.len(), 1, "{due:?}");
     assert!(due[0].0.starts_with("node certificate"), "{due:?}");
@@ -297,7 +299,7 @@ async fn only_agency_clients_scrape_and_only_metrics_is_served() {
         })
         .with_no_client_auth();
     let refused =
-        enlace::metrics::server::scrape(Arc::new(anonymous), addr, name(), "/metrics").await;
+        enlace::node::metrics::server::scrape(Arc::new(anonymous), addr, name(), "/metrics").await;
     assert!(refused.is_err(), "{refused:?}");
 
     // A peer's node certificate (a federation CA, not the agency CA):
@@ -306,7 +308,8 @@ async fn only_agency_clients_scrape_and_only_metrics_is_served() {
     let hn_node =
         common::certs::identity(&common::certs::read_issued(&hn_dir, "node.crt", "node.key"));
     let peer_as_client = tls::metrics_client_config(&client.ca, &hn_node).unwrap();
-    let refused = enlace::metrics::server::scrape(peer_as_client, addr, name(), "/metrics").await;
+    let refused =
+        enlace::node::metrics::server::scrape(peer_as_client, addr, name(), "/metrics").await;
     assert!(refused.is_err(), "{refused:?}");
 
     // Both refusals are counted.
@@ -341,7 +344,7 @@ async fn only_agency_clients_scrape_and_only_metrics_is_served() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let huge = format!(
         "GET /metrics HTTP/1.1\r\nX-Filler: {}\r\n",
-        "a".repeat(enlace::metrics::server::MAX_HEAD)
+        "a".repeat(enlace::node::metrics::server::MAX_HEAD)
     );
     stream.write_all(huge.as_bytes()).await.unwrap();
     let mut answer = String::new();

@@ -216,7 +216,7 @@ async fn a_query_needs_a_justification_and_the_rate_limit_refuses_the_one_too_ma
     );
     // On record at both ends: hn's refusal with its reason, sv's refused
     // requests with theirs.
-    let at_hn = common::audit_log(&nodes[0].state);
+    let at_hn = common::audit_log(&nodes[0].components);
     let refused = at_hn
         .iter()
         .find(|e| e.action == "query_refused")
@@ -232,7 +232,7 @@ async fn a_query_needs_a_justification_and_the_rate_limit_refuses_the_one_too_ma
             .count(),
         3
     );
-    let at_sv = common::audit_log(&nodes[1].state);
+    let at_sv = common::audit_log(&nodes[1].components);
     let rejected: Vec<_> = at_sv
         .iter()
         .filter(|e| e.action == "request_rejected")
@@ -324,7 +324,7 @@ async fn an_mla_request_is_acknowledged_automatically_and_answered_and_both_ends
     assert!(mla_view(&sv, &id).await.is_none());
     assert!(
         sv_node
-            .state
+            .components
             .store
             .records()
             .get_by_id(&id)

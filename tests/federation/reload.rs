@@ -95,11 +95,11 @@ async fn a_replaced_certificate_serves_new_handshakes_and_old_streams_survive() 
         .into_inner();
     let seen = watch.message().await.unwrap().unwrap();
     assert_eq!(seen.record_id, first.record_id);
-    let peer_handshakes = accepted(&gt.state.peer_handshakes);
-    let agency_handshakes = accepted(&gt.state.agency_handshakes);
+    let peer_handshakes = accepted(&gt.components.metrics.peer_handshakes);
+    let agency_handshakes = accepted(&gt.components.metrics.agency_handshakes);
 
     // The certificate is renewed on disk; gt is not restarted.
-    let mut outcomes = gt.state.tls_live.subscribe();
+    let mut outcomes = gt.components.trust.subscribe();
     let new_serial = renew_node_certificate(&gt_dir);
     assert_ne!(new_serial, old_serial);
     let outcome = next_reload(&mut outcomes).await;
@@ -135,12 +135,12 @@ async fn a_replaced_certificate_serves_new_handshakes_and_old_streams_survive() 
     })
     .await;
     assert_eq!(
-        accepted(&gt.state.peer_handshakes),
+        accepted(&gt.components.metrics.peer_handshakes),
         peer_handshakes,
         "hn's replication stream was not re-established"
     );
     assert_eq!(
-        accepted(&gt.state.agency_handshakes),
+        accepted(&gt.components.metrics.agency_handshakes),
         agency_handshakes,
         "the agency client's connection was not re-established"
     );
@@ -162,7 +162,10 @@ async fn a_replaced_certificate_serves_new_handshakes_and_old_streams_survive() 
             .unwrap(),
         new_serial
     );
-    assert_eq!(gt.state.tls_live.certificate().unwrap().serial, new_serial);
+    assert_eq!(
+        gt.components.trust.certificate().unwrap().serial,
+        new_serial
+    );
 
     hn.stop().await.unwrap();
     gt.stop().await.unwrap();
@@ -193,8 +196,8 @@ async fn a_broken_file_keeps_the_configuration_in_use_and_sighup_reloads() {
     let good = std::fs::read_to_string(gt_dir.join("node.crt")).unwrap();
     std::fs::write(gt_dir.join("node.crt"), &good[..good.len() / 2]).unwrap();
     let err = gt
-        .state
-        .tls_live
+        .components
+        .trust
         .reload(Trigger::Request)
         .expect_err("a broken certificate is not loaded");
     let message = err.to_string();
@@ -208,7 +211,7 @@ async fn a_broken_file_keeps_the_configuration_in_use_and_sighup_reloads() {
 
     // A renewed certificate, then SIGHUP.
     std::fs::write(gt_dir.join("node.crt"), &good).unwrap();
-    let mut outcomes = gt.state.tls_live.subscribe();
+    let mut outcomes = gt.components.trust.subscribe();
     let new_serial = renew_node_certificate(&gt_dir);
     let status = std::process::Command::new("kill")
         .args(["-HUP", &std::process::id().to_string()])
@@ -224,7 +227,7 @@ async fn a_broken_file_keeps_the_configuration_in_use_and_sighup_reloads() {
     .await;
     // The change is in the audit log: which file, which serials.
     let entry = eventually("the reload in the audit log", || async {
-        common::audit_log(&gt.state)
+        common::audit_log(&gt.components)
             .into_iter()
             .find(|e| e.action == "config_changed")
     })
@@ -295,7 +298,7 @@ async fn members_added_and_removed_by_a_roster_reload_are_replicated_or_dropped(
     // sv joins: the shared roster now lists it; gt and hn reload.
     std::fs::write(&roster_path, &full).unwrap();
     for n in [&gt, &hn] {
-        let outcome = n.state.tls_live.reload(Trigger::Request).unwrap();
+        let outcome = n.components.trust.reload(Trigger::Request).unwrap();
         assert!(
             outcome
                 .changed
@@ -317,13 +320,13 @@ async fn members_added_and_removed_by_a_roster_reload_are_replicated_or_dropped(
 
     // hn leaves: gt stops replicating from it and forgets its status.
     std::fs::write(&roster_path, without_member(&full, "hn")).unwrap();
-    gt.state.tls_live.reload(Trigger::Request).unwrap();
+    gt.components.trust.reload(Trigger::Request).unwrap();
     eventually("gt no longer lists hn", || async {
         (peers(&g).await == vec!["sv"]).then_some(())
     })
     .await;
     eventually("both roster changes on record at gt", || async {
-        let changed = common::audit_log(&gt.state)
+        let changed = common::audit_log(&gt.components)
             .into_iter()
             .filter(|e| e.action == "config_changed")
             .count();

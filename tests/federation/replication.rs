@@ -43,7 +43,7 @@ async fn an_alert_published_at_one_node_arrives_verified_at_the_other() {
     // one gt signed.
     let roster = Roster::load(&fed.dir.join("federation.toml")).unwrap();
     let stored = hn
-        .state
+        .components
         .store
         .records()
         .get_by_id(&published.record_id)
@@ -117,7 +117,7 @@ async fn a_restarted_node_resumes_from_its_cursor_without_loss_or_duplicates() {
     let seqs: BTreeSet<u64> = all.iter().map(|r| r.seq).collect();
     assert_eq!(seqs, (1..=12).collect::<BTreeSet<u64>>(), "no gap, no loss");
     let gt_id = enlace::records::model::NodeId::parse("gt").unwrap();
-    assert_eq!(hn.state.store.records().cursor(&gt_id).unwrap(), 12);
+    assert_eq!(hn.components.store.records().cursor(&gt_id).unwrap(), 12);
 
     hn.stop().await.unwrap();
     gt.stop().await.unwrap();
@@ -164,7 +164,7 @@ async fn a_record_for_named_members_is_not_disclosed_to_others() {
     assert_eq!(at_sv, vec![public.record_id.clone()]);
     assert!(
         nodes[2]
-            .state
+            .components
             .store
             .records()
             .get_by_id(&private.record_id)

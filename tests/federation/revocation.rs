@@ -121,7 +121,7 @@ async fn a_revoked_peer_is_refused_without_a_restart_and_the_others_carry_on() {
 
     // hn's CA revokes hn's node certificate; the CRL lands where gt's
     // configuration names it. gt is not restarted.
-    let mut outcomes = gt.state.tls_live.subscribe();
+    let mut outcomes = gt.components.trust.subscribe();
     let revocation = revoke_into(&hn_ca, &hn_cert, &crl_path);
     assert_eq!(revocation.number, 2);
     assert_eq!(revocation.serial, certs::serial(&hn_cert.cert_pem));
@@ -134,7 +134,13 @@ async fn a_revoked_peer_is_refused_without_a_restart_and_the_others_carry_on() {
     // hn's live pull stream from gt, established before, is cut at once,
     // and so is gt's own stream from hn: neither waits for a reconnect.
     eventually("hn's established connection to gt is cut", || async {
-        (gt.state.peer_handshakes.cut.load(Ordering::Relaxed) >= 1).then_some(())
+        (gt.components
+            .metrics
+            .peer_handshakes
+            .cut
+            .load(Ordering::Relaxed)
+            >= 1)
+            .then_some(())
     })
     .await;
     let (_, text) = common::scrape(&fed, "gt", "/metrics").await.unwrap();
@@ -161,7 +167,7 @@ async fn a_revoked_peer_is_refused_without_a_restart_and_the_others_carry_on() {
     .await;
 
     // hn's new handshakes with gt are refused, and counted.
-    let before = refused(&gt.state.peer_handshakes);
+    let before = refused(&gt.components.metrics.peer_handshakes);
     // NOTE: in TLS 1.3 the client may finish its side of the handshake
     // before the server's alert arrives, so what the client sees (the
     // alert, or a closed connection) depends on timing; the server's
@@ -170,14 +176,14 @@ async fn a_revoked_peer_is_refused_without_a_restart_and_the_others_carry_on() {
         .await
         .expect_err("a revoked certificate is refused");
     eventually("the refusal is counted", || async {
-        (refused(&gt.state.peer_handshakes) > before).then_some(())
+        (refused(&gt.components.metrics.peer_handshakes) > before).then_some(())
     })
     .await;
 
     // gt's outgoing connections to hn refuse hn's certificate too.
     let gt_to_hn = gt
-        .state
-        .tls_live
+        .components
+        .trust
         .peer_client(&NodeId::parse("hn").unwrap())
         .current()
         .unwrap();
@@ -201,7 +207,7 @@ async fn a_revoked_peer_is_refused_without_a_restart_and_the_others_carry_on() {
     .await;
     // ...and not at hn, whose stream was cut before it was published.
     assert!(
-        hn.state
+        hn.components
             .store
             .records()
             .get_by_id(&second.record_id)
@@ -291,21 +297,29 @@ async fn a_revoked_agency_client_is_refused_on_the_agency_listener() {
         .unwrap();
     list_with(&mut idle).await.expect("the operator is served");
 
-    let mut outcomes = gt.state.tls_live.subscribe();
+    let mut outcomes = gt.components.trust.subscribe();
     revoke_into(&agency_ca, &operator, &crl_path);
     next_reload(&mut outcomes, "agency.crl").await;
     eventually(
         "the idle connection is cut by the reload itself",
-        || async { (gt.state.agency_handshakes.cut.load(Ordering::Relaxed) >= 1).then_some(()) },
+        || async {
+            (gt.components
+                .metrics
+                .agency_handshakes
+                .cut
+                .load(Ordering::Relaxed)
+                >= 1)
+                .then_some(())
+        },
     )
     .await;
 
-    let before = refused(&gt.state.agency_handshakes);
+    let before = refused(&gt.components.metrics.agency_handshakes);
     list(&server_ca, &identity(&operator), agency_addr)
         .await
         .expect_err("a revoked agency client is refused");
     eventually("the refusal is counted", || async {
-        (refused(&gt.state.agency_handshakes) > before).then_some(())
+        (refused(&gt.components.metrics.agency_handshakes) > before).then_some(())
     })
     .await;
     list_with(&mut idle)
@@ -339,12 +353,12 @@ async fn an_expired_peer_certificate_is_refused_and_counted() {
         now - time::Duration::days(1),
     )
     .unwrap();
-    let before = refused(&gt.state.peer_handshakes);
+    let before = refused(&gt.components.metrics.peer_handshakes);
     pull_as(&roster, &identity(&expired), "gt", gt_port)
         .await
         .expect_err("an expired certificate is refused");
     eventually("the refusal is counted", || async {
-        (refused(&gt.state.peer_handshakes) > before).then_some(())
+        (refused(&gt.components.metrics.peer_handshakes) > before).then_some(())
     })
     .await;
     gt.stop().await.unwrap();

@@ -97,7 +97,12 @@ async fn altered_records_are_rejected_and_sync_carries_on() {
     );
     for bad in [&ids[1], &ids[3], &ids[5]] {
         assert!(
-            hn.state.store.records().get_by_id(bad).unwrap().is_none(),
+            hn.components
+                .store
+                .records()
+                .get_by_id(bad)
+                .unwrap()
+                .is_none(),
             "{bad} must not be stored"
         );
     }
@@ -106,7 +111,7 @@ async fn altered_records_are_rejected_and_sync_carries_on() {
     assert_eq!(status.cursor, 1);
     assert_eq!(status.records_received, 3);
     // Each refusal is in hn's audit log, with the peer and the reason.
-    let refusals: Vec<_> = common::audit_log(&hn.state)
+    let refusals: Vec<_> = common::audit_log(&hn.components)
         .into_iter()
         .filter(|e| e.action == "record_rejected")
         .collect();

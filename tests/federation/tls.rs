@@ -65,11 +65,11 @@ async fn peers_are_accepted_only_with_a_certificate_from_their_own_roster_ca() {
         ("stranger", &stranger),
         ("foreign", &foreign),
     ] {
-        let refused_before = refused(&gt.state.peer_handshakes);
+        let refused_before = refused(&gt.components.metrics.peer_handshakes);
         let err = pull_as(&roster, &identity(cert), "gt", port).await;
         assert!(err.is_err(), "{what}: must be refused");
         common::eventually(&format!("{what}: refused at the handshake"), || async {
-            (refused(&gt.state.peer_handshakes) > refused_before).then_some(())
+            (refused(&gt.components.metrics.peer_handshakes) > refused_before).then_some(())
         })
         .await;
     }
@@ -168,7 +168,7 @@ async fn agency_clients_need_a_certificate_from_the_local_agency_ca() {
         ("federation-CA client", &wrong),
         ("node certificate", &node),
     ] {
-        let before = refused(&gt.state.agency_handshakes);
+        let before = refused(&gt.components.metrics.agency_handshakes);
         assert!(
             list(&server_ca, &identity(cert), agency_addr)
                 .await
@@ -176,7 +176,7 @@ async fn agency_clients_need_a_certificate_from_the_local_agency_ca() {
             "{what}"
         );
         common::eventually(&format!("{what}: refused at the handshake"), || async {
-            (refused(&gt.state.agency_handshakes) > before).then_some(())
+            (refused(&gt.components.metrics.agency_handshakes) > before).then_some(())
         })
         .await;
     }
@@ -265,10 +265,11 @@ async fn certificates_expiring_within_30_days_are_reported() {
     let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
     let gt = fed.start("gt").await.unwrap();
     let soon = gt
-        .state
+        .components
+        .trust
         .expiring_certificates(enlace::trust::reload::EXPIRY_WARNING_DAYS);
     assert!(soon.is_empty(), "{soon:?}");
-    let due = gt.state.expiring_certificates(400);
+    let due = gt.components.trust.expiring_certificates(400);
     let names: Vec<&str> = due.iter().map(|(n, _)| n.as_str()).collect();
     assert!(
         names.iter().any(|n| n.starts_with("node certificate")),

@@ -41,7 +41,7 @@ impl PeerReplicator {
         let mut mla_states: HashMap<String, MlaState> = HashMap::new();
         // MLA records stored from this batch, for the audit and the acks.
         let mut mla_records: Vec<(String, String)> = Vec::new();
-        let now = self.state.clock.now_ms();
+        let now = self.shared.clock.now_ms();
         for verified in batch.records {
             let checked = self.check(verified, *last_seq, high_water).and_then(|v| {
                 let kind = v.body.kind.name();
@@ -60,7 +60,7 @@ impl PeerReplicator {
                 Err(Refused::Skip(seq, rejection)) => {
                     // Authentic, but not for us: nothing to ask for again.
                     rejected += 1;
-                    self.state
+                    self.shared
                         .metrics
                         .record_rejected(&self.peer, rejection.label());
                     tracing::warn!(security_event = true, reason = rejection.label(), %rejection, seq, "record rejected");
@@ -71,7 +71,7 @@ impl PeerReplicator {
                     // Not authentic or not well formed: its slot stays open
                     // so the record is asked for again after a reconnect.
                     rejected += 1;
-                    self.state
+                    self.shared
                         .metrics
                         .record_rejected(&self.peer, rejection.label());
                     tracing::warn!(security_event = true, reason = rejection.label(), %rejection, "record rejected");
@@ -89,7 +89,7 @@ impl PeerReplicator {
         // audit log in the same transaction as the records and the cursor.
         let mut written: Vec<Entry> = Vec::new();
         let applied = self
-            .state
+            .shared
             .store
             .records()
             .apply_received(&self.peer, &accepted, cursor, |stored, applied| {
@@ -128,12 +128,12 @@ impl PeerReplicator {
             .iter()
             .filter(|e| e.action != Action::RecordsReceived.code())
         {
-            e.log(&self.state.id);
+            e.log(&self.shared.id);
         }
         for seq in &applied.conflicts {
             rejected += 1;
             let rejection = Rejection::Conflict(*seq);
-            self.state
+            self.shared
                 .metrics
                 .record_rejected(&self.peer, rejection.label());
             tracing::warn!(security_event = true, reason = rejection.label(), %rejection, "record rejected");
@@ -144,13 +144,14 @@ impl PeerReplicator {
         for (kind, id) in mla_records {
             if kind == "mla_request" {
                 // The signed acknowledgment goes out on its own, so that a
-                // slow store write does not hold up replication.
-                let state = self.state.clone();
-                tokio::spawn(async move { state.acknowledge_mla(&id).await });
+                // slow store write does not hold up replication: the node
+                // hands it to the publisher. If the node stops first, it
+                // acknowledges at its next start.
+                let _ = self.shared.received_mla.send(id);
             }
         }
-        self.state.update_peer(&self.peer, |p| {
-            p.last_contact_ms = Some(self.state.clock.now_ms());
+        self.shared.update_peer(&self.peer, |p| {
+            p.last_contact_ms = Some(self.shared.clock.now_ms());
             p.records_received += applied.stored as u64;
             p.records_rejected += rejected;
             p.head = p.head.max(head);
@@ -188,7 +189,7 @@ impl PeerReplicator {
             series: None,
         };
         if self
-            .state
+            .shared
             .store
             .records()
             .contains(&self.peer, seq)
@@ -202,8 +203,10 @@ impl PeerReplicator {
             let before = match mla_states.get(&key) {
                 Some(s) => Some(s.clone()),
                 None => self
-                    .state
-                    .mla_state(v.body.series_id())
+                    .shared
+                    .store
+                    .series()
+                    .mla(v.body.series_id())
                     .map_err(Refused::Store)?,
             };
             let after = mla::next(before.as_ref(), &v.body)
@@ -219,8 +222,10 @@ impl PeerReplicator {
         let before = match series.get(&series_id) {
             Some(s) => Some(s.clone()),
             None => self
-                .state
-                .series_state(&series_id)
+                .shared
+                .store
+                .series()
+                .decoded(&series_id)
                 .map_err(Refused::Store)?,
         };
         let after = lifecycle::next(before.as_ref(), &v.body, Mode::Recipient)
@@ -262,10 +267,10 @@ impl PeerReplicator {
                 high_water,
             }));
         }
-        if !self.recovering && !v.body.distribution.includes(&self.state.id) {
+        if !self.recovering && !v.body.distribution.includes(&self.shared.id) {
             return Err(Refused::Skip(
                 seq,
-                Rejection::NotEntitled(self.state.id.clone()),
+                Rejection::NotEntitled(self.shared.id.clone()),
             ));
         }
         Ok(v)

@@ -21,11 +21,11 @@ use tokio_util::task::AbortOnDropHandle;
 use tonic::Status;
 use tracing::Instrument;
 
+use super::Replication;
 use crate::audit::{Action, Entry};
-use crate::exchange::peers::{self, MAX_PEER_MESSAGE, peer_channel};
+use crate::exchange::peers::{self, MAX_PEER_MESSAGE};
 use crate::records::model::NodeId;
-use crate::state::{NodeError, NodeState};
-use crate::wire::{PeerClient, PullBatch, PullRequest};
+use crate::wire::{PeerClient, PeerResult, PullBatch, PullRequest};
 
 use crate::records::lifecycle::{self, Mode, SeriesState};
 use crate::records::mla::{self, MlaState};
@@ -39,7 +39,7 @@ use batch::{VerifiedBatch, verify_batch};
 
 /// Replicates one peer's log into this node.
 pub struct PeerReplicator {
-    state: Arc<NodeState>,
+    shared: Arc<Replication>,
     peer: NodeId,
     client: PeerClient,
     shutdown: watch::Receiver<bool>,
@@ -96,19 +96,19 @@ impl From<Status> for SessionError {
 /// shutdown: a reload that adds a member starts one for it, one that
 /// removes a member (or moves its endpoint) stops its replicator (and
 /// starts a new one at the new endpoint).
-pub(crate) async fn replicate_all(state: Arc<NodeState>, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn replicate_all(shared: Arc<Replication>, mut stop: watch::Receiver<bool>) {
     use std::collections::BTreeMap;
-    let mut roster_changes = state.tls_live.roster_changes();
+    let mut roster_changes = shared.trust.roster_changes();
     let mut tasks = tokio::task::JoinSet::new();
     // Per running replicator: the endpoint it dials and its own stop.
     let mut running: BTreeMap<NodeId, (String, watch::Sender<bool>)> = BTreeMap::new();
     let mut first = true;
     loop {
-        let roster = state.roster();
+        let roster = shared.roster();
         let wanted: BTreeMap<NodeId, String> = roster
             .members()
-            .filter(|m| m.id != state.id)
-            .filter_map(|m| Some((m.id.clone(), state.peer_endpoint(&m.id)?.to_string())))
+            .filter(|m| m.id != shared.id)
+            .filter_map(|m| Some((m.id.clone(), shared.dialer.endpoint(&m.id)?.to_string())))
             .collect();
         running.retain(|id, (endpoint, tx)| {
             if wanted.get(id) == Some(endpoint) {
@@ -119,7 +119,7 @@ pub(crate) async fn replicate_all(state: Arc<NodeState>, mut stop: watch::Receiv
                 tracing::info!(peer = %id, "member's endpoint changed: replication restarts");
             } else {
                 tracing::info!(peer = %id, "member left the roster: replication stopped");
-                state.forget_peer(id);
+                shared.forget_peer(id);
             }
             false
         });
@@ -128,13 +128,13 @@ pub(crate) async fn replicate_all(state: Arc<NodeState>, mut stop: watch::Receiv
                 continue;
             }
             let (tx, rx) = watch::channel(false);
-            match PeerReplicator::new(state.clone(), id.clone(), rx) {
+            match PeerReplicator::new(shared.clone(), id.clone(), rx) {
                 Ok(r) => {
                     if !first {
                         tracing::info!(peer = %id, %endpoint, "replicating from a new member");
                     }
                     // Listed in the peer status from now on.
-                    state.update_peer(&id, |_| {});
+                    shared.update_peer(&id, |_| {});
                     tasks.spawn(r.run());
                     running.insert(id, (endpoint, tx));
                 }
@@ -147,7 +147,7 @@ pub(crate) async fn replicate_all(state: Arc<NodeState>, mut stop: watch::Receiv
                 if changed.is_err() {
                     break;
                 }
-                state.peer_clients.clear();
+                shared.dialer.forget_clients();
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             _ = crate::shutdown::stopped(&mut stop) => break,
@@ -160,24 +160,23 @@ pub(crate) async fn replicate_all(state: Arc<NodeState>, mut stop: watch::Receiv
 }
 
 impl PeerReplicator {
-    pub fn new(
-        state: Arc<NodeState>,
+    pub(crate) fn new(
+        shared: Arc<Replication>,
         peer: NodeId,
         shutdown: watch::Receiver<bool>,
-    ) -> Result<Self, NodeError> {
-        if state.roster().member(&peer).is_none() {
-            return Err(NodeError::Server(format!("{peer} is not in the roster")));
+    ) -> Result<Self, String> {
+        if shared.roster().member(&peer).is_none() {
+            return Err(format!("{peer} is not in the roster"));
         }
-        let endpoint = state
-            .peer_endpoint(&peer)
-            .ok_or_else(|| NodeError::Server(format!("{peer} has no endpoint")))?;
-        let config = state.tls_live.peer_client(&peer);
-        let channel = peer_channel(config, &endpoint.host, endpoint.port)?;
+        let channel = shared
+            .dialer
+            .channel(&peer)
+            .map_err(|e| format!("{peer}: {}", PeerResult::reason(e)))?;
         let client = PeerClient::new(channel)
             .max_decoding_message_size(MAX_PEER_MESSAGE)
             .max_encoding_message_size(64 * 1024);
         Ok(Self {
-            state,
+            shared,
             peer,
             client,
             shutdown,
@@ -187,10 +186,10 @@ impl PeerReplicator {
 
     /// A replicator that applies this node's own records, handed back by
     /// its peers, through the same checks and store path as any pull.
-    pub(crate) fn for_recovery(state: Arc<NodeState>) -> Result<Self, NodeError> {
-        let own = state.id.clone();
+    pub(crate) fn for_recovery(shared: Arc<Replication>) -> Result<Self, String> {
+        let own = shared.id.clone();
         let (_, shutdown) = watch::channel(false);
-        let mut r = Self::new(state, own, shutdown)?;
+        let mut r = Self::new(shared, own, shutdown)?;
         r.recovering = true;
         Ok(r)
     }
@@ -202,7 +201,7 @@ impl PeerReplicator {
         batch: PullBatch,
         last_seq: &mut u64,
     ) -> Result<(), String> {
-        let roster = self.state.roster();
+        let roster = self.shared.roster();
         let verified = verify_batch(&roster, batch);
         let mut pinned = None;
         self.apply(verified, last_seq, &mut pinned)
@@ -218,7 +217,7 @@ impl PeerReplicator {
 
     /// Runs until shutdown.
     pub async fn run(mut self) {
-        let span = tracing::info_span!("replicator", node = %self.state.id, peer = %self.peer);
+        let span = tracing::info_span!("replicator", node = %self.shared.id, peer = %self.peer);
         async move {
             let mut failures: u32 = 0;
             loop {
@@ -227,22 +226,22 @@ impl PeerReplicator {
                     SessionEnd::Failed(error @ SessionError::PeerShuttingDown(_)) => {
                         // A clean goodbye: reconnect quietly once it is back.
                         tracing::info!(%error, "peer is shutting down; will reconnect");
-                        self.state.update_peer(&self.peer, |p| {
+                        self.shared.update_peer(&self.peer, |p| {
                             p.connected = false;
                             p.last_error = Some(error.to_string());
                         });
                         tokio::select! {
-                            _ = tokio::time::sleep(self.state.sync.backoff_min) => {}
+                            _ = tokio::time::sleep(self.shared.sync.backoff_min) => {}
                             _ = crate::shutdown::stopped(&mut self.shutdown) => break,
                         }
                     }
                     SessionEnd::Failed(error) => {
                         failures = failures.saturating_add(1);
-                        self.state.update_peer(&self.peer, |p| {
+                        self.shared.update_peer(&self.peer, |p| {
                             p.connected = false;
                             p.last_error = Some(error.to_string());
                         });
-                        let delay = backoff(&self.state.sync, failures);
+                        let delay = backoff(&self.shared.sync, failures);
                         tracing::debug!(%error, retry_in_ms = delay.as_millis() as u64, "pull stream failed");
                         if failures == 1 || failures.is_multiple_of(10) {
                             tracing::warn!(%error, failures, "pull stream failed; retrying with backoff");
@@ -254,18 +253,18 @@ impl PeerReplicator {
                     }
                 }
                 // A session that got as far as a batch resets the backoff.
-                if self.state.peer_states().get(&self.peer).is_some_and(|p| p.connected) {
+                if self.shared.peer_states().get(&self.peer).is_some_and(|p| p.connected) {
                     failures = 0;
                 }
             }
-            self.state.update_peer(&self.peer, |p| p.connected = false);
+            self.shared.update_peer(&self.peer, |p| p.connected = false);
         }
         .instrument(span)
         .await
     }
 
     async fn session(&mut self) -> SessionEnd {
-        let cursor = match self.state.store.records().cursor(&self.peer) {
+        let cursor = match self.shared.store.records().cursor(&self.peer) {
             Ok(c) => c,
             Err(e) => return SessionEnd::Failed(e.into()),
         };
@@ -273,11 +272,11 @@ impl PeerReplicator {
             origin: self.peer.clone(),
             after_seq: cursor,
             follow: true,
-            max_batch: self.state.sync.batch_size,
+            max_batch: self.shared.sync.batch_size,
         };
         // A peer that accepts the call but never answers it is as stalled
         // as one that stops sending: the same limit applies.
-        let limit = self.state.sync.silence_limit;
+        let limit = self.shared.sync.silence_limit;
         let mut stream = tokio::select! {
             r = tokio::time::timeout(limit, self.client.pull(request)) => match r {
                 Ok(Ok(s)) => s,
@@ -286,10 +285,10 @@ impl PeerReplicator {
             },
             _ = crate::shutdown::stopped(&mut self.shutdown) => return SessionEnd::Shutdown,
         };
-        self.state.update_peer(&self.peer, |p| {
+        self.shared.update_peer(&self.peer, |p| {
             p.connected = true;
             p.last_error = None;
-            p.last_contact_ms = Some(self.state.clock.now_ms());
+            p.last_contact_ms = Some(self.shared.clock.now_ms());
         });
         tracing::info!(from_seq = cursor, "following peer log");
         // Stage one reads batches and verifies their signatures on every
@@ -297,8 +296,8 @@ impl PeerReplicator {
         // store; the channel between them holds at most two batches, so a
         // fast peer cannot make this node buffer without bound.
         let (tx, mut verified) = mpsc::channel::<Result<VerifiedBatch, SessionError>>(2);
-        let state = self.state.clone();
-        let silence_limit = self.state.sync.silence_limit;
+        let shared = self.shared.clone();
+        let silence_limit = self.shared.sync.silence_limit;
         let reader = tokio::spawn(async move {
             loop {
                 let message = tokio::time::timeout(silence_limit, stream.message()).await;
@@ -319,7 +318,7 @@ impl PeerReplicator {
                 };
                 // The roster in use now: a reload's new keys apply to the
                 // next batch.
-                let roster = state.roster();
+                let roster = shared.roster();
                 let checked = tokio::task::spawn_blocking(move || verify_batch(&roster, batch))
                     .await
                     .map_err(SessionError::VerificationTask);

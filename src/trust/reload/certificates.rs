@@ -114,3 +114,25 @@ pub(super) fn certificates(settings: &LoadedSettings) -> Vec<CertExpiry> {
         })
         .collect()
 }
+
+/// The certificates of `all` that expire within `days`, described, with
+/// the days left (negative once expired).
+pub(super) fn expiring(all: &[CertExpiry], days: i64) -> Vec<(String, i64)> {
+    let now = time::OffsetDateTime::now_utc();
+    all.iter()
+        .map(|c| (c.describe(), c.days_left(now)))
+        .filter(|(_, left)| *left <= days)
+        .collect()
+}
+
+/// Logs a warning for every certificate of `all` that expires within
+/// [`EXPIRY_WARNING_DAYS`], an error for every one that has expired.
+pub(super) fn warn_expiring(all: &[CertExpiry]) {
+    for (which, days_left) in expiring(all, EXPIRY_WARNING_DAYS) {
+        if days_left < 0 {
+            tracing::error!(certificate = %which, days_left, "certificate has expired");
+        } else {
+            tracing::warn!(certificate = %which, days_left, "certificate expires soon; renew it");
+        }
+    }
+}

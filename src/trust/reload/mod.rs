@@ -371,6 +371,18 @@ impl LiveTls {
             .unwrap_or_default()
     }
 
+    /// Every certificate this node relies on (its own chain, the agency CA,
+    /// every roster CA) that expires within `days`, with the days left
+    /// (negative once expired), as of its last reload.
+    pub fn expiring_certificates(&self, days: i64) -> Vec<(String, i64)> {
+        certificates::expiring(&self.certificates(), days)
+    }
+
+    /// Logs a warning for every certificate expiring within 30 days.
+    pub(crate) fn warn_expiring_certificates(&self) {
+        certificates::warn_expiring(&self.certificates());
+    }
+
     /// The roster in use now.
     pub fn roster(&self) -> Arc<crate::trust::roster::Roster> {
         self.roster.borrow().clone()

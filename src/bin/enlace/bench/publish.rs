@@ -27,7 +27,7 @@ pub(super) async fn run(clients: u64, seconds: u64) -> anyhow::Result<Report> {
     let measured = measure_publish(&sandbox, clients as usize, seconds).await;
     let durable = nodes
         .first()
-        .map_or(0, |n| n.state.store.watermark().own_seq);
+        .map_or(0, |n| n.components.store.watermark().own_seq);
     let stopped = stop_all(nodes).await;
     let m = measured?;
     stopped?;

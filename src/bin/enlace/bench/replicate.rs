@@ -52,7 +52,7 @@ pub(super) async fn run(records: u64) -> anyhow::Result<Report> {
     let deadline = started + (Duration::from_secs(30) + Duration::from_millis(records * 2));
     let caught_up = async {
         loop {
-            if b.state.store.records().cursor(&origin).spelled()? >= records {
+            if b.components.store.records().cursor(&origin).spelled()? >= records {
                 return anyhow::Ok(started.elapsed());
             }
             if Instant::now() > deadline {
@@ -66,7 +66,7 @@ pub(super) async fn run(records: u64) -> anyhow::Result<Report> {
     }
     .await;
     let cpu_after = process_cpu()? + process_cpu_of(origin_pid)?;
-    let held = b.state.store.records().count(&origin) as u64;
+    let held = b.components.store.records().count(&origin) as u64;
     nodes.push(b);
     let stopped = stop_all(nodes).await;
     let origin_stopped = origin_process.terminate().await.map_err(with_log);

@@ -152,7 +152,7 @@ enum Opened {
         justification: String,
     },
     Local {
-        state: std::sync::Arc<enlace::state::NodeState>,
+        node: enlace::node::Components,
     },
 }
 
@@ -173,7 +173,7 @@ async fn open(source: &Source) -> anyhow::Result<Opened> {
                 anyhow!("{e} (to read a running node's log, use --client with an admin client)")
             })?;
             Ok(Opened::Local {
-                state: node.state().clone(),
+                node: node.components().clone(),
             })
         }
         (None, None) => Err(anyhow!("give --client or --config")),
@@ -205,10 +205,10 @@ async fn read_entries(
             }
             Ok(())
         }
-        Opened::Local { state } => {
+        Opened::Local { node } => {
             let mut after = after;
             loop {
-                let batch = state.store.audit().entries(after, 4096).spelled()?;
+                let batch = node.store.audit().entries(after, 4096).spelled()?;
                 let Some(last) = batch.last().map(|e| e.n) else {
                     return Ok(());
                 };
@@ -308,16 +308,16 @@ async fn evidence(
                 keys,
             })
         }
-        Opened::Local { state } => Ok(Evidence {
-            node: state.id.clone(),
-            anchor: state.store.audit().anchor().spelled()?,
-            own: state.own_checkpoints().spelled()?,
+        Opened::Local { node } => Ok(Evidence {
+            node: node.id.clone(),
+            anchor: node.store.audit().anchor().spelled()?,
+            own: node.audit.own_checkpoints().spelled()?,
             peers: if local_only {
                 Vec::new()
             } else {
-                state.gather_witnesses().await
+                node.audit.gather_witnesses().await
             },
-            keys: state.key_book(),
+            keys: node.audit.key_book(),
         }),
     }
 }
@@ -389,7 +389,7 @@ fn print_report(r: &Report, json: bool) {
 async fn export(source: &Source, filter: &Filter) -> anyhow::Result<()> {
     let mut opened = open(source).await?;
     let start = match &opened {
-        Opened::Local { state } => state.store.audit().anchor().spelled()?.map_or(0, |a| a.n),
+        Opened::Local { node } => node.store.audit().anchor().spelled()?.map_or(0, |a| a.n),
         Opened::Remote { .. } => 0,
     };
     use std::io::Write;

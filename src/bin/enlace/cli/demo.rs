@@ -70,7 +70,7 @@ async fn scrape_some(sandbox: &Sandbox, id: &str) -> anyhow::Result<String> {
         enlace::trust::tls::metrics_client_config(&client.ca, &client.identity).spelled()?;
     let name = enlace::trust::tls::server_name("127.0.0.1").spelled()?;
     let (status, body) =
-        enlace::metrics::server::scrape(config, member.metrics_addr, name, "/metrics")
+        enlace::node::metrics::server::scrape(config, member.metrics_addr, name, "/metrics")
             .await
             .spelled()?;
     if status != 200 {

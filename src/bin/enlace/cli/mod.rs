@@ -251,7 +251,7 @@ async fn recover(settings: enlace::trust::load::LoadedSettings, json: bool) -> a
     let node = enlace::node::Node::open(settings)
         .spelled()
         .with_context(|| format!("cannot open the store of node {id}"))?;
-    let done = enlace::exchange::recover::recover_own_log(node.state().clone())
+    let done = enlace::exchange::recover::recover_own_log(node.components().replication.clone())
         .await
         .spelled()?;
     if json {

@@ -1,10 +1,11 @@
-//! One scrape: the series of [`super`] written from the node's state.
+//! One scrape: the series of [`crate::metrics`] written from the node's
+//! components.
 //!
 //! Most series are read from the running node at scrape time, so this is
-//! the part of the metrics that needs the node state; the counters it also
-//! writes out ([`super::Metrics`]) are kept in that state and need nothing
-//! of it. Keeping the two apart lets the node state hold its counters
-//! without the metrics module importing the node state back.
+//! the part of the metrics that needs the components; the counters it
+//! also writes out ([`crate::metrics::Metrics`]) are a component of their
+//! own and need nothing of the others. Keeping the two apart lets every
+//! component count without importing the code that reads them all.
 //!
 //! Each scrape fills a fresh `prometheus_client` [`Registry`]: the values
 //! read from the node as `Readings`, the live counters as clones of
@@ -20,8 +21,8 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
-use super::PeerLabels;
-use crate::state::NodeState;
+use crate::metrics::PeerLabels;
+use crate::node::Components;
 use crate::store::StoreError;
 use crate::trust::reload::EXPIRY_WARNING_DAYS;
 
@@ -111,7 +112,7 @@ struct CertificateLabels {
 }
 
 /// The text of one scrape. Fails only when the store cannot be read.
-pub(crate) fn render(state: &NodeState) -> Result<String, RenderError> {
+pub(crate) fn render(node: &Components) -> Result<String, RenderError> {
     let mut r = Registry::default();
     r.register(
         "enlace_up",
@@ -129,17 +130,12 @@ pub(crate) fn render(state: &NodeState) -> Result<String, RenderError> {
         )]),
     );
 
-    let peers = state.peer_states();
+    let peers = node.replication.peer_states();
     let mut rows = Vec::with_capacity(peers.len());
     for (id, p) in &peers {
-        rows.push((
-            PeerLabels::new(id),
-            id,
-            p,
-            state.store.records().cursor(id)?,
-        ));
+        rows.push((PeerLabels::new(id), id, p, node.store.records().cursor(id)?));
     }
-    let per_peer = |value: &dyn Fn(&crate::state::PeerState, u64) -> u64| -> Readings<_, _> {
+    let per_peer = |value: &dyn Fn(&crate::exchange::PeerState, u64) -> u64| -> Readings<_, _> {
         rows.iter()
             .map(|(labels, _, p, cursor)| (labels.clone(), value(p, *cursor)))
             .collect::<Readings<_, ConstGauge<u64>>>()
@@ -186,19 +182,19 @@ pub(crate) fn render(state: &NodeState) -> Result<String, RenderError> {
         "enlace_records_sent",
         "Records of this node disclosed to the peer in pull batches since the node started",
         rows.iter()
-            .map(|(labels, id, _, _)| (labels.clone(), state.metrics.sent_to(id)))
+            .map(|(labels, id, _, _)| (labels.clone(), node.metrics.sent_to(id)))
             .collect::<Readings<_, ConstCounter<u64>>>(),
     );
     r.register(
         "enlace_records_rejected",
         "Records from the peer refused, by reason (a security event each)",
-        Listed(state.metrics.records_rejected.clone()),
+        Listed(node.metrics.records_rejected.clone()),
     );
 
     let listeners = [
-        ("peer", &state.peer_handshakes),
-        ("agency", &state.agency_handshakes),
-        ("metrics", &state.metrics.handshakes),
+        ("peer", &node.metrics.peer_handshakes),
+        ("agency", &node.metrics.agency_handshakes),
+        ("metrics", &node.metrics.handshakes),
     ];
     let per_listener = |value: &dyn Fn(&crate::trust::tls::HandshakeStats) -> u64| {
         listeners
@@ -226,20 +222,20 @@ pub(crate) fn render(state: &NodeState) -> Result<String, RenderError> {
     r.register(
         "enlace_query_duration_seconds",
         "Duration of a hit/no-hit query across every member, deadline included",
-        state.metrics.query_duration.0.clone(),
+        node.metrics.query_duration.0.clone(),
     );
     r.register(
         "enlace_query_results",
         "Answers to this node's queries, per peer: hit, no_hit, unreachable, refused",
-        Listed(state.metrics.query_results.clone()),
+        Listed(node.metrics.query_results.clone()),
     );
     r.register(
         "enlace_queries_answered",
         "Peers' queries this node answered, per peer: hit, no_hit, refused",
-        Listed(state.metrics.queries_answered.clone()),
+        Listed(node.metrics.queries_answered.clone()),
     );
 
-    let usage = state.store.log_usage();
+    let usage = node.store.log_usage();
     r.register(
         "enlace_store_log_bytes",
         "Committed length of the record log, in bytes",
@@ -254,12 +250,12 @@ pub(crate) fn render(state: &NodeState) -> Result<String, RenderError> {
     r.register(
         "enlace_audit_entries",
         "Size of the audit log: the number of its last durable entry, pruned entries included",
-        ConstGauge::new(state.store.watermark().audit),
+        ConstGauge::new(node.store.watermark().audit),
     );
-    let checkpoint = state
+    let checkpoint = node
         .store
         .checkpoints()
-        .latest(&state.id)?
+        .latest(&node.id)?
         .map_or(0, |c| c.0);
     r.register(
         "enlace_audit_checkpoint_size",
@@ -268,7 +264,7 @@ pub(crate) fn render(state: &NodeState) -> Result<String, RenderError> {
     );
 
     let now = time::OffsetDateTime::now_utc();
-    let certificates = state.tls_live.certificates();
+    let certificates = node.trust.certificates();
     let per_certificate = |value: &dyn Fn(&crate::trust::reload::CertExpiry) -> i64| {
         certificates
             .iter()

@@ -1,7 +1,8 @@
 //! What a node counts as it happens: records disclosed and refused per
-//! peer, queries answered and asked, and the fan-out query's duration. The
-//! state holds the counters; `crate::metrics` renders and serves them with
-//! everything else it reads from the state at scrape time.
+//! peer, queries answered and asked, the fan-out query's duration, and TLS
+//! handshakes per listener. The node's metrics listener
+//! (`crate::node::metrics`) renders them with everything else it reads
+//! from the components at scrape time.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -74,6 +75,10 @@ pub struct Metrics {
     pub(crate) queries_answered: Family<ResultLabels, Counter>,
     /// Duration of the fan-out query.
     pub query_duration: QueryDuration,
+    /// TLS handshakes on the peer listener.
+    pub peer_handshakes: Arc<HandshakeStats>,
+    /// TLS handshakes on the agency listener.
+    pub agency_handshakes: Arc<HandshakeStats>,
     /// TLS handshakes on the metrics listener.
     pub handshakes: Arc<HandshakeStats>,
 }

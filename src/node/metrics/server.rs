@@ -58,7 +58,7 @@ use tokio::task::JoinSet;
 use tokio_stream::StreamExt;
 
 use super::scrape::RenderError;
-use crate::state::NodeState;
+use crate::node::Components;
 use crate::trust::tls::{self, Identity};
 
 /// Largest request head (request line and headers) read.
@@ -76,7 +76,7 @@ const TEXT: &str = "text/plain; charset=utf-8";
 
 /// Serves the metrics listener until `stop` turns true.
 pub fn serve(
-    state: Arc<NodeState>,
+    node: Components,
     listener: TcpListener,
     mut stop: watch::Receiver<bool>,
 ) -> impl Future<Output = ()> + Send {
@@ -85,15 +85,15 @@ pub fn serve(
         Arc::new(|cert| tls::client_name_from_cert(cert).map(Identity::Client));
     let mut incoming = tls::incoming(
         listener,
-        state.tls_live.metrics_server(),
+        node.trust.metrics_server(),
         identify,
         "metrics",
-        state.metrics.handshakes.clone(),
+        node.metrics.handshakes.clone(),
         stop.clone(),
     );
     async move {
         match addr {
-            Ok(addr) => tracing::info!(node = %state.id, metrics = %addr, "metrics listening"),
+            Ok(addr) => tracing::info!(node = %node.id, metrics = %addr, "metrics listening"),
             Err(error) => tracing::warn!(%error, "metrics listener has no local address"),
         }
         let mut conns = JoinSet::new();
@@ -113,9 +113,9 @@ pub fn serve(
                 );
                 continue;
             }
-            let state = state.clone();
+            let node = node.clone();
             conns.spawn(async move {
-                let scrape = || super::scrape::render(&state);
+                let scrape = || super::scrape::render(&node);
                 match tokio::time::timeout(EXCHANGE_TIMEOUT, exchange(conn, scrape)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(error)) => tracing::debug!(%error, "metrics connection failed"),

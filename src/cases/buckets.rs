@@ -1,6 +1,4 @@
-//! What the node keeps per peer: the federation clients made for queries
-//! and witnessing, kept across calls, and the token bucket that bounds each
-//! peer's queries.
+//! The token bucket that bounds each peer's queries.
 //!
 //! The token bucket is written out here rather than taken from `governor`:
 //! governor would decide the same, but even without its default features it
@@ -11,15 +9,14 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::records::model::NodeId;
-use crate::wire::PeerClient;
 
 /// A token bucket per peer: `per_minute` queries, refilled continuously.
 #[derive(Debug, Default)]
-pub struct Buckets(Mutex<HashMap<NodeId, (f64, Instant)>>);
+pub(crate) struct Buckets(Mutex<HashMap<NodeId, (f64, Instant)>>);
 
 impl Buckets {
     /// Takes one token for `peer`, or says how long until one is free.
-    pub fn take(&self, peer: &NodeId, per_minute: u32) -> Result<(), Duration> {
+    pub(crate) fn take(&self, peer: &NodeId, per_minute: u32) -> Result<(), Duration> {
         let capacity = f64::from(per_minute.max(1));
         let rate = capacity / 60.0;
         let now = Instant::now();
@@ -35,25 +32,6 @@ impl Buckets {
         } else {
             Err(Duration::from_secs_f64((1.0 - *tokens) / rate))
         }
-    }
-}
-
-/// Federation clients per peer, kept across queries.
-#[derive(Default)]
-pub struct PeerClients(pub(crate) Mutex<HashMap<NodeId, PeerClient>>);
-
-impl PeerClients {
-    /// Forgets every client (the roster changed: endpoints or trust may have).
-    pub fn clear(&self) {
-        if let Ok(mut c) = self.0.lock() {
-            c.clear();
-        }
-    }
-}
-
-impl std::fmt::Debug for PeerClients {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PeerClients")
     }
 }
 

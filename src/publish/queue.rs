@@ -1,11 +1,6 @@
 //! What an agency's change is, what it comes back as, and the queue where
-//! new publications wait to be written together.
-//!
-//! The node state holds the queue ([`PublishQueue`]), and the queue holds
-//! changes and the callers waiting for their outcome, so these types live
-//! with the state, apart from the signing and storing in
-//! [`crate::publish`], which drains the queue: the state can then hold its
-//! queue without importing the code that drains it.
+//! new publications wait to be written together ([`PublishQueue`]), which
+//! the publisher drains.
 
 use crate::records::crypto;
 use crate::records::model::{Content, MlaRequest, RecordBody, ValidationErrors};
@@ -68,7 +63,7 @@ pub struct Published {
 /// updates, withdrawals and MLA messages read the series state that the
 /// one before them may change, so they go one at a time.
 #[derive(Default)]
-pub struct PublishQueue {
+pub(crate) struct PublishQueue {
     pub(crate) jobs: std::sync::Mutex<Vec<Job>>,
     pub(crate) turn: tokio::sync::Mutex<()>,
 }

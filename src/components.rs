@@ -1,0 +1,158 @@
+//! The named components a node is made of, and how they are put together.
+//!
+//! Each component has its own type, its own file and a narrow handle to
+//! what it needs, handed to it here and nowhere else:
+//!
+//! | component | type | needs |
+//! |---|---|---|
+//! | store | [`Store`] | its directory |
+//! | trust | [`LiveTls`] | the loaded settings; reloads itself |
+//! | metrics | [`Metrics`] | nothing |
+//! | peers | [`Dialer`] | trust, the configured endpoints |
+//! | audit keeper | [`AuditKeeper`] | store, signing key, trust, peers (as [`crate::wire::Reach`]) |
+//! | publisher | [`Publisher`] | store, signing key, trust |
+//! | case index | [`CaseIndex`] | store, audit keeper, trust, peers, metrics, matching key |
+//! | replication | [`Replication`] | store, trust, peers, metrics |
+//!
+//! The arrows point one way: the publisher knows nothing of replication,
+//! and replication nothing of the publisher; the one thing replication
+//! asks of it (acknowledge an MLA request just received) goes through a
+//! channel that the node's run loop drains (`crate::node::Node::run`).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use crate::audit::keeper::{AuditKeeper, KeeperParts};
+use crate::cases::{CaseIndex, IndexParts};
+use crate::clock::SharedClock;
+use crate::config::AgencyConfig;
+use crate::exchange::peers::Dialer;
+use crate::exchange::{Replication, ReplicationParts};
+use crate::metrics::Metrics;
+use crate::publish::Publisher;
+use crate::records::model::NodeId;
+use crate::store::{Store, StoreError};
+use crate::trust::load::LoadedSettings;
+use crate::trust::reload::LiveTls;
+use crate::trust::tls;
+
+/// Why a node could not open or run.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot bind {what} listener on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("server failed: {0}")]
+    Server(String),
+}
+
+/// The components of one node. Cloning shares them.
+#[derive(Clone)]
+pub struct Components {
+    pub id: NodeId,
+    /// Where the node reads the time: the system clock, or a test's.
+    pub clock: SharedClock,
+    pub store: Arc<Store>,
+    /// The TLS configurations and the roster in use, reloaded without a
+    /// restart.
+    pub trust: Arc<LiveTls>,
+    pub metrics: Arc<Metrics>,
+    pub peers: Arc<Dialer>,
+    pub audit: Arc<AuditKeeper>,
+    pub publisher: Arc<Publisher>,
+    pub cases: Arc<CaseIndex>,
+    pub replication: Arc<Replication>,
+    /// Agency clients' roles and the default contact point.
+    pub(crate) agency: Arc<AgencyConfig>,
+    /// MLA requests stored by replication, for the publisher to
+    /// acknowledge; taken once, by the node's run loop.
+    pub(crate) to_acknowledge: Arc<Mutex<Option<mpsc::UnboundedReceiver<String>>>>,
+}
+
+impl std::fmt::Debug for Components {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Components")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Components {
+    /// Opens the store and builds every component from `settings`; nothing
+    /// is bound or started yet.
+    pub(crate) fn open(settings: LoadedSettings, clock: SharedClock) -> Result<Self, NodeError> {
+        let id = settings.node_id.clone();
+        let store = Arc::new(Store::open_with_cache(
+            &settings.data_dir,
+            &id,
+            settings.cache_bytes,
+        )?);
+        let trust = Arc::new(LiveTls::new(&settings)?);
+        let metrics = Arc::new(Metrics::default());
+        let peers = Arc::new(Dialer::new(trust.clone(), settings.sync.endpoints.clone()));
+        let audit = Arc::new(AuditKeeper::new(KeeperParts {
+            id: id.clone(),
+            clock: clock.clone(),
+            store: store.clone(),
+            signing: settings.signing.clone(),
+            trust: trust.clone(),
+            peers: peers.clone(),
+            config: settings.audit.clone(),
+            tls_leaf: settings.tls.chain.first().cloned(),
+            agency_ca: settings.agency_ca.clone(),
+        }));
+        let publisher = Arc::new(Publisher::new(
+            id.clone(),
+            clock.clone(),
+            store.clone(),
+            settings.signing.clone(),
+            trust.clone(),
+            settings.records.clone(),
+        ));
+        let cases = Arc::new(CaseIndex::new(IndexParts {
+            id: id.clone(),
+            clock: clock.clone(),
+            store: store.clone(),
+            audit: audit.clone(),
+            trust: trust.clone(),
+            peers: peers.clone(),
+            metrics: metrics.clone(),
+            matching: settings.matching.clone(),
+            policy: settings.query.clone(),
+            contact: settings.agency.contact.clone(),
+        }));
+        let (replication, to_acknowledge) = Replication::new(ReplicationParts {
+            clock: clock.clone(),
+            store: store.clone(),
+            trust: trust.clone(),
+            dialer: peers.clone(),
+            metrics: metrics.clone(),
+            sync: settings.sync.clone(),
+        });
+        Ok(Self {
+            id,
+            clock,
+            store,
+            trust,
+            metrics,
+            peers,
+            audit,
+            publisher,
+            cases,
+            replication: Arc::new(replication),
+            agency: Arc::new(settings.config.agency.clone()),
+            to_acknowledge: Arc::new(Mutex::new(Some(to_acknowledge))),
+        })
+    }
+}

@@ -493,3 +493,7 @@ impl AuditKeeper {
         Ok(removed)
     }
 }
+
+#[cfg(all(test, feature = "testing"))]
+#[path = "keeper_tests.rs"]
+mod tests;

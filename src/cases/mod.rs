@@ -23,6 +23,8 @@ use crate::store::StoreError;
 
 mod buckets;
 mod index;
+#[cfg(all(test, feature = "testing"))]
+mod tests;
 
 pub use index::CaseIndex;
 pub(crate) use index::IndexParts;
@@ -170,19 +172,3 @@ pub(crate) enum CaseError {
 }
 
 pub use crate::wire::PeerResult;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stored_tokens_round_trip() {
-        let t = Token {
-            kind: SelectorKind::Passport,
-            epoch: 2,
-            token: [0xab; 32],
-        };
-        assert_eq!(StoredToken::from_token(&t).to_token(), Some(t));
-        assert_eq!(index_key(&t).len(), 37);
-    }
-}

@@ -150,3 +150,7 @@ impl Replication {
         }
     }
 }
+
+#[cfg(all(test, feature = "testing"))]
+#[path = "replication_tests.rs"]
+mod tests;

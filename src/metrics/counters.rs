@@ -156,3 +156,18 @@ impl Drop for QueryTimer<'_> {
         self.histogram.observe(self.started.elapsed().as_secs_f64());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_sent_add_up_per_peer() {
+        let m = Metrics::default();
+        let (gt, hn) = (NodeId::parse("gt").unwrap(), NodeId::parse("hn").unwrap());
+        m.records_sent(&gt, 2);
+        m.records_sent(&gt, 3);
+        assert_eq!(m.sent_to(&gt), 5);
+        assert_eq!(m.sent_to(&hn), 0, "a peer never sent to counts nothing");
+    }
+}

@@ -25,6 +25,8 @@ use crate::trust::reload::LiveTls;
 use crate::wire::{self, Envelope};
 
 mod queue;
+#[cfg(all(test, feature = "testing"))]
+mod tests;
 
 pub use queue::{Change, PublishError, Published};
 use queue::{Job, MAX_COMBINED, PublishQueue};

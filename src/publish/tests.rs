@@ -1,0 +1,228 @@
+//! The publisher on its own: a real store and keys from a sandbox, no
+//! node running, the clock set by the test.
+
+use std::sync::Arc;
+
+use super::{Change, PublishError};
+use crate::audit::Entry;
+use crate::clock::ManualClock;
+use crate::records::model::fixtures::sample_alert;
+use crate::records::model::{Content, MlaRequest, NodeId};
+use crate::records::vocabulary::Urgency;
+use crate::store::Store;
+use crate::testing::Sandbox;
+use crate::wire;
+
+/// 2026-05-28: the sample alert (expiring 2027-01-15) is valid then.
+const NOW: i64 = 1_780_000_000_000;
+
+async fn sandbox() -> Sandbox {
+    let mut s = Sandbox::create("publish-test", &["gt", "hn"])
+        .await
+        .expect("sandbox");
+    s.clock = Arc::new(ManualClock::starting_at(NOW));
+    s
+}
+
+fn audit_log(store: &Store) -> Vec<Entry> {
+    store
+        .audit()
+        .entries(0, 1000)
+        .expect("audit entries")
+        .iter()
+        .map(|e| Entry::decode(&e.body).expect("entry"))
+        .collect()
+}
+
+fn publish(content: Content) -> Change {
+    Change::Publish {
+        content,
+        recipients: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_publication_is_signed_stored_and_audited_in_one_step() {
+    let sandbox = sandbox().await;
+    let gt = sandbox.components("gt").unwrap();
+    let published = gt
+        .publisher
+        .apply_change(
+            publish(Content::Alert(sample_alert())),
+            false,
+            "gt-operator",
+        )
+        .await
+        .expect("published")
+        .expect("not a dry run");
+    assert_eq!(published.stored.seq, 1);
+    assert_eq!(gt.store.watermark().own_seq, 1);
+
+    let envelope = published.stored.content.envelope().expect("content held");
+    let (envelope, body) = wire::open_stored(envelope).expect("decodes");
+    assert_eq!(body, published.body);
+    assert_eq!(
+        body.created_at_ms, NOW,
+        "the publisher reads the node's clock"
+    );
+    let roster = gt.trust.roster();
+    let key = roster
+        .member(&gt.id)
+        .and_then(|m| m.signing_keys.iter().find(|k| k.key_id == envelope.key_id))
+        .expect("signed with a key the roster lists for gt");
+    assert!(
+        crate::records::crypto::verify_record(
+            &key.public_key,
+            &envelope.key_id,
+            &envelope.body,
+            &envelope.signature
+        )
+        .is_ok(),
+        "the signature verifies"
+    );
+
+    let log = audit_log(&gt.store);
+    let entry = log.last().expect("an entry");
+    assert_eq!(entry.action, "record_published");
+    assert_eq!(entry.actor, "gt-operator");
+    assert_eq!(entry.counterparts, vec!["hn".to_string()]);
+    assert!(entry.ids.contains(&body.record_id));
+    let series = gt
+        .store
+        .series()
+        .decoded(body.series_id())
+        .unwrap()
+        .expect("series state written with the record");
+    assert_eq!(series.version, 1);
+}
+
+#[tokio::test]
+async fn a_dry_run_checks_everything_and_writes_nothing() {
+    let sandbox = sandbox().await;
+    let gt = sandbox.components("gt").unwrap();
+    let audit_before = gt.store.watermark().audit;
+    let ok = gt
+        .publisher
+        .apply_change(publish(Content::Alert(sample_alert())), true, "gt-operator")
+        .await
+        .expect("valid");
+    assert!(ok.is_none());
+
+    let mut expired = sample_alert();
+    expired.expires_at_ms = NOW - 1;
+    let refused = gt
+        .publisher
+        .apply_change(publish(Content::Alert(expired)), true, "gt-operator")
+        .await
+        .expect_err("expired");
+    match refused {
+        PublishError::Invalid(e) => assert!(
+            e.to_string().contains("alert.expires_at"),
+            "names the field: {e}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(gt.store.watermark().own_seq, 0);
+    assert_eq!(gt.store.watermark().audit, audit_before);
+}
+
+#[tokio::test]
+async fn updates_follow_the_series_and_unknown_targets_are_refused() {
+    let sandbox = sandbox().await;
+    let gt = sandbox.components("gt").unwrap();
+    let missing = crate::records::model::new_record_id(&gt.id, [1; 8]);
+    let refused = gt
+        .publisher
+        .apply_change(
+            Change::Update {
+                target: missing,
+                content: Content::Alert(sample_alert()),
+            },
+            false,
+            "gt-operator",
+        )
+        .await
+        .expect_err("no such record");
+    assert!(matches!(refused, PublishError::NotFound(_)), "{refused:?}");
+    assert_eq!(gt.store.watermark().own_seq, 0, "nothing written");
+
+    let first = gt
+        .publisher
+        .apply_change(
+            publish(Content::Alert(sample_alert())),
+            false,
+            "gt-operator",
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let mut changed = sample_alert();
+    changed.summary = "Ruta por El Carmen".into();
+    let second = gt
+        .publisher
+        .apply_change(
+            Change::Update {
+                target: first.body.record_id.clone(),
+                content: Content::Alert(changed),
+            },
+            false,
+            "gt-operator",
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.stored.seq, 2);
+    assert_eq!(second.body.series_id(), first.body.series_id());
+    assert_eq!(second.body.version(), 2);
+    let series = gt
+        .store
+        .series()
+        .decoded(first.body.series_id())
+        .unwrap()
+        .unwrap();
+    assert_eq!(series.version, 2);
+}
+
+#[tokio::test]
+async fn only_a_request_addressed_here_and_not_yet_acknowledged_is_acknowledged() {
+    let sandbox = sandbox().await;
+    let gt = sandbox.components("gt").unwrap();
+    let sent = gt
+        .publisher
+        .apply_change(
+            Change::SendMla(MlaRequest {
+                to: NodeId::parse("hn").unwrap(),
+                case_refs: vec![crate::records::model::new_record_id(&gt.id, [2; 8])],
+                query_id: String::new(),
+                legal_basis: "UNTOC Art. 18".into(),
+                measures: "Información bancaria".into(),
+                urgency: Urgency::Urgent,
+                deadline_ms: None,
+            }),
+            false,
+            "gt-operator",
+        )
+        .await
+        .expect("sent")
+        .expect("not a dry run");
+    let request_id = sent.body.record_id.clone();
+    let state = gt.store.series().mla(&request_id).unwrap().expect("state");
+    assert_eq!(state.to, "hn");
+    assert!(state.ack.is_none());
+
+    // A request this node sent is for hn to acknowledge, not for gt; and
+    // an unknown one is nobody's.
+    gt.publisher.acknowledge_mla(&request_id).await;
+    gt.publisher.acknowledge_mla("mla-unknown").await;
+    gt.publisher.acknowledge_pending_mla().await;
+    assert_eq!(gt.store.watermark().own_seq, 1, "nothing acknowledged");
+    assert!(
+        gt.store
+            .series()
+            .mla(&request_id)
+            .unwrap()
+            .unwrap()
+            .ack
+            .is_none()
+    );
+}

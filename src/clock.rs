@@ -7,8 +7,9 @@
 //! then imports nothing else of the node. Correctness never depends on
 //! clocks agreeing between nodes; these are the times that are written down.
 //!
-//! A running node reads the time through the [`Clock`] its state holds
-//! (`NodeState::clock`): the system clock in production, a [`ManualClock`]
+//! A running node reads the time through the [`Clock`] handed to each of
+//! its components (`node::Components::clock`): the system clock in
+//! production, a [`ManualClock`]
 //! in tests that need a record to expire or an entry to age without
 //! waiting for it. Tools and code outside a node call [`now_ms`].
 

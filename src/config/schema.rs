@@ -144,6 +144,11 @@ pub struct RawSync {
     /// Longest reconnect delay, in ms.
     #[serde(default = "defaults::backoff_max_ms")]
     pub backoff_max_ms: u64,
+    /// An empty batch on every follow stream this node serves, this often,
+    /// in ms (at least 100, below the silence limit). Default: 15 000, or
+    /// a third of the silence limit when that is shorter.
+    #[serde(default)]
+    pub heartbeat_ms: Option<u64>,
     /// A follow stream silent this long is reopened, in ms (at least 100).
     #[serde(default = "defaults::silence_limit_ms")]
     pub silence_limit_ms: u64,
@@ -158,6 +163,7 @@ impl Default for RawSync {
             batch_size: defaults::batch_size(),
             backoff_min_ms: defaults::backoff_min_ms(),
             backoff_max_ms: defaults::backoff_max_ms(),
+            heartbeat_ms: None,
             silence_limit_ms: defaults::silence_limit_ms(),
             peers: Vec::new(),
         }

@@ -13,8 +13,9 @@ use serde::Deserialize;
 use super::Endpoint;
 use crate::records::model::{ContactPoint, NodeId};
 
-/// How often an idle follow stream carries an empty batch. The follow
-/// stream's silence limit defaults to three of these.
+/// How often an idle follow stream carries an empty batch, unless
+/// configured otherwise (`sync.heartbeat_ms`). The follow stream's silence
+/// limit defaults to three of these.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
 
 /// Page cache of a store unless configured otherwise (`node.cache_mb`), in
@@ -200,6 +201,9 @@ pub struct SyncConfig {
     pub backoff_min: Duration,
     /// Longest reconnect delay. Default 30 s.
     pub backoff_max: Duration,
+    /// How often this node sends an empty batch on a follow stream it
+    /// serves, whatever else it stores meanwhile. Default 15 s.
+    pub heartbeat: Duration,
     /// A follow stream silent this long (no record, no heartbeat) is
     /// dropped and reopened. Default 45 s (three heartbeats).
     pub silence_limit: Duration,
@@ -214,6 +218,7 @@ impl Default for SyncConfig {
             batch_size: batch_size(),
             backoff_min: Duration::from_millis(backoff_min_ms()),
             backoff_max: Duration::from_millis(backoff_max_ms()),
+            heartbeat: HEARTBEAT,
             silence_limit: Duration::from_millis(silence_limit_ms()),
             endpoints: Default::default(),
         }

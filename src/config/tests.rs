@@ -97,6 +97,7 @@ fn a_key_left_out_takes_the_default_it_always_had() {
     assert_eq!(s.sync.backoff_min, Duration::from_millis(200));
     assert_eq!(s.sync.backoff_max, Duration::from_secs(30));
     assert_eq!(s.sync.silence_limit, Duration::from_secs(45));
+    assert_eq!(s.sync.heartbeat, Duration::from_secs(15));
     assert!(s.sync.endpoints.is_empty());
     assert_eq!(s.log_format, LogFormat::Text);
     assert!(s.key_files.matching.is_none());
@@ -116,6 +117,32 @@ fn a_key_left_out_takes_the_default_it_always_had() {
     assert_eq!(s.audit.retention, None);
     // Relative paths resolve against the file's directory.
     assert!(s.tls_files.cert.is_absolute() && s.tls_files.cert.ends_with("node.crt"));
+}
+
+#[test]
+fn the_heartbeat_stays_below_the_silence_limit() {
+    let short = check(&format!("{MINIMAL}\n[sync]\nsilence_limit_ms = 900\n")).unwrap();
+    assert_eq!(short.sync.heartbeat, Duration::from_millis(300), "a third");
+    let set = check(&format!(
+        "{MINIMAL}\n[sync]\nsilence_limit_ms = 900\nheartbeat_ms = 200\n"
+    ))
+    .unwrap();
+    assert_eq!(set.sync.heartbeat, Duration::from_millis(200));
+    let problems = check(&format!(
+        "{MINIMAL}\n[sync]\nsilence_limit_ms = 900\nheartbeat_ms = 900\n"
+    ))
+    .unwrap_err();
+    assert_eq!(
+        problems,
+        [
+            "sync.heartbeat_ms: must be below sync.silence_limit_ms (900), or peers configured alike drop quiet streams (got 900)"
+        ]
+    );
+    let problems = check(&format!("{MINIMAL}\n[sync]\nheartbeat_ms = 50\n")).unwrap_err();
+    assert_eq!(
+        problems,
+        ["sync.heartbeat_ms: must be at least 100 (got 50)"]
+    );
 }
 
 #[test]

@@ -21,7 +21,7 @@ use super::schema::{
     RawQuery, RawRecords, RawReload, RawSigning, RawSync, RawTls,
 };
 use super::{
-    AgencyConfig, AuditConfig, ClientRole, ConfigError, Endpoint, KeyFiles, LogFormat,
+    AgencyConfig, AuditConfig, ClientRole, ConfigError, Endpoint, HEARTBEAT, KeyFiles, LogFormat,
     MatchingKeyFile, QueryConfig, RecordsConfig, ReloadConfig, Reveal, Settings, SyncConfig,
     TlsFiles,
 };
@@ -268,6 +268,24 @@ impl<'a> Validation<'a> {
                 "sync.silence_limit_ms: must be at least 100 (got {})",
                 raw.silence_limit_ms
             ));
+        }
+        // The heartbeat this node sends defaults to a third of the silence
+        // limit it applies, so that a federation configured alike never
+        // drops a quiet stream.
+        let heartbeat_ms = raw
+            .heartbeat_ms
+            .unwrap_or_else(|| (raw.silence_limit_ms / 3).clamp(100, HEARTBEAT.as_millis() as u64));
+        if heartbeat_ms < 100 {
+            self.problem(format!(
+                "sync.heartbeat_ms: must be at least 100 (got {heartbeat_ms})"
+            ));
+        } else if heartbeat_ms >= raw.silence_limit_ms.max(100) {
+            self.problem(format!(
+                "sync.heartbeat_ms: must be below sync.silence_limit_ms ({}), or peers configured alike drop quiet streams (got {heartbeat_ms})",
+                raw.silence_limit_ms
+            ));
+        } else {
+            sync.heartbeat = Duration::from_millis(heartbeat_ms);
         }
         for (i, p) in raw.peers.iter().enumerate() {
             let id = match NodeId::parse(&p.id) {

@@ -110,6 +110,11 @@ impl Replication {
         self.trust.roster()
     }
 
+    /// How often a follow stream this node serves carries an empty batch.
+    pub(crate) fn heartbeat(&self) -> std::time::Duration {
+        self.sync.heartbeat
+    }
+
     /// How this node reaches its peers.
     pub(crate) fn dialer(&self) -> &Arc<Dialer> {
         &self.dialer

@@ -15,7 +15,7 @@ use tonic::Status;
 use super::IntoStatus;
 use crate::audit::{Action, Entry};
 use crate::components::Components;
-use crate::exchange::peers::{HEARTBEAT, shutting_down};
+use crate::exchange::peers::shutting_down;
 use crate::records::model::{Distribution, NodeId};
 use crate::wire;
 use crate::wire::pb::v1 as pb;
@@ -111,6 +111,12 @@ pub(super) struct Producer {
 impl Producer {
     pub(super) async fn run(mut self, tx: mpsc::Sender<Result<pb::PullBatch, Status>>) {
         let mut changes = self.node.store.subscribe();
+        // The heartbeat has its own timer: the change notification fires
+        // for every audit entry too, and a sleep restarted by each of them
+        // would starve a caller this node has nothing new for.
+        let every = self.node.replication.heartbeat();
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let durable = changes.borrow_and_update().own_seq;
             while self.after < durable {
@@ -140,6 +146,7 @@ impl Producer {
                 if tx.send(Ok(batch)).await.is_err() {
                     return; // the peer went away
                 }
+                heartbeat.reset();
                 self.node.metrics.records_sent(&self.caller, sent);
             }
             if !self.follow {
@@ -147,7 +154,7 @@ impl Producer {
             }
             tokio::select! {
                 changed = changes.changed() => if changed.is_err() { return },
-                _ = tokio::time::sleep(HEARTBEAT) => {
+                _ = heartbeat.tick() => {
                     // Nothing new: tell the peer we are alive, so that it
                     // can tell a quiet origin from a stalled connection.
                     let beat = pb::PullBatch { records: Vec::new(), high_water: self.after, head: durable };

@@ -15,6 +15,7 @@ mod common;
 mod convergence;
 mod hostile;
 mod lifecycle;
+mod liveness;
 mod metrics;
 mod properties;
 mod query_mla;

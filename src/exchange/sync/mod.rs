@@ -47,6 +47,40 @@ pub struct PeerReplicator {
     /// [`crate::exchange::recover`]): the distribution rule does not apply to the
     /// records' own author.
     recovering: bool,
+    /// How long to wait before the next attempt.
+    retry: Retry,
+}
+
+/// The reconnect backoff of one replicator: it grows with each failure in
+/// a row, and a stream that delivered (a batch or a heartbeat applied)
+/// starts it again from its minimum.
+#[derive(Debug, Default)]
+struct Retry {
+    failures: u32,
+    healthy: bool,
+}
+
+impl Retry {
+    /// The stream delivered.
+    fn delivered(&mut self) {
+        self.healthy = true;
+    }
+
+    /// The peer said goodbye: no failure, but a healthy stream before it
+    /// still resets the count.
+    fn goodbye(&mut self) {
+        if std::mem::take(&mut self.healthy) {
+            self.failures = 0;
+        }
+    }
+
+    /// A failure: the delay before the next attempt, and how many failures
+    /// in a row this is.
+    fn failed(&mut self, cfg: &crate::config::SyncConfig) -> (Duration, u32) {
+        self.goodbye();
+        self.failures = self.failures.saturating_add(1);
+        (backoff(cfg, self.failures), self.failures)
+    }
 }
 
 /// Why a replication session ended.
@@ -181,6 +215,7 @@ impl PeerReplicator {
             client,
             shutdown,
             recovering: false,
+            retry: Retry::default(),
         })
     }
 
@@ -219,12 +254,12 @@ impl PeerReplicator {
     pub async fn run(mut self) {
         let span = tracing::info_span!("replicator", node = %self.shared.id, peer = %self.peer);
         async move {
-            let mut failures: u32 = 0;
             loop {
                 match self.session().await {
                     SessionEnd::Shutdown => break,
                     SessionEnd::Failed(error @ SessionError::PeerShuttingDown(_)) => {
                         // A clean goodbye: reconnect quietly once it is back.
+                        self.retry.goodbye();
                         tracing::info!(%error, "peer is shutting down; will reconnect");
                         self.shared.update_peer(&self.peer, |p| {
                             p.connected = false;
@@ -236,12 +271,11 @@ impl PeerReplicator {
                         }
                     }
                     SessionEnd::Failed(error) => {
-                        failures = failures.saturating_add(1);
+                        let (delay, failures) = self.retry.failed(&self.shared.sync);
                         self.shared.update_peer(&self.peer, |p| {
                             p.connected = false;
                             p.last_error = Some(error.to_string());
                         });
-                        let delay = backoff(&self.shared.sync, failures);
                         tracing::debug!(%error, retry_in_ms = delay.as_millis() as u64, "pull stream failed");
                         if failures == 1 || failures.is_multiple_of(10) {
                             tracing::warn!(%error, failures, "pull stream failed; retrying with backoff");
@@ -251,10 +285,6 @@ impl PeerReplicator {
                             _ = self.shutdown.wait_for(|s| *s) => break,
                         }
                     }
-                }
-                // A session that got as far as a batch resets the backoff.
-                if self.shared.peer_states().get(&self.peer).is_some_and(|p| p.connected) {
-                    failures = 0;
                 }
             }
             self.shared.update_peer(&self.peer, |p| p.connected = false);
@@ -346,6 +376,7 @@ impl PeerReplicator {
             if let Err(e) = self.apply(batch, &mut last_seq, &mut pinned).await {
                 return SessionEnd::Failed(e);
             }
+            self.retry.delivered();
         }
     }
 }
@@ -380,5 +411,34 @@ mod tests {
         assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
         let later = backoff(&cfg, 30);
         assert!(later >= Duration::from_secs(1) && later <= Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_stream_that_delivered_starts_the_backoff_again_from_its_minimum() {
+        let cfg = crate::config::SyncConfig {
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(30),
+            ..Default::default()
+        };
+        let mut retry = Retry::default();
+        for _ in 0..9 {
+            retry.failed(&cfg);
+        }
+        let (long, n) = retry.failed(&cfg);
+        assert_eq!(n, 10);
+        assert!(long >= Duration::from_secs(15), "{long:?}");
+        retry.delivered();
+        let (short, n) = retry.failed(&cfg);
+        assert_eq!(n, 1, "the count starts again after a healthy stream");
+        assert!(short <= Duration::from_millis(100), "{short:?}");
+        // A goodbye after a healthy stream resets too, without counting.
+        for _ in 0..5 {
+            retry.failed(&cfg);
+        }
+        retry.delivered();
+        retry.goodbye();
+        assert_eq!(retry.failed(&cfg).1, 1);
+        // Failures without a delivery in between keep growing.
+        assert_eq!(retry.failed(&cfg).1, 2);
     }
 }

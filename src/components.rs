@@ -10,7 +10,7 @@
 //! | metrics | [`Metrics`] | nothing |
 //! | peers | [`Dialer`] | trust, the configured endpoints |
 //! | audit keeper | [`AuditKeeper`] | store, signing key, trust, peers (as [`crate::wire::Reach`]) |
-//! | publisher | [`Publisher`] | store, signing key, trust |
+//! | publisher | [`Publisher`] | store, signing key, trust, peers (as [`crate::wire::Reach`]) |
 //! | case index | [`CaseIndex`] | store, audit keeper, trust, peers, metrics, matching key |
 //! | replication | [`Replication`] | store, trust, peers, metrics |
 //!
@@ -118,6 +118,7 @@ impl Components {
             store.clone(),
             settings.signing.clone(),
             trust.clone(),
+            peers.clone(),
             settings.records.clone(),
         ));
         let cases = Arc::new(CaseIndex::new(IndexParts {

@@ -19,13 +19,19 @@ pub(super) fn spawn_duties(
     duties: &mut JoinSet<()>,
     stop: &watch::Receiver<bool>,
 ) {
-    // MLA requests received: those stored before a crash or stop first,
-    // then each one replication stores from now on.
+    // Before anything is published, the peers say how far they saw this
+    // node's log (publications wait for it); then the MLA requests
+    // received: those stored before a crash or stop first, then each one
+    // replication stores from now on.
     {
         let node = node.clone();
         let mut stop = stop.clone();
         let received = node.to_acknowledge.lock().ok().and_then(|mut r| r.take());
         duties.spawn(async move {
+            tokio::select! {
+                _ = node.publisher.check_own_log() => {}
+                _ = stopped(&mut stop) => return,
+            }
             node.publisher.acknowledge_pending_mla().await;
             let Some(mut received) = received else {
                 return;

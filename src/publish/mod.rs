@@ -22,12 +22,14 @@ use crate::config::RecordsConfig;
 use crate::records::crypto::SigningKey;
 use crate::store::{self, NewRecord, SeriesWrite, Store, StoreError};
 use crate::trust::reload::LiveTls;
-use crate::wire::{self, Envelope};
+use crate::wire::{self, Envelope, Reach};
 
+mod gate;
 mod queue;
 #[cfg(all(test, feature = "testing"))]
 mod tests;
 
+pub use gate::OwnLog;
 pub use queue::{Change, PublishError, Published};
 use queue::{Job, MAX_COMBINED, PublishQueue};
 
@@ -40,16 +42,20 @@ fn invalid(field: &str, rule: impl Into<String>) -> PublishError {
 ///
 /// It needs the store, the signing key, the roster in use (to check named
 /// recipients and MLA addressees, and to name a record's counterparts in
-/// the audit log) and the clock; nothing else of the node.
+/// the audit log), the clock, and a way to ask the peers how far they saw
+/// this node's log before it publishes ([`gate`]); nothing else of the node.
 pub struct Publisher {
     id: NodeId,
     clock: SharedClock,
     store: Arc<Store>,
     signing: Arc<SigningKey>,
     trust: Arc<LiveTls>,
+    peers: Arc<dyn Reach>,
     /// Validity limits and the expiry check interval.
     pub(crate) records: RecordsConfig,
     queue: PublishQueue,
+    /// What the peers said of this node's own log.
+    gate: gate::Gate,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -67,6 +73,7 @@ impl Publisher {
         store: Arc<Store>,
         signing: Arc<SigningKey>,
         trust: Arc<LiveTls>,
+        peers: Arc<dyn Reach>,
         records: RecordsConfig,
     ) -> Self {
         Self {
@@ -75,9 +82,31 @@ impl Publisher {
             store,
             signing,
             trust,
+            peers,
             records,
             queue: PublishQueue::default(),
+            gate: gate::Gate::new(),
         }
+    }
+
+    /// Asks every peer how far it saw this node's log before anything is
+    /// published (see [`gate`]).
+    pub(crate) async fn check_own_log(&self) -> OwnLog {
+        let held = self.store.watermark().own_seq;
+        self.gate
+            .check(&self.id, held, &self.trust.roster(), self.peers.as_ref())
+            .await
+    }
+
+    /// This run is a new member's first, before its peers are up: with an
+    /// empty store and no peer to confirm it, publishing is allowed.
+    pub fn declare_new_log(&self) {
+        self.gate.declare_new_log();
+    }
+
+    /// What the peers said of this node's own log, so far.
+    pub fn own_log(&self) -> OwnLog {
+        self.gate.state()
     }
 
     /// Sends the signed acknowledgment of a request received, unless it was
@@ -134,6 +163,9 @@ impl Publisher {
         let random: [u8; 8] = crypto::random_bytes()?;
         let record_id = model::new_record_id(&self.id, random);
         let created_at_ms = self.clock.now_ms();
+        if !dry_run {
+            self.gate.admit(self.store.watermark().own_seq).await?;
+        }
         if dry_run {
             let seq = self.store.watermark().own_seq + 1;
             self.prepare(&change, seq, &record_id, created_at_ms)?;

@@ -3,7 +3,7 @@
 //! the publisher drains.
 
 use crate::records::crypto;
-use crate::records::model::{Content, MlaRequest, RecordBody, ValidationErrors};
+use crate::records::model::{Content, MlaRequest, NodeId, RecordBody, ValidationErrors};
 use crate::store::{StoreError, StoredRecord};
 
 /// What an agency asks its node to do.
@@ -39,6 +39,20 @@ pub enum PublishError {
     Invalid(#[from] ValidationErrors),
     #[error("not found: {0}")]
     NotFound(String),
+    #[error(
+        "{peer} holds this node's own record seq {seen}, but its store holds only {held}: \
+         publishing now would reuse numbers the peers refuse. The store was lost, restored from \
+         an old backup, or opened from the wrong directory: stop the node, check node.data_dir, \
+         and run `enlace node recover` (runbook section 6)"
+    )]
+    OwnLogBehind { peer: NodeId, seen: u64, held: u64 },
+    #[error(
+        "this node's store is empty and no peer could say how far it saw this node's log: \
+         publishing could reuse numbers the peers refuse. Start the node where its peers are \
+         reachable; if its store was lost, run `enlace node recover`; if this is a new member \
+         starting before its peers, start it with `enlace node run --new-log`"
+    )]
+    OwnLogUnconfirmed,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

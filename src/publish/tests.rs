@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{Change, PublishError};
+use super::{Change, OwnLog, PublishError};
 use crate::audit::Entry;
 use crate::clock::ManualClock;
 use crate::records::model::fixtures::sample_alert;
@@ -16,12 +16,23 @@ use crate::wire;
 /// 2026-05-28: the sample alert (expiring 2027-01-15) is valid then.
 const NOW: i64 = 1_780_000_000_000;
 
+/// gt and hn, hn's ports shut: gt's start check is answered at once.
 async fn sandbox() -> Sandbox {
     let mut s = Sandbox::create("publish-test", &["gt", "hn"])
         .await
         .expect("sandbox");
     s.clock = Arc::new(ManualClock::starting_at(NOW));
+    drop(s.take_listeners("hn"));
     s
+}
+
+/// gt's components, declared a new member's first start and checked: the
+/// publisher is open although no peer could confirm gt's empty log.
+async fn gt(sandbox: &Sandbox) -> crate::node::Components {
+    let gt = sandbox.components("gt").unwrap();
+    gt.publisher.declare_new_log();
+    assert_eq!(gt.publisher.check_own_log().await, OwnLog::Unconfirmed);
+    gt
 }
 
 fn audit_log(store: &Store) -> Vec<Entry> {
@@ -44,7 +55,7 @@ fn publish(content: Content) -> Change {
 #[tokio::test]
 async fn a_publication_is_signed_stored_and_audited_in_one_step() {
     let sandbox = sandbox().await;
-    let gt = sandbox.components("gt").unwrap();
+    let gt = gt(&sandbox).await;
     let published = gt
         .publisher
         .apply_change(
@@ -99,7 +110,7 @@ async fn a_publication_is_signed_stored_and_audited_in_one_step() {
 #[tokio::test]
 async fn a_dry_run_checks_everything_and_writes_nothing() {
     let sandbox = sandbox().await;
-    let gt = sandbox.components("gt").unwrap();
+    let gt = gt(&sandbox).await;
     let audit_before = gt.store.watermark().audit;
     let ok = gt
         .publisher
@@ -129,7 +140,7 @@ async fn a_dry_run_checks_everything_and_writes_nothing() {
 #[tokio::test]
 async fn updates_follow_the_series_and_unknown_targets_are_refused() {
     let sandbox = sandbox().await;
-    let gt = sandbox.components("gt").unwrap();
+    let gt = gt(&sandbox).await;
     let missing = crate::records::model::new_record_id(&gt.id, [1; 8]);
     let refused = gt
         .publisher
@@ -186,7 +197,7 @@ async fn updates_follow_the_series_and_unknown_targets_are_refused() {
 #[tokio::test]
 async fn only_a_request_addressed_here_and_not_yet_acknowledged_is_acknowledged() {
     let sandbox = sandbox().await;
-    let gt = sandbox.components("gt").unwrap();
+    let gt = gt(&sandbox).await;
     let sent = gt
         .publisher
         .apply_change(
@@ -225,4 +236,55 @@ async fn only_a_request_addressed_here_and_not_yet_acknowledged_is_acknowledged(
             .ack
             .is_none()
     );
+}
+
+#[tokio::test]
+async fn an_empty_store_that_no_peer_confirmed_publishes_nothing_and_says_what_to_do() {
+    let sandbox = sandbox().await;
+    let gt = sandbox.components("gt").unwrap();
+    assert_eq!(gt.publisher.own_log(), OwnLog::Unchecked);
+    assert_eq!(gt.publisher.check_own_log().await, OwnLog::Unconfirmed);
+    let refused = gt
+        .publisher
+        .apply_change(
+            publish(Content::Alert(sample_alert())),
+            false,
+            "gt-operator",
+        )
+        .await
+        .expect_err("unconfirmed, empty");
+    assert!(
+        matches!(refused, PublishError::OwnLogUnconfirmed),
+        "{refused:?}"
+    );
+    let said = refused.to_string();
+    assert!(
+        said.contains("enlace node recover") && said.contains("--new-log"),
+        "{said}"
+    );
+    assert_eq!(gt.store.watermark().own_seq, 0);
+    // A dry run checks the request only: it is not a publication.
+    assert!(
+        gt.publisher
+            .apply_change(publish(Content::Alert(sample_alert())), true, "gt-operator")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_federation_of_one_has_nobody_to_ask() {
+    let mut sandbox = Sandbox::create("publish-test", &["gt"]).await.unwrap();
+    sandbox.clock = Arc::new(ManualClock::starting_at(NOW));
+    let gt = sandbox.components("gt").unwrap();
+    assert_eq!(gt.publisher.check_own_log().await, OwnLog::Confirmed);
+    gt.publisher
+        .apply_change(
+            publish(Content::Alert(sample_alert())),
+            false,
+            "gt-operator",
+        )
+        .await
+        .expect("published");
 }

@@ -108,6 +108,9 @@ impl IntoStatus for PublishError {
         match self {
             PublishError::Invalid(e) => Status::invalid_argument(e.to_string()),
             PublishError::NotFound(what) => Status::not_found(what),
+            PublishError::OwnLogBehind { .. } | PublishError::OwnLogUnconfirmed => {
+                Status::failed_precondition(self.to_string())
+            }
             PublishError::Store(e) => e.into_status(),
             PublishError::Crypto(e) => {
                 tracing::error!(error = %e, "signing failure");

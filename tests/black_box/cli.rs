@@ -561,6 +561,8 @@ async fn the_example_federation_runs_from_its_own_files() {
 async fn the_cli_covers_the_whole_lifecycle_and_imports_all_or_nothing() {
     let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
     let gt = fed.start("gt").await.unwrap();
+    // hn never starts: gt's first start is a new member's, alone.
+    gt.components.publisher.declare_new_log();
     let client = fed.member("gt").unwrap().client_path();
     let c = client.to_str().unwrap();
 

@@ -58,6 +58,8 @@ async fn sigkill_during_catch_up_loses_and_duplicates_nothing() {
 
     // The backlog, published at gt while hn is down.
     let gt = fed.start("gt").await.unwrap();
+    // hn is down: gt's first start is a new member's, alone.
+    gt.components.publisher.declare_new_log();
     let gt_client = fed.client("gt").await.unwrap();
     let mut tasks = tokio::task::JoinSet::new();
     for w in 0..8 {

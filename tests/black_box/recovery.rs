@@ -41,9 +41,43 @@ async fn a_lost_own_log_is_recovered_from_the_peers() {
     }
     gt.stop().await.unwrap();
 
-    // The disk is lost, and sv is down while gt recovers.
+    // The disk is lost. Started on an empty store, gt learns from its
+    // peers, which hand back its own signed records, that they hold more
+    // of its log, and publishes nothing: each record would clash.
     let data_dir = fed.member("gt").unwrap().data_dir();
     std::fs::remove_dir_all(&data_dir).unwrap();
+    let lost = fed.start("gt").await.unwrap();
+    let mut g = fed.client("gt").await.unwrap();
+    let refused = g
+        .publish_alert(enlace::wire::pb::v1::PublishAlertRequest {
+            alert: Some(enlace::testing::sample_alert("sobre un disco vacío")),
+            ..Default::default()
+        })
+        .await
+        .expect_err("gt's store lost its log");
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
+    assert!(
+        refused.message().contains("enlace node recover"),
+        "names the remedy: {}",
+        refused.message()
+    );
+    let (_, metrics) = common::scrape(&fed, "gt", "/metrics").await.unwrap();
+    assert_eq!(
+        common::sample(&common::samples(&metrics), "enlace_own_log_behind"),
+        Some(1.0)
+    );
+    lost.stop().await.unwrap();
+    assert_eq!(
+        hn.components.store.records().count(&gt_id),
+        3,
+        "nothing of the empty store reached hn"
+    );
+
+    // sv is down while gt recovers.
     sv.stop().await.unwrap();
     let config = fed.member("gt").unwrap().config_path();
     let (ok, report) = recover(&config).await;

@@ -237,3 +237,40 @@ async fn a_peer_claiming_an_implausible_head_cannot_stop_a_recovery() {
     assert_eq!(node.components().store.watermark().own_seq, 0);
     let _ = stop_tx.send(true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_claiming_more_of_the_own_log_without_a_record_cannot_stop_publishing() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn", "liar"])
+        .await
+        .unwrap();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // "liar" says it saw gt's log up to 1000 and hands back nothing: a
+    // claim, not proof.
+    standin::serve(
+        &mut fed,
+        "liar",
+        StandIn {
+            batch: Some(pb::PullBatch {
+                records: Vec::new(),
+                high_water: 1000,
+                head: 1000,
+            }),
+            ..StandIn::default()
+        },
+        stop_rx,
+    );
+    let gt = fed.start("gt").await.unwrap();
+    let hn = fed.start("hn").await.unwrap();
+    let mut g = fed.client("gt").await.unwrap();
+    let published = common::publish(&mut g, "pese al mentiroso", &[]).await;
+    assert_eq!(published.seq, 1);
+    assert_eq!(
+        gt.components.publisher.own_log(),
+        enlace::publish::OwnLog::Confirmed,
+        "hn confirmed; the liar's claim did not close the gate"
+    );
+    hn.stop().await.unwrap();
+    gt.stop().await.unwrap();
+    let _ = stop_tx.send(true);
+}

@@ -235,6 +235,17 @@ pub(crate) fn render(node: &Components) -> Result<String, RenderError> {
         Listed(node.metrics.queries_answered.clone()),
     );
 
+    let own_log = node.publisher.own_log();
+    r.register(
+        "enlace_own_log_behind",
+        "1 when a peer holds a record of this node's own log above what its store holds: publishing is refused until `enlace node recover`",
+        ConstGauge::new(i64::from(matches!(own_log, crate::publish::OwnLog::Behind { .. }))),
+    );
+    r.register(
+        "enlace_own_log_confirmed",
+        "1 once a peer confirmed how far it saw this node's own log since start",
+        ConstGauge::new(i64::from(own_log == crate::publish::OwnLog::Confirmed)),
+    );
     let usage = node.store.log_usage();
     r.register(
         "enlace_store_log_bytes",

@@ -125,6 +125,12 @@ pub enum NodeCommand {
         /// Where the store lives; overrides `node.data_dir`.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// A new member's first start, before any peer is up: with an
+        /// empty store and no peer to confirm that it saw nothing of this
+        /// node's log, publish anyway (see "Before the first publication"
+        /// in the README).
+        #[arg(long)]
+        new_log: bool,
     },
     /// Check a configuration and everything it names, then exit.
     Check {
@@ -179,9 +185,11 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     runtime.block_on(async move {
         match cli.command {
-            Command::Node(NodeCommand::Run { config, data_dir }) => {
-                report(run_node(config, data_dir).await)
-            }
+            Command::Node(NodeCommand::Run {
+                config,
+                data_dir,
+                new_log,
+            }) => report(run_node(config, data_dir, new_log).await),
             Command::Node(NodeCommand::Check { config }) => report(check(&config)),
             Command::Node(NodeCommand::Recover(a)) => report(a.run(recover).await),
             Command::Node(NodeCommand::Compact(a)) => report(a.run(compact).await),
@@ -377,7 +385,7 @@ fn selector(cmd: SelectorCommand) -> anyhow::Result<()> {
 
 /// `enlace node run`: an [`InvalidConfig`] before anything binds; a
 /// failure to start or to run is logged, then returned.
-async fn run_node(config: PathBuf, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+async fn run_node(config: PathBuf, data_dir: Option<PathBuf>, new_log: bool) -> anyhow::Result<()> {
     let settings =
         enlace::trust::load::settings(&config, data_dir.as_deref()).map_err(InvalidConfig::new)?;
     init_tracing(settings.log_format, "info");
@@ -394,6 +402,9 @@ async fn run_node(config: PathBuf, data_dir: Option<PathBuf>) -> anyhow::Result<
     let node = enlace::node::Node::open(settings)
         .inspect_err(|e| tracing::error!(error = %e, "cannot open the node"))
         .spelled()?;
+    if new_log {
+        node.components().publisher.declare_new_log();
+    }
     node.run(listeners, shutdown_signal())
         .await
         .inspect_err(|e| tracing::error!(error = %e, "node failed"))

@@ -25,8 +25,8 @@ use crate::wire::{PeerClient, PeerResult, Reach};
 /// overrides (`[sync.endpoints]`) over the roster in use, and the TLS
 /// client configuration of the moment for that peer. It keeps one
 /// federation client per peer for queries and witnessing, dropped when the
-/// roster changes ([`Dialer::forget_clients`]); replicators make their own
-/// channels ([`Dialer::channel`]).
+/// roster changes (`Dialer::forget_clients`); replicators make their own
+/// channels (`Dialer::channel`).
 pub struct Dialer {
     trust: Arc<LiveTls>,
     overrides: BTreeMap<NodeId, PeerEndpoint>,

@@ -1,4 +1,4 @@
-//! Wires a node together: its components ([`components`]: store, trust,
+//! Wires a node together: its components ([`Components`]: store, trust,
 //! metrics, peers, audit keeper, publisher, case index, replication), the
 //! two listeners, the metrics listener ([`metrics`]), one replicator per
 //! peer and the node's periodic duties (expiry purge, certificate

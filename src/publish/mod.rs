@@ -43,7 +43,8 @@ fn invalid(field: &str, rule: impl Into<String>) -> PublishError {
 /// It needs the store, the signing key, the roster in use (to check named
 /// recipients and MLA addressees, and to name a record's counterparts in
 /// the audit log), the clock, and a way to ask the peers how far they saw
-/// this node's log before it publishes ([`gate`]); nothing else of the node.
+/// this node's log before it publishes (the gate, `publish/gate.rs`);
+/// nothing else of the node.
 pub struct Publisher {
     id: NodeId,
     clock: SharedClock,

@@ -152,7 +152,10 @@ pub enum StoreError {
     )]
     Locked { path: String },
     /// What is on disk contradicts itself or the format.
-    #[error("store is corrupt: {0}")]
+    #[error(
+        "store is corrupt: {0}. Restore the data directory from its backup; without one, move it \
+         aside and run `enlace node recover` (runbook section 6)"
+    )]
     Corrupt(String),
     /// A record to store reuses the id of another.
     #[error("record id {0} is already used by another record")]

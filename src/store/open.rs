@@ -38,7 +38,34 @@ impl Store {
     /// (sled's default is 1 GiB; a node does not need that much), cuts the
     /// record log back to what sled says is committed, finishes any purge
     /// a crash interrupted and rebuilds the indexes from the log.
+    ///
+    /// A damaged store is refused with [`StoreError::Corrupt`], which names
+    /// the remedy: sled panics on some damaged files rather than returning
+    /// an error, and that panic is caught here, so that no tool and no
+    /// node dies of it.
     pub fn open_with_cache(dir: &Path, own: &NodeId, cache_bytes: u64) -> Result<Self, StoreError> {
+        let steps = std::panic::AssertUnwindSafe(|| Self::open_steps(dir, own, cache_bytes));
+        match std::panic::catch_unwind(steps) {
+            Ok(Err(StoreError::Sled(e @ sled::Error::Corruption { .. }))) => Err(
+                StoreError::Corrupt(format!("{}: sled's files: {e}", dir.display())),
+            ),
+            Ok(opened) => opened,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".to_owned());
+                Err(StoreError::Corrupt(format!(
+                    "{}: sled could not read its files ({what})",
+                    dir.display()
+                )))
+            }
+        }
+    }
+
+    /// The steps, in order.
+    fn open_steps(dir: &Path, own: &NodeId, cache_bytes: u64) -> Result<Self, StoreError> {
         prepare_dir(dir)?;
         let db = open_db(dir, cache_bytes)?;
         let meta = db.open_tree("meta")?;

@@ -16,6 +16,7 @@ mod audit;
 mod cert_cli;
 mod cli;
 mod crash;
+mod damage;
 mod doctor;
 mod interop;
 mod recovery;

@@ -92,12 +92,30 @@ impl Components {
     /// Opens the store and builds every component from `settings`; nothing
     /// is bound or started yet.
     pub(crate) fn open(settings: LoadedSettings, clock: SharedClock) -> Result<Self, NodeError> {
+        let store =
+            Store::open_with_cache(&settings.data_dir, &settings.node_id, settings.cache_bytes)?;
+        Self::around(store, settings, clock)
+    }
+
+    /// As [`Components::open`], but only if the store already exists (for
+    /// the tools that read a stopped node's store).
+    pub(crate) fn open_existing(
+        settings: LoadedSettings,
+        clock: SharedClock,
+    ) -> Result<Self, NodeError> {
+        let store =
+            Store::open_existing(&settings.data_dir, &settings.node_id, settings.cache_bytes)?;
+        Self::around(store, settings, clock)
+    }
+
+    /// Every component, around an open store.
+    fn around(
+        store: Store,
+        settings: LoadedSettings,
+        clock: SharedClock,
+    ) -> Result<Self, NodeError> {
         let id = settings.node_id.clone();
-        let store = Arc::new(Store::open_with_cache(
-            &settings.data_dir,
-            &id,
-            settings.cache_bytes,
-        )?);
+        let store = Arc::new(store);
         let trust = Arc::new(LiveTls::new(&settings)?);
         let metrics = Arc::new(Metrics::default());
         let peers = Arc::new(Dialer::new(trust.clone(), settings.sync.endpoints.clone()));

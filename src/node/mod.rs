@@ -104,6 +104,15 @@ impl Node {
         })
     }
 
+    /// Opens an existing store only, for the tools that read a stopped
+    /// node's store: a data directory without one is refused
+    /// ([`crate::store::StoreError::NoStore`]) and nothing is created.
+    pub fn open_existing(settings: LoadedSettings) -> Result<Self, NodeError> {
+        Ok(Self {
+            components: Components::open_existing(settings, crate::clock::system())?,
+        })
+    }
+
     pub fn id(&self) -> &NodeId {
         &self.components.id
     }

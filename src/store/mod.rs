@@ -151,6 +151,13 @@ pub enum StoreError {
         "store at {path} is in use by another process (is another node running on this data directory?)"
     )]
     Locked { path: String },
+    /// A tool that reads an existing store found none: a mistyped data
+    /// directory must not become a new, empty store.
+    #[error(
+        "no store at {path}: check --data-dir or node.data_dir (a running node's store is read \
+         with --client)"
+    )]
+    NoStore { path: String },
     /// What is on disk contradicts itself or the format.
     #[error(
         "store is corrupt: {0}. Restore the data directory from its backup; without one, move it \

@@ -64,6 +64,18 @@ impl Store {
         }
     }
 
+    /// Opens the store in `dir` only if there is one: for the tools that
+    /// read or rewrite an existing store, where a mistyped directory must
+    /// not become a new, empty store. Nothing is created.
+    pub fn open_existing(dir: &Path, own: &NodeId, cache_bytes: u64) -> Result<Self, StoreError> {
+        if !dir.join("db").is_file() {
+            return Err(StoreError::NoStore {
+                path: dir.display().to_string(),
+            });
+        }
+        Self::open_with_cache(dir, own, cache_bytes)
+    }
+
     /// The steps, in order.
     fn open_steps(dir: &Path, own: &NodeId, cache_bytes: u64) -> Result<Self, StoreError> {
         prepare_dir(dir)?;

@@ -860,3 +860,33 @@ async fn the_retention_sweep_runs_at_start_and_keeps_what_is_recent() {
     );
     gt.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mistyped_data_dir_is_refused_and_not_created() {
+    let fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
+    let config = gt_config(&fed);
+    let typo = fed.dir.join("gt").join("dta");
+    let typo_arg = typo.to_str().unwrap().to_owned();
+    for args in [
+        &["verify", "--local-only", "--data-dir", &typo_arg][..],
+        &["export", "--data-dir", &typo_arg][..],
+    ] {
+        let (code, _, stderr) = audit(args, ("--config", &config));
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("no store at") && stderr.contains("--data-dir"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!typo.exists(), "{args:?} created {}", typo.display());
+    }
+    let out = enlace()
+        .args(["node", "compact", "--config"])
+        .arg(&config)
+        .args(["--data-dir", &typo_arg])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no store at"), "{stderr}");
+    assert!(!typo.exists(), "node compact created {}", typo.display());
+}

@@ -169,7 +169,7 @@ async fn open(source: &Source) -> anyhow::Result<Opened> {
         (None, Some(config)) => {
             let settings =
                 enlace::trust::load::settings(config, source.data_dir.as_deref()).spelled()?;
-            let node = enlace::node::Node::open(settings).map_err(|e| match e {
+            let node = enlace::node::Node::open_existing(settings).map_err(|e| match e {
                 // Only a store in use is a running node's.
                 enlace::node::NodeError::Store(enlace::store::StoreError::Locked { .. }) => {
                     anyhow!("{e} (to read a running node's log, use --client with an admin client)")

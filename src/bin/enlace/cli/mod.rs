@@ -314,7 +314,7 @@ async fn recover(settings: enlace::trust::load::LoadedSettings, json: bool) -> a
 /// `enlace node compact`: the node must be stopped (its store is locked
 /// while it runs).
 async fn compact(settings: enlace::trust::load::LoadedSettings, json: bool) -> anyhow::Result<()> {
-    let store = enlace::store::Store::open_with_cache(
+    let store = enlace::store::Store::open_existing(
         &settings.data_dir,
         &settings.node_id,
         settings.cache_bytes,

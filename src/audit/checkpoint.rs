@@ -273,6 +273,8 @@ pub struct Coverage {
     /// Per peer: the largest size it countersigned, and why it could not
     /// be asked (empty if it answered).
     pub peers: Vec<(String, u64, String)>,
+    /// Per peer that did not witness the checkpoint just made: why.
+    pub refused: Vec<(String, String)>,
 }
 
 impl Coverage {
@@ -299,14 +301,37 @@ impl Coverage {
                 (p.peer.clone(), seen, p.error.clone())
             })
             .collect();
-        Ok(Self { size, peers })
+        let refused = resp
+            .peers
+            .iter()
+            .filter(|p| !p.refused.is_empty())
+            .map(|p| (p.peer.clone(), p.refused.clone()))
+            .collect();
+        Ok(Self {
+            size,
+            peers,
+            refused,
+        })
     }
 
-    /// The peers that countersigned the latest checkpoint.
+    /// The peers that countersigned a larger log than the latest
+    /// checkpoint covers: entries were lost since (a restored or lost
+    /// store), with what each witnessed.
+    pub fn beyond(&self) -> Vec<(&str, u64)> {
+        self.peers
+            .iter()
+            .filter(|(_, seen, _)| *seen > self.size)
+            .map(|(peer, seen, _)| (peer.as_str(), *seen))
+            .collect()
+    }
+
+    /// The peers that countersigned the latest checkpoint (a peer that
+    /// countersigned a larger log is [`Coverage::beyond`], not a witness
+    /// of this one).
     pub fn witnesses(&self) -> Vec<&str> {
         self.peers
             .iter()
-            .filter(|(_, seen, error)| error.is_empty() && *seen >= self.size)
+            .filter(|(_, seen, error)| error.is_empty() && *seen == self.size)
             .map(|(peer, _, _)| peer.as_str())
             .collect()
     }

@@ -255,24 +255,25 @@ impl AuditKeeper {
     }
 
     /// Makes a checkpoint and hands it to every peer to witness; a peer
-    /// that does not is logged (it gets the next one).
-    pub(crate) async fn send_checkpoint(&self) {
+    /// that does not is logged (it gets the next one). Returns each such
+    /// peer with why.
+    pub(crate) async fn send_checkpoint(&self) -> Vec<(NodeId, String)> {
         self.send_checkpoint_logged(tracing::Level::WARN).await
     }
 
     /// The last checkpoint, at shutdown: a peer that is itself stopping is
     /// expected not to witness it (it gets the next one), so no warning.
     pub(crate) async fn send_final_checkpoint(&self) {
-        self.send_checkpoint_logged(tracing::Level::DEBUG).await
+        self.send_checkpoint_logged(tracing::Level::DEBUG).await;
     }
 
-    async fn send_checkpoint_logged(&self, level: tracing::Level) {
+    async fn send_checkpoint_logged(&self, level: tracing::Level) -> Vec<(NodeId, String)> {
         let signed = match self.checkpoint_now().await {
             Ok(Some(s)) => s,
-            Ok(None) => return,
+            Ok(None) => return Vec::new(),
             Err(e) => {
                 tracing::error!(error = %e, "cannot make an audit checkpoint");
-                return;
+                return Vec::new();
             }
         };
         let keys = self.key_book();
@@ -301,16 +302,24 @@ impl AuditKeeper {
                         .map_err(|e| format!("countersignature does not verify: {e}"))
                 }
                 .await;
-                if let Err(error) = outcome {
-                    if level == tracing::Level::WARN {
-                        tracing::warn!(peer = %peer, %error, "peer did not witness the audit checkpoint");
-                    } else {
-                        tracing::debug!(peer = %peer, %error, "peer did not witness the final audit checkpoint");
+                match outcome {
+                    Err(error) => {
+                        if level == tracing::Level::WARN {
+                            tracing::warn!(peer = %peer, %error, "peer did not witness the audit checkpoint");
+                        } else {
+                            tracing::debug!(peer = %peer, %error, "peer did not witness the final audit checkpoint");
+                        }
+                        Some((peer, error))
                     }
+                    Ok(()) => None,
                 }
             }
         });
-        futures_util::future::join_all(asks).await;
+        futures_util::future::join_all(asks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// Checks, stores and countersigns a peer's checkpoint of its own log.

@@ -80,9 +80,16 @@ impl AgencyService {
     ) -> Result<Response<pb::AuditCheckpointsResponse>, Status> {
         self.authorize(&r, ClientRole::Admin)?;
         let node = self.node();
-        if r.get_ref().checkpoint_now {
-            node.audit.send_checkpoint().await;
-        }
+        let refused: std::collections::BTreeMap<String, String> = if r.get_ref().checkpoint_now {
+            node.audit
+                .send_checkpoint()
+                .await
+                .into_iter()
+                .map(|(peer, why)| (peer.to_string(), why))
+                .collect()
+        } else {
+            Default::default()
+        };
         let own = node
             .audit
             .own_checkpoints()
@@ -107,11 +114,13 @@ impl AgencyService {
             .into_iter()
             .map(|(peer, answer)| match answer {
                 Ok(witnesses) => pb::PeerWitnesses {
+                    refused: refused.get(peer.as_str()).cloned().unwrap_or_default(),
                     peer: peer.to_string(),
                     error: String::new(),
                     witnesses: witnesses.iter().map(Witness::to_pb).collect(),
                 },
                 Err(error) => pb::PeerWitnesses {
+                    refused: refused.get(peer.as_str()).cloned().unwrap_or_default(),
                     peer: peer.to_string(),
                     error,
                     witnesses: Vec::new(),

@@ -157,6 +157,9 @@ pub struct PeerWitnesses {
     pub witnesses: Vec<Witness>,
     /// Why the peer could not be asked (empty if it answered).
     pub error: String,
+    /// Why it did not witness the checkpoint just made (empty if it did,
+    /// or if none was made for this answer).
+    pub refused: String,
 }
 
 /// A node's answer to `AuditCheckpoints`: its own checkpoints, what each
@@ -184,6 +187,7 @@ impl From<&pb::AuditCheckpointsResponse> for CheckpointsAnswer {
                     peer: p.peer.clone(),
                     witnesses: p.witnesses.iter().cloned().map(Witness::from_pb).collect(),
                     error: p.error.clone(),
+                    refused: p.refused.clone(),
                 })
                 .collect(),
             keys: r.keys.iter().cloned().map(MemberKey::from_pb).collect(),

@@ -691,6 +691,8 @@ async fn a_witness_refuses_a_log_that_shrank_or_forked_and_a_checkpoint_in_anoth
     let mut fed = Sandbox::create("test-fed", &["gt", "hn", "sv"])
         .await
         .unwrap();
+    // sv never runs: its ports are shut, so nobody waits on it.
+    drop(fed.take_listeners("sv"));
     let hn = fed.start("hn").await.unwrap();
     // gt, as itself on the wire and with its own signing key, but not
     // running: the test speaks for it.
@@ -799,6 +801,34 @@ async fn a_witness_refuses_a_log_that_shrank_or_forked_and_a_checkpoint_in_anoth
     assert_eq!(refusals.len(), 4, "{refusals:?}");
     assert!(refusals[0].contains("forked") && refusals[1].contains("shrank"));
     assert!(refusals[2].contains("of node sv") && refusals[3].contains("belongs to sv"));
+
+    // The real gt starts on a log of a few entries: hn, which witnessed 12,
+    // refuses its checkpoint, and `audit checkpoint` says so and fails.
+    let gt = fed.start("gt").await.unwrap();
+    let gt_client = fed.member("gt").unwrap().client_path();
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        audit(&["checkpoint", "--json"], ("--client", &gt_client))
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let report: Value = serde_json::from_str(stdout.trim()).expect("json");
+    let at_hn = report["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["peer"] == "hn")
+        .expect("hn listed")
+        .clone();
+    assert!(
+        at_hn["refused"].as_str().unwrap().contains("shrank"),
+        "{report}"
+    );
+    assert!(
+        stderr.contains("hn witnessed 12 entries"),
+        "the loss is named: {stderr}"
+    );
+    gt.stop().await.unwrap();
     hn.stop().await.unwrap();
 }
 

@@ -438,7 +438,14 @@ async fn checkpoint(client: PathBuf, json: bool) -> anyhow::Result<()> {
     if json {
         let peers: Vec<_> = rows
             .iter()
-            .map(|(peer, seen, error)| serde_json::json!({"peer": peer, "witnessed_size": seen, "error": error}))
+            .map(|(peer, seen, error)| {
+                let refused = coverage
+                    .refused
+                    .iter()
+                    .find(|(p, _)| p == peer)
+                    .map_or("", |(_, why)| why.as_str());
+                serde_json::json!({"peer": peer, "witnessed_size": seen, "error": error, "refused": refused})
+            })
             .collect();
         println!(
             "{}",
@@ -453,6 +460,25 @@ async fn checkpoint(client: PathBuf, json: bool) -> anyhow::Result<()> {
                 println!("  {peer:<12} {error}");
             }
         }
+    }
+    let beyond = coverage.beyond();
+    if !beyond.is_empty() {
+        let said: Vec<String> = beyond
+            .iter()
+            .map(|(peer, seen)| format!("{peer} witnessed {seen} entries"))
+            .collect();
+        return Err(anyhow!(
+            "{}, more than the {size} this log holds: entries were lost since (a lost or restored store; runbook sections 6 and 8)",
+            said.join(", ")
+        ));
+    }
+    if !coverage.refused.is_empty() {
+        let said: Vec<String> = coverage
+            .refused
+            .iter()
+            .map(|(peer, why)| format!("{peer}: {why}"))
+            .collect();
+        return Err(anyhow!("not witnessed by every peer: {}", said.join("; ")));
     }
     if missing.is_empty() {
         Ok(())

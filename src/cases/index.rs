@@ -16,7 +16,7 @@ use crate::records::model::{ContactPoint, NodeId};
 use crate::records::selector::{MatchingKey, Token};
 use crate::store::{Store, StoreError};
 use crate::trust::reload::LiveTls;
-use crate::wire::{MatchRequest, Reach};
+use crate::wire::{MatchAnswer, MatchRequest, Reach};
 
 /// The case index: local cases and hit/no-hit queries, both ways.
 ///
@@ -213,6 +213,7 @@ impl CaseIndex {
             ])
             .await?;
         let mut tasks = tokio::task::JoinSet::new();
+        let selectors = tokens.len();
         for peer in asked {
             let peers = self.peers.clone();
             let request = MatchRequest {
@@ -233,12 +234,7 @@ impl CaseIndex {
                         deadline.as_millis()
                     )),
                     Ok(Err(r)) => r,
-                    Ok(Ok(m)) if m.hits.iter().any(|h| *h) => PeerResult::Hit {
-                        hits: m.hits,
-                        case_refs: m.case_refs,
-                        contact: m.contact,
-                    },
-                    Ok(Ok(_)) => PeerResult::NoHit,
+                    Ok(Ok(m)) => judge(m, selectors),
                 };
                 (peer, result)
             });
@@ -270,14 +266,38 @@ impl CaseIndex {
     }
 }
 
-/// A peer's refusal (it answered, and said no) or a failure to reach it.
-fn classify(s: tonic::Status) -> PeerResult {
+/// A failure to reach the peer, or its refusal: it answered, and said no,
+/// or what it sent back is not an answer (a garbage message is an answer
+/// the peer is accountable for, not a network failure).
+pub(super) fn classify(s: tonic::Status) -> PeerResult {
     use tonic::Code;
     match s.code() {
-        Code::ResourceExhausted
-        | Code::InvalidArgument
-        | Code::PermissionDenied
-        | Code::FailedPrecondition => PeerResult::Refused(s.message().to_owned()),
-        _ => PeerResult::Unreachable(format!("{:?}: {}", s.code(), s.message())),
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
+            PeerResult::Unreachable(format!("{:?}: {}", s.code(), s.message()))
+        }
+        Code::Internal | Code::DataLoss | Code::Unimplemented | Code::OutOfRange => {
+            PeerResult::Refused(format!("not an answer: {:?}: {}", s.code(), s.message()))
+        }
+        _ => PeerResult::Refused(s.message().to_owned()),
+    }
+}
+
+/// A peer's answer to a query of `asked` selectors: one result per
+/// selector, or it is refused as not an answer.
+pub(super) fn judge(m: MatchAnswer, asked: usize) -> PeerResult {
+    if m.hits.len() != asked {
+        return PeerResult::Refused(format!(
+            "not an answer: {} results for {asked} selectors",
+            m.hits.len()
+        ));
+    }
+    if m.hits.iter().any(|h| *h) {
+        PeerResult::Hit {
+            hits: m.hits,
+            case_refs: m.case_refs,
+            contact: m.contact,
+        }
+    } else {
+        PeerResult::NoHit
     }
 }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::index::{classify, judge};
 use super::{CaseError, LocalCase, PeerResult, StoredToken, index_key};
 use crate::audit::Entry;
 use crate::clock::ManualClock;
@@ -145,4 +146,31 @@ async fn a_query_is_audited_before_it_leaves_and_each_answer_when_it_is_in() {
         "{}",
         log[1].result
     );
+}
+
+#[test]
+fn an_answer_that_is_not_one_is_refused_and_a_network_failure_is_unreachable() {
+    let garbage = classify(tonic::Status::internal("failed to decode Protobuf message"));
+    assert!(
+        matches!(garbage, PeerResult::Refused(ref why) if why.contains("not an answer")),
+        "{garbage:?}"
+    );
+    let down = classify(tonic::Status::unavailable("tcp connect error"));
+    assert!(matches!(down, PeerResult::Unreachable(_)), "{down:?}");
+    let no = classify(tonic::Status::resource_exhausted("rate limit"));
+    assert_eq!(no, PeerResult::Refused("rate limit".into()));
+
+    let answer = |hits: Vec<bool>| crate::wire::MatchAnswer {
+        hits,
+        case_refs: Vec::new(),
+        contact: None,
+    };
+    assert!(
+        matches!(judge(answer(vec![true]), 2), PeerResult::Refused(ref why) if why.contains("1 results for 2"))
+    );
+    assert_eq!(judge(answer(vec![false, false]), 2), PeerResult::NoHit);
+    assert!(matches!(
+        judge(answer(vec![false, true]), 2),
+        PeerResult::Hit { .. }
+    ));
 }

@@ -865,3 +865,22 @@ async fn cases_queries_and_mla_from_the_command_line() {
     hn.stop().await.unwrap();
     sv.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_cannot_start_says_so_once_and_without_colour_codes() {
+    // The sandbox holds gt's ports: the process cannot bind them.
+    let fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
+    let config = fed.member("gt").unwrap().config_path();
+    let out = run(&["node", "run", "--config", config.to_str().unwrap()]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err.matches("cannot bind peer listener").count(),
+        1,
+        "printed once: {err}"
+    );
+    assert!(
+        !err.contains('\u{1b}'),
+        "no ANSI escapes in a pipe: {err:?}"
+    );
+}

@@ -143,3 +143,65 @@ async fn altered_records_are_rejected_and_sync_carries_on() {
     let _ = stop_tx.send(true);
     server.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authentic_record_refused_is_audited_with_its_seq_and_record_id() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn", "sv"])
+        .await
+        .unwrap();
+    drop(fed.take_listeners("sv"));
+    let gt_settings =
+        enlace::trust::load::settings(&fed.member("gt").unwrap().config_path(), None).unwrap();
+    // Seq 1 is for everyone; seq 2, authentic, is addressed to sv only:
+    // hn is not entitled to it and must not keep it.
+    let first = record(&gt_settings, 1);
+    let second = {
+        let mut body = wire::decode_body(&record(&gt_settings, 2).body).unwrap();
+        body.distribution = enlace::records::model::Distribution::Named(
+            [NodeId::parse("sv").unwrap()].into_iter().collect(),
+        );
+        let bytes = wire::encode_body(&body);
+        Envelope {
+            signature: gt_settings.signing.sign_record(&bytes),
+            key_id: gt_settings.signing.key_id().into(),
+            body: bytes,
+        }
+    };
+    let second_id = wire::decode_body(&second.body).unwrap().record_id;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let fake = StandIn {
+        batch: Some(pb::PullBatch {
+            records: vec![first.to_pb(), second.to_pb()],
+            high_water: 2,
+            head: 2,
+        }),
+        ..StandIn::default()
+    };
+    let server = standin::serve(&mut fed, "gt", fake, stop_rx);
+    let hn = fed.start("hn").await.unwrap();
+    let refusal = eventually("the refusal on record at hn", || {
+        let log = common::audit_log(&hn.components);
+        async move {
+            log.into_iter()
+                .find(|e| e.action == "record_rejected" && e.result.starts_with("not_entitled"))
+        }
+    })
+    .await;
+    assert_eq!(
+        refusal.ids,
+        vec!["gt#2".to_string(), second_id.clone()],
+        "{refusal:?}"
+    );
+    assert!(
+        hn.components
+            .store
+            .records()
+            .get_by_id(&second_id)
+            .unwrap()
+            .is_none()
+    );
+    hn.stop().await.unwrap();
+    let _ = stop_tx.send(true);
+    server.await.unwrap().unwrap();
+}

@@ -50,12 +50,32 @@ where
     }
 }
 
-/// The exit code for a command's outcome; a failure is printed first.
+/// Marks a failure that was already written to the log (a running node's
+/// last words, in its log format): [`report`] does not print it again.
+#[derive(Debug)]
+pub struct Logged;
+
+impl Display for Logged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("already logged")
+    }
+}
+
+/// Logs `e` as `what` at ERROR, and marks it [`Logged`].
+pub fn logged(e: anyhow::Error, what: &'static str) -> anyhow::Error {
+    tracing::error!(error = %format!("{e:#}"), "{what}");
+    e.context(Logged)
+}
+
+/// The exit code for a command's outcome; a failure is printed first,
+/// unless it was [`Logged`].
 pub fn report(outcome: anyhow::Result<()>) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            if e.downcast_ref::<Logged>().is_none() {
+                eprintln!("error: {e:#}");
+            }
             exit_code(&e)
         }
     }

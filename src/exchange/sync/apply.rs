@@ -43,6 +43,8 @@ impl PeerReplicator {
         let mut mla_records: Vec<(String, String)> = Vec::new();
         let now = self.shared.clock.now_ms();
         for verified in batch.records {
+            // An authentic record's id, for the audit entry of a refusal.
+            let record_id = verified.as_ref().ok().map(|v| v.body.record_id.clone());
             let checked = self.check(verified, *last_seq, high_water).and_then(|v| {
                 let kind = v.body.kind.name();
                 let id = v.body.record_id.clone();
@@ -64,7 +66,7 @@ impl PeerReplicator {
                         .metrics
                         .record_rejected(&self.peer, rejection.label());
                     tracing::warn!(security_event = true, reason = rejection.label(), %rejection, seq, "record rejected");
-                    refusals.push(self.refusal(&rejection, Some(seq)));
+                    refusals.push(self.refusal(&rejection, Some(seq), record_id.as_deref()));
                     *last_seq = seq;
                 }
                 Err(Refused::Pin(rejection)) => {
@@ -75,7 +77,7 @@ impl PeerReplicator {
                         .metrics
                         .record_rejected(&self.peer, rejection.label());
                     tracing::warn!(security_event = true, reason = rejection.label(), %rejection, "record rejected");
-                    refusals.push(self.refusal(&rejection, None));
+                    refusals.push(self.refusal(&rejection, None, None));
                     pinned.get_or_insert(*last_seq);
                 }
                 Err(Refused::Store(e)) => return Err(e.into()),
@@ -95,7 +97,11 @@ impl PeerReplicator {
             .apply_received(&self.peer, &accepted, cursor, |stored, applied| {
                 let mut entries = std::mem::take(&mut refusals);
                 for seq in &applied.conflicts {
-                    entries.push(self.refusal(&Rejection::Conflict(*seq), Some(*seq)));
+                    let id = accepted
+                        .iter()
+                        .find(|r| r.seq == *seq)
+                        .map(|r| r.record_id.as_str());
+                    entries.push(self.refusal(&Rejection::Conflict(*seq), Some(*seq), id));
                 }
                 if !stored.is_empty() {
                     entries.push(
@@ -160,12 +166,15 @@ impl PeerReplicator {
     }
 
     /// The audit entry of a refused record.
-    fn refusal(&self, rejection: &Rejection, seq: Option<u64>) -> Entry {
+    fn refusal(&self, rejection: &Rejection, seq: Option<u64>, record_id: Option<&str>) -> Entry {
         let mut e = Entry::new(Action::RecordRejected, self.peer.as_str())
             .counterpart(&self.peer)
             .result(format!("{}: {rejection}", rejection.label()));
         if let Some(seq) = seq {
             e = e.id(format!("{}#{seq}", self.peer));
+        }
+        if let Some(id) = record_id {
+            e = e.id(id.to_owned());
         }
         e
     }

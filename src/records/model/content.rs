@@ -211,6 +211,24 @@ pub fn check_text(errors: &mut Errors, field: &str, text: &str, max: usize, requ
         field,
         "must not contain control characters other than newline and tab",
     );
+    // Bidirectional embeddings, overrides and isolates make text display
+    // in another order than it is stored (and read by a machine): a name
+    // or a summary could show one thing to an analyst and say another.
+    if let Some(c) = text.chars().find(|c| is_bidi_control(*c)) {
+        errors.push(
+            field,
+            format!(
+                "must not contain bidirectional control characters (found U+{:04X})",
+                u32::from(c)
+            ),
+        );
+    }
+}
+
+/// U+202A–U+202E and U+2066–U+2069: the characters that reorder how text
+/// is displayed (Unicode TR9; CVE-2021-42574).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 fn check_unique<T: Ord + Copy + std::fmt::Display>(errors: &mut Errors, field: &str, items: &[T]) {
@@ -517,5 +535,34 @@ impl CaseReference {
         }
         check_handling(errors, at, &self.handling);
         check_validity(errors, at, self.expires_at_ms, self.review_at_ms);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_text_refuses_bidirectional_overrides_and_keeps_other_scripts() {
+        let mut errors = Errors::default();
+        check_text(&mut errors, "summary", "pago a \u{202E}txe.exe", 100, true);
+        let said = errors.finish().unwrap_err().to_string();
+        assert!(
+            said.contains("summary") && said.contains("U+202E"),
+            "{said}"
+        );
+        let mut errors = Errors::default();
+        check_text(&mut errors, "summary", "\u{2067}oculto\u{2069}", 100, true);
+        assert!(errors.finish().is_err());
+        // Right-to-left scripts themselves are text, not controls.
+        let mut errors = Errors::default();
+        check_text(
+            &mut errors,
+            "summary",
+            "Caso de Fátima العربية ñ",
+            100,
+            true,
+        );
+        assert!(errors.finish().is_ok());
     }
 }

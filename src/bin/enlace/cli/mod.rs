@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow, bail};
 use clap::{Parser, Subcommand};
 
-use crate::failure::{InvalidConfig, Spelled, report};
+use crate::failure::{InvalidConfig, Spelled, logged, report};
 use enlace::config::LogFormat;
 use enlace::logging::init_tracing;
 
@@ -397,18 +397,18 @@ async fn run_node(config: PathBuf, data_dir: Option<PathBuf>, new_log: bool) -> 
     };
     let listeners = bound
         .await
-        .inspect_err(|e| tracing::error!(error = %e, "cannot start"))
-        .spelled()?;
+        .spelled()
+        .map_err(|e| logged(e, "cannot start"))?;
     let node = enlace::node::Node::open(settings)
-        .inspect_err(|e| tracing::error!(error = %e, "cannot open the node"))
-        .spelled()?;
+        .spelled()
+        .map_err(|e| logged(e, "cannot open the node"))?;
     if new_log {
         node.components().publisher.declare_new_log();
     }
     node.run(listeners, shutdown_signal())
         .await
-        .inspect_err(|e| tracing::error!(error = %e, "node failed"))
         .spelled()
+        .map_err(|e| logged(e, "node failed"))
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -102,8 +102,8 @@ impl Diagnosis {
 /// line per check (or one JSON object per line with `json`). `Ok(all_ok)`
 /// when the configuration loads; `Err` when it does not (after printing
 /// what could still be checked), which the CLI turns into exit code 64.
-pub async fn run(config: &Path, json: bool) -> Result<bool, String> {
-    let diagnosis = diagnose(config, |c| print(c, json)).await;
+pub async fn run(config: &Path, data_dir: Option<&Path>, json: bool) -> Result<bool, String> {
+    let diagnosis = diagnose(config, data_dir, |c| print(c, json)).await;
     if !json {
         use std::io::Write;
         let _ = writeln!(
@@ -147,13 +147,17 @@ fn print(c: &Check, json: bool) {
 
 /// Runs every check, handing each verdict to `on_check` as it is reached
 /// (the peer checks take up to [`PEER_TIMEOUT`]).
-pub async fn diagnose(config: &Path, on_check: impl FnMut(&Check)) -> Diagnosis {
+pub async fn diagnose(
+    config: &Path,
+    data_dir_override: Option<&Path>,
+    on_check: impl FnMut(&Check),
+) -> Diagnosis {
     let mut r = Report {
         diagnosis: Diagnosis::default(),
         on_check,
     };
     let named = Named::read(config);
-    let settings = match crate::trust::load::settings(config, None) {
+    let settings = match crate::trust::load::settings(config, data_dir_override) {
         Ok(s) => {
             r.push(
                 "config",
@@ -191,12 +195,16 @@ pub async fn diagnose(config: &Path, on_check: impl FnMut(&Check)) -> Diagnosis 
             key_file(&mut r, field, path);
         }
     }
-    if let Some(dir) = settings
+    let dir = settings
         .as_ref()
-        .map(|s| &s.data_dir)
-        .or(named.data_dir.as_ref())
+        .map(|s| s.data_dir.clone())
+        .or_else(|| data_dir_override.map(Path::to_path_buf))
+        .or(named.data_dir.clone());
+    if let Some(dir) = dir
+        && data_dir(&mut r, &dir)
+        && let Some(s) = &settings
     {
-        data_dir(&mut r, dir);
+        store(&mut r, &dir, &s.node_id, s.cache_bytes);
     }
 
     // What the certificate and roster checks need, from the loaded
@@ -405,7 +413,51 @@ fn key_file<F: FnMut(&Check)>(r: &mut Report<F>, field: &str, path: &Path) {
 }
 
 /// The store holds other members' records: owner only.
-fn data_dir<F: FnMut(&Check)>(r: &mut Report<F>, dir: &Path) {
+/// The store in `dir`: opened if the node is stopped, to see that it is
+/// this node's and reads whole.
+fn store<F: FnMut(&Check)>(r: &mut Report<F>, dir: &Path, id: &NodeId, cache_bytes: u64) {
+    use crate::store::{Store, StoreError};
+    if Store::in_use(dir) {
+        r.push(
+            "store",
+            Status::Ok,
+            format!("{}: in use by the running node (not opened)", dir.display()),
+        );
+        return;
+    }
+    match Store::open_existing(dir, id, cache_bytes) {
+        Ok(s) => {
+            let w = s.watermark();
+            r.push(
+                "store",
+                Status::Ok,
+                format!(
+                    "{}: node {id}'s store opens whole: own log up to seq {}, audit log of {} entries",
+                    dir.display(),
+                    w.own_seq,
+                    w.audit
+                ),
+            );
+        }
+        Err(StoreError::Locked { .. }) => r.push(
+            "store",
+            Status::Ok,
+            format!("{}: in use by the running node (not opened)", dir.display()),
+        ),
+        Err(StoreError::NoStore { .. }) => r.push(
+            "store",
+            Status::Warn,
+            format!(
+                "{}: holds no store: right for a node that never ran here; if it has, node.data_dir or --data-dir names the wrong directory, and the node would start on an empty log",
+                dir.display()
+            ),
+        ),
+        Err(e) => r.push("store", Status::Fail, e.to_string()),
+    }
+}
+
+/// Whether the data directory exists, and is a directory.
+fn data_dir<F: FnMut(&Check)>(r: &mut Report<F>, dir: &Path) -> bool {
     // NOTE: only the default (`data/<id>`) is relative, and it is relative
     // to the node's working directory, which need not be doctor's.
     let shown = if dir.is_relative() {
@@ -427,7 +479,7 @@ fn data_dir<F: FnMut(&Check)>(r: &mut Report<F>, dir: &Path) {
                     "{shown}: does not exist yet; the node creates it with mode 0700 at its first start (if this node has run before, node.data_dir names the wrong directory)"
                 ),
             );
-            return;
+            return false;
         }
         Err(e) => {
             r.push(
@@ -435,7 +487,7 @@ fn data_dir<F: FnMut(&Check)>(r: &mut Report<F>, dir: &Path) {
                 Status::Fail,
                 format!("{shown}: cannot read: {e}"),
             );
-            return;
+            return false;
         }
     };
     if !meta.is_dir() {
@@ -444,7 +496,7 @@ fn data_dir<F: FnMut(&Check)>(r: &mut Report<F>, dir: &Path) {
             Status::Fail,
             format!("{shown}: is not a directory"),
         );
-        return;
+        return false;
     }
     #[cfg(unix)]
     {
@@ -459,10 +511,11 @@ fn data_dir<F: FnMut(&Check)>(r: &mut Report<F>, dir: &Path) {
                     path = dir.display()
                 ),
             );
-            return;
+            return true;
         }
         r.push("data-dir", Status::Ok, format!("{shown}: mode {mode:04o}"));
     }
     #[cfg(not(unix))]
     r.push("data-dir", Status::Ok, format!("{shown}: present"));
+    true
 }

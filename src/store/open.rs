@@ -64,6 +64,11 @@ impl Store {
         }
     }
 
+    /// Whether a running node (another handle) holds the store in `dir`.
+    pub fn in_use(dir: &Path) -> bool {
+        lock_held(dir)
+    }
+
     /// Opens the store in `dir` only if there is one: for the tools that
     /// read or rewrite an existing store, where a mistyped directory must
     /// not become a new, empty store. Nothing is created.

@@ -106,7 +106,7 @@ async fn a_healthy_member_with_running_peers_passes() {
     eventually("hn and sv to answer the peer check", || {
         let config = config.clone();
         async move {
-            let d = doctor::diagnose(&config, |_| {}).await;
+            let d = doctor::diagnose(&config, None, |_| {}).await;
             let peers: Vec<_> = d.checks.iter().filter(|c| c.check == "peer").collect();
             (peers.len() == 2 && peers.iter().all(|c| c.status == Status::Ok)).then_some(())
         }
@@ -292,7 +292,7 @@ async fn peers_that_are_down_or_silent_are_unreachable() {
     eventually("hn to answer the peer check", || {
         let config = config.clone();
         async move {
-            let d = doctor::diagnose(&config, |_| {}).await;
+            let d = doctor::diagnose(&config, None, |_| {}).await;
             d.checks
                 .iter()
                 .any(|c| {
@@ -481,5 +481,57 @@ async fn crls_are_checked_for_freshness_and_for_the_node_s_own_certificate() {
     assert!(
         warn[0].contains("stale since") && warn[0].contains("publish a fresh CRL"),
         "{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_opens_a_stopped_node_s_store_and_says_what_it_holds() {
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
+    drop(fed.take_listeners("hn"));
+    let config = fed.member("gt").unwrap().config_path();
+    let store = |d: &doctor::Diagnosis| {
+        d.checks
+            .iter()
+            .find(|c| c.check == "store")
+            .map(|c| (c.status, c.message.clone()))
+            .expect("a store check")
+    };
+    let gt = fed.start("gt").await.unwrap();
+    gt.components.publisher.declare_new_log();
+    let mut c = fed.client("gt").await.unwrap();
+    common::publish(&mut c, "uno", &[]).await;
+    common::publish(&mut c, "dos", &[]).await;
+    let (status, said) = store(&doctor::diagnose(&config, None, |_| {}).await);
+    assert_eq!(status, Status::Ok, "{said}");
+    assert!(said.contains("in use by the running node"), "{said}");
+    gt.stop().await.unwrap();
+
+    let (status, said) = store(&doctor::diagnose(&config, None, |_| {}).await);
+    assert_eq!(status, Status::Ok, "{said}");
+    assert!(said.contains("own log up to seq 2"), "{said}");
+
+    // A mistyped --data-dir that exists but holds no store.
+    let empty = fed.dir.join("gt").join("elsewhere");
+    std::fs::create_dir(&empty).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&empty, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let (status, said) = store(&doctor::diagnose(&config, Some(&empty), |_| {}).await);
+    assert_eq!(status, Status::Warn, "{said}");
+    assert!(said.contains("holds no store"), "{said}");
+    assert!(!empty.join("db").exists(), "doctor created nothing");
+
+    // A damaged record log fails, with the remedy.
+    let log = fed.member("gt").unwrap().data_dir().join("records.log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&log, bytes).unwrap();
+    let (status, said) = store(&doctor::diagnose(&config, None, |_| {}).await);
+    assert_eq!(status, Status::Fail, "{said}");
+    assert!(
+        said.contains("store is corrupt") && said.contains("enlace node recover"),
+        "{said}"
     );
 }

@@ -78,6 +78,10 @@ pub enum Command {
         /// The node's configuration file.
         #[arg(long, short)]
         config: PathBuf,
+        /// Where the store lives; overrides `node.data_dir`, as for
+        /// `node run`.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
         /// One JSON object per check: {"check", "status", "message"}.
         #[arg(long)]
         json: bool,
@@ -227,7 +231,11 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             // The doctor prints its own findings: a failed check is exit
             // code 1 with nothing more to say.
-            Command::Doctor { config, json } => match enlace::doctor::run(&config, json).await {
+            Command::Doctor {
+                config,
+                data_dir,
+                json,
+            } => match enlace::doctor::run(&config, data_dir.as_deref(), json).await {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::FAILURE,
                 Err(e) => report(Err(InvalidConfig::new(e).into())),

@@ -10,6 +10,11 @@
 //! unnamed, and one after it leaves the old file; the next open removes
 //! whichever is not named (see `open`).
 //!
+//! A compaction never grows the log: tombstones kept in sled (too long
+//! for the frame they replaced) move into their frames, and where that
+//! outweighs the padding reclaimed, the new file is dropped and the old
+//! one kept ([`Compacted::rewritten`] is false).
+//!
 //! It takes the store by value: nothing else can read or write it
 //! meanwhile, which is why it is a command for a stopped node
 //! (`enlace node compact`) rather than a background task. Frame offsets
@@ -31,6 +36,9 @@ pub struct Compacted {
     /// Length of the log before and after, in bytes.
     pub before: u64,
     pub after: u64,
+    /// Whether the log was rewritten; false when that would have made it
+    /// longer.
+    pub rewritten: bool,
 }
 
 fn io(action: &'static str, path: &std::path::Path, source: std::io::Error) -> StoreError {
@@ -85,6 +93,19 @@ impl Store {
         out.flush().map_err(|e| io("cannot write", &path, e))?;
         drop(out);
         file.sync_all().map_err(|e| io("cannot sync", &path, e))?;
+        if after > before {
+            // Nothing to reclaim: the new file is not named anywhere yet,
+            // so dropping it changes nothing.
+            drop(file);
+            std::fs::remove_file(&path).map_err(|e| io("cannot remove", &path, e))?;
+            sync_dir(&self.log.dir)?;
+            return Ok(Compacted {
+                frames: offsets.len() as u64,
+                before,
+                after: before,
+                rewritten: false,
+            });
+        }
         sync_dir(&self.log.dir)?;
 
         let finished =
@@ -110,6 +131,7 @@ impl Store {
             frames: offsets.len() as u64,
             before,
             after,
+            rewritten: true,
         })
     }
 }

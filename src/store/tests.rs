@@ -998,3 +998,40 @@ async fn audit_entries_are_read_across_groups_and_after_pruning() {
     assert_eq!(all.last().unwrap().body, b"after");
     assert_eq!(all[all.len() - 1].prev, all[all.len() - 2].hash);
 }
+
+#[tokio::test]
+async fn a_compaction_that_would_grow_the_log_leaves_it_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let gt = id("gt");
+    let (before, usage) = {
+        let store = filled(&dir).await;
+        // A tiny record whose tombstone is too long for its frame: the
+        // tombstone is kept in sled, and the frame has almost no padding.
+        let mut tiny = rec(6, b"tiny".to_vec());
+        tiny.expires_at_ms = Some(1_000);
+        store
+            .records()
+            .apply_received(&gt, &[tiny], 6, no_audit)
+            .await
+            .unwrap();
+        store
+            .records()
+            .purge(&gt, 6, 1_000, vec![b'L'; 300], b"purged".to_vec())
+            .await
+            .unwrap();
+        (snapshot(&store), store.log_usage())
+    };
+    let store = Store::open(dir.path(), &id("hn")).unwrap();
+    let done = store.compact().await.unwrap();
+    assert!(!done.rewritten, "{done:?}");
+    assert_eq!((done.before, done.after), (usage.bytes, usage.bytes));
+    let store = Store::open(dir.path(), &id("hn")).unwrap();
+    assert_eq!(store.log_usage(), usage, "the log is unchanged");
+    assert_eq!(snapshot(&store), before, "every record as it was");
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("records"))
+        .collect();
+    assert_eq!(names.len(), 1, "no second log file left: {names:?}");
+}

@@ -338,7 +338,13 @@ async fn compact(settings: enlace::trust::load::LoadedSettings, json: bool) -> a
                 "records": done.frames,
                 "bytes_before": done.before,
                 "bytes_after": done.after,
+                "rewritten": done.rewritten,
             })
+        );
+    } else if !done.rewritten {
+        println!(
+            "record log of node {} left as it is: {} records, {} bytes; rewriting it would make it longer",
+            settings.node_id, done.frames, done.before
         );
     } else {
         println!(

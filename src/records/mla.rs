@@ -79,12 +79,13 @@ impl MlaState {
         }
     }
 
-    /// Whether the request has a final answer (executed, partially
-    /// executed or refused); "more information needed" is not final.
+    /// Whether the request has a final answer (executed or refused).
+    /// "More information needed" is not final, and neither is "partially
+    /// executed": the rest is often carried out later, and answered then.
     pub fn answered(&self) -> bool {
         self.responses
             .last()
-            .is_some_and(|r| matches!(r.outcome.as_str(), "executed" | "partial" | "refused"))
+            .is_some_and(|r| matches!(r.outcome.as_str(), "executed" | "refused"))
     }
 
     /// The deadline has passed without a final answer.
@@ -273,5 +274,40 @@ mod tests {
             "no answer after a final one"
         );
         assert_eq!(MlaState::decode(&s.encode()), Some(s));
+    }
+
+    #[test]
+    fn a_partial_execution_is_completed_later_and_then_final() {
+        let req = request();
+        let s = next(None, &req).unwrap();
+        let partial = answer(
+            RecordKind::MlaResponse(MlaResponse {
+                request_id: req.record_id.clone(),
+                outcome: MlaOutcome::Partial,
+                text: "primera parte".into(),
+            }),
+            "hn",
+            2,
+        );
+        let s = next(Some(&s), &partial).unwrap();
+        assert_eq!(s.state(), "partially_executed");
+        assert!(!s.answered(), "a partial execution is not final");
+        assert!(s.overdue(2_000), "still pending once the deadline passed");
+        let rest = answer(
+            RecordKind::MlaResponse(MlaResponse {
+                request_id: req.record_id.clone(),
+                outcome: MlaOutcome::Executed,
+                text: "el resto".into(),
+            }),
+            "hn",
+            3,
+        );
+        let s = next(Some(&s), &rest).expect("the rest, answered later");
+        assert_eq!((s.state(), s.answered()), ("executed", true));
+        assert_eq!(s.responses.len(), 2);
+        assert!(
+            next(Some(&s), &partial).is_err(),
+            "nothing after a final answer"
+        );
     }
 }

@@ -389,6 +389,60 @@ impl Publisher {
             .result(result)
     }
 
+    /// The case references an MLA request cites must be case references
+    /// held here, and ones its recipient can see (its own, or addressed to
+    /// it): a request cannot point at an alert, at nothing, or at a record
+    /// the recipient was never given.
+    fn check_case_refs(
+        &self,
+        request: &model::MlaRequest,
+        errors: &mut Errors,
+    ) -> Result<(), PublishError> {
+        for (i, id) in request.case_refs.iter().enumerate() {
+            let field = format!("mla_request.case_refs[{i}]");
+            if model::check_record_id_format(id).is_err() {
+                continue; // the body's own rules name it
+            }
+            let Some(stored) = self.store.records().get_by_id(id)? else {
+                errors.push(field, format!("{id} is not a record held by this node"));
+                continue;
+            };
+            let Some(bytes) = stored.content.envelope() else {
+                errors.push(
+                    field,
+                    format!("{id} has expired and its content was purged"),
+                );
+                continue;
+            };
+            let (_, body) = wire::open_stored(bytes).map_err(|e| {
+                PublishError::Store(StoreError::Corrupt(format!(
+                    "stored record {id} does not decode: {e}"
+                )))
+            })?;
+            if !matches!(
+                body.kind.content(),
+                Some(model::ContentRef::CaseReference(_))
+            ) {
+                errors.push(
+                    field,
+                    format!(
+                        "{id} is not a case reference (its kind: {})",
+                        body.kind.name()
+                    ),
+                );
+            } else if body.origin != request.to && !body.distribution.includes(&request.to) {
+                errors.push(
+                    field,
+                    format!(
+                        "{id} is not disclosed to {}: a request may cite only what its recipient holds",
+                        request.to
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Rules that depend on the clock: a record is published to be valid
     /// for a while, and not for ever.
     fn check_times(&self, change: &Change) -> Result<(), PublishError> {
@@ -454,6 +508,7 @@ impl Publisher {
                     "mla_request.to",
                     format!("{} is not a member of the federation", request.to),
                 );
+                self.check_case_refs(request, &mut errors)?;
                 errors.finish()?;
                 let distribution = Distribution::Named([request.to.clone()].into_iter().collect());
                 (RecordKind::MlaRequest(request.clone()), distribution, None)

@@ -198,12 +198,22 @@ async fn updates_follow_the_series_and_unknown_targets_are_refused() {
 async fn only_a_request_addressed_here_and_not_yet_acknowledged_is_acknowledged() {
     let sandbox = sandbox().await;
     let gt = gt(&sandbox).await;
+    let case = gt
+        .publisher
+        .apply_change(
+            publish(Content::CaseReference(case_reference("MP-7"))),
+            false,
+            "gt-operator",
+        )
+        .await
+        .unwrap()
+        .unwrap();
     let sent = gt
         .publisher
         .apply_change(
             Change::SendMla(MlaRequest {
                 to: NodeId::parse("hn").unwrap(),
-                case_refs: vec![crate::records::model::new_record_id(&gt.id, [2; 8])],
+                case_refs: vec![case.body.record_id.clone()],
                 query_id: String::new(),
                 legal_basis: "UNTOC Art. 18".into(),
                 measures: "Información bancaria".into(),
@@ -226,7 +236,7 @@ async fn only_a_request_addressed_here_and_not_yet_acknowledged_is_acknowledged(
     gt.publisher.acknowledge_mla(&request_id).await;
     gt.publisher.acknowledge_mla("mla-unknown").await;
     gt.publisher.acknowledge_pending_mla().await;
-    assert_eq!(gt.store.watermark().own_seq, 1, "nothing acknowledged");
+    assert_eq!(gt.store.watermark().own_seq, 2, "nothing acknowledged");
     assert!(
         gt.store
             .series()
@@ -287,4 +297,98 @@ async fn a_federation_of_one_has_nobody_to_ask() {
         )
         .await
         .expect("published");
+}
+
+fn case_reference(case_ref: &str) -> crate::records::model::CaseReference {
+    use crate::records::vocabulary::{CaseStage, HandlingCode, MlaStatus, Offence, Tlp};
+    crate::records::model::CaseReference {
+        case_ref: case_ref.into(),
+        offence: Offence::Trafficking,
+        stage: CaseStage::Investigation,
+        competent_authority: "Fiscalía contra la Trata de Personas".into(),
+        contact: None,
+        mla_status: MlaStatus::Planned,
+        linked_alerts: Vec::new(),
+        handling: crate::records::model::Handling {
+            code: HandlingCode::H2,
+            condition: None,
+        },
+        tlp: Tlp::Amber,
+        expires_at_ms: NOW + 86_400_000,
+        review_at_ms: None,
+        summary: None,
+        language: "es".into(),
+        trafficking: None,
+        smuggling: None,
+    }
+}
+
+#[tokio::test]
+async fn an_mla_request_cites_only_case_references_its_recipient_holds() {
+    let mut sandbox = Sandbox::create("publish-test", &["gt", "hn", "sv"])
+        .await
+        .unwrap();
+    sandbox.clock = Arc::new(ManualClock::starting_at(NOW));
+    drop(sandbox.take_listeners("hn"));
+    drop(sandbox.take_listeners("sv"));
+    let gt = gt(&sandbox).await;
+    let put = |content: Content, to: &[&str]| Change::Publish {
+        content,
+        recipients: to.iter().map(|s| s.to_string()).collect(),
+    };
+    let mut ids = Vec::new();
+    for change in [
+        put(Content::Alert(sample_alert()), &[]),
+        put(Content::CaseReference(case_reference("MP-1")), &["sv"]),
+        put(Content::CaseReference(case_reference("MP-2")), &[]),
+    ] {
+        let p = gt
+            .publisher
+            .apply_change(change, false, "gt-operator")
+            .await
+            .unwrap()
+            .unwrap();
+        ids.push(p.body.record_id);
+    }
+    let (alert, for_sv, for_all) = (ids[0].clone(), ids[1].clone(), ids[2].clone());
+    let missing = crate::records::model::new_record_id(&gt.id, [3; 8]);
+    let request = |case_refs: Vec<String>| {
+        Change::SendMla(MlaRequest {
+            to: NodeId::parse("hn").unwrap(),
+            case_refs,
+            query_id: String::new(),
+            legal_basis: "UNTOC Art. 18".into(),
+            measures: "Información bancaria".into(),
+            urgency: Urgency::Urgent,
+            deadline_ms: None,
+        })
+    };
+    let refused = gt
+        .publisher
+        .apply_change(
+            request(vec![
+                missing.clone(),
+                alert.clone(),
+                for_sv.clone(),
+                for_all.clone(),
+            ]),
+            false,
+            "gt-operator",
+        )
+        .await
+        .expect_err("three bad references");
+    let said = refused.to_string();
+    for expected in [
+        format!("mla_request.case_refs[0]: {missing} is not a record held by this node"),
+        format!("mla_request.case_refs[1]: {alert} is not a case reference (its kind: alert)"),
+        format!("mla_request.case_refs[2]: {for_sv} is not disclosed to hn"),
+    ] {
+        assert!(said.contains(&expected), "{expected:?} in {said}");
+    }
+    assert!(!said.contains("case_refs[3]"), "{said}");
+    assert_eq!(gt.store.watermark().own_seq, 3, "nothing sent");
+    gt.publisher
+        .apply_change(request(vec![for_all]), false, "gt-operator")
+        .await
+        .expect("a case reference hn holds");
 }

@@ -174,12 +174,33 @@ async fn every_kind_of_action_leaves_its_entry() {
         .await
         .unwrap()
         .into_inner();
-    // MLA: request, automatic acknowledgment, answer.
+    // MLA: request (on a case reference hn holds), automatic
+    // acknowledgment, answer.
+    let case_ref = g
+        .publish_case_reference(pb::PublishCaseReferenceRequest {
+            case_reference: Some(pb::CaseReference {
+                case_ref: "MP-GT-2026-0114".into(),
+                offence: Offence::Trafficking.wire(),
+                stage: enlace::records::vocabulary::CaseStage::Investigation.wire(),
+                competent_authority: "Fiscalía contra la Trata de Personas".into(),
+                handling: Some(pb::Handling {
+                    code: enlace::records::vocabulary::HandlingCode::H1.wire(),
+                    condition: String::new(),
+                }),
+                tlp: enlace::records::vocabulary::Tlp::Amber.wire(),
+                ..Default::default()
+            }),
+            to: vec!["hn".into()],
+            validate_only: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let mla = g
         .send_mla(pb::SendMlaRequest {
             request: Some(pb::MlaRequest {
                 to: "hn".into(),
-                case_refs: vec![first.record_id.clone()],
+                case_refs: vec![case_ref.record_id.clone()],
                 legal_basis: "UNTOC art. 18".into(),
                 measures: "Confirmar identidad".into(),
                 deadline_ms: enlace::clock::now_ms() + 86_400_000,

@@ -115,9 +115,16 @@ fn sign(key: &SigningKey, body: Vec<u8>) -> Envelope {
 // `RecordBody::validate` by construction, so that a failure is the wire's
 // or the gate's, never the generator's.
 
-/// Every character but the controls (Unicode category Cc), which no text
-/// field may hold; format characters such as U+202E and U+FEFF stay in.
-const NOT_CONTROL: &[RangeInclusive<char>] = &[' '..='~', '\u{a0}'..=char::MAX];
+/// Every character but the controls (Unicode category Cc) and the
+/// bidirectional embeddings, overrides and isolates (U+202A–U+202E,
+/// U+2066–U+2069), which no text field may hold; other format characters
+/// such as U+200F and U+FEFF stay in.
+const NOT_CONTROL: &[RangeInclusive<char>] = &[
+    ' '..='~',
+    '\u{a0}'..='\u{2029}',
+    '\u{202f}'..='\u{2065}',
+    '\u{206a}'..=char::MAX,
+];
 
 /// 1 to `max` characters, none a control character, not all blank.
 fn text(max: usize) -> impl Strategy<Value = String> {

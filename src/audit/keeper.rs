@@ -71,6 +71,9 @@ pub struct AuditKeeper {
     tls_leaf: Option<CertificateDer<'static>>,
     /// The agency CA, as trusted at start.
     agency_ca: Vec<CertificateDer<'static>>,
+    /// Entries this node's peers witnessed beyond what its log holds, as
+    /// the start check found ([`AuditKeeper::check_witnessed`]).
+    lost: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for AuditKeeper {
@@ -106,7 +109,57 @@ impl AuditKeeper {
             config: p.config,
             tls_leaf: p.tls_leaf,
             agency_ca: p.agency_ca,
+            lost: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Compares the log with what the peers witnessed of it: a checkpoint
+    /// this node signed, countersigned by a peer, of a larger log than the
+    /// store holds proves that entries were lost (a damaged store that
+    /// rolled back, an old backup). That is an ERROR, and the figure
+    /// (`enlace_audit_lost_entries`) stays until the next start. A peer
+    /// cannot fake it: the checkpoint carries this node's own signature.
+    pub(crate) async fn check_witnessed(&self) -> u64 {
+        let held = self.store.watermark().audit;
+        let keys = self.key_book();
+        let mut beyond: Option<(NodeId, u64)> = None;
+        for (peer, answer) in self.gather_witnesses().await {
+            let Ok(witnesses) = answer else { continue };
+            for w in &witnesses {
+                let Ok(seen) = checkpoint::open_witness(w, &keys) else {
+                    continue;
+                };
+                if seen.checkpoint.node == self.id
+                    && seen.checkpoint.size > held
+                    && beyond
+                        .as_ref()
+                        .is_none_or(|(_, s)| seen.checkpoint.size > *s)
+                {
+                    beyond = Some((peer.clone(), seen.checkpoint.size));
+                }
+            }
+        }
+        let lost = match beyond {
+            Some((peer, witnessed)) => {
+                tracing::error!(
+                    peer = %peer, witnessed, held,
+                    "the audit log holds fewer entries than a peer witnessed: entries were lost \
+                     (a damaged store that rolled back, or an old backup); restore the data \
+                     directory from a newer backup, or keep the peers' witnesses as the record \
+                     (runbook sections 6 and 8)"
+                );
+                witnessed - held
+            }
+            None => 0,
+        };
+        self.lost.store(lost, std::sync::atomic::Ordering::Relaxed);
+        lost
+    }
+
+    /// Entries the peers witnessed beyond this log, as the start check
+    /// found (0: none).
+    pub fn lost_entries(&self) -> u64 {
+        self.lost.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Writes entries that record no other store change, durably, before
@@ -257,7 +310,7 @@ impl AuditKeeper {
     /// Makes a checkpoint and hands it to every peer to witness; a peer
     /// that does not is logged (it gets the next one). Returns each such
     /// peer with why.
-    pub(crate) async fn send_checkpoint(&self) -> Vec<(NodeId, String)> {
+    pub async fn send_checkpoint(&self) -> Vec<(NodeId, String)> {
         self.send_checkpoint_logged(tracing::Level::WARN).await
     }
 

@@ -46,6 +46,7 @@
 //! | `enlace_queries_answered_total` | counter | `peer`, `result` | peers' queries this node answered: `hit`, `no_hit`, `refused` |
 //! | `enlace_own_log_behind` | gauge | | 1 when a peer holds a record of this node's own log above what its store holds: publishing is refused until `enlace node recover` |
 //! | `enlace_own_log_confirmed` | gauge | | 1 once a peer confirmed, since start, how far it saw this node's own log |
+//! | `enlace_audit_lost_entries` | gauge | | entries of the audit log a peer witnessed that the store no longer holds, as found at start (0: none) |
 //! | `enlace_store_log_bytes` | gauge | | committed length of the record log |
 //! | `enlace_store_log_reclaimable_bytes` | gauge | | of it, the space purged records left, which `enlace node compact` reclaims |
 //! | `enlace_audit_entries` | gauge | | size of the audit log (number of its last durable entry; pruned ones included) |

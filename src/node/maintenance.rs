@@ -32,6 +32,10 @@ pub(super) fn spawn_duties(
                 _ = node.publisher.check_own_log() => {}
                 _ = stopped(&mut stop) => return,
             }
+            tokio::select! {
+                _ = node.audit.check_witnessed() => {}
+                _ = stopped(&mut stop) => return,
+            }
             node.publisher.acknowledge_pending_mla().await;
             let Some(mut received) = received else {
                 return;

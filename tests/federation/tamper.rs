@@ -205,3 +205,41 @@ async fn an_authentic_record_refused_is_audited_with_its_seq_and_record_id() {
     let _ = stop_tx.send(true);
     server.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_log_shorter_than_its_peers_witnessed_is_reported_at_start() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
+    let gt = fed.start("gt").await.unwrap();
+    let hn = fed.start("hn").await.unwrap();
+    let mut g = fed.client("gt").await.unwrap();
+    common::publish(&mut g, "antes de la pérdida", &[]).await;
+    assert!(
+        gt.components.audit.send_checkpoint().await.is_empty(),
+        "hn witnessed gt's checkpoint"
+    );
+    let witnessed = gt.components.store.watermark().audit;
+    assert_eq!(gt.components.audit.lost_entries(), 0);
+    gt.stop().await.unwrap();
+
+    // The store rolls back to nothing (here: it is lost).
+    std::fs::remove_dir_all(fed.member("gt").unwrap().data_dir()).unwrap();
+    let gt = fed.start("gt").await.unwrap();
+    let lost = eventually("gt to compare its log with hn's witnesses", || {
+        let lost = gt.components.audit.lost_entries();
+        async move { (lost > 0).then_some(lost) }
+    })
+    .await;
+    let held = gt.components.store.watermark().audit;
+    assert!(
+        lost >= witnessed - held.min(witnessed) && lost <= witnessed,
+        "lost {lost}, witnessed {witnessed}, held {held}"
+    );
+    let (_, text) = common::scrape(&fed, "gt", "/metrics").await.unwrap();
+    assert_eq!(
+        common::sample(&common::samples(&text), "enlace_audit_lost_entries"),
+        Some(lost as f64)
+    );
+    gt.stop().await.unwrap();
+    hn.stop().await.unwrap();
+}

@@ -246,6 +246,11 @@ pub(crate) fn render(node: &Components) -> Result<String, RenderError> {
         "1 once a peer confirmed how far it saw this node's own log since start",
         ConstGauge::new(i64::from(own_log == crate::publish::OwnLog::Confirmed)),
     );
+    r.register(
+        "enlace_audit_lost_entries",
+        "Entries of this node's audit log that a peer witnessed and the store no longer holds, as found at start (0: none)",
+        ConstGauge::new(node.audit.lost_entries()),
+    );
     let usage = node.store.log_usage();
     r.register(
         "enlace_store_log_bytes",

@@ -58,6 +58,8 @@ pub enum CheckpointError {
     BadSignature(String),
     #[error("witness carries no checkpoint")]
     Missing,
+    #[error("statement of {node} resumes from a checkpoint of {checkpoint_of}")]
+    Foreign { node: NodeId, checkpoint_of: NodeId },
 }
 
 /// A signing key as a verifier knows it.
@@ -130,7 +132,7 @@ impl KeyBook {
     }
 
     /// Checks `signature` over `message` by `owner`'s key `key_id`, valid at `at_ms`.
-    fn check(
+    pub(crate) fn check(
         &self,
         context: &[u8],
         owner: &NodeId,

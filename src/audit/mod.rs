@@ -23,6 +23,7 @@
 
 pub mod checkpoint;
 pub mod keeper;
+pub mod recovery;
 pub mod verify;
 
 use ring::digest::{SHA256, digest};
@@ -83,10 +84,17 @@ pub enum Action {
     AuditRead,
     /// Entries older than the retention period were removed.
     AuditPruned,
+    /// This node's audit log was lost and resumes after the checkpoint
+    /// its peers witnessed (`result` names the entries lost and the peers
+    /// that countersigned).
+    AuditResumed,
+    /// A peer's statement that it lost its audit log was countersigned
+    /// here (or refused: `checkpoint_rejected`).
+    RecoveryWitnessed,
 }
 
 impl Action {
-    pub const ALL: [Action; 25] = [
+    pub const ALL: [Action; 27] = [
         Action::NodeStarted,
         Action::NodeStopped,
         Action::ConfigChanged,
@@ -112,6 +120,8 @@ impl Action {
         Action::CheckpointRejected,
         Action::AuditRead,
         Action::AuditPruned,
+        Action::AuditResumed,
+        Action::RecoveryWitnessed,
     ];
 
     pub fn code(self) -> &'static str {
@@ -141,6 +151,8 @@ impl Action {
             Action::CheckpointRejected => "checkpoint_rejected",
             Action::AuditRead => "audit_read",
             Action::AuditPruned => "audit_pruned",
+            Action::AuditResumed => "audit_resumed",
+            Action::RecoveryWitnessed => "recovery_witnessed",
         }
     }
 

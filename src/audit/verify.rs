@@ -14,10 +14,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::checkpoint::{self, Checkpoint, KeyBook};
+use super::recovery::{self, Recovery};
 use super::{Entry, rfc3339};
 use crate::records::model::NodeId;
 use crate::store::audit_log::{Anchor, GENESIS, HASH_LEN, RawEntry};
-use crate::wire::{SignedCheckpoint, Witness};
+use crate::wire::{AuditRecovery, SignedCheckpoint, Witness};
 
 /// Everything a verifier needs besides the entries.
 #[derive(Debug, Clone)]
@@ -30,6 +31,18 @@ pub struct Evidence {
     /// Per peer, its countersigned witnesses, or why it could not be asked.
     pub peers: Vec<(NodeId, Result<Vec<Witness>, String>)>,
     pub keys: KeyBook,
+    /// Times the node lost its log and resumed it, with the peers'
+    /// countersignatures (see [`super::recovery`]).
+    pub recoveries: Vec<AuditRecovery>,
+}
+
+/// A recovery whose statement verified, and who countersigned it when.
+#[derive(Debug, Clone)]
+struct Resumption {
+    recovery: Recovery,
+    countersigned: Vec<(NodeId, i64)>,
+    /// Countersignatures that do not verify, with why.
+    bad: Vec<String>,
 }
 
 /// One verdict.
@@ -76,6 +89,42 @@ pub struct Verifier {
     own: Vec<Checkpoint>,
     witnessed: Vec<(NodeId, Result<Vec<checkpoint::Witnessed>, String>)>,
     anchor_checkpoint: Option<Result<Checkpoint, String>>,
+    resumptions: Vec<Result<Resumption, String>>,
+}
+
+/// Opens a kept recovery: its statement, and each countersignature of it.
+fn resumption(kept: &AuditRecovery, node: &NodeId, keys: &KeyBook) -> Result<Resumption, String> {
+    let r = recovery::open(&kept.statement, keys)
+        .map_err(|e| format!("the recovery statement does not verify: {e}"))?;
+    if r.node != *node {
+        return Err(format!("a recovery statement of {} is kept here", r.node));
+    }
+    let mut countersigned = Vec::new();
+    let mut bad = Vec::new();
+    for w in &kept.witnesses {
+        match recovery::open_witness(w, keys) {
+            Ok(c) if w.recovery.as_ref() != Some(&kept.statement) => {
+                bad.push(format!("{} countersigned another statement", c.witness));
+            }
+            Ok(c) if c.witness == *node => {
+                bad.push(format!("{node} countersigned its own statement"));
+            }
+            Ok(c) => {
+                if !countersigned.iter().any(|(who, _)| *who == c.witness) {
+                    countersigned.push((c.witness, c.witnessed_at_ms));
+                }
+            }
+            Err(e) => bad.push(format!(
+                "the countersignature of {} does not verify: {e}",
+                w.witness
+            )),
+        }
+    }
+    Ok(Resumption {
+        recovery: r,
+        countersigned,
+        bad,
+    })
 }
 
 impl Verifier {
@@ -127,6 +176,11 @@ impl Verifier {
                 .map_err(|e| format!("anchor checkpoint does not decode: {e}"))
                 .and_then(|s| checkpoint::open(&s, &evidence.keys).map_err(|e| e.to_string()))
         });
+        let resumptions = evidence
+            .recoveries
+            .iter()
+            .map(|kept| resumption(kept, &evidence.node, &evidence.keys))
+            .collect();
         let mut wanted: BTreeSet<u64> = own.iter().map(|c| c.size).collect();
         for (_, w) in &witnessed {
             if let Ok(ws) = w {
@@ -154,6 +208,7 @@ impl Verifier {
             own,
             witnessed,
             anchor_checkpoint,
+            resumptions,
         }
     }
 
@@ -258,6 +313,49 @@ impl Verifier {
         }
     }
 
+    /// A verified recovery statement holds when a peer countersigned it
+    /// and the log does resume where it says (the anchor is at or past
+    /// it); its detail is the incident, for people.
+    fn judge_resumption(&self, r: &Resumption, anchor_n: u64) -> Result<String, String> {
+        let s = r.recovery.resumes.size;
+        if r.countersigned.is_empty() {
+            let why = if r.bad.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", r.bad.join("; "))
+            };
+            return Err(format!(
+                "the statement that entries 1..{s} were lost is countersigned by no peer{why}"
+            ));
+        }
+        if anchor_n < s {
+            return Err(format!(
+                "a recovery says the log resumes after entry {s}, but the log does not start there (anchor at entry {anchor_n})"
+            ));
+        }
+        let by: Vec<String> = r
+            .countersigned
+            .iter()
+            .map(|(who, at)| format!("{who} at {}", rfc3339(*at)))
+            .collect();
+        let mut detail = format!(
+            "entries 1..{s} were lost (and any written after entry {s} before the loss); stated at {}{}; \
+             the log resumes after entry {s}, a checkpoint made at {}; countersigned by {}",
+            rfc3339(r.recovery.time_ms),
+            if r.recovery.reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", r.recovery.reason)
+            },
+            rfc3339(r.recovery.resumes.time_ms),
+            by.join(", ")
+        );
+        if !r.bad.is_empty() {
+            detail.push_str(&format!("; ignored: {}", r.bad.join("; ")));
+        }
+        Ok(detail)
+    }
+
     /// The verdicts.
     pub fn finish(self) -> Report {
         let mut checks = Vec::new();
@@ -290,13 +388,26 @@ impl Verifier {
         }
 
         if let (Some(a), Some(opened)) = (&self.evidence.anchor, &self.anchor_checkpoint) {
+            let resumed_here = self
+                .resumptions
+                .iter()
+                .flatten()
+                .any(|r| r.recovery.resumes.size == a.n);
             let verdict = match opened {
                 Ok(cp) if cp.node == self.evidence.node && cp.size == a.n && cp.head == a.hash => {
-                    Ok(format!(
-                        "pruned up to entry {}, signed at {}",
-                        a.n,
-                        rfc3339(cp.time_ms)
-                    ))
+                    Ok(if resumed_here {
+                        format!(
+                            "the log resumes after entry {}, the checkpoint of the lost log made at {} (see the recovery check)",
+                            a.n,
+                            rfc3339(cp.time_ms)
+                        )
+                    } else {
+                        format!(
+                            "pruned up to entry {}, signed at {}",
+                            a.n,
+                            rfc3339(cp.time_ms)
+                        )
+                    })
                 }
                 Ok(_) => Err(format!(
                     "the anchor checkpoint does not describe entry {}",
@@ -309,6 +420,22 @@ impl Verifier {
             }
             checks.push(Check {
                 name: "retention anchor".into(),
+                ok: verdict.is_ok(),
+                detail: verdict.unwrap_or_else(|e| e),
+            });
+        }
+
+        let anchor_n = self.evidence.anchor.as_ref().map_or(0, |a| a.n);
+        for r in &self.resumptions {
+            let verdict = match r {
+                Err(e) => Err(e.clone()),
+                Ok(r) => self.judge_resumption(r, anchor_n),
+            };
+            if verdict.is_err() {
+                bad(r.as_ref().map_or(1, |r| r.recovery.resumes.size + 1));
+            }
+            checks.push(Check {
+                name: "recovery of a lost log".into(),
                 ok: verdict.is_ok(),
                 detail: verdict.unwrap_or_else(|e| e),
             });
@@ -380,9 +507,20 @@ impl Verifier {
                 name,
                 ok: problems.is_empty(),
                 detail: if problems.is_empty() {
+                    let before = ws
+                        .iter()
+                        .filter(|w| w.checkpoint.size < anchor_n)
+                        .count();
+                    let uncompared = if before == 0 {
+                        String::new()
+                    } else {
+                        format!(
+                            " ({before} of them precede the anchor at entry {anchor_n} and could not be compared)"
+                        )
+                    };
                     match ws.iter().max_by_key(|w| w.checkpoint.size) {
                         Some(w) => format!(
-                            "{} checkpoints agree; the latest covers {} entries, witnessed at {}",
+                            "{} checkpoints agree{uncompared}; the latest covers {} entries, witnessed at {}",
                             ws.len(),
                             w.checkpoint.size,
                             rfc3339(w.witnessed_at_ms)

@@ -4,6 +4,7 @@
 use super::*;
 use crate::audit::Action;
 use crate::audit::checkpoint::BookKey;
+use crate::audit::recovery::{self, Recovery};
 use crate::records::crypto::SigningKey;
 
 fn log(n: u64) -> Vec<RawEntry> {
@@ -66,6 +67,7 @@ fn run(
         own,
         peers: vec![(NodeId::parse("hn").unwrap(), Ok(witnessed))],
         keys: f.keys.clone(),
+        recoveries: Vec::new(),
     });
     for e in entries {
         v.push(e);
@@ -173,6 +175,7 @@ fn an_unreachable_peer_fails_the_verification() {
             Err("connection refused".into()),
         )],
         keys: f.keys.clone(),
+        recoveries: Vec::new(),
     });
     for e in &entries {
         v.push(e);
@@ -204,6 +207,7 @@ fn a_pruned_log_verifies_from_its_anchor() {
         own: vec![],
         peers: vec![(NodeId::parse("hn").unwrap(), Ok(vec![early]))],
         keys: f.keys.clone(),
+        recoveries: Vec::new(),
     });
     for e in &entries[4..] {
         v.push(e);
@@ -220,10 +224,141 @@ fn a_pruned_log_verifies_from_its_anchor() {
         own: vec![],
         peers: vec![],
         keys: f.keys.clone(),
+        recoveries: Vec::new(),
     });
     for e in &entries[4..] {
         v.push(e);
     }
     let r = v.finish();
     assert_eq!(r.first_bad, Some(4), "the anchor itself is named");
+}
+
+/// gt's log of `lost` entries was lost after hn witnessed a checkpoint at
+/// `lost`; the new log resumes after it with `more` entries. The evidence,
+/// the new entries, and the kept recovery (countersigned by hn if `signed`).
+fn resumed(f: &Fixture, lost: u64, more: u64, signed: bool) -> (Evidence, Vec<RawEntry>) {
+    let old = log(lost);
+    let resumes_signed = checkpoint_of(f, &old, lost);
+    let resumes = Checkpoint::decode(&resumes_signed.body).unwrap();
+    let statement = Recovery {
+        node: NodeId::parse("gt").unwrap(),
+        resumes: resumes.clone(),
+        resumes_signed: resumes_signed.clone(),
+        time_ms: 90_000,
+        reason: "disk lost".into(),
+    }
+    .sign(&f.gt);
+    let hn = NodeId::parse("hn").unwrap();
+    let witnesses = if signed {
+        vec![recovery::countersign(&statement, &hn, 91_000, &f.hn)]
+    } else {
+        vec![]
+    };
+    let mut prev = resumes.head;
+    let fresh: Vec<RawEntry> = (lost + 1..=lost + more)
+        .map(|n| {
+            let e = RawEntry::chained(n, prev, Entry::new(Action::RecordsReceived, "gt").encode());
+            prev = e.hash;
+            e
+        })
+        .collect();
+    let new_cp = Checkpoint {
+        node: NodeId::parse("gt").unwrap(),
+        size: lost + more,
+        head: prev,
+        time_ms: 95_000,
+    }
+    .sign(&f.gt);
+    let evidence = Evidence {
+        node: NodeId::parse("gt").unwrap(),
+        anchor: Some(Anchor {
+            n: lost,
+            hash: resumes.head,
+            checkpoint: resumes_signed.encode(),
+        }),
+        own: vec![new_cp.clone()],
+        peers: vec![(
+            hn.clone(),
+            Ok(vec![
+                checkpoint::countersign(&checkpoint_of(f, &old, 3), &hn, 10, &f.hn),
+                checkpoint::countersign(&resumes_signed, &hn, 20, &f.hn),
+                checkpoint::countersign(&new_cp, &hn, 96_000, &f.hn),
+            ]),
+        )],
+        keys: f.keys.clone(),
+        recoveries: vec![AuditRecovery {
+            statement,
+            witnesses,
+        }],
+    };
+    (evidence, fresh)
+}
+
+#[test]
+fn a_log_resumed_after_a_loss_verifies_and_reports_the_incident() {
+    let f = fixture();
+    let (evidence, fresh) = resumed(&f, 8, 4, true);
+    let mut v = Verifier::new(evidence);
+    for e in &fresh {
+        v.push(e);
+    }
+    let r = v.finish();
+    assert!(r.holds(), "{:?}", r.checks);
+    let incident = r
+        .checks
+        .iter()
+        .find(|c| c.name == "recovery of a lost log")
+        .expect("the recovery is reported");
+    assert!(
+        incident.detail.contains("entries 1..8 were lost") && incident.detail.contains("hn at"),
+        "{}",
+        incident.detail
+    );
+    let hn = r
+        .checks
+        .iter()
+        .find(|c| c.name == "witnessed by hn")
+        .unwrap();
+    assert!(hn.detail.contains("precede the anchor"), "{}", hn.detail);
+}
+
+#[test]
+fn a_recovery_no_peer_countersigned_does_not_verify() {
+    let f = fixture();
+    let (evidence, fresh) = resumed(&f, 8, 4, false);
+    let mut v = Verifier::new(evidence);
+    for e in &fresh {
+        v.push(e);
+    }
+    let r = v.finish();
+    assert!(!r.holds());
+    let incident = r
+        .checks
+        .iter()
+        .find(|c| c.name == "recovery of a lost log")
+        .unwrap();
+    assert!(
+        !incident.ok && incident.detail.contains("countersigned by no peer"),
+        "{}",
+        incident.detail
+    );
+}
+
+#[test]
+fn a_countersignature_of_another_statement_does_not_count() {
+    let f = fixture();
+    let (mut evidence, fresh) = resumed(&f, 8, 4, true);
+    // hn's countersignature, moved onto a statement with another reason.
+    let mut other = Recovery {
+        reason: "something else".into(),
+        ..recovery::open(&evidence.recoveries[0].statement, &f.keys).unwrap()
+    }
+    .sign(&f.gt);
+    std::mem::swap(&mut evidence.recoveries[0].statement, &mut other);
+    let mut v = Verifier::new(evidence);
+    for e in &fresh {
+        v.push(e);
+    }
+    let r = v.finish();
+    assert!(!r.holds(), "{:?}", r.checks);
 }

@@ -24,6 +24,10 @@ pub(crate) const RECORD_SIGNATURE_CONTEXT: &[u8] = b"enlace/v1/record\0";
 pub(crate) const CHECKPOINT_SIGNATURE_CONTEXT: &[u8] = b"enlace/checkpoint/v1\0";
 /// Prefix of what a peer signs when it witnesses another's checkpoint.
 pub(crate) const WITNESS_SIGNATURE_CONTEXT: &[u8] = b"enlace/witness/v1\0";
+/// Prefix of what a node signs when it states that it lost its audit log.
+pub(crate) const RECOVERY_SIGNATURE_CONTEXT: &[u8] = b"enlace/recovery/v1\0";
+/// Prefix of what a peer signs when it witnesses such a statement.
+pub(crate) const RECOVERY_WITNESS_SIGNATURE_CONTEXT: &[u8] = b"enlace/recovery-witness/v1\0";
 
 /// Length of an Ed25519 public key.
 pub(crate) const PUBLIC_KEY_LEN: usize = 32;

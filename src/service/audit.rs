@@ -12,7 +12,7 @@ use super::agency::{AgencyService, AuditStream};
 use crate::audit::{Action, Entry};
 use crate::config::ClientRole;
 use crate::wire::pb::v1 as pb;
-use crate::wire::{MemberKey, SignedCheckpoint, Witness};
+use crate::wire::{AuditRecovery, MemberKey, SignedCheckpoint, Witness};
 
 /// Entries read from the store per step of a `ReadAudit` stream.
 const READ_STEP: usize = 1024;
@@ -139,6 +139,13 @@ impl AgencyService {
                 .collect(),
             anchor,
             node: node.id.to_string(),
+            recoveries: node
+                .audit
+                .own_recoveries()
+                .map_err(IntoStatus::into_status)?
+                .iter()
+                .map(AuditRecovery::to_pb)
+                .collect(),
         }))
     }
 }

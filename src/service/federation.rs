@@ -21,7 +21,7 @@ use crate::trust::tls::Identity;
 use crate::wire;
 use crate::wire::pb::v1 as pb;
 use crate::wire::pb::v1::federation_server::Federation;
-use crate::wire::{SignedCheckpoint, Witness};
+use crate::wire::{SignedCheckpoint, SignedRecovery, Witness};
 
 /// Records per batch when the caller does not say.
 const DEFAULT_BATCH: u32 = 256;
@@ -171,6 +171,28 @@ impl Federation for FederationService {
         Ok(Response::new(pb::WitnessReply {
             witness: Some(witness.to_pb()),
         }))
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id))]
+    async fn witness_recovery(
+        &self,
+        request: Request<pb::SignedRecovery>,
+    ) -> Result<Response<pb::RecoveryWitness>, Status> {
+        let caller = match identity(&request)? {
+            Identity::Peer(id) => id,
+            Identity::Client(_) => {
+                return Err(Status::permission_denied(
+                    "WitnessRecovery is for federation peers",
+                ));
+            }
+        };
+        let witness = self
+            .node
+            .audit
+            .witness_recovery(&caller, SignedRecovery::from_pb(request.into_inner()))
+            .await
+            .map_err(IntoStatus::into_status)?;
+        Ok(Response::new(witness.to_pb()))
     }
 
     #[tracing::instrument(skip_all, fields(node = %self.node.id))]

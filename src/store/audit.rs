@@ -237,6 +237,92 @@ impl Audit<'_> {
         }
     }
 
+    /// Resumes a lost audit log after `anchor`: the checkpoint of the lost
+    /// log that the peers witnessed. The log must hold no anchor and
+    /// exactly `carried` entries: those a node started on the empty store
+    /// wrote before the recovery. They are chained again after the anchor
+    /// (renumbered from `anchor.n + 1`, bodies unchanged; no peer witnessed
+    /// them, since a peer refuses a checkpoint smaller than one it holds),
+    /// and this node's own checkpoints of them are dropped. Then `bodies`
+    /// follow. The anchor, the recovery (`recovery`, this node's statement
+    /// with its countersignatures, kept in `checkpoints` under `node` and
+    /// the anchor's size) and the entries are written in one durable step.
+    /// Returns the number of the last entry.
+    pub(crate) async fn resume(
+        &self,
+        node: &str,
+        anchor: &Anchor,
+        recovery: &[u8],
+        carried: u64,
+        bodies: Vec<Vec<u8>>,
+    ) -> Result<u64, StoreError> {
+        let store = self.store;
+        let gate = GATE.lock().await;
+        let (last, generation) = {
+            let mut w = store.writer.lock().map_err(|_| StoreError::Poisoned)?;
+            if w.audit_n != carried || meta::anchor(&store.trees.meta)?.is_some() {
+                return Err(StoreError::AuditNotEmpty { held: w.audit_n });
+            }
+            let mut old_groups = Vec::new();
+            let mut all = Vec::new();
+            for kv in store.trees.audit.iter() {
+                let (k, v) = kv?;
+                old_groups.push(k);
+                all.extend(
+                    audit_log::decode_group(&v)
+                        .map_err(StoreError::Corrupt)?
+                        .into_iter()
+                        .map(|e| e.body),
+                );
+            }
+            all.extend(bodies);
+            let own_checkpoints: Vec<sled::IVec> = store
+                .trees
+                .checkpoints
+                .range(
+                    audit_log::checkpoint_key(node, 0)..=audit_log::checkpoint_key(node, carried),
+                )
+                .keys()
+                .collect::<Result<_, _>>()?;
+            // Chain after the anchor; put back if the transaction fails.
+            let before = (w.audit_n, w.audit_head, w.audit_tail);
+            w.audit_n = anchor.n;
+            w.audit_head = anchor.hash;
+            w.audit_tail = None;
+            let entries = w.chain(all);
+            let anchor_value = anchor.encode();
+            let key = audit_log::recovery_key(node, anchor.n);
+            let written = (
+                &store.trees.audit,
+                &store.trees.meta,
+                &store.trees.checkpoints,
+            )
+                .transaction(|(aud, meta, cps)| -> TxResult<()> {
+                    for k in &old_groups {
+                        aud.remove(k)?;
+                    }
+                    put_audit(aud, &entries)?;
+                    meta.insert(meta::ANCHOR_KEY, anchor_value.as_slice())?;
+                    for k in &own_checkpoints {
+                        cps.remove(k)?;
+                    }
+                    cps.insert(key.as_slice(), recovery)?;
+                    Ok(())
+                })
+                .map_err(tx_error);
+            if let Err(e) = written {
+                (w.audit_n, w.audit_head, w.audit_tail) = before;
+                return Err(e);
+            }
+            w.advance_audit(&entries);
+            w.generation += 1;
+            (w.audit_n, w.generation)
+        };
+        drop(gate);
+        store.make_durable(generation).await?;
+        Ok(last)
+    }
+
     /// Where pruning stopped, if the log was ever pruned.
     pub fn anchor(&self) -> Result<Option<Anchor>, StoreError> {
         meta::anchor(&self.store.trees.meta)

@@ -19,8 +19,15 @@
 //! - `checkpoints`: `len(node) as u8 ‖ node ‖ size as u64 BE` → the signed
 //!   checkpoint (this node's own) or the witnessed checkpoint (a peer's), as
 //!   the audit module encoded it.
+//! - `checkpoints`, under the byte `0xFF` (which no node id's length byte
+//!   can be): `0xFF ‖ len(node) as u8 ‖ node ‖ size as u64 BE` → a recovery
+//!   of `node`'s audit log resuming after entry `size`: this node's own
+//!   statement with the countersignatures it gathered, or the
+//!   countersignature given to a peer's. Added within schema version 3;
+//!   earlier versions never read these keys.
 //! - `meta` key `audit_anchor`: `n as u64 BE ‖ hash (32) ‖ checkpoint`: the
-//!   last pruned entry and the signed checkpoint of the log at that size.
+//!   last pruned entry and the signed checkpoint of the log at that size
+//!   (after a recovery, the checkpoint of the lost log it resumes from).
 //!
 //! The store writes an entry in the same transaction as the action it
 //! records, so the two become durable together or not at all; it never
@@ -256,6 +263,25 @@ pub fn encode_groups(entries: &[RawEntry]) -> Vec<([u8; 8], Vec<u8>)> {
 /// Key of a checkpoint of `node`'s log at `size`.
 pub(crate) fn checkpoint_key(node: &str, size: u64) -> Vec<u8> {
     super::keys::record_key(node, size)
+}
+
+/// First byte of the keys of recoveries in `checkpoints`.
+const RECOVERY_TAG: u8 = 0xFF;
+
+/// Key of a recovery of `node`'s log resuming after entry `size`.
+pub(crate) fn recovery_key(node: &str, size: u64) -> Vec<u8> {
+    let mut k = vec![RECOVERY_TAG];
+    k.extend_from_slice(&super::keys::record_key(node, size));
+    k
+}
+
+/// The size a recovery key names.
+pub(crate) fn recovery_size(key: &[u8]) -> Option<u64> {
+    let (&tag, rest) = key.split_first()?;
+    if tag != RECOVERY_TAG {
+        return None;
+    }
+    super::keys::parse_record_key(rest).map(|(_, size)| size)
 }
 
 #[cfg(test)]

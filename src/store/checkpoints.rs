@@ -67,6 +67,46 @@ impl Checkpoints<'_> {
     }
 }
 
+impl Checkpoints<'_> {
+    /// Stores a recovery of `node`'s audit log resuming after entry
+    /// `size` (a countersignature given to a peer), durably.
+    pub(crate) async fn put_recovery(
+        &self,
+        node: &NodeId,
+        size: u64,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        let store = self.store;
+        let gate = GATE.lock().await;
+        let generation = {
+            let mut w = store.writer.lock().map_err(|_| StoreError::Poisoned)?;
+            store
+                .trees
+                .checkpoints
+                .insert(audit_log::recovery_key(node.as_str(), size), bytes)?;
+            w.generation += 1;
+            w.generation
+        };
+        drop(gate);
+        store.make_durable(generation).await
+    }
+
+    /// The recoveries held of `node`'s audit log, ascending by the size
+    /// they resume after.
+    pub fn recoveries(&self, node: &NodeId) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let start = audit_log::recovery_key(node.as_str(), 0);
+        let end = audit_log::recovery_key(node.as_str(), u64::MAX);
+        let mut out = Vec::new();
+        for kv in self.store.trees.checkpoints.range(start..=end) {
+            let (k, v) = kv?;
+            let size = audit_log::recovery_size(&k)
+                .ok_or_else(|| StoreError::Corrupt("bad recovery key in checkpoints".into()))?;
+            out.push((size, v.to_vec()));
+        }
+        Ok(out)
+    }
+}
+
 /// The log size a checkpoint key names.
 fn size_of(key: &[u8]) -> Result<u64, StoreError> {
     let (_, size) = keys::parse_record_key(key)

@@ -201,6 +201,11 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A lost audit log can be resumed only in a store whose log is empty.
+    #[error(
+        "the audit log already holds entries up to {held}: only an empty log (a store created by `enlace node recover`) resumes after a lost one"
+    )]
+    AuditNotEmpty { held: u64 },
     /// A field of a record is longer than its frame can say.
     #[error("store write failed: {field} of {len} bytes")]
     FieldTooLong { field: &'static str, len: usize },

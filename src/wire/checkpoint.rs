@@ -117,6 +117,142 @@ impl Witness {
     }
 }
 
+/// The content of a recovery statement (see `RecoveryBody` in
+/// `audit.proto`): the node's log continues after `resumes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryBody {
+    /// As written: checked to be a node id by the reader.
+    pub node: String,
+    pub resumes: Option<SignedCheckpoint>,
+    pub time_ms: i64,
+    pub reason: String,
+}
+
+impl RecoveryBody {
+    pub fn encode(&self) -> Vec<u8> {
+        pb::RecoveryBody {
+            node: self.node.clone(),
+            resumes: self.resumes.as_ref().map(SignedCheckpoint::to_pb),
+            time_ms: self.time_ms,
+            reason: self.reason.clone(),
+        }
+        .encode_to_vec()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, prost::DecodeError> {
+        let b = pb::RecoveryBody::decode(bytes)?;
+        Ok(Self {
+            node: b.node,
+            resumes: b.resumes.map(SignedCheckpoint::from_pb),
+            time_ms: b.time_ms,
+            reason: b.reason,
+        })
+    }
+}
+
+/// An encoded [`RecoveryBody`] with its node's signature.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignedRecovery {
+    pub body: Vec<u8>,
+    pub key_id: String,
+    pub signature: Vec<u8>,
+}
+
+impl SignedRecovery {
+    pub fn to_pb(&self) -> pb::SignedRecovery {
+        pb::SignedRecovery {
+            body: self.body.clone(),
+            key_id: self.key_id.clone(),
+            signature: self.signature.clone(),
+        }
+    }
+
+    pub fn from_pb(s: pb::SignedRecovery) -> Self {
+        Self {
+            body: s.body,
+            key_id: s.key_id,
+            signature: s.signature,
+        }
+    }
+}
+
+/// A peer's countersignature of a recovery statement.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryWitness {
+    pub recovery: Option<SignedRecovery>,
+    /// As written: checked to be a node id by the reader.
+    pub witness: String,
+    pub witnessed_at_ms: i64,
+    pub key_id: String,
+    pub signature: Vec<u8>,
+}
+
+impl RecoveryWitness {
+    pub fn encode(&self) -> Vec<u8> {
+        self.to_pb().encode_to_vec()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, prost::DecodeError> {
+        pb::RecoveryWitness::decode(bytes).map(Self::from_pb)
+    }
+
+    pub fn to_pb(&self) -> pb::RecoveryWitness {
+        pb::RecoveryWitness {
+            recovery: self.recovery.as_ref().map(SignedRecovery::to_pb),
+            witness: self.witness.clone(),
+            witnessed_at_ms: self.witnessed_at_ms,
+            key_id: self.key_id.clone(),
+            signature: self.signature.clone(),
+        }
+    }
+
+    pub fn from_pb(w: pb::RecoveryWitness) -> Self {
+        Self {
+            recovery: w.recovery.map(SignedRecovery::from_pb),
+            witness: w.witness,
+            witnessed_at_ms: w.witnessed_at_ms,
+            key_id: w.key_id,
+            signature: w.signature,
+        }
+    }
+}
+
+/// A recovery as the recovered node keeps it and hands it to verifiers:
+/// its statement and the countersignatures gathered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditRecovery {
+    pub statement: SignedRecovery,
+    pub witnesses: Vec<RecoveryWitness>,
+}
+
+impl AuditRecovery {
+    pub fn encode(&self) -> Vec<u8> {
+        self.to_pb().encode_to_vec()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, prost::DecodeError> {
+        pb::AuditRecovery::decode(bytes).map(Self::from_pb)
+    }
+
+    pub fn to_pb(&self) -> pb::AuditRecovery {
+        pb::AuditRecovery {
+            statement: Some(self.statement.to_pb()),
+            witnesses: self.witnesses.iter().map(RecoveryWitness::to_pb).collect(),
+        }
+    }
+
+    pub fn from_pb(r: pb::AuditRecovery) -> Self {
+        Self {
+            statement: r.statement.map(SignedRecovery::from_pb).unwrap_or_default(),
+            witnesses: r
+                .witnesses
+                .into_iter()
+                .map(RecoveryWitness::from_pb)
+                .collect(),
+        }
+    }
+}
+
 /// A member's record-signing key, as a node hands it to a verifier.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberKey {
@@ -169,6 +305,7 @@ pub struct CheckpointsAnswer {
     pub own: Vec<SignedCheckpoint>,
     pub peers: Vec<PeerWitnesses>,
     pub keys: Vec<MemberKey>,
+    pub recoveries: Vec<AuditRecovery>,
 }
 
 impl From<&pb::AuditCheckpointsResponse> for CheckpointsAnswer {
@@ -191,6 +328,12 @@ impl From<&pb::AuditCheckpointsResponse> for CheckpointsAnswer {
                 })
                 .collect(),
             keys: r.keys.iter().cloned().map(MemberKey::from_pb).collect(),
+            recoveries: r
+                .recoveries
+                .iter()
+                .cloned()
+                .map(AuditRecovery::from_pb)
+                .collect(),
         }
     }
 }

@@ -21,7 +21,8 @@ mod record;
 mod rules_tests;
 
 pub use checkpoint::{
-    CheckpointBody, CheckpointsAnswer, MemberKey, PeerWitnesses, SignedCheckpoint, Witness,
+    AuditRecovery, CheckpointBody, CheckpointsAnswer, MemberKey, PeerWitnesses, RecoveryBody,
+    RecoveryWitness, SignedCheckpoint, SignedRecovery, Witness,
 };
 pub use convert::*;
 pub use peer::{

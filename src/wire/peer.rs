@@ -192,6 +192,16 @@ impl PeerClient {
         Ok(reply.witness.map(super::Witness::from_pb))
     }
 
+    /// Sends a recovery statement to be witnessed; the peer's
+    /// countersignature (unchecked).
+    pub async fn witness_recovery(
+        &mut self,
+        signed: &super::SignedRecovery,
+    ) -> Result<super::RecoveryWitness, Status> {
+        let reply = self.0.witness_recovery(signed.to_pb()).await?.into_inner();
+        Ok(super::RecoveryWitness::from_pb(reply))
+    }
+
     /// What the peer witnessed of `node`'s log above `after_size` (unchecked).
     pub async fn witnessed(
         &mut self,

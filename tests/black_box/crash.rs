@@ -161,6 +161,7 @@ async fn sigkill_during_catch_up_loses_and_duplicates_nothing() {
         own: Vec::new(),
         peers: Vec::new(),
         keys: Default::default(),
+        recoveries: Vec::new(),
     });
     let mut after = 0;
     loop {

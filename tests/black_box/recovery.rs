@@ -82,6 +82,12 @@ async fn a_lost_own_log_is_recovered_from_the_peers() {
     let config = fed.member("gt").unwrap().config_path();
     let (ok, report) = recover(&config).await;
     assert!(!ok, "sv could not be asked: {report}");
+    assert_eq!(report["audit"]["resumed"], true, "{report}");
+    assert_eq!(
+        report["audit"]["countersigned_by"],
+        serde_json::json!(["hn"]),
+        "{report}"
+    );
     // hn hands back 1, 2 and 4, and had seen gt's log up to 4 (3 was not
     // for it): the next publication already follows 4; 3 is a hole.
     assert_eq!(report["stored"], 3, "{report}");
@@ -102,6 +108,33 @@ async fn a_lost_own_log_is_recovered_from_the_peers() {
             "each peer hands back what it holds: {report}"
         );
     }
+    // The audit log was resumed by the first run, with hn's
+    // countersignature; the second leaves it alone.
+    assert_eq!(report["audit"]["resumed"], false, "{report}");
+
+    // The audit log was lost with the disk. It resumed after what the
+    // peers witnessed, and `audit verify` reports the incident instead of
+    // accusing the node of removing entries.
+    let (code, verdict) = verify(&config).await;
+    assert_eq!(code, 0, "{verdict}");
+    let incident = verdict["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "recovery of a lost log")
+        .unwrap_or_else(|| panic!("the incident is reported: {verdict}"));
+    let detail = incident["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("were lost") && detail.contains("countersigned by hn"),
+        "{detail}"
+    );
+    // hn keeps its own record of the incident, out of gt's reach.
+    assert!(
+        common::audit_log(&hn.components)
+            .iter()
+            .any(|e| e.action == "recovery_witnessed" && e.actor == "gt"),
+        "hn's audit log records the recovery it countersigned"
+    );
 
     // Back up: the same records, and the next publication is seq 5, which
     // both peers take (it would be a conflict with seq 1 otherwise).
@@ -141,6 +174,26 @@ async fn a_lost_own_log_is_recovered_from_the_peers() {
     sv.stop().await.unwrap();
     hn.stop().await.unwrap();
     gt.stop().await.unwrap();
+}
+
+/// Runs `enlace audit verify --json` on a stopped member: exit code,
+/// report.
+async fn verify(config: &std::path::Path) -> (i32, Value) {
+    let config = config.to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_enlace"))
+            .args(["audit", "verify", "--json", "--config"])
+            .arg(&config)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let report = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|_| panic!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap_or(-1), report)
 }
 
 /// Runs `enlace node recover --json` on a stopped member: success, report.

@@ -109,6 +109,15 @@ impl Federation for StandIn {
             "this stand-in peer witnesses nothing",
         ))
     }
+
+    async fn witness_recovery(
+        &self,
+        _: Request<pb::SignedRecovery>,
+    ) -> Result<Response<pb::RecoveryWitness>, Status> {
+        Err(Status::unimplemented(
+            "this stand-in peer witnesses nothing",
+        ))
+    }
 }
 
 /// Serves `peer` on member `id`'s peer listener (taken from the sandbox,

@@ -310,6 +310,11 @@ async fn evidence(
                     .collect(),
                 peers,
                 keys,
+                recoveries: resp
+                    .recoveries
+                    .into_iter()
+                    .map(enlace::wire::AuditRecovery::from_pb)
+                    .collect(),
             })
         }
         Opened::Local { node } => Ok(Evidence {
@@ -322,6 +327,7 @@ async fn evidence(
                 node.audit.gather_witnesses().await
             },
             keys: node.audit.key_book(),
+            recoveries: node.audit.own_recoveries().spelled()?,
         }),
     }
 }

@@ -259,17 +259,48 @@ fn check(config: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Why the audit log was resumed, as the recovery statement says.
+const RECOVERY_REASON: &str = "the store was lost; own log recovered with `enlace node recover`";
+
 /// `enlace node recover`: the node must be stopped (its store is locked
 /// while it runs).
 async fn recover(settings: enlace::trust::load::LoadedSettings, json: bool) -> anyhow::Result<()> {
+    use enlace::audit::keeper::Resumed;
     use enlace::exchange::recover::PeerAnswer;
     let id = settings.node_id.clone();
     let node = enlace::node::Node::open(settings)
         .spelled()
         .with_context(|| format!("cannot open the store of node {id}"))?;
+    // The audit log first: its first entries must follow the lost log's,
+    // and the records recovery below writes entries of its own.
+    let resumed = node
+        .components()
+        .audit
+        .resume_lost_log(RECOVERY_REASON)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot resume the audit log: {e}"))?;
     let done = enlace::exchange::recover::recover_own_log(node.components().replication.clone())
         .await
         .spelled()?;
+    let audit = match &resumed {
+        Resumed::Untouched { held } => serde_json::json!({ "resumed": false, "held": held }),
+        Resumed::Fresh => serde_json::json!({ "resumed": false, "held": 0 }),
+        Resumed::After {
+            after,
+            witnessed_by,
+            countersigned,
+            refused,
+        } => serde_json::json!({
+            "resumed": true,
+            "after": after,
+            "witnessed_by": witnessed_by.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+            "countersigned_by": countersigned.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+            "refused": refused
+                .iter()
+                .map(|(p, why)| serde_json::json!({ "peer": p.as_str(), "error": why }))
+                .collect::<Vec<_>>(),
+        }),
+    };
     if json {
         let peers: Vec<serde_json::Value> = done
             .peers
@@ -298,6 +329,7 @@ async fn recover(settings: enlace::trust::load::LoadedSettings, json: bool) -> a
                 "next_after": done.next_after,
                 "holes": done.holes,
                 "peers": peers,
+                "audit": audit,
             })
         );
     } else {
@@ -308,6 +340,27 @@ async fn recover(settings: enlace::trust::load::LoadedSettings, json: bool) -> a
             "node {id}: {} own records recovered (highest seq {}); the next publication follows seq {}; {} numbers not returned by any peer",
             done.stored, done.highest, done.next_after, done.holes
         );
+        match &resumed {
+            Resumed::After {
+                after,
+                countersigned,
+                refused,
+                ..
+            } => {
+                let names: Vec<&str> = countersigned.iter().map(|p| p.as_str()).collect();
+                println!(
+                    "audit log: entries 1..{after} were lost; it resumes after entry {after}, as the peers witnessed it; the statement was countersigned by {}",
+                    names.join(", ")
+                );
+                for (peer, why) in refused {
+                    println!("audit log: {peer} did not countersign: {why}");
+                }
+            }
+            Resumed::Untouched { held } => {
+                println!("audit log: {held} entries, as the peers witnessed; nothing to resume")
+            }
+            Resumed::Fresh => println!("audit log: no peer witnessed any of it; it starts afresh"),
+        }
     }
     if done
         .peers

@@ -266,7 +266,7 @@ impl AgencyService {
             match tokens.companions() {
                 0 => format!("at most {max} selectors per query (got {sent})"),
                 n => format!(
-                    "at most {max} selectors per query, counting the {n} v1 tokens sent along for names whose normalisation changed in v2 (got {sent})"
+                    "at most {max} selectors per query, counting the v1 tokens sent along for names whose normalisation changed in v2 ({n} of them; got {sent})"
                 ),
             },
         );

@@ -596,6 +596,23 @@ async fn names_with_apostrophes_match_across_the_v1_to_v2_transition() {
     );
     assert_eq!(at_hn.case_refs, vec!["HN-TRATA-12".to_string()]);
 
+    // The v1 companions count against the limit of selectors per query
+    // (16 in the sandbox), and the refusal says so.
+    let mut many: Vec<_> = (0..15)
+        .map(|i| value(SelectorKind::Passport, &format!("X{i:07}")))
+        .collect();
+    many.push(value(SelectorKind::NameDob, "O'Neil, Seán|2001-01-31"));
+    let refused = query(&mut sv, many, "Verificación masiva")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(
+        refused.message().contains(
+            "at most 16 selectors per query, counting the v1 tokens sent along for names whose normalisation changed in v2 (1 of them; got 17)"
+        ),
+        "{refused:?}"
+    );
+
     // Closed, it answers no more, through its v1 token either.
     old = hn
         .close_case(pb::CloseCaseRequest {

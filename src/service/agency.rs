@@ -193,7 +193,10 @@ impl AgencyService {
         let mut errors = Errors::default();
         // NOTE: the clear values stop here. Only the tokens go on.
         let tokens = self.hash(values, "selector_values", &mut errors);
-        a.selectors.extend(tokens.iter().map(wire::selector_to_pb));
+        // NOTE: a record carries the current (v2) tokens only: it is signed
+        // and kept, and the v1 companions are for matching what is older.
+        a.selectors
+            .extend(tokens.iter().map(|h| wire::selector_to_pb(&h.token)));
         let alert = wire::alert_from_pb(a, at, &mut errors);
         if let Some(alert) = &alert {
             alert.check(at, &mut errors);

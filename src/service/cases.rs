@@ -11,7 +11,7 @@ use crate::config::ClientRole;
 use crate::publish::Change;
 use crate::records::mla::MlaState;
 use crate::records::model::{Errors, FieldError, ValidationErrors};
-use crate::records::selector::Token;
+use crate::records::selector::{Hashed, QueryTokens};
 use crate::records::vocabulary::{
     AgeGroup, CaseStage, Exploitation, MlaOutcome, Offence, SelectorKind, Sex, Urgency,
 };
@@ -65,13 +65,15 @@ pub(crate) fn case_to_pb(c: &LocalCase) -> pb::LocalCase {
 }
 
 impl AgencyService {
-    /// Hashes clear identifiers with the node's matching key.
+    /// Hashes clear identifiers with the node's matching key, each with its
+    /// v1 companion token where it has one (`docs/selectors.md`,
+    /// "Versions").
     pub(super) fn hash(
         &self,
         values: Vec<pb::SelectorValue>,
         field: &str,
         errors: &mut Errors,
-    ) -> Vec<Token> {
+    ) -> Vec<Hashed> {
         let mut out = Vec::new();
         for (i, v) in values.into_iter().enumerate() {
             let at = format!("{field}[{i}]");
@@ -86,7 +88,7 @@ impl AgencyService {
                 );
                 continue;
             };
-            match key.hash(kind, &v.value) {
+            match key.hash_with_v1(kind, &v.value) {
                 Ok(t) => out.push(t),
                 Err(e) => errors.push(at, e.to_string()),
             }
@@ -113,7 +115,13 @@ impl AgencyService {
             format!("unknown value {}", c.stage),
         );
         let mut tokens = wire::selectors_from_pb(c.selectors, "case.selectors", &mut errors);
-        tokens.extend(self.hash(values, "selector_values", &mut errors));
+        // NOTE: the v1 companions are indexed too, so that the queries of a
+        // node not yet upgraded still find the case.
+        tokens.extend(
+            self.hash(values, "selector_values", &mut errors)
+                .iter()
+                .flat_map(Hashed::all),
+        );
         let victims = c
             .victims
             .into_iter()
@@ -242,18 +250,25 @@ impl AgencyService {
             "is required: say why you ask (it is recorded at both ends)",
         );
         crate::records::model::check_text(&mut errors, "justification", &justification, 500, false);
-        let mut tokens = wire::selectors_from_pb(req.selectors, "selectors", &mut errors);
-        tokens.extend(self.hash(req.selector_values, "selector_values", &mut errors));
+        let tokens = wire::selectors_from_pb(req.selectors, "selectors", &mut errors);
+        let hashed = self.hash(req.selector_values, "selector_values", &mut errors);
+        let tokens = QueryTokens::new(tokens, &hashed);
         let max = self.node().cases.policy.max_selectors;
         errors.check(
-            !tokens.is_empty(),
+            tokens.asked() > 0,
             "selector_values",
             "at least one selector is required",
         );
+        let sent = tokens.tokens().len();
         errors.check(
-            tokens.len() <= max,
+            sent <= max,
             "selector_values",
-            format!("at most {max} selectors per query (got {})", tokens.len()),
+            match tokens.companions() {
+                0 => format!("at most {max} selectors per query (got {sent})"),
+                n => format!(
+                    "at most {max} selectors per query, counting the v1 tokens sent along for names whose normalisation changed in v2 ({n} of them; got {sent})"
+                ),
+            },
         );
         if !req.case_id.is_empty() && self.node().cases.local_case(&req.case_id).is_err() {
             errors.push("case_id", format!("no local case {}", req.case_id));
@@ -267,7 +282,7 @@ impl AgencyService {
         let answers = self
             .node()
             .cases
-            .query(&actor, &query_id, tokens, &justification)
+            .query(&actor, &query_id, tokens.tokens().to_vec(), &justification)
             .await
             .map_err(status)?;
         let answers = answers
@@ -284,7 +299,7 @@ impl AgencyService {
                         contact,
                     } => {
                         a.result = pb::QueryResult::Hit as i32;
-                        a.hits = hits;
+                        a.hits = tokens.fold_hits(hits);
                         a.case_refs = case_refs;
                         a.contact = contact.as_ref().map(wire::contact_to_pb);
                     }

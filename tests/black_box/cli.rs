@@ -732,6 +732,24 @@ fn selector_hash_shows_the_protocol_test_vector() {
         docs.contains(v["token"].as_str().unwrap()),
         "the docs carry the same vector"
     );
+    assert!(v["v1"].is_null(), "v1 and v2 agree: {v}");
+    // A name whose v1 form differs: both tokens, as published.
+    let out = run(&[
+        "selector",
+        "hash",
+        "name-dob",
+        "O'Neil, Seán|2001-01-31",
+        "--key",
+        key.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(v["normalised"], "ONEIL SEAN|2001-01-31");
+    assert_eq!(v["v1"]["normalised"], "NEIL O SEAN|2001-01-31");
+    for token in [&v["token"], &v["v1"]["token"]] {
+        assert!(docs.contains(token.as_str().unwrap()), "{v}");
+    }
     // A bad value gets a precise error that does not repeat it.
     let out = run(&[
         "selector",

@@ -504,3 +504,134 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Normalisation v2 (docs/selectors.md, "Versions"): `D'Angelo` and
+/// `DAngelo` now match; and during the transition a query still finds a
+/// case indexed with a v1 token, and a member not yet upgraded still finds
+/// a case registered after the upgrade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_with_apostrophes_match_across_the_v1_to_v2_transition() {
+    use enlace::records::selector::{MatchingKey, NormalisationVersion, normalise_as};
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["hn", "sv"]).await.unwrap();
+    let key_path = fed.member("hn").unwrap().dir.join("matching.key");
+    let key = MatchingKey::load(&key_path, 1).unwrap();
+    let v1_token = |name: &str| {
+        let v1 = normalise_as(NormalisationVersion::V1, SelectorKind::NameDob, name).unwrap();
+        enlace::wire::selector_to_pb(&key.token(SelectorKind::NameDob, &v1))
+    };
+    let nodes = vec![
+        fed.start("hn").await.unwrap(),
+        fed.start("sv").await.unwrap(),
+    ];
+    let mut hn = fed.client("hn").await.unwrap();
+    let mut sv = fed.client("sv").await.unwrap();
+
+    // A case registered after the upgrade, with the clear name.
+    add_case(
+        &mut hn,
+        "HN-TRATA-90",
+        vec![value(SelectorKind::NameDob, "D'Angelo, Ana|1975-07-04")],
+    )
+    .await;
+    let r = query(
+        &mut sv,
+        vec![
+            value(SelectorKind::NameDob, "Ana|1990-05-17"),
+            value(SelectorKind::NameDob, "DAngelo, Ana|1975-07-04"),
+        ],
+        "Verificación de identidad",
+    )
+    .await
+    .unwrap();
+    let at_hn = answer(&r, "hn");
+    assert_eq!(
+        at_hn.hits,
+        vec![false, true],
+        "ONeil-style spelling: {at_hn:?}"
+    );
+    // A member not yet upgraded sends the v1 token: the companion is indexed.
+    let r = sv
+        .query(pb::QueryRequest {
+            selectors: vec![v1_token("D'Angelo, Ana|1975-07-04")],
+            justification: "Consulta desde un nodo v1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer(&r, "hn").hits, vec![true]);
+
+    // A case indexed before the upgrade holds only the v1 token.
+    let mut old = hn
+        .register_case(pb::RegisterCaseRequest {
+            case: Some(pb::LocalCase {
+                case_number: "HN-TRATA-12".into(),
+                offence: Offence::Trafficking.wire(),
+                selectors: vec![v1_token("O'Neil, Seán|2001-01-31")],
+                ..Default::default()
+            }),
+            selector_values: Vec::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(old.selectors.len(), 1);
+    let r = query(
+        &mut sv,
+        vec![
+            value(SelectorKind::NameDob, "O\u{2019}Neil, Seán|2001-01-31"),
+            value(SelectorKind::Passport, "X7654321"),
+        ],
+        "Verificación de identidad (caso anterior)",
+    )
+    .await
+    .unwrap();
+    let at_hn = answer(&r, "hn");
+    assert_eq!(at_hn.result, pb::QueryResult::Hit as i32, "{at_hn:?}");
+    assert_eq!(
+        at_hn.hits,
+        vec![true, false],
+        "one result per selector asked"
+    );
+    assert_eq!(at_hn.case_refs, vec!["HN-TRATA-12".to_string()]);
+
+    // The v1 companions count against the limit of selectors per query
+    // (16 in the sandbox), and the refusal says so.
+    let mut many: Vec<_> = (0..15)
+        .map(|i| value(SelectorKind::Passport, &format!("X{i:07}")))
+        .collect();
+    many.push(value(SelectorKind::NameDob, "O'Neil, Seán|2001-01-31"));
+    let refused = query(&mut sv, many, "Verificación masiva")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(
+        refused.message().contains(
+            "at most 16 selectors per query, counting the v1 tokens sent along for names whose normalisation changed in v2 (1 of them; got 17)"
+        ),
+        "{refused:?}"
+    );
+
+    // Closed, it answers no more, through its v1 token either.
+    old = hn
+        .close_case(pb::CloseCaseRequest {
+            case_id: old.case_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(old.closed);
+    let r = query(
+        &mut sv,
+        vec![value(SelectorKind::NameDob, "O'Neil, Seán|2001-01-31")],
+        "Verificación de identidad (caso cerrado)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer(&r, "hn").result, pb::QueryResult::NoHit as i32);
+
+    for n in nodes {
+        n.stop().await.unwrap();
+    }
+}

@@ -27,9 +27,15 @@
 //! Errors name the kind and the rule that was broken, never the value: they
 //! end up in logs, and a log must not become a list of identifiers.
 //!
-//! The module is in three parts: [`normalise`] and its rules per kind
+//! The rules are versioned ([`NormalisationVersion`]): version 2 changed how
+//! names with apostrophes are normalised, so during a transition a value
+//! whose v1 form differs also gets its v1 token, to keep finding what was
+//! hashed before the change (`docs/selectors.md`, "Versions").
+//!
+//! The module is in four parts: [`normalise`] and its rules per kind
 //! (`normalisation`), the matching key and the tokens it makes (`token`),
-//! and the published test vectors with the properties (`tests`).
+//! the v1 → v2 transition of queries (`transition`), and the published
+//! test vectors with the properties (`tests`).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -39,9 +45,11 @@ use crate::records::vocabulary::SelectorKind;
 
 mod normalisation;
 mod token;
+mod transition;
 
-pub use normalisation::{normalise, parse_selector_arg};
-pub use token::{MatchingKey, Token};
+pub use normalisation::{NormalisationVersion, normalise, normalise_as, parse_selector_arg};
+pub use token::{Hashed, MatchingKey, Token};
+pub use transition::QueryTokens;
 
 /// Longest value accepted, in characters (Unicode scalar values), before
 /// normalisation.
@@ -64,6 +72,17 @@ pub enum SelectorError {
     Empty { kind: SelectorKind },
     #[error("{}: longer than {max} characters before normalisation (got {got})", .kind.code(), max = MAX_INPUT_CHARS)]
     TooLong { kind: SelectorKind, got: usize },
+    #[error(
+        "{}: invisible character U+{code:04X} ({name}) at character {at}; delete it (it usually comes with copied text)",
+        .kind.code()
+    )]
+    Invisible {
+        kind: SelectorKind,
+        code: u32,
+        name: &'static str,
+        /// 1-based, in characters of the whole value.
+        at: usize,
+    },
     #[error("{}: after normalisation must contain only letters A-Z and digits 0-9", .kind.code())]
     NotAlphanumeric { kind: SelectorKind },
     #[error("{}: after normalisation must be {min} to {max} letters or digits (got {got})", .kind.code())]

@@ -1,6 +1,7 @@
 //! The published selector vectors (normalisation and tokens under the test
-//! key), the key file rules, and properties: idempotence, and no error or
-//! `Debug` output that shows the value.
+//! key, for both normalisation versions), the key file rules, the v1 → v2
+//! transition, and properties: idempotence, v2 accepting all v1 accepted,
+//! and no error or `Debug` output that shows the value.
 
 use std::fs;
 
@@ -36,6 +37,41 @@ const TOKEN_VECTORS: &[(SelectorKind, &str, &str, &str)] = &[
     (NameDob, "NÚÑEZ, María|1985-12-01", "MARIA NUNEZ|1985-12-01", "58d71eb907855cda1a8a758a83ce4d4d9d7c8377645768590a439a425b3ee521"),
 ];
 
+/// Token vectors of the v2 rules (`docs/selectors.md`, "Test vectors"),
+/// with the v1 companion token where v1 normalises the value differently.
+/// Computed independently as above.
+#[rustfmt::skip]
+const V2_TOKEN_VECTORS: &[(&str, &str, &str, Option<&str>)] = &[
+    ("O'Neil, Seán|2001-01-31", "ONEIL SEAN|2001-01-31", "add962fda83ec970d6b3ceb8c1cfdb6df441cb8c2fcee2a064a663a2a440770e",
+        Some("53e1940dea82b3fef7799882dab0611761fa0b65530acb111f86a208ff1c6ef6")),
+    ("ONeil, Seán|2001-01-31", "ONEIL SEAN|2001-01-31", "add962fda83ec970d6b3ceb8c1cfdb6df441cb8c2fcee2a064a663a2a440770e", None),
+    ("Søren Ørsted|1977-08-14", "ORSTED SOREN|1977-08-14", "90dc69dbd9f29ed3beda908e00607c7a5bb0443a5256d08d32b156b1eb54b34e", None),
+    ("Guðrún Þórsdóttir|1965-06-30", "GUDRUN THORSDOTTIR|1965-06-30", "bbb6da7c1722e44b3bfb024f6f1de3be96b68352b64cbb3dbd9733d05e150d06", None),
+];
+
+#[test]
+fn v2_token_vectors_match_the_published_ones() {
+    let key = test_key();
+    for &(input, normalised, hex, v1_hex) in V2_TOKEN_VECTORS {
+        assert_eq!(normalise(NameDob, input).unwrap(), normalised, "{input}");
+        let hashed = key.hash_with_v1(NameDob, input).unwrap();
+        assert_eq!(hashed.token.hex(), hex, "{input}");
+        assert_eq!(hashed.token, key.hash(NameDob, input).unwrap());
+        assert_eq!(hashed.v1.map(|t| t.hex()).as_deref(), v1_hex, "{input}");
+        assert_eq!(hashed.all().count(), 1 + usize::from(v1_hex.is_some()));
+    }
+}
+
+#[test]
+fn every_published_v1_token_is_still_made() {
+    let key = test_key();
+    for &(kind, input, _, hex) in TOKEN_VECTORS {
+        let hashed = key.hash_with_v1(kind, input).unwrap();
+        assert_eq!(hashed.token.hex(), hex, "{input}");
+        assert_eq!(hashed.v1, None, "{input}: v1 and v2 agree");
+    }
+}
+
 #[test]
 fn token_vectors_match_the_published_ones() {
     let key = test_key();
@@ -52,6 +88,7 @@ fn token_vectors_match_the_published_ones() {
 /// `Ok(normalised)` or `Err(fragment of the message)`.
 type Expect = Result<&'static str, &'static str>;
 
+/// Vectors that hold under both versions of the rules.
 #[rustfmt::skip]
 const NORMALISATION_VECTORS: &[(SelectorKind, &str, Expect)] = &[
     // Any kind.
@@ -132,8 +169,6 @@ const NORMALISATION_VECTORS: &[(SelectorKind, &str, Expect)] = &[
     (NameDob, "gomez jose perez|1990-05-17", Ok("GOMEZ JOSE PEREZ|1990-05-17")),
     (NameDob, "  Pérez  Gómez ,  José | 1990-05-17 ", Ok("GOMEZ JOSE PEREZ|1990-05-17")),
     (NameDob, "NÚÑEZ, María|1985-12-01", Ok("MARIA NUNEZ|1985-12-01")),
-    (NameDob, "O'Brien, Seán|2001-01-31", Ok("BRIEN O SEAN|2001-01-31")),
-    (NameDob, "D\u{2019}Angelo, Ana|1975-07-04", Ok("ANA ANGELO D|1975-07-04")),
     (NameDob, "Strauß, Jürgen|1960-03-15", Ok("JURGEN STRAUSS|1960-03-15")),
     (NameDob, "ＡＮＡ|1990-05-17", Ok("ANA|1990-05-17")),
     (NameDob, "Ana|2024-02-29", Ok("ANA|2024-02-29")),
@@ -155,25 +190,165 @@ const NORMALISATION_VECTORS: &[(SelectorKind, &str, Expect)] = &[
     (NameDob, "Ana 1990-05-17", Err("name_dob: must be NAME|YYYY-MM-DD (no '|' found)")),
     (NameDob, "Ana2|1990-05-17", Err("name_dob: names must not contain digits")),
     (NameDob, "Иван|1990-05-17", Err("name_dob: name tokens must be letters A-Z")),
-    (NameDob, "Łukasz|1990-05-17", Err("name tokens must be letters A-Z")),
     (NameDob, "Ana|Luis|1990-05-17", Err("name tokens must be letters A-Z")),
     (NameDob, " , - |1990-05-17", Err("name_dob: the name has no letters")),
     (NameDob, "|1990-05-17", Err("the name has no letters")),
+    (NameDob, "Işık|1990-05-17", Ok("ISIK|1990-05-17")),
+    (NameDob, "ĸ|1990-05-17", Err("name tokens must be letters A-Z")),
+    // Invisible characters: named, with their position.
+    (NameDob, "Ana\u{200B}|1990-05-17", Err("name_dob: invisible character U+200B (ZERO WIDTH SPACE) at character 4; delete it")),
+    (NameDob, "Jo\u{00AD}sé|1990-05-17", Err("invisible character U+00AD (SOFT HYPHEN) at character 3")),
+    (NameDob, "\u{202E}Ana|1990-05-17", Err("invisible character U+202E (RIGHT-TO-LEFT OVERRIDE) at character 1")),
+    (NameDob, "Ana|1990-05-17\u{200E}", Err("invisible character U+200E (LEFT-TO-RIGHT MARK) at character 15")),
+    (NameDob, "Ana Luis\u{200D}|1990-05-17", Err("U+200D (ZERO WIDTH JOINER) at character 9")),
+    (NameDob, "Ana\u{2066}|1990-05-17", Err("U+2066 (LEFT-TO-RIGHT ISOLATE) at character 4")),
+    (Passport, "\u{FEFF}X1234567", Err("passport: invisible character U+FEFF (ZERO WIDTH NO-BREAK SPACE (BYTE ORDER MARK)) at character 1")),
+    (Phone, "+502\u{2060}55551234", Err("phone: invisible character U+2060 (WORD JOINER) at character 5")),
+    (Imei, "35209900176148\u{E0041}1", Err("imei: invisible character U+E0041 (TAG CHARACTER) at character 15")),
+    // E-mail addresses are compared as typed, invisible characters too.
+    (Email, "ana\u{200B}@example.org", Ok("ana\u{200B}@example.org")),
 ];
+
+/// Vectors of the v1 rules only: names with apostrophes, which v2
+/// normalises differently, and letters v2 transliterates.
+#[rustfmt::skip]
+const V1_VECTORS: &[(SelectorKind, &str, Expect)] = &[
+    (NameDob, "O'Brien, Seán|2001-01-31", Ok("BRIEN O SEAN|2001-01-31")),
+    (NameDob, "D\u{2019}Angelo, Ana|1975-07-04", Ok("ANA ANGELO D|1975-07-04")),
+    (NameDob, "O'Neil, Seán|2001-01-31", Ok("NEIL O SEAN|2001-01-31")),
+    (NameDob, "O\u{00B4}Neil|1980-02-03", Ok("NEIL O|1980-02-03")),
+    (NameDob, "Łukasz|1990-05-17", Err("name tokens must be letters A-Z")),
+    (NameDob, "Søren Ørsted|1977-08-14", Err("name tokens must be letters A-Z")),
+    (NameDob, "STRAẞE|1960-03-15", Err("name tokens must be letters A-Z")),
+];
+
+/// Vectors of the v2 rules only.
+#[rustfmt::skip]
+const V2_VECTORS: &[(SelectorKind, &str, Expect)] = &[
+    // Apostrophes join: every one of them, and none.
+    (NameDob, "O'Brien, Seán|2001-01-31", Ok("OBRIEN SEAN|2001-01-31")),
+    (NameDob, "D\u{2019}Angelo, Ana|1975-07-04", Ok("ANA DANGELO|1975-07-04")),
+    (NameDob, "O'Neil|1980-02-03", Ok("ONEIL|1980-02-03")),
+    (NameDob, "O\u{2019}Neil|1980-02-03", Ok("ONEIL|1980-02-03")),
+    (NameDob, "O\u{02BC}Neil|1980-02-03", Ok("ONEIL|1980-02-03")),
+    (NameDob, "O\u{2018}Neil|1980-02-03", Ok("ONEIL|1980-02-03")),
+    (NameDob, "O`Neil|1980-02-03", Ok("ONEIL|1980-02-03")),
+    (NameDob, "O\u{00B4}Neil|1980-02-03", Ok("ONEIL|1980-02-03")),
+    (NameDob, "O\u{FF07}Neil|1980-02-03", Ok("ONEIL|1980-02-03")),
+    (NameDob, "ONeil|1980-02-03", Ok("ONEIL|1980-02-03")),
+    (NameDob, "o'neil|1980-02-03", Ok("ONEIL|1980-02-03")),
+    (NameDob, "O' Neil|1980-02-03", Ok("NEIL O|1980-02-03")),
+    (NameDob, "'|1980-02-03", Err("name_dob: the name has no letters")),
+    // Letters with strokes and ligatures.
+    (NameDob, "Søren Ørsted|1977-08-14", Ok("ORSTED SOREN|1977-08-14")),
+    (NameDob, "Łukasz Żółć|1990-05-17", Ok("LUKASZ ZOLC|1990-05-17")),
+    (NameDob, "Đorđević, Đurđa|1970-01-01", Ok("DORDEVIC DURDA|1970-01-01")),
+    (NameDob, "Guðrún Þórsdóttir|1965-06-30", Ok("GUDRUN THORSDOTTIR|1965-06-30")),
+    (NameDob, "Lætitia Cœur|1988-09-09", Ok("COEUR LAETITIA|1988-09-09")),
+    (NameDob, "Ø Æ Œ Ł Đ Ð Þ Ħ Ŧ Ŋ ẞ|2000-01-01", Ok("AE D D H L N O OE SS T TH|2000-01-01")),
+    (NameDob, "ø æ œ ł đ ð þ ħ ŧ ŋ ß|2000-01-01", Ok("AE D D H L N O OE SS T TH|2000-01-01")),
+    (NameDob, "\u{01FE}|2000-01-01", Ok("O|2000-01-01")),
+    (NameDob, "STRAẞE|1960-03-15", Ok("STRASSE|1960-03-15")),
+    // Names only: other kinds still refuse these letters.
+    (Passport, "Ø1234567", Err("only letters A-Z and digits 0-9")),
+];
+
+fn check_vectors(version: NormalisationVersion, vectors: &[(SelectorKind, &str, Expect)]) {
+    let v = version.number();
+    for &(kind, input, expect) in vectors {
+        let got = normalise_as(version, kind, input);
+        match (expect, got) {
+            (Ok(want), Ok(got)) => assert_eq!(got, want, "v{v} {} {input:?}", kind.code()),
+            (Err(fragment), Err(e)) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains(fragment),
+                    "v{v} {} {input:?}: {msg}",
+                    kind.code()
+                );
+            }
+            (expect, got) => panic!(
+                "v{v} {} {input:?}: want {expect:?}, got {got:?}",
+                kind.code()
+            ),
+        }
+    }
+}
+
+#[test]
+fn v1_vectors() {
+    check_vectors(NormalisationVersion::V1, NORMALISATION_VECTORS);
+    check_vectors(NormalisationVersion::V1, V1_VECTORS);
+}
+
+#[test]
+fn v2_vectors() {
+    check_vectors(NormalisationVersion::V2, V2_VECTORS);
+    // `normalise` is v2.
+    for &(kind, input, expect) in V2_VECTORS {
+        assert_eq!(
+            normalise(kind, input).ok().as_deref(),
+            expect.ok(),
+            "{input:?}"
+        );
+    }
+}
+
+#[test]
+fn companions_only_where_v1_accepted_and_differs() {
+    let key = test_key();
+    let v1_of = |input: &str| key.hash_with_v1(NameDob, input).unwrap().v1;
+    let neil_o = key.token(NameDob, "NEIL O|1980-02-03");
+    for apostrophe in ["'", "\u{2019}", "\u{02BC}", "\u{2018}", "`", "\u{00B4}"] {
+        assert_eq!(
+            v1_of(&format!("O{apostrophe}Neil|1980-02-03")),
+            Some(neil_o)
+        );
+    }
+    assert_eq!(v1_of("ONeil|1980-02-03"), None, "v1 gives ONEIL too");
+    assert_eq!(v1_of("Søren Ørsted|1977-08-14"), None, "v1 refused it");
+    assert_eq!(v1_of("O' Neil|1980-02-03"), None, "both give NEIL O");
+    assert_eq!(key.hash_with_v1(Passport, "X1234567").unwrap().v1, None);
+}
+
+#[test]
+fn query_tokens_fold_companion_hits_into_the_selector_asked() {
+    let key = test_key();
+    let pre = key.hash(Passport, "X1234567").unwrap();
+    let neil = key.hash_with_v1(NameDob, "O'Neil|1980-02-03").unwrap();
+    let ana = key.hash_with_v1(NameDob, "Ana|1990-05-17").unwrap();
+    let dangelo = key.hash_with_v1(NameDob, "D'Angelo|1975-07-04").unwrap();
+    let q = QueryTokens::new(vec![pre], &[neil, ana, dangelo]);
+    let sent: Vec<Token> = vec![
+        pre,
+        neil.token,
+        ana.token,
+        dangelo.token,
+        neil.v1.unwrap(),
+        dangelo.v1.unwrap(),
+    ];
+    assert_eq!(q.tokens(), sent.as_slice());
+    assert_eq!((q.asked(), q.companions()), (4, 2));
+    // A hit on O'Neil's v1 token is a hit on O'Neil.
+    assert_eq!(
+        q.fold_hits(vec![false, false, true, false, true, false]),
+        vec![false, true, true, false]
+    );
+    assert_eq!(
+        q.fold_hits(vec![true, false, false, true, false, false]),
+        vec![true, false, false, true]
+    );
+    assert_eq!(
+        q.fold_hits(vec![false, false, false, false, false, true]),
+        vec![false, false, false, true]
+    );
+    // Not an answer to this query: left for the caller to refuse.
+    assert_eq!(q.fold_hits(vec![true; 4]), vec![true; 4]);
+}
 
 #[test]
 fn normalisation_vectors() {
-    for &(kind, input, expect) in NORMALISATION_VECTORS {
-        let got = normalise(kind, input);
-        match (expect, got) {
-            (Ok(want), Ok(got)) => assert_eq!(got, want, "{} {input:?}", kind.code()),
-            (Err(fragment), Err(e)) => {
-                let msg = e.to_string();
-                assert!(msg.contains(fragment), "{} {input:?}: {msg}", kind.code());
-            }
-            (expect, got) => panic!("{} {input:?}: want {expect:?}, got {got:?}", kind.code()),
-        }
-    }
+    check_vectors(NormalisationVersion::CURRENT, NORMALISATION_VECTORS);
 }
 
 #[test]
@@ -444,9 +619,34 @@ proptest! {
 
     #[test]
     fn idempotent_name_dob(
-        s in "[A-Za-zÁÉÍÓÚÑáéíóúñüß' ,.\\-]{1,40}\\|(19[0-9]{2}|20[0-9]{2})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
+        s in "[A-Za-zÁÉÍÓÚÑáéíóúñüßØæŒłĐðÞ'’´ ,.\\-]{1,40}\\|(19[0-9]{2}|20[0-9]{2})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
     ) {
         assert_idempotent(NameDob, &s)?;
+    }
+
+    /// v2 accepts every name v1 accepted, and gives it the same form unless
+    /// it has an apostrophe: so only those need a v1 companion.
+    #[test]
+    fn v2_accepts_what_v1_accepted(
+        s in "[A-Za-zÁÉÑñüßØł'’ʼ‘`´ ,.\\-]{1,30}\\|1990-05-17"
+    ) {
+        if let Ok(v1) = normalise_as(NormalisationVersion::V1, NameDob, &s) {
+            let v2 = normalise_as(NormalisationVersion::V2, NameDob, &s);
+            prop_assert!(v2.is_ok(), "{:?}: v1 {:?}, v2 {:?}", s, v1, v2);
+            if !s.contains(['\'', '’', 'ʼ', '‘', '`', '´']) {
+                prop_assert_eq!(v2.ok(), Some(v1), "{:?}", s);
+            }
+        }
+    }
+
+    /// An apostrophe inside a word never splits it.
+    #[test]
+    fn apostrophes_join(
+        (before, after, apostrophe) in ("[A-Za-zÑñ]{1,8}", "[A-Za-zÑñ]{1,8}", "['’ʼ‘`´]")
+    ) {
+        let with = normalise(NameDob, &format!("{before}{apostrophe}{after}|1990-05-17")).unwrap();
+        let without = normalise(NameDob, &format!("{before}{after}|1990-05-17")).unwrap();
+        prop_assert_eq!(with, without);
     }
 
     #[test]

@@ -9,7 +9,9 @@ use std::path::Path;
 use base64::Engine;
 use ring::hmac;
 
-use super::{GENERATED_KEY_LEN, MIN_KEY_LEN, SelectorError, normalise};
+use super::{
+    GENERATED_KEY_LEN, MIN_KEY_LEN, NormalisationVersion, SelectorError, normalise, normalise_as,
+};
 use crate::records::crypto::{self, CryptoError};
 use crate::records::vocabulary::SelectorKind;
 
@@ -40,6 +42,26 @@ impl fmt::Debug for Token {
             .field("epoch", &self.epoch)
             .field("token", &self.hex())
             .finish()
+    }
+}
+
+/// The tokens of one clear value during the v1 → v2 transition
+/// (`docs/selectors.md`, "Versions").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hashed {
+    /// The token of the current (v2) normalised form: the one to publish.
+    pub token: Token,
+    /// The token of the v1 normalised form, when v1 accepted the value and
+    /// normalised it differently (a name with an apostrophe): what a node
+    /// made of the same value before the upgrade, and what a node not yet
+    /// upgraded still makes. `None` when it would equal `token`.
+    pub v1: Option<Token>,
+}
+
+impl Hashed {
+    /// The token, then its v1 companion if there is one.
+    pub fn all(&self) -> impl Iterator<Item = Token> + use<> {
+        std::iter::once(self.token).chain(self.v1)
     }
 }
 
@@ -158,5 +180,21 @@ impl MatchingKey {
     pub fn hash(&self, kind: SelectorKind, value: &str) -> Result<Token, SelectorError> {
         let normalised = normalise(kind, value)?;
         Ok(self.token(kind, &normalised))
+    }
+
+    /// Normalises the clear `value` and makes its token, and also its v1
+    /// token where v1 normalises it differently. It must be the clear
+    /// value: the v2 form of `O'Neil` is `ONEIL`, whose v1 form is `ONEIL`
+    /// too, so the v1 token cannot be recovered from a normalised value.
+    pub fn hash_with_v1(&self, kind: SelectorKind, value: &str) -> Result<Hashed, SelectorError> {
+        let normalised = normalise(kind, value)?;
+        let v1 = normalise_as(NormalisationVersion::V1, kind, value)
+            .ok()
+            .filter(|old| *old != normalised)
+            .map(|old| self.token(kind, &old));
+        Ok(Hashed {
+            token: self.token(kind, &normalised),
+            v1,
+        })
     }
 }

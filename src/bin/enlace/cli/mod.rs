@@ -434,18 +434,36 @@ fn selector(cmd: SelectorCommand) -> anyhow::Result<()> {
         ),
         (None, None) => bail!("give --config or --key"),
     };
-    let normalised = enlace::records::selector::normalise(kind, &value).spelled()?;
-    let token = matching.token(kind, &normalised);
+    use enlace::records::selector::{NormalisationVersion, normalise, normalise_as};
+    let normalised = normalise(kind, &value).spelled()?;
+    let hashed = matching.hash_with_v1(kind, &value).spelled()?;
+    let token = hashed.token;
+    // NOTE: during the v1 → v2 transition an agency comparing older
+    // records needs the v1 token too (docs/selectors.md, "Versions").
+    let v1 = match hashed.v1 {
+        Some(t) => Some((
+            normalise_as(NormalisationVersion::V1, kind, &value).spelled()?,
+            t,
+        )),
+        None => None,
+    };
     if json {
+        let v1 = v1
+            .as_ref()
+            .map(|(n, t)| serde_json::json!({"normalised": n, "token": t.hex()}));
         println!(
             "{}",
-            serde_json::json!({"kind": kind.code(), "normalised": normalised, "epoch": token.epoch, "token": token.hex()})
+            serde_json::json!({"kind": kind.code(), "normalised": normalised, "epoch": token.epoch, "token": token.hex(), "v1": v1})
         );
     } else {
-        println!("kind        {}", kind.code());
-        println!("normalised  {normalised}");
-        println!("epoch       {}", token.epoch);
-        println!("token       {}", token.hex());
+        println!("kind           {}", kind.code());
+        println!("normalised     {normalised}");
+        println!("epoch          {}", token.epoch);
+        println!("token          {}", token.hex());
+        if let Some((n, t)) = &v1 {
+            println!("v1 normalised  {n}");
+            println!("v1 token       {}", t.hex());
+        }
     }
     Ok(())
 }

@@ -204,6 +204,22 @@ impl AuditKeeper {
             .await
     }
 
+    /// [`AuditKeeper::record`], also setting a note in the same durable
+    /// step (read back with `Store::audit().note`).
+    pub(crate) async fn record_noting(
+        &self,
+        entries: Vec<Entry>,
+        note: (&str, &[u8]),
+    ) -> Result<u64, StoreError> {
+        for e in &entries {
+            e.log(&self.id);
+        }
+        self.store
+            .audit()
+            .append_noting(entries.iter().map(Entry::encode).collect(), Some(note))
+            .await
+    }
+
     /// Records that an agency client's request was refused, and why.
     pub(crate) async fn record_refusal(
         &self,

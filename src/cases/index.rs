@@ -261,9 +261,37 @@ impl CaseIndex {
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         answers.sort_by(|a, b| a.counterparts.cmp(&b.counterparts));
-        self.audit.record(answers).await?;
+        // The members that answered "hit" are noted with the answers, so
+        // that an MLA request can cite this query to them, and only to them.
+        let hits: Vec<&str> = out
+            .iter()
+            .filter(|(_, r)| matches!(r, PeerResult::Hit { .. }))
+            .map(|(peer, _)| peer.as_str())
+            .collect();
+        if hits.is_empty() {
+            self.audit.record(answers).await?;
+        } else {
+            let note = serde_json::to_vec(&hits).unwrap_or_default();
+            self.audit
+                .record_noting(answers, (&query_note(query_id), &note))
+                .await?;
+        }
         Ok(out)
     }
+}
+
+/// The note that holds the members that answered "hit" to query `id`.
+pub(crate) fn query_note(id: &str) -> String {
+    format!("query_hits:{id}")
+}
+
+/// The members that answered "hit" to this node's query `id`; `None` if
+/// this node sent no such query, or none answered "hit".
+pub(crate) fn query_hits(store: &Store, id: &str) -> Result<Option<Vec<String>>, StoreError> {
+    Ok(store
+        .audit()
+        .note(&query_note(id))?
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok()))
 }
 
 /// A failure to reach the peer, or its refusal: it answered, and said no,

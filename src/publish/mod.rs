@@ -392,7 +392,8 @@ impl Publisher {
     /// The case references an MLA request cites must be case references
     /// held here, and ones its recipient can see (its own, or addressed to
     /// it): a request cannot point at an alert, at nothing, or at a record
-    /// the recipient was never given.
+    /// the recipient was never given. A query it cites must be one this
+    /// node sent, to which the recipient answered "hit".
     fn check_case_refs(
         &self,
         request: &model::MlaRequest,
@@ -438,6 +439,27 @@ impl Publisher {
                         request.to
                     ),
                 );
+            }
+        }
+        if !request.query_id.is_empty() {
+            match crate::cases::query_hits(&self.store, &request.query_id)? {
+                None => errors.push(
+                    "mla_request.query_id",
+                    format!(
+                        "{} is not a query this node sent with a hit: a request may cite only its own query that {} answered \"hit\"",
+                        request.query_id, request.to
+                    ),
+                ),
+                Some(hits) if !hits.iter().any(|m| *m == request.to.as_str()) => errors.push(
+                    "mla_request.query_id",
+                    format!(
+                        "{} did not answer \"hit\" to query {} (hits: {})",
+                        request.to,
+                        request.query_id,
+                        hits.join(", ")
+                    ),
+                ),
+                Some(_) => {}
             }
         }
         Ok(())

@@ -136,6 +136,40 @@ async fn a_query_finds_the_member_that_holds_the_case_within_its_deadline() {
         "took {took:?}"
     );
 
+    // An MLA request may cite the query to the member that answered "hit",
+    // and to no one else; a query id sv never sent is refused.
+    let mla = |to: &str, query_id: &str| pb::SendMlaRequest {
+        request: Some(pb::MlaRequest {
+            to: to.into(),
+            query_id: query_id.into(),
+            legal_basis: "UNTOC art. 18".into(),
+            measures: "Confirmar identidad".into(),
+            ..Default::default()
+        }),
+    };
+    for (to, query_id, rule) in [
+        ("gt", r.query_id.clone(), "gt did not answer \"hit\""),
+        (
+            "hn",
+            "q-gt-0000000000000001".to_owned(),
+            "is not a query this node sent",
+        ),
+    ] {
+        let refused = sv
+            .send_mla(mla(to, &query_id))
+            .await
+            .expect_err("not a query with a hit from the recipient");
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+        assert!(
+            refused.message().contains("mla_request.query_id") && refused.message().contains(rule),
+            "{}",
+            refused.message()
+        );
+    }
+    sv.send_mla(mla("hn", &r.query_id))
+        .await
+        .expect("hn answered hit to this query");
+
     // Closing the case takes its selectors out of the index.
     hn.close_case(pb::CloseCaseRequest {
         case_id: case.case_id.clone(),
@@ -390,12 +424,25 @@ async fn an_unanswered_request_past_its_deadline_is_overdue_at_both_ends() {
         fed.start("hn").await.unwrap(),
     ];
     let mut gt = fed.client("gt").await.unwrap();
-    let hn = fed.client("hn").await.unwrap();
+    let mut hn = fed.client("hn").await.unwrap();
+    add_case(
+        &mut hn,
+        "MP-HN-2026-40",
+        vec![value(SelectorKind::Passport, "B7654321")],
+    )
+    .await;
+    let asked = query(
+        &mut gt,
+        vec![value(SelectorKind::Passport, "B7654321")],
+        "Verificación de identidad",
+    )
+    .await
+    .unwrap();
     let sent = gt
         .send_mla(pb::SendMlaRequest {
             request: Some(pb::MlaRequest {
                 to: "hn".into(),
-                query_id: "q-gt-0000000000000001".into(),
+                query_id: asked.query_id.clone(),
                 legal_basis: "UNTOC art. 18".into(),
                 measures: "Confirmar identidad".into(),
                 deadline_ms: enlace::clock::now_ms() + 1_000,

@@ -404,22 +404,13 @@ impl Publisher {
             if model::check_record_id_format(id).is_err() {
                 continue; // the body's own rules name it
             }
-            let Some(stored) = self.store.records().get_by_id(id)? else {
-                errors.push(field, format!("{id} is not a record held by this node"));
-                continue;
+            let body = match self.held_body(id)? {
+                Ok(body) => body,
+                Err(why) => {
+                    errors.push(field, why);
+                    continue;
+                }
             };
-            let Some(bytes) = stored.content.envelope() else {
-                errors.push(
-                    field,
-                    format!("{id} has expired and its content was purged"),
-                );
-                continue;
-            };
-            let (_, body) = wire::open_stored(bytes).map_err(|e| {
-                PublishError::Store(StoreError::Corrupt(format!(
-                    "stored record {id} does not decode: {e}"
-                )))
-            })?;
             if !matches!(
                 body.kind.content(),
                 Some(model::ContentRef::CaseReference(_))
@@ -462,6 +453,79 @@ impl Publisher {
                 Some(_) => {}
             }
         }
+        Ok(())
+    }
+
+    /// The body of a record held here, or why there is none to refer to.
+    fn held_body(&self, id: &str) -> Result<Result<RecordBody, String>, PublishError> {
+        let Some(stored) = self.store.records().get_by_id(id)? else {
+            return Ok(Err(format!("{id} is not a record held by this node")));
+        };
+        let Some(bytes) = stored.content.envelope() else {
+            return Ok(Err(format!("{id} has expired and its content was purged")));
+        };
+        let (_, body) = wire::open_stored(bytes).map_err(|e| {
+            PublishError::Store(StoreError::Corrupt(format!(
+                "stored record {id} does not decode: {e}"
+            )))
+        })?;
+        Ok(Ok(body))
+    }
+
+    /// The alerts a case reference links must be alerts held here that
+    /// every recipient of the case reference holds too: a link cannot
+    /// point at nothing, at another kind of record, or tell a member the
+    /// id of an alert it was never given.
+    fn check_links(
+        &self,
+        content: &model::Content,
+        distribution: &Distribution,
+    ) -> Result<(), PublishError> {
+        let model::Content::CaseReference(case) = content else {
+            return Ok(());
+        };
+        let roster = self.trust.roster();
+        let recipients: Vec<NodeId> = roster
+            .members()
+            .map(|m| m.id.clone())
+            .filter(|m| *m != self.id && distribution.includes(m))
+            .collect();
+        let mut errors = Errors::default();
+        for (i, id) in case.linked_alerts.iter().enumerate() {
+            let field = format!("case_reference.linked_alerts[{i}]");
+            if model::check_record_id_format(id).is_err() {
+                continue; // the body's own rules name it
+            }
+            let body = match self.held_body(id)? {
+                Ok(body) => body,
+                Err(why) => {
+                    errors.push(field, why);
+                    continue;
+                }
+            };
+            if !matches!(body.kind.content(), Some(model::ContentRef::Alert(_))) {
+                errors.push(
+                    field,
+                    format!("{id} is not an alert (its kind: {})", body.kind.name()),
+                );
+                continue;
+            }
+            let blind: Vec<&str> = recipients
+                .iter()
+                .filter(|m| body.origin != **m && !body.distribution.includes(m))
+                .map(NodeId::as_str)
+                .collect();
+            if !blind.is_empty() {
+                errors.push(
+                    field,
+                    format!(
+                        "{id} is not disclosed to {}: a case reference may link only alerts all its recipients hold",
+                        blind.join(", ")
+                    ),
+                );
+            }
+        }
+        errors.finish()?;
         Ok(())
     }
 
@@ -575,6 +639,7 @@ impl Publisher {
                     }
                     errors.finish()?;
                 }
+                self.check_links(content, &distribution)?;
                 let kind = match content {
                     Content::Alert(a) => RecordKind::Alert(a.clone()),
                     Content::CaseReference(c) => RecordKind::CaseReference(c.clone()),
@@ -583,12 +648,14 @@ impl Publisher {
             }
             Change::Update { target, content } => {
                 let (series_id, state) = self.resolve_series(target)?;
+                let distribution = state.distribution()?;
+                self.check_links(content, &distribution)?;
                 let kind = RecordKind::Update(Update {
                     target: series_id,
                     version: state.version + 1,
                     content: content.clone(),
                 });
-                (kind, state.distribution()?, Some(state))
+                (kind, distribution, Some(state))
             }
             Change::Withdraw { target, reason } => {
                 let (series_id, state) = self.resolve_series(target)?;

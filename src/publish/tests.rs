@@ -392,3 +392,86 @@ async fn an_mla_request_cites_only_case_references_its_recipient_holds() {
         .await
         .expect("a case reference hn holds");
 }
+
+#[tokio::test]
+async fn a_case_reference_links_only_alerts_all_its_recipients_hold() {
+    let mut sandbox = Sandbox::create("publish-test", &["gt", "hn", "sv"])
+        .await
+        .unwrap();
+    sandbox.clock = Arc::new(ManualClock::starting_at(NOW));
+    drop(sandbox.take_listeners("hn"));
+    drop(sandbox.take_listeners("sv"));
+    let gt = gt(&sandbox).await;
+    let put = |content: Content, to: &[&str]| Change::Publish {
+        content,
+        recipients: to.iter().map(|s| s.to_string()).collect(),
+    };
+    let mut ids = Vec::new();
+    for change in [
+        put(Content::Alert(sample_alert()), &[]),
+        put(Content::Alert(sample_alert()), &["sv"]),
+        put(Content::CaseReference(case_reference("MP-1")), &[]),
+    ] {
+        let p = gt
+            .publisher
+            .apply_change(change, false, "gt-operator")
+            .await
+            .unwrap()
+            .unwrap();
+        ids.push(p.body.record_id);
+    }
+    let (for_all, for_sv, case) = (ids[0].clone(), ids[1].clone(), ids[2].clone());
+    let missing = crate::records::model::new_record_id(&gt.id, [4; 8]);
+    let linking = |links: &[&String]| {
+        let mut c = case_reference("MP-2");
+        c.linked_alerts = links.iter().map(|s| s.to_string()).collect();
+        Content::CaseReference(c)
+    };
+    let refused = gt
+        .publisher
+        .apply_change(
+            put(linking(&[&missing, &for_sv, &case, &for_all]), &["hn"]),
+            false,
+            "gt-operator",
+        )
+        .await
+        .expect_err("three bad links");
+    let said = refused.to_string();
+    for expected in [
+        format!("case_reference.linked_alerts[0]: {missing} is not a record held by this node"),
+        format!("case_reference.linked_alerts[1]: {for_sv} is not disclosed to hn"),
+        format!("case_reference.linked_alerts[2]: {case} is not an alert"),
+    ] {
+        assert!(said.contains(&expected), "{expected:?} in {said}");
+    }
+    assert!(!said.contains("linked_alerts[3]"), "{said}");
+    assert_eq!(gt.store.watermark().own_seq, 3, "nothing published");
+
+    // An update is held to the same rule, against the series' recipients.
+    let refused = gt
+        .publisher
+        .apply_change(
+            Change::Update {
+                target: case.clone(),
+                content: linking(&[&for_sv]),
+            },
+            false,
+            "gt-operator",
+        )
+        .await
+        .expect_err("hn is among the case reference's recipients");
+    assert!(
+        refused.to_string().contains("not disclosed to hn"),
+        "{refused}"
+    );
+
+    for (links, to) in [
+        (&[&for_all][..], &["hn"][..]),
+        (&[&for_sv][..], &["sv"][..]),
+    ] {
+        gt.publisher
+            .apply_change(put(linking(links), to), false, "gt-operator")
+            .await
+            .expect("links alerts its recipients hold");
+    }
+}

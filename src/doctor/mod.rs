@@ -6,8 +6,11 @@
 //! own where they can: when the configuration does not load, the key files,
 //! certificates and roster it names are still examined, read from the raw
 //! file with the same `ENLACE__…` environment overrides, so that one run
-//! shows every problem. Only what needs the loaded configuration (the
-//! signing key against the roster, dialling the peers) is skipped then.
+//! shows every problem. A key file that others can read is refused by the
+//! loader but reported here as a `key-file` FAIL, and the configuration is
+//! loaded again without that rule, so the checks that need it (the signing
+//! key against the roster, dialling the peers) still run. Only a
+//! configuration that does not load for another reason skips them.
 //!
 //! The peer check is real: a TLS 1.3 handshake with the configuration every
 //! replicator uses ([`crate::trust::tls::peer_client_config`]) and a gRPC health
@@ -116,10 +119,17 @@ pub async fn run(config: &Path, data_dir: Option<&Path>, json: bool) -> Result<b
         );
     }
     if !diagnosis.config_loaded {
-        return Err(format!(
-            "configuration {} does not load; the signing key against the roster and the peers were not checked",
-            config.display()
-        ));
+        return Err(if diagnosis.checks.iter().any(|c| c.check == "peer") {
+            format!(
+                "configuration {} does not load: a node refuses to start until the FAILs above are fixed",
+                config.display()
+            )
+        } else {
+            format!(
+                "configuration {} does not load; the signing key against the roster and the peers were not checked",
+                config.display()
+            )
+        });
     }
     Ok(diagnosis.all_ok())
 }
@@ -180,7 +190,9 @@ pub async fn diagnose(
                     format!("{}: {problem}", config.display()),
                 );
             }
-            None
+            // A loose key file is refused above and reported below; the
+            // checks that need the loaded configuration still run.
+            crate::trust::load::settings_despite_key_permissions(config, data_dir_override).ok()
         }
     };
     let named = named.unwrap_or_default();

@@ -80,6 +80,12 @@ impl SigningKey {
     /// Loads a PKCS#8 PEM Ed25519 key, refusing a file that others can read.
     pub fn load(path: &Path, key_id: &str) -> Result<Self, CryptoError> {
         check_private_permissions(path)?;
+        Self::read(path, key_id)
+    }
+
+    /// [`SigningKey::load`] without the permission check: for `enlace
+    /// doctor`, which reports loose permissions itself and goes on checking.
+    pub fn read(path: &Path, key_id: &str) -> Result<Self, CryptoError> {
         let pem = fs::read(path).map_err(|source| CryptoError::Read {
             path: path.to_owned(),
             source,

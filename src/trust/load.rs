@@ -63,6 +63,35 @@ impl Deref for LoadedSettings {
 /// Reads `path` and the environment, validates, and loads what it names.
 /// `data_dir` (from `--data-dir`) overrides the file.
 pub fn settings(path: &Path, data_dir: Option<&Path>) -> Result<LoadedSettings, ConfigError> {
+    load(path, data_dir, KeyFiles::Private)
+}
+
+/// Whether loading refuses key files that others can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyFiles {
+    /// As a node starts: a key file readable by group or others is refused.
+    Private,
+    /// As `enlace doctor` looks further: it reports the permissions itself.
+    AsTheyAre,
+}
+
+/// [`settings`] for `enlace doctor` once [`settings`] refused: the same
+/// checks except the key files' permissions, which the doctor reports on
+/// its own, so that a loose key does not hide every check that needs the
+/// loaded configuration (the signing key against the roster, the peers).
+/// Never for starting a node.
+pub fn settings_despite_key_permissions(
+    path: &Path,
+    data_dir: Option<&Path>,
+) -> Result<LoadedSettings, ConfigError> {
+    load(path, data_dir, KeyFiles::AsTheyAre)
+}
+
+fn load(
+    path: &Path,
+    data_dir: Option<&Path>,
+    keys: KeyFiles,
+) -> Result<LoadedSettings, ConfigError> {
     let raw = config::read(path)?;
     let mut v = Validation::new(path, data_dir);
 
@@ -89,15 +118,18 @@ pub fn settings(path: &Path, data_dir: Option<&Path>) -> Result<LoadedSettings, 
 
     v.listen(&raw.listen, &raw.metrics);
 
-    let tls =
-        v.tls_identity(&raw.tls)
-            .and_then(|(cert, key)| match TlsIdentity::load(&cert, &key) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    v.problem(format!("tls: {e}"));
-                    None
-                }
-            });
+    let tls = v.tls_identity(&raw.tls).and_then(|(cert, key)| {
+        match match keys {
+            KeyFiles::Private => TlsIdentity::load(&cert, &key),
+            KeyFiles::AsTheyAre => TlsIdentity::read(&cert, &key),
+        } {
+            Ok(t) => Some(t),
+            Err(e) => {
+                v.problem(format!("tls: {e}"));
+                None
+            }
+        }
+    });
     if let (Some(tls), Some(roster), Some(id)) = (&tls, &roster, &node_id)
         && roster.member(id).is_some()
     {
@@ -144,11 +176,16 @@ pub fn settings(path: &Path, data_dir: Option<&Path>) -> Result<LoadedSettings, 
     v.reload(&raw.reload);
 
     let (signing_file, key_id) = v.signing(&raw.signing);
-    let signing = signing_file.and_then(|p| match SigningKey::load(&p, &key_id) {
-        Ok(k) => Some(k),
-        Err(e) => {
-            v.problem(format!("signing.key: {e}"));
-            None
+    let signing = signing_file.and_then(|p| {
+        match match keys {
+            KeyFiles::Private => SigningKey::load(&p, &key_id),
+            KeyFiles::AsTheyAre => SigningKey::read(&p, &key_id),
+        } {
+            Ok(k) => Some(k),
+            Err(e) => {
+                v.problem(format!("signing.key: {e}"));
+                None
+            }
         }
     });
     if let (Some(signing), Some(roster), Some(id)) = (&signing, &roster, &node_id)
@@ -177,15 +214,18 @@ pub fn settings(path: &Path, data_dir: Option<&Path>) -> Result<LoadedSettings, 
             .map(|_| &in_roster as &dyn Fn(&NodeId) -> bool),
     );
 
-    let matching =
-        v.matching(raw.matching.as_ref())
-            .and_then(|m| match MatchingKey::load(&m.path, m.epoch) {
-                Ok(k) => Some(Arc::new(k)),
-                Err(e) => {
-                    v.problem(format!("matching.key: {e}"));
-                    None
-                }
-            });
+    let matching = v.matching(raw.matching.as_ref()).and_then(|m| {
+        match match keys {
+            KeyFiles::Private => MatchingKey::load(&m.path, m.epoch),
+            KeyFiles::AsTheyAre => MatchingKey::read(&m.path, m.epoch),
+        } {
+            Ok(k) => Some(Arc::new(k)),
+            Err(e) => {
+                v.problem(format!("matching.key: {e}"));
+                None
+            }
+        }
+    });
 
     v.plain_sections(&raw);
     let config = v.finish()?;

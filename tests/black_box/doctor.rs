@@ -172,9 +172,10 @@ async fn a_healthy_member_with_running_peers_passes() {
     sv.stop().await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_that_others_can_read_fails_with_the_chmod_that_fixes_it() {
-    let fed = Sandbox::create("test-fed", &["gt"]).await.unwrap();
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
+    let hn = fed.start("hn").await.unwrap();
     let member = fed.member("gt").unwrap();
     let key = member.dir.join("signing.key");
     #[cfg(unix)]
@@ -210,6 +211,15 @@ async fn a_key_that_others_can_read_fails_with_the_chmod_that_fixes_it() {
         "{}",
         text(&out.stderr)
     );
+    // The loose key does not hide the checks that need the loaded
+    // configuration: the peer is still dialled.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.split_whitespace().nth(1) == Some("peer") && l.contains("hn")),
+        "{stdout}"
+    );
+    hn.stop().await.unwrap();
 }
 
 #[tokio::test]

@@ -147,8 +147,14 @@ impl TlsIdentity {
     /// Loads `cert` (leaf first, then any intermediates) and `key`, refusing
     /// a key file that others can read.
     pub fn load(cert: &Path, key: &Path) -> Result<Self, TlsError> {
-        let chain = roster::load_certs(cert).map_err(TlsError::File)?;
         crypto::check_private_permissions(key)?;
+        Self::read(cert, key)
+    }
+
+    /// [`TlsIdentity::load`] without the permission check: for `enlace
+    /// doctor`, which reports loose permissions itself and goes on checking.
+    pub fn read(cert: &Path, key: &Path) -> Result<Self, TlsError> {
+        let chain = roster::load_certs(cert).map_err(TlsError::File)?;
         let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
             path: key.display().to_string(),
             reason: format!("not a PEM private key: {e}"),

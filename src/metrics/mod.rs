@@ -45,6 +45,7 @@
 //! | `enlace_query_results_total` | counter | `peer`, `result` | answers to this node's queries: `hit`, `no_hit`, `unreachable`, `refused` |
 //! | `enlace_queries_answered_total` | counter | `peer`, `result` | peers' queries this node answered: `hit`, `no_hit`, `refused` |
 //! | `enlace_own_log_behind` | gauge | | 1 when a peer holds a record of this node's own log above what its store holds: publishing is refused until `enlace node recover` |
+//! | `enlace_publications_held_back_total` | counter | | publications refused since start because the own log is behind or unconfirmed, the node's own MLA acknowledgments included |
 //! | `enlace_own_log_confirmed` | gauge | | 1 once a peer confirmed, since start, how far it saw this node's own log |
 //! | `enlace_audit_lost_entries` | gauge | | entries of the audit log a peer witnessed that the store no longer holds, as found at start (0: none) |
 //! | `enlace_store_log_bytes` | gauge | | committed length of the record log |

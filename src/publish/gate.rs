@@ -27,7 +27,7 @@
 //!
 //! A closed gate stays closed until the node is recovered and restarted.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -60,6 +60,9 @@ pub enum OwnLog {
 pub(crate) struct Gate {
     state: watch::Sender<OwnLog>,
     new_log: AtomicBool,
+    /// Publications refused here since start (the node's own
+    /// acknowledgments included).
+    held_back: AtomicU64,
 }
 
 /// A peer's answer to "how far did you see my log?".
@@ -109,6 +112,7 @@ impl Gate {
         Self {
             state: watch::Sender::new(OwnLog::Unchecked),
             new_log: AtomicBool::new(false),
+            held_back: AtomicU64::new(0),
         }
     }
 
@@ -220,7 +224,7 @@ impl Gate {
             .await
             .map(|s| s.clone())
             .unwrap_or(OwnLog::Unconfirmed);
-        match state {
+        let verdict = match state {
             OwnLog::Behind { peer, seen, held } => {
                 Err(PublishError::OwnLogBehind { peer, seen, held })
             }
@@ -228,6 +232,16 @@ impl Gate {
                 Err(PublishError::OwnLogUnconfirmed)
             }
             _ => Ok(()),
+        };
+        if verdict.is_err() {
+            self.held_back.fetch_add(1, Ordering::Relaxed);
         }
+        verdict
+    }
+
+    /// Publications refused since start because the own log is behind or
+    /// unconfirmed.
+    pub(crate) fn held_back(&self) -> u64 {
+        self.held_back.load(Ordering::Relaxed)
     }
 }

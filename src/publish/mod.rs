@@ -106,6 +106,12 @@ impl Publisher {
     }
 
     /// What the peers said of this node's own log, so far.
+    /// Publications (the node's own MLA acknowledgments included) refused
+    /// since start because the own log is behind or unconfirmed.
+    pub fn held_back(&self) -> u64 {
+        self.gate.held_back()
+    }
+
     pub fn own_log(&self) -> OwnLog {
         self.gate.state()
     }

@@ -247,6 +247,11 @@ pub(crate) fn render(node: &Components) -> Result<String, RenderError> {
         ConstGauge::new(i64::from(own_log == crate::publish::OwnLog::Confirmed)),
     );
     r.register(
+        "enlace_publications_held_back",
+        "Publications refused since start because this node's own log is behind what a peer saw, or unconfirmed (its own MLA acknowledgments included)",
+        ConstCounter::new(node.publisher.held_back()),
+    );
+    r.register(
         "enlace_audit_lost_entries",
         "Entries of this node's audit log that a peer witnessed and the store no longer holds, as found at start (0: none)",
         ConstGauge::new(node.audit.lost_entries()),

@@ -10,17 +10,17 @@ use std::process::{Child, Command, Output, Stdio};
 use common::eventually;
 use enlace::testing::Sandbox;
 
-fn enlace() -> Command {
+pub(crate) fn enlace() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_enlace"));
     c.env_remove("RUST_LOG");
     c
 }
 
-fn run(args: &[&str]) -> Output {
+pub(crate) fn run(args: &[&str]) -> Output {
     enlace().args(args).output().expect("run enlace")
 }
 
-fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 

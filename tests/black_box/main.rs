@@ -15,6 +15,7 @@ mod common;
 mod audit;
 mod cert_cli;
 mod cli;
+mod cli_import;
 mod crash;
 mod damage;
 mod doctor;

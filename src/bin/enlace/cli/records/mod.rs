@@ -81,8 +81,9 @@ pub enum AlertCommand {
     Watch(WatchArgs),
     /// Publish alerts and case references from a JSON-lines file (one
     /// record per line, fields as in `list --json`, `"kind"` alert or
-    /// case_reference). Every line is checked first; if any is bad, nothing
-    /// is published.
+    /// case-reference). Every line is checked first; if any is bad, nothing
+    /// is published. Run it again after an interruption: lines already
+    /// published are skipped.
     Import {
         #[command(flatten)]
         client: ClientArg,
@@ -290,6 +291,7 @@ pub async fn alert(cmd: AlertCommand) -> anyhow::Result<()> {
                     to,
                     selector_values,
                     validate_only: dry_run,
+                    idempotency_key: String::new(),
                 })
                 .await
                 .map_err(status_error)?
@@ -391,6 +393,7 @@ pub async fn case_ref(cmd: CaseCommand) -> anyhow::Result<()> {
                     case_reference: Some(case),
                     to,
                     validate_only: dry_run,
+                    idempotency_key: String::new(),
                 })
                 .await
                 .map_err(status_error)?

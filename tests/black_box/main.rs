@@ -16,6 +16,7 @@ mod audit;
 mod cert_cli;
 mod cli;
 mod cli_import;
+mod cli_output;
 mod cli_watch;
 mod crash;
 mod damage;

@@ -153,7 +153,7 @@ pub struct ListArgs {
     /// Also superseded versions and withdrawal records.
     #[arg(long)]
     all_versions: bool,
-    /// alert, case_reference or withdrawal.
+    /// alert, case-reference or withdrawal (`alert list` only).
     #[arg(long)]
     kind: Option<String>,
     /// One JSON object per record per line.
@@ -208,8 +208,61 @@ async fn current(c: &mut Client, id: &str) -> anyhow::Result<pb::RecordView> {
     .map_err(status_error)
 }
 
-async fn list(c: &mut Client, a: &ListArgs, kind: Option<&str>) -> anyhow::Result<()> {
+/// Which list command runs: `alert list` lists every kind (`--kind`
+/// narrows it), `case-ref list` only case references.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Listing {
+    Records,
+    CaseReferences,
+}
+
+/// The wire name of a `--kind` value; kebab or snake case.
+fn kind_filter(k: &str) -> anyhow::Result<&'static str> {
+    match k.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+        "alert" => Ok("alert"),
+        "case_reference" => Ok("case_reference"),
+        "withdrawal" => Ok("withdrawal"),
+        _ => bail!("--kind: unknown kind {k:?}; one of: alert, case-reference, withdrawal"),
+    }
+}
+
+async fn list(c: &mut Client, a: &ListArgs, listing: Listing) -> anyhow::Result<()> {
     let mut problems = Vec::new();
+    // NOTE: a flag that cannot apply is refused, not ignored: a filter
+    // silently dropped lists more than was asked for.
+    let kind = match listing {
+        Listing::CaseReferences => {
+            for (given, flag, why) in [
+                (
+                    a.kind.is_some(),
+                    "--kind",
+                    "`case-ref list` lists case references only; use `alert list --kind KIND`",
+                ),
+                (
+                    a.alert_type.is_some(),
+                    "--type",
+                    "case references have no alert type; use `alert list --type T`",
+                ),
+                (
+                    a.country.is_some(),
+                    "--country",
+                    "case references name no countries; use `alert list --country XX`",
+                ),
+            ] {
+                if given {
+                    problems.push(format!("{flag}: {why}"));
+                }
+            }
+            Some("case_reference")
+        }
+        Listing::Records => match a.kind.as_deref().map(kind_filter).transpose() {
+            Ok(k) => k,
+            Err(e) => {
+                problems.push(e.to_string());
+                None
+            }
+        },
+    };
     let mut code =
         |field: &str, v: &Option<String>, parse: &dyn Fn(&str) -> anyhow::Result<i32>| match v {
             Some(v) => parse(v).unwrap_or_else(|e| {
@@ -259,10 +312,7 @@ async fn list(c: &mut Client, a: &ListArgs, kind: Option<&str>) -> anyhow::Resul
                 status,
                 since_ms,
                 all_versions: a.all_versions,
-                kind: kind
-                    .map(str::to_owned)
-                    .or_else(|| a.kind.clone())
-                    .unwrap_or_default(),
+                kind: kind.unwrap_or_default().to_owned(),
             })
             .await
             .map_err(status_error)?
@@ -345,7 +395,7 @@ pub async fn alert(cmd: AlertCommand) -> anyhow::Result<()> {
         } => withdraw(&client, record_id, reason).await,
         AlertCommand::List(a) => {
             let mut c = connect(&a.client).await?;
-            list(&mut c, &a, None).await
+            list(&mut c, &a, Listing::Records).await
         }
         AlertCommand::Get {
             client,
@@ -442,7 +492,7 @@ pub async fn case_ref(cmd: CaseCommand) -> anyhow::Result<()> {
         } => withdraw(&client, record_id, reason).await,
         CaseCommand::List(a) => {
             let mut c = connect(&a.client).await?;
-            list(&mut c, &a, Some("case_reference")).await
+            list(&mut c, &a, Listing::CaseReferences).await
         }
     }
 }

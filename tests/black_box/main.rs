@@ -17,6 +17,7 @@ mod cert_cli;
 mod cli;
 mod cli_import;
 mod cli_output;
+mod cli_pipe;
 mod cli_watch;
 mod crash;
 mod damage;

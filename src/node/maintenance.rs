@@ -157,6 +157,8 @@ pub(crate) async fn purge_expired(node: &Components) -> Result<usize, StoreError
     loop {
         let due = node.store.records().expired(now, 256)?;
         if due.is_empty() {
+            // The publication keys of expired records go with them.
+            node.store.publish_keys().prune(now).await?;
             return Ok(purged);
         }
         for record in due {

@@ -30,7 +30,7 @@ mod queue;
 mod tests;
 
 pub use gate::OwnLog;
-pub use queue::{Change, PublishError, Published};
+pub use queue::{Change, PublishError, PublishKey, Published};
 use queue::{Job, MAX_COMBINED, PublishQueue};
 
 fn invalid(field: &str, rule: impl Into<String>) -> PublishError {
@@ -159,13 +159,21 @@ impl Publisher {
     /// Checks `change` and, unless `dry_run`, signs and stores the record
     /// with the audit entry that names `actor` (the agency client, or the
     /// node itself), in one transaction. Returns once both are durable;
-    /// `None` for a dry run.
+    /// `None` for a dry run. A publication whose key was published already
+    /// answers with that record ([`Published::already`]), dry run or not,
+    /// before any rule is checked: the rules that depend on the clock may
+    /// no longer hold for a line published yesterday.
     pub(crate) async fn apply_change(
         &self,
         change: Change,
         dry_run: bool,
         actor: &str,
     ) -> Result<Option<Published>, PublishError> {
+        if let Change::Publish { key: Some(key), .. } = &change
+            && let Some(earlier) = self.already_published(key)?
+        {
+            return Ok(Some(earlier));
+        }
         self.check_times(&change)?;
         let random: [u8; 8] = crypto::random_bytes()?;
         let record_id = model::new_record_id(&self.id, random);
@@ -203,7 +211,36 @@ impl Publisher {
             entry.log(&self.id);
         }
         tracing::info!(node = %self.id, record_id = %record_id, seq = stored.seq, kind = body.kind.name(), "record published");
-        Ok(Some(Published { stored, body }))
+        Ok(Some(Published {
+            stored,
+            body,
+            already: false,
+        }))
+    }
+
+    /// The record published earlier with `key`, if it is held and unexpired.
+    fn already_published(&self, key: &PublishKey) -> Result<Option<Published>, PublishError> {
+        let now = self.clock.now_ms();
+        let Some(keyed) = self.store.publish_keys().get(key.as_bytes(), now)? else {
+            return Ok(None);
+        };
+        let Some(stored) = self.store.records().get_by_id(&keyed.record_id)? else {
+            return Ok(None);
+        };
+        let Some(bytes) = stored.content.envelope() else {
+            return Ok(None);
+        };
+        let (_, body) = wire::open_stored(bytes).map_err(|e| {
+            PublishError::Store(StoreError::Corrupt(format!(
+                "stored record {} does not decode: {e}",
+                keyed.record_id
+            )))
+        })?;
+        Ok(Some(Published {
+            stored,
+            body,
+            already: true,
+        }))
     }
 
     /// Queues a new publication and returns once it is durable, written
@@ -259,8 +296,39 @@ impl Publisher {
     }
 
     /// Signs and stores queued publications in one transaction, and
-    /// answers each caller.
-    async fn write_publications(&self, jobs: Vec<Job>) {
+    /// answers each caller. A publication whose key was stored since it
+    /// was queued, or that repeats the key of one before it in this batch
+    /// (a client's retry racing its first try), gets the first one's
+    /// record: only one record is ever stored per key.
+    async fn write_publications(&self, queued: Vec<Job>) {
+        let mut jobs = Vec::with_capacity(queued.len());
+        let mut repeats: Vec<(usize, Job)> = Vec::new();
+        for job in queued {
+            let key = match &job.change {
+                Change::Publish { key: Some(k), .. } => Some(k.clone()),
+                _ => None,
+            };
+            if let Some(key) = key {
+                match self.already_published(&key) {
+                    Ok(Some(earlier)) => {
+                        let _ = job.reply.send(Ok(earlier));
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        let _ = job.reply.send(Err(e));
+                        continue;
+                    }
+                }
+                if let Some(first) = jobs.iter().position(|j: &Job| {
+                    matches!(&j.change, Change::Publish { key: Some(k), .. } if *k == key)
+                }) {
+                    repeats.push((first, job));
+                    continue;
+                }
+            }
+            jobs.push(job);
+        }
         let mut made: Vec<Option<(RecordBody, Entry)>> = jobs.iter().map(|_| None).collect();
         let makers: Vec<_> = jobs
             .iter()
@@ -283,21 +351,43 @@ impl Publisher {
         let outcomes = self.store.records().append_own_many(makers).await;
         match outcomes {
             Ok(outcomes) => {
+                let mut firsts: Vec<Result<Published, String>> = Vec::with_capacity(jobs.len());
                 for ((job, outcome), slot) in jobs.into_iter().zip(outcomes).zip(made) {
                     let answer = outcome.and_then(|stored| {
                         let (body, entry) =
                             slot.ok_or_else(|| invalid("record", "was not prepared"))?;
                         entry.log(&self.id);
                         tracing::info!(node = %self.id, record_id = %body.record_id, seq = stored.seq, kind = body.kind.name(), "record published");
-                        Ok(Published { stored, body })
+                        Ok(Published {
+                            stored,
+                            body,
+                            already: false,
+                        })
                     });
+                    firsts.push(match &answer {
+                        Ok(p) => Ok(p.clone()),
+                        Err(e) => Err(e.to_string()),
+                    });
+                    let _ = job.reply.send(answer);
+                }
+                for (first, job) in repeats {
+                    let answer = match firsts.get(first) {
+                        Some(Ok(p)) => Ok(Published {
+                            already: true,
+                            ..p.clone()
+                        }),
+                        Some(Err(reason)) => {
+                            Err(PublishError::Store(StoreError::Failed(reason.clone())))
+                        }
+                        None => Err(invalid("record", "was not prepared")),
+                    };
                     let _ = job.reply.send(answer);
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot store publications");
                 let reason = e.to_string();
-                for job in jobs {
+                for job in jobs.into_iter().chain(repeats.into_iter().map(|(_, j)| j)) {
                     let _ = job
                         .reply
                         .send(Err(PublishError::Store(StoreError::Failed(reason.clone()))));
@@ -330,6 +420,10 @@ impl Publisher {
             content: store::Content::Envelope(envelope.encode()),
             expires_at_ms: lifecycle::expires_at(&body),
             series: Some(series),
+            publish_key: match change {
+                Change::Publish { key, .. } => key.as_ref().map(|k| k.as_bytes().to_vec()),
+                _ => None,
+            },
         };
         let entry = self.change_entry(change, &body, actor);
         Ok((record, body, entry))
@@ -632,6 +726,7 @@ impl Publisher {
             Change::Publish {
                 content,
                 recipients,
+                ..
             } => {
                 let distribution = Distribution::from_recipients("to", recipients)?;
                 if let Distribution::Named(members) = &distribution {

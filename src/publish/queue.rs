@@ -10,10 +10,12 @@ use crate::store::{StoreError, StoredRecord};
 #[derive(Debug, Clone)]
 pub enum Change {
     /// A new alert or case reference, to all members (`recipients` empty)
-    /// or to the named ones.
+    /// or to the named ones; `key`, if given, makes a retry safe (see
+    /// [`crate::store::publish_keys`]).
     Publish {
         content: Content,
         recipients: Vec<String>,
+        key: Option<PublishKey>,
     },
     /// A new version of the series that `target` (any of its record ids)
     /// belongs to.
@@ -30,6 +32,46 @@ pub enum Change {
         outcome: crate::records::vocabulary::MlaOutcome,
         text: String,
     },
+}
+
+/// A client's publication key (see [`crate::store::publish_keys`]):
+/// 1 to 128 ASCII letters, digits, `-` or `_`.
+///
+/// NOTE: a content hash of clear identifiers; `Debug` does not show it, so
+/// that no log line carries it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublishKey(String);
+
+impl PublishKey {
+    /// The key, or the rule it breaks.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.is_empty() || s.len() > crate::store::publish_keys::MAX_KEY_LEN {
+            return Err(format!(
+                "must be 1 to {} characters, not {}",
+                crate::store::publish_keys::MAX_KEY_LEN,
+                s.len()
+            ));
+        }
+        if let Some(c) = s
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+        {
+            return Err(format!(
+                "may hold only ASCII letters, digits, '-' and '_', not {c:?}"
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for PublishKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PublishKey(…)")
+    }
 }
 
 /// Why a publish was refused.
@@ -64,6 +106,9 @@ pub enum PublishError {
 pub struct Published {
     pub stored: StoredRecord,
     pub body: RecordBody,
+    /// Stored earlier, by a publication with the same key: nothing new
+    /// was stored.
+    pub already: bool,
 }
 
 /// New publications waiting to be written together.

@@ -49,6 +49,7 @@ fn publish(content: Content) -> Change {
     Change::Publish {
         content,
         recipients: Vec::new(),
+        key: None,
     }
 }
 
@@ -335,6 +336,7 @@ async fn an_mla_request_cites_only_case_references_its_recipient_holds() {
     let put = |content: Content, to: &[&str]| Change::Publish {
         content,
         recipients: to.iter().map(|s| s.to_string()).collect(),
+        key: None,
     };
     let mut ids = Vec::new();
     for change in [
@@ -405,6 +407,7 @@ async fn a_case_reference_links_only_alerts_all_its_recipients_hold() {
     let put = |content: Content, to: &[&str]| Change::Publish {
         content,
         recipients: to.iter().map(|s| s.to_string()).collect(),
+        key: None,
     };
     let mut ids = Vec::new();
     for change in [
@@ -474,4 +477,65 @@ async fn a_case_reference_links_only_alerts_all_its_recipients_hold() {
             .await
             .expect("links alerts its recipients hold");
     }
+}
+
+#[tokio::test]
+async fn a_keyed_publication_is_stored_once_however_often_it_is_sent() {
+    use super::PublishKey;
+    let sandbox = sandbox().await;
+    let gt = gt(&sandbox).await;
+    let keyed = |k: &str| Change::Publish {
+        content: Content::Alert(sample_alert()),
+        recipients: Vec::new(),
+        key: Some(PublishKey::parse(k).expect("a valid key")),
+    };
+    // A retry racing its first try: both wait in the same queue.
+    let (a, b) = tokio::join!(
+        gt.publisher
+            .apply_change(keyed("line-1"), false, "gt-operator"),
+        gt.publisher
+            .apply_change(keyed("line-1"), false, "gt-operator"),
+    );
+    let (a, b) = (a.unwrap().unwrap(), b.unwrap().unwrap());
+    assert_eq!(a.body.record_id, b.body.record_id);
+    assert!(a.already != b.already, "one stored, one answered with it");
+    assert_eq!(gt.store.watermark().own_seq, 1);
+    // A dry run of it says so too, and another key is another record.
+    let dry = gt
+        .publisher
+        .apply_change(keyed("line-1"), true, "gt-operator")
+        .await
+        .unwrap()
+        .expect("the earlier record");
+    assert!(dry.already && dry.body.record_id == a.body.record_id);
+    gt.publisher
+        .apply_change(keyed("line-2"), false, "gt-operator")
+        .await
+        .unwrap();
+    assert_eq!(gt.store.watermark().own_seq, 2);
+    let id = a.body.record_id.clone();
+    drop((a, b, dry, gt));
+
+    // The key was durable with the record: after a restart, still one.
+    let gt = sandbox.components("gt").unwrap();
+    gt.publisher.declare_new_log();
+    let again = gt
+        .publisher
+        .apply_change(keyed("line-1"), false, "gt-operator")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(again.already && again.body.record_id == id);
+    // Once the record has expired its key no longer holds it.
+    let expires = crate::records::lifecycle::expires_at(&again.body).unwrap();
+    assert!(
+        gt.store
+            .publish_keys()
+            .get(b"line-1", expires)
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(gt.store.publish_keys().prune(expires).await.unwrap(), 2);
+    // Not a key: refused with its rule.
+    assert!(PublishKey::parse("a b").unwrap_err().contains("' '"));
 }

@@ -18,7 +18,7 @@ use super::view::{Filter, parse_origin, view};
 use super::{IntoStatus, identity, invalid, invalid_all, status};
 use crate::components::Components;
 use crate::config::ClientRole;
-use crate::publish::{Change, Published};
+use crate::publish::{Change, PublishKey, Published};
 use crate::records::model::{Alert, CaseReference, Content, Errors};
 use crate::records::vocabulary::{AlertType, SubjectCategory, Urgency};
 use crate::trust::tls::Identity;
@@ -148,8 +148,16 @@ impl AgencyService {
                 validated_only: true,
                 ..Default::default()
             })),
-            Some(Published { stored, body }) => {
-                tracing::info!(actor, record_id = %body.record_id, kind = body.kind.name(), "record published by agency client");
+            Some(Published {
+                stored,
+                body,
+                already,
+            }) => {
+                if already {
+                    tracing::info!(actor, record_id = %body.record_id, "publication key already published; nothing stored");
+                } else {
+                    tracing::info!(actor, record_id = %body.record_id, kind = body.kind.name(), "record published by agency client");
+                }
                 Ok(Response::new(pb::PublishResponse {
                     record_id: body.record_id.clone(),
                     origin: stored.origin.to_string(),
@@ -157,6 +165,7 @@ impl AgencyService {
                     series_id: body.series_id().to_owned(),
                     version: body.version(),
                     validated_only: false,
+                    already_published: already,
                 }))
             }
         }
@@ -229,6 +238,16 @@ impl AgencyService {
     }
 }
 
+/// The optional `idempotency_key` of a publish request.
+fn publish_key(key: &str) -> Result<Option<PublishKey>, Status> {
+    if key.is_empty() {
+        return Ok(None);
+    }
+    PublishKey::parse(key)
+        .map(Some)
+        .map_err(|rule| invalid("idempotency_key", rule))
+}
+
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::RecordView, Status>> + Send>>;
 /// The `ReadAudit` stream (served in [`super::audit`]).
 pub(super) type AuditStream = Pin<Box<dyn Stream<Item = Result<pb::AuditEntry, Status>> + Send>>;
@@ -244,11 +263,13 @@ impl Agency for AgencyService {
         let req = request.into_inner();
         let dry_run = req.validate_only;
         let answer = async {
+            let key = publish_key(&req.idempotency_key)?;
             let alert = req.alert.ok_or_else(|| invalid("alert", "is required"))?;
             let alert = self.alert(alert, req.selector_values, "alert")?;
             let change = Change::Publish {
                 content: Content::Alert(alert),
                 recipients: req.to,
+                key,
             };
             self.change(&actor, change, req.validate_only).await
         }
@@ -268,10 +289,12 @@ impl Agency for AgencyService {
             let case = req
                 .case_reference
                 .ok_or_else(|| invalid("case_reference", "is required"))?;
+            let key = publish_key(&req.idempotency_key)?;
             let case = self.case_reference(case, "case_reference")?;
             let change = Change::Publish {
                 content: Content::CaseReference(case),
                 recipients: req.to,
+                key,
             };
             self.change(&actor, change, req.validate_only).await
         }

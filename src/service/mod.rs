@@ -71,7 +71,7 @@ use crate::wire::pb::v1::agency_server::AgencyServer;
 use crate::wire::pb::v1::federation_server::FederationServer;
 
 /// Largest request an agency client may send.
-pub(crate) const MAX_AGENCY_REQUEST: usize = 1024 * 1024;
+pub const MAX_AGENCY_REQUEST: usize = 1024 * 1024;
 /// Largest response message either listener sends.
 pub(crate) const MAX_RESPONSE: usize = 8 * 1024 * 1024;
 

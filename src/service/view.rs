@@ -217,13 +217,17 @@ impl Filter {
                 None
             }
         };
-        let kind = match r.kind.as_str() {
+        // Kebab or snake case, like every code.
+        let kind = match r.kind.replace('-', "_").as_str() {
             "" => None,
             k @ ("alert" | "case_reference" | "withdrawal") => Some(k.to_owned()),
-            other => {
+            _ => {
                 errors.push(
                     "kind",
-                    format!("unknown kind {other:?}; one of: alert, case_reference, withdrawal"),
+                    format!(
+                        "unknown kind {:?}; one of: alert, case-reference, withdrawal",
+                        r.kind
+                    ),
                 );
                 None
             }

@@ -16,6 +16,8 @@
 //! - `tombstones`: record key → tombstone bytes, for a purge in progress or
 //!   a tombstone too long for its frame (see `Records::purge`)
 //! - `local_cases`: case id → local case (JSON); never replicated
+//! - `publish_keys`: a client's publication key → `expires_at_ms as u64 BE
+//!   ‖ record id` of the record published with it; never replicated
 //! - `case_selectors`: `kind as u8 ‖ epoch as u32 BE ‖ token (32) ‖ case id` → empty
 //! - `meta`: `schema_version` → `u32 BE`, `node_id` → node id,
 //!   `record_log_end` → committed length of the record log as `u64 BE`,

@@ -15,8 +15,9 @@
 //! - sled: `series` (states after a series' first record), `cursors`,
 //!   `tombstones`, `local_cases`, `case_selectors`, `audit_log` (entries
 //!   in groups, see [`audit_log`]),
-//!   `checkpoints`, `meta` (see `keys`), and `expiries` of records
-//!   stored by schema version 2.
+//!   `checkpoints`, `meta` (see `keys`), `publish_keys` (the keys that
+//!   make a retried publication safe, see [`publish_keys`]), and
+//!   `expiries` of records stored by schema version 2.
 //!
 //! Each concern has its module and, for callers, a borrowed view:
 //! `records` and `writes` ([`Store::records`]: the record log, its
@@ -76,6 +77,7 @@ mod index;
 mod keys;
 mod meta;
 mod open;
+pub mod publish_keys;
 pub mod record_log;
 mod records;
 mod series;
@@ -96,6 +98,7 @@ pub use cases::Cases;
 pub use checkpoints::Checkpoints;
 pub use compact::Compacted;
 use index::{Expiries, Index};
+pub use publish_keys::PublishKeys;
 use record_log::RecordLog;
 pub use records::Records;
 pub use series::Series;
@@ -289,6 +292,10 @@ pub struct NewRecord {
     pub expires_at_ms: Option<i64>,
     /// Series state to write in the same transaction.
     pub series: Option<SeriesWrite>,
+    /// The publication key its client sent, to write in the same
+    /// transaction (see [`publish_keys`]); only for this node's own new
+    /// records.
+    pub publish_key: Option<Vec<u8>>,
 }
 
 /// What [`Records::apply_received`] did.
@@ -349,6 +356,9 @@ struct Trees {
     checkpoints: sled::Tree,
     /// Schema version, node id, log place, audit anchor, notes (see `meta`).
     meta: sled::Tree,
+    /// Publication keys → the record published with each (see
+    /// `publish_keys`); never replicated.
+    publish_keys: sled::Tree,
 }
 
 /// The record log file in use and what goes with it.
@@ -441,6 +451,11 @@ impl Store {
     /// Series states and other keyed states (MLA requests).
     pub fn series(&self) -> Series<'_> {
         Series { store: self }
+    }
+
+    /// The keys that make a retried publication safe.
+    pub fn publish_keys(&self) -> PublishKeys<'_> {
+        PublishKeys { store: self }
     }
 
     /// This node's id, as recorded in the store.

@@ -294,6 +294,7 @@ impl Trees {
         let audit = db.open_tree("audit_log")?;
         let v2_audit = db.open_tree("audit")?;
         let checkpoints = db.open_tree("checkpoints")?;
+        let publish_keys = db.open_tree("publish_keys")?;
         let trees = Self {
             db,
             cursors,
@@ -305,6 +306,7 @@ impl Trees {
             audit,
             checkpoints,
             meta,
+            publish_keys,
         };
         Ok((trees, v2_audit))
     }

@@ -34,6 +34,7 @@ fn rec(seq: u64, bytes: Vec<u8>) -> NewRecord {
         content: Content::Envelope(bytes),
         expires_at_ms: None,
         series: None,
+        publish_key: None,
     }
 }
 

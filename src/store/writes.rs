@@ -13,11 +13,11 @@
 use sled::Transactional;
 
 use super::audit::{Chained, put_audit};
-use super::record_log;
 use super::{
     Applied, Content, GATE, NewRecord, Records, StoreError, StoredRecord, TxResult, WriterState,
     keys, meta, tx_error,
 };
+use super::{publish_keys, record_log};
 use crate::records::model::NodeId;
 
 /// A record write prepared under the appender lock.
@@ -265,8 +265,9 @@ impl Records<'_> {
     }
 
     /// Phase two, under the gate: one transaction for the series states
-    /// not in the frames, optionally a cursor, the audit entries that
-    /// record them and the log's committed length; then the indexes.
+    /// not in the frames, the publication keys, optionally a cursor, the
+    /// audit entries that record them and the log's committed length; then
+    /// the indexes.
     fn commit(
         &self,
         w: &mut WriterState,
@@ -295,14 +296,21 @@ impl Records<'_> {
             &self.store.trees.series,
             &self.store.trees.audit,
             &self.store.trees.meta,
+            &self.store.trees.publish_keys,
         )
-            .transaction(|(cur, ser, aud, meta)| -> TxResult<()> {
+            .transaction(|(cur, ser, aud, meta, keyed)| -> TxResult<()> {
                 for p in writes {
                     match &p.record.series {
                         Some(s) if !p.state_in_frame() => {
                             ser.insert(s.series_id.as_bytes(), s.state.as_slice())?;
                         }
                         _ => {}
+                    }
+                    if let Some(k) = &p.record.publish_key {
+                        keyed.insert(
+                            k.as_slice(),
+                            publish_keys::encode(&p.record.record_id, p.record.expires_at_ms),
+                        )?;
                     }
                 }
                 for k in &superseded {

@@ -192,6 +192,7 @@ async fn every_kind_of_action_leaves_its_entry() {
             }),
             to: vec!["hn".into()],
             validate_only: false,
+            idempotency_key: String::new(),
         })
         .await
         .unwrap()

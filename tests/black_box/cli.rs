@@ -10,17 +10,17 @@ use std::process::{Child, Command, Output, Stdio};
 use common::eventually;
 use enlace::testing::Sandbox;
 
-fn enlace() -> Command {
+pub(crate) fn enlace() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_enlace"));
     c.env_remove("RUST_LOG");
     c
 }
 
-fn run(args: &[&str]) -> Output {
+pub(crate) fn run(args: &[&str]) -> Output {
     enlace().args(args).output().expect("run enlace")
 }
 
-fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
@@ -322,9 +322,12 @@ async fn two_node_processes_exchange_an_alert_published_with_the_cli() {
     assert_eq!(v["seq"], 1);
     assert_eq!(v["kind"], "alert");
     assert_eq!(v["summary"], "Alerta desde la CLI");
-    assert_eq!(v["distribution"], serde_json::json!(["hn"]));
+    assert_eq!(
+        v["distribution"],
+        serde_json::json!({"scope": "named", "members": ["hn"]})
+    );
 
-    assert_eq!(v["type"], "possible_victim");
+    assert_eq!(v["type"], "possible-victim");
     assert_eq!(v["offence"], "trafficking");
     assert_eq!(v["status"], "active");
     assert_eq!(v["version"], 1);
@@ -867,7 +870,7 @@ async fn cases_queries_and_mla_from_the_command_line() {
         let out = run(&["mla", "list", "--client", s, "--json"]);
         async move {
             text(&out.stdout)
-                .contains("\"state\":\"need_info\"")
+                .contains("\"state\":\"need-info\"")
                 .then_some(())
         }
     })

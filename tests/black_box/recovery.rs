@@ -237,7 +237,7 @@ async fn mla_to_gt(
                 ..Default::default()
             }),
             to: vec!["gt".into()],
-            validate_only: false,
+            ..Default::default()
         })
         .await
         .expect("case reference")

@@ -34,6 +34,7 @@ async fn publish(
             })
             .collect(),
         validate_only: false,
+        idempotency_key: String::new(),
     })
     .await
     .expect("publish")

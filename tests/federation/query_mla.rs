@@ -316,6 +316,7 @@ async fn an_mla_request_is_acknowledged_automatically_and_answered_and_both_ends
             }),
             to: vec!["hn".into()],
             validate_only: false,
+            idempotency_key: String::new(),
         })
         .await
         .unwrap()

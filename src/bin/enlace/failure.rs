@@ -4,7 +4,9 @@
 //! stderr, with its context chain on one line (`error: cannot read x: No
 //! such file or directory`), and chooses the exit code from the error's
 //! type, never from its words: [`EXIT_CONFIG`] for an [`InvalidConfig`],
-//! 1 for anything else. (Exit code 2, a bad command line, is clap's.)
+//! 1 for anything else. (Exit code 2, a bad command line, is clap's.) A
+//! write to a stdout whose reader has gone (`enlace audit export | head`)
+//! is no failure: the command ends quietly with 0.
 //!
 //! The library keeps its typed errors; they enter here through
 //! [`Spelled::spelled`].
@@ -72,6 +74,10 @@ pub fn logged(e: anyhow::Error, what: &'static str) -> anyhow::Error {
 pub fn report(outcome: anyhow::Result<()>) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of stdout went away (`| head`): that is how it says
+        // "enough", not a failure; end quietly, as `main`'s panic hook does
+        // for `println!`.
+        Err(e) if reader_gone(&e) => ExitCode::SUCCESS,
         Err(e) => {
             if e.downcast_ref::<Logged>().is_none() {
                 eprintln!("error: {e:#}");
@@ -79,6 +85,15 @@ pub fn report(outcome: anyhow::Result<()>) -> ExitCode {
             exit_code(&e)
         }
     }
+}
+
+/// Whether `e` is a write to a pipe whose reader has closed it.
+fn reader_gone(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// [`EXIT_CONFIG`] if the failure is an invalid configuration, else 1.
@@ -103,6 +118,19 @@ mod tests {
         assert_eq!(exit_code(&wrapped), ExitCode::from(EXIT_CONFIG));
         let words = anyhow::anyhow!("invalid configuration");
         assert_eq!(exit_code(&words), ExitCode::FAILURE);
+    }
+
+    #[test]
+    fn a_closed_pipe_is_not_a_failure() {
+        let gone = Err::<(), _>(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+            .context("cannot write to stdout")
+            .unwrap_err();
+        assert!(reader_gone(&gone));
+        assert_eq!(report(Err(gone)), ExitCode::SUCCESS);
+        let other = Err::<(), _>(std::io::Error::other("disk full"))
+            .context("cannot write to stdout")
+            .unwrap_err();
+        assert!(!reader_gone(&other));
     }
 
     #[test]

@@ -196,6 +196,7 @@ impl PeerReplicator {
             content: store::Content::Envelope(v.envelope),
             expires_at_ms: expires_at,
             series: None,
+            publish_key: None,
         };
         if self
             .shared

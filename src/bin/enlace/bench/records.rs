@@ -160,6 +160,7 @@ impl Records {
                 series_id: body.series_id().to_owned(),
                 state: series.encode(),
             }),
+            publish_key: None,
         })
     }
 
@@ -205,6 +206,7 @@ impl Records {
                 Vec::new()
             },
             validate_only: false,
+            idempotency_key: String::new(),
         }
     }
 }

@@ -25,7 +25,16 @@ pub type Client = AgencyClient<Channel>;
 
 /// An agency client for `--client FILE`.
 pub async fn connect(arg: &ClientArg) -> anyhow::Result<Client> {
-    let cfg = ClientConfig::load(&arg.client).spelled()?;
+    connect_with(&load(arg)?).await
+}
+
+/// The client file `--client FILE`.
+pub fn load(arg: &ClientArg) -> anyhow::Result<ClientConfig> {
+    ClientConfig::load(&arg.client).spelled()
+}
+
+/// An agency client for a loaded client file.
+pub async fn connect_with(cfg: &ClientConfig) -> anyhow::Result<Client> {
     cfg.connect().await.spelled()
 }
 

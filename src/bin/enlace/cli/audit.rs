@@ -415,10 +415,12 @@ async fn export(source: &Source, filter: &Filter) -> anyhow::Result<()> {
                 "error": error,
             }),
         };
-        writeln!(out, "{line}").spelled().context("cannot write")
+        // NOTE: the io::Error is kept as it is (not spelled), so that
+        // `failure::report` can tell a reader that went away.
+        writeln!(out, "{line}").context("cannot write to stdout")
     })
     .await?;
-    out.flush().spelled().context("cannot write")
+    out.flush().context("cannot write to stdout")
 }
 
 async fn checkpoint(client: PathBuf, json: bool) -> anyhow::Result<()> {

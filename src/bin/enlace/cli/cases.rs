@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::agency::{ClientArg, connect, status_error};
 use super::input::parse_time;
-use super::output::time;
+use super::output::{kebab, time};
 use crate::failure::Spelled;
 use enlace::records::vocabulary::{
     AgeGroup, CaseStage, Exploitation, MlaOutcome, Offence, SelectorKind, Sex, Urgency,
@@ -262,8 +262,8 @@ fn case_json(c: &pb::LocalCase) -> Value {
     json!({
         "case_id": c.case_id,
         "case_number": c.case_number,
-        "offence": Offence::from_wire(c.offence).map(|o| o.code()),
-        "stage": CaseStage::from_wire(c.stage).map(|s| s.code()),
+        "offence": Offence::from_wire(c.offence).map(|o| kebab(o.code())),
+        "stage": CaseStage::from_wire(c.stage).map(|s| kebab(s.code())),
         "selectors": c.selectors.len(),
         "victims": c.victims.len(),
         "offenders": c.offenders.len(),
@@ -404,7 +404,7 @@ pub async fn query(a: QueryArgs) -> anyhow::Result<()> {
                 "{}",
                 json!({
                     "peer": p.peer,
-                    "result": result_code(p.result),
+                    "result": kebab(result_code(p.result)),
                     "hits": p.hits,
                     "case_refs": p.case_refs,
                     "contact": contact,
@@ -443,7 +443,7 @@ fn mla_json(v: &pb::MlaView) -> Value {
         "request_id": v.request_id,
         "from": v.from,
         "to": v.to,
-        "state": v.state,
+        "state": kebab(&v.state),
         "overdue": v.overdue,
         "deadline": if v.deadline_ms == 0 { Value::Null } else { json!(time(v.deadline_ms)) },
         "legal_basis": v.legal_basis,
@@ -452,10 +452,10 @@ fn mla_json(v: &pb::MlaView) -> Value {
         "query_id": v.query_id,
         "sent_at": time(v.sent_at_ms),
         "acknowledged_at": if v.acknowledged_at_ms == 0 { Value::Null } else { json!(time(v.acknowledged_at_ms)) },
-        "urgency": Urgency::from_wire(v.urgency).map(|u| u.code()),
+        "urgency": Urgency::from_wire(v.urgency).map(|u| kebab(u.code())),
         "responses": v.responses.iter().map(|r| json!({
             "record_id": r.record_id,
-            "outcome": MlaOutcome::from_wire(r.outcome).map(|o| o.code()),
+            "outcome": MlaOutcome::from_wire(r.outcome).map(|o| kebab(o.code())),
             "text": r.text,
             "at": time(r.at_ms),
         })).collect::<Vec<_>>(),

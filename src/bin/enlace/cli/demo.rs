@@ -172,6 +172,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 value: "X1234567".into(),
             }],
             validate_only: false,
+            idempotency_key: String::new(),
         })
         .await
         .map_err(status_error)?
@@ -213,6 +214,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             to: vec!["hn".into()],
             selector_values: vec![],
             validate_only: false,
+            idempotency_key: String::new(),
         })
         .await
         .map_err(status_error)?

@@ -5,6 +5,13 @@
 //!
 //! Every field is optional here; the node applies its defaults and its
 //! rules, and answers with every problem at once.
+//!
+//! An import line may also be a line of `alert list --json` or `case-ref
+//! list --json` ([`import_line`]): the fields that describe a record as
+//! this node holds it (`record_id`, `created_at`, `position`, …) are
+//! ignored, `distribution` becomes `to`, and a listed selector (hashed:
+//! `kind`, `epoch`, `token`) is sent as it is. Any other unknown field is
+//! still an error that names it: a typo must not drop a field silently.
 
 use std::fmt::Display;
 
@@ -18,12 +25,19 @@ use enlace::records::vocabulary::{
 };
 use enlace::wire::pb::v1 as pb;
 
-/// A selector in clear text: `{"kind": "passport", "value": "X1234567"}`.
+/// A selector in clear text, `{"kind": "passport", "value": "X1234567"}`,
+/// or hashed as `list --json` shows it, `{"kind", "epoch", "token"}`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SelectorInput {
     pub kind: String,
-    pub value: String,
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub epoch: Option<u32>,
+    /// 64 hex digits.
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -105,6 +119,117 @@ pub struct CaseInput {
 pub enum ImportLine {
     Alert(AlertInput),
     CaseReference(CaseInput),
+}
+
+/// Fields of a `list --json` line that describe the record as the node
+/// holds it, not its content: accepted on import and ignored (the node
+/// that publishes the line gives the new record its own).
+const HELD_FIELDS: &[&str] = &[
+    "record_id",
+    "origin",
+    "seq",
+    "series_id",
+    "version",
+    "status",
+    "created_at",
+    "key_id",
+    "position",
+    "withdrawal_reason",
+    "expired_at",
+];
+
+/// One import line, given as JSON: an input line or a line of `list
+/// --json` (see the module docs). Every problem is returned as `field:
+/// rule`.
+pub fn import_line(value: serde_json::Value) -> Result<ImportLine, Vec<String>> {
+    use serde_json::Value;
+    let Value::Object(mut map) = value else {
+        return Err(vec![
+            "the line must be a JSON object (one record per line)".into(),
+        ]);
+    };
+    let mut problems = Vec::new();
+    for f in HELD_FIELDS {
+        map.remove(*f);
+    }
+    let kind = match map.remove("kind") {
+        None => "alert".to_owned(),
+        Some(Value::String(k)) => match k.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+            "alert" => "alert".to_owned(),
+            "case_reference" => "case_reference".to_owned(),
+            "withdrawal" => {
+                problems.push(
+                    "kind: a withdrawal cannot be imported; withdraw with `alert withdraw ID`"
+                        .to_owned(),
+                );
+                "alert".to_owned()
+            }
+            _ => {
+                problems.push(format!(
+                    "kind: unknown kind {k:?}; one of: alert, case-reference"
+                ));
+                "alert".to_owned()
+            }
+        },
+        Some(other) => {
+            problems.push(format!(
+                "kind: must be a string (alert or case-reference), not {other}"
+            ));
+            "alert".to_owned()
+        }
+    };
+    if let Some(d) = map.remove("distribution") {
+        match distribution_to(&d) {
+            Ok(to) if map.contains_key("to") => {
+                if map.get("to") != Some(&serde_json::json!(to)) {
+                    problems.push("distribution: differs from to; give one of them".to_owned());
+                }
+            }
+            Ok(to) => {
+                map.insert("to".into(), serde_json::json!(to));
+            }
+            Err(rule) => problems.push(format!("distribution: {rule}")),
+        }
+    }
+    map.insert("kind".into(), Value::String(kind));
+    match serde_json::from_value::<ImportLine>(Value::Object(map)) {
+        Ok(line) if problems.is_empty() => Ok(line),
+        Ok(_) => Err(problems),
+        Err(e) => {
+            problems.push(e.to_string());
+            Err(problems)
+        }
+    }
+}
+
+/// The recipients of a listed `distribution`: `{"scope": "all", "members":
+/// []}` or `{"scope": "named", "members": [..]}` (and the older `"all"` or
+/// `[..]`).
+fn distribution_to(d: &serde_json::Value) -> Result<Vec<String>, String> {
+    use serde_json::Value;
+    let names = |v: &Value| -> Result<Vec<String>, String> {
+        v.as_array()
+            .ok_or_else(|| format!("members must be a list of node ids, not {v}"))?
+            .iter()
+            .map(|m| {
+                m.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("a member must be a node id, not {m}"))
+            })
+            .collect()
+    };
+    match d {
+        Value::String(s) if s == "all" => Ok(Vec::new()),
+        Value::Array(_) => names(d),
+        Value::Object(o) => match o.get("scope").and_then(Value::as_str) {
+            Some("all") => Ok(Vec::new()),
+            Some("named") => names(o.get("members").unwrap_or(&Value::Null)),
+            _ => Err(format!("scope must be \"all\" or \"named\", in {d}")),
+        },
+        other => Err(format!(
+            "expected {{\"scope\": \"all\"|\"named\", \"members\": [..]}}, not {other}"
+        )),
+    }
 }
 
 /// Every problem of one input, reported at once (`"type: …; tlp: …"`).
@@ -310,14 +435,33 @@ impl AlertInput {
             selectors: Vec::new(),
             contact: contact(&self.contact),
         };
+        let mut alert = alert;
         let mut values = Vec::new();
         for s in &self.selectors {
-            match SelectorKind::parse(&s.kind) {
-                Ok(kind) => values.push(pb::SelectorValue {
-                    kind: kind.wire(),
-                    value: s.value.clone(),
+            let kind = match SelectorKind::parse(&s.kind) {
+                Ok(kind) => kind.wire(),
+                Err(e) => {
+                    p.0.push(format!("selector: {e}"));
+                    continue;
+                }
+            };
+            match (&s.value, &s.token) {
+                (Some(value), None) => values.push(pb::SelectorValue {
+                    kind,
+                    value: value.clone(),
                 }),
-                Err(e) => p.0.push(format!("selector: {e}")),
+                (None, Some(token)) => match hex::decode(token) {
+                    Ok(token) => alert.selectors.push(pb::Selector {
+                        kind,
+                        epoch: s.epoch.unwrap_or(0),
+                        token,
+                    }),
+                    Err(e) => p.0.push(format!("selector.token: not hex: {e}")),
+                },
+                _ => p.0.push(
+                    "selector: give value (in clear) or token (hashed, as listed), one of them"
+                        .to_owned(),
+                ),
             }
         }
         p.finish()?;
@@ -388,7 +532,9 @@ mod tests {
             summary: Some("texto".into()),
             selectors: vec![SelectorInput {
                 kind: "passport".into(),
-                value: "X1234567".into(),
+                value: Some("X1234567".into()),
+                epoch: None,
+                token: None,
             }],
             ..Default::default()
         };

@@ -1,6 +1,12 @@
 //! How records are printed: for programs, one JSON object per line with
 //! machine codes; for people, a few lines per record with the vocabulary's
 //! Spanish and English labels.
+//!
+//! One shape per field, whatever the record: every code in JSON output is
+//! kebab-case ([`kebab`]; the vocabulary's stored codes are snake_case, and
+//! every input accepts both), and `distribution` is always an object,
+//! `{"scope": "all", "members": []}` or `{"scope": "named", "members":
+//! ["hn"]}`, so that a program reads it one way.
 
 use serde_json::{Value, json};
 
@@ -30,8 +36,13 @@ fn opt_time(ms: i64) -> Value {
     }
 }
 
+/// A machine code as JSON output shows it: kebab-case.
+pub fn kebab(code: &str) -> String {
+    code.replace('_', "-")
+}
+
 fn code<T>(v: i32, from: impl Fn(i32) -> Option<T>, code: impl Fn(T) -> &'static str) -> Value {
-    from(v).map_or(Value::Null, |t| json!(code(t)))
+    from(v).map_or(Value::Null, |t| json!(kebab(code(t))))
 }
 
 fn codes<T>(
@@ -42,7 +53,7 @@ fn codes<T>(
     json!(
         vs.iter()
             .filter_map(|v| from(*v))
-            .map(code)
+            .map(|t| kebab(code(t)))
             .collect::<Vec<_>>()
     )
 }
@@ -57,10 +68,18 @@ fn status_code(s: i32) -> &'static str {
     }
 }
 
-fn recipients(d: &Option<pb::Distribution>) -> Value {
+/// The named recipients, or `None` for all members.
+fn named(d: &Option<pb::Distribution>) -> Option<&[String]> {
     match d.as_ref().and_then(|d| d.scope.as_ref()) {
-        Some(pb::distribution::Scope::Named(n)) => json!(n.members),
-        _ => json!("all"),
+        Some(pb::distribution::Scope::Named(n)) => Some(&n.members),
+        _ => None,
+    }
+}
+
+fn distribution_json(d: &Option<pb::Distribution>) -> Value {
+    match named(d) {
+        Some(members) => json!({"scope": "named", "members": members}),
+        None => json!({"scope": "all", "members": []}),
     }
 }
 
@@ -109,14 +128,14 @@ pub fn record_json(r: &pb::RecordView) -> Value {
         "record_id": r.record_id,
         "origin": r.origin,
         "seq": r.seq,
-        "kind": r.kind_name,
+        "kind": kebab(&r.kind_name),
         "series_id": r.series_id,
         "version": r.version,
         "status": status_code(r.status),
         "created_at": time(r.created_at_ms),
         "key_id": r.key_id,
         "position": r.position,
-        "distribution": recipients(&r.distribution),
+        "distribution": distribution_json(&r.distribution),
     });
     if !r.withdrawal_reason.is_empty() {
         v["withdrawal_reason"] = json!(r.withdrawal_reason);
@@ -156,7 +175,7 @@ pub fn record_json(r: &pb::RecordView) -> Value {
                 a.selectors
                     .iter()
                     .map(|s| json!({
-                        "kind": SelectorKind::from_wire(s.kind).map(|k| k.code()).unwrap_or("unknown"),
+                        "kind": kebab(SelectorKind::from_wire(s.kind).map(|k| k.code()).unwrap_or("unknown")),
                         "epoch": s.epoch,
                         "token": hex::encode(&s.token),
                     }))
@@ -223,14 +242,7 @@ pub fn record_text(r: &pb::RecordView) -> String {
         r.origin,
         r.seq,
         time(r.created_at_ms),
-        match recipients(&r.distribution) {
-            Value::Array(a) => a
-                .iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(","),
-            _ => "all".into(),
-        }
+        named(&r.distribution).map_or_else(|| "all".into(), |m| m.join(","))
     );
     let mut line = |k: &str, v: String| {
         if !v.is_empty() && v != "—" {

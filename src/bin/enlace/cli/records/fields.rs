@@ -163,7 +163,9 @@ fn selectors(args: &[String]) -> anyhow::Result<Vec<SelectorInput>> {
                 .context("--selector: expected KIND=VALUE, e.g. passport=X1234567")?;
             Ok(SelectorInput {
                 kind: kind.to_owned(),
-                value: value.to_owned(),
+                value: Some(value.to_owned()),
+                epoch: None,
+                token: None,
             })
         })
         .collect()

@@ -12,10 +12,10 @@ mod peers;
 
 use std::path::PathBuf;
 
-use anyhow::{anyhow, bail};
+use anyhow::bail;
 use clap::{Args, Subcommand};
 
-use super::agency::{Client, ClientArg, connect, status_error};
+use super::agency::{Client, ClientArg, connect, status_error, status_message};
 use super::input::{AlertInput, CaseInput, parse_time};
 use super::output::{record_json, record_text};
 use crate::failure::Spelled;
@@ -81,8 +81,9 @@ pub enum AlertCommand {
     Watch(WatchArgs),
     /// Publish alerts and case references from a JSON-lines file (one
     /// record per line, fields as in `list --json`, `"kind"` alert or
-    /// case_reference). Every line is checked first; if any is bad, nothing
-    /// is published.
+    /// case-reference). Every line is checked first; if any is bad, nothing
+    /// is published. Run it again after an interruption: lines already
+    /// published are skipped.
     Import {
         #[command(flatten)]
         client: ClientArg,
@@ -152,7 +153,7 @@ pub struct ListArgs {
     /// Also superseded versions and withdrawal records.
     #[arg(long)]
     all_versions: bool,
-    /// alert, case_reference or withdrawal.
+    /// alert, case-reference or withdrawal (`alert list` only).
     #[arg(long)]
     kind: Option<String>,
     /// One JSON object per record per line.
@@ -165,8 +166,12 @@ pub struct WatchArgs {
     #[command(flatten)]
     client: ClientArg,
     /// Also print the records already held, first.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "after")]
     existing: bool,
+    /// Start after this position (what a watch prints on stderr when it
+    /// stops or loses the node, and each record's `position`).
+    #[arg(long, value_name = "POSITION")]
+    after: Option<u64>,
     /// Only records of this origin.
     #[arg(long)]
     origin: Option<String>,
@@ -203,8 +208,61 @@ async fn current(c: &mut Client, id: &str) -> anyhow::Result<pb::RecordView> {
     .map_err(status_error)
 }
 
-async fn list(c: &mut Client, a: &ListArgs, kind: Option<&str>) -> anyhow::Result<()> {
+/// Which list command runs: `alert list` lists every kind (`--kind`
+/// narrows it), `case-ref list` only case references.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Listing {
+    Records,
+    CaseReferences,
+}
+
+/// The wire name of a `--kind` value; kebab or snake case.
+fn kind_filter(k: &str) -> anyhow::Result<&'static str> {
+    match k.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+        "alert" => Ok("alert"),
+        "case_reference" => Ok("case_reference"),
+        "withdrawal" => Ok("withdrawal"),
+        _ => bail!("--kind: unknown kind {k:?}; one of: alert, case-reference, withdrawal"),
+    }
+}
+
+async fn list(c: &mut Client, a: &ListArgs, listing: Listing) -> anyhow::Result<()> {
     let mut problems = Vec::new();
+    // NOTE: a flag that cannot apply is refused, not ignored: a filter
+    // silently dropped lists more than was asked for.
+    let kind = match listing {
+        Listing::CaseReferences => {
+            for (given, flag, why) in [
+                (
+                    a.kind.is_some(),
+                    "--kind",
+                    "`case-ref list` lists case references only; use `alert list --kind KIND`",
+                ),
+                (
+                    a.alert_type.is_some(),
+                    "--type",
+                    "case references have no alert type; use `alert list --type T`",
+                ),
+                (
+                    a.country.is_some(),
+                    "--country",
+                    "case references name no countries; use `alert list --country XX`",
+                ),
+            ] {
+                if given {
+                    problems.push(format!("{flag}: {why}"));
+                }
+            }
+            Some("case_reference")
+        }
+        Listing::Records => match a.kind.as_deref().map(kind_filter).transpose() {
+            Ok(k) => k,
+            Err(e) => {
+                problems.push(e.to_string());
+                None
+            }
+        },
+    };
     let mut code =
         |field: &str, v: &Option<String>, parse: &dyn Fn(&str) -> anyhow::Result<i32>| match v {
             Some(v) => parse(v).unwrap_or_else(|e| {
@@ -254,10 +312,7 @@ async fn list(c: &mut Client, a: &ListArgs, kind: Option<&str>) -> anyhow::Resul
                 status,
                 since_ms,
                 all_versions: a.all_versions,
-                kind: kind
-                    .map(str::to_owned)
-                    .or_else(|| a.kind.clone())
-                    .unwrap_or_default(),
+                kind: kind.unwrap_or_default().to_owned(),
             })
             .await
             .map_err(status_error)?
@@ -290,6 +345,7 @@ pub async fn alert(cmd: AlertCommand) -> anyhow::Result<()> {
                     to,
                     selector_values,
                     validate_only: dry_run,
+                    idempotency_key: String::new(),
                 })
                 .await
                 .map_err(status_error)?
@@ -339,7 +395,7 @@ pub async fn alert(cmd: AlertCommand) -> anyhow::Result<()> {
         } => withdraw(&client, record_id, reason).await,
         AlertCommand::List(a) => {
             let mut c = connect(&a.client).await?;
-            list(&mut c, &a, None).await
+            list(&mut c, &a, Listing::Records).await
         }
         AlertCommand::Get {
             client,
@@ -391,6 +447,7 @@ pub async fn case_ref(cmd: CaseCommand) -> anyhow::Result<()> {
                     case_reference: Some(case),
                     to,
                     validate_only: dry_run,
+                    idempotency_key: String::new(),
                 })
                 .await
                 .map_err(status_error)?
@@ -435,47 +492,135 @@ pub async fn case_ref(cmd: CaseCommand) -> anyhow::Result<()> {
         } => withdraw(&client, record_id, reason).await,
         CaseCommand::List(a) => {
             let mut c = connect(&a.client).await?;
-            list(&mut c, &a, Some("case_reference")).await
+            list(&mut c, &a, Listing::CaseReferences).await
         }
     }
 }
 
+/// First wait before reconnecting a watch; it doubles up to [`WATCH_MAX_BACKOFF`].
+const WATCH_MIN_BACKOFF: std::time::Duration = std::time::Duration::from_millis(250);
+const WATCH_MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Why one watch stream ended.
+enum WatchEnd {
+    /// The person interrupted it.
+    Interrupted,
+    /// The node went away or closed the stream: try again.
+    Lost(String),
+}
+
+/// Prints records as the node stores them, for as long as the person
+/// wants: a node that restarts or a connection that drops is reconnected
+/// with backoff, resuming after the last position printed; the position
+/// is on stderr whenever the watch stops or loses the node, so that a
+/// later `--after` resumes it. Only a refusal (role, bad filter) ends it.
 async fn watch(a: WatchArgs) -> anyhow::Result<()> {
-    let mut c = connect(&a.client).await?;
+    let cfg = super::agency::load(&a.client)?;
     let origin = a.origin.clone().unwrap_or_default();
-    let after = if a.existing {
-        0
-    } else {
+    let mut after = match (a.after, a.existing) {
+        (Some(p), _) => p,
+        (None, true) => 0,
         // Skip what is already held: find the current end.
-        let mut after = 0;
-        loop {
-            let page = c
-                .list_records(pb::ListRecordsRequest {
-                    after_position: after,
-                    limit: 10_000,
-                    all_versions: true,
-                    ..Default::default()
-                })
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            if page.last_position == after {
-                break after;
+        (None, false) => {
+            let mut c = super::agency::connect_with(&cfg).await?;
+            let mut after = 0;
+            loop {
+                let page = c
+                    .list_records(pb::ListRecordsRequest {
+                        after_position: after,
+                        limit: 10_000,
+                        all_versions: true,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(status_error)?
+                    .into_inner();
+                if page.last_position == after {
+                    break after;
+                }
+                after = page.last_position;
             }
-            after = page.last_position;
         }
     };
-    let mut stream = c
-        .watch_records(pb::WatchRecordsRequest {
-            after_position: after,
-            origin,
-        })
-        .await
-        .map_err(status_error)?
-        .into_inner();
-    eprintln!("watching for records; interrupt to stop");
-    while let Some(r) = stream.message().await.map_err(status_error)? {
-        print_record(&r, a.json);
+    eprintln!(
+        "watching for records after position {after}; interrupt to stop (resume with --after POSITION)"
+    );
+    let mut backoff = WATCH_MIN_BACKOFF;
+    loop {
+        let before = after;
+        let end = tokio::select! {
+            end = watch_once(&cfg, &origin, &mut after, a.json) => end?,
+            _ = tokio::signal::ctrl_c() => WatchEnd::Interrupted,
+        };
+        let reason = match end {
+            WatchEnd::Interrupted => {
+                eprintln!("watch stopped after position {after}; resume with --after {after}");
+                return Ok(());
+            }
+            WatchEnd::Lost(reason) => reason,
+        };
+        if after != before {
+            backoff = WATCH_MIN_BACKOFF;
+        }
+        eprintln!(
+            "watch lost the node after position {after} ({reason}); reconnecting in {} ms \
+             (to resume later: --after {after})",
+            backoff.as_millis()
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("watch stopped after position {after}; resume with --after {after}");
+                return Ok(());
+            }
+        }
+        backoff = (backoff * 2).min(WATCH_MAX_BACKOFF);
     }
-    Err(anyhow!("the node closed the watch stream"))
+}
+
+/// One watch stream, from `after` on, advancing `after` with each record
+/// printed. A refusal is an error; a lost node or stream is [`WatchEnd::Lost`].
+async fn watch_once(
+    cfg: &enlace::service::client::ClientConfig,
+    origin: &str,
+    after: &mut u64,
+    json: bool,
+) -> anyhow::Result<WatchEnd> {
+    let mut c = match super::agency::connect_with(cfg).await {
+        Ok(c) => c,
+        Err(e) => return Ok(WatchEnd::Lost(format!("{e:#}"))),
+    };
+    let started = c
+        .watch_records(pb::WatchRecordsRequest {
+            after_position: *after,
+            origin: origin.to_owned(),
+        })
+        .await;
+    let mut stream = match started {
+        Ok(s) => s.into_inner(),
+        Err(s) if retryable(&s) => return Ok(WatchEnd::Lost(status_message(&s))),
+        Err(s) => return Err(status_error(s)),
+    };
+    loop {
+        match stream.message().await {
+            Ok(Some(r)) => {
+                print_record(&r, json);
+                *after = (*after).max(r.position);
+            }
+            Ok(None) => return Ok(WatchEnd::Lost("the node closed the stream".into())),
+            Err(s) if retryable(&s) => return Ok(WatchEnd::Lost(status_message(&s))),
+            Err(s) => return Err(status_error(s)),
+        }
+    }
+}
+
+/// Whether a watch that failed with `s` may succeed if tried again.
+fn retryable(s: &tonic::Status) -> bool {
+    !matches!(
+        s.code(),
+        tonic::Code::PermissionDenied
+            | tonic::Code::Unauthenticated
+            | tonic::Code::InvalidArgument
+            | tonic::Code::Unimplemented
+    )
 }

@@ -16,7 +16,7 @@
 //! |---|---|---|
 //! | ground | [`clock`], [`shutdown`] | the wall clock every module reads; the stop signal every task waits on |
 //! | records | [`records`] | the vocabulary, domain types and their rules, selectors, series and MLA states, signing keys; pure, no I/O |
-//! | configuration | [`config`], [`logging`] | the node's configuration file as plain data, validated whole without reading what it names; the log output every command sets up |
+//! | configuration | [`config`], [`logging`], [`limits`] | the node's configuration file as plain data, validated whole without reading what it names; the log output every command sets up; what one peer may make a node spend, in one place |
 //! | wire | [`wire`] | generated protobuf code (`wire::pb`) and every conversion to and from the domain types; the signed envelope |
 //! | storage | [`store`] | the durable store: records in an append-only, checksummed log with in-memory indexes; everything else in sled; one facade |
 //! | trust | [`trust`] | loading what the configuration names; the roster, TLS configurations and roster-bound verifiers, PKI, CRLs, live reload, and the gate every shared record passes |
@@ -36,6 +36,7 @@ pub mod components;
 pub mod config;
 pub mod doctor;
 pub mod exchange;
+pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod node;

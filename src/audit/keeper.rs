@@ -11,6 +11,7 @@ use rustls_pki_types::CertificateDer;
 
 use super::checkpoint::{self, Checkpoint, KeyBook};
 use super::recovery::{self, Recovery, RecoveryRefusal};
+use super::refusals::{Tally, Verdict};
 use super::{Action, Entry, hex};
 use crate::clock::SharedClock;
 use crate::config::AuditConfig;
@@ -104,6 +105,8 @@ pub struct AuditKeeper {
     /// Entries this node's peers witnessed beyond what its log holds, as
     /// the start check found ([`AuditKeeper::check_witnessed`]).
     lost: std::sync::atomic::AtomicU64,
+    /// Peers' refusals, written one by one up to a budget, then counted.
+    refusals: Tally,
 }
 
 impl std::fmt::Debug for AuditKeeper {
@@ -140,6 +143,7 @@ impl AuditKeeper {
             tls_leaf: p.tls_leaf,
             agency_ca: p.agency_ca,
             lost: std::sync::atomic::AtomicU64::new(0),
+            refusals: Tally::default(),
         }
     }
 
@@ -202,6 +206,54 @@ impl AuditKeeper {
             .audit()
             .append(entries.iter().map(Entry::encode).collect())
             .await
+    }
+
+    /// Records the refusal of a peer's `call`, within the peer's budget of
+    /// refusals written one by one (see `audit::refusals`); beyond it the
+    /// refusal is counted for [`AuditKeeper::summarise_refusals`].
+    pub(crate) async fn record_peer_refusal(
+        &self,
+        peer: &NodeId,
+        call: &'static str,
+        entry: Entry,
+    ) -> Result<(), StoreError> {
+        match self.refusals.refusal(peer, call, self.clock.now_ms()) {
+            Verdict::Record => {
+                self.record(vec![entry]).await?;
+            }
+            Verdict::Counted => {}
+        }
+        Ok(())
+    }
+
+    /// Writes one `requests_refused` entry per peer for the refusals
+    /// counted beyond its budget since the last summary.
+    pub(crate) async fn summarise_refusals(&self) -> Result<(), StoreError> {
+        let entries: Vec<Entry> = self
+            .refusals
+            .take()
+            .into_iter()
+            .map(|s| {
+                let calls: Vec<String> = s
+                    .calls
+                    .iter()
+                    .map(|(call, n)| format!("{call}: {n}"))
+                    .collect();
+                Entry::new(Action::RequestsRefused, s.peer.as_str())
+                    .counterpart(&s.peer)
+                    .result(format!(
+                        "{} further refusals since {}, beyond the {} a minute written one by one ({})",
+                        s.count,
+                        super::rfc3339(s.since_ms),
+                        crate::limits::REFUSALS_AUDITED_PER_MINUTE,
+                        calls.join(", ")
+                    ))
+            })
+            .collect();
+        if !entries.is_empty() {
+            self.record(entries).await?;
+        }
+        Ok(())
     }
 
     /// [`AuditKeeper::record`], also setting a note in the same durable
@@ -430,12 +482,13 @@ impl AuditKeeper {
         let outcome = self.witness_checked(caller, &signed).await;
         if let Err(error) = &outcome {
             tracing::warn!(security_event = true, peer = %caller, %error, "audit checkpoint refused");
-            // Every refusal is on record; a store failure is not a refusal.
+            // Every refusal is on record (within the peer's budget); a
+            // store failure is not a refusal.
             if !matches!(error, WitnessError::Store(_)) {
                 let entry = Entry::new(Action::CheckpointRejected, caller.as_str())
                     .counterpart(caller)
                     .result(error.to_string());
-                self.record(vec![entry]).await?;
+                self.record_peer_refusal(caller, "Witness", entry).await?;
             }
         }
         outcome
@@ -685,7 +738,8 @@ impl AuditKeeper {
                 let entry = Entry::new(Action::CheckpointRejected, caller.as_str())
                     .counterpart(caller)
                     .result(error.to_string());
-                self.record(vec![entry]).await?;
+                self.record_peer_refusal(caller, "WitnessRecovery", entry)
+                    .await?;
             }
         }
         outcome

@@ -24,6 +24,7 @@
 pub mod checkpoint;
 pub mod keeper;
 pub mod recovery;
+mod refusals;
 pub mod verify;
 
 use ring::digest::{SHA256, digest};
@@ -91,10 +92,13 @@ pub enum Action {
     /// A peer's statement that it lost its audit log was countersigned
     /// here (or refused: `checkpoint_rejected`).
     RecoveryWitnessed,
+    /// A peer's calls refused beyond the refusals written one by one in a
+    /// minute: how many, of which calls, since when.
+    RequestsRefused,
 }
 
 impl Action {
-    pub const ALL: [Action; 27] = [
+    pub const ALL: [Action; 28] = [
         Action::NodeStarted,
         Action::NodeStopped,
         Action::ConfigChanged,
@@ -122,6 +126,7 @@ impl Action {
         Action::AuditPruned,
         Action::AuditResumed,
         Action::RecoveryWitnessed,
+        Action::RequestsRefused,
     ];
 
     pub fn code(self) -> &'static str {
@@ -153,6 +158,7 @@ impl Action {
             Action::AuditPruned => "audit_pruned",
             Action::AuditResumed => "audit_resumed",
             Action::RecoveryWitnessed => "recovery_witnessed",
+            Action::RequestsRefused => "requests_refused",
         }
     }
 

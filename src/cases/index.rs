@@ -5,12 +5,12 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::buckets::Buckets;
 use super::{CaseError, LocalCase, PeerResult, index_key};
 use crate::audit::keeper::AuditKeeper;
 use crate::audit::{Action, Entry};
 use crate::clock::SharedClock;
 use crate::config::QueryConfig;
+use crate::limits::Buckets;
 use crate::metrics::Metrics;
 use crate::records::model::{ContactPoint, NodeId};
 use crate::records::selector::{MatchingKey, Token};

@@ -21,7 +21,6 @@ use crate::records::vocabulary::{
 };
 use crate::store::StoreError;
 
-mod buckets;
 mod index;
 #[cfg(all(test, feature = "testing"))]
 mod tests;

@@ -89,10 +89,18 @@ pub(super) fn spawn_duties(
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             // Hourly retention sweeps, the first at start.
             let mut sweep = tokio::time::interval(Duration::from_secs(3_600));
+            // Peers' refusals counted beyond their budget, summarised.
+            let mut refusals = tokio::time::interval(Duration::from_secs(60));
+            refusals.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
                     _ = tick.tick() => {
                         node.audit.send_checkpoint().await;
+                    }
+                    _ = refusals.tick() => {
+                        if let Err(error) = node.audit.summarise_refusals().await {
+                            tracing::error!(%error, "cannot write the summary of refused requests");
+                        }
                     }
                     _ = sweep.tick() => {
                         if let Some(keep) = node.audit.config.retention {

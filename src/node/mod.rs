@@ -206,8 +206,10 @@ impl Node {
             duties.abort_all();
             tasks.abort_all();
         }
-        // The stop is on record, and a last checkpoint goes to the peers
-        // that are still up, so that the log's final state is witnessed.
+        // The refusals still counted, the stop, on record; and a last
+        // checkpoint goes to the peers that are still up, so that the log's
+        // final state is witnessed.
+        node.audit.summarise_refusals().await?;
         node.audit
             .record(vec![crate::audit::Entry::new(
                 crate::audit::Action::NodeStopped,

@@ -22,6 +22,7 @@ use crate::config::RecordsConfig;
 use crate::records::crypto::SigningKey;
 use crate::store::{self, NewRecord, SeriesWrite, Store, StoreError};
 use crate::trust::reload::LiveTls;
+use crate::trust::roster::Role;
 use crate::wire::{self, Envelope, Reach};
 
 mod gate;
@@ -173,6 +174,14 @@ impl Publisher {
             && let Some(earlier) = self.already_published(key)?
         {
             return Ok(Some(earlier));
+        }
+        if self
+            .trust
+            .roster()
+            .member(&self.id)
+            .is_some_and(|m| m.role == Role::Observer)
+        {
+            return Err(PublishError::Observer(self.id.clone()));
         }
         self.check_times(&change)?;
         let random: [u8; 8] = crypto::random_bytes()?;
@@ -689,11 +698,20 @@ impl Publisher {
         let (kind, distribution, before) = match change {
             Change::SendMla(request) => {
                 let mut errors = Errors::default();
-                errors.check(
-                    self.trust.roster().member(&request.to).is_some(),
-                    "mla_request.to",
-                    format!("{} is not a member of the federation", request.to),
-                );
+                match self.trust.roster().member(&request.to) {
+                    None => errors.push(
+                        "mla_request.to",
+                        format!("{} is not a member of the federation", request.to),
+                    ),
+                    Some(m) if m.role == Role::Observer => errors.push(
+                        "mla_request.to",
+                        format!(
+                            "{} is an observer: it publishes nothing, so it cannot acknowledge or answer a request",
+                            request.to
+                        ),
+                    ),
+                    Some(_) => {}
+                }
                 self.check_case_refs(request, &mut errors)?;
                 errors.finish()?;
                 let distribution = Distribution::Named([request.to.clone()].into_iter().collect());

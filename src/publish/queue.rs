@@ -95,6 +95,10 @@ pub enum PublishError {
          starting before its peers, start it with `enlace node run --new-log`"
     )]
     OwnLogUnconfirmed,
+    #[error(
+        "this node ({0}) is an observer in the roster: observers receive records and publish none"
+    )]
+    Observer(NodeId),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

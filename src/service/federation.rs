@@ -6,17 +6,21 @@
 //! and digests are answered here.
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use super::budget::PullBudget;
 use super::pull::{Producer, hand_back};
 use super::{IntoStatus, identity};
 use crate::audit::{Action, Entry};
 use crate::components::Components;
+use crate::limits;
 use crate::records::model::NodeId;
+use crate::trust::roster::Role;
 use crate::trust::tls::Identity;
 use crate::wire;
 use crate::wire::pb::v1 as pb;
@@ -33,18 +37,81 @@ const STREAM_BUFFER: usize = 4;
 pub struct FederationService {
     node: Components,
     stop: watch::Receiver<bool>,
+    /// What each peer's `Pull` streams may hold.
+    pulls: Arc<PullBudget>,
+    /// Checkpoints and recovery statements per peer and minute.
+    witnesses: limits::Buckets,
+    /// Digests per peer and minute.
+    digests: limits::Buckets,
 }
 
 impl FederationService {
     pub fn new(node: Components, stop: watch::Receiver<bool>) -> Self {
-        Self { node, stop }
+        Self {
+            node,
+            stop,
+            pulls: Arc::default(),
+            witnesses: limits::Buckets::default(),
+            digests: limits::Buckets::default(),
+        }
+    }
+
+    /// Takes one of `peer`'s witness tokens, or refuses, on record within
+    /// the peer's refusal budget.
+    async fn admit_witness(&self, peer: &NodeId, call: &'static str) -> Result<(), Status> {
+        let Err(wait) = self.witnesses.take(peer, limits::WITNESS_PER_MINUTE) else {
+            return Ok(());
+        };
+        let status = Status::resource_exhausted(format!(
+            "rate limit: at most {} checkpoints per minute from {peer}; retry in {} s",
+            limits::WITNESS_PER_MINUTE,
+            wait.as_secs() + 1
+        ));
+        let entry = Entry::new(Action::CheckpointRejected, peer.as_str())
+            .counterpart(peer)
+            .result(status.message());
+        self.node
+            .audit
+            .record_peer_refusal(peer, call, entry)
+            .await
+            .map_err(IntoStatus::into_status)?;
+        Err(status)
     }
 }
 
 type PullStream = Pin<Box<dyn Stream<Item = Result<pb::PullBatch, Status>> + Send>>;
 
-/// Most origins in one digest request.
-const MAX_DIGEST_ORIGINS: usize = 256;
+/// `s` cut to at most `max` bytes (at a character boundary), marked when
+/// cut: what a peer sent, bounded before it goes on record.
+fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &s[..end], s.len())
+}
+
+/// The stream a producer feeds: each batch gives its place in the byte
+/// budget back as the transport takes it.
+fn stream_of(rx: mpsc::Receiver<super::pull::Item>) -> PullStream {
+    Box::pin(tokio_stream::StreamExt::map(
+        ReceiverStream::new(rx),
+        |(batch, _room)| batch,
+    ))
+}
+
+/// Sets its flag when dropped: a handler whose caller went away is
+/// dropped by tonic, and the blocking work it started sees the flag.
+struct CancelOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 
 #[tonic::async_trait]
 impl Federation for FederationService {
@@ -62,23 +129,90 @@ impl Federation for FederationService {
             }
         };
         let req = request.into_inner();
-        let actor = format!("{}@{caller}", req.requested_by);
-        let limits = &self.node.cases.policy;
+        // What goes on record is bounded before anything is: a peer's
+        // strings are cut to their limits in the entry (and refused below).
+        let actor = format!(
+            "{}@{caller}",
+            clip(&req.requested_by, limits::MAX_PEER_REQUESTED_BY)
+        );
+        let justification = clip(&req.justification, limits::MAX_PEER_JUSTIFICATION);
+        let query_id = clip(&req.query_id, limits::MAX_PEER_QUERY_ID);
+        let policy = &self.node.cases.policy;
         let refuse = async |status: Status, tokens: &[crate::records::selector::Token]| {
             let entry = Entry::new(Action::QueryRefused, &actor)
                 .counterpart(&caller)
-                .justification(&req.justification)
-                .id(&req.query_id)
+                .justification(&justification)
+                .id(&query_id)
                 .tokens(tokens)
                 .result(status.message());
             self.node
                 .audit
-                .record(vec![entry])
+                .record_peer_refusal(&caller, "Match", entry)
                 .await
                 .map_err(IntoStatus::into_status)?;
             self.node.metrics.query_answered(&caller, "refused");
             Err(status)
         };
+        if self
+            .node
+            .trust
+            .roster()
+            .member(&caller)
+            .is_some_and(|m| m.role == Role::Observer)
+        {
+            return refuse(
+                Status::permission_denied(format!(
+                    "{caller} is an observer: observers receive records and do not query"
+                )),
+                &[],
+            )
+            .await;
+        }
+        // The tokens asked about, for the record (a bounded number, cheap
+        // to read); their rules are applied below.
+        let mut errors = crate::records::model::Errors::default();
+        let tokens = if req.selectors.len() <= policy.max_selectors {
+            wire::selectors_from_pb(req.selectors.clone(), "selectors", &mut errors)
+        } else {
+            Vec::new()
+        };
+        // Every call spends the caller's budget, a refused one too: garbage
+        // in a loop is bounded like queries are.
+        if let Err(wait) = self.node.cases.admit_query(&caller) {
+            return refuse(
+                Status::resource_exhausted(format!(
+                    "rate limit: at most {} queries per minute from {caller}; retry in {} s",
+                    policy.max_per_minute,
+                    wait.as_secs() + 1
+                )),
+                &tokens,
+            )
+            .await;
+        }
+        for (field, value, max) in [
+            (
+                "justification",
+                &req.justification,
+                limits::MAX_PEER_JUSTIFICATION,
+            ),
+            (
+                "requested_by",
+                &req.requested_by,
+                limits::MAX_PEER_REQUESTED_BY,
+            ),
+            ("query_id", &req.query_id, limits::MAX_PEER_QUERY_ID),
+        ] {
+            if value.len() > max {
+                return refuse(
+                    Status::invalid_argument(format!(
+                        "{field}: at most {max} bytes (got {})",
+                        value.len()
+                    )),
+                    &[],
+                )
+                .await;
+            }
+        }
         if req.justification.trim().is_empty() {
             return refuse(
                 Status::invalid_argument("justification: is required: say why you ask"),
@@ -86,32 +220,19 @@ impl Federation for FederationService {
             )
             .await;
         }
-        if req.selectors.is_empty() || req.selectors.len() > limits.max_selectors {
+        if req.selectors.is_empty() || req.selectors.len() > policy.max_selectors {
             return refuse(
                 Status::invalid_argument(format!(
                     "selectors: between 1 and {} per query (got {})",
-                    limits.max_selectors,
+                    policy.max_selectors,
                     req.selectors.len()
                 )),
                 &[],
             )
             .await;
         }
-        let mut errors = crate::records::model::Errors::default();
-        let tokens = wire::selectors_from_pb(req.selectors.clone(), "selectors", &mut errors);
         if let Err(e) = errors.finish() {
             return refuse(Status::invalid_argument(e.to_string()), &tokens).await;
-        }
-        if let Err(wait) = self.node.cases.admit_query(&caller) {
-            return refuse(
-                Status::resource_exhausted(format!(
-                    "rate limit: at most {} queries per minute from {caller}; retry in {} s",
-                    limits.max_per_minute,
-                    wait.as_secs() + 1
-                )),
-                &tokens,
-            )
-            .await;
         }
         let (hits, case_numbers) = self
             .node
@@ -162,6 +283,7 @@ impl Federation for FederationService {
                 return Err(Status::permission_denied("Witness is for federation peers"));
             }
         };
+        self.admit_witness(&caller, "Witness").await?;
         let witness = self
             .node
             .audit
@@ -186,6 +308,7 @@ impl Federation for FederationService {
                 ));
             }
         };
+        self.admit_witness(&caller, "WitnessRecovery").await?;
         let witness = self
             .node
             .audit
@@ -235,31 +358,53 @@ impl Federation for FederationService {
             }
         };
         let req = request.into_inner();
-        if req.origins.len() > MAX_DIGEST_ORIGINS {
+        let roster = self.node.trust.roster();
+        let members = roster.members().count();
+        if req.origins.len() > members {
             return Err(Status::invalid_argument(format!(
-                "origins: at most {MAX_DIGEST_ORIGINS}"
+                "origins: at most one per member ({members}), got {}",
+                req.origins.len()
             )));
         }
-        let mut bounds = Vec::with_capacity(req.origins.len());
+        let mut bounds: Vec<(NodeId, u64)> = Vec::with_capacity(req.origins.len());
         for (i, o) in req.origins.into_iter().enumerate() {
             let origin = NodeId::parse(&o.origin)
                 .map_err(|rule| Status::invalid_argument(format!("origins[{i}].origin: {rule}")))?;
-            if self.node.trust.roster().member(&origin).is_none() {
+            if roster.member(&origin).is_none() {
                 return Err(Status::invalid_argument(format!(
                     "origins[{i}].origin: {origin} is not a member"
                 )));
             }
+            if bounds.iter().any(|(o, _)| *o == origin) {
+                return Err(Status::invalid_argument(format!(
+                    "origins[{i}].origin: {origin} is asked twice"
+                )));
+            }
             bounds.push((origin, o.up_to_seq));
         }
+        if let Err(wait) = self.digests.take(&caller, limits::DIGEST_PER_MINUTE) {
+            return Err(Status::resource_exhausted(format!(
+                "rate limit: at most {} digests per minute from {caller}; retry in {} s",
+                limits::DIGEST_PER_MINUTE,
+                wait.as_secs() + 1
+            )));
+        }
         let store = self.node.store.clone();
-        // Reading a whole log is blocking work: keep it off the async workers.
+        // Reading a whole log is blocking work: keep it off the async
+        // workers, and stop between origins once the caller is gone.
+        let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let _cancel = CancelOnDrop(gone.clone());
         let digests = tokio::task::spawn_blocking(move || {
-            bounds
-                .iter()
-                .map(|(origin, up_to)| {
-                    crate::exchange::convergence::digest(&store, origin, *up_to, &caller)
-                })
-                .collect::<Result<Vec<_>, _>>()
+            let mut out = Vec::with_capacity(bounds.len());
+            for (origin, up_to) in &bounds {
+                if gone.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                out.push(crate::exchange::convergence::digest(
+                    &store, origin, *up_to, &caller,
+                )?);
+            }
+            Ok::<_, crate::store::StoreError>(out)
         })
         .await
         .map_err(|e| Status::internal(format!("digest task failed: {e}")))?
@@ -301,15 +446,23 @@ impl Federation for FederationService {
                     "follow: records are handed back to their origin once, not followed",
                 ));
             }
+            let Some(slot) = self.pulls.hand_back(&caller) else {
+                return Err(Status::resource_exhausted(format!(
+                    "a hand-back to {caller} is already running: at most {} at a time",
+                    limits::HAND_BACK_STREAMS_PER_PEER
+                )));
+            };
             let (tx, rx) = mpsc::channel(STREAM_BUFFER);
             tokio::spawn(hand_back(
                 self.node.clone(),
                 caller,
                 req.after_seq,
                 max_batch,
+                self.pulls.clone(),
+                slot,
                 tx,
             ));
-            return Ok(Response::new(Box::pin(ReceiverStream::new(rx))));
+            return Ok(Response::new(stream_of(rx)));
         }
         if !req.origin.is_empty() && req.origin != self.node.id.as_str() {
             return Err(Status::invalid_argument(format!(
@@ -318,28 +471,33 @@ impl Federation for FederationService {
             )));
         }
         let own_seq = self.node.store.watermark().own_seq;
-        if req.after_seq > own_seq {
-            // The peer holds more of our log than we do: our store was lost
-            // or restored from an old backup. Do not reuse those numbers
-            // silently; say so loudly.
-            tracing::error!(
+        if req.after_seq > own_seq && self.pulls.first_warning(&caller) {
+            // The peer says it saw more of our log than we hold: our store
+            // may have been lost or restored from an old backup, or the
+            // peer is wrong. Its word alone proves nothing (the publish
+            // gate acts only on a record signed here), so this is the
+            // peer's claim, logged once per peer.
+            tracing::warn!(
+                peer = %caller,
                 peer_cursor = req.after_seq,
                 own_seq,
-                "peer is ahead of this node's own log (store lost or restored from an old backup): \
-                 publishing now would reuse numbers the peer has seen; stop the node and run \
+                "peer claims to have seen this node's own log beyond what the store holds; \
+                 if it holds a record of ours above {own_seq}, publishing is refused until \
                  `enlace node recover` (runbook section 6)"
             );
         }
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let producer = Producer {
+            slot: self.pulls.stream(&caller),
             node: self.node.clone(),
             caller,
             after: req.after_seq,
             follow: req.follow,
             max_batch,
             stop: self.stop.clone(),
+            budget: self.pulls.clone(),
         };
         tokio::spawn(producer.run(tx));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(stream_of(rx)))
     }
 }

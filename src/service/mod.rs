@@ -11,6 +11,7 @@
 
 mod agency;
 mod audit;
+mod budget;
 mod cases;
 pub mod client;
 mod federation;
@@ -108,6 +109,7 @@ impl IntoStatus for PublishError {
         match self {
             PublishError::Invalid(e) => Status::invalid_argument(e.to_string()),
             PublishError::NotFound(what) => Status::not_found(what),
+            PublishError::Observer(_) => Status::permission_denied(self.to_string()),
             PublishError::OwnLogBehind { .. } | PublishError::OwnLogUnconfirmed => {
                 Status::failed_precondition(self.to_string())
             }

@@ -4,15 +4,19 @@
 //! Each record is filtered by its distribution before it leaves: a record
 //! is never sent to a member it is not addressed to. Only durable records
 //! are served (see [`crate::store`]). A bounded channel between the
-//! producer and the stream gives backpressure: a slow peer holds at most a
-//! few batches in memory. Every batch disclosed is on the audit log before
-//! it is sent.
+//! producer and the stream gives backpressure, and each batch waiting in it
+//! holds its size in the node's `Pull` byte budget ([`super::budget`]):
+//! slow or silent peers together hold at most that much in memory. Every
+//! batch disclosed is on the audit log before it is sent.
+
+use std::sync::Arc;
 
 use prost::Message;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use tonic::Status;
 
 use super::IntoStatus;
+use super::budget::{HandBackSlot, PullBudget, StreamSlot};
 use crate::audit::{Action, Entry};
 use crate::components::Components;
 use crate::exchange::peers::shutting_down;
@@ -22,6 +26,28 @@ use crate::wire::pb::v1 as pb;
 
 /// A batch is closed once its records exceed this many bytes.
 const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
+
+/// What travels from a producer to its stream: a batch (or the error that
+/// ends the stream) and its place in the byte budget, given back when the
+/// transport takes the batch.
+pub(super) type Item = (Result<pb::PullBatch, Status>, Option<OwnedSemaphorePermit>);
+
+/// Sends `batch` to `peer` once its byte budget has room for it; false
+/// when the peer went away.
+async fn send(
+    tx: &mpsc::Sender<Item>,
+    budget: &PullBudget,
+    peer: &NodeId,
+    batch: pb::PullBatch,
+) -> bool {
+    let room = budget.room(peer, batch.encoded_len()).await;
+    tx.send((Ok(batch), room)).await.is_ok()
+}
+
+/// Ends the stream with `status`.
+async fn fail(tx: &mpsc::Sender<Item>, status: Status) {
+    let _ = tx.send((Err(status), None)).await;
+}
 
 /// Streams back to `origin` its own records held here, after `after`, up to
 /// this node's cursor for it, which each batch gives as `head`: the origin
@@ -33,8 +59,11 @@ pub(super) async fn hand_back(
     origin: NodeId,
     mut after: u64,
     max_batch: usize,
-    tx: mpsc::Sender<Result<pb::PullBatch, Status>>,
+    budget: Arc<PullBudget>,
+    slot: HandBackSlot,
+    tx: mpsc::Sender<Item>,
 ) {
+    let _slot = slot;
     let batches = async {
         let head = node
             .store
@@ -86,7 +115,7 @@ pub(super) async fn hand_back(
                 high_water: after,
                 head,
             };
-            if tx.send(Ok(batch)).await.is_err() {
+            if !send(&tx, &budget, &origin, batch).await {
                 return Ok(());
             }
             if done {
@@ -95,7 +124,7 @@ pub(super) async fn hand_back(
         }
     };
     if let Err(status) = batches.await {
-        let _ = tx.send(Err(status)).await;
+        fail(&tx, status).await;
     }
 }
 
@@ -106,10 +135,33 @@ pub(super) struct Producer {
     pub(super) follow: bool,
     pub(super) max_batch: usize,
     pub(super) stop: watch::Receiver<bool>,
+    pub(super) budget: Arc<PullBudget>,
+    /// This peer's place for a stream of the own log.
+    pub(super) slot: StreamSlot,
 }
 
 impl Producer {
-    pub(super) async fn run(mut self, tx: mpsc::Sender<Result<pb::PullBatch, Status>>) {
+    /// Serves the stream until it is done, the peer goes, the node stops,
+    /// or a newer stream of the same peer replaces it (whatever the
+    /// producer was waiting for: room, the peer, new records).
+    pub(super) async fn run(mut self, tx: mpsc::Sender<Item>) {
+        let mut replaced = self.slot.replaced.clone();
+        tokio::select! {
+            _ = self.produce(&tx) => {}
+            _ = replaced.wait_for(|r| *r) => {
+                // The channel may be full of batches the peer never read.
+                let _ = tx.try_send((
+                    Err(Status::aborted(format!(
+                        "a newer Pull stream from {} replaced this one (one stream of this node's log per peer)",
+                        self.caller
+                    ))),
+                    None,
+                ));
+            }
+        }
+    }
+
+    async fn produce(&mut self, tx: &mpsc::Sender<Item>) {
         let mut changes = self.node.store.subscribe();
         // The heartbeat has its own timer: the change notification fires
         // for every audit entry too, and a sleep restarted by each of them
@@ -123,7 +175,7 @@ impl Producer {
                 let (batch, disclosed) = match self.next_batch(durable) {
                     Ok(b) => b,
                     Err(status) => {
-                        let _ = tx.send(Err(status)).await;
+                        fail(tx, status).await;
                         return;
                     }
                 };
@@ -138,12 +190,12 @@ impl Producer {
                             n => format!("{n} records"),
                         });
                     if let Err(e) = self.node.audit.record(vec![entry]).await {
-                        let _ = tx.send(Err(e.into_status())).await;
+                        fail(tx, e.into_status()).await;
                         return;
                     }
                 }
                 let sent = batch.records.len();
-                if tx.send(Ok(batch)).await.is_err() {
+                if !send(tx, &self.budget, &self.caller, batch).await {
                     return; // the peer went away
                 }
                 heartbeat.reset();
@@ -158,14 +210,15 @@ impl Producer {
                     // Nothing new: tell the peer we are alive, so that it
                     // can tell a quiet origin from a stalled connection.
                     let beat = pb::PullBatch { records: Vec::new(), high_water: self.after, head: durable };
-                    if tx.send(Ok(beat)).await.is_err() {
+                    if !send(tx, &self.budget, &self.caller, beat).await {
                         return;
                     }
                 }
                 _ = crate::shutdown::stopped(&mut self.stop) => {
-                    let _ = tx.send(Err(shutting_down(&self.node.id))).await;
+                    fail(tx, shutting_down(&self.node.id)).await;
                     return;
                 }
+
                 _ = tx.closed() => return,
             }
         }

@@ -7,7 +7,7 @@
 
 use crate::records::crypto;
 use crate::records::model::{Distribution, NodeId, RecordBody};
-use crate::trust::roster::Roster;
+use crate::trust::roster::{Role, Roster};
 use crate::wire::{self, Envelope};
 
 /// Why a record was refused. Each is a security event.
@@ -45,6 +45,8 @@ pub enum Rejection {
     Conflict(u64),
     #[error("record breaks the series rules: {0}")]
     Series(String),
+    #[error("record comes from {0}, an observer: observers receive records and publish none")]
+    Observer(NodeId),
 }
 
 impl Rejection {
@@ -62,6 +64,7 @@ impl Rejection {
             Rejection::NotEntitled(_) => "not_entitled",
             Rejection::Conflict(_) => "conflict",
             Rejection::Series(_) => "series",
+            Rejection::Observer(_) => "observer",
         }
     }
 }
@@ -87,6 +90,11 @@ pub fn verify(roster: &Roster, envelope: &Envelope) -> Result<VerifiedRecord, Re
         &envelope.signature,
     )
     .map_err(|_| Rejection::BadSignature(envelope.key_id.clone()))?;
+    // Observers keep signing keys for their audit checkpoints, not for
+    // records.
+    if member.role == Role::Observer {
+        return Err(Rejection::Observer(member.id.clone()));
+    }
     let body = wire::decode_body(&envelope.body).map_err(|e| Rejection::BadBody(e.to_string()))?;
     if body.origin != member.id {
         return Err(Rejection::OriginMismatch {

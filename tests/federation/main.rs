@@ -12,6 +12,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod budgets;
 mod convergence;
 mod hostile;
 mod lifecycle;

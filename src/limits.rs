@@ -1,0 +1,104 @@
+//! What one peer can make this node spend, in one place.
+//!
+//! A member is a partner, not a friend: its node can be compromised. Every
+//! peer-facing call has a budget per calling member, enforced *before* the
+//! work is done or logged, and README's "Limits per identity and listener"
+//! table lists each constant here with what happens at the limit.
+//!
+//! The token bucket is written out here rather than taken from `governor`:
+//! governor would decide the same, but even without its default features it
+//! adds eleven crates to the lockfile for what is twenty lines here.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::records::model::NodeId;
+
+/// Longest `justification` a peer may send with a query: as for an agency
+/// client.
+pub const MAX_PEER_JUSTIFICATION: usize = 500;
+/// Longest `requested_by` (the asking agency user) a peer may send.
+pub const MAX_PEER_REQUESTED_BY: usize = 128;
+/// Longest `query_id` a peer may send.
+pub const MAX_PEER_QUERY_ID: usize = 64;
+/// Refusals of one peer's calls written to the audit log one by one, per
+/// minute; beyond that they are counted, and the count is written once a
+/// minute as one `requests_refused` summary per peer.
+pub const REFUSALS_AUDITED_PER_MINUTE: u32 = 10;
+/// Checkpoints (and recovery statements) one peer may hand over to be
+/// witnessed, per minute; a node sends one per checkpoint interval.
+pub const WITNESS_PER_MINUTE: u32 = 30;
+/// Digests one peer may ask for, per minute; each reads whole logs.
+pub const DIGEST_PER_MINUTE: u32 = 6;
+/// `Pull` streams that follow this node's log, per peer: a new one
+/// replaces the old, which ends.
+pub const FOLLOW_STREAMS_PER_PEER: usize = 1;
+/// `Pull` streams handing a peer's own records back, at once per peer.
+pub const HAND_BACK_STREAMS_PER_PEER: usize = 1;
+/// Bytes of one peer's `Pull` batches waiting in this node's memory, its
+/// streams together; a producer waits for room before it reads more. A
+/// peer that does not read stalls only its own streams.
+pub const PULL_BUFFER_BYTES_PER_PEER: usize = 16 * 1024 * 1024;
+
+/// A token bucket per peer: `per_minute` queries, refilled continuously.
+#[derive(Debug, Default)]
+pub(crate) struct Buckets(Mutex<HashMap<NodeId, (f64, Instant)>>);
+
+impl Buckets {
+    /// Takes one token for `peer`, or says how long until one is free.
+    pub(crate) fn take(&self, peer: &NodeId, per_minute: u32) -> Result<(), Duration> {
+        let capacity = f64::from(per_minute.max(1));
+        let rate = capacity / 60.0;
+        let now = Instant::now();
+        // A writer that panicked left whole numbers behind: keep enforcing.
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (tokens, last) = map.entry(peer.clone()).or_insert((capacity, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(capacity);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - *tokens) / rate))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bucket_refuses_the_one_too_many_and_says_when() {
+        let b = Buckets::default();
+        let gt = NodeId::parse("gt").unwrap();
+        for _ in 0..3 {
+            b.take(&gt, 3).unwrap();
+        }
+        let wait = b.take(&gt, 3).unwrap_err();
+        assert!(
+            wait > Duration::from_secs(10) && wait <= Duration::from_secs(20),
+            "{wait:?}"
+        );
+        b.take(&NodeId::parse("hn").unwrap(), 3).expect("per peer");
+    }
+
+    #[test]
+    fn a_poisoned_bucket_still_refuses_the_one_too_many() {
+        let b = std::sync::Arc::new(Buckets::default());
+        let gt = NodeId::parse("gt").unwrap();
+        b.take(&gt, 1).unwrap();
+        let holder = b.clone();
+        let _ = std::thread::spawn(move || {
+            let _held = holder.0.lock();
+            panic!("a writer panics while holding the lock");
+        })
+        .join();
+        assert!(b.0.is_poisoned());
+        assert!(b.take(&gt, 1).is_err(), "fails closed, not open");
+    }
+}

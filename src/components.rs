@@ -27,7 +27,6 @@ use tokio::sync::mpsc;
 use crate::audit::keeper::{AuditKeeper, KeeperParts};
 use crate::cases::{CaseIndex, IndexParts};
 use crate::clock::SharedClock;
-use crate::config::AgencyConfig;
 use crate::exchange::peers::Dialer;
 use crate::exchange::{Replication, ReplicationParts};
 use crate::metrics::Metrics;
@@ -74,7 +73,7 @@ pub struct Components {
     pub cases: Arc<CaseIndex>,
     pub replication: Arc<Replication>,
     /// Agency clients' roles and the default contact point.
-    pub(crate) agency: Arc<AgencyConfig>,
+
     /// MLA requests stored by replication, for the publisher to
     /// acknowledge; taken once, by the node's run loop.
     pub(crate) to_acknowledge: Arc<Mutex<Option<mpsc::UnboundedReceiver<String>>>>,
@@ -148,8 +147,6 @@ impl Components {
             peers: peers.clone(),
             metrics: metrics.clone(),
             matching: settings.matching.clone(),
-            policy: settings.query.clone(),
-            contact: settings.agency.contact.clone(),
         }));
         let (replication, to_acknowledge) = Replication::new(ReplicationParts {
             clock: clock.clone(),
@@ -170,7 +167,6 @@ impl Components {
             publisher,
             cases,
             replication: Arc::new(replication),
-            agency: Arc::new(settings.config.agency.clone()),
             to_acknowledge: Arc::new(Mutex::new(Some(to_acknowledge))),
         })
     }

@@ -9,10 +9,9 @@ use super::{CaseError, LocalCase, PeerResult, index_key};
 use crate::audit::keeper::AuditKeeper;
 use crate::audit::{Action, Entry};
 use crate::clock::SharedClock;
-use crate::config::QueryConfig;
 use crate::limits::Buckets;
 use crate::metrics::Metrics;
-use crate::records::model::{ContactPoint, NodeId};
+use crate::records::model::NodeId;
 use crate::records::selector::{MatchingKey, Token};
 use crate::store::{Store, StoreError};
 use crate::trust::reload::LiveTls;
@@ -34,10 +33,6 @@ pub struct CaseIndex {
     metrics: Arc<Metrics>,
     /// The key selectors are made with; `None` if this node makes none.
     pub(crate) matching: Option<Arc<MatchingKey>>,
-    /// Bounds and disclosure policy of queries.
-    pub(crate) policy: QueryConfig,
-    /// The contact point an answer names.
-    pub(crate) contact: Option<ContactPoint>,
     /// Peers' queries, per asking peer.
     buckets: Buckets,
 }
@@ -60,8 +55,6 @@ pub(crate) struct IndexParts {
     pub peers: Arc<dyn Reach>,
     pub metrics: Arc<Metrics>,
     pub matching: Option<Arc<MatchingKey>>,
-    pub policy: QueryConfig,
-    pub contact: Option<ContactPoint>,
 }
 
 impl CaseIndex {
@@ -75,8 +68,6 @@ impl CaseIndex {
             peers: p.peers,
             metrics: p.metrics,
             matching: p.matching,
-            policy: p.policy,
-            contact: p.contact,
             buckets: Buckets::default(),
         }
     }
@@ -84,7 +75,8 @@ impl CaseIndex {
     /// Takes one of `peer`'s queries from its budget
     /// (`query.max_per_minute`), or says how long until one is free.
     pub(crate) fn admit_query(&self, peer: &NodeId) -> Result<(), Duration> {
-        self.buckets.take(peer, self.policy.max_per_minute)
+        self.buckets
+            .take(peer, self.trust.policy().query.max_per_minute)
     }
 }
 
@@ -222,7 +214,7 @@ impl CaseIndex {
                 justification: justification.to_owned(),
                 requested_by: actor.to_owned(),
             };
-            let deadline = self.policy.deadline;
+            let deadline = self.trust.policy().query.deadline;
             tasks.spawn(async move {
                 let call = async {
                     let mut client = peers.client(&peer)?;

@@ -110,7 +110,7 @@ async fn each_peer_spends_its_own_query_budget() {
     let sandbox = sandbox(&["gt", "hn", "sv"]).await;
     let gt = sandbox.components("gt").unwrap();
     let (hn, sv) = (NodeId::parse("hn").unwrap(), NodeId::parse("sv").unwrap());
-    for _ in 0..gt.cases.policy.max_per_minute {
+    for _ in 0..gt.trust.policy().query.max_per_minute {
         gt.cases.admit_query(&hn).expect("within the budget");
     }
     let wait = gt.cases.admit_query(&hn).expect_err("one too many");

@@ -106,6 +106,9 @@ impl Default for AuditConfig {
 /// What an agency client may do on the agency API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ClientRole {
+    /// Nothing on the agency API: a certificate issued by the agency CA for
+    /// another purpose (a metrics scraper) is no reader by default.
+    None,
     /// List, get and watch records.
     Reader,
     /// Also publish, update, withdraw and import.
@@ -115,14 +118,16 @@ pub enum ClientRole {
 }
 
 impl ClientRole {
-    /// The role a configuration names (`reader`, `publisher`, `admin`).
+    /// The role a configuration names (`none`, `reader`, `publisher`,
+    /// `admin`).
     pub fn parse(s: &str) -> Result<Self, String> {
         match s {
+            "none" => Ok(Self::None),
             "reader" => Ok(Self::Reader),
             "publisher" => Ok(Self::Publisher),
             "admin" => Ok(Self::Admin),
             _ => Err(format!(
-                "unknown role {s:?}; one of: reader, publisher, admin"
+                "unknown role {s:?}; one of: none, reader, publisher, admin"
             )),
         }
     }
@@ -130,6 +135,7 @@ impl ClientRole {
     /// The name a configuration gives it.
     pub fn code(self) -> &'static str {
         match self {
+            Self::None => "none",
             Self::Reader => "reader",
             Self::Publisher => "publisher",
             Self::Admin => "admin",
@@ -140,7 +146,7 @@ impl ClientRole {
 /// Agency clients' roles and the default contact point.
 #[derive(Debug, Clone)]
 pub struct AgencyConfig {
-    /// Role of a client not listed in `clients`.
+    /// Role of a client not listed in `clients` (default `none`).
     pub default_role: ClientRole,
     /// Role per client name (certificate CN).
     pub clients: BTreeMap<String, ClientRole>,
@@ -151,7 +157,7 @@ pub struct AgencyConfig {
 impl Default for AgencyConfig {
     fn default() -> Self {
         Self {
-            default_role: ClientRole::Reader,
+            default_role: ClientRole::None,
             clients: Default::default(),
             contact: None,
         }

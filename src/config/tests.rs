@@ -107,7 +107,7 @@ fn a_key_left_out_takes_the_default_it_always_had() {
     );
     assert_eq!(s.records.max_validity, Duration::from_secs(1825 * 86_400));
     assert_eq!(s.records.expiry_check, Duration::from_secs(60));
-    assert_eq!(s.agency.default_role, ClientRole::Reader);
+    assert_eq!(s.agency.default_role, ClientRole::None);
     assert!(s.agency.clients.is_empty() && s.agency.contact.is_none());
     assert_eq!(s.query.max_selectors, 16);
     assert_eq!(s.query.max_per_minute, 30);

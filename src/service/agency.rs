@@ -72,7 +72,7 @@ impl AgencyService {
                 ));
             }
         };
-        let role = self.node.agency.role_of(&name);
+        let role = self.node.trust.policy().agency.role_of(&name);
         if role < needed {
             let refusal = Status::permission_denied(format!(
                 "client {name:?} has the {} role; this needs {}",
@@ -194,8 +194,9 @@ impl AgencyService {
                 _ => 0,
             };
         }
+        let policy = self.node.trust.policy();
         if a.contact.is_none()
-            && let Some(c) = &self.node.agency.contact
+            && let Some(c) = &policy.agency.contact
         {
             a.contact = Some(wire::contact_to_pb(c));
         }
@@ -223,8 +224,9 @@ impl AgencyService {
         if c.mla_status == 0 {
             c.mla_status = crate::records::vocabulary::MlaStatus::NoRequest.wire();
         }
+        let policy = self.node.trust.policy();
         if c.contact.is_none()
-            && let Some(contact) = &self.node.agency.contact
+            && let Some(contact) = &policy.agency.contact
         {
             c.contact = Some(wire::contact_to_pb(contact));
         }

@@ -253,7 +253,7 @@ impl AgencyService {
         let tokens = wire::selectors_from_pb(req.selectors, "selectors", &mut errors);
         let hashed = self.hash(req.selector_values, "selector_values", &mut errors);
         let tokens = QueryTokens::new(tokens, &hashed);
-        let max = self.node().cases.policy.max_selectors;
+        let max = self.node().trust.policy().query.max_selectors;
         errors.check(
             tokens.asked() > 0,
             "selector_values",

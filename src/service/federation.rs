@@ -137,7 +137,8 @@ impl Federation for FederationService {
         );
         let justification = clip(&req.justification, limits::MAX_PEER_JUSTIFICATION);
         let query_id = clip(&req.query_id, limits::MAX_PEER_QUERY_ID);
-        let policy = &self.node.cases.policy;
+        let live = self.node.trust.policy();
+        let policy = &live.query;
         let refuse = async |status: Status, tokens: &[crate::records::selector::Token]| {
             let entry = Entry::new(Action::QueryRefused, &actor)
                 .counterpart(&caller)
@@ -256,11 +257,11 @@ impl Federation for FederationService {
             .metrics
             .query_answered(&caller, if hit { "hit" } else { "no_hit" });
         let contact = if hit {
-            self.node.cases.contact.as_ref().map(wire::contact_to_pb)
+            live.agency.contact.as_ref().map(wire::contact_to_pb)
         } else {
             None
         };
-        let case_refs = if hit && self.node.cases.policy.reveal == crate::config::Reveal::CaseRefs {
+        let case_refs = if hit && policy.reveal == crate::config::Reveal::CaseRefs {
             case_numbers
         } else {
             Vec::new()

@@ -340,3 +340,37 @@ async fn members_added_and_removed_by_a_roster_reload_are_replicated_or_dropped(
         n.stop().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_and_query_limits_change_with_a_reload() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["gt"]).await.unwrap();
+    let config = fed.member("gt").unwrap().config_path();
+    edit_config(&config, "", "[reload]\npoll_ms = 100\n");
+    let gt = fed.start("gt").await.unwrap();
+    gt.components.publisher.declare_new_log();
+    let mut client = fed.client("gt").await.unwrap();
+    common::publish(&mut client, "antes del cambio", &[]).await;
+
+    // The operator takes the publisher's privilege away and lowers the
+    // query limit: both are in force once the reload says so.
+    let mut outcomes = gt.components.trust.subscribe();
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("role = \"admin\""), "sandbox layout changed");
+    let text = text
+        .replacen("role = \"admin\"", "role = \"reader\"", 1)
+        .replacen("[query]\n", "[query]\nmax_per_minute = 7\n", 1);
+    std::fs::write(&config, text).unwrap();
+    let outcome = next_reload(&mut outcomes).await;
+    assert!(outcome.applied(), "{outcome:?}");
+    assert_eq!(gt.components.trust.policy().query.max_per_minute, 7);
+    let refused = client
+        .publish_alert(pb::PublishAlertRequest {
+            alert: Some(enlace::testing::sample_alert("después del cambio")),
+            ..Default::default()
+        })
+        .await
+        .expect_err("gt-operator is a reader now");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    gt.stop().await.unwrap();
+}

@@ -267,6 +267,8 @@ fn listen(settings: &LoadedSettings) -> Listen {
 
 /// The node's TLS configurations, swappable at run time.
 pub struct LiveTls {
+    /// The agency roles and query limits in force: reloaded with the rest.
+    policy: watch::Sender<Arc<Policy>>,
     node_id: NodeId,
     config_path: PathBuf,
     data_dir: PathBuf,
@@ -294,7 +296,30 @@ impl std::fmt::Debug for LiveTls {
     }
 }
 
+/// The parts of the configuration that decide what a caller may do, as
+/// reloaded: the agency clients' roles and contact point, and the query
+/// limits and disclosure policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub agency: crate::config::AgencyConfig,
+    pub query: crate::config::QueryConfig,
+}
+
+impl Policy {
+    fn of(settings: &LoadedSettings) -> Self {
+        Self {
+            agency: settings.agency.clone(),
+            query: settings.query.clone(),
+        }
+    }
+}
+
 impl LiveTls {
+    /// The agency roles and query limits in force now.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.borrow().clone()
+    }
+
     /// Builds the configurations from validated settings. Inside a Tokio
     /// runtime it also installs the SIGHUP handler at once, so that from
     /// here on a SIGHUP reloads rather than ends the process.
@@ -318,6 +343,7 @@ impl LiveTls {
             Err(_) => None,
         };
         Ok(Self {
+            policy: watch::channel(Arc::new(Policy::of(settings))).0,
             node_id: settings.node_id.clone(),
             config_path: settings.path.clone(),
             data_dir: settings.data_dir.clone(),
@@ -456,6 +482,9 @@ impl LiveTls {
         if roster_changed {
             self.roster.send_replace(settings.roster.clone());
         }
+        // Roles and query limits take effect now: a privilege the operator
+        // removed is gone with the reload that says so.
+        self.policy.send_replace(Arc::new(Policy::of(&settings)));
         current.stamps = stamps;
         current.certificate = certificate;
         current.certificates = certificates(&settings);

@@ -56,7 +56,7 @@ pub struct ManualClock(Arc<AtomicI64>);
 
 impl ManualClock {
     /// A clock that reads `start_ms` until it is moved.
-    pub(crate) fn starting_at(start_ms: i64) -> Self {
+    pub fn starting_at(start_ms: i64) -> Self {
         Self(Arc::new(AtomicI64::new(start_ms)))
     }
 

@@ -22,6 +22,10 @@ pub const MAX_PEER_JUSTIFICATION: usize = 500;
 pub const MAX_PEER_REQUESTED_BY: usize = 128;
 /// Longest `query_id` a peer may send.
 pub const MAX_PEER_QUERY_ID: usize = 64;
+/// The shortest audit retention a node may be configured with: entries
+/// younger than this are never pruned, and `audit verify` fails on an
+/// anchor over an entry a peer saw written more recently.
+pub const MIN_AUDIT_RETENTION_DAYS: u32 = 30;
 /// Refusals of one peer's calls written to the audit log one by one, per
 /// minute; beyond that they are counted, and the count is written once a
 /// minute as one `requests_refused` summary per peer.

@@ -34,7 +34,15 @@ pub struct Evidence {
     /// Times the node lost its log and resumed it, with the peers'
     /// countersignatures (see [`super::recovery`]).
     pub recoveries: Vec<AuditRecovery>,
+    /// The verifier's clock (ms since the Unix epoch): an anchor is judged
+    /// against it and the peers' witness times, never the node's clock.
+    pub now_ms: i64,
 }
+
+/// How far ahead of the verifier's clock a checkpoint may be dated.
+const CLOCK_SKEW_MS: i64 = 10 * 60 * 1000;
+/// Between a checkpoint made and a peer witnessing it.
+const WITNESS_SLACK_MS: i64 = 60 * 60 * 1000;
 
 /// A recovery whose statement verified, and who countersigned it when.
 #[derive(Debug, Clone)]
@@ -313,6 +321,35 @@ impl Verifier {
         }
     }
 
+    /// Whether a peer's witnesses show that entry `n` was written less than
+    /// the minimum retention before now: a checkpoint of fewer than `n`
+    /// entries, witnessed at `w` by the peer's clock, means entry `n` did
+    /// not exist until about then. Entries that young are never pruned, so
+    /// the anchor is evidence of a clock set ahead or of tampering.
+    fn pruned_too_young(&self, n: u64) -> Option<String> {
+        let floor_ms = i64::from(crate::limits::MIN_AUDIT_RETENTION_DAYS) * 86_400_000;
+        self.witnessed
+            .iter()
+            .filter_map(|(peer, ws)| {
+                let w = ws
+                    .as_ref()
+                    .ok()?
+                    .iter()
+                    .filter(|w| w.checkpoint.size < n)
+                    .map(|w| w.witnessed_at_ms)
+                    .max()?;
+                (self.evidence.now_ms - w + WITNESS_SLACK_MS < floor_ms).then(|| {
+                    format!(
+                        "pruned up to entry {n}, but {peer} witnessed at {} a log that did not reach \
+                         entry {n} yet: entries younger than {} days were removed (a clock set ahead?)",
+                        rfc3339(w),
+                        crate::limits::MIN_AUDIT_RETENTION_DAYS
+                    )
+                })
+            })
+            .next()
+    }
+
     /// A verified recovery statement holds when a peer countersigned it
     /// and the log does resume where it says (the anchor is at or past
     /// it); its detail is the incident, for people.
@@ -394,20 +431,31 @@ impl Verifier {
                 .flatten()
                 .any(|r| r.recovery.resumes.size == a.n);
             let verdict = match opened {
+                Ok(cp) if cp.time_ms > self.evidence.now_ms + CLOCK_SKEW_MS => Err(format!(
+                    "the anchor at entry {} was signed at {}, ahead of this verifier's clock ({}): \
+                     the node's clock was set ahead when it pruned",
+                    a.n,
+                    rfc3339(cp.time_ms),
+                    rfc3339(self.evidence.now_ms)
+                )),
                 Ok(cp) if cp.node == self.evidence.node && cp.size == a.n && cp.head == a.hash => {
-                    Ok(if resumed_here {
-                        format!(
-                            "the log resumes after entry {}, the checkpoint of the lost log made at {} (see the recovery check)",
-                            a.n,
-                            rfc3339(cp.time_ms)
-                        )
+                    if !resumed_here && let Some(why) = self.pruned_too_young(a.n) {
+                        Err(why)
                     } else {
-                        format!(
-                            "pruned up to entry {}, signed at {}",
-                            a.n,
-                            rfc3339(cp.time_ms)
-                        )
-                    })
+                        Ok(if resumed_here {
+                            format!(
+                                "the log resumes after entry {}, the checkpoint of the lost log made at {} (see the recovery check)",
+                                a.n,
+                                rfc3339(cp.time_ms)
+                            )
+                        } else {
+                            format!(
+                                "pruned up to entry {}, signed at {}",
+                                a.n,
+                                rfc3339(cp.time_ms)
+                            )
+                        })
+                    }
                 }
                 Ok(_) => Err(format!(
                     "the anchor checkpoint does not describe entry {}",
@@ -515,13 +563,13 @@ impl Verifier {
                         String::new()
                     } else {
                         format!(
-                            " ({before} of them precede the anchor at entry {anchor_n} and could not be compared)"
+                            "; {before} precede the anchor at entry {anchor_n} and were not compared"
                         )
                     };
                     match ws.iter().max_by_key(|w| w.checkpoint.size) {
                         Some(w) => format!(
                             "{} checkpoints agree{uncompared}; the latest covers {} entries, witnessed at {}",
-                            ws.len(),
+                            ws.len() - before,
                             w.checkpoint.size,
                             rfc3339(w.witnessed_at_ms)
                         ),

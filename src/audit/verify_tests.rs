@@ -68,6 +68,7 @@ fn run(
         peers: vec![(NodeId::parse("hn").unwrap(), Ok(witnessed))],
         keys: f.keys.clone(),
         recoveries: Vec::new(),
+        now_ms: crate::clock::now_ms(),
     });
     for e in entries {
         v.push(e);
@@ -176,6 +177,7 @@ fn an_unreachable_peer_fails_the_verification() {
         )],
         keys: f.keys.clone(),
         recoveries: Vec::new(),
+        now_ms: crate::clock::now_ms(),
     });
     for e in &entries {
         v.push(e);
@@ -208,6 +210,7 @@ fn a_pruned_log_verifies_from_its_anchor() {
         peers: vec![(NodeId::parse("hn").unwrap(), Ok(vec![early]))],
         keys: f.keys.clone(),
         recoveries: Vec::new(),
+        now_ms: crate::clock::now_ms(),
     });
     for e in &entries[4..] {
         v.push(e);
@@ -225,6 +228,7 @@ fn a_pruned_log_verifies_from_its_anchor() {
         peers: vec![],
         keys: f.keys.clone(),
         recoveries: Vec::new(),
+        now_ms: crate::clock::now_ms(),
     });
     for e in &entries[4..] {
         v.push(e);
@@ -290,6 +294,7 @@ fn resumed(f: &Fixture, lost: u64, more: u64, signed: bool) -> (Evidence, Vec<Ra
             statement,
             witnesses,
         }],
+        now_ms: 100_000,
     };
     (evidence, fresh)
 }
@@ -361,4 +366,46 @@ fn a_countersignature_of_another_statement_does_not_count() {
     }
     let r = v.finish();
     assert!(!r.holds(), "{:?}", r.checks);
+}
+
+#[test]
+fn an_anchor_signed_ahead_of_the_verifiers_clock_does_not_hold() {
+    let f = fixture();
+    let entries = log(10);
+    let now = crate::clock::now_ms();
+    let anchor_cp = Checkpoint {
+        node: NodeId::parse("gt").unwrap(),
+        size: 4,
+        head: entries[3].hash,
+        time_ms: now + 40 * 86_400_000,
+    }
+    .sign(&f.gt);
+    let mut v = Verifier::new(Evidence {
+        node: NodeId::parse("gt").unwrap(),
+        anchor: Some(Anchor {
+            n: 4,
+            hash: entries[3].hash,
+            checkpoint: anchor_cp.encode(),
+        }),
+        own: vec![],
+        peers: vec![],
+        keys: f.keys.clone(),
+        recoveries: Vec::new(),
+        now_ms: now,
+    });
+    for e in &entries[4..] {
+        v.push(e);
+    }
+    let r = v.finish();
+    assert!(!r.holds());
+    let anchor = r
+        .checks
+        .iter()
+        .find(|c| c.name == "retention anchor")
+        .unwrap();
+    assert!(
+        anchor.detail.contains("ahead of this verifier's clock"),
+        "{}",
+        anchor.detail
+    );
 }

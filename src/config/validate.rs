@@ -393,8 +393,9 @@ impl<'a> Validation<'a> {
         }
         match raw.retention_days {
             0 => {}
-            d if d < 30 => self.problem(format!(
-                "audit.retention_days: must be 0 (keep everything) or at least 30 (got {d})"
+            d if d < crate::limits::MIN_AUDIT_RETENTION_DAYS => self.problem(format!(
+                "audit.retention_days: must be 0 (keep everything) or at least {} (got {d})",
+                crate::limits::MIN_AUDIT_RETENTION_DAYS
             )),
             d => self.audit.retention = Some(Duration::from_secs(u64::from(d) * 86_400)),
         }

@@ -569,6 +569,11 @@ async fn a_rewritten_tail_is_caught_even_when_rehashed() {
 async fn pruning_keeps_the_log_verifiable_from_its_anchor() {
     common::init_tracing();
     let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
+    // The nodes' clocks read 40 days ago: what hn witnesses now is, for a
+    // verifier, old enough to be pruned (at least 30 days).
+    fed.clock = std::sync::Arc::new(enlace::clock::ManualClock::starting_at(
+        enlace::clock::now_ms() - 40 * 86_400_000,
+    ));
     let gt = fed.start("gt").await.unwrap();
     let hn = fed.start("hn").await.unwrap();
     let mut g = fed.client("gt").await.unwrap();
@@ -655,6 +660,44 @@ async fn pruning_keeps_the_log_verifiable_from_its_anchor() {
     .unwrap();
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("does not verify"), "{out}");
+    gt.stop().await.unwrap();
+    hn.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prune_of_young_entries_is_caught_by_verify() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
+    let gt = fed.start("gt").await.unwrap();
+    let hn = fed.start("hn").await.unwrap();
+    let mut g = fed.client("gt").await.unwrap();
+    for i in 0..4 {
+        common::publish(&mut g, &format!("de hoy {i}"), &[]).await;
+    }
+    checkpoint(&mut g).await;
+    common::publish(&mut g, "otra de hoy", &[]).await;
+    // What gt's retention sweep does with a clock set 40 days ahead: every
+    // entry looks older than 30 days, and goes.
+    let ahead = enlace::clock::now_ms() + 40 * 86_400_000;
+    let removed = gt.components.audit.prune(ahead).await.unwrap();
+    assert!(removed >= 5, "removed {removed}");
+    checkpoint(&mut g).await;
+    let client = fed.member("gt").unwrap().client_path();
+    let (code, out, err) =
+        tokio::task::spawn_blocking(move || audit(&["verify", "--json"], ("--client", &client)))
+            .await
+            .unwrap();
+    assert_eq!(code, 1, "{out}\n{err}");
+    let report: Value = serde_json::from_str(out.trim()).unwrap();
+    let anchor = check(&report, "retention anchor");
+    assert_eq!(anchor["ok"], false, "{report}");
+    assert!(
+        anchor["detail"]
+            .as_str()
+            .unwrap()
+            .contains("entries younger than 30 days were removed"),
+        "{report}"
+    );
     gt.stop().await.unwrap();
     hn.stop().await.unwrap();
 }

@@ -315,6 +315,7 @@ async fn evidence(
                     .into_iter()
                     .map(enlace::wire::AuditRecovery::from_pb)
                     .collect(),
+                now_ms: enlace::clock::now_ms(),
             })
         }
         Opened::Local { node } => Ok(Evidence {
@@ -328,6 +329,7 @@ async fn evidence(
             },
             keys: node.audit.key_book(),
             recoveries: node.audit.own_recoveries().spelled()?,
+            now_ms: enlace::clock::now_ms(),
         }),
     }
 }

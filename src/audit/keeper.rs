@@ -26,6 +26,9 @@ use crate::wire::{
 
 /// How long a peer has to witness a checkpoint or hand over witnesses.
 pub(crate) const WITNESS_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most witnesses in one `Witnessed` answer: a page, well under the
+/// message size limits whatever the history.
+pub const WITNESS_PAGE: usize = 1000;
 /// Entries removed per pruning step (one transaction, one anchor).
 const PRUNE_STEP: usize = 10_000;
 /// `meta` note holding the fingerprints of the last start.
@@ -157,7 +160,7 @@ impl AuditKeeper {
         let held = self.store.watermark().audit;
         let keys = self.key_book();
         let mut beyond: Option<(NodeId, u64)> = None;
-        for (peer, answer) in self.gather_witnesses().await {
+        for (peer, answer) in self.gather_witnesses_between(held, 0).await {
             let Ok(witnesses) = answer else { continue };
             for w in &witnesses {
                 let Ok(seen) = checkpoint::open_witness(w, &keys) else {
@@ -808,30 +811,75 @@ impl AuditKeeper {
             .collect())
     }
 
-    /// What this node witnessed of `node`'s log, above `after`.
-    pub fn witnessed(&self, node: &NodeId, after: u64) -> Result<Vec<Witness>, StoreError> {
-        Ok(self
+    /// One page of what this node witnessed of `node`'s log, in (`after`,
+    /// `up_to`] (0: no upper bound), at most `limit` (capped at
+    /// [`WITNESS_PAGE`]), and whether more follow.
+    pub fn witnessed(
+        &self,
+        node: &NodeId,
+        after: u64,
+        up_to: u64,
+        limit: usize,
+    ) -> Result<(Vec<Witness>, bool), StoreError> {
+        let limit = if limit == 0 {
+            WITNESS_PAGE
+        } else {
+            limit.min(WITNESS_PAGE)
+        };
+        let up_to = if up_to == 0 { u64::MAX } else { up_to };
+        let mut held = self
             .store
             .checkpoints()
-            .after(node, after)?
-            .into_iter()
-            .filter_map(|(_, bytes)| Witness::decode(bytes.as_slice()).ok())
-            .collect())
+            .between(node, after, up_to, limit + 1)?;
+        let more = held.len() > limit;
+        held.truncate(limit);
+        Ok((
+            held.into_iter()
+                .filter_map(|(_, bytes)| Witness::decode(bytes.as_slice()).ok())
+                .collect(),
+            more,
+        ))
     }
 
     /// This node's own checkpoints.
     pub fn own_checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError> {
-        Ok(self
-            .store
-            .checkpoints()
-            .after(&self.id, 0)?
-            .into_iter()
-            .filter_map(|(_, bytes)| SignedCheckpoint::decode(bytes.as_slice()).ok())
-            .collect())
+        Ok(self.own_checkpoints_between(0, u64::MAX, usize::MAX)?.0)
+    }
+
+    /// At most `limit` of this node's own checkpoints with size in
+    /// (`after`, `up_to`], and whether more follow.
+    pub fn own_checkpoints_between(
+        &self,
+        after: u64,
+        up_to: u64,
+        limit: usize,
+    ) -> Result<(Vec<SignedCheckpoint>, bool), StoreError> {
+        let mut held =
+            self.store
+                .checkpoints()
+                .between(&self.id, after, up_to, limit.saturating_add(1))?;
+        let more = held.len() > limit;
+        held.truncate(limit);
+        Ok((
+            held.into_iter()
+                .filter_map(|(_, bytes)| SignedCheckpoint::decode(bytes.as_slice()).ok())
+                .collect(),
+            more,
+        ))
     }
 
     /// Asks every peer what it witnessed of this node's log.
     pub async fn gather_witnesses(&self) -> Vec<(NodeId, Result<Vec<Witness>, String>)> {
+        self.gather_witnesses_between(0, 0).await
+    }
+
+    /// Asks every peer what it witnessed of this node's log in (`after`,
+    /// `up_to`] (0: no upper bound), page by page.
+    pub async fn gather_witnesses_between(
+        &self,
+        after: u64,
+        up_to: u64,
+    ) -> Vec<(NodeId, Result<Vec<Witness>, String>)> {
         let peers: Vec<NodeId> = self
             .trust
             .roster()
@@ -845,7 +893,13 @@ impl AuditKeeper {
                     return Err(format!("{peer} has no endpoint to ask"));
                 }
                 let mut client = self.peers.client(&peer).map_err(PeerResult::reason)?;
-                let reply = tokio::time::timeout(WITNESS_TIMEOUT, client.witnessed(&self.id, 0))
+                let mut all: Vec<Witness> = Vec::new();
+                let mut from = after;
+                loop {
+                    let (page, more) = tokio::time::timeout(
+                        WITNESS_TIMEOUT,
+                        client.witnessed(&self.id, from, up_to),
+                    )
                     .await
                     .map_err(|_| format!("{peer} did not answer in time"))?
                     .map_err(|s| match s.code() {
@@ -854,7 +908,20 @@ impl AuditKeeper {
                         }
                         _ => format!("{peer} refused: {}", s.message()),
                     })?;
-                Ok(reply)
+                    // The next page starts after the last size held; a
+                    // page that does not move on ends the walk.
+                    let last = page
+                        .last()
+                        .and_then(|w| w.checkpoint.as_ref())
+                        .and_then(|c| Checkpoint::decode(&c.body).ok())
+                        .map(|c| c.size);
+                    all.extend(page);
+                    match last {
+                        Some(size) if more && size > from => from = size,
+                        _ => break,
+                    }
+                }
+                Ok(all)
             }
             .await;
             (peer, answer)

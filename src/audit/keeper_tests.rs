@@ -4,11 +4,12 @@
 use std::sync::Arc;
 
 use super::WitnessError;
-use crate::audit::checkpoint::{self, open_witness};
+use crate::audit::checkpoint::{self, Checkpoint, open_witness};
 use crate::audit::{Action, Entry};
 use crate::clock::ManualClock;
 use crate::records::model::NodeId;
 use crate::testing::Sandbox;
+use crate::wire::Witness;
 
 const NOW: i64 = 1_780_000_000_000;
 
@@ -74,7 +75,10 @@ async fn a_peers_checkpoint_is_witnessed_and_a_shrunk_or_foreign_one_is_refused_
     let seen = open_witness(&witness, &hn.audit.key_book()).expect("countersignature verifies");
     assert_eq!(seen.witness, gt.id);
     assert_eq!(seen.checkpoint.size, 2);
-    assert_eq!(gt.audit.witnessed(&hn_id, 0).unwrap(), vec![witness]);
+    assert_eq!(
+        gt.audit.witnessed(&hn_id, 0, 0, 0).unwrap(),
+        (vec![witness], false)
+    );
 
     let shrunk = gt.audit.witness(&hn_id, smaller).await.expect_err("shrank");
     assert!(
@@ -129,4 +133,38 @@ async fn pruning_keeps_the_chain_verifiable_from_a_signed_anchor() {
         .find(|c| c.size == 2)
         .expect("a checkpoint signs the anchor");
     assert_eq!(at_anchor.head, anchor.hash);
+}
+
+#[tokio::test]
+async fn witnesses_are_handed_out_in_pages_of_a_range_of_sizes() {
+    let sandbox = sandbox().await;
+    let gt = sandbox.components("gt").unwrap();
+    let hn = sandbox.components("hn").unwrap();
+    let hn_id = NodeId::parse("hn").unwrap();
+    for _ in 0..5 {
+        hn.audit.record(entry("hn")).await.unwrap();
+        let cp = hn.audit.checkpoint_now().await.unwrap().unwrap();
+        gt.audit.witness(&hn_id, cp).await.unwrap();
+    }
+    let sizes = |page: &[Witness]| -> Vec<u64> {
+        page.iter()
+            .map(|w| {
+                Checkpoint::decode(&w.checkpoint.as_ref().unwrap().body)
+                    .unwrap()
+                    .size
+            })
+            .collect()
+    };
+    let (page, more) = gt.audit.witnessed(&hn_id, 0, 0, 2).unwrap();
+    assert_eq!((sizes(&page), more), (vec![1, 2], true));
+    let (page, more) = gt.audit.witnessed(&hn_id, 2, 0, 2).unwrap();
+    assert_eq!((sizes(&page), more), (vec![3, 4], true));
+    let (page, more) = gt.audit.witnessed(&hn_id, 4, 0, 2).unwrap();
+    assert_eq!((sizes(&page), more), (vec![5], false));
+    // A range with an upper bound.
+    let (page, more) = gt.audit.witnessed(&hn_id, 1, 3, 0).unwrap();
+    assert_eq!((sizes(&page), more), (vec![2, 3], false));
+    // Own checkpoints, likewise.
+    let (own, more) = hn.audit.own_checkpoints_between(0, u64::MAX, 3).unwrap();
+    assert_eq!((own.len(), more), (3, true));
 }

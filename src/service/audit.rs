@@ -9,6 +9,8 @@ use tonic::{Request, Response, Status};
 
 use super::IntoStatus;
 use super::agency::{AgencyService, AuditStream};
+use crate::audit::checkpoint::Checkpoint;
+use crate::audit::keeper::WITNESS_PAGE;
 use crate::audit::{Action, Entry};
 use crate::config::ClientRole;
 use crate::wire::pb::v1 as pb;
@@ -90,13 +92,34 @@ impl AgencyService {
         } else {
             Default::default()
         };
-        let own = node
+        // A page: own checkpoints above `after`, and the witnesses of the
+        // same range of sizes. With checkpoint_now, the page starts at the
+        // checkpoint just made, which is what the caller asks about.
+        let req = r.get_ref();
+        let limit = match req.limit as usize {
+            0 => WITNESS_PAGE,
+            n => n.min(WITNESS_PAGE),
+        };
+        let after = if req.checkpoint_now {
+            node.store
+                .checkpoints()
+                .latest(&node.id)
+                .map_err(IntoStatus::into_status)?
+                .map_or(0, |(size, _)| size.saturating_sub(1))
+        } else {
+            req.after_size
+        };
+        let (own, more) = node
             .audit
-            .own_checkpoints()
-            .map_err(IntoStatus::into_status)?
-            .iter()
-            .map(SignedCheckpoint::to_pb)
-            .collect();
+            .own_checkpoints_between(after, u64::MAX, limit)
+            .map_err(IntoStatus::into_status)?;
+        let page_end = match own.last() {
+            Some(last) if more => Checkpoint::decode(&last.body)
+                .map(|c| c.size)
+                .map_err(|e| Status::internal(format!("own checkpoint does not decode: {e}")))?,
+            _ => 0,
+        };
+        let own = own.iter().map(SignedCheckpoint::to_pb).collect();
         let anchor = node
             .store
             .audit()
@@ -109,7 +132,7 @@ impl AgencyService {
             });
         let peers = node
             .audit
-            .gather_witnesses()
+            .gather_witnesses_between(after, page_end)
             .await
             .into_iter()
             .map(|(peer, answer)| match answer {
@@ -138,6 +161,7 @@ impl AgencyService {
                 .map(MemberKey::to_pb)
                 .collect(),
             anchor,
+            page_end,
             node: node.id.to_string(),
             recoveries: node
                 .audit

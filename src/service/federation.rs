@@ -337,12 +337,13 @@ impl Federation for FederationService {
                 "node: {node} is not a member"
             )));
         }
-        let witnesses = self
+        let (witnesses, more) = self
             .node
             .audit
-            .witnessed(&node, req.after_size)
+            .witnessed(&node, req.after_size, req.up_to_size, req.limit as usize)
             .map_err(IntoStatus::into_status)?;
         Ok(Response::new(pb::WitnessedResponse {
+            more,
             witnesses: witnesses.iter().map(Witness::to_pb).collect(),
         }))
     }

@@ -39,10 +39,25 @@ impl Checkpoints<'_> {
     /// The checkpoints held for `node`'s log with size above `after`,
     /// ascending by size.
     pub fn after(&self, node: &NodeId, after: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.between(node, after, u64::MAX, usize::MAX)
+    }
+
+    /// At most `limit` checkpoints held for `node`'s log with size in
+    /// (`after`, `up_to`], ascending by size.
+    pub fn between(
+        &self,
+        node: &NodeId,
+        after: u64,
+        up_to: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        if after >= up_to {
+            return Ok(Vec::new());
+        }
         let start = audit_log::checkpoint_key(node.as_str(), after.saturating_add(1));
-        let end = audit_log::checkpoint_key(node.as_str(), u64::MAX);
+        let end = audit_log::checkpoint_key(node.as_str(), up_to);
         let mut out = Vec::new();
-        for kv in self.store.trees.checkpoints.range(start..=end) {
+        for kv in self.store.trees.checkpoints.range(start..=end).take(limit) {
             let (k, v) = kv?;
             out.push((size_of(&k)?, v.to_vec()));
         }

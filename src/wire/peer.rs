@@ -202,22 +202,30 @@ impl PeerClient {
         Ok(super::RecoveryWitness::from_pb(reply))
     }
 
-    /// What the peer witnessed of `node`'s log above `after_size` (unchecked).
+    /// One page of what the peer witnessed of `node`'s log in
+    /// (`after_size`, `up_to_size`] (0: no upper bound), unchecked, and
+    /// whether more follow.
     pub async fn witnessed(
         &mut self,
         node: &NodeId,
         after_size: u64,
-    ) -> Result<Vec<super::Witness>, Status> {
+        up_to_size: u64,
+    ) -> Result<(Vec<super::Witness>, bool), Status> {
         let request = pb::WitnessedRequest {
             node: node.to_string(),
             after_size,
+            up_to_size,
+            limit: 0,
         };
         let reply = self.0.witnessed(request).await?.into_inner();
-        Ok(reply
-            .witnesses
-            .into_iter()
-            .map(super::Witness::from_pb)
-            .collect())
+        Ok((
+            reply
+                .witnesses
+                .into_iter()
+                .map(super::Witness::from_pb)
+                .collect(),
+            reply.more,
+        ))
     }
 }
 

@@ -12,6 +12,7 @@ use std::process::Command;
 
 use common::eventually;
 use enlace::audit::Entry;
+use enlace::audit::checkpoint::Checkpoint;
 use enlace::records::vocabulary::{Offence, SelectorKind};
 use enlace::store::audit_log::{self, RawEntry};
 use enlace::testing::{Sandbox, sample_alert};
@@ -78,6 +79,7 @@ fn ids(e: &Value) -> Vec<String> {
 async fn checkpoint(c: &mut Client) -> pb::AuditCheckpointsResponse {
     c.audit_checkpoints(pb::AuditCheckpointsRequest {
         checkpoint_now: true,
+        ..Default::default()
     })
     .await
     .expect("checkpoint")
@@ -665,6 +667,84 @@ async fn pruning_keeps_the_log_verifiable_from_its_anchor() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_and_witnesses_come_in_pages() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
+    let gt = fed.start("gt").await.unwrap();
+    let hn = fed.start("hn").await.unwrap();
+    let mut g = fed.client("gt").await.unwrap();
+    let mut sizes = Vec::new();
+    for i in 0..3 {
+        common::publish(&mut g, &format!("página {i}"), &[]).await;
+        let c = checkpoint(&mut g).await;
+        sizes.push(
+            Checkpoint::decode(&c.own.last().unwrap().body)
+                .unwrap()
+                .size,
+        );
+    }
+    let size_of = |c: &pb::SignedCheckpoint| Checkpoint::decode(&c.body).unwrap().size;
+    let page = |after: u64, limit: u32| {
+        let mut g = g.clone();
+        async move {
+            g.audit_checkpoints(pb::AuditCheckpointsRequest {
+                checkpoint_now: false,
+                after_size: after,
+                limit,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+        }
+    };
+    let whole = page(0, 0).await;
+    assert_eq!(whole.page_end, 0, "one page holds it all");
+    let all: Vec<u64> = whole.own.iter().map(size_of).collect();
+    assert!(
+        sizes.iter().all(|s| all.contains(s)),
+        "{sizes:?} in {all:?}"
+    );
+    assert!(all.len() >= 3);
+    // Two at a time: the same checkpoints, and each page's witnesses are
+    // those of its range of sizes.
+    let (mut walked, mut after, mut pages) = (Vec::new(), 0, 0);
+    loop {
+        let p = page(after, 2).await;
+        pages += 1;
+        let own: Vec<u64> = p.own.iter().map(size_of).collect();
+        assert!(own.len() <= 2);
+        let end = if p.page_end == 0 {
+            u64::MAX
+        } else {
+            p.page_end
+        };
+        if p.page_end != 0 {
+            assert_eq!(own.last(), Some(&p.page_end));
+        }
+        for w in &p.peers[0].witnesses {
+            let s = size_of(w.checkpoint.as_ref().unwrap());
+            assert!(s > after && s <= end, "{s} in ({after}, {end}]");
+        }
+        walked.extend(own);
+        if p.page_end == 0 {
+            break;
+        }
+        after = p.page_end;
+    }
+    assert_eq!(walked, all);
+    assert!(pages >= 2, "{pages} pages");
+    // `audit verify` walks every page.
+    let client = fed.member("gt").unwrap().client_path();
+    let (code, out, err) =
+        tokio::task::spawn_blocking(move || audit(&["verify"], ("--client", &client)))
+            .await
+            .unwrap();
+    assert_eq!(code, 0, "{out}\n{err}");
+    gt.stop().await.unwrap();
+    hn.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prune_of_young_entries_is_caught_by_verify() {
     common::init_tracing();
     let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
@@ -844,6 +924,7 @@ async fn a_witness_refuses_a_log_that_shrank_or_forked_and_a_checkpoint_in_anoth
         .witnessed(enlace::wire::pb::v1::WitnessedRequest {
             node: "gt".into(),
             after_size: 0,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -244,6 +244,50 @@ fn raw_from_pb(e: pb::AuditEntry) -> anyhow::Result<RawEntry> {
     })
 }
 
+/// Every page of a node's checkpoints and its peers' witnesses, as one
+/// answer: pages keep each message far below the size limits, however
+/// long the history.
+async fn all_checkpoints(
+    client: &mut enlace::wire::pb::v1::agency_client::AgencyClient<tonic::transport::Channel>,
+) -> anyhow::Result<pb::AuditCheckpointsResponse> {
+    let mut all: Option<pb::AuditCheckpointsResponse> = None;
+    let mut after = 0;
+    loop {
+        let page = client
+            .audit_checkpoints(pb::AuditCheckpointsRequest {
+                checkpoint_now: false,
+                after_size: after,
+                limit: 0,
+            })
+            .await
+            .map_err(status_error)?
+            .into_inner();
+        let next = page.page_end;
+        match &mut all {
+            None => all = Some(page),
+            Some(all) => {
+                all.own.extend(page.own);
+                for p in page.peers {
+                    match all.peers.iter_mut().find(|q| q.peer == p.peer) {
+                        Some(q) => {
+                            q.witnesses.extend(p.witnesses);
+                            if q.error.is_empty() {
+                                q.error = p.error;
+                            }
+                        }
+                        None => all.peers.push(p),
+                    }
+                }
+            }
+        }
+        if next == 0 || next <= after {
+            break;
+        }
+        after = next;
+    }
+    all.ok_or_else(|| anyhow!("the node sent no checkpoints answer"))
+}
+
 async fn evidence(
     opened: &mut Opened,
     source: &Source,
@@ -251,13 +295,7 @@ async fn evidence(
 ) -> anyhow::Result<Evidence> {
     match opened {
         Opened::Remote { client, .. } => {
-            let resp = client
-                .audit_checkpoints(pb::AuditCheckpointsRequest {
-                    checkpoint_now: false,
-                })
-                .await
-                .map_err(status_error)?
-                .into_inner();
+            let resp = all_checkpoints(client).await?;
             let keys = match &source.roster {
                 Some(path) => {
                     KeyBook::from_roster(&enlace::trust::roster::Roster::load(path).spelled()?)
@@ -431,6 +469,7 @@ async fn checkpoint(client: PathBuf, json: bool) -> anyhow::Result<()> {
     let resp = c
         .audit_checkpoints(pb::AuditCheckpointsRequest {
             checkpoint_now: true,
+            ..Default::default()
         })
         .await
         .map_err(status_error)?

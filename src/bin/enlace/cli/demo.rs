@@ -285,6 +285,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let checkpoints = gt
         .audit_checkpoints(pb::AuditCheckpointsRequest {
             checkpoint_now: true,
+            ..Default::default()
         })
         .await
         .map_err(status_error)?

@@ -171,6 +171,11 @@ impl Producer {
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let durable = changes.borrow_and_update().own_seq;
+            // A stretch of records for other members only sends nothing:
+            // a message at once would tell this peer when something was
+            // published for someone else. Its position travels with the
+            // next batch for this peer, or the next heartbeat.
+            let mut unsent = false;
             while self.after < durable {
                 let (batch, disclosed) = match self.next_batch(durable) {
                     Ok(b) => b,
@@ -180,7 +185,12 @@ impl Producer {
                     }
                 };
                 self.after = batch.high_water;
-                if !batch.records.is_empty() {
+                if batch.records.is_empty() {
+                    unsent = true;
+                    continue;
+                }
+                unsent = false;
+                {
                     // The disclosure is on record before the batch leaves.
                     let entry = Entry::new(Action::RecordsDisclosed, self.node.id.as_str())
                         .counterpart(&self.caller)
@@ -202,6 +212,15 @@ impl Producer {
                 self.node.metrics.records_sent(&self.caller, sent);
             }
             if !self.follow {
+                // A one-shot stream ends with where it got to.
+                if unsent {
+                    let end = pb::PullBatch {
+                        records: Vec::new(),
+                        high_water: self.after,
+                        head: durable,
+                    };
+                    send(tx, &self.budget, &self.caller, end).await;
+                }
                 return;
             }
             tokio::select! {

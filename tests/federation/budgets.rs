@@ -299,3 +299,48 @@ async fn an_observer_neither_queries_nor_publishes() {
     let _ = stop.send(true);
     gt.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_for_another_member_sends_this_peer_nothing() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn", "sv"])
+        .await
+        .unwrap();
+    // Heartbeats far apart: any message hn gets now is caused by a record.
+    let config = fed.member("gt").unwrap().config_path();
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[sync]\n",
+        "[sync]\nheartbeat_ms = 60000\nsilence_limit_ms = 180000\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let gt = fed.start("gt").await.unwrap();
+    gt.components.publisher.declare_new_log();
+    let mut client = fed.client("gt").await.unwrap();
+    let mut hn = raw_peer(&fed, "hn", "gt");
+    let mut stream = hn
+        .pull(pb::PullRequest {
+            origin: "gt".into(),
+            after_seq: 0,
+            follow: true,
+            max_batch: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    // A record for sv alone: hn is not told that anything happened, not
+    // even by a cursor moving.
+    common::publish(&mut client, "solo para sv", &["sv"]).await;
+    let early = tokio::time::timeout(Duration::from_millis(500), stream.message()).await;
+    assert!(early.is_err(), "hn was sent {early:?}");
+    // A record for hn: its batch carries the position past sv's record.
+    let for_hn = common::publish(&mut client, "para hn", &["hn"]).await;
+    let batch = tokio::time::timeout(Duration::from_secs(20), stream.message())
+        .await
+        .expect("hn's record arrives")
+        .unwrap()
+        .unwrap();
+    assert_eq!(batch.records.len(), 1, "{batch:?}");
+    assert_eq!(batch.high_water, for_hn.seq);
+    gt.stop().await.unwrap();
+}

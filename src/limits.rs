@@ -22,6 +22,14 @@ pub const MAX_PEER_JUSTIFICATION: usize = 500;
 pub const MAX_PEER_REQUESTED_BY: usize = 128;
 /// Longest `query_id` a peer may send.
 pub const MAX_PEER_QUERY_ID: usize = 64;
+/// Longest signing key id a peer may name in a checkpoint or statement.
+pub const MAX_PEER_KEY_ID: usize = 64;
+/// Largest checkpoint body a peer may hand over (a real one is under 100
+/// bytes).
+pub const MAX_CHECKPOINT_BODY: usize = 512;
+/// Largest recovery statement body (a checkpoint, a time, a reason).
+pub const MAX_RECOVERY_BODY: usize = 2048;
+
 /// The shortest audit retention a node may be configured with: entries
 /// younger than this are never pruned, and `audit verify` fails on an
 /// anchor over an entry a peer saw written more recently.

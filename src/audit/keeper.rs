@@ -61,8 +61,23 @@ pub enum WitnessError {
     Forked { node: NodeId, size: u64 },
     #[error("recovery statement refused: {0}")]
     Recovery(#[from] RecoveryRefusal),
+    #[error("{field}: at most {max} bytes (got {len})")]
+    TooLong {
+        field: &'static str,
+        max: usize,
+        len: usize,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Refuses what is longer than a real one can be, before it is opened or
+/// quoted in a refusal that goes on record.
+fn bounded(field: &'static str, len: usize, max: usize) -> Result<(), WitnessError> {
+    if len > max {
+        return Err(WitnessError::TooLong { field, max, len });
+    }
+    Ok(())
 }
 
 /// What resuming a lost audit log did ([`AuditKeeper::resume_lost_log`]).
@@ -502,6 +517,16 @@ impl AuditKeeper {
         caller: &NodeId,
         signed: &SignedCheckpoint,
     ) -> Result<Witness, WitnessError> {
+        bounded(
+            "key_id",
+            signed.key_id.len(),
+            crate::limits::MAX_PEER_KEY_ID,
+        )?;
+        bounded(
+            "body",
+            signed.body.len(),
+            crate::limits::MAX_CHECKPOINT_BODY,
+        )?;
         let cp = checkpoint::open(signed, &self.key_book())?;
         if cp.node != *caller {
             return Err(WitnessError::NotOwn {
@@ -753,7 +778,18 @@ impl AuditKeeper {
         caller: &NodeId,
         signed: &SignedRecovery,
     ) -> Result<RecoveryWitness, WitnessError> {
+        bounded(
+            "key_id",
+            signed.key_id.len(),
+            crate::limits::MAX_PEER_KEY_ID,
+        )?;
+        bounded("body", signed.body.len(), crate::limits::MAX_RECOVERY_BODY)?;
         let r = recovery::open(signed, &self.key_book())?;
+        bounded(
+            "reason",
+            r.reason.len(),
+            crate::limits::MAX_PEER_JUSTIFICATION,
+        )?;
         if r.node != *caller {
             return Err(WitnessError::NotOwn {
                 claimed: r.node,

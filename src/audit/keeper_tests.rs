@@ -168,3 +168,44 @@ async fn witnesses_are_handed_out_in_pages_of_a_range_of_sizes() {
     let (own, more) = hn.audit.own_checkpoints_between(0, u64::MAX, 3).unwrap();
     assert_eq!((own.len(), more), (3, true));
 }
+
+#[tokio::test]
+async fn an_oversized_checkpoint_is_refused_before_it_is_opened_or_quoted() {
+    let sandbox = sandbox().await;
+    let gt = sandbox.components("gt").unwrap();
+    let hn_id = NodeId::parse("hn").unwrap();
+    let long_key = "k".repeat(10_000);
+    let refused = gt
+        .audit
+        .witness(
+            &hn_id,
+            crate::wire::SignedCheckpoint {
+                body: vec![0; 16],
+                key_id: long_key.clone(),
+                signature: vec![0; 64],
+            },
+        )
+        .await
+        .expect_err("a 10 kB key id");
+    assert!(
+        matches!(
+            refused,
+            WitnessError::TooLong {
+                field: "key_id",
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    let on_record = crate::store::Store::audit(&gt.store)
+        .entries(0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.body.len())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        on_record < 1_000,
+        "the refusal on record is small: {on_record}"
+    );
+}

@@ -96,7 +96,9 @@ impl IntoStatus for crate::audit::keeper::WitnessError {
         match self {
             WitnessError::Store(e) => e.into_status(),
             WitnessError::NotOwn { .. } => Status::permission_denied(self.to_string()),
-            WitnessError::Invalid(_) => Status::invalid_argument(self.to_string()),
+            WitnessError::Invalid(_) | WitnessError::TooLong { .. } => {
+                Status::invalid_argument(self.to_string())
+            }
             WitnessError::Shrank { .. }
             | WitnessError::Forked { .. }
             | WitnessError::Recovery(_) => Status::failed_precondition(self.to_string()),

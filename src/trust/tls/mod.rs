@@ -48,9 +48,12 @@
 //!   from, so that a reload reaches new and established connections;
 //! - `guard`: the stream wrapper that checks an established connection's
 //!   peer again after each reload and cuts it once it no longer passes;
+//! - `admission`: how many handshakes and connections a listener takes on,
+//!   per source address and per identity, before it sheds;
 //! - `listener` and `connector`: where a TCP connection becomes a guarded
 //!   TLS connection, accepted or dialled.
 
+mod admission;
 mod certificates;
 mod client_verifiers;
 mod connector;
@@ -72,12 +75,16 @@ use crate::records::crypto;
 use crate::records::model::NodeId;
 use crate::trust::roster::{self, Roster};
 
+pub use admission::{ListenerLimits, MAX_HANDSHAKES, MAX_HANDSHAKES_PER_SOURCE};
 pub use certificates::node_id_from_cert;
 pub(crate) use certificates::{client_name_from_cert, refusal_reason};
 pub(crate) use client_verifiers::{AgencyClientVerifier, RosterClientVerifier};
 pub use connector::connector;
 pub use guard::Guarded;
-pub use listener::{ConnInfo, HandshakeStats, Identify, Identity, TlsConn, incoming};
+pub use listener::{
+    ConnInfo, FIRST_BYTE_TIMEOUT, HANDSHAKE_TIMEOUT, HandshakeStats, Identify, Identity, TlsConn,
+    incoming, incoming_with_limits,
+};
 pub(crate) use server_verifier::RosterServerVerifier;
 pub(crate) use sources::ServerSide;
 pub use sources::{ClientSide, ClientTls, PeerClientConfigs, ServerTls};

@@ -23,12 +23,26 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::listener::Identity;
+
 /// TLS handshakes in progress at once on one listener; one more
 /// connection is closed at once.
 pub const MAX_HANDSHAKES: usize = 256;
 /// TLS handshakes in progress at once from one source address (IPv4
 /// address, IPv6 /64) on one listener; one more is closed at once.
 pub const MAX_HANDSHAKES_PER_SOURCE: usize = 16;
+
+/// Established (authenticated) connections at once on one listener; one
+/// more is closed right after its handshake.
+pub const MAX_CONNECTIONS: usize = 512;
+/// Established connections at once from one member on the peer listener.
+/// A member needs a few (its replicator, its queries and witnessing, a
+/// doctor run); one more is closed right after its handshake.
+pub const MAX_CONNECTIONS_PER_PEER: usize = 16;
+/// Established connections at once from one agency client (by its
+/// certificate's name) on the agency and metrics listeners; one more is
+/// closed right after its handshake.
+pub const MAX_CONNECTIONS_PER_CLIENT: usize = 32;
 
 /// The budgets of one listener.
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +51,12 @@ pub struct ListenerLimits {
     pub handshakes: usize,
     /// See [`MAX_HANDSHAKES_PER_SOURCE`].
     pub handshakes_per_source: usize,
+    /// See [`MAX_CONNECTIONS`].
+    pub connections: usize,
+    /// See [`MAX_CONNECTIONS_PER_PEER`].
+    pub connections_per_peer: usize,
+    /// See [`MAX_CONNECTIONS_PER_CLIENT`].
+    pub connections_per_client: usize,
 }
 
 impl Default for ListenerLimits {
@@ -44,6 +64,9 @@ impl Default for ListenerLimits {
         Self {
             handshakes: MAX_HANDSHAKES,
             handshakes_per_source: MAX_HANDSHAKES_PER_SOURCE,
+            connections: MAX_CONNECTIONS,
+            connections_per_peer: MAX_CONNECTIONS_PER_PEER,
+            connections_per_client: MAX_CONNECTIONS_PER_CLIENT,
         }
     }
 }
@@ -75,6 +98,8 @@ impl From<IpAddr> for Source {
 struct Counts {
     handshakes: usize,
     per_source: HashMap<Source, usize>,
+    connections: usize,
+    per_identity: HashMap<Identity, usize>,
 }
 
 /// The running counts of one listener, shared by its accept loop and its
@@ -116,6 +141,69 @@ impl Admission {
             admission: self.clone(),
             source,
         })
+    }
+}
+
+impl Admission {
+    /// A slot for an established connection of `who`, or why there is none.
+    pub(super) fn connection(&self, who: &Identity) -> Result<ConnectionSlot, Capped> {
+        let per_identity = match who {
+            Identity::Peer(_) => self.limits.connections_per_peer,
+            Identity::Client(_) => self.limits.connections_per_client,
+        };
+        let mut c = self.counts();
+        if c.connections >= self.limits.connections {
+            return Err(Capped::Listener(self.limits.connections));
+        }
+        let held = c.per_identity.entry(who.clone()).or_insert(0);
+        if *held >= per_identity {
+            return Err(Capped::Identity(per_identity));
+        }
+        *held += 1;
+        c.connections += 1;
+        Ok(ConnectionSlot {
+            admission: self.clone(),
+            who: who.clone(),
+        })
+    }
+}
+
+/// Why an authenticated connection was closed right after its handshake.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Capped {
+    /// The listener had this many connections open.
+    Listener(usize),
+    /// The identity had this many connections open.
+    Identity(usize),
+}
+
+impl std::fmt::Display for Capped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Listener(n) => write!(f, "{n} connections already open on the listener"),
+            Self::Identity(n) => write!(f, "{n} connections already open for this identity"),
+        }
+    }
+}
+
+/// An established connection, counted until dropped (when the connection
+/// ends, however it ends).
+#[derive(Debug)]
+pub struct ConnectionSlot {
+    admission: Admission,
+    who: Identity,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut c = self.admission.counts();
+        c.connections = c.connections.saturating_sub(1);
+        if let Some(n) = c.per_identity.get_mut(&self.who) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                c.per_identity.remove(&self.who);
+            }
+        }
     }
 }
 
@@ -199,12 +287,14 @@ impl Throttled {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::model::NodeId;
 
     #[test]
     fn one_source_cannot_take_every_handshake_slot() {
         let a = Admission::new(ListenerLimits {
             handshakes: 3,
             handshakes_per_source: 2,
+            ..ListenerLimits::default()
         });
         let x: IpAddr = "192.0.2.1".parse().unwrap();
         let y: IpAddr = "192.0.2.2".parse().unwrap();
@@ -222,10 +312,34 @@ mod tests {
         let a = Admission::new(ListenerLimits {
             handshakes: 10,
             handshakes_per_source: 1,
+            ..ListenerLimits::default()
         });
         let _s = a.handshake("2001:db8:1:2::1".parse().unwrap()).unwrap();
         assert!(a.handshake("2001:db8:1:2::ffff".parse().unwrap()).is_err());
         assert!(a.handshake("2001:db8:1:3::1".parse().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn connections_are_capped_per_identity_and_per_listener() {
+        let a = Admission::new(ListenerLimits {
+            connections: 3,
+            connections_per_peer: 2,
+            connections_per_client: 1,
+            ..ListenerLimits::default()
+        });
+        let hn = Identity::Peer(NodeId::parse("hn").unwrap());
+        let cli = Identity::Client("ops".into());
+        let h1 = a.connection(&hn).unwrap();
+        let _h2 = a.connection(&hn).unwrap();
+        assert!(matches!(a.connection(&hn), Err(Capped::Identity(2))));
+        let _c1 = a.connection(&cli).unwrap();
+        assert!(matches!(
+            a.connection(&Identity::Client("other".into())),
+            Err(Capped::Listener(3))
+        ));
+        drop(h1);
+        assert!(matches!(a.connection(&cli), Err(Capped::Identity(1))));
+        assert!(a.connection(&hn).is_ok());
     }
 
     #[test]

@@ -22,7 +22,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::admission::{Admission, ListenerLimits, Throttled};
-use super::guard::{Guarded, owned_chain};
+use super::guard::{Guarded, Preface, owned_chain};
 use super::{ServerTls, TlsError};
 use crate::records::model::NodeId;
 
@@ -33,6 +33,12 @@ pub const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a whole TLS handshake may take, from accept, before the
 /// connection is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long after the TLS handshake a client has to send its first 24
+/// bytes (the HTTP/2 connection preface; the start of an HTTP/1.1 request
+/// on the metrics listener) before the connection is closed.
+pub const PREFACE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The length of the HTTP/2 client connection preface (RFC 9113, 3.4).
+const PREFACE_BYTES: usize = 24;
 /// At most one WARN line this often for connections shed or silent: a
 /// flood must not fill the log (the counters count every one).
 const SHED_LOG_EVERY: Duration = Duration::from_secs(10);
@@ -47,6 +53,9 @@ pub struct HandshakeStats {
     /// Connections closed at once, unserved, because the listener or their
     /// source address had as many handshakes in progress as allowed.
     pub shed: std::sync::atomic::AtomicU64,
+    /// Authenticated connections closed right after their handshake
+    /// because their identity or the listener had as many open as allowed.
+    pub capped: std::sync::atomic::AtomicU64,
     /// Established connections cut because, after a reload, the client's
     /// certificate no longer passed.
     pub cut: std::sync::atomic::AtomicU64,
@@ -60,6 +69,10 @@ impl HandshakeStats {
         self.refused
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
+    fn count_capped(&self) {
+        self.capped
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     fn count_shed(&self) {
         self.shed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
@@ -71,7 +84,7 @@ impl HandshakeStats {
 
 /// Who is on the other end of an accepted connection, as its verified
 /// certificate says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Identity {
     /// A federation peer.
     Peer(NodeId),
@@ -105,7 +118,8 @@ impl tonic::transport::server::Connected for TlsConn {
 /// slow or hostile client cannot hold up the others), and yields the
 /// connections whose certificates passed. Never waits for room: a
 /// connection beyond the handshake budgets of `admission` is closed at
-/// once. Ends when `shutdown` turns true.
+/// once, and an authenticated one beyond the connection budgets right
+/// after its handshake. Ends when `shutdown` turns true.
 pub fn incoming(
     listener: TcpListener,
     config: impl Into<ServerTls>,
@@ -140,6 +154,7 @@ pub fn incoming_with_limits(
     let admission = Admission::new(limits);
     let shed_log = Arc::new(Throttled::new(SHED_LOG_EVERY));
     let silent_log = Arc::new(Throttled::new(SHED_LOG_EVERY));
+    let capped_log = Arc::new(Throttled::new(SHED_LOG_EVERY));
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -184,6 +199,8 @@ pub fn incoming_with_limits(
             let tx = tx.clone();
             let stats = stats.clone();
             let silent_log = silent_log.clone();
+            let capped_log = capped_log.clone();
+            let admission = admission.clone();
             tokio::spawn(async move {
                 let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
                 match tokio::time::timeout(FIRST_BYTE_TIMEOUT, tcp.peek(&mut [0u8; 1])).await {
@@ -227,12 +244,39 @@ pub fn incoming_with_limits(
                 };
                 match identity {
                     Ok(identity) => {
+                        let slot = match admission.connection(&identity) {
+                            Ok(slot) => slot,
+                            Err(why) => {
+                                // NOTE: the identity is known, so the
+                                // refusal names it; throttled all the same,
+                                // since a member could open thousands.
+                                stats.count_capped();
+                                if let Some(n) = capped_log.due() {
+                                    tracing::warn!(
+                                        security_event = true,
+                                        listener = listener_name,
+                                        %remote,
+                                        peer = ?identity,
+                                        reason = %why,
+                                        capped = n,
+                                        "authenticated connection closed: over its connection budget"
+                                    );
+                                }
+                                return;
+                            }
+                        };
                         stats.count_accepted();
                         tracing::debug!(listener = listener_name, %remote, ?identity, "connection accepted");
                         let who = format!("{identity:?}");
                         let conn = Guarded {
                             stream,
                             info: ConnInfo { remote, identity },
+                            _slot: Some(slot),
+                            preface: Some(Preface::within(
+                                PREFACE_BYTES,
+                                PREFACE_TIMEOUT,
+                                "connection closed: the client sent no protocol preface in time after the TLS handshake",
+                            )),
                             recheck: Some(recheck_source.recheck(chain)),
                             on_cut: Some(Box::new(move |reason: &str| {
                                 stats.count_cut();

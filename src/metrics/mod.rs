@@ -40,6 +40,9 @@
 //! | `enlace_records_rejected_total` | counter | `peer`, `reason` | records from the peer refused; `reason` is [`crate::trust::verify::Rejection::label`] |
 //! | `enlace_tls_handshakes_accepted_total` | counter | `listener` | `peer`, `agency`, `metrics` |
 //! | `enlace_tls_handshakes_refused_total` | counter | `listener` | bad, missing, revoked or expired certificate; timeout |
+//! | `enlace_tls_connections_shed_total` | counter | `listener` | connections closed unserved before their handshake: the listener or the source address had too many handshakes in progress |
+//! | `enlace_tls_connections_capped_total` | counter | `listener` | authenticated connections closed right after their handshake: their identity or the listener had as many open as allowed |
+//! | `enlace_tls_peer_servers_refused_total` | counter | | server certificates refused on outgoing connections to peers: another member's, no EKU, untrusted, revoked, expired (a WARN `security_event` each) |
 //! | `enlace_tls_connections_cut_total` | counter | `listener` | established connections cut because, after a reload, the client's certificate no longer passed (revoked, removed from the roster, expired) |
 //! | `enlace_query_duration_seconds` | histogram | | a hit/no-hit query asked by an agency client, across every member, deadline included |
 //! | `enlace_query_results_total` | counter | `peer`, `result` | answers to this node's queries: `hit`, `no_hit`, `unreachable`, `refused` |

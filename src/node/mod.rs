@@ -32,6 +32,17 @@ pub use crate::components::{Components, NodeError};
 /// How long shutdown waits for connections and replicators to finish.
 pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Makes every file and directory this process creates from now on
+/// readable by its owner only (umask 077): the store, its snapshots, the
+/// logs a node writes. For the binary's `node run`: the umask is
+/// process-wide, so a library caller (a test running several nodes)
+/// must not have it set behind its back. Returns the previous umask.
+#[cfg(unix)]
+pub fn restrict_new_files() -> u32 {
+    use rustix::fs::Mode;
+    rustix::process::umask(Mode::from_raw_mode(0o077)).as_raw_mode()
+}
+
 /// The bound listeners a node serves on.
 #[derive(Debug)]
 pub struct Listeners {

@@ -141,12 +141,27 @@ async fn shutdown_signal(mut stop: watch::Receiver<bool>) {
     crate::shutdown::stopped(&mut stop).await;
 }
 
+/// How long a connection to either listener may live. Then the server
+/// sends GOAWAY: calls in flight may finish within
+/// [`MAX_CONNECTION_AGE_GRACE`], and the client opens a new connection,
+/// with a new handshake that checks its certificate again. A peer's
+/// replicator resumes its pull from its durable cursor.
+pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(4 * 3600);
+/// How long calls in flight may go on after [`MAX_CONNECTION_AGE`]
+/// before the connection is closed under them (a followed pull stream
+/// never ends on its own).
+pub const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(60);
+
 fn server() -> Server {
     Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(15)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         // Bounds the memory one connection can tie up with open streams.
         .max_concurrent_streams(Some(256))
+        // NOTE: an idle connection that answers pings would otherwise live
+        // for ever, and keep a handshake's verdict for ever.
+        .max_connection_age(MAX_CONNECTION_AGE)
+        .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE)
 }
 
 /// The peer listener: Federation + health, mTLS against the roster.

@@ -134,6 +134,18 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The data directory lets others in.
+    #[error(
+        "data directory {path} has mode {mode:03o}; it holds other members' records, so only its owner may enter it: run `chmod 700 {path}` (and check who could read it meanwhile)"
+    )]
+    DataDirOpen { path: String, mode: u32 },
+    /// A file or directory of the store could not be made owner-only.
+    #[error("cannot set mode {mode:04o} on {path}: {source}")]
+    Chmod {
+        path: String,
+        mode: u32,
+        source: std::io::Error,
+    },
     /// The store was written by a build whose format this one does not read.
     #[error("store at {path} has schema version {found}; this enlace reads version {expected}")]
     Schema {

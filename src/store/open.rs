@@ -85,6 +85,7 @@ impl Store {
     fn open_steps(dir: &Path, own: &NodeId, cache_bytes: u64) -> Result<Self, StoreError> {
         prepare_dir(dir)?;
         let db = open_db(dir, cache_bytes)?;
+        restrict_files(dir)?;
         let meta = db.open_tree("meta")?;
         check_schema_version(&meta, dir)?;
         claim_for_node(&meta, dir, own)?;
@@ -158,17 +159,98 @@ impl Store {
 }
 
 /// Step 1: the data directory exists and only its owner can enter it: the
-/// store holds other members' records.
+/// store holds other members' records. A new directory is made 0700; an
+/// existing one that is not 0700 is refused rather than quietly changed,
+/// since others may already have read it, which the operator should know.
 fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let existed = dir.exists();
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| StoreError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        let mode = std::fs::metadata(dir)
+            .map_err(|source| StoreError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?
+            .permissions()
+            .mode()
+            & 0o777;
+        if existed && mode != 0o700 {
+            return Err(StoreError::DataDirOpen {
+                path: dir.display().to_string(),
+                mode,
+            });
+        }
+        if mode != 0o700 {
+            // NOTE: a umask can take bits off what DirBuilder asked for.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(
+                |source| StoreError::Chmod {
+                    path: dir.display().to_string(),
+                    mode: 0o700,
+                    source,
+                },
+            )?;
+        }
+    }
+    #[cfg(not(unix))]
     std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
         path: dir.to_path_buf(),
         source,
     })?;
+    Ok(())
+}
+
+/// Step 2b: what sled created is readable by its owner only (files 0600,
+/// directories 0700), whatever the umask of the process that opened it.
+/// The binary also sets a umask of 077 at `node run`
+/// ([`crate::node::restrict_new_files`]), which covers the files sled
+/// makes later (snapshots); the directory's own mode already keeps
+/// others out.
+fn restrict_files(dir: &Path) -> Result<(), StoreError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        let mut dirs = vec![dir.to_path_buf()];
+        while let Some(d) = dirs.pop() {
+            let entries = std::fs::read_dir(&d).map_err(|source| StoreError::Chmod {
+                path: d.display().to_string(),
+                mode: 0o700,
+                source,
+            })?;
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                    continue;
+                };
+                let want = if meta.is_dir() {
+                    dirs.push(path.clone());
+                    0o700
+                } else if meta.is_file() {
+                    0o600
+                } else {
+                    continue;
+                };
+                if meta.permissions().mode() & 0o777 != want {
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(want))
+                        .map_err(|source| StoreError::Chmod {
+                            path: path.display().to_string(),
+                            mode: want,
+                            source,
+                        })?;
+                }
+            }
+        }
     }
+    #[cfg(not(unix))]
+    let _ = dir;
     Ok(())
 }
 

@@ -40,7 +40,7 @@ fn rec(seq: u64, bytes: Vec<u8>) -> NewRecord {
 
 #[tokio::test]
 async fn own_log_is_gapless_and_survives_reopen() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = private_tempdir();
     {
         let store = Store::open(dir.path(), &id("gt")).unwrap();
         for i in 1..=3u64 {
@@ -78,7 +78,7 @@ async fn own_log_is_gapless_and_survives_reopen() {
 
 #[tokio::test]
 async fn a_store_refuses_another_node() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = private_tempdir();
     drop(Store::open(dir.path(), &id("gt")).unwrap());
     let err = Store::open(dir.path(), &id("hn")).unwrap_err();
     assert!(err.to_string().contains("belongs to node gt"), "{err}");
@@ -86,7 +86,7 @@ async fn a_store_refuses_another_node() {
 
 #[test]
 fn a_store_held_open_is_reported_locked_and_opens_once_released() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = private_tempdir();
     let held = Store::open(dir.path(), &id("gt")).unwrap();
     let err = Store::open(dir.path(), &id("gt")).unwrap_err();
     assert!(matches!(err, StoreError::Locked { .. }), "{err}");
@@ -102,7 +102,7 @@ fn a_store_held_open_is_reported_locked_and_opens_once_released() {
 
 #[tokio::test]
 async fn received_records_are_idempotent_and_conflicts_detected() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = private_tempdir();
     let store = Store::open(dir.path(), &id("hn")).unwrap();
     let gt = id("gt");
     let recs: Vec<NewRecord> = (1..=3).map(|s| rec(s, vec![s as u8; 4])).collect();
@@ -140,7 +140,7 @@ async fn received_records_are_idempotent_and_conflicts_detected() {
 
 #[tokio::test]
 async fn series_state_is_written_with_its_record_and_expiry_purges_content() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = private_tempdir();
     let store = Store::open(dir.path(), &id("hn")).unwrap();
     let gt = id("gt");
     let mut r = rec(1, b"secret content".to_vec());
@@ -193,7 +193,7 @@ async fn series_state_is_written_with_its_record_and_expiry_purges_content() {
 
 #[tokio::test]
 async fn combined_appends_skip_failed_makers_without_gaps() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = private_tempdir();
     let store = Store::open(dir.path(), &id("gt")).unwrap();
     let makers: Vec<_> = (0..5u8)
         .map(|i| {
@@ -238,7 +238,7 @@ async fn combined_appends_skip_failed_makers_without_gaps() {
 
 #[tokio::test]
 async fn a_bulk_append_is_gapless_and_durable_at_once() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = private_tempdir();
     let store = Store::open(dir.path(), &id("gt")).unwrap();
     store
         .records()
@@ -324,7 +324,7 @@ fn snapshot(store: &Store) -> String {
 
 #[tokio::test]
 async fn reopening_rebuilds_the_indexes_from_the_log() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = private_tempdir();
     let store = filled(&dir).await;
     let before = snapshot(&store);
     assert_eq!(
@@ -366,7 +366,7 @@ async fn reopening_rebuilds_the_indexes_from_the_log() {
 
 #[tokio::test]
 async fn a_tail_past_the_committed_end_is_cut_at_open() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = private_tempdir();
     let before = {
         let store = filled(&dir).await;
         snapshot(&store)
@@ -404,7 +404,7 @@ async fn a_tail_past_the_committed_end_is_cut_at_open() {
 
 #[tokio::test]
 async fn a_flipped_byte_in_the_committed_log_is_corrupt() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = private_tempdir();
     let second_frame = {
         let store = filled(&dir).await;
         let index = store.index.read().unwrap();
@@ -448,7 +448,7 @@ async fn purged(dir: &tempfile::TempDir, tombstone: &[u8]) -> (Store, Vec<u8>) {
 
 #[tokio::test]
 async fn a_purge_overwrites_the_content_on_disk() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = private_tempdir();
     let (store, before) = purged(&dir, b"TOMB").await;
     let after = std::fs::read(log_path(&dir)).unwrap();
     assert_eq!(after.len(), before.len(), "rewritten in place");
@@ -468,7 +468,7 @@ async fn a_purge_overwrites_the_content_on_disk() {
 
 #[tokio::test]
 async fn a_tombstone_longer_than_the_record_is_kept_in_sled() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = private_tempdir();
     let long = vec![b'T'; 200];
     let (store, _) = purged(&dir, &long).await;
     let after = std::fs::read(log_path(&dir)).unwrap();
@@ -484,7 +484,7 @@ async fn a_tombstone_longer_than_the_record_is_kept_in_sled() {
 #[tokio::test]
 async fn a_purge_interrupted_by_a_crash_is_finished_at_open() {
     for torn in [false, true] {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = private_tempdir();
         let (store, before) = purged(&dir, b"TOMB").await;
         drop(store);
         // The crash came after the sled transaction was durable but before
@@ -522,7 +522,7 @@ async fn a_purge_interrupted_by_a_crash_is_finished_at_open() {
 
 #[tokio::test]
 async fn a_version_1_store_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = private_tempdir();
     {
         let db = sled::open(dir.path()).unwrap();
         db.open_tree("meta")
@@ -541,7 +541,7 @@ async fn a_version_1_store_is_refused() {
 
 #[tokio::test]
 async fn a_log_without_its_sled_store_is_not_erased() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = private_tempdir();
     drop(filled(&dir).await);
     let log = std::fs::read(log_path(&dir)).unwrap();
     for entry in std::fs::read_dir(dir.path()).unwrap() {
@@ -568,7 +568,7 @@ async fn nothing_in_sled_grows_with_each_new_record() {
     // A record's expiry and the state of the series it opens are in its
     // frame: sled's memory grows with its entries, so they must not be
     // there. Later states of a series are few and stay in sled.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = private_tempdir();
     let gt = id("gt");
     {
         let store = Store::open(dir.path(), &id("hn")).unwrap();
@@ -656,7 +656,7 @@ async fn nothing_in_sled_grows_with_each_new_record() {
 async fn a_version_2_store_is_upgraded_in_place() {
     // A store as schema version 2 wrote it: frames without expiry or
     // series state, both of which are in sled.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = private_tempdir();
     let gt = id("gt");
     {
         let db = sled::open(dir.path()).unwrap();
@@ -797,7 +797,7 @@ async fn a_version_2_store_is_upgraded_in_place() {
 
 #[tokio::test]
 async fn compaction_drops_the_padding_of_purges_and_keeps_every_record() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = private_tempdir();
     let gt = id("gt");
     let before = {
         let store = filled(&dir).await;
@@ -901,7 +901,7 @@ async fn compaction_drops_the_padding_of_purges_and_keeps_every_record() {
 
 #[tokio::test]
 async fn a_compaction_cut_short_leaves_nothing_behind() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = private_tempdir();
     let before = {
         let store = filled(&dir).await;
         let before = snapshot(&store);
@@ -941,7 +941,7 @@ fn log_file_names_have_one_spelling_per_number() {
 
 #[tokio::test]
 async fn audit_entries_are_read_across_groups_and_after_pruning() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = private_tempdir();
     let body = |n: usize| {
         // Now and then a big one (a receipt listing a batch's ids).
         let len = if n.is_multiple_of(10) { 9_000 } else { 40 };
@@ -1002,7 +1002,7 @@ async fn audit_entries_are_read_across_groups_and_after_pruning() {
 
 #[tokio::test]
 async fn a_compaction_that_would_grow_the_log_leaves_it_as_it_is() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = private_tempdir();
     let gt = id("gt");
     let (before, usage) = {
         let store = filled(&dir).await;
@@ -1035,4 +1035,16 @@ async fn a_compaction_that_would_grow_the_log_leaves_it_as_it_is() {
         .filter(|n| n.starts_with("records"))
         .collect();
     assert_eq!(names.len(), 1, "no second log file left: {names:?}");
+}
+
+/// A temporary directory that only its owner may enter, as the store
+/// requires of its data directory (`tempfile` makes them 0755).
+fn private_tempdir() -> tempfile::TempDir {
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o700));
+    }
+    builder.tempdir().unwrap()
 }

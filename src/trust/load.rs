@@ -145,14 +145,10 @@ fn load(
                 None
             }
         });
-    if let (Some(agency), Some(roster)) = (&agency_ca, &roster)
-        && roster
-            .members()
-            .any(|m| m.ca_certs.iter().any(|c| agency.contains(c)))
-    {
-        v.problem(
-            "tls.agency_client_ca: must be a local CA of its own, not one of the federation CAs in the roster; otherwise any peer node could act as an agency client",
-        );
+    if let (Some(agency), Some(roster)) = (&agency_ca, &roster) {
+        for problem in agency_ca_overlaps(agency, roster) {
+            v.problem(problem);
+        }
     }
 
     let roster_cas: Vec<CertificateDer<'static>> = roster
@@ -320,4 +316,33 @@ fn check_own_certificate(tls: &TlsIdentity, roster: &Roster, id: &NodeId, v: &mu
     if let Err(e) = tls::peer_server_config(roster, tls) {
         v.problem(format!("tls.key: does not fit tls.cert: {e}"));
     }
+}
+
+/// Why the agency CA is one of the roster's federation CAs, if it is.
+///
+/// NOTE: a CA is compared by its public key, not by its bytes: a copy of a
+/// federation CA re-issued with the same key (new serial, new validity)
+/// differs in every byte and still verifies every certificate that CA
+/// signed, so every node certificate of that member would pass as an
+/// agency client.
+fn agency_ca_overlaps(agency: &[CertificateDer<'static>], roster: &Roster) -> Vec<String> {
+    let identity = |c: &CertificateDer<'_>| {
+        x509_parser::parse_x509_certificate(c)
+            .ok()
+            .map(|(_, p)| (p.public_key().raw.to_vec(), p.subject().to_string()))
+    };
+    let mut problems = Vec::new();
+    for a in agency.iter().filter_map(identity) {
+        for m in roster.members() {
+            for f in m.ca_certs.iter().filter_map(identity) {
+                if a.0 == f.0 {
+                    problems.push(format!(
+                        "tls.agency_client_ca: the CA {:?} has the public key of the federation CA {:?} of member {} in the roster; the agency CA must be a local CA of its own, with its own key, or any node certificate that CA issued could act as an agency client",
+                        a.1, f.1, m.id
+                    ));
+                }
+            }
+        }
+    }
+    problems
 }

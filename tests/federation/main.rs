@@ -25,3 +25,4 @@ mod replication;
 mod revocation;
 mod tamper;
 mod tls;
+mod tls_limits;

@@ -214,6 +214,21 @@ pub(crate) fn render(node: &Components) -> Result<String, RenderError> {
         per_listener(&|s| s.refused.load(Relaxed)),
     );
     r.register(
+        "enlace_tls_connections_shed",
+        "Connections closed unserved before their handshake because the listener or their source address had too many handshakes in progress, per listener",
+        per_listener(&|s| s.shed.load(Relaxed)),
+    );
+    r.register(
+        "enlace_tls_peer_servers_refused",
+        "Server certificates refused on outgoing connections to peers (wrong member, no EKU, untrusted, revoked, expired)",
+        ConstCounter::new(node.trust.peer_servers_refused()),
+    );
+    r.register(
+        "enlace_tls_connections_capped",
+        "Authenticated connections closed right after their handshake because their identity or the listener had as many open as allowed, per listener",
+        per_listener(&|s| s.capped.load(Relaxed)),
+    );
+    r.register(
         "enlace_tls_connections_cut",
         "Established connections cut because, after a reload, the client's certificate no longer passed, per listener",
         per_listener(&|s| s.cut.load(Relaxed)),

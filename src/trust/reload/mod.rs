@@ -37,6 +37,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -206,7 +207,7 @@ struct Built {
     peer_clients: PeerClientConfigs,
 }
 
-fn build(settings: &LoadedSettings) -> Result<Built, TlsError> {
+fn build(settings: &LoadedSettings, refused: &Arc<AtomicU64>) -> Result<Built, TlsError> {
     let mut peer_clients = PeerClientConfigs::new();
     for m in settings.roster.members() {
         if m.id == settings.node_id {
@@ -219,6 +220,7 @@ fn build(settings: &LoadedSettings) -> Result<Built, TlsError> {
                 &settings.tls,
                 &m.id,
                 &settings.peer_crls,
+                refused,
             )?,
         );
     }
@@ -283,6 +285,8 @@ pub struct LiveTls {
     /// Also serialises reloads.
     current: Mutex<Current>,
     outcomes: broadcast::Sender<ReloadOutcome>,
+    /// Server certificates refused on outgoing connections to peers.
+    peer_servers_refused: Arc<AtomicU64>,
     #[cfg(unix)]
     hangup: Mutex<Option<tokio::signal::unix::Signal>>,
 }
@@ -324,7 +328,8 @@ impl LiveTls {
     /// runtime it also installs the SIGHUP handler at once, so that from
     /// here on a SIGHUP reloads rather than ends the process.
     pub fn new(settings: &LoadedSettings) -> Result<Self, TlsError> {
-        let built = build(settings)?;
+        let peer_servers_refused = Arc::new(AtomicU64::new(0));
+        let built = build(settings, &peer_servers_refused)?;
         let current = Current {
             stamps: stamp(&watched(settings)),
             certificate: CertSummary::of(settings)?,
@@ -355,9 +360,16 @@ impl LiveTls {
             roster: watch::channel(settings.roster.clone()).0,
             current: Mutex::new(current),
             outcomes: broadcast::channel(16).0,
+            peer_servers_refused,
             #[cfg(unix)]
             hangup: Mutex::new(hangup),
         })
+    }
+
+    /// How many server certificates outgoing connections to peers have
+    /// refused (wrong member, no EKU, untrusted, revoked, expired, ...).
+    pub fn peer_servers_refused(&self) -> u64 {
+        self.peer_servers_refused.load(Ordering::Relaxed)
     }
 
     /// The peer listener's configuration source.
@@ -458,7 +470,7 @@ impl LiveTls {
         if !outcome.applied() {
             return Ok(outcome);
         }
-        let built = build(&settings)?;
+        let built = build(&settings, &self.peer_servers_refused)?;
         let roster_changed = outcome
             .changed
             .iter()

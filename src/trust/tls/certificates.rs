@@ -38,6 +38,61 @@ pub fn node_id_from_cert(cert: &CertificateDer<'_>, federation: &str) -> Result<
     }
 }
 
+/// What a certificate is presented for, and so which extended key usage
+/// it must carry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Usage {
+    /// By a server: `serverAuth`.
+    Server,
+    /// By a client: `clientAuth`.
+    Client,
+}
+
+/// Refuses a certificate without the extended key usage of `usage`.
+///
+/// NOTE: WebPKI checks the EKU only when the certificate has one: a
+/// certificate without the extension passes for any purpose. The enlace
+/// profile (`enlace cert issue`) always sets it, so its absence means a
+/// certificate made for something else.
+pub(crate) fn require_usage(cert: &CertificateDer<'_>, usage: Usage) -> Result<(), TlsError> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert)
+        .map_err(|e| TlsError::BadCertificate(e.to_string()))?;
+    let eku = parsed
+        .extended_key_usage()
+        .map_err(|e| TlsError::BadCertificate(e.to_string()))?;
+    let (has, name) = match (usage, eku) {
+        (Usage::Server, Some(e)) => (e.value.server_auth, "serverAuth"),
+        (Usage::Client, Some(e)) => (e.value.client_auth, "clientAuth"),
+        (Usage::Server, None) => (false, "serverAuth"),
+        (Usage::Client, None) => (false, "clientAuth"),
+    };
+    if has {
+        Ok(())
+    } else {
+        Err(TlsError::MissingUsage(name))
+    }
+}
+
+/// The first URI SAN of `cert` that is a node SPIFFE id of any federation
+/// (`spiffe://<federation>/node/<id>`), if there is one.
+pub(crate) fn node_spiffe_id(cert: &CertificateDer<'_>) -> Result<Option<String>, TlsError> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert)
+        .map_err(|e| TlsError::BadCertificate(e.to_string()))?;
+    let Ok(Some(san)) = parsed.subject_alternative_name() else {
+        return Ok(None);
+    };
+    Ok(san.value.general_names.iter().find_map(|name| match name {
+        x509_parser::extensions::GeneralName::URI(uri)
+            if uri
+                .strip_prefix("spiffe://")
+                .is_some_and(|rest| rest.contains("/node/")) =>
+        {
+            Some((*uri).to_owned())
+        }
+        _ => None,
+    }))
+}
+
 /// The subject common name of an agency client certificate.
 pub(crate) fn client_name_from_cert(cert: &CertificateDer<'_>) -> Result<String, TlsError> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert)
@@ -62,6 +117,7 @@ pub(crate) fn refusal_reason(error: &rustls::Error) -> String {
                 "not yet valid".into()
             }
             CertificateError::UnknownIssuer => "unknown issuer".into(),
+            CertificateError::Other(e) => e.to_string(),
             other => format!("{other:?}"),
         },
         other => other.to_string(),

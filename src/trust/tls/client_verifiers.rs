@@ -16,7 +16,10 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 use rustls_pki_types::{CertificateDer, UnixTime};
 
-use super::certificates::{client_name_from_cert, node_id_from_cert, refusal_reason, serial_of};
+use super::certificates::{
+    Usage, client_name_from_cert, node_id_from_cert, node_spiffe_id, refusal_reason, require_usage,
+    serial_of,
+};
 use super::{Crls, TlsError, app_error, roots};
 use crate::records::model::NodeId;
 use crate::trust::roster::Roster;
@@ -110,8 +113,9 @@ impl ClientCertVerifier for RosterClientVerifier {
             .per_member
             .get(&id)
             .ok_or_else(|| app_error(TlsError::NotAMember(id.to_string())))?;
-        verifier
-            .verify_client_cert(end_entity, intermediates, now)
+        require_usage(end_entity, Usage::Client)
+            .map_err(app_error)
+            .and_then(|()| verifier.verify_client_cert(end_entity, intermediates, now))
             .inspect_err(|error| {
                 if self.log_refusals {
                     tracing::warn!(
@@ -178,8 +182,16 @@ impl ClientCertVerifier for AgencyClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.inner
-            .verify_client_cert(end_entity, intermediates, now)
+        require_usage(end_entity, Usage::Client)
+            .and_then(|()| match node_spiffe_id(end_entity)? {
+                Some(uri) => Err(TlsError::NodeOnAgencyListener(uri)),
+                None => Ok(()),
+            })
+            .map_err(app_error)
+            .and_then(|()| {
+                self.inner
+                    .verify_client_cert(end_entity, intermediates, now)
+            })
             .inspect_err(|error| {
                 let client =
                     client_name_from_cert(end_entity).unwrap_or_else(|_| "<no common name>".into());

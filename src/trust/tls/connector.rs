@@ -45,6 +45,8 @@ pub fn connector(
                 stream,
                 info: (),
                 recheck: source.recheck(chain, server_name),
+                _slot: None,
+                preface: None,
                 on_cut: Some(Box::new(move |reason: &str| {
                     tracing::warn!(
                         security_event = true,

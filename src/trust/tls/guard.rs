@@ -6,6 +6,13 @@
 //! handshake, on both accepted and dialled connections: rustls checks a
 //! certificate only once, and without this a revoked member kept a live
 //! pull stream for as long as it stayed connected.
+//!
+//! On accepted connections it also holds the connection's place in its
+//! listener's budget (released when the connection ends), and cuts a
+//! client that has not sent its protocol preface in time: hyper's HTTP/2
+//! server waits for the preface for ever, and an authenticated but silent
+//! connection would otherwise hold a file descriptor until its keepalive,
+//! which only starts after the preface.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -13,6 +20,9 @@ use std::task::{Context, Poll};
 use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
+use tokio::time::Sleep;
+
+use super::admission::ConnectionSlot;
 
 use super::refusal_reason;
 
@@ -85,6 +95,31 @@ pub struct Guarded<S, I = ()> {
     pub(super) recheck: Option<Recheck>,
     pub(super) on_cut: Option<OnCut>,
     pub(super) info: I,
+    /// The connection's place in its listener's budget, if it has one:
+    /// held, never read, and handed back when the connection is dropped.
+    pub(super) _slot: Option<ConnectionSlot>,
+    /// The preface still awaited from the client, if any.
+    pub(super) preface: Option<Preface>,
+}
+
+/// The first bytes a client must send, and by when.
+pub(super) struct Preface {
+    /// Bytes still to come.
+    pub(super) remaining: usize,
+    pub(super) deadline: Pin<Box<Sleep>>,
+    /// What the error says once the deadline passes.
+    pub(super) what: &'static str,
+}
+
+impl Preface {
+    /// `bytes` bytes due within `within` from now.
+    pub(super) fn within(bytes: usize, within: std::time::Duration, what: &'static str) -> Self {
+        Self {
+            remaining: bytes,
+            deadline: Box::pin(tokio::time::sleep(within)),
+            what,
+        }
+    }
 }
 
 /// What a connection does once, when it is cut (log, count).
@@ -114,7 +149,30 @@ impl<S: AsyncRead + Unpin, I: Unpin> AsyncRead for Guarded<S, I> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         self.check(cx)?;
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        let this = &mut *self;
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if let Some(preface) = &mut this.preface {
+            match &polled {
+                Poll::Ready(Ok(())) => {
+                    let got = buf.filled().len() - before;
+                    preface.remaining = preface.remaining.saturating_sub(got);
+                    if preface.remaining == 0 || got == 0 {
+                        this.preface = None;
+                    }
+                }
+                Poll::Pending if preface.deadline.as_mut().poll(cx).is_ready() => {
+                    let what = preface.what;
+                    this.preface = None;
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        what,
+                    )));
+                }
+                _ => {}
+            }
+        }
+        polled
     }
 }
 

@@ -2,9 +2,14 @@
 //! guarded TLS connection with a verified identity, or is dropped.
 //!
 //! Separate because it is the part a hostile client can reach before it
-//! has proved anything: each handshake runs in its own task under a
-//! timeout, and only so many at once, so that a slow or hostile client
-//! cannot hold up the others; the counts feed the metrics.
+//! has proved anything. The loop only accepts: it never waits for room,
+//! since a loop that waits lets a few idle sockets starve every honest
+//! client (issue 14, H1). Each connection then needs a handshake slot
+//! (see `admission`: per listener and per source address) or is closed at
+//! once; its ClientHello must start arriving within
+//! [`FIRST_BYTE_TIMEOUT`] and the whole handshake end within
+//! [`HANDSHAKE_TIMEOUT`], in a task of its own. The counts feed the
+//! metrics.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,18 +17,31 @@ use std::time::Duration;
 
 use rustls_pki_types::CertificateDer;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::guard::{Guarded, owned_chain};
+use super::admission::{Admission, ListenerLimits, Throttled};
+use super::guard::{Guarded, Preface, owned_chain};
 use super::{ServerTls, TlsError};
 use crate::records::model::NodeId;
 
-/// How long a TLS handshake may take before the connection is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes in progress at once per listener; more wait in the backlog.
-const MAX_CONCURRENT_HANDSHAKES: usize = 256;
+/// How long an accepted connection may stay silent before its ClientHello
+/// starts to arrive. Short, because a silent socket holds a handshake
+/// slot: a real client sends its ClientHello right after connecting.
+pub const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a whole TLS handshake may take, from accept, before the
+/// connection is dropped.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long after the TLS handshake a client has to send its first 24
+/// bytes (the HTTP/2 connection preface; the start of an HTTP/1.1 request
+/// on the metrics listener) before the connection is closed.
+pub const PREFACE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The length of the HTTP/2 client connection preface (RFC 9113, 3.4).
+const PREFACE_BYTES: usize = 24;
+/// At most one WARN line this often for connections shed or silent: a
+/// flood must not fill the log (the counters count every one).
+const SHED_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Counts of TLS handshakes on one listener.
 #[derive(Debug, Default)]
@@ -32,6 +50,12 @@ pub struct HandshakeStats {
     pub accepted: std::sync::atomic::AtomicU64,
     /// Handshakes refused (bad or missing certificate, wrong identity, timeout).
     pub refused: std::sync::atomic::AtomicU64,
+    /// Connections closed at once, unserved, because the listener or their
+    /// source address had as many handshakes in progress as allowed.
+    pub shed: std::sync::atomic::AtomicU64,
+    /// Authenticated connections closed right after their handshake
+    /// because their identity or the listener had as many open as allowed.
+    pub capped: std::sync::atomic::AtomicU64,
     /// Established connections cut because, after a reload, the client's
     /// certificate no longer passed.
     pub cut: std::sync::atomic::AtomicU64,
@@ -45,6 +69,13 @@ impl HandshakeStats {
         self.refused
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
+    fn count_capped(&self) {
+        self.capped
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn count_shed(&self) {
+        self.shed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     fn count_accepted(&self) {
         self.accepted
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -53,7 +84,7 @@ impl HandshakeStats {
 
 /// Who is on the other end of an accepted connection, as its verified
 /// certificate says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Identity {
     /// A federation peer.
     Peer(NodeId),
@@ -85,18 +116,45 @@ impl tonic::transport::server::Connected for TlsConn {
 
 /// Accepts TCP connections, runs each TLS handshake in its own task (so a
 /// slow or hostile client cannot hold up the others), and yields the
-/// connections whose certificates passed. Ends when `shutdown` turns true.
+/// connections whose certificates passed. Never waits for room: a
+/// connection beyond the handshake budgets of `admission` is closed at
+/// once, and an authenticated one beyond the connection budgets right
+/// after its handshake. Ends when `shutdown` turns true.
 pub fn incoming(
     listener: TcpListener,
     config: impl Into<ServerTls>,
     identify: Identify,
     listener_name: &'static str,
     stats: Arc<HandshakeStats>,
+    shutdown: watch::Receiver<bool>,
+) -> ReceiverStream<Result<TlsConn, std::io::Error>> {
+    incoming_with_limits(
+        listener,
+        config,
+        identify,
+        listener_name,
+        stats,
+        ListenerLimits::default(),
+        shutdown,
+    )
+}
+
+/// [`incoming`] with the budgets of `limits`.
+pub fn incoming_with_limits(
+    listener: TcpListener,
+    config: impl Into<ServerTls>,
+    identify: Identify,
+    listener_name: &'static str,
+    stats: Arc<HandshakeStats>,
+    limits: ListenerLimits,
     mut shutdown: watch::Receiver<bool>,
 ) -> ReceiverStream<Result<TlsConn, std::io::Error>> {
     let (tx, rx) = mpsc::channel(64);
     let config = config.into();
-    let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_HANDSHAKES));
+    let admission = Admission::new(limits);
+    let shed_log = Arc::new(Throttled::new(SHED_LOG_EVERY));
+    let silent_log = Arc::new(Throttled::new(SHED_LOG_EVERY));
+    let capped_log = Arc::new(Throttled::new(SHED_LOG_EVERY));
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -112,10 +170,27 @@ pub fn incoming(
                     continue;
                 }
             };
-            let _ = tcp.set_nodelay(true);
-            let Ok(permit) = permits.clone().acquire_owned().await else {
-                break;
+            let slot = match admission.handshake(remote.ip()) {
+                Ok(slot) => slot,
+                Err(why) => {
+                    // NOTE: closed before a byte is read: shedding costs an
+                    // accept and a close, nothing an outsider can make grow.
+                    drop(tcp);
+                    stats.count_shed();
+                    if let Some(n) = shed_log.due() {
+                        tracing::warn!(
+                            security_event = true,
+                            listener = listener_name,
+                            %remote,
+                            reason = %why,
+                            shed = n,
+                            "connections closed unserved: too many TLS handshakes in progress"
+                        );
+                    }
+                    continue;
+                }
             };
+            let _ = tcp.set_nodelay(true);
             // Read per connection, so a reloaded configuration applies to
             // the next handshake and to none already made.
             let acceptor = TlsAcceptor::from(config.current());
@@ -123,11 +198,29 @@ pub fn incoming(
             let identify = identify.clone();
             let tx = tx.clone();
             let stats = stats.clone();
+            let silent_log = silent_log.clone();
+            let capped_log = capped_log.clone();
+            let admission = admission.clone();
             tokio::spawn(async move {
-                let _permit = permit;
-                let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
-                    .await
-                {
+                let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
+                match tokio::time::timeout(FIRST_BYTE_TIMEOUT, tcp.peek(&mut [0u8; 1])).await {
+                    Ok(Ok(n)) if n > 0 => {}
+                    // Closed or failed before a byte: nothing to refuse.
+                    Ok(_) => return,
+                    Err(_) => {
+                        stats.count_refused();
+                        if let Some(n) = silent_log.due() {
+                            tracing::warn!(
+                                listener = listener_name,
+                                %remote,
+                                silent = n,
+                                "connections closed: no TLS ClientHello within {FIRST_BYTE_TIMEOUT:?}"
+                            );
+                        }
+                        return;
+                    }
+                }
+                let stream = match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
                     Ok(Ok(s)) => s,
                     Ok(Err(error)) => {
                         stats.count_refused();
@@ -140,6 +233,7 @@ pub fn incoming(
                         return;
                     }
                 };
+                drop(slot);
                 let (identity, chain) = {
                     let (_, conn) = stream.get_ref();
                     let chain = owned_chain(conn.peer_certificates());
@@ -150,12 +244,39 @@ pub fn incoming(
                 };
                 match identity {
                     Ok(identity) => {
+                        let slot = match admission.connection(&identity) {
+                            Ok(slot) => slot,
+                            Err(why) => {
+                                // NOTE: the identity is known, so the
+                                // refusal names it; throttled all the same,
+                                // since a member could open thousands.
+                                stats.count_capped();
+                                if let Some(n) = capped_log.due() {
+                                    tracing::warn!(
+                                        security_event = true,
+                                        listener = listener_name,
+                                        %remote,
+                                        peer = ?identity,
+                                        reason = %why,
+                                        capped = n,
+                                        "authenticated connection closed: over its connection budget"
+                                    );
+                                }
+                                return;
+                            }
+                        };
                         stats.count_accepted();
                         tracing::debug!(listener = listener_name, %remote, ?identity, "connection accepted");
                         let who = format!("{identity:?}");
                         let conn = Guarded {
                             stream,
                             info: ConnInfo { remote, identity },
+                            _slot: Some(slot),
+                            preface: Some(Preface::within(
+                                PREFACE_BYTES,
+                                PREFACE_TIMEOUT,
+                                "connection closed: the client sent no protocol preface in time after the TLS handshake",
+                            )),
                             recheck: Some(recheck_source.recheck(chain)),
                             on_cut: Some(Box::new(move |reason: &str| {
                                 stats.count_cut();

@@ -13,7 +13,15 @@
 //!   from another member's CA is refused. Outgoing connections check the
 //!   server the same way, plus its DNS name or IP address.
 //! - on the agency listener, clients need a certificate from the node's local
-//!   agency CA, which is a different CA from any in the roster.
+//!   agency CA, which is a different CA from any in the roster: a CA with
+//!   the key of a roster CA is refused at load, however its bytes differ
+//!   (a re-issued copy of a federation CA would otherwise make every node
+//!   certificate an agency client), and a client certificate that carries
+//!   a node SPIFFE id is refused at the handshake.
+//! - every certificate must carry the extended key usage it is used for
+//!   (`serverAuth` from servers, `clientAuth` from clients), as the enlace
+//!   profile issues them: WebPKI alone lets a certificate without the
+//!   extension through for any purpose.
 //! - revocation: CRLs named in `[tls]` are handed to every WebPKI verifier
 //!   (both listeners and outgoing connections). A certificate is checked
 //!   against the CRL of the CA that issued it; a CA that publishes no CRL
@@ -22,6 +30,12 @@
 //!   next update still counts (rustls's default): a stale list of revoked
 //!   certificates is still a list of revoked certificates, and refusing
 //!   every peer of a CA whose CRL lapsed would be a federation-wide outage.
+//! - no TLS session resumption, on either side: a resumed session skips
+//!   the certificate check, so a certificate that expired (or a CA or
+//!   member removed) since the first handshake would still get in until
+//!   the next reload. Servers issue no tickets and keep no session cache,
+//!   clients offer none. A full handshake costs one signature per side,
+//!   which the handshake budgets of `admission` already bound.
 //! - every refused certificate is logged at WARN with who it names (node
 //!   id or client name), its serial and the reason (revoked, expired, …).
 //! - the configurations are read per connection from a [`ServerTls`] or
@@ -48,9 +62,12 @@
 //!   from, so that a reload reaches new and established connections;
 //! - `guard`: the stream wrapper that checks an established connection's
 //!   peer again after each reload and cuts it once it no longer passes;
+//! - `admission`: how many handshakes and connections a listener takes on,
+//!   per source address and per identity, before it sheds;
 //! - `listener` and `connector`: where a TCP connection becomes a guarded
 //!   TLS connection, accepted or dialled.
 
+mod admission;
 mod certificates;
 mod client_verifiers;
 mod connector;
@@ -72,12 +89,19 @@ use crate::records::crypto;
 use crate::records::model::NodeId;
 use crate::trust::roster::{self, Roster};
 
+pub use admission::{
+    ConnectionSlot, ListenerLimits, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT,
+    MAX_CONNECTIONS_PER_PEER, MAX_HANDSHAKES, MAX_HANDSHAKES_PER_SOURCE,
+};
 pub use certificates::node_id_from_cert;
 pub(crate) use certificates::{client_name_from_cert, refusal_reason};
 pub(crate) use client_verifiers::{AgencyClientVerifier, RosterClientVerifier};
 pub use connector::connector;
 pub use guard::Guarded;
-pub use listener::{ConnInfo, HandshakeStats, Identify, Identity, TlsConn, incoming};
+pub use listener::{
+    ConnInfo, FIRST_BYTE_TIMEOUT, HANDSHAKE_TIMEOUT, HandshakeStats, Identify, Identity,
+    PREFACE_TIMEOUT, TlsConn, incoming, incoming_with_limits,
+};
 pub(crate) use server_verifier::RosterServerVerifier;
 pub(crate) use sources::ServerSide;
 pub use sources::{ClientSide, ClientTls, PeerClientConfigs, ServerTls};
@@ -106,6 +130,14 @@ pub enum TlsError {
     WrongMember { expected: NodeId, found: NodeId },
     #[error("certificate has no subject common name to identify the agency client")]
     NoClientName,
+    #[error(
+        "certificate carries no extended key usage {0}; the enlace certificate profile requires it (reissue it with `enlace cert issue`)"
+    )]
+    MissingUsage(&'static str),
+    #[error(
+        "certificate carries the node identity {0}: a node certificate is never an agency client, even when the agency CA issued it"
+    )]
+    NodeOnAgencyListener(String),
 }
 
 // NOTE: rustls reports verifier errors with `{:?}`, and operators read
@@ -176,6 +208,33 @@ fn roots(certs: &[CertificateDer<'static>]) -> Result<Arc<RootCertStore>, TlsErr
     Ok(Arc::new(store))
 }
 
+/// Turns session resumption off on a server (see the module header):
+/// no tickets, no session cache.
+fn no_resumption(cfg: &mut rustls::ServerConfig) {
+    cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    cfg.ticketer = Arc::new(NoTickets);
+    cfg.send_tls13_tickets = 0;
+}
+
+/// A ticketer that never issues a ticket (rustls's own is private).
+#[derive(Debug)]
+struct NoTickets;
+
+impl rustls::server::ProducesTickets for NoTickets {
+    fn enabled(&self) -> bool {
+        false
+    }
+    fn lifetime(&self) -> u32 {
+        0
+    }
+    fn encrypt(&self, _plain: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+    fn decrypt(&self, _cipher: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+}
+
 const H2: &[u8] = b"h2";
 /// ALPN of the metrics listener. A client that offers no ALPN is served
 /// too; one that offers only `h2` is refused at the handshake.
@@ -203,6 +262,7 @@ pub(crate) fn peer_server_config_with_crls(
         .with_client_cert_verifier(verifier.clone())
         .with_single_cert(identity.chain.clone(), identity.key.clone_key())?;
     cfg.alpn_protocols = vec![H2.to_vec()];
+    no_resumption(&mut cfg);
     Ok(ServerSide {
         config: Arc::new(cfg),
         verifier: Some(verifier),
@@ -244,6 +304,7 @@ fn agency_ca_server_config(
         .with_client_cert_verifier(verifier.clone())
         .with_single_cert(identity.chain.clone(), identity.key.clone_key())?;
     cfg.alpn_protocols = vec![alpn.to_vec()];
+    no_resumption(&mut cfg);
     Ok(ServerSide {
         config: Arc::new(cfg),
         verifier: Some(verifier),
@@ -256,24 +317,34 @@ pub fn peer_client_config(
     identity: &TlsIdentity,
     peer: &NodeId,
 ) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    Ok(peer_client_config_with_crls(roster, identity, peer, &[])?.config)
+    Ok(peer_client_config_with_crls(roster, identity, peer, &[], &Arc::default())?.config)
 }
 
-/// Client config for dialling one peer, checking its certificate against `crls`.
+/// Client config for dialling one peer, checking its certificate against
+/// `crls` and counting refused server certificates in `refused`.
 pub(crate) fn peer_client_config_with_crls(
     roster: &Roster,
     identity: &TlsIdentity,
     peer: &NodeId,
     crls: &Crls,
+    refused: &Arc<std::sync::atomic::AtomicU64>,
 ) -> Result<ClientSide, TlsError> {
     let provider = provider();
-    let verifier = Arc::new(RosterServerVerifier::new(roster, peer, crls, &provider)?);
+    let verifier = Arc::new(RosterServerVerifier::new(
+        roster,
+        peer,
+        crls,
+        &provider,
+        refused.clone(),
+    )?);
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous() // NOTE: not dangerous here: the custom verifier runs full WebPKI path validation and adds the roster check.
         .with_custom_certificate_verifier(verifier.clone())
         .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())?;
     cfg.alpn_protocols = vec![H2.to_vec()];
+    // See the module header: a resumed session skips the server's certificate check.
+    cfg.resumption = rustls::client::Resumption::disabled();
     Ok(ClientSide {
         config: Arc::new(cfg),
         verifier,
@@ -309,6 +380,8 @@ fn ca_client_config(
         .with_root_certificates(roots(ca)?)
         .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())?;
     cfg.alpn_protocols = vec![alpn.to_vec()];
+    // See the module header: a resumed session skips the server's certificate check.
+    cfg.resumption = rustls::client::Resumption::disabled();
     Ok(Arc::new(cfg))
 }
 

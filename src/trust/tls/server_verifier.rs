@@ -7,6 +7,7 @@
 //! for the host name or IP address that was dialled.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -14,7 +15,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-use super::certificates::{node_id_from_cert, refusal_reason, serial_of};
+use super::certificates::{Usage, node_id_from_cert, refusal_reason, require_usage, serial_of};
 use super::{Crls, TlsError, app_error, roots};
 use crate::records::model::NodeId;
 use crate::trust::roster::Roster;
@@ -27,16 +28,19 @@ pub(crate) struct RosterServerVerifier {
     federation: String,
     expected: NodeId,
     inner: Arc<WebPkiServerVerifier>,
+    /// Counts every refusal, for the metrics (shared across reloads).
+    refused: Arc<AtomicU64>,
 }
 
 impl RosterServerVerifier {
     /// The verifier for dialling `peer`: WebPKI against the CAs the roster
-    /// allows for it, checking `crls`.
+    /// allows for it, checking `crls`, counting refusals in `refused`.
     pub(crate) fn new(
         roster: &Roster,
         peer: &NodeId,
         crls: &Crls,
         provider: &Arc<CryptoProvider>,
+        refused: Arc<AtomicU64>,
     ) -> Result<Self, TlsError> {
         let member = roster
             .member(peer)
@@ -56,6 +60,7 @@ impl RosterServerVerifier {
             federation: roster.federation.clone(),
             expected: peer.clone(),
             inner,
+            refused,
         })
     }
 }
@@ -69,18 +74,40 @@ impl ServerCertVerifier for RosterServerVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let found = node_id_from_cert(end_entity, &self.federation).map_err(app_error)?;
-        if found != self.expected {
-            return Err(app_error(TlsError::WrongMember {
-                expected: self.expected.clone(),
-                found,
-            }));
-        }
-        self.inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        // NOTE: every refusal is logged and counted, the wrong member's
+        // too: a server answering with another member's certificate is a
+        // misrouted endpoint at best and an impersonation at worst.
+        let found = node_id_from_cert(end_entity, &self.federation);
+        let member = match &found {
+            Ok(id) => id.to_string(),
+            Err(_) => "<none>".to_owned(),
+        };
+        found
+            .and_then(|found| {
+                if found != self.expected {
+                    return Err(TlsError::WrongMember {
+                        expected: self.expected.clone(),
+                        found,
+                    });
+                }
+                require_usage(end_entity, Usage::Server)
+            })
+            .map_err(app_error)
+            .and_then(|()| {
+                self.inner.verify_server_cert(
+                    end_entity,
+                    intermediates,
+                    server_name,
+                    ocsp_response,
+                    now,
+                )
+            })
             .inspect_err(|error| {
+                self.refused.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
+                    security_event = true,
                     peer = %self.expected,
+                    presented = %member,
                     serial = %serial_of(end_entity),
                     reason = %refusal_reason(error),
                     "peer server certificate refused"

@@ -136,10 +136,15 @@ pub(super) async fn measure_store_apply(
     let built = tokio::task::spawn_blocking(move || factory.build(1, records))
         .await
         .spelled()??;
-    let dir = tempfile::Builder::new()
-        .prefix("enlace-bench-store-")
-        .tempdir()
-        .spelled()?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("enlace-bench-store-");
+    // NOTE: the store refuses a data directory others may enter.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o700));
+    }
+    let dir = builder.tempdir().spelled()?;
     let store = Store::open(dir.path(), &NodeId::parse("hn").spelled()?).spelled()?;
     let from = &origin.node_id;
     let batch = enlace::config::SyncConfig::default().batch_size as usize;

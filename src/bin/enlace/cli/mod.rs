@@ -474,6 +474,8 @@ async fn run_node(config: PathBuf, data_dir: Option<PathBuf>, new_log: bool) -> 
     let settings =
         enlace::trust::load::settings(&config, data_dir.as_deref()).map_err(InvalidConfig::new)?;
     init_tracing(settings.log_format, "info");
+    #[cfg(unix)]
+    enlace::node::restrict_new_files();
     let bound = async {
         enlace::node::Listeners::bind(settings.peer_listen, settings.agency_listen)
             .await?

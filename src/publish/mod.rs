@@ -188,6 +188,11 @@ impl Publisher {
         let record_id = model::new_record_id(&self.id, random);
         let created_at_ms = self.clock.now_ms();
         if !dry_run {
+            // No peer could answer at start (they may have started after
+            // this node): ask again before refusing.
+            if self.gate.state() == OwnLog::Unconfirmed {
+                self.check_own_log().await;
+            }
             self.gate.admit(self.store.watermark().own_seq).await?;
         }
         if dry_run {

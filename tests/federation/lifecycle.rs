@@ -545,3 +545,26 @@ async fn a_reader_can_read_but_not_publish() {
     );
     gt.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_started_before_its_peers_publishes_once_one_answers() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
+    let gt = fed.start("gt").await.unwrap();
+    // hn is not up: nobody can say how far gt's log went.
+    eventually("gt's own log unconfirmed", || async {
+        (gt.components.publisher.own_log() == enlace::publish::OwnLog::Unconfirmed).then_some(())
+    })
+    .await;
+    let hn = fed.start("hn").await.unwrap();
+    // The next publication asks again instead of refusing.
+    let mut g = fed.client("gt").await.unwrap();
+    let published = common::publish(&mut g, "después de que hn arrancó", &[]).await;
+    assert_eq!(published.seq, 1);
+    assert_eq!(
+        gt.components.publisher.own_log(),
+        enlace::publish::OwnLog::Confirmed
+    );
+    hn.stop().await.unwrap();
+    gt.stop().await.unwrap();
+}

@@ -20,6 +20,8 @@
 //! <id>/data/                     the store
 //! ```
 
+pub mod fuzz;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;

@@ -25,7 +25,7 @@
 //! | exchange and features | [`exchange`], [`publish`], [`cases`] | reaching peers and replicating from them, recovering a lost own log, convergence digests; publishing; local cases and hit/no-hit queries |
 //! | components | [`components`] | the named components of one node (store, trust, metrics, peers, audit keeper, publisher, case index, replication), each with a narrow handle to what it needs |
 //! | edge | [`service`], [`node`] | the tonic services (the one place errors become `Status`) and the agency client (`service::client`); the node that owns the components and runs them on bound listeners, with its metrics listener and periodic duties |
-//! | tools' operations | [`doctor`], `testing` | `enlace doctor`'s checks; a throwaway federation on this machine for the demo, the benches and the tests (cargo feature `testing`, on by default) |
+//! | tools' operations | [`doctor`], `testing` | `enlace doctor`'s checks; a throwaway federation on this machine for the demo, the benches and the tests, and the bodies of the fuzz targets (`testing::fuzz`, `docs/fuzzing.md`) (cargo feature `testing`, on by default) |
 
 #![forbid(unsafe_code)]
 

@@ -140,8 +140,34 @@ pub fn read(path: &Path) -> Result<RawConfig, ConfigError> {
             path.display()
         )));
     }
+    build(
+        ::config::File::from(path).format(::config::FileFormat::Toml),
+        path,
+    )
+}
+
+/// Reads configuration `text` (as if from the file at `path`, which is
+/// not read) and the `ENLACE__…` environment, without validating what they
+/// say: [`read`] for text already in memory (the fuzzers, a config handed
+/// over by another tool).
+pub fn parse(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {
+    build(
+        ::config::File::from_str(text, ::config::FileFormat::Toml),
+        path,
+    )
+}
+
+/// The file source, then the environment over it.
+fn build(
+    source: impl ::config::Source + Send + Sync + 'static,
+    path: &Path,
+) -> Result<RawConfig, ConfigError> {
+    let fail = |problem: String| ConfigError {
+        path: path.to_owned(),
+        problems: vec![problem],
+    };
     let built = ::config::Config::builder()
-        .add_source(::config::File::from(path).format(::config::FileFormat::Toml))
+        .add_source(source)
         .add_source(
             ::config::Environment::with_prefix("ENLACE")
                 .prefix_separator("__")

@@ -6,6 +6,9 @@
 //! written to disk and loaded back through [`crate::trust::load::settings`], every
 //! node is a real [`Node`] on real sockets (`127.0.0.1:0`) with real mTLS.
 //!
+//! [`fuzz`] holds the bodies of the fuzz targets (`docs/fuzzing.md`), which
+//! the corpus replay test (`tests/corpora.rs`) runs too.
+//!
 //! Layout of the directory (the same as `certs-example/`):
 //!
 //! ```text
@@ -19,6 +22,8 @@
 //! <id>/node.toml client.toml
 //! <id>/data/                     the store
 //! ```
+
+pub mod fuzz;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

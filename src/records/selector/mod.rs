@@ -73,6 +73,12 @@ pub enum SelectorError {
     #[error("{}: longer than {max} characters before normalisation (got {got})", .kind.code(), max = MAX_INPUT_CHARS)]
     TooLong { kind: SelectorKind, got: usize },
     #[error(
+        "{}: longer than {max} characters after normalisation (got {got}; letters such as ß, Æ or ﬁ are written as two)",
+        .kind.code(),
+        max = MAX_INPUT_CHARS
+    )]
+    TooLongNormalised { kind: SelectorKind, got: usize },
+    #[error(
         "{}: invisible character U+{code:04X} ({name}) at character {at}; delete it (it usually comes with copied text)",
         .kind.code()
     )]

@@ -78,7 +78,7 @@ pub fn normalise_as(
             at,
         });
     }
-    match kind {
+    let normalised = match kind {
         SelectorKind::Passport => identifier(kind, value, 5, 20),
         SelectorKind::NationalId => identifier(kind, value, 3, 30),
         SelectorKind::VehiclePlate => identifier(kind, value, 2, 15),
@@ -87,7 +87,17 @@ pub fn normalise_as(
         SelectorKind::Phone => phone(value),
         SelectorKind::Email => email(value),
         SelectorKind::NameDob => name_dob(version, value),
+    }?;
+    // NOTE: the limit applies before normalisation, so a form longer than
+    // it would be refused when normalised again, and normalisation would
+    // not be idempotent. Only `name_dob` can grow: some letters become two
+    // (`ß` → `SS`, `Æ` → `AE`, `ﬁ` → `FI`). Caught by the idempotence check
+    // of the `selector` fuzz harness.
+    let got = normalised.chars().count();
+    if got > MAX_INPUT_CHARS {
+        return Err(SelectorError::TooLongNormalised { kind, got });
     }
+    Ok(normalised)
 }
 
 /// Invisible formatting characters (General_Category `Cf` that render as

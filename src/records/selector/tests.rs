@@ -378,6 +378,25 @@ fn length_limit_applies_before_normalisation_to_every_kind() {
     );
 }
 
+/// A value within the limit whose normalised form is not: it could not be
+/// normalised again, so it is refused (the `selector` fuzz harness caught it).
+#[test]
+fn a_form_longer_than_the_limit_is_refused() {
+    let grows = format!("{}|1990-01-01", "ß".repeat(123));
+    assert_eq!(grows.chars().count(), 134);
+    for version in [NormalisationVersion::V1, NormalisationVersion::V2] {
+        let err = normalise_as(version, NameDob, &grows)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("name_dob: longer than 256 characters after normalisation (got 257;"),
+            "{err}"
+        );
+    }
+    let fits = format!("{}|1990-01-01", "ß".repeat(122));
+    assert_eq!(normalise(NameDob, &fits).unwrap().chars().count(), 255);
+}
+
 #[test]
 fn nfc_and_nfd_input_agree() {
     let nfc = "P\u{00C9}REZ G\u{00D3}MEZ, Jos\u{00E9}|1990-05-17";

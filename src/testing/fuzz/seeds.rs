@@ -1,0 +1,467 @@
+//! Valid inputs for every target, so that fuzzing starts from what a peer,
+//! a disk or an operator really hands the node: records of every kind
+//! signed with the example federation's keys, a Pull batch, checkpoints
+//! and their witnesses, the example roster and configurations, selectors,
+//! record log frames and CRLs made by `enlace cert revoke`'s own code.
+//!
+//! `cargo test --test corpora -- --ignored write_seeds` writes them to
+//! `tests/fuzz/corpus/<target>/seed-*`; the replay test checks that each
+//! still does what its name says.
+
+use prost::Message;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+use super::{NOW_MS, PEER, THIS_NODE, fixture, node};
+use crate::audit::checkpoint::{self, Checkpoint};
+use crate::audit::recovery::{self, Recovery};
+use crate::records::lifecycle::SeriesState;
+use crate::records::vocabulary::{
+    CaseStage, HandlingCode, MlaOutcome, MlaStatus, Offence, SubjectCategory, Tlp, Urgency,
+};
+use crate::store::Content;
+use crate::store::record_log::{self, Head};
+use crate::wire::pb::v1 as pb;
+use crate::wire::{AuditRecovery, Envelope};
+
+/// One seed: its target, its file name, its bytes.
+pub struct Seed {
+    pub target: &'static str,
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Every seed of every target.
+pub fn seeds() -> Vec<Seed> {
+    let mut out = Vec::new();
+    let mut add = |target: &'static str, name: &str, bytes: Vec<u8>| {
+        out.push(Seed {
+            target,
+            name: format!("seed-{name}"),
+            bytes,
+        });
+    };
+    for (name, body) in record_bodies() {
+        add("record", &format!("body-{name}"), body.clone());
+        add("record", &format!("envelope-{name}"), sign(&body));
+    }
+    add("pull_batch", "batch", pull_batch());
+    for (name, bytes) in checkpoints() {
+        add("checkpoint", name, bytes);
+    }
+    let fx = fixture();
+    let roster = std::fs::read(fx.dir.join("federation.toml")).unwrap_or_default();
+    add("roster", "example", roster.clone());
+    add("roster", "observer-and-validity", roster_variant(&roster));
+    let root = fx.dir.parent().unwrap_or(&fx.dir);
+    for (name, path) in [
+        ("deploy", root.join("deploy/config/node.toml")),
+        ("example-gt", fx.dir.join("gt/node.toml")),
+    ] {
+        add("config", name, std::fs::read(path).unwrap_or_default());
+    }
+    for (i, value) in SELECTORS.iter().enumerate() {
+        add("selector", &format!("{i:02}"), value.as_bytes().to_vec());
+    }
+    for (name, bytes) in record_log_files() {
+        add("record_log", name, bytes);
+    }
+    for (name, bytes) in crls() {
+        add("crl", name, bytes);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Records.
+
+fn record_id(origin: &str, n: u64) -> String {
+    format!("{origin}-{n:016x}")
+}
+
+fn named(ids: &[&str]) -> Option<pb::Distribution> {
+    Some(pb::Distribution {
+        scope: Some(pb::distribution::Scope::Named(pb::NamedMembers {
+            members: ids.iter().map(|s| (*s).to_owned()).collect(),
+        })),
+    })
+}
+
+fn all_members() -> Option<pb::Distribution> {
+    Some(pb::Distribution {
+        scope: Some(pb::distribution::Scope::AllMembers(pb::AllMembers {})),
+    })
+}
+
+fn alert(expires_at_ms: i64) -> pb::Alert {
+    pb::Alert {
+        expires_at_ms,
+        urgency: Urgency::Urgent.wire(),
+        subject_category: SubjectCategory::Victim.wire(),
+        ..crate::testing::sample_alert("Ruta por Tecún Umán hacia Tapachula")
+    }
+}
+
+fn case_reference() -> pb::CaseReference {
+    pb::CaseReference {
+        case_ref: "MP-2026-0042".into(),
+        offence: Offence::Smuggling.wire(),
+        stage: CaseStage::Investigation.wire(),
+        competent_authority: "Fiscalía contra el Tráfico Ilícito de Migrantes".into(),
+        mla_status: MlaStatus::Requested.wire(),
+        linked_alerts: vec![record_id(PEER, 1)],
+        handling: Some(pb::Handling {
+            code: HandlingCode::H3.wire(),
+            condition: "solo para la fiscalía".into(),
+        }),
+        tlp: Tlp::Red.wire(),
+        expires_at_ms: 1_800_000_000_000,
+        smuggling: Some(pb::SmugglingElements {
+            material_benefit: true,
+            life_endangered: true,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn body(
+    origin: &str,
+    seq: u64,
+    distribution: Option<pb::Distribution>,
+    kind: pb::record_body::Kind,
+) -> Vec<u8> {
+    pb::RecordBody {
+        origin: origin.into(),
+        seq,
+        record_id: record_id(origin, seq),
+        created_at_ms: 1_750_000_000_000 + seq as i64,
+        distribution,
+        kind: Some(kind),
+    }
+    .encode_to_vec()
+}
+
+/// A record of every kind, in the order `gt`'s log would hold them
+/// (seq 1 to 7), then the answers from `hn`.
+fn record_bodies() -> Vec<(&'static str, Vec<u8>)> {
+    use pb::record_body::Kind;
+    vec![
+        (
+            "alert",
+            body(
+                PEER,
+                1,
+                named(&[THIS_NODE]),
+                Kind::Alert(alert(1_800_000_000_000)),
+            ),
+        ),
+        (
+            "update",
+            body(
+                PEER,
+                2,
+                named(&[THIS_NODE]),
+                Kind::Update(pb::Update {
+                    target_record_id: record_id(PEER, 1),
+                    version: 2,
+                    content: Some(pb::update::Content::Alert(alert(1_810_000_000_000))),
+                }),
+            ),
+        ),
+        (
+            "case-reference-not-for-hn",
+            body(
+                PEER,
+                3,
+                named(&["sv"]),
+                Kind::CaseReference(case_reference()),
+            ),
+        ),
+        (
+            "withdrawal",
+            body(
+                PEER,
+                4,
+                named(&[THIS_NODE]),
+                Kind::Withdrawal(pb::Withdrawal {
+                    target_record_id: record_id(PEER, 1),
+                    reason: "duplicado de otra alerta".into(),
+                }),
+            ),
+        ),
+        (
+            "alert-expired",
+            body(
+                PEER,
+                5,
+                all_members(),
+                Kind::Alert(alert(1_755_000_000_000)),
+            ),
+        ),
+        (
+            "mla-request",
+            body(
+                PEER,
+                6,
+                named(&[THIS_NODE]),
+                Kind::MlaRequest(pb::MlaRequest {
+                    to: THIS_NODE.into(),
+                    case_refs: vec![record_id(PEER, 3)],
+                    legal_basis: "Convención de Palermo, art. 18".into(),
+                    measures: "Registros migratorios de la persona".into(),
+                    urgency: Urgency::Urgent.wire(),
+                    ..Default::default()
+                }),
+            ),
+        ),
+        (
+            "case-reference",
+            body(
+                PEER,
+                7,
+                named(&[THIS_NODE, "sv"]),
+                Kind::CaseReference(case_reference()),
+            ),
+        ),
+        (
+            "mla-ack",
+            body(
+                THIS_NODE,
+                1,
+                named(&[PEER]),
+                Kind::MlaAck(pb::MlaAck {
+                    request_id: record_id(PEER, 6),
+                }),
+            ),
+        ),
+        (
+            "mla-response",
+            body(
+                THIS_NODE,
+                2,
+                named(&[PEER]),
+                Kind::MlaResponse(pb::MlaResponse {
+                    request_id: record_id(PEER, 6),
+                    outcome: MlaOutcome::Executed.wire(),
+                    text: "Se adjuntan los registros solicitados".into(),
+                }),
+            ),
+        ),
+    ]
+}
+
+/// `body` in an envelope signed by the member it names.
+fn sign(body: &[u8]) -> Vec<u8> {
+    super::resign_record(fixture(), body).encode()
+}
+
+fn pull_batch() -> Vec<u8> {
+    let records: Vec<_> = record_bodies()
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("mla-a") && !name.starts_with("mla-r"))
+        .chain(
+            record_bodies()
+                .into_iter()
+                .filter(|(n, _)| *n == "mla-request"),
+        )
+        .map(|(_, b)| Envelope::decode(&sign(&b)).map(|e| e.to_pb()))
+        .collect::<Result<_, _>>()
+        .unwrap_or_default();
+    pb::PullBatch {
+        records,
+        high_water: 7,
+        head: 9,
+    }
+    .encode_to_vec()
+}
+
+// ---------------------------------------------------------------------------
+// Checkpoints.
+
+fn checkpoints() -> Vec<(&'static str, Vec<u8>)> {
+    let fx = fixture();
+    let (gt, hn) = (node(PEER), node(THIS_NODE));
+    let cp = Checkpoint {
+        node: gt.clone(),
+        size: 42,
+        head: [7; crate::store::audit_log::HASH_LEN],
+        time_ms: NOW_MS,
+    };
+    let signed = cp.sign(fx.signer(PEER));
+    let witness = checkpoint::countersign(&signed, &hn, NOW_MS + 1_000, fx.signer(THIS_NODE));
+    let statement = Recovery {
+        node: gt,
+        resumes: cp.clone(),
+        resumes_signed: signed.clone(),
+        time_ms: NOW_MS + 60_000,
+        reason: "disco perdido".into(),
+    }
+    .sign(fx.signer(PEER));
+    let countersigned =
+        recovery::countersign(&statement, &hn, NOW_MS + 61_000, fx.signer(THIS_NODE));
+    let answer = pb::AuditCheckpointsResponse {
+        own: vec![signed.to_pb()],
+        peers: vec![pb::PeerWitnesses {
+            peer: THIS_NODE.into(),
+            error: String::new(),
+            witnesses: vec![witness.to_pb()],
+            refused: String::new(),
+        }],
+        keys: fx.keys.to_keys().iter().map(|k| k.to_pb()).collect(),
+        recoveries: vec![
+            AuditRecovery {
+                statement: statement.clone(),
+                witnesses: vec![countersigned.clone()],
+            }
+            .to_pb(),
+        ],
+        ..Default::default()
+    };
+    let tagged = |tag: u8, bytes: Vec<u8>| [vec![tag], bytes].concat();
+    vec![
+        ("body", tagged(0, cp.encode())),
+        ("signed", tagged(1, signed.encode())),
+        ("witness", tagged(2, witness.encode())),
+        ("recovery", tagged(3, statement.to_pb().encode_to_vec())),
+        ("recovery-witness", tagged(4, countersigned.encode())),
+        ("answer", tagged(5, answer.encode_to_vec())),
+    ]
+}
+
+// ---------------------------------------------------------------------------
+// Roster, selectors.
+
+/// The example roster with `sv` an observer and `gt`'s key bounded in time.
+fn roster_variant(example: &[u8]) -> Vec<u8> {
+    String::from_utf8_lossy(example)
+        .replace(
+            "key_id = \"gt-example-1\"",
+            "key_id = \"gt-example-1\"\nvalid_from = \"2025-01-01T00:00:00Z\"\nvalid_until = \"2027-01-01T00:00:00+02:00\"",
+        )
+        .replacen("role = \"member\"\nendpoint = \"127.0.0.1:7103\"", "role = \"observer\"", 1)
+        .into_bytes()
+}
+
+/// One value of each kind as officers type them (`docs/selectors.md`).
+const SELECTORS: &[&str] = &[
+    "A1234567",
+    "p-123 456.78",
+    "PÉREZ GÓMEZ, José|1990-05-17",
+    "O'Neil Ødegård, Łukasz|2000-02-29",
+    "+502 5555-1234",
+    "00 (504) 2222 3333",
+    "Cooperacion@MP.Example.org",
+    "P-123-ABC",
+    "GT82 TRAJ 0102 0000 0012 1002 9690",
+    "35-209900-176148-1",
+    "passport=A1234567",
+    "name-dob=Ana María Ruiz|1985-12-31",
+];
+
+// ---------------------------------------------------------------------------
+// Record log frames.
+
+fn record_log_files() -> Vec<(&'static str, Vec<u8>)> {
+    let envelope = record_bodies()
+        .first()
+        .map(|(_, b)| sign(b))
+        .unwrap_or_default();
+    let state = SeriesState {
+        kind: "alert".into(),
+        version: 1,
+        current: record_id(PEER, 1),
+        victim: true,
+        recipients: vec![THIS_NODE.into()],
+        withdrawn: None,
+    };
+    let head = |seq: u64, v2: bool| Head {
+        origin: node(PEER),
+        seq,
+        position: seq - 1,
+        record_id: record_id(PEER, seq),
+        expires_at_ms: (!v2).then_some(1_800_000_000_000),
+        series_state: (!v2).then(|| state.encode()),
+        v2,
+    };
+    let v3 = record_log::encode(&head(1, false), &Content::Envelope(envelope.clone()));
+    let v2 = record_log::encode(&head(2, true), &Content::Envelope(envelope));
+    let tomb = record_log::encode(
+        &head(3, false),
+        &Content::Tombstone(b"{\"record_id\":\"gt-0000000000000003\"}".to_vec()),
+    );
+    let (Ok(v3), Ok(v2), Ok(tomb)) = (v3, v2, tomb) else {
+        return Vec::new();
+    };
+    // A purge's rewrite: the same length, the tombstone inside, padded.
+    let purged = record_log::Frame {
+        head: head(1, false),
+        content: record_log::FrameContent::Held(Content::Envelope(Vec::new())),
+        len: v3.len(),
+    };
+    let purged = record_log::tombstone_frame(&purged, b"{}")
+        .map(|(f, _)| f)
+        .unwrap_or_default();
+    let log = [v3.clone(), v2.clone(), tomb.clone(), purged.clone()].concat();
+    vec![
+        ("v3-envelope", v3),
+        ("v2-envelope", v2),
+        ("tombstone", tomb),
+        ("purged", purged),
+        ("log", log),
+    ]
+}
+
+// ---------------------------------------------------------------------------
+// CRLs.
+
+/// A CRL of `gt`'s CA revoking its node certificate, then one extending
+/// it with its client certificate: PEM and DER.
+fn crls() -> Vec<(&'static str, Vec<u8>)> {
+    let fx = fixture();
+    let read =
+        |name: &str| std::fs::read_to_string(fx.dir.join("gt").join(name)).unwrap_or_default();
+    let (ca, key) = (read("ca.crt"), read("ca.key"));
+    let cert = |name: &str| {
+        CertificateDer::from_pem_slice(read(name).as_bytes())
+            .map(|c| c.to_vec())
+            .unwrap_or_default()
+    };
+    let reason = rcgen::RevocationReason::KeyCompromise;
+    let Ok(first) = crate::trust::crl::revoke(&ca, &key, &cert("node.crt"), None, reason, 30)
+    else {
+        return Vec::new();
+    };
+    // A second certificate of the same CA, for a second entry.
+    let other = crate::trust::pki::issue(
+        &ca,
+        &key,
+        &crate::trust::pki::Profile::Client {
+            name: "gt-retired".into(),
+        },
+        30,
+    )
+    .ok()
+    .and_then(|c| CertificateDer::from_pem_slice(c.cert_pem.as_bytes()).ok())
+    .map(|c| c.to_vec())
+    .unwrap_or_default();
+    let second = crate::trust::crl::revoke(
+        &ca,
+        &key,
+        &other,
+        Some(&first.crl_pem),
+        rcgen::RevocationReason::Superseded,
+        30,
+    )
+    .map(|r| r.crl_pem)
+    .unwrap_or_else(|_| first.crl_pem.clone());
+    let der =
+        rustls_pki_types::CertificateRevocationListDer::from_pem_slice(first.crl_pem.as_bytes())
+            .map(|d| d.to_vec())
+            .unwrap_or_default();
+    vec![
+        ("pem", first.crl_pem.into_bytes()),
+        ("der", der),
+        ("pem-extended", second.into_bytes()),
+    ]
+}

@@ -1,0 +1,128 @@
+//! Replays every file of the fuzz corpora (`tests/fuzz/corpus/<target>/`)
+//! through the same functions the fuzz targets run
+//! (`enlace::testing::fuzz`), on stable and in seconds: the inputs the
+//! fuzzer found interesting, and every crash it found once, stay checked
+//! by `cargo test`. See `docs/fuzzing.md`.
+
+use std::path::{Path, PathBuf};
+
+use enlace::testing::fuzz::{self, TARGETS};
+
+fn corpus(target: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz/corpus")
+        .join(target)
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_corpus_file_replays_without_a_panic() {
+    for (target, run) in TARGETS {
+        let files = files(&corpus(target));
+        assert!(!files.is_empty(), "the corpus of {target} is empty");
+        for path in files {
+            let data = std::fs::read(&path).expect("a corpus file reads");
+            let name = path.display().to_string();
+            if std::panic::catch_unwind(|| run(&data)).is_err() {
+                panic!("{target}: {name} panics");
+            }
+        }
+    }
+}
+
+#[test]
+fn every_seed_is_in_its_corpus() {
+    for seed in fuzz::seeds::seeds() {
+        assert!(
+            !seed.bytes.is_empty(),
+            "{}/{} is empty",
+            seed.target,
+            seed.name
+        );
+        let path = corpus(seed.target).join(&seed.name);
+        assert!(
+            path.is_file(),
+            "{} is missing: run `cargo test --test corpora -- --ignored write_seeds`",
+            path.display()
+        );
+    }
+}
+
+/// The seeds are what their names say: valid inputs, accepted whole.
+#[test]
+fn seeds_are_valid_inputs() {
+    use enlace::records::selector::normalise;
+    use enlace::records::vocabulary::SelectorKind;
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("certs-example");
+    let roster = enlace::trust::roster::Roster::load(&base.join("federation.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut problems = Vec::new();
+    for seed in fuzz::seeds::seeds() {
+        let what = format!("{}/{}", seed.target, seed.name);
+        let mut fail = |e: String| problems.push(format!("{what}: {e}"));
+        match seed.target {
+            "record" if seed.name.starts_with("seed-body-") => {
+                if let Err(e) = enlace::wire::decode_body(&seed.bytes) {
+                    fail(e.to_string());
+                }
+            }
+            "record" => {
+                let envelope = enlace::wire::Envelope::decode(&seed.bytes).expect(&what);
+                if let Err(e) = enlace::trust::verify::verify(&roster, &envelope) {
+                    fail(e.to_string());
+                }
+            }
+            "roster" => {
+                let text = String::from_utf8(seed.bytes.clone()).expect(&what);
+                if let Err(e) = enlace::trust::roster::Roster::from_toml(&text, &base) {
+                    fail(e.to_string());
+                }
+            }
+            "config" => {
+                let text = String::from_utf8(seed.bytes.clone()).expect(&what);
+                let path = Path::new("/etc/enlace/node.toml");
+                match enlace::config::parse(&text, path) {
+                    Ok(raw) => {
+                        if let Err(e) = enlace::config::validate::settings(&raw, path, None) {
+                            fail(e.to_string());
+                        }
+                    }
+                    Err(e) => fail(e.to_string()),
+                }
+            }
+            "selector" => {
+                let text = String::from_utf8(seed.bytes.clone()).expect(&what);
+                let accepted = SelectorKind::ALL
+                    .iter()
+                    .any(|k| normalise(*k, &text).is_ok())
+                    || enlace::records::selector::parse_selector_arg(&text).is_ok();
+                if !accepted {
+                    fail(format!("no kind accepts {text:?}"));
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Writes the seeds into the corpora (after a change to the seeds, or to
+/// the formats they are made with).
+#[test]
+#[ignore = "writes into tests/fuzz/corpus"]
+fn write_seeds() {
+    for seed in fuzz::seeds::seeds() {
+        let dir = corpus(seed.target);
+        std::fs::create_dir_all(&dir).expect("the corpus directory");
+        std::fs::write(dir.join(&seed.name), &seed.bytes).expect("a seed writes");
+    }
+}

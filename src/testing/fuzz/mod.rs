@@ -20,7 +20,6 @@ pub mod seeds;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use prost::Message;
 use rustls_pki_types::pem::PemObject;
@@ -76,8 +75,6 @@ struct Fixture {
     /// Every member's CA certificates.
     cas: Vec<CertificateDer<'static>>,
     matching: MatchingKey,
-    /// Where the file-based parsers (record log, CRL files) read from.
-    scratch: tempfile::TempDir,
 }
 
 impl Fixture {
@@ -90,14 +87,6 @@ impl Fixture {
             .find(|(id, _)| id.as_str() == node)
             .unwrap_or(&self.signers[0]);
         key
-    }
-
-    /// A fresh file name in the scratch directory (the replay test calls
-    /// the harnesses from several threads at once).
-    fn scratch_file(&self) -> PathBuf {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        self.scratch.path().join(format!("input-{n}"))
     }
 }
 
@@ -122,10 +111,6 @@ fn fixture() -> &'static Fixture {
         }
         let matching = MatchingKey::read(&dir.join("gt/matching.key"), 1)
             .unwrap_or_else(|e| panic!("the example matching key does not load: {e}"));
-        let scratch = tempfile::Builder::new()
-            .prefix("enlace-fuzz-")
-            .tempdir()
-            .unwrap_or_else(|e| panic!("no scratch directory: {e}"));
         Fixture {
             dir,
             roster,
@@ -133,9 +118,19 @@ fn fixture() -> &'static Fixture {
             signers,
             cas,
             matching,
-            scratch,
         }
     })
+}
+
+/// `bytes` in a temporary file, for the parsers that read files (the
+/// record log, CRL files); removed when dropped.
+fn input_file(bytes: &[u8]) -> Option<tempfile::NamedTempFile> {
+    let file = tempfile::Builder::new()
+        .prefix("enlace-fuzz-")
+        .tempfile()
+        .ok()?;
+    std::fs::write(file.path(), bytes).ok()?;
+    Some(file)
 }
 
 fn node(id: &str) -> NodeId {
@@ -556,13 +551,11 @@ pub fn selector(data: &[u8]) {
 /// The input as a record log file: scanned as at open, every frame that
 /// passed its checksum read back, and its compacted form read back equal.
 pub fn record_log(data: &[u8]) {
-    let fx = fixture();
-    let path = fx.scratch_file();
-    if std::fs::write(&path, data).is_err() {
+    let Some(file) = input_file(data) else {
         return;
-    }
+    };
     let mut scanned = Vec::new();
-    let log = RecordLog::open(&path, data.len() as u64, |s| {
+    let log = RecordLog::open(file.path(), data.len() as u64, |s| {
         scanned.push(s);
         Ok(())
     });
@@ -580,26 +573,23 @@ pub fn record_log(data: &[u8]) {
             assert_eq!(frame.len, s.len);
             let elsewhere =
                 matches!(frame.content, FrameContent::TombstoneElsewhere).then_some(&b"{}"[..]);
-            if let Ok(bytes) = record_log::compacted(&frame, elsewhere) {
-                let again = fx.scratch_file();
-                if std::fs::write(&again, &bytes).is_ok() {
-                    let reread = RecordLog::open(&again, bytes.len() as u64, |_| Ok(()))
-                        .and_then(|l| l.read(0));
-                    match reread {
-                        Ok(f) => {
-                            assert_eq!(f.head, frame.head, "compaction changed the head");
-                            if let FrameContent::Held(c) = &frame.content {
-                                assert_eq!(&f.content, &FrameContent::Held(c.clone()));
-                            }
+            if let Ok(bytes) = record_log::compacted(&frame, elsewhere)
+                && let Some(again) = input_file(&bytes)
+            {
+                let reread = RecordLog::open(again.path(), bytes.len() as u64, |_| Ok(()))
+                    .and_then(|l| l.read(0));
+                match reread {
+                    Ok(f) => {
+                        assert_eq!(f.head, frame.head, "compaction changed the head");
+                        if let FrameContent::Held(c) = &frame.content {
+                            assert_eq!(&f.content, &FrameContent::Held(c.clone()));
                         }
-                        Err(e) => panic!("a compacted frame does not read back: {e}"),
                     }
-                    let _ = std::fs::remove_file(&again);
+                    Err(e) => panic!("a compacted frame does not read back: {e}"),
                 }
             }
         }
     }
-    let _ = std::fs::remove_file(&path);
 }
 
 // ---------------------------------------------------------------------------
@@ -611,26 +601,24 @@ pub fn record_log(data: &[u8]) {
 pub fn crl(data: &[u8]) {
     let fx = fixture();
     crl_der(fx, data);
-    let path = fx.scratch_file();
-    if std::fs::write(&path, data).is_ok() {
-        if let Ok(crls) = crl::load(&path) {
-            for der in &crls {
-                assert!(CrlInfo::parse(der).is_ok(), "load let a bad CRL through");
-                crl_der(fx, der);
-            }
-            let mut roots = rustls::RootCertStore::empty();
-            for ca in &fx.cas {
-                let _ = roots.add(ca.clone());
-            }
-            let _ = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                std::sync::Arc::new(roots),
-                crate::trust::tls::provider(),
-            )
-            .with_crls(crls)
-            .allow_unknown_revocation_status()
-            .build();
+    if let Some(file) = input_file(data)
+        && let Ok(crls) = crl::load(file.path())
+    {
+        for der in &crls {
+            assert!(CrlInfo::parse(der).is_ok(), "load let a bad CRL through");
+            crl_der(fx, der);
         }
-        let _ = std::fs::remove_file(&path);
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in &fx.cas {
+            let _ = roots.add(ca.clone());
+        }
+        let _ = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            std::sync::Arc::new(roots),
+            crate::trust::tls::provider(),
+        )
+        .with_crls(crls)
+        .allow_unknown_revocation_status()
+        .build();
     }
     for der in CertificateRevocationListDer::pem_slice_iter(data).flatten() {
         crl_der(fx, &der);

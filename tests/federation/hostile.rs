@@ -94,6 +94,10 @@ async fn hostile_peers_do_not_hold_back_the_node_or_its_honest_peer() {
     fed.set_peer_endpoint("gt", "cut", truncating.addr).unwrap();
 
     let gt = fed.start("gt").await.unwrap();
+    // A new member started before its only honest peer, among peers that
+    // stall or answer garbage: what `node run --new-log` says. (This test
+    // is about the hostile peers, not about the own-log check.)
+    gt.components.publisher.declare_new_log();
     let sv = fed.start("sv").await.unwrap();
 
     // Clients that connect to gt's peer listener and say nothing.

@@ -102,8 +102,11 @@ async fn hostile_peers_do_not_hold_back_the_node_or_its_honest_peer() {
 
     // Clients that connect to gt's peer listener and say nothing.
     let gt_peer = fed.member("gt").unwrap().peer_addr;
+    // Fewer than the handshakes one source may hold (16): the honest sv
+    // connects from the same loopback address (a flood from one address is
+    // `tls_limits`' slow-loris test).
     let mut silent = Vec::new();
-    for _ in 0..20 {
+    for _ in 0..12 {
         silent.push(tokio::net::TcpStream::connect(gt_peer).await.unwrap());
     }
 

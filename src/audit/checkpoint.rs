@@ -219,7 +219,8 @@ pub fn open(signed: &SignedCheckpoint, keys: &KeyBook) -> Result<Checkpoint, Che
     Ok(cp)
 }
 
-fn witness_message(body: &[u8], witness: &str, at_ms: i64) -> Vec<u8> {
+/// What a witness signs: the body it saw, its id, and when.
+pub(super) fn witness_message(body: &[u8], witness: &str, at_ms: i64) -> Vec<u8> {
     let mut m = Vec::with_capacity(body.len() + witness.len() + 9);
     m.extend_from_slice(body);
     m.extend_from_slice(witness.as_bytes());

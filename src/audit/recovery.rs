@@ -27,7 +27,7 @@
 //! The checks here are pure: the keeper ([`super::keeper`]) gathers the
 //! witnesses, stores the outcome and talks to the peers.
 
-use super::checkpoint::{self, Checkpoint, CheckpointError, KeyBook};
+use super::checkpoint::{self, Checkpoint, CheckpointError, KeyBook, witness_message};
 use crate::records::crypto::{
     RECOVERY_SIGNATURE_CONTEXT, RECOVERY_WITNESS_SIGNATURE_CONTEXT, SigningKey,
 };
@@ -106,14 +106,6 @@ pub fn open(signed: &SignedRecovery, keys: &KeyBook) -> Result<Recovery, Checkpo
         time_ms: body.time_ms,
         reason: body.reason,
     })
-}
-
-fn witness_message(body: &[u8], witness: &str, at_ms: i64) -> Vec<u8> {
-    let mut m = Vec::with_capacity(body.len() + witness.len() + 8);
-    m.extend_from_slice(body);
-    m.extend_from_slice(witness.as_bytes());
-    m.extend_from_slice(&at_ms.to_be_bytes());
-    m
 }
 
 /// The countersignature of `signed` by `witness` at `at_ms`.

@@ -14,11 +14,16 @@ use crate::wire::Witness;
 const NOW: i64 = 1_780_000_000_000;
 
 async fn sandbox() -> Sandbox {
+    sandbox_and_clock().await.0
+}
+
+async fn sandbox_and_clock() -> (Sandbox, Arc<ManualClock>) {
     let mut s = Sandbox::create("audit-test", &["gt", "hn"])
         .await
         .expect("sandbox");
-    s.clock = Arc::new(ManualClock::starting_at(NOW));
-    s
+    let clock = Arc::new(ManualClock::starting_at(NOW));
+    s.clock = clock.clone();
+    (s, clock)
 }
 
 fn entry(actor: &str) -> Vec<Entry> {
@@ -108,31 +113,93 @@ async fn a_peers_checkpoint_is_witnessed_and_a_shrunk_or_foreign_one_is_refused_
     );
 }
 
+const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+/// gt's statement that its log resumes after entry `size` (cause
+/// retention), made now by the sandbox clock.
+fn retention_statement(gt: &crate::node::Components, size: u64) -> crate::wire::SignedRecovery {
+    let entry = gt.store.audit().entry(size).unwrap().unwrap();
+    let resumes = Checkpoint {
+        node: gt.id.clone(),
+        size,
+        head: entry.hash,
+        time_ms: gt.audit.clock.now_ms(),
+    };
+    crate::audit::recovery::Recovery {
+        node: gt.id.clone(),
+        resumes_signed: resumes.clone().sign(&gt.audit.signing),
+        resumes,
+        time_ms: gt.audit.clock.now_ms(),
+        reason: "retention".into(),
+        cause: crate::wire::ResumeCause::Retention,
+    }
+    .sign(&gt.audit.signing)
+}
+
 #[tokio::test]
-async fn pruning_keeps_the_chain_verifiable_from_a_signed_anchor() {
-    let sandbox = sandbox().await;
+async fn a_peer_countersigns_pruning_only_of_entries_it_saw_long_enough_ago() {
+    let (sandbox, clock) = sandbox_and_clock().await;
+    let gt = sandbox.components("gt").unwrap();
+    let hn = sandbox.components("hn").unwrap();
+    let gt_id = NodeId::parse("gt").unwrap();
+    for _ in 0..4 {
+        gt.audit.record(entry("gt")).await.unwrap();
+    }
+    let cp = gt.audit.checkpoint_now().await.unwrap().unwrap();
+    let witnessed = Checkpoint::decode(&cp.body).unwrap().size;
+    hn.audit.witness(&gt_id, cp).await.unwrap();
+    // A day short of the minimum retention: refused, and on record.
+    clock.advance(DAY * (crate::limits::MIN_AUDIT_RETENTION_DAYS - 1));
+    let young = hn
+        .audit
+        .witness_recovery(&gt_id, retention_statement(&gt, 3))
+        .await
+        .unwrap_err();
+    assert!(young.to_string().contains("never pruned"), "{young}");
+    assert_eq!(actions(&hn).last().unwrap(), "checkpoint_rejected");
+    // Two days later: countersigned, and on record at hn.
+    clock.advance(DAY * 2);
+    let w = hn
+        .audit
+        .witness_recovery(&gt_id, retention_statement(&gt, 3))
+        .await
+        .unwrap();
+    let opened = crate::audit::recovery::open_witness(&w, &hn.audit.key_book()).unwrap();
+    assert_eq!(opened.witness.as_str(), "hn");
+    assert_eq!(actions(&hn).last().unwrap(), "retention_witnessed");
+    // Beyond what hn ever witnessed: refused.
+    for _ in 0..2 {
+        gt.audit.record(entry("gt")).await.unwrap();
+    }
+    let unseen = hn
+        .audit
+        .witness_recovery(&gt_id, retention_statement(&gt, witnessed + 1))
+        .await
+        .unwrap_err();
+    assert!(unseen.to_string().contains("never witnessed"), "{unseen}");
+}
+
+#[tokio::test]
+async fn a_prune_no_peer_countersigns_removes_nothing() {
+    let (sandbox, clock) = sandbox_and_clock().await;
     let gt = sandbox.components("gt").unwrap();
     for _ in 0..3 {
         gt.audit.record(entry("gt")).await.unwrap();
     }
-    // Entries take their time from the system clock (not the node's).
-    let removed = gt
-        .audit
-        .prune(crate::clock::now_ms() + 60_000)
-        .await
-        .unwrap();
-    assert_eq!(removed, 2, "all but the chain's head");
-    let anchor = gt.store.audit().anchor().unwrap().expect("an anchor");
-    assert_eq!(anchor.n, 2);
-    let at_anchor = gt
-        .audit
-        .own_checkpoints()
-        .unwrap()
-        .into_iter()
-        .map(|c| checkpoint::open(&c, &gt.audit.key_book()).unwrap())
-        .find(|c| c.size == 2)
-        .expect("a checkpoint signs the anchor");
-    assert_eq!(at_anchor.head, anchor.hash);
+    // No checkpoint made long enough ago: nothing is even prunable.
+    let later = crate::clock::now_ms() + 60_000;
+    assert_eq!(gt.audit.prune(later).await.unwrap(), 0);
+    gt.audit.checkpoint_now().await.unwrap().unwrap();
+    clock.advance(DAY * 40);
+    // Prunable now, but hn is not running: nobody countersigns.
+    let e = gt.audit.prune(later).await.unwrap_err();
+    assert!(
+        matches!(e, super::PruneError::NotCountersigned { upto: 2, .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("the entries stay"), "{e}");
+    assert!(gt.store.audit().anchor().unwrap().is_none());
+    assert_eq!(gt.store.audit().entries(0, 100).unwrap().len(), 3);
 }
 
 #[tokio::test]

@@ -92,13 +92,17 @@ pub enum Action {
     /// A peer's statement that it lost its audit log was countersigned
     /// here (or refused: `checkpoint_rejected`).
     RecoveryWitnessed,
+    /// A peer's statement that it prunes its audit log up to an entry was
+    /// countersigned here: this node saw that entry exist at least the
+    /// minimum retention ago (or refused: `checkpoint_rejected`).
+    RetentionWitnessed,
     /// A peer's calls refused beyond the refusals written one by one in a
     /// minute: how many, of which calls, since when.
     RequestsRefused,
 }
 
 impl Action {
-    pub const ALL: [Action; 28] = [
+    pub const ALL: [Action; 29] = [
         Action::NodeStarted,
         Action::NodeStopped,
         Action::ConfigChanged,
@@ -126,6 +130,7 @@ impl Action {
         Action::AuditPruned,
         Action::AuditResumed,
         Action::RecoveryWitnessed,
+        Action::RetentionWitnessed,
         Action::RequestsRefused,
     ];
 
@@ -158,6 +163,7 @@ impl Action {
             Action::AuditPruned => "audit_pruned",
             Action::AuditResumed => "audit_resumed",
             Action::RecoveryWitnessed => "recovery_witnessed",
+            Action::RetentionWitnessed => "retention_witnessed",
             Action::RequestsRefused => "requests_refused",
         }
     }

@@ -24,6 +24,12 @@
 //!   countersigned) instead of failing, and checks every checkpoint
 //!   witnessed after it against the new log as usual.
 //!
+//! The same statement, with cause `retention`, is how a node prunes its
+//! log under the retention period: the peers countersign only entries they
+//! saw exist at least the minimum retention ago, by their own clocks
+//! ([`judge_retention`]; the keeper's `retention` module). The cause is
+//! signed, so a countersignature of one kind never passes for the other.
+//!
 //! The checks here are pure: the keeper ([`super::keeper`]) gathers the
 //! witnesses, stores the outcome and talks to the peers.
 
@@ -32,7 +38,9 @@ use crate::records::crypto::{
     RECOVERY_SIGNATURE_CONTEXT, RECOVERY_WITNESS_SIGNATURE_CONTEXT, SigningKey,
 };
 use crate::records::model::NodeId;
-use crate::wire::{RecoveryBody, RecoveryWitness, SignedCheckpoint, SignedRecovery, Witness};
+use crate::wire::{
+    RecoveryBody, RecoveryWitness, ResumeCause, SignedCheckpoint, SignedRecovery, Witness,
+};
 
 /// How far a statement's time may be from the witness's clock. A statement
 /// is made and sent within seconds; an old one replayed, or one dated to
@@ -49,6 +57,8 @@ pub struct Recovery {
     pub resumes_signed: SignedCheckpoint,
     pub time_ms: i64,
     pub reason: String,
+    /// A lost log, or a retention step (see the module docs).
+    pub cause: ResumeCause,
 }
 
 /// A statement a peer countersigned, after both signatures were checked.
@@ -67,6 +77,7 @@ impl Recovery {
             resumes: Some(self.resumes_signed.clone()),
             time_ms: self.time_ms,
             reason: self.reason.clone(),
+            cause: self.cause.code(),
         }
         .encode();
         SignedRecovery {
@@ -105,6 +116,12 @@ pub fn open(signed: &SignedRecovery, keys: &KeyBook) -> Result<Recovery, Checkpo
         resumes_signed,
         time_ms: body.time_ms,
         reason: body.reason,
+        cause: ResumeCause::from_code(body.cause).ok_or_else(|| {
+            CheckpointError::Decode(format!(
+                "recovery statement: cause {} is not one this node knows",
+                body.cause
+            ))
+        })?,
     })
 }
 
@@ -220,6 +237,21 @@ pub enum RecoveryRefusal {
         "this node already countersigned a recovery of {node}'s log after entry {held}; a new one must resume further"
     )]
     Superseded { node: NodeId, held: u64 },
+    #[error(
+        "pruning {node}'s log up to entry {size}: this node never witnessed a checkpoint that reaches entry {size}"
+    )]
+    Unseen { node: NodeId, size: u64 },
+    #[error(
+        "pruning {node}'s log up to entry {size}: this node first witnessed a log that reaches entry {size} at {seen_ms} ms, \
+         {age_days} days ago by its clock; entries younger than {min_days} days are never pruned"
+    )]
+    TooYoung {
+        node: NodeId,
+        size: u64,
+        seen_ms: i64,
+        age_days: i64,
+        min_days: u32,
+    },
 }
 
 /// A witness's judgement of a statement: `latest` is the largest
@@ -261,6 +293,50 @@ pub fn judge(
         return Err(RecoveryRefusal::Superseded {
             node: r.node.clone(),
             held,
+        });
+    }
+    Ok(())
+}
+
+/// A witness's judgement of a retention statement: `at_size` is the head
+/// it witnessed at exactly `resumes.size` (if it did), `first_reaching`
+/// when it first witnessed a checkpoint of `resumes.size` entries or more
+/// (if it did). It countersigns only entries it saw exist at least the
+/// federation's minimum retention ago, by its own clock: neither the
+/// node's clock nor its operator decides how old an entry is.
+pub fn judge_retention(
+    r: &Recovery,
+    at_size: Option<[u8; 32]>,
+    first_reaching: Option<i64>,
+    now_ms: i64,
+) -> Result<(), RecoveryRefusal> {
+    let skew = (now_ms - r.time_ms).abs();
+    if skew > MAX_SKEW_MS {
+        return Err(RecoveryRefusal::Stale {
+            made_ms: r.time_ms,
+            skew_s: skew / 1000,
+        });
+    }
+    if at_size.is_some_and(|head| head != r.resumes.head) {
+        return Err(RecoveryRefusal::Forked {
+            node: r.node.clone(),
+            size: r.resumes.size,
+        });
+    }
+    let Some(seen_ms) = first_reaching else {
+        return Err(RecoveryRefusal::Unseen {
+            node: r.node.clone(),
+            size: r.resumes.size,
+        });
+    };
+    let min_days = crate::limits::MIN_AUDIT_RETENTION_DAYS;
+    if now_ms - seen_ms < i64::from(min_days) * 86_400_000 {
+        return Err(RecoveryRefusal::TooYoung {
+            node: r.node.clone(),
+            size: r.resumes.size,
+            seen_ms,
+            age_days: (now_ms - seen_ms) / 86_400_000,
+            min_days,
         });
     }
     Ok(())

@@ -51,6 +51,7 @@ fn statement(k: &Keys, size: u64, head: u8, time_ms: i64) -> Recovery {
         resumes_signed,
         time_ms,
         reason: "disk lost".into(),
+        cause: ResumeCause::Lost,
     }
 }
 
@@ -84,6 +85,7 @@ fn a_statement_cannot_resume_from_another_members_checkpoint() {
         resumes_signed,
         time_ms: 50_000,
         reason: String::new(),
+        cause: ResumeCause::Lost,
     };
     assert!(matches!(
         open(&r.sign(&k.gt), &k.book),
@@ -173,4 +175,70 @@ fn a_lost_log_resumes_after_the_largest_witnessed_checkpoint() {
     forked[0].1.push(witnessed(8, 6, "hn", &k.hn));
     let err = resume_point(&gt, &forked, &k.book).unwrap_err();
     assert!(err.contains("forked"), "{err}");
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+#[test]
+fn a_retention_statement_is_countersigned_only_for_entries_seen_long_enough_ago() {
+    let k = keys();
+    let now = 100 * DAY_MS;
+    let r = Recovery {
+        cause: ResumeCause::Retention,
+        ..statement(&k, 8, 7, now)
+    };
+    let min = i64::from(crate::limits::MIN_AUDIT_RETENTION_DAYS) * DAY_MS;
+    // Seen exactly the minimum ago, at the same head: countersigned.
+    assert_eq!(
+        judge_retention(&r, Some([7; 32]), Some(now - min), now),
+        Ok(())
+    );
+    // Seen later than a larger checkpoint shows, with no checkpoint at
+    // exactly that size: judged by when it first reached the entry.
+    assert_eq!(judge_retention(&r, None, Some(now - min - 1), now), Ok(()));
+    // A day too young (a clock set ahead at the node, or a tool).
+    let young = judge_retention(&r, None, Some(now - min + DAY_MS), now).unwrap_err();
+    assert!(
+        matches!(young, RecoveryRefusal::TooYoung { age_days, .. } if age_days == i64::from(crate::limits::MIN_AUDIT_RETENTION_DAYS) - 1),
+        "{young:?}"
+    );
+    assert!(young.to_string().contains("never pruned"), "{young}");
+    // Never seen that far.
+    assert!(matches!(
+        judge_retention(&r, None, None, now),
+        Err(RecoveryRefusal::Unseen { size: 8, .. })
+    ));
+    // Another head at that size.
+    assert!(matches!(
+        judge_retention(&r, Some([6; 32]), Some(0), now),
+        Err(RecoveryRefusal::Forked { size: 8, .. })
+    ));
+    // Made under a clock 40 days ahead of the witness's.
+    assert!(matches!(
+        judge_retention(&r, None, Some(0), now - 40 * DAY_MS),
+        Err(RecoveryRefusal::Stale { .. })
+    ));
+}
+
+#[test]
+fn the_cause_is_signed_and_an_unknown_one_is_refused() {
+    let k = keys();
+    let lost = statement(&k, 8, 7, 50_000);
+    let retention = Recovery {
+        cause: ResumeCause::Retention,
+        ..lost.clone()
+    };
+    let a = lost.sign(&k.gt);
+    let b = retention.sign(&k.gt);
+    assert_ne!(a.body, b.body, "the cause is part of the signed bytes");
+    assert_eq!(open(&b, &k.book).unwrap().cause, ResumeCause::Retention);
+    let mut body = RecoveryBody::decode(&a.body).unwrap();
+    body.cause = 9;
+    let unknown = SignedRecovery {
+        signature: k.gt.sign_in(RECOVERY_SIGNATURE_CONTEXT, &body.encode()),
+        body: body.encode(),
+        key_id: a.key_id.clone(),
+    };
+    let e = open(&unknown, &k.book).unwrap_err();
+    assert!(e.to_string().contains("cause 9"), "{e}");
 }

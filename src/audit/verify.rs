@@ -18,7 +18,7 @@ use super::recovery::{self, Recovery};
 use super::{Entry, rfc3339};
 use crate::records::model::NodeId;
 use crate::store::audit_log::{Anchor, GENESIS, HASH_LEN, RawEntry};
-use crate::wire::{AuditRecovery, SignedCheckpoint, Witness};
+use crate::wire::{AuditRecovery, ResumeCause, SignedCheckpoint, Witness};
 
 /// Everything a verifier needs besides the entries.
 #[derive(Debug, Clone)]
@@ -34,6 +34,9 @@ pub struct Evidence {
     /// Times the node lost its log and resumed it, with the peers'
     /// countersignatures (see [`super::recovery`]).
     pub recoveries: Vec<AuditRecovery>,
+    /// The countersigned retention statement kept with the anchor, if the
+    /// log was pruned (see `audit::keeper`'s retention).
+    pub retention: Option<AuditRecovery>,
     /// The verifier's clock (ms since the Unix epoch): an anchor is judged
     /// against it and the peers' witness times, never the node's clock.
     pub now_ms: i64,
@@ -98,14 +101,26 @@ pub struct Verifier {
     witnessed: Vec<(NodeId, Result<Vec<checkpoint::Witnessed>, String>)>,
     anchor_checkpoint: Option<Result<Checkpoint, String>>,
     resumptions: Vec<Result<Resumption, String>>,
+    retention: Option<Result<Resumption, String>>,
 }
 
 /// Opens a kept recovery: its statement, and each countersignature of it.
-fn resumption(kept: &AuditRecovery, node: &NodeId, keys: &KeyBook) -> Result<Resumption, String> {
+fn resumption(
+    kept: &AuditRecovery,
+    node: &NodeId,
+    keys: &KeyBook,
+    cause: ResumeCause,
+) -> Result<Resumption, String> {
     let r = recovery::open(&kept.statement, keys)
-        .map_err(|e| format!("the recovery statement does not verify: {e}"))?;
+        .map_err(|e| format!("the statement does not verify: {e}"))?;
     if r.node != *node {
-        return Err(format!("a recovery statement of {} is kept here", r.node));
+        return Err(format!("a statement of {} is kept here", r.node));
+    }
+    if r.cause != cause {
+        return Err(format!(
+            "a statement of cause {:?} is kept where one of cause {cause:?} belongs",
+            r.cause
+        ));
     }
     let mut countersigned = Vec::new();
     let mut bad = Vec::new();
@@ -187,8 +202,12 @@ impl Verifier {
         let resumptions = evidence
             .recoveries
             .iter()
-            .map(|kept| resumption(kept, &evidence.node, &evidence.keys))
+            .map(|kept| resumption(kept, &evidence.node, &evidence.keys, ResumeCause::Lost))
             .collect();
+        let retention = evidence
+            .retention
+            .as_ref()
+            .map(|kept| resumption(kept, &evidence.node, &evidence.keys, ResumeCause::Retention));
         let mut wanted: BTreeSet<u64> = own.iter().map(|c| c.size).collect();
         for (_, w) in &witnessed {
             if let Ok(ws) = w {
@@ -217,6 +236,7 @@ impl Verifier {
             witnessed,
             anchor_checkpoint,
             resumptions,
+            retention,
         }
     }
 
@@ -350,6 +370,52 @@ impl Verifier {
             .next()
     }
 
+    /// Whether a countersigned retention statement allows the pruning up
+    /// to the anchor: a peer agreed, by its own clock, that it saw those
+    /// entries exist at least the minimum retention ago. The detail names
+    /// who countersigned when.
+    fn judge_retention(&self, a: &Anchor) -> Result<String, String> {
+        let r = match &self.retention {
+            None => {
+                return Err(format!(
+                    "pruned up to entry {} with no statement that a peer countersigned: \
+                     entries were removed that no peer agreed were old enough",
+                    a.n
+                ));
+            }
+            Some(Err(e)) => return Err(format!("the retention statement: {e}")),
+            Some(Ok(r)) => r,
+        };
+        let s = &r.recovery.resumes;
+        if s.size < a.n || (s.size == a.n && s.head != a.hash) {
+            return Err(format!(
+                "pruned up to entry {}, but the countersigned retention statement allows entries 1..{} only",
+                a.n, s.size
+            ));
+        }
+        if r.countersigned.is_empty() {
+            let why = if r.bad.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", r.bad.join("; "))
+            };
+            return Err(format!(
+                "pruned up to entry {} under a retention statement that no peer countersigned{why}",
+                a.n
+            ));
+        }
+        let by: Vec<String> = r
+            .countersigned
+            .iter()
+            .map(|(who, at)| format!("{who} at {}", rfc3339(*at)))
+            .collect();
+        Ok(format!(
+            "a peer agreed the entries were at least {} days old: countersigned by {}",
+            crate::limits::MIN_AUDIT_RETENTION_DAYS,
+            by.join(", ")
+        ))
+    }
+
     /// A verified recovery statement holds when a peer countersigned it
     /// and the log does resume where it says (the anchor is at or past
     /// it); its detail is the incident, for people.
@@ -439,22 +505,24 @@ impl Verifier {
                     rfc3339(self.evidence.now_ms)
                 )),
                 Ok(cp) if cp.node == self.evidence.node && cp.size == a.n && cp.head == a.hash => {
-                    if !resumed_here && let Some(why) = self.pruned_too_young(a.n) {
-                        Err(why)
+                    if resumed_here {
+                        Ok(format!(
+                            "the log resumes after entry {}, the checkpoint of the lost log made at {} (see the recovery check)",
+                            a.n,
+                            rfc3339(cp.time_ms)
+                        ))
                     } else {
-                        Ok(if resumed_here {
-                            format!(
-                                "the log resumes after entry {}, the checkpoint of the lost log made at {} (see the recovery check)",
+                        let allowed = self.judge_retention(a);
+                        match (allowed, self.pruned_too_young(a.n)) {
+                            (Ok(by), None) => Ok(format!(
+                                "pruned up to entry {}, signed at {}; {by}",
                                 a.n,
                                 rfc3339(cp.time_ms)
-                            )
-                        } else {
-                            format!(
-                                "pruned up to entry {}, signed at {}",
-                                a.n,
-                                rfc3339(cp.time_ms)
-                            )
-                        })
+                            )),
+                            (Ok(_), Some(young)) => Err(young),
+                            (Err(why), None) => Err(why),
+                            (Err(why), Some(young)) => Err(format!("{why}; {young}")),
+                        }
                     }
                 }
                 Ok(_) => Err(format!(

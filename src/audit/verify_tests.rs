@@ -6,6 +6,7 @@ use crate::audit::Action;
 use crate::audit::checkpoint::BookKey;
 use crate::audit::recovery::{self, Recovery};
 use crate::records::crypto::SigningKey;
+use crate::wire::SignedRecovery;
 
 fn log(n: u64) -> Vec<RawEntry> {
     let mut prev = GENESIS;
@@ -68,6 +69,7 @@ fn run(
         peers: vec![(NodeId::parse("hn").unwrap(), Ok(witnessed))],
         keys: f.keys.clone(),
         recoveries: Vec::new(),
+        retention: None,
         now_ms: crate::clock::now_ms(),
     });
     for e in entries {
@@ -177,6 +179,7 @@ fn an_unreachable_peer_fails_the_verification() {
         )],
         keys: f.keys.clone(),
         recoveries: Vec::new(),
+        retention: None,
         now_ms: crate::clock::now_ms(),
     });
     for e in &entries {
@@ -185,6 +188,35 @@ fn an_unreachable_peer_fails_the_verification() {
     let r = v.finish();
     assert!(!r.holds());
     assert_eq!(r.first_bad, None);
+}
+
+/// A retention statement by gt that its log resumes after entry `size` of
+/// `entries`, countersigned by hn unless `signed` is false.
+fn retention(f: &Fixture, entries: &[RawEntry], size: u64, signed: bool) -> AuditRecovery {
+    let resumes_signed = checkpoint_of(f, entries, size);
+    let statement = Recovery {
+        node: NodeId::parse("gt").unwrap(),
+        resumes: Checkpoint::decode(&resumes_signed.body).unwrap(),
+        resumes_signed,
+        time_ms: 40_000,
+        reason: "retention".into(),
+        cause: ResumeCause::Retention,
+    }
+    .sign(&f.gt);
+    let witnesses = if signed {
+        vec![recovery::countersign(
+            &statement,
+            &NodeId::parse("hn").unwrap(),
+            41_000,
+            &f.hn,
+        )]
+    } else {
+        vec![]
+    };
+    AuditRecovery {
+        statement,
+        witnesses,
+    }
 }
 
 #[test]
@@ -203,31 +235,79 @@ fn a_pruned_log_verifies_from_its_anchor() {
         1,
         &f.hn,
     );
-    let mut v = Verifier::new(Evidence {
+    let evidence = |retention: Option<AuditRecovery>| Evidence {
         node: NodeId::parse("gt").unwrap(),
         anchor: Some(anchor.clone()),
         own: vec![],
-        peers: vec![(NodeId::parse("hn").unwrap(), Ok(vec![early]))],
+        peers: vec![(NodeId::parse("hn").unwrap(), Ok(vec![early.clone()]))],
         keys: f.keys.clone(),
         recoveries: Vec::new(),
+        retention,
         now_ms: crate::clock::now_ms(),
-    });
-    for e in &entries[4..] {
-        v.push(e);
+    };
+    let verify = |retention| {
+        let mut v = Verifier::new(evidence(retention));
+        for e in &entries[4..] {
+            v.push(e);
+        }
+        let r = v.finish();
+        let anchor = r
+            .checks
+            .iter()
+            .find(|c| c.name == "retention anchor")
+            .cloned()
+            .unwrap();
+        (r, anchor)
+    };
+    // Countersigned by hn, at the anchor or beyond it: holds.
+    for size in [4, 6] {
+        let (r, anchor) = verify(Some(retention(&f, &entries, size, true)));
+        assert!(r.holds(), "{:?}", r.checks);
+        assert!(anchor.detail.contains("countersigned by hn"), "{anchor:?}");
     }
-    let r = v.finish();
-    assert!(r.holds(), "{:?}", r.checks);
+    // No statement (an operator's tool), one no peer countersigned, one
+    // that allows fewer entries: the anchor does not hold.
+    for (retention, why) in [
+        (None, "no statement that a peer countersigned"),
+        (
+            Some(retention(&f, &entries, 4, false)),
+            "no peer countersigned",
+        ),
+        (
+            Some(retention(&f, &entries, 3, true)),
+            "allows entries 1..3 only",
+        ),
+    ] {
+        let (r, anchor) = verify(retention);
+        assert!(!r.holds());
+        assert!(!anchor.ok && anchor.detail.contains(why), "{anchor:?}");
+    }
+    // A lost log's statement kept as the retention statement.
+    let mut lost = retention(&f, &entries, 4, true);
+    let mut body = crate::wire::RecoveryBody::decode(&lost.statement.body).unwrap();
+    body.cause = ResumeCause::Lost.code();
+    lost.statement = SignedRecovery {
+        signature: f.gt.sign_in(
+            crate::records::crypto::RECOVERY_SIGNATURE_CONTEXT,
+            &body.encode(),
+        ),
+        body: body.encode(),
+        key_id: lost.statement.key_id.clone(),
+    };
+    let (_, check) = verify(Some(lost));
+    assert!(!check.ok && check.detail.contains("cause"), "{check:?}");
     // A forged anchor hash breaks the link of the first kept entry.
     let mut v = Verifier::new(Evidence {
         node: NodeId::parse("gt").unwrap(),
         anchor: Some(Anchor {
             hash: [1; HASH_LEN],
-            ..anchor
+            ..anchor.clone()
         }),
         own: vec![],
         peers: vec![],
         keys: f.keys.clone(),
         recoveries: Vec::new(),
+        retention: Some(retention(&f, &entries, 4, true)),
         now_ms: crate::clock::now_ms(),
     });
     for e in &entries[4..] {
@@ -250,6 +330,7 @@ fn resumed(f: &Fixture, lost: u64, more: u64, signed: bool) -> (Evidence, Vec<Ra
         resumes_signed: resumes_signed.clone(),
         time_ms: 90_000,
         reason: "disk lost".into(),
+        cause: ResumeCause::Lost,
     }
     .sign(&f.gt);
     let hn = NodeId::parse("hn").unwrap();
@@ -294,6 +375,7 @@ fn resumed(f: &Fixture, lost: u64, more: u64, signed: bool) -> (Evidence, Vec<Ra
             statement,
             witnesses,
         }],
+        retention: None,
         now_ms: 100_000,
     };
     (evidence, fresh)
@@ -391,6 +473,7 @@ fn an_anchor_signed_ahead_of_the_verifiers_clock_does_not_hold() {
         peers: vec![],
         keys: f.keys.clone(),
         recoveries: Vec::new(),
+        retention: None,
         now_ms: now,
     });
     for e in &entries[4..] {

@@ -105,8 +105,12 @@ pub(super) fn spawn_duties(
                     _ = sweep.tick() => {
                         if let Some(keep) = node.audit.config.retention {
                             let before = node.clock.now_ms().saturating_sub(keep.as_millis() as i64);
-                            if let Err(error) = node.audit.prune(before).await {
-                                tracing::error!(%error, "audit retention sweep failed");
+                            match node.audit.prune(before).await {
+                                Ok(_) => {}
+                                Err(error @ crate::audit::keeper::PruneError::NotCountersigned { .. }) => {
+                                    tracing::warn!(%error, "audit retention sweep kept the entries");
+                                }
+                                Err(error) => tracing::error!(%error, "audit retention sweep failed"),
                             }
                         }
                     }

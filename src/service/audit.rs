@@ -129,7 +129,15 @@ impl AgencyService {
                 n: a.n,
                 hash: a.hash.to_vec(),
                 checkpoint: pb::SignedCheckpoint::decode(a.checkpoint.as_slice()).ok(),
+                retention: None,
             });
+        let retention = node
+            .store
+            .audit()
+            .retention()
+            .map_err(IntoStatus::into_status)?
+            .and_then(|bytes| pb::AuditRecovery::decode(bytes.as_slice()).ok());
+        let anchor = anchor.map(|a| pb::AuditAnchor { retention, ..a });
         let peers = node
             .audit
             .gather_witnesses_between(after, page_end)

@@ -328,9 +328,25 @@ impl Audit<'_> {
         meta::anchor(&self.store.trees.meta)
     }
 
-    /// Removes audit entries up to `anchor.n` and records `anchor` in one
-    /// durable step. The entries after it still chain to `anchor.hash`.
-    pub async fn prune(&self, anchor: &Anchor) -> Result<usize, StoreError> {
+    /// The countersigned retention statement kept with the anchor (an
+    /// encoded `AuditRecovery`), if pruning wrote one.
+    pub fn retention(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .store
+            .trees
+            .meta
+            .get(meta::RETENTION_KEY)?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Removes audit entries up to `anchor.n` and records `anchor`, with
+    /// the retention statement that allows it, in one durable step. The
+    /// entries after it still chain to `anchor.hash`.
+    pub async fn prune(
+        &self,
+        anchor: &Anchor,
+        retention: Option<&[u8]>,
+    ) -> Result<usize, StoreError> {
         let store = self.store;
         let gate = GATE.lock().await;
         let (removed, generation) = {
@@ -362,6 +378,9 @@ impl Audit<'_> {
                         aud.insert(k, group.as_slice())?;
                     }
                     meta.insert(meta::ANCHOR_KEY, value.as_slice())?;
+                    if let Some(statement) = retention {
+                        meta.insert(meta::RETENTION_KEY, statement)?;
+                    }
                     Ok(())
                 })
                 .map_err(tx_error)?;

@@ -23,6 +23,9 @@ pub(super) const SCHEMA_VERSION_KEY: &str = "schema_version";
 pub(super) const NODE_ID_KEY: &str = "node_id";
 /// The audit anchor (see [`Anchor`]).
 pub(super) const ANCHOR_KEY: &str = "audit_anchor";
+/// The countersigned retention statement that allowed the last pruning
+/// (an encoded `AuditRecovery`), written with the anchor.
+pub(super) const RETENTION_KEY: &str = "audit_retention";
 /// Committed length of the record log (u64 BE).
 pub(super) const LOG_END_KEY: &str = "record_log_end";
 /// Lowest own sequence number the next publication may follow (u64 BE):

@@ -984,7 +984,7 @@ async fn audit_entries_are_read_across_groups_and_after_pruning() {
             hash: all[44].hash,
             checkpoint: b"signed".to_vec(),
         };
-        assert_eq!(store.audit().prune(&anchor).await.unwrap(), 45);
+        assert_eq!(store.audit().prune(&anchor, None).await.unwrap(), 45);
         assert_eq!(store.audit().entry(45).unwrap(), None);
         assert_eq!(store.audit().entry(46).unwrap().unwrap(), all[45]);
         assert_eq!(store.audit().entries(0, 3).unwrap()[0].n, 46);

@@ -126,6 +126,37 @@ pub struct RecoveryBody {
     pub resumes: Option<SignedCheckpoint>,
     pub time_ms: i64,
     pub reason: String,
+    /// A [`ResumeCause`] as written: checked by the reader.
+    pub cause: i32,
+}
+
+/// Why a log resumes after a checkpoint (see `ResumeCause` in
+/// `audit.proto`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResumeCause {
+    /// The node lost its log.
+    #[default]
+    Lost,
+    /// The node pruned entries older than its retention period.
+    Retention,
+}
+
+impl ResumeCause {
+    pub fn code(self) -> i32 {
+        match self {
+            Self::Lost => pb::ResumeCause::Lost as i32,
+            Self::Retention => pb::ResumeCause::Retention as i32,
+        }
+    }
+
+    /// `None` for a value this version does not know.
+    pub fn from_code(v: i32) -> Option<Self> {
+        match pb::ResumeCause::try_from(v) {
+            Ok(pb::ResumeCause::Lost) => Some(Self::Lost),
+            Ok(pb::ResumeCause::Retention) => Some(Self::Retention),
+            Err(_) => None,
+        }
+    }
 }
 
 impl RecoveryBody {
@@ -135,6 +166,7 @@ impl RecoveryBody {
             resumes: self.resumes.as_ref().map(SignedCheckpoint::to_pb),
             time_ms: self.time_ms,
             reason: self.reason.clone(),
+            cause: self.cause,
         }
         .encode_to_vec()
     }
@@ -142,6 +174,7 @@ impl RecoveryBody {
     pub fn decode(bytes: &[u8]) -> Result<Self, prost::DecodeError> {
         let b = pb::RecoveryBody::decode(bytes)?;
         Ok(Self {
+            cause: b.cause,
             node: b.node,
             resumes: b.resumes.map(SignedCheckpoint::from_pb),
             time_ms: b.time_ms,

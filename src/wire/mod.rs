@@ -22,7 +22,7 @@ mod rules_tests;
 
 pub use checkpoint::{
     AuditRecovery, CheckpointBody, CheckpointsAnswer, MemberKey, PeerWitnesses, RecoveryBody,
-    RecoveryWitness, SignedCheckpoint, SignedRecovery, Witness,
+    RecoveryWitness, ResumeCause, SignedCheckpoint, SignedRecovery, Witness,
 };
 pub use convert::*;
 pub use peer::{

@@ -23,6 +23,8 @@ use tonic::transport::Channel;
 
 type Client = AgencyClient<Channel>;
 
+const DAY_MS: i64 = 86_400_000;
+
 fn enlace() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_enlace"));
     c.env_remove("RUST_LOG");
@@ -571,11 +573,12 @@ async fn a_rewritten_tail_is_caught_even_when_rehashed() {
 async fn pruning_keeps_the_log_verifiable_from_its_anchor() {
     common::init_tracing();
     let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
-    // The nodes' clocks read 40 days ago: what hn witnesses now is, for a
-    // verifier, old enough to be pruned (at least 30 days).
-    fed.clock = std::sync::Arc::new(enlace::clock::ManualClock::starting_at(
-        enlace::clock::now_ms() - 40 * 86_400_000,
+    // The nodes' clocks read 40 days ago; what hn witnesses then is old
+    // enough to be pruned (at least 30 days) once the clocks catch up.
+    let clock = std::sync::Arc::new(enlace::clock::ManualClock::starting_at(
+        enlace::clock::now_ms() - 40 * DAY_MS,
     ));
+    fed.clock = clock.clone();
     let gt = fed.start("gt").await.unwrap();
     let hn = fed.start("hn").await.unwrap();
     let mut g = fed.client("gt").await.unwrap();
@@ -610,8 +613,19 @@ async fn pruning_keeps_the_log_verifiable_from_its_anchor() {
     })
     .await;
     common::publish(&mut g, "reciente", &[]).await;
+    // No checkpoint is 30 days old yet: nothing is prunable.
+    assert_eq!(gt.components.audit.prune(before).await.unwrap(), 0);
+    assert!(gt.components.store.audit().anchor().unwrap().is_none());
+    // 40 days on, hn countersigns, and records that it did.
+    clock.advance(std::time::Duration::from_millis(40 * DAY_MS as u64));
     let removed = gt.components.audit.prune(before).await.unwrap();
     assert!(removed >= 5, "removed {removed}");
+    let at_hn = common::audit_log(&hn.components);
+    let witnessed = at_hn
+        .iter()
+        .find(|e| e.action == "retention_witnessed")
+        .expect("hn records the pruning it countersigned");
+    assert_eq!(witnessed.counterparts, vec!["gt".to_string()]);
     let anchor = gt
         .components
         .store
@@ -638,6 +652,7 @@ async fn pruning_keeps_the_log_verifiable_from_its_anchor() {
             .unwrap();
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("retention anchor"), "{out}");
+    assert!(out.contains("countersigned by hn"), "{out}");
     // With a trusted copy of the roster instead of the keys gt reports.
     let client = fed.member("gt").unwrap().client_path();
     let roster = fed.dir.join("federation.toml");
@@ -745,10 +760,17 @@ async fn checkpoints_and_witnesses_come_in_pages() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_prune_of_young_entries_is_caught_by_verify() {
+async fn a_prune_of_young_entries_is_refused_by_the_peers_and_caught_by_verify() {
     common::init_tracing();
     let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
+    // gt's clock is its own, and its operator will set it ahead; hn's is
+    // right.
+    let gt_clock = std::sync::Arc::new(enlace::clock::ManualClock::starting_at(
+        enlace::clock::now_ms(),
+    ));
+    fed.clock = gt_clock.clone();
     let gt = fed.start("gt").await.unwrap();
+    fed.clock = enlace::clock::system();
     let hn = fed.start("hn").await.unwrap();
     let mut g = fed.client("gt").await.unwrap();
     for i in 0..4 {
@@ -756,10 +778,40 @@ async fn a_prune_of_young_entries_is_caught_by_verify() {
     }
     checkpoint(&mut g).await;
     common::publish(&mut g, "otra de hoy", &[]).await;
-    // What gt's retention sweep does with a clock set 40 days ahead: every
-    // entry looks older than 30 days, and goes.
-    let ahead = enlace::clock::now_ms() + 40 * 86_400_000;
-    let removed = gt.components.audit.prune(ahead).await.unwrap();
+    let last = checkpoint(&mut g).await;
+    let last_signed = last.own.last().unwrap().clone();
+    let last_cp = Checkpoint::decode(&last_signed.body).unwrap();
+    // The retention sweep under a clock set 40 days ahead: every entry
+    // looks older than 30 days to gt, but hn judges by its own clock.
+    gt_clock.advance(std::time::Duration::from_millis(40 * DAY_MS as u64));
+    let before = gt.components.clock.now_ms() - 30 * DAY_MS;
+    let refused = gt.components.audit.prune(before).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("from this node's clock"),
+        "{refused}"
+    );
+    assert!(gt.components.store.audit().anchor().unwrap().is_none());
+    let at_hn = common::audit_log(&hn.components);
+    assert!(
+        at_hn
+            .iter()
+            .any(|e| e.action == "checkpoint_rejected" && e.result.contains("clock")),
+        "hn records the refusal"
+    );
+    // The operator prunes with a tool instead, anchored on gt's own signed
+    // checkpoint: `audit verify` says so.
+    let anchor = audit_log::Anchor {
+        n: last_cp.size,
+        hash: last_cp.head,
+        checkpoint: prost::Message::encode_to_vec(&last_signed),
+    };
+    let removed = gt
+        .components
+        .store
+        .audit()
+        .prune(&anchor, None)
+        .await
+        .unwrap();
     assert!(removed >= 5, "removed {removed}");
     checkpoint(&mut g).await;
     let client = fed.member("gt").unwrap().client_path();
@@ -771,11 +823,13 @@ async fn a_prune_of_young_entries_is_caught_by_verify() {
     let report: Value = serde_json::from_str(out.trim()).unwrap();
     let anchor = check(&report, "retention anchor");
     assert_eq!(anchor["ok"], false, "{report}");
+    let detail = anchor["detail"].as_str().unwrap();
     assert!(
-        anchor["detail"]
-            .as_str()
-            .unwrap()
-            .contains("entries younger than 30 days were removed"),
+        detail.contains("no statement that a peer countersigned"),
+        "{report}"
+    );
+    assert!(
+        detail.contains("entries younger than 30 days were removed"),
         "{report}"
     );
     gt.stop().await.unwrap();
@@ -996,33 +1050,42 @@ fn public_key_of(roster: &str, id: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_retention_sweep_runs_at_start_and_keeps_what_is_recent() {
     common::init_tracing();
-    let mut fed = Sandbox::create("test-fed", &["gt"]).await.unwrap();
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
     let data_dir = fed.member("gt").unwrap().data_dir();
-    // A log with 40 entries written 40 days ago, then 3 of today.
+    let long_ago = enlace::clock::now_ms() - 40 * DAY_MS;
+    // A log with 40 entries written 40 days ago.
     {
         let gt = enlace::records::model::NodeId::parse("gt").unwrap();
         let store = enlace::store::Store::open(&data_dir, &gt).unwrap();
-        let long_ago = enlace::clock::now_ms() - 40 * 86_400_000;
-        let entry = |actor: &str| Entry::new(enlace::audit::Action::RecordPublished, actor);
         let old = (0..40)
             .map(|i| {
-                let mut e = entry("cliente-antiguo");
+                let mut e = Entry::new(enlace::audit::Action::RecordPublished, "cliente-antiguo");
                 e.time_ms = long_ago + i;
                 e.encode()
             })
             .collect();
         store.audit().append(old).await.unwrap();
-        let recent = (0..3).map(|_| entry("cliente-reciente").encode()).collect();
-        store.audit().append(recent).await.unwrap();
     }
     common::certs::edit_config(
         &fed.member("gt").unwrap().config_path(),
         "",
         "[audit]\nretention_days = 30\n",
     );
-    // No call to prune: the node's own hourly sweep runs once at start.
+    // Then, 40 days ago, the node ran and hn witnessed its log.
+    let clock = std::sync::Arc::new(enlace::clock::ManualClock::starting_at(long_ago + 1_000));
+    fed.clock = clock.clone();
+    let hn = fed.start("hn").await.unwrap();
     let gt = fed.start("gt").await.unwrap();
-    // The anchor is written first, the `audit_pruned` entry right after.
+    let mut g = fed.client("gt").await.unwrap();
+    let witnessed = checkpoint(&mut g).await;
+    assert!(witnessed.peers[0].refused.is_empty(), "{witnessed:?}");
+    common::publish(&mut g, "reciente", &[]).await;
+    gt.stop().await.unwrap();
+    // Today: no call to prune; the node's own hourly sweep runs once at
+    // start. The anchor is written first, the `audit_pruned` entry right
+    // after.
+    clock.advance(std::time::Duration::from_millis(40 * DAY_MS as u64));
+    let gt = fed.start("gt").await.unwrap();
     let log = eventually("the sweep at start pruned the old entries", || async {
         let anchor = gt.components.store.audit().anchor().ok().flatten()?;
         let log = common::audit_log(&gt.components);
@@ -1030,11 +1093,12 @@ async fn the_retention_sweep_runs_at_start_and_keeps_what_is_recent() {
     })
     .await;
     assert!(log.iter().all(|e| e.actor != "cliente-antiguo"));
-    assert_eq!(
-        log.iter().filter(|e| e.actor == "cliente-reciente").count(),
-        3
-    );
+    // What the node wrote when it ran is recent by the entries' own times:
+    // kept.
+    assert!(log.iter().any(|e| e.action == "record_published"));
+    assert!(log.iter().any(|e| e.action == "node_started"));
     gt.stop().await.unwrap();
+    hn.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -162,6 +162,7 @@ async fn sigkill_during_catch_up_loses_and_duplicates_nothing() {
         peers: Vec::new(),
         keys: Default::default(),
         recoveries: Vec::new(),
+        retention: None,
         now_ms: enlace::clock::now_ms(),
     });
     let mut after = 0;

@@ -296,6 +296,7 @@ fn checkpoints() -> Vec<(&'static str, Vec<u8>)> {
         resumes_signed: signed.clone(),
         time_ms: NOW_MS + 60_000,
         reason: "disco perdido".into(),
+        cause: crate::wire::ResumeCause::Lost,
     }
     .sign(fx.signer(PEER));
     let countersigned =

@@ -311,6 +311,11 @@ async fn evidence(
                 .spelled()?,
             };
             let node = NodeId::parse(&resp.node).spelled().context("node")?;
+            let retention = resp
+                .anchor
+                .as_ref()
+                .and_then(|a| a.retention.clone())
+                .map(enlace::wire::AuditRecovery::from_pb);
             let anchor = resp
                 .anchor
                 .map(|a| -> anyhow::Result<Anchor> {
@@ -353,6 +358,7 @@ async fn evidence(
                     .into_iter()
                     .map(enlace::wire::AuditRecovery::from_pb)
                     .collect(),
+                retention,
                 now_ms: enlace::clock::now_ms(),
             })
         }
@@ -367,6 +373,14 @@ async fn evidence(
             },
             keys: node.audit.key_book(),
             recoveries: node.audit.own_recoveries().spelled()?,
+            retention: node
+                .store
+                .audit()
+                .retention()
+                .spelled()?
+                .map(|bytes| enlace::wire::AuditRecovery::decode(&bytes))
+                .transpose()
+                .context("the retention statement kept with the anchor does not decode")?,
             now_ms: enlace::clock::now_ms(),
         }),
     }

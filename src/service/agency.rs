@@ -556,6 +556,13 @@ impl Agency for AgencyService {
         self.audit_checkpoints_impl(r).await
     }
 
+    async fn audit_witnessed(
+        &self,
+        r: Request<pb::WitnessedRequest>,
+    ) -> Result<Response<pb::WitnessedResponse>, Status> {
+        self.audit_witnessed_impl(r).await
+    }
+
     async fn register_case(
         &self,
         r: Request<pb::RegisterCaseRequest>,

@@ -13,6 +13,7 @@ use crate::audit::checkpoint::Checkpoint;
 use crate::audit::keeper::WITNESS_PAGE;
 use crate::audit::{Action, Entry};
 use crate::config::ClientRole;
+use crate::records::model::NodeId;
 use crate::wire::pb::v1 as pb;
 use crate::wire::{AuditRecovery, MemberKey, SignedCheckpoint, Witness};
 
@@ -74,6 +75,54 @@ impl AgencyService {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    pub(super) async fn audit_witnessed_impl(
+        &self,
+        r: Request<pb::WitnessedRequest>,
+    ) -> Result<Response<pb::WitnessedResponse>, Status> {
+        let actor = self.authorize(&r, ClientRole::Admin)?;
+        let req = r.into_inner();
+        if req.justification.trim().is_empty() {
+            return Err(Status::invalid_argument(
+                "justification: is required: say why the witnesses are read",
+            ));
+        }
+        let node = self.node().clone();
+        let member =
+            NodeId::parse(&req.node).map_err(|e| Status::invalid_argument(format!("node: {e}")))?;
+        if member == node.id {
+            return Err(Status::invalid_argument(format!(
+                "node: {member} is this node; a node does not witness its own log: ask its peers"
+            )));
+        }
+        if node.trust.roster().member(&member).is_none() {
+            return Err(Status::not_found(format!(
+                "node: {member} is not a member of the roster in use"
+            )));
+        }
+        let (witnesses, more) = node
+            .audit
+            .witnessed(&member, req.after_size, req.up_to_size, req.limit as usize)
+            .map_err(IntoStatus::into_status)?;
+        node.audit
+            .record(vec![
+                Entry::new(Action::AuditRead, &actor)
+                    .counterpart(&member)
+                    .justification(&req.justification)
+                    .result(format!(
+                        "{} witnesses of {member}'s log after size {}",
+                        witnesses.len(),
+                        req.after_size
+                    )),
+            ])
+            .await
+            .map_err(IntoStatus::into_status)?;
+        Ok(Response::new(pb::WitnessedResponse {
+            witnesses: witnesses.iter().map(Witness::to_pb).collect(),
+            more,
+            witness: node.id.to_string(),
+        }))
     }
 
     pub(super) async fn audit_checkpoints_impl(

@@ -345,6 +345,7 @@ impl Federation for FederationService {
         Ok(Response::new(pb::WitnessedResponse {
             more,
             witnesses: witnesses.iter().map(Witness::to_pb).collect(),
+            witness: self.node.id.to_string(),
         }))
     }
 

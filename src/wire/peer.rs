@@ -216,6 +216,7 @@ impl PeerClient {
             after_size,
             up_to_size,
             limit: 0,
+            justification: String::new(),
         };
         let reply = self.0.witnessed(request).await?.into_inner();
         Ok((

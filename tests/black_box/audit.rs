@@ -419,10 +419,11 @@ fn write_entries(tree: &sled::Tree, entries: &[RawEntry]) {
     }
 }
 
-async fn verify_config(config: std::path::PathBuf, extra: &'static [&'static str]) -> (i32, Value) {
+async fn verify_config(config: std::path::PathBuf, extra: &[&str]) -> (i32, Value) {
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     let (code, out, err) = tokio::task::spawn_blocking(move || {
         let mut args = vec!["verify", "--json"];
-        args.extend(extra);
+        args.extend(extra.iter().map(String::as_str));
         audit(&args, ("--config", &config))
     })
     .await
@@ -495,6 +496,52 @@ async fn a_truncated_tail_is_caught_by_the_checkpoint_a_peer_witnessed() {
     // The chain alone still holds: that is what the witnesses are for.
     let (code, report) = verify_config(gt_config(&fed), &["--local-only"]).await;
     assert_eq!(code, 0, "{report}");
+    // Asked directly, with an admin client of hn and not gt's identity.
+    let hn_client = fed.member("hn").unwrap().client_path();
+    let hn_client = hn_client.to_str().unwrap();
+    let (code, report) = verify_config(
+        gt_config(&fed),
+        &["--local-only", "--witnesses-from", hn_client],
+    )
+    .await;
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["first_bad"], kept + 1, "{report}");
+    let direct = check(&report, "witnesses asked directly");
+    assert_eq!(direct["ok"], true, "{report}");
+    assert!(
+        direct["detail"].as_str().unwrap().starts_with("hn: "),
+        "{report}"
+    );
+    assert!(
+        check(&report, "witnessed by hn")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("were removed"),
+        "{report}"
+    );
+    // The read is on hn's record, naming whose log it was.
+    let h = fed.client("hn").await.unwrap();
+    let at_hn = common::audit_log(&hn.components);
+    assert!(
+        at_hn
+            .iter()
+            .any(|e| e.action == "audit_read" && e.counterparts == vec!["gt".to_string()]),
+        "hn records the read"
+    );
+    // gt's own client is no witness of gt.
+    let gt_client = fed.member("gt").unwrap().client_path();
+    let (code, report) = verify_config(
+        gt_config(&fed),
+        &[
+            "--local-only",
+            "--witnesses-from",
+            gt_client.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(code, 1, "{report}");
+    let direct = check(&report, "witnesses asked directly");
+    assert_eq!(direct["ok"], false, "{report}");
     let (code, report) = verify_config(gt_config(&fed), &[]).await;
     assert_eq!(code, 1, "{report}");
     assert_eq!(report["first_bad"], kept + 1, "{report}");
@@ -507,7 +554,6 @@ async fn a_truncated_tail_is_caught_by_the_checkpoint_a_peer_witnessed() {
     // Restarted, gt hands hn a checkpoint of its shorter log: hn refuses it
     // and writes the refusal to its own log.
     let gt = fed.start("gt").await.unwrap();
-    let h = fed.client("hn").await.unwrap();
     eventually("hn refused gt's shrunken checkpoint", || {
         let mut h = h.clone();
         async move {

@@ -14,6 +14,8 @@ use clap::{Args, Subcommand};
 use prost::Message;
 use tokio_stream::StreamExt;
 
+mod direct;
+
 use super::agency::status_error;
 use super::input::parse_time;
 use crate::failure::Spelled;
@@ -37,6 +39,11 @@ pub enum AuditCommand {
         /// truncated or rewritten tail then goes unnoticed).
         #[arg(long, requires = "config")]
         local_only: bool,
+        /// An admin client file of a peer's node: ask that peer directly
+        /// what it witnessed of this log, instead of trusting the node
+        /// under audit to relay it. Repeat for several peers.
+        #[arg(long, value_name = "CLIENT_FILE")]
+        witnesses_from: Vec<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -92,9 +99,10 @@ pub async fn audit(cmd: AuditCommand) -> anyhow::Result<()> {
         AuditCommand::Verify {
             source,
             local_only,
+            witnesses_from,
             json,
         } => {
-            let report = verify(&source, local_only).await?;
+            let report = verify(&source, local_only, &witnesses_from).await?;
             print_report(&report, json);
             if report.holds() {
                 Ok(())
@@ -386,9 +394,18 @@ async fn evidence(
     }
 }
 
-async fn verify(source: &Source, local_only: bool) -> anyhow::Result<Report> {
+async fn verify(
+    source: &Source,
+    local_only: bool,
+    witnesses_from: &[PathBuf],
+) -> anyhow::Result<Report> {
     let mut opened = open(source).await?;
-    let evidence = evidence(&mut opened, source, local_only).await?;
+    let mut evidence = evidence(&mut opened, source, local_only).await?;
+    let mut asked = Vec::new();
+    for file in witnesses_from {
+        asked.push(direct::ask(file, &evidence.node, &source.justification).await);
+    }
+    let direct_check = (!asked.is_empty()).then(|| direct::substitute(&mut evidence.peers, asked));
     let start = evidence.anchor.as_ref().map_or(0, |a| a.n);
     let mut verifier = Verifier::new(evidence);
     read_entries(&mut opened, start, |e| {
@@ -397,7 +414,8 @@ async fn verify(source: &Source, local_only: bool) -> anyhow::Result<Report> {
     })
     .await?;
     let mut report = verifier.finish();
-    if local_only {
+    report.checks.extend(direct_check);
+    if local_only && witnesses_from.is_empty() {
         report.checks.push(audit::verify::Check {
             name: "peer witnesses".into(),
             ok: true,

@@ -53,13 +53,28 @@ pub const HAND_BACK_STREAMS_PER_PEER: usize = 1;
 /// peer that does not read stalls only its own streams.
 pub const PULL_BUFFER_BYTES_PER_PEER: usize = 16 * 1024 * 1024;
 
-/// A token bucket per peer: `per_minute` queries, refilled continuously.
-#[derive(Debug, Default)]
-pub(crate) struct Buckets(Mutex<HashMap<NodeId, (f64, Instant)>>);
+/// `VerifyPeers` calls this node serves per minute, all agency clients
+/// together: each makes every peer run a `Digest`, which the peers allow
+/// [`DIGEST_PER_MINUTE`] times a minute from this node.
+pub const VERIFY_PEERS_PER_MINUTE: u32 = DIGEST_PER_MINUTE;
+/// Most record views in one `ListRecords` answer; a larger `limit` gets
+/// this many, and the caller pages on with `last_position`.
+pub const LIST_RECORDS_PAGE: u32 = 1000;
 
-impl Buckets {
+/// A token bucket per key (a peer, by default): `per_minute` calls,
+/// refilled continuously.
+#[derive(Debug)]
+pub(crate) struct Buckets<K = NodeId>(Mutex<HashMap<K, (f64, Instant)>>);
+
+impl<K> Default for Buckets<K> {
+    fn default() -> Self {
+        Self(Mutex::new(HashMap::new()))
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Buckets<K> {
     /// Takes one token for `peer`, or says how long until one is free.
-    pub(crate) fn take(&self, peer: &NodeId, per_minute: u32) -> Result<(), Duration> {
+    pub(crate) fn take(&self, peer: &K, per_minute: u32) -> Result<(), Duration> {
         let capacity = f64::from(per_minute.max(1));
         let rate = capacity / 60.0;
         let now = Instant::now();

@@ -11,7 +11,7 @@ use rustls_pki_types::CertificateDer;
 
 use super::checkpoint::{self, Checkpoint, KeyBook};
 use super::recovery::RecoveryRefusal;
-use super::refusals::{Tally, Verdict};
+use super::refusals::{Caller, Tally, Verdict};
 use super::{Action, Entry, hex};
 use crate::clock::SharedClock;
 use crate::config::AuditConfig;
@@ -237,16 +237,20 @@ impl AuditKeeper {
         call: &'static str,
         entry: Entry,
     ) -> Result<(), StoreError> {
-        match self.refusals.refusal(peer, call, self.clock.now_ms()) {
-            Verdict::Record => {
-                self.record(vec![entry]).await?;
-            }
-            Verdict::Counted => {}
+        if self.refusal_gets_an_entry(&Caller::Peer(peer.clone()), call) {
+            self.record(vec![entry]).await?;
         }
         Ok(())
     }
 
-    /// Writes one `requests_refused` entry per peer for the refusals
+    /// Whether a refusal of `caller`'s `call` is written one by one (within
+    /// its budget) or only counted for the next summary: decided before
+    /// any work is done for it.
+    pub(crate) fn refusal_gets_an_entry(&self, caller: &Caller, call: &'static str) -> bool {
+        self.refusals.refusal(caller, call, self.clock.now_ms()) == Verdict::Record
+    }
+
+    /// Writes one `requests_refused` entry per caller for the refusals
     /// counted beyond its budget since the last summary.
     pub(crate) async fn summarise_refusals(&self) -> Result<(), StoreError> {
         let entries: Vec<Entry> = self
@@ -259,15 +263,18 @@ impl AuditKeeper {
                     .iter()
                     .map(|(call, n)| format!("{call}: {n}"))
                     .collect();
-                Entry::new(Action::RequestsRefused, s.peer.as_str())
-                    .counterpart(&s.peer)
-                    .result(format!(
-                        "{} further refusals since {}, beyond the {} a minute written one by one ({})",
-                        s.count,
-                        super::rfc3339(s.since_ms),
-                        crate::limits::REFUSALS_AUDITED_PER_MINUTE,
-                        calls.join(", ")
-                    ))
+                let entry = Entry::new(Action::RequestsRefused, s.caller.name());
+                let entry = match &s.caller {
+                    Caller::Peer(peer) => entry.counterpart(peer),
+                    Caller::Client(_) => entry,
+                };
+                entry.result(format!(
+                    "{} further refusals since {}, beyond the {} a minute written one by one ({})",
+                    s.count,
+                    super::rfc3339(s.since_ms),
+                    crate::limits::REFUSALS_AUDITED_PER_MINUTE,
+                    calls.join(", ")
+                ))
             })
             .collect();
         if !entries.is_empty() {
@@ -292,16 +299,21 @@ impl AuditKeeper {
             .await
     }
 
-    /// Records that an agency client's request was refused, and why.
+    /// Records that an agency client's request was refused, and why,
+    /// within the client's refusal budget (counted beyond it).
     pub(crate) async fn record_refusal(
         &self,
         actor: &str,
+        call: &'static str,
         reason: &str,
-    ) -> Result<u64, StoreError> {
-        self.record(vec![
-            Entry::new(Action::RequestRejected, actor).result(reason),
-        ])
-        .await
+    ) -> Result<(), StoreError> {
+        if self.refusal_gets_an_entry(&Caller::Client(actor.to_owned()), call) {
+            self.record(vec![
+                Entry::new(Action::RequestRejected, actor).result(reason),
+            ])
+            .await?;
+        }
+        Ok(())
     }
 
     /// Fingerprints of what this node trusts and presents: its TLS

@@ -24,7 +24,7 @@
 pub mod checkpoint;
 pub mod keeper;
 pub mod recovery;
-mod refusals;
+pub(crate) mod refusals;
 pub mod verify;
 
 use ring::digest::{SHA256, digest};

@@ -1,14 +1,17 @@
-//! Refusals of a peer's calls, on record at a bounded rate.
+//! Refusals of a peer's or an agency client's calls, on record at a bounded
+//! rate.
 //!
 //! Every refusal belongs on the audit log, but a member that sends garbage
 //! in a loop must not be able to grow another member's log, whose entries
-//! can never be removed, as fast as it can send. So the first
-//! [`REFUSALS_AUDITED_PER_MINUTE`] refusals of one peer in a minute are
+//! can never be removed, as fast as it can send; nor can an agency client
+//! (a reader's certificate on a compromised workstation). So the first
+//! [`REFUSALS_AUDITED_PER_MINUTE`] refusals of one caller in a minute are
 //! written one by one, with their reasons; the rest are counted, and the
-//! count is written once a minute as one `requests_refused` entry per peer
-//! ("37 further refusals of Match, Witness since …"). The log of a node
-//! under such a flood grows by at most a fixed amount per peer and minute,
-//! and nothing goes unrecorded.
+//! count is written once a minute as one `requests_refused` entry per
+//! caller ("37 further refusals of Match, Witness since …"). The log of a
+//! node under such a flood grows by at most a fixed amount per caller and
+//! minute, and nothing goes unrecorded. The verdict is taken before any
+//! work for the entry is done (no task, no write for a counted one).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -41,29 +44,47 @@ struct Minute {
     counting_since_ms: Option<i64>,
 }
 
-/// The per-peer tally.
-#[derive(Debug, Default)]
-pub(crate) struct Tally(Mutex<HashMap<NodeId, Minute>>);
+/// Whose calls were refused: a peer, or an agency client by name (the two
+/// never share a budget).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Caller {
+    Peer(NodeId),
+    Client(String),
+}
 
-/// A summary to write: `count` refusals of `calls` from `peer` since
+impl Caller {
+    /// The name an entry is written under.
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            Self::Peer(id) => id.as_str(),
+            Self::Client(name) => name,
+        }
+    }
+}
+
+/// The per-caller tally.
+#[derive(Debug, Default)]
+pub(crate) struct Tally(Mutex<HashMap<Caller, Minute>>);
+
+/// A summary to write: `count` refusals of `calls` from `caller` since
 /// `since_ms`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Summary {
-    pub peer: NodeId,
+    pub caller: Caller,
     pub since_ms: i64,
     pub count: u64,
     pub calls: Vec<(&'static str, u64)>,
 }
 
 impl Tally {
-    /// Whether a refusal of `call` from `peer` at `now_ms` gets its own
+    /// Whether a refusal of `call` from `caller` at `now_ms` gets its own
     /// entry or is counted.
-    pub(crate) fn refusal(&self, peer: &NodeId, call: &'static str, now_ms: i64) -> Verdict {
+    pub(crate) fn refusal(&self, caller: &Caller, call: &'static str, now_ms: i64) -> Verdict {
         let mut map = self
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let m = map.entry(peer.clone()).or_default();
+        let m = map.entry(caller.clone()).or_default();
         if now_ms - m.since_ms >= MINUTE_MS {
             m.since_ms = now_ms;
             m.recorded = 0;
@@ -86,19 +107,19 @@ impl Tally {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out: Vec<Summary> = map
             .iter_mut()
-            .filter_map(|(peer, m)| {
+            .filter_map(|(caller, m)| {
                 let since_ms = m.counting_since_ms.take()?;
                 let calls: Vec<(&'static str, u64)> =
                     std::mem::take(&mut m.counted).into_iter().collect();
                 Some(Summary {
-                    peer: peer.clone(),
+                    caller: caller.clone(),
                     since_ms,
                     count: calls.iter().map(|(_, n)| n).sum(),
                     calls,
                 })
             })
             .collect();
-        out.sort_by(|a, b| a.peer.cmp(&b.peer));
+        out.sort_by(|a, b| a.caller.cmp(&b.caller));
         out
     }
 }
@@ -110,8 +131,10 @@ mod tests {
     #[test]
     fn a_flood_is_written_one_by_one_up_to_the_budget_then_counted() {
         let t = Tally::default();
-        let hn = NodeId::parse("hn").unwrap();
-        let sv = NodeId::parse("sv").unwrap();
+        let hn = Caller::Peer(NodeId::parse("hn").unwrap());
+        let sv = Caller::Peer(NodeId::parse("sv").unwrap());
+        // A client named like a peer has a budget of its own.
+        let client = Caller::Client("hn".into());
         let start = 1_000_000;
         let verdicts: Vec<Verdict> = (0..25)
             .map(|i| t.refusal(&hn, if i % 2 == 0 { "Match" } else { "Witness" }, start + i))
@@ -120,11 +143,12 @@ mod tests {
         assert_eq!(recorded, REFUSALS_AUDITED_PER_MINUTE as usize);
         // Another peer has its own budget.
         assert_eq!(t.refusal(&sv, "Match", start), Verdict::Record);
+        assert_eq!(t.refusal(&client, "role", start), Verdict::Record);
 
         let summaries = t.take();
         assert_eq!(summaries.len(), 1, "{summaries:?}");
         let s = &summaries[0];
-        assert_eq!((s.peer.as_str(), s.count), ("hn", 15));
+        assert_eq!((&s.caller, s.count), (&hn, 15));
         assert_eq!(s.calls.iter().map(|(_, n)| n).sum::<u64>(), 15);
         assert!(t.take().is_empty(), "summarised once");
 

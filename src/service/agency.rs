@@ -16,6 +16,8 @@ use tonic::{Request, Response, Status};
 
 use super::view::{Filter, parse_origin, view};
 use super::{IntoStatus, identity, invalid, invalid_all, status};
+use crate::audit::refusals::Caller;
+use crate::audit::{Action, Entry};
 use crate::components::Components;
 use crate::config::ClientRole;
 use crate::publish::{Change, PublishKey, Published};
@@ -28,8 +30,6 @@ use crate::wire::pb::v1::agency_server::Agency;
 
 /// Records per list page when the client does not say.
 const DEFAULT_LIST_LIMIT: u32 = 1000;
-/// Most records per list page.
-const MAX_LIST_LIMIT: u32 = 10_000;
 /// Most records examined by one list call, whatever the filters.
 const MAX_EXAMINED: usize = 100_000;
 /// Records read from the store per step of a watch.
@@ -38,11 +38,17 @@ const WATCH_STEP: usize = 256;
 pub struct AgencyService {
     node: Components,
     stop: watch::Receiver<bool>,
+    /// `VerifyPeers` calls, all clients together.
+    verify_peers: crate::limits::Buckets<()>,
 }
 
 impl AgencyService {
     pub fn new(node: Components, stop: watch::Receiver<bool>) -> Self {
-        Self { node, stop }
+        Self {
+            node,
+            stop,
+            verify_peers: Default::default(),
+        }
     }
 
     pub(super) fn node(&self) -> &Components {
@@ -79,14 +85,23 @@ impl AgencyService {
                 role.code(),
                 needed.code()
             ));
-            // Nothing changed, so the entry need not precede the answer.
-            let node = self.node.clone();
-            let reason = refusal.message().to_owned();
-            tokio::spawn(async move {
-                if let Err(error) = node.audit.record_refusal(&name, &reason).await {
-                    tracing::error!(%error, "cannot audit a refused request");
-                }
-            });
+            // Nothing changed, so the entry need not precede the answer;
+            // beyond the client's refusal budget it is only counted, with
+            // no task and no write.
+            if self
+                .node
+                .audit
+                .refusal_gets_an_entry(&Caller::Client(name.clone()), "role")
+            {
+                let node = self.node.clone();
+                let reason = refusal.message().to_owned();
+                tokio::spawn(async move {
+                    let entry = Entry::new(Action::RequestRejected, &name).result(reason);
+                    if let Err(error) = node.audit.record(vec![entry]).await {
+                        tracing::error!(%error, "cannot audit a refused request");
+                    }
+                });
+            }
             return Err(refusal);
         }
         Ok(name)
@@ -123,7 +138,7 @@ impl AgencyService {
         {
             self.node
                 .audit
-                .record_refusal(actor, refusal.message())
+                .record_refusal(actor, "input", refusal.message())
                 .await
                 .map_err(status)?;
         }
@@ -390,15 +405,11 @@ impl Agency for AgencyService {
         self.authorize(&request, ClientRole::Reader)?;
         let req = request.into_inner();
         let filter = Filter::from_request(&req)?;
+        // A page at most: what a reader can make the node build and send
+        // at once is bounded, whatever it asks for.
         let limit = match req.limit {
             0 => DEFAULT_LIST_LIMIT,
-            n if n > MAX_LIST_LIMIT => {
-                return Err(invalid(
-                    "limit",
-                    format!("must be at most {MAX_LIST_LIMIT}"),
-                ));
-            }
-            n => n,
+            n => n.min(crate::limits::LIST_RECORDS_PAGE),
         } as usize;
         let now = self.node.clock.now_ms();
         let mut records = Vec::new();
@@ -520,6 +531,16 @@ impl Agency for AgencyService {
         request: Request<pb::VerifyPeersRequest>,
     ) -> Result<Response<pb::VerifyPeersResponse>, Status> {
         self.authorize(&request, ClientRole::Reader)?;
+        if let Err(wait) = self
+            .verify_peers
+            .take(&(), crate::limits::VERIFY_PEERS_PER_MINUTE)
+        {
+            return Err(Status::resource_exhausted(format!(
+                "rate limit: this node compares with its peers at most {} times a minute (each comparison makes every peer read its logs); retry in {} s",
+                crate::limits::VERIFY_PEERS_PER_MINUTE,
+                wait.as_secs() + 1
+            )));
+        }
         let comparisons = crate::exchange::convergence::compare_with_peers(
             self.node.store.clone(),
             &self.node.trust.roster(),

@@ -113,3 +113,38 @@ pub fn refused(stats: &tls::HandshakeStats) -> u64 {
 pub fn accepted(stats: &tls::HandshakeStats) -> u64 {
     stats.accepted.load(std::sync::atomic::Ordering::Relaxed)
 }
+
+/// An agency client of `member`'s node named `name`, issued by its agency
+/// CA and not listed in `[agency.clients]`: it has the default role (the
+/// sandbox's is reader). Its files are `<name>.crt`, `<name>.key` and
+/// `<name>.toml` in the member's directory.
+pub async fn unlisted_client(
+    fed: &enlace::testing::Sandbox,
+    member: &str,
+    name: &str,
+) -> enlace::wire::pb::v1::agency_client::AgencyClient<tonic::transport::Channel> {
+    let dir = fed.member(member).unwrap().dir.clone();
+    let cert = enlace::trust::pki::issue(
+        &std::fs::read_to_string(dir.join("agency-ca.crt")).unwrap(),
+        &std::fs::read_to_string(dir.join("agency-ca.key")).unwrap(),
+        &enlace::trust::pki::Profile::Client { name: name.into() },
+        1,
+    )
+    .unwrap();
+    enlace::records::crypto::write_private_file(
+        &dir.join(format!("{name}.key")),
+        cert.key_pem.as_bytes(),
+        false,
+    )
+    .unwrap();
+    std::fs::write(dir.join(format!("{name}.crt")), cert.cert_pem).unwrap();
+    let client_toml = std::fs::read_to_string(dir.join("client.toml"))
+        .unwrap()
+        .replace("client.", &format!("{name}."));
+    std::fs::write(dir.join(format!("{name}.toml")), client_toml).unwrap();
+    enlace::service::client::ClientConfig::load(&dir.join(format!("{name}.toml")))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}

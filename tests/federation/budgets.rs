@@ -344,3 +344,92 @@ async fn a_record_for_another_member_sends_this_peer_nothing() {
     assert_eq!(batch.high_water, for_hn.seq);
     gt.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agency_client_refused_in_a_loop_grows_the_audit_log_at_a_bounded_rate() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["gt"]).await.unwrap();
+    let gt = fed.start("gt").await.unwrap();
+    let mut analyst = common::certs::unlisted_client(&fed, "gt", "analyst").await;
+    let before = gt.components.store.watermark().audit;
+    for _ in 0..150 {
+        let refused = analyst
+            .publish_alert(pb::PublishAlertRequest {
+                alert: Some(enlace::testing::sample_alert("no")),
+                ..Default::default()
+            })
+            .await
+            .expect_err("a reader cannot publish");
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    }
+    // The entries within the budget are written by tasks: wait for them.
+    let budget = enlace::limits::REFUSALS_AUDITED_PER_MINUTE as u64;
+    eventually("the refusals within the budget are on record", || async {
+        (gt.components.store.watermark().audit > before).then_some(())
+    })
+    .await;
+    let written = gt.components.store.watermark().audit - before;
+    gt.stop().await.unwrap();
+    let one_by_one = entries_of(&fed, "request_rejected");
+    assert!(
+        !one_by_one.is_empty() && one_by_one.len() as u64 <= 2 * budget,
+        "{} refusals written one by one",
+        one_by_one.len()
+    );
+    assert!(
+        written <= 2 * budget + 4,
+        "{written} entries for 150 refusals"
+    );
+    let summaries = entries_of(&fed, "requests_refused");
+    let counted: u64 = summaries
+        .iter()
+        .filter(|e| e.actor == "analyst")
+        .map(|e| {
+            e.result
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(
+        counted + one_by_one.len() as u64,
+        150,
+        "every refusal is accounted for: {summaries:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_cannot_make_the_peers_compare_logs_in_a_loop() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
+    let gt = fed.start("gt").await.unwrap();
+    let _hn = fed.start("hn").await.unwrap();
+    let mut analyst = common::certs::unlisted_client(&fed, "gt", "analyst").await;
+    let mut served = 0;
+    let refused = loop {
+        match analyst.verify_peers(pb::VerifyPeersRequest {}).await {
+            Ok(_) => served += 1,
+            Err(status) => break status,
+        }
+        assert!(
+            served <= enlace::limits::VERIFY_PEERS_PER_MINUTE,
+            "never refused"
+        );
+    };
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
+    assert!(refused.message().contains("retry in"), "{refused:?}");
+    // The budget is the node's, not the client's: the operator waits too.
+    let mut operator = fed.client("gt").await.unwrap();
+    let also = operator
+        .verify_peers(pb::VerifyPeersRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(also.code(), tonic::Code::ResourceExhausted);
+    assert!(served >= 1);
+    gt.stop().await.unwrap();
+}

@@ -155,7 +155,7 @@ async fn count(client: &Client) -> usize {
         let page = c
             .list_records(pb::ListRecordsRequest {
                 after_position: after,
-                limit: 10_000,
+                limit: 1_000,
                 all_versions: true,
                 ..Default::default()
             })

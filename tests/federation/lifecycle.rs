@@ -489,37 +489,8 @@ async fn a_reader_can_read_but_not_publish() {
     common::init_tracing();
     let mut fed = Sandbox::create("test-fed", &["gt"]).await.unwrap();
     let gt = fed.start("gt").await.unwrap();
-    let dir = fed.member("gt").unwrap().dir.clone();
     // A second agency client, not listed in [agency.clients]: the default role, reader.
-    let ca = enlace::trust::pki::Issued {
-        cert_pem: std::fs::read_to_string(dir.join("agency-ca.crt")).unwrap(),
-        key_pem: std::fs::read_to_string(dir.join("agency-ca.key")).unwrap(),
-    };
-    let reader = enlace::trust::pki::issue(
-        &ca.cert_pem,
-        &ca.key_pem,
-        &enlace::trust::pki::Profile::Client {
-            name: "analyst".into(),
-        },
-        1,
-    )
-    .unwrap();
-    enlace::records::crypto::write_private_file(
-        &dir.join("analyst.key"),
-        reader.key_pem.as_bytes(),
-        false,
-    )
-    .unwrap();
-    std::fs::write(dir.join("analyst.crt"), reader.cert_pem).unwrap();
-    let client_toml = std::fs::read_to_string(dir.join("client.toml"))
-        .unwrap()
-        .replace("client.", "analyst.");
-    std::fs::write(dir.join("analyst.toml"), client_toml).unwrap();
-    let mut analyst = enlace::service::client::ClientConfig::load(&dir.join("analyst.toml"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let mut analyst = common::certs::unlisted_client(&fed, "gt", "analyst").await;
 
     analyst
         .list_records(pb::ListRecordsRequest::default())

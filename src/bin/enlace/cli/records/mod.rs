@@ -528,7 +528,7 @@ async fn watch(a: WatchArgs) -> anyhow::Result<()> {
                 let page = c
                     .list_records(pb::ListRecordsRequest {
                         after_position: after,
-                        limit: 10_000,
+                        limit: 1_000,
                         all_versions: true,
                         ..Default::default()
                     })

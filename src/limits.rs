@@ -13,8 +13,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::records::model::NodeId;
-
 /// Longest `justification` a peer may send with a query: as for an agency
 /// client.
 pub const MAX_PEER_JUSTIFICATION: usize = 500;
@@ -61,10 +59,10 @@ pub const VERIFY_PEERS_PER_MINUTE: u32 = DIGEST_PER_MINUTE;
 /// this many, and the caller pages on with `last_position`.
 pub const LIST_RECORDS_PAGE: u32 = 1000;
 
-/// A token bucket per key (a peer, by default): `per_minute` calls,
-/// refilled continuously.
+/// A token bucket per key (a peer's node id, a client, or `()` for one
+/// bucket): `per_minute` calls, refilled continuously.
 #[derive(Debug)]
-pub(crate) struct Buckets<K = NodeId>(Mutex<HashMap<K, (f64, Instant)>>);
+pub(crate) struct Buckets<K>(Mutex<HashMap<K, (f64, Instant)>>);
 
 impl<K> Default for Buckets<K> {
     fn default() -> Self {
@@ -73,8 +71,8 @@ impl<K> Default for Buckets<K> {
 }
 
 impl<K: std::hash::Hash + Eq + Clone> Buckets<K> {
-    /// Takes one token for `peer`, or says how long until one is free.
-    pub(crate) fn take(&self, peer: &K, per_minute: u32) -> Result<(), Duration> {
+    /// Takes one token for `key`, or says how long until one is free.
+    pub(crate) fn take(&self, key: &K, per_minute: u32) -> Result<(), Duration> {
         let capacity = f64::from(per_minute.max(1));
         let rate = capacity / 60.0;
         let now = Instant::now();
@@ -83,7 +81,7 @@ impl<K: std::hash::Hash + Eq + Clone> Buckets<K> {
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (tokens, last) = map.entry(peer.clone()).or_insert((capacity, now));
+        let (tokens, last) = map.entry(key.clone()).or_insert((capacity, now));
         *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(capacity);
         *last = now;
         if *tokens >= 1.0 {
@@ -98,10 +96,11 @@ impl<K: std::hash::Hash + Eq + Clone> Buckets<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::model::NodeId;
 
     #[test]
     fn the_bucket_refuses_the_one_too_many_and_says_when() {
-        let b = Buckets::default();
+        let b = Buckets::<NodeId>::default();
         let gt = NodeId::parse("gt").unwrap();
         for _ in 0..3 {
             b.take(&gt, 3).unwrap();
@@ -116,7 +115,7 @@ mod tests {
 
     #[test]
     fn a_poisoned_bucket_still_refuses_the_one_too_many() {
-        let b = std::sync::Arc::new(Buckets::default());
+        let b = std::sync::Arc::new(Buckets::<NodeId>::default());
         let gt = NodeId::parse("gt").unwrap();
         b.take(&gt, 1).unwrap();
         let holder = b.clone();

@@ -17,7 +17,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use crate::limits::REFUSALS_AUDITED_PER_MINUTE;
-use crate::records::model::NodeId;
 
 /// One minute, in ms.
 const MINUTE_MS: i64 = 60_000;
@@ -46,21 +45,7 @@ struct Minute {
 
 /// Whose calls were refused: a peer, or an agency client by name (the two
 /// never share a budget).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) enum Caller {
-    Peer(NodeId),
-    Client(String),
-}
-
-impl Caller {
-    /// The name an entry is written under.
-    pub(crate) fn name(&self) -> &str {
-        match self {
-            Self::Peer(id) => id.as_str(),
-            Self::Client(name) => name,
-        }
-    }
-}
+pub(crate) type Caller = crate::trust::tls::Identity;
 
 /// The per-caller tally.
 #[derive(Debug, Default)]
@@ -127,6 +112,7 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::model::NodeId;
 
     #[test]
     fn a_flood_is_written_one_by_one_up_to_the_budget_then_counted() {

@@ -34,7 +34,7 @@ pub struct CaseIndex {
     /// The key selectors are made with; `None` if this node makes none.
     pub(crate) matching: Option<Arc<MatchingKey>>,
     /// Peers' queries, per asking peer.
-    buckets: Buckets,
+    buckets: Buckets<NodeId>,
 }
 
 impl std::fmt::Debug for CaseIndex {
@@ -265,25 +265,11 @@ impl CaseIndex {
         } else {
             let note = serde_json::to_vec(&hits).unwrap_or_default();
             self.audit
-                .record_noting(answers, (&query_note(query_id), &note))
+                .record_noting(answers, (&crate::store::query_note(query_id), &note))
                 .await?;
         }
         Ok(out)
     }
-}
-
-/// The note that holds the members that answered "hit" to query `id`.
-pub(crate) fn query_note(id: &str) -> String {
-    format!("query_hits:{id}")
-}
-
-/// The members that answered "hit" to this node's query `id`; `None` if
-/// this node sent no such query, or none answered "hit".
-pub(crate) fn query_hits(store: &Store, id: &str) -> Result<Option<Vec<String>>, StoreError> {
-    Ok(store
-        .audit()
-        .note(&query_note(id))?
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok()))
 }
 
 /// A failure to reach the peer, or its refusal: it answered, and said no,

@@ -27,7 +27,6 @@ mod tests;
 
 pub use index::CaseIndex;
 pub(crate) use index::IndexParts;
-pub(crate) use index::query_hits;
 
 /// Victims of a case, for statistics.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -547,7 +547,7 @@ impl Publisher {
             }
         }
         if !request.query_id.is_empty() {
-            match crate::cases::query_hits(&self.store, &request.query_id)? {
+            match self.store.audit().query_hits(&request.query_id)? {
                 None => errors.push(
                     "mla_request.query_id",
                     format!(

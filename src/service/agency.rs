@@ -16,7 +16,6 @@ use tonic::{Request, Response, Status};
 
 use super::view::{Filter, parse_origin, view};
 use super::{IntoStatus, identity, invalid, invalid_all, status};
-use crate::audit::refusals::Caller;
 use crate::audit::{Action, Entry};
 use crate::components::Components;
 use crate::config::ClientRole;
@@ -91,7 +90,7 @@ impl AgencyService {
             if self
                 .node
                 .audit
-                .refusal_gets_an_entry(&Caller::Client(name.clone()), "role")
+                .refusal_gets_an_entry(&Identity::Client(name.clone()), "role")
             {
                 let node = self.node.clone();
                 let reason = refusal.message().to_owned();

@@ -40,9 +40,9 @@ pub struct FederationService {
     /// What each peer's `Pull` streams may hold.
     pulls: Arc<PullBudget>,
     /// Checkpoints and recovery statements per peer and minute.
-    witnesses: limits::Buckets,
+    witnesses: limits::Buckets<NodeId>,
     /// Digests per peer and minute.
-    digests: limits::Buckets,
+    digests: limits::Buckets<NodeId>,
 }
 
 impl FederationService {

@@ -182,6 +182,15 @@ impl Audit<'_> {
         Ok(last)
     }
 
+    /// The members that answered "hit" to this node's query `id` (noted
+    /// with the query's entries); `None` if this node sent no such query,
+    /// or none answered "hit".
+    pub fn query_hits(&self, id: &str) -> Result<Option<Vec<String>>, StoreError> {
+        Ok(self
+            .note(&query_note(id))?
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+    }
+
     /// A note set by `Audit::append_noting`.
     pub fn note(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
@@ -393,4 +402,9 @@ impl Audit<'_> {
         store.make_durable(generation).await?;
         Ok(removed)
     }
+}
+
+/// The note that holds the members that answered "hit" to query `id`.
+pub(crate) fn query_note(id: &str) -> String {
+    format!("query_hits:{id}")
 }

@@ -93,6 +93,7 @@ use tokio::sync::watch;
 
 use crate::records::model::NodeId;
 pub use audit::Audit;
+pub(crate) use audit::query_note;
 use audit_log::HASH_LEN;
 pub use cases::Cases;
 pub use checkpoints::Checkpoints;

@@ -23,7 +23,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::listener::Identity;
+use super::identity::Identity;
 
 /// TLS handshakes in progress at once on one listener; one more
 /// connection is closed at once.

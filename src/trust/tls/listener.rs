@@ -23,8 +23,8 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::admission::{Admission, ListenerLimits, Throttled};
 use super::guard::{Guarded, Preface, owned_chain};
+use super::identity::Identity;
 use super::{ServerTls, TlsError};
-use crate::records::model::NodeId;
 
 /// How long an accepted connection may stay silent before its ClientHello
 /// starts to arrive. Short, because a silent socket holds a handshake
@@ -80,16 +80,6 @@ impl HandshakeStats {
         self.accepted
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
-}
-
-/// Who is on the other end of an accepted connection, as its verified
-/// certificate says.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Identity {
-    /// A federation peer.
-    Peer(NodeId),
-    /// An agency client, by its certificate's common name.
-    Client(String),
 }
 
 /// Connection facts that tonic hands to every request on the connection

@@ -72,6 +72,7 @@ mod certificates;
 mod client_verifiers;
 mod connector;
 mod guard;
+mod identity;
 mod listener;
 mod server_verifier;
 mod sources;
@@ -98,9 +99,10 @@ pub(crate) use certificates::{client_name_from_cert, refusal_reason};
 pub(crate) use client_verifiers::{AgencyClientVerifier, RosterClientVerifier};
 pub use connector::connector;
 pub use guard::Guarded;
+pub use identity::Identity;
 pub use listener::{
-    ConnInfo, FIRST_BYTE_TIMEOUT, HANDSHAKE_TIMEOUT, HandshakeStats, Identify, Identity,
-    PREFACE_TIMEOUT, TlsConn, incoming, incoming_with_limits,
+    ConnInfo, FIRST_BYTE_TIMEOUT, HANDSHAKE_TIMEOUT, HandshakeStats, Identify, PREFACE_TIMEOUT,
+    TlsConn, incoming, incoming_with_limits,
 };
 pub(crate) use server_verifier::RosterServerVerifier;
 pub(crate) use sources::ServerSide;

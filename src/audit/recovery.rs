@@ -254,6 +254,19 @@ pub enum RecoveryRefusal {
     },
 }
 
+/// Refuses a statement made too far from the witness's clock: one
+/// replayed long after it was made, or dated by a clock far off.
+fn fresh(r: &Recovery, now_ms: i64) -> Result<(), RecoveryRefusal> {
+    let skew = (now_ms - r.time_ms).abs();
+    if skew > MAX_SKEW_MS {
+        return Err(RecoveryRefusal::Stale {
+            made_ms: r.time_ms,
+            skew_s: skew / 1000,
+        });
+    }
+    Ok(())
+}
+
 /// A witness's judgement of a statement: `latest` is the largest
 /// checkpoint of the node it witnessed (size, head), `held` the `resumes`
 /// size of the last statement it countersigned for that node.
@@ -263,13 +276,7 @@ pub fn judge(
     held: Option<u64>,
     now_ms: i64,
 ) -> Result<(), RecoveryRefusal> {
-    let skew = (now_ms - r.time_ms).abs();
-    if skew > MAX_SKEW_MS {
-        return Err(RecoveryRefusal::Stale {
-            made_ms: r.time_ms,
-            skew_s: skew / 1000,
-        });
-    }
+    fresh(r, now_ms)?;
     if let Some((size, head)) = latest {
         if r.resumes.size < size {
             return Err(RecoveryRefusal::Behind {
@@ -310,13 +317,7 @@ pub fn judge_retention(
     first_reaching: Option<i64>,
     now_ms: i64,
 ) -> Result<(), RecoveryRefusal> {
-    let skew = (now_ms - r.time_ms).abs();
-    if skew > MAX_SKEW_MS {
-        return Err(RecoveryRefusal::Stale {
-            made_ms: r.time_ms,
-            skew_s: skew / 1000,
-        });
-    }
+    fresh(r, now_ms)?;
     if at_size.is_some_and(|head| head != r.resumes.head) {
         return Err(RecoveryRefusal::Forked {
             node: r.node.clone(),

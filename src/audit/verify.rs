@@ -14,11 +14,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::checkpoint::{self, Checkpoint, KeyBook};
-use super::recovery::{self, Recovery};
 use super::{Entry, rfc3339};
 use crate::records::model::NodeId;
 use crate::store::audit_log::{Anchor, GENESIS, HASH_LEN, RawEntry};
 use crate::wire::{AuditRecovery, ResumeCause, SignedCheckpoint, Witness};
+
+mod anchor;
+
+use anchor::{Resumption, resumption};
 
 /// Everything a verifier needs besides the entries.
 #[derive(Debug, Clone)]
@@ -46,16 +49,6 @@ pub struct Evidence {
 const CLOCK_SKEW_MS: i64 = 10 * 60 * 1000;
 /// Between a checkpoint made and a peer witnessing it.
 const WITNESS_SLACK_MS: i64 = 60 * 60 * 1000;
-
-/// A recovery whose statement verified, and who countersigned it when.
-#[derive(Debug, Clone)]
-struct Resumption {
-    recovery: Recovery,
-    countersigned: Vec<(NodeId, i64)>,
-    /// Countersignatures that do not verify, with why.
-    bad: Vec<String>,
-}
-
 /// One verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
@@ -102,52 +95,6 @@ pub struct Verifier {
     anchor_checkpoint: Option<Result<Checkpoint, String>>,
     resumptions: Vec<Result<Resumption, String>>,
     retention: Option<Result<Resumption, String>>,
-}
-
-/// Opens a kept recovery: its statement, and each countersignature of it.
-fn resumption(
-    kept: &AuditRecovery,
-    node: &NodeId,
-    keys: &KeyBook,
-    cause: ResumeCause,
-) -> Result<Resumption, String> {
-    let r = recovery::open(&kept.statement, keys)
-        .map_err(|e| format!("the statement does not verify: {e}"))?;
-    if r.node != *node {
-        return Err(format!("a statement of {} is kept here", r.node));
-    }
-    if r.cause != cause {
-        return Err(format!(
-            "a statement of cause {:?} is kept where one of cause {cause:?} belongs",
-            r.cause
-        ));
-    }
-    let mut countersigned = Vec::new();
-    let mut bad = Vec::new();
-    for w in &kept.witnesses {
-        match recovery::open_witness(w, keys) {
-            Ok(c) if w.recovery.as_ref() != Some(&kept.statement) => {
-                bad.push(format!("{} countersigned another statement", c.witness));
-            }
-            Ok(c) if c.witness == *node => {
-                bad.push(format!("{node} countersigned its own statement"));
-            }
-            Ok(c) => {
-                if !countersigned.iter().any(|(who, _)| *who == c.witness) {
-                    countersigned.push((c.witness, c.witnessed_at_ms));
-                }
-            }
-            Err(e) => bad.push(format!(
-                "the countersignature of {} does not verify: {e}",
-                w.witness
-            )),
-        }
-    }
-    Ok(Resumption {
-        recovery: r,
-        countersigned,
-        bad,
-    })
 }
 
 impl Verifier {
@@ -339,124 +286,6 @@ impl Verifier {
                 format!("covers entry {}, which the log does not hold", cp.size),
             )),
         }
-    }
-
-    /// Whether a peer's witnesses show that entry `n` was written less than
-    /// the minimum retention before now: a checkpoint of fewer than `n`
-    /// entries, witnessed at `w` by the peer's clock, means entry `n` did
-    /// not exist until about then. Entries that young are never pruned, so
-    /// the anchor is evidence of a clock set ahead or of tampering.
-    fn pruned_too_young(&self, n: u64) -> Option<String> {
-        let floor_ms = i64::from(crate::limits::MIN_AUDIT_RETENTION_DAYS) * 86_400_000;
-        self.witnessed
-            .iter()
-            .filter_map(|(peer, ws)| {
-                let w = ws
-                    .as_ref()
-                    .ok()?
-                    .iter()
-                    .filter(|w| w.checkpoint.size < n)
-                    .map(|w| w.witnessed_at_ms)
-                    .max()?;
-                (self.evidence.now_ms - w + WITNESS_SLACK_MS < floor_ms).then(|| {
-                    format!(
-                        "pruned up to entry {n}, but {peer} witnessed at {} a log that did not reach \
-                         entry {n} yet: entries younger than {} days were removed (a clock set ahead?)",
-                        rfc3339(w),
-                        crate::limits::MIN_AUDIT_RETENTION_DAYS
-                    )
-                })
-            })
-            .next()
-    }
-
-    /// Whether a countersigned retention statement allows the pruning up
-    /// to the anchor: a peer agreed, by its own clock, that it saw those
-    /// entries exist at least the minimum retention ago. The detail names
-    /// who countersigned when.
-    fn judge_retention(&self, a: &Anchor) -> Result<String, String> {
-        let r = match &self.retention {
-            None => {
-                return Err(format!(
-                    "pruned up to entry {} with no statement that a peer countersigned: \
-                     entries were removed that no peer agreed were old enough",
-                    a.n
-                ));
-            }
-            Some(Err(e)) => return Err(format!("the retention statement: {e}")),
-            Some(Ok(r)) => r,
-        };
-        let s = &r.recovery.resumes;
-        if s.size < a.n || (s.size == a.n && s.head != a.hash) {
-            return Err(format!(
-                "pruned up to entry {}, but the countersigned retention statement allows entries 1..{} only",
-                a.n, s.size
-            ));
-        }
-        if r.countersigned.is_empty() {
-            let why = if r.bad.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", r.bad.join("; "))
-            };
-            return Err(format!(
-                "pruned up to entry {} under a retention statement that no peer countersigned{why}",
-                a.n
-            ));
-        }
-        let by: Vec<String> = r
-            .countersigned
-            .iter()
-            .map(|(who, at)| format!("{who} at {}", rfc3339(*at)))
-            .collect();
-        Ok(format!(
-            "a peer agreed the entries were at least {} days old: countersigned by {}",
-            crate::limits::MIN_AUDIT_RETENTION_DAYS,
-            by.join(", ")
-        ))
-    }
-
-    /// A verified recovery statement holds when a peer countersigned it
-    /// and the log does resume where it says (the anchor is at or past
-    /// it); its detail is the incident, for people.
-    fn judge_resumption(&self, r: &Resumption, anchor_n: u64) -> Result<String, String> {
-        let s = r.recovery.resumes.size;
-        if r.countersigned.is_empty() {
-            let why = if r.bad.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", r.bad.join("; "))
-            };
-            return Err(format!(
-                "the statement that entries 1..{s} were lost is countersigned by no peer{why}"
-            ));
-        }
-        if anchor_n < s {
-            return Err(format!(
-                "a recovery says the log resumes after entry {s}, but the log does not start there (anchor at entry {anchor_n})"
-            ));
-        }
-        let by: Vec<String> = r
-            .countersigned
-            .iter()
-            .map(|(who, at)| format!("{who} at {}", rfc3339(*at)))
-            .collect();
-        let mut detail = format!(
-            "entries 1..{s} were lost (and any written after entry {s} before the loss); stated at {}{}; \
-             the log resumes after entry {s}, a checkpoint made at {}; countersigned by {}",
-            rfc3339(r.recovery.time_ms),
-            if r.recovery.reason.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", r.recovery.reason)
-            },
-            rfc3339(r.recovery.resumes.time_ms),
-            by.join(", ")
-        );
-        if !r.bad.is_empty() {
-            detail.push_str(&format!("; ignored: {}", r.bad.join("; ")));
-        }
-        Ok(detail)
     }
 
     /// The verdicts.

@@ -206,13 +206,8 @@ impl AuditKeeper {
         let outcome = self.witness_recovery_checked(caller, &signed).await;
         if let Err(error) = &outcome {
             tracing::warn!(security_event = true, peer = %caller, %error, "audit recovery statement refused");
-            if !matches!(error, WitnessError::Store(_)) {
-                let entry = Entry::new(Action::CheckpointRejected, caller.as_str())
-                    .counterpart(caller)
-                    .result(error.to_string());
-                self.record_peer_refusal(caller, "WitnessRecovery", entry)
-                    .await?;
-            }
+            self.record_witness_refusal(caller, "WitnessRecovery", error)
+                .await?;
         }
         outcome
     }

@@ -9,13 +9,11 @@
 
 use std::pin::Pin;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_stream::Stream;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::view::{Filter, parse_origin, view};
-use super::{IntoStatus, identity, invalid, invalid_all, status};
+use super::{identity, invalid, invalid_all, status};
 use crate::audit::{Action, Entry};
 use crate::components::Components;
 use crate::config::ClientRole;
@@ -26,13 +24,6 @@ use crate::trust::tls::Identity;
 use crate::wire;
 use crate::wire::pb::v1 as pb;
 use crate::wire::pb::v1::agency_server::Agency;
-
-/// Records per list page when the client does not say.
-const DEFAULT_LIST_LIMIT: u32 = 1000;
-/// Most records examined by one list call, whatever the filters.
-const MAX_EXAMINED: usize = 100_000;
-/// Records read from the store per step of a watch.
-const WATCH_STEP: usize = 256;
 
 pub struct AgencyService {
     node: Components,
@@ -52,6 +43,11 @@ impl AgencyService {
 
     pub(super) fn node(&self) -> &Components {
         &self.node
+    }
+
+    /// The node's stop signal, for a stream that must end with it.
+    pub(super) fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.stop.clone()
     }
 
     /// Applies a change for `actor` and answers like a publish.
@@ -142,6 +138,22 @@ impl AgencyService {
                 .map_err(status)?;
         }
         answer
+    }
+
+    /// Runs a handler that takes the whole request, with its refusals on
+    /// record under the calling client's name, taken before the request
+    /// is consumed.
+    async fn audited_call<T, R, F>(
+        &self,
+        r: Request<T>,
+        handler: impl FnOnce(Request<T>) -> F,
+    ) -> Result<Response<R>, Status>
+    where
+        F: std::future::Future<Output = Result<Response<R>, Status>>,
+    {
+        let actor = self.client_name(&r);
+        let answer = handler(r).await;
+        self.audited(&actor, false, answer).await
     }
 
     async fn change(
@@ -264,7 +276,8 @@ fn publish_key(key: &str) -> Result<Option<PublishKey>, Status> {
         .map_err(|rule| invalid("idempotency_key", rule))
 }
 
-type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::RecordView, Status>> + Send>>;
+/// The `WatchRecords` stream (served in [`super::reading`]).
+pub(super) type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::RecordView, Status>> + Send>>;
 /// The `ReadAudit` stream (served in [`super::audit`]).
 pub(super) type AuditStream = Pin<Box<dyn Stream<Item = Result<pb::AuditEntry, Status>> + Send>>;
 
@@ -378,127 +391,25 @@ impl Agency for AgencyService {
 
     async fn get_record(
         &self,
-        request: Request<pb::GetRecordRequest>,
+        r: Request<pb::GetRecordRequest>,
     ) -> Result<Response<pb::RecordView>, Status> {
-        self.authorize(&request, ClientRole::Reader)?;
-        let id = request.into_inner().record_id;
-        if id.is_empty() {
-            return Err(invalid("record_id", "is required"));
-        }
-        let stored = self
-            .node
-            .store
-            .records()
-            .get_by_id(&id)
-            .map_err(status)?
-            .ok_or_else(|| Status::not_found(format!("record {id} is not held by this node")))?;
-        Ok(Response::new(
-            view(&self.node.store, &stored, self.node.clock.now_ms())?.view,
-        ))
+        self.get_record_impl(r).await
     }
 
     async fn list_records(
         &self,
-        request: Request<pb::ListRecordsRequest>,
+        r: Request<pb::ListRecordsRequest>,
     ) -> Result<Response<pb::ListRecordsResponse>, Status> {
-        self.authorize(&request, ClientRole::Reader)?;
-        let req = request.into_inner();
-        let filter = Filter::from_request(&req)?;
-        // A page at most: what a reader can make the node build and send
-        // at once is bounded, whatever it asks for.
-        let limit = match req.limit {
-            0 => DEFAULT_LIST_LIMIT,
-            n => n.min(crate::limits::LIST_RECORDS_PAGE),
-        } as usize;
-        let now = self.node.clock.now_ms();
-        let mut records = Vec::new();
-        let mut after = req.after_position;
-        let mut examined = 0;
-        'pages: loop {
-            let (stored, last) = self
-                .node
-                .store
-                .records()
-                .list(after, WATCH_STEP, filter.origin.as_ref())
-                .map_err(status)?;
-            if last == after {
-                break;
-            }
-            for r in &stored {
-                let v = view(&self.node.store, r, now)?;
-                after = r.position;
-                if filter.matches(&v) {
-                    records.push(v.view);
-                    if records.len() >= limit {
-                        break 'pages;
-                    }
-                }
-            }
-            after = last;
-            examined += WATCH_STEP;
-            if examined >= MAX_EXAMINED {
-                break;
-            }
-        }
-        Ok(Response::new(pb::ListRecordsResponse {
-            records,
-            last_position: after,
-        }))
+        self.list_records_impl(r).await
     }
 
     type WatchRecordsStream = WatchStream;
 
     async fn watch_records(
         &self,
-        request: Request<pb::WatchRecordsRequest>,
+        r: Request<pb::WatchRecordsRequest>,
     ) -> Result<Response<WatchStream>, Status> {
-        self.authorize(&request, ClientRole::Reader)?;
-        let req = request.into_inner();
-        let origin = parse_origin(&req.origin)?;
-        let (tx, rx) = mpsc::channel(64);
-        let node = self.node.clone();
-        let mut stop = self.stop.clone();
-        let mut after = req.after_position;
-        tokio::spawn(async move {
-            let mut changes = node.store.subscribe();
-            loop {
-                changes.borrow_and_update();
-                loop {
-                    let (stored, last) =
-                        match node
-                            .store
-                            .records()
-                            .list(after, WATCH_STEP, origin.as_ref())
-                        {
-                            Ok(v) => v,
-                            Err(e) => {
-                                let _ = tx.send(Err(e.into_status())).await;
-                                return;
-                            }
-                        };
-                    if last == after {
-                        break;
-                    }
-                    after = last;
-                    let now = node.clock.now_ms();
-                    for r in &stored {
-                        let item = view(&node.store, r, now).map(|v| v.view);
-                        if tx.send(item).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                tokio::select! {
-                    changed = changes.changed() => if changed.is_err() { return },
-                    _ = crate::shutdown::stopped(&mut stop) => {
-                        let _ = tx.send(Err(Status::unavailable(format!("node {} is shutting down", node.id)))).await;
-                        return;
-                    }
-                    _ = tx.closed() => return,
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        self.watch_records_impl(r).await
     }
 
     async fn list_peers(
@@ -587,27 +498,21 @@ impl Agency for AgencyService {
         &self,
         r: Request<pb::RegisterCaseRequest>,
     ) -> Result<Response<pb::LocalCase>, Status> {
-        let actor = self.client_name(&r);
-        let answer = self.register_case_impl(r).await;
-        self.audited(&actor, false, answer).await
+        self.audited_call(r, |r| self.register_case_impl(r)).await
     }
 
     async fn update_case(
         &self,
         r: Request<pb::UpdateCaseRequest>,
     ) -> Result<Response<pb::LocalCase>, Status> {
-        let actor = self.client_name(&r);
-        let answer = self.update_case_impl(r).await;
-        self.audited(&actor, false, answer).await
+        self.audited_call(r, |r| self.update_case_impl(r)).await
     }
 
     async fn close_case(
         &self,
         r: Request<pb::CloseCaseRequest>,
     ) -> Result<Response<pb::LocalCase>, Status> {
-        let actor = self.client_name(&r);
-        let answer = self.close_case_impl(r).await;
-        self.audited(&actor, false, answer).await
+        self.audited_call(r, |r| self.close_case_impl(r)).await
     }
 
     async fn list_cases(
@@ -621,27 +526,21 @@ impl Agency for AgencyService {
         &self,
         r: Request<pb::QueryRequest>,
     ) -> Result<Response<pb::QueryResponse>, Status> {
-        let actor = self.client_name(&r);
-        let answer = self.query_impl(r).await;
-        self.audited(&actor, false, answer).await
+        self.audited_call(r, |r| self.query_impl(r)).await
     }
 
     async fn send_mla(
         &self,
         r: Request<pb::SendMlaRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
-        let actor = self.client_name(&r);
-        let answer = self.send_mla_impl(r).await;
-        self.audited(&actor, false, answer).await
+        self.audited_call(r, |r| self.send_mla_impl(r)).await
     }
 
     async fn respond_mla(
         &self,
         r: Request<pb::RespondMlaRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
-        let actor = self.client_name(&r);
-        let answer = self.respond_mla_impl(r).await;
-        self.audited(&actor, false, answer).await
+        self.audited_call(r, |r| self.respond_mla_impl(r)).await
     }
 
     async fn list_mla(

@@ -162,6 +162,23 @@ impl AgencyService {
         })
     }
 
+    /// Stores `case` for `actor` (`new`: a registration, with the id just
+    /// drawn) and answers with the case as stored.
+    async fn save_case(
+        &self,
+        case: LocalCase,
+        new: bool,
+        actor: &str,
+    ) -> Result<Response<pb::LocalCase>, Status> {
+        let case = self
+            .node()
+            .cases
+            .put_case(case, new, actor)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(case_to_pb(&case)))
+    }
+
     pub(super) async fn register_case_impl(
         &self,
         r: Request<pb::RegisterCaseRequest>,
@@ -173,13 +190,7 @@ impl AgencyService {
             crate::records::crypto::random_bytes().map_err(|e| Status::internal(e.to_string()))?;
         case.case_id = format!("case-{:016x}", u64::from_be_bytes(random));
         case.closed = false;
-        let case = self
-            .node()
-            .cases
-            .put_case(case, true, &actor)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(case_to_pb(&case)))
+        self.save_case(case, true, &actor).await
     }
 
     pub(super) async fn update_case_impl(
@@ -192,13 +203,7 @@ impl AgencyService {
         if case.case_id.is_empty() {
             return Err(invalid("case.case_id", "is required"));
         }
-        let case = self
-            .node()
-            .cases
-            .put_case(case, false, &actor)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(case_to_pb(&case)))
+        self.save_case(case, false, &actor).await
     }
 
     pub(super) async fn close_case_impl(
@@ -209,13 +214,7 @@ impl AgencyService {
         let id = r.into_inner().case_id;
         let mut case = self.node().cases.local_case(&id).map_err(status)?;
         case.closed = true;
-        let case = self
-            .node()
-            .cases
-            .put_case(case, false, &actor)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(case_to_pb(&case)))
+        self.save_case(case, false, &actor).await
     }
 
     pub(super) async fn list_cases_impl(

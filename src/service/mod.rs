@@ -16,6 +16,7 @@ mod cases;
 pub mod client;
 mod federation;
 mod pull;
+mod reading;
 mod view;
 
 pub use agency::AgencyService;

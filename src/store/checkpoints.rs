@@ -21,14 +21,18 @@ impl Checkpoints<'_> {
         size: u64,
         bytes: &[u8],
     ) -> Result<(), StoreError> {
+        self.insert_durably(audit_log::checkpoint_key(node.as_str(), size), bytes)
+            .await
+    }
+
+    /// Writes one entry of the tree under the store gate and waits until
+    /// it is durable: checkpoints and recoveries alike.
+    async fn insert_durably(&self, key: Vec<u8>, bytes: &[u8]) -> Result<(), StoreError> {
         let store = self.store;
         let gate = GATE.lock().await;
         let generation = {
             let mut w = store.writer.lock().map_err(|_| StoreError::Poisoned)?;
-            store
-                .trees
-                .checkpoints
-                .insert(audit_log::checkpoint_key(node.as_str(), size), bytes)?;
+            store.trees.checkpoints.insert(key, bytes)?;
             w.generation += 1;
             w.generation
         };
@@ -91,19 +95,8 @@ impl Checkpoints<'_> {
         size: u64,
         bytes: &[u8],
     ) -> Result<(), StoreError> {
-        let store = self.store;
-        let gate = GATE.lock().await;
-        let generation = {
-            let mut w = store.writer.lock().map_err(|_| StoreError::Poisoned)?;
-            store
-                .trees
-                .checkpoints
-                .insert(audit_log::recovery_key(node.as_str(), size), bytes)?;
-            w.generation += 1;
-            w.generation
-        };
-        drop(gate);
-        store.make_durable(generation).await
+        self.insert_durably(audit_log::recovery_key(node.as_str(), size), bytes)
+            .await
     }
 
     /// The recoveries held of `node`'s audit log, ascending by the size

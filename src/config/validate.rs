@@ -17,15 +17,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::schema::{
-    RawAgency, RawAudit, RawConfig, RawFederation, RawListen, RawMatching, RawMetrics, RawNode,
-    RawQuery, RawRecords, RawReload, RawSigning, RawSync, RawTls,
+    RawConfig, RawFederation, RawListen, RawMatching, RawMetrics, RawNode, RawReload, RawSigning,
+    RawSync, RawTls,
 };
 use super::{
-    AgencyConfig, AuditConfig, ClientRole, ConfigError, Endpoint, HEARTBEAT, KeyFiles, LogFormat,
-    MatchingKeyFile, QueryConfig, RecordsConfig, ReloadConfig, Reveal, Settings, SyncConfig,
-    TlsFiles,
+    AgencyConfig, AuditConfig, ConfigError, Endpoint, HEARTBEAT, KeyFiles, LogFormat,
+    MatchingKeyFile, QueryConfig, RecordsConfig, ReloadConfig, Settings, SyncConfig, TlsFiles,
 };
-use crate::records::model::{ContactPoint, Errors, NodeId, check_contact};
+use crate::records::model::NodeId;
+
+mod plain;
 
 /// Validates `raw`, read from `path`, without reading the files it names.
 /// `data_dir` (from `--data-dir`) overrides `node.data_dir`.
@@ -332,142 +333,6 @@ impl<'a> Validation<'a> {
             epoch: raw.epoch,
         });
         self.matching.clone()
-    }
-
-    /// The sections that name no file: `node.cache_mb`, `[records]`,
-    /// `[audit]`, `[agency]`, `[query]`, `[log]`, and the data directory.
-    pub(crate) fn plain_sections(&mut self, raw: &RawConfig) {
-        self.cache(&raw.node);
-        self.records(&raw.records);
-        self.audit(&raw.audit);
-        self.agency(&raw.agency);
-        self.query(&raw.query);
-        self.log_format = raw.log.format;
-        self.data_dir = match (self.data_dir_override, &raw.node.data_dir, &self.node_id) {
-            (Some(d), _, _) => Some(d.to_owned()),
-            (None, Some(d), _) => Some(self.resolve(d)),
-            (None, None, Some(id)) => Some(PathBuf::from("data").join(id.as_str())),
-            (None, None, None) => None,
-        };
-    }
-
-    /// `node.cache_mb`: 1..=65536.
-    fn cache(&mut self, raw: &RawNode) {
-        let mb = raw.cache_mb;
-        if (1..=65_536).contains(&mb) {
-            self.cache_bytes = mb * 1024 * 1024;
-        } else {
-            self.problem(format!(
-                "node.cache_mb: must be between 1 and 65536 (got {mb})"
-            ));
-        }
-    }
-
-    /// `[records]`.
-    fn records(&mut self, raw: &RawRecords) {
-        let records = RecordsConfig {
-            default_validity: Duration::from_secs(u64::from(raw.default_validity_days) * 86_400),
-            max_validity: Duration::from_secs(u64::from(raw.max_validity_days) * 86_400),
-            expiry_check: Duration::from_millis(raw.expiry_check_ms),
-        };
-        if records.default_validity.is_zero() || records.default_validity > records.max_validity {
-            self.problem(
-                "records.default_validity_days: must be at least 1 and at most records.max_validity_days",
-            );
-        }
-        if records.expiry_check < Duration::from_millis(10) {
-            self.problem("records.expiry_check_ms: must be at least 10");
-        }
-        self.records = records;
-    }
-
-    /// `[audit]`.
-    fn audit(&mut self, raw: &RawAudit) {
-        let ms = raw.checkpoint_interval_ms;
-        if (100..=86_400_000).contains(&ms) {
-            self.audit.checkpoint_interval = Duration::from_millis(ms);
-        } else {
-            self.problem(format!(
-                "audit.checkpoint_interval_ms: must be between 100 and 86400000 (got {ms})"
-            ));
-        }
-        match raw.retention_days {
-            0 => {}
-            d if d < crate::limits::MIN_AUDIT_RETENTION_DAYS => self.problem(format!(
-                "audit.retention_days: must be 0 (keep everything) or at least {} (got {d})",
-                crate::limits::MIN_AUDIT_RETENTION_DAYS
-            )),
-            d => self.audit.retention = Some(Duration::from_secs(u64::from(d) * 86_400)),
-        }
-    }
-
-    /// `[agency]`: roles and the contact point.
-    fn agency(&mut self, raw: &RawAgency) {
-        if let Some(r) = &raw.default_role {
-            match ClientRole::parse(r) {
-                Ok(role) => self.agency.default_role = role,
-                Err(e) => self.problem(format!("agency.default_role: {e}")),
-            }
-        }
-        for (i, c) in raw.clients.iter().enumerate() {
-            match ClientRole::parse(&c.role) {
-                Ok(role) => {
-                    if self.agency.clients.insert(c.name.clone(), role).is_some() {
-                        self.problem(format!(
-                            "agency.clients[{i}].name: {:?} is listed twice",
-                            c.name
-                        ));
-                    }
-                }
-                Err(e) => self.problem(format!("agency.clients[{i}].role: {e}")),
-            }
-        }
-        if let Some(c) = &raw.contact {
-            let contact = ContactPoint {
-                unit: c.unit.clone(),
-                email: c.email.clone(),
-                phone: c.phone.clone(),
-            };
-            let mut errors = Errors::default();
-            check_contact(&mut errors, "agency", &contact);
-            for e in errors.0 {
-                self.problem(e.to_string());
-            }
-            self.agency.contact = Some(contact);
-        }
-    }
-
-    /// `[query]`.
-    fn query(&mut self, raw: &RawQuery) {
-        let n = raw.max_selectors;
-        if (1..=256).contains(&n) {
-            self.query.max_selectors = n;
-        } else {
-            self.problem(format!(
-                "query.max_selectors: must be between 1 and 256 (got {n})"
-            ));
-        }
-        if raw.max_per_minute >= 1 {
-            self.query.max_per_minute = raw.max_per_minute;
-        } else {
-            self.problem("query.max_per_minute: must be at least 1");
-        }
-        let ms = raw.deadline_ms;
-        if (100..=120_000).contains(&ms) {
-            self.query.deadline = Duration::from_millis(ms);
-        } else {
-            self.problem(format!(
-                "query.deadline_ms: must be between 100 and 120000 (got {ms})"
-            ));
-        }
-        match raw.reveal.as_deref() {
-            None => {}
-            Some("case_refs") => self.query.reveal = Reveal::CaseRefs,
-            Some("contact") => self.query.reveal = Reveal::ContactOnly,
-            Some(other) => self.problem(format!(
-                "query.reveal: {other:?} is not a policy; one of: case_refs (name the matching cases), contact (only \"hit, contact us\")"
-            )),
-        }
     }
 
     /// The [`Settings`], or every problem found.

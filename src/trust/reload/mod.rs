@@ -35,8 +35,7 @@
 //! and the node's own signing and matching keys;
 //! [`ReloadOutcome::restart_needed`] says so when it applies.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -49,9 +48,11 @@ use crate::trust::load::{self, LoadedSettings};
 use crate::trust::tls::{self, ClientTls, PeerClientConfigs, ServerSide, ServerTls, TlsError};
 
 mod certificates;
+mod stamps;
 
 use certificates::certificates;
 pub use certificates::{CertExpiry, CertSummary, EXPIRY_WARNING_DAYS};
+use stamps::{Stamps, differences, restamp, stamp, watched};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -108,95 +109,6 @@ impl ReloadOutcome {
     pub fn applied(&self) -> bool {
         !self.changed.is_empty()
     }
-}
-
-/// A watched file: its role in the configuration and its content digest
-/// (`None` when it cannot be read).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Stamp {
-    role: String,
-    digest: Option<Vec<u8>>,
-}
-
-type Stamps = BTreeMap<PathBuf, Stamp>;
-
-fn digest(path: &Path) -> Option<Vec<u8>> {
-    let bytes = std::fs::read(path).ok()?;
-    Some(
-        ring::digest::digest(&ring::digest::SHA256, &bytes)
-            .as_ref()
-            .to_vec(),
-    )
-}
-
-/// Every file the TLS configuration of `settings` was read from.
-fn watched(settings: &LoadedSettings) -> Vec<(String, PathBuf)> {
-    let f = &settings.tls_files;
-    let mut out = vec![
-        ("config".to_owned(), settings.path.clone()),
-        ("federation.roster".to_owned(), f.roster.clone()),
-    ];
-    for m in settings.roster.members() {
-        for ca in &m.ca_files {
-            out.push((format!("roster CA of {}", m.id), ca.clone()));
-        }
-    }
-    out.push(("tls.cert".into(), f.cert.clone()));
-    out.push(("tls.key".into(), f.key.clone()));
-    out.push(("tls.agency_client_ca".into(), f.agency_client_ca.clone()));
-    for p in &f.peer_crls {
-        out.push(("tls.peer_crls".into(), p.clone()));
-    }
-    for p in &f.agency_client_crls {
-        out.push(("tls.agency_client_crls".into(), p.clone()));
-    }
-    out
-}
-
-fn stamp(files: &[(String, PathBuf)]) -> Stamps {
-    files
-        .iter()
-        .map(|(role, path)| {
-            (
-                path.clone(),
-                Stamp {
-                    role: role.clone(),
-                    digest: digest(path),
-                },
-            )
-        })
-        .collect()
-}
-
-/// Fresh stamps of the same files as `stamps`.
-fn restamp(stamps: &Stamps) -> Stamps {
-    stamps
-        .iter()
-        .map(|(path, s)| {
-            (
-                path.clone(),
-                Stamp {
-                    role: s.role.clone(),
-                    digest: digest(path),
-                },
-            )
-        })
-        .collect()
-}
-
-fn differences(old: &Stamps, new: &Stamps) -> Vec<String> {
-    let mut out = Vec::new();
-    for (path, s) in new {
-        if old.get(path).is_none_or(|o| o.digest != s.digest) {
-            out.push(format!("{} {}", s.role, path.display()));
-        }
-    }
-    for (path, s) in old {
-        if !new.contains_key(path) {
-            out.push(format!("{} {} (no longer used)", s.role, path.display()));
-        }
-    }
-    out
 }
 
 /// The configurations built from one [`LoadedSettings`].
@@ -589,39 +501,5 @@ fn log_outcome(o: &ReloadOutcome) {
     );
     for note in &o.restart_needed {
         tracing::warn!(%note, "reload: part of the change needs a restart");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn differences_name_changed_added_and_removed_files() {
-        let s = |role: &str, d: Option<u8>| Stamp {
-            role: role.into(),
-            digest: d.map(|b| vec![b]),
-        };
-        let old: Stamps = [
-            (PathBuf::from("a.crt"), s("tls.cert", Some(1))),
-            (PathBuf::from("old.crl"), s("tls.peer_crls", Some(2))),
-            (PathBuf::from("k"), s("tls.key", Some(3))),
-        ]
-        .into();
-        let new: Stamps = [
-            (PathBuf::from("a.crt"), s("tls.cert", Some(9))),
-            (PathBuf::from("new.crl"), s("tls.peer_crls", Some(2))),
-            (PathBuf::from("k"), s("tls.key", Some(3))),
-        ]
-        .into();
-        assert_eq!(
-            differences(&old, &new),
-            vec![
-                "tls.cert a.crt".to_owned(),
-                "tls.peer_crls new.crl".to_owned(),
-                "tls.peer_crls old.crl (no longer used)".to_owned(),
-            ]
-        );
-        assert!(differences(&new, &new).is_empty());
     }
 }

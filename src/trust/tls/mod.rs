@@ -67,6 +67,36 @@
 //! - `listener` and `connector`: where a TCP connection becomes a guarded
 //!   TLS connection, accepted or dialled.
 
+/// The handshake-signature half of a rustls verifier, handed to the
+/// WebPKI verifier it wraps (the field `$inner`). Every verifier here
+/// judges the certificate itself (roster, usage, node id) and leaves the
+/// signatures to WebPKI, with the one ring provider's algorithms.
+macro_rules! delegate_handshake_signatures {
+    ($inner:ident) => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls_pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            self.$inner.verify_tls12_signature(message, cert, dss)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls_pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            self.$inner.verify_tls13_signature(message, cert, dss)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.$inner.supported_verify_schemes()
+        }
+    };
+}
+
 mod admission;
 mod certificates;
 mod client_verifiers;

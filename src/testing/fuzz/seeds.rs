@@ -253,7 +253,7 @@ fn record_bodies() -> Vec<(&'static str, Vec<u8>)> {
 
 /// `body` in an envelope signed by the member it names.
 fn sign(body: &[u8]) -> Vec<u8> {
-    super::resign_record(fixture(), body).encode()
+    super::records::resign_record(fixture(), body).encode()
 }
 
 fn pull_batch() -> Vec<u8> {

@@ -55,6 +55,7 @@ impl Watching {
         seen: &mut Vec<String>,
     ) -> Option<String> {
         let deadline = std::time::Instant::now() + DEADLINE;
+        let mut ticks = common::pace(std::time::Duration::from_millis(20));
         while std::time::Instant::now() < deadline {
             match rx.try_recv() {
                 Ok(line) => {
@@ -64,7 +65,7 @@ impl Watching {
                     }
                 }
                 Err(mpsc::TryRecvError::Empty) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
+                    ticks.tick().await;
                 }
                 Err(mpsc::TryRecvError::Disconnected) => return None,
             }

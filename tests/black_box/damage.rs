@@ -62,7 +62,7 @@ fn enlace(args: &[&str], config: &Path) -> Output {
 
 /// `node run` on the damaged store: it refuses at once, or it opens and
 /// stops cleanly on SIGTERM.
-fn run_node(config: &Path) -> Option<i32> {
+async fn run_node(config: &Path) -> Option<i32> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_enlace"))
         .args(["node", "run", "--config"])
         .arg(config)
@@ -72,11 +72,12 @@ fn run_node(config: &Path) -> Option<i32> {
         .spawn()
         .expect("start");
     let until = Instant::now() + Duration::from_millis(1500);
+    let mut ticks = common::pace(Duration::from_millis(20));
     while Instant::now() < until {
+        ticks.tick().await;
         if let Some(status) = child.try_wait().unwrap() {
             return status.code();
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -142,7 +143,7 @@ async fn a_damaged_store_is_refused_with_its_remedy_and_never_panics() {
                 assert!(stderr.contains("enlace node recover"), "{what}: {stderr}");
                 refused += 1;
             }
-            let code = run_node(&config);
+            let code = run_node(&config).await;
             assert_ne!(code, Some(101), "node run panicked: {what}");
             let out = enlace(&["doctor"], &config);
             assert_ne!(out.status.code(), Some(101), "doctor panicked: {what}");

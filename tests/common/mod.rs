@@ -27,6 +27,9 @@ where
 {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     let mut pause = Duration::from_millis(5);
+    let mut ticks = pace(pause);
+    // The first tick is at once; then the pause doubles up to 100 ms.
+    ticks.tick().await;
     loop {
         if let Some(v) = cond().await {
             return v;
@@ -34,9 +37,18 @@ where
         if tokio::time::Instant::now() > deadline {
             panic!("timed out after {DEADLINE:?} waiting for: {what}");
         }
-        tokio::time::sleep(pause).await;
+        ticks.reset_after(pause);
+        ticks.tick().await;
         pause = (pause * 2).min(Duration::from_millis(100));
     }
+}
+
+/// The pace of a polling loop: a tick every `period`, the first at once.
+/// A slow poll delays the next tick rather than bunching the missed ones.
+pub fn pace(period: Duration) -> tokio::time::Interval {
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks
 }
 
 /// Every record a node's agency API lists (all versions), in arrival order.

@@ -142,9 +142,10 @@ async fn tls_slow_loris_without_a_certificate_does_not_delay_a_health_check() {
         }
         let flood = tokio::spawn(async move {
             let mut more = Vec::new();
+            let mut ticks = common::pace(Duration::from_millis(20));
             loop {
+                ticks.tick().await;
                 more.extend(idle_socket(addr).await);
-                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         });
         let mut latencies = Vec::new();
@@ -217,8 +218,9 @@ async fn tls_idle_authenticated_connections_are_capped_and_silent_ones_closed() 
     // Well before the server's keepalive (a ping after 15 s, which this
     // client never answers) would close them all.
     let deadline = Instant::now() + Duration::from_secs(10);
+    let mut ticks = common::pace(Duration::from_millis(20));
     while closed.load(Ordering::SeqCst) < opened - cap && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        ticks.tick().await;
     }
     assert_eq!(
         closed.load(Ordering::SeqCst),

@@ -16,7 +16,7 @@ use crate::wire::{
 impl AuditKeeper {
     /// Resumes this node's audit log after the largest checkpoint of it
     /// that the peers witnessed, when the log was lost with the disk (see
-    /// [`super::recovery`]): the peers countersign a statement of the loss,
+    /// [`crate::audit::recovery`]): the peers countersign a statement of the loss,
     /// and the new log continues after that checkpoint. The entries a node
     /// started on the empty store wrote meanwhile are carried over after
     /// it. A log resumed before is left alone. Fails, changing nothing,
@@ -196,7 +196,7 @@ impl AuditKeeper {
 
     /// Checks a peer's statement that it lost its audit log against what
     /// this node witnessed of it, records the incident, and countersigns
-    /// (see [`super::recovery`]). The same statement again gets the same
+    /// (see [`crate::audit::recovery`]). The same statement again gets the same
     /// countersignature.
     pub async fn witness_recovery(
         &self,

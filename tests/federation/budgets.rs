@@ -433,3 +433,122 @@ async fn a_reader_cannot_make_the_peers_compare_logs_in_a_loop() {
     assert!(served >= 1);
     gt.stop().await.unwrap();
 }
+
+/// Resident memory of a process, from /proc (Linux), in bytes.
+fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Kills the node process when the test ends, however it ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hundred_unread_pulls_from_one_peer_stay_within_its_memory_budget() {
+    common::init_tracing();
+    const RECORDS: usize = 6_000;
+    const STREAMS: usize = 300;
+    let mut fed = Sandbox::create("test-fed", &["gt", "sv"]).await.unwrap();
+    // gt is the built binary, so that its memory is its own; sv is the
+    // compromised member, calling with its real identity.
+    drop(fed.take_listeners("gt"));
+    let config = fed.member("gt").unwrap().config_path();
+    let node = Killed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_enlace"))
+            .args(["node", "run", "--new-log", "--config"])
+            .arg(&config)
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start gt"),
+    );
+    let pid = node.0.id();
+    let client_toml = fed.member("gt").unwrap().client_path();
+    let client = eventually("gt is up", || async {
+        enlace::service::client::ClientConfig::load(&client_toml)
+            .ok()?
+            .connect()
+            .await
+            .ok()
+    })
+    .await;
+    // About 8 MiB of log, in records of about 1.4 kB: more than the 4
+    // batches of 2 MiB each stream buffered before the budget.
+    let long = "x".repeat(990);
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..8 {
+        let mut c = client.clone();
+        let long = long.clone();
+        tasks.spawn(async move {
+            for i in (w..RECORDS).step_by(8) {
+                common::publish(&mut c, &format!("{i:05} {long}"), &[]).await;
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap();
+    }
+    let before = rss_bytes(pid).expect("gt's RSS");
+    // 300 follow streams of gt's log, over 15 connections (the per-member
+    // cap is 16), none of them read.
+    let mut unread = Vec::new();
+    for c in 0..15 {
+        let mut sv = raw_peer(&fed, "sv", "gt");
+        for _ in 0..STREAMS / 15 {
+            let _ = c;
+            if let Ok(s) = sv
+                .pull(pb::PullRequest {
+                    origin: "gt".into(),
+                    after_seq: 0,
+                    follow: true,
+                    max_batch: 0,
+                })
+                .await
+            {
+                unread.push(s.into_inner());
+            }
+        }
+    }
+    assert!(
+        unread.len() >= STREAMS / 2,
+        "{} streams opened",
+        unread.len()
+    );
+    // Watch gt's memory while the streams sit unread: ten samples a
+    // second, until gt has had time to fill every buffer it would.
+    let budget = enlace::limits::PULL_BUFFER_BYTES_PER_PEER as u64;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut peak = before;
+    for _ in 0..50 {
+        tick.tick().await;
+        peak = peak.max(rss_bytes(pid).expect("gt is still running"));
+    }
+    let grown = peak.saturating_sub(before);
+    eprintln!(
+        "gt: {} MiB before, peak {} MiB with {} unread streams",
+        before >> 20,
+        peak >> 20,
+        unread.len()
+    );
+    // The budget, plus room for 300 streams' bookkeeping and HTTP/2
+    // windows: far below 300 streams times 8 MiB.
+    assert!(
+        grown <= budget + 64 * 1024 * 1024,
+        "gt grew by {} MiB with {} unread streams from one peer",
+        grown >> 20,
+        unread.len()
+    );
+    drop(unread);
+    drop(node);
+}

@@ -41,6 +41,13 @@ use crate::wire::{PullRequest, Reach};
 /// How long the start check waits for the peers' answers.
 pub(crate) const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// While no peer has answered, a publication asks them again, but at most
+/// this often when the gate would let it through anyway: a peer that drops
+/// packets costs a check [`CHECK_TIMEOUT`] long, and an isolated node must
+/// not make every publication wait that long. A publication the gate would
+/// refuse (an empty store, no `--new-log`) always asks first.
+pub(crate) const RECHECK_INTERVAL: Duration = Duration::from_secs(30);
+
 /// What the peers said of this node's own log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OwnLog {
@@ -63,6 +70,12 @@ pub(crate) struct Gate {
     /// Publications refused here since start (the node's own
     /// acknowledgments included).
     held_back: AtomicU64,
+    /// Checks run since start.
+    checks: AtomicU64,
+    /// When a publication last asked the peers again; held while it asks,
+    /// so concurrent publications wait for one answer instead of each
+    /// asking.
+    rechecked: tokio::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 /// A peer's answer to "how far did you see my log?".
@@ -113,6 +126,8 @@ impl Gate {
             state: watch::Sender::new(OwnLog::Unchecked),
             new_log: AtomicBool::new(false),
             held_back: AtomicU64::new(0),
+            checks: AtomicU64::new(0),
+            rechecked: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -125,6 +140,7 @@ impl Gate {
         roster: &Roster,
         peers: &dyn Reach,
     ) -> OwnLog {
+        self.checks.fetch_add(1, Ordering::Relaxed);
         let asked: Vec<NodeId> = roster
             .members()
             .filter(|m| m.id != *own && peers.reachable(&m.id))
@@ -237,6 +253,33 @@ impl Gate {
             self.held_back.fetch_add(1, Ordering::Relaxed);
         }
         verdict
+    }
+
+    /// Before a publication while no peer has answered: asks the peers
+    /// again (through `check`) if the gate would refuse, or if the last
+    /// such question is [`RECHECK_INTERVAL`] old; concurrent callers share
+    /// one question.
+    pub(crate) async fn recheck<F, Fut>(&self, held: u64, check: F)
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = OwnLog>,
+    {
+        let mut last = self.rechecked.lock().await;
+        if self.state() != OwnLog::Unconfirmed {
+            return;
+        }
+        let would_refuse = held == 0 && !self.new_log.load(Ordering::SeqCst);
+        if !would_refuse && last.is_some_and(|t| t.elapsed() < RECHECK_INTERVAL) {
+            return;
+        }
+        check().await;
+        *last = Some(tokio::time::Instant::now());
+    }
+
+    /// How many times the peers were asked since start.
+    #[cfg(test)]
+    pub(crate) fn checks(&self) -> u64 {
+        self.checks.load(Ordering::Relaxed)
     }
 
     /// Publications refused since start because the own log is behind or

@@ -190,9 +190,11 @@ impl Publisher {
         let created_at_ms = self.clock.now_ms();
         if !dry_run {
             // No peer could answer at start (they may have started after
-            // this node): ask again before refusing.
+            // this node): ask again before refusing, and now and then
+            // otherwise (see `gate::RECHECK_INTERVAL`).
             if self.gate.state() == OwnLog::Unconfirmed {
-                self.check_own_log().await;
+                let held = self.store.watermark().own_seq;
+                self.gate.recheck(held, || self.check_own_log()).await;
             }
             self.gate.admit(self.store.watermark().own_seq).await?;
         }

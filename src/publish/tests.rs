@@ -285,6 +285,34 @@ async fn an_empty_store_that_no_peer_confirmed_publishes_nothing_and_says_what_t
 }
 
 #[tokio::test]
+async fn a_peer_that_never_answers_does_not_hold_up_every_publication() {
+    // hn's listeners stay bound but nobody serves them: a connection to
+    // hn hangs as behind a firewall that drops packets, and each question
+    // waits out CHECK_TIMEOUT.
+    let mut sandbox = Sandbox::create("publish-test", &["gt", "hn"])
+        .await
+        .expect("sandbox");
+    sandbox.clock = Arc::new(ManualClock::starting_at(NOW));
+    let gt = gt(&sandbox).await;
+    assert_eq!(gt.publisher.gate.checks(), 1);
+    for i in 0..4 {
+        gt.publisher
+            .apply_change(
+                publish(Content::Alert(sample_alert())),
+                false,
+                &format!("gt-operator-{i}"),
+            )
+            .await
+            .expect("published: the new log was declared");
+    }
+    assert_eq!(gt.store.watermark().own_seq, 4);
+    // One more question at the first publication, none for the next ones
+    // within the recheck interval.
+    assert_eq!(gt.publisher.gate.checks(), 2);
+    assert_eq!(gt.publisher.own_log(), OwnLog::Unconfirmed);
+}
+
+#[tokio::test]
 async fn a_federation_of_one_has_nobody_to_ask() {
     let mut sandbox = Sandbox::create("publish-test", &["gt"]).await.unwrap();
     sandbox.clock = Arc::new(ManualClock::starting_at(NOW));

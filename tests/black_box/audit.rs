@@ -399,9 +399,23 @@ fn gt_config(fed: &Sandbox) -> std::path::PathBuf {
     fed.member("gt").unwrap().config_path()
 }
 
-/// Opens gt's stopped store as an attacker would.
+/// Opens gt's stopped store as an attacker would, once the stopped
+/// process has let go of its lock (the OS may take a moment under load).
 fn raw_store(fed: &Sandbox) -> sled::Db {
-    sled::open(fed.member("gt").unwrap().data_dir()).expect("open gt's sled files")
+    let dir = fed.member("gt").unwrap().data_dir();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match sled::open(&dir) {
+            Ok(db) => return db,
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("open gt's sled files: {e}"),
+        }
+    }
 }
 
 /// The audit entries held in gt's `audit_log` tree.

@@ -16,18 +16,7 @@ impl Publisher {
         request: &model::MlaRequest,
         errors: &mut Errors,
     ) -> Result<(), PublishError> {
-        for (i, id) in request.case_refs.iter().enumerate() {
-            let field = format!("mla_request.case_refs[{i}]");
-            if model::check_record_id_format(id).is_err() {
-                continue; // the body's own rules name it
-            }
-            let body = match self.held_body(id)? {
-                Ok(body) => body,
-                Err(why) => {
-                    errors.push(field, why);
-                    continue;
-                }
-            };
+        for (field, id, body) in self.cited(&request.case_refs, "mla_request.case_refs", errors)? {
             if !matches!(
                 body.kind.content(),
                 Some(model::ContentRef::CaseReference(_))
@@ -73,6 +62,29 @@ impl Publisher {
         Ok(())
     }
 
+    /// The records `ids` (the list field `list`) cites, with each one's
+    /// field name and body; one not held here is an error on its field, a
+    /// malformed id is left to the body's own rules.
+    fn cited<'a>(
+        &self,
+        ids: &'a [String],
+        list: &str,
+        errors: &mut Errors,
+    ) -> Result<Vec<(String, &'a str, RecordBody)>, PublishError> {
+        let mut held = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            let field = format!("{list}[{i}]");
+            if model::check_record_id_format(id).is_err() {
+                continue;
+            }
+            match self.held_body(id)? {
+                Ok(body) => held.push((field, id.as_str(), body)),
+                Err(why) => errors.push(field, why),
+            }
+        }
+        Ok(held)
+    }
+
     /// The body of a record held here, or why there is none to refer to.
     fn held_body(&self, id: &str) -> Result<Result<RecordBody, String>, PublishError> {
         let Some(stored) = self.store.records().get_by_id(id)? else {
@@ -108,18 +120,11 @@ impl Publisher {
             .filter(|m| *m != self.id && distribution.includes(m))
             .collect();
         let mut errors = Errors::default();
-        for (i, id) in case.linked_alerts.iter().enumerate() {
-            let field = format!("case_reference.linked_alerts[{i}]");
-            if model::check_record_id_format(id).is_err() {
-                continue; // the body's own rules name it
-            }
-            let body = match self.held_body(id)? {
-                Ok(body) => body,
-                Err(why) => {
-                    errors.push(field, why);
-                    continue;
-                }
-            };
+        for (field, id, body) in self.cited(
+            &case.linked_alerts,
+            "case_reference.linked_alerts",
+            &mut errors,
+        )? {
             if !matches!(body.kind.content(), Some(model::ContentRef::Alert(_))) {
                 errors.push(
                     field,

@@ -44,6 +44,7 @@ pub mod publish;
 pub mod records;
 pub mod service;
 pub mod shutdown;
+pub mod stats;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

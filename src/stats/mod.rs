@@ -1,0 +1,27 @@
+//! Uniform statistics without moving case data.
+//!
+//! The federation's members count their own local cases into fixed tables
+//! (the UNODC data collection and SDG indicator 16.2.2), protect each table
+//! at the member before anything leaves it, and share only the protected
+//! tables, as signed statistical reports. A regional table is assembled
+//! from the members' latest reports; it never pretends to know a figure a
+//! member suppressed.
+//!
+//! This module is pure (no I/O), below the wire floor, so that the wire can
+//! convert reports and peers can check them with the same code:
+//! - [`table`]: the fixed tables, their cells and periods;
+//! - `count`: the counting rules, from a case's facts to a table;
+//! - `protect`: primary and secondary suppression, controlled rounding, and
+//!   the check that no suppressed cell can be recovered;
+//! - `regional`: the federation-wide table and the SDG 16.2.2 rate.
+//!
+//! `docs/statistics.md` states the tables, their sources and the rules.
+
+pub mod report;
+pub mod table;
+
+pub use report::{CorrectionReason, MemberReport, Population, StatisticalReport};
+pub use table::{
+    Cell, Coord, Counts, DimName, Dimension, Key, Label, Method, Period, ProtectedTable,
+    Suppression, TableKind, TableSpec,
+};

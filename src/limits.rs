@@ -55,6 +55,10 @@ pub const PULL_BUFFER_BYTES_PER_PEER: usize = 16 * 1024 * 1024;
 /// together: each makes every peer run a `Digest`, which the peers allow
 /// [`DIGEST_PER_MINUTE`] times a minute from this node.
 pub const VERIFY_PEERS_PER_MINUTE: u32 = DIGEST_PER_MINUTE;
+/// Statistics calls (compute, publish, regional) one agency client may
+/// make per minute: each reads every local case or the whole record log
+/// and may solve a linear program per suppressed cell.
+pub const STATISTICS_PER_MINUTE: u32 = 10;
 /// Most record views in one `ListRecords` answer; a larger `limit` gets
 /// this many, and the caller pages on with `last_position`.
 pub const LIST_RECORDS_PAGE: u32 = 1000;

@@ -99,10 +99,18 @@ pub enum Action {
     /// A peer's calls refused beyond the refusals written one by one in a
     /// minute: how many, of which calls, since when.
     RequestsRefused,
+    /// This node published a statistical report (or a correction):
+    /// `result` names the table, period and version.
+    StatisticsPublished,
+    /// A peer's statistical report was stored here.
+    StatisticsReceived,
+    /// An agency client assembled the regional table from the members'
+    /// reports (`counterparts` are the members whose reports it used).
+    StatisticsAssembled,
 }
 
 impl Action {
-    pub const ALL: [Action; 29] = [
+    pub const ALL: [Action; 32] = [
         Action::NodeStarted,
         Action::NodeStopped,
         Action::ConfigChanged,
@@ -132,6 +140,9 @@ impl Action {
         Action::RecoveryWitnessed,
         Action::RetentionWitnessed,
         Action::RequestsRefused,
+        Action::StatisticsPublished,
+        Action::StatisticsReceived,
+        Action::StatisticsAssembled,
     ];
 
     pub fn code(self) -> &'static str {
@@ -165,6 +176,9 @@ impl Action {
             Action::RecoveryWitnessed => "recovery_witnessed",
             Action::RetentionWitnessed => "retention_witnessed",
             Action::RequestsRefused => "requests_refused",
+            Action::StatisticsPublished => "statistics_published",
+            Action::StatisticsReceived => "statistics_received",
+            Action::StatisticsAssembled => "statistics_assembled",
         }
     }
 

@@ -12,6 +12,7 @@ use crate::clock::SharedClock;
 use crate::limits::Buckets;
 use crate::metrics::Metrics;
 use crate::records::model::NodeId;
+use crate::records::model::ValidationErrors;
 use crate::records::selector::{MatchingKey, Token};
 use crate::store::{Store, StoreError};
 use crate::trust::reload::LiveTls;
@@ -104,6 +105,15 @@ impl CaseIndex {
             Some(_) => Action::CaseUpdated,
         };
         case.updated_at_ms = now;
+        if case.stage_reached_at_ms > now {
+            return Err(CaseError::Invalid(ValidationErrors(vec![
+                crate::records::model::FieldError::new(
+                    "case.stage_reached_at_ms",
+                    "is in the future",
+                ),
+            ])));
+        }
+        case.track_stage(old.as_ref(), now);
         let old_keys: Vec<Vec<u8>> = old
             .map(|o| o.tokens().iter().map(index_key).collect())
             .unwrap_or_default();

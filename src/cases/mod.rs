@@ -102,6 +102,14 @@ pub struct LocalCase {
     pub closed: bool,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// The highest stage the case reached; `closed` does not lower it.
+    /// Absent in cases stored before statistics: then the current stage.
+    #[serde(default)]
+    pub highest_stage: Option<CaseStage>,
+    /// When it reached that stage (ms since the epoch); 0 in cases stored
+    /// before statistics: then the last update.
+    #[serde(default)]
+    pub stage_reached_at_ms: i64,
 }
 
 /// The selector index key of a token: kind, epoch, token bytes.
@@ -141,6 +149,12 @@ impl LocalCase {
                 errors.push(format!("case.victims[{i}].citizenship"), e);
             }
         }
+        // 2000-01-01T00:00:00Z; a date "after the fact" is a date in the past.
+        errors.check(
+            self.stage_reached_at_ms == 0 || self.stage_reached_at_ms >= 946_684_800_000,
+            "case.stage_reached_at_ms",
+            "must be a date after 2000-01-01 (ms since the Unix epoch)",
+        );
         for (i, o) in self.offenders.iter().enumerate() {
             if !o.citizenship.is_empty()
                 && let Err(e) = parse_country(&o.citizenship)
@@ -149,6 +163,67 @@ impl LocalCase {
             }
         }
         errors.finish()
+    }
+
+    /// Sets the highest stage and when it was reached, given the stored
+    /// case this one replaces (if any). `given` is the client's date for a
+    /// case recorded after the fact (0: none).
+    pub(crate) fn track_stage(&mut self, old: Option<&LocalCase>, now_ms: i64) {
+        let given = self.stage_reached_at_ms;
+        let before = old.map(LocalCase::reached);
+        let current = (self.stage != CaseStage::Closed).then_some(self.stage);
+        let (highest, at) = match (before, current) {
+            (Some((h, at)), Some(s)) if s <= h => (h, at),
+            (Some((h, at)), None) => (h, at),
+            (_, Some(s)) => (s, now_ms),
+            // Registered closed: it never got further than an investigation.
+            (None, None) => (CaseStage::Investigation, now_ms),
+        };
+        self.highest_stage = Some(highest);
+        self.stage_reached_at_ms = if given != 0 { given } else { at };
+    }
+
+    /// The highest stage and when it was reached, for a stored case.
+    pub fn reached(&self) -> (CaseStage, i64) {
+        let stage = self.highest_stage.unwrap_or(match self.stage {
+            CaseStage::Closed => CaseStage::Investigation,
+            s => s,
+        });
+        let at = if self.stage_reached_at_ms != 0 {
+            self.stage_reached_at_ms
+        } else {
+            self.updated_at_ms
+        };
+        (stage, at)
+    }
+
+    /// What the statistics count of this case (`stats::count`): no case
+    /// number, contact or selector.
+    pub fn facts(&self) -> crate::stats::CaseFacts {
+        let (highest_stage, stage_at_ms) = self.reached();
+        crate::stats::CaseFacts {
+            offence: self.offence,
+            highest_stage,
+            stage_at_ms,
+            victims: self
+                .victims
+                .iter()
+                .map(|v| crate::stats::VictimFacts {
+                    sex: v.sex,
+                    age_group: v.age_group,
+                    exploitation: v.exploitation.clone(),
+                    citizenship: v.citizenship.clone(),
+                })
+                .collect(),
+            offenders: self
+                .offenders
+                .iter()
+                .map(|o| crate::stats::OffenderFacts {
+                    sex: o.sex,
+                    citizenship: o.citizenship.clone(),
+                })
+                .collect(),
+        }
     }
 
     pub fn tokens(&self) -> Vec<Token> {

@@ -53,6 +53,8 @@ fn case(id: &str, tokens: &[Token]) -> LocalCase {
         closed: false,
         created_at_ms: 0,
         updated_at_ms: 0,
+        highest_stage: None,
+        stage_reached_at_ms: 0,
     }
 }
 

@@ -33,7 +33,7 @@ pub use endpoint::Endpoint;
 pub use schema::RawConfig;
 pub use sections::{
     AgencyConfig, AuditConfig, ClientRole, DEFAULT_CACHE_BYTES, DEFAULT_CACHE_MB, HEARTBEAT,
-    LogFormat, QueryConfig, RecordsConfig, ReloadConfig, Reveal, SyncConfig,
+    LogFormat, QueryConfig, RecordsConfig, ReloadConfig, Reveal, StatisticsConfig, SyncConfig,
 };
 
 use crate::records::model::NodeId;
@@ -121,6 +121,8 @@ pub struct Settings {
     pub agency: AgencyConfig,
     /// Hit/no-hit query limits and policy.
     pub query: QueryConfig,
+    /// Statistical protection and population figures.
+    pub statistics: StatisticsConfig,
     /// Checkpoints and retention of the audit log.
     pub audit: AuditConfig,
     /// The file it came from.

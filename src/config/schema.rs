@@ -60,6 +60,10 @@ pub struct RawConfig {
     /// `[metrics]`: the Prometheus listener.
     #[serde(default)]
     pub metrics: RawMetrics,
+    /// `[statistics]`: how this node protects the statistical tables it
+    /// publishes, and its population figures.
+    #[serde(default)]
+    pub statistics: RawStatistics,
 }
 
 /// `[node]`.
@@ -290,6 +294,33 @@ impl Default for RawQuery {
             reveal: None,
         }
     }
+}
+
+/// `[statistics]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStatistics {
+    /// `suppression` (the default) or `rounding`.
+    pub method: Option<String>,
+    /// Cells of 1 .. threshold-1 are suppressed (at least 3; default 5).
+    pub threshold: Option<u32>,
+    /// The rounding base (at least 2; default 5).
+    pub rounding_base: Option<u32>,
+    /// How long a published report stays (days; default 1825, at most
+    /// `records.max_validity_days`).
+    pub validity_days: Option<u32>,
+    /// `[[statistics.population]]`: the population for SDG 16.2.2 rates.
+    #[serde(default)]
+    pub population: Vec<RawPopulation>,
+}
+
+/// `[[statistics.population]]`: one year's population figure.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPopulation {
+    pub year: u32,
+    pub count: u64,
+    pub source: String,
 }
 
 /// `[audit]`.

@@ -240,6 +240,35 @@ pub enum Reveal {
     ContactOnly,
 }
 
+/// How this node protects the statistical tables it publishes
+/// (`[statistics]`; docs/statistics.md).
+#[derive(Debug, Clone)]
+pub struct StatisticsConfig {
+    /// Suppression with a threshold, or rounding to a base.
+    pub method: crate::stats::Method,
+    /// How long a published report stays.
+    pub validity: Duration,
+    /// Population figures by year, for SDG 16.2.2 rates.
+    pub population: BTreeMap<u16, crate::stats::Population>,
+}
+
+impl Default for StatisticsConfig {
+    fn default() -> Self {
+        Self {
+            method: crate::stats::Method::Suppression { threshold: 5 },
+            validity: days(1825),
+            population: BTreeMap::new(),
+        }
+    }
+}
+
+impl StatisticsConfig {
+    /// The population for a period's year, or the latest earlier one.
+    pub fn population_for(&self, year: u16) -> Option<&crate::stats::Population> {
+        self.population.range(..=year).next_back().map(|(_, p)| p)
+    }
+}
+
 /// Query limits and policy (`[query]` in the configuration).
 #[derive(Debug, Clone)]
 pub struct QueryConfig {

@@ -22,7 +22,8 @@ use super::schema::{
 };
 use super::{
     AgencyConfig, AuditConfig, ConfigError, Endpoint, HEARTBEAT, KeyFiles, LogFormat,
-    MatchingKeyFile, QueryConfig, RecordsConfig, ReloadConfig, Settings, SyncConfig, TlsFiles,
+    MatchingKeyFile, QueryConfig, RecordsConfig, ReloadConfig, Settings, StatisticsConfig,
+    SyncConfig, TlsFiles,
 };
 use crate::records::model::NodeId;
 
@@ -76,6 +77,7 @@ pub struct Validation<'a> {
     audit: AuditConfig,
     agency: AgencyConfig,
     query: QueryConfig,
+    statistics: StatisticsConfig,
     log_format: LogFormat,
     data_dir: Option<PathBuf>,
 }
@@ -107,6 +109,7 @@ impl<'a> Validation<'a> {
             audit: AuditConfig::default(),
             agency: AgencyConfig::default(),
             query: QueryConfig::default(),
+            statistics: StatisticsConfig::default(),
             log_format: LogFormat::default(),
             data_dir: None,
         }
@@ -392,6 +395,7 @@ impl<'a> Validation<'a> {
             records: self.records,
             agency: self.agency,
             query: self.query,
+            statistics: self.statistics,
             audit: self.audit,
             path: self.path.to_owned(),
         })

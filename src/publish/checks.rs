@@ -275,6 +275,7 @@ impl Publisher {
                 let kind = match content {
                     Content::Alert(a) => RecordKind::Alert(a.clone()),
                     Content::CaseReference(c) => RecordKind::CaseReference(c.clone()),
+                    Content::StatisticalReport(r) => RecordKind::StatisticalReport(r.clone()),
                 };
                 (kind, distribution, None)
             }

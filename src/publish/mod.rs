@@ -12,8 +12,8 @@ use crate::records::crypto;
 use crate::records::lifecycle::{self, Mode, SeriesState};
 use crate::records::mla::{self, MlaState};
 use crate::records::model::{
-    self, Content, Distribution, Errors, FieldError, MlaAck, MlaResponse, NodeId, RecordBody,
-    RecordKind, Update, ValidationErrors, Withdrawal,
+    self, Content, ContentRef, Distribution, Errors, FieldError, MlaAck, MlaResponse, NodeId,
+    RecordBody, RecordKind, Update, ValidationErrors, Withdrawal,
 };
 use std::sync::Arc;
 
@@ -448,7 +448,30 @@ impl Publisher {
 
     /// The audit entry of a change about to be stored as `body`.
     fn change_entry(&self, change: &Change, body: &RecordBody, actor: &str) -> Entry {
+        let report = match body.kind.content() {
+            Some(ContentRef::StatisticalReport(r)) => Some(format!(
+                "{} {} version {}",
+                r.kind(),
+                r.period(),
+                body.version()
+            )),
+            _ => None,
+        };
         let (action, justification, result) = match change {
+            Change::Publish { .. } | Change::Update { .. } if report.is_some() => (
+                Action::StatisticsPublished,
+                match &body.kind {
+                    RecordKind::Update(Update {
+                        content: Content::StatisticalReport(r),
+                        ..
+                    }) => r
+                        .correction
+                        .map(|c| c.code().to_owned())
+                        .unwrap_or_default(),
+                    _ => String::new(),
+                },
+                report.unwrap_or_default(),
+            ),
             Change::Publish { .. } => (
                 Action::RecordPublished,
                 String::new(),
@@ -494,7 +517,7 @@ impl Publisher {
             RecordKind::Alert(a) => a.selectors.clone(),
             RecordKind::Update(u) => match &u.content {
                 Content::Alert(a) => a.selectors.clone(),
-                Content::CaseReference(_) => Vec::new(),
+                Content::CaseReference(_) | Content::StatisticalReport(_) => Vec::new(),
             },
             _ => Vec::new(),
         };

@@ -37,6 +37,67 @@ pub struct SeriesState {
     pub recipients: Vec<String>,
     #[serde(default)]
     pub withdrawn: Option<Withdrawn>,
+    /// For a statistical report: its table, period and the cells
+    /// suppressed so far (every later version keeps them suppressed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statistics: Option<ReportSeries>,
+}
+
+/// What a statistical report series must keep across versions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportSeries {
+    pub table: String,
+    pub period: String,
+    /// Cell keys as `stats::key_code`.
+    pub suppressed: Vec<String>,
+}
+
+impl ReportSeries {
+    fn of(content: ContentRef<'_>) -> Option<Self> {
+        match content {
+            ContentRef::StatisticalReport(r) => Some(Self {
+                table: r.kind().code().to_owned(),
+                period: r.period().to_string(),
+                suppressed: crate::stats::suppressed_codes(&r.table),
+            }),
+            _ => None,
+        }
+    }
+
+    /// A new version keeps the table, the period and every suppression.
+    // NOTE: "protect the union". If version 2 published a cell version 1
+    // suppressed, subtracting the two would give the suppressed figure.
+    fn check_next(&self, next: &Self, series: &str) -> Result<(), FieldError> {
+        if (next.table.as_str(), next.period.as_str())
+            != (self.table.as_str(), self.period.as_str())
+        {
+            return Err(FieldError::new(
+                "update.statistical_report",
+                format!(
+                    "series {series} is the {} table for {}; a correction keeps the table and the period",
+                    self.table, self.period
+                ),
+            ));
+        }
+        let kept: std::collections::BTreeSet<&str> =
+            next.suppressed.iter().map(String::as_str).collect();
+        let lost: Vec<&str> = self
+            .suppressed
+            .iter()
+            .map(String::as_str)
+            .filter(|k| !kept.contains(k))
+            .collect();
+        if !lost.is_empty() {
+            return Err(FieldError::new(
+                "update.statistical_report.cells",
+                format!(
+                    "cells suppressed in an earlier version must stay suppressed, or the two versions could be subtracted: {}",
+                    lost.join(", ")
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// How a series was withdrawn.
@@ -78,7 +139,7 @@ pub fn next(
     let strict = mode == Mode::Origin;
     let target_field = "record_id";
     match &body.kind {
-        RecordKind::Alert(_) | RecordKind::CaseReference(_) => {
+        RecordKind::Alert(_) | RecordKind::CaseReference(_) | RecordKind::StatisticalReport(_) => {
             let content = body
                 .kind
                 .content()
@@ -96,6 +157,7 @@ pub fn next(
                 victim: content.is_victim(),
                 recipients: body.distribution.recipients(),
                 withdrawn: None,
+                statistics: ReportSeries::of(content),
             })
         }
         RecordKind::Update(u) => {
@@ -158,10 +220,15 @@ pub fn next(
                     "an update keeps the distribution of its series",
                 ));
             }
+            let statistics = ReportSeries::of(content);
+            if let (Some(was), Some(next)) = (&before.statistics, &statistics) {
+                was.check_next(next, &u.target)?;
+            }
             Ok(SeriesState {
                 version: u.version,
                 current: body.record_id.clone(),
                 victim: content.is_victim(),
+                statistics,
                 ..before.clone()
             })
         }
@@ -202,6 +269,7 @@ pub fn next(
                     victim: false,
                     recipients: body.distribution.recipients(),
                     withdrawn,
+                    statistics: None,
                 }),
             }
         }
@@ -216,6 +284,7 @@ fn fresh(body: &RecordBody, content: ContentRef<'_>, version: u32) -> SeriesStat
         victim: content.is_victim(),
         recipients: body.distribution.recipients(),
         withdrawn: None,
+        statistics: ReportSeries::of(content),
     }
 }
 
@@ -424,6 +493,7 @@ mod tests {
             victim: false,
             recipients: vec![],
             withdrawn: None,
+            statistics: None,
         };
         assert_eq!(status(Some(&s), 3, Some(100), false, 50), Status::Active);
         assert_eq!(

@@ -30,6 +30,8 @@ pub struct AgencyService {
     stop: watch::Receiver<bool>,
     /// `VerifyPeers` calls, all clients together.
     verify_peers: crate::limits::Buckets<()>,
+    /// Statistics calls, per client.
+    statistics: crate::limits::Buckets<String>,
 }
 
 impl AgencyService {
@@ -38,7 +40,13 @@ impl AgencyService {
             node,
             stop,
             verify_peers: Default::default(),
+            statistics: Default::default(),
         }
+    }
+
+    /// The statistics calls' budget, per client.
+    pub(super) fn statistics_calls(&self) -> &crate::limits::Buckets<String> {
+        &self.statistics
     }
 
     pub(super) fn node(&self) -> &Components {
@@ -156,7 +164,7 @@ impl AgencyService {
         self.audited(&actor, false, answer).await
     }
 
-    async fn change(
+    pub(super) async fn change(
         &self,
         actor: &str,
         change: Change,
@@ -492,6 +500,30 @@ impl Agency for AgencyService {
         r: Request<pb::WitnessedRequest>,
     ) -> Result<Response<pb::WitnessedResponse>, Status> {
         self.audit_witnessed_impl(r).await
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id))]
+    async fn compute_statistics(
+        &self,
+        r: Request<pb::StatisticsRequest>,
+    ) -> Result<Response<pb::StatisticsResponse>, Status> {
+        self.compute_statistics_impl(r).await
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id))]
+    async fn publish_statistics(
+        &self,
+        r: Request<pb::PublishStatisticsRequest>,
+    ) -> Result<Response<pb::PublishStatisticsResponse>, Status> {
+        self.publish_statistics_impl(r).await
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id))]
+    async fn regional_statistics(
+        &self,
+        r: Request<pb::StatisticsRequest>,
+    ) -> Result<Response<pb::RegionalStatisticsResponse>, Status> {
+        self.regional_statistics_impl(r).await
     }
 
     async fn register_case(

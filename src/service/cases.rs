@@ -61,6 +61,8 @@ pub(crate) fn case_to_pb(c: &LocalCase) -> pb::LocalCase {
         closed: c.closed,
         created_at_ms: c.created_at_ms,
         updated_at_ms: c.updated_at_ms,
+        stage_reached_at_ms: c.reached().1,
+        highest_stage: c.reached().0.wire(),
     }
 }
 
@@ -159,6 +161,8 @@ impl AgencyService {
             closed: c.closed,
             created_at_ms: 0,
             updated_at_ms: 0,
+            highest_stage: None,
+            stage_reached_at_ms: c.stage_reached_at_ms,
         })
     }
 

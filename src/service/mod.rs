@@ -17,6 +17,7 @@ pub mod client;
 mod federation;
 mod pull;
 mod reading;
+mod statistics;
 mod view;
 
 pub use agency::AgencyService;

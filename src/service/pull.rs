@@ -331,9 +331,11 @@ impl Disclosure {
         let expires_at_ms = match body.kind.ok_or("kind is missing")? {
             Kind::Alert(a) => Some(a.expires_at_ms),
             Kind::CaseReference(c) => Some(c.expires_at_ms),
+            Kind::StatisticalReport(r) => Some(r.expires_at_ms),
             Kind::Update(u) => match u.content.ok_or("update has no content")? {
                 Content::Alert(a) => Some(a.expires_at_ms),
                 Content::CaseReference(c) => Some(c.expires_at_ms),
+                Content::StatisticalReport(r) => Some(r.expires_at_ms),
             },
             Kind::Withdrawal(_) | Kind::MlaRequest(_) | Kind::MlaAck(_) | Kind::MlaResponse(_) => {
                 None

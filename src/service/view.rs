@@ -117,10 +117,16 @@ pub(crate) fn view(store: &Store, record: &StoredRecord, now: i64) -> Result<Vie
                     RecordKind::CaseReference(c) => Some(pb::record_view::Kind::CaseReference(
                         wire::case_ref_to_pb(c),
                     )),
+                    RecordKind::StatisticalReport(r) => Some(
+                        pb::record_view::Kind::StatisticalReport(wire::report_to_pb(r)),
+                    ),
                     RecordKind::Update(u) => Some(match &u.content {
                         Content::Alert(a) => pb::record_view::Kind::Alert(wire::alert_to_pb(a)),
                         Content::CaseReference(c) => {
                             pb::record_view::Kind::CaseReference(wire::case_ref_to_pb(c))
+                        }
+                        Content::StatisticalReport(r) => {
+                            pb::record_view::Kind::StatisticalReport(wire::report_to_pb(r))
                         }
                     }),
                     RecordKind::Withdrawal(w) => {

@@ -269,12 +269,16 @@ impl TableSpec {
 
     /// Whether `key` names a cell of this table.
     pub fn is_key(&self, key: &[Coord]) -> bool {
-        key.len() == self.dims.len()
-            && self.dims.iter().zip(key).all(|(d, c)| match *c {
-                Coord::Value(v) => usize::from(v) < d.values.len(),
-                Coord::Group(g) => usize::from(g) < d.groups.len(),
-                Coord::Total => true,
-            })
+        key.len() == self.dims.len() && key.iter().enumerate().all(|(d, c)| self.is_coord(d, *c))
+    }
+
+    /// Whether `c` is a coordinate of dimension `dim`.
+    pub fn is_coord(&self, dim: usize, c: Coord) -> bool {
+        self.dims.get(dim).is_some_and(|d| match c {
+            Coord::Value(v) => usize::from(v) < d.values.len(),
+            Coord::Group(g) => usize::from(g) < d.groups.len(),
+            Coord::Total => true,
+        })
     }
 
     /// The row-major positions of the interior cells a cell covers (itself

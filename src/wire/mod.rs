@@ -19,6 +19,7 @@ mod peer;
 mod record;
 #[cfg(test)]
 mod rules_tests;
+mod statistics;
 
 pub use checkpoint::{
     AuditRecovery, CheckpointBody, CheckpointsAnswer, MemberKey, PeerWitnesses, RecoveryBody,
@@ -30,3 +31,4 @@ pub use peer::{
     PullStream, Reach,
 };
 pub use record::*;
+pub use statistics::{report_from_pb, report_to_pb};

@@ -12,6 +12,7 @@ use crate::records::model::{
 use crate::records::vocabulary::MlaOutcome;
 
 use super::convert::*;
+use super::statistics::{report_from_pb, report_to_pb};
 
 /// Why bytes from the wire or the store are not a valid record.
 #[derive(Debug, thiserror::Error)]
@@ -65,12 +66,18 @@ pub fn encode_body(body: &RecordBody) -> Vec<u8> {
     let kind = match &body.kind {
         RecordKind::Alert(a) => pb::record_body::Kind::Alert(alert_to_pb(a)),
         RecordKind::CaseReference(c) => pb::record_body::Kind::CaseReference(case_ref_to_pb(c)),
+        RecordKind::StatisticalReport(r) => {
+            pb::record_body::Kind::StatisticalReport(report_to_pb(r))
+        }
         RecordKind::Update(u) => pb::record_body::Kind::Update(pb::Update {
             target_record_id: u.target.clone(),
             version: u.version,
             content: Some(match &u.content {
                 Content::Alert(a) => pb::update::Content::Alert(alert_to_pb(a)),
                 Content::CaseReference(c) => pb::update::Content::CaseReference(case_ref_to_pb(c)),
+                Content::StatisticalReport(r) => {
+                    pb::update::Content::StatisticalReport(report_to_pb(r))
+                }
             }),
         }),
         RecordKind::Withdrawal(w) => pb::record_body::Kind::Withdrawal(pb::Withdrawal {
@@ -144,6 +151,9 @@ pub fn decode_body(bytes: &[u8]) -> Result<RecordBody, WireError> {
         Some(pb::record_body::Kind::CaseReference(c)) => {
             case_ref_from_pb(c, "case_reference", &mut errors).map(RecordKind::CaseReference)
         }
+        Some(pb::record_body::Kind::StatisticalReport(r)) => {
+            report_from_pb(r, "statistical_report", &mut errors).map(RecordKind::StatisticalReport)
+        }
         Some(pb::record_body::Kind::Update(u)) => {
             let content = match u.content {
                 Some(pb::update::Content::Alert(a)) => {
@@ -152,6 +162,10 @@ pub fn decode_body(bytes: &[u8]) -> Result<RecordBody, WireError> {
                 Some(pb::update::Content::CaseReference(c)) => {
                     case_ref_from_pb(c, "update.case_reference", &mut errors)
                         .map(Content::CaseReference)
+                }
+                Some(pb::update::Content::StatisticalReport(r)) => {
+                    report_from_pb(r, "update.statistical_report", &mut errors)
+                        .map(Content::StatisticalReport)
                 }
                 None => {
                     errors.push("update.content", "is required");

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Validation;
-use crate::config::schema::{RawAgency, RawAudit, RawConfig, RawNode, RawQuery, RawRecords};
+use crate::config::schema::{
+    RawAgency, RawAudit, RawConfig, RawNode, RawQuery, RawRecords, RawStatistics,
+};
 use crate::config::{ClientRole, RecordsConfig, Reveal};
 use crate::records::model::{ContactPoint, Errors, check_contact};
 
@@ -21,6 +23,7 @@ impl Validation<'_> {
         self.audit(&raw.audit);
         self.agency(&raw.agency);
         self.query(&raw.query);
+        self.statistics(&raw.statistics);
         self.log_format = raw.log.format;
         self.data_dir = match (self.data_dir_override, &raw.node.data_dir, &self.node_id) {
             (Some(d), _, _) => Some(d.to_owned()),
@@ -146,6 +149,79 @@ impl Validation<'_> {
             Some(other) => self.problem(format!(
                 "query.reveal: {other:?} is not a policy; one of: case_refs (name the matching cases), contact (only \"hit, contact us\")"
             )),
+        }
+    }
+
+    /// `[statistics]`.
+    fn statistics(&mut self, raw: &RawStatistics) {
+        use crate::stats::{MIN_ROUNDING_BASE, MIN_THRESHOLD, Method, Population};
+        let threshold = raw.threshold.unwrap_or(5);
+        if threshold < MIN_THRESHOLD {
+            self.problem(format!(
+                "statistics.threshold: must be at least {MIN_THRESHOLD}: smaller counts identify people (got {threshold})"
+            ));
+        }
+        let base = raw.rounding_base.unwrap_or(5);
+        if base < MIN_ROUNDING_BASE {
+            self.problem(format!(
+                "statistics.rounding_base: must be at least {MIN_ROUNDING_BASE} (got {base})"
+            ));
+        }
+        match raw.method.as_deref() {
+            None | Some("suppression") => {
+                self.statistics.method = Method::Suppression { threshold };
+            }
+            Some("rounding") => self.statistics.method = Method::Rounding { base },
+            Some(other) => self.problem(format!(
+                "statistics.method: {other:?} is not a method; one of: suppression (suppress small cells and what would reveal them), rounding (round every cell to the base)"
+            )),
+        }
+        if let Some(days) = raw.validity_days {
+            if days == 0 {
+                self.problem("statistics.validity_days: must be at least 1");
+            } else {
+                self.statistics.validity = Duration::from_secs(u64::from(days) * 86_400);
+            }
+        }
+        if self.statistics.validity > self.records.max_validity {
+            self.problem(format!(
+                "statistics.validity_days: must not exceed records.max_validity_days ({} days)",
+                self.records.max_validity.as_secs() / 86_400
+            ));
+        }
+        for (i, p) in raw.population.iter().enumerate() {
+            let at = format!("statistics.population[{i}]");
+            let mut errors = Errors::default();
+            errors.check(
+                (1900..=2999).contains(&p.year),
+                format!("{at}.year"),
+                format!("must be a year between 1900 and 2999 (got {})", p.year),
+            );
+            errors.check(p.count > 0, format!("{at}.count"), "must be positive");
+            crate::records::model::check_text(
+                &mut errors,
+                &format!("{at}.source"),
+                &p.source,
+                crate::stats::MAX_POPULATION_SOURCE,
+                true,
+            );
+            let year = u16::try_from(p.year).unwrap_or(u16::MAX);
+            if self.statistics.population.contains_key(&year) {
+                errors.push(format!("{at}.year"), format!("{year} is given twice"));
+            }
+            if errors.0.is_empty() {
+                self.statistics.population.insert(
+                    year,
+                    Population {
+                        count: p.count,
+                        year,
+                        source: p.source.trim().to_owned(),
+                    },
+                );
+            }
+            for e in errors.0 {
+                self.problem(e.to_string());
+            }
         }
     }
 }

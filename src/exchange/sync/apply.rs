@@ -5,6 +5,8 @@
 
 use std::collections::HashMap;
 
+use crate::records::model::ContentRef;
+
 use super::*;
 
 /// How a refused record affects the cursor.
@@ -41,6 +43,8 @@ impl PeerReplicator {
         let mut mla_states: HashMap<String, MlaState> = HashMap::new();
         // MLA records stored from this batch, for the audit and the acks.
         let mut mla_records: Vec<(String, String)> = Vec::new();
+        // Statistical reports stored from this batch, for the audit.
+        let mut reports: Vec<(String, String)> = Vec::new();
         let now = self.shared.clock.now_ms();
         for verified in batch.records {
             // An authentic record's id, for the audit entry of a refusal.
@@ -48,9 +52,20 @@ impl PeerReplicator {
             let checked = self.check(verified, *last_seq, high_water).and_then(|v| {
                 let kind = v.body.kind.name();
                 let id = v.body.record_id.clone();
+                let report = match v.body.kind.content() {
+                    Some(ContentRef::StatisticalReport(r)) => Some(format!(
+                        "{} {} version {}",
+                        r.kind(),
+                        r.period(),
+                        v.body.version()
+                    )),
+                    _ => None,
+                };
                 let record = self.prepare(v, &mut series, &mut mla_states, now)?;
                 if kind.starts_with("mla_") && record.series.is_some() {
                     mla_records.push((kind.to_owned(), id));
+                } else if let Some(report) = report {
+                    reports.push((report, id));
                 }
                 Ok(record)
             });
@@ -122,6 +137,16 @@ impl PeerReplicator {
                                 .counterpart(&self.peer)
                                 .id(id.clone())
                                 .result(kind.clone()),
+                        );
+                    }
+                }
+                for (report, id) in &reports {
+                    if stored.iter().any(|r| r.record_id == *id) {
+                        entries.push(
+                            Entry::new(Action::StatisticsReceived, self.peer.as_str())
+                                .counterpart(&self.peer)
+                                .id(id.clone())
+                                .result(report.clone()),
                         );
                     }
                 }

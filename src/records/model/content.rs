@@ -1,4 +1,5 @@
-//! The content of shared records — alerts and case references — and the
+//! The content of shared records — alerts, case references and statistical
+//! reports — and the
 //! rules that keep them minimal, comparable and safe for the people they
 //! concern.
 //!
@@ -19,6 +20,7 @@ use crate::records::vocabulary::{
     SourceReliability, SubjectCategory, Tlp, TraffickingAct, TraffickingMeans, Urgency,
     parse_country,
 };
+use crate::stats::{StatisticalReport, TableKind};
 
 /// Most countries in each of origin, transit, destination.
 pub const MAX_COUNTRIES: usize = 20;
@@ -117,6 +119,7 @@ pub struct CaseReference {
 pub enum Content {
     Alert(Alert),
     CaseReference(CaseReference),
+    StatisticalReport(StatisticalReport),
 }
 
 /// A borrowed [`Content`].
@@ -124,6 +127,7 @@ pub enum Content {
 pub enum ContentRef<'a> {
     Alert(&'a Alert),
     CaseReference(&'a CaseReference),
+    StatisticalReport(&'a StatisticalReport),
 }
 
 impl Content {
@@ -131,6 +135,7 @@ impl Content {
         match self {
             Content::Alert(a) => ContentRef::Alert(a),
             Content::CaseReference(c) => ContentRef::CaseReference(c),
+            Content::StatisticalReport(r) => ContentRef::StatisticalReport(r),
         }
     }
 }
@@ -140,6 +145,8 @@ impl ContentRef<'_> {
         match self {
             ContentRef::Alert(a) => a.tlp,
             ContentRef::CaseReference(c) => c.tlp,
+            // Counts for the federation's members, not for the public.
+            ContentRef::StatisticalReport(_) => Tlp::Green,
         }
     }
 
@@ -147,6 +154,10 @@ impl ContentRef<'_> {
         match self {
             ContentRef::Alert(a) => a.offence,
             ContentRef::CaseReference(c) => c.offence,
+            ContentRef::StatisticalReport(r) => match r.kind() {
+                TableKind::Victims | TableKind::Persons => Offence::Trafficking,
+                TableKind::Smuggled | TableKind::SmugglingPersons => Offence::Smuggling,
+            },
         }
     }
 
@@ -154,6 +165,7 @@ impl ContentRef<'_> {
         match self {
             ContentRef::Alert(a) => a.expires_at_ms,
             ContentRef::CaseReference(c) => c.expires_at_ms,
+            ContentRef::StatisticalReport(r) => r.expires_at_ms,
         }
     }
 
@@ -161,6 +173,7 @@ impl ContentRef<'_> {
         match self {
             ContentRef::Alert(a) => a.review_at_ms,
             ContentRef::CaseReference(c) => c.review_at_ms,
+            ContentRef::StatisticalReport(_) => None,
         }
     }
 
@@ -169,11 +182,12 @@ impl ContentRef<'_> {
         matches!(self, ContentRef::Alert(a) if a.subject == Some(SubjectCategory::Victim))
     }
 
-    /// "alert" or "case_reference".
+    /// "alert", "case_reference" or "statistical_report".
     pub fn kind_name(&self) -> &'static str {
         match self {
             ContentRef::Alert(_) => "alert",
             ContentRef::CaseReference(_) => "case_reference",
+            ContentRef::StatisticalReport(_) => "statistical_report",
         }
     }
 
@@ -187,7 +201,7 @@ impl ContentRef<'_> {
                 .chain(&a.destination_countries)
                 .map(String::as_str)
                 .collect(),
-            ContentRef::CaseReference(_) => Vec::new(),
+            ContentRef::CaseReference(_) | ContentRef::StatisticalReport(_) => Vec::new(),
         }
     }
 }

@@ -16,6 +16,7 @@ mod ids;
 
 use std::fmt;
 
+pub use crate::stats::StatisticalReport;
 pub use content::{
     Alert, CaseReference, ContactPoint, Content, ContentRef, Evaluation, Handling,
     SmugglingElements, TraffickingElements, check_contact, check_text,
@@ -174,6 +175,7 @@ pub(crate) const MAX_MLA_TEXT_CHARS: usize = 2000;
 pub enum RecordKind {
     Alert(Alert),
     CaseReference(CaseReference),
+    StatisticalReport(StatisticalReport),
     Update(Update),
     Withdrawal(Withdrawal),
     MlaRequest(MlaRequest),
@@ -187,6 +189,7 @@ impl RecordKind {
         match self {
             RecordKind::Alert(_) => "alert",
             RecordKind::CaseReference(_) => "case_reference",
+            RecordKind::StatisticalReport(_) => "statistical_report",
             RecordKind::Update(_) => "update",
             RecordKind::Withdrawal(_) => "withdrawal",
             RecordKind::MlaRequest(_) => "mla_request",
@@ -209,6 +212,7 @@ impl RecordKind {
         match self {
             RecordKind::Alert(a) => Some(ContentRef::Alert(a)),
             RecordKind::CaseReference(c) => Some(ContentRef::CaseReference(c)),
+            RecordKind::StatisticalReport(r) => Some(ContentRef::StatisticalReport(r)),
             RecordKind::Update(u) => Some(u.content.as_ref()),
             RecordKind::Withdrawal(_)
             | RecordKind::MlaRequest(_)
@@ -221,6 +225,14 @@ impl RecordKind {
         match self {
             RecordKind::Alert(a) => a.check("alert", errors),
             RecordKind::CaseReference(c) => c.check("case_reference", errors),
+            RecordKind::StatisticalReport(r) => {
+                crate::stats::check_report(r, "statistical_report", errors);
+                errors.check(
+                    r.correction.is_none(),
+                    "statistical_report.correction",
+                    "the first version of a report corrects nothing; a correction is an update",
+                );
+            }
             RecordKind::Update(u) => {
                 if let Err(rule) = check_record_id_format(&u.target) {
                     errors.push("update.target_record_id", rule);
@@ -233,6 +245,14 @@ impl RecordKind {
                 match &u.content {
                     Content::Alert(a) => a.check("update.alert", errors),
                     Content::CaseReference(c) => c.check("update.case_reference", errors),
+                    Content::StatisticalReport(r) => {
+                        crate::stats::check_report(r, "update.statistical_report", errors);
+                        errors.check(
+                            r.correction.is_some(),
+                            "update.statistical_report.correction",
+                            "a correction says why: one of late_records, data_correction, reclassification, method_change",
+                        );
+                    }
                 }
             }
             RecordKind::Withdrawal(w) => {

@@ -375,6 +375,7 @@ fn record_log_files() -> Vec<(&'static str, Vec<u8>)> {
         victim: true,
         recipients: vec![THIS_NODE.into()],
         withdrawn: None,
+        statistics: None,
     };
     let head = |seq: u64, v2: bool| Head {
         origin: node(PEER),

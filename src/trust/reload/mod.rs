@@ -219,6 +219,7 @@ impl std::fmt::Debug for LiveTls {
 pub struct Policy {
     pub agency: crate::config::AgencyConfig,
     pub query: crate::config::QueryConfig,
+    pub statistics: crate::config::StatisticsConfig,
 }
 
 impl Policy {
@@ -226,6 +227,7 @@ impl Policy {
         Self {
             agency: settings.agency.clone(),
             query: settings.query.clone(),
+            statistics: settings.statistics.clone(),
         }
     }
 }

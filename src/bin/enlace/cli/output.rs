@@ -207,6 +207,17 @@ pub fn record_json(r: &pb::RecordView) -> Value {
             v["target_record_id"] = json!(w.target_record_id);
             v["reason"] = json!(w.reason);
         }
+        // The cells themselves: `enlace stats regional`.
+        Some(pb::record_view::Kind::StatisticalReport(s)) => {
+            v["table"] =
+                json!(enlace::stats::TableKind::from_wire(s.table).map_or("unknown", |t| t.code()));
+            v["period"] = json!(s.period);
+            v["cells"] = json!(s.cells.len());
+            v["expires_at"] = opt_time(s.expires_at_ms);
+            if let Some(c) = enlace::stats::CorrectionReason::from_wire(s.correction) {
+                v["correction"] = json!(c.code());
+            }
+        }
         None => {}
     }
     v
@@ -410,6 +421,21 @@ pub fn record_text(r: &pb::RecordView) -> String {
         Some(pb::record_view::Kind::Withdrawal(w)) => {
             line("Retira / Withdraws:", w.target_record_id.clone());
             line("Motivo / Reason:", w.reason.clone());
+        }
+        Some(pb::record_view::Kind::StatisticalReport(s)) => {
+            line(
+                "Cuadro / Table:",
+                enlace::stats::TableKind::from_wire(s.table)
+                    .map_or("?".into(), |t| t.label().label()),
+            );
+            line("Periodo / Period:", s.period.clone());
+            if let Some(c) = enlace::stats::CorrectionReason::from_wire(s.correction) {
+                line("Corrección / Correction:", c.code().into());
+            }
+            line(
+                "",
+                "cifras: enlace stats regional / figures: enlace stats regional".into(),
+            );
         }
         None => {}
     }

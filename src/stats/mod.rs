@@ -80,3 +80,6 @@ pub fn protect(
             .collect(),
     })
 }
+
+#[cfg(test)]
+mod report_tests;

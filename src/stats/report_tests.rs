@@ -116,7 +116,10 @@ fn a_threshold_below_three_and_a_population_off_the_victims_table_are_refused() 
     });
     let e = errors_of(&r);
     assert!(e.contains("threshold must be at least 3"), "{e}");
-    assert!(e.contains("only the victims table carries a population"), "{e}");
+    assert!(
+        e.contains("only the victims table carries a population"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -214,12 +217,18 @@ fn a_correction_says_why_and_keeps_its_table_and_period() {
             .to_string()
             .contains("the first version of a report corrects nothing")
     );
-    let state =
-        lifecycle::next(None, &body(RecordKind::StatisticalReport(protected())), Mode::Origin)
-            .unwrap();
+    let state = lifecycle::next(
+        None,
+        &body(RecordKind::StatisticalReport(protected())),
+        Mode::Origin,
+    )
+    .unwrap();
     let mut other = protected();
     other.table.period = Period::Year(2025);
     let moved = body(correction(other, Some(CorrectionReason::DataCorrection)));
     let e = lifecycle::next(Some(&state), &moved, Mode::Recipient).unwrap_err();
-    assert!(e.to_string().contains("keeps the table and the period"), "{e}");
+    assert!(
+        e.to_string().contains("keeps the table and the period"),
+        "{e}"
+    );
 }

@@ -248,7 +248,49 @@ fn record_bodies() -> Vec<(&'static str, Vec<u8>)> {
                 }),
             ),
         ),
+        (
+            "statistical-report",
+            body(
+                PEER,
+                8,
+                all_members(),
+                Kind::StatisticalReport(statistical_report()),
+            ),
+        ),
     ]
+}
+
+/// The smuggled-migrants table of 2026: 5 women and 6 men, nothing to
+/// suppress.
+fn statistical_report() -> pb::StatisticalReport {
+    use crate::stats::{
+        Cell, Counts, Method, Period, ProtectedTable, StatisticalReport, TableKind,
+    };
+    let mut counts = Counts::zero(TableKind::Smuggled, Period::Year(2026));
+    // female/adult and male/adult, in row-major order (sex, age group).
+    counts.interior[1] = 5;
+    counts.interior[4] = 6;
+    let cells = TableKind::Smuggled
+        .spec()
+        .all_keys()
+        .into_iter()
+        .map(|key| Cell {
+            value: Some(counts.value(&key)),
+            key,
+            suppressed: None,
+        })
+        .collect();
+    crate::wire::report_to_pb(&StatisticalReport {
+        table: ProtectedTable {
+            kind: TableKind::Smuggled,
+            period: Period::Year(2026),
+            method: Method::Suppression { threshold: 5 },
+            cells,
+        },
+        population: None,
+        correction: None,
+        expires_at_ms: 1_900_000_000_000,
+    })
 }
 
 /// `body` in an envelope signed by the member it names.
@@ -259,7 +301,9 @@ fn sign(body: &[u8]) -> Vec<u8> {
 fn pull_batch() -> Vec<u8> {
     let records: Vec<_> = record_bodies()
         .into_iter()
-        .filter(|(name, _)| !name.starts_with("mla-a") && !name.starts_with("mla-r"))
+        .filter(|(name, _)| {
+            !name.starts_with("mla-a") && !name.starts_with("mla-r") && !name.starts_with("stat")
+        })
         .chain(
             record_bodies()
                 .into_iter()

@@ -169,7 +169,12 @@ impl LocalCase {
     /// case this one replaces (if any). `given` is the client's date for a
     /// case recorded after the fact (0: none).
     pub(crate) fn track_stage(&mut self, old: Option<&LocalCase>, now_ms: i64) {
-        let given = self.stage_reached_at_ms;
+        // A client that sends back the stored date (read, change, write)
+        // gives nothing: the date then follows the stage.
+        let given = match old {
+            Some(o) if o.stage_reached_at_ms == self.stage_reached_at_ms => 0,
+            _ => self.stage_reached_at_ms,
+        };
         let before = old.map(LocalCase::reached);
         let current = (self.stage != CaseStage::Closed).then_some(self.stage);
         let (highest, at) = match (before, current) {

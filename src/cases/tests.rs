@@ -176,3 +176,34 @@ fn an_answer_that_is_not_one_is_refused_and_a_network_failure_is_unreachable() {
         PeerResult::Hit { .. }
     ));
 }
+
+#[test]
+fn a_case_counts_at_the_highest_stage_it_reached_and_when() {
+    let mut c = case("c1", &[]);
+    c.track_stage(None, 100);
+    assert_eq!(c.reached(), (CaseStage::Investigation, 100));
+    let stored = c.clone();
+    let mut up = stored.clone();
+    up.stage = CaseStage::Prosecution;
+    up.track_stage(Some(&stored), 200);
+    assert_eq!(up.reached(), (CaseStage::Prosecution, 200));
+    // Closing does not lower the stage nor move the date.
+    let stored = up.clone();
+    let mut closed = stored.clone();
+    closed.stage = CaseStage::Closed;
+    closed.track_stage(Some(&stored), 300);
+    assert_eq!(closed.reached(), (CaseStage::Prosecution, 200));
+    // A client that sends the stored date back gives nothing: the date
+    // follows the stage when it rises.
+    let stored = closed.clone();
+    let mut trial = stored.clone();
+    trial.stage = CaseStage::Trial;
+    trial.track_stage(Some(&stored), 400);
+    assert_eq!(trial.reached(), (CaseStage::Trial, 400));
+    // A date given for a case recorded after the fact is kept.
+    let mut late = case("c2", &[]);
+    late.stage = CaseStage::Convicted;
+    late.stage_reached_at_ms = 50;
+    late.track_stage(None, 500);
+    assert_eq!(late.reached(), (CaseStage::Convicted, 50));
+}

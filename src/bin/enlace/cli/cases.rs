@@ -61,6 +61,11 @@ pub struct CaseArgs2 {
     /// intelligence, investigation (default), prosecution, trial, convicted, closed.
     #[arg(long)]
     stage: Option<String>,
+    /// When the case reached its stage (YYYY-MM-DD or RFC 3339), for a case
+    /// recorded after the fact: the period its statistics count in.
+    /// Default: when the node sees the stage rise.
+    #[arg(long)]
+    stage_reached: Option<String>,
     /// An identifier KIND=VALUE, repeatable; hashed by the node.
     #[arg(long = "selector")]
     selector: Vec<String>,
@@ -231,6 +236,12 @@ impl CaseArgs2 {
                 Err(e) => problems.push(format!("--stage: {e}")),
             }
         }
+        if let Some(d) = &self.stage_reached {
+            match parse_time(d) {
+                Ok(ms) => base.stage_reached_at_ms = ms,
+                Err(e) => problems.push(format!("--stage-reached: {e:#}")),
+            }
+        }
         for v in &self.victim {
             match victim(v) {
                 Ok(v) => base.victims.push(v),
@@ -264,6 +275,8 @@ fn case_json(c: &pb::LocalCase) -> Value {
         "case_number": c.case_number,
         "offence": Offence::from_wire(c.offence).map(|o| kebab(o.code())),
         "stage": CaseStage::from_wire(c.stage).map(|s| kebab(s.code())),
+        "highest_stage": CaseStage::from_wire(c.highest_stage).map(|s| kebab(s.code())),
+        "stage_reached_at": time(c.stage_reached_at_ms),
         "selectors": c.selectors.len(),
         "victims": c.victims.len(),
         "offenders": c.offenders.len(),

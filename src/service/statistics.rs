@@ -328,6 +328,7 @@ impl AgencyService {
             .await
             .map_err(status)?;
         Ok(Response::new(pb::RegionalStatisticsResponse {
+            member: self.node().id.to_string(),
             reports: held
                 .iter()
                 .map(|h| pb::MemberStatisticalReport {

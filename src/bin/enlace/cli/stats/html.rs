@@ -242,6 +242,7 @@ fn chart(t: &RegionalTable, dim: usize) -> Result<String, String> {
         }
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()

@@ -279,7 +279,7 @@ pub(crate) fn text_regional(t: &RegionalTable) -> String {
         let o = &rates.overall.regional;
         let _ = writeln!(
             out,
-            "\nIncluidos / Included: {}; excluidos / excluded: {}",
+            "\nTasa total / Overall rate: incluidos / included: {}; excluidos / excluded: {}",
             list(&o.included),
             list(&o.excluded)
         );

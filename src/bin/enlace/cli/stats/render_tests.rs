@@ -38,7 +38,9 @@ fn text_regional_shows_members_bounds_and_rates() {
     assert!(out.contains("n/c (suppressed_secondary)"));
     assert!(out.contains("≈ 0.16"));
     assert!(out.contains("10000000 (2025, INE <HN> & co)"));
-    assert!(out.contains("Incluidos / Included: cr, gt; excluidos / excluded: hn"));
+    assert!(out.contains(
+        "Tasa total / Overall rate: incluidos / included: cr, gt; excluidos / excluded: hn"
+    ));
 }
 
 #[test]

@@ -138,3 +138,56 @@ fn csv_quotes() {
     assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
     assert_eq!(field("plain"), "plain");
 }
+
+/// A zero table of another kind: the dimensions it lacks are absent.
+#[test]
+fn persons_table_has_stage_and_no_age() {
+    use enlace::stats::{
+        Cell, Counts, MemberReport, Method, Period, ProtectedTable, StatisticalReport, assemble,
+    };
+    let c = Counts::zero(TableKind::Persons, Period::Quarter(2026, 2));
+    let table = ProtectedTable {
+        kind: c.kind,
+        period: c.period,
+        method: Method::Suppression { threshold: 3 },
+        cells: c
+            .kind
+            .spec()
+            .all_keys()
+            .into_iter()
+            .map(|key| Cell {
+                value: Some(c.value(&key)),
+                key,
+                suppressed: None,
+            })
+            .collect(),
+    };
+    let m = MemberReport {
+        member: "sv".into(),
+        country: "SV".into(),
+        report: StatisticalReport {
+            table,
+            population: None,
+            correction: None,
+        },
+    };
+    let a = objects(&json_member(&m));
+    assert!(
+        a.iter()
+            .all(|o| o.get("age_group").is_none() && o.get("exploitation").is_none())
+    );
+    assert_eq!(a[0]["stage"], "suspected");
+    assert_eq!(a[0]["period"], "2026-Q2");
+    let t = assemble(TableKind::Persons, Period::Quarter(2026, 2), &[m]).expect("assembles");
+    let csv = csv_regional(&t);
+    assert!(
+        csv.contains(
+            "\r\n,all,2026,2026-Q2,persons,persons_trafficking,total,,,total,total,0,\r\n"
+        )
+    );
+    let text = text_regional(&t);
+    assert!(!text.contains("ODS 16.2.2"));
+    assert!(text.contains("Etapa / Stage"));
+    let html = crate::cli::stats::html::html_regional(&t);
+    assert_eq!(html.matches("<svg").count(), 3);
+}

@@ -17,9 +17,14 @@
 //!
 //! `docs/statistics.md` states the tables, their sources and the rules.
 
+pub mod regional;
 pub mod report;
 pub mod table;
 
+pub use regional::{
+    Figure, MemberColumn, NotComputable, Rate, RateRow, RegionalError, RegionalRate, RegionalRow,
+    RegionalTable, Sdg1622, Total, assemble,
+};
 pub use report::{
     CorrectionReason, MAX_POPULATION_SOURCE, MIN_ROUNDING_BASE, MIN_THRESHOLD, MemberReport,
     Population, StatisticalReport, check_report, key_code, suppressed_codes, suppressed_keys,

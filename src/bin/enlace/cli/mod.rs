@@ -12,6 +12,7 @@ mod input;
 mod output;
 mod pki;
 mod records;
+mod stats;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,6 +69,10 @@ pub enum Command {
     /// Show what an identifier becomes: its normalised form and its token.
     #[command(subcommand)]
     Selector(SelectorCommand),
+    /// Statistics: this node's protected tables (UNODC data collection,
+    /// SDG 16.2.2), their publication, and the regional table.
+    #[command(subcommand)]
+    Stats(stats::StatsCommand),
     /// Replication status of the node's peers.
     Peers(records::PeersArgs),
     /// The accountability log: verify it, export it, checkpoint it.
@@ -220,6 +225,10 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Mla(c) => {
                 init_tracing(LogFormat::Text, "warn");
                 report(cases::mla(c).await)
+            }
+            Command::Stats(c) => {
+                init_tracing(LogFormat::Text, "warn");
+                report(stats::stats(c).await)
             }
             Command::Peers(a) => {
                 init_tracing(LogFormat::Text, "warn");

@@ -31,8 +31,11 @@ pub enum StatsCommand {
         #[arg(long)]
         table: Option<String>,
         /// One object per cell.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "csv")]
         json: bool,
+        /// CSV in the layout of the UNODC data collection.
+        #[arg(long)]
+        csv: bool,
     },
     /// Publish this node's protected tables for a period as signed reports
     /// to every member, or correct the ones published before.
@@ -113,6 +116,7 @@ pub async fn stats(cmd: StatsCommand) -> anyhow::Result<()> {
             period,
             table,
             json,
+            csv,
         } => {
             let (period, kinds) = selection(&period, table.as_deref())?;
             let mut c = connect(&client).await?;
@@ -135,7 +139,7 @@ pub async fn stats(cmd: StatsCommand) -> anyhow::Result<()> {
                     })
                 })
                 .collect::<anyhow::Result<_>>()?;
-            super::output::local(&reports, json)
+            super::output::local(&reports, json, csv)
         }
         StatsCommand::Publish {
             client,
@@ -147,7 +151,11 @@ pub async fn stats(cmd: StatsCommand) -> anyhow::Result<()> {
         } => {
             let (period, kinds) = selection(&period, table.as_deref())?;
             let correction = correction
-                .map(|c| CorrectionReason::parse(&c).spelled().context("--correction"))
+                .map(|c| {
+                    CorrectionReason::parse(&c)
+                        .spelled()
+                        .context("--correction")
+                })
                 .transpose()?;
             let mut c = connect(&client).await?;
             let resp = c
@@ -224,10 +232,17 @@ pub async fn stats(cmd: StatsCommand) -> anyhow::Result<()> {
                     .filter(|r| r.report.kind() == kind)
                     .cloned()
                     .collect();
+                if of_kind.is_empty() {
+                    eprintln!("no member has published the {kind} table for {period}");
+                    continue;
+                }
                 tables.push(
                     regional::assemble(kind, period, &of_kind)
                         .with_context(|| format!("the {kind} table"))?,
                 );
+            }
+            if tables.is_empty() {
+                bail!("no report for {period} is held by this node yet");
             }
             super::output::regional(&tables, format, out.as_deref())
         }

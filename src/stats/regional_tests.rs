@@ -79,6 +79,7 @@ fn member(
                 source: source.into(),
             }),
             correction: None,
+            expires_at_ms: 1_900_000_000_000,
         },
     }
 }

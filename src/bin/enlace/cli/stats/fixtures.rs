@@ -72,6 +72,7 @@ pub(crate) fn member(
                 source: format!("INE <{country}> & co"),
             }),
             correction: None,
+            expires_at_ms: 1_900_000_000_000,
         },
     }
 }

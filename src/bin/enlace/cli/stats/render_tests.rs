@@ -169,6 +169,7 @@ fn persons_table_has_stage_and_no_age() {
             table,
             population: None,
             correction: None,
+            expires_at_ms: 1_900_000_000_000,
         },
     };
     let a = objects(&json_member(&m));

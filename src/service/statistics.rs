@@ -233,11 +233,16 @@ impl AgencyService {
             let tables = self.protected_tables(period, &kinds)?;
             // Refuse before publishing any: a correction without a reason
             // is refused for all the tables named.
+            let changed = |r: &StatisticalReport, h: &HeldReport| {
+                h.report.table != r.table || h.report.population != r.population
+            };
             if correction.is_none()
-                && let Some(held) = tables.iter().find_map(|(_, h)| h.as_ref())
+                && let Some(held) = tables
+                    .iter()
+                    .find_map(|(r, h)| h.as_ref().filter(|h| changed(r, h)))
             {
                 return Err(Status::failed_precondition(format!(
-                    "the {} table for {period} was published before (record {}, version {}); a new version corrects it: give the reason (--correction late_records|data_correction|reclassification|method_change)",
+                    "the {} table for {period} was published before (record {}, version {}) and has changed since; a new version corrects it: give the reason (--correction late_records|data_correction|reclassification|method_change)",
                     held.report.kind(),
                     held.record_id,
                     held.version
@@ -247,9 +252,7 @@ impl AgencyService {
             for (mut report, held) in tables {
                 let kind = report.kind();
                 let (change, outcome) = match held {
-                    Some(h) if h.report.table == report.table
-                        && h.report.population == report.population =>
-                    {
+                    Some(h) if !changed(&report, &h) => {
                         reports.push(pb::PublishedReport {
                             table: kind.wire(),
                             record_id: String::new(),

@@ -18,11 +18,13 @@
 //! `docs/statistics.md` states the tables, their sources and the rules.
 
 pub mod count;
+pub mod protect;
 pub mod regions;
 pub mod report;
 pub mod table;
 
 pub use count::{CaseFacts, OffenderFacts, VictimFacts, count};
+pub use protect::{ProtectError, check, protect, suppressed_keys};
 pub use regions::region_of;
 pub use report::{CorrectionReason, MemberReport, Population, StatisticalReport};
 pub use table::{

@@ -62,12 +62,17 @@ pub(super) enum IntervalError {
     Solver(String),
 }
 
-/// The integer bounds `[lo, hi]` (`hi` `None` when unbounded) of cell `cell`
-/// given the published values (`None` for suppressed cells).
+/// The integer bounds `[lo, hi]` of cell `cell` given the published values
+/// (`None` for suppressed cells). `hi` is `None` when the cell is unbounded;
+/// `lo` is then only the sum of its published interior cells. With `enough`
+/// (the true value plus the threshold, known only to the member), the
+/// minimum is not computed when the maximum reaches it, and `lo` is again
+/// only the published part.
 pub(super) fn interval(
     layout: &Layout,
     values: &[Option<u64>],
     cell: usize,
+    enough: Option<u64>,
 ) -> Result<(u64, Option<u64>), IntervalError> {
     let published = |c: usize| values[c];
     let unknown = |i: usize| published(layout.interior_cell[i]).is_none();
@@ -137,7 +142,27 @@ pub(super) fn interval(
             Err(e) => Err(IntervalError::Solver(e.to_string())),
         }
     };
-    let hi = solve(OptimizationDirection::Maximize)?;
+    // An unknown of the cell's own that no published margin constrains can
+    // grow without bound; and an unbounded cell is safe whatever its lower
+    // bound, which is then not computed (reported as the known part).
+    let free = own.iter().any(|i| {
+        layout.covering[*i]
+            .iter()
+            .all(|m| published(*m).is_none() || layout.is_interior(*m))
+    });
+    if free {
+        return Ok((known, None));
+    }
+    let Some(hi) = solve(OptimizationDirection::Maximize)? else {
+        return Ok((known, None));
+    };
+    // The true value lies in the interval, so a maximum at least `enough`
+    // (true value + threshold) makes the cell safe without the minimum.
+    if enough.is_some_and(|e| hi + 1e-6 >= e as f64) {
+        let hi = (hi + 1e-6).floor().max(0.0) as u64;
+        return Ok((known, Some(known.saturating_add(hi))));
+    }
+    let hi = Some(hi);
     let lo = solve(OptimizationDirection::Minimize)?.unwrap_or(0.0);
     let lo = (lo - 1e-6).ceil().max(0.0) as u64;
     let hi = hi.map(|h| (h + 1e-6).floor().max(0.0) as u64);

@@ -173,8 +173,9 @@ fn suppress(
         let mut safe = Vec::new();
         let mut unsafe_cell = None;
         for &c in &pending {
-            let (lo, hi) = interval::interval(&layout, &values, c).map_err(&err)?;
-            if is_safe(lo, hi, threshold) {
+            let enough = truth[c].saturating_add(u64::from(threshold));
+            let (lo, hi) = interval::interval(&layout, &values, c, Some(enough)).map_err(&err)?;
+            if is_safe(lo, hi, threshold) || hi.is_some_and(|h| h >= enough) {
                 safe.push(c);
             } else {
                 unsafe_cell = Some(c);
@@ -323,7 +324,7 @@ pub fn check(table: &ProtectedTable, threshold: u32) -> Result<(), ProtectError>
     }
     let err = solver_error(kind);
     for c in (0..keys.len()).filter(|c| values[*c].is_none()) {
-        let (lo, hi) = interval::interval(&layout, &values, c).map_err(&err)?;
+        let (lo, hi) = interval::interval(&layout, &values, c, None).map_err(&err)?;
         if !is_safe(lo, hi, threshold) {
             return Err(ProtectError::Recoverable {
                 kind,

@@ -135,6 +135,33 @@ fn sparse_victims_table_is_protected_quickly() {
     assert_published_truth(&c, &t, &[]);
 }
 
+/// A busier victims table: 40 non-zero interior cells spread by a fixed
+/// linear congruential sequence; reports the time.
+#[test]
+fn busier_victims_table_is_protected() {
+    let spec = TableKind::Victims.spec();
+    let mut interior = vec![0; spec.interior_len()];
+    let mut x: u64 = 12345;
+    for _ in 0..40 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let i = ((x >> 33) as usize) % interior.len();
+        interior[i] = 1 + (x >> 20) % 15;
+    }
+    let c = counts(TableKind::Victims, interior);
+    let started = Instant::now();
+    let t = protect(&c, Method::Suppression { threshold: 3 }, &[]).expect("protects");
+    let elapsed = started.elapsed();
+    eprintln!(
+        "protect(victims, 40 non-zero interior cells): {elapsed:?}, {} of {} cells suppressed",
+        suppressed_keys(&t).len(),
+        t.cells.len()
+    );
+    check(&t, 3).expect("safe");
+    assert_published_truth(&c, &t, &[]);
+}
+
 fn assert_published_truth(c: &Counts, t: &ProtectedTable, previous: &[Key]) {
     assert_eq!(t.cells.len(), c.kind.spec().all_keys().len());
     for cell in &t.cells {

@@ -11,6 +11,7 @@
 //! convert reports and peers can check them with the same code:
 //! - [`table`]: the fixed tables, their cells and periods;
 //! - `count`: the counting rules, from a case's facts to a table;
+//! - `regions`: the UN M49 region of a foreign citizenship;
 //! - `protect`: primary and secondary suppression, controlled rounding, and
 //!   the check that no suppressed cell can be recovered;
 //! - `regional`: the federation-wide table and the SDG 16.2.2 rate.

@@ -284,7 +284,7 @@ pub fn suppressed_keys(table: &ProtectedTable) -> Vec<Key> {
 /// the published cells consistent with each other, and, under a threshold
 /// `threshold`, no suppressed cell recoverable (interval at least
 /// `threshold` wide or containing 0 … threshold−1). A rounded table must add
-/// up and have no suppressed cell.
+/// up, in multiples of its base, with no suppressed cell.
 pub fn check(table: &ProtectedTable, threshold: u32) -> Result<(), ProtectError> {
     let kind = table.kind;
     if threshold < 3 {
@@ -307,19 +307,24 @@ pub fn check(table: &ProtectedTable, threshold: u32) -> Result<(), ProtectError>
     }
     let layout = Layout::new(spec, &keys);
     let values: Vec<Option<u64>> = table.cells.iter().map(|c| c.value).collect();
-    if let Method::Rounding { .. } = table.method {
-        for (c, cov) in layout.covered.iter().enumerate() {
-            let sum: Option<u64> = cov.iter().map(|i| values[layout.interior_cell[*i]]).sum();
-            if values[c].is_none() || sum != values[c] {
-                return Err(ProtectError::Inconsistent {
-                    kind,
-                    detail: format!(
-                        ": rounded cell {} does not add up",
-                        describe(kind, &keys[c])
-                    ),
-                });
+    // Every published cell whose interior cells are all published is their
+    // sum; a rounded table has every cell published, in multiples of its base.
+    for (c, cov) in layout.covered.iter().enumerate() {
+        let sum: Option<u64> = cov.iter().map(|i| values[layout.interior_cell[*i]]).sum();
+        let rounded_wrong = match table.method {
+            Method::Rounding { base } => {
+                base < 2 || values[c].is_none_or(|v| v % u64::from(base) != 0)
             }
+            Method::Suppression { .. } => false,
+        };
+        if rounded_wrong || (values[c].is_some() && sum.is_some() && sum != values[c]) {
+            return Err(ProtectError::Inconsistent {
+                kind,
+                detail: format!(": cell {} does not add up", describe(kind, &keys[c])),
+            });
         }
+    }
+    if let Method::Rounding { .. } = table.method {
         return Ok(());
     }
     let err = solver_error(kind);

@@ -62,6 +62,14 @@ fn one_primary_cell_forces_the_rectangle() {
             cell.suppressed = None;
         }
     }
+    let mut wrong = t.clone();
+    if let Some(c) = wrong.cells.iter_mut().find(|c| c.key == v(&[2, 2])) {
+        c.value = Some(1);
+    }
+    assert!(matches!(
+        check(&wrong, 3),
+        Err(ProtectError::Inconsistent { .. })
+    ));
     let err = check(&exposed, 3).expect_err("recoverable");
     assert!(matches!(err, ProtectError::Recoverable { .. }), "{err}");
     assert!(
@@ -105,6 +113,17 @@ fn rounding_half_up_and_adds_up() {
         .collect();
     assert_eq!(interior, vec![0, 0, 5, 5, 10, 10, 15, 0, 100]);
     check(&t, 3).expect("adds up");
+    let mut off = t.clone();
+    off.cells[0].value = Some(10);
+    assert!(matches!(
+        check(&off, 3),
+        Err(ProtectError::Inconsistent { .. })
+    ));
+    off.cells[0].value = Some(1);
+    assert!(matches!(
+        check(&off, 3),
+        Err(ProtectError::Inconsistent { .. })
+    ));
 }
 
 /// A sparse victims table with a handful of victims; reports the time.

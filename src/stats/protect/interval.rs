@@ -135,7 +135,11 @@ pub(super) fn interval(
             }
             problem.add_constraint(expr, ComparisonOp::Eq, rhs);
         }
-        match problem.solve() {
+        // NOTE: microlp warns that it may panic on hard problems; a panic
+        // here must not take the node down with it, so it is an error.
+        let solved = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| problem.solve()))
+            .map_err(|_| IntervalError::Solver("the LP solver panicked".to_string()))?;
+        match solved {
             Ok(solution) => Ok(Some(solution.objective())),
             Err(microlp::Error::Unbounded) => Ok(None),
             Err(microlp::Error::Infeasible) => Err(IntervalError::Inconsistent),

@@ -10,7 +10,7 @@
 //! **Suppression** (threshold `t` ≥ 3). Primary: every cell, interior or
 //! margin, whose value is 1 … t−1. A zero is never a primary cell and is
 //! published as 0. Then, for every suppressed cell, the interval of values
-//! consistent with everything published is computed ([`interval`]); a cell
+//! consistent with everything published is computed (`interval.rs`); a cell
 //! is safe when that interval is at least `t` wide or contains 0 … t−1
 //! entirely. While a cell is unsafe, one more published non-zero cell is
 //! suppressed (secondary): the smallest interior cell that shares the

@@ -1,7 +1,7 @@
 //! A statistical report: one member's protected table for one period, as
 //! it travels in a signed record.
 
-use super::table::{Cell, Coord, Key, Method, Period, ProtectedTable, TableKind};
+use super::table::{Cell, Coord, Method, Period, ProtectedTable, TableKind};
 
 /// The population a member's rates are computed on (SDG 16.2.2: victims
 /// per 100 000), with the year of the figure and where it comes from.
@@ -136,16 +136,6 @@ pub fn suppressed_codes(table: &ProtectedTable) -> Vec<String> {
         .iter()
         .filter(|c| c.suppressed.is_some())
         .map(|c| key_code(table.kind, &c.key))
-        .collect()
-}
-
-/// The keys of the suppressed cells of a table.
-pub fn suppressed_keys(table: &ProtectedTable) -> Vec<Key> {
-    table
-        .cells
-        .iter()
-        .filter(|c| c.suppressed.is_some())
-        .map(|c| c.key.clone())
         .collect()
 }
 

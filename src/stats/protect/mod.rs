@@ -155,12 +155,14 @@ fn suppress(
                 .then_some(Suppression::Primary)
         })
         .collect();
+    let mut kept = HashSet::new();
     for key in previous {
         let c = *position.get(key).ok_or_else(|| ProtectError::NotACell {
             kind,
             key: describe(kind, key),
         })?;
         status[c].get_or_insert(Suppression::Secondary);
+        kept.insert(c);
     }
     let mut values: Vec<Option<u64>> = truth
         .iter()
@@ -194,6 +196,15 @@ fn suppress(
         values[next] = None;
         pending.insert(next);
     }
+    let mut state = Suppressed {
+        layout: &layout,
+        truth: &truth,
+        values,
+        status,
+        threshold,
+    };
+    state.prune(&kept).map_err(&err)?;
+    let Suppressed { values, status, .. } = state;
     Ok(keys
         .iter()
         .zip(values.iter().zip(&status))
@@ -203,6 +214,90 @@ fn suppress(
             suppressed: *suppressed,
         })
         .collect())
+}
+
+/// Most secondary cells reconsidered one by one after the greedy pass;
+/// beyond this the greedy result stands (each reconsideration re-checks
+/// every suppressed cell).
+const PRUNE_LIMIT: usize = 48;
+
+/// A table being suppressed: the true values, and what is published.
+struct Suppressed<'a> {
+    layout: &'a Layout,
+    truth: &'a [u64],
+    values: Vec<Option<u64>>,
+    status: Vec<Option<Suppression>>,
+    threshold: u32,
+}
+
+impl Suppressed<'_> {
+    /// Whether every suppressed cell is safe.
+    fn all_safe(&self) -> Result<bool, IntervalError> {
+        for c in (0..self.values.len()).filter(|c| self.status[*c].is_some()) {
+            let enough = self.truth[c].saturating_add(u64::from(self.threshold));
+            let (lo, hi) = interval::interval(self.layout, &self.values, c, Some(enough))?;
+            if !(is_safe(lo, hi, self.threshold) || hi.is_some_and(|h| h >= enough)) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn publish(&mut self, c: usize) {
+        self.values[c] = Some(self.truth[c]);
+        self.status[c] = None;
+    }
+
+    // NOTE: the greedy pass picks one cell at a time for the cell in
+    // trouble and can hide more than needed: for two girls and six women
+    // it hid every total. This pass gives each secondary cell back, totals
+    // first (what readers want most), whenever every suppressed cell stays
+    // safe without it. A secondary cell that becomes exactly known hides
+    // nothing and is given back with it. Cells kept from earlier versions
+    // stay suppressed.
+    fn prune(&mut self, kept: &HashSet<usize>) -> Result<(), IntervalError> {
+        let secondary =
+            |s: &Self, c: usize| s.status[c] == Some(Suppression::Secondary) && !kept.contains(&c);
+        let mut order: Vec<usize> = (0..self.values.len())
+            .filter(|c| secondary(self, *c))
+            .collect();
+        if order.len() > PRUNE_LIMIT {
+            return Ok(());
+        }
+        order.sort_by_key(|c| {
+            (
+                std::cmp::Reverse(self.layout.covered[*c].len()),
+                std::cmp::Reverse(self.truth[*c]),
+                *c,
+            )
+        });
+        for c in order {
+            if !secondary(self, c) {
+                continue;
+            }
+            let saved = (self.values.clone(), self.status.clone());
+            self.publish(c);
+            loop {
+                let mut known = Vec::new();
+                for s in (0..self.values.len()).filter(|s| secondary(self, *s)) {
+                    let (lo, hi) = interval::interval(self.layout, &self.values, s, None)?;
+                    if hi == Some(lo) {
+                        known.push(s);
+                    }
+                }
+                if known.is_empty() {
+                    break;
+                }
+                for s in known {
+                    self.publish(s);
+                }
+            }
+            if !self.all_safe()? {
+                (self.values, self.status) = saved;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The next cell to suppress so that `cell` becomes safer.

@@ -79,6 +79,39 @@ fn one_primary_cell_forces_the_rectangle() {
 }
 
 #[test]
+fn no_more_is_hidden_than_protection_needs() {
+    // Two girls and six women:
+    //   2  6  0 |  8
+    //   0  0  0 |  0
+    //   0  0  0 |  0
+    //   2  6  0 |  8
+    // (female, child) and (total, child) are primary. The female total
+    // would give the girls away through the women, so the women are
+    // hidden, and the adult total with them. That is enough: from the
+    // female total and the grand total (both 8) the girls can be anything
+    // from 0 to 8. The greedy pass alone also hid both totals.
+    let c = counts(TableKind::Smuggled, vec![2, 6, 0, 0, 0, 0, 0, 0, 0]);
+    let t = protect(&c, Method::Suppression { threshold: 5 }, &[]).expect("protects");
+    let hidden: Vec<(Key, Suppression)> = t
+        .cells
+        .iter()
+        .filter_map(|c| c.suppressed.map(|s| (c.key.clone(), s)))
+        .collect();
+    assert_eq!(
+        hidden,
+        vec![
+            (v(&[0, 0]), Suppression::Primary),
+            (v(&[0, 1]), Suppression::Secondary),
+            (vec![Coord::Total, Coord::Value(0)], Suppression::Primary),
+            (vec![Coord::Total, Coord::Value(1)], Suppression::Secondary),
+        ]
+    );
+    assert_eq!(cell(&t, &[Coord::Value(0), Coord::Total]).value, Some(8));
+    assert_eq!(cell(&t, &[Coord::Total, Coord::Total]).value, Some(8));
+    check(&t, 5).expect("safe");
+}
+
+#[test]
 fn parameters_and_shapes_are_checked() {
     let c = Counts::zero(TableKind::Smuggled, Y);
     assert_eq!(

@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 
 use crate::common::{self, eventually};
 use enlace::records::vocabulary::{AgeGroup, CaseStage, Exploitation, Offence, Sex};
-use enlace::stats::{Coord, CorrectionReason, StatisticalReport, Suppression, TableKind, key_code};
+use enlace::stats::{
+    Coord, CorrectionReason, MemberReport, Period, Rate, StatisticalReport, Suppression, TableKind,
+    Total, assemble, key_code,
+};
 use enlace::testing::Sandbox;
 use enlace::wire::pb::v1 as pb;
 use enlace::wire::pb::v1::agency_client::AgencyClient;
@@ -288,6 +291,29 @@ async fn three_members_publish_protected_tables_and_the_region_assembles_them() 
         enlace::stats::check(&r.table, 5).unwrap_or_else(|e| panic!("{member}: {e}"));
     }
 
+    // The region: a column per member and a total that never pretends.
+    let members: Vec<MemberReport> = reports
+        .iter()
+        .map(|(m, _, r)| MemberReport {
+            member: m.clone(),
+            country: m.to_ascii_uppercase(),
+            report: r.clone(),
+        })
+        .collect();
+    let region = assemble(TableKind::Smuggled, Period::Year(2026), &members).unwrap();
+    let key =
+        |sex: u8, age: Option<u8>| vec![Coord::Value(sex), age.map_or(Coord::Total, Coord::Value)];
+    // Women: gt 5, hn rounded 0, sv hidden: at least 5.
+    assert_eq!(
+        region.row(&key(0, Some(1))).unwrap().total,
+        Total::AtLeast(5)
+    );
+    // All women: 5 + 5 (rounded) + 8 = 18, a sum of rounded figures.
+    assert_eq!(region.row(&key(0, None)).unwrap().total.value(), 18);
+    assert!(!region.row(&key(0, None)).unwrap().total.is_bound());
+    // Men: 6 + 5 (rounded) + 0.
+    assert_eq!(region.row(&key(1, Some(1))).unwrap().total.value(), 11);
+
     // Trafficking and smuggling never mix: gt's victims table counts the
     // ten trafficked women only, and its SDG rate is 10 per 18 million.
     let victims_reports = regional(&mut gt, TableKind::Victims).await;
@@ -298,6 +324,38 @@ async fn three_members_publish_protected_tables_and_the_region_assembles_them() 
         gt_victims.population.as_ref().map(|p| (p.count, p.year)),
         Some((18_000_000, 2026))
     );
+    let victims_members: Vec<MemberReport> = victims_reports
+        .iter()
+        .map(|(m, _, r)| MemberReport {
+            member: m.clone(),
+            country: m.to_ascii_uppercase(),
+            report: r.clone(),
+        })
+        .collect();
+    let rates = assemble(TableKind::Victims, Period::Year(2026), &victims_members)
+        .unwrap()
+        .rates
+        .expect("the victims table has SDG 16.2.2 rates");
+    // 10 victims per 18 000 000 inhabitants: 0.0556 per 100 000. hn and sv
+    // gave no population: not computable, and left out of the region's.
+    let gt_col = rates
+        .overall
+        .members
+        .iter()
+        .zip(["gt", "hn", "sv"])
+        .find(|(_, m)| *m == "gt")
+        .map(|(r, _)| r.clone())
+        .unwrap();
+    match gt_col {
+        Rate::Computed {
+            victims, per_100k, ..
+        } => {
+            assert_eq!(victims, 10);
+            assert!((per_100k - 10.0 / 180.0).abs() < 1e-9, "{per_100k}");
+        }
+        other => panic!("gt's rate: {other:?}"),
+    }
+    assert_eq!(rates.overall.regional.included, vec!["gt".to_string()]);
     let persons = regional(&mut gt, TableKind::Persons).await;
     let gt_persons = cells(of(&persons, "gt"));
     assert_eq!(

@@ -174,7 +174,7 @@ async fn three_members_publish_protected_tables_and_the_region_assembles_them() 
         text.push_str(toml);
         std::fs::write(&path, text).unwrap();
     }
-    let nodes = vec![
+    let nodes = [
         fed.start("gt").await.unwrap(),
         fed.start("hn").await.unwrap(),
         fed.start("sv").await.unwrap(),

@@ -1,7 +1,8 @@
 //! `enlace demo`: a three-member federation (gt, hn, sv) on this machine,
 //! with a throwaway PKI, showing an alert travel from one member's node to
 //! the others, verified, and an alert addressed to one member only never
-//! reaching the other.
+//! reaching the other; then each member publishes its protected
+//! statistics and gt assembles the regional table.
 //!
 //! It runs from any working directory: everything lives in a temporary
 //! directory (or `--dir`), nodes bind `127.0.0.1:0`.
@@ -99,6 +100,114 @@ impl Clock {
             msg.as_ref()
         );
     }
+}
+
+/// Each member records one smuggling case, publishes its protected tables
+/// for this year, and gt assembles the smuggled-migrants table of the
+/// region: small cells hidden, totals over them shown as bounds.
+async fn statistics(sandbox: &Sandbox, clock: &Clock) -> anyhow::Result<()> {
+    use enlace::records::vocabulary::{AgeGroup, Offence, Sex};
+    use enlace::stats::{MemberReport, Period, TableKind};
+    let people = [
+        (
+            "gt",
+            [
+                (Sex::Female, AgeGroup::Adult, 6),
+                (Sex::Male, AgeGroup::Adult, 9),
+            ],
+        ),
+        (
+            "hn",
+            [
+                (Sex::Female, AgeGroup::Child, 2),
+                (Sex::Female, AgeGroup::Adult, 7),
+            ],
+        ),
+        (
+            "sv",
+            [
+                (Sex::Male, AgeGroup::Child, 5),
+                (Sex::Male, AgeGroup::Adult, 12),
+            ],
+        ),
+    ];
+    let year = u16::try_from(time::OffsetDateTime::now_utc().year()).unwrap_or(2026);
+    let period = Period::Year(year);
+    for (id, groups) in people {
+        let mut c = sandbox.client(id).await.spelled()?;
+        let victims = groups
+            .iter()
+            .flat_map(|(sex, age, n)| {
+                (0..*n).map(move |_| pb::Victim {
+                    sex: sex.wire(),
+                    age_group: age.wire(),
+                    exploitation: Vec::new(),
+                    citizenship: String::new(),
+                })
+            })
+            .collect();
+        c.register_case(pb::RegisterCaseRequest {
+            case: Some(pb::LocalCase {
+                case_number: format!("{}-TIM-0001", id.to_uppercase()),
+                offence: Offence::Smuggling.wire(),
+                victims,
+                ..Default::default()
+            }),
+            selector_values: Vec::new(),
+        })
+        .await
+        .map_err(status_error)?;
+        c.publish_statistics(pb::PublishStatisticsRequest {
+            period: period.to_string(),
+            tables: Vec::new(),
+            correction: 0,
+            validate_only: false,
+        })
+        .await
+        .map_err(status_error)?;
+    }
+    clock.say(format!(
+        "gt, hn and sv each counted their local cases into the fixed tables for {period}, protected them (cells of 1 to 4 hidden, and what would give them away) and published them as signed statistical reports"
+    ));
+    let mut gt = sandbox.client("gt").await.spelled()?;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let reports = loop {
+        let held = gt
+            .regional_statistics(pb::StatisticsRequest {
+                period: period.to_string(),
+                tables: vec![TableKind::Smuggled.wire()],
+            })
+            .await
+            .map_err(status_error)?
+            .into_inner()
+            .reports;
+        if held.len() == 3 {
+            break held;
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("gt did not receive the three smuggled-migrants reports within {WAIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut members = Vec::new();
+    for m in reports {
+        let mut errors = enlace::records::model::Errors::default();
+        let report = m
+            .report
+            .and_then(|r| enlace::wire::report_from_pb(r, "report", &mut errors))
+            .context("a report gt holds does not read back")?;
+        members.push(MemberReport {
+            member: m.member,
+            country: m.country,
+            report,
+        });
+    }
+    let table = enlace::stats::assemble(TableKind::Smuggled, period, &members).spelled()?;
+    clock.say(format!(
+        "gt assembled the regional table (enlace stats regional):\n{}",
+        indent(&super::stats::render::text_regional(&table))
+    ));
+    Ok(())
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -274,6 +383,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         Err(s) => return Err(status_error(s)),
     }
 
+    statistics(&sandbox, &clock).await?;
+
     // What Prometheus would see at gt.
     let series = scrape_some(&sandbox, "gt").await?;
     clock.say(format!(
@@ -320,7 +431,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         );
     }
     println!(
-        "\ndemo complete: 1 alert reached both peers, verified; 1 alert reached only its named recipient"
+        "\ndemo complete: 1 alert reached both peers, verified; 1 alert reached only its named recipient; 3 members' statistics assembled without a case leaving its member"
     );
     Ok(())
 }

@@ -176,3 +176,50 @@ fn every_problem_is_reported_at_once_in_the_order_they_were_always_checked() {
     assert_eq!(problems.len(), 1, "{problems:#?}");
     assert!(problems[0].contains("colour"), "{problems:#?}");
 }
+
+#[test]
+fn statistics_protect_at_least_three_and_name_each_bad_field() {
+    let s = check(MINIMAL).unwrap();
+    assert_eq!(
+        s.statistics.method,
+        crate::stats::Method::Suppression { threshold: 5 },
+        "suppression of 1 .. 4 by default"
+    );
+    let s = check(&format!(
+        "{MINIMAL}\n[statistics]\nmethod = \"rounding\"\nrounding_base = 10\n[[statistics.population]]\nyear = 2024\ncount = 17000000\nsource = \"INE\"\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        s.statistics.method,
+        crate::stats::Method::Rounding { base: 10 }
+    );
+    // A later year without its own figure uses the latest earlier one.
+    assert_eq!(
+        s.statistics.population_for(2026).map(|p| p.year),
+        Some(2024)
+    );
+    assert!(s.statistics.population_for(2023).is_none());
+    let problems = check(&format!(
+        "{MINIMAL}\n[statistics]\nmethod = \"noise\"\nthreshold = 2\nvalidity_days = 4000\n[[statistics.population]]\nyear = 2026\ncount = 0\nsource = \"\"\n[[statistics.population]]\nyear = 2026\ncount = 5\nsource = \"INE\"\n"
+    ))
+    .unwrap_err();
+    for expected in [
+        "statistics.threshold: must be at least 3",
+        "statistics.method: \"noise\" is not a method",
+        "statistics.validity_days: must not exceed records.max_validity_days (1825 days)",
+        "statistics.population[0].count: must be positive",
+        "statistics.population[0].source: must not be empty",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.starts_with(expected)),
+            "{expected} not in {problems:?}"
+        );
+    }
+    // The second 2026 is refused only if the first was accepted; here the
+    // first was bad, so it is not a duplicate.
+    let dup = check(&format!(
+        "{MINIMAL}\n[[statistics.population]]\nyear = 2026\ncount = 1\nsource = \"a\"\n[[statistics.population]]\nyear = 2026\ncount = 2\nsource = \"b\"\n"
+    ))
+    .unwrap_err();
+    assert_eq!(dup, ["statistics.population[1].year: 2026 is given twice"]);
+}

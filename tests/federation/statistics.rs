@@ -506,3 +506,28 @@ async fn a_correction_keeps_what_the_first_version_suppressed() {
         && e.justification == "late_records"
         && e.result.contains("smuggled 2026 version 2")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_gets_ten_statistics_calls_a_minute() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
+    let _gt = fed.start("gt").await.unwrap();
+    let mut gt = fed.client("gt").await.unwrap();
+    let ask = || pb::StatisticsRequest {
+        period: "2026".into(),
+        tables: vec![TableKind::Smuggled.wire()],
+    };
+    for _ in 0..enlace::limits::STATISTICS_PER_MINUTE {
+        gt.compute_statistics(ask())
+            .await
+            .expect("within the budget");
+    }
+    // Publishing and assembling spend the same budget.
+    let refused = gt.regional_statistics(ask()).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+    assert!(
+        refused.message().contains("retry in"),
+        "{}",
+        refused.message()
+    );
+}

@@ -216,10 +216,9 @@ fn suppress(
         .collect())
 }
 
-/// Most secondary cells reconsidered one by one after the greedy pass;
-/// beyond this the greedy result stands (each reconsideration re-checks
-/// every suppressed cell).
-const PRUNE_LIMIT: usize = 48;
+/// Most secondary cells offered back after the greedy pass, the most
+/// useful first (each offer re-checks every suppressed cell).
+const PRUNE_TRIES: usize = 48;
 
 /// A table being suppressed: the true values, and what is published.
 struct Suppressed<'a> {
@@ -231,39 +230,51 @@ struct Suppressed<'a> {
 }
 
 impl Suppressed<'_> {
-    /// Whether every suppressed cell is safe.
-    fn all_safe(&self) -> Result<bool, IntervalError> {
-        for c in (0..self.values.len()).filter(|c| self.status[*c].is_some()) {
-            let enough = self.truth[c].saturating_add(u64::from(self.threshold));
-            let (lo, hi) = interval::interval(self.layout, &self.values, c, Some(enough))?;
-            if !(is_safe(lo, hi, self.threshold) || hi.is_some_and(|h| h >= enough)) {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-
     fn publish(&mut self, c: usize) {
         self.values[c] = Some(self.truth[c]);
         self.status[c] = None;
     }
 
+    /// Whether every suppressed cell is safe. A secondary cell (not kept
+    /// from an earlier version) that turns out exactly known hides nothing
+    /// and is published on the way.
+    fn all_safe(&mut self, kept: &HashSet<usize>) -> Result<bool, IntervalError> {
+        'again: loop {
+            for c in 0..self.values.len() {
+                if self.status[c].is_none() {
+                    continue;
+                }
+                let enough = self.truth[c].saturating_add(u64::from(self.threshold));
+                let (lo, hi) = interval::interval(self.layout, &self.values, c, Some(enough))?;
+                if is_safe(lo, hi, self.threshold) || hi.is_some_and(|h| h >= enough) {
+                    continue;
+                }
+                if self.status[c] == Some(Suppression::Secondary) && !kept.contains(&c) {
+                    let (lo, hi) = interval::interval(self.layout, &self.values, c, None)?;
+                    if hi == Some(lo) {
+                        self.publish(c);
+                        continue 'again;
+                    }
+                }
+                return Ok(false);
+            }
+            return Ok(true);
+        }
+    }
+
     // NOTE: the greedy pass picks one cell at a time for the cell in
-    // trouble and can hide more than needed: for two girls and six women
-    // it hid every total. This pass gives each secondary cell back, totals
-    // first (what readers want most), whenever every suppressed cell stays
-    // safe without it. A secondary cell that becomes exactly known hides
-    // nothing and is given back with it. Cells kept from earlier versions
-    // stay suppressed.
+    // trouble and can hide far more than needed: for two girls and six
+    // women it hid every total. This pass offers secondary cells back,
+    // margins over the most cells first (the totals readers want), then
+    // the largest, and keeps each one published if every suppressed cell
+    // stays safe without it. Cells kept from earlier versions stay
+    // suppressed.
     fn prune(&mut self, kept: &HashSet<usize>) -> Result<(), IntervalError> {
         let secondary =
             |s: &Self, c: usize| s.status[c] == Some(Suppression::Secondary) && !kept.contains(&c);
         let mut order: Vec<usize> = (0..self.values.len())
             .filter(|c| secondary(self, *c))
             .collect();
-        if order.len() > PRUNE_LIMIT {
-            return Ok(());
-        }
         order.sort_by_key(|c| {
             (
                 std::cmp::Reverse(self.layout.covered[*c].len()),
@@ -271,28 +282,13 @@ impl Suppressed<'_> {
                 *c,
             )
         });
-        for c in order {
+        for c in order.into_iter().take(PRUNE_TRIES) {
             if !secondary(self, c) {
                 continue;
             }
             let saved = (self.values.clone(), self.status.clone());
             self.publish(c);
-            loop {
-                let mut known = Vec::new();
-                for s in (0..self.values.len()).filter(|s| secondary(self, *s)) {
-                    let (lo, hi) = interval::interval(self.layout, &self.values, s, None)?;
-                    if hi == Some(lo) {
-                        known.push(s);
-                    }
-                }
-                if known.is_empty() {
-                    break;
-                }
-                for s in known {
-                    self.publish(s);
-                }
-            }
-            if !self.all_safe()? {
+            if !self.all_safe(kept)? {
                 (self.values, self.status) = saved;
             }
         }

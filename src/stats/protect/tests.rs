@@ -112,6 +112,33 @@ fn no_more_is_hidden_than_protection_needs() {
 }
 
 #[test]
+fn a_victims_table_with_small_cells_still_publishes_its_totals() {
+    // Girls (2) and women (6) sexually exploited, women in forced labour
+    // (10), all nationals. Without the second pass every non-zero cell of
+    // this table was hidden, the grand total included.
+    let spec = TableKind::Victims.spec();
+    let mut c = Counts::zero(TableKind::Victims, Y);
+    let at = |sex, age, form| spec.interior_index(&v(&[sex, age, form, 0])).unwrap();
+    c.interior[at(0, 0, 0)] = 2;
+    c.interior[at(0, 1, 0)] = 6;
+    c.interior[at(0, 1, 1)] = 10;
+    let t = protect(&c, Method::Suppression { threshold: 5 }, &[]).expect("protects");
+    check(&t, 5).expect("safe");
+    let total = vec![Coord::Total; 4];
+    assert_eq!(cell(&t, &total).value, Some(18));
+    assert_eq!(
+        cell(&t, &v(&[0, 0, 0, 0])).suppressed,
+        Some(Suppression::Primary)
+    );
+    let published = t
+        .cells
+        .iter()
+        .filter(|c| c.value.is_some_and(|v| v > 0))
+        .count();
+    assert!(published >= 10, "only {published} non-zero cells published");
+}
+
+#[test]
 fn parameters_and_shapes_are_checked() {
     let c = Counts::zero(TableKind::Smuggled, Y);
     assert_eq!(

@@ -143,6 +143,18 @@ fn assert_cells(who: &str, r: &StatisticalReport, expected: &[(&str, Result<u64,
     }
 }
 
+/// Reports as the regional assembly reads them.
+fn members(reports: &[(String, u32, StatisticalReport)]) -> Vec<MemberReport> {
+    reports
+        .iter()
+        .map(|(m, _, r)| MemberReport {
+            member: m.clone(),
+            country: m.to_ascii_uppercase(),
+            report: r.clone(),
+        })
+        .collect()
+}
+
 fn of<'a>(reports: &'a [(String, u32, StatisticalReport)], member: &str) -> &'a StatisticalReport {
     &reports
         .iter()
@@ -292,15 +304,8 @@ async fn three_members_publish_protected_tables_and_the_region_assembles_them() 
     }
 
     // The region: a column per member and a total that never pretends.
-    let members: Vec<MemberReport> = reports
-        .iter()
-        .map(|(m, _, r)| MemberReport {
-            member: m.clone(),
-            country: m.to_ascii_uppercase(),
-            report: r.clone(),
-        })
-        .collect();
-    let region = assemble(TableKind::Smuggled, Period::Year(2026), &members).unwrap();
+    let smuggled_members = members(&reports);
+    let region = assemble(TableKind::Smuggled, Period::Year(2026), &smuggled_members).unwrap();
     let key =
         |sex: u8, age: Option<u8>| vec![Coord::Value(sex), age.map_or(Coord::Total, Coord::Value)];
     // Women: gt 5, hn rounded 0, sv hidden: at least 5.
@@ -324,14 +329,7 @@ async fn three_members_publish_protected_tables_and_the_region_assembles_them() 
         gt_victims.population.as_ref().map(|p| (p.count, p.year)),
         Some((18_000_000, 2026))
     );
-    let victims_members: Vec<MemberReport> = victims_reports
-        .iter()
-        .map(|(m, _, r)| MemberReport {
-            member: m.clone(),
-            country: m.to_ascii_uppercase(),
-            report: r.clone(),
-        })
-        .collect();
+    let victims_members = members(&victims_reports);
     let rates = assemble(TableKind::Victims, Period::Year(2026), &victims_members)
         .unwrap()
         .rates

@@ -98,6 +98,13 @@ fn selection(period: &str, table: Option<&str>) -> anyhow::Result<(Period, Vec<T
     Ok((period, kinds))
 }
 
+fn request(period: Period, kinds: &[TableKind]) -> pb::StatisticsRequest {
+    pb::StatisticsRequest {
+        period: period.to_string(),
+        tables: kinds.iter().map(|k| k.wire()).collect(),
+    }
+}
+
 fn decode(report: pb::StatisticalReport) -> anyhow::Result<StatisticalReport> {
     let mut errors = Errors::default();
     match enlace::wire::report_from_pb(report, "report", &mut errors) {
@@ -121,10 +128,7 @@ pub async fn stats(cmd: StatsCommand) -> anyhow::Result<()> {
             let (period, kinds) = selection(&period, table.as_deref())?;
             let mut c = connect(&client).await?;
             let resp = c
-                .compute_statistics(pb::StatisticsRequest {
-                    period: period.to_string(),
-                    tables: kinds.iter().map(|k| k.wire()).collect(),
-                })
+                .compute_statistics(request(period, &kinds))
                 .await
                 .map_err(status_error)?
                 .into_inner();
@@ -205,10 +209,7 @@ pub async fn stats(cmd: StatsCommand) -> anyhow::Result<()> {
             let format = super::output::Format::parse(&format)?;
             let mut c = connect(&client).await?;
             let resp = c
-                .regional_statistics(pb::StatisticsRequest {
-                    period: period.to_string(),
-                    tables: kinds.iter().map(|k| k.wire()).collect(),
-                })
+                .regional_statistics(request(period, &kinds))
                 .await
                 .map_err(status_error)?
                 .into_inner();
@@ -255,10 +256,7 @@ pub async fn stats(cmd: StatsCommand) -> anyhow::Result<()> {
             let (period, kinds) = selection(&period, Some(&table))?;
             let mut c = connect(&client).await?;
             let held = c
-                .regional_statistics(pb::StatisticsRequest {
-                    period: period.to_string(),
-                    tables: kinds.iter().map(|k| k.wire()).collect(),
-                })
+                .regional_statistics(request(period, &kinds))
                 .await
                 .map_err(status_error)?
                 .into_inner();

@@ -283,11 +283,7 @@ impl AgencyService {
                 let published = self.change(&actor, change, dry_run).await?.into_inner();
                 reports.push(pb::PublishedReport {
                     table: kind.wire(),
-                    version: if published.record_id.is_empty() {
-                        0
-                    } else {
-                        self.version_of(&published.record_id)
-                    },
+                    version: published.version,
                     record_id: published.record_id,
                     outcome: outcome.into(),
                 });
@@ -352,17 +348,5 @@ impl AgencyService {
             .member(id)
             .map(|m| m.country.clone())
             .unwrap_or_default()
-    }
-
-    fn version_of(&self, record_id: &str) -> u32 {
-        self.node()
-            .store
-            .records()
-            .get_by_id(record_id)
-            .ok()
-            .flatten()
-            .and_then(|r| r.content.envelope().map(<[u8]>::to_vec))
-            .and_then(|e| wire::open_stored(&e).ok())
-            .map_or(0, |(_, b)| b.version())
     }
 }

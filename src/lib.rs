@@ -15,7 +15,7 @@
 //! | floor | module | concern |
 //! |---|---|---|
 //! | ground | [`clock`], [`shutdown`] | the wall clock every module reads; the stop signal every task waits on |
-//! | records | [`records`], [`stats`] | the vocabulary, domain types and their rules, selectors, series and MLA states, signing keys; the fixed statistical tables, their counting, protection and regional assembly (a statistical report is a record's content); pure, no I/O |
+//! | records | [`records`] (with [`stats`], re-exported at the root) | the vocabulary, domain types and their rules, selectors, series and MLA states, signing keys; the fixed statistical tables, their counting, protection and regional assembly (a statistical report is a record's content); pure, no I/O |
 //! | configuration | [`config`], [`logging`], [`limits`] | the node's configuration file as plain data, validated whole without reading what it names; the log output every command sets up; what one peer may make a node spend, in one place |
 //! | wire | [`wire`] | generated protobuf code (`wire::pb`) and every conversion to and from the domain types; the signed envelope |
 //! | storage | [`store`] | the durable store: records in an append-only, checksummed log with in-memory indexes; everything else in sled; one facade |
@@ -42,9 +42,9 @@ pub mod metrics;
 pub mod node;
 pub mod publish;
 pub mod records;
+pub use records::stats;
 pub mod service;
 pub mod shutdown;
-pub mod stats;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

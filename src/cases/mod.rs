@@ -204,16 +204,16 @@ impl LocalCase {
 
     /// What the statistics count of this case (`stats::count`): no case
     /// number, contact or selector.
-    pub fn facts(&self) -> crate::stats::CaseFacts {
+    pub fn facts(&self) -> crate::records::stats::CaseFacts {
         let (highest_stage, stage_at_ms) = self.reached();
-        crate::stats::CaseFacts {
+        crate::records::stats::CaseFacts {
             offence: self.offence,
             highest_stage,
             stage_at_ms,
             victims: self
                 .victims
                 .iter()
-                .map(|v| crate::stats::VictimFacts {
+                .map(|v| crate::records::stats::VictimFacts {
                     sex: v.sex,
                     age_group: v.age_group,
                     exploitation: v.exploitation.clone(),
@@ -223,7 +223,7 @@ impl LocalCase {
             offenders: self
                 .offenders
                 .iter()
-                .map(|o| crate::stats::OffenderFacts {
+                .map(|o| crate::records::stats::OffenderFacts {
                     sex: o.sex,
                     citizenship: o.citizenship.clone(),
                 })

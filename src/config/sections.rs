@@ -245,17 +245,17 @@ pub enum Reveal {
 #[derive(Debug, Clone)]
 pub struct StatisticsConfig {
     /// Suppression with a threshold, or rounding to a base.
-    pub method: crate::stats::Method,
+    pub method: crate::records::stats::Method,
     /// How long a published report stays.
     pub validity: Duration,
     /// Population figures by year, for SDG 16.2.2 rates.
-    pub population: BTreeMap<u16, crate::stats::Population>,
+    pub population: BTreeMap<u16, crate::records::stats::Population>,
 }
 
 impl Default for StatisticsConfig {
     fn default() -> Self {
         Self {
-            method: crate::stats::Method::Suppression { threshold: 5 },
+            method: crate::records::stats::Method::Suppression { threshold: 5 },
             validity: days(1825),
             population: BTreeMap::new(),
         }
@@ -264,7 +264,7 @@ impl Default for StatisticsConfig {
 
 impl StatisticsConfig {
     /// The population for a period's year, or the latest earlier one.
-    pub fn population_for(&self, year: u16) -> Option<&crate::stats::Population> {
+    pub fn population_for(&self, year: u16) -> Option<&crate::records::stats::Population> {
         self.population.range(..=year).next_back().map(|(_, p)| p)
     }
 }

@@ -182,7 +182,7 @@ fn statistics_protect_at_least_three_and_name_each_bad_field() {
     let s = check(MINIMAL).unwrap();
     assert_eq!(
         s.statistics.method,
-        crate::stats::Method::Suppression { threshold: 5 },
+        crate::records::stats::Method::Suppression { threshold: 5 },
         "suppression of 1 .. 4 by default"
     );
     let s = check(&format!(
@@ -191,7 +191,7 @@ fn statistics_protect_at_least_three_and_name_each_bad_field() {
     .unwrap();
     assert_eq!(
         s.statistics.method,
-        crate::stats::Method::Rounding { base: 10 }
+        crate::records::stats::Method::Rounding { base: 10 }
     );
     // A later year without its own figure uses the latest earlier one.
     assert_eq!(

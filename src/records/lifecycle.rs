@@ -58,7 +58,7 @@ impl ReportSeries {
             ContentRef::StatisticalReport(r) => Some(Self {
                 table: r.kind().code().to_owned(),
                 period: r.period().to_string(),
-                suppressed: crate::stats::suppressed_codes(&r.table),
+                suppressed: crate::records::stats::suppressed_codes(&r.table),
             }),
             _ => None,
         }

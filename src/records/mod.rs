@@ -3,8 +3,10 @@
 //!
 //! Everything here is pure: the federation's vocabulary, the domain types
 //! and their rules, selectors (normalised, hashed identifiers), the series
-//! rules of versions and withdrawals, the MLA exchange's states, and the
-//! Ed25519 keys records are signed with. No module here does network I/O or
+//! rules of versions and withdrawals, the MLA exchange's states, the
+//! statistical tables a report carries (their counting, protection and
+//! regional assembly: [`stats`]), and the Ed25519 keys records are signed
+//! with. No module here does network I/O or
 //! knows the generated protobuf types (those live in [`crate::wire`]).
 
 pub mod crypto;
@@ -12,4 +14,5 @@ pub mod lifecycle;
 pub mod mla;
 pub mod model;
 pub mod selector;
+pub mod stats;
 pub mod vocabulary;

@@ -20,7 +20,7 @@ use crate::config::ClientRole;
 use crate::publish::Change;
 use crate::records::lifecycle::{self, Status as RecordStatus};
 use crate::records::model::{Content, ContentRef, NodeId};
-use crate::stats::{CorrectionReason, Period, StatisticalReport, TableKind};
+use crate::records::stats::{CorrectionReason, Period, StatisticalReport, TableKind};
 use crate::wire;
 use crate::wire::pb::v1 as pb;
 
@@ -103,12 +103,12 @@ impl AgencyService {
         let now = node.clock.now_ms();
         let mut out = Vec::new();
         for &kind in kinds {
-            let counts = crate::stats::count(kind, period, &country, &facts);
+            let counts = crate::records::stats::count(kind, period, &country, &facts);
             let previous = held.iter().find(|h| h.report.kind() == kind);
             let keep = previous
-                .map(|h| crate::stats::suppressed_keys(&h.report.table))
+                .map(|h| crate::records::stats::suppressed_keys(&h.report.table))
                 .unwrap_or_default();
-            let table = crate::stats::protect(&counts, config.method, &keep)
+            let table = crate::records::stats::protect(&counts, config.method, &keep)
                 .map_err(|e| Status::failed_precondition(format!("{kind}: {e}")))?;
             let population = (kind == TableKind::Victims)
                 .then(|| config.population_for(period.year()).cloned())

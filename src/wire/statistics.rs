@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use super::pb::v1 as pb;
 use crate::records::model::Errors;
-use crate::stats::{
+use crate::records::stats::{
     Cell, Coord, CorrectionReason, Key, Method, Period, Population, ProtectedTable,
     StatisticalReport, Suppression, TableKind,
 };

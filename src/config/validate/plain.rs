@@ -154,7 +154,7 @@ impl Validation<'_> {
 
     /// `[statistics]`.
     fn statistics(&mut self, raw: &RawStatistics) {
-        use crate::stats::{MIN_ROUNDING_BASE, MIN_THRESHOLD, Method, Population};
+        use crate::records::stats::{MIN_ROUNDING_BASE, MIN_THRESHOLD, Method, Population};
         let threshold = raw.threshold.unwrap_or(5);
         if threshold < MIN_THRESHOLD {
             self.problem(format!(
@@ -202,7 +202,7 @@ impl Validation<'_> {
                 &mut errors,
                 &format!("{at}.source"),
                 &p.source,
-                crate::stats::MAX_POPULATION_SOURCE,
+                crate::records::stats::MAX_POPULATION_SOURCE,
                 true,
             );
             let year = u16::try_from(p.year).unwrap_or(u16::MAX);

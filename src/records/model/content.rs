@@ -15,12 +15,12 @@ use std::collections::BTreeSet;
 
 use super::{Errors, MAX_SUMMARY_CHARS, check_language_tag, check_record_id_format};
 use crate::records::selector::Token;
+use crate::records::stats::{StatisticalReport, TableKind};
 use crate::records::vocabulary::{
     AlertType, CaseStage, Exploitation, HandlingCode, InformationAccuracy, MlaStatus, Offence,
     SourceReliability, SubjectCategory, Tlp, TraffickingAct, TraffickingMeans, Urgency,
     parse_country,
 };
-use crate::stats::{StatisticalReport, TableKind};
 
 /// Most countries in each of origin, transit, destination.
 pub const MAX_COUNTRIES: usize = 20;

@@ -16,7 +16,7 @@ mod ids;
 
 use std::fmt;
 
-pub use crate::stats::StatisticalReport;
+pub use crate::records::stats::StatisticalReport;
 pub use content::{
     Alert, CaseReference, ContactPoint, Content, ContentRef, Evaluation, Handling,
     SmugglingElements, TraffickingElements, check_contact, check_text,
@@ -226,7 +226,7 @@ impl RecordKind {
             RecordKind::Alert(a) => a.check("alert", errors),
             RecordKind::CaseReference(c) => c.check("case_reference", errors),
             RecordKind::StatisticalReport(r) => {
-                crate::stats::check_report(r, "statistical_report", errors);
+                crate::records::stats::check_report(r, "statistical_report", errors);
                 errors.check(
                     r.correction.is_none(),
                     "statistical_report.correction",
@@ -246,7 +246,7 @@ impl RecordKind {
                     Content::Alert(a) => a.check("update.alert", errors),
                     Content::CaseReference(c) => c.check("update.case_reference", errors),
                     Content::StatisticalReport(r) => {
-                        crate::stats::check_report(r, "update.statistical_report", errors);
+                        crate::records::stats::check_report(r, "update.statistical_report", errors);
                         errors.check(
                             r.correction.is_some(),
                             "update.statistical_report.correction",

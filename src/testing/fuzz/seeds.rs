@@ -263,7 +263,7 @@ fn record_bodies() -> Vec<(&'static str, Vec<u8>)> {
 /// The smuggled-migrants table of 2026: 5 women and 6 men, nothing to
 /// suppress.
 fn statistical_report() -> pb::StatisticalReport {
-    use crate::stats::{
+    use crate::records::stats::{
         Cell, Counts, Method, Period, ProtectedTable, StatisticalReport, TableKind,
     };
     let mut counts = Counts::zero(TableKind::Smuggled, Period::Year(2026));

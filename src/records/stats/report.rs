@@ -1,7 +1,8 @@
 //! A statistical report: one member's protected table for one period, as
 //! it travels in a signed record.
 
-use super::table::{Cell, Coord, Method, Period, ProtectedTable, TableKind};
+use super::period::Period;
+use super::table::{Cell, Coord, Method, ProtectedTable, TableKind};
 
 /// The population a member's rates are computed on (SDG 16.2.2: victims
 /// per 100 000), with the year of the figure and where it comes from.

@@ -3,8 +3,8 @@
 //! itself is tested in `protect`).
 
 use super::*;
-use crate::stats::report::StatisticalReport;
-use crate::stats::table::{Cell, Counts, ProtectedTable, TOTAL};
+use crate::records::stats::report::StatisticalReport;
+use crate::records::stats::table::{Cell, Counts, ProtectedTable, TOTAL};
 
 const F: Coord = Coord::Value(0); // female
 const M: Coord = Coord::Value(1); // male

@@ -27,7 +27,10 @@ pub(super) struct Layout {
 }
 
 impl Layout {
-    pub fn new(spec: &crate::stats::table::TableSpec, keys: &[Vec<crate::stats::Coord>]) -> Self {
+    pub fn new(
+        spec: &crate::records::stats::table::TableSpec,
+        keys: &[Vec<crate::records::stats::Coord>],
+    ) -> Self {
         let n = spec.interior_len();
         let covered: Vec<Vec<usize>> = keys.iter().map(|k| spec.covered(k)).collect();
         let mut covering = vec![Vec::new(); n];

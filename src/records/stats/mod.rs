@@ -19,6 +19,7 @@
 //! `docs/statistics.md` states the tables, their sources and the rules.
 
 pub mod count;
+pub mod period;
 pub mod protect;
 pub mod regional;
 pub mod regions;
@@ -26,6 +27,7 @@ pub mod report;
 pub mod table;
 
 pub use count::{CaseFacts, OffenderFacts, VictimFacts, count};
+pub use period::Period;
 pub use protect::{ProtectError, check, protect, suppressed_keys};
 pub use regional::{
     Figure, MemberColumn, NotComputable, Rate, RateRow, RegionalError, RegionalRate, RegionalRow,
@@ -37,8 +39,8 @@ pub use report::{
     Population, StatisticalReport, check_report, key_code, suppressed_codes,
 };
 pub use table::{
-    Cell, Coord, Counts, DimName, Dimension, Key, Label, Method, Period, ProtectedTable,
-    Suppression, TableKind, TableSpec,
+    Cell, Coord, Counts, DimName, Dimension, Key, Label, Method, ProtectedTable, Suppression,
+    TableKind, TableSpec,
 };
 
 #[cfg(test)]

@@ -31,8 +31,9 @@
 
 use crate::records::vocabulary::{AgeGroup, CaseStage, Exploitation, Offence, Sex};
 
+use super::period::Period;
 use super::regions::region_of;
-use super::table::{Coord, Counts, Period, REGIONS, TableKind};
+use super::table::{Coord, Counts, REGIONS, TableKind};
 
 /// What the statistics need of one local case; nothing that names anyone.
 #[derive(Debug, Clone, PartialEq, Eq)]

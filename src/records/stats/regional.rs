@@ -12,8 +12,9 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use super::period::Period;
 use super::report::{MemberReport, Population};
-use super::table::{Coord, DimName, Key, Label, Method, Period, Suppression, TableKind};
+use super::table::{Coord, DimName, Key, Label, Method, Suppression, TableKind};
 
 /// The SDG 16.2.2 rate's unit: victims per this many inhabitants.
 pub const RATE_PER: u64 = 100_000;

@@ -307,8 +307,8 @@ static REGION_OF: &[(&str, u8)] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::stats::table::REGIONS;
     use crate::records::vocabulary::all_countries;
-    use crate::stats::table::REGIONS;
 
     #[test]
     fn every_country_has_a_region_but_the_documented_exceptions() {

@@ -7,7 +7,7 @@ use std::time::Instant;
 use proptest::prelude::*;
 
 use super::*;
-use crate::stats::table::Period;
+use crate::records::stats::Period;
 
 const Y: Period = Period::Year(2026);
 

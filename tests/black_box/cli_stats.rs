@@ -147,5 +147,28 @@ async fn stats_compute_publish_and_regional_from_the_command_line() {
                 && l.ends_with(",suppressed_primary")),
         "{csv}"
     );
+    // Withdrawn, the report leaves the regional table.
+    let withdrawn = ok(&run(&[
+        "stats",
+        "withdraw",
+        "--client",
+        c,
+        "--period",
+        "2026",
+        "--table",
+        "smuggled",
+        "--reason",
+        "cifras duplicadas",
+    ]));
+    assert!(withdrawn.starts_with("withdrawn: gt-"), "{withdrawn}");
+    let out = run(&[
+        "stats", "regional", "--client", c, "--period", "2026", "--table", "smuggled",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no member has published the smuggled table for 2026"),
+        "{}",
+        text(&out.stderr)
+    );
     gt.stop().await.unwrap();
 }

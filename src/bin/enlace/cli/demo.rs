@@ -191,11 +191,7 @@ async fn statistics(sandbox: &Sandbox, clock: &Clock) -> anyhow::Result<()> {
     };
     let mut members = Vec::new();
     for m in reports {
-        let mut errors = enlace::records::model::Errors::default();
-        let report = m
-            .report
-            .and_then(|r| enlace::wire::report_from_pb(r, "report", &mut errors))
-            .context("a report gt holds does not read back")?;
+        let report = super::stats::decode(m.report.context("a report gt holds is empty")?)?;
         members.push(MemberReport {
             member: m.member,
             country: m.country,

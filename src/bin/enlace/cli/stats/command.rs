@@ -105,7 +105,8 @@ fn request(period: Period, kinds: &[TableKind]) -> pb::StatisticsRequest {
     }
 }
 
-fn decode(report: pb::StatisticalReport) -> anyhow::Result<StatisticalReport> {
+/// A report as the node sent it, read back into the library's type.
+pub(crate) fn decode(report: pb::StatisticalReport) -> anyhow::Result<StatisticalReport> {
     let mut errors = Errors::default();
     match enlace::wire::report_from_pb(report, "report", &mut errors) {
         Some(r) if errors.0.is_empty() => Ok(r),

@@ -5,6 +5,7 @@ pub(crate) mod html;
 mod output;
 pub(crate) mod render;
 
+pub(crate) use command::decode;
 pub use command::{StatsCommand, stats};
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use protox::prost::Message;
 const PROTO_DIR: &str = "proto";
 const PROTOS: &[&str] = &[
     "proto/enlace/v1/record.proto",
+    "proto/enlace/v1/roster.proto",
     "proto/enlace/v1/audit.proto",
     "proto/enlace/v1/federation.proto",
     "proto/enlace/v1/agency.proto",

@@ -19,7 +19,7 @@
 //! | configuration | [`config`], [`logging`], [`limits`] | the node's configuration file as plain data, validated whole without reading what it names; the log output every command sets up; what one peer may make a node spend, in one place |
 //! | wire | [`wire`] | generated protobuf code (`wire::pb`) and every conversion to and from the domain types; the signed envelope |
 //! | storage | [`store`] | the durable store: records in an append-only, checksummed log with in-memory indexes; everything else in sled; one facade |
-//! | trust | [`trust`] | loading what the configuration names; the roster, TLS configurations and roster-bound verifiers, PKI, CRLs, live reload, and the gate every shared record passes |
+//! | trust | [`trust`] | loading what the configuration names; the roster and its chain of versions approved by a quorum of members (`trust::chain`), TLS configurations and roster-bound verifiers, PKI, CRLs, live reload, and the gate every shared record passes |
 //! | counting | [`metrics`] | what a node counts as it happens, and the public table of the series it serves |
 //! | audit | [`audit`] | the witnessed audit log: entries, checkpoints, verification, and its keeper |
 //! | exchange and features | [`exchange`], [`publish`], [`cases`] | reaching peers and replicating from them, recovering a lost own log, convergence digests; publishing; local cases and hit/no-hit queries |

@@ -63,8 +63,12 @@ fn seeds_are_valid_inputs() {
     use enlace::records::selector::normalise;
     use enlace::records::vocabulary::SelectorKind;
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("certs-example");
-    let roster = enlace::trust::roster::Roster::load(&base.join("federation.toml"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let roster = enlace::trust::load::chain_of(&base.join("roster"), None, None)
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .head()
+        .version
+        .roster
+        .clone();
     let mut problems = Vec::new();
     for seed in fuzz::seeds::seeds() {
         let what = format!("{}/{}", seed.target, seed.name);
@@ -81,9 +85,23 @@ fn seeds_are_valid_inputs() {
                     fail(e.to_string());
                 }
             }
+            "roster" if seed.name.starts_with("seed-signed-") => {
+                match enlace::trust::chain::Signed::decode(&seed.bytes) {
+                    Ok(signed) => {
+                        if let Err(e) = enlace::trust::chain::verify_start(&signed, None, None) {
+                            fail(e.to_string());
+                        }
+                    }
+                    Err(e) => fail(e.to_string()),
+                }
+            }
             "roster" => {
                 let text = String::from_utf8(seed.bytes.clone()).expect(&what);
-                if let Err(e) = enlace::trust::roster::Roster::from_toml(&text, &base) {
+                if let Err(e) = enlace::trust::roster::RosterSource::parse(
+                    &text,
+                    &base,
+                    &base.join("federation.toml"),
+                ) {
                     fail(e.to_string());
                 }
             }

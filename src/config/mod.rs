@@ -52,9 +52,12 @@ pub struct ConfigError {
 /// floor loads, and its live reload watches and re-reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsFiles {
-    /// The roster (`federation.roster`); the CA files it names are listed
-    /// in the roster itself.
-    pub roster: PathBuf,
+    /// The operator's roster chain directory (`federation.chain`): the
+    /// versions handed over out of band, one `<version>.roster` file each.
+    pub chain: PathBuf,
+    /// `federation.anchor`: the SHA-256 of the version this node trusts
+    /// first; `None` to start from version 1. Not a file.
+    pub anchor: Option<[u8; 32]>,
     /// `tls.cert`.
     pub cert: PathBuf,
     /// `tls.key`.

@@ -21,7 +21,7 @@ pub struct RawConfig {
     /// `[node]`: who this node is and where it keeps its store.
     #[serde(default)]
     pub node: RawNode,
-    /// `[federation]`: the roster.
+    /// `[federation]`: the roster chain.
     #[serde(default)]
     pub federation: RawFederation,
     /// `[listen]`: the peer and agency listeners.
@@ -93,8 +93,15 @@ impl Default for RawNode {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawFederation {
-    /// The roster file. Required.
+    /// No longer accepted: an unsigned roster file. Named here so that
+    /// the refusal can say what replaced it.
     pub roster: Option<PathBuf>,
+    /// The roster chain directory: signed versions, `<version>.roster`.
+    /// Required.
+    pub chain: Option<PathBuf>,
+    /// The SHA-256 (hex) of the version to trust first, handed over out of
+    /// band; without it the chain is verified from version 1.
+    pub anchor: Option<String>,
 }
 
 /// `[listen]`.

@@ -22,7 +22,7 @@ const MINIMAL: &str = r#"
 [node]
 id = "gt"
 [federation]
-roster = "federation.toml"
+chain = "roster"
 [listen]
 peer = "127.0.0.1:7101"
 agency = "127.0.0.1:7201"
@@ -50,7 +50,8 @@ fn the_deploy_example_parses_and_validates() {
     assert_eq!(s.cache_bytes, DEFAULT_CACHE_BYTES);
     assert_eq!(s.peer_listen, "0.0.0.0:7443".parse().unwrap());
     assert_eq!(s.metrics_listen, Some("10.20.0.5:9101".parse().unwrap()));
-    assert_eq!(s.tls_files.roster, Path::new("/etc/enlace/federation.toml"));
+    assert_eq!(s.tls_files.chain, Path::new("/etc/enlace/roster"));
+    assert_eq!(s.tls_files.anchor, None);
     assert_eq!(s.key_files.signing_key_id, "gt-2026");
     assert_eq!(s.key_files.matching.as_ref().map(|m| m.epoch), Some(1));
     assert_eq!(s.sync.batch_size, 256);
@@ -152,7 +153,7 @@ fn every_problem_is_reported_at_once_in_the_order_they_were_always_checked() {
         problems,
         [
             "node.id: is required",
-            "federation.roster: is required",
+            "federation.chain: is required",
             "listen.peer: is required",
             "listen.agency: is required",
             "tls.cert: is required",
@@ -222,4 +223,35 @@ fn statistics_protect_at_least_three_and_name_each_bad_field() {
     ))
     .unwrap_err();
     assert_eq!(dup, ["statistics.population[1].year: 2026 is given twice"]);
+}
+
+#[test]
+fn an_unsigned_roster_is_refused_with_the_remedy_and_an_anchor_is_checked() {
+    let old = MINIMAL.replace("chain = \"roster\"", "roster = \"federation.toml\"");
+    let problems = check(&old).unwrap_err();
+    assert!(
+        problems[0].starts_with("federation.roster: an unsigned roster is no longer accepted"),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p == "federation.chain: is required"),
+        "{problems:?}"
+    );
+    let anchored = MINIMAL.replace(
+        "chain = \"roster\"",
+        "chain = \"roster\"\nanchor = \"sha256:00ff\"",
+    );
+    let problems = check(&anchored).unwrap_err();
+    assert!(
+        problems[0].starts_with("federation.anchor: must be the SHA-256"),
+        "{problems:?}"
+    );
+    let anchored = MINIMAL.replace(
+        "chain = \"roster\"",
+        &format!("chain = \"roster\"\nanchor = \"{}\"", "ab".repeat(32)),
+    );
+    let s = check(&anchored).unwrap();
+    assert_eq!(s.tls_files.anchor, Some([0xab; 32]));
 }

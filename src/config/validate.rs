@@ -60,7 +60,8 @@ pub struct Validation<'a> {
     data_dir_override: Option<&'a Path>,
     problems: Vec<String>,
     node_id: Option<NodeId>,
-    roster: Option<PathBuf>,
+    chain: Option<PathBuf>,
+    anchor: Option<[u8; 32]>,
     peer_listen: Option<SocketAddr>,
     agency_listen: Option<SocketAddr>,
     metrics_listen: Option<SocketAddr>,
@@ -92,7 +93,8 @@ impl<'a> Validation<'a> {
             data_dir_override,
             problems: Vec::new(),
             node_id: None,
-            roster: None,
+            chain: None,
+            anchor: None,
             peer_listen: None,
             agency_listen: None,
             metrics_listen: None,
@@ -168,13 +170,37 @@ impl<'a> Validation<'a> {
                 None
             }
         };
+        self.data_dir = match (self.data_dir_override, &raw.data_dir, &self.node_id) {
+            (Some(d), _, _) => Some(d.to_owned()),
+            (None, Some(d), _) => Some(self.resolve(d)),
+            (None, None, Some(id)) => Some(PathBuf::from("data").join(id.as_str())),
+            (None, None, None) => None,
+        };
         self.node_id.clone()
     }
 
-    /// `federation.roster`; the roster file, if given.
-    pub fn federation(&mut self, raw: &RawFederation) -> Option<PathBuf> {
-        self.roster = self.required("federation.roster", &raw.roster);
-        self.roster.clone()
+    /// The store's directory, once [`Validation::node`] has run.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
+    }
+
+    /// `[federation]`: the chain directory and the anchor, if given.
+    pub fn federation(&mut self, raw: &RawFederation) -> Option<(PathBuf, Option<[u8; 32]>)> {
+        if raw.roster.is_some() {
+            self.problem(
+                "federation.roster: an unsigned roster is no longer accepted; a threshold of members signs it as version 1 of the roster chain (docs/roster.md, \"Migrating from federation.toml\") and federation.chain names the directory that holds it",
+            );
+        }
+        self.chain = self.required("federation.chain", &raw.chain);
+        self.anchor = match raw.anchor.as_deref().map(parse_anchor) {
+            Some(Ok(a)) => Some(a),
+            Some(Err(e)) => {
+                self.problem(format!("federation.anchor: {e}"));
+                None
+            }
+            None => None,
+        };
+        self.chain.clone().map(|c| (c, self.anchor))
     }
 
     /// `[listen]` and `metrics.listen`: three addresses, the metrics one
@@ -352,7 +378,7 @@ impl<'a> Validation<'a> {
             Some(data_dir),
             Some(peer_listen),
             Some(agency_listen),
-            Some(roster),
+            Some(chain),
             Some((cert, key)),
             Some(agency_client_ca),
             Some((signing, signing_key_id)),
@@ -361,7 +387,7 @@ impl<'a> Validation<'a> {
             self.data_dir,
             self.peer_listen,
             self.agency_listen,
-            self.roster,
+            self.chain,
             self.identity,
             self.agency_client_ca,
             self.signing,
@@ -377,7 +403,8 @@ impl<'a> Validation<'a> {
             agency_listen,
             metrics_listen: self.metrics_listen,
             tls_files: TlsFiles {
-                roster,
+                chain,
+                anchor: self.anchor,
                 cert,
                 key,
                 agency_client_ca,
@@ -426,6 +453,21 @@ fn metrics_address(
     }
     Some(addr)
 }
+/// An anchor: the SHA-256 of a roster version in hex (64 digits),
+/// optionally prefixed `sha256:`.
+fn parse_anchor(s: &str) -> Result<[u8; 32], String> {
+    let s = s.trim();
+    let s = s.strip_prefix("sha256:").unwrap_or(s);
+    let bytes = hex::decode(s)
+        .map_err(|e| format!("must be the SHA-256 of a roster version as 64 hex digits ({e})"))?;
+    bytes.try_into().map_err(|b: Vec<u8>| {
+        format!(
+            "must be the SHA-256 of a roster version: 32 bytes, got {}",
+            b.len()
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

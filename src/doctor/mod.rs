@@ -224,10 +224,10 @@ pub async fn diagnose(
     let roster: Option<Arc<Roster>> = match &settings {
         Some(s) => Some(s.roster.clone()),
         None => named
-            .roster
+            .chain
             .as_deref()
-            .and_then(|p| Roster::load(p).ok())
-            .map(Arc::new),
+            .and_then(|p| crate::trust::load::chain_of(p, named.data_dir.as_deref(), None).ok())
+            .map(|w| w.head().version.roster.clone()),
     };
     let node_id = match &settings {
         Some(s) => Some(s.node_id.clone()),
@@ -325,7 +325,7 @@ impl<F: FnMut(&Check)> Report<F> {
 #[derive(Debug, Default)]
 struct Named {
     node_id: Option<String>,
-    roster: Option<PathBuf>,
+    chain: Option<PathBuf>,
     peer_listen: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -360,7 +360,7 @@ impl Named {
             data_dir: file("node.data_dir")
                 .or_else(|| node_id.as_deref().map(|id| PathBuf::from("data").join(id))),
             node_id,
-            roster: file("federation.roster"),
+            chain: file("federation.chain"),
             peer_listen: text("listen.peer"),
             tls_cert: file("tls.cert"),
             tls_key: file("tls.key"),

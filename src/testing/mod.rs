@@ -39,7 +39,9 @@ use crate::node::{Listeners, Node};
 use crate::records::crypto::{self, SigningKey};
 use crate::records::model::NodeId;
 use crate::service::client::ClientConfig;
+use crate::trust::chain;
 use crate::trust::pki::{self, Profile};
+use crate::trust::roster::RosterSource;
 use crate::wire::pb::v1::agency_client::AgencyClient;
 
 /// Validity of sandbox certificates, in days.
@@ -206,15 +208,18 @@ impl Sandbox {
             let key_id = format!("{id}-sandbox-1");
             let (signing, pem) = SigningKey::generate(&key_id)?;
             write(&mdir, "signing.key", &pem, true)?;
+            let (governance, pem) = SigningKey::generate("governance")?;
+            write(&mdir, "governance.key", &pem, true)?;
 
             let _ = write!(
                 roster,
-                "\n[[members]]\nid = \"{id}\"\nname = \"Sandbox member {id}\"\ncountry = \"{country}\"\nrole = \"member\"\nendpoint = \"{peer_addr}\"\nca = [\"{id}/ca.crt\"]\n\n[[members.signing_keys]]\nkey_id = \"{key_id}\"\npublic_key = \"{pk}\"\n",
+                "\n[[members]]\nid = \"{id}\"\nname = \"Sandbox member {id}\"\ncountry = \"{country}\"\nrole = \"member\"\nendpoint = \"{peer_addr}\"\nca = [\"{id}/ca.crt\"]\ngovernance_keys = [\"{gk}\"]\n\n[[members.signing_keys]]\nkey_id = \"{key_id}\"\npublic_key = \"{pk}\"\n",
                 country = country_of(&id),
                 pk = crypto::encode_public_key(signing.public_key()),
+                gk = crypto::encode_public_key(governance.public_key()),
             );
             let node_toml = format!(
-                "[node]\nid = \"{id}\"\ndata_dir = \"data\"\n\n[federation]\nroster = \"../federation.toml\"\n\n[listen]\npeer = \"{peer_addr}\"\nagency = \"{agency_addr}\"\n\n[tls]\ncert = \"node.crt\"\nkey = \"node.key\"\nagency_client_ca = \"agency-ca.crt\"\n\n[signing]\nkey = \"signing.key\"\nkey_id = \"{key_id}\"\n\n[sync]\nbackoff_min_ms = 50\nbackoff_max_ms = 1000\n\n[matching]\nkey = \"matching.key\"\nepoch = 1\n\n[records]\nexpiry_check_ms = 100\n\n[query]\nreveal = \"case_refs\"\ndeadline_ms = 3000\n\n[agency]\ndefault_role = \"reader\"\n\n[[agency.clients]]\nname = \"{id}-operator\"\nrole = \"admin\"\n\n[agency.contact]\nunit = \"Unidad de Cooperación Internacional ({id})\"\nemail = \"cooperacion@{id}.example\"\n\n[metrics]\nlisten = \"{metrics_addr}\"\n"
+                "[node]\nid = \"{id}\"\ndata_dir = \"data\"\n\n[federation]\nchain = \"../roster\"\n\n[listen]\npeer = \"{peer_addr}\"\nagency = \"{agency_addr}\"\n\n[tls]\ncert = \"node.crt\"\nkey = \"node.key\"\nagency_client_ca = \"agency-ca.crt\"\n\n[signing]\nkey = \"signing.key\"\nkey_id = \"{key_id}\"\n\n[sync]\nbackoff_min_ms = 50\nbackoff_max_ms = 1000\n\n[matching]\nkey = \"matching.key\"\nepoch = 1\n\n[records]\nexpiry_check_ms = 100\n\n[query]\nreveal = \"case_refs\"\ndeadline_ms = 3000\n\n[agency]\ndefault_role = \"reader\"\n\n[[agency.clients]]\nname = \"{id}-operator\"\nrole = \"admin\"\n\n[agency.contact]\nunit = \"Unidad de Cooperación Internacional ({id})\"\nemail = \"cooperacion@{id}.example\"\n\n[metrics]\nlisten = \"{metrics_addr}\"\n"
             );
             write(&mdir, "node.toml", &node_toml, false)?;
             let client_toml = format!(
@@ -238,13 +243,98 @@ impl Sandbox {
             );
         }
         write(dir, "federation.toml", &roster, false)?;
-        Ok(Self {
+        let sandbox = Self {
             federation: federation.to_owned(),
             dir: dir.to_owned(),
             members,
             clock: crate::clock::system(),
             _temp: None,
-        })
+        };
+        sandbox.sign_roster()?;
+        Ok(sandbox)
+    }
+
+    /// The operator chain directory every member's configuration names.
+    pub fn chain_dir(&self) -> PathBuf {
+        self.dir.join("roster")
+    }
+
+    /// Makes `federation.toml` version 1 of a new chain, approved by every
+    /// voting member, replacing the chain (for a test that changes the
+    /// roster before any node starts).
+    pub fn sign_roster(&self) -> Result<chain::Signed, SandboxError> {
+        let text = std::fs::read_to_string(self.dir.join("federation.toml"))?;
+        self.sign_roster_into(&text, &self.chain_dir())
+    }
+
+    /// Makes roster source `text` version 1 of a new chain in `dir`,
+    /// approved by every voting member (replacing what `dir` held).
+    pub fn sign_roster_into(&self, text: &str, dir: &Path) -> Result<chain::Signed, SandboxError> {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)?;
+        }
+        let source = RosterSource::parse(text, &self.dir, &self.dir.join("federation.toml"))
+            .map_err(|e| SandboxError::Other(e.to_string()))?;
+        let (bytes, roster) = source
+            .compile(1, None, self.clock.now_ms())
+            .map_err(|e| SandboxError::Other(e.to_string()))?;
+        let voters: Vec<String> = roster.voting_members().map(|m| m.id.to_string()).collect();
+        let voters: Vec<&str> = voters.iter().map(String::as_str).collect();
+        self.approve_and_write(bytes, &voters, dir)
+    }
+
+    /// Makes `federation.toml` the next version of the chain (after the
+    /// newest in the chain directory), approved by `approvers`' governance
+    /// keys, and writes it into the chain directory. A node picks it up
+    /// at its next reload.
+    pub fn next_roster_version(&self, approvers: &[&str]) -> Result<chain::Signed, SandboxError> {
+        let head = self.roster()?;
+        let source = RosterSource::load(&self.dir.join("federation.toml"))
+            .map_err(|e| SandboxError::Other(e.to_string()))?;
+        let (bytes, _) = source
+            .compile(
+                head.position.version + 1,
+                Some(head.position.hash),
+                self.clock.now_ms(),
+            )
+            .map_err(|e| SandboxError::Other(e.to_string()))?;
+        self.approve_and_write(bytes, approvers, &self.chain_dir())
+    }
+
+    fn approve_and_write(
+        &self,
+        bytes: Vec<u8>,
+        approvers: &[&str],
+        dir: &Path,
+    ) -> Result<chain::Signed, SandboxError> {
+        let version =
+            chain::Version::parse(bytes).map_err(|e| SandboxError::Other(e.to_string()))?;
+        let mut approvals = Vec::new();
+        for id in approvers {
+            let key = self.governance_key(id)?;
+            approvals.push(chain::Approval::sign(&key, &version.hash()));
+        }
+        let signed = chain::seal(&version, approvals);
+        chain::dir::write(dir, &signed, chain::dir::Access::Shared).map_err(SandboxError::Other)?;
+        Ok(signed)
+    }
+
+    /// Member `id`'s governance key.
+    pub fn governance_key(&self, id: &str) -> Result<SigningKey, SandboxError> {
+        let dir = self
+            .members
+            .values()
+            .find(|m| m.id.as_str() == id)
+            .map(|m| m.dir.clone())
+            .unwrap_or_else(|| self.dir.join(id));
+        Ok(SigningKey::load(&dir.join("governance.key"), "governance")?)
+    }
+
+    /// The newest version in the operator chain directory, verified.
+    pub fn roster(&self) -> Result<crate::trust::roster::Roster, SandboxError> {
+        let walk = crate::trust::load::chain_of(&self.chain_dir(), None, None)
+            .map_err(|p| SandboxError::Other(p.join("; ")))?;
+        Ok(walk.head().version.roster.as_ref().clone())
     }
 
     pub fn member(&self, id: &str) -> Result<&SandboxMember, SandboxError> {

@@ -22,6 +22,7 @@ use crate::config::{self, ConfigError, Settings};
 use crate::records::crypto::SigningKey;
 use crate::records::model::NodeId;
 use crate::records::selector::MatchingKey;
+use crate::trust::chain::{self, dir as chain_dir};
 use crate::trust::crl;
 use crate::trust::roster::{self, Roster};
 use crate::trust::tls::{self, TlsIdentity};
@@ -34,8 +35,12 @@ use crate::trust::tls::{self, TlsIdentity};
 pub struct LoadedSettings {
     /// What the file says, validated.
     pub config: Settings,
-    /// The roster (`federation.roster`).
+    /// The roster in force: the newest version of the chain that verifies
+    /// from version 1 or the anchor (`federation.chain`, with what this
+    /// node adopted itself in `<data_dir>/roster/`).
     pub roster: Arc<Roster>,
+    /// That chain, as verified, and where a walk past it stopped.
+    pub chain: Arc<chain::Walk>,
     /// The node's certificate chain and key (`tls.cert`, `tls.key`).
     pub tls: TlsIdentity,
     /// The agency CA's certificates (`tls.agency_client_ca`).
@@ -96,22 +101,27 @@ fn load(
     let mut v = Validation::new(path, data_dir);
 
     let node_id = v.node(&raw.node);
-    let roster = v
-        .federation(&raw.federation)
-        .and_then(|p| match Roster::load(&p) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                for problem in e.problems {
-                    v.problem(format!("federation.roster ({}): {problem}", p.display()));
+    let data_dir = v.data_dir().map(Path::to_owned);
+    let walk = v.federation(&raw.federation).and_then(|(dir, anchor)| {
+        match chain_of(&dir, data_dir.as_deref(), anchor.as_ref()) {
+            Ok(walk) => Some(walk),
+            Err(problems) => {
+                for problem in problems {
+                    v.problem(format!("federation.chain ({}): {problem}", dir.display()));
                 }
                 None
             }
-        });
+        }
+    });
+    let roster = walk
+        .as_ref()
+        .map(|w| w.head().version.roster.as_ref().clone());
     if let (Some(roster), Some(id)) = (&roster, &node_id)
         && roster.member(id).is_none()
     {
         v.problem(format!(
-            "node.id: {id} is not a member of the roster {}",
+            "node.id: {id} is not a member of roster version {} ({})",
+            roster.position.version,
             roster.path.display()
         ));
     }
@@ -225,17 +235,20 @@ fn load(
 
     v.plain_sections(&raw);
     let config = v.finish()?;
-    match (roster, tls, agency_ca, signing) {
-        (Some(roster), Some(tls), Some(agency_ca), Some(signing)) => Ok(LoadedSettings {
-            config,
-            roster: Arc::new(roster),
-            tls,
-            agency_ca,
-            peer_crls,
-            agency_crls,
-            signing: Arc::new(signing),
-            matching,
-        }),
+    match (roster, walk, tls, agency_ca, signing) {
+        (Some(roster), Some(walk), Some(tls), Some(agency_ca), Some(signing)) => {
+            Ok(LoadedSettings {
+                config,
+                roster: Arc::new(roster),
+                chain: Arc::new(walk),
+                tls,
+                agency_ca,
+                peer_crls,
+                agency_crls,
+                signing: Arc::new(signing),
+                matching,
+            })
+        }
         _ => Err(ConfigError {
             path: path.to_owned(),
             problems: vec!["incomplete configuration".into()],
@@ -345,4 +358,53 @@ fn agency_ca_overlaps(agency: &[CertificateDer<'static>], roster: &Roster) -> Ve
         }
     }
     problems
+}
+
+/// The chain a node stands on: the versions in the operator's directory
+/// and in its own (`<data_dir>/roster/`), pooled and verified from
+/// version 1 or `anchor`. A version that does not follow stops the walk
+/// and is reported, except a conflict (two versions of one number, each
+/// approved by a threshold), which halts on the version before it and is
+/// logged as an ERROR by whoever installs the roster: the node keeps
+/// working on what it can verify.
+pub fn chain_of(
+    operator: &Path,
+    data_dir: Option<&Path>,
+    anchor: Option<&[u8; 32]>,
+) -> Result<chain::Walk, Vec<String>> {
+    if !operator.is_dir() {
+        return Err(vec![format!(
+            "is not a directory; it holds the signed roster versions, <version>.roster"
+        )]);
+    }
+    let mut problems = Vec::new();
+    let mut versions = Vec::new();
+    let own = data_dir.map(chain_dir::adopted_dir);
+    for dir in std::iter::once(operator.to_owned()).chain(own) {
+        match chain_dir::read(&dir) {
+            Ok(found) => versions.extend(found.into_iter().map(|(_, s)| s)),
+            Err(p) => problems.extend(p),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let walk = chain::verify_chain(versions, anchor).map_err(|(at, refusal)| {
+        vec![format!(
+            "cannot start the chain at version {at}: {refusal}{}",
+            match anchor {
+                Some(_) => "",
+                None => " (version 1 must carry approvals from a threshold of its own members; or set federation.anchor)",
+            }
+        )]
+    })?;
+    if let Some((at, refusal)) = &walk.stopped
+        && !matches!(refusal, chain::Refusal::Conflict { .. })
+    {
+        return Err(vec![format!(
+            "version {at} does not follow version {}: {refusal}; remove the file or obtain the missing versions or approvals",
+            walk.head().version.number()
+        )]);
+    }
+    Ok(walk)
 }

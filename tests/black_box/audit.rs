@@ -715,7 +715,7 @@ async fn pruning_keeps_the_log_verifiable_from_its_anchor() {
     assert!(out.contains("countersigned by hn"), "{out}");
     // With a trusted copy of the roster instead of the keys gt reports.
     let client = fed.member("gt").unwrap().client_path();
-    let roster = fed.dir.join("federation.toml");
+    let roster = fed.chain_dir();
     let (code, out, err) = tokio::task::spawn_blocking(move || {
         let roster = roster.display().to_string();
         audit(&["verify", "--roster", &roster], ("--client", &client))
@@ -725,10 +725,11 @@ async fn pruning_keeps_the_log_verifiable_from_its_anchor() {
     assert_eq!(code, 0, "{out}\n{err}");
     // A roster in which gt's key is another's: nothing verifies.
     let client = fed.member("gt").unwrap().client_path();
-    let other = fed.dir.join("other-federation.toml");
+    let other = fed.dir.join("other-roster");
     let text = std::fs::read_to_string(fed.dir.join("federation.toml")).unwrap();
     let (gt_key, hn_key) = (public_key_of(&text, "gt"), public_key_of(&text, "hn"));
-    std::fs::write(&other, text.replace(&gt_key, &hn_key)).unwrap();
+    fed.sign_roster_into(&text.replace(&gt_key, &hn_key), &other)
+        .unwrap();
     let (code, out, _) = tokio::task::spawn_blocking(move || {
         let other = other.display().to_string();
         audit(&["verify", "--roster", &other], ("--client", &client))
@@ -964,7 +965,7 @@ async fn a_witness_refuses_a_log_that_shrank_or_forked_and_a_checkpoint_in_anoth
         "sv-sandbox-1",
     )
     .unwrap();
-    let roster = enlace::trust::roster::Roster::load(&fed.dir.join("federation.toml")).unwrap();
+    let roster = fed.roster().unwrap();
     let gt_tls =
         common::certs::identity(&common::certs::read_issued(&gt_dir, "node.crt", "node.key"));
     let config =

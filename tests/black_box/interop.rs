@@ -160,6 +160,7 @@ async fn openssl_certificates_and_keys_work_like_enlaces_own() {
         .unwrap()
         .to_owned();
     std::fs::write(&roster_path, roster.replace(&old_key, &new_key)).unwrap();
+    fed.sign_roster().unwrap();
 
     let gt_node = fed.start("gt").await.unwrap();
     let hn_node = fed.start("hn").await.unwrap();

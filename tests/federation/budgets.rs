@@ -18,7 +18,7 @@ use tonic::transport::Channel;
 /// node identity: what a compromised member can send.
 fn raw_peer(fed: &Sandbox, who: &str, to: &str) -> FederationClient<Channel> {
     let dir = fed.member(who).unwrap().dir.clone();
-    let roster = enlace::trust::roster::Roster::load(&fed.dir.join("federation.toml")).unwrap();
+    let roster = fed.roster().unwrap();
     let identity = TlsIdentity::load(&dir.join("node.crt"), &dir.join("node.key")).unwrap();
     let config = tls::peer_client_config(&roster, &identity, &NodeId::parse(to).unwrap()).unwrap();
     let port = fed.member(to).unwrap().peer_addr.port();
@@ -223,12 +223,18 @@ async fn an_observer_neither_queries_nor_publishes() {
     let text = std::fs::read_to_string(&roster).unwrap();
     let at = text.find("id = \"io\"").unwrap();
     let role = at + text[at..].find("role = \"member\"").unwrap();
+    let rest = &text[role + "role = \"member\"".len()..];
+    // An observer does not vote: it holds no governance key.
+    let gk = rest.find("governance_keys = ").unwrap();
+    let gk_end = gk + rest[gk..].find('\n').unwrap();
     let text = format!(
-        "{}role = \"observer\"{}",
+        "{}role = \"observer\"{}{}",
         &text[..role],
-        &text[role + "role = \"member\"".len()..]
+        &rest[..gk],
+        &rest[gk_end..]
     );
     std::fs::write(&roster, text).unwrap();
+    fed.sign_roster().unwrap();
 
     // Records signed with io's key, served by a stand-in io: gt refuses
     // them, whatever they say.

@@ -324,7 +324,7 @@ async fn a_record_for_hn_never_reaches_sv_not_even_in_its_pull_stream() {
 
     // Pull gt's log directly as sv, over sv's own mTLS identity.
     let sv_dir = fed.member("sv").unwrap().dir.clone();
-    let roster = enlace::trust::roster::Roster::load(&fed.dir.join("federation.toml")).unwrap();
+    let roster = fed.roster().unwrap();
     let sv_identity =
         TlsIdentity::load(&sv_dir.join("node.crt"), &sv_dir.join("node.key")).unwrap();
     let config =

@@ -23,6 +23,7 @@ mod query_mla;
 mod reload;
 mod replication;
 mod revocation;
+mod roster;
 mod statistics;
 mod tamper;
 mod tls;

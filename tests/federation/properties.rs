@@ -70,6 +70,7 @@ id = "gt"
 name = "Guatemala — Ministerio Público"
 country = "GT"
 ca = ["ca.crt"]
+governance_keys = ["{gt_governance}"]
 
 [[members.signing_keys]]
 key_id = "{GT_KEY}"
@@ -80,6 +81,7 @@ id = "hn"
 name = "Honduras — Ministerio Público"
 country = "HN"
 ca = ["ca.crt"]
+governance_keys = ["{hn_governance}"]
 
 [[members.signing_keys]]
 key_id = "{HN_KEY}"
@@ -94,8 +96,16 @@ ca = ["ca.crt"]
 "#,
         gt_public = encode_public_key(gt.public_key()),
         hn_public = encode_public_key(hn.public_key()),
+        gt_governance = encode_public_key(SigningKey::generate("g").expect("a key").0.public_key()),
+        hn_governance = encode_public_key(SigningKey::generate("g").expect("a key").0.public_key()),
     );
-    let roster = Roster::from_toml(&text, dir.path()).expect("the test roster is valid");
+    let (_, roster) = enlace::trust::roster::RosterSource::parse(
+        &text,
+        dir.path(),
+        &dir.path().join("federation.toml"),
+    )
+    .and_then(|s| s.compile(1, None, enlace::clock::now_ms()))
+    .expect("the test roster is valid");
     Federation { roster, gt, hn }
 });
 

@@ -10,7 +10,6 @@ use enlace::records::model::NodeId;
 use enlace::testing::Sandbox;
 use enlace::trust::pki;
 use enlace::trust::reload::{ReloadOutcome, Trigger};
-use enlace::trust::roster::Roster;
 use enlace::trust::tls;
 use enlace::wire::pb::v1 as pb;
 
@@ -60,7 +59,7 @@ async fn a_replaced_certificate_serves_new_handshakes_and_old_streams_survive() 
     let hn = fed.start("hn").await.unwrap();
     let gt_peer = fed.member("gt").unwrap().peer_addr;
     let gt_agency = fed.member("gt").unwrap().agency_addr;
-    let roster = Roster::load(&fed.dir.join("federation.toml")).unwrap();
+    let roster = fed.roster().unwrap();
     let old_serial = certs::serial(&std::fs::read_to_string(gt_dir.join("node.crt")).unwrap());
     let hn_identity = identity(&read_issued(&hn_dir, "node.crt", "node.key"));
     let to_gt = || tls::peer_client_config(&roster, &hn_identity, &NodeId::parse("gt").unwrap());
@@ -185,7 +184,7 @@ async fn a_broken_file_keeps_the_configuration_in_use_and_sighup_reloads() {
     );
     let gt = fed.start("gt").await.unwrap();
     let gt_peer = fed.member("gt").unwrap().peer_addr;
-    let roster = Roster::load(&fed.dir.join("federation.toml")).unwrap();
+    let roster = fed.roster().unwrap();
     let hn_identity = identity(&read_issued(&hn_dir, "node.crt", "node.key"));
     let to_gt =
         || tls::peer_client_config(&roster, &hn_identity, &NodeId::parse("gt").unwrap()).unwrap();
@@ -257,14 +256,24 @@ async fn members_added_and_removed_by_a_roster_reload_are_replicated_or_dropped(
         .unwrap();
     let roster_path = fed.dir.join("federation.toml");
     let full = std::fs::read_to_string(&roster_path).unwrap();
-    // sv knows the whole federation; gt and hn start without sv.
-    std::fs::write(fed.dir.join("federation-full.toml"), &full).unwrap();
+    // Version 1: gt and hn. Version 2 adds sv, approved by all three.
+    std::fs::write(&roster_path, without_member(&full, "sv")).unwrap();
+    fed.sign_roster().unwrap();
+    std::fs::write(&roster_path, &full).unwrap();
+    let v2 = fed.next_roster_version(&["gt", "hn", "sv"]).unwrap();
+    // sv starts from version 2 (its own chain directory); gt and hn from
+    // version 1, not yet knowing sv.
+    let full_chain = fed.dir.join("roster-full");
+    std::fs::create_dir_all(&full_chain).unwrap();
+    for f in ["1.roster", "2.roster"] {
+        std::fs::copy(fed.chain_dir().join(f), full_chain.join(f)).unwrap();
+    }
+    std::fs::remove_file(fed.chain_dir().join("2.roster")).unwrap();
     let sv_config = fed.member("sv").unwrap().config_path();
     let text = std::fs::read_to_string(&sv_config)
         .unwrap()
-        .replace("../federation.toml", "../federation-full.toml");
+        .replace("../roster", "../roster-full");
     std::fs::write(&sv_config, text).unwrap();
-    std::fs::write(&roster_path, without_member(&full, "sv")).unwrap();
     for id in ["gt", "hn"] {
         edit_config(
             &fed.member(id).unwrap().config_path(),
@@ -298,17 +307,23 @@ async fn members_added_and_removed_by_a_roster_reload_are_replicated_or_dropped(
         };
     assert_eq!(peers(&g).await, vec!["hn"], "gt does not know sv yet");
 
-    // sv joins: the shared roster now lists it; gt and hn reload.
-    std::fs::write(&roster_path, &full).unwrap();
+    // sv joins: version 2 reaches the chain directory; gt and hn reload.
+    enlace::trust::chain::dir::write(
+        &fed.chain_dir(),
+        &v2,
+        enlace::trust::chain::dir::Access::Shared,
+    )
+    .unwrap();
     for n in [&gt, &hn] {
         let outcome = n.components.trust.reload(Trigger::Request).unwrap();
         assert!(
             outcome
                 .changed
                 .iter()
-                .any(|c| c.contains("federation.toml")),
+                .any(|c| c.starts_with("federation.chain")),
             "{outcome:?}"
         );
+        assert_eq!(n.components.trust.roster().position.version, 2);
         assert!(outcome.restart_needed.is_empty(), "{outcome:?}");
     }
     eventually("gt holds sv's record, and sv holds gt's", || async {
@@ -321,8 +336,10 @@ async fn members_added_and_removed_by_a_roster_reload_are_replicated_or_dropped(
     .await;
     assert_eq!(peers(&g).await, vec!["hn", "sv"]);
 
-    // hn leaves: gt stops replicating from it and forgets its status.
+    // hn leaves: version 3, approved by gt and sv; gt stops replicating
+    // from hn and forgets its status.
     std::fs::write(&roster_path, without_member(&full, "hn")).unwrap();
+    fed.next_roster_version(&["gt", "sv"]).unwrap();
     gt.components.trust.reload(Trigger::Request).unwrap();
     eventually("gt no longer lists hn", || async {
         (peers(&g).await == vec!["sv"]).then_some(())

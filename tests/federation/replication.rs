@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 use common::{cursor, eventually, list_all, publish};
 use enlace::records::crypto;
 use enlace::testing::Sandbox;
-use enlace::trust::roster::Roster;
 use enlace::wire::Envelope;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,7 +40,7 @@ async fn an_alert_published_at_one_node_arrives_verified_at_the_other() {
     // Independently of the node: the stored envelope's signature verifies
     // under the public key the roster lists for gt, and the body is the
     // one gt signed.
-    let roster = Roster::load(&fed.dir.join("federation.toml")).unwrap();
+    let roster = fed.roster().unwrap();
     let stored = hn
         .components
         .store

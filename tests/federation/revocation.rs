@@ -17,7 +17,6 @@ use enlace::testing::Sandbox;
 use enlace::trust::crl;
 use enlace::trust::pki::{self, Profile};
 use enlace::trust::reload::ReloadOutcome;
-use enlace::trust::roster::Roster;
 use enlace::trust::tls;
 use enlace::wire::pb::v1 as pb;
 
@@ -97,7 +96,7 @@ async fn a_revoked_peer_is_refused_without_a_restart_and_the_others_carry_on() {
     let gt = fed.start("gt").await.unwrap();
     let hn = fed.start("hn").await.unwrap();
     let sv = fed.start("sv").await.unwrap();
-    let roster = Roster::load(&fed.dir.join("federation.toml")).unwrap();
+    let roster = fed.roster().unwrap();
     let gt_port = fed.member("gt").unwrap().peer_addr.port();
     let hn_addr = fed.member("hn").unwrap().peer_addr;
     let hn_cert = read_issued(&hn_dir, "node.crt", "node.key");
@@ -336,7 +335,7 @@ async fn an_expired_peer_certificate_is_refused_and_counted() {
     common::init_tracing();
     let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
     let gt = fed.start("gt").await.unwrap();
-    let roster = Roster::load(&fed.dir.join("federation.toml")).unwrap();
+    let roster = fed.roster().unwrap();
     let gt_port = fed.member("gt").unwrap().peer_addr.port();
     let hn_ca = read_issued(&fed.member("hn").unwrap().dir, "ca.crt", "ca.key");
     let now = time::OffsetDateTime::now_utc();

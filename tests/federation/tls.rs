@@ -9,7 +9,7 @@ use common::certs::{identity, pull_as, read_issued, refused};
 use enlace::records::model::NodeId;
 use enlace::testing::Sandbox;
 use enlace::trust::pki::{self, Profile};
-use enlace::trust::roster::{Endpoint, Roster};
+use enlace::trust::roster::Endpoint;
 use enlace::trust::tls::{self, TlsIdentity};
 use enlace::wire::pb::v1 as pb;
 use enlace::wire::pb::v1::agency_client::AgencyClient;
@@ -38,7 +38,7 @@ async fn peers_are_accepted_only_with_a_certificate_from_their_own_roster_ca() {
         .await
         .unwrap();
     let gt = fed.start("gt").await.unwrap();
-    let roster = Roster::load(&fed.dir.join("federation.toml")).unwrap();
+    let roster = fed.roster().unwrap();
     let port = fed.member("gt").unwrap().peer_addr.port();
     let hn_dir = fed.member("hn").unwrap().dir.clone();
     let hn_ca = read_issued(&hn_dir, "ca.crt", "ca.key");
@@ -87,7 +87,7 @@ async fn outgoing_connections_refuse_a_server_with_another_members_identity() {
     let mut fed = Sandbox::create("test-fed", &["gt", "hn", "sv"])
         .await
         .unwrap();
-    let roster = Roster::load(&fed.dir.join("federation.toml")).unwrap();
+    let roster = fed.roster().unwrap();
     // sv's node runs where hn dials, expecting gt.
     let sv = fed.start("sv").await.unwrap();
     let sv_port = fed.member("sv").unwrap().peer_addr.port();
@@ -195,7 +195,7 @@ async fn both_listeners_serve_grpc_health_and_the_agency_listener_serves_reflect
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
     let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
     let gt = fed.start("gt").await.unwrap();
-    let roster = Roster::load(&fed.dir.join("federation.toml")).unwrap();
+    let roster = fed.roster().unwrap();
     let hn_dir = fed.member("hn").unwrap().dir.clone();
     let hn = identity(&read_issued(&hn_dir, "node.crt", "node.key"));
 

@@ -17,7 +17,6 @@ use common::certs::{identity, pull_as, read_issued, server_serial};
 use enlace::records::model::NodeId;
 use enlace::testing::Sandbox;
 use enlace::trust::pki::{self, Profile};
-use enlace::trust::roster::Roster;
 use enlace::trust::tls::{self, TlsIdentity};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -88,7 +87,7 @@ impl Check {
 }
 
 fn peer_check(fed: &Sandbox, node: &str, as_member: &str) -> Check {
-    let roster = Roster::load(&fed.dir.join("federation.toml")).unwrap();
+    let roster = fed.roster().unwrap();
     let who = identity(&read_issued(
         &fed.member(as_member).unwrap().dir,
         "node.crt",
@@ -334,7 +333,7 @@ async fn tls_certificates_without_the_extended_key_usage_are_refused_on_each_sid
     common::init_tracing();
     let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
     let gt = fed.start("gt").await.unwrap();
-    let roster = Roster::load(&fed.dir.join("federation.toml")).unwrap();
+    let roster = fed.roster().unwrap();
     let gt_dir = fed.member("gt").unwrap().dir.clone();
     let hn_dir = fed.member("hn").unwrap().dir.clone();
     let hn_ca = read_issued(&hn_dir, "ca.crt", "ca.key");

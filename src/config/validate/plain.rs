@@ -4,7 +4,6 @@
 //! the trust floor's loader to open between them: it runs them in one
 //! call.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Validation;
@@ -25,12 +24,6 @@ impl Validation<'_> {
         self.query(&raw.query);
         self.statistics(&raw.statistics);
         self.log_format = raw.log.format;
-        self.data_dir = match (self.data_dir_override, &raw.node.data_dir, &self.node_id) {
-            (Some(d), _, _) => Some(d.to_owned()),
-            (None, Some(d), _) => Some(self.resolve(d)),
-            (None, None, Some(id)) => Some(PathBuf::from("data").join(id.as_str())),
-            (None, None, None) => None,
-        };
     }
 
     /// `node.cache_mb`: 1..=65536.

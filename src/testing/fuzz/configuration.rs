@@ -7,11 +7,14 @@ use std::path::Path;
 
 use super::fixture;
 use crate::audit::checkpoint::KeyBook;
-use crate::trust::roster::Roster;
+use crate::trust::chain;
+use crate::trust::roster::{Roster, RosterSource};
 
-/// A roster file, its relative paths resolved in `certs-example/`.
+/// A roster source (TOML, its relative paths resolved in
+/// `certs-example/`), or the bytes of a signed roster version.
 pub fn roster(data: &[u8]) {
     let fx = fixture();
+    signed_roster(data, &fx.roster);
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
@@ -21,8 +24,12 @@ pub fn roster(data: &[u8]) {
     if !ca_paths_stay_inside(text) {
         return;
     }
-    match Roster::from_toml(text, &fx.dir) {
-        Ok(r) => {
+    let compiled = RosterSource::parse(text, &fx.dir, &fx.dir.join("fuzz.toml"))
+        .and_then(|s| s.compile(1, None, crate::clock::now_ms()));
+    match compiled {
+        Ok((bytes, r)) => {
+            let again = Roster::from_version(&bytes).expect("a compiled source is a valid version");
+            assert_eq!(again.position.hash, r.position.hash);
             assert!(!r.federation.is_empty());
             let mut keys = 0;
             for m in r.members() {
@@ -37,6 +44,22 @@ pub fn roster(data: &[u8]) {
             assert_eq!(KeyBook::from_roster(&r).0.len(), keys);
         }
         Err(e) => assert!(!e.problems.is_empty(), "a refusal names no problem"),
+    }
+}
+
+/// A `SignedRoster` offered as the successor of the example's version:
+/// it decodes and is refused with a reason, or it verifies, and either
+/// way nothing panics.
+fn signed_roster(data: &[u8], current: &Roster) {
+    let Ok(signed) = chain::Signed::decode(data) else {
+        return;
+    };
+    match chain::verify_successor(current, &signed, Some(crate::clock::now_ms())) {
+        Ok(tally) => {
+            assert!(tally.current.len() >= current.position.threshold as usize);
+            assert_eq!(signed.version.number(), current.position.version + 1);
+        }
+        Err(r) => assert!(!r.reason().is_empty()),
     }
 }
 
@@ -80,7 +103,7 @@ pub fn config(data: &[u8]) {
     match crate::config::validate::settings(&raw, path, None) {
         Ok(s) => {
             assert_eq!(s.path, path);
-            assert!(s.tls_files.roster.is_absolute());
+            assert!(s.tls_files.chain.is_absolute());
         }
         Err(e) => assert!(!e.problems.is_empty(), "a refusal names no problem"),
     }

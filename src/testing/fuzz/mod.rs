@@ -97,8 +97,13 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("certs-example");
-        let roster = Roster::load(&dir.join("federation.toml"))
-            .unwrap_or_else(|e| panic!("the example roster does not load: {e}"));
+        let roster = crate::trust::load::chain_of(&dir.join("roster"), None, None)
+            .unwrap_or_else(|e| panic!("the example roster chain does not load: {e:?}"))
+            .head()
+            .version
+            .roster
+            .as_ref()
+            .clone();
         let keys = KeyBook::from_roster(&roster);
         let mut signers = Vec::new();
         let mut cas = Vec::new();

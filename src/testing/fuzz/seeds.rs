@@ -53,6 +53,11 @@ pub fn seeds() -> Vec<Seed> {
     let roster = std::fs::read(fx.dir.join("federation.toml")).unwrap_or_default();
     add("roster", "example", roster.clone());
     add("roster", "observer-and-validity", roster_variant(&roster));
+    add(
+        "roster",
+        "signed-version-1",
+        std::fs::read(fx.dir.join("roster/1.roster")).unwrap_or_default(),
+    );
     let root = fx.dir.parent().unwrap_or(&fx.dir);
     for (name, path) in [
         ("deploy", root.join("deploy/config/node.toml")),
@@ -377,14 +382,27 @@ fn checkpoints() -> Vec<(&'static str, Vec<u8>)> {
 // ---------------------------------------------------------------------------
 // Roster, selectors.
 
-/// The example roster with `sv` an observer and `gt`'s key bounded in time.
+/// The example roster with `sv` an observer (no endpoint, no governance
+/// key: it does not vote) and `gt`'s key bounded in time.
 fn roster_variant(example: &[u8]) -> Vec<u8> {
-    String::from_utf8_lossy(example)
-        .replace(
-            "key_id = \"gt-example-1\"",
-            "key_id = \"gt-example-1\"\nvalid_from = \"2025-01-01T00:00:00Z\"\nvalid_until = \"2027-01-01T00:00:00+02:00\"",
-        )
-        .replacen("role = \"member\"\nendpoint = \"127.0.0.1:7103\"", "role = \"observer\"", 1)
+    let text = String::from_utf8_lossy(example).replace(
+        "key_id = \"gt-example-1\"",
+        "key_id = \"gt-example-1\"\nvalid_from = \"2025-01-01T00:00:00Z\"\nvalid_until = \"2027-01-01T00:00:00+02:00\"",
+    );
+    text.split("[[members]]")
+        .map(|block| {
+            if block.contains("id = \"sv\"") {
+                block
+                    .lines()
+                    .filter(|l| !l.starts_with("governance_keys") && !l.starts_with("endpoint"))
+                    .map(|l| l.replace("role = \"member\"", "role = \"observer\"") + "\n")
+                    .collect::<String>()
+            } else {
+                block.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("[[members]]")
         .into_bytes()
 }
 

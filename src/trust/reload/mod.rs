@@ -64,6 +64,16 @@ pub enum ReloadError {
     Tls(#[from] TlsError),
     #[error("another reload panicked; the configuration in use is kept")]
     Poisoned,
+    #[error(
+        "the roster chain went back from version {in_force} to {loaded}: a version this node adopted is missing from {dir}; the roster in use is kept (restore the file, or `enlace roster verify --chain` the directory)"
+    )]
+    RosterRollback {
+        in_force: u64,
+        loaded: u64,
+        dir: PathBuf,
+    },
+    #[error("cannot persist roster version {version}: {reason}")]
+    RosterPersist { version: u64, reason: String },
 }
 
 /// What set a reload off.
@@ -241,7 +251,8 @@ impl LiveTls {
     /// Builds the configurations from validated settings. Inside a Tokio
     /// runtime it also installs the SIGHUP handler at once, so that from
     /// here on a SIGHUP reloads rather than ends the process.
-    pub fn new(settings: &LoadedSettings) -> Result<Self, TlsError> {
+    pub fn new(settings: &LoadedSettings) -> Result<Self, ReloadError> {
+        persist_chain(settings)?;
         let peer_servers_refused = Arc::new(AtomicU64::new(0));
         let built = build(settings, &peer_servers_refused)?;
         let current = Current {
@@ -250,6 +261,8 @@ impl LiveTls {
             certificates: certificates(settings),
             listen: listen(settings),
         };
+        // NOTE: stamped after the chain is persisted, so that writing it
+        // is not taken for a change.
         #[cfg(unix)]
         let hangup = match tokio::runtime::Handle::try_current() {
             Ok(_) => match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -363,6 +376,11 @@ impl LiveTls {
                 configured: settings.config.node_id,
             });
         }
+        // Persisted before it is used (and before the files are stamped,
+        // so that writing it is not taken for a change): a crash from here
+        // on restarts on the new version, never on one that was acted on
+        // and then lost.
+        persist_chain(&settings)?;
         let mut stamps = stamp(&watched(&settings));
         // NOTE: a file rewritten while it was being loaded may hold
         // content other than what was loaded: forget its digest, so that
@@ -384,11 +402,16 @@ impl LiveTls {
         if !outcome.applied() {
             return Ok(outcome);
         }
+        let in_force = self.roster();
+        if settings.roster.position.version < in_force.position.version {
+            return Err(ReloadError::RosterRollback {
+                in_force: in_force.position.version,
+                loaded: settings.roster.position.version,
+                dir: crate::trust::chain::dir::adopted_dir(&self.data_dir),
+            });
+        }
         let built = build(&settings, &self.peer_servers_refused)?;
-        let roster_changed = outcome
-            .changed
-            .iter()
-            .any(|c| c.starts_with("federation.roster") || c.starts_with("roster CA"));
+        let roster_changed = settings.roster.position.hash != in_force.position.hash;
         let (peer, agency, metrics) = current.listen;
         if (settings.peer_listen, settings.agency_listen) != (peer, agency) {
             outcome.restart_needed.push(format!(
@@ -485,6 +508,47 @@ impl LiveTls {
             }
         }
     }
+}
+
+/// Writes every version of the loaded chain that the node's own chain
+/// directory lacks (versions handed to the operator's directory), and
+/// keeps the evidence of a conflict. Logs a conflict as an ERROR: adoption
+/// halts before it until the federation resolves it.
+fn persist_chain(settings: &LoadedSettings) -> Result<(), ReloadError> {
+    use crate::trust::chain::{self, dir};
+    let own = dir::adopted_dir(&settings.data_dir);
+    for signed in &settings.chain.chain {
+        let n = signed.version.number();
+        let held = std::fs::read(own.join(dir::file_name(n)))
+            .ok()
+            .and_then(|b| chain::Signed::decode(&b).ok());
+        if held.is_some_and(|h| {
+            h.version.hash() == signed.version.hash() && h.approvals.len() >= signed.approvals.len()
+        }) {
+            continue;
+        }
+        dir::write(&own, signed, dir::Access::OwnerOnly)
+            .map_err(|reason| ReloadError::RosterPersist { version: n, reason })?;
+        tracing::info!(
+            version = n,
+            hash = %chain::hex(&signed.version.hash()),
+            "roster version persisted"
+        );
+    }
+    if let Some((version, refusal)) = &settings.chain.stopped {
+        for signed in &settings.chain.conflict {
+            if let Err(reason) = dir::keep_evidence(&own, signed) {
+                tracing::error!(version, %reason, "cannot keep the evidence of a roster conflict");
+            }
+        }
+        tracing::error!(
+            version,
+            reason = refusal.reason(),
+            %refusal,
+            "roster chain halted: the node stays on the version before it"
+        );
+    }
+    Ok(())
 }
 
 fn log_outcome(o: &ReloadOutcome) {

@@ -19,8 +19,25 @@ pub(super) struct Stamp {
 
 pub(super) type Stamps = BTreeMap<PathBuf, Stamp>;
 
+/// The digest of a file's content; of a directory, of the names and
+/// contents of its `*.roster` files (a chain directory).
 fn digest(path: &Path) -> Option<Vec<u8>> {
-    let bytes = std::fs::read(path).ok()?;
+    let bytes = if path.is_dir() {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(path)
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "roster"))
+            .collect();
+        names.sort();
+        let mut all = Vec::new();
+        for n in names {
+            all.extend_from_slice(n.as_os_str().as_encoded_bytes());
+            all.extend_from_slice(&std::fs::read(&n).ok()?);
+        }
+        all
+    } else {
+        std::fs::read(path).ok()?
+    };
     Some(
         ring::digest::digest(&ring::digest::SHA256, &bytes)
             .as_ref()
@@ -33,7 +50,11 @@ pub(super) fn watched(settings: &LoadedSettings) -> Vec<(String, PathBuf)> {
     let f = &settings.tls_files;
     let mut out = vec![
         ("config".to_owned(), settings.path.clone()),
-        ("federation.roster".to_owned(), f.roster.clone()),
+        ("federation.chain".to_owned(), f.chain.clone()),
+        (
+            "adopted roster chain".to_owned(),
+            crate::trust::chain::dir::adopted_dir(&settings.data_dir),
+        ),
     ];
     for m in settings.roster.members() {
         for ca in &m.ca_files {

@@ -85,8 +85,9 @@ pub struct Source {
     /// With --config: the store's directory, if not the configured one.
     #[arg(long, requires = "config")]
     data_dir: Option<PathBuf>,
-    /// With --client: a trusted copy of the roster to check signatures
-    /// with, instead of the keys the node reports.
+    /// With --client: a trusted copy of the roster chain (a directory of
+    /// `<version>.roster` files) whose newest version's keys check the
+    /// signatures, instead of the keys the node reports.
     #[arg(long, requires = "client")]
     roster: Option<PathBuf>,
     /// With --client: why the log is read (written to the log).
@@ -306,7 +307,9 @@ async fn evidence(
             let resp = all_checkpoints(client).await?;
             let keys = match &source.roster {
                 Some(path) => {
-                    KeyBook::from_roster(&enlace::trust::roster::Roster::load(path).spelled()?)
+                    let walk = enlace::trust::load::chain_of(path, None, None)
+                        .map_err(|p| anyhow!("--roster {}: {}", path.display(), p.join("; ")))?;
+                    KeyBook::from_roster(&walk.head().version.roster)
                 }
                 None => KeyBook::from_keys(
                     &resp

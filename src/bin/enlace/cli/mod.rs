@@ -12,6 +12,7 @@ mod input;
 mod output;
 mod pki;
 mod records;
+mod roster;
 mod stats;
 
 use std::path::PathBuf;
@@ -47,9 +48,12 @@ pub enum Command {
     /// Node and agency-client certificates.
     #[command(subcommand)]
     Cert(pki::CertCommand),
-    /// Record-signing keys.
+    /// Record-signing and governance keys.
     #[command(subcommand)]
     Keys(pki::KeysCommand),
+    /// The federation's roster chain: compile, approve, seal, verify.
+    #[command(subcommand)]
+    Roster(roster::RosterCommand),
     /// Publish, update, withdraw, list, watch and import alerts through a
     /// node's agency API.
     #[command(subcommand)]
@@ -205,6 +209,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Ca(c) => report(pki::ca(c)),
             Command::Cert(c) => report(pki::cert(c)),
             Command::Keys(c) => report(pki::keys(c)),
+            Command::Roster(c) => report(roster::roster(c)),
             Command::Alert(c) => {
                 init_tracing(LogFormat::Text, "warn");
                 report(records::alert(c).await)

@@ -173,11 +173,15 @@ pub struct RevokeArgs {
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Generate an Ed25519 record-signing key (PKCS#8 PEM, mode 0600) and
-    /// print the roster entry for its public key.
+    /// print the roster entry for its public key; with --governance, a
+    /// governance key that approves roster changes (keep it offline).
     Generate {
-        /// Key id to list in the roster, e.g. "gt-2026".
+        /// Key id to list in the roster, e.g. "gt-2026" (signing keys).
+        #[arg(long, required_unless_present = "governance")]
+        key_id: Option<String>,
+        /// A governance key: prints the `governance_keys` entry.
         #[arg(long)]
-        key_id: String,
+        governance: bool,
         /// Where to write the private key.
         #[arg(long)]
         out: PathBuf,
@@ -525,7 +529,17 @@ pub fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
             eprintln!("wrote matching key {} (epoch 1)", out.display());
             return Ok(());
         }
-        KeysCommand::Generate { key_id, out, force } => {
+        KeysCommand::Generate {
+            key_id,
+            governance,
+            out,
+            force,
+        } => {
+            let key_id = if governance {
+                "governance".to_owned()
+            } else {
+                key_id.unwrap_or_default()
+            };
             let (key, pem) = SigningKey::generate(&key_id).spelled()?;
             crypto::write_private_file(&out, pem.as_bytes(), force).map_err(|e| match e {
                 crypto::CryptoError::Write { source, .. }
@@ -535,6 +549,18 @@ pub fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
                 }
                 e => anyhow::Error::msg(e),
             })?;
+            if governance {
+                eprintln!(
+                    "wrote governance key {} ({})",
+                    out.display(),
+                    enlace::trust::chain::key_name(key.public_key())
+                );
+                println!(
+                    "governance_keys = [\"{}\"]",
+                    crypto::encode_public_key(key.public_key())
+                );
+                return Ok(());
+            }
             eprintln!("wrote signing key {}", out.display());
             (key, key_id)
         }

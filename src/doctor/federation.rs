@@ -55,6 +55,37 @@ pub(super) fn roster_entry<F: FnMut(&Check)>(
             }
         ),
     );
+    let p = &roster.position;
+    let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    let days_left = (p.expires_at_ms - now_ms).div_euclid(86_400_000);
+    let (status, message) = if p.expires_at_ms <= now_ms {
+        (
+            Status::Warn,
+            format!(
+                "roster version {} expired {} days ago: links keep working, but no change can be adopted until a new version is approved (docs/roster.md, \"Expiry\")",
+                p.version, -days_left
+            ),
+        )
+    } else if days_left <= crate::trust::reload::EXPIRY_WARNING_DAYS {
+        (
+            Status::Warn,
+            format!(
+                "roster version {} expires in {days_left} days: have a successor approved before then (docs/roster.md)",
+                p.version
+            ),
+        )
+    } else {
+        (
+            Status::Ok,
+            format!(
+                "roster version {} ({}), threshold {}, expires in {days_left} days",
+                p.version,
+                crate::trust::chain::hex(&p.hash),
+                p.threshold
+            ),
+        )
+    };
+    r.push("roster", status, message);
 
     if let Some(signing) = settings.map(|s| &s.signing) {
         let key_id = signing.key_id();

@@ -299,6 +299,28 @@ pub(crate) fn render(node: &Components) -> Result<String, RenderError> {
         ConstGauge::new(checkpoint),
     );
 
+    let roster = node.trust.roster();
+    r.register(
+        "enlace_roster_version",
+        "Version of the roster chain in force (docs/roster.md)",
+        ConstGauge::new(roster.position.version),
+    );
+    r.register(
+        "enlace_roster_expiry_timestamp_seconds",
+        "When the roster version in force expires, in Unix time: after it links keep working, but a change needs a new version approved",
+        ConstGauge::new(roster.position.expires_at_ms.div_euclid(1000)),
+    );
+    r.register(
+        "enlace_roster_expiring",
+        format!(
+            "1 when the roster version in force expires within {EXPIRY_WARNING_DAYS} days (or has expired): approve a successor"
+        ),
+        ConstGauge::new(i64::from(
+            roster.position.expires_at_ms
+                <= node.clock.now_ms() + EXPIRY_WARNING_DAYS * 86_400_000,
+        )),
+    );
+
     let now = time::OffsetDateTime::now_utc();
     let certificates = node.trust.certificates();
     let per_certificate = |value: &dyn Fn(&crate::trust::reload::CertExpiry) -> i64| {

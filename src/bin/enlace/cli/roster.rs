@@ -19,6 +19,8 @@ use enlace::trust::chain::{self, Approval, Signed, Tally, Version};
 use enlace::trust::roster::{Role, Roster, RosterSource};
 use enlace::wire::pb::v1 as pb;
 
+use super::output::time as rfc3339;
+
 #[derive(Debug, Subcommand)]
 pub enum RosterCommand {
     /// The version in force of a chain directory: version, hash, expiry,
@@ -271,16 +273,6 @@ fn read_version(path: &Path) -> anyhow::Result<Version> {
         return Ok(signed.version);
     }
     Version::parse(bytes).map_err(anyhow::Error::msg)
-}
-
-fn rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| ms.to_string())
 }
 
 /// A version as JSON: the `roster show --json` contract.

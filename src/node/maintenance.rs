@@ -138,10 +138,20 @@ pub(super) fn spawn_duties(
                         )
                         .ids(o.changed.clone())
                         .result(format!(
-                            "reloaded ({}); certificate serial {} -> {}{}",
+                            "reloaded ({}); certificate serial {} -> {}{}{}",
                             o.trigger,
                             o.old_certificate.serial,
                             o.new_certificate.serial,
+                            if o.roster_changed() {
+                                format!(
+                                    "; roster version {} -> {} ({})",
+                                    o.old_roster.0,
+                                    o.new_roster.0,
+                                    crate::trust::chain::hex(&o.new_roster.1)
+                                )
+                            } else {
+                                String::new()
+                            },
                             if o.restart_needed.is_empty() {
                                 String::new()
                             } else {

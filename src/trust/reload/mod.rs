@@ -112,9 +112,18 @@ pub struct ReloadOutcome {
     pub new_certificate: CertSummary,
     /// Changes read but applied only at the next restart.
     pub restart_needed: Vec<String>,
+    /// The roster version in force before and after (version, hash); the
+    /// same when the roster did not change.
+    pub old_roster: (u64, [u8; 32]),
+    pub new_roster: (u64, [u8; 32]),
 }
 
 impl ReloadOutcome {
+    /// Whether a new roster version came into force.
+    pub fn roster_changed(&self) -> bool {
+        self.old_roster != self.new_roster
+    }
+
     /// Whether new configurations were installed.
     pub fn applied(&self) -> bool {
         !self.changed.is_empty()
@@ -392,17 +401,20 @@ impl LiveTls {
         }
         let changed = differences(&current.stamps, &stamps);
         let certificate = CertSummary::of(&settings)?;
+        let in_force = self.roster();
+        let position = |r: &crate::trust::roster::Roster| (r.position.version, r.position.hash);
         let mut outcome = ReloadOutcome {
             trigger,
             changed,
             old_certificate: current.certificate.clone(),
             new_certificate: certificate.clone(),
             restart_needed: Vec::new(),
+            old_roster: position(&in_force),
+            new_roster: position(&in_force),
         };
         if !outcome.applied() {
             return Ok(outcome);
         }
-        let in_force = self.roster();
         if settings.roster.position.version < in_force.position.version {
             return Err(ReloadError::RosterRollback {
                 in_force: in_force.position.version,
@@ -412,6 +424,7 @@ impl LiveTls {
         }
         let built = build(&settings, &self.peer_servers_refused)?;
         let roster_changed = settings.roster.position.hash != in_force.position.hash;
+        outcome.new_roster = position(&settings.roster);
         let (peer, agency, metrics) = current.listen;
         if (settings.peer_listen, settings.agency_listen) != (peer, agency) {
             outcome.restart_needed.push(format!(
@@ -565,6 +578,14 @@ fn log_outcome(o: &ReloadOutcome) {
         new_sha256 = %o.new_certificate.sha256,
         "TLS configuration reloaded; new handshakes use it, established connections are checked again"
     );
+    if o.roster_changed() {
+        tracing::info!(
+            old_version = o.old_roster.0,
+            new_version = o.new_roster.0,
+            hash = %crate::trust::chain::hex(&o.new_roster.1),
+            "roster version adopted"
+        );
+    }
     for note in &o.restart_needed {
         tracing::warn!(%note, "reload: part of the change needs a restart");
     }

@@ -192,10 +192,16 @@ impl<'a> Validation<'a> {
             );
         }
         self.chain = self.required("federation.chain", &raw.chain);
-        self.anchor = match raw.anchor.as_deref().map(parse_anchor) {
+        self.anchor = match raw
+            .anchor
+            .as_deref()
+            .map(crate::records::crypto::parse_sha256_hex)
+        {
             Some(Ok(a)) => Some(a),
             Some(Err(e)) => {
-                self.problem(format!("federation.anchor: {e}"));
+                self.problem(format!(
+                    "federation.anchor: must be the SHA-256 of a roster version as 64 hex digits: {e}"
+                ));
                 None
             }
             None => None,
@@ -453,21 +459,6 @@ fn metrics_address(
     }
     Some(addr)
 }
-/// An anchor: the SHA-256 of a roster version in hex (64 digits),
-/// optionally prefixed `sha256:`.
-fn parse_anchor(s: &str) -> Result<[u8; 32], String> {
-    let s = s.trim();
-    let s = s.strip_prefix("sha256:").unwrap_or(s);
-    let bytes = hex::decode(s)
-        .map_err(|e| format!("must be the SHA-256 of a roster version as 64 hex digits ({e})"))?;
-    bytes.try_into().map_err(|b: Vec<u8>| {
-        format!(
-            "must be the SHA-256 of a roster version: 32 bytes, got {}",
-            b.len()
-        )
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -196,6 +196,17 @@ pub(crate) fn decode_public_key(s: &str) -> Result<[u8; PUBLIC_KEY_LEN], String>
     })
 }
 
+/// Parses a SHA-256 in hex (64 digits, optionally prefixed `sha256:`), as
+/// roster anchors and hashes are written.
+pub fn parse_sha256_hex(s: &str) -> Result<[u8; 32], String> {
+    let s = s.trim();
+    let s = s.strip_prefix("sha256:").unwrap_or(s);
+    let bytes = hex::decode(s).map_err(|e| format!("is not hex ({e})"))?;
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| format!("must be 32 bytes of SHA-256, got {}", b.len()))
+}
+
 /// `n` random bytes from the system generator.
 pub fn random_bytes<const N: usize>() -> Result<[u8; N], CryptoError> {
     let mut out = [0u8; N];

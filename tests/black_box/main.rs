@@ -18,6 +18,7 @@ mod cli;
 mod cli_import;
 mod cli_output;
 mod cli_pipe;
+mod cli_roster;
 mod cli_stats;
 mod cli_tls;
 mod cli_watch;

@@ -55,15 +55,7 @@ pub fn hex(hash: &[u8; 32]) -> String {
     ::hex::encode(hash)
 }
 
-/// Parses a hash in hex (64 digits, optionally prefixed `sha256:`).
-pub fn parse_hash(s: &str) -> Result<[u8; 32], String> {
-    let s = s.trim();
-    let s = s.strip_prefix("sha256:").unwrap_or(s);
-    let bytes = ::hex::decode(s).map_err(|e| format!("is not hex: {e}"))?;
-    bytes
-        .try_into()
-        .map_err(|b: Vec<u8>| format!("must be 32 bytes of SHA-256 (got {})", b.len()))
-}
+pub use crate::records::crypto::parse_sha256_hex as parse_hash;
 
 /// One governance key's approval of one version.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -133,11 +133,6 @@ impl RosterSource {
                     Err(e) => problems.push(format!("{at}.ca[{j}]: {e}")),
                 }
             }
-            // A CA that failed to load is reported above, not again as
-            // "at least one CA is required".
-            if cas.is_empty() && !m.ca.is_empty() {
-                cas.push(Vec::new());
-            }
             let mut signing_keys = Vec::new();
             for (j, k) in m.signing_keys.into_iter().enumerate() {
                 let kat = format!("{at}.signing_keys[{j}]");
@@ -282,11 +277,14 @@ impl RosterSource {
     }
 }
 
-/// Whether two problems concern the same field (the text before ": ").
+/// Whether two problems concern the same field, or one a part of the
+/// other (`members[0].ca` and `members[0].ca[1]`): the text before ": ".
 fn same_field(a: &str, b: &str) -> bool {
     let field = |s: &str| s.split(": ").next().unwrap_or(s).to_owned();
     let (fa, fb) = (field(a), field(b));
-    fa == fb || fb.starts_with(&format!("{fa}.")) || fb.starts_with(&format!("{fa}["))
+    let within =
+        |x: &str, y: &str| y.starts_with(&format!("{x}.")) || y.starts_with(&format!("{x}["));
+    fa == fb || within(&fa, &fb) || within(&fb, &fa)
 }
 
 fn parse_time(s: Option<&str>, field: &str, problems: &mut Vec<String>) -> Option<i64> {

@@ -13,6 +13,7 @@
 //! | publisher | [`Publisher`] | store, signing key, trust, peers (as [`crate::wire::Reach`]) |
 //! | case index | [`CaseIndex`] | store, audit keeper, trust, peers, metrics, matching key |
 //! | replication | [`Replication`] | store, trust, peers, metrics |
+//! | roster governor | [`Governor`] | store, trust, audit keeper; woken by replication and the agency service when a roster record is stored |
 //!
 //! The arrows point one way: the publisher knows nothing of replication,
 //! and replication nothing of the publisher; the one thing replication
@@ -29,6 +30,7 @@ use crate::cases::{CaseIndex, IndexParts};
 use crate::clock::SharedClock;
 use crate::exchange::peers::Dialer;
 use crate::exchange::{Replication, ReplicationParts};
+use crate::governance::{Governor, GovernorParts};
 use crate::metrics::Metrics;
 use crate::publish::Publisher;
 use crate::records::model::NodeId;
@@ -74,7 +76,8 @@ pub struct Components {
     pub publisher: Arc<Publisher>,
     pub cases: Arc<CaseIndex>,
     pub replication: Arc<Replication>,
-    /// Agency clients' roles and the default contact point.
+    /// Roster proposals and approvals, and adoption by quorum.
+    pub governor: Arc<Governor>,
 
     /// MLA requests stored by replication, for the publisher to
     /// acknowledge; taken once, by the node's run loop.
@@ -150,6 +153,15 @@ impl Components {
             metrics: metrics.clone(),
             matching: settings.matching.clone(),
         }));
+        let roster_records = Arc::new(tokio::sync::Notify::new());
+        let governor = Arc::new(Governor::new(GovernorParts {
+            id: id.clone(),
+            clock: clock.clone(),
+            store: store.clone(),
+            trust: trust.clone(),
+            audit: audit.clone(),
+            wake: roster_records.clone(),
+        }));
         let (replication, to_acknowledge) = Replication::new(ReplicationParts {
             clock: clock.clone(),
             store: store.clone(),
@@ -157,6 +169,7 @@ impl Components {
             dialer: peers.clone(),
             metrics: metrics.clone(),
             sync: settings.sync.clone(),
+            roster_records,
         });
         Ok(Self {
             id,
@@ -169,6 +182,7 @@ impl Components {
             publisher,
             cases,
             replication: Arc::new(replication),
+            governor,
             to_acknowledge: Arc::new(Mutex::new(Some(to_acknowledge))),
         })
     }

@@ -22,8 +22,8 @@
 //! | trust | [`trust`] | loading what the configuration names; the roster and its chain of versions approved by a quorum of members (`trust::chain`), TLS configurations and roster-bound verifiers, PKI, CRLs, live reload, and the gate every shared record passes |
 //! | counting | [`metrics`] | what a node counts as it happens, and the public table of the series it serves |
 //! | audit | [`audit`] | the witnessed audit log: entries, checkpoints, verification, and its keeper |
-//! | exchange and features | [`exchange`], [`publish`], [`cases`] | reaching peers and replicating from them, recovering a lost own log, convergence digests; publishing; local cases and hit/no-hit queries |
-//! | components | [`components`] | the named components of one node (store, trust, metrics, peers, audit keeper, publisher, case index, replication), each with a narrow handle to what it needs |
+//! | exchange and features | [`exchange`], [`publish`], [`cases`], [`governance`] | reaching peers and replicating from them, recovering a lost own log, convergence digests; publishing; local cases and hit/no-hit queries; roster proposals and approvals, and adopting the next roster version by quorum |
+//! | components | [`components`] | the named components of one node (store, trust, metrics, peers, audit keeper, publisher, case index, replication, roster governor), each with a narrow handle to what it needs |
 //! | edge | [`service`], [`node`] | the tonic services (the one place errors become `Status`) and the agency client (`service::client`); the node that owns the components and runs them on bound listeners, with its metrics listener and periodic duties |
 //! | tools' operations | [`doctor`], `testing` | `enlace doctor`'s checks; a throwaway federation on this machine for the demo, the benches and the tests, and the bodies of the fuzz targets (`testing::fuzz`, `docs/fuzzing.md`) (cargo feature `testing`, on by default) |
 
@@ -36,6 +36,7 @@ pub mod components;
 pub mod config;
 pub mod doctor;
 pub mod exchange;
+pub mod governance;
 pub mod limits;
 pub mod logging;
 pub mod metrics;

@@ -107,10 +107,21 @@ pub enum Action {
     /// An agency client assembled the regional table from the members'
     /// reports (`counterparts` are the members whose reports it used).
     StatisticsAssembled,
+    /// This node published a proposed roster version (`ids`: the record
+    /// and the version's hash).
+    RosterProposed,
+    /// This node published a governance key's approval of a proposal.
+    RosterApproved,
+    /// A roster version came into force here through its approvals:
+    /// `result` names the version, its hash and the approving members.
+    RosterAdopted,
+    /// A roster proposal, approval or version was refused, or adoption
+    /// halted: `result` starts with the reason label.
+    RosterRefused,
 }
 
 impl Action {
-    pub const ALL: [Action; 32] = [
+    pub const ALL: [Action; 36] = [
         Action::NodeStarted,
         Action::NodeStopped,
         Action::ConfigChanged,
@@ -143,6 +154,10 @@ impl Action {
         Action::StatisticsPublished,
         Action::StatisticsReceived,
         Action::StatisticsAssembled,
+        Action::RosterProposed,
+        Action::RosterApproved,
+        Action::RosterAdopted,
+        Action::RosterRefused,
     ];
 
     pub fn code(self) -> &'static str {
@@ -179,6 +194,10 @@ impl Action {
             Action::StatisticsPublished => "statistics_published",
             Action::StatisticsReceived => "statistics_received",
             Action::StatisticsAssembled => "statistics_assembled",
+            Action::RosterProposed => "roster_proposed",
+            Action::RosterApproved => "roster_approved",
+            Action::RosterAdopted => "roster_adopted",
+            Action::RosterRefused => "roster_refused",
         }
     }
 

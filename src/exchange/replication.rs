@@ -47,6 +47,8 @@ pub struct Replication {
     pub(super) sync: SyncConfig,
     /// MLA requests to this node, stored by a replicator, to acknowledge.
     pub(super) received_mla: mpsc::UnboundedSender<String>,
+    /// Poked when a roster proposal or approval is stored.
+    pub(super) roster_records: Arc<tokio::sync::Notify>,
     status: Mutex<BTreeMap<NodeId, PeerState>>,
 }
 
@@ -66,6 +68,7 @@ pub(crate) struct ReplicationParts {
     pub dialer: Arc<Dialer>,
     pub metrics: Arc<Metrics>,
     pub sync: SyncConfig,
+    pub roster_records: Arc<tokio::sync::Notify>,
 }
 
 impl Replication {
@@ -100,6 +103,7 @@ impl Replication {
             metrics: p.metrics,
             sync: p.sync,
             received_mla,
+            roster_records: p.roster_records,
             status: Mutex::new(status),
         };
         (replication, to_acknowledge)

@@ -55,6 +55,11 @@
 //! | `enlace_store_log_reclaimable_bytes` | gauge | | of it, the space purged records left, which `enlace node compact` reclaims |
 //! | `enlace_audit_entries` | gauge | | size of the audit log (number of its last durable entry; pruned ones included) |
 //! | `enlace_audit_checkpoint_size` | gauge | | size of the latest signed checkpoint of it (0: none yet) |
+//! | `enlace_roster_version` | gauge | | the roster version in force (docs/roster.md) |
+//! | `enlace_roster_expiry_timestamp_seconds` | gauge | | when the roster version in force expires (Unix time) |
+//! | `enlace_roster_expiring` | gauge | | 1 when it expires within 30 days, or has expired |
+//! | `enlace_roster_pending_proposals` | gauge | | proposals that follow the version in force and wait for approvals |
+//! | `enlace_roster_refused_total` | counter | `reason` | roster proposals, approvals and versions refused since start; `reason` is [`crate::trust::chain::Refusal::reason`] (`version_skip`, `rollback`, `wrong_previous`, `expired`, `unknown_key`, `duplicate_signer`, `conflict`, …) |
 //! | `enlace_certificate_days_left` | gauge | `certificate`, `subject` | whole days to expiry, negative once expired |
 //! | `enlace_certificate_not_after_timestamp_seconds` | gauge | `certificate`, `subject` | expiry (Unix time) |
 //! | `enlace_certificate_expiring` | gauge | `certificate`, `subject` | 1 within [`crate::trust::reload::EXPIRY_WARNING_DAYS`] days of expiry (the log warns too) |

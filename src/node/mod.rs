@@ -183,6 +183,7 @@ impl Node {
         let mut duties = JoinSet::new();
         maintenance::spawn_duties(&node, &mut duties, &stop_rx);
         duties.spawn(node.trust.clone().watch(stop_rx.clone()));
+        duties.spawn(node.governor.clone().run(stop_rx.clone()));
         duties.spawn(sync::replicate_all(
             node.replication.clone(),
             stop_rx.clone(),

@@ -167,7 +167,11 @@ impl Publisher {
                 }
                 return Ok(errors.finish()?);
             }
-            Change::Withdraw { .. } | Change::AckMla { .. } | Change::RespondMla { .. } => {
+            Change::Withdraw { .. }
+            | Change::AckMla { .. }
+            | Change::RespondMla { .. }
+            | Change::ProposeRoster(_)
+            | Change::ApproveRoster(_) => {
                 return Ok(());
             }
         };
@@ -290,6 +294,16 @@ impl Publisher {
                 });
                 (kind, distribution, Some(state))
             }
+            Change::ProposeRoster(p) => (
+                RecordKind::RosterProposal(p.clone()),
+                Distribution::AllMembers,
+                None,
+            ),
+            Change::ApproveRoster(a) => (
+                RecordKind::RosterApproval(a.clone()),
+                Distribution::AllMembers,
+                None,
+            ),
             Change::Withdraw { target, reason } => {
                 let (series_id, state) = self.resolve_series(target)?;
                 let kind = RecordKind::Withdrawal(Withdrawal {
@@ -308,6 +322,9 @@ impl Publisher {
             kind,
         };
         body.validate()?;
+        if let Some((series_id, state)) = body.roster_index() {
+            return Ok((body, SeriesWrite { series_id, state }));
+        }
         if body.kind.is_mla() {
             let key = mla::key(body.series_id());
             let before = self.store.series().mla(body.series_id())?;

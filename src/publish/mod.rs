@@ -498,6 +498,20 @@ impl Publisher {
                 String::new(),
                 outcome.code().to_owned(),
             ),
+            Change::ProposeRoster(p) => (
+                Action::RosterProposed,
+                String::new(),
+                format!("proposal sha256:{}", hex::encode(p.hash())),
+            ),
+            Change::ApproveRoster(a) => (
+                Action::RosterApproved,
+                String::new(),
+                format!(
+                    "approval of sha256:{} by governance key {}",
+                    hex::encode(a.roster_sha256),
+                    crate::trust::chain::key_name(&a.governance_key)
+                ),
+            ),
         };
         let counterparts: Vec<String> = match &body.distribution {
             Distribution::Named(members) => members.iter().map(ToString::to_string).collect(),

@@ -32,6 +32,10 @@ pub enum Change {
         outcome: crate::records::vocabulary::MlaOutcome,
         text: String,
     },
+    /// Publish a proposed next roster version to all members.
+    ProposeRoster(crate::records::roster::RosterProposal),
+    /// Publish a governance key's approval of a proposed version.
+    ApproveRoster(crate::records::roster::Approval),
 }
 
 /// A client's publication key (see [`crate::store::publish_keys`]):

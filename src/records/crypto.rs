@@ -30,7 +30,7 @@ pub(crate) const RECOVERY_SIGNATURE_CONTEXT: &[u8] = b"enlace/recovery/v1\0";
 pub(crate) const RECOVERY_WITNESS_SIGNATURE_CONTEXT: &[u8] = b"enlace/recovery-witness/v1\0";
 
 /// Length of an Ed25519 public key.
-pub(crate) const PUBLIC_KEY_LEN: usize = 32;
+pub const PUBLIC_KEY_LEN: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
@@ -194,6 +194,14 @@ pub(crate) fn decode_public_key(s: &str) -> Result<[u8; PUBLIC_KEY_LEN], String>
             b.len()
         )
     })
+}
+
+/// The SHA-256 of some bytes.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
 }
 
 /// Parses a SHA-256 in hex (64 digits, optionally prefixed `sha256:`), as

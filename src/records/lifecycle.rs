@@ -235,6 +235,10 @@ pub fn next(
         RecordKind::MlaRequest(_) | RecordKind::MlaAck(_) | RecordKind::MlaResponse(_) => Err(
             FieldError::new("kind", "an MLA record belongs to no series (see mla::next)"),
         ),
+        RecordKind::RosterProposal(_) | RecordKind::RosterApproval(_) => Err(FieldError::new(
+            "kind",
+            "a roster record belongs to no series (see records::roster)",
+        )),
         RecordKind::Withdrawal(w) => {
             let withdrawn = Some(Withdrawn {
                 record_id: body.record_id.clone(),

@@ -3,7 +3,7 @@
 //!
 //! Everything here is pure: the federation's vocabulary, the domain types
 //! and their rules, selectors (normalised, hashed identifiers), the series
-//! rules of versions and withdrawals, the MLA exchange's states, the
+//! rules of versions and withdrawals, the MLA exchange's states, roster proposals and approvals as records, the
 //! statistical tables a report carries (their counting, protection and
 //! regional assembly: [`stats`]), and the Ed25519 keys records are signed
 //! with. No module here does network I/O or
@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod lifecycle;
 pub mod mla;
 pub mod model;
+pub mod roster;
 pub mod selector;
 pub mod stats;
 pub mod vocabulary;

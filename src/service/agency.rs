@@ -526,6 +526,46 @@ impl Agency for AgencyService {
         self.regional_statistics_impl(r).await
     }
 
+    #[tracing::instrument(skip_all, fields(node = %self.node.id))]
+    async fn get_roster(
+        &self,
+        r: Request<pb::GetRosterRequest>,
+    ) -> Result<Response<pb::RosterStatus>, Status> {
+        self.get_roster_impl(r).await
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id))]
+    async fn propose_roster(
+        &self,
+        r: Request<pb::ProposeRosterRequest>,
+    ) -> Result<Response<pb::RosterProposalStatus>, Status> {
+        self.propose_roster_impl(r).await
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id))]
+    async fn list_roster_proposals(
+        &self,
+        r: Request<pb::ListRosterProposalsRequest>,
+    ) -> Result<Response<pb::ListRosterProposalsResponse>, Status> {
+        self.list_roster_proposals_impl(r).await
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id))]
+    async fn get_roster_proposal(
+        &self,
+        r: Request<pb::GetRosterProposalRequest>,
+    ) -> Result<Response<pb::RosterProposalDetail>, Status> {
+        self.get_roster_proposal_impl(r).await
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id))]
+    async fn approve_roster(
+        &self,
+        r: Request<pb::ApproveRosterRequest>,
+    ) -> Result<Response<pb::RosterProposalStatus>, Status> {
+        self.approve_roster_impl(r).await
+    }
+
     async fn register_case(
         &self,
         r: Request<pb::RegisterCaseRequest>,

@@ -17,6 +17,7 @@ pub mod client;
 mod federation;
 mod pull;
 mod reading;
+mod roster;
 mod statistics;
 mod view;
 
@@ -104,6 +105,18 @@ impl IntoStatus for crate::audit::keeper::WitnessError {
             WitnessError::Shrank { .. }
             | WitnessError::Forked { .. }
             | WitnessError::Recovery(_) => Status::failed_precondition(self.to_string()),
+        }
+    }
+}
+
+impl IntoStatus for crate::governance::GovernanceError {
+    fn into_status(self) -> Status {
+        match self {
+            crate::governance::GovernanceError::Store(e) => e.into_status(),
+            crate::governance::GovernanceError::Poisoned => {
+                tracing::error!(error = %self, "roster governance failure");
+                Status::internal("the node's roster governance failed")
+            }
         }
     }
 }

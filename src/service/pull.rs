@@ -337,9 +337,12 @@ impl Disclosure {
                 Content::CaseReference(c) => Some(c.expires_at_ms),
                 Content::StatisticalReport(r) => Some(r.expires_at_ms),
             },
-            Kind::Withdrawal(_) | Kind::MlaRequest(_) | Kind::MlaAck(_) | Kind::MlaResponse(_) => {
-                None
-            }
+            Kind::Withdrawal(_)
+            | Kind::MlaRequest(_)
+            | Kind::MlaAck(_)
+            | Kind::MlaResponse(_)
+            | Kind::RosterProposal(_)
+            | Kind::RosterApproval(_) => None,
         };
         Ok(Self {
             record_id: body.record_id,

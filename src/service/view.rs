@@ -135,10 +135,13 @@ pub(crate) fn view(store: &Store, record: &StoredRecord, now: i64) -> Result<Vie
                             reason: w.reason.clone(),
                         }))
                     }
-                    // MLA records are shown by ListMla, as request states.
+                    // MLA records are shown by ListMla, as request
+                    // states; roster records by ListRosterProposals.
                     RecordKind::MlaRequest(_)
                     | RecordKind::MlaAck(_)
-                    | RecordKind::MlaResponse(_) => None,
+                    | RecordKind::MlaResponse(_)
+                    | RecordKind::RosterProposal(_)
+                    | RecordKind::RosterApproval(_) => None,
                 }
             };
             let kind_name = content.map(|c| c.kind_name()).unwrap_or(body.kind.name());

@@ -9,6 +9,7 @@ use crate::records::model::{
     Content, Errors, MlaAck, MlaResponse, NodeId, RecordBody, RecordKind, Update, ValidationErrors,
     Withdrawal,
 };
+use crate::records::roster::{Approval, RosterProposal};
 use crate::records::vocabulary::MlaOutcome;
 
 use super::convert::*;
@@ -101,6 +102,18 @@ pub fn encode_body(body: &RecordBody) -> Vec<u8> {
             outcome: r.outcome.wire(),
             text: r.text.clone(),
         }),
+        RecordKind::RosterProposal(p) => {
+            pb::record_body::Kind::RosterProposal(pb::RosterProposal {
+                version: p.version.clone(),
+            })
+        }
+        RecordKind::RosterApproval(a) => {
+            pb::record_body::Kind::RosterApproval(pb::RosterApproval {
+                roster_sha256: a.roster_sha256.to_vec(),
+                governance_key: a.governance_key.to_vec(),
+                signature: a.signature.clone(),
+            })
+        }
     };
     pb::RecordBody {
         origin: body.origin.to_string(),
@@ -203,6 +216,26 @@ pub fn decode_body(bytes: &[u8]) -> Result<RecordBody, WireError> {
                 text: r.text,
             })
         }),
+        Some(pb::record_body::Kind::RosterProposal(p)) => {
+            Some(RecordKind::RosterProposal(RosterProposal {
+                version: p.version,
+            }))
+        }
+        Some(pb::record_body::Kind::RosterApproval(a)) => {
+            let hash = <[u8; 32]>::try_from(a.roster_sha256.as_slice())
+                .map_err(|_| errors.push("roster_approval.roster_sha256", "must be 32 bytes"))
+                .ok();
+            let key = <[u8; 32]>::try_from(a.governance_key.as_slice())
+                .map_err(|_| errors.push("roster_approval.governance_key", "must be 32 bytes"))
+                .ok();
+            hash.zip(key).map(|(roster_sha256, governance_key)| {
+                RecordKind::RosterApproval(Approval {
+                    roster_sha256,
+                    governance_key,
+                    signature: a.signature,
+                })
+            })
+        }
         None => {
             errors.push("kind", "is required (unknown or missing record kind)");
             None

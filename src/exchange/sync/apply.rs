@@ -41,6 +41,8 @@ impl PeerReplicator {
         // Series states changed by earlier records of this batch.
         let mut series: HashMap<String, SeriesState> = HashMap::new();
         let mut mla_states: HashMap<String, MlaState> = HashMap::new();
+        // Whether the batch holds a roster proposal or approval.
+        let mut roster_records = false;
         // MLA records stored from this batch, for the audit and the acks.
         let mut mla_records: Vec<(String, String)> = Vec::new();
         // Statistical reports stored from this batch, for the audit.
@@ -61,6 +63,7 @@ impl PeerReplicator {
                     )),
                     _ => None,
                 };
+                roster_records |= v.body.kind.is_roster();
                 let record = self.prepare(v, &mut series, &mut mla_states, now)?;
                 if kind.starts_with("mla_") && record.series.is_some() {
                     mla_records.push((kind.to_owned(), id));
@@ -181,6 +184,9 @@ impl PeerReplicator {
                 let _ = self.shared.received_mla.send(id);
             }
         }
+        if roster_records && applied.stored > 0 {
+            self.shared.roster_records.notify_one();
+        }
         self.shared.update_peer(&self.peer, |p| {
             p.last_contact_ms = Some(self.shared.clock.now_ms());
             p.records_received += applied.stored as u64;
@@ -231,6 +237,10 @@ impl PeerReplicator {
             .map_err(Refused::Store)?
         {
             // Re-delivery: the store compares bytes; the series is unchanged.
+            return Ok(record);
+        }
+        if let Some((series_id, state)) = v.body.roster_index() {
+            record.series = Some(SeriesWrite { series_id, state });
             return Ok(record);
         }
         if v.body.kind.is_mla() {

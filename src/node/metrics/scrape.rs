@@ -106,6 +106,11 @@ struct ListenerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CertificateLabels {
     certificate: String,
     subject: String,
@@ -319,6 +324,21 @@ pub(crate) fn render(node: &Components) -> Result<String, RenderError> {
             roster.position.expires_at_ms
                 <= node.clock.now_ms() + EXPIRY_WARNING_DAYS * 86_400_000,
         )),
+    );
+
+    r.register(
+        "enlace_roster_pending_proposals",
+        "Roster proposals that follow the version in force and wait for approvals",
+        ConstGauge::new(node.governor.pending() as i64),
+    );
+    r.register(
+        "enlace_roster_refused",
+        "Roster proposals, approvals and versions refused since start, by reason (docs/roster.md)",
+        node.governor
+            .refused()
+            .into_iter()
+            .map(|(reason, n)| (ReasonLabels { reason }, n))
+            .collect::<Readings<_, ConstCounter<u64>>>(),
     );
 
     let now = time::OffsetDateTime::now_utc();

@@ -16,6 +16,7 @@ mod ids;
 
 use std::fmt;
 
+use crate::records::roster::{Approval, MAX_PROPOSAL_BYTES, RosterProposal};
 pub use crate::records::stats::StatisticalReport;
 pub use content::{
     Alert, CaseReference, ContactPoint, Content, ContentRef, Evaluation, Handling,
@@ -181,6 +182,8 @@ pub enum RecordKind {
     MlaRequest(MlaRequest),
     MlaAck(MlaAck),
     MlaResponse(MlaResponse),
+    RosterProposal(RosterProposal),
+    RosterApproval(Approval),
 }
 
 impl RecordKind {
@@ -195,6 +198,8 @@ impl RecordKind {
             RecordKind::MlaRequest(_) => "mla_request",
             RecordKind::MlaAck(_) => "mla_ack",
             RecordKind::MlaResponse(_) => "mla_response",
+            RecordKind::RosterProposal(_) => "roster_proposal",
+            RecordKind::RosterApproval(_) => "roster_approval",
         }
     }
 
@@ -203,6 +208,14 @@ impl RecordKind {
         matches!(
             self,
             RecordKind::MlaRequest(_) | RecordKind::MlaAck(_) | RecordKind::MlaResponse(_)
+        )
+    }
+
+    /// Whether the record is part of roster governance.
+    pub fn is_roster(&self) -> bool {
+        matches!(
+            self,
+            RecordKind::RosterProposal(_) | RecordKind::RosterApproval(_)
         )
     }
 
@@ -217,7 +230,9 @@ impl RecordKind {
             RecordKind::Withdrawal(_)
             | RecordKind::MlaRequest(_)
             | RecordKind::MlaAck(_)
-            | RecordKind::MlaResponse(_) => None,
+            | RecordKind::MlaResponse(_)
+            | RecordKind::RosterProposal(_)
+            | RecordKind::RosterApproval(_) => None,
         }
     }
 
@@ -319,6 +334,25 @@ impl RecordKind {
                     true,
                 );
             }
+            RecordKind::RosterProposal(p) => {
+                errors.check(
+                    !p.version.is_empty(),
+                    "roster_proposal.version",
+                    "is required: an encoded RosterVersion",
+                );
+                errors.check(
+                    p.version.len() <= MAX_PROPOSAL_BYTES,
+                    "roster_proposal.version",
+                    format!("at most {MAX_PROPOSAL_BYTES} bytes"),
+                );
+            }
+            RecordKind::RosterApproval(a) => {
+                errors.check(
+                    a.signature.len() == 64,
+                    "roster_approval.signature",
+                    "must be a 64-byte Ed25519 signature",
+                );
+            }
         }
     }
 }
@@ -406,6 +440,13 @@ impl RecordBody {
                     None => errors.push("request_id", "is not a record id"),
                 }
             }
+            RecordKind::RosterProposal(_) | RecordKind::RosterApproval(_) => {
+                errors.check(
+                    self.distribution == Distribution::AllMembers,
+                    "to",
+                    "a roster proposal or approval goes to all members",
+                );
+            }
             _ => {}
         }
         if let Some(target) = target
@@ -444,6 +485,26 @@ impl RecordBody {
         }
     }
 
+    /// For a roster proposal or approval, its key and entry in the state
+    /// tree's roster index (see [`crate::records::roster`]).
+    pub fn roster_index(&self) -> Option<(String, Vec<u8>)> {
+        let (kind, hash) = match &self.kind {
+            RecordKind::RosterProposal(p) => ("proposal", p.hash()),
+            RecordKind::RosterApproval(a) => ("approval", a.roster_sha256),
+            _ => return None,
+        };
+        let entry = crate::records::roster::Indexed {
+            kind: kind.to_owned(),
+            record_id: self.record_id.clone(),
+            origin: self.origin.to_string(),
+            created_at_ms: self.created_at_ms,
+        };
+        Some((
+            crate::records::roster::key(&hash, &self.record_id),
+            entry.encode(),
+        ))
+    }
+
     /// Version within the series (1 for a first record; a withdrawal has none).
     pub fn version(&self) -> u32 {
         match &self.kind {
@@ -451,7 +512,9 @@ impl RecordBody {
             RecordKind::Withdrawal(_)
             | RecordKind::MlaRequest(_)
             | RecordKind::MlaAck(_)
-            | RecordKind::MlaResponse(_) => 0,
+            | RecordKind::MlaResponse(_)
+            | RecordKind::RosterProposal(_)
+            | RecordKind::RosterApproval(_) => 0,
             _ => 1,
         }
     }

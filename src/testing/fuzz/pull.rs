@@ -57,7 +57,9 @@ pub fn pull_batch(data: &[u8]) {
             last_seq = seq;
             continue;
         }
-        let admitted = if v.body.kind.is_mla() {
+        let admitted = if v.body.roster_index().is_some() {
+            Ok(())
+        } else if v.body.kind.is_mla() {
             let key = mla::key(v.body.series_id());
             mla::next(mla_states.get(&key), &v.body).map(|after| {
                 mla_states.insert(key, after);

@@ -97,6 +97,11 @@ fn check_body(body: &RecordBody, envelope: &[u8]) {
         assert_eq!(MlaState::decode(&state.encode()).as_ref(), Some(&state));
         let _ = mla::next(Some(&state), body);
     }
+    if let Some((key, entry)) = body.roster_index() {
+        assert!(key.starts_with(crate::records::roster::KEY_PREFIX));
+        let indexed = crate::records::roster::Indexed::decode(&entry);
+        assert_eq!(indexed.map(|i| i.record_id), Some(body.record_id.clone()));
+    }
     if let Some(at) = lifecycle::expires_at(body) {
         let t = Tombstone::of(body, envelope, at, NOW_MS);
         assert_eq!(Tombstone::decode(&t.encode()).as_ref(), Some(&t));

@@ -57,13 +57,7 @@ pub fn hex(hash: &[u8; 32]) -> String {
 
 pub use crate::records::crypto::parse_sha256_hex as parse_hash;
 
-/// One governance key's approval of one version.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Approval {
-    pub roster_sha256: [u8; 32],
-    pub governance_key: [u8; crypto::PUBLIC_KEY_LEN],
-    pub signature: Vec<u8>,
-}
+pub use crate::records::roster::Approval;
 
 impl Approval {
     /// Approves the version whose bytes hash to `hash` with a governance key.

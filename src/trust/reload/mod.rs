@@ -85,6 +85,9 @@ pub enum Trigger {
     FileChange,
     /// A direct call to [`LiveTls::reload`].
     Request,
+    /// A roster version approved by a threshold, just persisted by the
+    /// roster governor (`crate::governance`).
+    Adoption,
 }
 
 impl std::fmt::Display for Trigger {
@@ -93,6 +96,7 @@ impl std::fmt::Display for Trigger {
             Self::Signal => "SIGHUP",
             Self::FileChange => "file change",
             Self::Request => "request",
+            Self::Adoption => "roster adoption",
         })
     }
 }
@@ -213,6 +217,8 @@ pub struct LiveTls {
     /// The roster the whole node uses: TLS, record verification, the
     /// replicators (one per member) and query fan-out.
     roster: watch::Sender<Arc<crate::trust::roster::Roster>>,
+    /// The verified chain the roster in force heads.
+    chain: Mutex<Arc<crate::trust::chain::Walk>>,
     /// Also serialises reloads.
     current: Mutex<Current>,
     outcomes: broadcast::Sender<ReloadOutcome>,
@@ -294,6 +300,7 @@ impl LiveTls {
             metrics_server: watch::channel(built.metrics_server).0,
             peer_clients: watch::channel(Arc::new(built.peer_clients)).0,
             roster: watch::channel(settings.roster.clone()).0,
+            chain: Mutex::new(settings.chain.clone()),
             current: Mutex::new(current),
             outcomes: broadcast::channel(16).0,
             peer_servers_refused,
@@ -360,6 +367,20 @@ impl LiveTls {
     /// The roster in use now.
     pub fn roster(&self) -> Arc<crate::trust::roster::Roster> {
         self.roster.borrow().clone()
+    }
+
+    /// The versions of the chain in force, from the start (version 1 or
+    /// the anchored one) to the roster in force, with their approvals.
+    pub fn chain(&self) -> Vec<crate::trust::chain::Signed> {
+        self.chain
+            .lock()
+            .map(|c| c.chain.clone())
+            .unwrap_or_default()
+    }
+
+    /// The node's data directory (its own chain directory is in it).
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
     }
 
     /// Notified when a reload installs a new roster.
@@ -443,6 +464,9 @@ impl LiveTls {
         self.peer_clients.send_replace(Arc::new(built.peer_clients));
         if roster_changed {
             self.roster.send_replace(settings.roster.clone());
+        }
+        if let Ok(mut chain) = self.chain.lock() {
+            *chain = settings.chain.clone();
         }
         // Roles and query limits take effect now: a privilege the operator
         // removed is gone with the reload that says so.

@@ -126,13 +126,7 @@ pub struct Roster {
     pub path: PathBuf,
 }
 
-/// The SHA-256 of some bytes.
-pub fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
-}
+pub use crate::records::crypto::sha256;
 
 /// Longest accepted encoded version: CA certificates are the bulk; a
 /// hundred members with a few CAs each stay far below it.

@@ -1,0 +1,691 @@
+//! Roster governance at a node: the proposals and approvals it holds, and
+//! adopting the next roster version by itself once a threshold of members
+//! has approved it.
+//!
+//! Why: the federation has no centre to sign its roster. A change is in
+//! force when a threshold of distinct members of the version in force
+//! **and** of the proposed one approved it (`crate::trust::chain`), and
+//! every node must reach that conclusion on its own, from what it holds,
+//! without waiting for its operator.
+//!
+//! How: proposals and approvals are ordinary records to all members
+//! (`crate::records::roster`), indexed in the store's state tree as they
+//! are stored. Whenever one arrives (from a peer, or published here) the
+//! [`Governor`] evaluates what it holds against the version in force:
+//! - a proposal that follows it (version N+1, previous = its hash, not
+//!   expired) is pending until its approvals reach both thresholds;
+//! - exactly one such proposal with both thresholds is adopted: sealed
+//!   with its approvals, persisted (written and synced to the node's own
+//!   chain directory) before anything acts on it, then brought into force
+//!   through the trust reload ([`LiveTls::reload`]), which swaps CAs, CRLs,
+//!   signing keys and endpoints, starts and stops replicators and cuts the
+//!   connections of members no longer admitted. Then the next version is
+//!   tried, so a node that was offline walks N+1, N+2, … in order;
+//! - two such proposals of one number halt adoption: both are kept as
+//!   evidence of double signing, an ERROR is logged and the conflict
+//!   counted; the node stays on N until the federation resolves it;
+//! - a proposal that skips ahead waits; one at or below the version in
+//!   force is superseded (or refused as a rollback when it arrives after
+//!   its number came into force); one with a wrong `previous`, an expired
+//!   one, or an approval by a key of neither version is refused with its
+//!   reason in the log, the audit log and `enlace_roster_refused_total`.
+//!
+//! Budget: an approval costs one signature check at most, and only when
+//! its key is a governance key of N or N+1; each key gets at most
+//! [`TRIES_PER_KEY`] checks per proposal, so a member publishing forged
+//! approvals under another member's key spends its own record budget and
+//! at most that many checks. Each refusal is written to the audit log once
+//! per run of the node (refusals already held at start are not repeated).
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+
+use crate::audit::keeper::AuditKeeper;
+use crate::audit::{Action, Entry};
+use crate::clock::SharedClock;
+use crate::records::model::{NodeId, RecordKind};
+use crate::records::roster::{self as records_roster, Approval, Indexed};
+use crate::store::{Store, StoreError};
+use crate::trust::chain::{self, Refusal, Signed, Tally, Version, dir};
+use crate::trust::reload::{LiveTls, Trigger};
+use crate::trust::roster::Roster;
+use crate::wire;
+
+/// Signature checks one governance key gets per proposal.
+pub const TRIES_PER_KEY: usize = 4;
+
+/// Where a proposal stands at this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Follows the version in force; approvals still below a threshold.
+    Pending,
+    /// In force, or was: part of the chain.
+    Adopted,
+    /// Another version of its number came into force first.
+    Superseded,
+    /// Skips ahead: waits for the versions before it.
+    Waiting,
+    /// Cannot follow the version in force (wrong previous, expired,
+    /// invalid, a rollback).
+    Refused,
+    /// Another version of its number also has both thresholds: adoption
+    /// halted.
+    Conflict,
+}
+
+impl State {
+    pub fn code(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Adopted => "adopted",
+            State::Superseded => "superseded",
+            State::Waiting => "waiting",
+            State::Refused => "refused",
+            State::Conflict => "conflict",
+        }
+    }
+}
+
+/// One proposal as this node sees it.
+#[derive(Debug, Clone)]
+pub struct ProposalStatus {
+    /// The SHA-256 of the proposed version's bytes.
+    pub id: [u8; 32],
+    /// The version number; 0 when the bytes are not a valid version.
+    pub version: u64,
+    pub proposed_by: String,
+    pub record_id: String,
+    pub proposed_at_ms: i64,
+    /// Distinct members whose valid approvals are held.
+    pub approved_by: BTreeSet<NodeId>,
+    pub current_approvals: usize,
+    pub current_threshold: u32,
+    pub next_approvals: usize,
+    pub next_threshold: u32,
+    pub state: State,
+    pub reason: String,
+}
+
+/// A proposal held here: its record, and its bytes.
+struct Held {
+    indexed: Indexed,
+    bytes: Vec<u8>,
+}
+
+/// An approval held here, with the record that carried it.
+struct HeldApproval {
+    record_id: String,
+    origin: String,
+    approval: Approval,
+}
+
+/// Everything the roster index points at, read from the store.
+#[derive(Default)]
+struct Holdings {
+    proposals: BTreeMap<[u8; 32], Held>,
+    approvals: BTreeMap<[u8; 32], Vec<HeldApproval>>,
+}
+
+/// Why the governor could not evaluate.
+#[derive(Debug, thiserror::Error)]
+pub enum GovernanceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the roster governor's state is poisoned")]
+    Poisoned,
+}
+
+/// The node's roster governance: see the module documentation.
+pub struct Governor {
+    id: NodeId,
+    clock: SharedClock,
+    store: Arc<Store>,
+    trust: Arc<LiveTls>,
+    audit: Arc<AuditKeeper>,
+    /// Poked when a roster record is stored.
+    wake: Arc<Notify>,
+    /// The proposals as last evaluated.
+    view: Mutex<Vec<ProposalStatus>>,
+    /// Refusals counted by reason label, since start.
+    refused: Mutex<BTreeMap<&'static str, u64>>,
+    /// Refusals already put on record in this run, by a key naming the
+    /// record and the reason; `None` until the first evaluation, which
+    /// only takes note of what is already held.
+    reported: Mutex<Option<HashSet<String>>>,
+    /// One evaluation at a time.
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Governor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Governor")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the governor is made of.
+pub(crate) struct GovernorParts {
+    pub id: NodeId,
+    pub clock: SharedClock,
+    pub store: Arc<Store>,
+    pub trust: Arc<LiveTls>,
+    pub audit: Arc<AuditKeeper>,
+    pub wake: Arc<Notify>,
+}
+
+/// A refusal to put on record: its dedup key, reason and words.
+struct Finding {
+    key: String,
+    reason: &'static str,
+    text: String,
+    ids: Vec<String>,
+}
+
+impl Governor {
+    pub(crate) fn new(p: GovernorParts) -> Self {
+        Self {
+            id: p.id,
+            clock: p.clock,
+            store: p.store,
+            trust: p.trust,
+            audit: p.audit,
+            wake: p.wake,
+            view: Mutex::new(Vec::new()),
+            refused: Mutex::new(BTreeMap::new()),
+            reported: Mutex::new(None),
+            turn: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Asks for an evaluation soon (a roster record was stored).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Evaluates at start, then whenever woken, until `stop`.
+    pub(crate) async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            self.evaluate().await;
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = crate::shutdown::stopped(&mut stop) => break,
+            }
+        }
+    }
+
+    /// The proposals as last evaluated, newest version first.
+    pub fn proposals(&self) -> Vec<ProposalStatus> {
+        self.view.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// Proposals pending approval.
+    pub fn pending(&self) -> usize {
+        self.proposals()
+            .iter()
+            .filter(|p| p.state == State::Pending)
+            .count()
+    }
+
+    /// Refusals counted since start, by reason (every reason listed).
+    pub fn refused(&self) -> Vec<(&'static str, u64)> {
+        let counted = self.refused.lock().map(|r| r.clone()).unwrap_or_default();
+        Refusal::REASONS
+            .iter()
+            .map(|r| (*r, counted.get(r).copied().unwrap_or(0)))
+            .collect()
+    }
+
+    /// Counts a refusal made outside the evaluation (a proposal an agency
+    /// client submitted that cannot follow the version in force).
+    pub(crate) fn count_refusal(&self, reason: &'static str) {
+        if let Ok(mut r) = self.refused.lock() {
+            *r.entry(reason).or_default() += 1;
+        }
+    }
+
+    /// Evaluates now and returns once done; errors are logged.
+    pub async fn evaluate(self: &Arc<Self>) {
+        let _turn = self.turn.lock().await;
+        let this = self.clone();
+        let outcome = tokio::task::spawn_blocking(move || this.evaluate_blocking()).await;
+        let findings = match outcome {
+            Ok(Ok(findings)) => findings,
+            Ok(Err(error)) => {
+                tracing::error!(%error, "roster governance: cannot evaluate the proposals held");
+                return;
+            }
+            Err(error) => {
+                tracing::error!(%error, "roster governance: the evaluation failed");
+                return;
+            }
+        };
+        let mut entries = Vec::new();
+        for (action, f) in findings {
+            entries.push(
+                Entry::new(action, self.id.as_str())
+                    .ids(f.ids)
+                    .result(format!("{}: {}", f.reason, f.text)),
+            );
+        }
+        if !entries.is_empty()
+            && let Err(error) = self.audit.record(entries).await
+        {
+            tracing::error!(%error, "cannot audit a roster governance decision");
+        }
+    }
+
+    /// Reads what is held, adopts what may be adopted (repeatedly: N+1,
+    /// N+2, …), and records the view. Returns the audit entries to write.
+    fn evaluate_blocking(&self) -> Result<Vec<(Action, Finding)>, GovernanceError> {
+        let mut out: Vec<(Action, Finding)> = Vec::new();
+        loop {
+            let holdings = self.holdings()?;
+            let head = self.trust.roster();
+            let (statuses, candidates, findings) = self.assess(&head, &holdings);
+            out.extend(findings.into_iter().map(|f| (Action::RosterRefused, f)));
+            match candidates.len() {
+                1 => {
+                    let (signed, tally) = &candidates[0];
+                    match self.adopt(&head, signed, tally) {
+                        Ok(finding) => {
+                            out.push((Action::RosterAdopted, finding));
+                            continue;
+                        }
+                        Err(text) => {
+                            tracing::error!(
+                                version = signed.version.number(),
+                                error = %text,
+                                "roster version approved but not brought into force; retried at the next roster record or restart"
+                            );
+                            self.publish(statuses);
+                        }
+                    }
+                }
+                0 => self.publish(statuses),
+                _ => {
+                    let own = dir::adopted_dir(self.trust.data_dir());
+                    for (signed, _) in &candidates {
+                        if let Err(reason) = dir::keep_evidence(&own, signed) {
+                            tracing::error!(%reason, "cannot keep the evidence of a roster conflict");
+                        }
+                    }
+                    let refusal = Refusal::Conflict {
+                        version: candidates[0].0.version.number(),
+                        first: chain::hex(&candidates[0].0.version.hash()),
+                        second: chain::hex(&candidates[1].0.version.hash()),
+                    };
+                    tracing::error!(
+                        reason = refusal.reason(),
+                        %refusal,
+                        "roster adoption halted: the node stays on the version in force"
+                    );
+                    let ids = candidates
+                        .iter()
+                        .map(|(s, _)| format!("sha256:{}", chain::hex(&s.version.hash())))
+                        .collect();
+                    if let Some(f) = self.finding(
+                        format!("conflict:{}", refusal),
+                        refusal.reason(),
+                        refusal.to_string(),
+                        ids,
+                    ) {
+                        out.push((Action::RosterRefused, f));
+                    }
+                    let conflicting: HashSet<[u8; 32]> =
+                        candidates.iter().map(|(s, _)| s.version.hash()).collect();
+                    let statuses = statuses
+                        .into_iter()
+                        .map(|mut s| {
+                            if conflicting.contains(&s.id) {
+                                s.state = State::Conflict;
+                                s.reason = refusal.to_string();
+                            }
+                            s
+                        })
+                        .collect();
+                    self.publish(statuses);
+                }
+            }
+            break;
+        }
+        if let Ok(mut reported) = self.reported.lock()
+            && reported.is_none()
+        {
+            // The first evaluation of a run: what was held already was
+            // put on record when it arrived.
+            *reported = Some(out.iter().map(|(_, f)| f.key.clone()).collect());
+            out.retain(|(action, _)| *action == Action::RosterAdopted);
+        }
+        Ok(out)
+    }
+
+    /// A refusal to put on record, unless it was already in this run;
+    /// counted either way only once.
+    fn finding(
+        &self,
+        key: String,
+        reason: &'static str,
+        text: String,
+        ids: Vec<String>,
+    ) -> Option<Finding> {
+        let mut reported = self.reported.lock().ok()?;
+        if let Some(seen) = reported.as_mut() {
+            if !seen.insert(key.clone()) {
+                return None;
+            }
+            drop(reported);
+            self.count_refusal(reason);
+            tracing::warn!(security_event = true, reason, %text, "roster governance refused");
+        }
+        Some(Finding {
+            key,
+            reason,
+            text,
+            ids,
+        })
+    }
+
+    fn publish(&self, mut statuses: Vec<ProposalStatus>) {
+        statuses.sort_by(|a, b| b.version.cmp(&a.version).then(a.id.cmp(&b.id)));
+        if let Ok(mut v) = self.view.lock() {
+            *v = statuses;
+        }
+    }
+
+    /// The bytes of a proposal held here.
+    pub fn proposal_bytes(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, GovernanceError> {
+        Ok(self.holdings()?.proposals.remove(hash).map(|h| h.bytes))
+    }
+
+    /// Whether an approval of the proposal `hash` by `key` is held here.
+    pub fn approved_with(&self, hash: &[u8; 32], key: &[u8; 32]) -> Result<bool, GovernanceError> {
+        Ok(self
+            .holdings()?
+            .approvals
+            .get(hash)
+            .is_some_and(|a| a.iter().any(|a| a.approval.governance_key == *key)))
+    }
+
+    /// Every proposal and approval the roster index points at.
+    fn holdings(&self) -> Result<Holdings, GovernanceError> {
+        let mut h = Holdings::default();
+        for (key, value) in self
+            .store
+            .series()
+            .with_prefix(records_roster::KEY_PREFIX)?
+        {
+            let Some(indexed) = Indexed::decode(&value) else {
+                continue;
+            };
+            let Some(stored) = self.store.records().get_by_id(&indexed.record_id)? else {
+                continue;
+            };
+            let Some(envelope) = stored.content.envelope() else {
+                continue;
+            };
+            let body = match wire::open_stored(envelope) {
+                Ok((_, body)) => body,
+                Err(error) => {
+                    tracing::error!(key, %error, "a stored roster record does not decode");
+                    continue;
+                }
+            };
+            match body.kind {
+                RecordKind::RosterProposal(p) => {
+                    let hash = p.hash();
+                    let held = Held {
+                        indexed,
+                        bytes: p.version,
+                    };
+                    // The same version proposed twice: the first counts.
+                    match h.proposals.get(&hash) {
+                        Some(o) if o.indexed.created_at_ms <= held.indexed.created_at_ms => {}
+                        _ => {
+                            h.proposals.insert(hash, held);
+                        }
+                    }
+                }
+                RecordKind::RosterApproval(a) => {
+                    h.approvals
+                        .entry(a.roster_sha256)
+                        .or_default()
+                        .push(HeldApproval {
+                            record_id: indexed.record_id,
+                            origin: indexed.origin,
+                            approval: a,
+                        });
+                }
+                _ => {}
+            }
+        }
+        Ok(h)
+    }
+
+    /// Where each proposal stands against `head`, the versions that may be
+    /// adopted now (with their tallies), and the refusals found.
+    #[allow(clippy::type_complexity)]
+    fn assess(
+        &self,
+        head: &Roster,
+        holdings: &Holdings,
+    ) -> (Vec<ProposalStatus>, Vec<(Signed, Tally)>, Vec<Finding>) {
+        let now = self.clock.now_ms();
+        let chain = self.trust.chain();
+        let in_chain: HashSet<[u8; 32]> = chain.iter().map(|s| s.version.hash()).collect();
+        let mut statuses = Vec::new();
+        let mut candidates = Vec::new();
+        let mut findings = Vec::new();
+        for (hash, held) in &holdings.proposals {
+            let mut status = ProposalStatus {
+                id: *hash,
+                version: 0,
+                proposed_by: held.indexed.origin.clone(),
+                record_id: held.indexed.record_id.clone(),
+                proposed_at_ms: held.indexed.created_at_ms,
+                approved_by: BTreeSet::new(),
+                current_approvals: 0,
+                current_threshold: head.position.threshold,
+                next_approvals: 0,
+                next_threshold: 0,
+                state: State::Refused,
+                reason: String::new(),
+            };
+            let proposal_id = format!("sha256:{}", chain::hex(hash));
+            let ids = vec![held.indexed.record_id.clone(), proposal_id.clone()];
+            let version = match Version::parse(held.bytes.clone()) {
+                Ok(v) => v,
+                Err(e) => {
+                    let refusal = Refusal::Invalid(e.problems);
+                    status.reason = refusal.to_string();
+                    findings.extend(self.finding(
+                        format!("{proposal_id}:invalid"),
+                        refusal.reason(),
+                        format!("proposal {proposal_id}: {refusal}"),
+                        ids,
+                    ));
+                    statuses.push(status);
+                    continue;
+                }
+            };
+            let next = &version.roster;
+            let n = next.position.version;
+            status.version = n;
+            status.next_threshold = next.position.threshold;
+            let approvals = bounded(
+                holdings
+                    .approvals
+                    .get(hash)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default(),
+                head,
+                next,
+            );
+            let current = (n == head.position.version + 1).then_some(head);
+            let tally = Tally::count(
+                current,
+                next,
+                &approvals
+                    .iter()
+                    .map(|a| a.approval.clone())
+                    .collect::<Vec<_>>(),
+            );
+            status.current_approvals = tally.current.len();
+            status.next_approvals = tally.next.len();
+            status.approved_by = tally.current.union(&tally.next).cloned().collect();
+            if in_chain.contains(hash) {
+                status.state = State::Adopted;
+                statuses.push(status);
+                continue;
+            }
+            // The approvals whose keys neither version knows.
+            for a in holdings.approvals.get(hash).into_iter().flatten() {
+                if head
+                    .governance_key_owner(&a.approval.governance_key)
+                    .is_none()
+                    && next
+                        .governance_key_owner(&a.approval.governance_key)
+                        .is_none()
+                {
+                    let refusal = Refusal::UnknownKey {
+                        key: a.approval.key_name(),
+                        current: head.position.version,
+                        next: n,
+                    };
+                    findings.extend(self.finding(
+                        format!("{}:unknown_key", a.record_id),
+                        refusal.reason(),
+                        format!(
+                            "approval {} from {} of {proposal_id}: {refusal}",
+                            a.record_id, a.origin
+                        ),
+                        vec![a.record_id.clone(), proposal_id.clone()],
+                    ));
+                }
+            }
+            let link = if n <= head.position.version {
+                Err(Refusal::Rollback {
+                    current: head.position.version,
+                    got: n,
+                })
+            } else if n > head.position.version + 1 {
+                status.state = State::Waiting;
+                status.reason = format!(
+                    "waits for version {} to come into force",
+                    head.position.version + 1
+                );
+                statuses.push(status);
+                continue;
+            } else {
+                chain::check_link(head, next, Some(now))
+            };
+            if let Err(refusal) = link {
+                status.state = if matches!(refusal, Refusal::Rollback { .. }) {
+                    State::Superseded
+                } else {
+                    State::Refused
+                };
+                status.reason = refusal.to_string();
+                findings.extend(self.finding(
+                    format!("{proposal_id}:{}", refusal.reason()),
+                    refusal.reason(),
+                    format!("proposal {proposal_id}: {refusal}"),
+                    ids,
+                ));
+                statuses.push(status);
+                continue;
+            }
+            for refusal in &tally.ignored {
+                if matches!(
+                    refusal,
+                    Refusal::DuplicateSigner { .. } | Refusal::BadSignature { .. }
+                ) {
+                    findings.extend(self.finding(
+                        format!("{proposal_id}:{refusal}"),
+                        refusal.reason(),
+                        format!("approval of {proposal_id}: {refusal}"),
+                        vec![proposal_id.clone()],
+                    ));
+                }
+            }
+            match tally.decide(Some(head), next) {
+                Ok(()) => {
+                    status.state = State::Pending;
+                    let signed = chain::seal(&version, counted(&approvals));
+                    candidates.push((signed, tally));
+                }
+                Err(refusal) => {
+                    status.state = State::Pending;
+                    status.reason = refusal.to_string();
+                }
+            }
+            statuses.push(status);
+        }
+        (statuses, candidates, findings)
+    }
+
+    /// Persists `signed` in the node's own chain directory, then brings it
+    /// into force through the trust reload.
+    fn adopt(&self, head: &Roster, signed: &Signed, tally: &Tally) -> Result<Finding, String> {
+        // NOTE: checked once more against the version in force right now,
+        // from the exact bytes that will be written.
+        chain::verify_successor(head, signed, Some(self.clock.now_ms()))
+            .map_err(|r| r.to_string())?;
+        let own = dir::adopted_dir(self.trust.data_dir());
+        dir::write(&own, signed, dir::Access::OwnerOnly)?;
+        let n = signed.version.number();
+        let hash = chain::hex(&signed.version.hash());
+        tracing::info!(version = n, %hash, "roster version approved by a threshold: persisted, bringing it into force");
+        let outcome = self
+            .trust
+            .reload(Trigger::Adoption)
+            .map_err(|e| e.to_string())?;
+        if outcome.new_roster.1 != signed.version.hash() {
+            return Err(format!(
+                "the reload brought version {} into force, not {n} ({hash})",
+                outcome.new_roster.0
+            ));
+        }
+        let approvers: BTreeSet<&NodeId> = tally.current.union(&tally.next).collect();
+        let approvers: Vec<&str> = approvers.iter().map(|m| m.as_str()).collect();
+        Ok(Finding {
+            key: format!("adopted:{hash}"),
+            reason: "adopted",
+            text: format!(
+                "version {n} sha256:{hash} in force (was {}), approved by {}",
+                head.position.version,
+                approvers.join(", ")
+            ),
+            ids: vec![format!("sha256:{hash}")],
+        })
+    }
+}
+
+/// The approvals worth checking: keys of `head` or `next` only, at most
+/// [`TRIES_PER_KEY`] per key, in the order held.
+fn bounded<'a>(held: &'a [HeldApproval], head: &Roster, next: &Roster) -> Vec<&'a HeldApproval> {
+    let mut per_key: BTreeMap<[u8; 32], usize> = BTreeMap::new();
+    held.iter()
+        .filter(|a| {
+            let key = &a.approval.governance_key;
+            head.governance_key_owner(key).is_some() || next.governance_key_owner(key).is_some()
+        })
+        .filter(|a| {
+            let tries = per_key.entry(a.approval.governance_key).or_default();
+            *tries += 1;
+            *tries <= TRIES_PER_KEY
+        })
+        .collect()
+}
+
+/// The approvals a sealed version carries: one valid signature per key.
+fn counted(approvals: &[&HeldApproval]) -> Vec<Approval> {
+    let mut keys = HashSet::new();
+    approvals
+        .iter()
+        .filter(|a| a.approval.signature_verifies() && keys.insert(a.approval.governance_key))
+        .map(|a| a.approval.clone())
+        .collect()
+}

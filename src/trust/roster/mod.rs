@@ -25,6 +25,7 @@ use crate::records::crypto;
 use crate::records::model::NodeId;
 use crate::wire::pb::v1 as pb;
 
+pub mod diff;
 pub mod source;
 #[cfg(test)]
 mod tests;

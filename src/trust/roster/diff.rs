@@ -1,0 +1,2 @@
+//! What a proposed roster version changes, in words an administrator
+//! reviews before approving it. (Being written.)

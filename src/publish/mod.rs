@@ -165,7 +165,12 @@ impl Publisher {
     /// answers with that record ([`Published::already`]), dry run or not,
     /// before any rule is checked: the rules that depend on the clock may
     /// no longer hold for a line published yesterday.
-    pub(crate) async fn apply_change(
+    ///
+    /// Public for the tests that play a compromised member: the checks
+    /// that need more than the record itself (a roster proposal follows
+    /// the version in force, an approval's key is known) are the agency
+    /// service's, and every receiver makes them again.
+    pub async fn apply_change(
         &self,
         change: Change,
         dry_run: bool,

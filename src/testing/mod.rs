@@ -301,6 +301,31 @@ impl Sandbox {
         self.approve_and_write(bytes, approvers, &self.chain_dir())
     }
 
+    /// Roster source `text` (with paths relative to the sandbox
+    /// directory) compiled as version `version` after the version whose
+    /// hash is `previous`: the bytes of a proposal.
+    pub fn compile_roster(
+        &self,
+        text: &str,
+        version: u64,
+        previous: Option<[u8; 32]>,
+    ) -> Result<chain::Version, SandboxError> {
+        let source = RosterSource::parse(text, &self.dir, &self.dir.join("federation.toml"))
+            .map_err(|e| SandboxError::Other(e.to_string()))?;
+        let (bytes, _) = source
+            .compile(version, previous, self.clock.now_ms())
+            .map_err(|e| SandboxError::Other(e.to_string()))?;
+        chain::Version::parse(bytes).map_err(|e| SandboxError::Other(e.to_string()))
+    }
+
+    /// The roster source text without the block of member `id`.
+    pub fn without_member(text: &str, id: &str) -> String {
+        text.split("\n[[members]]\n")
+            .filter(|block| !block.contains(&format!("id = \"{id}\"")))
+            .collect::<Vec<_>>()
+            .join("\n[[members]]\n")
+    }
+
     fn approve_and_write(
         &self,
         bytes: Vec<u8>,

@@ -239,15 +239,6 @@ async fn a_broken_file_keeps_the_configuration_in_use_and_sighup_reloads() {
     gt.stop().await.unwrap();
 }
 
-/// The roster text without the block of member `id`.
-fn without_member(roster: &str, id: &str) -> String {
-    roster
-        .split("\n[[members]]\n")
-        .filter(|block| !block.contains(&format!("id = \"{id}\"")))
-        .collect::<Vec<_>>()
-        .join("\n[[members]]\n")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_added_and_removed_by_a_roster_reload_are_replicated_or_dropped() {
     common::init_tracing();
@@ -257,7 +248,7 @@ async fn members_added_and_removed_by_a_roster_reload_are_replicated_or_dropped(
     let roster_path = fed.dir.join("federation.toml");
     let full = std::fs::read_to_string(&roster_path).unwrap();
     // Version 1: gt and hn. Version 2 adds sv, approved by all three.
-    std::fs::write(&roster_path, without_member(&full, "sv")).unwrap();
+    std::fs::write(&roster_path, Sandbox::without_member(&full, "sv")).unwrap();
     fed.sign_roster().unwrap();
     std::fs::write(&roster_path, &full).unwrap();
     let v2 = fed.next_roster_version(&["gt", "hn", "sv"]).unwrap();
@@ -338,7 +329,7 @@ async fn members_added_and_removed_by_a_roster_reload_are_replicated_or_dropped(
 
     // hn leaves: version 3, approved by gt and sv; gt stops replicating
     // from hn and forgets its status.
-    std::fs::write(&roster_path, without_member(&full, "hn")).unwrap();
+    std::fs::write(&roster_path, Sandbox::without_member(&full, "hn")).unwrap();
     fed.next_roster_version(&["gt", "sv"]).unwrap();
     gt.components.trust.reload(Trigger::Request).unwrap();
     eventually("gt no longer lists hn", || async {

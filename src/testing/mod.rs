@@ -318,6 +318,42 @@ impl Sandbox {
         chain::Version::parse(bytes).map_err(|e| SandboxError::Other(e.to_string()))
     }
 
+    /// Makes version 1 of the chain list `founders` only, of the members
+    /// created (the others join later, by quorum). Returns the roster
+    /// source text with every member created, from which to propose.
+    pub fn found(&self, founders: &[&str]) -> Result<String, SandboxError> {
+        let path = self.dir.join("federation.toml");
+        let full = std::fs::read_to_string(&path)?;
+        let mut v1 = full.clone();
+        for id in self.members.keys() {
+            if !founders.contains(&id.as_str()) {
+                v1 = Self::without_member(&v1, id.as_str());
+            }
+        }
+        std::fs::write(&path, &v1)?;
+        self.sign_roster()?;
+        Ok(full)
+    }
+
+    /// Gives member `id` the chain member `from` adopted (its sealed
+    /// versions, as `from` persisted them) as its own operator chain
+    /// directory: how a new member starts once the others took it in.
+    pub fn hand_chain(&self, id: &str, from: &str) -> Result<PathBuf, SandboxError> {
+        let dir = self.dir.join(format!("roster-{id}"));
+        let own = chain::dir::adopted_dir(&self.member(from)?.data_dir());
+        for (_, signed) in chain::dir::read(&own).map_err(|p| SandboxError::Other(p.join("; ")))? {
+            chain::dir::write(&dir, &signed, chain::dir::Access::Shared)
+                .map_err(SandboxError::Other)?;
+        }
+        let config = self.member(id)?.config_path();
+        let text = std::fs::read_to_string(&config)?.replace(
+            "chain = \"../roster\"",
+            &format!("chain = \"../roster-{id}\""),
+        );
+        std::fs::write(&config, text)?;
+        Ok(dir)
+    }
+
     /// The roster source text without the block of member `id`.
     pub fn without_member(text: &str, id: &str) -> String {
         text.split("\n[[members]]\n")

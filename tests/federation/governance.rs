@@ -22,14 +22,7 @@ type Client = AgencyClient<Channel>;
 /// A sandbox whose version 1 lists `members` only (of those created).
 async fn federation(created: &[&str], members: &[&str]) -> (Sandbox, String) {
     let fed = Sandbox::create("test-fed", created).await.unwrap();
-    let path = fed.dir.join("federation.toml");
-    let full = std::fs::read_to_string(&path).unwrap();
-    let mut v1 = full.clone();
-    for id in created.iter().filter(|id| !members.contains(id)) {
-        v1 = Sandbox::without_member(&v1, id);
-    }
-    std::fs::write(&path, &v1).unwrap();
-    fed.sign_roster().unwrap();
+    let full = fed.found(members).unwrap();
     (fed, full)
 }
 
@@ -168,16 +161,7 @@ async fn a_member_joins_by_quorum_and_every_node_adopts_it_without_a_restart() {
 
     // cr starts from the sealed version 2 (as gt persisted it) and its
     // alerts are accepted.
-    let cr_chain = fed.dir.join("roster-cr");
-    let sealed = dir::read(&dir::adopted_dir(&fed.member("gt").unwrap().data_dir())).unwrap();
-    for (_, signed) in &sealed {
-        dir::write(&cr_chain, signed, dir::Access::Shared).unwrap();
-    }
-    let cr_config = fed.member("cr").unwrap().config_path();
-    let text = std::fs::read_to_string(&cr_config)
-        .unwrap()
-        .replace("../roster\"", "../roster-cr\"");
-    std::fs::write(&cr_config, text).unwrap();
+    fed.hand_chain("cr", "gt").unwrap();
     let cr = fed.start("cr").await.unwrap();
     assert_eq!(cr.components.trust.roster().position.version, 2);
     let mut c = fed.client("cr").await.unwrap();

@@ -2,7 +2,8 @@
 //! with a throwaway PKI, showing an alert travel from one member's node to
 //! the others, verified, and an alert addressed to one member only never
 //! reaching the other; then each member publishes its protected
-//! statistics and gt assembles the regional table.
+//! statistics and gt assembles the regional table; then a fourth member,
+//! cr (Costa Rica), joins by quorum (`demo_roster`) and receives an alert.
 //!
 //! It runs from any working directory: everything lives in a temporary
 //! directory (or `--dir`), nodes bind `127.0.0.1:0`.
@@ -21,7 +22,7 @@ use enlace::testing::Sandbox;
 use enlace::wire::pb::v1 as pb;
 
 /// How long the demo waits for each expected event.
-const WAIT: Duration = Duration::from_secs(30);
+pub(super) const WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -56,7 +57,7 @@ fn smuggling_alert() -> pb::Alert {
     }
 }
 
-fn indent(text: &str) -> String {
+pub(super) fn indent(text: &str) -> String {
     text.lines()
         .map(|l| format!("            {l}"))
         .collect::<Vec<_>>()
@@ -90,10 +91,10 @@ async fn scrape_some(sandbox: &Sandbox, id: &str) -> anyhow::Result<String> {
         .join("\n"))
 }
 
-struct Clock(Instant);
+pub(super) struct Clock(Instant);
 
 impl Clock {
-    fn say(&self, msg: impl AsRef<str>) {
+    pub(super) fn say(&self, msg: impl AsRef<str>) {
         println!(
             "[{:>7.3}s] {}",
             self.0.elapsed().as_secs_f64(),
@@ -210,7 +211,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     enlace::logging::init_tracing(LogFormat::Text, "warn");
     let clock = Clock(Instant::now());
     println!(
-        "enlace demo: a federation of three members on this machine — gt (Guatemala), hn (Honduras), sv (El Salvador)\n"
+        "enlace demo: a federation of three members on this machine — gt (Guatemala), hn (Honduras), sv (El Salvador) — that a fourth, cr (Costa Rica), joins by quorum\n"
     );
 
     let mut sandbox = match &args.dir {
@@ -220,16 +221,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             }
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
-            Sandbox::create_in("enlace-demo", &["gt", "hn", "sv"], dir)
+            Sandbox::create_in("enlace-demo", &["gt", "hn", "sv", "cr"], dir)
                 .await
                 .spelled()?
         }
-        None => Sandbox::create("enlace-demo", &["gt", "hn", "sv"])
+        None => Sandbox::create("enlace-demo", &["gt", "hn", "sv", "cr"])
             .await
             .spelled()?,
     };
+    // Version 1 of the roster: the three founders, approved by all three.
+    let full_roster = sandbox.found(&["gt", "hn", "sv"]).spelled()?;
     clock.say(format!(
-        "made a throwaway PKI in {}: per member a federation CA, a node certificate (spiffe://enlace-demo/node/<id>), a local agency CA with one client, and an Ed25519 signing key",
+        "made a throwaway PKI in {}: per member a federation CA, a node certificate (spiffe://enlace-demo/node/<id>), a local agency CA with one client, an Ed25519 signing key and a governance key; roster version 1 (gt, hn, sv) approved by the three",
         sandbox.dir.display()
     ));
 
@@ -380,6 +383,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
 
     statistics(&sandbox, &clock).await?;
+    nodes.push(super::demo_roster::cr_joins(&mut sandbox, &full_roster, &clock).await?);
 
     // What Prometheus would see at gt.
     let series = scrape_some(&sandbox, "gt").await?;
@@ -427,7 +431,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         );
     }
     println!(
-        "\ndemo complete: 1 alert reached both peers, verified; 1 alert reached only its named recipient; 3 members' statistics assembled without a case leaving its member"
+        "\ndemo complete: 1 alert reached both peers, verified; 1 alert reached only its named recipient; 3 members' statistics assembled without a case leaving its member; cr joined by quorum and received an alert"
     );
     Ok(())
 }

@@ -8,6 +8,7 @@ mod agency;
 mod audit;
 mod cases;
 mod demo;
+mod demo_roster;
 mod input;
 mod output;
 mod pki;

@@ -151,8 +151,11 @@ async fn a_member_joins_by_quorum_and_every_node_adopts_it_without_a_restart() {
     // On record: the proposal, the approvals, the adoption.
     assert_eq!(entries(&gt.components, Action::RosterProposed).len(), 1);
     assert_eq!(entries(&gt.components, Action::RosterApproved).len(), 2);
-    let adoption = entries(&sv.components, Action::RosterAdopted);
-    assert_eq!(adoption.len(), 1, "sv audits its adoption");
+    let adoption = eventually("sv audits its adoption", || async {
+        Some(entries(&sv.components, Action::RosterAdopted)).filter(|e| !e.is_empty())
+    })
+    .await;
+    assert_eq!(adoption.len(), 1, "once");
     assert!(
         adoption[0].result.contains("version 2") && adoption[0].result.contains("cr, gt, hn"),
         "{:?}",
@@ -439,10 +442,14 @@ async fn a_node_offline_across_two_versions_adopts_both_in_order() {
     // sv was never up: it starts on version 1 and walks 2, then 3.
     let sv = fed.start("sv").await.unwrap();
     adopted(&sv.components, &v3).await;
-    let adoptions: Vec<String> = entries(&sv.components, Action::RosterAdopted)
-        .into_iter()
-        .map(|e| e.result)
-        .collect();
+    let adoptions: Vec<String> = eventually("sv audits both adoptions", || async {
+        let results: Vec<String> = entries(&sv.components, Action::RosterAdopted)
+            .into_iter()
+            .map(|e| e.result)
+            .collect();
+        (results.len() >= 2).then_some(results)
+    })
+    .await;
     assert_eq!(adoptions.len(), 2, "{adoptions:?}");
     assert!(adoptions[0].contains("version 2"), "{adoptions:?}");
     assert!(adoptions[1].contains("version 3"), "{adoptions:?}");

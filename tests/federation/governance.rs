@@ -476,3 +476,169 @@ async fn a_node_offline_across_two_versions_adopts_both_in_order() {
         n.stop().await.unwrap();
     }
 }
+
+/// Waits until `client`'s node holds record `id`; returns its view.
+async fn holds(client: &Client, id: &str) -> pb::RecordView {
+    eventually(&format!("the node holds {id}"), || async {
+        list_all(&mut client.clone())
+            .await
+            .into_iter()
+            .find(|r| r.record_id == id)
+    })
+    .await
+}
+
+/// Proposes `version` at `proposer` and approves it with each of
+/// `approvers`' governance keys through their own nodes.
+async fn propose_and_approve(
+    fed: &Sandbox,
+    proposer: &mut Client,
+    approvers: &mut [(&str, &mut Client)],
+    version: &Version,
+) {
+    propose(proposer, version).await;
+    for (id, client) in approvers.iter_mut() {
+        eventually(&format!("{id} holds the proposal"), || async {
+            proposal(&mut client.clone(), version).await
+        })
+        .await;
+        approve(client, fed, id, version).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signing_key_is_rotated_and_a_member_removed_by_quorum() {
+    common::init_tracing();
+    let members = ["gt", "hn", "sv", "cr"];
+    let (mut fed, full) = federation(&members, &members).await;
+    let v1 = fed.roster().unwrap();
+    let gt = fed.start("gt").await.unwrap();
+    let hn = fed.start("hn").await.unwrap();
+    let cr = fed.start("cr").await.unwrap();
+    let mut g = fed.client("gt").await.unwrap();
+    let mut h = fed.client("hn").await.unwrap();
+    let mut c = fed.client("cr").await.unwrap();
+    // cr publishes under its first key; sv is down.
+    let old = publish(&mut c, "antes de la rotación", &[]).await.record_id;
+    assert_eq!(holds(&g, &old).await.key_id, "cr-sandbox-1");
+
+    // Version 2: cr's second key, the first one bounded to now (records
+    // made until now still verify under it).
+    let (new_key, pem) = enlace::records::crypto::SigningKey::generate("cr-2").unwrap();
+    let cr_dir = fed.member("cr").unwrap().dir.clone();
+    enlace::records::crypto::write_private_file(
+        &cr_dir.join("signing-2.key"),
+        pem.as_bytes(),
+        false,
+    )
+    .unwrap();
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (before, after) = full.split_once("key_id = \"cr-sandbox-1\"\n").unwrap();
+    let (old_pk_line, rest) = after.split_once('\n').unwrap();
+    let rotated = format!(
+        "{before}key_id = \"cr-sandbox-1\"\n{old_pk_line}\nvalid_until = \"{now}\"\n\n[[members.signing_keys]]\nkey_id = \"cr-2\"\npublic_key = \"{}\"\n{rest}",
+        enlace::records::crypto::encode_public_key(new_key.public_key())
+    );
+    let v2 = fed
+        .compile_roster(&rotated, 2, Some(v1.position.hash))
+        .unwrap();
+    propose_and_approve(
+        &fed,
+        &mut g.clone(),
+        &mut [("gt", &mut g), ("hn", &mut h), ("cr", &mut c)],
+        &v2,
+    )
+    .await;
+    for n in [&gt, &hn, &cr] {
+        adopted(&n.components, &v2).await;
+    }
+    // cr's operator moves the node to the new key (a restart).
+    cr.stop().await.unwrap();
+    let config = fed.member("cr").unwrap().config_path();
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "key = \"signing.key\"\nkey_id = \"cr-sandbox-1\"",
+        "key = \"signing-2.key\"\nkey_id = \"cr-2\"",
+    );
+    std::fs::write(&config, text).unwrap();
+    let cr = fed.start("cr").await.unwrap();
+    let mut c = fed.client("cr").await.unwrap();
+    let new = publish(&mut c, "después de la rotación", &[])
+        .await
+        .record_id;
+    assert_eq!(holds(&g, &new).await.key_id, "cr-2");
+
+    // sv, down through all of it, adopts version 2 and accepts cr's
+    // records under both keys.
+    let sv = fed.start("sv").await.unwrap();
+    let s = fed.client("sv").await.unwrap();
+    adopted(&sv.components, &v2).await;
+    assert_eq!(holds(&s, &old).await.key_id, "cr-sandbox-1");
+    assert_eq!(holds(&s, &new).await.key_id, "cr-2");
+
+    // Version 3 removes sv (gt, hn and cr approve: 3 of version 2's 4).
+    let v3_text = Sandbox::without_member(&rotated, "sv");
+    let v3 = fed.compile_roster(&v3_text, 3, Some(v2.hash())).unwrap();
+    propose_and_approve(
+        &fed,
+        &mut g.clone(),
+        &mut [("gt", &mut g), ("hn", &mut h), ("cr", &mut c)],
+        &v3,
+    )
+    .await;
+    for n in [&gt, &hn, &cr] {
+        adopted(&n.components, &v3).await;
+    }
+    // Its connections are cut and it is no longer replicated from.
+    eventually("gt no longer replicates from sv", || async {
+        let peers = g
+            .clone()
+            .list_peers(pb::ListPeersRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .peers;
+        (!peers.iter().any(|p| p.node_id == "sv")).then_some(())
+    })
+    .await;
+    // What it publishes now reaches no one; what gt publishes now reaches
+    // hn and cr, not sv, whose pulls are refused.
+    let mut s = s;
+    let from_sv = publish(&mut s, "después de la salida", &[]).await.record_id;
+    let to_all = publish(&mut g, "a los miembros", &[]).await.record_id;
+    holds(&h, &to_all).await;
+    holds(&c, &to_all).await;
+    eventually("sv's pull from gt is refused", || async {
+        let peers = s
+            .clone()
+            .list_peers(pb::ListPeersRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .peers;
+        peers
+            .iter()
+            .find(|p| p.node_id == "gt")
+            .filter(|p| !p.connected && !p.last_error.is_empty())
+            .map(|_| ())
+    })
+    .await;
+    for client in [&g, &h, &c] {
+        let held = list_all(&mut client.clone()).await;
+        assert!(
+            !held.iter().any(|r| r.record_id == from_sv),
+            "sv's record refused"
+        );
+    }
+    assert!(
+        !list_all(&mut s.clone())
+            .await
+            .iter()
+            .any(|r| r.record_id == to_all),
+        "sv receives nothing new"
+    );
+    for n in [gt, hn, sv, cr] {
+        n.stop().await.unwrap();
+    }
+}

@@ -87,6 +87,11 @@ impl Retry {
 enum SessionEnd {
     /// This node is stopping.
     Shutdown,
+    /// A new roster came into force while a record of this stream was
+    /// refused and its slot kept open (say, signed with a key the new
+    /// version adds): pull again from that slot at once, under the new
+    /// roster, rather than wait for the stream to break.
+    Resume,
     Failed(SessionError),
 }
 
@@ -257,6 +262,9 @@ impl PeerReplicator {
             loop {
                 match self.session().await {
                     SessionEnd::Shutdown => break,
+                    SessionEnd::Resume => {
+                        tracing::info!("roster changed with a record pinned; pulling again from it");
+                    }
                     SessionEnd::Failed(error @ SessionError::PeerShuttingDown(_)) => {
                         // A clean goodbye: reconnect quietly once it is back.
                         self.retry.goodbye();
@@ -363,9 +371,12 @@ impl PeerReplicator {
         // after a rejected record.
         let mut last_seq = cursor;
         let mut pinned: Option<u64> = None;
+        let mut roster_changes = self.shared.trust.roster_changes();
+        roster_changes.mark_unchanged();
         loop {
             let batch = tokio::select! {
                 m = verified.recv() => m,
+                Ok(()) = roster_changes.changed(), if pinned.is_some() => return SessionEnd::Resume,
                 _ = crate::shutdown::stopped(&mut self.shutdown) => return SessionEnd::Shutdown,
             };
             let batch = match batch {

@@ -1,10 +1,16 @@
 //! `enlace roster` and `enlace keys generate --governance` as an operator
 //! runs them: a change compiled, approved offline, refused below the
-//! threshold, sealed, verified and shown.
+//! threshold, sealed, verified and shown; and the same change through
+//! running nodes: proposed, listed, diffed, approved there and offline,
+//! refused for a key of no member, and adopted by the nodes themselves.
 
 use crate::cli::{run, text};
+use crate::common::eventually;
+
+use std::process::Output;
 
 use enlace::testing::Sandbox;
+use enlace::wire::pb::v1 as pb;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_roster_change_is_compiled_approved_offline_sealed_and_verified() {
@@ -168,4 +174,256 @@ async fn a_roster_change_is_compiled_approved_offline_sealed_and_verified() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// Runs the binary off the runtime's threads: the nodes of the test run
+/// on them meanwhile.
+async fn enlace(args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&args)
+    })
+    .await
+    .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "stderr: {}\nstdout: {}",
+        text(&out.stderr),
+        text(&out.stdout)
+    );
+    text(&out.stdout)
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_str(&ok(out)).unwrap()
+}
+
+/// Proposal `id` in `roster proposals --json` output, if listed.
+fn listed(all: &serde_json::Value, id: &str) -> Option<serde_json::Value> {
+    all.as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == id)
+        .cloned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_roster_change_is_proposed_approved_and_adopted_through_the_nodes() {
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn", "sv"])
+        .await
+        .unwrap();
+    let mut nodes = Vec::new();
+    for id in ["gt", "hn", "sv"] {
+        let node = fed.start(id).await.unwrap();
+        node.components.publisher.declare_new_log();
+        nodes.push(node);
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = |n: &str| work.path().join(n).to_str().unwrap().to_owned();
+    let f = |n: &str| fed.dir.join(n).to_str().unwrap().to_owned();
+    let gt = f("gt/client.toml");
+    let hn = f("hn/client.toml");
+    let v1 = fed.roster().unwrap();
+    let v1_hash = hex::encode(v1.position.hash);
+
+    // The version in force at a node: version 1, as the chain holds it.
+    let shown = json(&enlace(&["roster", "show", "--client", &gt, "--json"]).await);
+    assert_eq!(shown["version"], 1);
+    assert_eq!(shown["hash"], v1_hash.as_str());
+    assert_eq!(shown["threshold"], 2);
+    assert_eq!(shown["members"].as_array().unwrap().len(), 3);
+    let shown = ok(&enlace(&["roster", "show", "--client", &gt]).await);
+    assert!(shown.contains("roster version 1"), "{shown}");
+    assert!(shown.contains(&v1_hash), "{shown}");
+    // The same printer as for a chain directory; one of the two, not both.
+    let from_chain = ok(&enlace(&["roster", "show", "--chain", &f("roster")]).await);
+    assert_eq!(shown, from_chain);
+    let out = enlace(&["roster", "show", "--chain", &f("roster"), "--client", &gt]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = enlace(&["roster", "show"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+
+    // The next version adds an observer, mx, with a CA of its own: the
+    // voting members and the threshold (2 of 3) stay as they are.
+    std::fs::create_dir_all(fed.dir.join("mx")).unwrap();
+    ok(&enlace(&[
+        "ca",
+        "init",
+        "--name",
+        "mx federation CA",
+        "--cert",
+        &f("mx/ca.crt"),
+        "--key",
+        &f("mx/ca.key"),
+    ])
+    .await);
+    let mut source = std::fs::read_to_string(fed.dir.join("federation.toml")).unwrap();
+    source.push_str(
+        "\n[[members]]\nid = \"mx\"\nname = \"Sandbox observer mx\"\ncountry = \"MX\"\nrole = \"observer\"\nca = [\"mx/ca.crt\"]\n",
+    );
+    std::fs::write(fed.dir.join("next.toml"), source).unwrap();
+
+    let out = enlace(&[
+        "roster",
+        "propose",
+        "--client",
+        &gt,
+        "--file",
+        &f("next.toml"),
+    ])
+    .await;
+    let id = ok(&out).lines().last().unwrap().to_owned();
+    assert_eq!(id.len(), 64, "{id}");
+    assert!(id.chars().all(|c| c.is_ascii_hexdigit()), "{id}");
+    assert!(
+        text(&out.stderr).contains("+ member mx"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Listed as pending, no approval yet.
+    let all = json(&enlace(&["roster", "proposals", "--client", &gt, "--json"]).await);
+    let p = listed(&all, &id).expect("the proposal is listed");
+    assert_eq!(p["version"], 2);
+    assert_eq!(p["state"], "pending");
+    assert_eq!(p["approvals"], 0);
+    assert_eq!(p["threshold"], 2);
+    assert_eq!(p["proposed_by"], "gt");
+
+    // What it changes: mx added, by a prefix of the id.
+    let diff = ok(&enlace(&["roster", "diff", "--client", &gt, &id[..12]]).await);
+    assert!(diff.contains("+ member mx"), "{diff}");
+    assert!(diff.contains(&v1_hash), "{diff}");
+    let diff = json(&enlace(&["roster", "diff", "--client", &gt, &id, "--json"]).await);
+    assert_eq!(diff["id"], id.as_str());
+    assert_eq!(diff["previous"]["version"], 1);
+    assert_eq!(diff["follows"], true);
+    assert!(
+        diff["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["what"] == "member_added" && c["member"] == "mx"),
+        "{diff}"
+    );
+
+    // gt approves at its node; the same key again still counts once.
+    let approve = |key: String| {
+        let (gt, id) = (gt.clone(), id.clone());
+        async move {
+            enlace(&[
+                "roster",
+                "approve",
+                "--client",
+                &gt,
+                &id,
+                "--governance-key",
+                &key,
+            ])
+            .await
+        }
+    };
+    let out = approve(f("gt/governance.key")).await;
+    let said = ok(&out);
+    assert!(said.contains("pending, approvals 1 of 2"), "{said}");
+    assert!(
+        text(&out.stderr).contains("approving as gt"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("+ member mx"),
+        "{}",
+        text(&out.stderr)
+    );
+    let said = ok(&approve(f("gt/governance.key")).await);
+    assert!(said.contains("pending, approvals 1 of 2"), "{said}");
+    let all = json(&enlace(&["roster", "proposals", "--client", &gt, "--json"]).await);
+    assert_eq!(listed(&all, &id).unwrap()["approvals"], 1);
+
+    // A governance key of no member: the node refuses it, with its reason.
+    ok(&enlace(&[
+        "keys",
+        "generate",
+        "--governance",
+        "--out",
+        &w("outsider.key"),
+    ])
+    .await);
+    let out = approve(w("outsider.key")).await;
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("unknown_key"),
+        "{}",
+        text(&out.stderr)
+    );
+    let all = json(&enlace(&["roster", "proposals", "--client", &gt, "--json"]).await);
+    assert_eq!(listed(&all, &id).unwrap()["approvals"], 1);
+
+    // hn's administrator signs the proposal's bytes offline…
+    let mut client = fed.client("gt").await.unwrap();
+    let detail = client
+        .get_roster_proposal(pb::GetRosterProposalRequest { id: id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    std::fs::write(work.path().join("2.version"), &detail.version).unwrap();
+    let out = enlace(&[
+        "roster",
+        "sign",
+        "--proposal",
+        &w("2.version"),
+        "--governance-key",
+        &f("hn/governance.key"),
+        "--out",
+        &w("2.hn"),
+    ])
+    .await;
+    ok(&out);
+    // …and submits the approval at hn, once hn holds the proposal and
+    // gt's approval: it is the second, and hn adopts version 2.
+    eventually("hn holds the proposal with gt's approval", || async {
+        let all = json(&enlace(&["roster", "proposals", "--client", &hn, "--json"]).await);
+        listed(&all, &id).filter(|p| p["approvals"] == 1)
+    })
+    .await;
+    let said = ok(&enlace(&[
+        "roster",
+        "submit",
+        "--client",
+        &hn,
+        "--signature",
+        &w("2.hn"),
+    ])
+    .await);
+    assert!(said.contains("adopted, approvals 2 of 2"), "{said}");
+
+    // gt adopts it too once hn's approval reaches it.
+    let shown = eventually("gt has version 2 in force", || async {
+        let shown = json(&enlace(&["roster", "show", "--client", &gt, "--json"]).await);
+        (shown["version"] == 2).then_some(shown)
+    })
+    .await;
+    assert_eq!(shown["hash"], id.as_str());
+    assert_eq!(shown["previous"], v1_hash.as_str());
+    assert!(
+        shown["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == "mx" && m["role"] == "observer"),
+        "{shown}"
+    );
+    let all = json(&enlace(&["roster", "proposals", "--client", &gt, "--json"]).await);
+    let p = listed(&all, &id).unwrap();
+    assert_eq!(p["state"], "adopted");
+    assert_eq!(p["approvals"], 2);
+
+    for node in nodes {
+        node.stop().await.unwrap();
+    }
 }

@@ -14,6 +14,7 @@ mod output;
 mod pki;
 mod records;
 mod roster;
+mod roster_client;
 mod stats;
 
 use std::path::PathBuf;
@@ -210,7 +211,10 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Ca(c) => report(pki::ca(c)),
             Command::Cert(c) => report(pki::cert(c)),
             Command::Keys(c) => report(pki::keys(c)),
-            Command::Roster(c) => report(roster::roster(c)),
+            Command::Roster(c) => {
+                init_tracing(LogFormat::Text, "warn");
+                report(roster::roster(c).await)
+            }
             Command::Alert(c) => {
                 init_tracing(LogFormat::Text, "warn");
                 report(records::alert(c).await)

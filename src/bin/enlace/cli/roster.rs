@@ -1,17 +1,24 @@
-//! `enlace roster`: the federation's roster chain, offline.
+//! `enlace roster`: the federation's roster chain.
 //!
-//! A change is made from a TOML source (`compile`), approved by each
-//! member's governance key where that key lives (`sign`, which needs no
-//! node and no network), and put together once a threshold approved
+//! Offline, a change is made from a TOML source (`compile`), approved by
+//! each member's governance key where that key lives (`sign`, which needs
+//! no node and no network), and put together once a threshold approved
 //! (`seal`), after which the version file goes to each member's chain
-//! directory (`federation.chain`) or travels through the federation.
-//! `verify` checks a whole chain directory from version 1 or an anchor,
-//! and `show` prints the version in force of a chain directory.
+//! directory (`federation.chain`). `verify` checks a whole chain directory
+//! from version 1 or an anchor, and `show --chain` prints the version in
+//! force of a chain directory.
+//!
+//! Through a node (`--client`, [`super::roster_client`]), the same change
+//! travels through the federation: `propose` publishes it to every member,
+//! `proposals` and `diff` show what is held and what it changes, `approve`
+//! signs it here with a governance key and `submit` sends an approval made
+//! offline by `sign`; every node adopts it by itself once both thresholds
+//! are held, and `show --client` prints the version in force at a node.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use clap::Subcommand;
+use clap::{ArgGroup, Subcommand};
 use prost::Message;
 
 use enlace::records::crypto::{self, SigningKey};
@@ -19,17 +26,25 @@ use enlace::trust::chain::{self, Approval, Signed, Tally, Version};
 use enlace::trust::roster::{Role, Roster, RosterSource};
 use enlace::wire::pb::v1 as pb;
 
+use super::agency::ClientArg;
 use super::output::time as rfc3339;
+use super::roster_client as remote;
 
 #[derive(Debug, Subcommand)]
 pub enum RosterCommand {
-    /// The version in force of a chain directory: version, hash, expiry,
-    /// threshold, members.
+    /// The version in force of a chain directory, or at a node: version,
+    /// hash, expiry, threshold, members.
+    #[command(group(ArgGroup::new("source").required(true).args(["chain", "client"])))]
     Show {
         /// A chain directory (`federation.chain`, or a node's
         /// `<data_dir>/roster`).
         #[arg(long)]
-        chain: PathBuf,
+        chain: Option<PathBuf>,
+        /// Or ask a node: an agency client file (endpoint, certificate,
+        /// key, CA).
+        #[arg(long)]
+        client: Option<PathBuf>,
+        /// Verify the chain directory from the version with this hash.
         #[arg(long)]
         anchor: Option<String>,
         #[arg(long)]
@@ -85,40 +100,89 @@ pub enum RosterCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Propose a TOML roster as the next version to every member, through
+    /// a node: compiled after the version in force there. Prints the
+    /// proposal id (its hash, what approvals sign) on the last line.
+    Propose {
+        #[command(flatten)]
+        client: ClientArg,
+        /// The roster source (TOML).
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// The proposals a node holds, newest version first, with their state
+    /// and approvals.
+    Proposals {
+        #[command(flatten)]
+        client: ClientArg,
+        /// An array of objects: id, version, approvals, threshold, state, …
+        #[arg(long)]
+        json: bool,
+    },
+    /// What a proposal held by a node changes, compared with the version
+    /// it follows.
+    Diff {
+        #[command(flatten)]
+        client: ClientArg,
+        /// The proposal id, or a prefix of at least 8 hex digits.
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a proposal held by a node with a governance key: checks its
+    /// id, prints what is approved, signs here (the key never leaves this
+    /// machine) and sends the approval.
+    Approve {
+        #[command(flatten)]
+        client: ClientArg,
+        /// The proposal id, or a prefix of at least 8 hex digits.
+        id: String,
+        /// The member's governance key (PKCS#8 PEM, mode 0600).
+        #[arg(long)]
+        governance_key: PathBuf,
+    },
+    /// Send an approval made offline by `sign` to a node, which publishes
+    /// it to every member.
+    Submit {
+        #[command(flatten)]
+        client: ClientArg,
+        /// The approval file written by `sign`.
+        #[arg(long)]
+        signature: PathBuf,
+    },
 }
 
-pub fn roster(cmd: RosterCommand) -> anyhow::Result<()> {
+pub async fn roster(cmd: RosterCommand) -> anyhow::Result<()> {
     match cmd {
         RosterCommand::Show {
             chain,
+            client,
             anchor,
             json,
-        } => {
-            let walk = walk(&chain, anchor.as_deref())?;
-            let head = walk.head();
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&describe(&head.version.roster))?
-                );
-            } else {
-                print!("{}", readable(&head.version.roster));
+        } => match (chain, client) {
+            (_, Some(_)) if anchor.is_some() => {
+                bail!("--anchor verifies a chain directory: give it with --chain")
             }
-            Ok(())
-        }
+            (_, Some(client)) => remote::show(&ClientArg { client }, json).await,
+            (Some(chain), None) => {
+                let walk = walk(&chain, anchor.as_deref())?;
+                print_roster(&walk.head().version.roster, json)
+            }
+            (None, None) => bail!("give --chain or --client"),
+        },
+        RosterCommand::Propose { client, file } => remote::propose(&client, &file).await,
+        RosterCommand::Proposals { client, json } => remote::proposals(&client, json).await,
+        RosterCommand::Diff { client, id, json } => remote::diff(&client, &id, json).await,
+        RosterCommand::Approve {
+            client,
+            id,
+            governance_key,
+        } => remote::approve(&client, &id, &governance_key).await,
+        RosterCommand::Submit { client, signature } => remote::submit(&client, &signature).await,
         RosterCommand::Compile { file, after, out } => {
-            let source = RosterSource::load(&file).map_err(anyhow::Error::msg)?;
-            let (n, previous) = match &after {
-                Some(dir) => {
-                    let walk = walk(dir, None)?;
-                    let head = &walk.head().version.roster.position;
-                    (head.version + 1, Some(head.hash))
-                }
-                None => (1, None),
-            };
-            let (bytes, roster) = source
-                .compile(n, previous, enlace::clock::now_ms())
-                .map_err(anyhow::Error::msg)?;
+            let head = after.as_deref().map(|dir| walk(dir, None)).transpose()?;
+            let (bytes, roster) =
+                compile_after(&file, head.as_ref().map(|w| &*w.head().version.roster))?;
             crypto::write_public_file(&out, &bytes, false).map_err(anyhow::Error::msg)?;
             eprint!("{}", readable(&roster));
             eprintln!("wrote proposal {}", out.display());
@@ -131,8 +195,7 @@ pub fn roster(cmd: RosterCommand) -> anyhow::Result<()> {
             out,
         } => {
             let version = read_version(&proposal)?;
-            let key =
-                SigningKey::load(&governance_key, "governance").map_err(anyhow::Error::msg)?;
+            let key = load_governance_key(&governance_key)?;
             let roster = &version.roster;
             let Some(member) = roster.governance_key_owner(key.public_key()) else {
                 bail!(
@@ -159,17 +222,10 @@ pub fn roster(cmd: RosterCommand) -> anyhow::Result<()> {
             chain: dir,
         } => {
             let version = read_version(&proposal)?;
-            let mut approvals = Vec::new();
-            for s in &signatures {
-                let bytes =
-                    std::fs::read(s).with_context(|| format!("cannot read {}", s.display()))?;
-                let a = pb::RosterApproval::decode(bytes.as_slice())
-                    .map_err(|e| anyhow::anyhow!("{}: is not an approval: {e}", s.display()))
-                    .and_then(|a| {
-                        Approval::from_pb(&a).map_err(|e| anyhow::anyhow!("{}: {e}", s.display()))
-                    })?;
-                approvals.push(a);
-            }
+            let approvals = signatures
+                .iter()
+                .map(|s| read_approval(s))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let signed = chain::seal(&version, approvals);
             let current = if version.number() == 1 {
                 None
@@ -266,6 +322,47 @@ fn walk(dir: &Path, anchor: Option<&str>) -> anyhow::Result<chain::Walk> {
         .map_err(|(at, r)| anyhow::anyhow!("version {at} refused ({}): {r}", r.reason()))
 }
 
+/// Compiles the roster source `file` as the version after `head` (version
+/// 1 of a new chain without one), proposed now: its bytes, and the roster
+/// they describe.
+pub(super) fn compile_after(
+    file: &Path,
+    head: Option<&Roster>,
+) -> anyhow::Result<(Vec<u8>, Roster)> {
+    let source = RosterSource::load(file).map_err(anyhow::Error::msg)?;
+    let (n, previous) = match head {
+        Some(r) => (r.position.version + 1, Some(r.position.hash)),
+        None => (1, None),
+    };
+    source
+        .compile(n, previous, enlace::clock::now_ms())
+        .map_err(anyhow::Error::msg)
+}
+
+/// A governance key from its file, refused if others can read it.
+pub(super) fn load_governance_key(path: &Path) -> anyhow::Result<SigningKey> {
+    SigningKey::load(path, "governance").map_err(anyhow::Error::msg)
+}
+
+/// An approval file written by `sign`.
+pub(super) fn read_approval(path: &Path) -> anyhow::Result<Approval> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let a = pb::RosterApproval::decode(bytes.as_slice())
+        .map_err(|e| anyhow::anyhow!("{}: is not an approval: {e}", path.display()))?;
+    Approval::from_pb(&a).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// Prints a version as `roster show` does, for people or as JSON,
+/// whether it came from a chain directory or from a node.
+pub(super) fn print_roster(r: &Roster, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&describe(r))?);
+    } else {
+        print!("{}", readable(r));
+    }
+    Ok(())
+}
+
 fn read_version(path: &Path) -> anyhow::Result<Version> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     // A sealed version file is accepted as a proposal too.
@@ -276,7 +373,7 @@ fn read_version(path: &Path) -> anyhow::Result<Version> {
 }
 
 /// A version as JSON: the `roster show --json` contract.
-fn describe(r: &Roster) -> serde_json::Value {
+pub(super) fn describe(r: &Roster) -> serde_json::Value {
     let p = &r.position;
     serde_json::json!({
         "federation": r.federation,
@@ -298,7 +395,7 @@ fn describe(r: &Roster) -> serde_json::Value {
 }
 
 /// A version for people.
-fn readable(r: &Roster) -> String {
+pub(super) fn readable(r: &Roster) -> String {
     use std::fmt::Write as _;
     let p = &r.position;
     let mut out = String::new();
@@ -332,17 +429,23 @@ fn readable(r: &Roster) -> String {
             m.endpoint
                 .as_ref()
                 .map_or("-".to_owned(), |e| format!("{}:{}", e.host, e.port)),
-            m.signing_keys
-                .iter()
-                .map(|k| k.key_id.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-            m.governance_keys
-                .iter()
-                .map(|k| chain::key_name(k))
-                .collect::<Vec<_>>()
-                .join(","),
+            or_dash(m.signing_keys.iter().map(|k| k.key_id.clone()).collect()),
+            or_dash(
+                m.governance_keys
+                    .iter()
+                    .map(|k| chain::key_name(k))
+                    .collect()
+            ),
         );
     }
     out
+}
+
+/// A list for people: comma-separated, `-` when empty.
+fn or_dash(items: Vec<String>) -> String {
+    if items.is_empty() {
+        "-".to_owned()
+    } else {
+        items.join(",")
+    }
 }

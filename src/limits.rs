@@ -41,6 +41,11 @@ pub const REFUSALS_AUDITED_PER_MINUTE: u32 = 10;
 pub const WITNESS_PER_MINUTE: u32 = 30;
 /// Digests one peer may ask for, per minute; each reads whole logs.
 pub const DIGEST_PER_MINUTE: u32 = 6;
+/// `RosterChain` calls one peer may make per minute: a node asks when it
+/// starts from an anchor.
+pub const ROSTER_CHAIN_PER_MINUTE: u32 = 6;
+/// Most roster versions in one `RosterChain` answer.
+pub const ROSTER_CHAIN_VERSIONS: usize = 64;
 /// `Pull` streams that follow this node's log, per peer: a new one
 /// replaces the old, which ends.
 pub const FOLLOW_STREAMS_PER_PEER: usize = 1;

@@ -487,7 +487,7 @@ impl Governor {
                 proposed_at_ms: held.indexed.created_at_ms,
                 approved_by: BTreeSet::new(),
                 current_approvals: 0,
-                current_threshold: head.position.threshold,
+                current_threshold: 0,
                 next_approvals: 0,
                 next_threshold: 0,
                 state: State::Refused,
@@ -514,18 +514,28 @@ impl Governor {
             let n = next.position.version;
             status.version = n;
             status.next_threshold = next.position.threshold;
+            // The version it follows: the one in force, or for a version
+            // already in the chain, the one before it there.
+            let base: Option<&Roster> = if n == head.position.version + 1 {
+                Some(head)
+            } else {
+                chain
+                    .iter()
+                    .find(|s| s.version.number() + 1 == n)
+                    .map(|s| s.version.roster.as_ref())
+            };
+            status.current_threshold = base.map_or(0, |b| b.position.threshold);
             let approvals = bounded(
                 holdings
                     .approvals
                     .get(hash)
                     .map(Vec::as_slice)
                     .unwrap_or_default(),
-                head,
+                base.unwrap_or(head),
                 next,
             );
-            let current = (n == head.position.version + 1).then_some(head);
             let tally = Tally::count(
-                current,
+                base,
                 next,
                 &approvals
                     .iter()
@@ -616,10 +626,8 @@ impl Governor {
                     let signed = chain::seal(&version, counted(&approvals));
                     candidates.push((signed, tally));
                 }
-                Err(refusal) => {
-                    status.state = State::Pending;
-                    status.reason = refusal.to_string();
-                }
+                // Below a threshold: pending, which the counts say.
+                Err(_) => status.state = State::Pending,
             }
             statuses.push(status);
         }

@@ -43,6 +43,8 @@ pub struct FederationService {
     witnesses: limits::Buckets<NodeId>,
     /// Digests per peer and minute.
     digests: limits::Buckets<NodeId>,
+    /// Roster chain requests per peer and minute.
+    chains: limits::Buckets<NodeId>,
 }
 
 impl FederationService {
@@ -53,6 +55,7 @@ impl FederationService {
             pulls: Arc::default(),
             witnesses: limits::Buckets::default(),
             digests: limits::Buckets::default(),
+            chains: limits::Buckets::default(),
         }
     }
 
@@ -294,6 +297,41 @@ impl Federation for FederationService {
         Ok(Response::new(pb::WitnessReply {
             witness: Some(witness.to_pb()),
         }))
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id))]
+    async fn roster_chain(
+        &self,
+        request: Request<pb::RosterChainRequest>,
+    ) -> Result<Response<pb::RosterChainResponse>, Status> {
+        let caller = match identity(&request)? {
+            Identity::Peer(id) => id,
+            Identity::Client(_) => {
+                return Err(Status::permission_denied(
+                    "RosterChain is for federation peers",
+                ));
+            }
+        };
+        if let Err(wait) = self.chains.take(&caller, limits::ROSTER_CHAIN_PER_MINUTE) {
+            return Err(Status::resource_exhausted(format!(
+                "rate limit: at most {} roster chain requests per minute from {caller}; retry in {} s",
+                limits::ROSTER_CHAIN_PER_MINUTE,
+                wait.as_secs() + 1
+            )));
+        }
+        let after = request.into_inner().after;
+        let chain = self.node.trust.chain();
+        let head = chain.last().map_or(0, |s| s.version.number());
+        let versions = chain
+            .iter()
+            .filter(|s| s.version.number() > after)
+            .take(limits::ROSTER_CHAIN_VERSIONS)
+            .map(|s| pb::SignedRoster {
+                version: s.version.bytes.to_vec(),
+                approvals: s.approvals.iter().map(|a| a.to_pb()).collect(),
+            })
+            .collect();
+        Ok(Response::new(pb::RosterChainResponse { versions, head }))
     }
 
     #[tracing::instrument(skip_all, fields(node = %self.node.id))]

@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 use super::{AgencyService, invalid, status};
 use crate::audit::{Action, Entry};
 use crate::config::ClientRole;
-use crate::governance::ProposalStatus;
+use crate::governance::{ProposalStatus, State};
 use crate::publish::Change;
 use crate::records::roster::{MAX_PROPOSAL_BYTES, RosterProposal};
 use crate::trust::chain::{self, Approval, Refusal, Version};
@@ -138,6 +138,18 @@ impl AgencyService {
                 chain::hex(&hash)
             ))
         })?;
+        if !matches!(held.state, State::Pending | State::Waiting) {
+            return Err(Status::failed_precondition(format!(
+                "proposal sha256:{} is {}{}: approving it changes nothing",
+                chain::hex(&hash),
+                held.state.code(),
+                if held.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", held.reason)
+                }
+            )));
+        }
         let bytes = self
             .node()
             .governor

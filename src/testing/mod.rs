@@ -335,23 +335,23 @@ impl Sandbox {
         Ok(full)
     }
 
-    /// Gives member `id` the chain member `from` adopted (its sealed
-    /// versions, as `from` persisted them) as its own operator chain
-    /// directory: how a new member starts once the others took it in.
-    pub fn hand_chain(&self, id: &str, from: &str) -> Result<PathBuf, SandboxError> {
+    /// Gives member `id` only the anchor `hash` and member `peer`'s
+    /// endpoint, with an empty chain directory: at its start it fetches
+    /// the chain from `peer` and verifies it from the anchor.
+    pub fn anchor_only(&self, id: &str, hash: &[u8; 32], peer: &str) -> Result<(), SandboxError> {
         let dir = self.dir.join(format!("roster-{id}"));
-        let own = chain::dir::adopted_dir(&self.member(from)?.data_dir());
-        for (_, signed) in chain::dir::read(&own).map_err(|p| SandboxError::Other(p.join("; ")))? {
-            chain::dir::write(&dir, &signed, chain::dir::Access::Shared)
-                .map_err(SandboxError::Other)?;
-        }
+        std::fs::create_dir_all(&dir)?;
         let config = self.member(id)?.config_path();
         let text = std::fs::read_to_string(&config)?.replace(
             "chain = \"../roster\"",
-            &format!("chain = \"../roster-{id}\""),
+            &format!(
+                "chain = \"../roster-{id}\"\nanchor = \"sha256:{}\"",
+                chain::hex(hash)
+            ),
         );
         std::fs::write(&config, text)?;
-        Ok(dir)
+        let endpoint = self.member(peer)?.peer_addr;
+        self.set_peer_endpoint(id, peer, endpoint)
     }
 
     /// The roster source text without the block of member `id`.
@@ -413,6 +413,9 @@ impl Sandbox {
             .members
             .get_mut(&nid)
             .ok_or_else(|| SandboxError::Other(format!("{id} is not in the sandbox")))?;
+        crate::exchange::bootstrap::chain_from_peers(&member.config_path(), None)
+            .await
+            .map_err(SandboxError::Other)?;
         let settings = crate::trust::load::settings(&member.config_path(), None)?;
         let listeners = match member.listeners.take() {
             Some(l) => l,

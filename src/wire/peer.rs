@@ -131,6 +131,15 @@ impl PeerClient {
         Self(self.0.max_encoding_message_size(limit))
     }
 
+    /// The roster versions the peer verified after version `after`.
+    pub async fn roster_chain(&mut self, after: u64) -> Result<pb::RosterChainResponse, Status> {
+        Ok(self
+            .0
+            .roster_chain(pb::RosterChainRequest { after })
+            .await?
+            .into_inner())
+    }
+
     /// Opens a `Pull` stream.
     pub async fn pull(&mut self, request: PullRequest) -> Result<PullStream, Status> {
         let request = pb::PullRequest {

@@ -118,6 +118,13 @@ impl Federation for StandIn {
             "this stand-in peer witnesses nothing",
         ))
     }
+
+    async fn roster_chain(
+        &self,
+        _: Request<pb::RosterChainRequest>,
+    ) -> Result<Response<pb::RosterChainResponse>, Status> {
+        Err(Status::unimplemented("this stand-in peer has no roster chain"))
+    }
 }
 
 /// Serves `peer` on member `id`'s peer listener (taken from the sandbox,

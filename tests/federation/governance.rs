@@ -162,11 +162,14 @@ async fn a_member_joins_by_quorum_and_every_node_adopts_it_without_a_restart() {
         adoption[0]
     );
 
-    // cr starts from the sealed version 2 (as gt persisted it) and its
-    // alerts are accepted.
-    fed.hand_chain("cr", "gt").unwrap();
+    // cr starts with only version 2's hash (its anchor) and gt's
+    // endpoint: it fetches the chain from gt, verifies it from the
+    // anchor, and joins; its alerts are accepted.
+    fed.anchor_only("cr", &v2.hash(), "gt").unwrap();
     let cr = fed.start("cr").await.unwrap();
-    assert_eq!(cr.components.trust.roster().position.version, 2);
+    assert_eq!(cr.components.trust.roster().position.hash, v2.hash());
+    let cr_own = dir::adopted_dir(&fed.member("cr").unwrap().data_dir());
+    assert!(cr_own.join("2.roster").exists(), "fetched and persisted");
     let mut c = fed.client("cr").await.unwrap();
     let from_cr = publish(&mut c, "alerta desde Costa Rica", &[])
         .await

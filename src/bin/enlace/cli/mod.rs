@@ -490,6 +490,15 @@ fn selector(cmd: SelectorCommand) -> anyhow::Result<()> {
 /// `enlace node run`: an [`InvalidConfig`] before anything binds; a
 /// failure to start or to run is logged, then returned.
 async fn run_node(config: PathBuf, data_dir: Option<PathBuf>, new_log: bool) -> anyhow::Result<()> {
+    // A new member given only an anchor fetches the chain first.
+    if let Some(head) = enlace::exchange::bootstrap::chain_from_peers(&config, data_dir.as_deref())
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?
+    {
+        eprintln!(
+            "roster chain fetched from a peer and verified from the anchor, up to version {head}"
+        );
+    }
     let settings =
         enlace::trust::load::settings(&config, data_dir.as_deref()).map_err(InvalidConfig::new)?;
     init_tracing(settings.log_format, "info");

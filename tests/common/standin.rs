@@ -123,7 +123,9 @@ impl Federation for StandIn {
         &self,
         _: Request<pb::RosterChainRequest>,
     ) -> Result<Response<pb::RosterChainResponse>, Status> {
-        Err(Status::unimplemented("this stand-in peer has no roster chain"))
+        Err(Status::unimplemented(
+            "this stand-in peer has no roster chain",
+        ))
     }
 }
 

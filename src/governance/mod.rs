@@ -478,6 +478,7 @@ impl Governor {
         let n = signed.version.number();
         let hash = chain::hex(&signed.version.hash());
         tracing::info!(version = n, %hash, "roster version approved by a threshold: persisted, bringing it into force");
+        pause_after_persist();
         let outcome = self
             .trust
             .reload(Trigger::Adoption)
@@ -500,5 +501,19 @@ impl Governor {
             ),
             ids: vec![format!("sha256:{hash}")],
         })
+    }
+}
+
+/// A test's kill point: with `ENLACE_TEST_PAUSE_AFTER_ROSTER_PERSIST` set
+/// (builds with the `testing` feature only), the adoption stops for good
+/// right after the version is persisted and before it is brought into
+/// force, so that a test can kill the process exactly there.
+fn pause_after_persist() {
+    #[cfg(feature = "testing")]
+    if std::env::var_os("ENLACE_TEST_PAUSE_AFTER_ROSTER_PERSIST").is_some() {
+        tracing::warn!("test kill point: pausing after persisting a roster version");
+        loop {
+            std::thread::park();
+        }
     }
 }

@@ -53,7 +53,8 @@ pub enum Command {
     /// Record-signing and governance keys.
     #[command(subcommand)]
     Keys(pki::KeysCommand),
-    /// The federation's roster chain: compile, approve, seal, verify.
+    /// The federation's roster chain: propose, review and approve changes
+    /// through a node, or compile, sign and seal them offline; verify.
     #[command(subcommand)]
     Roster(roster::RosterCommand),
     /// Publish, update, withdraw, list, watch and import alerts through a

@@ -128,6 +128,10 @@ pub enum RosterCommand {
         id: String,
         #[arg(long)]
         json: bool,
+        /// Also write the proposal's bytes (checked against its id) to
+        /// this file, for `enlace roster sign` on an offline machine.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Approve a proposal held by a node with a governance key: checks its
     /// id, prints what is approved, signs here (the key never leaves this
@@ -172,7 +176,12 @@ pub async fn roster(cmd: RosterCommand) -> anyhow::Result<()> {
         },
         RosterCommand::Propose { client, file } => remote::propose(&client, &file).await,
         RosterCommand::Proposals { client, json } => remote::proposals(&client, json).await,
-        RosterCommand::Diff { client, id, json } => remote::diff(&client, &id, json).await,
+        RosterCommand::Diff {
+            client,
+            id,
+            json,
+            out,
+        } => remote::diff(&client, &id, json, out.as_deref()).await,
         RosterCommand::Approve {
             client,
             id,

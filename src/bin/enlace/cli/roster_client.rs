@@ -92,9 +92,15 @@ pub async fn proposals(arg: &ClientArg, json: bool) -> anyhow::Result<()> {
 
 /// `roster diff`: what a proposal changes, compared with the version it
 /// follows as the node holds it.
-pub async fn diff(arg: &ClientArg, id: &str, json: bool) -> anyhow::Result<()> {
+pub async fn diff(arg: &ClientArg, id: &str, json: bool, out: Option<&Path>) -> anyhow::Result<()> {
     let mut c = connect(arg).await?;
     let p = fetch(&mut c, id).await?;
+    if let Some(out) = out {
+        // Checked against the id by `fetch`: what `sign` approves offline.
+        enlace::records::crypto::write_public_file(out, &p.version.bytes, false)
+            .with_context(|| format!("cannot write the proposal to {}", out.display()))?;
+        eprintln!("proposal written to {}", out.display());
+    }
     let Some(previous) = &p.previous else {
         bail!(
             "the node does not hold version {}, which proposal {} follows: there is nothing to compare it with",

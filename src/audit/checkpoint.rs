@@ -1,13 +1,21 @@
 //! Checkpoints of a node's audit log and their witnesses.
 //!
 //! A checkpoint says "my log has `size` entries and entry `size` hashes to
-//! `head`", signed with the node's record-signing key under its own
+//! `head`, and roster version `n` (hash `h`) was in force here", signed
+//! with the node's record-signing key under its own
 //! domain-separation prefix (a checkpoint signature never verifies as a
 //! record, nor the reverse). A peer that receives one checks it, stores it,
 //! and countersigns it: the [`Witness`] it returns binds the checkpoint
 //! to the witness's key and the time it saw it. Countersignatures let a
 //! verifier trust witnesses that the audited node itself relays: the node
 //! can withhold them, which the verifier sees, but not forge them.
+//!
+//! The roster version ([`RosterStamp`]) lets a witness refuse a checkpoint
+//! made under a roster it knows to be superseded or conflicting
+//! ([`judge_roster`]): a node that lags behind the federation, or follows
+//! another version of the chain, shows it in every checkpoint. Checkpoints
+//! made before checkpoints carried the roster have none ([`Stamped`] with
+//! `roster: None`); they decode, verify and are witnessed as before.
 
 use std::collections::HashMap;
 
@@ -28,10 +36,54 @@ pub struct Checkpoint {
     pub time_ms: i64,
 }
 
+/// The roster version in force at a node when it made a checkpoint: its
+/// number and the SHA-256 of its bytes (docs/roster.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RosterStamp {
+    pub version: u64,
+    pub sha256: [u8; 32],
+}
+
+impl RosterStamp {
+    /// The version `roster` stands at.
+    pub fn of(roster: &Roster) -> Self {
+        Self {
+            version: roster.position.version,
+            sha256: roster.position.hash,
+        }
+    }
+}
+
+impl std::fmt::Display for RosterStamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "version {} (sha256 {})",
+            self.version,
+            crate::trust::chain::hex(&self.sha256)
+        )
+    }
+}
+
+/// A checkpoint as its node signs it: the state of the log, and the
+/// roster version in force when it was made (`None`: made before
+/// checkpoints carried it).
+///
+/// Its own type rather than a field of [`Checkpoint`]: the state of a log
+/// is what verifiers, recoveries and forks compare, and the roster is
+/// what a witness judges before it countersigns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamped {
+    pub checkpoint: Checkpoint,
+    pub roster: Option<RosterStamp>,
+}
+
 /// A checkpoint a peer witnessed, after both signatures were checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Witnessed {
     pub checkpoint: Checkpoint,
+    /// The roster version the checkpoint was made under, if it says.
+    pub roster: Option<RosterStamp>,
     pub witness: NodeId,
     pub witnessed_at_ms: i64,
 }
@@ -42,6 +94,10 @@ pub enum CheckpointError {
     Decode(String),
     #[error("checkpoint head is {0} bytes, not {HASH_LEN}")]
     HeadLength(usize),
+    #[error(
+        "checkpoint roster hash is {len} bytes (roster version {version}), not 32; a checkpoint without a roster has neither"
+    )]
+    RosterHashLength { version: u64, len: usize },
     #[error("checkpoint names node {0:?}, which is not a member")]
     Node(String),
     #[error("signing key {0:?} is not in the roster")]
@@ -166,12 +222,43 @@ impl KeyBook {
 }
 
 impl Checkpoint {
+    /// The body of a checkpoint without a roster (the format before
+    /// checkpoints carried it): see [`Stamped::encode`] for what a node
+    /// makes now.
     pub fn encode(&self) -> Vec<u8> {
+        self.clone().under(None).encode()
+    }
+
+    /// The state of the log a body describes, whatever its roster (which
+    /// is checked to be well formed, and read with [`Stamped::decode`]).
+    pub fn decode(bytes: &[u8]) -> Result<Self, CheckpointError> {
+        Stamped::decode(bytes).map(|s| s.checkpoint)
+    }
+
+    /// Signs the checkpoint with the node's key, without a roster.
+    pub fn sign(&self, key: &SigningKey) -> SignedCheckpoint {
+        self.clone().under(None).sign(key)
+    }
+
+    /// The checkpoint as made under `roster`.
+    pub fn under(self, roster: Option<RosterStamp>) -> Stamped {
+        Stamped {
+            checkpoint: self,
+            roster,
+        }
+    }
+}
+
+impl Stamped {
+    pub fn encode(&self) -> Vec<u8> {
+        let cp = &self.checkpoint;
         CheckpointBody {
-            node: self.node.to_string(),
-            size: self.size,
-            head: self.head.to_vec(),
-            time_ms: self.time_ms,
+            node: cp.node.to_string(),
+            size: cp.size,
+            head: cp.head.to_vec(),
+            time_ms: cp.time_ms,
+            roster_version: self.roster.map_or(0, |r| r.version),
+            roster_sha256: self.roster.map(|r| r.sha256.to_vec()).unwrap_or_default(),
         }
         .encode()
     }
@@ -185,11 +272,30 @@ impl Checkpoint {
             .as_slice()
             .try_into()
             .map_err(|_| CheckpointError::HeadLength(body.head.len()))?;
+        // Neither field: a checkpoint made before they existed. A version
+        // without its hash, or a hash of another length, is malformed.
+        let roster = if body.roster_version == 0 && body.roster_sha256.is_empty() {
+            None
+        } else {
+            let sha256: [u8; 32] = body.roster_sha256.as_slice().try_into().map_err(|_| {
+                CheckpointError::RosterHashLength {
+                    version: body.roster_version,
+                    len: body.roster_sha256.len(),
+                }
+            })?;
+            Some(RosterStamp {
+                version: body.roster_version,
+                sha256,
+            })
+        };
         Ok(Self {
-            node,
-            size: body.size,
-            head,
-            time_ms: body.time_ms,
+            checkpoint: Checkpoint {
+                node,
+                size: body.size,
+                head,
+                time_ms: body.time_ms,
+            },
+            roster,
         })
     }
 
@@ -204,10 +310,90 @@ impl Checkpoint {
     }
 }
 
+/// Why a witness does not countersign a checkpoint: the roster it was made
+/// under is not one the witness can stand behind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RosterRefusal {
+    #[error(
+        "superseded: made under roster version {made}, version {} is in force here (sha256 {}); {node} has not adopted it yet",
+        .in_force.version,
+        crate::trust::chain::hex(&.in_force.sha256)
+    )]
+    Superseded {
+        node: NodeId,
+        made: u64,
+        in_force: RosterStamp,
+    },
+    #[error(
+        "conflicting: made under roster version {version} with sha256 {}, but version {version} here has sha256 {}: {node} holds another version {version} than this node's chain",
+        crate::trust::chain::hex(.made),
+        crate::trust::chain::hex(.held)
+    )]
+    Conflicting {
+        node: NodeId,
+        version: u64,
+        made: [u8; 32],
+        held: [u8; 32],
+    },
+}
+
+/// Whether a witness whose roster in force is `in_force`, heading the
+/// verified chain `chain` (the versions it walked, with their hashes), may
+/// countersign `node`'s checkpoint made under `made`.
+///
+/// - No roster (a checkpoint made before checkpoints carried it): yes, as
+///   before.
+/// - A version number the chain holds with another hash: refused as
+///   conflicting (two versions of one number: double signing, or a
+///   doctored roster on one side).
+/// - An older version than the one in force: refused as superseded (the
+///   maker has not adopted what the federation approved since).
+/// - The version in force, same hash: yes.
+/// - A newer version than the one in force: yes. The witness may lag (it
+///   adopts a version at its next reload, or once the approvals reach it),
+///   and it cannot judge a version it has not verified; refusing would
+///   leave the up-to-date node unwitnessed for the witness's delay.
+pub fn judge_roster(
+    node: &NodeId,
+    made: Option<RosterStamp>,
+    in_force: RosterStamp,
+    chain: &[RosterStamp],
+) -> Result<(), RosterRefusal> {
+    let Some(made) = made else {
+        return Ok(());
+    };
+    if let Some(held) = chain
+        .iter()
+        .chain(std::iter::once(&in_force))
+        .find(|v| v.version == made.version && v.sha256 != made.sha256)
+    {
+        return Err(RosterRefusal::Conflicting {
+            node: node.clone(),
+            version: made.version,
+            made: made.sha256,
+            held: held.sha256,
+        });
+    }
+    if made.version < in_force.version {
+        return Err(RosterRefusal::Superseded {
+            node: node.clone(),
+            made: made.version,
+            in_force,
+        });
+    }
+    Ok(())
+}
+
 /// Checks a signed checkpoint: it decodes, and its node signed it with a
 /// key valid when it was made.
 pub fn open(signed: &SignedCheckpoint, keys: &KeyBook) -> Result<Checkpoint, CheckpointError> {
-    let cp = Checkpoint::decode(&signed.body)?;
+    open_stamped(signed, keys).map(|s| s.checkpoint)
+}
+
+/// [`open`], with the roster version the checkpoint was made under.
+pub fn open_stamped(signed: &SignedCheckpoint, keys: &KeyBook) -> Result<Stamped, CheckpointError> {
+    let stamped = Stamped::decode(&signed.body)?;
+    let cp = &stamped.checkpoint;
     keys.check(
         CHECKPOINT_SIGNATURE_CONTEXT,
         &cp.node,
@@ -216,7 +402,7 @@ pub fn open(signed: &SignedCheckpoint, keys: &KeyBook) -> Result<Checkpoint, Che
         &signed.body,
         &signed.signature,
     )?;
-    Ok(cp)
+    Ok(stamped)
 }
 
 /// What a witness signs: the body it saw, its id, and when.
@@ -248,7 +434,7 @@ pub fn countersign(
 /// Checks a witness: the checkpoint's own signature, and the witness's.
 pub(crate) fn open_witness(w: &Witness, keys: &KeyBook) -> Result<Witnessed, CheckpointError> {
     let signed = w.checkpoint.as_ref().ok_or(CheckpointError::Missing)?;
-    let checkpoint = open(signed, keys)?;
+    let Stamped { checkpoint, roster } = open_stamped(signed, keys)?;
     let witness =
         NodeId::parse(&w.witness).map_err(|_| CheckpointError::Node(w.witness.clone()))?;
     let message = witness_message(&signed.body, witness.as_str(), w.witnessed_at_ms);
@@ -262,6 +448,7 @@ pub(crate) fn open_witness(w: &Witness, keys: &KeyBook) -> Result<Witnessed, Che
     )?;
     Ok(Witnessed {
         checkpoint,
+        roster,
         witness,
         witnessed_at_ms: w.witnessed_at_ms,
     })
@@ -411,5 +598,199 @@ mod tests {
         let mut as_record = signed.clone();
         as_record.signature = gt_key.sign_record(&signed.body);
         assert!(open(&as_record, &keys).is_err());
+    }
+
+    fn stamp(version: u64, byte: u8) -> RosterStamp {
+        RosterStamp {
+            version,
+            sha256: [byte; 32],
+        }
+    }
+
+    fn gt_at_12() -> Checkpoint {
+        Checkpoint {
+            node: NodeId::parse("gt").unwrap(),
+            size: 12,
+            head: [7; HASH_LEN],
+            time_ms: 1_700_000_000_000,
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_made_before_the_roster_fields_decodes_and_verifies_as_before() {
+        // The exact bytes of a body as nodes wrote it before checkpoints
+        // carried the roster: fields 1 to 4, nothing else.
+        let mut old = vec![0x0a, 2, b'g', b't', 0x10, 12, 0x1a, 32];
+        old.extend_from_slice(&[7; HASH_LEN]);
+        old.push(0x20);
+        let mut t = 1_700_000_000_000_u64;
+        while t >= 0x80 {
+            old.push((t as u8 & 0x7f) | 0x80);
+            t >>= 7;
+        }
+        old.push(t as u8);
+        assert_eq!(old, gt_at_12().encode(), "no roster: the old bytes");
+
+        let stamped = Stamped::decode(&old).unwrap();
+        assert_eq!(stamped, gt_at_12().under(None));
+        assert_eq!(Checkpoint::decode(&old).unwrap(), gt_at_12());
+
+        let (gt_key, _) = SigningKey::generate("gt-2026").unwrap();
+        let (hn_key, _) = SigningKey::generate("hn-2026").unwrap();
+        let keys = book(&[("gt", &gt_key), ("hn", &hn_key)]);
+        let signed = SignedCheckpoint {
+            signature: gt_key.sign_in(CHECKPOINT_SIGNATURE_CONTEXT, &old),
+            key_id: gt_key.key_id().to_owned(),
+            body: old,
+        };
+        assert_eq!(signed, gt_at_12().sign(&gt_key), "signed as before");
+        assert_eq!(open_stamped(&signed, &keys).unwrap().roster, None);
+        let hn = NodeId::parse("hn").unwrap();
+        let w = countersign(&signed, &hn, 1_700_000_000_500, &hn_key);
+        let seen = open_witness(&w, &keys).unwrap();
+        assert_eq!((seen.checkpoint, seen.roster), (gt_at_12(), None));
+    }
+
+    #[test]
+    fn the_roster_a_checkpoint_was_made_under_round_trips_and_is_signed() {
+        let (gt_key, _) = SigningKey::generate("gt-2026").unwrap();
+        let (hn_key, _) = SigningKey::generate("hn-2026").unwrap();
+        let keys = book(&[("gt", &gt_key), ("hn", &hn_key)]);
+        let stamped = gt_at_12().under(Some(stamp(3, 0xab)));
+        let body = stamped.encode();
+        assert_eq!(Stamped::decode(&body).unwrap(), stamped);
+        assert_eq!(Checkpoint::decode(&body).unwrap(), gt_at_12());
+        let wire = CheckpointBody::decode(&body).unwrap();
+        assert_eq!(
+            (wire.roster_version, wire.roster_sha256),
+            (3, vec![0xab; 32])
+        );
+
+        let signed = stamped.sign(&gt_key);
+        assert_eq!(open_stamped(&signed, &keys).unwrap(), stamped);
+        assert_eq!(open(&signed, &keys).unwrap(), gt_at_12());
+        let hn = NodeId::parse("hn").unwrap();
+        let seen = open_witness(&countersign(&signed, &hn, 1, &hn_key), &keys).unwrap();
+        assert_eq!(seen.roster, Some(stamp(3, 0xab)));
+
+        // Another roster under the same signature does not verify, nor
+        // does the same checkpoint with its roster left out.
+        for other in [Some(stamp(4, 0xab)), Some(stamp(3, 0xac)), None] {
+            let mut forged = signed.clone();
+            forged.body = gt_at_12().under(other).encode();
+            assert!(
+                matches!(
+                    open_stamped(&forged, &keys),
+                    Err(CheckpointError::BadSignature(_))
+                ),
+                "{other:?}"
+            );
+        }
+        // Version 0 (a roster not yet made a version) still says so.
+        let zero = gt_at_12().under(Some(stamp(0, 1)));
+        assert_eq!(Stamped::decode(&zero.encode()).unwrap(), zero);
+    }
+
+    #[test]
+    fn a_roster_version_without_its_hash_or_a_short_hash_is_malformed() {
+        let mut body = CheckpointBody::decode(&gt_at_12().encode()).unwrap();
+        body.roster_version = 2;
+        assert_eq!(
+            Stamped::decode(&body.encode()),
+            Err(CheckpointError::RosterHashLength { version: 2, len: 0 })
+        );
+        body.roster_sha256 = vec![1; 31];
+        assert_eq!(
+            Checkpoint::decode(&body.encode()),
+            Err(CheckpointError::RosterHashLength {
+                version: 2,
+                len: 31
+            })
+        );
+    }
+
+    #[test]
+    fn the_largest_checkpoint_body_stays_under_the_limit_a_witness_allows() {
+        let largest = Stamped {
+            checkpoint: Checkpoint {
+                node: NodeId::parse(&"g".repeat(32)).unwrap(),
+                size: u64::MAX,
+                head: [0xff; HASH_LEN],
+                time_ms: i64::MIN,
+            },
+            roster: Some(stamp(u64::MAX, 0xff)),
+        };
+        let len = largest.encode().len();
+        assert!(len < crate::limits::MAX_CHECKPOINT_BODY, "{len} bytes");
+        assert!(len <= 140, "{len} bytes");
+    }
+
+    #[test]
+    fn a_witness_judges_the_roster_a_checkpoint_was_made_under() {
+        let hn = NodeId::parse("hn").unwrap();
+        let chain = [stamp(1, 1), stamp(2, 2), stamp(3, 3)];
+        let in_force = stamp(3, 3);
+        let judge = |made| judge_roster(&hn, made, in_force, &chain);
+
+        // Absent (made before checkpoints carried it): witnessed as before.
+        assert_eq!(judge(None), Ok(()));
+        // The version in force.
+        assert_eq!(judge(Some(stamp(3, 3))), Ok(()));
+        // Newer than the version in force: this witness lags, and cannot
+        // judge a version it has not verified.
+        assert_eq!(judge(Some(stamp(4, 9))), Ok(()));
+        // Superseded.
+        let superseded = judge(Some(stamp(2, 2))).unwrap_err();
+        assert_eq!(
+            superseded,
+            RosterRefusal::Superseded {
+                node: hn.clone(),
+                made: 2,
+                in_force,
+            }
+        );
+        let text = superseded.to_string();
+        assert!(
+            text.starts_with(
+                "superseded: made under roster version 2, version 3 is in force here (sha256 0303"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("hn has not adopted it yet"), "{text}");
+        // Below the start of the chain (a node started from an anchor):
+        // still superseded.
+        let anchored = judge_roster(&hn, Some(stamp(1, 7)), in_force, &chain[2..]);
+        assert!(
+            matches!(anchored, Err(RosterRefusal::Superseded { made: 1, .. })),
+            "{anchored:?}"
+        );
+        // Conflicting: the chain holds that number with another hash, at
+        // the version in force or before it (a conflict says more than
+        // superseded).
+        for (version, held) in [(3, 3), (2, 2)] {
+            let conflicting = judge(Some(stamp(version, 9))).unwrap_err();
+            assert_eq!(
+                conflicting,
+                RosterRefusal::Conflicting {
+                    node: hn.clone(),
+                    version,
+                    made: [9; 32],
+                    held: [held; 32],
+                }
+            );
+            let text = conflicting.to_string();
+            assert!(
+                text.starts_with(&format!(
+                    "conflicting: made under roster version {version} with sha256 0909"
+                )),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!(
+                    "but version {version} here has sha256 {held:02x}{held:02x}"
+                )),
+                "{text}"
+            );
+        }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use ring::digest::{SHA256, digest};
 use rustls_pki_types::CertificateDer;
 
-use super::checkpoint::{self, Checkpoint, KeyBook};
+use super::checkpoint::{self, Checkpoint, KeyBook, RosterStamp, Stamped};
 use super::recovery::RecoveryRefusal;
 use super::refusals::{Caller, Tally, Verdict};
 use super::{Action, Entry, hex};
@@ -62,6 +62,10 @@ pub enum WitnessError {
         "checkpoint of {size} entries has another head than the one already witnessed at that size: the log of {node} forked"
     )]
     Forked { node: NodeId, size: u64 },
+    /// Made under a roster version this node knows to be superseded or
+    /// conflicting: "superseded: …" or "conflicting: …".
+    #[error(transparent)]
+    Roster(#[from] checkpoint::RosterRefusal),
     #[error("recovery statement refused: {0}")]
     Recovery(#[from] RecoveryRefusal),
     #[error("{field}: at most {max} bytes (got {len})")]
@@ -401,17 +405,34 @@ impl AuditKeeper {
         KeyBook::from_roster(&self.trust.roster())
     }
 
-    /// A signed checkpoint of the durable log as it is now (the last one
-    /// again if nothing was added since); `None` for an empty log.
+    /// The roster version in force here, as checkpoints carry it.
+    pub(crate) fn roster_stamp(&self) -> RosterStamp {
+        RosterStamp::of(&self.trust.roster())
+    }
+
+    /// A signed checkpoint of the durable log as it is now, under the
+    /// roster version in force (the last one again if nothing was added
+    /// and the roster is the same since); `None` for an empty log.
     pub async fn checkpoint_now(&self) -> Result<Option<SignedCheckpoint>, StoreError> {
         let size = self.store.watermark().audit;
         if size == 0 {
             return Ok(None);
         }
+        let roster = self.roster_stamp();
         if let Some((latest, bytes)) = self.store.checkpoints().latest(&self.id)?
             && latest == size
         {
-            return Ok(SignedCheckpoint::decode(bytes.as_slice()).ok());
+            // NOTE: made again (same size, same head) when the roster
+            // changed since: witnesses on the new version refuse one made
+            // under the old, and an idle log would never get past them.
+            let held = SignedCheckpoint::decode(bytes.as_slice()).ok();
+            let held_roster = held
+                .as_ref()
+                .and_then(|s| Stamped::decode(&s.body).ok())
+                .and_then(|s| s.roster);
+            if held_roster == Some(roster) {
+                return Ok(held);
+            }
         }
         let head = match self.store.audit().entry(size)? {
             Some(e) => e.hash,
@@ -430,6 +451,7 @@ impl AuditKeeper {
             head,
             time_ms: self.clock.now_ms(),
         }
+        .under(Some(roster))
         .sign(&self.signing);
         self.store
             .checkpoints()

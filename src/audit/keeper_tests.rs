@@ -113,6 +113,117 @@ async fn a_peers_checkpoint_is_witnessed_and_a_shrunk_or_foreign_one_is_refused_
     );
 }
 
+#[tokio::test]
+async fn a_checkpoint_under_a_superseded_or_conflicting_roster_is_refused_on_record() {
+    use crate::audit::checkpoint::{RosterRefusal, RosterStamp, Stamped};
+    use crate::trust::reload::Trigger;
+    let sandbox = sandbox().await;
+    let gt = sandbox.components("gt").unwrap();
+    let hn = sandbox.components("hn").unwrap();
+    let (gt_id, hn_id) = (gt.id.clone(), hn.id.clone());
+    let roster_of = |signed: &crate::wire::SignedCheckpoint| {
+        Stamped::decode(&signed.body).unwrap().roster.unwrap()
+    };
+
+    // Both on version 1: every checkpoint names it, and is witnessed.
+    hn.audit.record(entry("hn")).await.unwrap();
+    let hn_v1 = hn.audit.checkpoint_now().await.unwrap().unwrap();
+    assert_eq!(roster_of(&hn_v1), RosterStamp::of(&hn.trust.roster()));
+    assert_eq!(roster_of(&hn_v1).version, 1);
+    gt.audit.witness(&hn_id, hn_v1.clone()).await.unwrap();
+    gt.audit.record(entry("gt")).await.unwrap();
+    let gt_v1 = gt.audit.checkpoint_now().await.unwrap().unwrap();
+
+    // gt adopts version 2; hn does not (yet).
+    let v2 = sandbox.next_roster_version(&["gt", "hn"]).unwrap();
+    gt.trust.reload(Trigger::Request).unwrap();
+    assert_eq!(gt.trust.roster().position.version, 2);
+
+    // gt's idle log is checkpointed again under version 2 (same size,
+    // same head), then that one is kept.
+    let gt_v2 = gt.audit.checkpoint_now().await.unwrap().unwrap();
+    assert_ne!(gt_v2, gt_v1);
+    assert_eq!(
+        roster_of(&gt_v2),
+        RosterStamp {
+            version: 2,
+            sha256: v2.version.hash()
+        }
+    );
+    assert_eq!(
+        Checkpoint::decode(&gt_v2.body).unwrap(),
+        Checkpoint::decode(&gt_v1.body).unwrap()
+    );
+    assert_eq!(gt.audit.checkpoint_now().await.unwrap().unwrap(), gt_v2);
+    // hn, still on version 1, witnesses a checkpoint under a newer one.
+    hn.audit
+        .witness(&gt_id, gt_v2)
+        .await
+        .expect("a newer version is witnessed");
+
+    // At gt, hn's checkpoints under version 1 are superseded: the state
+    // gt already countersigned, and a larger log alike.
+    hn.audit.record(entry("hn")).await.unwrap();
+    let hn_larger = hn.audit.checkpoint_now().await.unwrap().unwrap();
+    for signed in [hn_v1, hn_larger] {
+        let refused = gt.audit.witness(&hn_id, signed).await.unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                WitnessError::Roster(RosterRefusal::Superseded { made: 1, .. })
+            ),
+            "{refused:?}"
+        );
+        assert!(
+            refused
+                .to_string()
+                .starts_with("superseded: made under roster version 1, version 2 is in force here"),
+            "{refused}"
+        );
+    }
+    // hn claims another version 2 than gt's: conflicting.
+    let state = |size: u64| Checkpoint {
+        node: hn_id.clone(),
+        size,
+        head: [size as u8; 32],
+        time_ms: NOW,
+    };
+    let other_v2 = state(10)
+        .under(Some(RosterStamp {
+            version: 2,
+            sha256: [9; 32],
+        }))
+        .sign(&hn.audit.signing);
+    let conflicting = gt.audit.witness(&hn_id, other_v2).await.unwrap_err();
+    assert!(
+        matches!(
+            conflicting,
+            WitnessError::Roster(RosterRefusal::Conflicting { version: 2, .. })
+        ),
+        "{conflicting:?}"
+    );
+    // A checkpoint that names no roster (made before checkpoints did) is
+    // witnessed as before.
+    gt.audit
+        .witness(&hn_id, state(11).sign(&hn.audit.signing))
+        .await
+        .expect("no roster: witnessed");
+
+    let refusals: Vec<String> = gt
+        .store
+        .audit()
+        .entries(0, 1000)
+        .unwrap()
+        .iter()
+        .map(|e| Entry::decode(&e.body).unwrap())
+        .filter(|e| e.action == "checkpoint_rejected")
+        .map(|e| e.result)
+        .collect();
+    assert_eq!(refusals.len(), 3, "{refusals:?}");
+    assert!(refusals[..2].iter().all(|r| r.starts_with("superseded")));
+    assert!(refusals[2].starts_with("conflicting"), "{refusals:?}");
+}
+
 const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
 
 /// gt's statement that its log resumes after entry `size` (cause

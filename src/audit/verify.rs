@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::checkpoint::{self, Checkpoint, KeyBook};
+use super::checkpoint::{self, Checkpoint, KeyBook, RosterStamp, Stamped};
 use super::{Entry, rfc3339};
 use crate::records::model::NodeId;
 use crate::store::audit_log::{Anchor, GENESIS, HASH_LEN, RawEntry};
@@ -90,7 +90,7 @@ pub struct Verifier {
     first_bad: Option<(u64, String)>,
     /// Problems with the evidence itself, found while opening it.
     evidence_checks: Vec<Check>,
-    own: Vec<Checkpoint>,
+    own: Vec<Stamped>,
     witnessed: Vec<(NodeId, Result<Vec<checkpoint::Witnessed>, String>)>,
     anchor_checkpoint: Option<Result<Checkpoint, String>>,
     resumptions: Vec<Result<Resumption, String>>,
@@ -103,9 +103,9 @@ impl Verifier {
         let mut own = Vec::new();
         let mut bad_own = Vec::new();
         for (i, signed) in evidence.own.iter().enumerate() {
-            match checkpoint::open(signed, &evidence.keys) {
-                Ok(cp) if cp.node == evidence.node => own.push(cp),
-                Ok(cp) => bad_own.push(format!("checkpoint {i} is of node {}", cp.node)),
+            match checkpoint::open_stamped(signed, &evidence.keys) {
+                Ok(s) if s.checkpoint.node == evidence.node => own.push(s),
+                Ok(s) => bad_own.push(format!("checkpoint {i} is of node {}", s.checkpoint.node)),
                 Err(e) => bad_own.push(format!("checkpoint {i}: {e}")),
             }
         }
@@ -155,7 +155,7 @@ impl Verifier {
             .retention
             .as_ref()
             .map(|kept| resumption(kept, &evidence.node, &evidence.keys, ResumeCause::Retention));
-        let mut wanted: BTreeSet<u64> = own.iter().map(|c| c.size).collect();
+        let mut wanted: BTreeSet<u64> = own.iter().map(|s| s.checkpoint.size).collect();
         for (_, w) in &witnessed {
             if let Ok(ws) = w {
                 wanted.extend(ws.iter().map(|w| w.checkpoint.size));
@@ -388,7 +388,7 @@ impl Verifier {
 
         checks.extend(self.evidence_checks.iter().cloned());
         let mut own_problems = Vec::new();
-        for cp in &self.own {
+        for Stamped { checkpoint: cp, .. } in &self.own {
             if let Err((n, why)) = self.compare(cp) {
                 bad(n);
                 own_problems.push(format!("checkpoint of {}: {why}", rfc3339(cp.time_ms)));
@@ -398,10 +398,12 @@ impl Verifier {
             name: "own checkpoints".into(),
             ok: own_problems.is_empty(),
             detail: if own_problems.is_empty() {
-                match self.own.iter().map(|c| c.size).max() {
-                    Some(s) => format!(
-                        "{} checkpoints agree; the latest covers {s} entries",
-                        self.own.len()
+                match self.own.iter().max_by_key(|s| s.checkpoint.size) {
+                    Some(latest) => format!(
+                        "{} checkpoints agree; the latest covers {} entries, {}",
+                        self.own.len(),
+                        latest.checkpoint.size,
+                        made_under(latest.roster)
                     ),
                     None => "none made yet".into(),
                 }
@@ -465,9 +467,10 @@ impl Verifier {
                     };
                     match ws.iter().max_by_key(|w| w.checkpoint.size) {
                         Some(w) => format!(
-                            "{} checkpoints agree{uncompared}; the latest covers {} entries, witnessed at {}",
+                            "{} checkpoints agree{uncompared}; the latest covers {} entries, {}, witnessed at {}",
                             ws.len() - before,
                             w.checkpoint.size,
+                            made_under(w.roster),
                             rfc3339(w.witnessed_at_ms)
                         ),
                         None => "nothing witnessed yet".into(),
@@ -485,6 +488,18 @@ impl Verifier {
             first_bad,
             checks,
         }
+    }
+}
+
+/// The roster a checkpoint was made under, as the report says it.
+fn made_under(roster: Option<RosterStamp>) -> String {
+    match roster {
+        Some(r) => format!(
+            "made under roster version {} ({})",
+            r.version,
+            &super::hex(&r.sha256)[..16]
+        ),
+        None => "made before checkpoints named their roster version".into(),
     }
 }
 

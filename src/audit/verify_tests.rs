@@ -90,6 +90,57 @@ fn an_intact_log_holds() {
 }
 
 #[test]
+fn the_report_names_the_roster_version_the_latest_checkpoints_were_made_under() {
+    let f = fixture();
+    let entries = log(10);
+    let hn = NodeId::parse("hn").unwrap();
+    let old = checkpoint_of(&f, &entries, 6);
+    let stamped = Checkpoint::decode(&checkpoint_of(&f, &entries, 8).body)
+        .unwrap()
+        .under(Some(RosterStamp {
+            version: 2,
+            sha256: [0xab; 32],
+        }))
+        .sign(&f.gt);
+    let witnesses = vec![
+        checkpoint::countersign(&old, &hn, 2_000, &f.hn),
+        checkpoint::countersign(&stamped, &hn, 3_000, &f.hn),
+    ];
+    let r = run(&f, &entries, vec![old.clone(), stamped], witnesses);
+    assert!(r.holds(), "{:?}", r.checks);
+    let detail = |name: &str| {
+        r.checks
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.detail.clone())
+            .unwrap()
+    };
+    let under_2 = "the latest covers 8 entries, made under roster version 2 (abababababababab)";
+    assert!(
+        detail("own checkpoints").contains(under_2),
+        "{:?}",
+        r.checks
+    );
+    assert!(
+        detail("witnessed by hn").contains(under_2),
+        "{:?}",
+        r.checks
+    );
+    // Checkpoints made before they named their roster still verify, and
+    // the report says they name none.
+    let w = checkpoint::countersign(&old, &hn, 2_000, &f.hn);
+    let r = run(&f, &entries, vec![old], vec![w]);
+    assert!(r.holds(), "{:?}", r.checks);
+    assert!(
+        r.checks.iter().any(|c| c
+            .detail
+            .contains("made before checkpoints named their roster version")),
+        "{:?}",
+        r.checks
+    );
+}
+
+#[test]
 fn a_flipped_byte_names_its_entry() {
     let f = fixture();
     let mut entries = log(10);

@@ -104,6 +104,7 @@ impl IntoStatus for crate::audit::keeper::WitnessError {
             }
             WitnessError::Shrank { .. }
             | WitnessError::Forked { .. }
+            | WitnessError::Roster(_)
             | WitnessError::Recovery(_) => Status::failed_precondition(self.to_string()),
         }
     }

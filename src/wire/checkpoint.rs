@@ -10,7 +10,8 @@ use prost::Message;
 
 use super::pb::v1 as pb;
 
-/// The content a node signs: its log's size and head at a time.
+/// The content a node signs: its log's size and head at a time, and the
+/// roster version in force when it made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckpointBody {
     /// As written: checked to be a node id by the reader.
@@ -18,6 +19,11 @@ pub struct CheckpointBody {
     pub size: u64,
     pub head: Vec<u8>,
     pub time_ms: i64,
+    /// 0 (with an empty `roster_sha256`) in a checkpoint made before
+    /// checkpoints carried the roster.
+    pub roster_version: u64,
+    /// As written: checked to be 32 bytes (or empty) by the reader.
+    pub roster_sha256: Vec<u8>,
 }
 
 impl CheckpointBody {
@@ -27,6 +33,8 @@ impl CheckpointBody {
             size: self.size,
             head: self.head.clone(),
             time_ms: self.time_ms,
+            roster_version: self.roster_version,
+            roster_sha256: self.roster_sha256.clone(),
         }
         .encode_to_vec()
     }
@@ -38,6 +46,8 @@ impl CheckpointBody {
             size: b.size,
             head: b.head,
             time_ms: b.time_ms,
+            roster_version: b.roster_version,
+            roster_sha256: b.roster_sha256,
         })
     }
 }

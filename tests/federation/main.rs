@@ -29,3 +29,4 @@ mod statistics;
 mod tamper;
 mod tls;
 mod tls_limits;
+mod witness_roster;

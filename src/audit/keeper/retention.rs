@@ -68,7 +68,8 @@ impl AuditKeeper {
             head,
             time_ms: now,
         };
-        let resumes_signed = resumes.clone().sign(&self.signing);
+        let roster = Some(self.roster_stamp());
+        let resumes_signed = resumes.clone().under(roster).sign(&self.signing);
         let statement = Recovery {
             node: self.id.clone(),
             resumes,
@@ -116,6 +117,7 @@ impl AuditKeeper {
                     head: upto.hash,
                     time_ms: now,
                 }
+                .under(roster)
                 .sign(&self.signing)
                 .encode()
             };

@@ -4,7 +4,7 @@
 //! the rest of the keeper writes and checkpoints this node's own.
 
 use super::{AuditKeeper, WITNESS_PAGE, WITNESS_TIMEOUT, WitnessError, bounded};
-use crate::audit::checkpoint::{self, Checkpoint};
+use crate::audit::checkpoint::{self, Checkpoint, RosterStamp};
 use crate::audit::{Action, Entry};
 use crate::records::model::NodeId;
 use crate::store::StoreError;
@@ -59,13 +59,17 @@ impl AuditKeeper {
             signed.body.len(),
             crate::limits::MAX_CHECKPOINT_BODY,
         )?;
-        let cp = checkpoint::open(signed, &self.key_book())?;
+        let stamped = checkpoint::open_stamped(signed, &self.key_book())?;
+        let cp = &stamped.checkpoint;
         if cp.node != *caller {
             return Err(WitnessError::NotOwn {
-                claimed: cp.node,
+                claimed: cp.node.clone(),
                 caller: caller.clone(),
             });
         }
+        // What this node already countersigned at this size: the same
+        // state again is answered with it, once the roster is judged.
+        let mut held_same = None;
         if let Some((witnessed, bytes)) = self.store.checkpoints().latest(caller)? {
             if cp.size < witnessed {
                 return Err(WitnessError::Shrank {
@@ -90,10 +94,28 @@ impl AuditKeeper {
                     }
                     // The same state again (an idle node's periodic
                     // checkpoint): the countersignature already held.
-                    (Some(held), Some(_)) => return Ok(held),
+                    (Some(held), Some(_)) => held_same = Some(held),
                     _ => {}
                 }
             }
+        }
+        // After the log checks (a shrunken or forked log is the graver
+        // finding, and is reported whatever the roster), before anything
+        // is countersigned: not even the same state again is vouched for
+        // under a roster this node knows to be superseded or conflicting.
+        let in_force = self.roster_stamp();
+        let chain: Vec<RosterStamp> = self
+            .trust
+            .chain()
+            .iter()
+            .map(|s| RosterStamp {
+                version: s.version.number(),
+                sha256: s.version.hash(),
+            })
+            .collect();
+        checkpoint::judge_roster(caller, stamped.roster, in_force, &chain)?;
+        if let Some(held) = held_same {
+            return Ok(held);
         }
         let witness = checkpoint::countersign(signed, &self.id, self.clock.now_ms(), &self.signing);
         self.store

@@ -5,7 +5,7 @@
 use prost::Message;
 
 use super::{Fixture, PEER, fixture, node};
-use crate::audit::checkpoint::{self, Checkpoint, CheckpointError, Coverage};
+use crate::audit::checkpoint::{self, Checkpoint, CheckpointError, Coverage, Stamped};
 use crate::audit::recovery;
 use crate::records::model::NodeId;
 use crate::wire::pb::v1 as pb;
@@ -31,6 +31,15 @@ pub fn checkpoint(data: &[u8]) {
             if let Ok(cp) = Checkpoint::decode(bytes) {
                 assert_eq!(Checkpoint::decode(&cp.encode()), Ok(cp));
             }
+            // With the roster it was made under (or none, for a body made
+            // before checkpoints carried it): the same either way.
+            match Stamped::decode(bytes) {
+                Ok(stamped) => {
+                    assert_eq!(Stamped::decode(&stamped.encode()).as_ref(), Ok(&stamped));
+                    assert_eq!(Checkpoint::decode(bytes), Ok(stamped.checkpoint));
+                }
+                Err(e) => assert_eq!(Checkpoint::decode(bytes), Err(e)),
+            }
         }
         1 => {
             let Ok(signed) = SignedCheckpoint::decode(bytes) else {
@@ -38,10 +47,14 @@ pub fn checkpoint(data: &[u8]) {
             };
             let _ = checkpoint::open(&signed, &fx.keys);
             let resigned = resign_checkpoint(fx, &signed.body);
-            let opened = checkpoint::open(&resigned, &fx.keys);
+            let opened = checkpoint::open_stamped(&resigned, &fx.keys);
             assert_signed_right(&opened);
-            if let Ok(cp) = opened {
-                assert_eq!(Checkpoint::decode(&resigned.body), Ok(cp));
+            if let Ok(stamped) = opened {
+                assert_eq!(Stamped::decode(&resigned.body).as_ref(), Ok(&stamped));
+                assert_eq!(
+                    checkpoint::open(&resigned, &fx.keys),
+                    Ok(stamped.checkpoint)
+                );
             }
         }
         2 => {

@@ -22,8 +22,8 @@ pub const MAX_PEER_REQUESTED_BY: usize = 128;
 pub const MAX_PEER_QUERY_ID: usize = 64;
 /// Longest signing key id a peer may name in a checkpoint or statement.
 pub const MAX_PEER_KEY_ID: usize = 64;
-/// Largest checkpoint body a peer may hand over (a real one is under 100
-/// bytes).
+/// Largest checkpoint body a peer may hand over (a real one, with the
+/// roster it was made under, is under 140 bytes).
 pub const MAX_CHECKPOINT_BODY: usize = 512;
 /// Largest recovery statement body (a checkpoint, a time, a reason).
 pub const MAX_RECOVERY_BODY: usize = 2048;

@@ -152,6 +152,27 @@ impl KeyBook {
         Self(book)
     }
 
+    /// The keys of every version of a roster chain, oldest first, so that
+    /// what was signed under a key a later version rotated out still
+    /// verifies: a later version's validity window for a key replaces an
+    /// earlier one, and a key a later version drops is bounded to that
+    /// version's proposal time.
+    pub fn from_chain<'a>(versions: impl IntoIterator<Item = &'a Roster>) -> Self {
+        let mut book: HashMap<String, BookKey> = HashMap::new();
+        for roster in versions {
+            let listed = Self::from_roster(roster);
+            for (key_id, key) in book.iter_mut() {
+                if !listed.0.contains_key(key_id) {
+                    let dropped = roster.position.proposed_at_ms;
+                    key.valid_until_ms =
+                        Some(key.valid_until_ms.map_or(dropped, |u| u.min(dropped)));
+                }
+            }
+            book.extend(listed.0);
+        }
+        Self(book)
+    }
+
     /// The keys a node handed over with its answer.
     pub fn from_keys(keys: &[MemberKey]) -> Result<Self, String> {
         let mut book = HashMap::new();
@@ -530,6 +551,67 @@ impl Coverage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Version `n` of a one-member roster whose signing keys are `keys`
+    /// (key id, key, valid_until).
+    fn one_member_version(
+        dir: &std::path::Path,
+        n: u64,
+        previous: Option<[u8; 32]>,
+        keys: &[(&str, &SigningKey, Option<&str>)],
+    ) -> crate::trust::roster::Roster {
+        let (gov, _) = SigningKey::generate("governance").unwrap();
+        let mut text = format!(
+            "federation = \"t\"\n[[members]]\nid = \"gt\"\nname = \"gt\"\ncountry = \"GT\"\nrole = \"member\"\nca = [\"ca.crt\"]\ngovernance_keys = [\"{}\"]\n",
+            crypto::encode_public_key(gov.public_key())
+        );
+        for (id, key, until) in keys {
+            text.push_str(&format!(
+                "[[members.signing_keys]]\nkey_id = \"{id}\"\npublic_key = \"{}\"\n{}",
+                crypto::encode_public_key(key.public_key()),
+                until.map_or(String::new(), |u| format!("valid_until = \"{u}\"\n"))
+            ));
+        }
+        let source =
+            crate::trust::roster::RosterSource::parse(&text, dir, &dir.join("f.toml")).unwrap();
+        source.compile(n, previous, 1_800_000_000_000).unwrap().1
+    }
+
+    #[test]
+    fn a_chain_key_book_keeps_rotated_keys_with_their_windows() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = crate::trust::pki::new_ca("gt CA", None, 30).unwrap();
+        std::fs::write(dir.path().join("ca.crt"), ca.cert_pem).unwrap();
+        let (a, _) = SigningKey::generate("gt-a").unwrap();
+        let (b, _) = SigningKey::generate("gt-b").unwrap();
+        let (c, _) = SigningKey::generate("gt-c").unwrap();
+        let v1 = one_member_version(dir.path(), 1, None, &[("gt-a", &a, None)]);
+        // Version 2 adds b and drops a; version 3 bounds b and adds c.
+        let v2 = one_member_version(dir.path(), 2, Some(v1.position.hash), &[("gt-b", &b, None)]);
+        let v3 = one_member_version(
+            dir.path(),
+            3,
+            Some(v2.position.hash),
+            &[
+                ("gt-b", &b, Some("2027-01-01T00:00:00Z")),
+                ("gt-c", &c, None),
+            ],
+        );
+        let head_only = KeyBook::from_roster(&v3);
+        assert!(
+            !head_only.0.contains_key("gt-a"),
+            "the head alone forgets a"
+        );
+        let book = KeyBook::from_chain([&v1, &v2, &v3]);
+        assert_eq!(
+            book.0["gt-a"].valid_until_ms,
+            Some(v2.position.proposed_at_ms),
+            "a dropped key is bounded to the version that dropped it"
+        );
+        assert_eq!(book.0["gt-b"].valid_until_ms, Some(1_798_761_600_000));
+        assert_eq!(book.0["gt-c"].valid_until_ms, None);
+        assert_eq!(book.0["gt-a"].public_key, a.public_key().to_vec());
+    }
 
     fn book(keys: &[(&str, &SigningKey)]) -> KeyBook {
         KeyBook(

@@ -322,8 +322,8 @@ impl AuditKeeper {
     }
 
     /// Fingerprints of what this node trusts and presents: its TLS
-    /// certificate, its signing key, the agency CA and the roster's
-    /// members, CAs and keys. A change between two starts is audited.
+    /// certificate, its signing key, the agency CA and the roster version
+    /// in force. A change between two starts is audited.
     pub(crate) fn fingerprints(&self) -> Vec<String> {
         let sha = |b: &[u8]| hex(&digest(&SHA256, b).as_ref()[..16]);
         let mut out = Vec::new();
@@ -340,21 +340,15 @@ impl AuditKeeper {
             ca.extend_from_slice(c.as_ref());
         }
         out.push(format!("agency_ca:{}", sha(&ca)));
-        let mut roster = Vec::new();
-        for m in self.trust.roster().members() {
-            roster.extend_from_slice(m.id.as_str().as_bytes());
-            roster.push(0);
-            for c in &m.ca_certs {
-                roster.extend_from_slice(c.as_ref());
-            }
-            for k in &m.signing_keys {
-                roster.extend_from_slice(k.key_id.as_bytes());
-                roster.extend_from_slice(&k.public_key);
-                roster.extend_from_slice(&k.valid_from_ms.unwrap_or(0).to_be_bytes());
-                roster.extend_from_slice(&k.valid_until_ms.unwrap_or(0).to_be_bytes());
-            }
-        }
-        out.push(format!("roster:{}", sha(&roster)));
+        // The roster version in force and its hash: a version adopted
+        // (and persisted) just before a crash, whose own audit entry the
+        // crash lost, is on record at the next start this way.
+        let roster = self.trust.roster();
+        out.push(format!(
+            "roster:{}:{}",
+            roster.position.version,
+            hex(&roster.position.hash[..16])
+        ));
         out
     }
 
@@ -400,9 +394,15 @@ impl AuditKeeper {
         Ok(())
     }
 
-    /// The signing keys this node checks checkpoints with.
+    /// The signing keys this node checks checkpoints with: those of every
+    /// version of the chain in force, so that a checkpoint signed before a
+    /// key rotation still verifies.
     pub fn key_book(&self) -> KeyBook {
-        KeyBook::from_roster(&self.trust.roster())
+        let chain = self.trust.chain();
+        if chain.is_empty() {
+            return KeyBook::from_roster(&self.trust.roster());
+        }
+        KeyBook::from_chain(chain.iter().map(|s| s.version.roster.as_ref()))
     }
 
     /// The roster version in force here, as checkpoints carry it.

@@ -86,8 +86,9 @@ pub struct Source {
     #[arg(long, requires = "config")]
     data_dir: Option<PathBuf>,
     /// With --client: a trusted copy of the roster chain (a directory of
-    /// `<version>.roster` files) whose newest version's keys check the
-    /// signatures, instead of the keys the node reports.
+    /// `<version>.roster` files) whose keys check the signatures (every
+    /// key any version listed, with the window its latest version gave
+    /// it), instead of the keys the node reports.
     #[arg(long, requires = "client")]
     roster: Option<PathBuf>,
     /// With --client: why the log is read (written to the log).
@@ -309,7 +310,7 @@ async fn evidence(
                 Some(path) => {
                     let walk = enlace::trust::load::chain_of(path, None, None)
                         .map_err(|p| anyhow!("--roster {}: {}", path.display(), p.join("; ")))?;
-                    KeyBook::from_roster(&walk.head().version.roster)
+                    KeyBook::from_chain(walk.chain.iter().map(|s| s.version.roster.as_ref()))
                 }
                 None => KeyBook::from_keys(
                     &resp

@@ -262,7 +262,39 @@ fn record_bodies() -> Vec<(&'static str, Vec<u8>)> {
                 Kind::StatisticalReport(statistical_report()),
             ),
         ),
+        (
+            "roster-proposal",
+            body(
+                PEER,
+                9,
+                all_members(),
+                Kind::RosterProposal(pb::RosterProposal {
+                    version: example_version().version,
+                }),
+            ),
+        ),
+        (
+            "roster-approval",
+            body(
+                PEER,
+                10,
+                all_members(),
+                Kind::RosterApproval(
+                    example_version()
+                        .approvals
+                        .into_iter()
+                        .next()
+                        .unwrap_or_default(),
+                ),
+            ),
+        ),
     ]
+}
+
+/// The example federation's version 1 with its approvals.
+fn example_version() -> pb::SignedRoster {
+    let bytes = std::fs::read(fixture().dir.join("roster/1.roster")).unwrap_or_default();
+    pb::SignedRoster::decode(bytes.as_slice()).unwrap_or_default()
 }
 
 /// The smuggled-migrants table of 2026: 5 women and 6 men, nothing to
@@ -307,7 +339,10 @@ fn pull_batch() -> Vec<u8> {
     let records: Vec<_> = record_bodies()
         .into_iter()
         .filter(|(name, _)| {
-            !name.starts_with("mla-a") && !name.starts_with("mla-r") && !name.starts_with("stat")
+            !name.starts_with("mla-a")
+                && !name.starts_with("mla-r")
+                && !name.starts_with("stat")
+                && !name.starts_with("roster")
         })
         .chain(
             record_bodies()
@@ -376,6 +411,18 @@ fn checkpoints() -> Vec<(&'static str, Vec<u8>)> {
         ("recovery", tagged(3, statement.to_pb().encode_to_vec())),
         ("recovery-witness", tagged(4, countersigned.encode())),
         ("answer", tagged(5, answer.encode_to_vec())),
+        (
+            "body-under-roster",
+            tagged(
+                0,
+                cp.clone()
+                    .under(Some(checkpoint::RosterStamp {
+                        version: 2,
+                        sha256: [9; 32],
+                    }))
+                    .encode(),
+            ),
+        ),
     ]
 }
 

@@ -42,8 +42,14 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(10);
 /// reaches. `Ok(None)`: nothing to do; `Ok(Some(n))`: the chain now
 /// reaches version `n`. The error says, per peer, why none could serve.
 pub async fn chain_from_peers(path: &Path, data_dir: Option<&Path>) -> Result<Option<u64>, String> {
-    let raw = config::read(path).map_err(|e| e.to_string())?;
-    let settings = config::validate::settings(&raw, path, data_dir).map_err(|e| e.to_string())?;
+    // An invalid configuration is for the loading that follows to report,
+    // whole and precisely.
+    let Ok(raw) = config::read(path) else {
+        return Ok(None);
+    };
+    let Ok(settings) = config::validate::settings(&raw, path, data_dir) else {
+        return Ok(None);
+    };
     let Some(anchor) = settings.tls_files.anchor else {
         return Ok(None);
     };

@@ -30,11 +30,14 @@
 //!   one, or an approval by a key of neither version is refused with its
 //!   reason in the log, the audit log and `enlace_roster_refused_total`.
 //!
-//! Budget: an approval costs one signature check at most, and only when
-//! its key is a governance key of N or N+1; each key gets at most
-//! [`TRIES_PER_KEY`] checks per proposal, so a member publishing forged
-//! approvals under another member's key spends its own record budget and
-//! at most that many checks. Each refusal is written to the audit log once
+//! Budget: a node reads each member's latest [`MAX_PROPOSALS_PER_MEMBER`]
+//! proposals and, for those, each member's latest
+//! [`MAX_APPROVALS_PER_MEMBER`] approvals, chosen from the index before
+//! any record is read; an approval costs one signature check at most, and
+//! only when its key is a governance key of N or N+1; each key gets at
+//! most [`TRIES_PER_KEY`] checks per proposal. A member flooding proposals
+//! or forged approvals therefore spends its own record budget and costs
+//! every other node a bounded amount of work per evaluation. Each refusal is written to the audit log once
 //! per run of the node (refusals already held at start are not repeated).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -57,6 +60,11 @@ mod assess;
 
 /// Signature checks one governance key gets per proposal.
 pub const TRIES_PER_KEY: usize = 4;
+/// A member's latest proposals that a node considers; older ones of the
+/// same member are not read.
+pub const MAX_PROPOSALS_PER_MEMBER: usize = 8;
+/// A member's latest approvals of one proposal that a node considers.
+pub const MAX_APPROVALS_PER_MEMBER: usize = 64;
 
 /// Where a proposal stands at this node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -413,57 +421,96 @@ impl Governor {
 
     /// Every proposal and approval the roster index points at.
     fn holdings(&self) -> Result<Holdings, GovernanceError> {
-        let mut h = Holdings::default();
+        // First the index alone (small entries), to choose what to read:
+        // each member's latest proposals, and for those its latest
+        // approvals, so that a member flooding either costs this node a
+        // bounded amount of reading and checking per evaluation.
+        let mut proposals: BTreeMap<String, Vec<([u8; 32], Indexed)>> = BTreeMap::new();
+        let mut approvals: BTreeMap<([u8; 32], String), Vec<Indexed>> = BTreeMap::new();
         for (key, value) in self
             .store
             .series()
             .with_prefix(records_roster::KEY_PREFIX)?
         {
-            let Some(indexed) = Indexed::decode(&value) else {
+            let hash = key
+                .strip_prefix(records_roster::KEY_PREFIX)
+                .and_then(|rest| rest.split(':').next())
+                .and_then(|h| chain::parse_hash(h).ok());
+            let (Some(hash), Some(indexed)) = (hash, Indexed::decode(&value)) else {
+                tracing::error!(key, "a roster index entry does not decode");
                 continue;
             };
-            let Some(stored) = self.store.records().get_by_id(&indexed.record_id)? else {
-                continue;
-            };
-            let Some(envelope) = stored.content.envelope() else {
-                continue;
-            };
-            let body = match wire::open_stored(envelope) {
-                Ok((_, body)) => body,
-                Err(error) => {
-                    tracing::error!(key, %error, "a stored roster record does not decode");
+            match indexed.kind.as_str() {
+                "proposal" => proposals
+                    .entry(indexed.origin.clone())
+                    .or_default()
+                    .push((hash, indexed)),
+                _ => approvals
+                    .entry((hash, indexed.origin.clone()))
+                    .or_default()
+                    .push(indexed),
+            }
+        }
+        let mut h = Holdings::default();
+        for (_, mine) in proposals {
+            for (hash, indexed) in latest(
+                mine,
+                |e: &([u8; 32], Indexed)| e.1.created_at_ms,
+                MAX_PROPOSALS_PER_MEMBER,
+            ) {
+                let Some(RecordKind::RosterProposal(p)) = self.read(&indexed.record_id)? else {
                     continue;
-                }
-            };
-            match body.kind {
-                RecordKind::RosterProposal(p) => {
-                    let hash = p.hash();
-                    let held = Held {
-                        indexed,
-                        bytes: p.version,
-                    };
-                    // The same version proposed twice: the first counts.
-                    match h.proposals.get(&hash) {
-                        Some(o) if o.indexed.created_at_ms <= held.indexed.created_at_ms => {}
-                        _ => {
-                            h.proposals.insert(hash, held);
-                        }
+                };
+                let held = Held {
+                    indexed,
+                    bytes: p.version,
+                };
+                // The same version proposed twice: the first counts.
+                match h.proposals.get(&hash) {
+                    Some(o) if o.indexed.created_at_ms <= held.indexed.created_at_ms => {}
+                    _ => {
+                        h.proposals.insert(hash, held);
                     }
                 }
-                RecordKind::RosterApproval(a) => {
-                    h.approvals
-                        .entry(a.roster_sha256)
-                        .or_default()
-                        .push(HeldApproval {
-                            record_id: indexed.record_id,
-                            origin: indexed.origin,
-                            approval: a,
-                        });
-                }
-                _ => {}
+            }
+        }
+        for ((hash, _), theirs) in approvals {
+            if !h.proposals.contains_key(&hash) {
+                continue;
+            }
+            for indexed in latest(
+                theirs,
+                |e: &Indexed| e.created_at_ms,
+                MAX_APPROVALS_PER_MEMBER,
+            ) {
+                let Some(RecordKind::RosterApproval(a)) = self.read(&indexed.record_id)? else {
+                    continue;
+                };
+                h.approvals.entry(hash).or_default().push(HeldApproval {
+                    record_id: indexed.record_id,
+                    origin: indexed.origin,
+                    approval: a,
+                });
             }
         }
         Ok(h)
+    }
+
+    /// What a stored record is, if it is still held whole.
+    fn read(&self, record_id: &str) -> Result<Option<RecordKind>, GovernanceError> {
+        let Some(stored) = self.store.records().get_by_id(record_id)? else {
+            return Ok(None);
+        };
+        let Some(envelope) = stored.content.envelope() else {
+            return Ok(None);
+        };
+        match wire::open_stored(envelope) {
+            Ok((_, body)) => Ok(Some(body.kind)),
+            Err(error) => {
+                tracing::error!(record_id, %error, "a stored roster record does not decode");
+                Ok(None)
+            }
+        }
     }
 
     /// Persists `signed` in the node's own chain directory, then brings it
@@ -516,4 +563,11 @@ fn pause_after_persist() {
             std::thread::park();
         }
     }
+}
+
+/// The `n` newest of `v` by `created_at`.
+fn latest<T>(mut v: Vec<T>, created_at: impl Fn(&T) -> i64, n: usize) -> Vec<T> {
+    v.sort_by_key(|e| std::cmp::Reverse(created_at(e)));
+    v.truncate(n);
+    v
 }

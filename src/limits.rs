@@ -46,6 +46,9 @@ pub const DIGEST_PER_MINUTE: u32 = 6;
 pub const ROSTER_CHAIN_PER_MINUTE: u32 = 6;
 /// Most roster versions in one `RosterChain` answer.
 pub const ROSTER_CHAIN_VERSIONS: usize = 64;
+/// Most bytes of versions in one `RosterChain` answer (one version at
+/// least, whatever its size).
+pub const ROSTER_CHAIN_BYTES: usize = 4 * 1024 * 1024;
 /// `Pull` streams that follow this node's log, per peer: a new one
 /// replaces the old, which ends.
 pub const FOLLOW_STREAMS_PER_PEER: usize = 1;

@@ -155,20 +155,14 @@ impl KeyBook {
     /// The keys of every version of a roster chain, oldest first, so that
     /// what was signed under a key a later version rotated out still
     /// verifies: a later version's validity window for a key replaces an
-    /// earlier one, and a key a later version drops is bounded to that
-    /// version's proposal time.
+    /// earlier one, and a key a later version drops keeps the window its
+    /// last version gave it. (A node signs with its old key until it
+    /// adopts the version that drops it, which may be days after the
+    /// proposal: only an explicit `valid_until` bounds a key.)
     pub fn from_chain<'a>(versions: impl IntoIterator<Item = &'a Roster>) -> Self {
         let mut book: HashMap<String, BookKey> = HashMap::new();
         for roster in versions {
-            let listed = Self::from_roster(roster);
-            for (key_id, key) in book.iter_mut() {
-                if !listed.0.contains_key(key_id) {
-                    let dropped = roster.position.proposed_at_ms;
-                    key.valid_until_ms =
-                        Some(key.valid_until_ms.map_or(dropped, |u| u.min(dropped)));
-                }
-            }
-            book.extend(listed.0);
+            book.extend(Self::from_roster(roster).0);
         }
         Self(book)
     }
@@ -604,9 +598,8 @@ mod tests {
         );
         let book = KeyBook::from_chain([&v1, &v2, &v3]);
         assert_eq!(
-            book.0["gt-a"].valid_until_ms,
-            Some(v2.position.proposed_at_ms),
-            "a dropped key is bounded to the version that dropped it"
+            book.0["gt-a"].valid_until_ms, None,
+            "a dropped key keeps the window its last version gave it"
         );
         assert_eq!(book.0["gt-b"].valid_until_ms, Some(1_798_761_600_000));
         assert_eq!(book.0["gt-c"].valid_until_ms, None);

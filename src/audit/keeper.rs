@@ -503,6 +503,9 @@ impl AuditKeeper {
                     // An answer whose countersignature does not verify
                     // vouches for nothing: report it as not witnessed.
                     let witness = reply.ok_or_else(|| "answer carries no witness".to_string())?;
+                    if witness.checkpoint.as_ref().map(|c| &c.body) != Some(&signed.body) {
+                        return Err("the countersignature covers another checkpoint".to_string());
+                    }
                     checkpoint::open_witness(&witness, keys)
                         .map(|_| ())
                         .map_err(|e| format!("countersignature does not verify: {e}"))

@@ -9,8 +9,13 @@
 //! of approvals (`crate::trust::chain::verify_chain`). A peer that lies
 //! only wastes the attempt; the next configured peer is asked. The
 //! connection is still TLS 1.3 with this node's own certificate (the
-//! peers admit it once they adopted the version that lists it), and the
-//! server must prove possession of the key of the certificate it shows.
+//! peers admit it once they adopted the version that lists it); since the
+//! server's certificate is not checked, this node's certificate (public
+//! anyway: it is in every handshake it makes) is shown to whoever answers
+//! at the configured endpoint, and nothing else is sent. What a peer
+//! serves is bounded: versions numbered one after another, the chain
+//! reaching the head the peer states, at most [`MAX_VERSIONS`] versions,
+//! within [`FETCH_DEADLINE`].
 //!
 //! When: at start, when the configuration names `federation.anchor` and
 //! neither the operator's chain directory nor the node's own holds a
@@ -28,14 +33,17 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use crate::config::{self, Endpoint};
 use crate::exchange::peers::{MAX_PEER_MESSAGE, peer_channel};
-use crate::limits::ROSTER_CHAIN_VERSIONS;
 use crate::trust::chain::{self, Signed, dir};
 use crate::trust::load;
 use crate::trust::tls::{self, TlsIdentity};
 use crate::wire::PeerClient;
 
-/// How long one peer gets to answer.
+/// How long one peer gets to answer one page.
 const ASK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one peer gets to serve its whole chain.
+pub const FETCH_DEADLINE: Duration = Duration::from_secs(60);
+/// The longest chain fetched from one peer.
+pub const MAX_VERSIONS: usize = 10_000;
 
 /// Fetches and persists the roster chain from the configured peers when
 /// the configuration at `path` names an anchor that no local chain
@@ -71,9 +79,20 @@ pub async fn chain_from_peers(path: &Path, data_dir: Option<&Path>) -> Result<Op
     let client_config = anchored_client_config(&identity).map_err(|e| e.to_string())?;
     let mut failures = Vec::new();
     for (peer, endpoint) in &settings.sync.endpoints {
-        match fetch(&client_config, endpoint).await.and_then(|versions| {
-            chain::verify_chain(versions, Some(&anchor))
-                .map_err(|(at, refusal)| format!("version {at}: {refusal}"))
+        let fetched = tokio::time::timeout(FETCH_DEADLINE, fetch(&client_config, endpoint))
+            .await
+            .unwrap_or_else(|_| Err(format!("the chain was not served within {FETCH_DEADLINE:?}")));
+        match fetched.and_then(|(versions, head)| {
+            let walk = chain::verify_chain(versions, Some(&anchor))
+                .map_err(|(at, refusal)| format!("version {at}: {refusal}"))?;
+            match &walk.stopped {
+                Some((at, refusal)) => Err(format!("version {at}: {refusal}")),
+                None if walk.head().version.number() < head => Err(format!(
+                    "the chain served stops at version {} below the head it states ({head})",
+                    walk.head().version.number()
+                )),
+                None => Ok(walk),
+            }
         }) {
             Ok(walk) => {
                 let own = dir::adopted_dir(&settings.data_dir);
@@ -102,11 +121,12 @@ pub async fn chain_from_peers(path: &Path, data_dir: Option<&Path>) -> Result<Op
     ))
 }
 
-/// Every version a peer serves, asked page by page.
+/// Every version a peer serves, asked page by page, and the head it
+/// states: versions numbered one after another from the first served.
 async fn fetch(
     config: &Arc<rustls::ClientConfig>,
     endpoint: &Endpoint,
-) -> Result<Vec<Signed>, String> {
+) -> Result<(Vec<Signed>, u64), String> {
     let channel = peer_channel(
         tls::ClientTls::Fixed(config.clone()),
         &endpoint.host,
@@ -121,15 +141,21 @@ async fn fetch(
             .await
             .map_err(|_| format!("no answer within {ASK_TIMEOUT:?}"))?
             .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?;
-        let page = answer.versions.len();
+        if answer.versions.is_empty() || after >= answer.head {
+            return Ok((versions, answer.head));
+        }
         for v in answer.versions {
             use prost::Message;
             let signed = Signed::decode(&v.encode_to_vec()).map_err(|e| e.to_string())?;
-            after = after.max(signed.version.number());
+            let n = signed.version.number();
+            if after > 0 && n != after + 1 {
+                return Err(format!("served version {n} after version {after}"));
+            }
+            after = n;
             versions.push(signed);
-        }
-        if page < ROSTER_CHAIN_VERSIONS || after >= answer.head {
-            return Ok(versions);
+            if versions.len() > MAX_VERSIONS {
+                return Err(format!("served more than {MAX_VERSIONS} versions"));
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use super::{Finding, Governor, HeldApproval, Holdings, ProposalStatus, State, TRIES_PER_KEY};
 use crate::records::roster::Approval;
-use crate::trust::chain::{self, Refusal, Signed, Tally, Version};
+use crate::trust::chain::{self, Refusal, Signed, Tally};
 use crate::trust::roster::Roster;
 
 impl Governor {
@@ -42,10 +42,10 @@ impl Governor {
             };
             let proposal_id = format!("sha256:{}", chain::hex(hash));
             let ids = vec![held.indexed.record_id.clone(), proposal_id.clone()];
-            let version = match Version::parse(held.bytes.clone()) {
+            let version = match self.parse(hash, &held.bytes) {
                 Ok(v) => v,
-                Err(e) => {
-                    let refusal = Refusal::Invalid(e.problems);
+                Err(problems) => {
+                    let refusal = Refusal::Invalid(problems);
                     status.reason = refusal.to_string();
                     findings.extend(self.finding(
                         format!("{proposal_id}:invalid"),
@@ -97,9 +97,13 @@ impl Governor {
                 statuses.push(status);
                 continue;
             }
-            // The approvals whose keys neither version knows.
+            // The approvals whose keys neither version knows (judged only
+            // for the version next in line: for a later one, a key of a
+            // version in between may be the approver's).
+            let next_in_line = n == head.position.version + 1;
             for a in holdings.approvals.get(hash).into_iter().flatten() {
-                if head
+                if next_in_line
+                    && head
                     .governance_key_owner(&a.approval.governance_key)
                     .is_none()
                     && next
@@ -183,18 +187,24 @@ impl Governor {
 }
 
 /// The approvals worth checking: keys of `head` or `next` only, at most
-/// [`TRIES_PER_KEY`] per key, in the order held.
+/// [`TRIES_PER_KEY`] per key **and publishing member**, in the order held.
+///
+/// NOTE: per publisher, not per key alone: otherwise a member could
+/// publish a few forged approvals under another member's key ahead of the
+/// real one, use up that key's tries, and so veto any change.
 fn bounded<'a>(held: &'a [HeldApproval], head: &Roster, next: &Roster) -> Vec<&'a HeldApproval> {
-    let mut per_key: BTreeMap<[u8; 32], usize> = BTreeMap::new();
+    let mut tries: BTreeMap<([u8; 32], &str), usize> = BTreeMap::new();
     held.iter()
         .filter(|a| {
             let key = &a.approval.governance_key;
             head.governance_key_owner(key).is_some() || next.governance_key_owner(key).is_some()
         })
         .filter(|a| {
-            let tries = per_key.entry(a.approval.governance_key).or_default();
-            *tries += 1;
-            *tries <= TRIES_PER_KEY
+            let n = tries
+                .entry((a.approval.governance_key, a.origin.as_str()))
+                .or_default();
+            *n += 1;
+            *n <= TRIES_PER_KEY
         })
         .collect()
 }

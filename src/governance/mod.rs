@@ -35,7 +35,8 @@
 //! [`MAX_APPROVALS_PER_MEMBER`] approvals, chosen from the index before
 //! any record is read; an approval costs one signature check at most, and
 //! only when its key is a governance key of N or N+1; each key gets at
-//! most [`TRIES_PER_KEY`] checks per proposal. A member flooding proposals
+//! most [`TRIES_PER_KEY`] checks per proposal and publishing member (so
+//! forged approvals under a key cannot crowd out the real one). A member flooding proposals
 //! or forged approvals therefore spends its own record budget and costs
 //! every other node a bounded amount of work per evaluation. Each refusal is written to the audit log once
 //! per run of the node (refusals already held at start are not repeated).
@@ -51,14 +52,15 @@ use crate::clock::SharedClock;
 use crate::records::model::{NodeId, RecordKind};
 use crate::records::roster::{self as records_roster, Approval, Indexed};
 use crate::store::{Store, StoreError};
-use crate::trust::chain::{self, Refusal, Signed, Tally, dir};
+use crate::trust::chain::{self, Refusal, Signed, Tally, Version, dir};
 use crate::trust::reload::{LiveTls, Trigger};
 use crate::trust::roster::Roster;
 use crate::wire;
 
 mod assess;
 
-/// Signature checks one governance key gets per proposal.
+/// Signature checks one governance key gets per proposal and publishing
+/// member.
 pub const TRIES_PER_KEY: usize = 4;
 /// A member's latest proposals that a node considers; older ones of the
 /// same member are not read.
@@ -166,7 +168,17 @@ pub struct Governor {
     reported: Mutex<Option<HashSet<String>>>,
     /// One evaluation at a time.
     turn: tokio::sync::Mutex<()>,
+    /// Proposals' bytes parsed, by hash (the rules' verdict on the bytes
+    /// does not change), so an evaluation parses only what is new.
+    parsed: Mutex<BTreeMap<[u8; 32], Result<Version, Vec<String>>>>,
+    /// The version whose adoption last failed, and when: retried after
+    /// [`ADOPTION_RETRY`], not at every roster record that arrives.
+    failed: Mutex<Option<([u8; 32], std::time::Instant)>>,
 }
+
+/// How long a version whose adoption failed (its reload refused) waits
+/// before it is tried again.
+const ADOPTION_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl std::fmt::Debug for Governor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -207,6 +219,8 @@ impl Governor {
             refused: Mutex::new(BTreeMap::new()),
             reported: Mutex::new(None),
             turn: tokio::sync::Mutex::new(()),
+            parsed: Mutex::new(BTreeMap::new()),
+            failed: Mutex::new(None),
         }
     }
 
@@ -297,6 +311,28 @@ impl Governor {
             let (statuses, candidates, findings) = self.assess(&head, &holdings);
             out.extend(findings.into_iter().map(|f| (Action::RosterRefused, f)));
             match candidates.len() {
+                1 if self.halted_at(candidates[0].0.version.number()) => {
+                    let n = candidates[0].0.version.number();
+                    tracing::error!(
+                        version = n,
+                        "roster adoption stays halted: a conflict at this version was found before (evidence in the roster directory's evidence/); place the version the federation agreed in federation.chain"
+                    );
+                    self.publish(
+                        statuses
+                            .into_iter()
+                            .map(|mut s| {
+                                if s.version == n && s.state == State::Pending {
+                                    s.state = State::Conflict;
+                                    s.reason = format!("adoption of version {n} halted by an earlier conflict");
+                                }
+                                s
+                            })
+                            .collect(),
+                    );
+                }
+                1 if self.failed_recently(&candidates[0].0.version.hash()) => {
+                    self.publish(statuses);
+                }
                 1 => {
                     let (signed, tally) = &candidates[0];
                     match self.adopt(&head, signed, tally) {
@@ -305,6 +341,9 @@ impl Governor {
                             continue;
                         }
                         Err(text) => {
+                            if let Ok(mut f) = self.failed.lock() {
+                                *f = Some((signed.version.hash(), std::time::Instant::now()));
+                            }
                             tracing::error!(
                                 version = signed.version.number(),
                                 error = %text,
@@ -372,6 +411,31 @@ impl Governor {
         Ok(out)
     }
 
+    /// Whether the adoption of `hash` failed less than [`ADOPTION_RETRY`]
+    /// ago.
+    fn failed_recently(&self, hash: &[u8; 32]) -> bool {
+        self.failed
+            .lock()
+            .ok()
+            .and_then(|f| *f)
+            .is_some_and(|(h, at)| h == *hash && at.elapsed() < ADOPTION_RETRY)
+    }
+
+    /// Whether a conflict at version `n` was kept as evidence: adoption
+    /// of `n` stays halted (even if one of the two versions drops out of
+    /// view) until the operator places the agreed version in
+    /// `federation.chain`.
+    fn halted_at(&self, n: u64) -> bool {
+        let evidence = dir::adopted_dir(self.trust.data_dir()).join("evidence");
+        std::fs::read_dir(evidence)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .any(|e| e.file_name().to_string_lossy().starts_with(&format!("{n}-")))
+            })
+            .unwrap_or(false)
+    }
+
     /// A refusal to put on record, unless it was already in this run;
     /// counted either way only once.
     fn finding(
@@ -405,18 +469,42 @@ impl Governor {
         }
     }
 
+    /// A proposal's bytes as a version, or the rules they break; parsed
+    /// once per hash.
+    pub(crate) fn parse(&self, hash: &[u8; 32], bytes: &[u8]) -> Result<Version, Vec<String>> {
+        if let Ok(cache) = self.parsed.lock()
+            && let Some(v) = cache.get(hash)
+        {
+            return v.clone();
+        }
+        let parsed = Version::parse(bytes.to_vec()).map_err(|e| e.problems);
+        if let Ok(mut cache) = self.parsed.lock() {
+            // Bounded like what is read: members times their budget.
+            if cache.len() >= 1024 {
+                cache.clear();
+            }
+            cache.insert(*hash, parsed.clone());
+        }
+        parsed
+    }
+
     /// The bytes of a proposal held here.
     pub fn proposal_bytes(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, GovernanceError> {
         Ok(self.holdings()?.proposals.remove(hash).map(|h| h.bytes))
     }
 
-    /// Whether an approval of the proposal `hash` by `key` is held here.
+    /// Whether a valid approval of the proposal `hash` by `key` is held
+    /// here (a forged one under the key does not count: it must not stop
+    /// the real one from being published).
     pub fn approved_with(&self, hash: &[u8; 32], key: &[u8; 32]) -> Result<bool, GovernanceError> {
         Ok(self
             .holdings()?
             .approvals
             .get(hash)
-            .is_some_and(|a| a.iter().any(|a| a.approval.governance_key == *key)))
+            .is_some_and(|a| {
+                a.iter()
+                    .any(|a| a.approval.governance_key == *key && a.approval.signature_verifies())
+            }))
     }
 
     /// Every proposal and approval the roster index points at.
@@ -452,12 +540,23 @@ impl Governor {
             }
         }
         let mut h = Holdings::default();
+        let in_chain: HashSet<[u8; 32]> = self
+            .trust
+            .chain()
+            .iter()
+            .map(|s| s.version.hash())
+            .collect();
         for (_, mine) in proposals {
-            for (hash, indexed) in latest(
-                mine,
+            // Versions in the chain are read whatever their number (the
+            // chain bounds them); the budget is for the others.
+            let (adopted, open): (Vec<_>, Vec<_>) =
+                mine.into_iter().partition(|(hash, _)| in_chain.contains(hash));
+            let open = latest(
+                open,
                 |e: &([u8; 32], Indexed)| e.1.created_at_ms,
                 MAX_PROPOSALS_PER_MEMBER,
-            ) {
+            );
+            for (hash, indexed) in adopted.into_iter().chain(open) {
                 let Some(RecordKind::RosterProposal(p)) = self.read(&indexed.record_id)? else {
                     continue;
                 };

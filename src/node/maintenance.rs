@@ -57,7 +57,10 @@ pub(super) fn spawn_duties(
             let mut daily = tokio::time::interval(Duration::from_secs(86_400));
             loop {
                 tokio::select! {
-                    _ = daily.tick() => node.trust.warn_expiring_certificates(),
+                    _ = daily.tick() => {
+                        node.trust.warn_expiring_certificates();
+                        warn_expiring_roster(&node);
+                    }
                     _ = stopped(&mut stop) => break,
                 }
             }
@@ -221,5 +224,30 @@ pub(crate) async fn purge_expired(node: &Components) -> Result<usize, StoreError
             tracing::info!(origin = %record.origin, seq = record.seq, record_id = %tombstone.record_id, "record content purged at expiry");
             purged += 1;
         }
+    }
+}
+
+/// Logs a warning, at start and then daily, when the roster version in
+/// force expires within [`EXPIRY_WARNING_DAYS`] days or has expired (the
+/// metric `enlace_roster_expiring` and `enlace doctor` say the same).
+fn warn_expiring_roster(node: &Components) {
+    use crate::trust::reload::EXPIRY_WARNING_DAYS;
+    let roster = node.trust.roster();
+    let p = &roster.position;
+    let left_ms = p.expires_at_ms - node.clock.now_ms();
+    let days_left = left_ms.div_euclid(86_400_000);
+    if left_ms <= 0 {
+        tracing::warn!(
+            version = p.version,
+            expires_at_ms = p.expires_at_ms,
+            "the roster version in force has expired: links keep working, but no change can follow it until a successor is approved (docs/roster.md, \"Expiry\")"
+        );
+    } else if days_left < EXPIRY_WARNING_DAYS {
+        tracing::warn!(
+            version = p.version,
+            expires_at_ms = p.expires_at_ms,
+            days_left,
+            "the roster version in force expires soon: propose and approve a successor (enlace roster propose)"
+        );
     }
 }

@@ -151,6 +151,9 @@ impl Node {
 
         // The start is on record before anything is served.
         node.audit.record_start().await?;
+        // The roster records already held are assessed before anything
+        // new can arrive: refusals found from here on are all new ones.
+        node.governor.evaluate().await;
         let (health, health_service) = tonic_health::server::health_reporter();
         // Serving only once the store is open and the roster validated,
         // which is the case by construction here; and before the listeners

@@ -322,6 +322,8 @@ impl Federation for FederationService {
         let after = request.into_inner().after;
         let chain = self.node.trust.chain();
         let head = chain.last().map_or(0, |s| s.version.number());
+        // At most so many versions and, past the first, so many bytes.
+        let mut bytes = 0;
         let versions = chain
             .iter()
             .filter(|s| s.version.number() > after)
@@ -329,6 +331,11 @@ impl Federation for FederationService {
             .map(|s| pb::SignedRoster {
                 version: s.version.bytes.to_vec(),
                 approvals: s.approvals.iter().map(|a| a.to_pb()).collect(),
+            })
+            .take_while(|v| {
+                let first = bytes == 0;
+                bytes += v.version.len();
+                first || bytes <= limits::ROSTER_CHAIN_BYTES
             })
             .collect();
         Ok(Response::new(pb::RosterChainResponse { versions, head }))

@@ -160,7 +160,10 @@ impl AgencyService {
             .map_err(|e| Status::failed_precondition(e.problems.join("; ")))?;
         let head = self.node().trust.roster();
         let key = &approval.governance_key;
-        if head.governance_key_owner(key).is_none()
+        // For a proposal further ahead, a key of a version in between may
+        // be the approver's: the node judges it when its turn comes.
+        if held.state == State::Pending
+            && head.governance_key_owner(key).is_none()
             && version.roster.governance_key_owner(key).is_none()
         {
             let refusal = Refusal::UnknownKey {

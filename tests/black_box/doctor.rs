@@ -545,3 +545,48 @@ async fn doctor_opens_a_stopped_node_s_store_and_says_what_it_holds() {
         "{said}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_roster_version_that_expires_within_30_days_is_a_warning() {
+    common::init_tracing();
+    let fed = Sandbox::create("test-fed", &["gt", "hn", "sv"])
+        .await
+        .unwrap();
+    let config = fed.member("gt").unwrap().config_path();
+    let roster_checks = |d: &doctor::Diagnosis| -> Vec<(Status, String)> {
+        d.checks
+            .iter()
+            .filter(|c| c.check == "roster")
+            .map(|c| (c.status, c.message.clone()))
+            .collect()
+    };
+    let fresh = doctor::diagnose(&config, None, |_| {}).await;
+    assert!(
+        roster_checks(&fresh).iter().all(|(s, _)| *s == Status::Ok),
+        "{:?}",
+        roster_checks(&fresh)
+    );
+
+    // Version 1 again, now expiring in ten days.
+    let path = fed.dir.join("federation.toml");
+    let soon = (OffsetDateTime::now_utc() + time::Duration::days(10))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let text = std::fs::read_to_string(&path).unwrap().replacen(
+        "federation = \"test-fed\"\n",
+        &format!("federation = \"test-fed\"\nexpires = \"{soon}\"\n"),
+        1,
+    );
+    assert!(text.contains("expires = "), "{text}");
+    std::fs::write(&path, text).unwrap();
+    fed.sign_roster().unwrap();
+    let soon = doctor::diagnose(&config, None, |_| {}).await;
+    let checks = roster_checks(&soon);
+    assert!(
+        checks
+            .iter()
+            .any(|(s, m)| *s == Status::Warn && m.contains("expires in 9 days")
+                || *s == Status::Warn && m.contains("expires in 10 days")),
+        "{checks:?}"
+    );
+}

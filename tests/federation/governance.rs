@@ -645,3 +645,54 @@ async fn a_signing_key_is_rotated_and_a_member_removed_by_quorum() {
         n.stop().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_approvals_under_another_members_key_cannot_veto_a_change() {
+    common::init_tracing();
+    let (mut fed, full) = federation(&["gt", "hn", "sv"], &["gt", "hn", "sv"]).await;
+    let v1 = fed.roster().unwrap();
+    let gt = fed.start("gt").await.unwrap();
+    let hn = fed.start("hn").await.unwrap();
+    let sv = fed.start("sv").await.unwrap();
+    let mut g = fed.client("gt").await.unwrap();
+    let mut h = fed.client("hn").await.unwrap();
+    let v2 = fed
+        .compile_roster(
+            &full.replace("Sandbox member sv", "El Salvador"),
+            2,
+            Some(v1.position.hash),
+        )
+        .unwrap();
+    propose(&mut g, &v2).await;
+    approve(&mut g, &fed, "gt", &v2).await.unwrap();
+    // A compromised gt publishes more forged approvals under hn's key than
+    // a key gets tries, before hn approves.
+    let hn_key = Approval::sign(&fed.governance_key("hn").unwrap(), &v2.hash()).governance_key;
+    for i in 0..6u8 {
+        let forged = Approval {
+            roster_sha256: v2.hash(),
+            governance_key: hn_key,
+            signature: vec![i; 64],
+        };
+        gt.components
+            .publisher
+            .apply_change(Change::ApproveRoster(forged), false, "test")
+            .await
+            .unwrap();
+    }
+    eventually("hn refuses the forged approvals", || async {
+        let counted: std::collections::BTreeMap<_, _> =
+            hn.components.governor.refused().into_iter().collect();
+        (counted["bad_signature"] >= 1).then_some(())
+    })
+    .await;
+    // hn's real approval is still published and counted: every node adopts.
+    let mine = approve(&mut h, &fed, "hn", &v2).await.unwrap();
+    assert!(mine.approved_by.contains(&"hn".to_owned()), "{mine:?}");
+    for n in [&gt, &hn, &sv] {
+        adopted(&n.components, &v2).await;
+    }
+    for n in [gt, hn, sv] {
+        n.stop().await.unwrap();
+    }
+}

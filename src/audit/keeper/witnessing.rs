@@ -92,9 +92,15 @@ impl AuditKeeper {
                             size: cp.size,
                         });
                     }
-                    // The same state again (an idle node's periodic
-                    // checkpoint): the countersignature already held.
-                    (Some(held), Some(_)) => held_same = Some(held),
+                    // The same checkpoint again (an idle node's periodic
+                    // one): the countersignature already held. The same
+                    // head in another body (made again under a new roster)
+                    // is countersigned anew: the held one covers the old.
+                    (Some(held), Some(_))
+                        if held.checkpoint.as_ref().map(|c| &c.body) == Some(&signed.body) =>
+                    {
+                        held_same = Some(held)
+                    }
                     _ => {}
                 }
             }

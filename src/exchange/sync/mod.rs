@@ -334,6 +334,10 @@ impl PeerReplicator {
         // store; the channel between them holds at most two batches, so a
         // fast peer cannot make this node buffer without bound.
         let (tx, mut verified) = mpsc::channel::<Result<VerifiedBatch, SessionError>>(2);
+        // Subscribed before the reader starts: a roster that changes after
+        // a batch was checked under the old one is seen (see `Resume`).
+        let mut roster_changes = self.shared.trust.roster_changes();
+        roster_changes.mark_unchanged();
         let shared = self.shared.clone();
         let silence_limit = self.shared.sync.silence_limit;
         let reader = tokio::spawn(async move {
@@ -371,8 +375,6 @@ impl PeerReplicator {
         // after a rejected record.
         let mut last_seq = cursor;
         let mut pinned: Option<u64> = None;
-        let mut roster_changes = self.shared.trust.roster_changes();
-        roster_changes.mark_unchanged();
         loop {
             let batch = tokio::select! {
                 m = verified.recv() => m,

@@ -27,3 +27,4 @@ mod damage;
 mod doctor;
 mod interop;
 mod recovery;
+mod roster_kill;

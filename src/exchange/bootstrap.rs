@@ -81,7 +81,11 @@ pub async fn chain_from_peers(path: &Path, data_dir: Option<&Path>) -> Result<Op
     for (peer, endpoint) in &settings.sync.endpoints {
         let fetched = tokio::time::timeout(FETCH_DEADLINE, fetch(&client_config, endpoint))
             .await
-            .unwrap_or_else(|_| Err(format!("the chain was not served within {FETCH_DEADLINE:?}")));
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "the chain was not served within {FETCH_DEADLINE:?}"
+                ))
+            });
         match fetched.and_then(|(versions, head)| {
             let walk = chain::verify_chain(versions, Some(&anchor))
                 .map_err(|(at, refusal)| format!("version {at}: {refusal}"))?;

@@ -104,8 +104,8 @@ impl Governor {
             for a in holdings.approvals.get(hash).into_iter().flatten() {
                 if next_in_line
                     && head
-                    .governance_key_owner(&a.approval.governance_key)
-                    .is_none()
+                        .governance_key_owner(&a.approval.governance_key)
+                        .is_none()
                     && next
                         .governance_key_owner(&a.approval.governance_key)
                         .is_none()

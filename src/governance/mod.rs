@@ -170,11 +170,14 @@ pub struct Governor {
     turn: tokio::sync::Mutex<()>,
     /// Proposals' bytes parsed, by hash (the rules' verdict on the bytes
     /// does not change), so an evaluation parses only what is new.
-    parsed: Mutex<BTreeMap<[u8; 32], Result<Version, Vec<String>>>>,
+    parsed: Mutex<BTreeMap<[u8; 32], Parsed>>,
     /// The version whose adoption last failed, and when: retried after
     /// [`ADOPTION_RETRY`], not at every roster record that arrives.
     failed: Mutex<Option<([u8; 32], std::time::Instant)>>,
 }
+
+/// A proposal's bytes as a version, or the rules they break.
+type Parsed = Result<Version, Vec<String>>;
 
 /// How long a version whose adoption failed (its reload refused) waits
 /// before it is tried again.
@@ -323,7 +326,9 @@ impl Governor {
                             .map(|mut s| {
                                 if s.version == n && s.state == State::Pending {
                                     s.state = State::Conflict;
-                                    s.reason = format!("adoption of version {n} halted by an earlier conflict");
+                                    s.reason = format!(
+                                        "adoption of version {n} halted by an earlier conflict"
+                                    );
                                 }
                                 s
                             })
@@ -429,9 +434,11 @@ impl Governor {
         let evidence = dir::adopted_dir(self.trust.data_dir()).join("evidence");
         std::fs::read_dir(evidence)
             .map(|entries| {
-                entries
-                    .filter_map(Result::ok)
-                    .any(|e| e.file_name().to_string_lossy().starts_with(&format!("{n}-")))
+                entries.filter_map(Result::ok).any(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with(&format!("{n}-"))
+                })
             })
             .unwrap_or(false)
     }
@@ -497,14 +504,10 @@ impl Governor {
     /// here (a forged one under the key does not count: it must not stop
     /// the real one from being published).
     pub fn approved_with(&self, hash: &[u8; 32], key: &[u8; 32]) -> Result<bool, GovernanceError> {
-        Ok(self
-            .holdings()?
-            .approvals
-            .get(hash)
-            .is_some_and(|a| {
-                a.iter()
-                    .any(|a| a.approval.governance_key == *key && a.approval.signature_verifies())
-            }))
+        Ok(self.holdings()?.approvals.get(hash).is_some_and(|a| {
+            a.iter()
+                .any(|a| a.approval.governance_key == *key && a.approval.signature_verifies())
+        }))
     }
 
     /// Every proposal and approval the roster index points at.
@@ -549,8 +552,9 @@ impl Governor {
         for (_, mine) in proposals {
             // Versions in the chain are read whatever their number (the
             // chain bounds them); the budget is for the others.
-            let (adopted, open): (Vec<_>, Vec<_>) =
-                mine.into_iter().partition(|(hash, _)| in_chain.contains(hash));
+            let (adopted, open): (Vec<_>, Vec<_>) = mine
+                .into_iter()
+                .partition(|(hash, _)| in_chain.contains(hash));
             let open = latest(
                 open,
                 |e: &([u8; 32], Indexed)| e.1.created_at_ms,
@@ -652,8 +656,10 @@ impl Governor {
 
 /// A test's kill point: with `ENLACE_TEST_PAUSE_AFTER_ROSTER_PERSIST` set
 /// (builds with the `testing` feature only), the adoption stops for good
-/// right after the version is persisted and before it is brought into
-/// force, so that a test can kill the process exactly there.
+/// right after the version is persisted and before the governor brings it
+/// into force, so that a test can kill the process exactly there. (The
+/// reload's file watch still sees the persisted file within
+/// `reload.poll_ms`: a test using this sets `poll_ms = 0`.)
 fn pause_after_persist() {
     #[cfg(feature = "testing")]
     if std::env::var_os("ENLACE_TEST_PAUSE_AFTER_ROSTER_PERSIST").is_some() {

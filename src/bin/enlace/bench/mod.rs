@@ -26,6 +26,13 @@
 //!   node runs as a separate process (`enlace node run`); idle RSS once it
 //!   has settled, then peak RSS (VmHWM) after it has listed 10 000 records
 //!   to an agency client and served 10 000 records to a peer's pull.
+//! - `roster`: five members, threshold 3 of 5; each round proposes the next
+//!   roster version, two members approve it through their own nodes, and
+//!   once every node holds those two approvals the clock runs from just
+//!   before the third approval (the one that reaches the threshold) until
+//!   the new version is in force at every member, each node watched
+//!   in-process. Median, p90 and max over the rounds, and where the time
+//!   goes (the approval replicating, each member's own adoption).
 //!
 //! To tell a CPU-bound figure from a serialised one, `replicate` and
 //! `publish` also report how many cores the process kept busy, and
@@ -33,8 +40,8 @@
 //! alone (lookups, then one transaction and one flush per pull batch) into
 //! a scratch store, with no network and no verification.
 //!
-//! NOTE: `replicate`, `latency` and `publish` run their nodes and their
-//! clients in this one process, as the integration tests do. The nodes
+//! NOTE: `replicate`, `latency`, `publish` and `roster` run their nodes and
+//! their clients in this one process, as the integration tests do. The nodes
 //! therefore share the machine's cores with each other and with the load
 //! generator, and share the store's process-wide transaction gate (see
 //! [`enlace::store`]); a deployment runs one node per machine. The figures
@@ -47,6 +54,7 @@ mod publish;
 mod records;
 mod replicate;
 mod report;
+mod roster;
 mod verify_limit;
 
 use clap::{Args, Subcommand};
@@ -102,6 +110,13 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
         records: u64,
     },
+    /// Approval reaching the threshold to the new roster version in force at
+    /// every member of a five-member federation.
+    Roster {
+        /// Roster changes to measure, one after the other.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        rounds: u64,
+    },
     /// Every bench, one after the other.
     All {
         /// Records for `replicate`.
@@ -122,6 +137,9 @@ enum BenchCommand {
         /// Records for `memory`.
         #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
         memory_records: u64,
+        /// Roster changes for `roster`.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        roster_rounds: u64,
     },
 }
 
@@ -151,6 +169,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             (vec![show(publish::run(clients, seconds).await?)], false)
         }
         BenchCommand::Memory { records } => (vec![show(memory::run(records).await?)], false),
+        BenchCommand::Roster { rounds } => (vec![show(roster::run(rounds).await?)], false),
         BenchCommand::All {
             records,
             alerts,
@@ -158,6 +177,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             clients,
             seconds,
             memory_records,
+            roster_rounds,
         } => (
             vec![
                 show(verify_limit::run().await?),
@@ -165,6 +185,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 show(latency::run(alerts, rate).await?),
                 show(publish::run(clients, seconds).await?),
                 show(memory::run(memory_records).await?),
+                show(roster::run(roster_rounds).await?),
             ],
             true,
         ),

@@ -1,6 +1,7 @@
 //! How the bench shows its figures: a small table per bench for people,
 //! one JSON object for programs, and the arithmetic behind the numbers.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -14,16 +15,16 @@ pub(super) struct Report {
 }
 
 pub(super) struct Row {
-    label: &'static str,
+    label: Cow<'static, str>,
     value: String,
     /// The target and whether the figure meets it.
     target: Option<(String, bool)>,
 }
 
 impl Row {
-    pub(super) fn new(label: &'static str, value: String) -> Self {
+    pub(super) fn new(label: impl Into<Cow<'static, str>>, value: String) -> Self {
         Self {
-            label,
+            label: label.into(),
             value,
             target: None,
         }

@@ -583,10 +583,8 @@ async fn a_roster_version_that_expires_within_30_days_is_a_warning() {
     let soon = doctor::diagnose(&config, None, |_| {}).await;
     let checks = roster_checks(&soon);
     assert!(
-        checks.iter().any(
-            |(s, m)| *s == Status::Warn && m.contains("expires in 9 days")
-                || *s == Status::Warn && m.contains("expires in 10 days")
-        ),
+        checks.iter().any(|(s, m)| *s == Status::Warn
+            && (m.contains("expires in 9 days") || m.contains("expires in 10 days"))),
         "{checks:?}"
     );
 }

@@ -330,6 +330,10 @@ impl Stamped {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RosterRefusal {
     #[error(
+        "unstamped: {node} named the roster version in its earlier checkpoints; one without it is refused (its roster would go unstated)"
+    )]
+    Unstamped { node: NodeId },
+    #[error(
         "superseded: made under roster version {made}, version {} is in force here (sha256 {}); {node} has not adopted it yet",
         .in_force.version,
         crate::trust::chain::hex(&.in_force.sha256)
@@ -368,13 +372,22 @@ pub enum RosterRefusal {
 ///   adopts a version at its next reload, or once the approvals reach it),
 ///   and it cannot judge a version it has not verified; refusing would
 ///   leave the up-to-date node unwitnessed for the witness's delay.
+///
+/// `stamped_before`: whether the node's checkpoint this witness holds
+/// already named its roster; a node that did may not drop the stamp.
+/// The stamp is the maker's own statement: a witness checks it against
+/// what it knows, not against what the maker really runs.
 pub fn judge_roster(
     node: &NodeId,
     made: Option<RosterStamp>,
     in_force: RosterStamp,
     chain: &[RosterStamp],
+    stamped_before: bool,
 ) -> Result<(), RosterRefusal> {
     let Some(made) = made else {
+        if stamped_before {
+            return Err(RosterRefusal::Unstamped { node: node.clone() });
+        }
         return Ok(());
     };
     if let Some(held) = chain
@@ -805,10 +818,15 @@ mod tests {
         let hn = NodeId::parse("hn").unwrap();
         let chain = [stamp(1, 1), stamp(2, 2), stamp(3, 3)];
         let in_force = stamp(3, 3);
-        let judge = |made| judge_roster(&hn, made, in_force, &chain);
+        let judge = |made| judge_roster(&hn, made, in_force, &chain, false);
 
-        // Absent (made before checkpoints carried it): witnessed as before.
+        // Absent (made before checkpoints carried it): witnessed as before;
+        // but not from a node that named its roster before.
         assert_eq!(judge(None), Ok(()));
+        assert_eq!(
+            judge_roster(&hn, None, in_force, &chain, true),
+            Err(RosterRefusal::Unstamped { node: hn.clone() })
+        );
         // The version in force.
         assert_eq!(judge(Some(stamp(3, 3))), Ok(()));
         // Newer than the version in force: this witness lags, and cannot
@@ -834,7 +852,7 @@ mod tests {
         assert!(text.ends_with("hn has not adopted it yet"), "{text}");
         // Below the start of the chain (a node started from an anchor):
         // still superseded.
-        let anchored = judge_roster(&hn, Some(stamp(1, 7)), in_force, &chain[2..]);
+        let anchored = judge_roster(&hn, Some(stamp(1, 7)), in_force, &chain[2..], false);
         assert!(
             matches!(anchored, Err(RosterRefusal::Superseded { made: 1, .. })),
             "{anchored:?}"

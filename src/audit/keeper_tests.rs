@@ -202,12 +202,20 @@ async fn a_checkpoint_under_a_superseded_or_conflicting_roster_is_refused_on_rec
         ),
         "{conflicting:?}"
     );
-    // A checkpoint that names no roster (made before checkpoints did) is
-    // witnessed as before.
-    gt.audit
+    // A checkpoint that names no roster, from a node whose checkpoints
+    // named it before: refused (a node cannot drop its roster statement).
+    let unstamped = gt
+        .audit
         .witness(&hn_id, state(11).sign(&hn.audit.signing))
         .await
-        .expect("no roster: witnessed");
+        .unwrap_err();
+    assert!(
+        matches!(
+            unstamped,
+            WitnessError::Roster(RosterRefusal::Unstamped { .. })
+        ),
+        "{unstamped:?}"
+    );
 
     let refusals: Vec<String> = gt
         .store
@@ -219,9 +227,10 @@ async fn a_checkpoint_under_a_superseded_or_conflicting_roster_is_refused_on_rec
         .filter(|e| e.action == "checkpoint_rejected")
         .map(|e| e.result)
         .collect();
-    assert_eq!(refusals.len(), 3, "{refusals:?}");
+    assert_eq!(refusals.len(), 4, "{refusals:?}");
     assert!(refusals[..2].iter().all(|r| r.starts_with("superseded")));
     assert!(refusals[2].starts_with("conflicting"), "{refusals:?}");
+    assert!(refusals[3].starts_with("unstamped"), "{refusals:?}");
 }
 
 const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);

@@ -70,7 +70,13 @@ impl AuditKeeper {
         // What this node already countersigned at this size: the same
         // state again is answered with it, once the roster is judged.
         let mut held_same = None;
+        let mut stamped_before = false;
         if let Some((witnessed, bytes)) = self.store.checkpoints().latest(caller)? {
+            stamped_before = Witness::decode(bytes.as_slice())
+                .ok()
+                .and_then(|w| w.checkpoint)
+                .and_then(|c| checkpoint::Stamped::decode(&c.body).ok())
+                .is_some_and(|s| s.roster.is_some());
             if cp.size < witnessed {
                 return Err(WitnessError::Shrank {
                     node: caller.clone(),
@@ -119,7 +125,7 @@ impl AuditKeeper {
                 sha256: s.version.hash(),
             })
             .collect();
-        checkpoint::judge_roster(caller, stamped.roster, in_force, &chain)?;
+        checkpoint::judge_roster(caller, stamped.roster, in_force, &chain, stamped_before)?;
         if let Some(held) = held_same {
             return Ok(held);
         }

@@ -503,7 +503,11 @@ impl AuditKeeper {
                     // An answer whose countersignature does not verify
                     // vouches for nothing: report it as not witnessed.
                     let witness = reply.ok_or_else(|| "answer carries no witness".to_string())?;
-                    if witness.checkpoint.as_ref().map(|c| &c.body) != Some(&signed.body) {
+                    if !witness
+                        .checkpoint
+                        .as_ref()
+                        .is_some_and(|c| checkpoint::same_state(&c.body, &signed.body))
+                    {
                         return Err("the countersignature covers another checkpoint".to_string());
                     }
                     checkpoint::open_witness(&witness, keys)

@@ -98,12 +98,16 @@ impl AuditKeeper {
                             size: cp.size,
                         });
                     }
-                    // The same checkpoint again (an idle node's periodic
-                    // one): the countersignature already held. The same
-                    // head in another body (made again under a new roster)
-                    // is countersigned anew: the held one covers the old.
+                    // The same state again (an idle node's periodic
+                    // checkpoint): the countersignature already held. The
+                    // same head under another roster (made again after an
+                    // adoption) is countersigned anew: the held one covers
+                    // the old roster.
                     (Some(held), Some(_))
-                        if held.checkpoint.as_ref().map(|c| &c.body) == Some(&signed.body) =>
+                        if held
+                            .checkpoint
+                            .as_ref()
+                            .is_some_and(|c| checkpoint::same_state(&c.body, &signed.body)) =>
                     {
                         held_same = Some(held)
                     }

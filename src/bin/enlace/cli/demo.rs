@@ -16,13 +16,14 @@ use clap::Args;
 use tokio::sync::mpsc;
 
 use super::agency::status_error;
+use super::output::indent;
 use crate::failure::Spelled;
 use enlace::config::LogFormat;
 use enlace::testing::Sandbox;
 use enlace::wire::pb::v1 as pb;
 
 /// How long the demo waits for each expected event.
-pub(super) const WAIT: Duration = Duration::from_secs(30);
+const WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -57,13 +58,6 @@ fn smuggling_alert() -> pb::Alert {
     }
 }
 
-pub(super) fn indent(text: &str) -> String {
-    text.lines()
-        .map(|l| format!("            {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// A few series of member `id`'s metrics listener.
 async fn scrape_some(sandbox: &Sandbox, id: &str) -> anyhow::Result<String> {
     let member = sandbox.member(id).spelled()?;
@@ -91,10 +85,10 @@ async fn scrape_some(sandbox: &Sandbox, id: &str) -> anyhow::Result<String> {
         .join("\n"))
 }
 
-pub(super) struct Clock(Instant);
+struct Clock(Instant);
 
 impl Clock {
-    pub(super) fn say(&self, msg: impl AsRef<str>) {
+    fn say(&self, msg: impl AsRef<str>) {
         println!(
             "[{:>7.3}s] {}",
             self.0.elapsed().as_secs_f64(),
@@ -383,7 +377,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
 
     statistics(&sandbox, &clock).await?;
-    nodes.push(super::demo_roster::cr_joins(&mut sandbox, &full_roster, &clock).await?);
+    nodes.push(super::demo_roster::cr_joins(&mut sandbox, &full_roster, |m| clock.say(m)).await?);
 
     // What Prometheus would see at gt.
     let series = scrape_some(&sandbox, "gt").await?;

@@ -10,12 +10,15 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use super::agency::status_error;
-use super::demo::{Clock, WAIT, indent};
+use super::output::indent;
 use crate::failure::Spelled;
 use enlace::testing::{RunningNode, Sandbox};
 use enlace::trust::chain::{self, Approval};
 use enlace::trust::roster::diff;
 use enlace::wire::pb::v1 as pb;
+
+/// How long the demo waits for each expected event.
+const WAIT: Duration = Duration::from_secs(30);
 
 /// Waits until member `id`'s node has roster version `version` in force.
 async fn in_force(sandbox: &Sandbox, id: &str, version: u64) -> anyhow::Result<()> {
@@ -37,11 +40,11 @@ async fn in_force(sandbox: &Sandbox, id: &str, version: u64) -> anyhow::Result<(
     }
 }
 
-/// cr joins by quorum; returns its running node.
+/// cr joins by quorum; returns its running node. `say` prints a step.
 pub(super) async fn cr_joins(
     sandbox: &mut Sandbox,
     full_roster: &str,
-    clock: &Clock,
+    say: impl Fn(String),
 ) -> anyhow::Result<RunningNode> {
     let mut gt = sandbox.client("gt").await.spelled()?;
     let mut hn = sandbox.client("hn").await.spelled()?;
@@ -66,7 +69,7 @@ pub(super) async fn cr_joins(
         .iter()
         .map(ToString::to_string)
         .collect();
-    clock.say(format!(
+    say(format!(
         "gt proposed roster version 2 (enlace roster propose), published to every member as a signed record; its id, which approvals sign, is {}; what every administrator reviews (enlace roster diff):\n{}",
         proposed.id,
         indent(&changes.join("\n"))
@@ -81,7 +84,7 @@ pub(super) async fn cr_joins(
             .await
             .map_err(status_error)?
             .into_inner();
-        clock.say(format!(
+        say(format!(
             "{id} approved with its governance key (enlace roster approve): {} of version 1's threshold {}, {} of version 2's threshold {} — {}",
             state.current_approvals,
             state.current_threshold,
@@ -99,7 +102,7 @@ pub(super) async fn cr_joins(
         .await
         .map_err(status_error)?
         .into_inner();
-    clock.say(format!(
+    say(format!(
         "cr signed offline (enlace roster sign) and gt submitted it (enlace roster submit): approved by {} — {}",
         state.approved_by.join(", "),
         state.state
@@ -107,14 +110,14 @@ pub(super) async fn cr_joins(
     for id in ["gt", "hn", "sv"] {
         in_force(sandbox, id, 2).await?;
     }
-    clock.say(
-        "gt, hn and sv each adopted roster version 2 by themselves: persisted, then trust reloaded live (no restart); cr's CA and signing key are now trusted",
+    say(
+        "gt, hn and sv each adopted roster version 2 by themselves: persisted, then trust reloaded live (no restart); cr's CA and signing key are now trusted".to_owned(),
     );
 
     // cr's operator is handed one hash out of band: version 2's.
     sandbox.anchor_only("cr", &v2.hash(), "gt").spelled()?;
     let cr = sandbox.start("cr").await.spelled()?;
-    clock.say(format!(
+    say(format!(
         "started node cr with only the anchor sha256:{} and gt's endpoint: it fetched the roster chain from gt and verified it from the anchor",
         chain::hex(&v2.hash())
     ));
@@ -143,7 +146,7 @@ pub(super) async fn cr_joins(
             .map_err(status_error)?
             .context("cr's watch stream ended")?;
         if r.record_id == alert.record_id {
-            clock.say(format!(
+            say(format!(
                 "cr received {} from gt; signature verified with key {}",
                 r.record_id, r.key_id
             ));

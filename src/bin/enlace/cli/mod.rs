@@ -15,6 +15,7 @@ mod pki;
 mod records;
 mod roster;
 mod roster_client;
+mod roster_files;
 mod stats;
 
 use std::path::PathBuf;

@@ -470,3 +470,11 @@ fn contact_line(line: &mut impl FnMut(&str, String), c: &Option<pb::ContactPoint
         line("Contacto / Contact:", parts.join(" · "));
     }
 }
+
+/// Indents a block of lines under the demo's timestamps.
+pub(super) fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("            {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -15,7 +15,9 @@ use anyhow::{Context, anyhow, bail};
 
 use super::agency::{Client, ClientArg, connect, status_error};
 use super::output::time as rfc3339;
-use super::roster::{compile_after, load_governance_key, print_roster, read_approval, readable};
+use super::roster_files::{
+    compile_after, load_governance_key, print_roster, read_approval, readable,
+};
 use enlace::records::crypto;
 use enlace::trust::chain::{self, Approval, Version};
 use enlace::trust::roster::Roster;

@@ -40,6 +40,28 @@ async fn in_force(sandbox: &Sandbox, id: &str, version: u64) -> anyhow::Result<(
     }
 }
 
+/// Waits until member `id`'s node holds proposal `proposal` (it travels
+/// as a record).
+async fn holds_proposal(sandbox: &Sandbox, id: &str, proposal: &str) -> anyhow::Result<()> {
+    let mut client = sandbox.client(id).await.spelled()?;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let held = client
+            .list_roster_proposals(pb::ListRosterProposalsRequest {})
+            .await
+            .map_err(status_error)?
+            .into_inner()
+            .proposals;
+        if held.iter().any(|p| p.id == proposal) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("{id} did not receive roster proposal {proposal} within {WAIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// cr joins by quorum; returns its running node. `say` prints a step.
 pub(super) async fn cr_joins(
     sandbox: &mut Sandbox,
@@ -76,6 +98,7 @@ pub(super) async fn cr_joins(
     ));
 
     for (id, client) in [("gt", &mut gt), ("hn", &mut hn)] {
+        holds_proposal(sandbox, id, &proposed.id).await?;
         let key = sandbox.governance_key(id).spelled()?;
         let state = client
             .approve_roster(pb::ApproveRosterRequest {

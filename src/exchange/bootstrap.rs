@@ -87,8 +87,13 @@ pub async fn chain_from_peers(path: &Path, data_dir: Option<&Path>) -> Result<Op
                 ))
             });
         match fetched.and_then(|(versions, head)| {
-            let walk = chain::verify_chain(versions, Some(&anchor))
-                .map_err(|(at, refusal)| format!("version {at}: {refusal}"))?;
+            let walk = chain::verify_chain(versions, Some(&anchor)).map_err(|(at, refusal)| {
+                if at == 0 {
+                    refusal.to_string()
+                } else {
+                    format!("version {at}: {refusal}")
+                }
+            })?;
             match &walk.stopped {
                 Some((at, refusal)) => Err(format!("version {at}: {refusal}")),
                 None if walk.head().version.number() < head => Err(format!(

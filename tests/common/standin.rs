@@ -40,6 +40,8 @@ pub struct StandIn {
     /// Keeps every Match request as it came off the wire and answers it
     /// with no hit (otherwise Match is refused).
     pub matches: Option<Arc<Mutex<Vec<Vec<u8>>>>>,
+    /// The answer to every RosterChain call (otherwise it is refused).
+    pub chain: Option<pb::RosterChainResponse>,
 }
 
 type PullStream = Pin<Box<dyn Stream<Item = Result<pb::PullBatch, Status>> + Send>>;
@@ -123,9 +125,12 @@ impl Federation for StandIn {
         &self,
         _: Request<pb::RosterChainRequest>,
     ) -> Result<Response<pb::RosterChainResponse>, Status> {
-        Err(Status::unimplemented(
-            "this stand-in peer has no roster chain",
-        ))
+        match &self.chain {
+            Some(answer) => Ok(Response::new(answer.clone())),
+            None => Err(Status::unimplemented(
+                "this stand-in peer has no roster chain",
+            )),
+        }
     }
 }
 

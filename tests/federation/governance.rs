@@ -685,3 +685,73 @@ async fn forged_approvals_under_another_members_key_cannot_veto_a_change() {
         n.stop().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_member_refuses_a_chain_that_does_not_reach_its_anchor_and_asks_the_next_peer() {
+    use prost::Message;
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn", "sv", "cr"])
+        .await
+        .unwrap();
+    let full = fed.found(&["gt", "hn", "sv"]).unwrap();
+    std::fs::write(fed.dir.join("federation.toml"), &full).unwrap();
+    let v2 = fed.next_roster_version(&["gt", "hn", "cr"]).unwrap();
+    let hn = fed.start("hn").await.unwrap();
+    assert_eq!(
+        hn.components.trust.roster().position.hash,
+        v2.version.hash()
+    );
+    // gt is compromised: it serves version 1 and a doctored version 2
+    // (cr's signing key swapped for one it holds), with the real
+    // approvals, and says its head is 2.
+    let mut doctored = pb::RosterVersion::decode(v2.version.bytes.as_slice()).unwrap();
+    let cr = doctored.members.iter_mut().find(|m| m.id == "cr").unwrap();
+    cr.signing_keys[0].public_key = vec![7; 32];
+    let chain: Vec<pb::SignedRoster> = dir::read(&fed.chain_dir())
+        .unwrap()
+        .into_iter()
+        .map(|(_, s)| pb::SignedRoster::decode(s.encode().as_slice()).unwrap())
+        .collect();
+    let v1_served = chain
+        .into_iter()
+        .find(|s| s.version != v2.version.bytes.as_slice())
+        .unwrap();
+    let doctored = pb::SignedRoster {
+        version: doctored.encode_to_vec(),
+        approvals: v2.approvals.iter().map(|a| a.to_pb()).collect(),
+    };
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    common::standin::serve(
+        &mut fed,
+        "gt",
+        common::standin::StandIn {
+            chain: Some(pb::RosterChainResponse {
+                versions: vec![v1_served, doctored],
+                head: 2,
+            }),
+            ..Default::default()
+        },
+        stop_rx,
+    );
+    // cr knows only version 2's hash, and two peers: gt (asked first) and
+    // hn. gt's chain does not reach the anchor; hn's does.
+    fed.anchor_only("cr", &v2.version.hash(), "gt").unwrap();
+    let hn_addr = fed.member("hn").unwrap().peer_addr;
+    fed.set_peer_endpoint("cr", "hn", hn_addr).unwrap();
+    let cr = fed.start("cr").await.unwrap();
+    assert_eq!(
+        cr.components.trust.roster().position.hash,
+        v2.version.hash()
+    );
+    let cr_key = cr
+        .components
+        .trust
+        .roster()
+        .member(&enlace::records::model::NodeId::parse("cr").unwrap())
+        .unwrap()
+        .signing_keys[0]
+        .public_key;
+    assert_ne!(cr_key, [7; 32], "the doctored key was not taken");
+    cr.stop().await.unwrap();
+    hn.stop().await.unwrap();
+}

@@ -15,19 +15,44 @@ use crate::trust::chain;
 use crate::wire;
 
 impl Governor {
-    /// The bytes of a proposal held here.
+    /// The bytes of a proposal held here: one prefix scan of the index
+    /// entries about it, and the first proposal record read.
     pub fn proposal_bytes(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, GovernanceError> {
-        Ok(self.holdings()?.proposals.remove(hash).map(|h| h.bytes))
+        for indexed in self.about(hash, "proposal")? {
+            if let Some(RecordKind::RosterProposal(p)) = self.read(&indexed.record_id)? {
+                return Ok(Some(p.version));
+            }
+        }
+        Ok(None)
     }
 
     /// Whether a valid approval of the proposal `hash` by `key` is held
     /// here (a forged one under the key does not count: it must not stop
     /// the real one from being published).
     pub fn approved_with(&self, hash: &[u8; 32], key: &[u8; 32]) -> Result<bool, GovernanceError> {
-        Ok(self.holdings()?.approvals.get(hash).is_some_and(|a| {
-            a.iter()
-                .any(|a| a.approval.governance_key == *key && a.approval.signature_verifies())
-        }))
+        for indexed in self.about(hash, "approval")? {
+            if let Some(RecordKind::RosterApproval(a)) = self.read(&indexed.record_id)?
+                && a.governance_key == *key
+                && a.signature_verifies()
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The index entries of kind `kind` about the version hashing to
+    /// `hash` (the index keys start with it).
+    fn about(&self, hash: &[u8; 32], kind: &str) -> Result<Vec<Indexed>, GovernanceError> {
+        let prefix = format!("{}{}:", records_roster::KEY_PREFIX, chain::hex(hash));
+        Ok(self
+            .store
+            .series()
+            .with_prefix(&prefix)?
+            .into_iter()
+            .filter_map(|(_, value)| Indexed::decode(&value))
+            .filter(|i| i.kind == kind)
+            .collect())
     }
 
     /// Every proposal and approval the roster index points at.

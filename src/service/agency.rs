@@ -13,15 +13,13 @@ use tokio::sync::watch;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::{identity, invalid, invalid_all, status};
+use super::{identity, invalid, status};
 use crate::audit::{Action, Entry};
 use crate::components::Components;
 use crate::config::ClientRole;
 use crate::publish::{Change, PublishKey, Published};
-use crate::records::model::{Alert, CaseReference, Content, Errors};
-use crate::records::vocabulary::{AlertType, SubjectCategory, Urgency};
+use crate::records::model::Content;
 use crate::trust::tls::Identity;
-use crate::wire;
 use crate::wire::pb::v1 as pb;
 use crate::wire::pb::v1::agency_server::Agency;
 
@@ -203,74 +201,6 @@ impl AgencyService {
                 }))
             }
         }
-    }
-
-    /// Applies the node's defaults to a wire alert, hashes the clear
-    /// identifiers into selectors, converts and checks it.
-    fn alert(
-        &self,
-        mut a: pb::Alert,
-        values: Vec<pb::SelectorValue>,
-        at: &str,
-    ) -> Result<Alert, Status> {
-        if a.urgency == 0 {
-            a.urgency = Urgency::Routine.wire();
-        }
-        if a.expires_at_ms == 0 {
-            let validity = i64::try_from(self.node.publisher.records.default_validity.as_millis())
-                .unwrap_or(i64::MAX);
-            a.expires_at_ms = self.node.clock.now_ms().saturating_add(validity);
-        }
-        if a.subject_category == 0 {
-            a.subject_category = match AlertType::from_wire(a.r#type) {
-                Some(AlertType::PossibleVictim) => SubjectCategory::Victim.wire(),
-                Some(AlertType::Wanted) => SubjectCategory::Suspect.wire(),
-                _ => 0,
-            };
-        }
-        let policy = self.node.trust.policy();
-        if a.contact.is_none()
-            && let Some(c) = &policy.agency.contact
-        {
-            a.contact = Some(wire::contact_to_pb(c));
-        }
-        let mut errors = Errors::default();
-        // NOTE: the clear values stop here. Only the tokens go on.
-        let tokens = self.hash(values, "selector_values", &mut errors);
-        // NOTE: a record carries the current (v2) tokens only: it is signed
-        // and kept, and the v1 companions are for matching what is older.
-        a.selectors
-            .extend(tokens.iter().map(|h| wire::selector_to_pb(&h.token)));
-        let alert = wire::alert_from_pb(a, at, &mut errors);
-        if let Some(alert) = &alert {
-            alert.check(at, &mut errors);
-        }
-        errors.finish().map_err(invalid_all)?;
-        alert.ok_or_else(|| invalid(at, "is invalid"))
-    }
-
-    fn case_reference(&self, mut c: pb::CaseReference, at: &str) -> Result<CaseReference, Status> {
-        if c.expires_at_ms == 0 {
-            let validity = i64::try_from(self.node.publisher.records.default_validity.as_millis())
-                .unwrap_or(i64::MAX);
-            c.expires_at_ms = self.node.clock.now_ms().saturating_add(validity);
-        }
-        if c.mla_status == 0 {
-            c.mla_status = crate::records::vocabulary::MlaStatus::NoRequest.wire();
-        }
-        let policy = self.node.trust.policy();
-        if c.contact.is_none()
-            && let Some(contact) = &policy.agency.contact
-        {
-            c.contact = Some(wire::contact_to_pb(contact));
-        }
-        let mut errors = Errors::default();
-        let case = wire::case_ref_from_pb(c, at, &mut errors);
-        if let Some(case) = &case {
-            case.check(at, &mut errors);
-        }
-        errors.finish().map_err(invalid_all)?;
-        case.ok_or_else(|| invalid(at, "is invalid"))
     }
 }
 

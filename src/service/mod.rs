@@ -14,6 +14,7 @@ mod audit;
 mod budget;
 mod cases;
 pub mod client;
+mod defaults;
 mod federation;
 mod pull;
 mod reading;

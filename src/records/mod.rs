@@ -12,6 +12,7 @@
 pub mod crypto;
 pub mod lifecycle;
 pub mod mla;
+pub mod oprf;
 pub mod model;
 pub mod roster;
 pub mod selector;

@@ -152,6 +152,7 @@ impl Components {
             peers: peers.clone(),
             metrics: metrics.clone(),
             matching: settings.matching.clone(),
+            oprf: settings.oprf.clone(),
         }));
         let roster_records = Arc::new(tokio::sync::Notify::new());
         let governor = Arc::new(Governor::new(GovernorParts {

@@ -20,6 +20,10 @@ pub const MAX_PEER_JUSTIFICATION: usize = 500;
 pub const MAX_PEER_REQUESTED_BY: usize = 128;
 /// Longest `query_id` a peer may send.
 pub const MAX_PEER_QUERY_ID: usize = 64;
+/// Most entries of one member's match filter this node holds (16 bytes
+/// each, 16 MiB with sled's overhead below 64 MiB); additions beyond are
+/// dropped and logged, and the member's filter is then incomplete here.
+pub const MAX_FILTER_ENTRIES_PER_MEMBER: u64 = 1_000_000;
 /// Longest signing key id a peer may name in a checkpoint or statement.
 pub const MAX_PEER_KEY_ID: usize = 64;
 /// Largest checkpoint body a peer may hand over (a real one, with the
@@ -85,6 +89,12 @@ impl<K> Default for Buckets<K> {
 impl<K: std::hash::Hash + Eq + Clone> Buckets<K> {
     /// Takes one token for `key`, or says how long until one is free.
     pub(crate) fn take(&self, key: &K, per_minute: u32) -> Result<(), Duration> {
+        self.take_n(key, 1, per_minute)
+    }
+
+    /// Takes `n` tokens for `key` at once, or none and says how long until
+    /// `n` are free (`Duration::MAX` if `n` exceeds the whole budget).
+    pub(crate) fn take_n(&self, key: &K, n: u32, per_minute: u32) -> Result<(), Duration> {
         let capacity = f64::from(per_minute.max(1));
         let rate = capacity / 60.0;
         let now = Instant::now();
@@ -96,11 +106,15 @@ impl<K: std::hash::Hash + Eq + Clone> Buckets<K> {
         let (tokens, last) = map.entry(key.clone()).or_insert((capacity, now));
         *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(capacity);
         *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
+        let n = f64::from(n);
+        if n > capacity {
+            return Err(Duration::MAX);
+        }
+        if *tokens >= n {
+            *tokens -= n;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - *tokens) / rate))
+            Err(Duration::from_secs_f64((n - *tokens) / rate))
         }
     }
 }
@@ -123,6 +137,18 @@ mod tests {
             "{wait:?}"
         );
         b.take(&NodeId::parse("hn").unwrap(), 3).expect("per peer");
+    }
+
+    #[test]
+    fn several_tokens_are_taken_at_once_or_not_at_all() {
+        let b = Buckets::<NodeId>::default();
+        let gt = NodeId::parse("gt").unwrap();
+        b.take_n(&gt, 7, 10).unwrap();
+        let wait = b.take_n(&gt, 4, 10).unwrap_err();
+        assert!(wait > Duration::from_secs(5), "{wait:?}");
+        // Nothing was taken by the refusal: three are still there.
+        b.take_n(&gt, 3, 10).unwrap();
+        assert_eq!(b.take_n(&gt, 11, 10), Err(Duration::MAX));
     }
 
     #[test]

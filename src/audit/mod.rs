@@ -118,10 +118,21 @@ pub enum Action {
     /// A roster proposal, approval or version was refused, or adoption
     /// halted: `result` starts with the reason label.
     RosterRefused,
+    /// This node evaluated a peer's blinded identifiers with its OPRF key
+    /// (an oblivious query's first step): how many, the epoch, the
+    /// justification and the asking client; never anything about the
+    /// identifiers, which this node cannot see.
+    QueryEvaluated,
+    /// A peer confirmed a hit in this node's match filter: `ids` name this
+    /// node's own cases and alerts that hold the identifier.
+    QueryConfirmed,
+    /// This node published a change to its match filter (`result`: the
+    /// epoch and how many entries were added and removed).
+    FilterPublished,
 }
 
 impl Action {
-    pub const ALL: [Action; 36] = [
+    pub const ALL: [Action; 39] = [
         Action::NodeStarted,
         Action::NodeStopped,
         Action::ConfigChanged,
@@ -158,6 +169,9 @@ impl Action {
         Action::RosterApproved,
         Action::RosterAdopted,
         Action::RosterRefused,
+        Action::QueryEvaluated,
+        Action::QueryConfirmed,
+        Action::FilterPublished,
     ];
 
     pub fn code(self) -> &'static str {
@@ -198,6 +212,9 @@ impl Action {
             Action::RosterApproved => "roster_approved",
             Action::RosterAdopted => "roster_adopted",
             Action::RosterRefused => "roster_refused",
+            Action::QueryEvaluated => "query_evaluated",
+            Action::QueryConfirmed => "query_confirmed",
+            Action::FilterPublished => "filter_published",
         }
     }
 

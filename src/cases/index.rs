@@ -17,6 +17,21 @@ use crate::records::selector::{MatchingKey, Token};
 use crate::store::{Store, StoreError};
 use crate::trust::reload::LiveTls;
 use crate::wire::{MatchAnswer, MatchRequest, Reach};
+use tokio::sync::Notify;
+
+use super::oblivious::Question;
+use super::own::{Identifier, OprfKeys};
+use crate::records::selector::QueryTokens;
+
+/// What a query asks: the identifiers, normalised (asked obliviously of
+/// members with a match filter), and the shared-key tokens with their v1
+/// companions (asked of the others, while the federation moves off the
+/// shared key). One result per identifier comes back either way.
+#[derive(Debug, Clone)]
+pub struct Ask {
+    pub ids: Vec<Identifier>,
+    pub legacy: Option<QueryTokens>,
+}
 
 /// The case index: local cases and hit/no-hit queries, both ways.
 ///
@@ -25,17 +40,24 @@ use crate::wire::{MatchAnswer, MatchRequest, Reach};
 /// peers ([`Reach`]), the matching key that turns identifiers into
 /// selectors, the query policy and the counters.
 pub struct CaseIndex {
-    id: NodeId,
+    pub(super) id: NodeId,
     clock: SharedClock,
-    store: Arc<Store>,
+    pub(super) store: Arc<Store>,
     audit: Arc<AuditKeeper>,
-    trust: Arc<LiveTls>,
-    peers: Arc<dyn Reach>,
+    pub(super) trust: Arc<LiveTls>,
+    pub(super) peers: Arc<dyn Reach>,
     metrics: Arc<Metrics>,
-    /// The key selectors are made with; `None` if this node makes none.
+    /// The federation's shared key selectors were made with before
+    /// per-member OPRF keys; `None` if this node makes none.
     pub(crate) matching: Option<Arc<MatchingKey>>,
+    /// This member's OPRF keys and local key; `None`: no match filter.
+    pub(crate) oprf: Option<Arc<OprfKeys>>,
+    /// Woken when this node's own filter changed.
+    pub(crate) filter_changed: Arc<Notify>,
     /// Peers' queries, per asking peer.
     buckets: Buckets<NodeId>,
+    /// Peers' oblivious evaluations and confirmations, per identifier.
+    evaluations: Buckets<NodeId>,
 }
 
 impl std::fmt::Debug for CaseIndex {
@@ -56,6 +78,7 @@ pub(crate) struct IndexParts {
     pub peers: Arc<dyn Reach>,
     pub metrics: Arc<Metrics>,
     pub matching: Option<Arc<MatchingKey>>,
+    pub oprf: Option<Arc<OprfKeys>>,
 }
 
 impl CaseIndex {
@@ -69,7 +92,10 @@ impl CaseIndex {
             peers: p.peers,
             metrics: p.metrics,
             matching: p.matching,
+            oprf: p.oprf,
+            filter_changed: Arc::new(Notify::new()),
             buckets: Buckets::default(),
+            evaluations: Buckets::default(),
         }
     }
 
@@ -79,15 +105,28 @@ impl CaseIndex {
         self.buckets
             .take(peer, self.trust.policy().query.max_per_minute)
     }
+
+    /// Takes `n` identifiers of `peer`'s evaluations and confirmations
+    /// from its budget (`query.evaluations_per_minute`), all or none, or
+    /// says how long until they are free (`Duration::MAX`: never, `n` is
+    /// more than the whole budget).
+    pub(crate) fn admit_evaluations(&self, peer: &NodeId, n: usize) -> Result<(), Duration> {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        self.evaluations
+            .take_n(peer, n, self.trust.policy().query.evaluations_per_minute)
+    }
 }
 
 impl CaseIndex {
-    /// Registers or replaces a local case and its selector index entries.
-    /// `actor` (the agency client) is written to the audit entry, in the
-    /// same transaction as the case.
+    /// Registers or replaces a local case, its selector index entries and
+    /// its identifiers in this node's match filter: `ids` replace the
+    /// case's identifiers when given, the ones held stay otherwise, and a
+    /// closed case's leave the filter. `actor` (the agency client) is
+    /// written to the audit entry, in the same transaction as the case.
     pub(crate) async fn put_case(
         &self,
         mut case: LocalCase,
+        ids: Option<&[Identifier]>,
         new: bool,
         actor: &str,
     ) -> Result<LocalCase, CaseError> {
@@ -129,15 +168,38 @@ impl CaseIndex {
                 .collect()
         };
         let bytes = serde_json::to_vec(&case).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let source = super::own::case_source(&case.case_id);
+        let own = match (case.closed, ids) {
+            (true, _) => self.own_write(&source, None)?,
+            (false, Some(ids)) if !ids.is_empty() => self.own_write(&source, Some(ids))?,
+            (false, _) => None,
+        };
+        let in_filter = match (&own, ids) {
+            (Some(w), Some(ids)) if w.sealed.is_some() => {
+                format!(", {} identifiers in the match filter", ids.len())
+            }
+            (Some(_), _) => ", its identifiers left the match filter".to_owned(),
+            (None, _) => String::new(),
+        };
         let entry = Entry::new(action, actor)
             .id(case.case_id.clone())
             .tokens(&case.tokens())
-            .result(format!("{} selectors indexed", new_keys.len()));
+            .result(format!("{} selectors indexed{in_filter}", new_keys.len()));
         self.store
             .cases()
-            .put(&case.case_id, &bytes, &old_keys, &new_keys, entry.encode())
+            .put(
+                &case.case_id,
+                &bytes,
+                &old_keys,
+                &new_keys,
+                own.as_ref(),
+                entry.encode(),
+            )
             .await?;
         entry.log(&self.id);
+        if own.is_some() {
+            self.filter_changed.notify_one();
+        }
         Ok(case)
     }
 
@@ -186,14 +248,16 @@ impl CaseIndex {
         Ok((hits, numbers))
     }
 
-    /// Asks every member in parallel whether it holds any of `tokens`,
-    /// within the configured deadline. The query is audited before it
-    /// leaves, and each member's answer once it is in.
+    /// Asks every member at once whether it holds any of the identifiers,
+    /// within the configured deadline: obliviously where this node holds
+    /// the member's complete match filter, else with the shared-key tokens
+    /// if the query has them. The query is audited before it leaves, and
+    /// each member's answer once it is in; one result per identifier.
     pub async fn query(
         &self,
         actor: &str,
         query_id: &str,
-        tokens: Vec<Token>,
+        ask: Ask,
         justification: &str,
     ) -> Result<Vec<(NodeId, PeerResult)>, StoreError> {
         let _timer = self.metrics.query_duration.start_timer();
@@ -210,56 +274,58 @@ impl CaseIndex {
                     .justification(justification)
                     .counterparts(&asked)
                     .id(query_id)
-                    .tokens(&tokens)
                     .result(format!("asked {} members", asked.len())),
             ])
             .await?;
-        let mut tasks = tokio::task::JoinSet::new();
-        let selectors = tokens.len();
-        for peer in asked {
-            let peers = self.peers.clone();
-            let request = MatchRequest {
-                query_id: query_id.to_owned(),
-                tokens: tokens.clone(),
-                justification: justification.to_owned(),
-                requested_by: actor.to_owned(),
-            };
-            let deadline = self.trust.policy().query.deadline;
-            tasks.spawn(async move {
-                let call = async {
-                    let mut client = peers.client(&peer)?;
-                    client.query(request).await.map_err(classify)
-                };
+        let deadline = self.trust.policy().query.deadline;
+        let question = Question {
+            query_id,
+            justification,
+            actor,
+            ids: &ask.ids,
+        };
+        let calls = asked.into_iter().map(|peer| {
+            let (ask, question) = (&ask, &question);
+            async move {
+                let how = std::sync::Mutex::new(How::NotAsked);
+                let call = self.ask_one(&peer, ask, question, &how);
                 let result = match tokio::time::timeout(deadline, call).await {
                     Err(_) => PeerResult::Unreachable(format!(
                         "no answer within {} ms",
                         deadline.as_millis()
                     )),
-                    Ok(Err(r)) => r,
-                    Ok(Ok(m)) => judge(m, selectors),
+                    Ok(r) => r,
                 };
-                (peer, result)
-            });
-        }
+                let how = how.into_inner().unwrap_or(How::NotAsked);
+                (peer, result, how)
+            }
+        });
         let mut out = Vec::new();
         let mut answers = Vec::new();
-        while let Some(done) = tasks.join_next().await {
-            if let Ok((peer, result)) = done {
-                self.metrics.query_result(&peer, result.label());
-                let summary = match &result {
-                    PeerResult::Hit { .. } => "hit".to_owned(),
-                    PeerResult::NoHit => "no_hit".to_owned(),
-                    PeerResult::Unreachable(r) => format!("unreachable: {r}"),
-                    PeerResult::Refused(r) => format!("refused: {r}"),
-                };
-                answers.push(
-                    Entry::new(Action::QueryResult, actor)
-                        .counterpart(&peer)
-                        .id(query_id)
-                        .result(summary),
-                );
-                out.push((peer, result));
-            }
+        for (peer, result, how) in futures_util::future::join_all(calls).await {
+            self.metrics.query_result(&peer, result.label());
+            let summary = match &result {
+                PeerResult::Hit { .. } => "hit".to_owned(),
+                PeerResult::NoHit => "no_hit".to_owned(),
+                PeerResult::Unreachable(r) => format!("unreachable: {r}"),
+                PeerResult::Refused(r) => format!("refused: {r}"),
+            };
+            let mut entry = Entry::new(Action::QueryResult, actor)
+                .counterpart(&peer)
+                .id(query_id);
+            entry = match how {
+                How::Oblivious(epoch) => {
+                    entry.result(format!("{summary} (oblivious, epoch {epoch})"))
+                }
+                // NOTE: digests of shared-key tokens only where they were
+                // sent: they are testable offline by whoever has that key.
+                How::SharedKey => entry
+                    .tokens(ask.legacy.as_ref().map_or(&[][..], |t| t.tokens()))
+                    .result(format!("{summary} (shared key)")),
+                How::NotAsked => entry.result(summary),
+            };
+            answers.push(entry);
+            out.push((peer, result));
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         answers.sort_by(|a, b| a.counterparts.cmp(&b.counterparts));
@@ -279,6 +345,77 @@ impl CaseIndex {
                 .await?;
         }
         Ok(out)
+    }
+}
+
+/// How a member was asked.
+#[derive(Debug, Clone, Copy)]
+enum How {
+    NotAsked,
+    Oblivious(u32),
+    SharedKey,
+}
+
+impl CaseIndex {
+    /// One member's answer: obliviously if this node holds its complete
+    /// filter, else with the shared-key tokens, else a refusal that says
+    /// why it could not be asked.
+    async fn ask_one(
+        &self,
+        peer: &NodeId,
+        ask: &Ask,
+        q: &Question<'_>,
+        how: &std::sync::Mutex<How>,
+    ) -> PeerResult {
+        let note = |h| {
+            if let Ok(mut how) = how.lock() {
+                *how = h;
+            }
+        };
+        if !ask.ids.is_empty() {
+            if let Err(e) = self.catch_up(peer).await {
+                return PeerResult::Unreachable(format!("cannot read the filter: {e}"));
+            }
+            match self.usable_epoch(peer) {
+                Ok(Some(key)) => {
+                    note(How::Oblivious(key.epoch));
+                    return self.ask_obliviously(peer, key, q).await;
+                }
+                Ok(None) => {}
+                Err(e) => return PeerResult::Unreachable(format!("cannot read the filter: {e}")),
+            }
+        }
+        let Some(tokens) = &ask.legacy else {
+            return PeerResult::Refused(format!(
+                "not asked: this node holds no complete match filter of {peer} under a key its roster entry lists, and has no shared matching key to ask it the old way"
+            ));
+        };
+        note(How::SharedKey);
+        let request = MatchRequest {
+            query_id: q.query_id.to_owned(),
+            tokens: tokens.tokens().to_vec(),
+            justification: q.justification.to_owned(),
+            requested_by: q.actor.to_owned(),
+        };
+        let call = async {
+            let mut client = self.peers.client(peer)?;
+            client.query(request).await.map_err(classify)
+        };
+        match call.await {
+            Err(r) => r,
+            Ok(m) => match judge(m, tokens.tokens().len()) {
+                PeerResult::Hit {
+                    hits,
+                    case_refs,
+                    contact,
+                } => PeerResult::Hit {
+                    hits: tokens.fold_hits(hits),
+                    case_refs,
+                    contact,
+                },
+                other => other,
+            },
+        }
     }
 }
 

@@ -22,11 +22,15 @@ use crate::records::vocabulary::{
 use crate::store::StoreError;
 
 mod index;
+mod oblivious;
+mod own;
 #[cfg(all(test, feature = "testing"))]
 mod tests;
 
-pub use index::CaseIndex;
 pub(crate) use index::IndexParts;
+pub use index::{Ask, CaseIndex};
+pub use oblivious::{AnswerError, Confirmed};
+pub use own::{Identifier, OprfKeys, OwnError, alert_source, case_source};
 
 /// Victims of a case, for statistics.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,6 +252,8 @@ pub(crate) enum CaseError {
     NotFound(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the case's identifiers cannot enter the match filter: {0}")]
+    Own(#[from] OwnError),
 }
 
 pub use crate::wire::PeerResult;

@@ -74,7 +74,7 @@ async fn a_case_answers_for_its_selectors_until_it_is_closed() {
     let gt = sandbox.components("gt").unwrap();
     let stored = gt
         .cases
-        .put_case(case("c1", &[token(1)]), true, "gt-operator")
+        .put_case(case("c1", &[token(1)]), None, true, "gt-operator")
         .await
         .expect("registered");
     assert_eq!(stored.created_at_ms, NOW);
@@ -89,7 +89,7 @@ async fn a_case_answers_for_its_selectors_until_it_is_closed() {
     let mut closed = case("c1", &[token(1)]);
     closed.closed = true;
     gt.cases
-        .put_case(closed, false, "gt-operator")
+        .put_case(closed, None, false, "gt-operator")
         .await
         .unwrap();
     let (hits, numbers) = gt.cases.match_tokens(&[token(1)]).unwrap();
@@ -100,7 +100,7 @@ async fn a_case_answers_for_its_selectors_until_it_is_closed() {
 
     let missing = gt
         .cases
-        .put_case(case("c2", &[]), false, "gt-operator")
+        .put_case(case("c2", &[]), None, false, "gt-operator")
         .await
         .expect_err("an update of an unknown case");
     assert!(matches!(missing, CaseError::NotFound(ref id) if id == "c2"));
@@ -128,7 +128,18 @@ async fn a_query_is_audited_before_it_leaves_and_each_answer_when_it_is_in() {
     let gt = sandbox.components("gt").unwrap();
     let answers = gt
         .cases
-        .query("gt-operator", "q-1", vec![token(1)], "Caso MP-c1")
+        .query(
+            "gt-operator",
+            "q-1",
+            super::Ask {
+                ids: Vec::new(),
+                legacy: Some(crate::records::selector::QueryTokens::new(
+                    vec![token(1)],
+                    &[],
+                )),
+            },
+            "Caso MP-c1",
+        )
         .await
         .expect("asked");
     assert_eq!(answers.len(), 1);

@@ -79,6 +79,17 @@ pub struct KeyFiles {
     pub signing_key_id: String,
     /// `matching.key` and `matching.epoch`, if there is a `[matching]`.
     pub matching: Option<MatchingKeyFile>,
+    /// `[oprf]`, if there is one.
+    pub oprf: Option<OprfFiles>,
+}
+
+/// This member's OPRF key files and its identifiers key (`[oprf]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OprfFiles {
+    /// `oprf.keys`, one per epoch.
+    pub keys: Vec<PathBuf>,
+    /// `oprf.identifiers_key`.
+    pub identifiers_key: PathBuf,
 }
 
 /// The federation's matching key file and its epoch.

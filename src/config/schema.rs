@@ -42,6 +42,9 @@ pub struct RawConfig {
     /// `[matching]`: the federation's matching key; absent: no selectors
     /// can be hashed.
     pub matching: Option<RawMatching>,
+    /// `[oprf]`: this member's OPRF keys and the key its own identifiers
+    /// are kept under; absent: no match filter, no oblivious queries.
+    pub oprf: Option<RawOprf>,
     /// `[records]`: validity of published records.
     #[serde(default)]
     pub records: RawRecords,
@@ -212,6 +215,20 @@ pub struct RawMatching {
     pub epoch: u32,
 }
 
+/// `[oprf]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOprf {
+    /// This member's OPRF key files (mode 0600), one per epoch, as
+    /// `enlace keys generate-oprf` writes them. At least one.
+    #[serde(default)]
+    pub keys: Vec<PathBuf>,
+    /// The key this node keeps its agencies' identifiers under, so that
+    /// it can re-key them at a rotation (mode 0600, `enlace keys
+    /// generate-local`). Required in the section.
+    pub identifiers_key: Option<PathBuf>,
+}
+
 /// `[records]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -288,6 +305,10 @@ pub struct RawQuery {
     /// Fan-out deadline, in ms (100..=120000).
     #[serde(default = "defaults::deadline_ms")]
     pub deadline_ms: u64,
+    /// Most identifiers per minute one peer may have this node evaluate
+    /// obliviously (at least 1).
+    #[serde(default = "defaults::evaluations_per_minute")]
+    pub evaluations_per_minute: u32,
     /// What a peer learns on a hit: `contact` (the default) or `case_refs`.
     pub reveal: Option<String>,
 }
@@ -298,6 +319,7 @@ impl Default for RawQuery {
             max_selectors: defaults::max_selectors(),
             max_per_minute: defaults::max_per_minute(),
             deadline_ms: defaults::deadline_ms(),
+            evaluations_per_minute: defaults::evaluations_per_minute(),
             reveal: None,
         }
     }

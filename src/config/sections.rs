@@ -61,6 +61,9 @@ pub(super) fn max_per_minute() -> u32 {
 pub(super) fn deadline_ms() -> u64 {
     5_000
 }
+pub(super) fn evaluations_per_minute() -> u32 {
+    120
+}
 pub(super) fn checkpoint_interval_ms() -> u64 {
     300_000
 }
@@ -278,6 +281,9 @@ pub struct QueryConfig {
     pub max_per_minute: u32,
     /// Fan-out deadline.
     pub deadline: Duration,
+    /// Most identifiers per minute one peer may have evaluated (oblivious
+    /// queries and confirmations count one per identifier).
+    pub evaluations_per_minute: u32,
     /// What a peer learns on a hit.
     pub reveal: Reveal,
 }
@@ -288,6 +294,7 @@ impl Default for QueryConfig {
             max_selectors: max_selectors(),
             max_per_minute: max_per_minute(),
             deadline: Duration::from_millis(deadline_ms()),
+            evaluations_per_minute: evaluations_per_minute(),
             reveal: Reveal::ContactOnly,
         }
     }

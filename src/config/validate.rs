@@ -17,13 +17,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::schema::{
-    RawConfig, RawFederation, RawListen, RawMatching, RawMetrics, RawNode, RawReload, RawSigning,
-    RawSync, RawTls,
+    RawConfig, RawFederation, RawListen, RawMatching, RawMetrics, RawNode, RawOprf, RawReload,
+    RawSigning, RawSync, RawTls,
 };
 use super::{
     AgencyConfig, AuditConfig, ConfigError, Endpoint, HEARTBEAT, KeyFiles, LogFormat,
-    MatchingKeyFile, QueryConfig, RecordsConfig, ReloadConfig, Settings, StatisticsConfig,
-    SyncConfig, TlsFiles,
+    MatchingKeyFile, OprfFiles, QueryConfig, RecordsConfig, ReloadConfig, Settings,
+    StatisticsConfig, SyncConfig, TlsFiles,
 };
 use crate::records::model::NodeId;
 
@@ -47,6 +47,7 @@ pub fn settings(
     v.signing(&raw.signing);
     v.sync(&raw.sync, None);
     v.matching(raw.matching.as_ref());
+    v.oprf(raw.oprf.as_ref());
     v.plain_sections(raw);
     v.finish()
 }
@@ -73,6 +74,7 @@ pub struct Validation<'a> {
     signing: Option<(PathBuf, String)>,
     sync: SyncConfig,
     matching: Option<MatchingKeyFile>,
+    oprf: Option<OprfFiles>,
     cache_bytes: u64,
     records: RecordsConfig,
     audit: AuditConfig,
@@ -106,6 +108,7 @@ impl<'a> Validation<'a> {
             signing: None,
             sync: SyncConfig::default(),
             matching: None,
+            oprf: None,
             cache_bytes: super::DEFAULT_CACHE_BYTES,
             records: RecordsConfig::default(),
             audit: AuditConfig::default(),
@@ -370,6 +373,26 @@ impl<'a> Validation<'a> {
         self.matching.clone()
     }
 
+    /// `[oprf]`, if present; the files, if the section is whole.
+    pub fn oprf(&mut self, raw: Option<&RawOprf>) -> Option<OprfFiles> {
+        let raw = raw?;
+        if raw.keys.is_empty() {
+            self.problem(
+                "oprf.keys: at least one OPRF key file is required (enlace keys generate-oprf)",
+            );
+        }
+        let identifiers_key = self.required("oprf.identifiers_key", &raw.identifiers_key);
+        let keys: Vec<PathBuf> = raw.keys.iter().map(|p| self.resolve(p)).collect();
+        if raw.keys.is_empty() {
+            return None;
+        }
+        self.oprf = Some(OprfFiles {
+            keys,
+            identifiers_key: identifiers_key?,
+        });
+        self.oprf.clone()
+    }
+
     /// The [`Settings`], or every problem found.
     pub fn finish(self) -> Result<Settings, ConfigError> {
         let fail = |problems| ConfigError {
@@ -421,6 +444,7 @@ impl<'a> Validation<'a> {
                 signing,
                 signing_key_id,
                 matching: self.matching,
+                oprf: self.oprf,
             },
             reload: self.reload,
             sync: self.sync,

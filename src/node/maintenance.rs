@@ -187,7 +187,7 @@ pub(crate) async fn purge_expired(node: &Components) -> Result<usize, StoreError
             return Ok(purged);
         }
         for record in due {
-            let (tombstone, expires_at) = match record
+            let (tombstone, expires_at, own_alert) = match record
                 .content
                 .envelope()
                 .map(wire::open_stored)
@@ -196,7 +196,13 @@ pub(crate) async fn purge_expired(node: &Components) -> Result<usize, StoreError
                 Ok(Some((envelope, body))) => {
                     let expires_at = lifecycle::expires_at(&body).unwrap_or(now);
                     let t = lifecycle::Tombstone::of(&body, &envelope.encode(), expires_at, now);
-                    (t, expires_at)
+                    let own_alert = (record.origin == node.id
+                        && matches!(
+                            body.kind.content(),
+                            Some(crate::records::model::ContentRef::Alert(_))
+                        ))
+                    .then(|| (body.series_id().to_owned(), body.record_id.clone()));
+                    (t, expires_at, own_alert)
                 }
                 _ => {
                     tracing::error!(origin = %record.origin, seq = record.seq, "expired record does not decode");
@@ -223,6 +229,20 @@ pub(crate) async fn purge_expired(node: &Components) -> Result<usize, StoreError
                 .await?;
             tracing::info!(origin = %record.origin, seq = record.seq, record_id = %tombstone.record_id, "record content purged at expiry");
             purged += 1;
+            // An own alert whose current version expired: its identifiers
+            // leave the match filter (an older version's expiry does not
+            // end the alert).
+            if let Some((series, record_id)) = own_alert {
+                let current = node.store.series().decoded(&series)?.map(|s| s.current);
+                if current.is_none_or(|c| c == record_id)
+                    && let Err(error) = node
+                        .cases
+                        .put_own_source(&crate::cases::alert_source(&series), None)
+                        .await
+                {
+                    tracing::error!(%error, "cannot take an expired alert's identifiers out of the match filter");
+                }
+            }
         }
     }
 }

@@ -24,6 +24,7 @@ use crate::records::model::NodeId;
 use crate::service;
 use crate::trust::load::LoadedSettings;
 
+mod filter;
 mod maintenance;
 pub mod metrics;
 
@@ -185,6 +186,7 @@ impl Node {
 
         let mut duties = JoinSet::new();
         maintenance::spawn_duties(&node, &mut duties, &stop_rx);
+        filter::spawn(&node, &mut duties, &stop_rx);
         duties.spawn(node.trust.clone().watch(stop_rx.clone()));
         duties.spawn(node.governor.clone().run(stop_rx.clone()));
         duties.spawn(sync::replicate_all(

@@ -171,7 +171,8 @@ impl Publisher {
             | Change::AckMla { .. }
             | Change::RespondMla { .. }
             | Change::ProposeRoster(_)
-            | Change::ApproveRoster(_) => {
+            | Change::ApproveRoster(_)
+            | Change::PublishFilter(_) => {
                 return Ok(());
             }
         };
@@ -204,14 +205,15 @@ impl Publisher {
     }
 
     /// Builds and checks the record body for `change` at `seq`, and the
-    /// series state it leads to.
+    /// series state it leads to (none for a match filter, which belongs to
+    /// no series).
     pub(super) fn prepare(
         &self,
         change: &Change,
         seq: u64,
         record_id: &str,
         created_at_ms: i64,
-    ) -> Result<(RecordBody, SeriesWrite), PublishError> {
+    ) -> Result<(RecordBody, Option<SeriesWrite>), PublishError> {
         let (kind, distribution, before) = match change {
             Change::SendMla(request) => {
                 let mut errors = Errors::default();
@@ -304,6 +306,11 @@ impl Publisher {
                 Distribution::AllMembers,
                 None,
             ),
+            Change::PublishFilter(f) => (
+                RecordKind::MatchFilter(f.clone()),
+                Distribution::AllMembers,
+                None,
+            ),
             Change::Withdraw { target, reason } => {
                 let (series_id, state) = self.resolve_series(target)?;
                 let kind = RecordKind::Withdrawal(Withdrawal {
@@ -323,7 +330,10 @@ impl Publisher {
         };
         body.validate()?;
         if let Some((series_id, state)) = body.roster_index() {
-            return Ok((body, SeriesWrite { series_id, state }));
+            return Ok((body, Some(SeriesWrite { series_id, state })));
+        }
+        if matches!(body.kind, RecordKind::MatchFilter(_)) {
+            return Ok((body, None));
         }
         if body.kind.is_mla() {
             let key = mla::key(body.series_id());
@@ -332,20 +342,20 @@ impl Publisher {
                 .map_err(|e| PublishError::Invalid(ValidationErrors(vec![e])))?;
             return Ok((
                 body,
-                SeriesWrite {
+                Some(SeriesWrite {
                     series_id: key,
                     state: after.encode(),
-                },
+                }),
             ));
         }
         let state = lifecycle::next(before.as_ref(), &body, Mode::Origin)
             .map_err(|e| PublishError::Invalid(ValidationErrors(vec![e])))?;
         Ok((
             body.clone(),
-            SeriesWrite {
+            Some(SeriesWrite {
                 series_id: body.series_id().to_owned(),
                 state: state.encode(),
-            },
+            }),
         ))
     }
 

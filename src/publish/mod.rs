@@ -441,7 +441,7 @@ impl Publisher {
             record_id: record_id.to_owned(),
             content: store::Content::Envelope(envelope.encode()),
             expires_at_ms: lifecycle::expires_at(&body),
-            series: Some(series),
+            series,
             publish_key: match change {
                 Change::Publish { key, .. } => key.as_ref().map(|k| k.as_bytes().to_vec()),
                 _ => None,
@@ -493,6 +493,17 @@ impl Publisher {
                 "withdrawn".to_owned(),
             ),
             Change::SendMla(r) => (Action::MlaSent, r.legal_basis.clone(), "sent".to_owned()),
+            Change::PublishFilter(f) => (
+                Action::FilterPublished,
+                String::new(),
+                format!(
+                    "epoch {}: {} added, {} removed{}",
+                    f.epoch,
+                    f.added.len(),
+                    f.removed.len(),
+                    if f.complete { ", complete" } else { "" }
+                ),
+            ),
             Change::AckMla { .. } => (
                 Action::MlaAcknowledged,
                 String::new(),

@@ -36,6 +36,8 @@ pub enum Change {
     ProposeRoster(crate::records::roster::RosterProposal),
     /// Publish a governance key's approval of a proposed version.
     ApproveRoster(crate::records::roster::Approval),
+    /// Publish a change to this node's match filter (done by the node).
+    PublishFilter(crate::records::filter::MatchFilter),
 }
 
 /// A client's publication key (see [`crate::store::publish_keys`]):

@@ -239,6 +239,10 @@ pub fn next(
             "kind",
             "a roster record belongs to no series (see records::roster)",
         )),
+        RecordKind::MatchFilter(_) => Err(FieldError::new(
+            "kind",
+            "a match filter record belongs to no series (see records::filter)",
+        )),
         RecordKind::Withdrawal(w) => {
             let withdrawn = Some(Withdrawn {
                 record_id: body.record_id.clone(),

@@ -10,11 +10,13 @@
 //! knows the generated protobuf types (those live in [`crate::wire`]).
 
 pub mod crypto;
+pub mod filter;
 pub mod lifecycle;
 pub mod mla;
-pub mod oprf;
 pub mod model;
+pub mod oprf;
 pub mod roster;
+pub mod sealed;
 pub mod selector;
 pub mod stats;
 pub mod vocabulary;

@@ -120,7 +120,12 @@ pub struct PublicKey {
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PublicKey(epoch {}, {})", self.epoch, hex::encode(self.key))
+        write!(
+            f,
+            "PublicKey(epoch {}, {})",
+            self.epoch,
+            hex::encode(self.key)
+        )
     }
 }
 
@@ -307,6 +312,41 @@ impl SecretKey {
     }
 }
 
+/// A member's OPRF keys, one per epoch, and the local key its own
+/// identifiers are sealed under (`crate::records::sealed`).
+#[derive(Debug)]
+pub struct KeyRing {
+    keys: Vec<SecretKey>,
+    local: crate::records::sealed::LocalKey,
+}
+
+impl KeyRing {
+    /// `keys` in any order; their epochs must differ (the loader checks).
+    pub fn new(mut keys: Vec<SecretKey>, local: crate::records::sealed::LocalKey) -> Self {
+        keys.sort_by_key(SecretKey::epoch);
+        Self { keys, local }
+    }
+
+    /// The key of `epoch`, if held.
+    pub fn key(&self, epoch: u32) -> Option<&SecretKey> {
+        self.keys.iter().find(|k| k.epoch() == epoch)
+    }
+
+    /// Every key, by epoch ascending.
+    pub fn keys(&self) -> &[SecretKey] {
+        &self.keys
+    }
+
+    /// The epochs held, ascending.
+    pub fn epochs(&self) -> Vec<u32> {
+        self.keys.iter().map(SecretKey::epoch).collect()
+    }
+
+    pub fn local(&self) -> &crate::records::sealed::LocalKey {
+        &self.local
+    }
+}
+
 /// A querier's blinded identifiers for one member, kept to unblind the
 /// answer.
 pub struct Blinded {
@@ -372,9 +412,8 @@ impl Blinded {
         if proof.len() != PROOF_LEN {
             return Err(OprfError::ProofLength { got: proof.len() });
         }
-        let proof = Proof::<Suite>::deserialize(proof).map_err(|_| OprfError::Proof {
-            epoch: key.epoch,
-        })?;
+        let proof = Proof::<Suite>::deserialize(proof)
+            .map_err(|_| OprfError::Proof { epoch: key.epoch })?;
         let outputs = VoprfClient::batch_finalize(
             &self.inputs,
             &self.states,

@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status};
 
 use super::{identity, invalid, status};
 use crate::audit::{Action, Entry};
+use crate::cases::Identifier;
 use crate::components::Components;
 use crate::config::ClientRole;
 use crate::publish::{Change, PublishKey, Published};
@@ -162,6 +163,28 @@ impl AgencyService {
         self.audited(&actor, false, answer).await
     }
 
+    /// Gives the alert series a publication stored the identifiers `ids`
+    /// in this node's match filter (`None`: they leave it). Nothing for a
+    /// dry run, or on a node without an OPRF key.
+    async fn alert_identifiers(
+        &self,
+        answer: &Response<pb::PublishResponse>,
+        ids: Option<&[Identifier]>,
+    ) -> Result<(), Status> {
+        let r = answer.get_ref();
+        if r.validated_only || r.series_id.is_empty() || self.node.cases.oprf.is_none() {
+            return Ok(());
+        }
+        if ids.is_some_and(<[Identifier]>::is_empty) {
+            return Ok(());
+        }
+        self.node
+            .cases
+            .put_own_source(&crate::cases::alert_source(&r.series_id), ids)
+            .await
+            .map_err(|e| Status::internal(e.to_string()))
+    }
+
     pub(super) async fn change(
         &self,
         actor: &str,
@@ -232,13 +255,15 @@ impl Agency for AgencyService {
         let answer = async {
             let key = publish_key(&req.idempotency_key)?;
             let alert = req.alert.ok_or_else(|| invalid("alert", "is required"))?;
-            let alert = self.alert(alert, req.selector_values, "alert")?;
+            let (alert, ids) = self.alert(alert, req.selector_values, "alert")?;
             let change = Change::Publish {
                 content: Content::Alert(alert),
                 recipients: req.to,
                 key,
             };
-            self.change(&actor, change, req.validate_only).await
+            let answer = self.change(&actor, change, req.validate_only).await?;
+            self.alert_identifiers(&answer, Some(&ids)).await?;
+            Ok(answer)
         }
         .await;
         self.audited(&actor, dry_run, answer).await
@@ -281,9 +306,12 @@ impl Agency for AgencyService {
             if req.record_id.is_empty() {
                 return Err(invalid("record_id", "is required"));
             }
+            let mut ids = None;
             let content = match req.content {
                 Some(pb::update_record_request::Content::Alert(a)) => {
-                    Content::Alert(self.alert(a, req.selector_values, "alert")?)
+                    let (alert, values) = self.alert(a, req.selector_values, "alert")?;
+                    ids = Some(values);
+                    Content::Alert(alert)
                 }
                 Some(pb::update_record_request::Content::CaseReference(c)) => {
                     Content::CaseReference(self.case_reference(c, "case_reference")?)
@@ -299,7 +327,12 @@ impl Agency for AgencyService {
                 target: req.record_id,
                 content,
             };
-            self.change(&actor, change, req.validate_only).await
+            let answer = self.change(&actor, change, req.validate_only).await?;
+            // An update that names no identifiers keeps the alert's.
+            if let Some(ids) = ids.filter(|i| !i.is_empty()) {
+                self.alert_identifiers(&answer, Some(&ids)).await?;
+            }
+            Ok(answer)
         }
         .await;
         self.audited(&actor, dry_run, answer).await
@@ -321,7 +354,10 @@ impl Agency for AgencyService {
                 target: req.record_id,
                 reason: req.reason,
             };
-            self.change(&actor, change, req.validate_only).await
+            let answer = self.change(&actor, change, req.validate_only).await?;
+            // A withdrawn alert's identifiers leave the match filter.
+            self.alert_identifiers(&answer, None).await?;
+            Ok(answer)
         }
         .await;
         self.audited(&actor, dry_run, answer).await

@@ -6,21 +6,32 @@ use tonic::{Request, Response, Status};
 
 use super::agency::AgencyService;
 use super::{IntoStatus, status};
-use crate::cases::{CaseError, LocalCase, OffenderStat, PeerResult, StoredToken, VictimStat};
+use crate::cases::{
+    Ask, CaseError, Identifier, LocalCase, OffenderStat, PeerResult, StoredToken, VictimStat,
+};
 use crate::config::ClientRole;
 use crate::publish::Change;
 use crate::records::mla::MlaState;
 use crate::records::model::{Errors, FieldError, ValidationErrors};
-use crate::records::selector::{Hashed, QueryTokens};
+use crate::records::selector::{Hashed, QueryTokens, normalise};
 use crate::records::vocabulary::{
     AgeGroup, CaseStage, Exploitation, MlaOutcome, Offence, SelectorKind, Sex, Urgency,
 };
 use crate::wire;
 use crate::wire::pb::v1 as pb;
 
+/// Clear identifiers as the node keeps them: normalised, and hashed with
+/// the shared key while it has one.
+#[derive(Debug, Default)]
+pub(super) struct Values {
+    pub ids: Vec<Identifier>,
+    pub hashed: Vec<Hashed>,
+}
+
 impl IntoStatus for CaseError {
     fn into_status(self) -> Status {
         match self {
+            CaseError::Own(e) => Status::internal(e.to_string()),
             CaseError::Invalid(e) => Status::invalid_argument(e.to_string()),
             CaseError::NotFound(id) => Status::not_found(format!("no local case {id}")),
             CaseError::Store(e) => e.into_status(),
@@ -67,42 +78,57 @@ pub(crate) fn case_to_pb(c: &LocalCase) -> pb::LocalCase {
 }
 
 impl AgencyService {
-    /// Hashes clear identifiers with the node's matching key, each with its
-    /// v1 companion token where it has one (`docs/selectors.md`,
-    /// "Versions").
-    pub(super) fn hash(
+    /// Normalises clear identifiers (for this node's match filter and
+    /// oblivious queries) and, while the node still holds the federation's
+    /// shared matching key, hashes them with it, each with its v1 companion
+    /// token where it has one (`docs/selectors.md`, "Versions"). The clear
+    /// values go no further.
+    pub(super) fn identifiers(
         &self,
         values: Vec<pb::SelectorValue>,
         field: &str,
         errors: &mut Errors,
-    ) -> Vec<Hashed> {
-        let mut out = Vec::new();
+    ) -> Values {
+        let mut out = Values::default();
+        let cases = &self.node().cases;
         for (i, v) in values.into_iter().enumerate() {
             let at = format!("{field}[{i}]");
             let Some(kind) = SelectorKind::from_wire(v.kind) else {
                 errors.push(format!("{at}.kind"), "is required: a selector kind");
                 continue;
             };
-            let Some(key) = &self.node().cases.matching else {
+            if cases.oprf.is_none() && cases.matching.is_none() {
                 errors.push(
                     at,
-                    "this node has no matching key ([matching] in its configuration)",
+                    "this node has no OPRF key ([oprf] in its configuration) nor a shared matching key ([matching])",
                 );
                 continue;
-            };
-            match key.hash_with_v1(kind, &v.value) {
-                Ok(t) => out.push(t),
-                Err(e) => errors.push(at, e.to_string()),
             }
+            let value = match normalise(kind, &v.value) {
+                Ok(n) => n,
+                Err(e) => {
+                    errors.push(at, e.to_string());
+                    continue;
+                }
+            };
+            if let Some(key) = &cases.matching {
+                match key.hash_with_v1(kind, &v.value) {
+                    Ok(t) => out.hashed.push(t),
+                    Err(e) => errors.push(at, e.to_string()),
+                }
+            }
+            out.ids.push(Identifier { kind, value });
         }
         out
     }
 
+    /// A wire case and its clear identifiers, converted and checked; the
+    /// identifiers normalised, for the match filter.
     fn case_from_pb(
         &self,
         c: pb::LocalCase,
         values: Vec<pb::SelectorValue>,
-    ) -> Result<LocalCase, Status> {
+    ) -> Result<(LocalCase, Vec<Identifier>), Status> {
         let mut errors = Errors::default();
         let offence = Offence::from_wire(c.offence);
         errors.check(offence.is_some(), "case.offence", "is required");
@@ -119,11 +145,8 @@ impl AgencyService {
         let mut tokens = wire::selectors_from_pb(c.selectors, "case.selectors", &mut errors);
         // NOTE: the v1 companions are indexed too, so that the queries of a
         // node not yet upgraded still find the case.
-        tokens.extend(
-            self.hash(values, "selector_values", &mut errors)
-                .iter()
-                .flat_map(Hashed::all),
-        );
+        let values = self.identifiers(values, "selector_values", &mut errors);
+        tokens.extend(values.hashed.iter().flat_map(Hashed::all));
         let victims = c
             .victims
             .into_iter()
@@ -149,21 +172,24 @@ impl AgencyService {
         errors
             .finish()
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        Ok(LocalCase {
-            case_id: c.case_id,
-            case_number: c.case_number,
-            offence: offence.unwrap_or(Offence::Undetermined),
-            stage: stage.unwrap_or(CaseStage::Investigation),
-            contact: wire::contact_from_pb(c.contact),
-            selectors: tokens.iter().map(StoredToken::from_token).collect(),
-            victims,
-            offenders,
-            closed: c.closed,
-            created_at_ms: 0,
-            updated_at_ms: 0,
-            highest_stage: None,
-            stage_reached_at_ms: c.stage_reached_at_ms,
-        })
+        Ok((
+            LocalCase {
+                case_id: c.case_id,
+                case_number: c.case_number,
+                offence: offence.unwrap_or(Offence::Undetermined),
+                stage: stage.unwrap_or(CaseStage::Investigation),
+                contact: wire::contact_from_pb(c.contact),
+                selectors: tokens.iter().map(StoredToken::from_token).collect(),
+                victims,
+                offenders,
+                closed: c.closed,
+                created_at_ms: 0,
+                updated_at_ms: 0,
+                highest_stage: None,
+                stage_reached_at_ms: c.stage_reached_at_ms,
+            },
+            values.ids,
+        ))
     }
 
     /// Stores `case` for `actor` (`new`: a registration, with the id just
@@ -171,13 +197,14 @@ impl AgencyService {
     async fn save_case(
         &self,
         case: LocalCase,
+        ids: Option<&[Identifier]>,
         new: bool,
         actor: &str,
     ) -> Result<Response<pb::LocalCase>, Status> {
         let case = self
             .node()
             .cases
-            .put_case(case, new, actor)
+            .put_case(case, ids, new, actor)
             .await
             .map_err(status)?;
         Ok(Response::new(case_to_pb(&case)))
@@ -189,12 +216,13 @@ impl AgencyService {
     ) -> Result<Response<pb::LocalCase>, Status> {
         let actor = self.authorize(&r, ClientRole::Publisher)?;
         let req = r.into_inner();
-        let mut case = self.case_from_pb(req.case.unwrap_or_default(), req.selector_values)?;
+        let (mut case, ids) =
+            self.case_from_pb(req.case.unwrap_or_default(), req.selector_values)?;
         let random: [u8; 8] =
             crate::records::crypto::random_bytes().map_err(|e| Status::internal(e.to_string()))?;
         case.case_id = format!("case-{:016x}", u64::from_be_bytes(random));
         case.closed = false;
-        self.save_case(case, true, &actor).await
+        self.save_case(case, Some(&ids), true, &actor).await
     }
 
     pub(super) async fn update_case_impl(
@@ -203,11 +231,11 @@ impl AgencyService {
     ) -> Result<Response<pb::LocalCase>, Status> {
         let actor = self.authorize(&r, ClientRole::Publisher)?;
         let req = r.into_inner();
-        let case = self.case_from_pb(req.case.unwrap_or_default(), req.selector_values)?;
+        let (case, ids) = self.case_from_pb(req.case.unwrap_or_default(), req.selector_values)?;
         if case.case_id.is_empty() {
             return Err(invalid("case.case_id", "is required"));
         }
-        self.save_case(case, false, &actor).await
+        self.save_case(case, Some(&ids), false, &actor).await
     }
 
     pub(super) async fn close_case_impl(
@@ -218,7 +246,7 @@ impl AgencyService {
         let id = r.into_inner().case_id;
         let mut case = self.node().cases.local_case(&id).map_err(status)?;
         case.closed = true;
-        self.save_case(case, false, &actor).await
+        self.save_case(case, None, false, &actor).await
     }
 
     pub(super) async fn list_cases_impl(
@@ -254,15 +282,23 @@ impl AgencyService {
         );
         crate::records::model::check_text(&mut errors, "justification", &justification, 500, false);
         let tokens = wire::selectors_from_pb(req.selectors, "selectors", &mut errors);
-        let hashed = self.hash(req.selector_values, "selector_values", &mut errors);
-        let tokens = QueryTokens::new(tokens, &hashed);
-        let max = self.node().trust.policy().query.max_selectors;
+        let values = self.identifiers(req.selector_values, "selector_values", &mut errors);
+        // NOTE: selectors sent already hashed can only be asked the old
+        // way, so a query with any is asked that way of every member.
+        let ids = if tokens.is_empty() {
+            values.ids.clone()
+        } else {
+            Vec::new()
+        };
+        let has_tokens = !tokens.is_empty() || !values.hashed.is_empty();
+        let tokens = QueryTokens::new(tokens, &values.hashed);
         errors.check(
-            tokens.asked() > 0,
+            values.ids.len() + tokens.asked() - values.hashed.len() > 0,
             "selector_values",
             "at least one selector is required",
         );
-        let sent = tokens.tokens().len();
+        let max = self.node().trust.policy().query.max_selectors;
+        let sent = tokens.tokens().len().max(ids.len());
         errors.check(
             sent <= max,
             "selector_values",
@@ -285,7 +321,15 @@ impl AgencyService {
         let answers = self
             .node()
             .cases
-            .query(&actor, &query_id, tokens.tokens().to_vec(), &justification)
+            .query(
+                &actor,
+                &query_id,
+                Ask {
+                    ids,
+                    legacy: has_tokens.then(|| tokens.clone()),
+                },
+                &justification,
+            )
             .await
             .map_err(status)?;
         let answers = answers
@@ -302,7 +346,7 @@ impl AgencyService {
                         contact,
                     } => {
                         a.result = pb::QueryResult::Hit as i32;
-                        a.hits = tokens.fold_hits(hits);
+                        a.hits = hits;
                         a.case_refs = case_refs;
                         a.contact = contact.as_ref().map(wire::contact_to_pb);
                     }

@@ -6,6 +6,7 @@
 use tonic::Status;
 
 use super::{AgencyService, invalid, invalid_all};
+use crate::cases::Identifier;
 use crate::records::model::{Alert, CaseReference, Errors};
 use crate::records::vocabulary::{AlertType, SubjectCategory, Urgency};
 use crate::wire;
@@ -20,14 +21,16 @@ impl AgencyService {
         self.node().clock.now_ms().saturating_add(validity)
     }
 
-    /// Applies the node's defaults to a wire alert, hashes the clear
-    /// identifiers into selectors, converts and checks it.
+    /// Applies the node's defaults to a wire alert, converts and checks it,
+    /// and normalises its clear identifiers: for this node's match filter
+    /// if it has an OPRF key (the alert then carries no selector), else
+    /// hashed into the alert's selectors with the shared matching key.
     pub(super) fn alert(
         &self,
         mut a: pb::Alert,
         values: Vec<pb::SelectorValue>,
         at: &str,
-    ) -> Result<Alert, Status> {
+    ) -> Result<(Alert, Vec<Identifier>), Status> {
         if a.urgency == 0 {
             a.urgency = Urgency::Routine.wire();
         }
@@ -48,18 +51,31 @@ impl AgencyService {
             a.contact = Some(wire::contact_to_pb(c));
         }
         let mut errors = Errors::default();
-        // NOTE: the clear values stop here. Only the tokens go on.
-        let tokens = self.hash(values, "selector_values", &mut errors);
-        // NOTE: a record carries the current (v2) tokens only: it is signed
-        // and kept, and the v1 companions are for matching what is older.
-        a.selectors
-            .extend(tokens.iter().map(|h| wire::selector_to_pb(&h.token)));
+        // NOTE: the clear values stop here.
+        let values = self.identifiers(values, "selector_values", &mut errors);
+        let ids = if self.node().cases.oprf.is_some() {
+            // NOTE: a token anyone with the shared key can test offline
+            // must not go out in a signed record that peers keep.
+            errors.check(
+                a.selectors.is_empty(),
+                format!("{at}.selectors"),
+                "this node has per-member OPRF keys: an alert carries no selector token; send the identifiers as selector_values (they go into this node's match filter)",
+            );
+            values.ids
+        } else {
+            // NOTE: a record carries the current (v2) tokens only: it is
+            // signed and kept, and the v1 companions are for matching what
+            // is older.
+            a.selectors
+                .extend(values.hashed.iter().map(|h| wire::selector_to_pb(&h.token)));
+            Vec::new()
+        };
         let alert = wire::alert_from_pb(a, at, &mut errors);
         if let Some(alert) = &alert {
             alert.check(at, &mut errors);
         }
         errors.finish().map_err(invalid_all)?;
-        alert.ok_or_else(|| invalid(at, "is invalid"))
+        Ok((alert.ok_or_else(|| invalid(at, "is invalid"))?, ids))
     }
 
     pub(super) fn case_reference(

@@ -35,7 +35,7 @@ const MAX_BATCH: u32 = 1024;
 const STREAM_BUFFER: usize = 4;
 
 pub struct FederationService {
-    node: Components,
+    pub(super) node: Components,
     stop: watch::Receiver<bool>,
     /// What each peer's `Pull` streams may hold.
     pulls: Arc<PullBudget>,
@@ -86,7 +86,7 @@ type PullStream = Pin<Box<dyn Stream<Item = Result<pb::PullBatch, Status>> + Sen
 
 /// `s` cut to at most `max` bytes (at a character boundary), marked when
 /// cut: what a peer sent, bounded before it goes on record.
-fn clip(s: &str, max: usize) -> String {
+pub(super) fn clip(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_owned();
     }
@@ -274,6 +274,22 @@ impl Federation for FederationService {
             case_refs,
             contact,
         }))
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id))]
+    async fn evaluate(
+        &self,
+        request: Request<pb::EvaluateRequest>,
+    ) -> Result<Response<pb::EvaluateResponse>, Status> {
+        self.evaluate_impl(request).await
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id))]
+    async fn confirm(
+        &self,
+        request: Request<pb::ConfirmRequest>,
+    ) -> Result<Response<pb::MatchResponse>, Status> {
+        self.confirm_impl(request).await
     }
 
     #[tracing::instrument(skip_all, fields(node = %self.node.id))]

@@ -342,7 +342,8 @@ impl Disclosure {
             | Kind::MlaAck(_)
             | Kind::MlaResponse(_)
             | Kind::RosterProposal(_)
-            | Kind::RosterApproval(_) => None,
+            | Kind::RosterApproval(_)
+            | Kind::MatchFilter(_) => None,
         };
         Ok(Self {
             record_id: body.record_id,

@@ -136,12 +136,14 @@ pub(crate) fn view(store: &Store, record: &StoredRecord, now: i64) -> Result<Vie
                         }))
                     }
                     // MLA records are shown by ListMla, as request
-                    // states; roster records by ListRosterProposals.
+                    // states; roster records by ListRosterProposals;
+                    // match filters are nobody's reading.
                     RecordKind::MlaRequest(_)
                     | RecordKind::MlaAck(_)
                     | RecordKind::MlaResponse(_)
                     | RecordKind::RosterProposal(_)
-                    | RecordKind::RosterApproval(_) => None,
+                    | RecordKind::RosterApproval(_)
+                    | RecordKind::MatchFilter(_) => None,
                 }
             };
             let kind_name = content.map(|c| c.kind_name()).unwrap_or(body.kind.name());

@@ -6,6 +6,7 @@
 use sled::Transactional;
 
 use super::audit::put_audit;
+use super::filters::{Filters, OwnWrite};
 use super::{GATE, Store, StoreError, TxResult, tx_error};
 
 /// The local cases of a store: see [`Store::cases`].
@@ -25,6 +26,7 @@ impl Cases<'_> {
         value: &[u8],
         old_tokens: &[Vec<u8>],
         new_tokens: &[Vec<u8>],
+        own: Option<&OwnWrite>,
         audit: Vec<u8>,
     ) -> Result<(), StoreError> {
         let store = self.store;
@@ -38,14 +40,22 @@ impl Cases<'_> {
                 k
             };
             let trees = &store.trees;
-            (&trees.local_cases, &trees.case_selectors, &trees.audit)
-                .transaction(|(cases, index, aud)| -> TxResult<()> {
+            (
+                &trees.local_cases,
+                &trees.case_selectors,
+                &trees.audit,
+                &trees.own_filter,
+            )
+                .transaction(|(cases, index, aud, filter)| -> TxResult<()> {
                     cases.insert(case_id.as_bytes(), value)?;
                     for t in old_tokens {
                         index.remove(index_key(t))?;
                     }
                     for t in new_tokens {
                         index.insert(index_key(t), &[])?;
+                    }
+                    if let Some(own) = own {
+                        Filters::apply_own(filter, own)?;
                     }
                     put_audit(aud, &entries)?;
                     Ok(())

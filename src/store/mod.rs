@@ -73,6 +73,7 @@ mod cases;
 mod checkpoints;
 mod compact;
 mod cursors;
+mod filters;
 mod index;
 mod keys;
 mod meta;
@@ -98,6 +99,7 @@ use audit_log::HASH_LEN;
 pub use cases::Cases;
 pub use checkpoints::Checkpoints;
 pub use compact::Compacted;
+pub use filters::{Filters, Keyed, OwnWrite, PeerChange};
 use index::{Expiries, Index};
 pub use publish_keys::PublishKeys;
 use record_log::RecordLog;
@@ -372,6 +374,11 @@ struct Trees {
     /// Publication keys → the record published with each (see
     /// `publish_keys`); never replicated.
     publish_keys: sled::Tree,
+    /// This node's own identifiers, sealed, and their filter entries;
+    /// never replicated (see `filters`).
+    own_filter: sled::Tree,
+    /// Peers' match filters as their records built them (see `filters`).
+    peer_filters: sled::Tree,
 }
 
 /// The record log file in use and what goes with it.
@@ -454,6 +461,12 @@ impl Store {
     /// Local cases and their selector index.
     pub fn cases(&self) -> Cases<'_> {
         Cases { store: self }
+    }
+
+    /// This node's own identifiers and filter entries, and its peers'
+    /// match filters.
+    pub fn filters(&self) -> Filters<'_> {
+        Filters { store: self }
     }
 
     /// Checkpoints of audit logs: this node's own and its peers'.

@@ -383,6 +383,8 @@ impl Trees {
         let v2_audit = db.open_tree("audit")?;
         let checkpoints = db.open_tree("checkpoints")?;
         let publish_keys = db.open_tree("publish_keys")?;
+        let own_filter = db.open_tree("own_filter")?;
+        let peer_filters = db.open_tree("peer_filters")?;
         let trees = Self {
             db,
             cursors,
@@ -395,6 +397,8 @@ impl Trees {
             checkpoints,
             meta,
             publish_keys,
+            own_filter,
+            peer_filters,
         };
         Ok((trees, v2_audit))
     }

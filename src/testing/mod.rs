@@ -210,16 +210,26 @@ impl Sandbox {
             write(&mdir, "signing.key", &pem, true)?;
             let (governance, pem) = SigningKey::generate("governance")?;
             write(&mdir, "governance.key", &pem, true)?;
+            let (oprf, file) = crate::records::oprf::SecretKey::generate(1)
+                .map_err(|e| SandboxError::Other(e.to_string()))?;
+            write(&mdir, "oprf-1.key", &file, true)?;
+            let (_, file) = crate::records::sealed::LocalKey::generate()
+                .map_err(|e| SandboxError::Other(e.to_string()))?;
+            write(&mdir, "identifiers.key", &file, true)?;
 
             let _ = write!(
                 roster,
-                "\n[[members]]\nid = \"{id}\"\nname = \"Sandbox member {id}\"\ncountry = \"{country}\"\nrole = \"member\"\nendpoint = \"{peer_addr}\"\nca = [\"{id}/ca.crt\"]\ngovernance_keys = [\"{gk}\"]\n\n[[members.signing_keys]]\nkey_id = \"{key_id}\"\npublic_key = \"{pk}\"\n",
+                "\n[[members]]\nid = \"{id}\"\nname = \"Sandbox member {id}\"\ncountry = \"{country}\"\nrole = \"member\"\nendpoint = \"{peer_addr}\"\nca = [\"{id}/ca.crt\"]\ngovernance_keys = [\"{gk}\"]\n\n[[members.signing_keys]]\nkey_id = \"{key_id}\"\npublic_key = \"{pk}\"\n\n[[members.oprf_keys]]\nepoch = 1\npublic_key = \"{ok}\"\n",
                 country = country_of(&id),
                 pk = crypto::encode_public_key(signing.public_key()),
                 gk = crypto::encode_public_key(governance.public_key()),
+                ok = base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    oprf.public().key
+                ),
             );
             let node_toml = format!(
-                "[node]\nid = \"{id}\"\ndata_dir = \"data\"\n\n[federation]\nchain = \"../roster\"\n\n[listen]\npeer = \"{peer_addr}\"\nagency = \"{agency_addr}\"\n\n[tls]\ncert = \"node.crt\"\nkey = \"node.key\"\nagency_client_ca = \"agency-ca.crt\"\n\n[signing]\nkey = \"signing.key\"\nkey_id = \"{key_id}\"\n\n[sync]\nbackoff_min_ms = 50\nbackoff_max_ms = 1000\n\n[matching]\nkey = \"matching.key\"\nepoch = 1\n\n[records]\nexpiry_check_ms = 100\n\n[query]\nreveal = \"case_refs\"\ndeadline_ms = 3000\n\n[agency]\ndefault_role = \"reader\"\n\n[[agency.clients]]\nname = \"{id}-operator\"\nrole = \"admin\"\n\n[agency.contact]\nunit = \"Unidad de Cooperación Internacional ({id})\"\nemail = \"cooperacion@{id}.example\"\n\n[metrics]\nlisten = \"{metrics_addr}\"\n"
+                "[node]\nid = \"{id}\"\ndata_dir = \"data\"\n\n[federation]\nchain = \"../roster\"\n\n[listen]\npeer = \"{peer_addr}\"\nagency = \"{agency_addr}\"\n\n[tls]\ncert = \"node.crt\"\nkey = \"node.key\"\nagency_client_ca = \"agency-ca.crt\"\n\n[signing]\nkey = \"signing.key\"\nkey_id = \"{key_id}\"\n\n[sync]\nbackoff_min_ms = 50\nbackoff_max_ms = 1000\n\n[matching]\nkey = \"matching.key\"\nepoch = 1\n\n[oprf]\nkeys = [\"oprf-1.key\"]\nidentifiers_key = \"identifiers.key\"\n\n[records]\nexpiry_check_ms = 100\n\n[query]\nreveal = \"case_refs\"\ndeadline_ms = 3000\n\n[agency]\ndefault_role = \"reader\"\n\n[[agency.clients]]\nname = \"{id}-operator\"\nrole = \"admin\"\n\n[agency.contact]\nunit = \"Unidad de Cooperación Internacional ({id})\"\nemail = \"cooperacion@{id}.example\"\n\n[metrics]\nlisten = \"{metrics_addr}\"\n"
             );
             write(&mdir, "node.toml", &node_toml, false)?;
             let client_toml = format!(

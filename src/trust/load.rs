@@ -55,6 +55,8 @@ pub struct LoadedSettings {
     pub signing: Arc<SigningKey>,
     /// The federation's matching key, if configured.
     pub matching: Option<Arc<MatchingKey>>,
+    /// This member's OPRF keys and identifiers key, if configured.
+    pub oprf: Option<Arc<crate::records::oprf::KeyRing>>,
 }
 
 impl Deref for LoadedSettings {
@@ -233,6 +235,10 @@ fn load(
         }
     });
 
+    let oprf = v
+        .oprf(raw.oprf.as_ref())
+        .and_then(|files| load_oprf(&files, keys, roster.as_ref(), node_id.as_ref(), &mut v));
+
     v.plain_sections(&raw);
     let config = v.finish()?;
     match (roster, walk, tls, agency_ca, signing) {
@@ -247,6 +253,7 @@ fn load(
                 agency_crls,
                 signing: Arc::new(signing),
                 matching,
+                oprf,
             })
         }
         _ => Err(ConfigError {
@@ -254,6 +261,67 @@ fn load(
             problems: vec!["incomplete configuration".into()],
         }),
     }
+}
+
+/// Loads `[oprf]`: each key file (distinct epochs, and the public key of
+/// an epoch the roster lists for this node must be the roster's) and the
+/// identifiers key. A key the roster does not list yet is loaded: it is
+/// the next epoch's, waiting for its roster version.
+fn load_oprf(
+    files: &crate::config::OprfFiles,
+    keys: KeyFiles,
+    roster: Option<&Roster>,
+    id: Option<&NodeId>,
+    v: &mut Validation<'_>,
+) -> Option<Arc<crate::records::oprf::KeyRing>> {
+    use crate::records::oprf::{KeyRing, SecretKey};
+    use crate::records::sealed::LocalKey;
+    let me = roster.zip(id).and_then(|(r, id)| r.member(id));
+    let mut loaded: Vec<SecretKey> = Vec::new();
+    let mut complete = true;
+    for (i, path) in files.keys.iter().enumerate() {
+        let key = match keys {
+            KeyFiles::Private => SecretKey::load(path),
+            KeyFiles::AsTheyAre => SecretKey::read(path),
+        };
+        match key {
+            Err(e) => {
+                v.problem(format!("oprf.keys[{i}]: {e}"));
+                complete = false;
+            }
+            Ok(k) if loaded.iter().any(|o| o.epoch() == k.epoch()) => {
+                v.problem(format!(
+                    "oprf.keys[{i}]: epoch {} is already the epoch of another key file; one key per epoch",
+                    k.epoch()
+                ));
+                complete = false;
+            }
+            Ok(k) => {
+                if let Some(listed) = me.and_then(|m| m.oprf_key(k.epoch()))
+                    && *listed != k.public()
+                {
+                    v.problem(format!(
+                        "oprf.keys[{i}]: its public key does not match the roster's OPRF key of epoch {} for this node",
+                        k.epoch()
+                    ));
+                    complete = false;
+                }
+                loaded.push(k);
+            }
+        }
+    }
+    let local = match keys {
+        KeyFiles::Private => LocalKey::load(&files.identifiers_key),
+        KeyFiles::AsTheyAre => LocalKey::read(&files.identifiers_key),
+    };
+    let local = match local {
+        Ok(l) => l,
+        Err(e) => {
+            v.problem(format!("oprf.identifiers_key: {e}"));
+            return None;
+        }
+    };
+    complete.then(|| Arc::new(KeyRing::new(loaded, local)))
 }
 
 /// Loads the CRL files of `field`, each of which must be signed by one of

@@ -27,8 +27,8 @@ pub use checkpoint::{
 };
 pub use convert::*;
 pub use peer::{
-    MatchAnswer, MatchRequest, OriginDigest, PeerClient, PeerResult, PullBatch, PullRequest,
-    PullStream, Reach,
+    ConfirmRequest, EvaluateRequest, MatchAnswer, MatchRequest, OriginDigest, PeerClient,
+    PeerResult, PullBatch, PullRequest, PullStream, Reach,
 };
 pub use record::*;
 pub use statistics::{report_from_pb, report_to_pb};

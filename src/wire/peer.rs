@@ -93,6 +93,28 @@ pub struct MatchRequest {
     pub requested_by: String,
 }
 
+/// The first step of an oblivious question put to one peer: identifiers
+/// blinded for its OPRF key of `epoch`.
+#[derive(Debug, Clone)]
+pub struct EvaluateRequest {
+    pub query_id: String,
+    pub epoch: u32,
+    pub blinded: Vec<Vec<u8>>,
+    pub justification: String,
+    pub requested_by: String,
+}
+
+/// The second step, after a hit in the peer's filter: the entries that
+/// hit, for the peer to say which of its cases hold them.
+#[derive(Debug, Clone)]
+pub struct ConfirmRequest {
+    pub query_id: String,
+    pub epoch: u32,
+    pub entries: Vec<crate::records::oprf::Entry>,
+    pub justification: String,
+    pub requested_by: String,
+}
+
 /// A peer's digest of one origin's log up to a seq.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OriginDigest {
@@ -160,6 +182,40 @@ impl PeerClient {
             requested_by: request.requested_by,
         };
         let m = self.0.r#match(request).await?.into_inner();
+        Ok(MatchAnswer {
+            hits: m.hits,
+            case_refs: m.case_refs,
+            contact: contact_from_pb(m.contact),
+        })
+    }
+
+    /// Has the peer evaluate blinded identifiers: its evaluated elements
+    /// and proof, unchecked.
+    pub async fn evaluate(
+        &mut self,
+        request: EvaluateRequest,
+    ) -> Result<(Vec<Vec<u8>>, Vec<u8>), Status> {
+        let request = pb::EvaluateRequest {
+            query_id: request.query_id,
+            epoch: request.epoch,
+            blinded: request.blinded,
+            justification: request.justification,
+            requested_by: request.requested_by,
+        };
+        let r = self.0.evaluate(request).await?.into_inner();
+        Ok((r.evaluated, r.proof))
+    }
+
+    /// Confirms hits in the peer's filter.
+    pub async fn confirm(&mut self, request: ConfirmRequest) -> Result<MatchAnswer, Status> {
+        let request = pb::ConfirmRequest {
+            query_id: request.query_id,
+            epoch: request.epoch,
+            entries: request.entries.iter().map(|e| e.0.to_vec()).collect(),
+            justification: request.justification,
+            requested_by: request.requested_by,
+        };
+        let m = self.0.confirm(request).await?.into_inner();
         Ok(MatchAnswer {
             hits: m.hits,
             case_refs: m.case_refs,

@@ -5,6 +5,7 @@
 use prost::Message;
 
 use super::pb::v1 as pb;
+use crate::records::filter::MatchFilter;
 use crate::records::model::{
     Content, Errors, MlaAck, MlaResponse, NodeId, RecordBody, RecordKind, Update, ValidationErrors,
     Withdrawal,
@@ -114,6 +115,12 @@ pub fn encode_body(body: &RecordBody) -> Vec<u8> {
                 signature: a.signature.clone(),
             })
         }
+        RecordKind::MatchFilter(f) => pb::record_body::Kind::MatchFilter(pb::MatchFilter {
+            epoch: f.epoch,
+            added: MatchFilter::pack(&f.added),
+            removed: MatchFilter::pack(&f.removed),
+            complete: f.complete,
+        }),
     };
     pb::RecordBody {
         origin: body.origin.to_string(),
@@ -233,6 +240,22 @@ pub fn decode_body(bytes: &[u8]) -> Result<RecordBody, WireError> {
                     roster_sha256,
                     governance_key,
                     signature: a.signature,
+                })
+            })
+        }
+        Some(pb::record_body::Kind::MatchFilter(f)) => {
+            let added = MatchFilter::unpack(&f.added)
+                .map_err(|e| errors.push("match_filter.added", e))
+                .ok();
+            let removed = MatchFilter::unpack(&f.removed)
+                .map_err(|e| errors.push("match_filter.removed", e))
+                .ok();
+            added.zip(removed).map(|(added, removed)| {
+                RecordKind::MatchFilter(MatchFilter {
+                    epoch: f.epoch,
+                    added,
+                    removed,
+                    complete: f.complete,
                 })
             })
         }

@@ -42,6 +42,9 @@ pub struct StandIn {
     pub matches: Option<Arc<Mutex<Vec<Vec<u8>>>>>,
     /// The answer to every RosterChain call (otherwise it is refused).
     pub chain: Option<pb::RosterChainResponse>,
+    /// Evaluates every Evaluate call with this key, whatever the roster
+    /// says (otherwise Evaluate and Confirm are refused).
+    pub evaluate_with: Option<Arc<enlace::records::oprf::SecretKey>>,
 }
 
 type PullStream = Pin<Box<dyn Stream<Item = Result<pb::PullBatch, Status>> + Send>>;
@@ -87,6 +90,31 @@ impl Federation for StandIn {
             hits: vec![false; n],
             ..Default::default()
         }))
+    }
+
+    async fn evaluate(
+        &self,
+        request: Request<pb::EvaluateRequest>,
+    ) -> Result<Response<pb::EvaluateResponse>, Status> {
+        let Some(key) = &self.evaluate_with else {
+            return Err(Status::unimplemented(
+                "this stand-in peer evaluates nothing",
+            ));
+        };
+        let (evaluated, proof) = key
+            .evaluate(&request.into_inner().blinded)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        Ok(Response::new(pb::EvaluateResponse {
+            evaluated: evaluated.iter().map(|e| e.to_vec()).collect(),
+            proof: proof.to_vec(),
+        }))
+    }
+
+    async fn confirm(
+        &self,
+        _: Request<pb::ConfirmRequest>,
+    ) -> Result<Response<pb::MatchResponse>, Status> {
+        Err(Status::unimplemented("this stand-in peer confirms nothing"))
     }
 
     async fn witness(
@@ -166,6 +194,29 @@ pub fn serve(
                 let _ = stop.wait_for(|s| *s).await;
             }),
     )
+}
+
+/// A record of `kind` to all members from `origin`, number `seq`, signed
+/// with the key of `settings`.
+pub fn signed_record(
+    settings: &LoadedSettings,
+    origin: &NodeId,
+    seq: u64,
+    kind: RecordKind,
+) -> Envelope {
+    let body = wire::encode_body(&RecordBody {
+        record_id: enlace::records::model::new_record_id(origin, seq.to_be_bytes()),
+        origin: origin.clone(),
+        seq,
+        created_at_ms: enlace::clock::now_ms(),
+        distribution: Distribution::AllMembers,
+        kind,
+    });
+    Envelope {
+        signature: settings.signing.sign_record(&body),
+        key_id: settings.signing.key_id().into(),
+        body,
+    }
 }
 
 /// A valid routine alert from `origin`, number `seq`, signed with the key

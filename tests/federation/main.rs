@@ -19,6 +19,7 @@ mod hostile;
 mod lifecycle;
 mod liveness;
 mod metrics;
+mod oblivious;
 mod properties;
 mod query_mla;
 mod reload;

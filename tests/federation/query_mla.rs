@@ -11,16 +11,16 @@ use enlace::wire::pb::v1 as pb;
 use enlace::wire::pb::v1::agency_client::AgencyClient;
 use tonic::transport::Channel;
 
-type Client = AgencyClient<Channel>;
+pub(crate) type Client = AgencyClient<Channel>;
 
-fn value(kind: SelectorKind, v: &str) -> pb::SelectorValue {
+pub(crate) fn value(kind: SelectorKind, v: &str) -> pb::SelectorValue {
     pb::SelectorValue {
         kind: kind.wire(),
         value: v.into(),
     }
 }
 
-async fn add_case(
+pub(crate) async fn add_case(
     c: &mut Client,
     number: &str,
     selectors: Vec<pb::SelectorValue>,
@@ -44,7 +44,7 @@ async fn add_case(
     .into_inner()
 }
 
-async fn query(
+pub(crate) async fn query(
     c: &mut Client,
     selectors: Vec<pb::SelectorValue>,
     justification: &str,
@@ -58,7 +58,7 @@ async fn query(
     .map(tonic::Response::into_inner)
 }
 
-fn answer<'a>(r: &'a pb::QueryResponse, peer: &str) -> &'a pb::PeerAnswer {
+pub(crate) fn answer<'a>(r: &'a pb::QueryResponse, peer: &str) -> &'a pb::PeerAnswer {
     r.answers
         .iter()
         .find(|a| a.peer == peer)

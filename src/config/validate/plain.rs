@@ -127,6 +127,11 @@ impl Validation<'_> {
         } else {
             self.problem("query.max_per_minute: must be at least 1");
         }
+        if raw.evaluations_per_minute >= 1 {
+            self.query.evaluations_per_minute = raw.evaluations_per_minute;
+        } else {
+            self.problem("query.evaluations_per_minute: must be at least 1");
+        }
         let ms = raw.deadline_ms;
         if (100..=120_000).contains(&ms) {
             self.query.deadline = Duration::from_millis(ms);

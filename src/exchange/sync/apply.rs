@@ -243,6 +243,14 @@ impl PeerReplicator {
             record.series = Some(SeriesWrite { series_id, state });
             return Ok(record);
         }
+        if matches!(
+            v.body.kind,
+            crate::records::model::RecordKind::MatchFilter(_)
+        ) {
+            // No series: the filter view reads it from the log
+            // (`crate::cases::filters`).
+            return Ok(record);
+        }
         if v.body.kind.is_mla() {
             let key = mla::key(v.body.series_id());
             let before = match mla_states.get(&key) {

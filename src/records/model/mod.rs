@@ -184,6 +184,7 @@ pub enum RecordKind {
     MlaResponse(MlaResponse),
     RosterProposal(RosterProposal),
     RosterApproval(Approval),
+    MatchFilter(crate::records::filter::MatchFilter),
 }
 
 impl RecordKind {
@@ -200,6 +201,7 @@ impl RecordKind {
             RecordKind::MlaResponse(_) => "mla_response",
             RecordKind::RosterProposal(_) => "roster_proposal",
             RecordKind::RosterApproval(_) => "roster_approval",
+            RecordKind::MatchFilter(_) => "match_filter",
         }
     }
 
@@ -232,7 +234,8 @@ impl RecordKind {
             | RecordKind::MlaAck(_)
             | RecordKind::MlaResponse(_)
             | RecordKind::RosterProposal(_)
-            | RecordKind::RosterApproval(_) => None,
+            | RecordKind::RosterApproval(_)
+            | RecordKind::MatchFilter(_) => None,
         }
     }
 
@@ -346,6 +349,7 @@ impl RecordKind {
                     format!("at most {MAX_PROPOSAL_BYTES} bytes"),
                 );
             }
+            RecordKind::MatchFilter(f) => f.check(errors),
             RecordKind::RosterApproval(a) => {
                 errors.check(
                     a.signature.len() == 64,
@@ -447,6 +451,13 @@ impl RecordBody {
                     "a roster proposal or approval goes to all members",
                 );
             }
+            RecordKind::MatchFilter(_) => {
+                errors.check(
+                    self.distribution == Distribution::AllMembers,
+                    "to",
+                    "a match filter goes to all members",
+                );
+            }
             _ => {}
         }
         if let Some(target) = target
@@ -514,7 +525,8 @@ impl RecordBody {
             | RecordKind::MlaAck(_)
             | RecordKind::MlaResponse(_)
             | RecordKind::RosterProposal(_)
-            | RecordKind::RosterApproval(_) => 0,
+            | RecordKind::RosterApproval(_)
+            | RecordKind::MatchFilter(_) => 0,
             _ => 1,
         }
     }

@@ -68,6 +68,7 @@ impl Keys {
                 .filter(|(i, _)| i == id)
                 .map(|(_, k)| k.public_key().to_vec())
                 .collect(),
+            oprf_keys: Vec::new(),
         }
     }
 

@@ -94,6 +94,15 @@ pub struct Member {
     pub signing_keys: Vec<RosterKey>,
     /// The keys that approve roster changes for this member.
     pub governance_keys: Vec<GovernanceKey>,
+    /// The public halves of the member's OPRF keys, by epoch (ascending).
+    pub oprf_keys: Vec<crate::records::oprf::PublicKey>,
+}
+
+impl Member {
+    /// The member's OPRF key of `epoch`, if the roster lists one.
+    pub fn oprf_key(&self, epoch: u32) -> Option<&crate::records::oprf::PublicKey> {
+        self.oprf_keys.iter().find(|k| k.epoch == epoch)
+    }
 }
 
 /// Where a roster stands in the chain.
@@ -353,6 +362,23 @@ impl Roster {
                 }
                 governance_keys.push(key);
             }
+            let mut oprf_keys: Vec<crate::records::oprf::PublicKey> = Vec::new();
+            if !m.oprf_keys.is_empty() && role == Role::Observer {
+                problems.push(format!(
+                    "{at}.oprf_keys: an observer holds no identifiers and has no OPRF key"
+                ));
+            }
+            for (j, k) in m.oprf_keys.into_iter().enumerate() {
+                let oat = format!("{at}.oprf_keys[{j}]");
+                match crate::records::oprf::PublicKey::parse(k.epoch, &k.public_key) {
+                    Ok(key) if oprf_keys.iter().any(|o| o.epoch == key.epoch) => {
+                        problems.push(format!("{oat}.epoch: epoch {} is listed twice", key.epoch))
+                    }
+                    Ok(key) => oprf_keys.push(key),
+                    Err(e) => problems.push(format!("{oat}: {e}")),
+                }
+            }
+            oprf_keys.sort_by_key(|k| k.epoch);
             if let Some(id) = id {
                 if members.contains_key(&id) {
                     problems.push(format!("{at}.id: member {id} is listed twice"));
@@ -370,6 +396,7 @@ impl Roster {
                         ca_files: Vec::new(),
                         signing_keys,
                         governance_keys,
+                        oprf_keys,
                     },
                 );
             }

@@ -23,6 +23,10 @@
 //! [[members.signing_keys]]
 //! key_id = "gt-2026"
 //! public_key = "base64 of the 32-byte Ed25519 public key"
+//!
+//! [[members.oprf_keys]]                # what `enlace keys generate-oprf` prints
+//! epoch = 1
+//! public_key = "base64 of the 32-byte ristretto255 element"
 //! ```
 //!
 //! Relative CA paths resolve against the directory that holds the file.
@@ -63,6 +67,15 @@ struct RawMember {
     signing_keys: Vec<RawKey>,
     #[serde(default)]
     governance_keys: Vec<String>,
+    #[serde(default)]
+    oprf_keys: Vec<RawOprfKey>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOprfKey {
+    epoch: Option<u32>,
+    public_key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -171,6 +184,23 @@ impl RosterSource {
                     Err(e) => problems.push(format!("{at}.governance_keys[{j}]: {e}")),
                 }
             }
+            let mut oprf_keys = Vec::new();
+            for (j, k) in m.oprf_keys.iter().enumerate() {
+                let kat = format!("{at}.oprf_keys[{j}]");
+                let Some(epoch) = k.epoch else {
+                    problems.push(format!("{kat}.epoch: is required (1 or more)"));
+                    continue;
+                };
+                match k.public_key.as_deref().map(|b| {
+                    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b.trim())
+                }) {
+                    Some(Ok(public_key)) => oprf_keys.push(pb::RosterOprfKey { epoch, public_key }),
+                    Some(Err(_)) => {
+                        problems.push(format!("{kat}.public_key: is not standard padded base64"))
+                    }
+                    None => problems.push(format!("{kat}.public_key: is required")),
+                }
+            }
             members.push(pb::RosterMember {
                 id: m.id.unwrap_or_default(),
                 name: m.name.unwrap_or_default(),
@@ -183,6 +213,7 @@ impl RosterSource {
                 ca_certificates: cas,
                 signing_keys,
                 governance_keys,
+                oprf_keys,
             });
             ca_files.push(files);
         }

@@ -189,9 +189,31 @@ pub enum KeysCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Generate the federation's matching key (32 random bytes, base64,
-    /// mode 0600). One member generates it; every member's operator
-    /// receives it through a secure channel and names it in [matching].
+    /// Generate this member's OPRF key of an epoch (RFC 9497 VOPRF,
+    /// ristretto255-SHA512; mode 0600) and print the roster entry for its
+    /// public key. Name the file in [oprf] keys; the key is used once a
+    /// roster version lists it. Never leaves this member.
+    GenerateOprf {
+        /// 1 for the first key; one more at each rotation.
+        #[arg(long, default_value_t = 1)]
+        epoch: u32,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Generate the key this node keeps its agencies' identifiers under
+    /// (AES-256-GCM, mode 0600), named in [oprf] identifiers_key. Never
+    /// leaves the node; back it up with the store.
+    GenerateLocal {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Generate the federation's shared matching key (32 random bytes,
+    /// base64, mode 0600): only for a federation that has not moved to
+    /// per-member OPRF keys (docs/selectors.md, "Migration").
     GenerateMatching {
         #[arg(long)]
         out: PathBuf,
@@ -514,18 +536,45 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.to_string())
 }
 
+/// Writes a new private key file, or says why not.
+fn write_key(out: &Path, contents: &str, force: bool) -> anyhow::Result<()> {
+    crypto::write_private_file(out, contents.as_bytes(), force).map_err(|e| match e {
+        crypto::CryptoError::Write { source, .. }
+            if source.kind() == std::io::ErrorKind::AlreadyExists =>
+        {
+            anyhow!("{} exists; pass --force to overwrite it", out.display())
+        }
+        e => anyhow::Error::msg(e),
+    })
+}
+
 pub fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
     let (key, key_id) = match cmd {
+        KeysCommand::GenerateOprf { epoch, out, force } => {
+            if epoch == 0 {
+                bail!("--epoch: must be 1 or more");
+            }
+            let (key, contents) = enlace::records::oprf::SecretKey::generate(epoch).spelled()?;
+            write_key(&out, &contents, force)?;
+            eprintln!("wrote OPRF key {} (epoch {epoch})", out.display());
+            println!(
+                "[[members.oprf_keys]]\nepoch = {epoch}\npublic_key = \"{}\"",
+                base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    key.public().key
+                )
+            );
+            return Ok(());
+        }
+        KeysCommand::GenerateLocal { out, force } => {
+            let (_, contents) = enlace::records::sealed::LocalKey::generate().spelled()?;
+            write_key(&out, &contents, force)?;
+            eprintln!("wrote identifiers key {}", out.display());
+            return Ok(());
+        }
         KeysCommand::GenerateMatching { out, force } => {
             let (_, contents) = enlace::records::selector::MatchingKey::generate().spelled()?;
-            crypto::write_private_file(&out, contents.as_bytes(), force).map_err(|e| match e {
-                crypto::CryptoError::Write { source, .. }
-                    if source.kind() == std::io::ErrorKind::AlreadyExists =>
-                {
-                    anyhow!("{} exists; pass --force to overwrite it", out.display())
-                }
-                e => anyhow::Error::msg(e),
-            })?;
+            write_key(&out, &contents, force)?;
             eprintln!("wrote matching key {} (epoch 1)", out.display());
             return Ok(());
         }

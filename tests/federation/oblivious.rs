@@ -1,0 +1,349 @@
+//! Oblivious hit/no-hit between real nodes (`docs/selectors.md`): each
+//! member's identifiers are in its match filter under its own OPRF key; a
+//! querier has each member evaluate its blinded identifiers, checks the
+//! proof against the roster, looks in that member's filter, and confirms
+//! only a hit. What each end learns, audits and refuses.
+
+use std::sync::Arc;
+
+use crate::common::{self, eventually};
+use crate::query_mla::{add_case, answer, query, value};
+use common::standin::{self, StandIn};
+use enlace::audit::Entry;
+use enlace::components::Components;
+use enlace::records::filter::MatchFilter;
+use enlace::records::model::{NodeId, RecordKind};
+use enlace::records::oprf::SecretKey;
+use enlace::records::vocabulary::SelectorKind;
+use enlace::testing::Sandbox;
+use enlace::wire::pb::v1 as pb;
+
+fn id(s: &str) -> NodeId {
+    NodeId::parse(s).unwrap()
+}
+
+/// Every entry of a node's audit log.
+fn audit(c: &Components) -> Vec<Entry> {
+    c.store
+        .audit()
+        .entries(0, 100_000)
+        .unwrap()
+        .iter()
+        .map(|e| Entry::decode(&e.body).unwrap())
+        .collect()
+}
+
+/// Waits until `at` holds a complete filter of each of `peers` with at
+/// least `entries` entries.
+async fn filters_ready(at: &Components, peers: &[&str], entries: u64) {
+    for p in peers {
+        let peer = id(p);
+        eventually(&format!("{} holds {p}'s filter", at.id), || {
+            let (at, peer) = (at.clone(), peer.clone());
+            async move {
+                let epoch = at.cases.filter_epoch(&peer).await.unwrap()?;
+                let n = at.store.filters().peer_count(&peer).unwrap();
+                (n >= entries).then_some(epoch)
+            }
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_hits_at_the_holder_without_showing_the_others_anything_but_the_question() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["gt", "hn", "sv"])
+        .await
+        .unwrap();
+    let gt = fed.start("gt").await.unwrap();
+    let hn = fed.start("hn").await.unwrap();
+    let sv = fed.start("sv").await.unwrap();
+    let mut hn_client = fed.client("hn").await.unwrap();
+    let mut gt_client = fed.client("gt").await.unwrap();
+    let mut sv_client = fed.client("sv").await.unwrap();
+    let case = add_case(
+        &mut hn_client,
+        "MP-HN-2026-17",
+        vec![value(SelectorKind::Passport, "X1234567")],
+    )
+    .await;
+    add_case(
+        &mut gt_client,
+        "MP-GT-2026-3",
+        vec![value(SelectorKind::Passport, "Y7654321")],
+    )
+    .await;
+    filters_ready(&sv.components, &["gt", "hn"], 1).await;
+
+    let justification = "Investigación de red de trata en frontera norte";
+    let r = query(
+        &mut sv_client,
+        vec![
+            value(SelectorKind::Passport, "x 123-4567"),
+            value(SelectorKind::Phone, "+502 5555 0000"),
+        ],
+        justification,
+    )
+    .await
+    .unwrap();
+    let at_hn = answer(&r, "hn");
+    assert_eq!(at_hn.result, pb::QueryResult::Hit as i32, "{at_hn:?}");
+    assert_eq!(at_hn.hits, vec![true, false], "per identifier");
+    assert_eq!(at_hn.case_refs, vec!["MP-HN-2026-17".to_string()]);
+    assert!(
+        at_hn
+            .contact
+            .as_ref()
+            .is_some_and(|c| c.unit.contains("(hn)"))
+    );
+    let at_gt = answer(&r, "gt");
+    assert_eq!(at_gt.result, pb::QueryResult::NoHit as i32, "{at_gt:?}");
+
+    // gt evaluated, with the justification, and learnt nothing else: no
+    // confirmation, no token digest anywhere in its log.
+    let gt_log = audit(&gt.components);
+    let evaluated: Vec<&Entry> = gt_log
+        .iter()
+        .filter(|e| e.action == "query_evaluated" && e.ids == vec![r.query_id.clone()])
+        .collect();
+    assert_eq!(evaluated.len(), 1, "{gt_log:#?}");
+    assert_eq!(evaluated[0].justification, justification);
+    assert_eq!(evaluated[0].actor, "sv-operator@sv");
+    assert!(evaluated[0].result.starts_with("2 identifiers evaluated"));
+    assert!(!gt_log.iter().any(|e| e.action == "query_confirmed"));
+    assert!(
+        gt_log
+            .iter()
+            .filter(|e| e.ids.contains(&r.query_id))
+            .all(|e| e.token_digests.is_empty())
+    );
+
+    // hn evaluated, then confirmed the one hit: its log names its own case.
+    let hn_log = audit(&hn.components);
+    let confirmed: Vec<&Entry> = hn_log
+        .iter()
+        .filter(|e| e.action == "query_confirmed" && e.ids.contains(&r.query_id))
+        .collect();
+    assert_eq!(confirmed.len(), 1, "{hn_log:#?}");
+    assert!(confirmed[0].ids.contains(&format!("case:{}", case.case_id)));
+    assert!(confirmed[0].result.ends_with(": hit"), "{:?}", confirmed[0]);
+    assert!(hn_log.iter().any(|e| e.action == "query_evaluated"));
+
+    // sv says how it asked each member, and sent no shared-key token.
+    let sv_log = audit(&sv.components);
+    let results: Vec<&Entry> = sv_log
+        .iter()
+        .filter(|e| e.action == "query_result" && e.ids.contains(&r.query_id))
+        .collect();
+    assert_eq!(results.len(), 2);
+    for e in &results {
+        assert!(e.result.contains("(oblivious, epoch 1)"), "{e:?}");
+        assert!(e.token_digests.is_empty(), "{e:?}");
+    }
+
+    // Closing the case takes its identifier out of hn's filter: the next
+    // query finds nothing there (the confirmation would say so even
+    // before sv holds the removal).
+    hn_client
+        .close_case(pb::CloseCaseRequest {
+            case_id: case.case_id.clone(),
+        })
+        .await
+        .unwrap();
+    let r = query(
+        &mut sv_client,
+        vec![value(SelectorKind::Passport, "X1234567")],
+        justification,
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer(&r, "hn").result, pb::QueryResult::NoHit as i32);
+    for n in [gt, hn, sv] {
+        n.stop().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_carries_no_selector_and_its_identifiers_hit_until_it_is_withdrawn() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["hn", "sv"]).await.unwrap();
+    let hn = fed.start("hn").await.unwrap();
+    let sv = fed.start("sv").await.unwrap();
+    let mut hn_client = fed.client("hn").await.unwrap();
+    let mut sv_client = fed.client("sv").await.unwrap();
+    let published = hn_client
+        .publish_alert(pb::PublishAlertRequest {
+            alert: Some(enlace::testing::sample_alert("Posible víctima en tránsito")),
+            selector_values: vec![value(SelectorKind::Passport, "X1234567")],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // The record sv receives has no selector.
+    let held = eventually("sv holds the alert", || {
+        let mut c = sv_client.clone();
+        let record_id = published.record_id.clone();
+        async move {
+            c.get_record(pb::GetRecordRequest { record_id })
+                .await
+                .ok()
+                .map(tonic::Response::into_inner)
+        }
+    })
+    .await;
+    match held.kind {
+        Some(pb::record_view::Kind::Alert(a)) => assert!(a.selectors.is_empty(), "{a:?}"),
+        other => panic!("not an alert: {other:?}"),
+    }
+    filters_ready(&sv.components, &["hn"], 1).await;
+    let r = query(
+        &mut sv_client,
+        vec![value(SelectorKind::Passport, "X1234567")],
+        "Verificación de alerta",
+    )
+    .await
+    .unwrap();
+    let at_hn = answer(&r, "hn");
+    assert_eq!(at_hn.result, pb::QueryResult::Hit as i32, "{at_hn:?}");
+    assert!(at_hn.case_refs.is_empty(), "an alert is no case reference");
+
+    hn_client
+        .withdraw_record(pb::WithdrawRecordRequest {
+            record_id: published.record_id.clone(),
+            reason: "Persona localizada".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let r = query(
+        &mut sv_client,
+        vec![value(SelectorKind::Passport, "X1234567")],
+        "Verificación de alerta",
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer(&r, "hn").result, pb::QueryResult::NoHit as i32);
+    hn.stop().await.unwrap();
+    sv.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_evaluates_with_another_key_than_its_roster_key_is_refused() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["hn", "sv"]).await.unwrap();
+    let hn_id = id("hn");
+    // hn's filter holds the passport under its real roster key, in a
+    // record signed by hn: only the proof can tell the answer is wrong.
+    let hn_dir = fed.member("hn").unwrap().dir.clone();
+    let roster_key = SecretKey::read(&hn_dir.join("oprf-1.key")).unwrap();
+    let filter = MatchFilter {
+        epoch: 1,
+        added: vec![
+            roster_key
+                .entry(SelectorKind::Passport, "X1234567")
+                .unwrap(),
+        ],
+        removed: Vec::new(),
+        complete: true,
+    };
+    let settings =
+        enlace::trust::load::settings(&fed.member("hn").unwrap().config_path(), None).unwrap();
+    let record = standin::signed_record(&settings, &hn_id, 1, RecordKind::MatchFilter(filter));
+    let (other, _) = SecretKey::generate(1).unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    standin::serve(
+        &mut fed,
+        "hn",
+        StandIn {
+            batch: Some(pb::PullBatch {
+                records: vec![record.to_pb()],
+                high_water: 1,
+                head: 1,
+            }),
+            evaluate_with: Some(Arc::new(other)),
+            ..Default::default()
+        },
+        stop_rx,
+    );
+    let sv = fed.start("sv").await.unwrap();
+    filters_ready(&sv.components, &["hn"], 1).await;
+    let mut sv_client = fed.client("sv").await.unwrap();
+    let r = query(
+        &mut sv_client,
+        vec![value(SelectorKind::Passport, "X1234567")],
+        "Prueba de clave",
+    )
+    .await
+    .unwrap();
+    let at_hn = answer(&r, "hn");
+    assert_eq!(at_hn.result, pb::QueryResult::Refused as i32, "{at_hn:?}");
+    assert!(
+        at_hn
+            .reason
+            .contains("the proof does not verify against the member's roster key of epoch 1"),
+        "{at_hn:?}"
+    );
+    let log = audit(&sv.components);
+    assert!(log.iter().any(|e| {
+        e.action == "query_result"
+            && e.ids.contains(&r.query_id)
+            && e.result
+                .starts_with("refused: not an answer: the proof does not verify")
+    }));
+    let _ = stop_tx.send(true);
+    sv.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evaluations_are_budgeted_per_identifier_and_a_refusal_is_explicit_and_audited() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["hn", "sv"]).await.unwrap();
+    let hn_config = fed.member("hn").unwrap().config_path();
+    let text = std::fs::read_to_string(&hn_config).unwrap().replace(
+        "deadline_ms = 3000\n",
+        "deadline_ms = 3000\nevaluations_per_minute = 5\n",
+    );
+    std::fs::write(&hn_config, text).unwrap();
+    let hn = fed.start("hn").await.unwrap();
+    let sv = fed.start("sv").await.unwrap();
+    filters_ready(&sv.components, &["hn"], 0).await;
+    let mut sv_client = fed.client("sv").await.unwrap();
+    let phones = |from: u32| -> Vec<pb::SelectorValue> {
+        (from..from + 4)
+            .map(|n| value(SelectorKind::Phone, &format!("+50255550{n:03}")))
+            .collect()
+    };
+    let first = query(&mut sv_client, phones(0), "Presupuesto")
+        .await
+        .unwrap();
+    assert_eq!(answer(&first, "hn").result, pb::QueryResult::NoHit as i32);
+    // Four more identifiers: one is left of the five a minute.
+    let second = query(&mut sv_client, phones(4), "Presupuesto")
+        .await
+        .unwrap();
+    let at_hn = answer(&second, "hn");
+    assert_eq!(at_hn.result, pb::QueryResult::Refused as i32, "{at_hn:?}");
+    assert!(
+        at_hn.reason.contains(
+            "rate limit: at most 5 identifiers evaluated or confirmed per minute for sv; 4 asked"
+        ),
+        "{at_hn:?}"
+    );
+    let log = audit(&hn.components);
+    let refused: Vec<&Entry> = log
+        .iter()
+        .filter(|e| e.action == "query_refused" && e.ids.contains(&second.query_id))
+        .collect();
+    assert_eq!(refused.len(), 1, "{log:#?}");
+    assert!(refused[0].result.starts_with("Evaluate: rate limit"));
+    assert_eq!(refused[0].justification, "Presupuesto");
+    // The refused call took nothing: the one left still answers.
+    let third = query(&mut sv_client, phones(8)[..1].to_vec(), "Presupuesto")
+        .await
+        .unwrap();
+    assert_eq!(answer(&third, "hn").result, pb::QueryResult::NoHit as i32);
+    hn.stop().await.unwrap();
+    sv.stop().await.unwrap();
+}

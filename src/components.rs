@@ -82,6 +82,9 @@ pub struct Components {
     /// MLA requests stored by replication, for the publisher to
     /// acknowledge; taken once, by the node's run loop.
     pub(crate) to_acknowledge: Arc<Mutex<Option<mpsc::UnboundedReceiver<String>>>>,
+    /// One match filter publication at a time (see
+    /// [`Components::publish_filter`]).
+    filter_publication: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Components {
@@ -185,6 +188,39 @@ impl Components {
             replication: Arc::new(replication),
             governor,
             to_acknowledge: Arc::new(Mutex::new(Some(to_acknowledge))),
+            filter_publication: Arc::default(),
         })
+    }
+
+    /// Publishes what this node's match filter gained and lost since its
+    /// last filter record (the case index says what, the publisher signs
+    /// and stores it), each record noted as published once durable; one
+    /// call at a time. Stops at the first failure: the node's filter duty
+    /// retries. Called by that duty, and by the agency service after a
+    /// change to the node's identifiers, so that the change is in a
+    /// published filter record when the call returns.
+    pub async fn publish_filter(&self) -> Result<usize, String> {
+        let _one = self.filter_publication.lock().await;
+        let changes = self.cases.filter_changes().map_err(|e| e.to_string())?;
+        let mut published = 0;
+        for f in changes {
+            let p = self
+                .publisher
+                .apply_change(
+                    crate::publish::Change::PublishFilter(f.clone()),
+                    false,
+                    self.id.as_str(),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Some(p) = p {
+                self.cases
+                    .filter_published(&f, p.stored.seq)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                published += 1;
+            }
+        }
+        Ok(published)
     }
 }

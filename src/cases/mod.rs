@@ -29,7 +29,7 @@ mod tests;
 
 pub(crate) use index::IndexParts;
 pub use index::{Ask, CaseIndex};
-pub use oblivious::{AnswerError, Confirmed};
+pub use oblivious::{AnswerError, Confirmed, Evaluated};
 pub use own::{Identifier, OprfKeys, OwnError, alert_source, case_source};
 
 /// Victims of a case, for statistics.

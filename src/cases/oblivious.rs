@@ -50,6 +50,19 @@ pub enum AnswerError {
     Store(#[from] StoreError),
 }
 
+/// An evaluation's answer.
+#[derive(Debug, Clone)]
+pub struct Evaluated {
+    pub elements: Vec<[u8; ELEMENT_LEN]>,
+    pub proof: [u8; PROOF_LEN],
+    /// The seq of this node's latest filter record of the epoch.
+    pub filter_seq: u64,
+}
+
+/// How long a query waits for its view of a member's filter to reach the
+/// member's latest filter record, before it says the view is behind.
+const FILTER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What a confirmation finds: per entry whether a source of this node
 /// holds it, the case numbers of the open cases among them, and every
 /// source found (for the audit).
@@ -157,7 +170,7 @@ impl CaseIndex {
                 requested_by: q.actor.to_owned(),
             })
             .await;
-        let (elements, proof) = match evaluated {
+        let (elements, proof, filter_seq) = match evaluated {
             Ok(e) => e,
             Err(s) => return super::index::classify(s),
         };
@@ -169,6 +182,11 @@ impl CaseIndex {
             }
             Err(e) => return PeerResult::Refused(format!("not an answer: {e}")),
         };
+        // The member's filter as of its latest record, or nothing: an
+        // older view could miss what it added a moment ago.
+        if let Err(r) = self.wait_for_filter(peer, filter_seq).await {
+            return r;
+        }
         let filters = self.store.filters();
         let mut in_filter = Vec::with_capacity(entries.len());
         for e in &entries {
@@ -227,6 +245,32 @@ impl CaseIndex {
         }
     }
 
+    /// Waits (at most [`FILTER_WAIT`]) until this node's view of `peer`'s
+    /// filter has read `peer`'s log up to `seq`.
+    async fn wait_for_filter(&self, peer: &NodeId, seq: u64) -> Result<(), PeerResult> {
+        let mut changes = self.store.subscribe();
+        let wait = async {
+            loop {
+                self.catch_up(peer).await?;
+                if self.store.filters().peer_cursor(peer)? >= seq {
+                    return Ok::<_, StoreError>(());
+                }
+                if changes.changed().await.is_err() {
+                    return Err(StoreError::Failed("the store closed".into()));
+                }
+            }
+        };
+        match tokio::time::timeout(FILTER_WAIT, wait).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(PeerResult::Unreachable(format!(
+                "cannot read the filter: {e}"
+            ))),
+            Err(_) => Err(PeerResult::Unreachable(format!(
+                "this node's copy of {peer}'s match filter is behind its latest record (seq {seq}), so not every identifier could be checked; ask again shortly"
+            ))),
+        }
+    }
+
     /// The epoch this node would ask `peer` with now, once it has read
     /// what it holds of `peer`'s filter records: `None` while it holds no
     /// complete filter of `peer` under a key the roster lists.
@@ -236,18 +280,20 @@ impl CaseIndex {
     }
 
     /// Evaluates a peer's blinded elements with this node's key of
-    /// `epoch`, if its roster entry lists that key.
-    pub fn evaluate(
-        &self,
-        epoch: u32,
-        blinded: &[Vec<u8>],
-    ) -> Result<(Vec<[u8; ELEMENT_LEN]>, [u8; PROOF_LEN]), AnswerError> {
+    /// `epoch`, if its roster entry lists that key; with the seq of this
+    /// node's latest filter record of that epoch.
+    pub fn evaluate(&self, epoch: u32, blinded: &[Vec<u8>]) -> Result<Evaluated, AnswerError> {
         let oprf = self.oprf.as_ref().ok_or(AnswerError::NoOprf)?;
         if !self.active_epochs().contains(&epoch) {
             return Err(AnswerError::NoKey(epoch));
         }
         let key = oprf.key(epoch).ok_or(AnswerError::NoKey(epoch))?;
-        Ok(key.evaluate(blinded)?)
+        let (elements, proof) = key.evaluate(blinded)?;
+        Ok(Evaluated {
+            elements,
+            proof,
+            filter_seq: self.store.filters().own_filter_seq(epoch)?,
+        })
     }
 
     /// Which of `entries` (of `epoch`) this node's open cases and active

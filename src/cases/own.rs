@@ -244,11 +244,12 @@ impl CaseIndex {
         Ok(out)
     }
 
-    /// Notes a filter record as published, once it is durable.
-    pub async fn filter_published(&self, f: &MatchFilter) -> Result<(), StoreError> {
+    /// Notes a filter record (number `seq` of this node's log) as
+    /// published, once it is durable.
+    pub async fn filter_published(&self, f: &MatchFilter, seq: u64) -> Result<(), StoreError> {
         self.store
             .filters()
-            .mark_published(f.epoch, &f.added, &f.removed, f.complete)
+            .mark_published(f.epoch, seq, &f.added, &f.removed, f.complete)
             .await
     }
 

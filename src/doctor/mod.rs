@@ -202,10 +202,14 @@ pub async fn diagnose(
         ("tls.key", &named.tls_key),
         ("signing.key", &named.signing_key),
         ("matching.key", &named.matching_key),
+        ("oprf.identifiers_key", &named.identifiers_key),
     ] {
         if let Some(path) = path {
             key_file(&mut r, field, path);
         }
+    }
+    for (i, path) in named.oprf_keys.iter().enumerate() {
+        key_file(&mut r, &format!("oprf.keys[{i}]"), path);
     }
     let dir = settings
         .as_ref()
@@ -332,6 +336,8 @@ struct Named {
     agency_ca: Option<PathBuf>,
     signing_key: Option<PathBuf>,
     matching_key: Option<PathBuf>,
+    oprf_keys: Vec<PathBuf>,
+    identifiers_key: Option<PathBuf>,
     data_dir: Option<PathBuf>,
 }
 
@@ -367,6 +373,17 @@ impl Named {
             agency_ca: file("tls.agency_client_ca"),
             signing_key: file("signing.key"),
             matching_key: file("matching.key"),
+            oprf_keys: built
+                .get_array("oprf.keys")
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|v| v.into_string().ok())
+                .map(|p| {
+                    let p = PathBuf::from(p);
+                    if p.is_absolute() { p } else { base.join(p) }
+                })
+                .collect(),
+            identifiers_key: file("oprf.identifiers_key"),
         })
     }
 }

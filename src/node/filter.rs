@@ -5,6 +5,11 @@
 //! its view of the peers' filters up to the records it holds. It runs
 //! when a case or alert changed the filter, when the roster changed (an
 //! epoch may have become active), and every half minute.
+//!
+//! Once the node has an active OPRF key it also moves off the shared key
+//! (`docs/selectors.md`, "Migration"): each of its active alerts whose
+//! current version still carries shared-key selectors is republished as a
+//! new version without them.
 
 use std::time::Duration;
 
@@ -29,7 +34,21 @@ pub(super) fn spawn(node: &Components, duties: &mut JoinSet<()>, stop: &watch::R
         let mut reloads = node.trust.subscribe();
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut migrated = false;
         loop {
+            if !migrated && !node.cases.active_epochs().is_empty() {
+                match migrate_alerts(&node).await {
+                    Ok(n) => {
+                        migrated = true;
+                        if n > 0 {
+                            tracing::info!(alerts = n, "active alerts republished without shared-key selectors");
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot republish alerts without shared-key selectors; retrying later");
+                    }
+                }
+            }
             publish(&node).await;
             catch_up(&node).await;
             tokio::select! {
@@ -42,33 +61,76 @@ pub(super) fn spawn(node: &Components, duties: &mut JoinSet<()>, stop: &watch::R
     });
 }
 
-/// Publishes this node's filter changes, each record noted as published
-/// once durable; stops at the first failure (the next run retries).
-pub(crate) async fn publish(node: &Components) {
-    let changes = match node.cases.filter_changes() {
-        Ok(c) => c,
-        Err(error) => {
-            tracing::error!(%error, "cannot read this node's match filter");
-            return;
-        }
-    };
-    for f in changes {
-        let published = node
-            .publisher
-            .apply_change(Change::PublishFilter(f.clone()), false, node.id.as_str())
-            .await;
-        let noted = match published {
-            Ok(_) => node.cases.filter_published(&f).await,
-            Err(error) => {
-                tracing::warn!(%error, epoch = f.epoch, "cannot publish a match filter change; retrying later");
-                return;
-            }
+/// Publishes this node's filter changes ([`Components::publish_filter`]).
+async fn publish(node: &Components) {
+    if let Err(error) = node.publish_filter().await {
+        tracing::warn!(%error, "cannot publish a match filter change; retrying later");
+    }
+}
+
+/// Republishes each active alert of this node whose current version
+/// carries shared-key selectors as a new version without them (the
+/// identifiers themselves are not known here: agencies re-submit them,
+/// `docs/runbook.md`). Returns how many.
+pub(crate) async fn migrate_alerts(node: &Components) -> Result<usize, String> {
+    use crate::records::model::{Content, RecordKind};
+    let now = node.clock.now_ms();
+    let last = node.store.watermark().own_seq;
+    let records = node.store.records();
+    let mut due = Vec::new();
+    let mut after = 0;
+    while after < last {
+        let batch = records
+            .of_origin(&node.id, after, last, 512)
+            .map_err(|e| e.to_string())?;
+        let Some(end) = batch.last().map(|r| r.seq) else {
+            break;
         };
-        if let Err(error) = noted {
-            tracing::error!(%error, "cannot note a match filter change as published");
-            return;
+        after = end;
+        for r in batch {
+            let Some(Ok((_, body))) = r.content.envelope().map(crate::wire::open_stored) else {
+                continue;
+            };
+            let alert = match &body.kind {
+                RecordKind::Alert(a) => a,
+                RecordKind::Update(u) => match &u.content {
+                    Content::Alert(a) => a,
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            if alert.selectors.is_empty() || alert.expires_at_ms <= now {
+                continue;
+            }
+            let series = body.series_id().to_owned();
+            let state = node
+                .store
+                .series()
+                .decoded(&series)
+                .map_err(|e| e.to_string())?;
+            if state.is_some_and(|s| s.withdrawn.is_some() || s.current != body.record_id) {
+                continue;
+            }
+            let mut alert = alert.clone();
+            alert.selectors.clear();
+            due.push((series, alert));
         }
     }
+    let n = due.len();
+    for (series, alert) in due {
+        node.publisher
+            .apply_change(
+                Change::Update {
+                    target: series,
+                    content: Content::Alert(alert),
+                },
+                false,
+                node.id.as_str(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(n)
 }
 
 /// Brings the view of every member's filter up to the records held.

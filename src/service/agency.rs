@@ -182,7 +182,22 @@ impl AgencyService {
             .cases
             .put_own_source(&crate::cases::alert_source(&r.series_id), ids)
             .await
-            .map_err(|e| Status::internal(e.to_string()))
+            .map_err(|e| Status::internal(e.to_string()))?;
+        self.filter_changed().await;
+        Ok(())
+    }
+
+    /// Publishes the match filter change a request made, before the
+    /// request is answered: a query that follows finds it. The change is
+    /// durable already; should publishing fail, the node's filter duty
+    /// retries, and the request still succeeded.
+    pub(super) async fn filter_changed(&self) {
+        if self.node.cases.oprf.is_none() {
+            return;
+        }
+        if let Err(error) = self.node.publish_filter().await {
+            tracing::warn!(%error, "cannot publish the match filter change now; the filter duty retries");
+        }
     }
 
     pub(super) async fn change(

@@ -207,6 +207,7 @@ impl AgencyService {
             .put_case(case, ids, new, actor)
             .await
             .map_err(status)?;
+        self.filter_changed().await;
         Ok(Response::new(case_to_pb(&case)))
     }
 

@@ -3,10 +3,12 @@
 //! bounds of what a peer sends, and the audit entries at this end. The
 //! work is `crate::cases`'.
 //!
-//! Budget: every identifier evaluated or confirmed takes one token from
-//! the caller's bucket (`query.evaluations_per_minute`), all of a call's
-//! or none, before anything is computed; a refused call takes nothing
-//! and is recorded within the caller's refusal budget. The entry of an
+//! Budget: an evaluation is a query and takes one of the caller's
+//! queries of the minute (`query.max_per_minute`, as `Match` does, a
+//! refused call too); then every identifier evaluated or confirmed takes
+//! one token from the caller's bucket (`query.evaluations_per_minute`),
+//! all of a call's or none, before anything is computed. A refusal is
+//! recorded within the caller's refusal budget. The entry of an
 //! answered evaluation says how many identifiers, the epoch, the
 //! justification and who asked: never anything about the identifiers,
 //! which this node does not see.
@@ -129,6 +131,19 @@ impl FederationService {
             ));
             return Err(self.refuse_oblivious(asked, call, s).await);
         }
+        // An evaluation is a query: it first takes one of the caller's
+        // queries of the minute (`query.max_per_minute`), like `Match`.
+        if call == "Evaluate"
+            && let Err(wait) = self.node.cases.admit_query(&asked.caller)
+        {
+            let s = Status::resource_exhausted(format!(
+                "rate limit: at most {} queries per minute from {}; retry in {} s",
+                policy.max_per_minute,
+                asked.caller,
+                wait.as_secs() + 1
+            ));
+            return Err(self.refuse_oblivious(asked, call, s).await);
+        }
         if let Err(wait) = self.node.cases.admit_evaluations(&asked.caller, count) {
             let s = Status::resource_exhausted(format!(
                 "rate limit: at most {} identifiers evaluated or confirmed per minute for {}; {count} asked, retry in {} s",
@@ -185,7 +200,7 @@ impl FederationService {
             &req.query_id,
         )
         .await?;
-        let (evaluated, proof) = match self.node.cases.evaluate(req.epoch, &req.blinded) {
+        let evaluated = match self.node.cases.evaluate(req.epoch, &req.blinded) {
             Ok(answer) => answer,
             Err(e) => {
                 let s = e.into_status();
@@ -199,7 +214,7 @@ impl FederationService {
             .id(&asked.query_id)
             .result(format!(
                 "{} identifiers evaluated with the OPRF key of epoch {}",
-                evaluated.len(),
+                evaluated.elements.len(),
                 req.epoch
             ));
         self.node
@@ -209,8 +224,9 @@ impl FederationService {
             .map_err(IntoStatus::into_status)?;
         self.node.metrics.query_answered(&asked.caller, "evaluated");
         Ok(Response::new(pb::EvaluateResponse {
-            evaluated: evaluated.iter().map(|e| e.to_vec()).collect(),
-            proof: proof.to_vec(),
+            evaluated: evaluated.elements.iter().map(|e| e.to_vec()).collect(),
+            proof: evaluated.proof.to_vec(),
+            filter_seq: evaluated.filter_seq,
         }))
     }
 

@@ -126,6 +126,10 @@ impl AgencyService {
                     let now = node.clock.now_ms();
                     for r in &stored {
                         let item = view(&node.store, r, now).map(|v| v.view);
+                        // Match filters are not a reading (see `Filter::matches`).
+                        if item.as_ref().is_ok_and(|v| v.kind_name == "match_filter") {
+                            continue;
+                        }
                         if tx.send(item).await.is_err() {
                             return;
                         }

@@ -282,6 +282,7 @@ pub(crate) fn status_of(roster: &Roster, bytes: Vec<u8>) -> pb::RosterStatus {
                     .iter()
                     .map(|k| chain::key_name(k))
                     .collect(),
+                oprf_epochs: m.oprf_keys.iter().map(|k| k.epoch).collect(),
             })
             .collect(),
         version_bytes: bytes,

@@ -259,6 +259,11 @@ impl Filter {
     }
 
     pub(super) fn matches(&self, v: &View) -> bool {
+        // A match filter is the node's machinery, not something to read:
+        // its entries mean nothing without the origin's key.
+        if v.view.kind_name == "match_filter" {
+            return false;
+        }
         if !self.all_versions
             && (v.status == RecordStatus::Superseded || v.view.kind_name == "withdrawal")
         {

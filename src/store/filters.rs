@@ -12,6 +12,7 @@
 //! - `k` ‖ epoch BE → empty: the epoch's entries are built for every source
 //! - `p` ‖ epoch BE ‖ entry → empty: entries published in filter records
 //! - `c` ‖ epoch BE → empty: the epoch's first publication is complete
+//! - `q` ‖ epoch BE → seq BE of the latest filter record of the epoch
 //!
 //! `peer_filters`:
 //! - `e` ‖ origin ‖ epoch BE ‖ entry → empty
@@ -290,15 +291,24 @@ impl Filters<'_> {
             .contains_key(epoch_key(b'c', epoch))?)
     }
 
-    /// Notes a filter record as published (once it is durable).
+    /// The seq of this node's latest filter record of `epoch` (0: none).
+    pub fn own_filter_seq(&self, epoch: u32) -> Result<u64, StoreError> {
+        Ok(u64_of(
+            self.store.trees.own_filter.get(epoch_key(b'q', epoch))?,
+        ))
+    }
+
+    /// Notes a filter record (number `seq`) as published, once durable.
     pub async fn mark_published(
         &self,
         epoch: u32,
+        seq: u64,
         added: &[Entry],
         removed: &[Entry],
         complete: bool,
     ) -> Result<(), StoreError> {
         self.write(|t| {
+            t.insert(epoch_key(b'q', epoch), &seq.to_be_bytes())?;
             for e in added {
                 t.insert(entry_key(b'p', epoch, e), &[])?;
             }

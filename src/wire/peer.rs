@@ -189,12 +189,12 @@ impl PeerClient {
         })
     }
 
-    /// Has the peer evaluate blinded identifiers: its evaluated elements
-    /// and proof, unchecked.
+    /// Has the peer evaluate blinded identifiers: its evaluated elements,
+    /// proof and latest filter record's seq, unchecked.
     pub async fn evaluate(
         &mut self,
         request: EvaluateRequest,
-    ) -> Result<(Vec<Vec<u8>>, Vec<u8>), Status> {
+    ) -> Result<(Vec<Vec<u8>>, Vec<u8>, u64), Status> {
         let request = pb::EvaluateRequest {
             query_id: request.query_id,
             epoch: request.epoch,
@@ -203,7 +203,7 @@ impl PeerClient {
             requested_by: request.requested_by,
         };
         let r = self.0.evaluate(request).await?.into_inner();
-        Ok((r.evaluated, r.proof))
+        Ok((r.evaluated, r.proof, r.filter_seq))
     }
 
     /// Confirms hits in the peer's filter.

@@ -166,6 +166,15 @@ async fn every_kind_of_action_leaves_its_entry() {
         .await
         .unwrap()
         .into_inner();
+    // gt asks obliviously once it holds hn's and sv's filters.
+    for (peer, entries) in [("hn", 1), ("sv", 0)] {
+        let peer = enlace::records::model::NodeId::parse(peer).unwrap();
+        eventually("gt holds the filter", || async {
+            let epoch = gt.components.cases.filter_epoch(&peer).await.ok()??;
+            (gt.components.store.filters().peer_count(&peer).ok()? >= entries).then_some(epoch)
+        })
+        .await;
+    }
     let answer = g
         .query(pb::QueryRequest {
             selector_values: vec![pb::SelectorValue {
@@ -268,8 +277,8 @@ async fn every_kind_of_action_leaves_its_entry() {
     assert!(p["counterpart"].as_str().unwrap().contains("hn"));
     assert_eq!(
         p["token_digests"].as_array().unwrap().len(),
-        1,
-        "the selector, as a digest"
+        0,
+        "an alert carries no selector, so its entry no digest"
     );
     assert!(
         !p.to_string().contains("X1234567"),
@@ -310,24 +319,29 @@ async fn every_kind_of_action_leaves_its_entry() {
         .flat_map(|e| ids(e))
         .collect();
     assert!(received.contains(&first.record_id) && received.contains(&update.record_id));
-    // Queries: sent at gt (with digests, the justification), answered at hn.
+    // Queries: sent at gt (the justification, no digest), evaluated at
+    // hn and sv, confirmed at hn only.
     let sent = with_action(&gt_log, "query_sent");
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0]["justification"], "investigación 2026-114");
     assert_eq!(ids(sent[0]), vec![answer.query_id.clone()]);
+    assert!(sent[0]["token_digests"].as_array().unwrap().is_empty());
     assert!(
         with_action(&gt_log, "query_result")
             .iter()
-            .any(|e| e["counterpart"] == "hn" && e["result"] == "hit")
+            .any(|e| e["counterpart"] == "hn" && e["result"] == "hit (oblivious, epoch 1)")
     );
-    let answered = with_action(&hn_log, "query_answered");
-    assert_eq!(answered.len(), 1);
-    assert_eq!(answered[0]["counterpart"], "gt");
-    assert_eq!(answered[0]["result"], "hit");
-    assert_eq!(
-        answered[0]["token_digests"], sent[0]["token_digests"],
-        "both ends name the same selector digest"
-    );
+    let evaluated = with_action(&hn_log, "query_evaluated");
+    assert_eq!(evaluated.len(), 1);
+    assert_eq!(evaluated[0]["counterpart"], "gt");
+    assert_eq!(evaluated[0]["justification"], "investigación 2026-114");
+    assert!(evaluated[0]["token_digests"].as_array().unwrap().is_empty());
+    let confirmed = with_action(&hn_log, "query_confirmed");
+    assert_eq!(confirmed.len(), 1);
+    assert!(ids(confirmed[0]).contains(&format!("case:{}", case.case_id)));
+    assert!(with_action(&hn_log, "query_answered").is_empty());
+    // Each node published its match filter.
+    assert!(!with_action(&hn_log, "filter_published").is_empty());
     // MLA at both ends.
     assert_eq!(with_action(&gt_log, "mla_sent").len(), 1);
     assert!(!with_action(&hn_log, "mla_received").is_empty());

@@ -319,7 +319,8 @@ async fn two_node_processes_exchange_an_alert_published_with_the_cli() {
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(v["record_id"], record_id);
     assert_eq!(v["origin"], "gt");
-    assert_eq!(v["seq"], 1);
+    // Its first record, or its second after its match filter.
+    assert!((1..=2).contains(&v["seq"].as_u64().unwrap()), "{v}");
     assert_eq!(v["kind"], "alert");
     assert_eq!(v["summary"], "Alerta desde la CLI");
     assert_eq!(
@@ -332,7 +333,13 @@ async fn two_node_processes_exchange_an_alert_published_with_the_cli() {
     assert_eq!(v["status"], "active");
     assert_eq!(v["version"], 1);
     assert_eq!(v["subject_category"], "victim", "derived from the type");
-    assert_eq!(v["selectors"][0]["kind"], "passport");
+    // The passport went into gt's match filter: the alert carries no
+    // selector at all.
+    assert!(
+        v.get("selectors")
+            .is_none_or(|s| s.as_array().is_some_and(Vec::is_empty)),
+        "{v}"
+    );
     assert!(
         !line.contains("X1234567"),
         "no clear identifier in what hn holds"

@@ -511,6 +511,16 @@ async fn doctor_opens_a_stopped_node_s_store_and_says_what_it_holds() {
     let mut c = fed.client("gt").await.unwrap();
     common::publish(&mut c, "uno", &[]).await;
     common::publish(&mut c, "dos", &[]).await;
+    // And its match filter: three records.
+    common::eventually("gt's filter published", || async {
+        gt.components
+            .store
+            .filters()
+            .own_complete(1)
+            .ok()
+            .filter(|c| *c)
+    })
+    .await;
     let (status, said) = store(&doctor::diagnose(&config, None, |_| {}).await);
     assert_eq!(status, Status::Ok, "{said}");
     assert!(said.contains("in use by the running node"), "{said}");
@@ -518,7 +528,7 @@ async fn doctor_opens_a_stopped_node_s_store_and_says_what_it_holds() {
 
     let (status, said) = store(&doctor::diagnose(&config, None, |_| {}).await);
     assert_eq!(status, Status::Ok, "{said}");
-    assert!(said.contains("own log up to seq 2"), "{said}");
+    assert!(said.contains("own log up to seq 3"), "{said}");
 
     // A mistyped --data-dir that exists but holds no store.
     let empty = fed.dir.join("gt").join("elsewhere");

@@ -22,7 +22,17 @@ async fn a_lost_own_log_is_recovered_from_the_peers() {
     let hn = fed.start("hn").await.unwrap();
     let sv = fed.start("sv").await.unwrap();
     let mut g = fed.client("gt").await.unwrap();
-    // Two for everyone, one for hn only, one for sv only.
+    // gt's first record is its (empty) match filter, to all members.
+    eventually("gt's filter published", || async {
+        gt.components
+            .store
+            .filters()
+            .own_complete(1)
+            .ok()
+            .filter(|c| *c)
+    })
+    .await;
+    // Then two for everyone, one for hn only, one for sv only.
     let mut published = Vec::new();
     for (summary, to) in [
         ("para todos 1", &[][..]),
@@ -35,7 +45,7 @@ async fn a_lost_own_log_is_recovered_from_the_peers() {
     let gt_id = NodeId::parse("gt").unwrap();
     for (peer, node) in [("hn", &hn), ("sv", &sv)] {
         eventually(&format!("{peer} holds what is for it"), || async {
-            (node.components.store.records().count(&gt_id) == 3).then_some(())
+            (node.components.store.records().count(&gt_id) == 4).then_some(())
         })
         .await;
     }
@@ -99,7 +109,7 @@ async fn a_lost_own_log_is_recovered_from_the_peers() {
     lost.stop().await.unwrap();
     assert_eq!(
         hn.components.store.records().count(&gt_id),
-        3,
+        4,
         "nothing of the empty store reached hn"
     );
 
@@ -114,23 +124,23 @@ async fn a_lost_own_log_is_recovered_from_the_peers() {
         serde_json::json!(["hn"]),
         "{report}"
     );
-    // hn hands back 1, 2 and 4, and had seen gt's log up to 4 (3 was not
-    // for it): the next publication already follows 4; 3 is a hole.
-    assert_eq!(report["stored"], 3, "{report}");
-    assert_eq!(report["next_after"], 4, "{report}");
+    // hn hands back 1, 2, 3 and 5, and had seen gt's log up to 5 (4 was
+    // not for it): the next publication already follows 5; 4 is a hole.
+    assert_eq!(report["stored"], 4, "{report}");
+    assert_eq!(report["next_after"], 5, "{report}");
     assert_eq!(report["holes"], 1, "{report}");
 
     // Once sv is back, a second run adds what only sv held.
     let sv = fed.start("sv").await.unwrap();
     let (ok, report) = recover(&config).await;
     assert!(ok, "{report}");
-    assert_eq!(report["stored"], 4, "{report}");
-    assert_eq!(report["highest"], 4, "{report}");
-    assert_eq!(report["next_after"], 4, "{report}");
+    assert_eq!(report["stored"], 5, "{report}");
+    assert_eq!(report["highest"], 5, "{report}");
+    assert_eq!(report["next_after"], 5, "{report}");
     assert_eq!(report["holes"], 0, "{report}");
     for p in report["peers"].as_array().unwrap() {
         assert_eq!(
-            p["records"], 3,
+            p["records"], 4,
             "each peer hands back what it holds: {report}"
         );
     }
@@ -162,8 +172,8 @@ async fn a_lost_own_log_is_recovered_from_the_peers() {
         "hn's audit log records the recovery it countersigned"
     );
 
-    // Back up: the same records, and the next publication is seq 5, which
-    // both peers take (it would be a conflict with seq 1 otherwise).
+    // Back up: the same records, and the next publication follows seq 5,
+    // which both peers take (it would be a conflict with seq 1 otherwise).
     let gt = fed.start("gt").await.unwrap();
     let mut g = fed.client("gt").await.unwrap();
     let mine: Vec<String> = list_all(&mut g)
@@ -176,9 +186,10 @@ async fn a_lost_own_log_is_recovered_from_the_peers() {
         assert!(mine.contains(&p.record_id), "{} recovered", p.record_id);
     }
     let next = publish(&mut g, "después de la recuperación", &[]).await;
-    // 5 and 6: this and gt's acknowledgment of hn's request, which goes
-    // out now, in either order.
-    assert!((5..=6).contains(&next.seq), "{next:?}");
+    // 6 to 8: this, gt's acknowledgment of hn's request, which goes out
+    // now, and its match filter published again (its identifiers were on
+    // the lost disk), in any order.
+    assert!((6..=8).contains(&next.seq), "{next:?}");
     eventually("hn has gt's acknowledgment", || async {
         hn.components
             .store

@@ -188,6 +188,36 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// The `[oprf]` section every sandbox member's configuration has.
+pub const OPRF_SECTION: &str =
+    "\n[oprf]\nkeys = [\"oprf-1.key\"]\nidentifiers_key = \"identifiers.key\"\n";
+
+/// Makes sandbox member `id` one that has not moved off the shared
+/// matching key (no `[oprf]`: protocol version 1), or (`yes` false) moves
+/// it again.
+pub fn shared_key_only(fed: &enlace::testing::Sandbox, id: &str, yes: bool) {
+    let path = fed.member(id).unwrap().config_path();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = if yes {
+        assert!(text.contains(OPRF_SECTION), "sandbox config layout changed");
+        text.replace(OPRF_SECTION, "\n")
+    } else {
+        format!("{text}{OPRF_SECTION}")
+    };
+    std::fs::write(&path, text).unwrap();
+}
+
+/// Waits until a node has published its match filter (at a first start,
+/// its first record, to all members), so that what a test publishes next
+/// follows it; returns the filter record's seq.
+pub async fn filter_published(node: &enlace::node::Components) -> u64 {
+    eventually("the node's match filter published", || async {
+        node.store.filters().own_complete(1).ok().filter(|c| *c)?;
+        node.store.filters().own_filter_seq(1).ok()
+    })
+    .await
+}
+
 /// Every entry of a running node's audit log, read from its store.
 pub fn audit_log(node: &enlace::node::Components) -> Vec<enlace::audit::Entry> {
     let mut out = Vec::new();

@@ -107,6 +107,7 @@ impl Federation for StandIn {
         Ok(Response::new(pb::EvaluateResponse {
             evaluated: evaluated.iter().map(|e| e.to_vec()).collect(),
             proof: proof.to_vec(),
+            filter_seq: 0,
         }))
     }
 

@@ -140,11 +140,13 @@ async fn a_peer_gets_one_stream_of_the_log_and_a_new_one_replaces_the_old() {
     let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
     let gt = fed.start("gt").await.unwrap();
     gt.components.publisher.declare_new_log();
+    // gt's match filter is its record 1; the log from 2 on is this test's.
+    assert_eq!(common::filter_published(&gt.components).await, 1);
     let mut client = fed.client("gt").await.unwrap();
     common::publish(&mut client, "para hn", &[]).await;
     let follow = || pb::PullRequest {
         origin: "gt".into(),
-        after_seq: 0,
+        after_seq: 1,
         follow: true,
         max_batch: 0,
     };
@@ -227,11 +229,13 @@ async fn an_observer_neither_queries_nor_publishes() {
     // An observer does not vote: it holds no governance key.
     let gk = rest.find("governance_keys = ").unwrap();
     let gk_end = gk + rest[gk..].find('\n').unwrap();
+    // Nor an OPRF key: it holds no identifiers (its entry is the last).
+    let oprf = rest.find("[[members.oprf_keys]]").unwrap();
     let text = format!(
         "{}role = \"observer\"{}{}",
         &text[..role],
         &rest[..gk],
-        &rest[gk_end..]
+        &rest[gk_end..oprf]
     );
     std::fs::write(&roster, text).unwrap();
     fed.sign_roster().unwrap();
@@ -321,12 +325,14 @@ async fn a_record_for_another_member_sends_this_peer_nothing() {
     std::fs::write(&config, text).unwrap();
     let gt = fed.start("gt").await.unwrap();
     gt.components.publisher.declare_new_log();
+    // gt's match filter is its record 1; the log from 2 on is this test's.
+    assert_eq!(common::filter_published(&gt.components).await, 1);
     let mut client = fed.client("gt").await.unwrap();
     let mut hn = raw_peer(&fed, "hn", "gt");
     let mut stream = hn
         .pull(pb::PullRequest {
             origin: "gt".into(),
-            after_seq: 0,
+            after_seq: 1,
             follow: true,
             max_batch: 0,
         })

@@ -298,6 +298,8 @@ async fn verify_compares_what_both_have_resolved_and_names_unreachable_peers() {
     let mesh = Mesh::start(&ids).await;
     let gt = mesh.client("gt").await;
     let hn = mesh.client("hn").await;
+    // gt's first record is its match filter; then five alerts.
+    assert_eq!(common::filter_published(&mesh.nodes[0].components).await, 1);
     publish_many(gt.clone(), "uno", 5, 1).await;
     // Converged *and* caught up: a lagging peer also compares equal.
     eventually("hn caught up and converged", || async {
@@ -334,7 +336,7 @@ async fn verify_compares_what_both_have_resolved_and_names_unreachable_peers() {
         .into_inner();
     let own = resp.comparisons.iter().find(|p| p.origin == "gt").unwrap();
     assert!(own.equal, "{resp:?}");
-    assert_eq!(own.up_to_seq, 5, "compared up to what hn has resolved");
+    assert_eq!(own.up_to_seq, 6, "compared up to what hn has resolved");
     // Seen from hn, gt is unreachable: verify says so, it does not claim equality.
     let mut c = hn.clone();
     let resp = c
@@ -361,6 +363,7 @@ async fn verify_compares_what_both_have_resolved_and_names_unreachable_peers() {
         .unwrap()
         .into_inner()
         .peers;
-    assert_eq!((peers[0].cursor, peers[0].lag), (8, 0));
+    // gt's match filter and its eight alerts.
+    assert_eq!((peers[0].cursor, peers[0].lag), (9, 0));
     mesh.stop().await;
 }

@@ -271,7 +271,8 @@ async fn a_peer_claiming_more_of_the_own_log_without_a_record_cannot_stop_publis
     let hn = fed.start("hn").await.unwrap();
     let mut g = fed.client("gt").await.unwrap();
     let published = common::publish(&mut g, "pese al mentiroso", &[]).await;
-    assert_eq!(published.seq, 1);
+    // 1, or 2 after gt's match filter: not 1001.
+    assert!((1..=2).contains(&published.seq), "{published:?}");
     assert_eq!(
         gt.components.publisher.own_log(),
         enlace::publish::OwnLog::Confirmed,

@@ -14,6 +14,7 @@ mod common;
 
 mod budgets;
 mod convergence;
+mod dictionary;
 mod governance;
 mod hostile;
 mod lifecycle;

@@ -61,7 +61,13 @@ async fn the_metrics_endpoint_serves_every_series() {
             .then_some(())
     })
     .await;
-    // A query from gt, which hn answers (no hit: hn holds no case).
+    // A query from gt, which hn answers (no hit: hn holds no case),
+    // obliviously once gt holds hn's match filter.
+    let hn_id = enlace::records::model::NodeId::parse("hn").unwrap();
+    eventually("gt holds hn's filter", || async {
+        gt.components.cases.filter_epoch(&hn_id).await.ok()?
+    })
+    .await;
     let answer = gt_client
         .query(pb::QueryRequest {
             selector_values: vec![pb::SelectorValue {
@@ -207,7 +213,7 @@ async fn the_metrics_endpoint_serves_every_series() {
     assert_eq!(
         get(
             &at_hn,
-            "enlace_queries_answered_total{peer=\"gt\",result=\"no_hit\""
+            "enlace_queries_answered_total{peer=\"gt\",result=\"evaluated\""
         ),
         1.0
     );

@@ -25,6 +25,7 @@ use rustls_pki_types::CertificateDer;
 use super::{GovernanceKey, Member, Role, Roster, RosterKey};
 use crate::records::crypto;
 use crate::records::model::NodeId;
+use crate::records::oprf::PublicKey as OprfKey;
 use crate::trust::chain::key_name;
 
 /// One difference between two versions.
@@ -38,7 +39,7 @@ pub struct Change {
     /// `member_removed`, `name`, `country`, `role`, `endpoint`, `ca_added`,
     /// `ca_removed`, `signing_key_added`, `signing_key_retired`,
     /// `signing_key_validity`, `governance_key_added`,
-    /// `governance_key_retired`.
+    /// `governance_key_retired`, `oprf_key_added`, `oprf_key_retired`.
     pub what: &'static str,
     /// The value in force, readable; empty when something is added.
     pub before: String,
@@ -65,6 +66,8 @@ impl fmt::Display for Change {
             "signing_key_validity" => write!(f, "{m}: signing key validity: {b} -> {a}"),
             "governance_key_added" => write!(f, "{m}: governance key added: {a}"),
             "governance_key_retired" => write!(f, "{m}: governance key retired: {b}"),
+            "oprf_key_added" => write!(f, "{m}: OPRF key added: {a}"),
+            "oprf_key_retired" => write!(f, "{m}: OPRF key retired: {b}"),
             what => write!(f, "{m}: {what}: {b} -> {a}"),
         }
     }
@@ -117,6 +120,7 @@ pub fn diff(current: &Roster, next: &Roster) -> Vec<Change> {
                 changes.cas(&[], &m.ca_certs);
                 changes.signing_keys(&[], &m.signing_keys);
                 changes.governance_keys(&[], &m.governance_keys);
+                changes.oprf_keys(&[], &m.oprf_keys);
                 out.extend(changes.out);
             }
             (Some(m), None) => {
@@ -178,6 +182,26 @@ impl Changes {
         self.cas(&a.ca_certs, &b.ca_certs);
         self.signing_keys(&a.signing_keys, &b.signing_keys);
         self.governance_keys(&a.governance_keys, &b.governance_keys);
+        self.oprf_keys(&a.oprf_keys, &b.oprf_keys);
+    }
+
+    /// OPRF keys are compared by value: a new key under an old epoch is
+    /// the old key retired and a new one added.
+    fn oprf_keys(&mut self, before: &[OprfKey], after: &[OprfKey]) {
+        let (removed, added) = removed_added(before, after);
+        let describe = |k: &OprfKey| {
+            format!(
+                "epoch {} (public key {})",
+                k.epoch,
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, k.key)
+            )
+        };
+        for k in removed {
+            self.push("oprf_key_retired", describe(k), String::new());
+        }
+        for k in added {
+            self.push("oprf_key_added", String::new(), describe(k));
+        }
     }
 
     fn cas(&mut self, before: &[CertificateDer<'static>], after: &[CertificateDer<'static>]) {

@@ -30,6 +30,8 @@ struct M {
     signing: Vec<(String, String, Option<&'static str>, Option<&'static str>)>,
     /// key labels
     governance: Vec<String>,
+    /// OPRF key labels (`<id>-o<epoch>`) and their epochs
+    oprf: Vec<(String, u32)>,
 }
 
 fn m(id: &'static str) -> M {
@@ -42,6 +44,7 @@ fn m(id: &'static str) -> M {
         ca: vec![id],
         signing: vec![(format!("{id}-2026"), format!("{id}-s1"), None, None)],
         governance: vec![format!("{id}-g1")],
+        oprf: vec![(format!("{id}-o1"), 1)],
     }
 }
 
@@ -74,6 +77,16 @@ impl Fed {
                 keys.insert(
                     format!("{id}-{label}"),
                     crypto::encode_public_key(key.public_key()),
+                );
+            }
+            for (label, epoch) in [("o1", 1), ("o1b", 1), ("o2", 2)] {
+                let (key, _) = crate::records::oprf::SecretKey::generate(epoch).unwrap();
+                keys.insert(
+                    format!("{id}-{label}"),
+                    base64::Engine::encode(
+                        &base64::engine::general_purpose::STANDARD,
+                        key.public().key,
+                    ),
                 );
             }
         }
@@ -114,6 +127,13 @@ impl Fed {
                 if let Some(until) = until {
                     let _ = writeln!(t, "valid_until = \"{until}\"");
                 }
+            }
+            for (label, epoch) in &m.oprf {
+                let _ = write!(
+                    t,
+                    "[[members.oprf_keys]]\nepoch = {epoch}\npublic_key = \"{}\"\n",
+                    self.keys[label]
+                );
             }
         }
         t
@@ -236,7 +256,8 @@ fn an_added_member_is_listed_once_with_its_trust_material() {
             "member_added",
             "ca_added",
             "signing_key_added",
-            "governance_key_added"
+            "governance_key_added",
+            "oprf_key_added"
         ]
     );
     let lines = lines(&changes);
@@ -284,9 +305,10 @@ fn name_country_role_and_endpoint_changes_name_the_member() {
     members[0].endpoint = Some("gt2.example:7443".into());
     members[0].country = "MX".into();
     members[1].endpoint = None;
-    // An observer holds no governance key.
+    // An observer holds no governance key, nor an OPRF key.
     members[2].role = "observer";
     members[2].governance.clear();
+    members[2].oprf.clear();
     let next = V {
         threshold: Some(2),
         ..v(members)
@@ -313,7 +335,9 @@ fn name_country_role_and_endpoint_changes_name_the_member() {
     assert_eq!(role.to_string(), "hn: role: member -> observer");
     let retired = only(&changes, "governance_key_retired");
     assert_eq!(retired.member.as_deref(), Some("hn"));
-    assert_eq!(changes.len(), 5, "{changes:#?}");
+    let retired = only(&changes, "oprf_key_retired");
+    assert_eq!(retired.member.as_deref(), Some("hn"));
+    assert_eq!(changes.len(), 6, "{changes:#?}");
 }
 
 #[test]
@@ -387,6 +411,34 @@ fn governance_keys_are_compared_by_bytes() {
     assert_eq!(
         changes[1].to_string(),
         format!("sv: governance key added: {} (public key {new})", name(new))
+    );
+}
+
+#[test]
+fn oprf_keys_are_compared_by_epoch_and_bytes() {
+    let fed = Fed::new();
+    let mut members = base();
+    // sv rotates: epoch 2 added beside epoch 1; hn replaces its epoch 1 key.
+    members[1].oprf.push(("sv-o2".into(), 2));
+    members[2].oprf = vec![("hn-o1b".into(), 1)];
+    let changes = fed.diff(&v(base()), &v(members));
+    let lines: Vec<String> = changes.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "hn: OPRF key retired: epoch 1 (public key {})",
+                fed.keys["hn-o1"]
+            ),
+            format!(
+                "hn: OPRF key added: epoch 1 (public key {})",
+                fed.keys["hn-o1b"]
+            ),
+            format!(
+                "sv: OPRF key added: epoch 2 (public key {})",
+                fed.keys["sv-o2"]
+            ),
+        ]
     );
 }
 

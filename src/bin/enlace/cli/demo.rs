@@ -226,7 +226,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // Version 1 of the roster: the three founders, approved by all three.
     let full_roster = sandbox.found(&["gt", "hn", "sv"]).spelled()?;
     clock.say(format!(
-        "made a throwaway PKI in {}: per member a federation CA, a node certificate (spiffe://enlace-demo/node/<id>), a local agency CA with one client, an Ed25519 signing key and a governance key; roster version 1 (gt, hn, sv) approved by the three",
+        "made a throwaway PKI in {}: per member a federation CA, a node certificate (spiffe://enlace-demo/node/<id>), a local agency CA with one client, an Ed25519 signing key, a governance key and an OPRF key; roster version 1 (gt, hn, sv) approved by the three",
         sandbox.dir.display()
     ));
 
@@ -268,7 +268,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .publish_alert(pb::PublishAlertRequest {
             alert: Some(enlace::testing::sample_alert(summary)),
             to: vec![],
-            // The passport number stops at gt's node: only its keyed hash travels.
+            // The passport number stops at gt's node: it goes into gt's match
+            // filter under gt's own OPRF key; the alert carries nothing of it.
             selector_values: vec![pb::SelectorValue {
                 kind: enlace::records::vocabulary::SelectorKind::Passport.wire(),
                 value: "X1234567".into(),
@@ -280,7 +281,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .map_err(status_error)?
         .into_inner();
     clock.say(format!(
-        "gt published alert {} (seq {}): posible víctima de trata / possible trafficking victim, TLP:AMBER, with one passport selector — durable at gt before the call returned",
+        "gt published alert {} (seq {}): posible víctima de trata / possible trafficking victim, TLP:AMBER; its passport number went into gt's match filter, not into the record — durable at gt before the call returned",
         first.record_id, first.seq
     ));
 
@@ -303,7 +304,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             ));
             if pending.len() == 2 {
                 // What an analyst at the first recipient sees: labels in
-                // Spanish and English, and a selector token, never the passport number.
+                // Spanish and English, and nothing of the passport number.
                 println!("{}", indent(&super::output::record_text(&r)));
             }
             pending.retain(|p| *p != who);
@@ -376,6 +377,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         Err(s) => return Err(status_error(s)),
     }
 
+    oblivious_query(&sandbox, &nodes, &clock).await?;
     statistics(&sandbox, &clock).await?;
     nodes.push(super::demo_roster::cr_joins(&mut sandbox, &full_roster, |m| clock.say(m)).await?);
 
@@ -427,5 +429,64 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!(
         "\ndemo complete: 1 alert reached both peers, verified; 1 alert reached only its named recipient; 3 members' statistics assembled without a case leaving its member; cr joined by quorum and received an alert"
     );
+    Ok(())
+}
+
+/// hn asks every member whether it holds the passport of gt's alert,
+/// obliviously: gt confirms a hit, sv learns only that it was asked.
+async fn oblivious_query(
+    sandbox: &Sandbox,
+    nodes: &[enlace::testing::RunningNode],
+    clock: &Clock,
+) -> anyhow::Result<()> {
+    let hn = nodes
+        .iter()
+        .find(|n| n.id.as_str() == "hn")
+        .context("hn is running")?;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    for peer in ["gt", "sv"] {
+        let peer = enlace::records::model::NodeId::parse(peer).map_err(anyhow::Error::msg)?;
+        while hn.components.cases.filter_epoch(&peer).await?.is_none()
+            || (peer.as_str() == "gt" && hn.components.store.filters().peer_count(&peer)? == 0)
+        {
+            if tokio::time::Instant::now() > deadline {
+                bail!("hn did not receive {peer}'s match filter within {WAIT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    clock.say("hn holds gt's and sv's match filters: entries it cannot compute without their keys");
+    let mut client = sandbox.client("hn").await.spelled()?;
+    let answer = client
+        .query(pb::QueryRequest {
+            selector_values: vec![pb::SelectorValue {
+                kind: enlace::records::vocabulary::SelectorKind::Passport.wire(),
+                value: "x123 4567".into(),
+            }],
+            justification: "Verificación de pasaporte en investigación conjunta".into(),
+            ..Default::default()
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    for a in &answer.answers {
+        let result = pb::QueryResult::try_from(a.result)
+            .map(|r| {
+                r.as_str_name()
+                    .trim_start_matches("QUERY_RESULT_")
+                    .to_lowercase()
+            })
+            .unwrap_or_default();
+        let contact = a
+            .contact
+            .as_ref()
+            .map(|c| format!(" — contact: {}", c.unit));
+        clock.say(format!(
+            "hn asked {} obliviously (blinded, with a proof checked against the roster): {result}{}",
+            a.peer,
+            contact.unwrap_or_default()
+        ));
+    }
+    clock.say("gt's audit log has the evaluation and hn's confirmation; sv's only the evaluation, with the justification: neither saw the passport number");
     Ok(())
 }

@@ -83,6 +83,7 @@ pub(super) fn describe(r: &Roster) -> serde_json::Value {
             "endpoint": m.endpoint.as_ref().map(|e| format!("{}:{}", e.host, e.port)),
             "signing_keys": m.signing_keys.iter().map(|k| k.key_id.clone()).collect::<Vec<_>>(),
             "governance_keys": m.governance_keys.iter().map(|k| chain::key_name(k)).collect::<Vec<_>>(),
+            "oprf_epochs": m.oprf_keys.iter().map(|k| k.epoch).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     })
 }
@@ -111,7 +112,7 @@ pub(super) fn readable(r: &Roster) -> String {
     for m in r.members() {
         let _ = writeln!(
             out,
-            "  {:<6} {:<8} {} {}  endpoint {}  signing {}  governance {}",
+            "  {:<6} {:<8} {} {}  endpoint {}  signing {}  governance {}  oprf {}",
             m.id.as_str(),
             match m.role {
                 Role::Member => "member",
@@ -127,6 +128,12 @@ pub(super) fn readable(r: &Roster) -> String {
                 m.governance_keys
                     .iter()
                     .map(|k| chain::key_name(k))
+                    .collect()
+            ),
+            or_dash(
+                m.oprf_keys
+                    .iter()
+                    .map(|k| format!("epoch {}", k.epoch))
                     .collect()
             ),
         );

@@ -1,0 +1,238 @@
+//! No member can reverse an identifier (`docs/selectors.md`, "Threat
+//! model"): every byte a member holds after an exchange, attacked with a
+//! dictionary and every key that member has. Under the shared-key scheme
+//! the attack recovers the passport, which shows it can succeed; under
+//! per-member OPRF keys it recovers nothing. And the move itself: once a
+//! member has its OPRF key, no active record anywhere carries a
+//! shared-key selector.
+
+use crate::common::{self, eventually};
+use crate::query_mla::{add_case, answer, query, value};
+use enlace::records::model::NodeId;
+use enlace::records::oprf::SecretKey;
+use enlace::records::sealed::LocalKey;
+use enlace::records::selector::MatchingKey;
+use enlace::records::vocabulary::SelectorKind;
+use enlace::store::Store;
+use enlace::testing::Sandbox;
+use enlace::wire::pb::v1 as pb;
+
+/// The passport the exchange is about, and the dictionary that holds it:
+/// one letter and seven digits, a thousand of them.
+const PASSPORT: &str = "X1234567";
+
+fn dictionary() -> impl Iterator<Item = String> {
+    (0..1000).map(|n| format!("X1234{n:03}"))
+}
+
+fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The candidates of the dictionary that member `id` (stopped) can
+/// recover from what it holds — its data directory byte for byte (store,
+/// record log) and its audit log as exported — with every key it has:
+/// the shared matching key (token bytes, their hex, their audit digest),
+/// its own OPRF key (entry bytes and hex), and its identifiers key (every
+/// sealed value it holds, opened).
+fn recovered(fed: &Sandbox, id: &str) -> Vec<String> {
+    let member = fed.member(id).unwrap();
+    let matching = MatchingKey::read(&member.dir.join("matching.key"), 1).unwrap();
+    let oprf = SecretKey::read(&member.dir.join("oprf-1.key")).unwrap();
+    let local = LocalKey::read(&member.dir.join("identifiers.key")).unwrap();
+    let mut hay: Vec<Vec<u8>> = files(&member.data_dir())
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    let store = Store::open(&member.data_dir(), &NodeId::parse(id).unwrap()).unwrap();
+    let entries = store.audit().entries(0, 1_000_000).unwrap();
+    hay.extend(entries.iter().map(|e| e.body.clone()));
+    let mut opened = Vec::new();
+    for (source, sealed) in store.filters().own_sources().unwrap() {
+        if let Ok(plain) = local.open(source.as_bytes(), &sealed) {
+            opened.push(plain);
+        }
+    }
+    drop(store);
+    let found = |needle: &[u8]| {
+        hay.iter()
+            .any(|h| h.windows(needle.len()).any(|w| w == needle))
+    };
+    dictionary()
+        .filter(|candidate| {
+            let token = matching.token(SelectorKind::Passport, candidate);
+            let entry = oprf.entry(SelectorKind::Passport, candidate).unwrap();
+            found(&token.token)
+                || found(token.hex().as_bytes())
+                || found(enlace::audit::token_digest(&token).as_bytes())
+                || found(&entry.0)
+                || found(entry.hex().as_bytes())
+                || opened.iter().any(|p| {
+                    p.windows(candidate.len())
+                        .any(|w| w == candidate.as_bytes())
+                })
+        })
+        .collect()
+}
+
+/// hn publishes an alert about the passport and registers a case with
+/// it; sv receives the alert and asks about another passport (outside the
+/// dictionary), obliviously if `oblivious` (once it holds hn's filter).
+async fn exchange(
+    fed: &mut Sandbox,
+    oblivious: bool,
+) -> (
+    enlace::testing::RunningNode,
+    enlace::testing::RunningNode,
+    String,
+) {
+    let hn = fed.start("hn").await.unwrap();
+    let sv = fed.start("sv").await.unwrap();
+    let mut h = fed.client("hn").await.unwrap();
+    let mut s = fed.client("sv").await.unwrap();
+    let alert = h
+        .publish_alert(pb::PublishAlertRequest {
+            alert: Some(enlace::testing::sample_alert(
+                "Posible víctima, pasaporte retenido",
+            )),
+            selector_values: vec![value(SelectorKind::Passport, PASSPORT)],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    add_case(
+        &mut h,
+        "MP-HN-2026-31",
+        vec![value(SelectorKind::Passport, PASSPORT)],
+    )
+    .await;
+    let hn_id = NodeId::parse("hn").unwrap();
+    eventually("sv holds the alert", || async {
+        sv.components
+            .store
+            .records()
+            .get_by_id(&alert.record_id)
+            .ok()
+            .flatten()
+            .map(|_| ())
+    })
+    .await;
+    if oblivious {
+        eventually("sv holds hn's filter", || async {
+            (sv.components
+                .cases
+                .filter_epoch(&hn_id)
+                .await
+                .ok()?
+                .is_some()
+                && sv.components.store.filters().peer_count(&hn_id).ok()? >= 1)
+                .then_some(())
+        })
+        .await;
+    }
+    let r = query(
+        &mut s,
+        vec![value(SelectorKind::Passport, "Z9999999")],
+        "Control",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        answer(&r, "hn").result,
+        pb::QueryResult::NoHit as i32,
+        "{r:?}"
+    );
+    (hn, sv, alert.record_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_shared_key_a_member_recovers_the_passport_from_what_it_holds() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["hn", "sv"]).await.unwrap();
+    common::shared_key_only(&fed, "hn", true);
+    common::shared_key_only(&fed, "sv", true);
+    let (hn, sv, _) = exchange(&mut fed, false).await;
+    hn.stop().await.unwrap();
+    sv.stop().await.unwrap();
+    assert_eq!(recovered(&fed, "sv"), vec![PASSPORT.to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_per_member_keys_a_member_recovers_nothing_from_what_it_holds() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["hn", "sv"]).await.unwrap();
+    let (hn, sv, _) = exchange(&mut fed, true).await;
+    // sv asked hn obliviously, and holds hn's filter with the passport.
+    let log = common::audit_log(&sv.components);
+    assert!(
+        log.iter()
+            .any(|e| e.action == "query_result" && e.result.contains("(oblivious, epoch 1)"))
+    );
+    hn.stop().await.unwrap();
+    sv.stop().await.unwrap();
+    assert_eq!(recovered(&fed, "sv"), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_a_member_has_its_oprf_key_no_active_record_carries_a_shared_key_selector() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["hn", "sv"]).await.unwrap();
+    common::shared_key_only(&fed, "hn", true);
+    let (hn, sv, record_id) = exchange(&mut fed, false).await;
+    let selectors_of_current = |c: &mut crate::query_mla::Client| {
+        let mut c = c.clone();
+        async move {
+            c.list_records(pb::ListRecordsRequest::default())
+                .await
+                .unwrap()
+                .into_inner()
+                .records
+                .into_iter()
+                .filter_map(|r| match r.kind {
+                    Some(pb::record_view::Kind::Alert(a)) => Some((r.record_id, a.selectors.len())),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let mut s = fed.client("sv").await.unwrap();
+    assert_eq!(
+        selectors_of_current(&mut s).await,
+        vec![(record_id.clone(), 1)],
+        "before: the alert carries its shared-key token"
+    );
+    hn.stop().await.unwrap();
+    common::shared_key_only(&fed, "hn", false);
+    let hn = fed.start("hn").await.unwrap();
+    let mut h = fed.client("hn").await.unwrap();
+    for c in [&mut h, &mut s] {
+        let current = eventually("the alert republished without its selector", || {
+            let mut c = c.clone();
+            let first = record_id.clone();
+            async move {
+                let now = selectors_of_current(&mut c).await;
+                (now.len() == 1 && now[0].0 != first).then_some(now)
+            }
+        })
+        .await;
+        assert_eq!(current[0].1, 0, "{current:?}");
+    }
+    // The republication is hn's own act, on its record.
+    let log = common::audit_log(&hn.components);
+    assert!(
+        log.iter()
+            .any(|e| e.action == "record_updated" && e.actor == "hn")
+    );
+    hn.stop().await.unwrap();
+    sv.stop().await.unwrap();
+}

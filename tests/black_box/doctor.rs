@@ -137,8 +137,8 @@ async fn a_healthy_member_with_running_peers_passes() {
     }
     assert_eq!(
         lines(&stdout, "ok", "key-file").len(),
-        3,
-        "tls, signing and matching keys:\n{stdout}"
+        5,
+        "tls, signing, matching, identifiers and OPRF keys:\n{stdout}"
     );
     let peers = lines(&stdout, "ok", "peer");
     assert_eq!(peers.len(), 2, "{stdout}");
@@ -204,7 +204,7 @@ async fn a_key_that_others_can_read_fails_with_the_chmod_that_fixes_it() {
     );
     assert!(!lines(&stdout, "FAIL", "config").is_empty(), "{stdout}");
     // The rest was still examined from the raw configuration.
-    assert_eq!(lines(&stdout, "ok", "key-file").len(), 2, "{stdout}");
+    assert_eq!(lines(&stdout, "ok", "key-file").len(), 4, "{stdout}");
     assert!(!lines(&stdout, "ok", "cert-chain").is_empty(), "{stdout}");
     assert!(
         text(&out.stderr).contains("does not load"),

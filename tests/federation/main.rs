@@ -27,6 +27,7 @@ mod reload;
 mod replication;
 mod revocation;
 mod roster;
+mod rotation;
 mod statistics;
 mod tamper;
 mod tls;

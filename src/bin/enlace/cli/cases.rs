@@ -293,6 +293,7 @@ pub async fn case(cmd: CaseCommand) -> anyhow::Result<()> {
             a.fields.apply(&mut case)?;
             let selector_values = selector_values(&a.fields.selector)?;
             let mut c = connect(&a.client).await?;
+            let given = selector_values.len();
             let case = c
                 .register_case(pb::RegisterCaseRequest {
                     case: Some(case),
@@ -302,9 +303,8 @@ pub async fn case(cmd: CaseCommand) -> anyhow::Result<()> {
                 .map_err(status_error)?
                 .into_inner();
             eprintln!(
-                "registered local case {} ({} selectors, stored as tokens)",
+                "registered local case {} ({given} identifiers, kept at this node: in its match filter, never sent)",
                 case.case_number,
-                case.selectors.len()
             );
             println!("{}", case.case_id);
             Ok(())

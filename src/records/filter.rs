@@ -51,7 +51,7 @@ impl MatchFilter {
 
     /// Concatenated entries back into a list, or why not.
     pub fn unpack(bytes: &[u8]) -> Result<Vec<Entry>, String> {
-        if bytes.len() % ENTRY_LEN != 0 {
+        if !bytes.len().is_multiple_of(ENTRY_LEN) {
             return Err(format!(
                 "must be a multiple of {ENTRY_LEN} bytes (got {})",
                 bytes.len()

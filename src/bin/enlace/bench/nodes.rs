@@ -197,6 +197,28 @@ pub(super) fn process_cpu_of(pid: u32) -> anyhow::Result<Duration> {
     cpu_of(&format!("/proc/{pid}/stat"))
 }
 
+/// CPU time every process on the machine has used so far (all cores;
+/// `/proc/stat`'s first line, user to steal, less idle and I/O wait).
+pub(super) fn machine_cpu() -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").context("cannot read /proc/stat")?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("cpu "))
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    // user nice system idle iowait irq softirq steal
+    if ticks.len() < 8 {
+        bail!("/proc/stat has no cpu line");
+    }
+    let busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6] + ticks[7];
+    Ok(Duration::from_millis(busy * 10))
+}
+
 pub(super) fn cpu_of(path: &str) -> anyhow::Result<Duration> {
     let stat = std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?;
     // Fields after the command name (which may hold spaces), from field 3.

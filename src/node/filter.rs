@@ -148,3 +148,65 @@ async fn catch_up(node: &Components) {
         }
     }
 }
+
+/// The end of the move off the shared key (`docs/runbook.md`, section 5):
+/// replaces with a tombstone (ids, times, digest) the content of every
+/// alert version held here, of any origin, that carries shared-key
+/// selectors and is no longer in force (superseded, or of a withdrawn
+/// series), each purge audited. For `enlace node purge-shared-tokens` on
+/// a stopped node whose configuration no longer has `[matching]`. Returns
+/// how many were purged.
+pub async fn purge_shared_tokens(
+    store: &crate::store::Store,
+    own: &crate::records::model::NodeId,
+    now_ms: i64,
+) -> Result<usize, crate::store::StoreError> {
+    use crate::records::lifecycle;
+    use crate::records::model::{Content, RecordKind};
+    let mut due = Vec::new();
+    let mut after = 0;
+    loop {
+        let (records, last) = store.records().list(after, 512, None)?;
+        if last == after {
+            break;
+        }
+        after = last;
+        for r in records {
+            let Some(Ok((envelope, body))) = r.content.envelope().map(crate::wire::open_stored)
+            else {
+                continue;
+            };
+            let carries = match &body.kind {
+                RecordKind::Alert(a) => !a.selectors.is_empty(),
+                RecordKind::Update(u) => {
+                    matches!(&u.content, Content::Alert(a) if !a.selectors.is_empty())
+                }
+                _ => false,
+            };
+            if !carries {
+                continue;
+            }
+            let in_force = store
+                .series()
+                .decoded(body.series_id())?
+                .is_none_or(|s| s.withdrawn.is_none() && s.current == body.record_id);
+            if !in_force {
+                let tombstone = lifecycle::Tombstone::of(&body, &envelope.encode(), now_ms, now_ms);
+                let expires = lifecycle::expires_at(&body).unwrap_or(now_ms);
+                due.push((r.origin, r.seq, expires, tombstone));
+            }
+        }
+    }
+    let n = due.len();
+    for (origin, seq, expires, tombstone) in due {
+        let entry = crate::audit::Entry::new(crate::audit::Action::RecordPurged, own.as_str())
+            .counterpart(&origin)
+            .id(tombstone.record_id.clone())
+            .result("a version no longer in force that carried shared-key selectors, purged after the move off the shared key");
+        store
+            .records()
+            .purge(&origin, seq, expires, tombstone.encode(), entry.encode())
+            .await?;
+    }
+    Ok(n)
+}

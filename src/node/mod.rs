@@ -29,6 +29,7 @@ mod maintenance;
 pub mod metrics;
 
 pub use crate::components::{Components, NodeError};
+pub use filter::purge_shared_tokens;
 
 /// How long shutdown waits for connections and replicators to finish.
 pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);

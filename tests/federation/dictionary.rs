@@ -6,6 +6,8 @@
 //! member has its OPRF key, no active record anywhere carries a
 //! shared-key selector.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
 use crate::common::{self, eventually};
 use crate::query_mla::{add_case, answer, query, value};
 use enlace::records::model::NodeId;
@@ -63,25 +65,44 @@ fn recovered(fed: &Sandbox, id: &str) -> Vec<String> {
         }
     }
     drop(store);
-    let found = |needle: &[u8]| {
-        hay.iter()
-            .any(|h| h.windows(needle.len()).any(|w| w == needle))
-    };
-    dictionary()
-        .filter(|candidate| {
-            let token = matching.token(SelectorKind::Passport, candidate);
-            let entry = oprf.entry(SelectorKind::Passport, candidate).unwrap();
-            found(&token.token)
-                || found(token.hex().as_bytes())
-                || found(enlace::audit::token_digest(&token).as_bytes())
-                || found(&entry.0)
-                || found(entry.hex().as_bytes())
-                || opened.iter().any(|p| {
-                    p.windows(candidate.len())
-                        .any(|w| w == candidate.as_bytes())
-                })
-        })
-        .collect()
+    // Every form each candidate takes under sv's keys, by length, so that
+    // each length slides over the bytes once.
+    let mut needles: BTreeMap<usize, HashMap<Vec<u8>, String>> = BTreeMap::new();
+    for candidate in dictionary() {
+        let token = matching.token(SelectorKind::Passport, &candidate);
+        let entry = oprf.entry(SelectorKind::Passport, &candidate).unwrap();
+        for form in [
+            token.token.to_vec(),
+            token.hex().into_bytes(),
+            enlace::audit::token_digest(&token).into_bytes(),
+            entry.0.to_vec(),
+            entry.hex().into_bytes(),
+        ] {
+            needles
+                .entry(form.len())
+                .or_default()
+                .insert(form, candidate.clone());
+        }
+    }
+    let mut found = BTreeSet::new();
+    for h in &hay {
+        for (len, forms) in &needles {
+            for w in h.windows(*len) {
+                if let Some(c) = forms.get(w) {
+                    found.insert(c.clone());
+                }
+            }
+        }
+    }
+    for candidate in dictionary() {
+        if opened.iter().any(|p| {
+            p.windows(candidate.len())
+                .any(|w| w == candidate.as_bytes())
+        }) {
+            found.insert(candidate);
+        }
+    }
+    found.into_iter().collect()
 }
 
 /// hn publishes an alert about the passport and registers a case with
@@ -235,4 +256,20 @@ async fn once_a_member_has_its_oprf_key_no_active_record_carries_a_shared_key_se
     );
     hn.stop().await.unwrap();
     sv.stop().await.unwrap();
+
+    // sv still holds the first version, token and all: a copy of the
+    // shared key reverses it. The purge that ends the move takes it.
+    assert_eq!(recovered(&fed, "sv"), vec![PASSPORT.to_string()]);
+    let sv_id = NodeId::parse("sv").unwrap();
+    let store = Store::open(&fed.member("sv").unwrap().data_dir(), &sv_id).unwrap();
+    let purged = enlace::node::purge_shared_tokens(&store, &sv_id, enlace::clock::now_ms())
+        .await
+        .unwrap();
+    assert_eq!(purged, 1, "the superseded version");
+    let again = enlace::node::purge_shared_tokens(&store, &sv_id, enlace::clock::now_ms())
+        .await
+        .unwrap();
+    assert_eq!(again, 0, "nothing twice");
+    drop(store);
+    assert_eq!(recovered(&fed, "sv"), Vec::<String>::new());
 }

@@ -160,6 +160,11 @@ pub enum NodeCommand {
     /// Compact a stopped node's record log: drop the space that purged
     /// records left, then exit.
     Compact(StoppedNode),
+    /// End the move off the shared matching key on a stopped node whose
+    /// configuration no longer names [matching]: purge the content of every
+    /// alert version no longer in force that carries shared-key selectors
+    /// (docs/runbook.md, section 5), then exit.
+    PurgeSharedTokens(StoppedNode),
 }
 
 /// The maintenance commands' arguments: a node that is not running.
@@ -210,6 +215,9 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Node(NodeCommand::Check { config }) => report(check(&config)),
             Command::Node(NodeCommand::Recover(a)) => report(a.run(recover).await),
             Command::Node(NodeCommand::Compact(a)) => report(a.run(compact).await),
+            Command::Node(NodeCommand::PurgeSharedTokens(a)) => {
+                report(a.run(purge_shared_tokens).await)
+            }
             Command::Ca(c) => report(pki::ca(c)),
             Command::Cert(c) => report(pki::cert(c)),
             Command::Keys(c) => report(pki::keys(c)),
@@ -428,6 +436,45 @@ async fn compact(settings: enlace::trust::load::LoadedSettings, json: bool) -> a
             done.before,
             done.after,
             done.before.saturating_sub(done.after)
+        );
+    }
+    Ok(())
+}
+
+/// `enlace node purge-shared-tokens`: refused while the configuration
+/// still names the shared key, or names no OPRF key.
+async fn purge_shared_tokens(
+    settings: enlace::trust::load::LoadedSettings,
+    json: bool,
+) -> anyhow::Result<()> {
+    if settings.config.key_files.matching.is_some() {
+        bail!(
+            "the configuration still names [matching]: remove it, restart the node once, stop it, and destroy the shared key first (docs/runbook.md, section 5)"
+        );
+    }
+    if settings.config.key_files.oprf.is_none() {
+        bail!("the configuration names no [oprf]: this node has not moved off the shared key");
+    }
+    let store = enlace::store::Store::open_existing(
+        &settings.data_dir,
+        &settings.node_id,
+        settings.cache_bytes,
+    )
+    .spelled()
+    .with_context(|| format!("cannot open the store of node {}", settings.node_id))?;
+    let purged =
+        enlace::node::purge_shared_tokens(&store, &settings.node_id, enlace::clock::now_ms())
+            .await
+            .spelled()?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"node": settings.node_id.as_str(), "purged": purged})
+        );
+    } else {
+        println!(
+            "node {}: {purged} alert versions no longer in force that carried shared-key selectors purged (tombstones kept)",
+            settings.node_id
         );
     }
     Ok(())

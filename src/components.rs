@@ -199,8 +199,28 @@ impl Components {
     /// retries. Called by that duty, and by the agency service after a
     /// change to the node's identifiers, so that the change is in a
     /// published filter record when the call returns.
-    pub async fn publish_filter(&self) -> Result<usize, String> {
+    ///
+    /// Unless `force` (at start, and when the roster changed: an epoch may
+    /// have become active), nothing is read when nothing changed since the
+    /// last publication.
+    pub async fn publish_filter(&self, force: bool) -> Result<usize, String> {
+        use std::sync::atomic::Ordering;
         let _one = self.filter_publication.lock().await;
+        let dirty = self.cases.filter_dirty.swap(false, Ordering::SeqCst);
+        if !force && !dirty {
+            return Ok(0);
+        }
+        let outcome = self.publish_filter_changes().await;
+        if outcome.is_err() {
+            self.cases.filter_dirty.store(true, Ordering::SeqCst);
+        }
+        outcome
+    }
+
+    async fn publish_filter_changes(&self) -> Result<usize, String> {
+        self.note_filter_records()
+            .await
+            .map_err(|e| e.to_string())?;
         let changes = self.cases.filter_changes().map_err(|e| e.to_string())?;
         let mut published = 0;
         for f in changes {
@@ -222,5 +242,34 @@ impl Components {
             }
         }
         Ok(published)
+    }
+
+    /// Notes as published the filter records of this node's own log that
+    /// are durable but not noted yet: the ones a crash interrupted between
+    /// the record and its note. Without this, what such a record removed
+    /// and an agency then added again would never be published.
+    async fn note_filter_records(&self) -> Result<(), StoreError> {
+        let filters = self.store.filters();
+        let mut after = filters.own_noted_seq()?;
+        let head = self.store.watermark().own_seq;
+        if after >= head {
+            return Ok(());
+        }
+        while after < head {
+            let batch = self.store.records().of_origin(&self.id, after, head, 256)?;
+            let Some(last) = batch.last().map(|r| r.seq) else {
+                break;
+            };
+            for r in &batch {
+                let Some(Ok((_, body))) = r.content.envelope().map(crate::wire::open_stored) else {
+                    continue;
+                };
+                if let crate::records::model::RecordKind::MatchFilter(f) = body.kind {
+                    self.cases.filter_published(&f, r.seq).await?;
+                }
+            }
+            after = last;
+        }
+        filters.note_own_up_to(head).await
     }
 }

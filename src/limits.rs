@@ -20,9 +20,10 @@ pub const MAX_PEER_JUSTIFICATION: usize = 500;
 pub const MAX_PEER_REQUESTED_BY: usize = 128;
 /// Longest `query_id` a peer may send.
 pub const MAX_PEER_QUERY_ID: usize = 64;
-/// Most entries of one member's match filter this node holds (16 bytes
-/// each, 16 MiB with sled's overhead below 64 MiB); additions beyond are
-/// dropped and logged, and the member's filter is then incomplete here.
+/// Most entries of one member's match filter of one epoch this node holds
+/// (16 bytes each); additions beyond are dropped and logged, and that
+/// epoch of the member's filter is then not used here (`enlace bench
+/// oblivious`: about 190 bytes of disk per entry held).
 pub const MAX_FILTER_ENTRIES_PER_MEMBER: u64 = 1_000_000;
 /// Longest signing key id a peer may name in a checkpoint or statement.
 pub const MAX_PEER_KEY_ID: usize = 64;

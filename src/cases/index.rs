@@ -41,7 +41,7 @@ pub struct Ask {
 /// selectors, the query policy and the counters.
 pub struct CaseIndex {
     pub(super) id: NodeId,
-    clock: SharedClock,
+    pub(super) clock: SharedClock,
     pub(super) store: Arc<Store>,
     audit: Arc<AuditKeeper>,
     pub(super) trust: Arc<LiveTls>,
@@ -54,10 +54,15 @@ pub struct CaseIndex {
     pub(crate) oprf: Option<Arc<OprfKeys>>,
     /// Woken when this node's own filter changed.
     pub(crate) filter_changed: Arc<Notify>,
+    /// This node's own filter changed since it was last published.
+    pub(crate) filter_dirty: std::sync::atomic::AtomicBool,
     /// Peers' queries, per asking peer.
     buckets: Buckets<NodeId>,
     /// Peers' oblivious evaluations and confirmations, per identifier.
     evaluations: Buckets<NodeId>,
+    /// One catch-up of a member's filter view at a time, per member.
+    pub(super) catching_up:
+        std::sync::Mutex<std::collections::HashMap<NodeId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for CaseIndex {
@@ -94,8 +99,10 @@ impl CaseIndex {
             matching: p.matching,
             oprf: p.oprf,
             filter_changed: Arc::new(Notify::new()),
+            filter_dirty: std::sync::atomic::AtomicBool::new(true),
             buckets: Buckets::default(),
             evaluations: Buckets::default(),
+            catching_up: std::sync::Mutex::default(),
         }
     }
 
@@ -198,6 +205,8 @@ impl CaseIndex {
             .await?;
         entry.log(&self.id);
         if own.is_some() {
+            self.filter_dirty
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             self.filter_changed.notify_one();
         }
         Ok(case)

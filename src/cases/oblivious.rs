@@ -19,12 +19,13 @@ use super::CaseIndex;
 use super::own::Identifier;
 use crate::limits::MAX_FILTER_ENTRIES_PER_MEMBER;
 use crate::records::model::{NodeId, RecordKind};
-use crate::records::oprf::{self, Blinded, ELEMENT_LEN, Entry, OprfError, PROOF_LEN};
+use crate::records::oprf::{self, Blinded, ELEMENT_LEN, OprfError, Output, PROOF_LEN};
 use crate::store::{PeerChange, StoreError};
 use crate::wire::{ConfirmRequest, EvaluateRequest, PeerResult};
 
-/// Records of an origin read per step when the view catches up.
-const CATCH_UP_BATCH: usize = 256;
+/// Records of an origin read per step when the view catches up: at most
+/// 8 × 32 768 entries (4 MiB) decoded and written in one transaction.
+const CATCH_UP_BATCH: usize = 8;
 
 /// What an oblivious question needs from the query.
 #[derive(Debug, Clone)]
@@ -78,6 +79,17 @@ impl CaseIndex {
     /// holds of `origin` (up to its replication cursor, so that no record
     /// is skipped that could still arrive).
     pub async fn catch_up(&self, origin: &NodeId) -> Result<(), StoreError> {
+        // One catch-up per origin at a time: each reads the view's cursor
+        // and moves it on, so two at once could apply a batch twice or
+        // move the cursor back.
+        let lock = {
+            let mut locks = self
+                .catching_up
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            locks.entry(origin.clone()).or_default().clone()
+        };
+        let _one = lock.lock().await;
         let filters = self.store.filters();
         let records = self.store.records();
         let mut from = filters.peer_cursor(origin)?;
@@ -114,7 +126,7 @@ impl CaseIndex {
                     peer = %origin,
                     dropped,
                     limit = MAX_FILTER_ENTRIES_PER_MEMBER,
-                    "a member's match filter exceeds the entries held per member; the rest is dropped and hits on it will be missed"
+                    "a member's match filter exceeds the entries held per member and epoch; the rest is dropped and that epoch is not used"
                 );
             }
             from = last;
@@ -190,7 +202,7 @@ impl CaseIndex {
         let filters = self.store.filters();
         let mut in_filter = Vec::with_capacity(entries.len());
         for e in &entries {
-            match filters.peer_holds(peer, key.epoch, e) {
+            match filters.peer_holds(peer, key.epoch, &e.entry) {
                 Ok(h) => in_filter.push(h),
                 Err(e) => return PeerResult::Unreachable(format!("cannot read the filter: {e}")),
             }
@@ -198,8 +210,9 @@ impl CaseIndex {
         if !in_filter.iter().any(|h| *h) {
             return PeerResult::NoHit;
         }
-        // Only the entries that hit go back, once each.
-        let asked: Vec<Entry> = entries
+        // Only the entries that hit go back, once each, with the tags that
+        // show this node evaluated them.
+        let asked: Vec<Output> = entries
             .iter()
             .zip(&in_filter)
             .filter(|(_, h)| **h)
@@ -227,7 +240,7 @@ impl CaseIndex {
                 asked.len()
             ));
         }
-        let confirmed: BTreeSet<Entry> = asked
+        let confirmed: BTreeSet<Output> = asked
             .iter()
             .zip(&answer.hits)
             .filter(|(_, h)| **h)
@@ -271,6 +284,31 @@ impl CaseIndex {
         }
     }
 
+    /// Whether a source of this node's identifiers is in force: an open
+    /// local case, or an alert whose series is neither withdrawn nor
+    /// expired (a crash between an alert's change and its filter's can
+    /// leave its identifiers behind for a while; they confirm nothing).
+    fn source_in_force(&self, source: &str, now: i64) -> bool {
+        if let Some(id) = source.strip_prefix("case:") {
+            return self.local_case(id).is_ok_and(|c| !c.closed);
+        }
+        let Some(series) = source.strip_prefix("alert:") else {
+            return false;
+        };
+        let Ok(Some(state)) = self.store.series().decoded(series) else {
+            return false;
+        };
+        if state.withdrawn.is_some() || !state.recipients.is_empty() {
+            return false;
+        }
+        let current = self.store.records().get_by_id(&state.current);
+        matches!(current, Ok(Some(r)) if r.content.envelope().is_some_and(|e| {
+            crate::wire::open_stored(e).is_ok_and(|(_, b)| {
+                crate::records::lifecycle::expires_at(&b).is_none_or(|at| at > now)
+            })
+        }))
+    }
+
     /// The epoch this node would ask `peer` with now, once it has read
     /// what it holds of `peer`'s filter records: `None` while it holds no
     /// complete filter of `peer` under a key the roster lists.
@@ -296,17 +334,27 @@ impl CaseIndex {
         })
     }
 
-    /// Which of `entries` (of `epoch`) this node's open cases and active
-    /// alerts hold.
-    pub fn confirm(&self, epoch: u32, entries: &[Entry]) -> Result<Confirmed, AnswerError> {
+    /// Which of `outputs` (of an active `epoch`) this node's open cases
+    /// and alerts in force hold. An output counts only with the tag of its
+    /// entry, which only an evaluation yields: entries copied from this
+    /// node's published filter confirm nothing.
+    pub fn confirm(&self, epoch: u32, outputs: &[Output]) -> Result<Confirmed, AnswerError> {
         if self.oprf.is_none() {
             return Err(AnswerError::NoOprf);
         }
+        if !self.active_epochs().contains(&epoch) {
+            return Err(AnswerError::NoKey(epoch));
+        }
         let filters = self.store.filters();
+        let now = self.clock.now_ms();
         let mut out = Confirmed::default();
         let mut sources = BTreeSet::new();
-        for e in entries {
-            let holders = filters.own_holders(epoch, e)?;
+        for o in outputs {
+            let holders: Vec<String> = filters
+                .own_holders(epoch, &o.entry, &o.tag)?
+                .into_iter()
+                .filter(|s| self.source_in_force(s, now))
+                .collect();
             out.hits.push(!holders.is_empty());
             sources.extend(holders);
         }

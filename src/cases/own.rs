@@ -20,10 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use super::CaseIndex;
 use crate::records::filter::{MAX_ENTRIES_PER_RECORD, MatchFilter};
-use crate::records::oprf::{Entry, OprfError, SecretKey};
+use crate::records::oprf::{Entry, OprfError, Output, SecretKey};
 use crate::records::sealed::SealError;
 use crate::records::vocabulary::SelectorKind;
-use crate::store::{Keyed, OwnWrite, StoreError};
+use crate::store::{OwnWrite, StoreError};
 
 /// A normalised identifier of this node's own.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -58,12 +58,17 @@ fn open(ring: &OprfKeys, source: &str, sealed: &[u8]) -> Result<Vec<Identifier>,
     serde_json::from_slice(&plain).map_err(|_| SealError::Open)
 }
 
-/// The entries of `ids` under the key of each epoch in `epochs`.
-fn entries(ring: &OprfKeys, ids: &[Identifier], epochs: &[u32]) -> Result<Vec<Keyed>, OprfError> {
+/// The entries (with their tags) of `ids` under the key of each epoch in
+/// `epochs`.
+fn entries(
+    ring: &OprfKeys,
+    ids: &[Identifier],
+    epochs: &[u32],
+) -> Result<Vec<(u32, Output)>, OprfError> {
     let mut out = Vec::new();
     for key in ring.keys().iter().filter(|k| epochs.contains(&k.epoch())) {
         for id in ids {
-            out.push((key.epoch(), key.entry(id.kind, &id.value)?));
+            out.push((key.epoch(), key.output(id.kind, &id.value)?));
         }
     }
     out.sort();
@@ -144,6 +149,8 @@ impl CaseIndex {
     ) -> Result<(), OwnError> {
         if let Some(w) = self.own_write(source, ids)? {
             self.store.filters().put_own(&[w], false).await?;
+            self.filter_dirty
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             self.filter_changed.notify_one();
         }
         Ok(())

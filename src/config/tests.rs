@@ -255,3 +255,31 @@ fn an_unsigned_roster_is_refused_with_the_remedy_and_an_anchor_is_checked() {
     let s = check(&anchored).unwrap();
     assert_eq!(s.tls_files.anchor, Some([0xab; 32]));
 }
+
+#[test]
+fn the_oprf_section_needs_its_keys_and_a_budget_a_query_fits_in() {
+    let problems = check(&format!(
+        "{MINIMAL}[oprf]\nkeys = []\n[query]\nmax_selectors = 16\nevaluations_per_minute = 10\n"
+    ))
+    .unwrap_err();
+    assert_eq!(
+        problems,
+        [
+            "oprf.keys: at least one OPRF key file is required (enlace keys generate-oprf)",
+            "oprf.identifiers_key: is required",
+            "query.evaluations_per_minute: must be at least query.max_selectors (16), or a query of that many identifiers could never be evaluated (got 10)",
+        ]
+    );
+    let s = check(&format!(
+        "{MINIMAL}[oprf]\nkeys = [\"oprf-1.key\", \"/etc/enlace/oprf-2.key\"]\nidentifiers_key = \"identifiers.key\"\n"
+    ))
+    .unwrap();
+    let files = s.key_files.oprf.expect("the [oprf] files");
+    assert_eq!(files.keys.len(), 2);
+    assert!(files.keys[0].ends_with("oprf-1.key") && files.keys[0].is_absolute());
+    assert_eq!(
+        files.keys[1],
+        std::path::Path::new("/etc/enlace/oprf-2.key")
+    );
+    assert_eq!(s.query.evaluations_per_minute, 120, "the default");
+}

@@ -35,6 +35,9 @@ pub(super) fn spawn(node: &Components, duties: &mut JoinSet<()>, stop: &watch::R
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut migrated = false;
+        // At start, and after a reload (an epoch may have become active),
+        // the filter is read whole; otherwise only when it changed.
+        let mut force = true;
         loop {
             if !migrated && !node.cases.active_epochs().is_empty() {
                 match migrate_alerts(&node).await {
@@ -49,21 +52,26 @@ pub(super) fn spawn(node: &Components, duties: &mut JoinSet<()>, stop: &watch::R
                     }
                 }
             }
-            publish(&node).await;
+            publish(&node, force).await;
             catch_up(&node).await;
-            tokio::select! {
-                _ = wake.notified() => {}
-                _ = reloads.recv() => {}
-                _ = tick.tick() => {}
+            force = tokio::select! {
+                _ = wake.notified() => false,
+                r = reloads.recv() => {
+                    if matches!(r, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                        break;
+                    }
+                    true
+                }
+                _ = tick.tick() => false,
                 _ = stopped(&mut stop) => break,
-            }
+            };
         }
     });
 }
 
 /// Publishes this node's filter changes ([`Components::publish_filter`]).
-async fn publish(node: &Components) {
-    if let Err(error) = node.publish_filter().await {
+async fn publish(node: &Components, force: bool) {
+    if let Err(error) = node.publish_filter(force).await {
         tracing::warn!(%error, "cannot publish a match filter change; retrying later");
     }
 }

@@ -42,6 +42,10 @@ type Suite = voprf::Ristretto255;
 /// 128 bits: a chance collision among a million entries and a million
 /// lookups is below 2^-88, and a hit is confirmed with the holder anyway.
 pub const ENTRY_LEN: usize = 16;
+/// Bytes of a confirmation tag: the PRF output's next 16 bytes. Never
+/// published: only an evaluation yields it, so that a member holding
+/// another's filter cannot have its entries confirmed without asking.
+pub const TAG_LEN: usize = 16;
 /// Bytes of a serialised group element (blinded or evaluated).
 pub const ELEMENT_LEN: usize = 32;
 /// Bytes of a serialised DLEQ proof.
@@ -71,6 +75,43 @@ impl Entry {
 impl fmt::Debug for Entry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Entry({})", self.hex())
+    }
+}
+
+/// A confirmation tag: the PRF output's bytes after the entry.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Tag(pub [u8; TAG_LEN]);
+
+impl fmt::Debug for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Tag(..)")
+    }
+}
+
+/// What one evaluation gives: the filter entry and its confirmation tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Output {
+    pub entry: Entry,
+    pub tag: Tag,
+}
+
+impl Output {
+    /// Entry then tag, as a confirmation carries them.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = self.entry.0.to_vec();
+        v.extend_from_slice(&self.tag.0);
+        v
+    }
+
+    /// An output from entry and tag bytes, if there are exactly as many.
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        if b.len() != ENTRY_LEN + TAG_LEN {
+            return None;
+        }
+        Some(Self {
+            entry: Entry::from_slice(&b[..ENTRY_LEN])?,
+            tag: Tag(b[ENTRY_LEN..].try_into().ok()?),
+        })
     }
 }
 
@@ -261,6 +302,12 @@ impl SecretKey {
 
     /// The filter entry of one of this member's own identifiers.
     pub fn entry(&self, kind: SelectorKind, normalised: &str) -> Result<Entry, OprfError> {
+        Ok(self.output(kind, normalised)?.entry)
+    }
+
+    /// The filter entry and confirmation tag of one of this member's own
+    /// identifiers.
+    pub fn output(&self, kind: SelectorKind, normalised: &str) -> Result<Output, OprfError> {
         let out = self
             .server
             .evaluate(&input(kind, normalised))
@@ -388,7 +435,7 @@ impl Blinded {
         evaluated: &[Vec<u8>],
         proof: &[u8],
         key: &PublicKey,
-    ) -> Result<Vec<Entry>, OprfError> {
+    ) -> Result<Vec<Output>, OprfError> {
         if evaluated.len() != self.states.len() {
             return Err(OprfError::Count {
                 got: evaluated.len(),
@@ -428,10 +475,15 @@ impl Blinded {
     }
 }
 
-fn cut(output: &[u8]) -> Entry {
+fn cut(output: &[u8]) -> Output {
     let mut e = [0u8; ENTRY_LEN];
     e.copy_from_slice(&output[..ENTRY_LEN]);
-    Entry(e)
+    let mut t = [0u8; TAG_LEN];
+    t.copy_from_slice(&output[ENTRY_LEN..ENTRY_LEN + TAG_LEN]);
+    Output {
+        entry: Entry(e),
+        tag: Tag(t),
+    }
 }
 
 /// `rand_core`'s traits over ring's system generator. The bytes a call
@@ -530,8 +582,8 @@ mod tests {
         assert_eq!(
             entries,
             vec![
-                key.entry(SelectorKind::Passport, "X1234567").unwrap(),
-                key.entry(SelectorKind::Phone, "+50255551234").unwrap(),
+                key.output(SelectorKind::Passport, "X1234567").unwrap(),
+                key.output(SelectorKind::Phone, "+50255551234").unwrap(),
             ]
         );
         // The blinded element is not the entry, nor stable across queries.

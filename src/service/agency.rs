@@ -15,7 +15,6 @@ use tonic::{Request, Response, Status};
 
 use super::{identity, invalid, status};
 use crate::audit::{Action, Entry};
-use crate::cases::Identifier;
 use crate::components::Components;
 use crate::config::ClientRole;
 use crate::publish::{Change, PublishKey, Published};
@@ -161,43 +160,6 @@ impl AgencyService {
         let actor = self.client_name(&r);
         let answer = handler(r).await;
         self.audited(&actor, false, answer).await
-    }
-
-    /// Gives the alert series a publication stored the identifiers `ids`
-    /// in this node's match filter (`None`: they leave it). Nothing for a
-    /// dry run, or on a node without an OPRF key.
-    async fn alert_identifiers(
-        &self,
-        answer: &Response<pb::PublishResponse>,
-        ids: Option<&[Identifier]>,
-    ) -> Result<(), Status> {
-        let r = answer.get_ref();
-        if r.validated_only || r.series_id.is_empty() || self.node.cases.oprf.is_none() {
-            return Ok(());
-        }
-        if ids.is_some_and(<[Identifier]>::is_empty) {
-            return Ok(());
-        }
-        self.node
-            .cases
-            .put_own_source(&crate::cases::alert_source(&r.series_id), ids)
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?;
-        self.filter_changed().await;
-        Ok(())
-    }
-
-    /// Publishes the match filter change a request made, before the
-    /// request is answered: a query that follows finds it. The change is
-    /// durable already; should publishing fail, the node's filter duty
-    /// retries, and the request still succeeded.
-    pub(super) async fn filter_changed(&self) {
-        if self.node.cases.oprf.is_none() {
-            return;
-        }
-        if let Err(error) = self.node.publish_filter().await {
-            tracing::warn!(%error, "cannot publish the match filter change now; the filter duty retries");
-        }
     }
 
     pub(super) async fn change(

@@ -285,16 +285,23 @@ impl AgencyService {
         let tokens = wire::selectors_from_pb(req.selectors, "selectors", &mut errors);
         let values = self.identifiers(req.selector_values, "selector_values", &mut errors);
         // NOTE: selectors sent already hashed can only be asked the old
-        // way, so a query with any is asked that way of every member.
-        let ids = if tokens.is_empty() {
+        // way; mixed with clear values, those values would go out as
+        // shared-key tokens to members that could be asked obliviously.
+        let prehashed = tokens.len();
+        errors.check(
+            prehashed == 0 || values.ids.is_empty(),
+            "selectors",
+            "send either clear selector_values (asked obliviously where possible) or selectors already hashed with the shared key (asked the old way), not both in one query",
+        );
+        let ids = if prehashed == 0 {
             values.ids.clone()
         } else {
             Vec::new()
         };
-        let has_tokens = !tokens.is_empty() || !values.hashed.is_empty();
+        let has_tokens = prehashed > 0 || !values.hashed.is_empty();
         let tokens = QueryTokens::new(tokens, &values.hashed);
         errors.check(
-            values.ids.len() + tokens.asked() - values.hashed.len() > 0,
+            prehashed + values.ids.len() > 0,
             "selector_values",
             "at least one selector is required",
         );

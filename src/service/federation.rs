@@ -172,6 +172,17 @@ impl Federation for FederationService {
             )
             .await;
         }
+        // Shared-key tokens mean nothing to a node that no longer has the
+        // key: it says so instead of answering "no hit" to everything.
+        if self.node.cases.matching.is_none() {
+            return refuse(
+                Status::failed_precondition(
+                    "this node has moved off the shared matching key: ask it obliviously (Evaluate)",
+                ),
+                &[],
+            )
+            .await;
+        }
         // The tokens asked about, for the record (a bounded number, cheap
         // to read); their rules are applied below.
         let mut errors = crate::records::model::Errors::default();

@@ -16,6 +16,7 @@ mod cases;
 pub mod client;
 mod defaults;
 mod federation;
+mod identifiers;
 mod oblivious;
 mod pull;
 mod reading;

@@ -21,7 +21,7 @@ use crate::audit::{Action, Entry};
 use crate::cases::AnswerError;
 use crate::limits;
 use crate::records::model::NodeId;
-use crate::records::oprf::Entry as FilterEntry;
+use crate::records::oprf::Output;
 use crate::trust::roster::Role;
 use crate::trust::tls::Identity;
 use crate::wire;
@@ -145,11 +145,14 @@ impl FederationService {
             return Err(self.refuse_oblivious(asked, call, s).await);
         }
         if let Err(wait) = self.node.cases.admit_evaluations(&asked.caller, count) {
+            let when = if wait == std::time::Duration::MAX {
+                "more than the whole budget: ask fewer at a time".to_owned()
+            } else {
+                format!("retry in {} s", wait.as_secs().saturating_add(1))
+            };
             let s = Status::resource_exhausted(format!(
-                "rate limit: at most {} identifiers evaluated or confirmed per minute for {}; {count} asked, retry in {} s",
-                policy.evaluations_per_minute,
-                asked.caller,
-                wait.as_secs().saturating_add(1)
+                "rate limit: at most {} identifiers evaluated or confirmed per minute for {}; {count} asked, {when}",
+                policy.evaluations_per_minute, asked.caller,
             ));
             return Err(self.refuse_oblivious(asked, call, s).await);
         }
@@ -255,12 +258,12 @@ impl FederationService {
         .await?;
         let mut entries = Vec::with_capacity(req.entries.len());
         for (i, e) in req.entries.iter().enumerate() {
-            match FilterEntry::from_slice(e) {
+            match Output::from_bytes(e) {
                 Some(e) => entries.push(e),
                 None => {
                     let s = Status::invalid_argument(format!(
-                        "entries[{i}]: must be {} bytes (got {})",
-                        crate::records::oprf::ENTRY_LEN,
+                        "entries[{i}]: must be {} bytes, an entry and its tag (got {})",
+                        crate::records::oprf::ENTRY_LEN + crate::records::oprf::TAG_LEN,
                         e.len()
                     ));
                     return Err(self.refuse_oblivious(&asked, call, s).await);

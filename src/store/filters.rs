@@ -7,18 +7,23 @@
 //! `own_filter`:
 //! - `i` ‖ source → the source's identifiers, sealed (a source is `case:<id>`
 //!   or `alert:<series id>`; never contains a zero byte)
-//! - `f` ‖ epoch BE ‖ entry ‖ source → empty: which sources hold an entry
+//! - `f` ‖ epoch BE ‖ entry ‖ source → the entry's confirmation tag: which
+//!   sources hold an entry
 //! - `s` ‖ source ‖ 0 ‖ epoch BE ‖ entry → empty: a source's entries
 //! - `k` ‖ epoch BE → empty: the epoch's entries are built for every source
 //! - `p` ‖ epoch BE ‖ entry → empty: entries published in filter records
 //! - `c` ‖ epoch BE → empty: the epoch's first publication is complete
 //! - `q` ‖ epoch BE → seq BE of the latest filter record of the epoch
+//! - `Q` → seq BE: this node's own log is noted up to there (every filter
+//!   record at or below it is in `p`, `c` and `q`)
 //!
 //! `peer_filters`:
 //! - `e` ‖ origin ‖ epoch BE ‖ entry → empty
 //! - `c` ‖ origin → seq BE: the origin's records read up to there
 //! - `r` ‖ origin ‖ epoch BE → empty: the epoch's filter is complete
-//! - `n` ‖ origin → entries held, u64 BE
+//! - `x` ‖ origin ‖ epoch BE → empty: entries of the epoch were dropped at
+//!   the limit, so the epoch's filter is not whole here (and not used)
+//! - `n` ‖ origin ‖ epoch BE → entries held, u64 BE
 //!
 //! where origin is the length-prefixed id of `keys::origin_prefix`.
 
@@ -26,19 +31,20 @@ use std::collections::BTreeSet;
 
 use super::{GATE, Store, StoreError, TxResult, keys, tx_error};
 use crate::records::model::NodeId;
-use crate::records::oprf::{ENTRY_LEN, Entry};
+use crate::records::oprf::{ENTRY_LEN, Entry, Output, Tag};
 
 /// One epoch's entry of a source.
 pub type Keyed = (u32, Entry);
 
 /// A change to one of the node's own sources: its sealed identifiers
-/// (`None`: the source is gone) and its entries before and after.
+/// (`None`: the source is gone), its entries before, and its entries
+/// after with their confirmation tags.
 #[derive(Debug, Clone, Default)]
 pub struct OwnWrite {
     pub source: String,
     pub sealed: Option<Vec<u8>>,
     pub old: Vec<Keyed>,
-    pub new: Vec<Keyed>,
+    pub new: Vec<(u32, Output)>,
 }
 
 /// A peer's filter record, as the view applies it.
@@ -182,13 +188,21 @@ impl Filters<'_> {
         Ok(out)
     }
 
-    /// The sources that hold `entry` of `epoch`.
-    pub fn own_holders(&self, epoch: u32, entry: &Entry) -> Result<Vec<String>, StoreError> {
+    /// The sources that hold `entry` of `epoch` with confirmation tag
+    /// `tag`.
+    pub fn own_holders(
+        &self,
+        epoch: u32,
+        entry: &Entry,
+        tag: &Tag,
+    ) -> Result<Vec<String>, StoreError> {
         let prefix = entry_key(b'f', epoch, entry);
         let mut out = Vec::new();
         for kv in self.store.trees.own_filter.scan_prefix(&prefix) {
-            let (k, _) = kv?;
-            out.push(String::from_utf8_lossy(&k[prefix.len()..]).into_owned());
+            let (k, v) = kv?;
+            if v.as_ref() == tag.0 {
+                out.push(String::from_utf8_lossy(&k[prefix.len()..]).into_owned());
+            }
         }
         Ok(out)
     }
@@ -232,9 +246,9 @@ impl Filters<'_> {
                 t.remove(source_key(&w.source))?;
             }
         }
-        for (epoch, e) in &w.new {
-            t.insert(holder_key(*epoch, e, &w.source), &[])?;
-            t.insert(own_entry_key(&w.source, *epoch, e), &[])?;
+        for (epoch, o) in &w.new {
+            t.insert(holder_key(*epoch, &o.entry, &w.source), &o.tag.0)?;
+            t.insert(own_entry_key(&w.source, *epoch, &o.entry), &[])?;
         }
         Ok(())
     }
@@ -282,6 +296,23 @@ impl Filters<'_> {
         ))
     }
 
+    /// Up to which seq of its own log this node noted its filter records.
+    pub fn own_noted_seq(&self) -> Result<u64, StoreError> {
+        Ok(u64_of(self.store.trees.own_filter.get([b'Q'])?))
+    }
+
+    /// Notes this node's own log as read up to `seq` (no filter record
+    /// left to note below it).
+    pub async fn note_own_up_to(&self, seq: u64) -> Result<(), StoreError> {
+        self.write(|t| {
+            if u64_of(t.get([b'Q'])?) < seq {
+                t.insert(b"Q", &seq.to_be_bytes())?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// Whether the first publication of `epoch` is complete.
     pub fn own_complete(&self, epoch: u32) -> Result<bool, StoreError> {
         Ok(self
@@ -309,6 +340,9 @@ impl Filters<'_> {
     ) -> Result<(), StoreError> {
         self.write(|t| {
             t.insert(epoch_key(b'q', epoch), &seq.to_be_bytes())?;
+            if u64_of(t.get([b'Q'])?) < seq {
+                t.insert(b"Q", &seq.to_be_bytes())?;
+            }
             for e in added {
                 t.insert(entry_key(b'p', epoch, e), &[])?;
             }
@@ -332,16 +366,24 @@ impl Filters<'_> {
         ))
     }
 
-    /// How many entries of `origin` the view holds.
+    /// How many entries of `origin` the view holds, every epoch.
     pub fn peer_count(&self, origin: &NodeId) -> Result<u64, StoreError> {
-        Ok(u64_of(
-            self.store.trees.peer_filters.get(peer_key(b'n', origin))?,
-        ))
+        let mut n = 0;
+        for kv in self
+            .store
+            .trees
+            .peer_filters
+            .scan_prefix(peer_key(b'n', origin))
+        {
+            n += u64_of(Some(kv?.1));
+        }
+        Ok(n)
     }
 
     /// Applies `origin`'s filter records read up to `up_to`, in order, in
-    /// one durable step. Additions beyond `max_entries` held for the
-    /// origin are dropped; returns how many were.
+    /// one durable step. Additions beyond `max_entries` held for one epoch
+    /// of the origin are dropped, and that epoch is then never complete
+    /// here; returns how many were dropped.
     pub async fn apply_peer(
         &self,
         origin: &NodeId,
@@ -357,28 +399,34 @@ impl Filters<'_> {
                 .trees
                 .peer_filters
                 .transaction(|t| {
-                    let mut count = u64_of(t.get(peer_key(b'n', origin))?);
                     let mut dropped = 0u64;
                     for c in changes {
+                        let n_key = peer_epoch_key(b'n', origin, c.epoch);
+                        let mut count = u64_of(t.get(&n_key)?);
                         for e in &c.removed {
                             if t.remove(peer_entry_key(origin, c.epoch, e))?.is_some() {
                                 count = count.saturating_sub(1);
                             }
                         }
+                        let mut cut = false;
                         for e in &c.added {
                             if count >= max_entries {
                                 dropped += 1;
+                                cut = true;
                                 continue;
                             }
                             if t.insert(peer_entry_key(origin, c.epoch, e), &[])?.is_none() {
                                 count += 1;
                             }
                         }
+                        t.insert(n_key, &count.to_be_bytes())?;
+                        if cut {
+                            t.insert(peer_epoch_key(b'x', origin, c.epoch), &[])?;
+                        }
                         if c.complete {
                             t.insert(peer_epoch_key(b'r', origin, c.epoch), &[])?;
                         }
                     }
-                    t.insert(peer_key(b'n', origin), &count.to_be_bytes())?;
                     t.insert(peer_key(b'c', origin), &up_to.to_be_bytes())?;
                     Ok(dropped)
                 })
@@ -405,14 +453,19 @@ impl Filters<'_> {
             .contains_key(peer_entry_key(origin, epoch, entry))?)
     }
 
-    /// The epochs of `origin`'s filter that are complete, ascending.
+    /// The epochs of `origin`'s filter that are complete here (published
+    /// whole, and none of it dropped at the limit), ascending.
     pub fn peer_complete_epochs(&self, origin: &NodeId) -> Result<Vec<u32>, StoreError> {
+        let tree = &self.store.trees.peer_filters;
         let prefix = peer_key(b'r', origin);
         let mut out = Vec::new();
-        for kv in self.store.trees.peer_filters.scan_prefix(&prefix) {
+        for kv in tree.scan_prefix(&prefix) {
             let (k, _) = kv?;
             if let Some(b) = k.get(prefix.len()..prefix.len() + 4) {
-                out.push(u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                let epoch = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                if !tree.contains_key(peer_epoch_key(b'x', origin, epoch))? {
+                    out.push(epoch);
+                }
             }
         }
         Ok(out)

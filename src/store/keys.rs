@@ -19,8 +19,10 @@
 //! - `publish_keys`: a client's publication key → `expires_at_ms as u64 BE
 //!   ‖ record id` of the record published with it; never replicated
 //! - `case_selectors`: `kind as u8 ‖ epoch as u32 BE ‖ token (32) ‖ case id` → empty
-//! - `own_filter`, `peer_filters`: see `filters` (added in schema version 3
-//!   without a migration: a store without them has no filter yet)
+//! - `own_filter`, `peer_filters`: see `filters`. Two new trees, not a new
+//!   format of an existing one, so the schema version stays 3: a store
+//!   from before them opens with both empty, which is a node with no
+//!   filter yet (it publishes one at its start)
 //! - `meta`: `schema_version` → `u32 BE`, `node_id` → node id,
 //!   `record_log_end` → committed length of the record log as `u64 BE`,
 //!   `own_seq_floor` → the own log continues above this (`u64 BE`; set by

@@ -105,12 +105,13 @@ pub struct EvaluateRequest {
 }
 
 /// The second step, after a hit in the peer's filter: the entries that
-/// hit, for the peer to say which of its cases hold them.
+/// hit with their confirmation tags, for the peer to say which of its
+/// cases hold them.
 #[derive(Debug, Clone)]
 pub struct ConfirmRequest {
     pub query_id: String,
     pub epoch: u32,
-    pub entries: Vec<crate::records::oprf::Entry>,
+    pub entries: Vec<crate::records::oprf::Output>,
     pub justification: String,
     pub requested_by: String,
 }
@@ -211,7 +212,7 @@ impl PeerClient {
         let request = pb::ConfirmRequest {
             query_id: request.query_id,
             epoch: request.epoch,
-            entries: request.entries.iter().map(|e| e.0.to_vec()).collect(),
+            entries: request.entries.iter().map(|e| e.to_bytes()).collect(),
             justification: request.justification,
             requested_by: request.requested_by,
         };

@@ -13,7 +13,7 @@ use enlace::audit::Entry;
 use enlace::components::Components;
 use enlace::records::filter::MatchFilter;
 use enlace::records::model::{NodeId, RecordKind};
-use enlace::records::oprf::SecretKey;
+use enlace::records::oprf::{Output, SecretKey, Tag};
 use enlace::records::vocabulary::SelectorKind;
 use enlace::testing::Sandbox;
 use enlace::wire::pb::v1 as pb;
@@ -142,15 +142,37 @@ async fn a_query_hits_at_the_holder_without_showing_the_others_anything_but_the_
         assert!(e.token_digests.is_empty(), "{e:?}");
     }
 
-    // Closing the case takes its identifier out of hn's filter: the next
-    // query finds nothing there (the confirmation would say so even
-    // before sv holds the removal).
+    // A confirmation counts only with the tag an evaluation yields: the
+    // entry alone, as copied from hn's published filter, confirms nothing.
+    let hn_key = SecretKey::read(&fed.member("hn").unwrap().dir.join("oprf-1.key")).unwrap();
+    let real = hn_key.output(SelectorKind::Passport, "X1234567").unwrap();
+    let copied = Output {
+        entry: real.entry,
+        tag: Tag([0; 16]),
+    };
+    let confirm = |o: Output| hn.components.cases.confirm(1, &[o]).unwrap().hits;
+    assert_eq!(confirm(copied), vec![false]);
+    assert_eq!(confirm(real), vec![true]);
+    assert!(matches!(
+        hn.components.cases.confirm(2, &[real]),
+        Err(enlace::cases::AnswerError::NoKey(2))
+    ));
+
+    // Closing the case takes its identifier out of hn's filter, and the
+    // removal reaches sv; the next query finds nothing there.
+    let hn_id = id("hn");
+    let before = sv.components.store.filters().peer_count(&hn_id).unwrap();
     hn_client
         .close_case(pb::CloseCaseRequest {
             case_id: case.case_id.clone(),
         })
         .await
         .unwrap();
+    eventually("sv holds hn's removal", || async {
+        sv.components.cases.catch_up(&hn_id).await.ok()?;
+        (sv.components.store.filters().peer_count(&hn_id).ok()? < before).then_some(())
+    })
+    .await;
     let r = query(
         &mut sv_client,
         vec![value(SelectorKind::Passport, "X1234567")],
@@ -209,6 +231,46 @@ async fn an_alert_carries_no_selector_and_its_identifiers_hit_until_it_is_withdr
     assert_eq!(at_hn.result, pb::QueryResult::Hit as i32, "{at_hn:?}");
     assert!(at_hn.case_refs.is_empty(), "an alert is no case reference");
 
+    // An alert for named members puts nothing into the filter: every
+    // member would see it change right after a record it did not receive.
+    let sources = || hn.components.store.filters().own_sources().unwrap().len();
+    assert_eq!(sources(), 1);
+    let seq = hn.components.store.filters().own_filter_seq(1).unwrap();
+    hn_client
+        .publish_alert(pb::PublishAlertRequest {
+            alert: Some(enlace::testing::sample_alert("Solo para sv")),
+            to: vec!["sv".into()],
+            selector_values: vec![value(SelectorKind::Passport, "Q7777777")],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(sources(), 1, "no identifiers of the named alert");
+    assert_eq!(
+        hn.components.store.filters().own_filter_seq(1).unwrap(),
+        seq
+    );
+    // Clear values and shared-key tokens are not mixed in one query.
+    let mixed = sv_client
+        .query(pb::QueryRequest {
+            selector_values: vec![value(SelectorKind::Passport, "X1234567")],
+            selectors: vec![pb::Selector {
+                kind: SelectorKind::Passport.wire(),
+                epoch: 1,
+                token: vec![7; 32],
+            }],
+            justification: "Mezcla".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        mixed.message().contains("not both in one query"),
+        "{mixed:?}"
+    );
+
+    let hn_id = id("hn");
+    let before = sv.components.store.filters().peer_count(&hn_id).unwrap();
     hn_client
         .withdraw_record(pb::WithdrawRecordRequest {
             record_id: published.record_id.clone(),
@@ -217,6 +279,11 @@ async fn an_alert_carries_no_selector_and_its_identifiers_hit_until_it_is_withdr
         })
         .await
         .unwrap();
+    eventually("sv holds hn's removal", || async {
+        sv.components.cases.catch_up(&hn_id).await.ok()?;
+        (sv.components.store.filters().peer_count(&hn_id).ok()? < before).then_some(())
+    })
+    .await;
     let r = query(
         &mut sv_client,
         vec![value(SelectorKind::Passport, "X1234567")],
@@ -303,7 +370,7 @@ async fn evaluations_are_budgeted_per_identifier_and_a_refusal_is_explicit_and_a
     let hn_config = fed.member("hn").unwrap().config_path();
     let text = std::fs::read_to_string(&hn_config).unwrap().replace(
         "deadline_ms = 3000\n",
-        "deadline_ms = 3000\nevaluations_per_minute = 5\n",
+        "deadline_ms = 3000\nmax_selectors = 4\nevaluations_per_minute = 5\n",
     );
     std::fs::write(&hn_config, text).unwrap();
     let hn = fed.start("hn").await.unwrap();

@@ -127,10 +127,14 @@ impl Validation<'_> {
         } else {
             self.problem("query.max_per_minute: must be at least 1");
         }
-        if raw.evaluations_per_minute >= 1 {
+        let max = u32::try_from(self.query.max_selectors).unwrap_or(u32::MAX);
+        if raw.evaluations_per_minute >= max {
             self.query.evaluations_per_minute = raw.evaluations_per_minute;
         } else {
-            self.problem("query.evaluations_per_minute: must be at least 1");
+            self.problem(format!(
+                "query.evaluations_per_minute: must be at least query.max_selectors ({max}), or a query of that many identifiers could never be evaluated (got {})",
+                raw.evaluations_per_minute
+            ));
         }
         let ms = raw.deadline_ms;
         if (100..=120_000).contains(&ms) {

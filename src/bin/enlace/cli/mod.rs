@@ -10,6 +10,7 @@ mod cases;
 mod demo;
 mod demo_roster;
 mod input;
+mod keys;
 mod output;
 mod pki;
 mod records;
@@ -53,7 +54,7 @@ pub enum Command {
     Cert(pki::CertCommand),
     /// Record-signing and governance keys.
     #[command(subcommand)]
-    Keys(pki::KeysCommand),
+    Keys(keys::KeysCommand),
     /// The federation's roster chain: propose, review and approve changes
     /// through a node, or compile, sign and seal them offline; verify.
     #[command(subcommand)]
@@ -220,7 +221,7 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             Command::Ca(c) => report(pki::ca(c)),
             Command::Cert(c) => report(pki::cert(c)),
-            Command::Keys(c) => report(pki::keys(c)),
+            Command::Keys(c) => report(keys::keys(c)),
             Command::Roster(c) => {
                 init_tracing(LogFormat::Text, "warn");
                 report(roster::roster(c).await)

@@ -123,7 +123,7 @@ async fn one_share(
         .client(peer)
         .map_err(|r| anyhow::anyhow!("cannot reach {peer}: {r:?}"))?;
     let requested_by = format!("{QUERIER}-operator");
-    let (elements, proof) = client
+    let (elements, proof, _) = client
         .evaluate(EvaluateRequest {
             query_id: query_id.clone(),
             epoch: key.epoch,
@@ -137,7 +137,7 @@ async fn one_share(
     let filters = node.store.filters();
     let mut found = Vec::new();
     for e in entries {
-        if filters.peer_holds(peer, key.epoch, &e).spelled()? {
+        if filters.peer_holds(peer, key.epoch, &e.entry).spelled()? {
             found.push(e);
         }
     }

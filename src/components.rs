@@ -174,6 +174,7 @@ impl Components {
             metrics: metrics.clone(),
             sync: settings.sync.clone(),
             roster_records,
+            filter_records: cases.filter_waker(),
         });
         Ok(Self {
             id,

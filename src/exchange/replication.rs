@@ -49,6 +49,10 @@ pub struct Replication {
     pub(super) received_mla: mpsc::UnboundedSender<String>,
     /// Poked when a roster proposal or approval is stored.
     pub(super) roster_records: Arc<tokio::sync::Notify>,
+    /// Woken when a batch stored a match filter record, so that the
+    /// node's view of that filter is brought up to date before a query
+    /// needs it.
+    pub(super) filter_records: Arc<tokio::sync::Notify>,
     status: Mutex<BTreeMap<NodeId, PeerState>>,
 }
 
@@ -69,6 +73,8 @@ pub(crate) struct ReplicationParts {
     pub metrics: Arc<Metrics>,
     pub sync: SyncConfig,
     pub roster_records: Arc<tokio::sync::Notify>,
+    /// Woken when a batch stored a match filter record.
+    pub filter_records: Arc<tokio::sync::Notify>,
 }
 
 impl Replication {
@@ -104,6 +110,7 @@ impl Replication {
             sync: p.sync,
             received_mla,
             roster_records: p.roster_records,
+            filter_records: p.filter_records,
             status: Mutex::new(status),
         };
         (replication, to_acknowledge)

@@ -3,8 +3,9 @@
 //! the last start is a rotation or the move off the shared key), publish
 //! what its filter gained and lost since the last filter record, and bring
 //! its view of the peers' filters up to the records it holds. It runs
-//! when a case or alert changed the filter, when the roster changed (an
-//! epoch may have become active), and every half minute.
+//! when a case or alert changed the filter, when replication stored a
+//! peer's filter record, when the roster changed (an epoch may have become
+//! active), and every half minute (to retry a publication).
 //!
 //! Once the node has an active OPRF key it also moves off the shared key
 //! (`docs/selectors.md`, "Migration"): each of its active alerts whose
@@ -38,6 +39,10 @@ pub(super) fn spawn(node: &Components, duties: &mut JoinSet<()>, stop: &watch::R
         // At start, and after a reload (an epoch may have become active),
         // the filter is read whole; otherwise only when it changed.
         let mut force = true;
+        // The views of the peers' filters follow their records: woken
+        // when replication stores one (and at start, and at a reload);
+        // the half-minute tick only retries publications.
+        let mut catch = true;
         loop {
             if !migrated && !node.cases.active_epochs().is_empty() {
                 match migrate_alerts(&node).await {
@@ -53,16 +58,18 @@ pub(super) fn spawn(node: &Components, duties: &mut JoinSet<()>, stop: &watch::R
                 }
             }
             publish(&node, force).await;
-            catch_up(&node).await;
-            force = tokio::select! {
-                _ = wake.notified() => false,
+            if catch {
+                catch_up(&node).await;
+            }
+            (force, catch) = tokio::select! {
+                _ = wake.notified() => (false, true),
                 r = reloads.recv() => {
                     if matches!(r, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
                         break;
                     }
-                    true
+                    (true, true)
                 }
-                _ = tick.tick() => false,
+                _ = tick.tick() => (false, false),
                 _ = stopped(&mut stop) => break,
             };
         }

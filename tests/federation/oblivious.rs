@@ -219,6 +219,12 @@ async fn an_alert_carries_no_selector_and_its_identifiers_hit_until_it_is_withdr
         Some(pb::record_view::Kind::Alert(a)) => assert!(a.selectors.is_empty(), "{a:?}"),
         other => panic!("not an alert: {other:?}"),
     }
+    // sv's view of hn's filter follows the records as they arrive, not
+    // only when a query needs it.
+    eventually("sv's view holds hn's entry unasked", || async {
+        (sv.components.store.filters().peer_count(&id("hn")).ok()? >= 1).then_some(())
+    })
+    .await;
     filters_ready(&sv.components, &["hn"], 1).await;
     let r = query(
         &mut sv_client,

@@ -43,6 +43,8 @@ impl PeerReplicator {
         let mut mla_states: HashMap<String, MlaState> = HashMap::new();
         // Whether the batch holds a roster proposal or approval.
         let mut roster_records = false;
+        // Whether the batch holds a match filter record.
+        let mut filter_records = false;
         // MLA records stored from this batch, for the audit and the acks.
         let mut mla_records: Vec<(String, String)> = Vec::new();
         // Statistical reports stored from this batch, for the audit.
@@ -64,6 +66,10 @@ impl PeerReplicator {
                     _ => None,
                 };
                 roster_records |= v.body.kind.is_roster();
+                filter_records |= matches!(
+                    v.body.kind,
+                    crate::records::model::RecordKind::MatchFilter(_)
+                );
                 let record = self.prepare(v, &mut series, &mut mla_states, now)?;
                 if kind.starts_with("mla_") && record.series.is_some() {
                     mla_records.push((kind.to_owned(), id));
@@ -186,6 +192,9 @@ impl PeerReplicator {
         }
         if roster_records && applied.stored > 0 {
             self.shared.roster_records.notify_one();
+        }
+        if filter_records && applied.stored > 0 {
+            self.shared.filter_records.notify_one();
         }
         self.shared.update_peer(&self.peer, |p| {
             p.last_contact_ms = Some(self.shared.clock.now_ms());

@@ -47,7 +47,43 @@ impl IntoStatus for AnswerError {
     }
 }
 
+/// What a call says about itself, as sent (bounded only once checked).
+struct Said<'a> {
+    /// Identifiers to evaluate or entries to confirm.
+    count: usize,
+    requested_by: &'a str,
+    justification: &'a str,
+    query_id: &'a str,
+}
+
 impl FederationService {
+    /// Who asks and why ([`FederationService::asked`]), then the checks
+    /// and budgets both calls share ([`FederationService::admit_oblivious`]).
+    async fn admit_call<T>(
+        &self,
+        request: &Request<T>,
+        call: &'static str,
+        said: Said<'_>,
+    ) -> Result<Asked, Status> {
+        let asked = self.asked(
+            request,
+            call,
+            said.requested_by,
+            said.justification,
+            said.query_id,
+        )?;
+        self.admit_oblivious(
+            &asked,
+            call,
+            said.count,
+            said.requested_by,
+            said.justification,
+            said.query_id,
+        )
+        .await?;
+        Ok(asked)
+    }
+
     /// Who asks and why, bounded; refuses a client or an observer.
     fn asked<T>(
         &self,
@@ -186,23 +222,14 @@ impl FederationService {
     ) -> Result<Response<pb::EvaluateResponse>, Status> {
         let call = "Evaluate";
         let r = request.get_ref();
-        let asked = self.asked(
-            &request,
-            call,
-            &r.requested_by,
-            &r.justification,
-            &r.query_id,
-        )?;
+        let said = Said {
+            count: r.blinded.len(),
+            requested_by: &r.requested_by,
+            justification: &r.justification,
+            query_id: &r.query_id,
+        };
+        let asked = self.admit_call(&request, call, said).await?;
         let req = request.into_inner();
-        self.admit_oblivious(
-            &asked,
-            call,
-            req.blinded.len(),
-            &req.requested_by,
-            &req.justification,
-            &req.query_id,
-        )
-        .await?;
         let evaluated = match self.node.cases.evaluate(req.epoch, &req.blinded) {
             Ok(answer) => answer,
             Err(e) => {
@@ -239,23 +266,14 @@ impl FederationService {
     ) -> Result<Response<pb::MatchResponse>, Status> {
         let call = "Confirm";
         let r = request.get_ref();
-        let asked = self.asked(
-            &request,
-            call,
-            &r.requested_by,
-            &r.justification,
-            &r.query_id,
-        )?;
+        let said = Said {
+            count: r.entries.len(),
+            requested_by: &r.requested_by,
+            justification: &r.justification,
+            query_id: &r.query_id,
+        };
+        let asked = self.admit_call(&request, call, said).await?;
         let req = request.into_inner();
-        self.admit_oblivious(
-            &asked,
-            call,
-            req.entries.len(),
-            &req.requested_by,
-            &req.justification,
-            &req.query_id,
-        )
-        .await?;
         let mut entries = Vec::with_capacity(req.entries.len());
         for (i, e) in req.entries.iter().enumerate() {
             match Output::from_bytes(e) {

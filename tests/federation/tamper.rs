@@ -212,6 +212,19 @@ async fn an_audit_log_shorter_than_its_peers_witnessed_is_reported_at_start() {
     let mut fed = Sandbox::create("test-fed", &["gt", "hn"]).await.unwrap();
     let gt = fed.start("gt").await.unwrap();
     let hn = fed.start("hn").await.unwrap();
+    // Each node's match filter published and held by the other: nothing
+    // more is written to gt's log on its own until the checkpoint.
+    let (gt_id, hn_id) = (
+        enlace::records::model::NodeId::parse("gt").unwrap(),
+        enlace::records::model::NodeId::parse("hn").unwrap(),
+    );
+    for (node, peer) in [(&gt, &hn_id), (&hn, &gt_id)] {
+        common::filter_published(&node.components).await;
+        eventually("the peer's filter held", || async {
+            node.components.cases.filter_epoch(peer).await.ok()?
+        })
+        .await;
+    }
     let mut g = fed.client("gt").await.unwrap();
     common::publish(&mut g, "antes de la pérdida", &[]).await;
     assert!(

@@ -73,6 +73,15 @@ pub async fn pull_as(
                 match stream.message().await {
                     Ok(Some(_)) => continue,
                     Ok(None) => return Ok(()),
+                    // The member's own node opened its stream meanwhile
+                    // (one per peer, the newest wins): this one was
+                    // accepted, then replaced.
+                    Err(s)
+                        if s.code() == tonic::Code::Aborted
+                            && s.message().contains("replaced this one") =>
+                    {
+                        return Ok(());
+                    }
                     Err(s) => return Err(enlace::service::client::error_chain(&s)),
                 }
             }

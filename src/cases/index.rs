@@ -19,9 +19,17 @@ use crate::trust::reload::LiveTls;
 use crate::wire::{MatchAnswer, MatchRequest, Reach};
 use tokio::sync::Notify;
 
-use super::oblivious::Question;
 use super::own::{Identifier, OprfKeys};
 use crate::records::selector::QueryTokens;
+
+/// What an oblivious question needs from the query.
+#[derive(Debug, Clone)]
+pub(crate) struct Question<'a> {
+    pub query_id: &'a str,
+    pub justification: &'a str,
+    pub actor: &'a str,
+    pub ids: &'a [Identifier],
+}
 
 /// What a query asks: the identifiers, normalised (asked obliviously of
 /// members with a match filter), and the shared-key tokens with their v1

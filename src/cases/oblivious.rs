@@ -16,7 +16,7 @@
 use std::collections::BTreeSet;
 
 use super::CaseIndex;
-use super::own::Identifier;
+use super::index::Question;
 use crate::limits::MAX_FILTER_ENTRIES_PER_MEMBER;
 use crate::records::model::{NodeId, RecordKind};
 use crate::records::oprf::{self, Blinded, ELEMENT_LEN, OprfError, Output, PROOF_LEN};
@@ -26,15 +26,6 @@ use crate::wire::{ConfirmRequest, EvaluateRequest, PeerResult};
 /// Records of an origin read per step when the view catches up: at most
 /// 8 × 32 768 entries (4 MiB) decoded and written in one transaction.
 const CATCH_UP_BATCH: usize = 8;
-
-/// What an oblivious question needs from the query.
-#[derive(Debug, Clone)]
-pub(crate) struct Question<'a> {
-    pub query_id: &'a str,
-    pub justification: &'a str,
-    pub actor: &'a str,
-    pub ids: &'a [Identifier],
-}
 
 /// Why this node cannot answer an evaluation or confirmation.
 #[derive(Debug, thiserror::Error)]

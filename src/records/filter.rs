@@ -10,7 +10,6 @@
 //! member. What it does show is how many identifiers a member holds, and
 //! when that number changes.
 
-use crate::records::model::Errors;
 use crate::records::oprf::{ENTRY_LEN, Entry};
 
 /// Most entries added, or removed, by one record (256 KiB each way).
@@ -27,23 +26,6 @@ pub struct MatchFilter {
 }
 
 impl MatchFilter {
-    pub(crate) fn check(&self, errors: &mut Errors) {
-        errors.check(self.epoch >= 1, "match_filter.epoch", "must be 1 or more");
-        for (field, list) in [
-            ("match_filter.added", &self.added),
-            ("match_filter.removed", &self.removed),
-        ] {
-            errors.check(
-                list.len() <= MAX_ENTRIES_PER_RECORD,
-                field,
-                format!(
-                    "at most {MAX_ENTRIES_PER_RECORD} entries per record (got {})",
-                    list.len()
-                ),
-            );
-        }
-    }
-
     /// Entries as the wire carries them: concatenated.
     pub fn pack(entries: &[Entry]) -> Vec<u8> {
         entries.iter().flat_map(|e| e.0).collect()

@@ -349,7 +349,7 @@ impl RecordKind {
                     format!("at most {MAX_PROPOSAL_BYTES} bytes"),
                 );
             }
-            RecordKind::MatchFilter(f) => f.check(errors),
+            RecordKind::MatchFilter(f) => check_filter(f, errors),
             RecordKind::RosterApproval(a) => {
                 errors.check(
                     a.signature.len() == 64,
@@ -529,5 +529,24 @@ impl RecordBody {
             | RecordKind::MatchFilter(_) => 0,
             _ => 1,
         }
+    }
+}
+
+/// The rules of a match filter record.
+fn check_filter(f: &crate::records::filter::MatchFilter, errors: &mut Errors) {
+    errors.check(f.epoch >= 1, "match_filter.epoch", "must be 1 or more");
+    for (field, list) in [
+        ("match_filter.added", &f.added),
+        ("match_filter.removed", &f.removed),
+    ] {
+        errors.check(
+            list.len() <= crate::records::filter::MAX_ENTRIES_PER_RECORD,
+            field,
+            format!(
+                "at most {} entries per record (got {})",
+                crate::records::filter::MAX_ENTRIES_PER_RECORD,
+                list.len()
+            ),
+        );
     }
 }

@@ -71,6 +71,9 @@ pub struct CaseIndex {
     /// One catch-up of a member's filter view at a time, per member.
     pub(super) catching_up:
         std::sync::Mutex<std::collections::HashMap<NodeId, Arc<tokio::sync::Mutex<()>>>>,
+    /// One write of a source's identifiers at a time, per source (by its
+    /// hash: [`CaseIndex::own_lock`]).
+    pub(super) own_locks: Vec<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for CaseIndex {
@@ -111,6 +114,7 @@ impl CaseIndex {
             buckets: Buckets::default(),
             evaluations: Buckets::default(),
             catching_up: std::sync::Mutex::default(),
+            own_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
         }
     }
 
@@ -146,6 +150,12 @@ impl CaseIndex {
         actor: &str,
     ) -> Result<LocalCase, CaseError> {
         case.check()?;
+        // From reading the case held to storing the new one: its index
+        // keys and filter entries are replaced by what was read.
+        let _one = self
+            .own_lock(&super::own::case_source(&case.case_id))
+            .lock()
+            .await;
         let now = self.clock.now_ms();
         let old = match self.store.cases().get(&case.case_id)? {
             Some(bytes) => serde_json::from_slice::<LocalCase>(&bytes).ok(),

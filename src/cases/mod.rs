@@ -24,6 +24,7 @@ use crate::store::StoreError;
 mod index;
 mod oblivious;
 mod own;
+mod retire;
 #[cfg(all(test, feature = "testing"))]
 mod tests;
 

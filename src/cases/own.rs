@@ -19,6 +19,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::CaseIndex;
+use super::retire::retired;
 use crate::records::filter::{MAX_ENTRIES_PER_RECORD, MatchFilter};
 use crate::records::oprf::{Entry, OprfError, Output, SecretKey};
 use crate::records::sealed::SealError;
@@ -104,9 +105,37 @@ impl CaseIndex {
             .collect()
     }
 
+    /// The epochs this node keys its identifiers under: every key it
+    /// holds but those the roster retired for it (`store::filters`,
+    /// "retired"), ascending.
+    pub(crate) fn keyed_epochs(&self) -> Vec<u32> {
+        let Some(oprf) = &self.oprf else {
+            return Vec::new();
+        };
+        let roster = self.trust.roster();
+        oprf.epochs()
+            .into_iter()
+            .filter(|e| !roster.member(&self.id).is_some_and(|m| retired(m, *e)))
+            .collect()
+    }
+
+    /// The lock a write of `source`'s identifiers holds from reading what
+    /// the source has to writing what it gets, so that two writes of one
+    /// source cannot both remove the same old entries and both add their
+    /// own (the first one's would stay, and confirm an identifier the
+    /// source no longer has).
+    pub(crate) fn own_lock(&self, source: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        source.hash(&mut h);
+        &self.own_locks[(h.finish() % self.own_locks.len() as u64) as usize]
+    }
+
     /// The write that gives `source` the identifiers `ids` (`None`: the
-    /// source goes), with its entries under every key this node holds.
-    /// `None` if the node has no OPRF key, or nothing would change.
+    /// source goes), with its entries under every key this node keys
+    /// ([`CaseIndex::keyed_epochs`]). `None` if the node has no OPRF key,
+    /// or nothing would change. The caller holds [`CaseIndex::own_lock`]
+    /// until the write is stored.
     pub(crate) fn own_write(
         &self,
         source: &str,
@@ -124,7 +153,7 @@ impl CaseIndex {
                 ids.dedup();
                 (
                     Some(seal(oprf, source, &ids)?),
-                    entries(oprf, &ids, &oprf.epochs())?,
+                    entries(oprf, &ids, &self.keyed_epochs())?,
                 )
             }
             _ => (None, Vec::new()),
@@ -147,6 +176,7 @@ impl CaseIndex {
         source: &str,
         ids: Option<&[Identifier]>,
     ) -> Result<(), OwnError> {
+        let _one = self.own_lock(source).lock().await;
         if let Some(w) = self.own_write(source, ids)? {
             self.store.filters().put_own(&[w], false).await?;
             self.filter_dirty
@@ -165,9 +195,10 @@ impl CaseIndex {
             return Ok(());
         };
         let filters = self.store.filters();
+        let keyed = self.keyed_epochs();
         for key in oprf.keys() {
             let epoch = key.epoch();
-            if filters.epoch_built(epoch)? {
+            if !keyed.contains(&epoch) || filters.epoch_built(epoch)? {
                 continue;
             }
             let sources = filters.own_sources()?;

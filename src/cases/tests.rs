@@ -218,3 +218,34 @@ fn a_case_counts_at_the_highest_stage_it_reached_and_when() {
     late.track_stage(None, 500);
     assert_eq!(late.reached(), (CaseStage::Convicted, 50));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_of_one_source_leave_only_the_last_ones_entries() {
+    use super::own::{Identifier, alert_source};
+    let sandbox = sandbox(&["gt"]).await;
+    let gt = sandbox.components("gt").unwrap();
+    let source = alert_source("series-1");
+    for round in 0..40u32 {
+        let writes: Vec<_> = (0..8u32)
+            .map(|i| {
+                let cases = gt.cases.clone();
+                let source = source.clone();
+                tokio::spawn(async move {
+                    let id = Identifier {
+                        kind: SelectorKind::Passport,
+                        value: format!("X{round:03}{i:04}"),
+                    };
+                    cases.put_own_source(&source, Some(&[id])).await
+                })
+            })
+            .collect();
+        for w in writes {
+            w.await.expect("task").expect("written");
+        }
+        // Each write gives the source one identifier: whichever came last,
+        // the source has one entry under the node's one key, not one left
+        // behind by a write that read the same old entries.
+        let entries = gt.store.filters().own_entries_of(&source).expect("read");
+        assert_eq!(entries.len(), 1, "round {round}: {entries:?}");
+    }
+}

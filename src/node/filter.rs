@@ -57,9 +57,16 @@ pub(super) fn spawn(node: &Components, duties: &mut JoinSet<()>, stop: &watch::R
                     }
                 }
             }
+            if force {
+                retire(&node).await;
+            }
             publish(&node, force).await;
             if catch {
                 catch_up(&node).await;
+                // Records of a retired epoch that arrived since.
+                if let Err(error) = purge_retired(&node).await {
+                    tracing::warn!(%error, "cannot purge the filter records of retired epochs; retrying later");
+                }
             }
             (force, catch) = tokio::select! {
                 _ = wake.notified() => (false, true),
@@ -176,7 +183,6 @@ pub async fn purge_shared_tokens(
     own: &crate::records::model::NodeId,
     now_ms: i64,
 ) -> Result<usize, crate::store::StoreError> {
-    use crate::records::lifecycle;
     use crate::records::model::{Content, RecordKind};
     let mut due = Vec::new();
     let mut after = 0;
@@ -206,22 +212,117 @@ pub async fn purge_shared_tokens(
                 .decoded(body.series_id())?
                 .is_none_or(|s| s.withdrawn.is_none() && s.current == body.record_id);
             if !in_force {
-                let tombstone = lifecycle::Tombstone::of(&body, &envelope.encode(), now_ms, now_ms);
-                let expires = lifecycle::expires_at(&body).unwrap_or(now_ms);
-                due.push((r.origin, r.seq, expires, tombstone));
+                due.push((r.origin, r.seq, envelope, body));
             }
         }
     }
     let n = due.len();
-    for (origin, seq, expires, tombstone) in due {
-        let entry = crate::audit::Entry::new(crate::audit::Action::RecordPurged, own.as_str())
-            .counterpart(&origin)
-            .id(tombstone.record_id.clone())
-            .result("a version no longer in force that carried shared-key selectors, purged after the move off the shared key");
-        store
-            .records()
-            .purge(&origin, seq, expires, tombstone.encode(), entry.encode())
-            .await?;
+    for (origin, seq, envelope, body) in due {
+        purge_content(store, own, &origin, seq, (&envelope, &body), now_ms, "a version no longer in force that carried shared-key selectors, purged after the move off the shared key").await?;
     }
     Ok(n)
+}
+
+/// Replaces the content of `origin`'s record `seq` (`record`: its
+/// envelope and body) with a tombstone, audited with `why`.
+async fn purge_content(
+    store: &crate::store::Store,
+    own: &crate::records::model::NodeId,
+    origin: &crate::records::model::NodeId,
+    seq: u64,
+    record: (&crate::wire::Envelope, &crate::records::model::RecordBody),
+    now_ms: i64,
+    why: &str,
+) -> Result<(), crate::store::StoreError> {
+    use crate::records::lifecycle;
+    let (envelope, body) = record;
+    let tombstone = lifecycle::Tombstone::of(body, &envelope.encode(), now_ms, now_ms);
+    let expires = lifecycle::expires_at(body).unwrap_or(now_ms);
+    let entry = crate::audit::Entry::new(crate::audit::Action::RecordPurged, own.as_str())
+        .counterpart(origin)
+        .id(tombstone.record_id.clone())
+        .result(why);
+    store
+        .records()
+        .purge(origin, seq, expires, tombstone.encode(), entry.encode())
+        .await
+}
+
+/// Drops what this node holds of epochs the roster retired
+/// ([`crate::cases::CaseIndex::retire_epochs`]), then purges their filter
+/// records.
+async fn retire(node: &Components) {
+    match node.cases.retire_epochs().await {
+        Ok(retired) => {
+            for (member, epoch) in retired {
+                tracing::info!(%member, epoch, "a retired epoch's match filter dropped");
+            }
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot drop the match filters of retired epochs; retrying at the next reload")
+        }
+    }
+    if let Err(error) = purge_retired(node).await {
+        tracing::warn!(%error, "cannot purge the filter records of retired epochs; retrying later");
+    }
+}
+
+/// Purges, wherever this node holds them, the filter records of every
+/// member's retired epochs (its own too), from where the last pass
+/// stopped up to the records held. Each purge is audited; the tombstone
+/// keeps the record's place and digest in the origin's log. Returns how
+/// many.
+pub(crate) async fn purge_retired(node: &Components) -> Result<usize, crate::store::StoreError> {
+    use crate::records::model::RecordKind;
+    let filters = node.store.filters();
+    let records = node.store.records();
+    let now = node.clock.now_ms();
+    let mut purged = 0;
+    let members: Vec<_> = node
+        .trust
+        .roster()
+        .members()
+        .map(|m| m.id.clone())
+        .collect();
+    for origin in members {
+        for (epoch, done) in filters.retired(&origin)? {
+            let up_to = if origin == node.id {
+                node.store.watermark().own_seq
+            } else {
+                records.cursor(&origin)?
+            };
+            let mut after = done;
+            while after < up_to {
+                let batch = records.of_origin(&origin, after, up_to, 256)?;
+                let Some(last) = batch.last().map(|r| r.seq) else {
+                    break;
+                };
+                for r in batch {
+                    let Some(Ok((envelope, body))) =
+                        r.content.envelope().map(crate::wire::open_stored)
+                    else {
+                        continue;
+                    };
+                    if matches!(&body.kind, RecordKind::MatchFilter(f) if f.epoch == epoch) {
+                        purge_content(
+                            &node.store,
+                            &node.id,
+                            &origin,
+                            r.seq,
+                            (&envelope, &body),
+                            now,
+                            &format!("a match filter record of retired epoch {epoch}, purged"),
+                        )
+                        .await?;
+                        purged += 1;
+                    }
+                }
+                after = last;
+            }
+            if up_to > done {
+                filters.purged_up_to(&origin, epoch, up_to).await?;
+            }
+        }
+    }
+    Ok(purged)
 }

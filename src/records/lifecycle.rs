@@ -379,7 +379,7 @@ impl Tombstone {
                 .kind
                 .content()
                 .map(|c| c.kind_name())
-                .unwrap_or("withdrawal")
+                .unwrap_or(body.kind.name())
                 .into(),
             created_at_ms: body.created_at_ms,
             expired_at_ms,

@@ -140,6 +140,74 @@ async fn matches_hold_across_an_oprf_key_rotation() {
     ));
     let q = ask(&mut s).await;
     assert!(last_way(&common::audit_log(&sv.components), &q).contains("epoch 2"));
+
+    // The retired epoch's filter goes: hn's own entries, sv's view of
+    // it, and hn's filter records of it at both nodes, purged to
+    // tombstones (audited); epoch 2 stays whole and keeps matching.
+    eventually("epoch 1 dropped at both nodes", || async {
+        (hn.components.store.filters().own_built_epochs().ok()? == [2].into()
+            && sv.components.store.filters().peer_epochs(&hn_id).ok()? == [2].into())
+        .then_some(())
+    })
+    .await;
+    for n in [&hn, &sv] {
+        let (kept, purged) = eventually("epoch 1's records purged", || async {
+            let held = filter_records(n, &hn_id);
+            (held.0.iter().all(|e| *e != 1)).then_some(held)
+        })
+        .await;
+        assert!(kept.contains(&2), "{}: {kept:?}", n.components.id);
+        assert!(purged >= 1, "{}: no tombstone", n.components.id);
+        assert!(
+            common::audit_log(&n.components)
+                .iter()
+                .any(|e| e.action == "record_purged" && e.result.contains("retired epoch 1")),
+            "{}",
+            n.components.id
+        );
+    }
+    let own = hn.components.store.filters();
+    let sources = own.own_sources().unwrap();
+    assert!(!sources.is_empty());
+    for (source, _) in sources {
+        let epochs: Vec<u32> = own
+            .own_entries_of(&source)
+            .unwrap()
+            .iter()
+            .map(|(e, _)| *e)
+            .collect();
+        assert_eq!(epochs, vec![2], "{source}");
+    }
+    let q = ask(&mut s).await;
+    assert!(last_way(&common::audit_log(&sv.components), &q).contains("epoch 2"));
     hn.stop().await.unwrap();
     sv.stop().await.unwrap();
+}
+
+/// The epochs of `origin`'s filter records `node` holds whole, and how
+/// many of them it holds as tombstones.
+fn filter_records(node: &enlace::testing::RunningNode, origin: &NodeId) -> (Vec<u32>, usize) {
+    let (records, _) = node
+        .components
+        .store
+        .records()
+        .list(0, 100_000, Some(origin))
+        .unwrap();
+    let mut epochs = Vec::new();
+    let mut purged = 0;
+    for r in records {
+        match &r.content {
+            enlace::store::Content::Tombstone(t) => {
+                let t = enlace::records::lifecycle::Tombstone::decode(t).unwrap();
+                purged += usize::from(t.kind == "match_filter");
+            }
+            c => {
+                let (_, body) = enlace::wire::open_stored(c.envelope().unwrap()).unwrap();
+                if let enlace::records::model::RecordKind::MatchFilter(f) = body.kind {
+                    epochs.push(f.epoch);
+                }
+            }
+        }
+    }
+    (epochs, purged)
 }

@@ -24,10 +24,15 @@
 //! - `x` ‖ origin ‖ epoch BE → empty: entries of the epoch were dropped at
 //!   the limit, so the epoch's filter is not whole here (and not used)
 //! - `n` ‖ origin ‖ epoch BE → entries held, u64 BE
+//! - `g` ‖ origin ‖ epoch BE → seq BE: the epoch is retired (any origin,
+//!   this node too): its entries are gone, it takes none again, and the
+//!   origin's filter records of it are purged up to that seq (`retired`)
 //!
 //! where origin is the length-prefixed id of `keys::origin_prefix`.
 
 use std::collections::BTreeSet;
+
+mod retired;
 
 use super::{GATE, Store, StoreError, TxResult, keys, tx_error};
 use crate::records::model::NodeId;
@@ -126,9 +131,18 @@ fn u64_of(v: Option<sled::IVec>) -> u64 {
 }
 
 impl Filters<'_> {
-    /// Runs `write` on the two trees in one transaction, then waits until
-    /// it is durable.
+    /// Runs `write` on the own filter in one transaction, then waits
+    /// until it is durable.
     async fn write<F>(&self, write: F) -> Result<(), StoreError>
+    where
+        F: Fn(&sled::transaction::TransactionalTree) -> TxResult<()>,
+    {
+        self.write_in(&self.store.trees.own_filter, write).await
+    }
+
+    /// Runs `write` on `tree` in one transaction, then waits until it is
+    /// durable.
+    async fn write_in<F>(&self, tree: &sled::Tree, write: F) -> Result<(), StoreError>
     where
         F: Fn(&sled::transaction::TransactionalTree) -> TxResult<()>,
     {
@@ -136,11 +150,7 @@ impl Filters<'_> {
         let gate = GATE.lock().await;
         let generation = {
             let mut w = store.writer.lock().map_err(|_| StoreError::Poisoned)?;
-            store
-                .trees
-                .own_filter
-                .transaction(|t| write(t))
-                .map_err(tx_error)?;
+            tree.transaction(|t| write(t)).map_err(tx_error)?;
             w.generation += 1;
             w.generation
         };
@@ -401,6 +411,10 @@ impl Filters<'_> {
                 .transaction(|t| {
                     let mut dropped = 0u64;
                     for c in changes {
+                        // A retired epoch takes no entries again.
+                        if t.get(peer_epoch_key(b'g', origin, c.epoch))?.is_some() {
+                            continue;
+                        }
                         let n_key = peer_epoch_key(b'n', origin, c.epoch);
                         let mut count = u64_of(t.get(&n_key)?);
                         for e in &c.removed {

@@ -1,12 +1,16 @@
 //! No member can reverse an identifier (`docs/selectors.md`, "Threat
-//! model"): every byte a member holds after an exchange, attacked with a
-//! dictionary and every key that member has. Under the shared-key scheme
+//! model"): every byte a member holds after an exchange — its store, the
+//! log its process wrote at trace level, its audit log as exported —
+//! attacked with a dictionary and every key that member has. The member
+//! (`sv`) runs as operators run it, the built binary. Under the shared-key scheme
 //! the attack recovers the passport, which shows it can succeed; under
 //! per-member OPRF keys it recovers nothing. And the move itself: once a
 //! member has its OPRF key, no active record anywhere carries a
 //! shared-key selector.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 
 use crate::common::{self, eventually};
 use crate::query_mla::{add_case, answer, query, value};
@@ -42,7 +46,8 @@ fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 /// The candidates of the dictionary that member `id` (stopped) can
 /// recover from what it holds — its data directory byte for byte (store,
-/// record log) and its audit log as exported — with every key it has:
+/// record log), the log its process wrote, and its audit log as exported
+/// — in clear or with every key it has:
 /// the shared matching key (token bytes, their hex, their audit digest),
 /// its own OPRF key (entry bytes and hex), and its identifiers key (every
 /// sealed value it holds, opened).
@@ -55,9 +60,14 @@ fn recovered(fed: &Sandbox, id: &str) -> Vec<String> {
         .iter()
         .map(|p| std::fs::read(p).unwrap())
         .collect();
+    let log = std::fs::read(Binary::log_path(fed, id)).unwrap();
+    assert!(
+        String::from_utf8_lossy(&log).contains("DEBUG"),
+        "the node's log holds what it logs at debug level and below"
+    );
+    hay.push(log);
+    hay.push(audit_export(&member.config_path()));
     let store = Store::open(&member.data_dir(), &NodeId::parse(id).unwrap()).unwrap();
-    let entries = store.audit().entries(0, 1_000_000).unwrap();
-    hay.extend(entries.iter().map(|e| e.body.clone()));
     let mut opened = Vec::new();
     for (source, sealed) in store.filters().own_sources().unwrap() {
         if let Ok(plain) = local.open(source.as_bytes(), &sealed) {
@@ -72,6 +82,7 @@ fn recovered(fed: &Sandbox, id: &str) -> Vec<String> {
         let token = matching.token(SelectorKind::Passport, &candidate);
         let entry = oprf.entry(SelectorKind::Passport, &candidate).unwrap();
         for form in [
+            candidate.clone().into_bytes(),
             token.token.to_vec(),
             token.hex().into_bytes(),
             enlace::audit::token_digest(&token).into_bytes(),
@@ -105,19 +116,97 @@ fn recovered(fed: &Sandbox, id: &str) -> Vec<String> {
     found.into_iter().collect()
 }
 
+/// A member's node as operators run it: the built binary, with what
+/// enlace logs at every level (and the libraries at info) written to a
+/// file beside its data directory.
+struct Binary {
+    child: Child,
+}
+
+impl Binary {
+    fn log_path(fed: &Sandbox, id: &str) -> PathBuf {
+        fed.member(id).unwrap().dir.join("node.log")
+    }
+
+    async fn start(fed: &mut Sandbox, id: &str) -> Binary {
+        drop(fed.take_listeners(id));
+        let log = std::fs::File::create(Self::log_path(fed, id)).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_enlace"))
+            .args(["node", "run", "--config"])
+            .arg(fed.member(id).unwrap().config_path())
+            .env("RUST_LOG", "enlace=trace,info")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start the node");
+        eventually("the node answers its agencies", || async {
+            fed.client(id).await.ok().map(|_| ())
+        })
+        .await;
+        Binary { child }
+    }
+
+    /// Stops the node as an operator does (SIGTERM), and waits for it.
+    async fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let status = tokio::task::spawn_blocking(move || {
+            Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+            self.child.wait().unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(status.success(), "the node stopped cleanly: {status}");
+    }
+}
+
+/// The audit log as `enlace audit export` prints it from a stopped
+/// node's store.
+fn audit_export(config: &Path) -> Vec<u8> {
+    let out = Command::new(env!("CARGO_BIN_EXE_enlace"))
+        .args(["audit", "export", "--config"])
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run enlace audit export");
+    assert!(out.status.success(), "audit export failed");
+    assert!(!out.stdout.is_empty());
+    out.stdout
+}
+
+/// Whether `c`'s node (sv) asked hn obliviously in a query it audited
+/// after entry `after`; returns the last entry read.
+async fn asked_obliviously(c: &mut crate::query_mla::Client, after: &mut u64) -> bool {
+    let mut entries = c
+        .read_audit(pb::ReadAuditRequest {
+            after: *after,
+            justification: "Prueba: ¿se preguntó a hn sin revelar nada?".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut seen = false;
+    while let Some(e) = entries.message().await.unwrap() {
+        *after = e.n;
+        let e = enlace::audit::Entry::decode(&e.body).unwrap();
+        seen |= e.action == "query_result"
+            && e.counterparts == ["hn"]
+            && e.result.contains("(oblivious, epoch 1)");
+    }
+    seen
+}
+
 /// hn publishes an alert about the passport and registers a case with
-/// it; sv receives the alert and asks about another passport (outside the
-/// dictionary), obliviously if `oblivious` (once it holds hn's filter).
+/// it; sv (the binary) receives the alert and asks about another
+/// passport, `control`, obliviously if `oblivious` (once it holds hn's
+/// filter).
 async fn exchange(
     fed: &mut Sandbox,
     oblivious: bool,
-) -> (
-    enlace::testing::RunningNode,
-    enlace::testing::RunningNode,
-    String,
-) {
+    control: &str,
+) -> (enlace::testing::RunningNode, Binary, String) {
     let hn = fed.start("hn").await.unwrap();
-    let sv = fed.start("sv").await.unwrap();
+    let sv = Binary::start(fed, "sv").await;
     let mut h = fed.client("hn").await.unwrap();
     let mut s = fed.client("sv").await.unwrap();
     let alert = h
@@ -137,42 +226,54 @@ async fn exchange(
         vec![value(SelectorKind::Passport, PASSPORT)],
     )
     .await;
-    let hn_id = NodeId::parse("hn").unwrap();
-    eventually("sv holds the alert", || async {
-        sv.components
-            .store
-            .records()
-            .get_by_id(&alert.record_id)
-            .ok()
-            .flatten()
-            .map(|_| ())
+    eventually("sv holds the alert", || {
+        let mut s = s.clone();
+        let id = alert.record_id.clone();
+        async move {
+            s.get_record(pb::GetRecordRequest { record_id: id })
+                .await
+                .ok()
+                .map(|_| ())
+        }
     })
     .await;
+    let probe = s.clone();
+    let ask = || {
+        let mut s = probe.clone();
+        async move {
+            let r = query(
+                &mut s,
+                vec![value(SelectorKind::Passport, control)],
+                "Control",
+            )
+            .await
+            .unwrap();
+            assert_eq!(
+                answer(&r, "hn").result,
+                pb::QueryResult::NoHit as i32,
+                "{r:?}"
+            );
+        }
+    };
     if oblivious {
-        eventually("sv holds hn's filter", || async {
-            (sv.components
-                .cases
-                .filter_epoch(&hn_id)
-                .await
-                .ok()?
-                .is_some()
-                && sv.components.store.filters().peer_count(&hn_id).ok()? >= 1)
-                .then_some(())
-        })
-        .await;
+        // Asked again until sv holds hn's filter and asks obliviously.
+        let mut after = 0;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut ticks = common::pace(std::time::Duration::from_millis(200));
+        loop {
+            ticks.tick().await;
+            ask().await;
+            if asked_obliviously(&mut s, &mut after).await {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "sv never asked hn obliviously"
+            );
+        }
+    } else {
+        ask().await;
     }
-    let r = query(
-        &mut s,
-        vec![value(SelectorKind::Passport, "Z9999999")],
-        "Control",
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        answer(&r, "hn").result,
-        pb::QueryResult::NoHit as i32,
-        "{r:?}"
-    );
     (hn, sv, alert.record_id)
 }
 
@@ -182,9 +283,11 @@ async fn under_the_shared_key_a_member_recovers_the_passport_from_what_it_holds(
     let mut fed = Sandbox::create("test-fed", &["hn", "sv"]).await.unwrap();
     common::shared_key_only(&fed, "hn", true);
     common::shared_key_only(&fed, "sv", true);
-    let (hn, sv, _) = exchange(&mut fed, false).await;
+    // The control passport is outside the dictionary: under the shared
+    // key, sv's own audit keeps a testable digest of what it asked.
+    let (hn, sv, _) = exchange(&mut fed, false, "Z9999999").await;
     hn.stop().await.unwrap();
-    sv.stop().await.unwrap();
+    sv.stop().await;
     assert_eq!(recovered(&fed, "sv"), vec![PASSPORT.to_string()]);
 }
 
@@ -192,15 +295,12 @@ async fn under_the_shared_key_a_member_recovers_the_passport_from_what_it_holds(
 async fn under_per_member_keys_a_member_recovers_nothing_from_what_it_holds() {
     common::init_tracing();
     let mut fed = Sandbox::create("test-fed", &["hn", "sv"]).await.unwrap();
-    let (hn, sv, _) = exchange(&mut fed, true).await;
-    // sv asked hn obliviously, and holds hn's filter with the passport.
-    let log = common::audit_log(&sv.components);
-    assert!(
-        log.iter()
-            .any(|e| e.action == "query_result" && e.result.contains("(oblivious, epoch 1)"))
-    );
+    // sv holds hn's filter with the passport, and asked hn obliviously
+    // about another passport of the dictionary: of that one, too, it
+    // keeps nothing a key of its own reverses.
+    let (hn, sv, _) = exchange(&mut fed, true, "X1234999").await;
     hn.stop().await.unwrap();
-    sv.stop().await.unwrap();
+    sv.stop().await;
     assert_eq!(recovered(&fed, "sv"), Vec::<String>::new());
 }
 
@@ -209,7 +309,7 @@ async fn once_a_member_has_its_oprf_key_no_active_record_carries_a_shared_key_se
     common::init_tracing();
     let mut fed = Sandbox::create("test-fed", &["hn", "sv"]).await.unwrap();
     common::shared_key_only(&fed, "hn", true);
-    let (hn, sv, record_id) = exchange(&mut fed, false).await;
+    let (hn, sv, record_id) = exchange(&mut fed, false, "Z9999999").await;
     let selectors_of_current = |c: &mut crate::query_mla::Client| {
         let mut c = c.clone();
         async move {
@@ -255,7 +355,7 @@ async fn once_a_member_has_its_oprf_key_no_active_record_carries_a_shared_key_se
             .any(|e| e.action == "record_updated" && e.actor == "hn")
     );
     hn.stop().await.unwrap();
-    sv.stop().await.unwrap();
+    sv.stop().await;
 
     // sv still holds the first version, token and all: a copy of the
     // shared key reverses it. The purge that ends the move takes it.

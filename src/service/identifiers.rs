@@ -2,7 +2,10 @@
 //! node's match filter (`crate::cases`), only for alerts to all members
 //! (a filter change right after an alert for named members would tell
 //! every other member it exists), and the change published before the
-//! request is answered, so that a query that follows finds it.
+//! request is answered, so that a query that follows finds it. The record
+//! and its identifiers are two writes: a node that stops between them has
+//! not answered, and the agency's retry with the same idempotency key
+//! (the publication `already_published`) writes the identifiers again.
 
 use tonic::{Response, Status};
 

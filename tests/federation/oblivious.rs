@@ -420,3 +420,73 @@ async fn evaluations_are_budgeted_per_identifier_and_a_refusal_is_explicit_and_a
     hn.stop().await.unwrap();
     sv.stop().await.unwrap();
 }
+
+/// An alert is stored before its identifiers go into the filter; a node
+/// that stops in between has acknowledged nothing, and the agency's retry
+/// with its idempotency key stores nothing twice and puts the identifiers
+/// in (`docs/selectors.md`, "Alerts").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publication_retried_with_its_key_puts_the_identifiers_it_lost_in_the_filter() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["hn", "sv"]).await.unwrap();
+    let hn = fed.start("hn").await.unwrap();
+    let sv = fed.start("sv").await.unwrap();
+    let mut hn_client = fed.client("hn").await.unwrap();
+    let mut sv_client = fed.client("sv").await.unwrap();
+    common::filter_published(&hn.components).await;
+    // The record stored, and the node gone before the identifiers.
+    let sample = || enlace::testing::sample_alert("Posible víctima en tránsito");
+    let mut errors = enlace::records::model::Errors::default();
+    let mut wire = sample();
+    wire.expires_at_ms = enlace::clock::now_ms() + 86_400_000;
+    wire.urgency = enlace::records::vocabulary::Urgency::Routine.wire();
+    wire.subject_category = enlace::records::vocabulary::SubjectCategory::Victim.wire();
+    let alert = enlace::wire::alert_from_pb(wire, "alert", &mut errors);
+    let alert = alert.unwrap_or_else(|| panic!("{errors:?}"));
+    let first = hn
+        .components
+        .publisher
+        .apply_change(
+            enlace::publish::Change::Publish {
+                content: enlace::records::model::Content::Alert(alert),
+                recipients: Vec::new(),
+                key: Some(enlace::publish::PublishKey::parse("HN-ALERTA-77").unwrap()),
+            },
+            false,
+            "hn-operator",
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let sources = || hn.components.store.filters().own_sources().unwrap().len();
+    assert_eq!(sources(), 0);
+
+    let retried = hn_client
+        .publish_alert(pb::PublishAlertRequest {
+            alert: Some(sample()),
+            selector_values: vec![value(SelectorKind::Passport, "X1234567")],
+            idempotency_key: "HN-ALERTA-77".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(retried.already_published, "{retried:?}");
+    assert_eq!(retried.record_id, first.body.record_id);
+    assert_eq!(sources(), 1, "the retry put the identifiers in");
+    filters_ready(&sv.components, &["hn"], 1).await;
+    let r = query(
+        &mut sv_client,
+        vec![value(SelectorKind::Passport, "X1234567")],
+        "Verificación de alerta",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        answer(&r, "hn").result,
+        pb::QueryResult::Hit as i32,
+        "{r:?}"
+    );
+    hn.stop().await.unwrap();
+    sv.stop().await.unwrap();
+}

@@ -225,7 +225,7 @@ async fn a_roster_source_that_changes_an_oprf_epochs_key_is_not_compiled() {
     assert!(!out.status.success());
     let err = text(&out.stderr);
     for part in [
-        "refused (oprf_epoch): version 2 is refused: member gt's oprf_keys, epoch 1",
+        "refused (oprf_epoch): version 2, member gt's oprf_keys, epoch 1",
         "(rule: an epoch keeps its key)",
         "list the new key under a new epoch, greater than 1",
     ] {

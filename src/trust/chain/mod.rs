@@ -243,7 +243,7 @@ pub enum Refusal {
         first: String,
         second: String,
     },
-    #[error("version {version} is refused: member {member}'s oprf_keys, epoch {epoch}: {rule}")]
+    #[error("version {version}, member {member}'s oprf_keys, epoch {epoch}: {rule}")]
     OprfEpoch {
         version: u64,
         member: NodeId,

@@ -80,7 +80,6 @@ pub fn check(current: &Roster, next: &Roster) -> Result<(), Refusal> {
         let Some(before) = current.member(&after.id) else {
             continue;
         };
-        // `oprf_keys` is sorted by epoch (`Roster::from_version`).
         let Some(latest) = before.oprf_keys.iter().map(|k| k.epoch).max() else {
             continue;
         };

@@ -59,7 +59,7 @@
 //! | `enlace_roster_expiry_timestamp_seconds` | gauge | | when the roster version in force expires (Unix time) |
 //! | `enlace_roster_expiring` | gauge | | 1 when it expires within 30 days, or has expired |
 //! | `enlace_roster_pending_proposals` | gauge | | proposals that follow the version in force and wait for approvals |
-//! | `enlace_roster_refused_total` | counter | `reason` | roster proposals, approvals and versions refused since start; `reason` is [`crate::trust::chain::Refusal::reason`] (`version_skip`, `rollback`, `wrong_previous`, `expired`, `unknown_key`, `duplicate_signer`, `conflict`, …) |
+//! | `enlace_roster_refused_total` | counter | `reason` | roster proposals, approvals and versions refused since start; `reason` is [`crate::trust::chain::Refusal::reason`] (`version_skip`, `rollback`, `wrong_previous`, `expired`, `unknown_key`, `duplicate_signer`, `conflict`, `oprf_epoch`, …) |
 //! | `enlace_certificate_days_left` | gauge | `certificate`, `subject` | whole days to expiry, negative once expired |
 //! | `enlace_certificate_not_after_timestamp_seconds` | gauge | `certificate`, `subject` | expiry (Unix time) |
 //! | `enlace_certificate_expiring` | gauge | `certificate`, `subject` | 1 within [`crate::trust::reload::EXPIRY_WARNING_DAYS`] days of expiry (the log warns too) |

@@ -2,7 +2,8 @@
 //! runs them: a change compiled, approved offline, refused below the
 //! threshold, sealed, verified and shown; and the same change through
 //! running nodes: proposed, listed, diffed, approved there and offline,
-//! refused for a key of no member, and adopted by the nodes themselves.
+//! refused for a key of no member, and adopted by the nodes themselves;
+//! and a source that breaks the OPRF epoch rules refused at compile.
 
 use crate::cli::{run, text};
 use crate::common::eventually;
@@ -173,6 +174,64 @@ async fn a_roster_change_is_compiled_approved_offline_sealed_and_verified() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_roster_source_that_changes_an_oprf_epochs_key_is_not_compiled() {
+    let fed = Sandbox::create("test-fed", &["gt", "hn", "sv"])
+        .await
+        .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let w = |n: &str| work.path().join(n).to_str().unwrap().to_owned();
+    let source = fed.dir.join("federation.toml");
+
+    // A new key printed for gt's epoch 1, which the chain lists already.
+    let out = run(&[
+        "keys",
+        "generate-oprf",
+        "--epoch",
+        "1",
+        "--out",
+        &w("oprf-1-again.key"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let entry = text(&out.stdout);
+    let new_key = entry
+        .lines()
+        .find_map(|l| l.strip_prefix("public_key = "))
+        .unwrap()
+        .to_owned();
+    let toml = std::fs::read_to_string(&source).unwrap();
+    let gt = toml.find("id = \"gt\"").unwrap();
+    let at = gt + toml[gt..].find("[[members.oprf_keys]]").unwrap();
+    let line = at + toml[at..].find("public_key = ").unwrap();
+    let end = line + toml[line..].find('\n').unwrap();
+    let edited = format!("{}public_key = {new_key}{}", &toml[..line], &toml[end..]);
+    assert_ne!(edited, toml);
+    // Beside the original: the source names its CA files relative to it.
+    let edited_path = fed.dir.join("federation-edited.toml");
+    std::fs::write(&edited_path, edited).unwrap();
+
+    let out = run(&[
+        "roster",
+        "compile",
+        "--file",
+        edited_path.to_str().unwrap(),
+        "--after",
+        fed.chain_dir().to_str().unwrap(),
+        "--out",
+        &w("2.version"),
+    ]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    for part in [
+        "refused (oprf_epoch): version 2, member gt's oprf_keys, epoch 1",
+        "(rule: an epoch keeps its key)",
+        "list the new key under a new epoch, greater than 1",
+    ] {
+        assert!(err.contains(part), "{part:?} not in {err}");
+    }
+    assert!(!work.path().join("2.version").exists(), "nothing written");
 }
 
 /// Runs the binary off the runtime's threads: the nodes of the test run

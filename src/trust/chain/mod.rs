@@ -27,6 +27,10 @@
 //!   Approvals are detached signatures over the hash, by governance keys
 //!   that never sign records, so they can be made offline and carried
 //!   anywhere.
+//! - A member's OPRF epochs only move forward: an epoch keeps its key, a
+//!   new one is greater than every one listed before, and a member with
+//!   OPRF keys keeps at least one ([`oprf_epochs`]), because nodes drop
+//!   what they hold of a retired epoch for good.
 //!
 //! Everything here is pure: no I/O, no clock (the caller passes the time).
 
@@ -41,10 +45,12 @@ use crate::trust::roster::{Roster, RosterError, sha256};
 use crate::wire::pb::v1 as pb;
 
 pub mod dir;
+mod oprf_epochs;
 #[cfg(test)]
 mod tests;
 mod walk;
 
+pub use oprf_epochs::{OprfEpochRule, check as check_oprf_epochs};
 pub use walk::{Walk, verify_chain};
 
 /// Prefix of what a governance key signs when it approves a version.
@@ -237,6 +243,15 @@ pub enum Refusal {
         first: String,
         second: String,
     },
+    #[error("version {version}, member {member}'s oprf_keys, epoch {epoch}: {rule}")]
+    OprfEpoch {
+        version: u64,
+        member: NodeId,
+        /// The epoch the rule concerns (for [`OprfEpochRule::KeepsOne`],
+        /// the member's greatest epoch in the previous version).
+        epoch: u32,
+        rule: OprfEpochRule,
+    },
     #[error("no version in the chain hashes to the anchor {anchor}")]
     AnchorMismatch { anchor: String },
     #[error("the chain is empty: it needs version 1 or the anchored version")]
@@ -260,6 +275,7 @@ impl Refusal {
             Self::WrongVersion { .. } => "wrong_version",
             Self::FederationChanged { .. } => "federation_changed",
             Self::Conflict { .. } => "conflict",
+            Self::OprfEpoch { .. } => "oprf_epoch",
             Self::AnchorMismatch { .. } => "anchor_mismatch",
             Self::Empty => "empty",
             Self::Invalid(_) => "invalid",
@@ -267,7 +283,7 @@ impl Refusal {
     }
 
     /// Every reason, for metrics that start at zero.
-    pub const REASONS: [&'static str; 14] = [
+    pub const REASONS: [&'static str; 15] = [
         "version_skip",
         "rollback",
         "wrong_previous",
@@ -279,6 +295,7 @@ impl Refusal {
         "wrong_version",
         "federation_changed",
         "conflict",
+        "oprf_epoch",
         "anchor_mismatch",
         "empty",
         "invalid",
@@ -286,7 +303,8 @@ impl Refusal {
 }
 
 /// Whether `next` may follow `current`, before its approvals are counted:
-/// the number, the link, the federation and (with `now_ms`) the expiry.
+/// the number, the link, the federation, the members' OPRF epochs and
+/// (with `now_ms`) the expiry.
 pub fn check_link(current: &Roster, next: &Roster, now_ms: Option<i64>) -> Result<(), Refusal> {
     let (c, n) = (&current.position, &next.position);
     if n.version <= c.version {
@@ -315,6 +333,7 @@ pub fn check_link(current: &Roster, next: &Roster, now_ms: Option<i64>) -> Resul
             got: next.federation.clone(),
         });
     }
+    oprf_epochs::check(current, next)?;
     if let Some(now_ms) = now_ms {
         check_expiry(next, now_ms)?;
     }

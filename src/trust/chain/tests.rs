@@ -74,13 +74,36 @@ impl Keys {
 
     /// Version `n` of `ids` after `previous`, with `threshold`.
     fn version(&self, n: u64, previous: Option<&Version>, ids: &[&str], threshold: u32) -> Version {
+        self.version_with_oprf(n, previous, ids, threshold, &[])
+    }
+
+    /// Version `n` as [`Keys::version`], where each member named in `oprf`
+    /// lists those OPRF keys.
+    fn version_with_oprf(
+        &self,
+        n: u64,
+        previous: Option<&Version>,
+        ids: &[&str],
+        threshold: u32,
+        oprf: &[(&str, &[&pb::RosterOprfKey])],
+    ) -> Version {
+        let members = ids
+            .iter()
+            .map(|id| {
+                let mut m = self.member(id);
+                if let Some((_, keys)) = oprf.iter().find(|(i, _)| i == id) {
+                    m.oprf_keys = keys.iter().map(|k| (*k).clone()).collect();
+                }
+                m
+            })
+            .collect();
         let v = pb::RosterVersion {
             federation: "test".into(),
             version: n,
             previous: previous.map(|p| p.hash().to_vec()).unwrap_or_default(),
             expires_at_ms: NOW + 86_400_000,
             threshold,
-            members: ids.iter().map(|id| self.member(id)).collect(),
+            members,
             proposed_at_ms: NOW - 1,
         };
         Version::parse(v.encode_to_vec()).unwrap()
@@ -391,4 +414,169 @@ fn a_signed_roster_round_trips_byte_for_byte() {
         Signed::decode(b"\x0a\x03abc").unwrap_err().reason(),
         "invalid"
     );
+}
+
+/// A fresh OPRF key's roster entry for `epoch`.
+fn oprf_key(epoch: u32) -> pb::RosterOprfKey {
+    let (key, _) = crate::records::oprf::SecretKey::generate(epoch).unwrap();
+    pb::RosterOprfKey {
+        epoch,
+        public_key: key.public().key.to_vec(),
+    }
+}
+
+/// Whether `next`, approved by all of gt, hn and sv, may follow `current`.
+fn follows(k: &Keys, current: &Version, next: &Version) -> Result<Tally, Refusal> {
+    verify_successor(
+        &current.roster,
+        &k.approve(next, &["gt", "hn", "sv"]),
+        Some(NOW),
+    )
+}
+
+#[test]
+fn an_oprf_epoch_keeps_its_key() {
+    let k = Keys::new(&["gt", "hn", "sv"]);
+    let all = ["gt", "hn", "sv"];
+    let (one, other_one, two) = (oprf_key(1), oprf_key(1), oprf_key(2));
+    let v1 = k.version_with_oprf(1, None, &all, 2, &[("gt", &[&one, &two])]);
+    // Filters built under epoch 1's key mean nothing under another key.
+    let v2 = k.version_with_oprf(2, Some(&v1), &all, 2, &[("gt", &[&other_one, &two])]);
+    let r = follows(&k, &v1, &v2).unwrap_err();
+    assert_eq!(r.reason(), "oprf_epoch", "{r}");
+    assert!(Refusal::REASONS.contains(&r.reason()));
+    assert_eq!(
+        r,
+        Refusal::OprfEpoch {
+            version: 2,
+            member: NodeId::parse("gt").unwrap(),
+            epoch: 1,
+            rule: OprfEpochRule::KeepsKey { latest: 2 },
+        }
+    );
+    let text = r.to_string();
+    for part in [
+        "version 2",
+        "member gt's oprf_keys, epoch 1",
+        "rule: an epoch keeps its key",
+        "under a new epoch, greater than 2",
+    ] {
+        assert!(text.contains(part), "{part:?} not in {text}");
+    }
+}
+
+#[test]
+fn a_retired_oprf_epoch_never_comes_back() {
+    let k = Keys::new(&["gt", "hn", "sv"]);
+    let all = ["gt", "hn", "sv"];
+    let (one, two) = (oprf_key(1), oprf_key(2));
+    let v1 = k.version_with_oprf(1, None, &all, 2, &[("hn", &[&one, &two])]);
+    let v2 = k.version_with_oprf(2, Some(&v1), &all, 2, &[("hn", &[&two])]);
+    follows(&k, &v1, &v2).unwrap();
+    // Epoch 1 is retired at v2: nodes dropped what they held of it.
+    let v3 = k.version_with_oprf(3, Some(&v2), &all, 2, &[("hn", &[&one, &two])]);
+    let r = follows(&k, &v2, &v3).unwrap_err();
+    assert_eq!(
+        r,
+        Refusal::OprfEpoch {
+            version: 3,
+            member: NodeId::parse("hn").unwrap(),
+            epoch: 1,
+            rule: OprfEpochRule::Forward { latest: 2 },
+        }
+    );
+    assert!(
+        r.to_string()
+            .contains("rule: a new epoch is greater than every epoch listed before"),
+        "{r}"
+    );
+    // A walk stops before the version, whatever its approvals.
+    let chain = vec![
+        k.approve(&v1, &all),
+        k.approve(&v2, &all),
+        k.approve(&v3, &all),
+    ];
+    let walk = verify_chain(chain, None).unwrap();
+    assert_eq!(walk.chain.len(), 2);
+    let (at, r) = walk.stopped.unwrap();
+    assert_eq!((at, r.reason()), (3, "oprf_epoch"), "{r}");
+    // An epoch skipped below the latest is retired too: it cannot be
+    // filled in later, even under a fresh key.
+    let three = oprf_key(3);
+    let v1 = k.version_with_oprf(1, None, &all, 2, &[("hn", &[&one, &three])]);
+    let v2 = k.version_with_oprf(2, Some(&v1), &all, 2, &[("hn", &[&one, &two, &three])]);
+    let r = follows(&k, &v1, &v2).unwrap_err();
+    assert!(
+        matches!(
+            r,
+            Refusal::OprfEpoch {
+                epoch: 2,
+                rule: OprfEpochRule::Forward { latest: 3 },
+                ..
+            }
+        ),
+        "{r}"
+    );
+}
+
+#[test]
+fn a_member_with_oprf_keys_keeps_at_least_one() {
+    let k = Keys::new(&["gt", "hn", "sv"]);
+    let all = ["gt", "hn", "sv"];
+    let two = oprf_key(2);
+    let v1 = k.version_with_oprf(1, None, &all, 2, &[("sv", &[&two])]);
+    // Without this rule, v2 dropping every key and v3 listing epoch 1
+    // would each follow their neighbour.
+    let v2 = k.version(2, Some(&v1), &all, 2);
+    let r = follows(&k, &v1, &v2).unwrap_err();
+    assert_eq!(
+        r,
+        Refusal::OprfEpoch {
+            version: 2,
+            member: NodeId::parse("sv").unwrap(),
+            epoch: 2,
+            rule: OprfEpochRule::KeepsOne,
+        }
+    );
+    assert!(
+        r.to_string()
+            .contains("rule: a member with OPRF keys keeps at least one"),
+        "{r}"
+    );
+}
+
+#[test]
+fn an_oprf_key_rotation_moves_forward() {
+    let k = Keys::new(&["gt", "hn", "sv"]);
+    let all = ["gt", "hn", "sv"];
+    let (one, two) = (oprf_key(1), oprf_key(2));
+    let v1 = k.version_with_oprf(1, None, &all, 2, &[("gt", &[&one])]);
+    let v2 = k.version_with_oprf(2, Some(&v1), &all, 2, &[("gt", &[&one, &two])]);
+    let v3 = k.version_with_oprf(3, Some(&v2), &all, 2, &[("gt", &[&two])]);
+    // A member that listed no OPRF key may list any epoch.
+    let v4 = k.version_with_oprf(4, Some(&v3), &all, 2, &[("gt", &[&two]), ("hn", &[&one])]);
+    follows(&k, &v1, &v2).unwrap();
+    follows(&k, &v2, &v3).unwrap();
+    follows(&k, &v3, &v4).unwrap();
+    let chain = [&v1, &v2, &v3, &v4].map(|v| k.approve(v, &all)).to_vec();
+    let walk = verify_chain(chain, None).unwrap();
+    assert!(walk.stopped.is_none(), "{:?}", walk.stopped);
+    assert_eq!(walk.chain.len(), 4);
+}
+
+#[test]
+fn a_new_member_lists_any_oprf_epochs() {
+    let mut k = Keys::new(&["gt", "hn", "sv"]);
+    let (one, three, five) = (oprf_key(1), oprf_key(3), oprf_key(5));
+    let v1 = k.version_with_oprf(1, None, &["gt", "hn", "sv"], 2, &[("gt", &[&five])]);
+    k.add("cr");
+    let four = ["gt", "hn", "sv", "cr"];
+    let v2 = k.version_with_oprf(
+        2,
+        Some(&v1),
+        &four,
+        3,
+        &[("gt", &[&five]), ("cr", &[&one, &three])],
+    );
+    verify_successor(&v1.roster, &k.approve(&v2, &four), Some(NOW)).unwrap();
 }

@@ -18,6 +18,10 @@ use super::output::time as rfc3339;
 /// Compiles the roster source `file` as the version after `head` (version
 /// 1 of a new chain without one), proposed now: its bytes, and the roster
 /// they describe.
+///
+/// NOTE: a source that breaks the OPRF epoch rules towards `head` is
+/// refused here, with the chain's own refusal: every node would refuse
+/// the version, and nobody should approve it first.
 pub(super) fn compile_after(
     file: &Path,
     head: Option<&Roster>,
@@ -27,9 +31,14 @@ pub(super) fn compile_after(
         Some(r) => (r.position.version + 1, Some(r.position.hash)),
         None => (1, None),
     };
-    source
+    let (bytes, next) = source
         .compile(n, previous, enlace::clock::now_ms())
-        .map_err(anyhow::Error::msg)
+        .map_err(anyhow::Error::msg)?;
+    if let Some(head) = head {
+        chain::check_oprf_epochs(head, &next)
+            .map_err(|r| anyhow::anyhow!("{}: refused ({}): {r}", file.display(), r.reason()))?;
+    }
+    Ok((bytes, next))
 }
 
 /// A governance key from its file, refused if others can read it.

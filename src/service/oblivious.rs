@@ -156,9 +156,11 @@ impl Counted for Confirmation {
     }
 }
 
-/// Checks an `Evaluate` request as a peer sent it, with
-/// `query.max_selectors` identifiers at most: [`check_said`]'s rules,
-/// then each blinded element ([`oprf::check_blinded`]). Pure.
+/// Checks an `Evaluate` request as a peer sent it, in order: between 1
+/// and `max_selectors` (`query.max_selectors`) blinded elements; the
+/// strings within their bounds; a justification given; an epoch of 1 or
+/// more; then each blinded element ([`oprf::check_blinded`]). Pure: the
+/// first rule broken is the refusal.
 pub fn check_evaluate(
     req: &pb::EvaluateRequest,
     max_selectors: usize,
@@ -182,10 +184,10 @@ pub fn check_evaluate(
     })
 }
 
-/// Checks a `Confirm` request as a peer sent it, with
-/// `query.max_selectors` entries at most: [`check_said`]'s rules, then
-/// each entry is [`ENTRY_LEN`] bytes of an entry and [`TAG_LEN`] of its
-/// tag. Pure.
+/// Checks a `Confirm` request as a peer sent it: the rules
+/// [`check_evaluate`] applies before the elements (with `entries` for
+/// `blinded`), then each entry is [`ENTRY_LEN`] bytes of an entry and
+/// [`TAG_LEN`] of its tag. Pure: the first rule broken is the refusal.
 pub fn check_confirm(
     req: &pb::ConfirmRequest,
     max_selectors: usize,

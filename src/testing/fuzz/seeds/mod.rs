@@ -2,12 +2,15 @@
 //! a disk or an operator really hands the node: records of every kind
 //! signed with the example federation's keys, a Pull batch, checkpoints
 //! and their witnesses, the example roster and configurations, selectors,
-//! record log frames and CRLs made by `enlace cert revoke`'s own code.
+//! record log frames and CRLs made by `enlace cert revoke`'s own code,
+//! and oblivious evaluation and confirmation requests (with an
+//! `invalid-*` one per rule their checks apply).
 //!
 //! `cargo test --test corpora -- --ignored write_seeds` writes them to
 //! `tests/fuzz/corpus/<target>/seed-*`; the replay test checks that each
 //! still does what its name says.
 
+mod oblivious;
 mod records;
 
 use prost::Message;
@@ -74,6 +77,9 @@ pub fn seeds() -> Vec<Seed> {
     }
     for (name, bytes) in crls() {
         add("crl", name, bytes);
+    }
+    for (name, bytes) in oblivious::requests() {
+        add("oblivious", name, bytes);
     }
     out
 }

@@ -266,15 +266,15 @@ fn check_said(
 impl FederationService {
     /// Admits a call, in order: who asks and why
     /// ([`FederationService::asked`]); an observer does not ask; the
-    /// request is well formed (`checked`, its pure check's verdict); the
-    /// budgets are spent ([`FederationService::spend_budgets`]). Every
+    /// request is well formed (`check`, its pure check, run only for a
+    /// peer that may ask); the budgets are spent ([`FederationService::spend_budgets`]). Every
     /// refusal but a client's is on record.
     async fn admit_call<T, C: Counted>(
         &self,
         request: &Request<T>,
         call: &'static str,
         said: Said<'_>,
-        checked: Result<C, RequestError>,
+        check: impl FnOnce() -> Result<C, RequestError>,
     ) -> Result<(Asked, C), Status> {
         let asked = self.asked(request, call, &said)?;
         if self
@@ -290,7 +290,7 @@ impl FederationService {
             ));
             return Err(self.refuse_oblivious(&asked, call, s).await);
         }
-        let checked = match checked {
+        let checked = match check() {
             Ok(c) => c,
             Err(e) => return Err(self.refuse_oblivious(&asked, call, e.into_status()).await),
         };
@@ -389,9 +389,9 @@ impl FederationService {
     ) -> Result<Response<pb::EvaluateResponse>, Status> {
         let call = "Evaluate";
         let r = request.get_ref();
-        let checked = check_evaluate(r, self.max_selectors());
+        let check = || check_evaluate(r, self.max_selectors());
         let (asked, req) = self
-            .admit_call(&request, call, Said::of_evaluate(r), checked)
+            .admit_call(&request, call, Said::of_evaluate(r), check)
             .await?;
         let evaluated = match self.node.cases.evaluate(req.epoch, req.blinded) {
             Ok(answer) => answer,
@@ -429,9 +429,9 @@ impl FederationService {
     ) -> Result<Response<pb::MatchResponse>, Status> {
         let call = "Confirm";
         let r = request.get_ref();
-        let checked = check_confirm(r, self.max_selectors());
+        let check = || check_confirm(r, self.max_selectors());
         let (asked, req) = self
-            .admit_call(&request, call, Said::of_confirm(r), checked)
+            .admit_call(&request, call, Said::of_confirm(r), check)
             .await?;
         let found = match self.node.cases.confirm(req.epoch, &req.entries) {
             Ok(f) => f,

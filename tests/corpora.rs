@@ -57,7 +57,8 @@ fn every_seed_is_in_its_corpus() {
     }
 }
 
-/// The seeds are what their names say: valid inputs, accepted whole.
+/// The seeds are what their names say: valid inputs, accepted whole (and
+/// the `invalid-*` ones refused, see [`oblivious_seed`]).
 #[test]
 fn seeds_are_valid_inputs() {
     use enlace::records::selector::normalise;
@@ -127,10 +128,55 @@ fn seeds_are_valid_inputs() {
                     fail(format!("no kind accepts {text:?}"));
                 }
             }
+            "oblivious" => {
+                if let Err(e) = oblivious_seed(&seed.name, &seed.bytes) {
+                    fail(e);
+                }
+            }
             _ => {}
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// An `oblivious` seed: `seed-evaluate-*` and `seed-confirm-*` pass their
+/// call's check; `seed-invalid-<call>-<field>-*` is refused by its call's
+/// check, and the refusal names `<field>`.
+fn oblivious_seed(name: &str, bytes: &[u8]) -> Result<(), String> {
+    use enlace::service::oblivious::{check_confirm, check_evaluate};
+    use enlace::wire::pb::v1 as pb;
+    use prost::Message;
+    let max = enlace::config::QueryConfig::default().max_selectors;
+    let name = name.strip_prefix("seed-").unwrap_or(name);
+    let (valid, rest) = match name.strip_prefix("invalid-") {
+        Some(rest) => (false, rest),
+        None => (true, name),
+    };
+    let verdict = if rest.starts_with("evaluate") {
+        let req = pb::EvaluateRequest::decode(bytes).map_err(|e| e.to_string())?;
+        check_evaluate(&req, max).map(|_| ())
+    } else if rest.starts_with("confirm") {
+        let req = pb::ConfirmRequest::decode(bytes).map_err(|e| e.to_string())?;
+        check_confirm(&req, max).map(|_| ())
+    } else {
+        return Err("names neither evaluate nor confirm".into());
+    };
+    match verdict {
+        Ok(()) if valid => Ok(()),
+        Ok(()) => Err("is accepted".into()),
+        Err(e) if valid => Err(format!("is refused: {e}")),
+        Err(e) => {
+            let field = rest.split('-').nth(1).unwrap_or_default();
+            let message = e.to_string();
+            if message.starts_with(field) && !field.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "is refused for another field than {field:?}: {message}"
+                ))
+            }
+        }
+    }
 }
 
 /// Writes the seeds into the corpora (after a change to the seeds, or to

@@ -324,17 +324,7 @@ impl SecretKey {
     ) -> Result<(Vec<[u8; ELEMENT_LEN]>, [u8; PROOF_LEN]), OprfError> {
         let elements = blinded
             .iter()
-            .map(|b| {
-                if b.len() != ELEMENT_LEN {
-                    return Err(OprfError::ElementLength {
-                        what: "blinded element",
-                        got: b.len(),
-                    });
-                }
-                BlindedElement::<Suite>::deserialize(b).map_err(|_| OprfError::Element {
-                    what: "blinded element",
-                })
-            })
+            .map(|b| blinded_element(b))
             .collect::<Result<Vec<_>, _>>()?;
         let mut rng = Rng::with(64)?;
         let result = self
@@ -357,6 +347,26 @@ impl SecretKey {
         proof.copy_from_slice(&result.proof.serialize());
         Ok((evaluated, proof))
     }
+}
+
+/// Checks that `b` is what a peer may send to be evaluated: the
+/// [`ELEMENT_LEN`]-byte canonical encoding of a ristretto255 element other
+/// than the identity (RFC 9497's `DeserializeElement`). Pure, and what
+/// [`SecretKey::evaluate`] checks of each element before any work.
+pub fn check_blinded(b: &[u8]) -> Result<(), OprfError> {
+    blinded_element(b).map(|_| ())
+}
+
+fn blinded_element(b: &[u8]) -> Result<BlindedElement<Suite>, OprfError> {
+    if b.len() != ELEMENT_LEN {
+        return Err(OprfError::ElementLength {
+            what: "blinded element",
+            got: b.len(),
+        });
+    }
+    BlindedElement::<Suite>::deserialize(b).map_err(|_| OprfError::Element {
+        what: "blinded element",
+    })
 }
 
 /// A member's OPRF keys, one per epoch, and the local key its own

@@ -78,6 +78,31 @@ fn garbage_elements_are_refused_before_any_work() {
     ));
 }
 
+/// What a peer may send to be evaluated, checked without a key: a
+/// blinded element passes, the identity, a non-canonical encoding and a
+/// wrong length do not.
+#[test]
+fn check_blinded_takes_exactly_the_elements_a_key_evaluates() {
+    let blinded = Blinded::new(vec![input(SelectorKind::Passport, "X1234567")]).unwrap();
+    assert!(check_blinded(&blinded.elements[0]).is_ok());
+    let err = check_blinded(&[0; 32]).unwrap_err();
+    assert!(matches!(err, OprfError::Element { .. }), "identity: {err}");
+    let err = check_blinded(&[0xff; 32]).unwrap_err();
+    assert!(matches!(err, OprfError::Element { .. }), "{err}");
+    let err = check_blinded(&blinded.elements[0][..31]).unwrap_err();
+    assert!(
+        matches!(err, OprfError::ElementLength { got: 31, .. }),
+        "{err}"
+    );
+    let (key, _) = SecretKey::generate(1).unwrap();
+    for b in [&blinded.elements[0][..], &[0; 32], &[0xff; 32]] {
+        assert_eq!(
+            check_blinded(b).is_ok(),
+            key.evaluate(&[b.to_vec()]).is_ok()
+        );
+    }
+}
+
 #[test]
 fn a_key_file_round_trips_and_a_bad_one_is_named() {
     let dir = tempfile::tempdir().unwrap();

@@ -17,7 +17,7 @@ pub mod client;
 mod defaults;
 mod federation;
 mod identifiers;
-mod oblivious;
+pub mod oblivious;
 mod pull;
 mod reading;
 mod roster;

@@ -16,7 +16,7 @@ use tonic::transport::Channel;
 
 /// A raw `Federation` client on `to`'s peer listener with `who`'s real
 /// node identity: what a compromised member can send.
-fn raw_peer(fed: &Sandbox, who: &str, to: &str) -> FederationClient<Channel> {
+pub(crate) fn raw_peer(fed: &Sandbox, who: &str, to: &str) -> FederationClient<Channel> {
     let dir = fed.member(who).unwrap().dir.clone();
     let roster = fed.roster().unwrap();
     let identity = TlsIdentity::load(&dir.join("node.crt"), &dir.join("node.key")).unwrap();

@@ -13,7 +13,7 @@ use enlace::audit::Entry;
 use enlace::components::Components;
 use enlace::records::filter::MatchFilter;
 use enlace::records::model::{NodeId, RecordKind};
-use enlace::records::oprf::{Output, SecretKey, Tag};
+use enlace::records::oprf::{Blinded, Output, SecretKey, Tag, input};
 use enlace::records::vocabulary::SelectorKind;
 use enlace::testing::Sandbox;
 use enlace::wire::pb::v1 as pb;
@@ -486,6 +486,93 @@ async fn a_publication_retried_with_its_key_puts_the_identifiers_it_lost_in_the_
         answer(&r, "hn").result,
         pb::QueryResult::Hit as i32,
         "{r:?}"
+    );
+    hn.stop().await.unwrap();
+    sv.stop().await.unwrap();
+}
+
+/// A malformed `Evaluate` or `Confirm` (epoch 0, an element that is not a
+/// ristretto255 point, an entry without its tag) is refused as an invalid
+/// argument naming the field, on record, and before any budget: the
+/// caller's identifiers of the minute are all still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_evaluation_or_confirmation_is_refused_before_any_budget() {
+    common::init_tracing();
+    let mut fed = Sandbox::create("test-fed", &["hn", "sv"]).await.unwrap();
+    let hn_config = fed.member("hn").unwrap().config_path();
+    let text = std::fs::read_to_string(&hn_config).unwrap().replace(
+        "deadline_ms = 3000\n",
+        "deadline_ms = 3000\nmax_selectors = 4\nevaluations_per_minute = 5\n",
+    );
+    std::fs::write(&hn_config, text).unwrap();
+    let hn = fed.start("hn").await.unwrap();
+    let sv = fed.start("sv").await.unwrap();
+    filters_ready(&sv.components, &["hn"], 0).await;
+    // sv's own node identity, sending what its node never would.
+    let mut raw = crate::budgets::raw_peer(&fed, "sv", "hn");
+    let point = Blinded::new(vec![input(SelectorKind::Phone, "+50255550000")])
+        .unwrap()
+        .elements
+        .remove(0);
+    let evaluate = |epoch: u32, blinded: Vec<Vec<u8>>| pb::EvaluateRequest {
+        query_id: "q-sv-malformed".into(),
+        epoch,
+        blinded,
+        justification: "Malformada".into(),
+        requested_by: "analyst".into(),
+    };
+    let mut not_a_point = vec![point.clone(); 4];
+    not_a_point[3] = vec![0xff; 32];
+    // Each would have taken four of the five identifiers of the minute.
+    for _ in 0..3 {
+        for (req, message) in [
+            (
+                evaluate(0, vec![point.clone(); 4]),
+                "epoch: must be 1 or more",
+            ),
+            (
+                evaluate(1, not_a_point.clone()),
+                "blinded[3]: is not a ristretto255 element",
+            ),
+        ] {
+            let refused = raw.evaluate(req).await.expect_err("refused");
+            assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+            assert!(refused.message().starts_with(message), "{refused:?}");
+        }
+        let refused = raw
+            .confirm(pb::ConfirmRequest {
+                query_id: "q-sv-malformed".into(),
+                epoch: 1,
+                entries: vec![vec![7; 16]; 4],
+                justification: "Malformada".into(),
+                requested_by: "analyst".into(),
+            })
+            .await
+            .expect_err("refused");
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+        assert!(
+            refused
+                .message()
+                .starts_with("entries[0]: must be 32 bytes, an entry and its tag (got 16)"),
+            "{refused:?}"
+        );
+    }
+    // Nothing was spent: four identifiers are still evaluated.
+    let mut sv_client = fed.client("sv").await.unwrap();
+    let phones = (0..4)
+        .map(|n| value(SelectorKind::Phone, &format!("+50255550{n:03}")))
+        .collect();
+    let r = query(&mut sv_client, phones, "Presupuesto").await.unwrap();
+    assert_eq!(
+        answer(&r, "hn").result,
+        pb::QueryResult::NoHit as i32,
+        "{r:?}"
+    );
+    let log = audit(&hn.components);
+    assert!(
+        log.iter().any(|e| e.action == "query_refused"
+            && e.result.starts_with("Evaluate: epoch: must be 1 or more")),
+        "{log:#?}"
     );
     hn.stop().await.unwrap();
     sv.stop().await.unwrap();

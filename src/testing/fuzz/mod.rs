@@ -21,6 +21,7 @@ mod checkpoints;
 mod configuration;
 mod crls;
 mod log_file;
+mod oblivious;
 mod pull;
 mod records;
 mod selectors;
@@ -34,6 +35,7 @@ pub use checkpoints::checkpoint;
 pub use configuration::{config, roster};
 pub use crls::crl;
 pub use log_file::record_log;
+pub use oblivious::oblivious;
 pub use pull::pull_batch;
 pub use records::record;
 pub use selectors::selector;
@@ -58,6 +60,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("selector", selector),
     ("record_log", record_log),
     ("crl", crl),
+    ("oblivious", oblivious),
 ];
 
 /// The node the harnesses replicate into, and the peer they pull from.

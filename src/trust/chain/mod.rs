@@ -29,7 +29,7 @@
 //!   anywhere.
 //! - A member's OPRF epochs only move forward: an epoch keeps its key, a
 //!   new one is greater than every one listed before, and a member with
-//!   OPRF keys keeps at least one ([`oprf_epochs`]), because nodes drop
+//!   OPRF keys keeps at least one (`oprf_epochs`), because nodes drop
 //!   what they hold of a retired epoch for good.
 //!
 //! Everything here is pure: no I/O, no clock (the caller passes the time).

@@ -256,10 +256,26 @@ async fn exchange(
         }
     };
     if oblivious {
-        // Asked again until sv holds hn's filter and asks obliviously.
+        // sv holds every record of hn's, its filter records with them...
+        let head = hn.components.store.watermark().own_seq;
+        eventually("sv holds hn's records", || {
+            let mut s = s.clone();
+            async move {
+                let peers = s.list_peers(pb::ListPeersRequest {}).await.ok()?;
+                let at = peers
+                    .into_inner()
+                    .peers
+                    .into_iter()
+                    .find(|p| p.node_id == "hn")?;
+                (at.cursor >= head).then_some(())
+            }
+        })
+        .await;
+        // ... and asks obliviously once its view has read them (asked
+        // again within hn's 30 queries a minute until it does).
         let mut after = 0;
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-        let mut ticks = common::pace(std::time::Duration::from_millis(200));
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(14);
+        let mut ticks = common::pace(std::time::Duration::from_millis(500));
         loop {
             ticks.tick().await;
             ask().await;

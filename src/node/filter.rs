@@ -43,6 +43,9 @@ pub(super) fn spawn(node: &Components, duties: &mut JoinSet<()>, stop: &watch::R
         // when replication stores one (and at start, and at a reload);
         // the half-minute tick only retries publications.
         let mut catch = true;
+        // Retired epochs are dropped at start and at a reload (the roster
+        // changed), and at every pass after a pass that could not.
+        let mut retire_due = true;
         loop {
             if !migrated && !node.cases.active_epochs().is_empty() {
                 match migrate_alerts(&node).await {
@@ -57,8 +60,8 @@ pub(super) fn spawn(node: &Components, duties: &mut JoinSet<()>, stop: &watch::R
                     }
                 }
             }
-            if force {
-                retire(&node).await;
+            if force || retire_due {
+                retire_due = !retire(&node).await;
             }
             publish(&node, force).await;
             if catch {
@@ -250,20 +253,26 @@ async fn purge_content(
 
 /// Drops what this node holds of epochs the roster retired
 /// ([`crate::cases::CaseIndex::retire_epochs`]), then purges their filter
-/// records.
-async fn retire(node: &Components) {
-    match node.cases.retire_epochs().await {
+/// records. False if either could not be done (it is tried again).
+async fn retire(node: &Components) -> bool {
+    let dropped = match node.cases.retire_epochs().await {
         Ok(retired) => {
             for (member, epoch) in retired {
                 tracing::info!(%member, epoch, "a retired epoch's match filter dropped");
             }
+            true
         }
         Err(error) => {
-            tracing::error!(%error, "cannot drop the match filters of retired epochs; retrying at the next reload")
+            tracing::error!(%error, "cannot drop the match filters of retired epochs; retrying at the next pass");
+            false
         }
-    }
-    if let Err(error) = purge_retired(node).await {
-        tracing::warn!(%error, "cannot purge the filter records of retired epochs; retrying later");
+    };
+    match purge_retired(node).await {
+        Ok(_) => dropped,
+        Err(error) => {
+            tracing::warn!(%error, "cannot purge the filter records of retired epochs; retrying at the next pass");
+            false
+        }
     }
 }
 

@@ -28,8 +28,9 @@
 //!   that never sign records, so they can be made offline and carried
 //!   anywhere.
 //! - A member's OPRF epochs only move forward: an epoch keeps its key, a
-//!   new one is greater than every one listed before, and a member with
-//!   OPRF keys keeps at least one (`oprf_epochs`), because nodes drop
+//!   new one is greater than every one listed before, and a member's
+//!   latest epoch stays listed until a greater one replaces it
+//!   (`oprf_epochs`), because nodes drop
 //!   what they hold of a retired epoch for good.
 //!
 //! Everything here is pure: no I/O, no clock (the caller passes the time).
@@ -247,7 +248,7 @@ pub enum Refusal {
     OprfEpoch {
         version: u64,
         member: NodeId,
-        /// The epoch the rule concerns (for [`OprfEpochRule::KeepsOne`],
+        /// The epoch the rule concerns (for [`OprfEpochRule::KeepsLatest`],
         /// the member's greatest epoch in the previous version).
         epoch: u32,
         rule: OprfEpochRule,

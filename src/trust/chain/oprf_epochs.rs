@@ -12,12 +12,14 @@
 //! 1. keeps the public key of every epoch listed in both;
 //! 2. lists a new epoch only if it is greater than every epoch the member
 //!    listed in `current`;
-//! 3. lists at least one OPRF key if `current` did (without this, rule 2
-//!    comparing neighbours only, a version dropping all keys and the next
-//!    one re-adding an old epoch would slip through).
+//! 3. still lists the member's greatest epoch of `current`, or a greater
+//!    one, if `current` listed any (without this, rule 2 comparing
+//!    neighbours only, `{1,2,3}` → `{1,3}` → `{1}` → `{1,2}` would bring
+//!    the retired epoch 2 back, under any key).
 //!
 //! Together they make rule 2 hold along the whole chain: a member's
-//! greatest listed epoch never decreases while it stays a member. A member
+//! greatest listed epoch never decreases while it stays a member, and a
+//! new epoch is greater than every epoch the member ever listed. A member
 //! new in `next`, or removed from it, is not constrained: a member removed
 //! and later re-added under the same id may list old epochs again
 //! (docs/roster.md, "OPRF epochs").
@@ -40,9 +42,9 @@ pub enum OprfEpochRule {
         /// The member's greatest epoch in the previous version.
         latest: u32,
     },
-    /// The member lists no OPRF key any more; the refusal's epoch is its
-    /// greatest in the previous version.
-    KeepsOne,
+    /// The member no longer lists its greatest epoch of the previous
+    /// version nor a greater one; the refusal's epoch is that greatest.
+    KeepsLatest,
 }
 
 impl fmt::Display for OprfEpochRule {
@@ -61,11 +63,12 @@ impl fmt::Display for OprfEpochRule {
                  epoch listed before); an epoch below the latest that is not listed is \
                  retired for good, so list the key under an epoch greater than {latest}"
             ),
-            Self::KeepsOne => write!(
+            Self::KeepsLatest => write!(
                 f,
-                "the member lists no OPRF key, and the previous version lists up to this \
-                 epoch (rule: a member with OPRF keys keeps at least one); keep this \
-                 epoch's key listed, or list a new one under a greater epoch"
+                "the member's greatest epoch in the previous version is not listed, nor a \
+                 greater one (rule: a member's latest epoch stays listed until a greater one \
+                 replaces it); keep this epoch's key listed, or list a new one under a \
+                 greater epoch"
             ),
         }
     }
@@ -89,8 +92,8 @@ pub fn check(current: &Roster, next: &Roster) -> Result<(), Refusal> {
             epoch,
             rule,
         };
-        if after.oprf_keys.is_empty() {
-            return Err(refuse(latest, OprfEpochRule::KeepsOne));
+        if after.oprf_keys.iter().all(|k| k.epoch < latest) {
+            return Err(refuse(latest, OprfEpochRule::KeepsLatest));
         }
         for key in &after.oprf_keys {
             match before.oprf_key(key.epoch) {

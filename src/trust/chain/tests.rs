@@ -520,7 +520,7 @@ fn a_retired_oprf_epoch_never_comes_back() {
 }
 
 #[test]
-fn a_member_with_oprf_keys_keeps_at_least_one() {
+fn a_member_keeps_its_latest_oprf_epoch_listed() {
     let k = Keys::new(&["gt", "hn", "sv"]);
     let all = ["gt", "hn", "sv"];
     let two = oprf_key(2);
@@ -535,12 +535,32 @@ fn a_member_with_oprf_keys_keeps_at_least_one() {
             version: 2,
             member: NodeId::parse("sv").unwrap(),
             epoch: 2,
-            rule: OprfEpochRule::KeepsOne,
+            rule: OprfEpochRule::KeepsLatest,
         }
     );
     assert!(
         r.to_string()
-            .contains("rule: a member with OPRF keys keeps at least one"),
+            .contains("rule: a member's latest epoch stays listed"),
+        "{r}"
+    );
+    // Nor may it fall back to a lower epoch it still lists: {1,2,3} →
+    // {1,3} retires 2; → {1} and then → {1,2} would bring 2 back.
+    let (one, three) = (oprf_key(1), oprf_key(3));
+    let w1 = k.version_with_oprf(1, None, &all, 2, &[("sv", &[&one, &two, &three])]);
+    let w2 = k.version_with_oprf(2, Some(&w1), &all, 2, &[("sv", &[&one, &three])]);
+    let w3 = k.version_with_oprf(3, Some(&w2), &all, 2, &[("sv", &[&one])]);
+    follows(&k, &w1, &w2).unwrap();
+    let r = follows(&k, &w2, &w3).unwrap_err();
+    assert!(
+        matches!(
+            r,
+            Refusal::OprfEpoch {
+                version: 3,
+                epoch: 3,
+                rule: OprfEpochRule::KeepsLatest,
+                ..
+            }
+        ),
         "{r}"
     );
 }

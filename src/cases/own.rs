@@ -131,6 +131,16 @@ impl CaseIndex {
         &self.own_locks[(h.finish() % self.own_locks.len() as u64) as usize]
     }
 
+    /// Every [`CaseIndex::own_lock`], in order: no write of this node's
+    /// own identifiers is in flight while they are held.
+    pub(crate) async fn all_own_locks(&self) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
+        let mut all = Vec::with_capacity(self.own_locks.len());
+        for lock in &self.own_locks {
+            all.push(lock.lock().await);
+        }
+        all
+    }
+
     /// The write that gives `source` the identifiers `ids` (`None`: the
     /// source goes), with its entries under every key this node keys
     /// ([`CaseIndex::keyed_epochs`]). `None` if the node has no OPRF key,

@@ -35,6 +35,10 @@ impl CaseIndex {
             };
             for epoch in held.into_iter().filter(|e| retired(m, *e)) {
                 if own {
+                    // A write that read the roster before the epoch was
+                    // retired would add entries of it after they are
+                    // dropped: none is in flight while they are.
+                    let _writes = self.all_own_locks().await;
                     filters.retire_own_epoch(&self.id, epoch).await?;
                 } else {
                     filters.retire_peer_epoch(&m.id, epoch).await?;

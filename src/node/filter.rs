@@ -66,10 +66,9 @@ pub(super) fn spawn(node: &Components, duties: &mut JoinSet<()>, stop: &watch::R
             publish(&node, force).await;
             if catch {
                 catch_up(&node).await;
-                // Records of a retired epoch that arrived since.
-                if let Err(error) = purge_retired(&node).await {
-                    tracing::warn!(%error, "cannot purge the filter records of retired epochs; retrying later");
-                }
+                // What arrived of a retired epoch since: a view that held
+                // nothing of it at the last pass may hold some now.
+                retire_due = !retire(&node).await;
             }
             (force, catch) = tokio::select! {
                 _ = wake.notified() => (false, true),
@@ -287,14 +286,16 @@ pub(crate) async fn purge_retired(node: &Components) -> Result<usize, crate::sto
     let records = node.store.records();
     let now = node.clock.now_ms();
     let mut purged = 0;
-    let members: Vec<_> = node
-        .trust
-        .roster()
-        .members()
-        .map(|m| m.id.clone())
-        .collect();
-    for origin in members {
+    let roster = node.trust.roster();
+    for member in roster.members() {
+        let origin = member.id.clone();
         for (epoch, done) in filters.retired(&origin)? {
+            // NOTE: the chain never lists a retired epoch again
+            // (`trust::chain`'s OPRF epoch rule); should a mark and the
+            // roster disagree, what the roster lists is not purged.
+            if member.oprf_key(epoch).is_some() {
+                continue;
+            }
             let up_to = if origin == node.id {
                 node.store.watermark().own_seq
             } else {

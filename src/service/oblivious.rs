@@ -7,17 +7,20 @@
 //! ([`check_evaluate`], [`check_confirm`]; fuzzed by the `oblivious`
 //! target, `docs/fuzzing.md`): a malformed request is refused
 //! (`InvalidArgument`, naming the field and the rule it breaks) before
-//! any budget is spent, any key is looked up or anything is evaluated.
+//! an identifier's budget is spent, any key is looked up or anything is
+//! evaluated.
 //! Its refusal is still recorded, within the caller's refusal budget.
 //!
 //! Budget: an evaluation is a query and takes one of the caller's
-//! queries of the minute (`query.max_per_minute`, as `Match` does); then
-//! every identifier evaluated or confirmed takes one token from the
-//! caller's bucket (`query.evaluations_per_minute`), all of a call's or
-//! none, before anything is computed. A well-formed call refused after
-//! that (an epoch without a key) has taken them; a malformed one takes
-//! neither: it costs this node a decoding, and one bad element must not
-//! burn the caller's tokens for the identifiers beside it. A refusal is
+//! queries of the minute (`query.max_per_minute`, as `Match` does), a
+//! malformed one too, since its check decodes points; then every
+//! identifier of a well-formed call evaluated or confirmed takes one
+//! token from the caller's bucket (`query.evaluations_per_minute`), all of
+//! a call's or none, before anything is computed. A well-formed call
+//! refused after that (an epoch without a key) has taken them; a
+//! malformed one takes none: one bad element must not burn the caller's
+//! tokens for the identifiers beside it. A confirmation's check only
+//! measures lengths. A refusal is
 //! recorded within the caller's refusal budget. The entry of an answered
 //! evaluation says how many identifiers, the epoch, the justification
 //! and who asked: never anything about the identifiers, which this node
@@ -265,10 +268,13 @@ fn check_said(
 
 impl FederationService {
     /// Admits a call, in order: who asks and why
-    /// ([`FederationService::asked`]); an observer does not ask; the
-    /// request is well formed (`check`, its pure check, run only for a
-    /// peer that may ask); the budgets are spent ([`FederationService::spend_budgets`]). Every
-    /// refusal but a client's is on record.
+    /// ([`FederationService::asked`]); an observer does not ask; an
+    /// evaluation takes one of the caller's queries of the minute (a
+    /// malformed one too: its check decodes points); the request is well
+    /// formed (`check`, its pure check, run only for a peer that may ask);
+    /// the identifiers' tokens are taken
+    /// ([`FederationService::spend_identifiers`]). Every refusal but a
+    /// client's is on record.
     async fn admit_call<T, C: Counted>(
         &self,
         request: &Request<T>,
@@ -290,11 +296,15 @@ impl FederationService {
             ));
             return Err(self.refuse_oblivious(&asked, call, s).await);
         }
+        if call == "Evaluate" {
+            self.spend_query(&asked, call).await?;
+        }
         let checked = match check() {
             Ok(c) => c,
             Err(e) => return Err(self.refuse_oblivious(&asked, call, e.into_status()).await),
         };
-        self.spend_budgets(&asked, call, checked.count()).await?;
+        self.spend_identifiers(&asked, call, checked.count())
+            .await?;
         Ok((asked, checked))
     }
 
@@ -339,10 +349,24 @@ impl FederationService {
         status
     }
 
-    /// Spends a well-formed call's budgets: an evaluation first takes one
-    /// of the caller's queries of the minute, then `count` evaluation
-    /// tokens are taken (all or none).
-    async fn spend_budgets(
+    /// An evaluation is a query: it takes one of the caller's queries of
+    /// the minute (`query.max_per_minute`), like `Match`, a refused call
+    /// too.
+    async fn spend_query(&self, asked: &Asked, call: &'static str) -> Result<(), Status> {
+        if let Err(wait) = self.node.cases.admit_query(&asked.caller) {
+            let s = Status::resource_exhausted(format!(
+                "rate limit: at most {} queries per minute from {}; retry in {} s",
+                self.node.trust.policy().query.max_per_minute,
+                asked.caller,
+                wait.as_secs() + 1
+            ));
+            return Err(self.refuse_oblivious(asked, call, s).await);
+        }
+        Ok(())
+    }
+
+    /// Takes a well-formed call's `count` identifier tokens (all or none).
+    async fn spend_identifiers(
         &self,
         asked: &Asked,
         call: &'static str,
@@ -350,19 +374,6 @@ impl FederationService {
     ) -> Result<(), Status> {
         let live = self.node.trust.policy();
         let policy = &live.query;
-        // An evaluation is a query: it first takes one of the caller's
-        // queries of the minute (`query.max_per_minute`), like `Match`.
-        if call == "Evaluate"
-            && let Err(wait) = self.node.cases.admit_query(&asked.caller)
-        {
-            let s = Status::resource_exhausted(format!(
-                "rate limit: at most {} queries per minute from {}; retry in {} s",
-                policy.max_per_minute,
-                asked.caller,
-                wait.as_secs() + 1
-            ));
-            return Err(self.refuse_oblivious(asked, call, s).await);
-        }
         if let Err(wait) = self.node.cases.admit_evaluations(&asked.caller, count) {
             let when = if wait == std::time::Duration::MAX {
                 "more than the whole budget: ask fewer at a time".to_owned()

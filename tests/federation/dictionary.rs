@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use crate::common::{self, eventually};
-use crate::query_mla::{add_case, answer, query, value};
+use crate::query_mla::{add_case, passport_answer, value};
 use enlace::records::model::NodeId;
 use enlace::records::oprf::SecretKey;
 use enlace::records::sealed::LocalKey;
@@ -238,23 +238,7 @@ async fn exchange(
     })
     .await;
     let probe = s.clone();
-    let ask = || {
-        let mut s = probe.clone();
-        async move {
-            let r = query(
-                &mut s,
-                vec![value(SelectorKind::Passport, control)],
-                "Control",
-            )
-            .await
-            .unwrap();
-            assert_eq!(
-                answer(&r, "hn").result,
-                pb::QueryResult::NoHit as i32,
-                "{r:?}"
-            );
-        }
-    };
+    let ask = || passport_answer(&probe, control, "Control", "hn", pb::QueryResult::NoHit);
     if oblivious {
         // sv holds every record of hn's, its filter records with them...
         let head = hn.components.store.watermark().own_seq;

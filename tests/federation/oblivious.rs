@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use crate::common::{self, eventually};
-use crate::query_mla::{add_case, answer, query, value};
+use crate::query_mla::{add_case, answer, passport_answer, query, value};
 use common::standin::{self, StandIn};
 use enlace::audit::Entry;
 use enlace::components::Components;
@@ -48,6 +48,26 @@ async fn filters_ready(at: &Components, peers: &[&str], entries: u64) {
         })
         .await;
     }
+}
+
+/// hn and sv, hn answering at most 4 identifiers a call and 5 a minute
+/// per peer, once sv holds hn's (empty) filter.
+async fn budgeted() -> (
+    Sandbox,
+    enlace::testing::RunningNode,
+    enlace::testing::RunningNode,
+) {
+    let mut fed = Sandbox::create("test-fed", &["hn", "sv"]).await.unwrap();
+    let hn_config = fed.member("hn").unwrap().config_path();
+    let text = std::fs::read_to_string(&hn_config).unwrap().replace(
+        "deadline_ms = 3000\n",
+        "deadline_ms = 3000\nmax_selectors = 4\nevaluations_per_minute = 5\n",
+    );
+    std::fs::write(&hn_config, text).unwrap();
+    let hn = fed.start("hn").await.unwrap();
+    let sv = fed.start("sv").await.unwrap();
+    filters_ready(&sv.components, &["hn"], 0).await;
+    (fed, hn, sv)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -372,16 +392,7 @@ async fn a_member_that_evaluates_with_another_key_than_its_roster_key_is_refused
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evaluations_are_budgeted_per_identifier_and_a_refusal_is_explicit_and_audited() {
     common::init_tracing();
-    let mut fed = Sandbox::create("test-fed", &["hn", "sv"]).await.unwrap();
-    let hn_config = fed.member("hn").unwrap().config_path();
-    let text = std::fs::read_to_string(&hn_config).unwrap().replace(
-        "deadline_ms = 3000\n",
-        "deadline_ms = 3000\nmax_selectors = 4\nevaluations_per_minute = 5\n",
-    );
-    std::fs::write(&hn_config, text).unwrap();
-    let hn = fed.start("hn").await.unwrap();
-    let sv = fed.start("sv").await.unwrap();
-    filters_ready(&sv.components, &["hn"], 0).await;
+    let (fed, hn, sv) = budgeted().await;
     let mut sv_client = fed.client("sv").await.unwrap();
     let phones = |from: u32| -> Vec<pb::SelectorValue> {
         (from..from + 4)
@@ -432,7 +443,7 @@ async fn a_publication_retried_with_its_key_puts_the_identifiers_it_lost_in_the_
     let hn = fed.start("hn").await.unwrap();
     let sv = fed.start("sv").await.unwrap();
     let mut hn_client = fed.client("hn").await.unwrap();
-    let mut sv_client = fed.client("sv").await.unwrap();
+    let sv_client = fed.client("sv").await.unwrap();
     common::filter_published(&hn.components).await;
     // The record stored, and the node gone before the identifiers.
     let sample = || enlace::testing::sample_alert("Posible víctima en tránsito");
@@ -475,39 +486,28 @@ async fn a_publication_retried_with_its_key_puts_the_identifiers_it_lost_in_the_
     assert_eq!(retried.record_id, first.body.record_id);
     assert_eq!(sources(), 1, "the retry put the identifiers in");
     filters_ready(&sv.components, &["hn"], 1).await;
-    let r = query(
-        &mut sv_client,
-        vec![value(SelectorKind::Passport, "X1234567")],
+    passport_answer(
+        &sv_client,
+        "X1234567",
         "Verificación de alerta",
+        "hn",
+        pb::QueryResult::Hit,
     )
-    .await
-    .unwrap();
-    assert_eq!(
-        answer(&r, "hn").result,
-        pb::QueryResult::Hit as i32,
-        "{r:?}"
-    );
+    .await;
     hn.stop().await.unwrap();
     sv.stop().await.unwrap();
 }
 
 /// A malformed `Evaluate` or `Confirm` (epoch 0, an element that is not a
 /// ristretto255 point, an entry without its tag) is refused as an invalid
-/// argument naming the field, on record, and before any budget: the
-/// caller's identifiers of the minute are all still there.
+/// argument naming the field, on record, and before any identifier's
+/// budget: the caller's identifiers of the minute are all still there.
+/// A malformed evaluation still takes one of the caller's queries of the
+/// minute, so that garbage in a loop runs out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_malformed_evaluation_or_confirmation_is_refused_before_any_budget() {
+async fn a_malformed_evaluation_or_confirmation_is_refused_before_any_identifier_budget() {
     common::init_tracing();
-    let mut fed = Sandbox::create("test-fed", &["hn", "sv"]).await.unwrap();
-    let hn_config = fed.member("hn").unwrap().config_path();
-    let text = std::fs::read_to_string(&hn_config).unwrap().replace(
-        "deadline_ms = 3000\n",
-        "deadline_ms = 3000\nmax_selectors = 4\nevaluations_per_minute = 5\n",
-    );
-    std::fs::write(&hn_config, text).unwrap();
-    let hn = fed.start("hn").await.unwrap();
-    let sv = fed.start("sv").await.unwrap();
-    filters_ready(&sv.components, &["hn"], 0).await;
+    let (fed, hn, sv) = budgeted().await;
     // sv's own node identity, sending what its node never would.
     let mut raw = crate::budgets::raw_peer(&fed, "sv", "hn");
     let point = Blinded::new(vec![input(SelectorKind::Phone, "+50255550000")])
@@ -573,6 +573,23 @@ async fn a_malformed_evaluation_or_confirmation_is_refused_before_any_budget() {
         log.iter().any(|e| e.action == "query_refused"
             && e.result.starts_with("Evaluate: epoch: must be 1 or more")),
         "{log:#?}"
+    );
+    // hn's 30 queries a minute (7 spent) run out on malformed calls too.
+    let mut exhausted = None;
+    for _ in 0..40 {
+        let refused = raw
+            .evaluate(evaluate(0, vec![point.clone()]))
+            .await
+            .expect_err("refused");
+        if refused.code() == tonic::Code::ResourceExhausted {
+            exhausted = Some(refused);
+            break;
+        }
+    }
+    let exhausted = exhausted.expect("malformed evaluations take queries of the minute");
+    assert!(
+        exhausted.message().contains("queries per minute"),
+        "{exhausted:?}"
     );
     hn.stop().await.unwrap();
     sv.stop().await.unwrap();

@@ -58,6 +58,26 @@ pub(crate) async fn query(
     .map(tonic::Response::into_inner)
 }
 
+/// Asks about one passport, and checks that `peer` answered `expected`;
+/// the whole response.
+pub(crate) async fn passport_answer(
+    c: &Client,
+    passport: &str,
+    justification: &str,
+    peer: &str,
+    expected: pb::QueryResult,
+) -> pb::QueryResponse {
+    let r = query(
+        &mut c.clone(),
+        vec![value(SelectorKind::Passport, passport)],
+        justification,
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer(&r, peer).result, expected as i32, "{r:?}");
+    r
+}
+
 pub(crate) fn answer<'a>(r: &'a pb::QueryResponse, peer: &str) -> &'a pb::PeerAnswer {
     r.answers
         .iter()

@@ -6,7 +6,7 @@
 //! key leaves the roster it is used no more.
 
 use crate::common::{self, eventually};
-use crate::query_mla::{add_case, answer, query, value};
+use crate::query_mla::{add_case, passport_answer, value};
 use enlace::audit::Entry;
 use enlace::records::crypto;
 use enlace::records::model::NodeId;
@@ -50,21 +50,11 @@ async fn matches_hold_across_an_oprf_key_rotation() {
     )
     .await;
     let ask = |s: &mut crate::query_mla::Client| {
-        let mut s = s.clone();
+        let s = s.clone();
         async move {
-            let r = query(
-                &mut s,
-                vec![value(SelectorKind::Passport, "X1234567")],
-                "Rotación",
-            )
-            .await
-            .unwrap();
-            assert_eq!(
-                answer(&r, "hn").result,
-                pb::QueryResult::Hit as i32,
-                "{r:?}"
-            );
-            r.query_id
+            passport_answer(&s, "X1234567", "Rotación", "hn", pb::QueryResult::Hit)
+                .await
+                .query_id
         }
     };
     eventually("sv holds hn's epoch 1 filter", || async {
@@ -166,6 +156,24 @@ async fn matches_hold_across_an_oprf_key_rotation() {
             n.components.id
         );
     }
+    // A purged filter record is still the node's machinery: no listing,
+    // every version included, shows its tombstone (as a withdrawal, say).
+    let listed = s
+        .list_records(pb::ListRecordsRequest {
+            origin: "hn".into(),
+            all_versions: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    assert!(
+        listed
+            .iter()
+            .all(|r| !["withdrawal", "match_filter"].contains(&r.kind_name.as_str())),
+        "{listed:?}"
+    );
     let own = hn.components.store.filters();
     let sources = own.own_sources().unwrap();
     assert!(!sources.is_empty());

@@ -1,4 +1,5 @@
-//! Retired epochs (`docs/selectors.md`, "Rotation"). Once the roster no
+//! Retired epochs (ADR 0016, "Rotation by epoch"; `docs/selectors.md`,
+//! "Per-member keys and match filters"). Once the roster no
 //! longer lists an epoch of a member below one it does list, that epoch
 //! never comes back (the roster chain refuses a version that brings it
 //! back), so what was kept for it goes: the origin's own entries at the

@@ -1,5 +1,5 @@
 //! The `oblivious` target: a peer's `Evaluate` and `Confirm` requests and
-//! the checks the node makes of them before any budget, key or audit
+//! the checks the node makes of them before any identifier budget, key or audit
 //! work (`service::oblivious`). Its own file, as each target is: see
 //! [`super`] for what every target asserts and the fixtures they share.
 
